@@ -1,0 +1,469 @@
+"""An archive on disk: finding it, its settings and paths, the lock and the write transaction.
+
+Every write goes through Transaction: take the lock, write files, stage them,
+sign one commit, and on any failure put tree, index and keystore back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from archivectl import clock, gitio, yamlio
+from archivectl.errors import ArchiveError, UsageError
+from archivectl.keystore import Keystore, write_atomic
+from archivectl.policy import ApprovalRules
+from archivectl.staff import Staff, StaffMember
+
+ARCHIVE_FILE = "archive.yaml"
+STAFF_FILE = "staff.yaml"
+NUMBERS_FILE = "registers/numbers.yaml"
+ARCHIVE_NO = re.compile(r"^(HO|NH|SP)-[0-9]{4}-[0-9]{5}$")
+CATEGORY_CODES = {"handed-over": "HO", "not-handed-over": "NH", "special": "SP"}
+LOCK_WAIT_SECONDS = float(os.environ.get("ARCHIVECTL_LOCK_WAIT", "30"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """archive.yaml."""
+
+    name: str
+    retention_days: int = 30
+    review_interval_days: int = 365
+    keystore: str | None = None
+    rules: ApprovalRules = field(default_factory=ApprovalRules)
+
+    @classmethod
+    def from_yaml(cls, data: Any) -> Settings:
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise UsageError(f"{ARCHIVE_FILE}: must be a mapping with a name")
+        known = {"name", "id_scheme", "retention_days", "review_interval_days", "keystore", "policy", "version"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"{ARCHIVE_FILE}: unknown setting {unknown[0]}")
+        policy = data.get("policy") or {}
+        if not isinstance(policy, dict):
+            raise UsageError(f"{ARCHIVE_FILE}: policy must be a mapping")
+        try:
+            rules = ApprovalRules(
+                approver_roles=tuple(policy.get("approver_roles", ("manager", "gm"))),
+                four_eyes=bool(policy.get("four_eyes", True)),
+                grant_approver_roles=tuple(policy.get("grant_approver_roles", ("gm",))),
+            )
+            return cls(
+                name=data["name"],
+                retention_days=int(data.get("retention_days", 30)),
+                review_interval_days=int(data.get("review_interval_days", 365)),
+                keystore=data.get("keystore"),
+                rules=rules,
+            )
+        except (TypeError, ValueError):
+            raise UsageError(f"{ARCHIVE_FILE}: a setting has the wrong type") from None
+
+    def to_yaml(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "version": 1,
+            "id_scheme": "category code (HO/NH/SP) + year + 5-digit serial, e.g. HO-2026-00001",
+            "retention_days": self.retention_days,
+            "review_interval_days": self.review_interval_days,
+            "policy": {
+                "approver_roles": list(self.rules.approver_roles),
+                "four_eyes": self.rules.four_eyes,
+                "grant_approver_roles": list(self.rules.grant_approver_roles),
+            },
+        }
+        if self.keystore:
+            data["keystore"] = self.keystore
+        return data
+
+
+def check_archive_no(value: str) -> str:
+    """value if it is a well-formed archive number, else UsageError (no path tricks)."""
+    if not isinstance(value, str) or not ARCHIVE_NO.match(value):
+        raise UsageError(f"{value!r} is not an archive number like HO-2026-00001")
+    return value
+
+
+class Archive:
+    """One archive: a git work tree with archive.yaml at its root, plus its keystore."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    @classmethod
+    def find(cls, explicit: str | None = None) -> Archive:
+        """The archive named by --archive, ARCHIVECTL_ARCHIVE, or found upward from here."""
+        given = explicit or os.environ.get("ARCHIVECTL_ARCHIVE")
+        start = Path(given).expanduser() if given else Path.cwd()
+        if given and not start.is_dir():
+            raise UsageError(f"archive {start} does not exist")
+        for candidate in [start, *start.resolve().parents] if not given else [start]:
+            if (candidate / ARCHIVE_FILE).is_file():
+                top = gitio.toplevel(candidate)
+                if top is None or top.resolve() != candidate.resolve():
+                    raise ArchiveError(f"{candidate} has {ARCHIVE_FILE} but is not the root of a git repository")
+                return cls(candidate.resolve())
+        where = f"{start}" if given else "this directory or any parent"
+        raise UsageError(f"no archive found in {where} (use --archive PATH or ARCHIVECTL_ARCHIVE)")
+
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings.from_yaml(yamlio.load_file(self.root / ARCHIVE_FILE))
+
+    @cached_property
+    def staff(self) -> Staff:
+        return Staff.from_yaml(yamlio.load_file(self.root / STAFF_FILE), STAFF_FILE)
+
+    @cached_property
+    def git_dir(self) -> Path:
+        return gitio.git_dir(self.root)
+
+    @property
+    def schemas_dir(self) -> Path:
+        return self.root / "schemas"
+
+    @cached_property
+    def household_schema(self) -> Any:
+        from archivectl import schema
+
+        return schema.household(self.schemas_dir)
+
+    @cached_property
+    def keystore(self) -> Keystore:
+        return Keystore(keystore_path(self.root, self.settings.keystore))
+
+    def household_dir(self, building: str, unit: str, archive_no: str) -> str:
+        """Relative path of a household's directory (parts are schema-checked before)."""
+        return f"households/{building}/{unit}/{archive_no}"
+
+    def locate(self, archive_no: str) -> str:
+        """Relative path of a household's record.yaml, or ArchiveError if there is none."""
+        check_archive_no(archive_no)
+        found = gitio.ls_files(self.root, f"households/*/*/{archive_no}/record.yaml")
+        if not found:
+            raise ArchiveError(f"{archive_no}: no such household in this archive")
+        return found[0]
+
+    def record_paths(self) -> list[tuple[str, str]]:
+        """(blob id, path) of every household record tracked in git."""
+        return gitio.ls_files_stage(self.root, "households/*/*/*/record.yaml")
+
+    def read_yaml(self, relpath: str) -> Any:
+        return yamlio.load_file(self.root / relpath)
+
+    def allowed_signers_path(self) -> Path:
+        return self.git_dir / "archivectl" / "allowed_signers"
+
+    def write_allowed_signers(self, staff: Staff | None = None) -> Path:
+        """Regenerate the allowed-signers file from staff.yaml and point git at it."""
+        from archivectl.staff import allowed_signers
+
+        path = self.allowed_signers_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = allowed_signers(staff or self.staff)
+        if not path.exists() or path.read_text() != text:
+            write_atomic(path, text.encode())
+        if gitio.config_get(self.root, "gpg.ssh.allowedSignersFile") != str(path):
+            gitio.config_set(self.root, "gpg.ssh.allowedSignersFile", str(path))
+        return path
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the archive's write lock; wait up to ARCHIVECTL_LOCK_WAIT seconds for it.
+
+        flock is released by the kernel when a process dies, so a crash never leaves
+        a stale lock behind.
+        """
+        path = self.git_dir / "archivectl.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + LOCK_WAIT_SECONDS
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                        raise ArchiveError(
+                            f"another archivectl command (pid {holder}) is writing to this archive; try again"
+                        ) from None
+                    time.sleep(0.05)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(fd)
+
+
+def keystore_path(root: Path, configured: str | None) -> Path:
+    """ARCHIVECTL_KEYSTORE, else archive.yaml keystore: (relative to the archive), else <archive>.keys."""
+    env = os.environ.get("ARCHIVECTL_KEYSTORE")
+    if env:
+        return Path(env).expanduser().resolve()
+    if configured:
+        return (root / configured).resolve()
+    return root.resolve().with_name(root.resolve().name + ".keys")
+
+
+# ---------------------------------------------------------------- the actor
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person at the keyboard: the staff member whose key signs."""
+
+    member: StaffMember
+    signing_key: str
+    private_key: Path | None
+
+
+def signing_key_setting(repo: Path | None) -> str:
+    """git's user.signingkey, or ArchiveError saying how to configure it."""
+    value = gitio.config_get(repo, "user.signingkey")
+    if not value:
+        raise ArchiveError(
+            "no signing key configured: run `git config --global gpg.format ssh` and "
+            "`git config --global user.signingkey ~/.ssh/id_ed25519`; nothing was written"
+        )
+    return value
+
+
+def public_key_from_setting(value: str) -> tuple[str, Path | None]:
+    """(public key, private key path or None) for a user.signingkey value."""
+    from archivectl.crypto import public_key_of_private
+
+    if value.startswith("key::"):
+        return value[5:].strip(), None
+    if value.startswith("ssh-"):
+        return value.strip(), None
+    path = Path(value).expanduser()
+    if path.suffix == ".pub":
+        private = path.with_suffix("")
+        text = _read_key_file(path)
+        return text, (private if private.exists() else None)
+    pub = path.with_name(path.name + ".pub")
+    if pub.exists():
+        return _read_key_file(pub), path
+    if not path.exists():
+        raise ArchiveError(f"signing key {path} does not exist (git config user.signingkey)")
+    return public_key_of_private(path), path
+
+
+def _read_key_file(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        raise ArchiveError(f"signing key {path} cannot be read (git config user.signingkey)") from None
+
+
+def actor_of(archive: Archive, staff: Staff | None = None) -> Actor:
+    """The staff member whose key git signs with here, or ArchiveError."""
+    setting = signing_key_setting(archive.root)
+    public, private = public_key_from_setting(setting)
+    try:
+        member = (staff or archive.staff).by_key(public)
+    except UsageError:
+        raise ArchiveError("the configured signing key is not an ssh-ed25519 key") from None
+    if member is None:
+        raise ArchiveError("your signing key is not on staff.yaml: ask a manager to add you")
+    return Actor(member=member, signing_key=setting, private_key=private)
+
+
+def decrypting_identity(actor_private: Path | None, explicit: str | None) -> Path:
+    """--identity, else ARCHIVECTL_IDENTITY, else the private half of the signing key."""
+    chosen = explicit or os.environ.get("ARCHIVECTL_IDENTITY")
+    if chosen:
+        return Path(chosen).expanduser()
+    if actor_private is None:
+        raise ArchiveError("no identity to decrypt with: pass --identity ~/.ssh/id_ed25519")
+    return actor_private
+
+
+# ---------------------------------------------------------- the write transaction
+
+
+def commit_message(subject: str, trailers: dict[str, str | None]) -> str:
+    """Subject, blank line, then one 'Key: value' trailer per line (empty ones left out)."""
+    lines = [subject, ""]
+    lines += [f"{k}: {v}" for k, v in trailers.items() if v]
+    return "\n".join(lines) + "\n"
+
+
+class Transaction:
+    """One write: files and keys changed, one signed commit, or everything put back.
+
+    A journal under .git/archivectl/ records what is being changed, so that a
+    write killed halfway is undone by the next archivectl command.
+    """
+
+    def __init__(self, archive: Archive, actor: Actor):
+        self.archive = archive
+        self.actor = actor
+        self.journal_dir = archive.git_dir / "archivectl" / "journal"
+        self._files: dict[str, bytes | None] = {}
+        self._keys: dict[str, bytes | None] = {}
+        self._head: str | None = None
+        self._stack = contextlib.ExitStack()
+        self.committed: str | None = None
+
+    def __enter__(self) -> Transaction:
+        self._stack.enter_context(self.archive.lock())
+        try:
+            recover(self.archive)
+            if gitio.has_staged_changes(self.archive.root):
+                raise ArchiveError("the index has staged changes; commit or unstage them first")
+            self._head = gitio.head(self.archive.root)
+            self._save_journal()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if self.committed is None:
+                self._rollback()
+        finally:
+            shutil.rmtree(self.journal_dir, ignore_errors=True)
+            self._stack.close()
+
+    # -- changes
+
+    def read(self, relpath: str) -> bytes | None:
+        """Current content of a work-tree file, or None."""
+        try:
+            return (self.archive.root / relpath).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write(self, relpath: str, data: bytes | None) -> None:
+        """Write (or with None, delete) a file in the archive as part of this change."""
+        target = (self.archive.root / relpath).resolve()
+        if not target.is_relative_to(self.archive.root.resolve()) or ".git" in Path(relpath).parts:
+            raise UsageError(f"{relpath}: path leaves the archive")
+        if relpath not in self._files:
+            dirty = gitio.dirty_paths(self.archive.root, [relpath])
+            if dirty:
+                raise ArchiveError(f"{dirty[0]} has uncommitted changes; commit or discard them first")
+            self._files[relpath] = self.read(relpath)
+            self._save_journal()
+        if data is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, data)
+
+    def write_text(self, relpath: str, text: str) -> None:
+        self.write(relpath, text.encode("utf-8"))
+
+    def write_key(self, archive_no: str, blob: bytes) -> None:
+        """Store a wrapped record key in the keystore as part of this change."""
+        store = self.archive.keystore
+        if archive_no not in self._keys:
+            self._keys[archive_no] = store.read_optional(archive_no)
+            self._save_journal()
+        store.write(archive_no, blob)
+
+    def commit(self, subject: str, trailers: dict[str, str | None]) -> str:
+        """Stage every changed file and make the one signed commit."""
+        paths = sorted(self._files)
+        gitio.add(self.archive.root, paths)
+        who = gitio.Identity(self.actor.member.name, f"{self.actor.member.id}@staff.archivectl")
+        message = commit_message(subject, trailers)
+        self.committed = gitio.commit_signed(self.archive.root, message, self.actor.signing_key, who)
+        return self.committed
+
+    # -- undo
+
+    def _save_journal(self) -> None:
+        self.journal_dir.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for i, (rel, old) in enumerate(self._files.items()):
+            name = None
+            if old is not None:
+                name = f"file{i}"
+                if not (self.journal_dir / name).exists():
+                    write_atomic(self.journal_dir / name, old)
+            files[rel] = name
+        keys = {}
+        for i, (no, old) in enumerate(self._keys.items()):
+            name = None
+            if old is not None:
+                name = f"key{i}"
+                if not (self.journal_dir / name).exists():
+                    write_atomic(self.journal_dir / name, old, mode=0o600)
+            keys[no] = name
+        state = {"head": self._head, "pid": os.getpid(), "files": files, "keys": keys}
+        write_atomic(self.journal_dir / "journal.json", json.dumps(state).encode())
+
+    def _rollback(self) -> None:
+        _undo(self.archive, self._files, self._keys)
+
+
+def _undo(archive: Archive, files: dict[str, bytes | None], keys: dict[str, bytes | None]) -> None:
+    root = archive.root
+    for rel, old in files.items():
+        target = root / rel
+        if old is None:
+            target.unlink(missing_ok=True)
+            _prune_empty_dirs(root, target.parent)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, old)
+    gitio.unstage(root, sorted(files))
+    for no, old in keys.items():
+        if old is None:
+            archive.keystore.key_path(no).unlink(missing_ok=True)
+        else:
+            archive.keystore.write(no, old)
+
+
+def _prune_empty_dirs(root: Path, directory: Path) -> None:
+    while directory != root and directory.is_relative_to(root):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent
+
+
+def recover(archive: Archive) -> bool:
+    """Undo a write that was killed halfway (call with the lock held). True if it did."""
+    journal_dir = archive.git_dir / "archivectl" / "journal"
+    journal = journal_dir / "journal.json"
+    if not journal.exists():
+        return False
+    try:
+        state = json.loads(journal.read_text())
+    except (OSError, ValueError):
+        shutil.rmtree(journal_dir, ignore_errors=True)
+        return False
+    index_lock = archive.git_dir / "index.lock"
+    if index_lock.exists():
+        index_lock.unlink()  # left by the killed git; we hold the archive lock
+    if gitio.head(archive.root) == state.get("head"):
+        files = {rel: (journal_dir / n).read_bytes() if n else None for rel, n in state["files"].items()}
+        keys = {no: (journal_dir / n).read_bytes() if n else None for no, n in state["keys"].items()}
+        _undo(archive, files, keys)
+    shutil.rmtree(journal_dir, ignore_errors=True)
+    return True
+
+
+def now_iso() -> str:
+    """The current time as an ISO string with seconds and zone."""
+    return clock.now().isoformat(timespec="seconds")

@@ -1,0 +1,145 @@
+"""The typer application, its global options, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from archivectl.errors import ArchiveError
+
+
+class _Group(TyperGroup):
+    """Turns ArchiveError into one line on stderr and its exit code; no tracebacks."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ArchiveError as exc:
+            typer.echo(f"archivectl: error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("archivectl: interrupted; nothing was written", err=True)
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            sys.stderr.close()
+            raise typer.Exit(0) from None
+
+
+GLOBAL_VALUE_OPTIONS = ("--archive", "--identity", "-i")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Let --archive and --identity stand anywhere, as users type them after the command."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg in GLOBAL_VALUE_OPTIONS and i + 1 < len(args):
+            front += [arg, args[i + 1]]
+            i += 2
+            continue
+        if arg.startswith(("--archive=", "--identity=")):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Household customer dossiers kept as a signed git archive with sealed personal data.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class Globals:
+    archive: str | None
+    fmt: str
+    identity: str | None
+
+
+FORMATS = ("table", "json", "yaml", "csv", "markdown")
+
+
+def check_format(value: str | None) -> str | None:
+    if value is not None and value not in FORMATS:
+        raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}")
+    return value
+
+
+ArchiveOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--archive", metavar="PATH", help="The archive (default: found upward from here, or ARCHIVECTL_ARCHIVE)."
+    ),
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", "-f", callback=check_format, help="table | json | yaml | csv | markdown"),
+]
+IdentityOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--identity",
+        "-i",
+        metavar="PATH",
+        help="SSH private key to decrypt with (default: ARCHIVECTL_IDENTITY, else your signing key).",
+    ),
+]
+ReasonOpt = Annotated[str | None, typer.Option("--reason", "-r", help="Why (kept in the commit, P12).")]
+ApproverOpt = Annotated[
+    str | None, typer.Option("--approver", "-a", metavar="STAFF_ID", help="The manager or gm who approved it.")
+]
+
+
+@app.callback()
+def _globals(
+    ctx: typer.Context,
+    archive: ArchiveOpt = None,
+    fmt: FormatOpt = None,
+    identity: IdentityOpt = None,
+) -> None:
+    ctx.obj = Globals(archive=archive, fmt=fmt or "table", identity=identity)
+
+
+def globals_of(ctx: typer.Context) -> Globals:
+    """The global options, from the root context."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Globals) else Globals(None, "table", None)
+
+
+def open_archive(ctx: typer.Context) -> Any:
+    from archivectl.archive import Archive
+
+    return Archive.find(globals_of(ctx).archive)
+
+
+def fmt_of(ctx: typer.Context, local: str | None) -> str:
+    return local or globals_of(ctx).fmt
+
+
+def out(text: str) -> None:
+    """Write command output to stdout."""
+    typer.echo(text)
+
+
+# Register the command modules (they add themselves to app).
+from archivectl.cli import households as _households  # noqa: E402,F401
+from archivectl.cli import setup as _setup  # noqa: E402,F401
+from archivectl.cli import staff as _staff  # noqa: E402,F401

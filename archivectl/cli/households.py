@@ -1,0 +1,148 @@
+"""add, edit, show, list, history, validate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from archivectl.cli.app import (
+    ApproverOpt,
+    FormatOpt,
+    ReasonOpt,
+    app,
+    fmt_of,
+    globals_of,
+    open_archive,
+    out,
+)
+
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", metavar="FIELD=VALUE", help="Set a field, e.g. customers.0.phone=13812345678."),
+]
+FileOpt = Annotated[
+    Path | None,
+    typer.Option("--file", metavar="YAML", help="Record fields as show --reveal --format yaml prints them."),
+]
+
+
+@app.command()
+def add(
+    ctx: typer.Context,
+    building: Annotated[str | None, typer.Option(help="Building code, e.g. B03.")] = None,
+    floor: Annotated[int | None, typer.Option(help="Floor number.")] = None,
+    unit: Annotated[str | None, typer.Option(help="Unit, e.g. 1203.")] = None,
+    category: Annotated[str | None, typer.Option(help="handed-over | not-handed-over | special")] = None,
+    occupancy: Annotated[str | None, typer.Option(help="owner-occupied | rented | vacant")] = None,
+    sets: SetOpt = None,
+    file: FileOpt = None,
+    reason: ReasonOpt = None,
+    approver: ApproverOpt = None,
+) -> None:
+    """Add a household (one dossier, P1) and print its new archive number."""
+    from archivectl.ops import households
+    from archivectl.ops.common import Approval
+
+    given = households.RecordInput(
+        file=file,
+        sets=sets or [],
+        flags={"building": building, "floor": floor, "unit": unit, "category": category, "occupancy": occupancy},
+    )
+    out(households.add(open_archive(ctx), given, Approval(reason, approver)))
+
+
+@app.command()
+def edit(
+    ctx: typer.Context,
+    archive_no: Annotated[str, typer.Argument(metavar="ARCHIVE_NO")],
+    sets: SetOpt = None,
+    unsets: Annotated[list[str] | None, typer.Option("--unset", metavar="FIELD", help="Remove a field.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", metavar="YAML", help="Fields to change (merged).")] = None,
+    reason: ReasonOpt = None,
+    approver: ApproverOpt = None,
+) -> None:
+    """Change a household's fields with a manager's approval (P12)."""
+    from archivectl.ops import households
+    from archivectl.ops.common import Approval
+
+    given = households.RecordInput(file=file, sets=sets or [], unsets=unsets or [])
+    commit = households.edit(open_archive(ctx), archive_no, given, Approval(reason, approver), globals_of(ctx).identity)
+    out(f"edited {archive_no} in commit {commit[:12]}")
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    archive_no: Annotated[str, typer.Argument(metavar="ARCHIVE_NO")],
+    reveal: Annotated[bool, typer.Option("--reveal", help="Decrypt in clear; the look-up is registered (P8).")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why you look (needed with --reveal).")] = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """Show a household: personal data masked (张*, 138****5678) unless --reveal."""
+    from archivectl.ops import reading
+    from archivectl.render import render_record
+
+    archive = open_archive(ctx)
+    identity = globals_of(ctx).identity
+    if reveal:
+        record = reading.reveal(archive, archive_no, reason, identity)
+    else:
+        record = reading.show(archive, archive_no, identity)
+    out(render_record(record, fmt_of(ctx, fmt), title=archive_no))
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    building: Annotated[str | None, typer.Option(help="Only this building.")] = None,
+    category: Annotated[str | None, typer.Option(help="handed-over | not-handed-over | special")] = None,
+    status: Annotated[str | None, typer.Option(help="active | moved-out | tombstoned")] = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """List households (clear fields only; no key needed)."""
+    from archivectl.ops import reading
+    from archivectl.render import render_rows
+
+    reading.check_filter(category, ("handed-over", "not-handed-over", "special"), "category")
+    reading.check_filter(status, ("active", "moved-out", "tombstoned"), "status")
+    rows = reading.list_households(open_archive(ctx), building, category, status)
+    out(render_rows(rows, fmt_of(ctx, fmt), title="households"))
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    archive_no: Annotated[str, typer.Argument(metavar="ARCHIVE_NO")],
+    fmt: FormatOpt = None,
+) -> None:
+    """Every change to a household: when, what, who acted, who approved, why."""
+    from archivectl.ops import reading
+    from archivectl.render import render_rows
+
+    out(render_rows(reading.history(open_archive(ctx), archive_no), fmt_of(ctx, fmt), title=archive_no))
+
+
+@app.command()
+def validate(
+    ctx: typer.Context,
+    paths: Annotated[list[str] | None, typer.Argument(metavar="[PATHS]...", help="Records or folders.")] = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """Check records against the schema; exit 1 naming file and field if any is invalid."""
+    from archivectl.ops.validate import validate as run_validate
+    from archivectl.render import render_rows
+
+    problems = run_validate(open_archive(ctx), paths or None)
+    chosen = fmt_of(ctx, fmt)
+    if problems:
+        if chosen == "table":
+            out("\n".join(f"{p['file']}: {p['problem']}" for p in problems))
+        else:
+            out(render_rows(problems, chosen))
+        raise typer.Exit(1)
+    if chosen == "json":
+        out("[]")
+    elif chosen == "table":
+        out("all records valid")

@@ -1,0 +1,110 @@
+"""staff add | edit | deactivate | list."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from archivectl.cli.app import ApproverOpt, FormatOpt, ReasonOpt, app, fmt_of, open_archive, out
+
+staff_app = typer.Typer(
+    help="Staff on staff.yaml: roles, buildings, keys (approved, signed changes).", no_args_is_help=True
+)
+app.add_typer(staff_app, name="staff")
+
+
+def _key(value: str | None) -> str | None:
+    """A key given inline, or @path to a .pub file."""
+    if value and value.startswith("@"):
+        from pathlib import Path
+
+        from archivectl.errors import UsageError
+
+        try:
+            return Path(value[1:]).expanduser().read_text().strip()
+        except OSError:
+            raise UsageError(f"cannot read key file {value[1:]}") from None
+    return value
+
+
+def _buildings(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return tuple(b.strip() for b in value.split(",") if b.strip())
+
+
+KeyOpt = Annotated[str | None, typer.Option("--key", help="'ssh-ed25519 AAAA...' or @path/to/key.pub")]
+BuildingsOpt = Annotated[str | None, typer.Option("--buildings", help="Comma-separated, e.g. B03,B05.")]
+
+
+@staff_app.command("add")
+def staff_add(
+    ctx: typer.Context,
+    staff_id: Annotated[str, typer.Argument(metavar="STAFF_ID")],
+    name: Annotated[str, typer.Option(help="Full name.")],
+    role: Annotated[str, typer.Option(help="butler | cashier | clerk | manager | gm | auditor")],
+    key: KeyOpt = None,
+    buildings: BuildingsOpt = None,
+    handle: Annotated[str | None, typer.Option(help="Git-host user name, for CODEOWNERS.")] = None,
+    reason: ReasonOpt = None,
+    approver: ApproverOpt = None,
+) -> None:
+    """Add a staff member."""
+    from archivectl.errors import UsageError
+    from archivectl.ops import staffops
+    from archivectl.ops.common import Approval
+    from archivectl.staff import StaffMember
+
+    if not key:
+        raise UsageError("--key is required: their ssh-ed25519 public key or @path/to/key.pub")
+    member = StaffMember(
+        id=staff_id, name=name, role=role, key=_key(key) or "", buildings=_buildings(buildings) or (), handle=handle
+    )
+    commit = staffops.add(open_archive(ctx), member, Approval(reason, approver))
+    out(f"added {staff_id} in commit {commit[:12]}")
+
+
+@staff_app.command("edit")
+def staff_edit(
+    ctx: typer.Context,
+    staff_id: Annotated[str, typer.Argument(metavar="STAFF_ID")],
+    name: Annotated[str | None, typer.Option(help="Full name.")] = None,
+    role: Annotated[str | None, typer.Option(help="New role.")] = None,
+    key: KeyOpt = None,
+    buildings: BuildingsOpt = None,
+    handle: Annotated[str | None, typer.Option(help="Git-host user name.")] = None,
+    reason: ReasonOpt = None,
+    approver: ApproverOpt = None,
+) -> None:
+    """Change a staff member's name, role, buildings, key or handle."""
+    from archivectl.ops import staffops
+    from archivectl.ops.common import Approval
+
+    changes = {"name": name, "role": role, "key": _key(key), "buildings": _buildings(buildings), "handle": handle}
+    commit = staffops.edit(open_archive(ctx), staff_id, changes, Approval(reason, approver))
+    out(f"edited {staff_id} in commit {commit[:12]}")
+
+
+@staff_app.command("deactivate")
+def staff_deactivate(
+    ctx: typer.Context,
+    staff_id: Annotated[str, typer.Argument(metavar="STAFF_ID")],
+    reason: ReasonOpt = None,
+    approver: ApproverOpt = None,
+) -> None:
+    """Mark a staff member as departed (their old signatures keep verifying)."""
+    from archivectl.ops import staffops
+    from archivectl.ops.common import Approval
+
+    commit = staffops.deactivate(open_archive(ctx), staff_id, Approval(reason, approver))
+    out(f"deactivated {staff_id} in commit {commit[:12]}")
+
+
+@staff_app.command("list")
+def staff_list(ctx: typer.Context, fmt: FormatOpt = None) -> None:
+    """List staff."""
+    from archivectl.ops import staffops
+    from archivectl.render import render_rows
+
+    out(render_rows(staffops.list_staff(open_archive(ctx)), fmt_of(ctx, fmt), title="staff"))

@@ -1,0 +1,113 @@
+"""age encryption: sealed blocks, record keys wrapped for readers, attachment streams.
+
+A household's record key is an age X25519 identity. Its sealed fields and
+attachments are encrypted to that key only; the key itself is encrypted to the
+SSH ed25519 keys of the building's readers. Everything written here opens with
+the reference `age` CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from archivectl.errors import ArchiveError, UsageError
+
+ARMOR_BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----"
+
+
+def _pyrage() -> Any:
+    import pyrage
+
+    return pyrage
+
+
+def recipient_of(public_key: str) -> Any:
+    """The age recipient for a staff member's 'ssh-ed25519 AAAA...' key."""
+    try:
+        return _pyrage().ssh.Recipient.from_str(" ".join(public_key.split()[:2]))
+    except Exception:
+        raise UsageError("not a usable ssh-ed25519 public key") from None
+
+
+def load_identity(path: Path) -> Any:
+    """A staff member's SSH private key as an age identity."""
+    try:
+        data = path.expanduser().read_bytes()
+    except FileNotFoundError:
+        raise ArchiveError(f"identity {path} does not exist (use --identity or ARCHIVECTL_IDENTITY)") from None
+    except OSError as exc:
+        raise ArchiveError(f"identity {path} cannot be read: {exc.strerror}") from None
+    if len(data) > 64 * 1024:
+        raise ArchiveError(f"identity {path} is not an SSH private key")
+    try:
+        return _pyrage().ssh.Identity.from_buffer(data)
+    except Exception as exc:  # pyrage raises IdentityError with a short reason
+        if "decrypted" in str(exc):
+            raise ArchiveError(
+                f"identity {path} is passphrase-protected; pass an unprotected copy with "
+                "--identity (see README, 'Keys with a passphrase')"
+            ) from None
+        raise ArchiveError(f"identity {path} is not an SSH ed25519 private key") from None
+
+
+def new_record_key() -> Any:
+    """A fresh age X25519 identity for one household."""
+    return _pyrage().x25519.Identity.generate()
+
+
+def record_key_from_text(text: str) -> Any:
+    """Parse 'AGE-SECRET-KEY-1...' (as stored in the keystore) into an identity."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.startswith("AGE-SECRET-KEY-")), "")
+    try:
+        return _pyrage().x25519.Identity.from_str(line)
+    except Exception:
+        raise ArchiveError("record key file does not hold an age identity") from None
+
+
+def wrap_record_key(record_key: Any, reader_keys: Iterable[str]) -> bytes:
+    """The record key as a keystore file: an age identity file encrypted to readers."""
+    recipients = [recipient_of(k) for k in reader_keys]
+    if not recipients:
+        raise ArchiveError("no active reader for this building: add a manager or gm to staff.yaml")
+    body = f"# archivectl record key\n{record_key}\n".encode()
+    return _pyrage().encrypt(body, recipients)
+
+
+def unwrap_record_key(blob: bytes, identity: Any) -> Any:
+    """The record key from a keystore file, or ArchiveError if identity is not a reader."""
+    try:
+        body = _pyrage().decrypt(blob, [identity])
+    except Exception:
+        raise ArchiveError("your key is not one of this household's readers") from None
+    return record_key_from_text(body.decode("utf-8", "replace"))
+
+
+def seal(plaintext: bytes, record_key: Any) -> str:
+    """An ASCII-armored age block encrypted to the record key."""
+    return _pyrage().encrypt(plaintext, [record_key.to_public()], armored=True).decode("ascii")
+
+
+def open_sealed(armored: str, record_key: Any) -> bytes:
+    """The plaintext of a sealed block."""
+    try:
+        return _pyrage().decrypt(armored.encode("ascii"), [record_key])
+    except Exception:
+        raise ArchiveError("sealed block cannot be decrypted with the record key (corrupted?)") from None
+
+
+def public_key_of_private(path: Path) -> str:
+    """The public half of an SSH private key file, via ssh-keygen -y."""
+    proc = subprocess.run(
+        ["ssh-keygen", "-y", "-P", "", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SSH_ASKPASS": "", "DISPLAY": ""},
+        stdin=subprocess.DEVNULL,
+    )
+    if proc.returncode != 0:
+        raise ArchiveError(f"cannot read the public half of {path}; put the .pub file beside it")
+    return proc.stdout.strip()

@@ -1,0 +1,218 @@
+"""Every call to the git binary archivectl makes lives here.
+
+The real `git` does the work (GitPython's index.commit cannot sign); this module
+turns git's answers into plain values and its failures into ArchiveError.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from archivectl.errors import ArchiveError
+
+# Keep git's output stable and never let it open an editor or pager.
+_BASE_ENV = {"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "GIT_PAGER": "cat"}
+
+
+def run(
+    repo: Path | None,
+    *args: str,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `git args...` in repo; raise ArchiveError with git's first error line on failure."""
+    cmd = ["git"]
+    if repo is not None:
+        cmd += ["-C", str(repo)]
+    cmd += list(args)
+    full_env = {**os.environ, **_BASE_ENV, **(env or {})}
+    try:
+        proc = subprocess.run(cmd, input=input, capture_output=True, env=full_env, check=False)
+    except FileNotFoundError:
+        raise ArchiveError("git is not installed or not on PATH") from None
+    if check and proc.returncode != 0:
+        raise ArchiveError(f"git {args[0]} failed: {_first_line(proc.stderr)}")
+    return proc
+
+
+def out(repo: Path | None, *args: str) -> str:
+    """Run git and return its stdout as text without the trailing newline."""
+    return run(repo, *args).stdout.decode("utf-8", "replace").rstrip("\n")
+
+
+def _first_line(stderr: bytes) -> str:
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    fatal = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
+    return (fatal or lines or ["no message"])[0]
+
+
+def toplevel(start: Path) -> Path | None:
+    """The root of the work tree containing start, or None outside a repository."""
+    proc = run(start, "rev-parse", "--show-toplevel", check=False)
+    if proc.returncode != 0:
+        return None
+    return Path(proc.stdout.decode().strip())
+
+
+def git_dir(repo: Path) -> Path:
+    """The repository's .git directory (absolute)."""
+    return Path(out(repo, "rev-parse", "--absolute-git-dir"))
+
+
+def init(path: Path) -> None:
+    """Create an empty repository whose first branch is main."""
+    run(None, "init", "-q", "-b", "main", str(path))
+
+
+def head(repo: Path) -> str | None:
+    """The commit HEAD points to, or None in a repository with no commits."""
+    proc = run(repo, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
+    return proc.stdout.decode().strip() or None
+
+
+def config_get(repo: Path | None, key: str) -> str | None:
+    """One git config value as git resolves it (local, global, env), or None."""
+    proc = run(repo, "config", "--get", key, check=False)
+    value = proc.stdout.decode("utf-8", "replace").strip()
+    return value or None
+
+
+def config_set(repo: Path, key: str, value: str) -> None:
+    """Set a value in the repository's local config."""
+    run(repo, "config", "--local", key, value)
+
+
+def add(repo: Path, paths: list[str]) -> None:
+    """Stage paths (additions, changes and deletions alike)."""
+    if paths:
+        run(repo, "add", "-A", "--", *paths)
+
+
+def unstage(repo: Path, paths: list[str]) -> None:
+    """Put the index entries for paths back to HEAD (or remove them with no HEAD)."""
+    if not paths:
+        return
+    if head(repo) is None:
+        run(repo, "rm", "-q", "--cached", "-r", "--ignore-unmatch", "--", *paths)
+    else:
+        run(repo, "reset", "-q", "HEAD", "--", *paths, check=False)
+
+
+def has_staged_changes(repo: Path) -> bool:
+    """True when the index differs from HEAD (someone staged work by hand)."""
+    if head(repo) is None:
+        return bool(out(repo, "ls-files"))
+    return run(repo, "diff", "--cached", "--quiet", check=False).returncode != 0
+
+
+def dirty_paths(repo: Path, paths: list[str]) -> list[str]:
+    """Paths among those given with uncommitted changes in the work tree or index."""
+    if not paths:
+        return []
+    text = out(repo, "status", "--porcelain", "--untracked-files=all", "--", *paths)
+    return [line[3:] for line in text.splitlines() if line]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a commit is written as: the staff member the signing key belongs to."""
+
+    name: str
+    email: str
+
+
+def commit_signed(repo: Path, message: str, signing_key: str, who: Identity) -> str:
+    """Make one SSH-signed commit of the index with message; return its id."""
+    env = {
+        "GIT_AUTHOR_NAME": who.name,
+        "GIT_AUTHOR_EMAIL": who.email,
+        "GIT_COMMITTER_NAME": who.name,
+        "GIT_COMMITTER_EMAIL": who.email,
+    }
+    proc = run(
+        repo,
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        f"user.signingkey={signing_key}",
+        "-c",
+        "commit.gpgsign=true",
+        "commit",
+        "-q",
+        "-S",
+        "--no-verify",
+        "--allow-empty",
+        "--cleanup=verbatim",
+        "-F",
+        "-",
+        input=message.encode("utf-8"),
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise ArchiveError(f"signing the commit failed: {_first_line(proc.stderr)}")
+    return out(repo, "rev-parse", "HEAD")
+
+
+def ls_files(repo: Path, *pathspecs: str) -> list[str]:
+    """Tracked paths matching the pathspecs (git glob syntax)."""
+    text = run(repo, "ls-files", "-z", "--", *pathspecs).stdout.decode("utf-8")
+    return [p for p in text.split("\0") if p]
+
+
+def ls_files_stage(repo: Path, *pathspecs: str) -> list[tuple[str, str]]:
+    """(blob id, path) for tracked paths: the blob id names the content for caching."""
+    text = run(repo, "ls-files", "-s", "-z", "--", *pathspecs).stdout.decode("utf-8")
+    rows = []
+    for entry in text.split("\0"):
+        if entry:
+            meta, path = entry.split("\t", 1)
+            rows.append((meta.split()[1], path))
+    return rows
+
+
+def show_blob(repo: Path, rev: str, path: str) -> bytes | None:
+    """A file's content at rev, or None when it does not exist there."""
+    proc = run(repo, "cat-file", "blob", f"{rev}:{path}", check=False)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One commit as history and verify see it."""
+
+    commit: str
+    parents: tuple[str, ...]
+    committer_date: str
+    signer_status: str
+    signer_key: str
+    subject: str
+    trailers: dict[str, str]
+
+
+_FIELD = "%x1f"
+_RECORD = "%x1e"
+
+
+def log(repo: Path, *args: str, with_signatures: bool = False) -> list[LogEntry]:
+    """Commits selected by git-log args, newest first, with trailers parsed."""
+    sig = "%G?" + _FIELD + "%GF" if with_signatures else "N" + _FIELD
+    fmt = _FIELD.join(["%H", "%P", "%cI", sig, "%s", "%(trailers:only,unfold)"]) + _RECORD
+    text = run(repo, "log", f"--format={fmt}", *args).stdout.decode("utf-8", "replace")
+    entries = []
+    for chunk in text.split("\x1e"):
+        chunk = chunk.strip("\n")
+        if not chunk:
+            continue
+        commit, parents, date, status, key, subject, trailer_text = chunk.split("\x1f")
+        trailers: dict[str, str] = {}
+        for line in trailer_text.splitlines():
+            if ":" in line:
+                k, v = line.split(":", 1)
+                trailers.setdefault(k.strip(), v.strip())
+        entries.append(LogEntry(commit, tuple(parents.split()), date, status, key, subject, trailers))
+    return entries

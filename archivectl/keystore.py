@@ -1,0 +1,98 @@
+"""The keystore: one wrapped record key per household, outside git.
+
+Destroying a household's key file is what purge means: every copy of its data
+in git history becomes unreadable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from archivectl.errors import ArchiveError
+
+
+class Keystore:
+    """A directory of <archive-no>.age files."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def key_path(self, archive_no: str) -> Path:
+        """Where a household's wrapped record key lives."""
+        return self.path / f"{archive_no}.age"
+
+    def require(self) -> None:
+        """Refuse to work without the keystore directory."""
+        if not self.path.is_dir():
+            raise ArchiveError(
+                f"keystore {self.path} is missing (set keystore: in archive.yaml or ARCHIVECTL_KEYSTORE)"
+            )
+
+    def read(self, archive_no: str) -> bytes:
+        """The wrapped record key, or ArchiveError if it is gone."""
+        self.require()
+        try:
+            return self.key_path(archive_no).read_bytes()
+        except FileNotFoundError:
+            raise ArchiveError(f"{archive_no}: record key is missing from the keystore") from None
+
+    def read_optional(self, archive_no: str) -> bytes | None:
+        """The wrapped record key, or None."""
+        try:
+            return self.key_path(archive_no).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write(self, archive_no: str, blob: bytes) -> None:
+        """Store a wrapped key atomically and durably."""
+        self.require()
+        write_atomic(self.key_path(archive_no), blob, mode=0o600)
+
+    def destroy(self, archive_no: str) -> None:
+        """Overwrite a key file with zeros and remove it."""
+        path = self.key_path(archive_no)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return
+        with open(path, "r+b") as fh:
+            fh.write(b"\0" * size)
+            fh.flush()
+            os.fsync(fh.fileno())
+        path.unlink()
+        fsync_dir(path.parent)
+
+    def archive_numbers(self) -> list[str]:
+        """Every household with a key file."""
+        if not self.path.is_dir():
+            return []
+        return sorted(p.name.removesuffix(".age") for p in self.path.glob("*.age"))
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write via a temporary file and rename, so a crash leaves old or new, never half."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ArchiveError(f"cannot write {path}: {exc.strerror}") from None
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink in path durable."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

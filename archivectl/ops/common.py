@@ -1,0 +1,84 @@
+"""Checks and look-ups shared by the write operations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from archivectl import crypto, policy, records
+from archivectl.archive import Actor, Archive, actor_of, decrypting_identity
+from archivectl.errors import ArchiveError, UsageError
+
+
+@dataclass(frozen=True)
+class Approval:
+    """--reason and --approver as the user gave them."""
+
+    reason: str | None
+    approver: str | None = None
+
+
+def check_reason(reason: str | None) -> str:
+    """The reason, or UsageError (exit 2) saying what is wrong with it."""
+    problem = policy.reason_problem(reason)
+    if problem:
+        raise UsageError(problem)
+    assert reason is not None
+    return reason.strip()
+
+
+def approved_writer(archive: Archive, approval: Approval, roles: tuple[str, ...] | None = None) -> Actor:
+    """The acting staff member, once reason, actor and approver all pass (nothing written yet)."""
+    check_reason(approval.reason)
+    actor = actor_of(archive)
+    for problem in (
+        policy.actor_problem(actor.member),
+        policy.approval_problem(actor.member, approval.approver, archive.staff, archive.settings.rules, roles),
+    ):
+        if problem:
+            raise ArchiveError(problem)
+    return actor
+
+
+def trailers(approval: Approval, actor: Actor, archive_no: str | None = None) -> dict[str, str | None]:
+    """The trailers every archivectl commit carries."""
+    return {
+        "Reason": approval.reason.strip() if approval.reason else None,
+        "Approved-by": approval.approver,
+        "Archive-No": archive_no,
+        "Acted-by": actor.member.id,
+    }
+
+
+def reader_keys(archive: Archive, building: str) -> list[str]:
+    """Public keys of everyone who may read a building's record keys (P7)."""
+    return [m.key for m in archive.staff.readers_of(building)]
+
+
+def load_stored(archive: Archive, relpath: str) -> dict:
+    """A household's stored record from the work tree."""
+    path = archive.root / relpath
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ArchiveError(f"{relpath} is missing from the work tree") from None
+    return records.load_stored(data, relpath)
+
+
+def unlock_record_key(archive: Archive, archive_no: str, identity_path: Path) -> Any:
+    """The household's record key, unwrapped with the reader's SSH identity."""
+    identity = crypto.load_identity(identity_path)
+    return crypto.unwrap_record_key(archive.keystore.read(archive_no), identity)
+
+
+def identity_for(archive: Archive, explicit: str | None, actor: Actor | None = None) -> Path:
+    """Which private key to decrypt with: --identity, env, or the signing key's private half."""
+    if explicit:
+        return decrypting_identity(None, explicit)
+    if actor is None:
+        try:
+            actor = actor_of(archive)
+        except ArchiveError:
+            return decrypting_identity(None, None)
+    return decrypting_identity(actor.private_key, None)

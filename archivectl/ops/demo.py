@@ -1,0 +1,142 @@
+"""demo: a throw-away archive built from examples/archive, walking the main job.
+
+Each step acts as one demo staff member by pointing git at that person's own
+config (GIT_CONFIG_GLOBAL), exactly as separate people on separate machines would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from archivectl.archive import Archive
+from archivectl.errors import ArchiveError
+
+_HERE = Path(__file__).resolve().parent.parent
+
+
+def examples_dir() -> Path:
+    """examples/archive, from the installed package or the source tree."""
+    for candidate in (_HERE / "examples" / "archive", _HERE.parent / "examples" / "archive"):
+        if (candidate / "staff.yaml").is_file():
+            return candidate
+    raise ArchiveError("examples/archive is not installed with this archivectl")
+
+
+def prepare_people(source: Path, target: Path) -> dict[str, Path]:
+    """Copy the demo keys (private ones 0600, as ssh requires) and write one git config per person."""
+    target.mkdir(parents=True, exist_ok=True)
+    configs = {}
+    for pub in sorted((source / "keys").glob("*.pub")):
+        person = pub.stem
+        private = target / person
+        shutil.copyfile(source / "keys" / person, private)
+        private.chmod(0o600)
+        shutil.copyfile(pub, target / pub.name)
+        config = target / f"{person}.gitconfig"
+        config.write_text(
+            f"[user]\n\tname = {person}\n\temail = {person}@demo.invalid\n\tsigningkey = {private}\n"
+            "[gpg]\n\tformat = ssh\n[init]\n\tdefaultBranch = main\n"
+        )
+        configs[person] = config
+    return configs
+
+
+@contextlib.contextmanager
+def acting_as(config: Path) -> Iterator[None]:
+    """Run git (and so signing) as the person whose config this is."""
+    saved = {k: os.environ.get(k) for k in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM", "ARCHIVECTL_IDENTITY")}
+    os.environ["GIT_CONFIG_GLOBAL"] = str(config)
+    os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
+    os.environ.pop("ARCHIVECTL_IDENTITY", None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
+    """Build the demo archive and walk add, edit, show, reveal, history, validate."""
+    from archivectl.ops import households, reading
+    from archivectl.ops.common import Approval
+    from archivectl.ops.init import init
+    from archivectl.ops.validate import validate
+    from archivectl.render import render_record, render_rows
+
+    source = examples_dir()
+    base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="archivectl-demo-"))
+    if base.exists() and any(base.iterdir()):
+        raise ArchiveError(f"{base} is not empty; give an empty or new directory")
+    people = prepare_people(source, base / "demo-keys")
+    path = base / "archive"
+
+    def step(text: str) -> None:
+        say(f"\n$ {text}")
+
+    step(f"archivectl init {path} --name 'Demo Estate' --staff-file staff.yaml    # as gm01")
+    with acting_as(people["gm01"]):
+        archive, _ = init(path, "Demo Estate", source / "staff.yaml")
+    archive = Archive(archive.root)
+
+    numbers = []
+    with acting_as(people["clk01"]):
+        for record_file in sorted((source / "households").glob("*.yaml")):
+            given = households.RecordInput(file=record_file)
+            no = households.add(archive, given, Approval("new household from paper dossier", "mgr01"))
+            numbers.append(no)
+            step(f"archivectl add --file {record_file.name} --reason '...' --approver mgr01    # as clk01")
+            say(no)
+    first = numbers[0]
+
+    step(f"archivectl edit {first} --set customers.0.phone=13900001111 --reason '...' --approver mgr01  # as but01")
+    with acting_as(people["but01"]):
+        commit = households.edit(
+            archive,
+            first,
+            households.RecordInput(sets=["customers.0.phone=13900001111"]),
+            Approval("owner called with a new phone number", "mgr01"),
+            None,
+        )
+    say(f"edited {first} in commit {commit[:12]}")
+
+    step("archivectl list --building B03")
+    say(render_rows(reading.list_households(archive, building="B03"), "table"))
+
+    step(f"archivectl show {first}    # as but01: masked")
+    with acting_as(people["but01"]):
+        say(render_record(reading.show(archive, first), "yaml"))
+
+    step(f"archivectl show {first} --reveal --reason 'verify identity at front desk'    # as but01: registered")
+    with acting_as(people["but01"]):
+        say(render_record(reading.reveal(archive, first, "verify identity at front desk"), "yaml"))
+
+    step(f"archivectl show {first} --reveal --reason 'curious'    # as but02, butler of B05: refused")
+    with acting_as(people["but02"]):
+        try:
+            reading.reveal(archive, first, "curious")
+            say("(unexpectedly allowed)")
+        except ArchiveError as exc:
+            say(f"archivectl: error: {exc}")
+
+    step(f"archivectl history {first}")
+    say(render_rows(reading.history(archive, first), "table"))
+
+    step("archivectl validate")
+    problems = validate(archive)
+    say("all records valid" if not problems else "\n".join(f"{p['file']}: {p['problem']}" for p in problems))
+
+    say(
+        f"\nDemo archive: {archive.root}\nKeystore:     {archive.keystore.path}\n"
+        f"Try: cd {archive.root} && git log --show-signature -1   (allowed signers are configured)"
+    )
+    if problems:
+        raise ArchiveError("the demo archive did not validate")
+    return archive.root

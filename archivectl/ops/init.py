@@ -1,0 +1,89 @@
+"""init: a new archive whose founding commit a general manager signs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from archivectl import gitio, schema, yamlio
+from archivectl.archive import (
+    ARCHIVE_FILE,
+    STAFF_FILE,
+    Archive,
+    Settings,
+    commit_message,
+    keystore_path,
+    public_key_from_setting,
+    signing_key_setting,
+)
+from archivectl.errors import ArchiveError, UsageError
+from archivectl.staff import Staff
+
+GITATTRIBUTES = """\
+# Records diff with their sealed block decrypted for readers (archivectl textconv);
+# everyone else sees the unchanged ciphertext lines. Nothing decrypted is stored.
+households/**/record.yaml diff=archivectl
+*.age binary
+"""
+
+GITIGNORE = "# The keystore never belongs in git.\n*.keys/\n"
+
+
+def init(path: Path, name: str, staff_file: Path, reason: str = "found the archive") -> tuple[Archive, str]:
+    """Create the archive and its keystore; return the archive and the founding commit."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UsageError(f"{path} already exists and is not an empty directory")
+    staff = Staff.from_yaml(yamlio.load_file(staff_file), str(staff_file))
+    public, _ = public_key_from_setting(signing_key_setting(None))
+    founder = staff.by_key(public)
+    if founder is None or not founder.active or founder.role != "gm":
+        raise ArchiveError("the founding commit must be signed by an active gm listed in the staff file")
+    settings = Settings(name=name)
+    keys = keystore_path(path.resolve(), settings.keystore)
+    if keys.exists() and any(keys.iterdir()):
+        raise ArchiveError(f"keystore {keys} already holds keys; move it away first")
+
+    created_dir, created_keys = not path.exists(), not keys.exists()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        gitio.init(path)
+        (path / ARCHIVE_FILE).write_text(
+            "# archivectl archive settings\n" + yamlio.dumps(settings.to_yaml()), encoding="utf-8"
+        )
+        (path / STAFF_FILE).write_text(
+            "# Staff: role, buildings read (P7), SSH ed25519 key (signs commits, decrypts)\n"
+            + yamlio.dumps(staff.to_yaml()),
+            encoding="utf-8",
+        )
+        (path / "schemas").mkdir()
+        for fname in schema.SCHEMA_FILES:
+            shutil.copyfile(schema.shipped_dir() / fname, path / "schemas" / fname)
+        (path / ".gitattributes").write_text(GITATTRIBUTES)
+        (path / ".gitignore").write_text(GITIGNORE)
+        keys.mkdir(mode=0o700, parents=True, exist_ok=True)
+        archive = Archive(path.resolve())
+        configure_clone(archive)
+        gitio.add(archive.root, ["."])
+        message = commit_message(
+            f"init archive {name}",
+            {"Reason": reason, "Approved-by": founder.id, "Acted-by": founder.id},
+        )
+        who = gitio.Identity(founder.name, f"{founder.id}@staff.archivectl")
+        commit = gitio.commit_signed(archive.root, message, signing_key_setting(None), who)
+    except BaseException:
+        if created_dir:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            for child in path.iterdir() if path.exists() else []:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        if created_keys:
+            shutil.rmtree(keys, ignore_errors=True)
+        raise
+    return archive, commit
+
+
+def configure_clone(archive: Archive) -> None:
+    """Local git settings every working copy of an archive needs."""
+    gitio.config_set(archive.root, "gpg.format", "ssh")
+    gitio.config_set(archive.root, "diff.archivectl.textconv", "archivectl textconv")
+    archive.write_allowed_signers()

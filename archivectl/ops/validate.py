@@ -1,0 +1,69 @@
+"""validate: are the records in git valid, judged from their clear parts alone?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from archivectl import records
+from archivectl.archive import ARCHIVE_FILE, CATEGORY_CODES, STAFF_FILE, Archive
+from archivectl.errors import UsageError
+
+
+def validate(archive: Archive, paths: list[str] | None = None) -> list[dict]:
+    """Every problem found, as {file, problem}; an empty list means all is valid."""
+    problems: list[dict] = []
+    targets = _targets(archive, paths) if paths else [p for _, p in archive.record_paths()]
+    if not paths:
+        for name, check in ((ARCHIVE_FILE, lambda: archive.settings), (STAFF_FILE, lambda: archive.staff)):
+            try:
+                check()
+            except UsageError as exc:
+                problems.append({"file": name, "problem": str(exc).removeprefix(f"{name}: ")})
+    for relpath in targets:
+        problems += [{"file": relpath, "problem": p} for p in check_record_file(archive, relpath)]
+    return problems
+
+
+def _targets(archive: Archive, paths: list[str]) -> list[str]:
+    root = archive.root.resolve()
+    found: list[str] = []
+    for given in paths:
+        path = Path(given)
+        path = (path if path.is_absolute() else Path.cwd() / path).resolve()
+        if not path.is_relative_to(root):
+            raise UsageError(f"{given}: not inside the archive {root}")
+        if path.is_dir():
+            found += sorted(str(p.relative_to(root)) for p in path.rglob("record.yaml"))
+        elif path.exists():
+            found.append(str(path.relative_to(root)))
+        else:
+            raise UsageError(f"{given}: no such file or directory")
+    return found
+
+
+def check_record_file(archive: Archive, relpath: str) -> list[str]:
+    """Problems with one stored record: schema, place on disk, sealed block."""
+    schema = archive.household_schema
+    try:
+        stored = records.load_stored((archive.root / relpath).read_bytes(), relpath)
+    except UsageError as exc:
+        return [str(exc).removeprefix(f"{relpath}: ")]
+    except OSError as exc:
+        return [f"cannot read ({exc.strerror})"]
+    problems = schema.validate_stored(stored)
+    parts = relpath.split("/")
+    if len(parts) == 5 and parts[0] == "households":
+        for field, expected in (("building", parts[1]), ("unit", parts[2]), ("archive_no", parts[3])):
+            if stored.get(field) != expected:
+                problems.append(f"{field}: does not match the record's directory {'/'.join(parts[:4])}")
+    else:
+        problems.append("records live at households/<building>/<unit>/<archive-no>/record.yaml")
+    code = CATEGORY_CODES.get(str(stored.get("category")))
+    if code and isinstance(stored.get("archive_no"), str) and not stored["archive_no"].startswith(code + "-"):
+        problems.append(f"archive_no: does not carry the category code {code}")
+    if bool(stored.get("sealed")) != bool(stored.get("sealed_fields")):
+        problems.append("sealed: sealed and sealed_fields must be present together")
+    for name in schema.doc.get("required", []):
+        if schema.holds_personal(name) and name not in (stored.get("sealed_fields") or []):
+            problems.append(f"{name}: required field is missing")
+    return sorted(set(problems))

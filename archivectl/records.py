@@ -1,0 +1,189 @@
+"""Household records: the stored form (clear part + one sealed block) and back.
+
+A person writes a record with personal fields in clear; on write it is split by
+the schema's x-sensitive marks, the personal part sealed to the household's
+record key, and `sealed_fields` lists what the sealed block holds.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from archivectl import crypto, yamlio
+from archivectl.errors import ArchiveError, UsageError
+from archivectl.schema import HouseholdSchema
+
+STORED_ONLY = ("sealed_fields", "sealed")
+
+
+def order_like_schema(record: dict, schema: HouseholdSchema) -> dict:
+    """Keys in the order the schema declares them, stored-only keys last."""
+    order = list(schema.doc.get("properties", {})) + list(STORED_ONLY)
+    rank = {k: i for i, k in enumerate(order)}
+    return dict(sorted(record.items(), key=lambda kv: rank.get(kv[0], len(order))))
+
+
+def to_stored(
+    record: dict,
+    schema: HouseholdSchema,
+    record_key: Any,
+    previous: tuple[dict, str] | None = None,
+) -> dict:
+    """The stored form of a plain record.
+
+    previous is (sealed part, its ciphertext) as read: when the sealed part is
+    unchanged the old ciphertext is kept, so a review diff shows only what changed.
+    """
+    clear, sealed, fields = schema.split(record)
+    if sealed:
+        clear["sealed_fields"] = fields
+        if previous is not None and previous[0] == sealed:
+            clear["sealed"] = previous[1]
+        else:
+            clear["sealed"] = crypto.seal(yamlio.dumps(sealed).encode("utf-8"), record_key)
+    return order_like_schema(clear, schema)
+
+
+def open_record(stored: dict, record_key: Any) -> tuple[dict, dict]:
+    """(plain record, sealed part) from the stored form, decrypting with the record key."""
+    clear = {k: v for k, v in stored.items() if k not in STORED_ONLY}
+    armored = stored.get("sealed")
+    if not armored:
+        return clear, {}
+    sealed = yamlio.loads(crypto.open_sealed(armored, record_key), source="sealed block")
+    if not isinstance(sealed, dict):
+        raise ArchiveError(f"{stored.get('archive_no')}: sealed block does not hold a mapping")
+    return merge(clear, sealed), sealed
+
+
+def merge(clear: Any, sealed: Any) -> Any:
+    """Put sealed values back into the clear structure (dicts by key, lists by index)."""
+    if sealed is None:
+        return copy.deepcopy(clear)
+    if isinstance(clear, dict) and isinstance(sealed, dict):
+        out = copy.deepcopy(clear)
+        for key, value in sealed.items():
+            out[key] = merge(out[key], value) if key in out else copy.deepcopy(value)
+        return out
+    if isinstance(clear, list) and isinstance(sealed, list):
+        out = []
+        for i in range(max(len(clear), len(sealed))):
+            c = clear[i] if i < len(clear) else {}
+            s = sealed[i] if i < len(sealed) else None
+            out.append(merge(c, s))
+        return out
+    return copy.deepcopy(sealed)
+
+
+def load_stored(text: bytes, source: str) -> dict:
+    """Parse a record.yaml from disk, refusing anything that is not a mapping."""
+    data = yamlio.loads(text, source=source)
+    if not isinstance(data, dict):
+        raise UsageError(f"{source}: a record must be a YAML mapping")
+    return data
+
+
+def dump(record: dict) -> str:
+    """The YAML text of a record."""
+    return yamlio.dumps(record)
+
+
+# ------------------------------------------------------------------ --set / --unset
+
+
+def parse_path(text: str) -> list[str | int]:
+    """'customers.0.phone' -> ['customers', 0, 'phone'], refusing odd names."""
+    parts: list[str | int] = []
+    for piece in text.split("."):
+        if piece.isdigit():
+            parts.append(int(piece))
+        elif piece and piece.replace("_", "").isalnum() and piece.isascii():
+            parts.append(piece)
+        else:
+            raise UsageError(f"{text!r} is not a field path like customers.0.phone")
+    return parts
+
+
+def convert_value(raw: str, node: dict, path: str) -> Any:
+    """A --set value typed as the schema wants it at that field."""
+    types = node.get("type")
+    types = [types] if isinstance(types, str) else (types or [])
+    if "enum" in node and all(isinstance(v, str) for v in node["enum"]):
+        return raw
+    if "string" in types or (not types and "format" in node):
+        return raw
+    if types == ["integer"]:
+        try:
+            return int(raw)
+        except ValueError:
+            raise UsageError(f"{path}: must be a whole number") from None
+    if types == ["number"]:
+        try:
+            return float(raw)
+        except ValueError:
+            raise UsageError(f"{path}: must be a number") from None
+    return yamlio.loads(raw, source=f"--set {path}")
+
+
+def set_path(record: dict, parts: list[str | int], value: Any) -> None:
+    """Set a value at a path, creating dicts and lists on the way (index == len appends)."""
+    target: Any = record
+    for i, key in enumerate(parts):
+        last = i == len(parts) - 1
+        nxt: Any = value if last else ([] if isinstance(parts[i + 1], int) else {})
+        if isinstance(key, int):
+            if not isinstance(target, list) or key > len(target):
+                raise UsageError(f"{_dotted(parts)}: index {key} is out of range")
+            if key == len(target):
+                target.append(nxt)
+            elif last:
+                target[key] = value
+        else:
+            if not isinstance(target, dict):
+                raise UsageError(f"{_dotted(parts)}: {key} is not inside a mapping")
+            if last or key not in target:
+                target[key] = nxt
+        target = target[key]
+
+
+def unset_path(record: dict, parts: list[str | int]) -> None:
+    """Remove the value at a path (a list item is removed and later ones move up)."""
+    target: Any = record
+    for key in parts[:-1]:
+        try:
+            target = target[key]
+        except (KeyError, IndexError, TypeError):
+            raise UsageError(f"{_dotted(parts)}: no such field") from None
+    try:
+        del target[parts[-1]]
+    except (KeyError, IndexError, TypeError):
+        raise UsageError(f"{_dotted(parts)}: no such field") from None
+
+
+def _dotted(parts: list[str | int]) -> str:
+    return ".".join(str(p) for p in parts)
+
+
+def deep_update(base: dict, patch: dict) -> dict:
+    """base with patch applied: mappings merged, everything else replaced."""
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_update(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def next_archive_no(numbers: dict, category_code: str, year: int) -> tuple[str, dict]:
+    """The next unused archive number and the updated counters (P3: never reused)."""
+    series = f"{category_code}-{year}"
+    last = numbers.get(series, 0)
+    if not isinstance(last, int) or last < 0:
+        raise ArchiveError(f"registers/numbers.yaml: counter {series} is damaged")
+    if last >= 99999:
+        raise ArchiveError(f"archive numbers for {series} are exhausted")
+    updated = dict(numbers)
+    updated[series] = last + 1
+    return f"{series}-{last + 1:05d}", updated

@@ -1,0 +1,374 @@
+"""The schemas: what a valid record is, which fields are personal, how they are masked.
+
+Which fields are sealed is declared in household.schema.json with
+"x-sensitive": true; nothing here lists field names. Messages name the field
+and the rule, never the value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from archivectl import idcheck
+from archivectl.errors import UsageError
+
+PACKAGE_SCHEMAS = Path(__file__).resolve().parent / "schemas"
+SOURCE_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_FILES = ("household.schema.json", "completeness.schema.json", "staff.schema.json")
+MISSING: Any = object()
+
+
+def shipped_dir() -> Path:
+    """The schemas that ship with archivectl (copied into every new archive)."""
+    return PACKAGE_SCHEMAS if PACKAGE_SCHEMAS.is_dir() else SOURCE_SCHEMAS
+
+
+def _format_checker() -> Any:
+    import jsonschema
+
+    checker = jsonschema.FormatChecker(formats=())
+
+    def _raise_if(problem: str | None) -> bool:
+        if problem:
+            raise ValueError(problem)
+        return True
+
+    @checker.checks("date", raises=ValueError)
+    def _date(value: object) -> bool:
+        return not isinstance(value, str) or _raise_if(idcheck.date_problem(value))
+
+    @checker.checks("date-time", raises=ValueError)
+    def _date_time(value: object) -> bool:
+        if isinstance(value, str):
+            try:
+                dt.datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError("is not an ISO date and time") from None
+        return True
+
+    @checker.checks("cn-phone", raises=ValueError)
+    def _phone(value: object) -> bool:
+        return not isinstance(value, str) or _raise_if(idcheck.phone_problem(value))
+
+    @checker.checks("cn-resident-id", raises=ValueError)
+    def _resident_id(value: object) -> bool:
+        return not isinstance(value, str) or _raise_if(idcheck.resident_id_problem(value))
+
+    return checker
+
+
+def _validator(schema_doc: dict) -> Any:
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(schema_doc)
+    return cls(schema_doc, format_checker=_format_checker())
+
+
+def error_messages(validator: Any, instance: Any, prefix: str = "") -> list[str]:
+    """Every violation as 'field.path: what is wrong', sorted, without values."""
+    messages = set()
+    for err in validator.iter_errors(instance):
+        for leaf in _leaves(err):
+            messages.add(_describe(leaf))
+    return sorted(f"{prefix}{m}" for m in messages)
+
+
+def _leaves(err: Any) -> Iterator[Any]:
+    if err.context and err.validator in ("anyOf", "oneOf"):
+        for sub in err.context:
+            yield from _leaves(sub)
+    else:
+        yield err
+
+
+def path_text(parts: Any) -> str:
+    """customers[0].phone from ('customers', 0, 'phone')."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(record)"
+
+
+def _describe(err: Any) -> str:
+    where = path_text(err.absolute_path)
+    kind, rule, inst = err.validator, err.validator_value, err.instance
+    if kind == "required":
+        missing = [r for r in rule if isinstance(inst, dict) and r not in inst]
+        field = ".".join(p for p in [path_text(err.absolute_path), missing[0]] if p != "(record)")
+        return f"{field}: required field is missing"
+    if kind == "additionalProperties":
+        known = set(err.schema.get("properties", {}))
+        extra = sorted(str(k) for k in inst if k not in known) if isinstance(inst, dict) else []
+        field = ".".join(p for p in [path_text(err.absolute_path), extra[0] if extra else "?"] if p != "(record)")
+        return f"{field}: unknown field"
+    if kind in ("enum", "const"):
+        allowed = rule if kind == "enum" else [rule]
+        return f"{where}: must be one of {', '.join(map(str, allowed))}"
+    if kind == "type":
+        return f"{where}: must be of type {rule if isinstance(rule, str) else ' or '.join(rule)}"
+    if kind == "format":
+        reason = str(err.cause) if err.cause else f"is not a valid {rule}"
+        return f"{where}: {reason}"
+    if kind == "pattern":
+        return f"{where}: does not match the pattern {rule}"
+    if kind in ("minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum"):
+        words = {
+            "minLength": "must be at least {} characters",
+            "maxLength": "must be at most {} characters",
+            "minItems": "must have at least {} entries",
+            "maxItems": "must have at most {} entries",
+            "minimum": "must be at least {}",
+            "maximum": "must be at most {}",
+        }
+        return f"{where}: {words[kind].format(rule)}"
+    if kind == "not" and isinstance(err.schema, dict) and err.schema.get("x-personal-in-clear"):
+        return f"{where}: personal field must not be stored in clear (it belongs in the sealed block)"
+    if kind == "uniqueItems":
+        return f"{where}: entries must be unique"
+    return f"{where}: fails the schema rule '{kind}'"
+
+
+class HouseholdSchema:
+    """household.schema.json with the operations records need from it."""
+
+    def __init__(self, doc: dict):
+        self.doc = doc
+        self._defs = doc.get("$defs", {})
+
+    @functools.cached_property
+    def validator(self) -> Any:
+        return _validator(self.doc)
+
+    @functools.cached_property
+    def stored_validator(self) -> Any:
+        """Validates the clear part of a stored record: personal fields forbidden in clear."""
+        return _validator(self._stored_doc())
+
+    def resolve(self, node: Any) -> dict:
+        """A schema node with its local $ref followed (sibling keywords win)."""
+        if not isinstance(node, dict):
+            return {}
+        seen = 0
+        while "$ref" in node and seen < 20:
+            ref = node["$ref"]
+            if not ref.startswith("#/$defs/"):
+                raise UsageError(f"schema: only local $defs references are supported, not {ref}")
+            target = self._defs.get(ref.removeprefix("#/$defs/"), {})
+            node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+            seen += 1
+        return node
+
+    def child(self, node: dict, key: Any) -> dict:
+        """The schema of a property or array item under node."""
+        node = self.resolve(node)
+        if isinstance(key, int):
+            return self.resolve(node.get("items", {}))
+        return self.resolve(node.get("properties", {}).get(key, {}))
+
+    def node_at(self, path: list[Any]) -> dict:
+        """The schema node at a path like ['customers', 0, 'phone']."""
+        node = self.resolve(self.doc)
+        for key in path:
+            node = self.child(node, key)
+        return node
+
+    def holds_personal(self, name: str) -> bool:
+        """True when the top-level field is personal or has a personal field inside."""
+        return self._holds_personal(self.child(self.doc, name), 0)
+
+    def _holds_personal(self, node: dict, depth: int) -> bool:
+        node = self.resolve(node)
+        if node.get("x-sensitive"):
+            return True
+        if depth > 10:
+            return False
+        subs = list(node.get("properties", {}).values()) + ([node["items"]] if "items" in node else [])
+        return any(self._holds_personal(sub, depth + 1) for sub in subs)
+
+    def validate(self, record: Any) -> list[str]:
+        """Problems with a record as a person writes it (personal fields in clear)."""
+        problems = error_messages(self.validator, record)
+        problems += _cross_checks(record)
+        return sorted(set(problems))
+
+    def validate_stored(self, clear: Any) -> list[str]:
+        """Problems with the clear part of a record as stored in git."""
+        return error_messages(self.stored_validator, clear)
+
+    def split(self, record: dict) -> tuple[dict, dict, list[str]]:
+        """(clear part, sealed part, sealed field names) of a record, by x-sensitive."""
+        fields: set[str] = set()
+        clear, sealed = self._split(record, self.resolve(self.doc), [], fields)
+        return clear, (sealed if sealed is not MISSING else {}), sorted(fields)
+
+    def _split(self, value: Any, node: dict, path: list[str], fields: set[str]) -> tuple[Any, Any]:
+        node = self.resolve(node)
+        if node.get("x-sensitive"):
+            _note_fields(value, path, fields)
+            return MISSING, value
+        if isinstance(value, dict):
+            clear, sealed = {}, {}
+            for key, sub in value.items():
+                c, s = self._split(sub, self.child(node, key), [*path, str(key)], fields)
+                if c is not MISSING:
+                    clear[key] = c
+                if s is not MISSING:
+                    sealed[key] = s
+            return clear, (sealed or MISSING)
+        if isinstance(value, list):
+            items = self.resolve(node.get("items", {}))
+            pairs = [self._split(item, items, path, fields) for item in value]
+            clear_list = [({} if c is MISSING else c) for c, _ in pairs]
+            if all(s is MISSING for _, s in pairs):
+                return clear_list, MISSING
+            return clear_list, [(None if s is MISSING else s) for _, s in pairs]
+        return value, MISSING
+
+    def mask(self, record: Any) -> Any:
+        """The record with every personal value masked (张*, 138****5678)."""
+        return self._mask(record, self.resolve(self.doc), False, "text")
+
+    def _mask(self, value: Any, node: dict, sensitive: bool, how: str) -> Any:
+        node = self.resolve(node)
+        sensitive = sensitive or bool(node.get("x-sensitive"))
+        how = node.get("x-mask", how)
+        if isinstance(value, dict):
+            return {k: self._mask(v, self.child(node, k), sensitive, "text") for k, v in value.items()}
+        if isinstance(value, list):
+            items = self.resolve(node.get("items", {}))
+            return [self._mask(v, items, sensitive, how) for v in value]
+        return mask_value(value, how) if sensitive else value
+
+    def sealed_placeholder(self, clear: dict, sealed_fields: list[str]) -> dict:
+        """The clear part with '(sealed)' where personal top-level fields are present."""
+        shown = dict(clear)
+        for name in sealed_fields:
+            if "." not in name and name not in shown:
+                shown[name] = "(sealed)"
+        return shown
+
+    def _stored_doc(self) -> dict:
+        doc = json.loads(json.dumps(self.doc))
+        _forbid_sensitive(doc, doc.get("$defs", {}))
+        props = doc.setdefault("properties", {})
+        props["sealed_fields"] = {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^[a-z_]+(\\.[a-z_]+)*$"},
+            "uniqueItems": True,
+        }
+        props["sealed"] = {
+            "type": "string",
+            "pattern": "^-----BEGIN AGE ENCRYPTED FILE-----\\n[A-Za-z0-9+/=\\n]+-----END AGE ENCRYPTED FILE-----\\n?$",
+        }
+        return doc
+
+
+def _forbid_sensitive(node: Any, defs: dict) -> None:
+    """Rewrite a schema in place so any x-sensitive property must be absent."""
+    if isinstance(node, dict):
+        props = node.get("properties")
+        if isinstance(props, dict):
+            for name, sub in list(props.items()):
+                target = sub
+                if isinstance(sub, dict) and "$ref" in sub and not sub.get("x-sensitive"):
+                    target = defs.get(sub["$ref"].removeprefix("#/$defs/"), {})
+                if isinstance(sub, dict) and (
+                    sub.get("x-sensitive") or (isinstance(target, dict) and target.get("x-sensitive"))
+                ):
+                    props[name] = {"not": {}, "x-personal-in-clear": True}
+                    if "required" in node:
+                        node["required"] = [r for r in node["required"] if r != name]
+        for key, value in node.items():
+            if key != "properties":
+                _forbid_sensitive(value, defs)
+        if isinstance(props, dict):
+            for sub in props.values():
+                _forbid_sensitive(sub, defs)
+    elif isinstance(node, list):
+        for item in node:
+            _forbid_sensitive(item, defs)
+
+
+def _note_fields(value: Any, path: list[str], fields: set[str]) -> None:
+    if value is None or value == [] or value == {}:
+        return
+    name = ".".join(path)
+    fields.add(name)
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                if sub not in (None, "", [], {}):
+                    fields.add(f"{name}.{key}")
+
+
+def mask_value(value: Any, how: str) -> Any:
+    """One personal value masked according to its schema's x-mask hint."""
+    if how == "none" or value is None:
+        return value
+    text = str(value)
+    if how == "name":
+        return text[:1] + "*" * max(1, len(text) - 1)
+    if how == "phone":
+        return text[:3] + "****" + text[-4:] if len(text) >= 11 else text[:2] + "*" * max(1, len(text) - 2)
+    if how == "id":
+        return text[:4] + "*" * max(1, len(text) - 8) + text[-4:] if len(text) > 8 else "*" * len(text)
+    if how == "date":
+        return "****-**-**"
+    if how == "plate":
+        return text[:2] + "***" + text[-1:] if len(text) > 3 else "***"
+    return text[:1] + "***"
+
+
+def _cross_checks(record: Any) -> list[str]:
+    """Rules JSON Schema cannot say: a resident ID's birth date agrees with birth_date."""
+    problems = []
+    if not isinstance(record, dict):
+        return problems
+    for i, customer in enumerate(record.get("customers") or []):
+        if not isinstance(customer, dict):
+            continue
+        number, born = customer.get("id_number"), customer.get("birth_date")
+        if (
+            customer.get("id_type") == "resident-id"
+            and isinstance(number, str)
+            and isinstance(born, str)
+            and idcheck.resident_id_problem(number) is None
+            and idcheck.birth_date_of(number) != born
+        ):
+            problems.append(f"customers[{i}].birth_date: does not match the birth date in id_number")
+    return problems
+
+
+@functools.lru_cache(maxsize=8)
+def _load_json(path: str, mtime: float) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read schema ({exc.__class__.__name__})") from None
+
+
+def load_json(path: Path) -> dict:
+    """A JSON schema file, parsed once per process."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        raise UsageError(f"{path}: schema file is missing") from None
+    return _load_json(str(path), mtime)
+
+
+def household(schemas_dir: Path) -> HouseholdSchema:
+    """The archive's household schema."""
+    return HouseholdSchema(load_json(schemas_dir / "household.schema.json"))
+
+
+def check_staff(data: Any, source: str) -> None:
+    """Raise UsageError naming the first problem in a parsed staff.yaml."""
+    problems = error_messages(_validator(load_json(shipped_dir() / "staff.schema.json")), data)
+    if problems:
+        raise UsageError(f"{source}: {problems[0]}")

@@ -1,0 +1,154 @@
+"""Reading and writing YAML the way the archive needs it.
+
+Loading is deliberately strict: hostile input (alias bombs, python tags, duplicate
+keys, non-UTF-8, oversized files) is refused with one line naming the problem.
+Dates stay ISO strings, so what a person wrote is what JSON Schema checks and
+what is written back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from archivectl.errors import UsageError
+
+try:  # libyaml is several times faster on large archives
+    _BaseLoader = yaml.CSafeLoader
+    _BaseDumper = yaml.CSafeDumper
+except AttributeError:  # pragma: no cover - depends on the build of PyYAML
+    _BaseLoader = yaml.SafeLoader  # type: ignore[misc]
+    _BaseDumper = yaml.SafeDumper  # type: ignore[misc]
+
+MAX_YAML_BYTES = 4 * 1024 * 1024
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+def _without_timestamps(resolvers: dict) -> dict:
+    return {first: [(tag, rx) for tag, rx in entries if tag != _TIMESTAMP] for first, entries in resolvers.items()}
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """Safe loader: no aliases, no duplicate keys, dates kept as strings."""
+
+    yaml_implicit_resolvers = _without_timestamps(_BaseLoader.yaml_implicit_resolvers)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        if node in self.constructed_objects or node in self.recursive_objects:
+            raise yaml.constructor.ConstructorError(None, None, "aliases (*name) are not allowed", node.start_mark)
+        return super().construct_object(node, deep=deep)
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "mapping keys must be plain values", key_node.start_mark
+                ) from None
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+            # construct_object refuses a node seen twice; forget the key so the
+            # base class can build it again.
+            self.constructed_objects.pop(key_node, None)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", lambda loader, node: loader.construct_mapping(node, deep=True))
+
+
+class _Dumper(_BaseDumper):  # type: ignore[misc,valid-type]
+    """Dumper whose date-like strings stay unquoted, mirroring _Loader."""
+
+    yaml_implicit_resolvers = _without_timestamps(_BaseDumper.yaml_implicit_resolvers)
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def loads(text: str | bytes, source: str = "input") -> Any:
+    """Parse one YAML document, refusing anything unsafe with a one-line UsageError."""
+    if isinstance(text, bytes):
+        if len(text) > MAX_YAML_BYTES:
+            raise UsageError(f"{source}: file is larger than {MAX_YAML_BYTES // 1024} KiB")
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    if len(text) > MAX_YAML_BYTES:
+        raise UsageError(f"{source}: file is larger than {MAX_YAML_BYTES // 1024} KiB")
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{source}: {_describe(exc)}") from None
+
+
+def loads_all(text: str | bytes, source: str = "input") -> list[Any]:
+    """Parse a YAML stream of documents with the same refusals as loads()."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{source}: {_describe(exc)}") from None
+
+
+def load_file(path: Path, max_bytes: int = MAX_YAML_BYTES) -> Any:
+    """Read and parse a YAML file, refusing oversized or unreadable files."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise UsageError(f"{path}: file is larger than {max_bytes // 1024} KiB")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory, not a YAML file") from None
+    except PermissionError:
+        raise UsageError(f"{path}: permission denied") from None
+    return loads(data, source=str(path))
+
+
+def dumps(data: Any) -> str:
+    """Serialise data as block-style, UTF-8, key-ordered-as-given YAML."""
+    return yaml.dump(
+        data,
+        Dumper=_Dumper,
+        allow_unicode=True,
+        sort_keys=False,
+        default_flow_style=False,
+        width=100,
+    )
+
+
+def dump_flow(data: Any) -> str:
+    """One-line flow-style YAML, used for append-only register entries."""
+    return yaml.dump(
+        data,
+        Dumper=_Dumper,
+        allow_unicode=True,
+        sort_keys=False,
+        default_flow_style=True,
+        width=1_000_000,
+    ).strip()
+
+
+def _describe(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return f"line {mark.line + 1}: {problem}"
+    return problem
