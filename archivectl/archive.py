@@ -31,7 +31,7 @@ STAFF_FILE = "staff.yaml"
 NUMBERS_FILE = "registers/numbers.yaml"
 ARCHIVE_NO = re.compile(r"^(HO|NH|SP)-[0-9]{4}-[0-9]{5}$")
 CATEGORY_CODES = {"handed-over": "HO", "not-handed-over": "NH", "special": "SP"}
-LOCK_WAIT_SECONDS = float(os.environ.get("ARCHIVECTL_LOCK_WAIT", "30"))
+DEFAULT_LOCK_WAIT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ class Archive:
         path = self.git_dir / "archivectl.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            deadline = time.monotonic() + LOCK_WAIT_SECONDS
+            deadline = time.monotonic() + _lock_wait()
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -208,6 +208,13 @@ class Archive:
             yield
         finally:
             os.close(fd)
+
+
+def _lock_wait() -> float:
+    try:
+        return float(os.environ.get("ARCHIVECTL_LOCK_WAIT", DEFAULT_LOCK_WAIT_SECONDS))
+    except ValueError:
+        raise UsageError("ARCHIVECTL_LOCK_WAIT must be a number of seconds") from None
 
 
 def keystore_path(root: Path, configured: str | None) -> Path:

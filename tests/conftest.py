@@ -1,0 +1,240 @@
+"""Real archives for tests: real ssh-keygen keys, real git signing, real age.
+
+Each person has their own git config (GIT_CONFIG_GLOBAL), as they would on
+their own machine; `cli(person, ...)` runs archivectl as that person.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from archivectl.cli import app
+
+STAFF = [
+    # id, name, role, buildings
+    ("gm01", "总经理甲", "gm", []),
+    ("mgr01", "经理乙", "manager", []),
+    ("mgr02", "经理丙", "manager", []),
+    ("but01", "管家丁", "butler", ["B03"]),
+    ("but02", "管家戊", "butler", ["B05"]),
+    ("cas01", "收费员己", "cashier", ["B03"]),
+    ("clk01", "客服庚", "clerk", []),
+    ("aud01", "审计辛", "auditor", []),
+]
+
+# A fictitious owner whose values the leak checks look for.
+OWNER_NAME = "欧阳测试"
+OWNER_PHONE = "13812345678"
+OWNER_ID = "110101198005170011"
+RECORD = f"""\
+building: B03
+floor: 12
+unit: "1203"
+category: handed-over
+occupancy: owner-occupied
+customers:
+  - role: owner
+    name: {OWNER_NAME}
+    birth_date: 1980-05-17
+    phone: "{OWNER_PHONE}"
+    id_type: resident-id
+    id_number: "{OWNER_ID}"
+    mailing_address: 测试市测试路1号
+    hobbies: [围棋]
+emergency_contacts:
+  - {{name: 李测试, relation: spouse, phone: "13900001111"}}
+vehicles:
+  - {{plate: 京A12345, parking_space: P2-045}}
+handover_date: 2024-03-01
+renovation: {{started: 2024-03-15, finished: 2024-05-10, permit_no: ZX-2024-031}}
+special_requests: 需要无障碍通道
+"""
+SECRETS = [OWNER_NAME, OWNER_PHONE, OWNER_ID, "13900001111", "京A12345", "测试市测试路1号", "需要无障碍通道"]
+
+
+@dataclass
+class Person:
+    id: str
+    key: Path
+    pub: str
+    gitconfig: Path
+
+
+def _keygen(path: Path, comment: str) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)], check=True)
+
+
+def make_person(directory: Path, staff_id: str) -> Person:
+    """A key pair and a git config that signs with it (user.email deliberately misleading)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = directory / staff_id
+    _keygen(key, f"{staff_id}@test")
+    config = directory / f"{staff_id}.gitconfig"
+    config.write_text(
+        f"[user]\n\tname = someone\n\temail = not-{staff_id}@example.invalid\n\tsigningkey = {key}\n"
+        "[gpg]\n\tformat = ssh\n[init]\n\tdefaultBranch = main\n"
+    )
+    return Person(staff_id, key, (directory / f"{staff_id}.pub").read_text().strip(), config)
+
+
+@pytest.fixture(scope="session")
+def people(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Person]:
+    base = tmp_path_factory.mktemp("people")
+    found = {sid: make_person(base, sid) for sid, *_ in STAFF}
+    found["outsider"] = make_person(base, "outsider")
+    return found
+
+
+def staff_yaml(people: dict[str, Person]) -> str:
+    lines = ["staff:"]
+    for sid, name, role, buildings in STAFF:
+        lines += [
+            f"  - id: {sid}",
+            f"    name: {name}",
+            f"    role: {role}",
+            f"    buildings: [{', '.join(buildings)}]",
+            f"    key: {people[sid].pub}",
+            "    active: true",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+class Result:
+    def __init__(self, exit_code: int, stdout: str, stderr: str):
+        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
+
+    def __repr__(self) -> str:
+        return f"Result(exit={self.exit_code}, stdout={self.stdout[:300]!r}, stderr={self.stderr[:300]!r})"
+
+
+def person_env(person: Person | None) -> dict[str, str | None]:
+    return {
+        "GIT_CONFIG_GLOBAL": str(person.gitconfig) if person else os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "ARCHIVECTL_IDENTITY": None,
+        "ARCHIVECTL_ARCHIVE": None,
+        "ARCHIVECTL_KEYSTORE": None,
+        "ARCHIVECTL_LOCK_WAIT": None,
+    }
+
+
+class World:
+    """An archive plus the people who use it."""
+
+    def __init__(self, tmp: Path, people: dict[str, Person]):
+        self.tmp = tmp
+        self.people = people
+        self.root = tmp / "archive"
+        self.keys = tmp / "archive.keys"
+
+    def cli(self, who: str | None, *args: str, env: dict[str, str] | None = None) -> Result:
+        """Run archivectl in-process as a person, against this archive."""
+        full_env = {**person_env(self.people[who] if who else None), **(env or {})}
+        result = CliRunner().invoke(app, ["--archive", str(self.root), *args], env=full_env)
+        if result.exception and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return Result(result.exit_code, result.stdout, result.stderr)
+
+    def ok(self, who: str, *args: str, **kw) -> str:
+        result = self.cli(who, *args, **kw)
+        assert result.exit_code == 0, result
+        return result.stdout
+
+    def git(self, *args: str, who: str | None = "gm01") -> str:
+        env = {**os.environ, **{k: v for k, v in person_env(self.people.get(who or "")).items() if v}}
+        return subprocess.run(
+            ["git", "-C", str(self.root), *args], check=True, capture_output=True, text=True, env=env
+        ).stdout
+
+    def add(self, who: str = "clk01", approver: str = "mgr01", text: str = RECORD, *extra: str) -> str:
+        path = self.tmp / "new-record.yaml"
+        path.write_text(text)
+        return self.ok(
+            who, "add", "--file", str(path), "--reason", "new customer", "--approver", approver, *extra
+        ).strip()
+
+    def snapshot(self) -> dict:
+        """Everything a failed command must leave alone: HEAD, status, index, tree, keystore."""
+        files = {}
+        for base in (self.root, self.keys):
+            for p in sorted(base.rglob("*")) if base.exists() else []:
+                rel = str(p.relative_to(self.tmp))
+                if "/.git/" in f"/{rel}/":
+                    continue
+                if p.is_file():
+                    files[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+        return {
+            "head": self.git("rev-parse", "HEAD").strip(),
+            "status": self.git("status", "--porcelain", "--untracked-files=all"),
+            # the index's entries; its stat cache may be refreshed by any git command
+            "index": self.git("ls-files", "--stage"),
+            "files": files,
+        }
+
+    def all_git_objects(self) -> bytes:
+        return subprocess.run(
+            ["git", "-C", str(self.root), "cat-file", "--batch-all-objects", "--batch"],
+            check=True,
+            capture_output=True,
+        ).stdout
+
+    def signature_status(self, rev: str = "HEAD") -> str:
+        return self.git("log", "-1", "--format=%G?", rev).strip()
+
+    def trailers(self, rev: str = "HEAD") -> dict[str, str]:
+        text = self.git("log", "-1", "--format=%(trailers:only,unfold)", rev)
+        return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+
+
+@pytest.fixture
+def world(tmp_path: Path, people: dict[str, Person]) -> World:
+    """A freshly initialised archive, founded by gm01."""
+    w = World(tmp_path, people)
+    staff_file = tmp_path / "staff.yaml"
+    staff_file.write_text(staff_yaml(people))
+    result = CliRunner().invoke(
+        app,
+        ["init", str(w.root), "--name", "Test Estate", "--staff-file", str(staff_file)],
+        env=person_env(people["gm01"]),
+    )
+    assert result.exit_code == 0, result.output
+    return w
+
+
+def assert_unchanged(world: World, before: dict) -> None:
+    """The archive is byte-for-byte as it was: HEAD, status, index, work tree, keystore."""
+    after = world.snapshot()
+    assert after["head"] == before["head"]
+    assert after["status"] == before["status"]
+    assert after["index"] == before["index"]
+    assert after["files"] == before["files"]
+
+
+def assert_refused(result: Result, code: int, *words: str) -> None:
+    """Refused with the documented exit code and one line naming the problem."""
+    assert result.exit_code == code, result
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result
+    assert lines[0].startswith("archivectl: error:"), result
+    for word in words:
+        assert word in lines[0], result
+    assert "Traceback" not in result.stderr
+
+
+def no_secrets_in(text: str | bytes) -> list[str]:
+    """The test owner's personal values found in text."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return [s for s in SECRETS if s in text]
+
+
+def have(tool: str) -> bool:
+    return shutil.which(tool) is not None

@@ -1,0 +1,42 @@
+"""The installed command as a user runs it: start-up, one-line usage errors, the demo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "archivectl", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
+
+
+def test_help_lists_the_commands():
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("init", "add", "edit", "show", "list", "history", "validate", "staff", "demo"):
+        assert command in result.stdout
+
+
+def test_usage_errors_are_one_line_with_exit_2(tmp_path):
+    for args in (["--format", "bogus", "list"], ["show"], ["nosuchcommand"], ["list"]):
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result)
+        assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+        assert result.stderr.startswith("archivectl: error:")
+
+
+def test_demo_walks_the_main_job(tmp_path):
+    result = run("demo", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "HO-" in out and "all records valid" in out
+    assert "138****" in out or "139****" in out  # masked show
+    assert "not a reader of building B03" in out  # another building's butler is refused
+    log = subprocess.run(
+        ["git", "-C", str(tmp_path / "demo/archive"), "log", "--format=%G?"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert set(log) == {"G"} and len(log) == 15  # init, 12 adds, edit, reveal
