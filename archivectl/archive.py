@@ -314,18 +314,21 @@ def commit_message(subject: str, trailers: dict[str, str | None]) -> str:
 class Transaction:
     """One write: files and keys changed, one signed commit, or everything put back.
 
-    A journal under .git/archivectl/ records what is being changed, so that a
-    write killed halfway is undone by the next archivectl command.
+    Before a file or key is first changed, its old version is hard-linked into a
+    journal under .git/archivectl/ (changes always replace files, never write
+    into them), so a failed write is undone exactly, and a write killed halfway
+    is undone by the next archivectl command.
     """
 
     def __init__(self, archive: Archive, actor: Actor):
         self.archive = archive
         self.actor = actor
         self.journal_dir = archive.git_dir / "archivectl" / "journal"
-        self._files: dict[str, bytes | None] = {}
-        self._keys: dict[str, bytes | None] = {}
+        self._files: dict[str, str | None] = {}
+        self._keys: dict[str, str | None] = {}
         self._head: str | None = None
         self._stack = contextlib.ExitStack()
+        self._scratch = 0
         self.committed: str | None = None
 
     def __enter__(self) -> Transaction:
@@ -344,7 +347,7 @@ class Transaction:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
             if self.committed is None:
-                self._rollback()
+                _undo(self.archive, self.journal_dir, self._files, self._keys)
         finally:
             shutil.rmtree(self.journal_dir, ignore_errors=True)
             self._stack.close()
@@ -358,17 +361,22 @@ class Transaction:
         except FileNotFoundError:
             return None
 
-    def write(self, relpath: str, data: bytes | None) -> None:
-        """Write (or with None, delete) a file in the archive as part of this change."""
-        target = (self.archive.root / relpath).resolve()
-        if not target.is_relative_to(self.archive.root.resolve()) or ".git" in Path(relpath).parts:
+    def _target(self, relpath: str) -> Path:
+        root = self.archive.root.resolve()
+        target = (root / relpath).resolve()
+        if not target.is_relative_to(root) or ".git" in Path(relpath).parts:
             raise UsageError(f"{relpath}: path leaves the archive")
         if relpath not in self._files:
             dirty = gitio.dirty_paths(self.archive.root, [relpath])
             if dirty:
                 raise ArchiveError(f"{dirty[0]} has uncommitted changes; commit or discard them first")
-            self._files[relpath] = self.read(relpath)
+            self._files[relpath] = self._backup(target, f"file{len(self._files)}")
             self._save_journal()
+        return target
+
+    def write(self, relpath: str, data: bytes | None) -> None:
+        """Write (or with None, delete) a file in the archive as part of this change."""
+        target = self._target(relpath)
         if data is None:
             target.unlink(missing_ok=True)
         else:
@@ -378,11 +386,22 @@ class Transaction:
     def write_text(self, relpath: str, text: str) -> None:
         self.write(relpath, text.encode("utf-8"))
 
+    def place(self, relpath: str, prepared: Path) -> None:
+        """Move a prepared file (same file system, e.g. an encrypted scan) into the archive."""
+        target = self._target(relpath)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(prepared, target)
+
+    def scratch(self) -> Path:
+        """A file name for preparing large content beside the archive, cleaned up with the journal."""
+        self._scratch += 1
+        return self.journal_dir / f"scratch{self._scratch}"
+
     def write_key(self, archive_no: str, blob: bytes) -> None:
         """Store a wrapped record key in the keystore as part of this change."""
         store = self.archive.keystore
         if archive_no not in self._keys:
-            self._keys[archive_no] = store.read_optional(archive_no)
+            self._keys[archive_no] = self._backup(store.key_path(archive_no), f"key{len(self._keys)}")
             self._save_journal()
         store.write(archive_no, blob)
 
@@ -397,47 +416,40 @@ class Transaction:
 
     # -- undo
 
+    def _backup(self, path: Path, name: str) -> str | None:
+        if not path.exists():
+            return None
+        backup = self.journal_dir / name
+        try:
+            os.link(path, backup)
+        except OSError:  # another file system: copy instead
+            shutil.copy2(path, backup)
+        return name
+
     def _save_journal(self) -> None:
         self.journal_dir.mkdir(parents=True, exist_ok=True)
-        files = {}
-        for i, (rel, old) in enumerate(self._files.items()):
-            name = None
-            if old is not None:
-                name = f"file{i}"
-                if not (self.journal_dir / name).exists():
-                    write_atomic(self.journal_dir / name, old)
-            files[rel] = name
-        keys = {}
-        for i, (no, old) in enumerate(self._keys.items()):
-            name = None
-            if old is not None:
-                name = f"key{i}"
-                if not (self.journal_dir / name).exists():
-                    write_atomic(self.journal_dir / name, old, mode=0o600)
-            keys[no] = name
-        state = {"head": self._head, "pid": os.getpid(), "files": files, "keys": keys}
+        state = {"head": self._head, "pid": os.getpid(), "files": self._files, "keys": self._keys}
         write_atomic(self.journal_dir / "journal.json", json.dumps(state).encode())
 
-    def _rollback(self) -> None:
-        _undo(self.archive, self._files, self._keys)
 
-
-def _undo(archive: Archive, files: dict[str, bytes | None], keys: dict[str, bytes | None]) -> None:
+def _undo(archive: Archive, journal_dir: Path, files: dict[str, str | None], keys: dict[str, str | None]) -> None:
+    """Put every journaled file and key back (a backup is moved back, a new file removed)."""
     root = archive.root
-    for rel, old in files.items():
+    for rel, backup in files.items():
         target = root / rel
-        if old is None:
+        if backup is None:
             target.unlink(missing_ok=True)
             _prune_empty_dirs(root, target.parent)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(target, old)
+            shutil.move(journal_dir / backup, target)
     gitio.unstage(root, sorted(files))
-    for no, old in keys.items():
-        if old is None:
-            archive.keystore.key_path(no).unlink(missing_ok=True)
+    for no, backup in keys.items():
+        target = archive.keystore.key_path(no)
+        if backup is None:
+            target.unlink(missing_ok=True)
         else:
-            archive.keystore.write(no, old)
+            shutil.move(journal_dir / backup, target)  # the keystore may be on another file system
 
 
 def _prune_empty_dirs(root: Path, directory: Path) -> None:
@@ -454,6 +466,7 @@ def recover(archive: Archive) -> bool:
     journal_dir = archive.git_dir / "archivectl" / "journal"
     journal = journal_dir / "journal.json"
     if not journal.exists():
+        shutil.rmtree(journal_dir, ignore_errors=True)
         return False
     try:
         state = json.loads(journal.read_text())
@@ -464,9 +477,7 @@ def recover(archive: Archive) -> bool:
     if index_lock.exists():
         index_lock.unlink()  # left by the killed git; we hold the archive lock
     if gitio.head(archive.root) == state.get("head"):
-        files = {rel: (journal_dir / n).read_bytes() if n else None for rel, n in state["files"].items()}
-        keys = {no: (journal_dir / n).read_bytes() if n else None for no, n in state["keys"].items()}
-        _undo(archive, files, keys)
+        _undo(archive, journal_dir, state.get("files", {}), state.get("keys", {}))
     shutil.rmtree(journal_dir, ignore_errors=True)
     return True
 

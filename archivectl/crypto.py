@@ -111,3 +111,36 @@ def public_key_of_private(path: Path) -> str:
     if proc.returncode != 0:
         raise ArchiveError(f"cannot read the public half of {path}; put the .pub file beside it")
     return proc.stdout.strip()
+
+
+def record_recipient(recipient: str) -> Any:
+    """A household's public record key ('age1...'), as stored in its record."""
+    try:
+        return _pyrage().x25519.Recipient.from_str(recipient)
+    except Exception:
+        raise ArchiveError("the record's recipient is not an age public key") from None
+
+
+def encrypt_file(source: Path, target: Path, recipient: Any) -> None:
+    """Stream a file into an age file (memory stays flat whatever the size)."""
+    try:
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            _pyrage().encrypt_io(src, dst, [recipient])
+            dst.flush()
+            os.fsync(dst.fileno())
+    except OSError as exc:
+        target.unlink(missing_ok=True)
+        raise ArchiveError(f"cannot encrypt {source.name}: {exc.strerror}") from None
+
+
+def decrypt_stream(source: Path, sink: Any, record_key: Any) -> None:
+    """Stream an age file's plaintext into a writable binary file object."""
+    try:
+        with open(source, "rb") as src:
+            _pyrage().decrypt_io(src, sink, [record_key])
+    except FileNotFoundError:
+        raise ArchiveError(f"{source.name} is missing from the work tree") from None
+    except OSError as exc:
+        raise ArchiveError(f"cannot write the decrypted file: {exc.strerror}") from None
+    except Exception:
+        raise ArchiveError(f"{source.name} cannot be decrypted with the record key (corrupted?)") from None

@@ -14,7 +14,7 @@ from archivectl import crypto, yamlio
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.schema import HouseholdSchema
 
-STORED_ONLY = ("sealed_fields", "sealed")
+STORED_ONLY = ("recipient", "sealed_fields", "sealed")
 
 
 def order_like_schema(record: dict, schema: HouseholdSchema) -> dict:
@@ -36,6 +36,7 @@ def to_stored(
     unchanged the old ciphertext is kept, so a review diff shows only what changed.
     """
     clear, sealed, fields = schema.split(record)
+    clear["recipient"] = str(record_key.to_public())  # lets non-readers attach scans
     if sealed:
         clear["sealed_fields"] = fields
         if previous is not None and previous[0] == sealed:

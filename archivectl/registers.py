@@ -15,6 +15,7 @@ HEADERS = {
     "transfer": "# Transfer register (资料传递登记, P9): every export. Append only.\n",
     "destruction": "# Destruction register (销毁登记, P14): purged households. Append only.\n",
     "grants": "# Grants (P7): time-limited reads approved by the general manager. Append only.\n",
+    "keys": "# Record-key changes: re-wraps for current readers and rotations. Append only.\n",
 }
 
 
@@ -44,3 +45,21 @@ def entries(root: Any, kind: str) -> list[dict[str, Any]]:
         data = yamlio.load_file(path)
         rows.extend(e for e in data or [] if isinstance(e, dict))
     return rows
+
+
+def active_grants(root: Any, today: str | None = None) -> list[dict[str, Any]]:
+    """Grants whose `until` date has not passed (P7: time-limited reads)."""
+    day = today or clock.today().isoformat()
+    return [g for g in entries(root, "grants") if str(g.get("until", "")) >= day]
+
+
+def lent_out(root: Any) -> dict[str, dict[str, Any]]:
+    """Paper dossiers currently lent: archive number -> the lending entry (P8)."""
+    state: dict[str, dict[str, Any]] = {}
+    for entry in entries(root, "lending"):
+        number = entry.get("archive_no")
+        if entry.get("action") == "lend":
+            state[number] = entry
+        elif entry.get("action") == "return":
+            state.pop(number, None)
+    return state

@@ -256,6 +256,8 @@ class HouseholdSchema:
         doc = json.loads(json.dumps(self.doc))
         _forbid_sensitive(doc, doc.get("$defs", {}))
         props = doc.setdefault("properties", {})
+        props["recipient"] = {"type": "string", "pattern": "^age1[02-9ac-hj-np-z]{58}$"}
+        doc["required"] = [*doc.get("required", []), "recipient"]
         props["sealed_fields"] = {
             "type": "array",
             "items": {"type": "string", "pattern": "^[a-z_]+(\\.[a-z_]+)*$"},

@@ -134,12 +134,13 @@ def fmt_of(ctx: typer.Context, local: str | None) -> str:
     return local or globals_of(ctx).fmt
 
 
-def out(text: str) -> None:
-    """Write command output to stdout."""
-    typer.echo(text)
+def out(text: str, err: bool = False) -> None:
+    """Write command output to stdout (or stderr, where stdout carries data)."""
+    typer.echo(text, err=err)
 
 
 # Register the command modules (they add themselves to app).
+from archivectl.cli import access as _access  # noqa: E402,F401
 from archivectl.cli import households as _households  # noqa: E402,F401
 from archivectl.cli import setup as _setup  # noqa: E402,F401
 from archivectl.cli import staff as _staff  # noqa: E402,F401

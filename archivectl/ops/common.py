@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archivectl import crypto, policy, records
+from archivectl import crypto, policy, records, registers
 from archivectl.archive import Actor, Archive, actor_of, decrypting_identity
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.staff import StaffMember
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,27 @@ def trailers(approval: Approval, actor: Actor, archive_no: str | None = None) ->
     }
 
 
+def readers(archive: Archive, building: str) -> list[StaffMember]:
+    """Everyone who may read a building's households now: by role (P7) or by an unexpired grant."""
+    members = archive.staff.readers_of(building)
+    for grant in registers.active_grants(archive.root):
+        member = archive.staff.get(str(grant.get("staff")))
+        if grant.get("building") == building and member and member.active and member not in members:
+            members.append(member)
+    return members
+
+
 def reader_keys(archive: Archive, building: str) -> list[str]:
-    """Public keys of everyone who may read a building's record keys (P7)."""
-    return [m.key for m in archive.staff.readers_of(building)]
+    """Public keys the building's record keys are wrapped to."""
+    return [m.key for m in readers(archive, building)]
+
+
+def require_reader(archive: Archive, actor: Actor, building: str) -> None:
+    """ArchiveError unless actor may read the building's personal data now (P7)."""
+    granted = actor.member in readers(archive, building)
+    for problem in (policy.actor_problem(actor.member), policy.reader_problem(actor.member, building, granted)):
+        if problem:
+            raise ArchiveError(problem)
 
 
 def load_stored(archive: Archive, relpath: str) -> dict:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archivectl import clock, crypto, policy, records, yamlio
+from archivectl import clock, crypto, records, yamlio
 from archivectl.archive import (
     CATEGORY_CODES,
     NUMBERS_FILE,
@@ -21,6 +21,8 @@ from archivectl.ops.common import (
     identity_for,
     load_stored,
     reader_keys,
+    readers,
+    require_reader,
     trailers,
     unlock_record_key,
 )
@@ -131,15 +133,15 @@ def edit(archive: Archive, archive_no: str, given: RecordInput, approval: Approv
             raise UsageError(f"{name}: {COMMAND_FIELDS[name]}")
 
     previous = None
-    if stored.get("sealed") and policy.reader_problem(actor.member, stored.get("building", "")) is None:
+    if stored.get("sealed") and actor.member in readers(archive, str(stored.get("building"))):
         record_key = unlock_record_key(archive, archive_no, identity_for(archive, identity, actor))
         plain, sealed = records.open_record(stored, record_key)
         previous = (sealed, stored["sealed"])
     else:
         sensitive = sorted(n for n in touched if schema.holds_personal(n))
         if sensitive:
-            problem = policy.reader_problem(actor.member, stored.get("building", ""))
-            raise ArchiveError(problem or f"{sensitive[0]}: changing personal fields needs the record key")
+            require_reader(archive, actor, str(stored.get("building")))
+            raise ArchiveError(f"{sensitive[0]}: changing personal fields needs the record key")
         plain, record_key = {k: v for k, v in stored.items() if k not in records.STORED_ONLY}, None
 
     changed = records.order_like_schema(apply_changes(plain, given, schema), schema)

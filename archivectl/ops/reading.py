@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from archivectl import gitio, policy, records, registers
+from archivectl import gitio, records, registers
 from archivectl.archive import Archive, Transaction, actor_of, check_archive_no, now_iso
 from archivectl.errors import ArchiveError, UsageError
-from archivectl.ops.common import check_reason, identity_for, load_stored, unlock_record_key
+from archivectl.ops.common import check_reason, identity_for, load_stored, require_reader, unlock_record_key
 
 
 def show(archive: Archive, archive_no: str, identity: str | None = None) -> dict:
@@ -33,9 +33,7 @@ def reveal(archive: Archive, archive_no: str, reason: str | None, identity: str 
     actor = actor_of(archive)
     relpath = archive.locate(archive_no)
     stored = load_stored(archive, relpath)
-    for problem in (policy.actor_problem(actor.member), policy.reader_problem(actor.member, stored["building"])):
-        if problem:
-            raise ArchiveError(problem)
+    require_reader(archive, actor, stored["building"])
     plain = {k: v for k, v in stored.items() if k not in records.STORED_ONLY}
     if stored.get("sealed"):
         record_key = unlock_record_key(archive, archive_no, identity_for(archive, identity, actor))

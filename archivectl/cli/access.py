@@ -1,0 +1,169 @@
+"""attach, open, export, recipients sync, grant, lend, return, textconv."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from archivectl.cli.app import ApproverOpt, FormatOpt, ReasonOpt, app, fmt_of, globals_of, open_archive, out
+
+ArchiveNo = Annotated[str, typer.Argument(metavar="ARCHIVE_NO")]
+
+
+@app.command()
+def attach(
+    ctx: typer.Context,
+    archive_no: ArchiveNo,
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The scan or document.")],
+    doc_type: Annotated[str, typer.Option("--type", help="Document type, e.g. purchase-contract-copy.")],
+    date: Annotated[str | None, typer.Option("--date", help="Document date YYYY-MM-DD (default today).")] = None,
+    reason: ReasonOpt = None,
+    approver: ApproverOpt = None,
+) -> None:
+    """Encrypt a document to the household's record key and list it (a new version never overwrites, P6)."""
+    from archivectl.ops import access
+    from archivectl.ops.common import Approval
+
+    name = access.attach(open_archive(ctx), archive_no, file, doc_type, date, Approval(reason, approver))
+    out(f"attached {name} to {archive_no}")
+
+
+@app.command("open")
+def open_(
+    ctx: typer.Context,
+    archive_no: ArchiveNo,
+    doc: Annotated[str, typer.Argument(metavar="DOC", help="File name from `show`, or a type for its latest.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (default: stdout).")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why you open it (registered, P8).")] = None,
+) -> None:
+    """Decrypt one attachment for a reader; the opening is registered like a reveal."""
+    import os
+
+    from archivectl.errors import UsageError
+    from archivectl.ops import access
+
+    archive = open_archive(ctx)
+    identity = globals_of(ctx).identity
+    if output is None:
+        if sys.stdout.isatty():
+            raise UsageError("refusing to write a document to the terminal; use --output FILE")
+        access.open_document(archive, archive_no, doc, reason, sys.stdout.buffer, identity)
+        return
+    if output.exists():
+        raise UsageError(f"{output} already exists")
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as sink:
+            entry = access.open_document(archive, archive_no, doc, reason, sink, identity)
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+    out(f"opened {entry['file']} into {output}", err=True)
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    archive_no: ArchiveNo,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The zip to write (outside the archive).")],
+    reason: ReasonOpt = None,
+    approver: ApproverOpt = None,
+) -> None:
+    """A customer's own data, record and scans, in one zip (P17); registered as a transfer (P9)."""
+    from archivectl.ops import access
+    from archivectl.ops.common import Approval
+
+    path = access.export(open_archive(ctx), archive_no, output, Approval(reason, approver), globals_of(ctx).identity)
+    out(f"exported {archive_no} to {path}")
+
+
+recipients_app = typer.Typer(help="Who can open the record keys.", no_args_is_help=True)
+app.add_typer(recipients_app, name="recipients")
+
+
+@recipients_app.command("sync")
+def recipients_sync(
+    ctx: typer.Context,
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="New record keys and re-encrypted data (a reader may have kept keys).")
+    ] = False,
+    reason: ReasonOpt = None,
+    approver: ApproverOpt = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """Re-wrap every record key for the current readers (after staff, building or grant changes)."""
+    from archivectl.ops import access
+    from archivectl.ops.common import Approval
+    from archivectl.render import render_rows
+
+    result = access.sync(open_archive(ctx), Approval(reason, approver), globals_of(ctx).identity, rotate)
+    rows = [{"building": b, "readers": ", ".join(r)} for b, r in sorted(result["readers"].items())]
+    verb = "rotated" if rotate else "re-wrapped"
+    out(f"{verb} {result['households']} record keys")
+    if rows:
+        out(render_rows(rows, fmt_of(ctx, fmt)))
+
+
+@app.command()
+def grant(
+    ctx: typer.Context,
+    staff_id: Annotated[str, typer.Argument(metavar="STAFF")],
+    building: Annotated[str, typer.Option(help="The building they may read.")],
+    until: Annotated[str, typer.Option(help="Last day of access, YYYY-MM-DD.")],
+    reason: ReasonOpt = None,
+    approver: ApproverOpt = None,
+) -> None:
+    """Give someone outside a building a time-limited read (approver: the general manager, P7)."""
+    from archivectl.ops import access
+    from archivectl.ops.common import Approval
+
+    result = access.grant(
+        open_archive(ctx), staff_id, building, until, Approval(reason, approver), globals_of(ctx).identity
+    )
+    out(f"granted {staff_id} read of {building} until {until} ({result['households']} households)")
+
+
+@app.command()
+def lend(
+    ctx: typer.Context,
+    archive_no: ArchiveNo,
+    to: Annotated[str, typer.Option("--to", help="Staff id of the borrower.")],
+    due: Annotated[str, typer.Option("--due", help="Return date YYYY-MM-DD.")],
+    reason: ReasonOpt = None,
+    approver: ApproverOpt = None,
+) -> None:
+    """Register lending the paper dossier bag (P8)."""
+    from archivectl.ops import access
+    from archivectl.ops.common import Approval
+
+    commit = access.lend(open_archive(ctx), archive_no, to, due, Approval(reason, approver))
+    out(f"lent {archive_no} to {to} until {due} (commit {commit[:12]})")
+
+
+@app.command("return")
+def return_(
+    ctx: typer.Context,
+    archive_no: ArchiveNo,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Note on the return.")] = "returned",
+) -> None:
+    """Register the paper dossier bag's return (P8)."""
+    from archivectl.ops import access
+
+    commit = access.return_dossier(open_archive(ctx), archive_no, reason)
+    out(f"returned {archive_no} (commit {commit[:12]})")
+
+
+@app.command(hidden=False)
+def textconv(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(metavar="FILE")],
+) -> None:
+    """git's diff driver: a record with its sealed block opened for readers (set up by init)."""
+    from archivectl.ops.textconv import textconv as run
+
+    sys.stdout.buffer.write(run(file, globals_of(ctx).identity))
+    sys.stdout.buffer.flush()

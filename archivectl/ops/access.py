@@ -1,0 +1,340 @@
+"""Attachments, reading them, exports, record-key re-wrapping, grants and paper lending.
+
+P5-P10, P17: scans are encrypted to the household's record key; every open and
+export is registered; readers follow staff.yaml and the gm's grants.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from archivectl import clock, crypto, idcheck, records, registers
+from archivectl.archive import STAFF_FILE, Archive, Transaction, check_archive_no, now_iso
+from archivectl.errors import ArchiveError, UsageError
+from archivectl.ops.common import (
+    Approval,
+    approved_writer,
+    check_reason,
+    identity_for,
+    load_stored,
+    reader_keys,
+    readers,
+    require_reader,
+    trailers,
+    unlock_record_key,
+)
+from archivectl.ops.reading import register_access
+
+MAX_ATTACHMENT_BYTES = int(os.environ.get("ARCHIVECTL_MAX_ATTACHMENT_MB", "2048")) * 1024 * 1024
+_EXT = re.compile(r"^[A-Za-z0-9]{1,10}$")
+
+
+def document_types(archive: Archive) -> list[str]:
+    """The document types the archive's schema allows."""
+    return list(archive.household_schema.resolve({"$ref": "#/$defs/document_type"}).get("enum", []))
+
+
+def _check_date(value: str | None, name: str) -> str:
+    if value is None:
+        return clock.today().isoformat()
+    problem = idcheck.date_problem(value)
+    if problem:
+        raise UsageError(f"{name} {problem}")
+    return value
+
+
+def _extension(file: Path) -> str:
+    ext = file.suffix.removeprefix(".")
+    if not ext:
+        return ""
+    if not _EXT.match(ext):
+        raise UsageError(f"{file.name}: file extension must be letters and digits only")
+    return "." + ext.lower()
+
+
+def attach(archive: Archive, archive_no: str, file: Path, doc_type: str, date: str | None, approval: Approval) -> str:
+    """Encrypt a scan to the household's record key and list it, newest first (P5, P6)."""
+    check_archive_no(archive_no)
+    if doc_type not in document_types(archive):
+        raise UsageError(f"--type must be one of {', '.join(document_types(archive))}")
+    date = _check_date(date, "--date")
+    if not file.is_file():
+        raise UsageError(f"{file}: no such file")
+    if file.stat().st_size > MAX_ATTACHMENT_BYTES:
+        raise UsageError(f"{file.name}: larger than {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB")
+    ext = _extension(file)
+    actor = approved_writer(archive, approval)
+    relpath = archive.locate(archive_no)
+    stored = load_stored(archive, relpath)
+    if not stored.get("recipient"):
+        raise ArchiveError(f"{archive_no}: record has no recipient; run `archivectl recipients sync --rotate`")
+    recipient = crypto.record_recipient(stored["recipient"])
+    documents = list(stored.get("documents") or [])
+    version = 1 + max((d.get("version", 0) for d in documents if d.get("type") == doc_type), default=0)
+    name = f"attachments/{doc_type}-{date}-{version}{ext}.age"
+    home = relpath.removesuffix("/record.yaml")
+    entry = {"type": doc_type, "date": date, "version": version, "file": name}
+    documents.insert(0, entry)
+    documents.sort(key=lambda d: (str(d.get("date")), d.get("version", 0)), reverse=True)  # newest first (P5)
+    stored["documents"] = documents
+    problems = archive.household_schema.validate_stored(stored)
+    if problems:
+        raise UsageError(f"{archive_no}: {problems[0]}")
+
+    with Transaction(archive, actor) as tx:
+        if (archive.root / home / name).exists():
+            raise ArchiveError(f"{home}/{name} already exists; originals are never overwritten (P6)")
+        scratch = tx.scratch()
+        crypto.encrypt_file(file, scratch, recipient)
+        tx.place(f"{home}/{name}", scratch)
+        tx.write_text(relpath, records.dump(stored))
+        tx.commit(f"attach {doc_type} v{version} to {archive_no}", trailers(approval, actor, archive_no))
+    return name
+
+
+def find_document(stored: dict, doc: str) -> dict:
+    """A document entry by its file name (with or without attachments/ and .age) or, newest, by type."""
+    documents = stored.get("documents") or []
+    wanted = doc.removeprefix("attachments/")
+    for entry in documents:
+        file = str(entry.get("file", "")).removeprefix("attachments/")
+        if wanted in (file, file.removesuffix(".age")):
+            return entry
+    for entry in documents:  # newest first, so the first of a type is its latest version
+        if entry.get("type") == doc:
+            return entry
+    raise ArchiveError(f"{stored.get('archive_no')}: no document {doc!r} (see `archivectl show`)")
+
+
+def open_document(
+    archive: Archive, archive_no: str, doc: str, reason: str | None, sink: BinaryIO, identity: str | None = None
+) -> dict:
+    """Decrypt one attachment into sink for an entitled reader, after registering the look-up (P8)."""
+    from archivectl.archive import actor_of
+
+    check_archive_no(archive_no)
+    reason = check_reason(reason)
+    actor = actor_of(archive)
+    relpath = archive.locate(archive_no)
+    stored = load_stored(archive, relpath)
+    require_reader(archive, actor, str(stored.get("building")))
+    entry = find_document(stored, doc)
+    record_key = unlock_record_key(archive, archive_no, identity_for(archive, identity, actor))
+    source = archive.root / relpath.removesuffix("record.yaml") / entry["file"]
+    if not source.is_file():
+        raise ArchiveError(f"{entry['file']} is missing from the work tree")
+    register_access(archive, actor, archive_no, "open", reason, document=entry["file"])
+    crypto.decrypt_stream(source, sink, record_key)
+    return entry
+
+
+def export(archive: Archive, archive_no: str, output: Path, approval: Approval, identity: str | None = None) -> Path:
+    """A customer's own data in one zip (P17), approved and registered as a transfer (P9)."""
+    check_archive_no(archive_no)
+    actor = approved_writer(archive, approval)
+    output = output.expanduser().resolve()
+    if output.is_relative_to(archive.root.resolve()) or output.is_relative_to(archive.keystore.path):
+        raise UsageError(f"{output}: an export must not be written inside the archive or keystore")
+    if output.exists():
+        raise UsageError(f"{output} already exists")
+    if not output.parent.is_dir():
+        raise UsageError(f"{output.parent}: no such directory")
+    relpath = archive.locate(archive_no)
+    stored = load_stored(archive, relpath)
+    require_reader(archive, actor, str(stored.get("building")))
+    record_key = unlock_record_key(archive, archive_no, identity_for(archive, identity, actor))
+    plain, _ = records.open_record(stored, record_key)
+    home = archive.root / relpath.removesuffix("record.yaml")
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("record.json", json.dumps(plain, ensure_ascii=False, indent=2))
+            for entry in plain.get("documents") or []:
+                inner = str(entry["file"]).removesuffix(".age")
+                with zf.open(inner, "w", force_zip64=True) as sink:
+                    crypto.decrypt_stream(home / entry["file"], sink, record_key)
+            zf.writestr(
+                "README.txt",
+                f"Personal data held for household {archive_no}, exported {now_iso()} at the customer's request.\n"
+                "record.json is the dossier; attachments/ holds the scans.\n",
+            )
+        entry = {
+            "when": now_iso(),
+            "who": actor.member.id,
+            "action": "export",
+            "archive_no": archive_no,
+            "to": "customer (own data request, P17)",
+            "documents": len(plain.get("documents") or []),
+            "approved_by": approval.approver,
+            "reason": approval.reason,
+        }
+        with Transaction(archive, actor) as tx:
+            registers.append(tx, "transfer", entry)
+            tx.commit(f"register export of {archive_no}", trailers(approval, actor, archive_no))
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+    return output
+
+
+def sync(archive: Archive, approval: Approval, identity: str | None = None, rotate: bool = False) -> dict[str, Any]:
+    """Re-wrap every record key for the buildings' current readers; with rotate, re-key the data too."""
+    actor = approved_writer(archive, approval)
+    ssh_identity = crypto.load_identity(identity_for(archive, identity, actor))
+    schema = archive.household_schema
+    archive.keystore.require()
+    plan = []
+    for _, relpath in archive.record_paths():
+        stored = load_stored(archive, relpath)
+        number, building = str(stored.get("archive_no")), str(stored.get("building"))
+        try:
+            record_key = crypto.unwrap_record_key(archive.keystore.read(number), ssh_identity)
+        except ArchiveError as exc:
+            raise ArchiveError(f"{number}: {exc}; a manager or gm who reads every building must sync") from None
+        plan.append((relpath, stored, number, building, record_key))
+    per_building: dict[str, list[str]] = {}
+    with Transaction(archive, actor) as tx:
+        for relpath, stored, number, building, record_key in plan:
+            if building not in per_building:
+                per_building[building] = sorted(m.id for m in readers(archive, building))
+            key_for_wrap = record_key
+            if rotate:
+                key_for_wrap = crypto.new_record_key()
+                _rekey(archive, tx, relpath, stored, record_key, key_for_wrap, schema)
+            tx.write_key(number, crypto.wrap_record_key(key_for_wrap, reader_keys(archive, building)))
+        entry = {
+            "when": now_iso(),
+            "who": actor.member.id,
+            "action": "rotate" if rotate else "rewrap",
+            "households": len(plan),
+            "readers": per_building,
+            "approved_by": approval.approver,
+            "reason": approval.reason,
+        }
+        registers.append(tx, "keys", entry)
+        verb = "rotate" if rotate else "re-wrap"
+        tx.commit(f"recipients sync: {verb} {len(plan)} record keys", trailers(approval, actor))
+    return {"households": len(plan), "rotated": rotate, "readers": per_building}
+
+
+def _rekey(archive: Archive, tx: Transaction, relpath: str, stored: dict, old: Any, new: Any, schema: Any) -> None:
+    """Re-encrypt a household's sealed block and attachments to a new record key."""
+    plain, _ = records.open_record(stored, old)
+    tx.write_text(relpath, records.dump(records.to_stored(plain, schema, new)))
+    home = relpath.removesuffix("record.yaml")
+    recipient = new.to_public()
+    for entry in stored.get("documents") or []:
+        clear_copy = tx.scratch()
+        with open(clear_copy, "wb") as sink:
+            crypto.decrypt_stream(archive.root / home / entry["file"], sink, old)
+        sealed_copy = tx.scratch()
+        crypto.encrypt_file(clear_copy, sealed_copy, recipient)
+        clear_copy.unlink()
+        tx.place(home + entry["file"], sealed_copy)
+
+
+def grant(
+    archive: Archive, staff_id: str, building: str, until: str, approval: Approval, identity: str | None = None
+) -> dict[str, Any]:
+    """Give someone outside a building a read until a date (P7: approved by the gm)."""
+    actor = approved_writer(archive, approval, roles=archive.settings.rules.grant_approver_roles)
+    if not re.match(r"^[A-Z0-9][A-Z0-9-]{0,15}$", building):
+        raise UsageError(f"--building {building!r} is not a building code like B03")
+    until = _check_date(until, "--until")
+    if until < clock.today().isoformat():
+        raise UsageError("--until is in the past")
+    member = archive.staff.get(staff_id)
+    if member is None or not member.active:
+        raise ArchiveError(f"{staff_id} is not an active member of {STAFF_FILE}")
+    ssh_identity = crypto.load_identity(identity_for(archive, identity, actor))
+    entry = {
+        "when": now_iso(),
+        "who": actor.member.id,
+        "staff": staff_id,
+        "building": building,
+        "until": until,
+        "approved_by": approval.approver,
+        "reason": approval.reason,
+    }
+    households = [p for _, p in archive.record_paths() if p.split("/")[1] == building]
+    with Transaction(archive, actor) as tx:
+        registers.append(tx, "grants", entry)
+        keys = [m.key for m in readers(archive, building)]
+        if member.key not in keys:
+            keys.append(member.key)
+        for relpath in households:
+            number = relpath.split("/")[3]
+            try:
+                record_key = crypto.unwrap_record_key(archive.keystore.read(number), ssh_identity)
+            except ArchiveError:
+                raise ArchiveError(f"{number}: the person granting must be a reader of {building}") from None
+            tx.write_key(number, crypto.wrap_record_key(record_key, keys))
+        tx.commit(f"grant {staff_id} read of {building} until {until}", trailers(approval, actor))
+    return {**entry, "households": len(households)}
+
+
+def lend(archive: Archive, archive_no: str, to: str, due: str, approval: Approval) -> str:
+    """Register lending the paper dossier bag (P8)."""
+    check_archive_no(archive_no)
+    due = _check_date(due, "--due")
+    if due < clock.today().isoformat():
+        raise UsageError("--due is in the past")
+    actor = approved_writer(archive, approval)
+    archive.locate(archive_no)
+    borrower = archive.staff.get(to)
+    if borrower is None or not borrower.active:
+        raise ArchiveError(f"{to} is not an active member of {STAFF_FILE}")
+    current = registers.lent_out(archive.root).get(archive_no)
+    if current:
+        raise ArchiveError(f"{archive_no} is already lent to {current.get('to')} (due {current.get('due')})")
+    entry = {
+        "when": now_iso(),
+        "who": actor.member.id,
+        "action": "lend",
+        "archive_no": archive_no,
+        "to": to,
+        "due": due,
+        "approved_by": approval.approver,
+        "reason": approval.reason,
+    }
+    with Transaction(archive, actor) as tx:
+        registers.append(tx, "lending", entry)
+        return tx.commit(f"lend {archive_no} to {to} until {due}", trailers(approval, actor, archive_no))
+
+
+def return_dossier(archive: Archive, archive_no: str, reason: str | None) -> str:
+    """Register the paper dossier bag's return (P8)."""
+    from archivectl.archive import actor_of
+
+    check_archive_no(archive_no)
+    reason = check_reason(reason)
+    actor = actor_of(archive)
+    current = registers.lent_out(archive.root).get(archive_no)
+    if not current:
+        raise ArchiveError(f"{archive_no} is not lent out")
+    entry = {
+        "when": now_iso(),
+        "who": actor.member.id,
+        "action": "return",
+        "archive_no": archive_no,
+        "from": current.get("to"),
+        "reason": reason,
+    }
+    with Transaction(archive, actor) as tx:
+        registers.append(tx, "lending", entry)
+        return tx.commit(
+            f"return {archive_no}", {"Reason": reason, "Archive-No": archive_no, "Acted-by": actor.member.id}
+        )
+
+
+def overdue(archive: Archive, today: dt.date | None = None) -> list[dict[str, Any]]:
+    """Lent dossiers past their due date."""
+    day = (today or clock.today()).isoformat()
+    return [e for e in registers.lent_out(archive.root).values() if str(e.get("due")) < day]

@@ -1,0 +1,42 @@
+"""textconv: git's diff driver for records, so reviewers holding a reader key see clear diffs.
+
+Git runs it on a temporary copy of each record version and shows its output in
+`git diff`, `git log -p` and `git show`. The output is never stored (the archive
+sets diff.archivectl.cachetextconv=false). Anyone who cannot decrypt sees the
+file unchanged, ciphertext lines and all; it never fails a diff.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from archivectl import crypto, records, yamlio
+from archivectl.archive import Archive, actor_of, decrypting_identity
+from archivectl.errors import ArchiveError
+
+BANNER = "# --- sealed fields, decrypted for you by archivectl textconv (not stored) ---\n"
+
+
+def textconv(path: Path, identity: str | None = None) -> bytes:
+    """The record with its sealed block opened for a reader, else the file as it is."""
+    raw = path.read_bytes()
+    try:
+        stored = records.load_stored(raw, path.name)
+        if not stored.get("sealed"):
+            return raw
+        archive = Archive.find(None)
+        chosen = identity
+        if chosen is None:
+            try:
+                chosen = str(decrypting_identity(actor_of(archive).private_key, None))
+            except ArchiveError:
+                chosen = str(decrypting_identity(None, None))
+        record_key = crypto.unwrap_record_key(
+            archive.keystore.read(str(stored.get("archive_no"))),
+            crypto.load_identity(Path(chosen)),
+        )
+        _, sealed = records.open_record(stored, record_key)
+    except Exception:  # any failure: show the file unchanged, never break a diff
+        return raw
+    clear = {k: v for k, v in stored.items() if k != "sealed"}
+    return (yamlio.dumps(clear) + BANNER + yamlio.dumps(sealed)).encode("utf-8")
