@@ -348,6 +348,8 @@ class Transaction:
         try:
             if self.committed is None:
                 _undo(self.archive, self.journal_dir, self._files, self._keys)
+            else:
+                _shred_key_backups(self.journal_dir, self._keys)
         finally:
             shutil.rmtree(self.journal_dir, ignore_errors=True)
             self._stack.close()
@@ -379,6 +381,7 @@ class Transaction:
         target = self._target(relpath)
         if data is None:
             target.unlink(missing_ok=True)
+            _prune_empty_dirs(self.archive.root, target.parent)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(target, data)
@@ -404,6 +407,17 @@ class Transaction:
             self._keys[archive_no] = self._backup(store.key_path(archive_no), f"key{len(self._keys)}")
             self._save_journal()
         store.write(archive_no, blob)
+
+    def destroy_key(self, archive_no: str) -> None:
+        """Remove a record key as part of this change; it is shredded only once the commit is made."""
+        store = self.archive.keystore
+        path = store.key_path(archive_no)
+        if not path.exists():
+            raise ArchiveError(f"{archive_no}: record key is missing from the keystore")
+        if archive_no not in self._keys:
+            self._keys[archive_no] = self._backup(path, f"key{len(self._keys)}")
+            self._save_journal()
+        path.unlink()
 
     def commit(self, subject: str, trailers: dict[str, str | None]) -> str:
         """Stage every changed file and make the one signed commit."""
@@ -452,6 +466,15 @@ def _undo(archive: Archive, journal_dir: Path, files: dict[str, str | None], key
             shutil.move(journal_dir / backup, target)  # the keystore may be on another file system
 
 
+def _shred_key_backups(journal_dir: Path, keys: dict[str, str | None]) -> None:
+    """Old versions of record keys (re-wrapped, rotated or destroyed) must not linger anywhere."""
+    from archivectl.keystore import shred
+
+    for backup in keys.values():
+        if backup:
+            shred(journal_dir / backup)
+
+
 def _prune_empty_dirs(root: Path, directory: Path) -> None:
     while directory != root and directory.is_relative_to(root):
         try:
@@ -478,6 +501,8 @@ def recover(archive: Archive) -> bool:
         index_lock.unlink()  # left by the killed git; we hold the archive lock
     if gitio.head(archive.root) == state.get("head"):
         _undo(archive, journal_dir, state.get("files", {}), state.get("keys", {}))
+    else:  # the commit was made: finish the job by shredding old key versions
+        _shred_key_backups(journal_dir, state.get("keys", {}))
     shutil.rmtree(journal_dir, ignore_errors=True)
     return True
 

@@ -222,3 +222,54 @@ def log(repo: Path, *args: str, with_signatures: bool = False) -> list[LogEntry]
                 trailers.setdefault(k.strip(), v.strip())
         entries.append(LogEntry(commit, tuple(parents.split()), date, status, key, subject, trailers))
     return entries
+
+
+def path_history(repo: Path, path: str) -> list[tuple[str, tuple[str, ...], str]]:
+    """(commit, parents, committer ISO date) of commits that changed path, newest first."""
+    text = out(repo, "log", "--format=%H%x1f%P%x1f%cI", "--", path)
+    rows = []
+    for line in text.splitlines():
+        commit, parents, date = line.split("\x1f")
+        rows.append((commit, tuple(parents.split()), date))
+    return rows
+
+
+def committer_date(repo: Path, commit: str) -> str:
+    """A commit's committer date, ISO 8601."""
+    return out(repo, "log", "-1", "--format=%cI", commit)
+
+
+def first_parent_line(repo: Path, rev: str = "HEAD") -> list[str]:
+    """The main line: rev and its first parents, newest first."""
+    return out(repo, "rev-list", "--first-parent", rev).split()
+
+
+def first_mainline_containing(repo: Path, commit: str, rev: str = "HEAD") -> str | None:
+    """The oldest main-line (first-parent) commit of rev that contains commit (itself if on the line)."""
+    if commit in set(first_parent_line(repo, rev)):
+        return commit
+    later = out(repo, "rev-list", "--first-parent", "--ancestry-path", f"{commit}..{rev}").split()
+    return later[-1] if later else None
+
+
+def bundle_create(repo: Path, target: Path) -> None:
+    """A git bundle of every ref."""
+    run(repo, "bundle", "create", "-q", str(target), "--all")
+
+
+def bundle_verify(bundle: Path) -> None:
+    """ArchiveError unless the bundle is complete and readable."""
+    proc = run(None, "bundle", "verify", "-q", str(bundle), check=False)
+    if proc.returncode != 0:
+        raise ArchiveError(f"the backup's git bundle does not verify: {_first_line(proc.stderr)}")
+
+
+def clone(source: str, target: Path, branch: str | None = None) -> None:
+    """Clone source (a path, URL or bundle) into target."""
+    args = ["clone", "-q"] + (["-b", branch] if branch else []) + [source, str(target)]
+    run(None, *args)
+
+
+def show_tree_files(repo: Path, rev: str, prefix: str) -> list[str]:
+    """Paths under prefix in rev's tree."""
+    return [p for p in out(repo, "ls-tree", "-r", "--name-only", rev, "--", prefix).splitlines() if p]

@@ -49,25 +49,25 @@ class Keystore:
         self.require()
         write_atomic(self.key_path(archive_no), blob, mode=0o600)
 
-    def destroy(self, archive_no: str) -> None:
-        """Overwrite a key file with zeros and remove it."""
-        path = self.key_path(archive_no)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            return
-        with open(path, "r+b") as fh:
-            fh.write(b"\0" * size)
-            fh.flush()
-            os.fsync(fh.fileno())
-        path.unlink()
-        fsync_dir(path.parent)
-
     def archive_numbers(self) -> list[str]:
         """Every household with a key file."""
         if not self.path.is_dir():
             return []
         return sorted(p.name.removesuffix(".age") for p in self.path.glob("*.age"))
+
+
+def shred(path: Path) -> None:
+    """Overwrite a file with zeros, sync, and remove it (best effort below the file system)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "r+b") as fh:
+            fh.write(b"\0" * size)
+            fh.flush()
+            os.fsync(fh.fileno())
+        path.unlink()
+    except FileNotFoundError:
+        return
+    fsync_dir(path.parent)
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:

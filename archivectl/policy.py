@@ -5,6 +5,7 @@ Change who may approve, or how a reason must look, here and nowhere else.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from archivectl.staff import Staff, StaffMember, may_read
@@ -70,3 +71,52 @@ def reader_problem(actor: StaffMember, building: str, granted: bool = False) -> 
     if may_read(actor, building) or (granted and actor.active):
         return None
     return f"{actor.id} ({actor.role}) is not a reader of building {building}; ask the general manager for a grant"
+
+
+# ------------------------------------------------------------------ retention (P13)
+
+CLOCK_SKEW = dt.timedelta(minutes=5)
+YAML_COMMIT_TOLERANCE = dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class TombstoneDates:
+    """Every date that says when a tombstone was made (SPEC: the 30-day rule)."""
+
+    yaml_date: dt.date
+    commit: dt.datetime
+    parents: tuple[dt.datetime, ...]
+    mainline: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class RetentionVerdict:
+    """When the retention period started, how many days are left, and whether purge may proceed."""
+
+    started: dt.datetime
+    days_left: int
+    eligible: bool
+    problem: str | None = None
+
+
+def retention_verdict(dates: TombstoneDates, now: dt.datetime, retention_days: int) -> RetentionVerdict:
+    """P13: the clock starts at the latest of all the dates, so a forged date only makes the wait longer.
+
+    A date in the future, a YAML date more than a day off its commit, or a commit
+    dated before its parent is a problem: purge refuses, verify flags it.
+    """
+    tz = dates.commit.tzinfo or dt.UTC
+    yaml_moment = dt.datetime.combine(dates.yaml_date, dt.time(), tzinfo=tz)
+    moments = [yaml_moment, dates.commit, *dates.parents, *([dates.mainline] if dates.mainline else [])]
+    started = max(moments)
+    problem = None
+    if any(m > now + CLOCK_SKEW for m in moments):
+        problem = "a tombstone date lies in the future"
+    elif abs(dates.yaml_date - dates.commit.astimezone(tz).date()) > YAML_COMMIT_TOLERANCE:
+        problem = "the tombstone's YAML date disagrees with its commit by more than a day"
+    elif dates.parents and dates.commit < max(dates.parents) - CLOCK_SKEW:
+        problem = "the tombstone's commit is dated before its parent"
+    elapsed = now - started
+    days_left = max(0, retention_days - elapsed.days)
+    eligible = problem is None and elapsed >= dt.timedelta(days=retention_days)
+    return RetentionVerdict(started=started, days_left=days_left, eligible=eligible, problem=problem)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -139,8 +140,6 @@ def out(text: str, err: bool = False) -> None:
     typer.echo(text, err=err)
 
 
-# Register the command modules (they add themselves to app).
-from archivectl.cli import access as _access  # noqa: E402,F401
-from archivectl.cli import households as _households  # noqa: E402,F401
-from archivectl.cli import setup as _setup  # noqa: E402,F401
-from archivectl.cli import staff as _staff  # noqa: E402,F401
+# Register the command modules; they add themselves to app, in this --help order.
+for _module in ("setup", "staff", "households", "access", "lifecycle"):
+    importlib.import_module(f"archivectl.cli.{_module}")
