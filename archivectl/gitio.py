@@ -273,3 +273,142 @@ def clone(source: str, target: Path, branch: str | None = None) -> None:
 def show_tree_files(repo: Path, rev: str, prefix: str) -> list[str]:
     """Paths under prefix in rev's tree."""
     return [p for p in out(repo, "ls-tree", "-r", "--name-only", rev, "--", prefix).splitlines() if p]
+
+
+class BlobReader:
+    """One long-lived `git cat-file --batch` for reading many blobs quickly."""
+
+    def __init__(self, repo: Path):
+        self._proc = subprocess.Popen(
+            ["git", "-C", str(repo), "cat-file", "--batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, **_BASE_ENV},
+        )
+
+    def read(self, spec: str) -> bytes | None:
+        """Content of an object named by id or rev:path, or None if it does not exist."""
+        assert self._proc.stdin and self._proc.stdout
+        self._proc.stdin.write(spec.encode("utf-8") + b"\n")
+        self._proc.stdin.flush()
+        header = self._proc.stdout.readline().decode("utf-8", "replace").split()
+        if len(header) < 3 or header[1] == "missing":
+            return None
+        data = self._proc.stdout.read(int(header[2]))
+        self._proc.stdout.read(1)  # the newline after the content
+        return data
+
+    def close(self) -> None:
+        if self._proc.stdin:
+            self._proc.stdin.close()
+        self._proc.wait()
+
+    def __enter__(self) -> BlobReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class Change:
+    """One file changed by a commit, from `git log --raw`."""
+
+    status: str
+    old_blob: str
+    new_blob: str
+    path: str
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """A commit as verify needs it: signature, dates, trailers, and what it changed."""
+
+    commit: str
+    parents: tuple[str, ...]
+    committer_date: str
+    signature: str
+    fingerprint: str
+    principal: str
+    subject: str
+    trailers: dict[str, str]
+    trailer_counts: dict[str, int]
+    changes: tuple[Change, ...]
+
+
+def commits_for_verify(repo: Path, revs: list[str], allowed_signers: Path) -> list[CommitInfo]:
+    """Commits of revs, oldest first, with signatures checked against allowed_signers, in one git call."""
+    fmt = "%x1e" + "%x1f".join(["%H", "%P", "%cI", "%G?", "%GF", "%GS", "%s", "%(trailers:only,unfold)"]) + "%x1f"
+    proc = run(
+        repo,
+        "-c",
+        f"gpg.ssh.allowedSignersFile={allowed_signers}",
+        "-c",
+        "core.quotePath=false",
+        "log",
+        "--reverse",
+        "--topo-order",
+        f"--format={fmt}",
+        "--raw",
+        "--no-abbrev",
+        "--no-renames",
+        *revs,
+    )
+    commits = []
+    for chunk in proc.stdout.decode("utf-8", "replace").split("\x1e"):
+        if not chunk.strip():
+            continue
+        fields = chunk.split("\x1f")
+        commit, parents, date, status, fingerprint, principal, subject, trailer_text, raw = fields
+        trailers: dict[str, str] = {}
+        counts: dict[str, int] = {}
+        for line in trailer_text.splitlines():
+            if ":" in line:
+                key, value = line.split(":", 1)
+                trailers.setdefault(key.strip(), value.strip())
+                counts[key.strip()] = counts.get(key.strip(), 0) + 1
+        changes = []
+        for line in raw.splitlines():
+            if line.startswith(":") and "\t" in line:
+                meta, path = line.split("\t", 1)
+                parts = meta.split()
+                changes.append(Change(parts[4][0], parts[2], parts[3], path))
+        commits.append(
+            CommitInfo(
+                commit,
+                tuple(parents.split()),
+                date,
+                status,
+                fingerprint,
+                principal,
+                subject,
+                trailers,
+                counts,
+                tuple(changes),
+            )
+        )
+    return commits
+
+
+def rev_list(repo: Path, *revs: str) -> list[str]:
+    """Commit ids selected by revs."""
+    return out(repo, "rev-list", *revs).split()
+
+
+def merge_tree(repo: Path, first: str, second: str) -> str | None:
+    """The tree a clean merge of two commits gives (git merge-tree --write-tree), or None on conflict."""
+    proc = run(repo, "merge-tree", "--write-tree", first, second, check=False)
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.decode().split()[0]
+
+
+def tree_of(repo: Path, commit: str) -> str:
+    return out(repo, "rev-parse", f"{commit}^{{tree}}")
+
+
+def staff_blobs_ever(repo: Path) -> list[str]:
+    """Every version of staff.yaml in any ref's history (blob ids)."""
+    text = out(repo, "log", "--all", "--format=", "--raw", "--no-abbrev", "--", "staff.yaml")
+    blobs = {line.split()[3] for line in text.splitlines() if line.startswith(":")}
+    return sorted(b for b in blobs if set(b) != {"0"})

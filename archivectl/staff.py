@@ -174,3 +174,11 @@ def _signer_time(iso: str) -> str:
 def deactivate(member: StaffMember, when: str) -> StaffMember:
     """The member marked as departed at the given ISO time."""
     return replace(member, active=False, deactivated=when)
+
+
+def fingerprint(key: str) -> str:
+    """The SHA256 fingerprint ssh-keygen and git print for a public key."""
+    import hashlib
+
+    blob = base64.b64decode(key.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")

@@ -7,6 +7,7 @@ from pathlib import Path
 from archivectl import records
 from archivectl.archive import ARCHIVE_FILE, CATEGORY_CODES, STAFF_FILE, Archive
 from archivectl.errors import UsageError
+from archivectl.schema import HouseholdSchema
 
 
 def validate(archive: Archive, paths: list[str] | None = None) -> list[dict]:
@@ -42,14 +43,20 @@ def _targets(archive: Archive, paths: list[str]) -> list[str]:
 
 
 def check_record_file(archive: Archive, relpath: str) -> list[str]:
-    """Problems with one stored record: schema, place on disk, sealed block."""
-    schema = archive.household_schema
+    """Problems with one stored record in the work tree: schema, place on disk, sealed block."""
     try:
-        stored = records.load_stored((archive.root / relpath).read_bytes(), relpath)
-    except UsageError as exc:
-        return [str(exc).removeprefix(f"{relpath}: ")]
+        data = (archive.root / relpath).read_bytes()
     except OSError as exc:
         return [f"cannot read ({exc.strerror})"]
+    return check_record_text(archive.household_schema, relpath, data)
+
+
+def check_record_text(schema: HouseholdSchema, relpath: str, data: bytes) -> list[str]:
+    """Problems with one stored record's content, judged as if at relpath."""
+    try:
+        stored = records.load_stored(data, relpath)
+    except UsageError as exc:
+        return [str(exc).removeprefix(f"{relpath}: ")]
     problems = schema.validate_stored(stored)
     parts = relpath.split("/")
     if len(parts) == 5 and parts[0] == "households":

@@ -1,0 +1,255 @@
+"""verify on a pull-request range: server (bare) repository, a clone, a branch (P7, P10, P12)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import World, person_env
+
+
+class Clone:
+    """A staff member's clone of the server repository, on a review branch."""
+
+    def __init__(self, world: World, path: Path):
+        self.world, self.path = world, path
+
+    def git(self, *args: str, who: str = "but01", env: dict | None = None) -> str:
+        full = {**os.environ, **{k: v for k, v in person_env(self.world.people[who]).items() if v}, **(env or {})}
+        return subprocess.run(
+            ["git", "-C", str(self.path), *args], check=True, capture_output=True, text=True, env=full
+        ).stdout
+
+    def cli(self, who: str, *args: str):
+        return self.world.cli(
+            who, "--archive", str(self.path), *args, env={"ARCHIVECTL_KEYSTORE": str(self.world.keys)}
+        )
+
+    def commit_by_hand(self, who: str | None, message: str, sign: bool = True, **env: str) -> None:
+        args = ["commit", "-q", "--no-verify", "-m", message]
+        if sign:
+            args = ["-c", f"user.signingkey={self.world.people[who].key}", "-c", "gpg.format=ssh", *args, "-S"]
+        self.git(*args, who=who or "but01", env=env)
+
+    def verify(self, *extra: str) -> tuple[int, dict]:
+        result = self.world.cli(
+            "aud01", "--archive", str(self.path), "verify", "--range", "origin/main..HEAD", "--format", "json", *extra
+        )
+        return result.exit_code, json.loads(result.stdout)
+
+
+@pytest.fixture
+def clone(world: World, tmp_path: Path) -> Clone:
+    world.add()
+    server = tmp_path / "server.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(world.root), str(server)], check=True)
+    path = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(server), str(path)], check=True)
+    c = Clone(world, path)
+    c.git("checkout", "-q", "-b", "change")
+    result = c.cli("but01", "install-hooks")
+    assert result.exit_code == 0, result
+    return c
+
+
+def rules(report: dict) -> set[tuple[str, str]]:
+    return {(f["commit"][:7], f["rule"]) for f in report["findings"]}
+
+
+def test_a_clean_pull_request_verifies(clone: Clone):
+    edited = clone.cli(
+        "but01",
+        "edit",
+        f"HO-{_year()}-00001",
+        "--set",
+        "occupancy=rented",
+        "--reason",
+        "let out",
+        "--approver",
+        "mgr01",
+    )
+    assert edited.exit_code == 0, edited
+    clone.cli("but01", "show", f"HO-{_year()}-00001", "--reveal", "--reason", "tenant check")
+    code, report = clone.verify()
+    assert code == 0, report
+    assert report == {"range": "origin/main..HEAD", "commits": 2, "ok": True, "findings": []}
+    whole = clone.world.cli("aud01", "--archive", str(clone.path), "verify")
+    assert whole.exit_code == 0, whole
+
+
+def _year() -> str:
+    import datetime as dt
+
+    return str(dt.date.today().year)
+
+
+def record_path(clone: Clone) -> Path:
+    return clone.path / f"households/B03/1203/HO-{_year()}-00001/record.yaml"
+
+
+def head(clone: Clone) -> str:
+    return clone.git("rev-parse", "--short=7", "HEAD").strip()
+
+
+def test_unsigned_hand_edit_is_flagged(clone: Clone):
+    path = record_path(clone)
+    path.write_text(path.read_text().replace("occupancy: owner-occupied", "occupancy: rented"))
+    clone.git("add", "-A")
+    clone.commit_by_hand(None, "hand edit", sign=False)
+    code, report = clone.verify()
+    assert code == 1
+    assert (head(clone), "signature") in rules(report)
+    assert any(f["message"] == "commit is not signed" for f in report["findings"])
+
+
+def test_commit_signed_by_a_key_not_on_staff_is_flagged(clone: Clone):
+    (clone.path / "registers/numbers.yaml").write_text("HO-2026: 99\n")
+    clone.git("add", "-A")
+    clone.commit_by_hand("outsider", "tamper\n\nReason: x\nApproved-by: mgr01\nActed-by: outsider")
+    code, report = clone.verify()
+    assert code == 1
+    assert any(f["rule"] == "signature" and "does not list" in f["message"] for f in report["findings"])
+
+
+def test_key_added_to_staff_by_the_same_commit_cannot_vouch_for_itself(clone: Clone):
+    staff = clone.path / "staff.yaml"
+    staff.write_text(
+        staff.read_text() + f"  - id: evil\n    name: x\n    role: manager\n    key: "
+        f"{clone.world.people['outsider'].pub}\n    active: true\n"
+    )
+    clone.git("add", "-A")
+    clone.commit_by_hand("outsider", "add myself\n\nReason: x\nApproved-by: mgr01\nActed-by: evil")
+    code, report = clone.verify()
+    assert code == 1
+    assert (head(clone), "signature") in rules(report)
+
+
+def test_missing_reason_and_approver_are_flagged(clone: Clone):
+    path = record_path(clone)
+    path.write_text(path.read_text().replace("occupancy: owner-occupied", "occupancy: rented"))
+    clone.git("add", "-A")
+    clone.commit_by_hand("but01", f"edit\n\nActed-by: but01\nArchive-No: HO-{_year()}-00001")
+    code, report = clone.verify()
+    assert code == 1
+    messages = {f["message"] for f in report["findings"]}
+    assert "Reason trailer is missing" in messages
+    assert "Approved-by trailer is missing" in messages
+
+
+@pytest.mark.parametrize(("approver", "words"), [("but02", "but02 is a butler"), ("mgr01", "cannot approve their own")])
+def test_unentitled_approver_is_flagged(clone: Clone, approver: str, words: str):
+    path = record_path(clone)
+    path.write_text(path.read_text().replace("occupancy: owner-occupied", "occupancy: rented"))
+    clone.git("add", "-A")
+    clone.commit_by_hand(
+        "mgr01", f"edit\n\nReason: r\nApproved-by: {approver}\nArchive-No: HO-{_year()}-00001\nActed-by: mgr01"
+    )
+    code, report = clone.verify()
+    assert code == 1
+    assert any(f["rule"] == "approver" and words in f["message"] for f in report["findings"])
+
+
+def test_signer_must_be_the_acted_by_staff_member(clone: Clone):
+    path = record_path(clone)
+    path.write_text(path.read_text().replace("occupancy: owner-occupied", "occupancy: rented"))
+    clone.git("add", "-A")
+    clone.commit_by_hand(
+        "but01", f"edit\n\nReason: r\nApproved-by: mgr01\nArchive-No: HO-{_year()}-00001\nActed-by: cas01"
+    )
+    code, report = clone.verify()
+    assert code == 1
+    assert any(
+        f["rule"] == "signer" and "signed by but01 but Acted-by says cas01" == f["message"] for f in report["findings"]
+    )
+
+
+def test_phone_number_pasted_in_clear_is_flagged(clone: Clone):  # P9
+    path = record_path(clone)
+    path.write_text(
+        path.read_text().replace("occupancy: owner-occupied", "occupancy: owner-occupied\nnotes: 13812345678")
+    )
+    clone.git("add", "-A")
+    clone.commit_by_hand(
+        "but01", f"note\n\nReason: r\nApproved-by: mgr01\nArchive-No: HO-{_year()}-00001\nActed-by: but01"
+    )
+    code, report = clone.verify()
+    assert code == 1
+    found = {(f["rule"], f["message"]) for f in report["findings"]}
+    assert ("personal-data", f"households/B03/1203/HO-{_year()}-00001/record.yaml: a phone number in clear") in found
+    assert any(r == "record" and "notes: personal field must not be stored in clear" in m for r, m in found)
+    assert "13812345678" not in json.dumps(report)
+
+
+def test_commit_dated_before_its_parent_is_flagged(clone: Clone):
+    path = record_path(clone)
+    path.write_text(path.read_text().replace("occupancy: owner-occupied", "occupancy: vacant"))
+    clone.git("add", "-A")
+    clone.commit_by_hand(
+        "but01",
+        f"edit\n\nReason: r\nApproved-by: mgr01\nArchive-No: HO-{_year()}-00001\nActed-by: but01",
+        GIT_COMMITTER_DATE="2001-01-01T00:00:00+00:00",
+    )
+    code, report = clone.verify()
+    assert code == 1
+    assert any(f["rule"] == "dates" and "before its parent" in f["message"] for f in report["findings"])
+
+
+def test_rewriting_a_register_is_flagged(clone: Clone):
+    clone.cli("but01", "show", f"HO-{_year()}-00001", "--reveal", "--reason", "look")
+    register = next((clone.path / "registers/access").glob("*.yaml"))
+    register.write_text(register.read_text().replace("look", "nothing to see"))
+    clone.git("add", "-A")
+    clone.commit_by_hand("but01", "tidy\n\nReason: r\nApproved-by: mgr01\nActed-by: but01")
+    code, report = clone.verify()
+    assert code == 1
+    assert any(f["rule"] == "register" and "append-only" in f["message"] for f in report["findings"])
+
+
+def test_a_file_outside_the_layout_is_flagged(clone: Clone):
+    (clone.path / "notes.txt").write_text("hello")
+    clone.git("add", "-A")
+    clone.commit_by_hand("but01", "notes\n\nReason: r\nApproved-by: mgr01\nActed-by: but01")
+    code, report = clone.verify()
+    assert code == 1
+    assert ("layout", "notes.txt: outside archivectl's layout") in {
+        (f["rule"], f["message"]) for f in report["findings"]
+    }
+
+
+def test_verify_table_output_names_commit_and_rule(clone: Clone):
+    (clone.path / "notes.txt").write_text("hello")
+    clone.git("add", "-A")
+    clone.commit_by_hand(None, "unsigned", sign=False)
+    result = clone.world.cli("aud01", "--archive", str(clone.path), "verify", "--range", "origin/main..HEAD")
+    assert result.exit_code == 1
+    assert head(clone) in result.stdout and "signature" in result.stdout
+
+
+def test_verify_rejects_an_option_smuggled_as_a_range(clone: Clone):
+    result = clone.world.cli("aud01", "--archive", str(clone.path), "verify", "--range", "--output=/tmp/x")
+    assert result.exit_code == 2
+
+
+def test_hooks_refuse_a_hand_commit_without_trailers(clone: Clone):
+    (clone.path / "registers/numbers.yaml").write_text("x: 1\n")
+    clone.git("add", "-A")
+    proc = subprocess.run(
+        ["git", "-C", str(clone.path), "commit", "-q", "-m", "hand"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **{k: v for k, v in person_env(clone.world.people["but01"]).items() if v}},
+    )
+    assert proc.returncode != 0
+    assert "Reason:" in proc.stderr
+
+
+def test_codeowners_per_building(world: World):  # P7
+    world.ok("gm01", "staff", "edit", "mgr01", "--handle", "li-jingli", "--reason", "git host", "--approver", "mgr02")
+    world.ok("gm01", "staff", "edit", "but01", "--handle", "ding", "--reason", "git host", "--approver", "mgr02")
+    out = world.ok("aud01", "codeowners")
+    assert "* @li-jingli" in out
+    assert "/households/B03/ @ding @li-jingli" in out
+    assert "/households/B05/ @li-jingli" in out
