@@ -22,7 +22,8 @@ from typing import Any
 
 from archivectl import clock, gitio, yamlio
 from archivectl.errors import ArchiveError, UsageError
-from archivectl.keystore import Keystore, write_atomic
+from archivectl.files import write_atomic
+from archivectl.keystore import Keystore
 from archivectl.policy import ApprovalRules
 from archivectl.staff import Staff, StaffMember
 
@@ -468,7 +469,7 @@ def _undo(archive: Archive, journal_dir: Path, files: dict[str, str | None], key
 
 def _shred_key_backups(journal_dir: Path, keys: dict[str, str | None]) -> None:
     """Old versions of record keys (re-wrapped, rotated or destroyed) must not linger anywhere."""
-    from archivectl.keystore import shred
+    from archivectl.files import shred
 
     for backup in keys.values():
         if backup:

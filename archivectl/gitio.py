@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -297,6 +298,29 @@ class BlobReader:
         data = self._proc.stdout.read(int(header[2]))
         self._proc.stdout.read(1)  # the newline after the content
         return data
+
+    def read_many(self, specs: list[str]) -> Iterator[bytes | None]:
+        """Contents of many objects, in order; requests are written ahead from a thread (no ping-pong)."""
+        import threading
+
+        assert self._proc.stdin and self._proc.stdout
+        stdin, stdout = self._proc.stdin, self._proc.stdout
+
+        def feed() -> None:
+            stdin.write(b"".join(s.encode("utf-8") + b"\n" for s in specs))
+            stdin.flush()
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        for _ in specs:
+            header = stdout.readline().decode("utf-8", "replace").split()
+            if len(header) < 3 or header[1] == "missing":
+                yield None
+                continue
+            data = stdout.read(int(header[2]))
+            stdout.read(1)
+            yield data
+        writer.join()
 
     def close(self) -> None:
         if self._proc.stdin:

@@ -6,10 +6,10 @@ in git history becomes unreadable.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from archivectl.errors import ArchiveError
+from archivectl.files import write_atomic
 
 
 class Keystore:
@@ -54,45 +54,3 @@ class Keystore:
         if not self.path.is_dir():
             return []
         return sorted(p.name.removesuffix(".age") for p in self.path.glob("*.age"))
-
-
-def shred(path: Path) -> None:
-    """Overwrite a file with zeros, sync, and remove it (best effort below the file system)."""
-    try:
-        size = path.stat().st_size
-        with open(path, "r+b") as fh:
-            fh.write(b"\0" * size)
-            fh.flush()
-            os.fsync(fh.fileno())
-        path.unlink()
-    except FileNotFoundError:
-        return
-    fsync_dir(path.parent)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write via a temporary file and rename, so a crash leaves old or new, never half."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ArchiveError(f"cannot write {path}: {exc.strerror}") from None
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or unlink in path durable."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -62,6 +62,11 @@ def _format_checker() -> Any:
     return checker
 
 
+def validator_for(schema_doc: dict) -> Any:
+    """A JSON Schema validator for a schema document, with archivectl's formats."""
+    return _validator(schema_doc)
+
+
 def _validator(schema_doc: dict) -> Any:
     import jsonschema
 

@@ -31,35 +31,44 @@ def _without_timestamps(resolvers: dict) -> dict:
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """Safe loader: no aliases, no duplicate keys, dates kept as strings."""
+    """Safe loader: no aliases, no duplicate keys, dates kept as strings.
+
+    The checks walk the composed node tree once before construction, so the
+    C parser and the stock constructor do the rest at full speed.
+    """
 
     yaml_implicit_resolvers = _without_timestamps(_BaseLoader.yaml_implicit_resolvers)
 
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        if node in self.constructed_objects or node in self.recursive_objects:
+    def construct_document(self, node: yaml.Node) -> Any:
+        _check_nodes(node)
+        return super().construct_document(node)
+
+
+def _check_nodes(root: yaml.Node) -> None:
+    """Refuse aliases (a node reached twice) and duplicate or non-scalar mapping keys."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
             raise yaml.constructor.ConstructorError(None, None, "aliases (*name) are not allowed", node.start_mark)
-        return super().construct_object(node, deep=deep)
-
-    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
-        seen: set = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-            except TypeError:
-                raise yaml.constructor.ConstructorError(
-                    None, None, "mapping keys must be plain values", key_node.start_mark
-                ) from None
-            if duplicate:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-            # construct_object refuses a node seen twice; forget the key so the
-            # base class can build it again.
-            self.constructed_objects.pop(key_node, None)
-        return super().construct_mapping(node, deep=deep)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", lambda loader, node: loader.construct_mapping(node, deep=True))
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[tuple[str, str]] = set()
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "mapping keys must be plain values", key_node.start_mark
+                    )
+                key = (key_node.tag, key_node.value)
+                if key in keys:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                    )
+                keys.add(key)
+                stack.append(value_node)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 class _Dumper(_BaseDumper):  # type: ignore[misc,valid-type]

@@ -7,16 +7,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
+import conftest
 import pyrage
 import pytest
-from conftest import RECORD, SECRETS, World, assert_refused, assert_unchanged, no_secrets_in, person_env, staff_yaml
+from conftest import (
+    LIVE_SECRETS,
+    SECRETS,
+    World,
+    assert_refused,
+    assert_unchanged,
+    no_secrets_in,
+    ok_at,
+    person_env,
+)
 from typer.testing import CliRunner
 
 from archivectl import yamlio
@@ -25,41 +32,6 @@ from archivectl.cli import app
 needs_faketime = pytest.mark.skipif(
     shutil.which("faketime") is None, reason="faketime missing: apt-get install faketime"
 )
-
-LIVE_NAME, LIVE_PHONE, LIVE_ID = "司马活人", "13755556666", "11010519491231002X"
-LIVE_RECORD = (
-    RECORD.replace("欧阳测试", LIVE_NAME)
-    .replace("13812345678", LIVE_PHONE)
-    .replace("110101198005170011", LIVE_ID)
-    .replace("1980-05-17", "1949-12-31")
-    .replace('unit: "1203"', 'unit: "1204"')
-    .replace("13900001111", "13900002222")
-    .replace("京A12345", "京B54321")
-    .replace("测试市测试路1号", "活人路2号")
-    .replace("需要无障碍通道", "活人请求")
-)
-LIVE_SECRETS = [LIVE_NAME, LIVE_PHONE, LIVE_ID]
-
-
-def at(world: World, offset: str | None, who: str, *args: str) -> subprocess.CompletedProcess:
-    """Run the real archivectl as a person, under faketime's offset (e.g. '-35d') if given."""
-    env = {
-        **os.environ,
-        **{k: v for k, v in person_env(world.people[who]).items() if v},
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-    }
-    for unset in ("ARCHIVECTL_ARCHIVE", "ARCHIVECTL_IDENTITY", "ARCHIVECTL_KEYSTORE"):
-        env.pop(unset, None)
-    cmd = [sys.executable, "-m", "archivectl", *args]
-    if offset:
-        cmd = ["faketime", "-f", offset, *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-
-
-def ok_at(world: World, offset: str | None, who: str, *args: str) -> str:
-    result = at(world, offset, who, "--archive", str(world.root), *args)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 @pytest.fixture
@@ -132,40 +104,6 @@ def test_tombstone_dated_in_the_future_is_refused(world: World, household: str):
     before = world.snapshot()
     assert_refused(world.cli("mgr01", "purge", household, "-r", "r", "-a", "gm01"), 1, "in the future")
     assert_unchanged(world, before)
-
-
-@pytest.fixture
-def old_world(tmp_path: Path, people) -> World:
-    """An archive whose whole history was made 35 days ago: two households, one tombstoned then."""
-    if shutil.which("faketime") is None:
-        pytest.skip("faketime missing: apt-get install faketime")
-    w = World(tmp_path, people)
-    (tmp_path / "staff.yaml").write_text(staff_yaml(people))
-    result = at(w, "-35d", "gm01", "init", str(w.root), "--name", "Old", "--staff-file", str(tmp_path / "staff.yaml"))
-    assert result.returncode == 0, result.stderr
-    (tmp_path / "doomed.yaml").write_text(RECORD)
-    (tmp_path / "live.yaml").write_text(LIVE_RECORD)
-    w.doomed = ok_at(
-        w, "-35d", "clk01", "add", "--file", str(tmp_path / "doomed.yaml"), "-r", "new", "-a", "mgr01"
-    ).strip()
-    (tmp_path / "scan.pdf").write_bytes(b"scan with " + SECRETS[1].encode())
-    ok_at(
-        w,
-        "-35d",
-        "clk01",
-        "attach",
-        w.doomed,
-        str(tmp_path / "scan.pdf"),
-        "--type",
-        "owner-id-copy",
-        "-r",
-        "scan",
-        "-a",
-        "mgr01",
-    )
-    w.live = ok_at(w, "-35d", "clk01", "add", "--file", str(tmp_path / "live.yaml"), "-r", "new", "-a", "mgr01").strip()
-    ok_at(w, "-35d", "but01", "tombstone", w.doomed, "--reason", "customer asked for deletion", "--approver", "mgr01")
-    return w
 
 
 def probe(world: World) -> str:
@@ -286,7 +224,7 @@ def test_backup_before_purge_restores_without_the_purged_key(old_world: World, t
         env=person_env(w.people["but01"]),
     )
     assert shown.exit_code == 0, shown.output
-    assert json.loads(shown.stdout)["customers"][0]["name"] == LIVE_NAME
+    assert json.loads(shown.stdout)["customers"][0]["name"] == conftest.LIVE_NAME
 
 
 def test_restore_refuses_a_damaged_backup(world: World, tmp_path):

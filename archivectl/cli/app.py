@@ -75,7 +75,7 @@ class Globals:
     identity: str | None
 
 
-FORMATS = ("table", "json", "yaml", "csv", "markdown")
+FORMATS = ("table", "json", "yaml", "csv", "markdown", "html")
 
 
 def check_format(value: str | None) -> str | None:
@@ -141,5 +141,5 @@ def out(text: str, err: bool = False) -> None:
 
 
 # Register the command modules; they add themselves to app, in this --help order.
-for _module in ("setup", "staff", "households", "access", "lifecycle", "review"):
+for _module in ("setup", "staff", "households", "access", "lifecycle", "review", "reports"):
     importlib.import_module(f"archivectl.cli.{_module}")

@@ -334,7 +334,7 @@ def restore_backup(backup_file: Path, target: Path, replay_from: list[str]) -> d
             raise
         finally:
             for leftover in (work / "keystore").glob("*.age") if (work / "keystore").is_dir() else []:
-                from archivectl.keystore import shred
+                from archivectl.files import shred
 
                 shred(leftover)
     return {"archive": str(target), "keystore": str(keys_dir), "restored_keys": restored, "withheld": withheld}

@@ -1,0 +1,113 @@
+"""report completeness | retention | stats | catalog: for people and for cron."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from archivectl.cli.app import app, globals_of, open_archive, out
+
+report_app = typer.Typer(
+    help="Reports from the clear parts of records: no key, no git identity needed; cron-friendly.",
+    no_args_is_help=True,
+)
+app.add_typer(report_app, name="report")
+
+ReportFormat = Annotated[str | None, typer.Option("--format", "-f", help="table | json | csv | markdown | html")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")]
+
+
+def _emit(ctx: typer.Context, report: Any, fmt: str | None, output: Path | None, fail: bool) -> None:
+    from archivectl.errors import UsageError
+    from archivectl.files import write_output
+    from archivectl.reports.render import FORMATS, render
+
+    chosen = fmt or (globals_of(ctx).fmt if globals_of(ctx).fmt in FORMATS else "table")
+    if chosen not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}")
+    text = render(report, chosen)
+    if output:
+        write_output(output, (text + "\n").encode("utf-8"))
+        out(f"{report.summary} Written to {output}.", err=True)
+    else:
+        out(text)
+    if fail and report.act_on:
+        raise typer.Exit(1)
+
+
+def _progress():  # type: ignore[no-untyped-def]
+    if not sys.stderr.isatty():
+        return None
+    state: dict = {}
+
+    def update(done: int, total: int) -> None:
+        if total < 500:
+            return
+        if "bar" not in state:
+            from rich.progress import Progress
+
+            state["bar"] = Progress(transient=True)
+            state["bar"].start()
+            state["task"] = state["bar"].add_task("reading records", total=total)
+        state["bar"].update(state["task"], completed=done)
+        if done >= total:
+            state["bar"].stop()
+
+    return update
+
+
+@report_app.command("completeness")
+def report_completeness(
+    ctx: typer.Context,
+    fmt: ReportFormat = None,
+    output: OutputOpt = None,
+    fail_on_incomplete: Annotated[
+        bool, typer.Option("--fail-on-incomplete", help="Exit 1 if any active household is incomplete.")
+    ] = False,
+) -> None:
+    """Which required documents and fields each household lacks (P5), per building and overall."""
+    from archivectl.reports.completeness import completeness
+
+    _emit(ctx, completeness(open_archive(ctx), _progress()), fmt, output, fail_on_incomplete)
+
+
+@report_app.command("retention")
+def report_retention(
+    ctx: typer.Context,
+    fmt: ReportFormat = None,
+    output: OutputOpt = None,
+    fail_on_eligible: Annotated[
+        bool, typer.Option("--fail-on-eligible", help="Exit 1 if any household is eligible for purge.")
+    ] = False,
+) -> None:
+    """Tombstones with days left and purge eligibility, moved-out households, reviews due, lent dossiers."""
+    from archivectl.reports.retention import retention
+
+    _emit(ctx, retention(open_archive(ctx), _progress()), fmt, output, fail_on_eligible)
+
+
+@report_app.command("stats")
+def report_stats(ctx: typer.Context, fmt: ReportFormat = None, output: OutputOpt = None) -> None:
+    """Counts, completeness rate, and changes, reveals and exports per month (P15)."""
+    from archivectl.reports.stats import stats
+
+    _emit(ctx, stats(open_archive(ctx), _progress()), fmt, output, False)
+
+
+@report_app.command("catalog")
+def report_catalog(
+    ctx: typer.Context,
+    year: Annotated[
+        int | None, typer.Option(help="Moved out that year (with --status moved-out), else numbered.")
+    ] = None,
+    status: Annotated[str | None, typer.Option(help="active | moved-out | tombstoned")] = None,
+    fmt: ReportFormat = None,
+    output: OutputOpt = None,
+) -> None:
+    """The catalogue by building and floor (P18: the yearly list of moved-out households)."""
+    from archivectl.reports.catalog import catalog
+
+    _emit(ctx, catalog(open_archive(ctx), year, status, _progress()), fmt, output, False)

@@ -1,0 +1,68 @@
+"""report catalog (P2, P18): the catalogue by building and floor, e.g. the yearly list of moved-out households."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from archivectl import clock
+from archivectl.archive import Archive
+from archivectl.errors import UsageError
+from archivectl.reports.data import households
+from archivectl.reports.render import Report, Section
+
+STATUSES = ("active", "moved-out", "tombstoned")
+
+
+def catalog(
+    archive: Archive,
+    year: int | None = None,
+    status: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Report:
+    """Households by building, floor and unit; --year means moved out that year (with --status moved-out)
+    or numbered that year otherwise."""
+    if status is not None and status not in STATUSES:
+        raise UsageError(f"--status must be one of {', '.join(STATUSES)}")
+    if year is not None and not 1900 <= year <= 9999:
+        raise UsageError("--year must be a year like 2026")
+    rows = []
+    for f in households(archive, progress):
+        if f.get("invalid") or (status and f.get("status") != status):
+            continue
+        if year is not None:
+            when = str(f.get("moved_out") or "") if status == "moved-out" else str(f.get("archive_no"))[3:7]
+            if not when.startswith(str(year)):
+                continue
+        rows.append(
+            {
+                "building": f.get("building"),
+                "floor": f.get("floor"),
+                "unit": f.get("unit"),
+                "archive_no": f.get("archive_no"),
+                "category": f.get("category"),
+                "occupancy": f.get("occupancy"),
+                "status": f.get("status"),
+                "moved_out": f.get("moved_out") or "",
+            }
+        )
+    rows.sort(key=lambda r: (str(r["building"]), r["floor"] or 0, str(r["unit"]), str(r["archive_no"])))
+    what = f"{status or 'all'} households" + (f", {year}" if year else "")
+    sections = []
+    for building in sorted({str(r["building"]) for r in rows}):
+        sections.append(Section(f"Building {building}", [r for r in rows if str(r["building"]) == building]))
+    document = {
+        "report": "catalog",
+        "archive": archive.settings.name,
+        "generated": clock.now().isoformat(timespec="seconds"),
+        "year": year,
+        "status": status,
+        "households": rows,
+    }
+    return Report(
+        name="catalog",
+        title=f"Catalogue (目录) — {what} — {archive.settings.name}",
+        document=document,
+        sections=sections or [Section("Households", [])],
+        summary=f"{len(rows)} {what}, by building and floor.",
+        csv_rows=Section("Households", rows),
+    )

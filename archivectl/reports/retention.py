@@ -1,0 +1,91 @@
+"""report retention (P11, P13, P18): tombstones and their days left, moved-out, reviews due, lent dossiers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from archivectl import clock, registers
+from archivectl.archive import Archive
+from archivectl.ops.lifecycle import candidates
+from archivectl.reports.data import households
+from archivectl.reports.render import Report, Section
+
+
+def retention(archive: Archive, progress: Callable[[int, int], None] | None = None) -> Report:
+    """Everything with a date to watch."""
+    today = clock.today()
+    facts = [f for f in households(archive, progress) if not f.get("invalid")]
+    tombstones = [c.row() for c in candidates(archive)] if any(f.get("status") == "tombstoned" for f in facts) else []
+    moved_out = sorted(
+        (
+            {
+                "archive_no": f["archive_no"],
+                "building": f["building"],
+                "floor": f.get("floor"),
+                "unit": f.get("unit"),
+                "moved_out": f.get("moved_out"),
+            }
+            for f in facts
+            if f.get("status") == "moved-out"
+        ),
+        key=lambda r: (str(r["building"]), r["floor"] or 0, str(r["unit"])),
+    )
+    interval = archive.settings.review_interval_days
+    due = []
+    for f in facts:
+        if f.get("status") != "active":
+            continue
+        last = f.get("last_reviewed")
+        days = (today - dt.date.fromisoformat(last)).days if last else None
+        if days is None or days > interval:
+            due.append(
+                {
+                    "archive_no": f["archive_no"],
+                    "building": f["building"],
+                    "last_reviewed": last or "",
+                    "days_since": days if days is not None else "",
+                }
+            )
+    due.sort(key=lambda r: (str(r["building"]), str(r["archive_no"])))
+    lent = [
+        {
+            "archive_no": e.get("archive_no"),
+            "to": e.get("to"),
+            "due": e.get("due"),
+            "overdue": str(e.get("due")) < today.isoformat(),
+        }
+        for e in registers.lent_out(archive.root).values()
+    ]
+    eligible = [t for t in tombstones if t["eligible"]]
+    document = {
+        "report": "retention",
+        "archive": archive.settings.name,
+        "generated": clock.now().isoformat(timespec="seconds"),
+        "retention_days": archive.settings.retention_days,
+        "review_interval_days": interval,
+        "tombstoned": tombstones,
+        "moved_out": moved_out,
+        "review_due": due,
+        "lent": lent,
+    }
+    return Report(
+        name="retention",
+        title=f"Retention and review (P11, P13) — {archive.settings.name}",
+        document=document,
+        sections=[
+            Section(
+                "Tombstoned (30-day rule)",
+                tombstones,
+                ["archive_no", "building", "tombstoned", "days_left", "eligible", "problem"],
+            ),
+            Section("Moved out (kept apart)", moved_out),
+            Section(f"Not reviewed for more than {interval} days", due),
+            Section("Paper dossiers lent", lent),
+        ],
+        summary=(
+            f"{len(tombstones)} tombstoned ({len(eligible)} eligible for purge), {len(moved_out)} moved out, "
+            f"{len(due)} due for review, {sum(1 for x in lent if x['overdue'])} lent and overdue."
+        ),
+        act_on=bool(eligible),
+    )

@@ -1,0 +1,56 @@
+"""report stats (P15): how many dossiers, how complete, how they are changed and used."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from archivectl import clock, gitio
+from archivectl.archive import Archive
+from archivectl.reports.completeness import completeness
+from archivectl.reports.data import households
+from archivectl.reports.render import Report, Section
+
+ACTIVITY = (("register reveal", "reveals"), ("register open", "opens"), ("register export", "exports"))
+
+
+def stats(archive: Archive, progress: Callable[[int, int], None] | None = None) -> Report:
+    """Counts by building, category, occupancy and status; completeness; activity per month."""
+    facts = [f for f in households(archive, progress) if not f.get("invalid")]
+    counts = []
+    for dimension in ("building", "category", "occupancy", "status"):
+        for value, n in sorted(Counter(str(f.get(dimension)) for f in facts).items()):
+            counts.append({"dimension": dimension, "value": value, "households": n})
+    complete = completeness(archive)
+    months: dict[str, Counter] = {}
+    for entry in gitio.log(archive.root):
+        month = entry.committer_date[:7]
+        kind = next((name for prefix, name in ACTIVITY if entry.subject.startswith(prefix)), "changes")
+        months.setdefault(month, Counter())[kind] += 1
+    activity = [
+        {"month": m, "changes": c["changes"], "reveals": c["reveals"], "opens": c["opens"], "exports": c["exports"]}
+        for m, c in sorted(months.items())
+    ]
+    document = {
+        "report": "stats",
+        "archive": archive.settings.name,
+        "generated": clock.now().isoformat(timespec="seconds"),
+        "households": len(facts),
+        "counts": counts,
+        "completeness": complete.document["overall"],
+        "completeness_by_building": complete.document["buildings"],
+        "activity": activity,
+    }
+    return Report(
+        name="stats",
+        title=f"Statistics (P15) — {archive.settings.name}",
+        document=document,
+        sections=[
+            Section("Households", counts),
+            Section("Completeness by building", complete.document["buildings"]),
+            Section("Activity per month", activity),
+        ],
+        chart=complete.chart,
+        chart_title=complete.chart_title,
+        summary=f"{len(facts)} households; {complete.document['overall']['rate']}% of active ones complete.",
+    )

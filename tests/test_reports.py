@@ -1,0 +1,318 @@
+"""Reports for people and cron: completeness, retention, stats, catalogue (P5, P11, P13, P15, P18)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import LIVE_SECRETS, RECORD, SECRETS, World, no_secrets_in
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+HANDED_OVER_DOCS = [
+    "purchase-contract-copy",
+    "owner-id-copy",
+    "resident-info-card",
+    "preliminary-service-agreement",
+    "management-covenant",
+    "fire-safety-pledge",
+    "handover-documents",
+    "renovation-documents",
+]
+
+
+def attach_all(world: World, number: str, skip: tuple[str, ...] = ()) -> None:
+    for doc_type in HANDED_OVER_DOCS:
+        if doc_type in skip:
+            continue
+        scan = world.tmp / f"{doc_type}.pdf"
+        scan.write_bytes(doc_type.encode())
+        world.ok(
+            "clk01",
+            "attach",
+            number,
+            str(scan),
+            "--type",
+            doc_type,
+            "--date",
+            "2024-03-01",
+            "--reason",
+            "scan",
+            "--approver",
+            "mgr01",
+        )
+
+
+@pytest.fixture
+def two_households(world: World) -> tuple[str, str]:
+    complete = world.add()
+    pledgeless = world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"'))
+    attach_all(world, complete)
+    attach_all(world, pledgeless, skip=("fire-safety-pledge",))
+    return complete, pledgeless
+
+
+def bare_run(world: World, *args: str, home: Path) -> subprocess.CompletedProcess:
+    """The real command as cron runs it: no key, no git identity, empty HOME."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "ARCHIVECTL_", "SSH_"))}
+    env.update({"HOME": str(home), "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "archivectl", "--archive", str(world.root), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_household_missing_its_fire_safety_pledge_is_listed_with_exactly_that(world, two_households):  # P5
+    complete, pledgeless = two_households
+    report = json.loads(world.ok("aud01", "report", "completeness", "--format", "json"))
+    rows = {r["archive_no"]: r for r in report["households"]}
+    assert rows[pledgeless]["missing_documents"] == ["fire-safety-pledge"]
+    assert rows[pledgeless]["missing_labels"] == ["消防安全承诺书"]
+    assert rows[pledgeless]["missing_fields"] == []
+    assert rows[complete]["complete"] is True and rows[complete]["missing_documents"] == []
+    assert report["overall"] == {"households": 2, "complete": 1, "incomplete": 1, "rate": 50.0}
+    assert report["buildings"] == [{"building": "B03", "households": 2, "complete": 1, "incomplete": 1, "rate": 50.0}]
+
+
+def test_missing_fields_come_from_sealed_fields_without_a_key(world: World):  # P5
+    number = world.ok(
+        "clk01",
+        "add",
+        "--building",
+        "B05",
+        "--floor",
+        "2",
+        "--unit",
+        "0201",
+        "--category",
+        "handed-over",
+        "--set",
+        "customers.0.role=owner",
+        "--set",
+        "customers.0.name=某",
+        "--reason",
+        "r",
+        "--approver",
+        "mgr01",
+    ).strip()
+    row = json.loads(world.ok("aud01", "report", "completeness", "--format", "json"))["households"][0]
+    assert row["archive_no"] == number
+    assert row["missing_fields"] == ["customers.id_number", "customers.phone", "emergency_contacts", "handover_date"]
+
+
+def test_reports_run_with_no_key_no_git_config_and_show_no_personal_data(world, two_households, tmp_path):
+    home = tmp_path / "cron-home"
+    home.mkdir()
+    for name in ("completeness", "retention", "stats", "catalog"):
+        for fmt in ("table", "json", "csv", "markdown", "html"):
+            result = bare_run(world, "report", name, "--format", fmt, home=home)
+            assert result.returncode == 0, (name, fmt, result.stderr)
+            assert no_secrets_in(result.stdout + result.stderr) == [], (name, fmt)
+            assert not [s for s in LIVE_SECRETS if s in result.stdout]
+
+
+def test_every_format_parses_or_renders(world, two_households, tmp_path):
+    _complete, pledgeless = two_households
+    data = json.loads(world.ok("aud01", "report", "completeness", "--format", "json"))
+    assert set(data) == {"report", "archive", "generated", "overall", "buildings", "households"}
+    rows = list(csv.DictReader(io.StringIO(world.ok("aud01", "report", "completeness", "--format", "csv"))))
+    assert {r["archive_no"]: r["missing_documents"] for r in rows}[pledgeless] == "fire-safety-pledge"
+    md = world.ok("aud01", "report", "completeness", "--format", "markdown")
+    assert "| archive_no | building |" in md and "|---|" in md
+    out = tmp_path / "completeness.html"
+    world.ok("aud01", "report", "completeness", "--format", "html", "--output", str(out))
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<table>" in page and "<svg" in page and "<rect" in page
+    assert "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # self-contained
+    for name in ("retention", "stats", "catalog"):
+        json.loads(world.ok("aud01", "report", name, "--format", "json"))
+        csv_text = world.ok("aud01", "report", name, "--format", "csv")
+        assert list(csv.reader(io.StringIO(csv_text)))
+
+
+def test_fail_on_incomplete_exit_codes(world, two_households):
+    assert world.cli("aud01", "report", "completeness").exit_code == 0
+    assert world.cli("aud01", "report", "completeness", "--fail-on-incomplete").exit_code == 1
+    _complete, pledgeless = two_households
+    scan = world.tmp / "pledge.pdf"
+    scan.write_bytes(b"pledge")
+    world.ok("clk01", "attach", pledgeless, str(scan), "--type", "fire-safety-pledge", "-r", "r", "-a", "mgr01")
+    assert world.cli("aud01", "report", "completeness", "--fail-on-incomplete").exit_code == 0
+
+
+def test_usage_errors_exit_2(world: World):
+    assert world.cli("aud01", "report", "completeness", "--format", "pdf").exit_code == 2
+    assert world.cli("aud01", "report", "catalog", "--status", "gone").exit_code == 2
+    assert world.cli("aud01", "report", "nosuch").exit_code == 2
+
+
+def test_retention_shows_days_left_for_a_fresh_tombstone(world: World):  # P13
+    number = world.add()
+    world.ok("but01", "tombstone", number, "--reason", "duplicate", "--approver", "mgr01")
+    report = json.loads(world.ok("aud01", "report", "retention", "--format", "json"))
+    [row] = report["tombstoned"]
+    assert row["archive_no"] == number and row["days_left"] in (29, 30) and row["eligible"] is False
+    assert world.cli("aud01", "report", "retention", "--fail-on-eligible").exit_code == 0
+
+
+def test_retention_fail_on_eligible_after_35_days(old_world: World):  # P13
+    result = old_world.cli("aud01", "report", "retention", "--fail-on-eligible", "--format", "json")
+    assert result.exit_code == 1
+    [row] = json.loads(result.stdout)["tombstoned"]
+    assert row["archive_no"] == old_world.doomed and row["eligible"] is True and row["days_left"] == 0
+
+
+def test_retention_lists_moved_out_reviews_due_and_lent_dossiers(world: World):  # P11, P8, P18
+    number = world.add()
+    world.ok("but01", "move-out", number, "--date", dt.date.today().isoformat(), "-r", "sold", "-a", "mgr01")
+    other = world.add(text=RECORD.replace('unit: "1203"', 'unit: "1205"'))
+    world.ok(
+        "clk01", "lend", other, "--to", "but01", "--due", dt.date.today().isoformat(), "-r", "visit", "-a", "mgr01"
+    )
+    report = json.loads(world.ok("aud01", "report", "retention", "--format", "json"))
+    assert [r["archive_no"] for r in report["moved_out"]] == [number]
+    assert [r["archive_no"] for r in report["review_due"]] == [other]
+    assert report["lent"] == [
+        {"archive_no": other, "to": "but01", "due": dt.date.today().isoformat(), "overdue": False}
+    ]
+
+
+def test_stats_counts_and_activity(world, two_households):  # P15
+    complete, _ = two_households
+    world.ok("but01", "show", complete, "--reveal", "--reason", "check")
+    world.ok("but01", "export", complete, "-o", str(world.tmp / "x.zip"), "-r", "request", "-a", "mgr01")
+    data = json.loads(world.ok("aud01", "report", "stats", "--format", "json"))
+    assert {"dimension": "building", "value": "B03", "households": 2} in data["counts"]
+    assert {"dimension": "category", "value": "handed-over", "households": 2} in data["counts"]
+    month = dt.date.today().strftime("%Y-%m")
+    [activity] = [a for a in data["activity"] if a["month"] == month]
+    assert activity["reveals"] == 1 and activity["exports"] == 1
+    assert activity["changes"] == 1 + 2 + 15  # init, two adds, fifteen attachments
+    assert data["completeness"]["rate"] == 50.0
+
+
+def test_catalog_by_building_and_floor_for_moved_out(world: World):  # P18
+    first = world.add()
+    second = world.add(text=RECORD.replace("B03", "B05"))
+    world.ok("but01", "move-out", first, "--date", dt.date.today().isoformat(), "-r", "left", "-a", "mgr01")
+    data = json.loads(
+        world.ok(
+            "aud01",
+            "report",
+            "catalog",
+            "--status",
+            "moved-out",
+            "--year",
+            str(dt.date.today().year),
+            "--format",
+            "json",
+        )
+    )
+    assert [r["archive_no"] for r in data["households"]] == [first]
+    everyone = json.loads(world.ok("aud01", "report", "catalog", "--format", "json"))["households"]
+    assert [(r["building"], r["archive_no"]) for r in everyone] == [("B03", first), ("B05", second)]
+    assert (
+        json.loads(
+            world.ok("aud01", "report", "catalog", "--status", "moved-out", "--year", "1999", "--format", "json")
+        )["households"]
+        == []
+    )
+
+
+def test_a_second_run_reuses_parsed_records_until_a_record_changes(world: World):
+    number = world.add()
+    world.ok("aud01", "report", "completeness", "--format", "json")
+    cache_file = world.root / ".git/archivectl/cache/summaries-v1.json"
+    cache = json.loads(cache_file.read_text())
+    [blob] = list(cache)
+    cache[blob]["occupancy"] = "from-the-cache"
+    cache_file.write_text(json.dumps(cache))
+    row = json.loads(world.ok("aud01", "report", "completeness", "--format", "json"))["households"][0]
+    assert row["occupancy"] == "from-the-cache"  # not parsed again: the blob id is unchanged
+    world.ok("but01", "edit", number, "--set", "occupancy=rented", "-r", "let", "-a", "mgr01")
+    row = json.loads(world.ok("aud01", "report", "completeness", "--format", "json"))["households"][0]
+    assert row["occupancy"] == "rented"
+    assert SECRETS[0] not in cache_file.read_text()
+
+
+DOC_TYPES = [*HANDED_OVER_DOCS, "lease-copy", "tenant-id-copy", "other"]
+FIELD_NAMES = [
+    "customers",
+    "customers.name",
+    "customers.phone",
+    "customers.id_number",
+    "handover_date",
+    "emergency_contacts",
+    "notes",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    category=st.sampled_from(["handed-over", "not-handed-over", "special"]),
+    occupancy=st.sampled_from(["owner-occupied", "rented", "vacant"]),
+    renovation=st.booleans(),
+    documents=st.sets(st.sampled_from(DOC_TYPES)),
+    fields=st.sets(st.sampled_from(FIELD_NAMES)),
+)
+def test_compiled_completeness_rules_agree_with_json_schema(category, occupancy, renovation, documents, fields):
+    from archivectl import schema
+    from archivectl.reports.completeness import compile_rules, missing, missing_by_rules
+
+    doc = schema.load_json(schema.shipped_dir() / "completeness.schema.json")
+    rules = compile_rules(doc)
+    assert rules is not None  # the shipped schema has the fast shape
+    facts = {
+        "category": category,
+        "occupancy": occupancy,
+        "renovation": renovation,
+        "documents": [[d, "2024-01-01"] for d in sorted(documents)],
+        "fields": sorted(fields),
+    }
+    assert missing_by_rules(rules, facts) == missing(schema.validator_for(doc), facts)
+
+
+def test_an_unusual_completeness_schema_falls_back_to_json_schema(world: World):
+    path = world.root / "schemas/completeness.schema.json"
+    doc = json.loads(path.read_text())
+    doc["allOf"].append(
+        {
+            "if": {"properties": {"category": {"const": "special"}}},
+            "then": {
+                "properties": {"documents": {"allOf": [{"contains": {"const": "correspondence"}}]}},
+                "required": ["documents"],
+            },
+        }
+    )
+    path.write_text(json.dumps(doc))
+    world.git("commit", "-qam", "local rule change for the test")
+    number = world.add(text=RECORD.replace("handed-over", "special"))
+    row = json.loads(world.ok("aud01", "report", "completeness", "--format", "json"))["households"][0]
+    assert row["archive_no"] == number
+    assert "correspondence" in row["missing_documents"]
+
+
+def test_output_to_a_pipe_or_device_writes_into_it_instead_of_replacing_it(world: World, tmp_path):
+    import stat
+    import threading
+
+    world.add()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    world.ok("aud01", "report", "completeness", "--format", "json", "--output", str(fifo))
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still a pipe, not replaced by a regular file
+    assert json.loads(received[0])["report"] == "completeness"
