@@ -330,6 +330,7 @@ class Transaction:
         self._head: str | None = None
         self._stack = contextlib.ExitStack()
         self._scratch = 0
+        self._new: set[str] = set()
         self.committed: str | None = None
 
     def __enter__(self) -> Transaction:
@@ -339,7 +340,7 @@ class Transaction:
             if gitio.has_staged_changes(self.archive.root):
                 raise ArchiveError("the index has staged changes; commit or unstage them first")
             self._head = gitio.head(self.archive.root)
-            self._save_journal()
+            self._start_journal()
         except BaseException:
             self._stack.close()
             raise
@@ -370,12 +371,26 @@ class Transaction:
         if not target.is_relative_to(root) or ".git" in Path(relpath).parts:
             raise UsageError(f"{relpath}: path leaves the archive")
         if relpath not in self._files:
-            dirty = gitio.dirty_paths(self.archive.root, [relpath])
+            dirty = [] if relpath in self._new else gitio.dirty_paths(self.archive.root, [relpath])
             if dirty:
                 raise ArchiveError(f"{dirty[0]} has uncommitted changes; commit or discard them first")
             self._files[relpath] = self._backup(target, f"file{len(self._files)}")
-            self._save_journal()
+            self._journal("file", relpath, self._files[relpath])
         return target
+
+    def expect_new(self, relpaths: list[str]) -> None:
+        """Check at once that many files to be created are neither tracked nor lying around.
+
+        One `git ls-files` and one `git status` for a bulk write, instead of one
+        status per file.
+        """
+        wanted = set(relpaths)
+        taken = wanted & set(gitio.ls_files(self.archive.root, "households/"))
+        taken |= wanted & set(gitio.dirty_paths(self.archive.root, ["households/"]))
+        taken |= {p for p in wanted if (self.archive.root / p).exists()}
+        if taken:
+            raise ArchiveError(f"{sorted(taken)[0]} already exists; {NUMBERS_FILE} is behind")
+        self._new |= wanted
 
     def write(self, relpath: str, data: bytes | None) -> None:
         """Write (or with None, delete) a file in the archive as part of this change."""
@@ -385,7 +400,7 @@ class Transaction:
             _prune_empty_dirs(self.archive.root, target.parent)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(target, data)
+            write_atomic(target, data, durable=False)  # until committed, the journal can undo it
 
     def write_text(self, relpath: str, text: str) -> None:
         self.write(relpath, text.encode("utf-8"))
@@ -406,7 +421,7 @@ class Transaction:
         store = self.archive.keystore
         if archive_no not in self._keys:
             self._keys[archive_no] = self._backup(store.key_path(archive_no), f"key{len(self._keys)}")
-            self._save_journal()
+            self._journal("key", archive_no, self._keys[archive_no])
         store.write(archive_no, blob)
 
     def destroy_key(self, archive_no: str) -> None:
@@ -417,7 +432,7 @@ class Transaction:
             raise ArchiveError(f"{archive_no}: record key is missing from the keystore")
         if archive_no not in self._keys:
             self._keys[archive_no] = self._backup(path, f"key{len(self._keys)}")
-            self._save_journal()
+            self._journal("key", archive_no, self._keys[archive_no])
         path.unlink()
 
     def commit(self, subject: str, trailers: dict[str, str | None]) -> str:
@@ -441,10 +456,15 @@ class Transaction:
             shutil.copy2(path, backup)
         return name
 
-    def _save_journal(self) -> None:
+    def _start_journal(self) -> None:
         self.journal_dir.mkdir(parents=True, exist_ok=True)
-        state = {"head": self._head, "pid": os.getpid(), "files": self._files, "keys": self._keys}
-        write_atomic(self.journal_dir / "journal.json", json.dumps(state).encode())
+        header = {"head": self._head, "pid": os.getpid()}
+        write_atomic(self.journal_dir / JOURNAL, (json.dumps(header) + "\n").encode())
+
+    def _journal(self, kind: str, name: str, backup: str | None) -> None:
+        """Append one line before the change it describes (append-only: a bulk write stays linear)."""
+        with open(self.journal_dir / JOURNAL, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({kind: name, "backup": backup}) + "\n")
 
 
 def _undo(archive: Archive, journal_dir: Path, files: dict[str, str | None], keys: dict[str, str | None]) -> None:
@@ -485,25 +505,43 @@ def _prune_empty_dirs(root: Path, directory: Path) -> None:
         directory = directory.parent
 
 
+JOURNAL = "journal.jsonl"
+
+
+def read_journal(path: Path) -> tuple[dict, dict[str, str | None], dict[str, str | None]] | None:
+    """(header, files, keys) from a journal; a torn last line (killed mid-write) is ignored."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    entries = []
+    for line in lines:
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue
+    if not entries or "head" not in entries[0]:
+        return None
+    files = {e["file"]: e.get("backup") for e in entries[1:] if "file" in e}
+    keys = {e["key"]: e.get("backup") for e in entries[1:] if "key" in e}
+    return entries[0], files, keys
+
+
 def recover(archive: Archive) -> bool:
     """Undo a write that was killed halfway (call with the lock held). True if it did."""
     journal_dir = archive.git_dir / "archivectl" / "journal"
-    journal = journal_dir / "journal.json"
-    if not journal.exists():
+    found = read_journal(journal_dir / JOURNAL)
+    if found is None:
         shutil.rmtree(journal_dir, ignore_errors=True)
         return False
-    try:
-        state = json.loads(journal.read_text())
-    except (OSError, ValueError):
-        shutil.rmtree(journal_dir, ignore_errors=True)
-        return False
+    state, files, keys = found
     index_lock = archive.git_dir / "index.lock"
     if index_lock.exists():
         index_lock.unlink()  # left by the killed git; we hold the archive lock
     if gitio.head(archive.root) == state.get("head"):
-        _undo(archive, journal_dir, state.get("files", {}), state.get("keys", {}))
+        _undo(archive, journal_dir, files, keys)
     else:  # the commit was made: finish the job by shredding old key versions
-        _shred_key_backups(journal_dir, state.get("keys", {}))
+        _shred_key_backups(journal_dir, keys)
     shutil.rmtree(journal_dir, ignore_errors=True)
     return True
 

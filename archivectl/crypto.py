@@ -79,6 +79,8 @@ def wrap_record_key(record_key: Any, reader_keys: Iterable[str]) -> bytes:
 
 def unwrap_record_key(blob: bytes, identity: Any) -> Any:
     """The record key from a keystore file, or ArchiveError if identity is not a reader."""
+    if not blob.startswith(b"age-encryption.org/v1\n"):
+        raise ArchiveError("the record key file is corrupted (not an age file); restore it from a backup")
     try:
         body = _pyrage().decrypt(blob, [identity])
     except Exception:
@@ -133,6 +135,21 @@ def encrypt_file(source: Path, target: Path, recipient: Any) -> None:
         raise ArchiveError(f"cannot encrypt {source.name}: {exc.strerror}") from None
 
 
+class _Discard:
+    """A writable that throws bytes away: for checking a whole age file before using it."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+
+def check_decrypts(source: Path, record_key: Any) -> None:
+    """ArchiveError unless the whole file decrypts (age authenticates every chunk)."""
+    decrypt_stream(source, _Discard(), record_key)
+
+
 def decrypt_stream(source: Path, sink: Any, record_key: Any) -> None:
     """Stream an age file's plaintext into a writable binary file object."""
     try:
@@ -141,6 +158,8 @@ def decrypt_stream(source: Path, sink: Any, record_key: Any) -> None:
     except FileNotFoundError:
         raise ArchiveError(f"{source.name} is missing from the work tree") from None
     except OSError as exc:
+        if exc.errno is None:  # pyrage reports a failed decryption as a bare OSError
+            raise ArchiveError(f"{source.name} cannot be decrypted with the record key (corrupted?)") from None
         raise ArchiveError(f"cannot write the decrypted file: {exc.strerror}") from None
     except Exception:
         raise ArchiveError(f"{source.name} cannot be decrypted with the record key (corrupted?)") from None

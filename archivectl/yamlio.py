@@ -99,7 +99,7 @@ def loads(text: str | bytes, source: str = "input") -> Any:
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.YAMLError as exc:
-        raise UsageError(f"{source}: {_describe(exc)}") from None
+        raise UsageError(f"{source}: {describe(exc)}") from None
 
 
 def loads_all(text: str | bytes, source: str = "input") -> list[Any]:
@@ -112,7 +112,7 @@ def loads_all(text: str | bytes, source: str = "input") -> list[Any]:
     try:
         return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
     except yaml.YAMLError as exc:
-        raise UsageError(f"{source}: {_describe(exc)}") from None
+        raise UsageError(f"{source}: {describe(exc)}") from None
 
 
 def load_file(path: Path, max_bytes: int = MAX_YAML_BYTES) -> Any:
@@ -129,6 +129,11 @@ def load_file(path: Path, max_bytes: int = MAX_YAML_BYTES) -> Any:
     except PermissionError:
         raise UsageError(f"{path}: permission denied") from None
     return loads(data, source=str(path))
+
+
+def strict_loader(text: str) -> Any:
+    """A loader over text with the same refusals as loads(), for reading a stream document by document."""
+    return _Loader(text)
 
 
 def dumps(data: Any) -> str:
@@ -155,7 +160,8 @@ def dump_flow(data: Any) -> str:
     ).strip()
 
 
-def _describe(exc: yaml.YAMLError) -> str:
+def describe(exc: yaml.YAMLError) -> str:
+    """One line for a YAML error: where and what."""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if mark is not None:

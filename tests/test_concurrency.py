@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 
 from conftest import RECORD, World, assert_refused, assert_unchanged
@@ -48,8 +47,8 @@ def test_a_write_killed_before_its_commit_is_undone_by_the_next_command(world: W
     tx.write_key("HO-2099-00001", b"orphan key")
     tx._stack.close()  # the lock dies with the process; the journal stays
     assert (world.keys / "HO-2099-00001.age").exists()
-    journal = json.loads((world.root / ".git/archivectl/journal/journal.json").read_text())
-    assert "HO-2099-00001" in journal["keys"]
+    journal = (world.root / ".git/archivectl/journal/journal.jsonl").read_text()
+    assert '{"key": "HO-2099-00001", "backup": null}' in journal
 
     world.add()  # the next write recovers first
     assert not (world.keys / "HO-2099-00001.age").exists()

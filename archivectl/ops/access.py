@@ -129,6 +129,7 @@ def open_document(
     source = archive.root / relpath.removesuffix("record.yaml") / entry["file"]
     if not source.is_file():
         raise ArchiveError(f"{entry['file']} is missing from the work tree")
+    crypto.check_decrypts(source, record_key)  # a corrupted scan is refused before anything is registered
     register_access(archive, actor, archive_no, "open", reason, document=entry["file"])
     crypto.decrypt_stream(source, sink, record_key)
     return entry

@@ -82,37 +82,82 @@ def _first_problem(problems: list[str], what: str) -> None:
         raise UsageError(f"{what}: {problems[0]}{more}")
 
 
-def add(archive: Archive, given: RecordInput, approval: Approval) -> str:
-    """Create a household with its own record key; return its new archive number."""
-    actor = approved_writer(archive, approval)
-    schema = archive.household_schema
-    record = apply_changes({}, given, schema)
-    for managed in ("archive_no", "status", "documents", "sealed", "sealed_fields", "tombstone", "moved_out"):
+def prepare_new(record: dict, schema: Any) -> dict:
+    """A new household's record, checked and completed (placeholder number), or UsageError."""
+    for managed in (
+        "archive_no",
+        "status",
+        "documents",
+        "sealed",
+        "sealed_fields",
+        "recipient",
+        "tombstone",
+        "moved_out",
+    ):
         if managed in record:
-            raise UsageError(f"{managed}: {COMMAND_FIELDS[managed]}")
+            raise UsageError(f"{managed}: {COMMAND_FIELDS.get(managed, 'written by archivectl')}")
     category = record.get("category")
     if category not in CATEGORY_CODES:
         raise UsageError(f"category: must be one of {', '.join(CATEGORY_CODES)}")
     record.setdefault("occupancy", "vacant")
-    year = clock.today().year
-    placeholder = {"archive_no": f"{CATEGORY_CODES[category]}-{year}-00000", "status": "active"}
+    placeholder = {"archive_no": f"{CATEGORY_CODES[category]}-{clock.today().year}-00000", "status": "active"}
     record = records.order_like_schema({**placeholder, **record}, schema)
     _first_problem(schema.validate(record), "record")
-    readers = reader_keys(archive, record["building"])
+    return record
 
+
+def read_numbers(tx: Transaction) -> dict:
+    """registers/numbers.yaml: the last serial used per series."""
+    raw = tx.read(NUMBERS_FILE)
+    numbers = yamlio.loads(raw, NUMBERS_FILE) if raw else {}
+    if not isinstance(numbers, dict):
+        raise ArchiveError(f"{NUMBERS_FILE} is damaged")
+    return numbers
+
+
+def write_numbers(tx: Transaction, numbers: dict) -> None:
+    tx.write_text(NUMBERS_FILE, "# Last serial used per series (P3: never reused)\n" + yamlio.dumps(numbers))
+
+
+def number(archive: Archive, record: dict, numbers: dict) -> str:
+    """Give a prepared household the next archive number of its series (numbers is updated); its record path."""
+    code = CATEGORY_CODES[record["category"]]
+    archive_no, updated = records.next_archive_no(numbers, code, clock.today().year)
+    numbers.clear()
+    numbers.update(updated)
+    record["archive_no"] = archive_no
+    return f"{archive.household_dir(record['building'], record['unit'], archive_no)}/record.yaml"
+
+
+def write_new(archive: Archive, tx: Transaction, record: dict, numbers: dict, readers: list[str]) -> str:
+    """Number a prepared household, give it a record key, seal and write it; numbers is updated."""
+    relpath = number(archive, record, numbers)
+    if (archive.root / relpath).parent.exists():
+        raise ArchiveError(f"{relpath} already exists; {NUMBERS_FILE} is behind")
+    write_household(archive, tx, record, readers)
+    return str(record["archive_no"])
+
+
+def write_household(archive: Archive, tx: Transaction, record: dict, readers: list[str]) -> None:
+    """Seal a numbered household to a new record key and write record and key."""
+    archive_no = record["archive_no"]
+    home = archive.household_dir(record["building"], record["unit"], archive_no)
+    record_key = crypto.new_record_key()
+    stored = records.to_stored(record, archive.household_schema, record_key)
+    tx.write_key(archive_no, crypto.wrap_record_key(record_key, readers))
+    tx.write_text(f"{home}/record.yaml", records.dump(stored))
+
+
+def add(archive: Archive, given: RecordInput, approval: Approval) -> str:
+    """Create a household with its own record key; return its new archive number."""
+    actor = approved_writer(archive, approval)
+    schema = archive.household_schema
+    record = prepare_new(apply_changes({}, given, schema), schema)
+    readers = reader_keys(archive, record["building"])
     with Transaction(archive, actor) as tx:
-        numbers_raw = tx.read(NUMBERS_FILE)
-        numbers = yamlio.loads(numbers_raw, NUMBERS_FILE) if numbers_raw else {}
-        archive_no, numbers = records.next_archive_no(numbers or {}, CATEGORY_CODES[category], year)
-        record["archive_no"] = archive_no
-        home = archive.household_dir(record["building"], record["unit"], archive_no)
-        if (archive.root / home).exists():
-            raise ArchiveError(f"{home} already exists; registers/numbers.yaml is behind")
-        record_key = crypto.new_record_key()
-        stored = records.to_stored(record, schema, record_key)
-        tx.write_key(archive_no, crypto.wrap_record_key(record_key, readers))
-        tx.write_text(f"{home}/record.yaml", records.dump(stored))
-        tx.write_text(NUMBERS_FILE, "# Last serial used per series (P3: never reused)\n" + yamlio.dumps(numbers))
+        numbers = read_numbers(tx)
+        archive_no = write_new(archive, tx, record, numbers, readers)
+        write_numbers(tx, numbers)
         tx.commit(
             f"add {archive_no} ({record['building']}/{record['unit']})",
             trailers(approval, actor, archive_no),

@@ -87,6 +87,7 @@ def init(path: Path, name: str, staff_file: Path, reason: str = "found the archi
 def configure_clone(archive: Archive) -> None:
     """Local git settings every working copy of an archive needs."""
     gitio.config_set(archive.root, "gpg.format", "ssh")
+    gitio.config_set(archive.root, "feature.manyFiles", "true")  # index v4 and untracked cache: large archives
     textconv = f"{shlex.quote(sys.executable)} -m archivectl textconv"  # works without archivectl on PATH
     gitio.config_set(archive.root, "diff.archivectl.textconv", textconv)
     gitio.config_set(archive.root, "diff.archivectl.cachetextconv", "false")  # never store decrypted text

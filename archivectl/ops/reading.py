@@ -97,7 +97,7 @@ def list_households(
 def history(archive: Archive, archive_no: str) -> list[dict]:
     """Every commit concerning a household, oldest first: what, when, who, approver, reason."""
     check_archive_no(archive_no)
-    entries = gitio.log(archive.root, "--reverse", f"--grep=^Archive-No: {archive_no}$")
+    entries = gitio.log(archive.root, "--reverse", f"--grep=^Archive-No: .*{archive_no}")
     rows = [
         {
             "date": e.committer_date,
@@ -108,7 +108,7 @@ def history(archive: Archive, archive_no: str) -> list[dict]:
             "reason": e.trailers.get("Reason", ""),
         }
         for e in entries
-        if e.trailers.get("Archive-No") == archive_no
+        if archive_no in [n.strip() for n in e.trailers.get("Archive-No", "").split(",")]
     ]
     if not rows:
         raise ArchiveError(f"{archive_no}: no history in this archive")

@@ -1,0 +1,126 @@
+"""import: many households at once, from a YAML stream or a CSV with dotted column names.
+
+All or nothing: every row is validated first and the first bad one is reported
+with its line and field; then one signed commit holds them all.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from archivectl import records, yamlio
+from archivectl.archive import Archive, Transaction
+from archivectl.errors import UsageError
+from archivectl.ops.common import Approval, approved_writer, reader_keys, trailers
+from archivectl.ops.households import number, prepare_new, read_numbers, write_household, write_numbers
+
+MAX_IMPORT_BYTES = 512 * 1024 * 1024
+
+
+def _read_text(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    if size > MAX_IMPORT_BYTES:
+        raise UsageError(f"{path}: larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB")
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory") from None
+
+
+def yaml_rows(path: Path, text: str) -> Iterator[tuple[int, Any]]:
+    """(line, record) for each document of a YAML stream, with the strict loader's refusals."""
+    loader = yamlio.strict_loader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            line = node.start_mark.line + 1 if node is not None else 0
+            yield line, loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: {yamlio.describe(exc)}") from None
+    finally:
+        loader.dispose()
+
+
+def csv_rows(path: Path, text: str, schema: Any) -> Iterator[tuple[int, Any]]:
+    """(line, record) for each CSV row; headers are dotted field paths (customers.0.name)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    paths = [records.parse_path(h.strip()) for h in header]
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise UsageError(f"{path} line {line}: {len(row)} cells, but the header has {len(header)}")
+        record: dict[str, Any] = {}
+        for parts, name, cell in zip(paths, header, row, strict=True):
+            if cell == "":
+                continue
+            try:
+                records.set_path(record, list(parts), records.convert_value(cell, schema.node_at(parts), name))
+            except UsageError as exc:
+                raise UsageError(f"{path} line {line}: {exc}") from None
+        yield line, record
+
+
+def import_households(
+    archive: Archive, path: Path, approval: Approval, progress: Callable[[str, int, int], None] | None = None
+) -> list[str]:
+    """Validate every household in the file, then add them all in one signed commit; return their numbers."""
+    actor = approved_writer(archive, approval)
+    schema = archive.household_schema
+    text = _read_text(path)
+    is_csv = path.suffix.lower() == ".csv"
+    rows = csv_rows(path, text, schema) if is_csv else yaml_rows(path, text)
+    prepared: list[dict] = []
+    problems: list[str] = []
+    for line, raw in rows:
+        where = f"{path.name} line {line}"
+        if not isinstance(raw, dict):
+            problems.append(f"{where}: a record must be a YAML mapping")
+            continue
+        try:
+            prepared.append(prepare_new(raw, schema))
+        except UsageError as exc:
+            problems.append(f"{where}: {str(exc).removeprefix('record: ')}")
+        if progress and len(prepared) % 500 == 0:
+            progress("checking", len(prepared), 0)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UsageError(f"{problems[0]}{more}; nothing was imported")
+    if not prepared:
+        raise UsageError(f"{path}: holds no households")
+    readers: dict[str, list[str]] = {}
+    with Transaction(archive, actor) as tx:
+        numbers = read_numbers(tx)
+        tx.expect_new([number(archive, record, numbers) for record in prepared])
+        for i, record in enumerate(prepared):
+            building = record["building"]
+            if building not in readers:
+                readers[building] = reader_keys(archive, building)
+            write_household(archive, tx, record, readers[building])
+            if progress and (i % 200 == 0 or i + 1 == len(prepared)):
+                progress("writing", i + 1, len(prepared))
+        write_numbers(tx, numbers)
+        numbers_done = [str(r["archive_no"]) for r in prepared]
+        first, last = numbers_done[0], numbers_done[-1]
+        span = first if len(numbers_done) == 1 else f"{first} … {last}"
+        tx.commit(
+            f"import {len(numbers_done)} households ({span})",
+            {**trailers(approval, actor), "Archive-No": ", ".join(numbers_done)},
+        )
+    return numbers_done
