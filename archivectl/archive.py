@@ -331,6 +331,7 @@ class Transaction:
         self._stack = contextlib.ExitStack()
         self._scratch = 0
         self._new: set[str] = set()
+        self._unchecked: set[str] = set()
         self.committed: str | None = None
 
     def __enter__(self) -> Transaction:
@@ -371,7 +372,13 @@ class Transaction:
         if not target.is_relative_to(root) or ".git" in Path(relpath).parts:
             raise UsageError(f"{relpath}: path leaves the archive")
         if relpath not in self._files:
-            dirty = [] if relpath in self._new else gitio.dirty_paths(self.archive.root, [relpath])
+            if relpath in self._new:
+                dirty = []
+            elif not target.exists() and not target.is_symlink():
+                dirty = []  # nothing here to clobber; commit() checks it is not a tracked file deleted by hand
+                self._unchecked.add(relpath)
+            else:
+                dirty = gitio.dirty_paths(self.archive.root, [relpath])
             if dirty:
                 raise ArchiveError(f"{dirty[0]} has uncommitted changes; commit or discard them first")
             self._files[relpath] = self._backup(target, f"file{len(self._files)}")
@@ -438,6 +445,9 @@ class Transaction:
     def commit(self, subject: str, trailers: dict[str, str | None]) -> str:
         """Stage every changed file and make the one signed commit."""
         paths = sorted(self._files)
+        deleted_by_hand = gitio.ls_files(self.archive.root, *sorted(self._unchecked)) if self._unchecked else []
+        if deleted_by_hand:
+            raise ArchiveError(f"{deleted_by_hand[0]} was deleted by hand; restore or commit that first")
         gitio.add(self.archive.root, paths)
         who = gitio.Identity(self.actor.member.name, f"{self.actor.member.id}@staff.archivectl")
         message = commit_message(subject, trailers)

@@ -108,6 +108,13 @@ def staff_yaml(people: dict[str, Person]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def process_env(person: Person | None) -> dict[str, str]:
+    """os.environ for a child process acting as person (archivectl's own variables cleared)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVECTL_")}
+    env.update({k: v for k, v in person_env(person).items() if v})
+    return env
+
+
 class Result:
     def __init__(self, exit_code: int, stdout: str, stderr: str):
         self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
@@ -150,7 +157,7 @@ class World:
         return result.stdout
 
     def git(self, *args: str, who: str | None = "gm01") -> str:
-        env = {**os.environ, **{k: v for k, v in person_env(self.people.get(who or "")).items() if v}}
+        env = process_env(self.people.get(who or ""))
         return subprocess.run(
             ["git", "-C", str(self.root), *args], check=True, capture_output=True, text=True, env=env
         ).stdout
@@ -258,13 +265,7 @@ LIVE_SECRETS = [LIVE_NAME, LIVE_PHONE, LIVE_ID]
 
 def at(world: World, offset: str | None, who: str, *args: str) -> subprocess.CompletedProcess:
     """Run the real archivectl as a person, under faketime's offset (e.g. '-35d') if given."""
-    env = {
-        **os.environ,
-        **{k: v for k, v in person_env(world.people[who]).items() if v},
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-    }
-    for unset in ("ARCHIVECTL_ARCHIVE", "ARCHIVECTL_IDENTITY", "ARCHIVECTL_KEYSTORE"):
-        env.pop(unset, None)
+    env = {**process_env(world.people[who]), "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
     cmd = [sys.executable, "-m", "archivectl", *args]
     if offset:
         cmd = ["faketime", "-f", offset, *cmd]

@@ -39,4 +39,5 @@ def test_demo_walks_the_main_job(tmp_path):
     log = subprocess.run(
         ["git", "-C", str(tmp_path / "demo/archive"), "log", "--format=%G?"], capture_output=True, text=True, check=True
     ).stdout.split()
-    assert set(log) == {"G"} and len(log) == 15  # init, 12 adds, edit, reveal
+    assert set(log) == {"G"} and len(log) == 16  # init, 12 adds, edit, reveal, attach
+    assert "commits verified" in out and "active households complete" in out

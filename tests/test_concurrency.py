@@ -62,10 +62,10 @@ def test_concurrent_adds_each_commit_once_with_unique_numbers(world: World):  # 
     import subprocess
     import sys
 
-    from conftest import person_env
+    from conftest import process_env
 
     (world.tmp / "r.yaml").write_text(RECORD)
-    env = {**os.environ, **{k: v for k, v in person_env(world.people["clk01"]).items() if v}}
+    env = process_env(world.people["clk01"])
     procs = [
         subprocess.Popen(
             [

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from conftest import RECORD, World, assert_refused, assert_unchanged, person_env
+from conftest import RECORD, World, assert_refused, assert_unchanged, process_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -65,7 +65,7 @@ def test_hostile_record_files_are_refused_and_change_nothing(world: World, house
 
 def test_alias_bomb_is_refused_fast_with_bounded_memory(world: World):
     (world.tmp / "bomb.yaml").write_text(BOMB)
-    env = {**os.environ, **{k: v for k, v in person_env(world.people["clk01"]).items() if v}}
+    env = process_env(world.people["clk01"])
     start = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     proc = subprocess.run(
         [
@@ -200,7 +200,7 @@ def check_consistent(world: World) -> None:
 def test_kill_9_at_random_moments_never_leaves_the_archive_inconsistent(world: World):
     rng = random.Random(20261124)
     (world.tmp / "r.yaml").write_text(RECORD)
-    env = {**os.environ, **{k: v for k, v in person_env(world.people["clk01"]).items() if v}}
+    env = process_env(world.people["clk01"])
     cmd = [
         sys.executable,
         "-m",

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import World, person_env
+from conftest import World, process_env
 
 
 class Clone:
@@ -18,7 +17,7 @@ class Clone:
         self.world, self.path = world, path
 
     def git(self, *args: str, who: str = "but01", env: dict | None = None) -> str:
-        full = {**os.environ, **{k: v for k, v in person_env(self.world.people[who]).items() if v}, **(env or {})}
+        full = {**process_env(self.world.people[who]), **(env or {})}
         return subprocess.run(
             ["git", "-C", str(self.path), *args], check=True, capture_output=True, text=True, env=full
         ).stdout
@@ -240,7 +239,7 @@ def test_hooks_refuse_a_hand_commit_without_trailers(clone: Clone):
         ["git", "-C", str(clone.path), "commit", "-q", "-m", "hand"],
         capture_output=True,
         text=True,
-        env={**os.environ, **{k: v for k, v in person_env(clone.world.people["but01"]).items() if v}},
+        env=process_env(clone.world.people["but01"]),
     )
     assert proc.returncode != 0
     assert "Reason:" in proc.stderr

@@ -135,6 +135,31 @@ def fmt_of(ctx: typer.Context, local: str | None) -> str:
     return local or globals_of(ctx).fmt
 
 
+def progress_bar(label: str, min_total: int = 0) -> Any:
+    """A rich progress bar on stderr for long runs on a terminal (None when stderr is not one).
+
+    The returned update(done, total, stage=None) starts the bar lazily, so short runs print nothing.
+    """
+    if not sys.stderr.isatty():
+        return None
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int, stage: str | None = None) -> None:
+        if total and total < min_total:
+            return
+        if "bar" not in state:
+            from rich.progress import Progress
+
+            state["bar"] = Progress(transient=True)
+            state["bar"].start()
+            state["task"] = state["bar"].add_task(stage or label, total=total or None)
+        state["bar"].update(state["task"], completed=done, total=total or None, description=stage or label)
+        if total and done >= total:
+            state["bar"].stop()
+
+    return update
+
+
 def out(text: str, err: bool = False) -> None:
     """Write command output to stdout (or stderr, where stdout carries data)."""
     typer.echo(text, err=err)

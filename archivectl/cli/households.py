@@ -16,6 +16,7 @@ from archivectl.cli.app import (
     globals_of,
     open_archive,
     out,
+    progress_bar,
 )
 
 SetOpt = Annotated[
@@ -156,32 +157,13 @@ def import_(
     approver: ApproverOpt = None,
 ) -> None:
     """Add many households in one signed commit; every row is checked first (all or nothing)."""
-    import sys
-
     from archivectl.ops.common import Approval
     from archivectl.ops.importing import import_households
 
-    progress = _progress_bar() if sys.stderr.isatty() else None
+    progress = progress_bar("importing")
     numbers = import_households(open_archive(ctx), file, Approval(reason, approver), progress)
     out(
         f"imported {len(numbers)} households: {numbers[0]} … {numbers[-1]}"
         if len(numbers) > 1
         else f"imported 1 household: {numbers[0]}"
     )
-
-
-def _progress_bar():  # type: ignore[no-untyped-def]
-    state: dict = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if "bar" not in state:
-            from rich.progress import Progress
-
-            state["bar"] = Progress(transient=True)
-            state["bar"].start()
-            state["task"] = state["bar"].add_task(stage, total=total or None)
-        state["bar"].update(state["task"], completed=done, total=total or None, description=stage)
-        if total and done >= total:
-            state["bar"].stop()
-
-    return update

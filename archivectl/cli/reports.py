@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from archivectl.cli.app import app, globals_of, open_archive, out
+from archivectl.cli.app import app, globals_of, open_archive, out, progress_bar
 
 report_app = typer.Typer(
     help="Reports from the clear parts of records: no key, no git identity needed; cron-friendly.",
@@ -39,24 +38,7 @@ def _emit(ctx: typer.Context, report: Any, fmt: str | None, output: Path | None,
 
 
 def _progress():  # type: ignore[no-untyped-def]
-    if not sys.stderr.isatty():
-        return None
-    state: dict = {}
-
-    def update(done: int, total: int) -> None:
-        if total < 500:
-            return
-        if "bar" not in state:
-            from rich.progress import Progress
-
-            state["bar"] = Progress(transient=True)
-            state["bar"].start()
-            state["task"] = state["bar"].add_task("reading records", total=total)
-        state["bar"].update(state["task"], completed=done)
-        if done >= total:
-            state["bar"].stop()
-
-    return update
+    return progress_bar("reading records", min_total=500)
 
 
 @report_app.command("completeness")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from archivectl.cli.app import FormatOpt, app, fmt_of, open_archive, out
+from archivectl.cli.app import FormatOpt, app, fmt_of, open_archive, out, progress_bar
 
 
 @app.command()
@@ -24,7 +23,7 @@ def verify(
     from archivectl.render import render_rows
 
     archive = open_archive(ctx)
-    report = ops.verify(archive, range_spec, progress=_progress_bar() if sys.stderr.isatty() else None)
+    report = ops.verify(archive, range_spec, progress=progress_bar("verifying commits", min_total=50))
     chosen = fmt_of(ctx, fmt)
     if chosen == "json":
         import json
@@ -37,25 +36,6 @@ def verify(
         out(f"{report['commits']} commits verified: all signed by entitled staff, approved, valid")
     if not report["ok"]:
         raise typer.Exit(1)
-
-
-def _progress_bar():  # type: ignore[no-untyped-def]
-    state: dict = {}
-
-    def update(done: int, total: int) -> None:
-        if total < 50:
-            return
-        if "bar" not in state:
-            from rich.progress import Progress
-
-            state["bar"] = Progress(transient=True)
-            state["bar"].start()
-            state["task"] = state["bar"].add_task("verifying commits", total=total)
-        state["bar"].update(state["task"], completed=done)
-        if done == total:
-            state["bar"].stop()
-
-    return update
 
 
 @app.command()

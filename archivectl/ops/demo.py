@@ -65,11 +65,13 @@ def acting_as(config: Path) -> Iterator[None]:
 
 def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
     """Build the demo archive and walk add, edit, show, reveal, history, validate."""
-    from archivectl.ops import households, reading
+    from archivectl.ops import access, households, reading
     from archivectl.ops.common import Approval
     from archivectl.ops.init import init
     from archivectl.ops.validate import validate
+    from archivectl.ops.verify import verify
     from archivectl.render import render_record, render_rows
+    from archivectl.reports.completeness import completeness
 
     source = examples_dir()
     base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="archivectl-demo-"))
@@ -129,14 +131,27 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
     step(f"archivectl history {first}")
     say(render_rows(reading.history(archive, first), "table"))
 
+    scan = base / "fire-safety-pledge.pdf"
+    scan.write_bytes(b"%PDF-1.4 demo scan: fire-safety pledge (fictitious)\n")
+    step(f"archivectl attach {first} {scan.name} --type fire-safety-pledge --reason '...' --approver mgr01  # as clk01")
+    with acting_as(people["clk01"]):
+        say(f"attached {access.attach(archive, first, scan, 'fire-safety-pledge', None, Approval('scanned', 'mgr01'))}")
+
     step("archivectl validate")
     problems = validate(archive)
     say("all records valid" if not problems else "\n".join(f"{p['file']}: {p['problem']}" for p in problems))
+
+    step("archivectl report completeness    # needs no key: reads the clear parts only")
+    say(completeness(archive).summary)
+
+    step("archivectl verify    # every commit: signed by entitled staff, trailers, approver, no personal data")
+    report = verify(archive)
+    say(f"{report['commits']} commits verified" if report["ok"] else f"{len(report['findings'])} findings")
 
     say(
         f"\nDemo archive: {archive.root}\nKeystore:     {archive.keystore.path}\n"
         f"Try: cd {archive.root} && git log --show-signature -1   (allowed signers are configured)"
     )
-    if problems:
-        raise ArchiveError("the demo archive did not validate")
+    if problems or not report["ok"]:
+        raise ArchiveError("the demo archive did not validate or verify")
     return archive.root

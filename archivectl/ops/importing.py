@@ -78,7 +78,7 @@ def csv_rows(path: Path, text: str, schema: Any) -> Iterator[tuple[int, Any]]:
 
 
 def import_households(
-    archive: Archive, path: Path, approval: Approval, progress: Callable[[str, int, int], None] | None = None
+    archive: Archive, path: Path, approval: Approval, progress: Callable[[int, int, str], None] | None = None
 ) -> list[str]:
     """Validate every household in the file, then add them all in one signed commit; return their numbers."""
     actor = approved_writer(archive, approval)
@@ -98,7 +98,7 @@ def import_households(
         except UsageError as exc:
             problems.append(f"{where}: {str(exc).removeprefix('record: ')}")
         if progress and len(prepared) % 500 == 0:
-            progress("checking", len(prepared), 0)
+            progress(len(prepared), 0, "checking")
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise UsageError(f"{problems[0]}{more}; nothing was imported")
@@ -114,7 +114,7 @@ def import_households(
                 readers[building] = reader_keys(archive, building)
             write_household(archive, tx, record, readers[building])
             if progress and (i % 200 == 0 or i + 1 == len(prepared)):
-                progress("writing", i + 1, len(prepared))
+                progress(i + 1, len(prepared), "writing")
         write_numbers(tx, numbers)
         numbers_done = [str(r["archive_no"]) for r in prepared]
         first, last = numbers_done[0], numbers_done[-1]

@@ -65,7 +65,9 @@ def init(path: Path, name: str, staff_file: Path, reason: str = "found the archi
         keys.mkdir(mode=0o700, parents=True, exist_ok=True)
         archive = Archive(path.resolve())
         configure_clone(archive)
-        gitio.add(archive.root, ["."])
+        founding = [ARCHIVE_FILE, STAFF_FILE, ".gitattributes", ".gitignore"]
+        founding += [f"schemas/{name}" for name in schema.SCHEMA_FILES]
+        gitio.add(archive.root, founding)
         message = commit_message(
             f"init archive {name}",
             {"Reason": reason, "Approved-by": founder.id, "Acted-by": founder.id},
@@ -87,7 +89,9 @@ def init(path: Path, name: str, staff_file: Path, reason: str = "found the archi
 def configure_clone(archive: Archive) -> None:
     """Local git settings every working copy of an archive needs."""
     gitio.config_set(archive.root, "gpg.format", "ssh")
-    gitio.config_set(archive.root, "feature.manyFiles", "true")  # index v4 and untracked cache: large archives
+    # Index v4 keeps a 20,000-household index small. Not feature.manyFiles: its
+    # untracked cache stores every household directory in the index (5 MB at 20k).
+    gitio.config_set(archive.root, "index.version", "4")
     textconv = f"{shlex.quote(sys.executable)} -m archivectl textconv"  # works without archivectl on PATH
     gitio.config_set(archive.root, "diff.archivectl.textconv", textconv)
     gitio.config_set(archive.root, "diff.archivectl.cachetextconv", "false")  # never store decrypted text

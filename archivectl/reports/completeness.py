@@ -62,6 +62,7 @@ def missing(validator: Any, facts: dict[str, Any], memo: dict | None = None) -> 
     return answer
 
 
+PLACE = ["archive_no", "building", "floor", "unit", "category", "occupancy"]
 Rule = tuple[dict[str, tuple[Any, ...]], dict[str, tuple[str, ...]]]
 
 
@@ -178,42 +179,14 @@ def completeness(archive: Archive, progress: Callable[[int, int], None] | None =
         title=f"Completeness (P5) — {archive.settings.name}",
         document=document,
         sections=[
-            Section(
-                "Incomplete households",
-                incomplete,
-                [
-                    "archive_no",
-                    "building",
-                    "floor",
-                    "unit",
-                    "category",
-                    "occupancy",
-                    "missing_documents",
-                    "missing_labels",
-                    "missing_fields",
-                ],
-            ),
+            Section("Incomplete households", incomplete, [*PLACE, "missing_labels", "missing_fields"]),
             Section("By building", buildings, ["building", "households", "complete", "incomplete", "rate"]),
         ],
         chart=[(b["building"], b["rate"]) for b in buildings],
         chart_title="Complete dossiers per building (%)",
         summary=f"{done} of {total} active households complete ({overall['rate']}%); {total - done} incomplete.",
         act_on=bool(incomplete),
-        csv_rows=Section(
-            "Households",
-            rows,
-            [
-                "archive_no",
-                "building",
-                "floor",
-                "unit",
-                "category",
-                "occupancy",
-                "complete",
-                "missing_documents",
-                "missing_fields",
-            ],
-        ),
+        csv_rows=Section("Households", rows, [*PLACE, "complete", "missing_documents", "missing_fields"]),
     )
 
 
