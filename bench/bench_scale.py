@@ -53,7 +53,7 @@ def write_csv(path: Path, count: int) -> None:
                     f"B{i % 40:02d}",
                     1 + i % 30,
                     f"{i // 40 % 9999:04d}",
-                    "handed-over",
+                    ("handed-over", "not-handed-over", "special")[i % 3],  # a series holds 99,999 numbers
                     "owner-occupied",
                     "owner",
                     f"演示{i}",

@@ -252,3 +252,20 @@ def test_codeowners_per_building(world: World):  # P7
     assert "* @li-jingli" in out
     assert "/households/B03/ @ding @li-jingli" in out
     assert "/households/B05/ @li-jingli" in out
+
+
+def test_swapping_a_records_recipient_is_flagged(clone: Clone):
+    """Scans would be encrypted to the swapped key: only a rotation may change it."""
+    import pyrage
+
+    path = record_path(clone)
+    text = path.read_text()
+    old = next(line for line in text.splitlines() if line.startswith("recipient: "))
+    path.write_text(text.replace(old, f"recipient: {pyrage.x25519.Identity.generate().to_public()}"))
+    clone.git("add", "-A")
+    clone.commit_by_hand(
+        "but01", f"edit\n\nReason: r\nApproved-by: mgr01\nArchive-No: HO-{_year()}-00001\nActed-by: but01"
+    )
+    code, report = clone.verify()
+    assert code == 1
+    assert any(f["rule"] == "recipient" for f in report["findings"])

@@ -283,6 +283,19 @@ def _check_changes(ctx: _Context, info: gitio.CommitInfo, parent: str | None, fl
             for problem in check_record_text(schema, path, new):
                 flag("record", f"{path}: {problem}")
             _check_tombstone_date(info, new, flag, path)
+            if change.status == "M" and not rekeying:
+                _check_recipient_kept(path, ctx.blobs.read(change.old_blob) or b"", new, flag)
+
+
+def _check_recipient_kept(path: str, old: bytes, new: bytes, flag: Callable[[str, str], None]) -> None:
+    """A household's recipient (what scans are encrypted to) changes only in a rotation."""
+    try:
+        before = records.load_stored(old, path).get("recipient")
+        after = records.load_stored(new, path).get("recipient")
+    except UsageError:
+        return
+    if before != after:
+        flag("recipient", f"{path}: the record's recipient changed outside `recipients sync --rotate`")
 
 
 def _check_personal_data(path: str, data: bytes, flag: Callable[[str, str], None]) -> None:
