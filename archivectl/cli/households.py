@@ -21,7 +21,12 @@ from archivectl.cli.app import (
 
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", metavar="FIELD=VALUE", help="Set a field, e.g. customers.0.phone=13812345678."),
+    typer.Option(
+        "--set",
+        "-s",
+        metavar="FIELD=VALUE",
+        help="Set a field, e.g. customers.0.name=张伟 or renovation.started=2024-03-15.",
+    ),
 ]
 FileOpt = Annotated[
     Path | None,

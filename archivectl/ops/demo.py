@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from archivectl import yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError
 
@@ -98,12 +99,14 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
             say(no)
     first = numbers[0]
 
-    step(f"archivectl edit {first} --set customers.0.phone=13900001111 --reason '...' --approver mgr01  # as but01")
+    edit = yamlio.load_file(source / "demo-edit.yaml")
+    sets = [f"{field}={value}" for field, value in edit.items()]
+    step(f"archivectl edit {first} --set {' --set '.join(sets)} --reason '...' --approver mgr01  # as but01")
     with acting_as(people["but01"]):
         commit = households.edit(
             archive,
             first,
-            households.RecordInput(sets=["customers.0.phone=13900001111"]),
+            households.RecordInput(sets=sets),
             Approval("owner called with a new phone number", "mgr01"),
             None,
         )
