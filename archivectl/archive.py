@@ -161,9 +161,6 @@ class Archive:
         """(blob id, path) of every household record tracked in git."""
         return gitio.ls_files_stage(self.root, "households/*/*/*/record.yaml")
 
-    def read_yaml(self, relpath: str) -> Any:
-        return yamlio.load_file(self.root / relpath)
-
     def allowed_signers_path(self) -> Path:
         return self.git_dir / "archivectl" / "allowed_signers"
 

@@ -279,11 +279,6 @@ def clone(source: str, target: Path, branch: str | None = None) -> None:
     run(None, *args)
 
 
-def show_tree_files(repo: Path, rev: str, prefix: str) -> list[str]:
-    """Paths under prefix in rev's tree."""
-    return [p for p in out(repo, "ls-tree", "-r", "--name-only", rev, "--", prefix).splitlines() if p]
-
-
 class BlobReader:
     """One long-lived `git cat-file --batch` for reading many blobs quickly."""
 
@@ -419,11 +414,6 @@ def commits_for_verify(repo: Path, revs: list[str], allowed_signers: Path) -> li
             )
         )
     return commits
-
-
-def rev_list(repo: Path, *revs: str) -> list[str]:
-    """Commit ids selected by revs."""
-    return out(repo, "rev-list", *revs).split()
 
 
 def merge_tree(repo: Path, first: str, second: str) -> str | None:

@@ -37,13 +37,6 @@ class Keystore:
         except FileNotFoundError:
             raise ArchiveError(f"{archive_no}: record key is missing from the keystore") from None
 
-    def read_optional(self, archive_no: str) -> bytes | None:
-        """The wrapped record key, or None."""
-        try:
-            return self.key_path(archive_no).read_bytes()
-        except FileNotFoundError:
-            return None
-
     def write(self, archive_no: str, blob: bytes) -> None:
         """Store a wrapped key atomically and durably."""
         self.require()

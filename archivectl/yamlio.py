@@ -102,19 +102,6 @@ def loads(text: str | bytes, source: str = "input") -> Any:
         raise UsageError(f"{source}: {describe(exc)}") from None
 
 
-def loads_all(text: str | bytes, source: str = "input") -> list[Any]:
-    """Parse a YAML stream of documents with the same refusals as loads()."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"{source}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{source}: {describe(exc)}") from None
-
-
 def load_file(path: Path, max_bytes: int = MAX_YAML_BYTES) -> Any:
     """Read and parse a YAML file, refusing oversized or unreadable files."""
     try:
