@@ -249,6 +249,8 @@ def test_rotate_re_keys_sealed_block_and_attachments(world: World, household: st
     )
     scan_file = world.root / f"households/B03/1203/{household}/attachments/purchase-contract-copy-2024-02-20-1.pdf.age"
     assert pyrage.decrypt(scan_file.read_bytes(), [new_key]) == b"contract scan"
+    verified = world.cli("aud01", "verify")
+    assert verified.exit_code == 0, verified
 
 
 def test_sync_by_someone_who_cannot_read_everything_is_refused(world: World, household: str):

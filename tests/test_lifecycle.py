@@ -174,6 +174,8 @@ def test_purge_after_35_days_destroys_the_household_for_everyone(old_world: Worl
     assert [h["reason"] for h in history][-2:] == ["customer asked for deletion", "retention passed, confirmed again"]
     # every other record's signed history still verifies
     assert set(w.git("log", "--format=%G?").split()) == {"G"}
+    verified = w.cli("aud01", "verify")
+    assert verified.exit_code == 0, verified
     assert w.ok("but01", "show", w.live, "--reveal", "--reason", "still here")
 
 

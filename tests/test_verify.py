@@ -269,3 +269,57 @@ def test_swapping_a_records_recipient_is_flagged(clone: Clone):
     code, report = clone.verify()
     assert code == 1
     assert any(f["rule"] == "recipient" for f in report["findings"])
+
+
+def test_every_archivectl_command_makes_commits_that_verify(world: World):  # P10, P12
+    import datetime as dt
+
+    from conftest import RECORD, make_person
+
+    today = dt.date.today()
+    first = world.add()
+    world.ok("but01", "edit", first, "--set", "occupancy=rented", "-r", "let", "-a", "mgr01")
+    scan = world.tmp / "c.pdf"
+    scan.write_bytes(b"contract")
+    world.ok("clk01", "attach", first, str(scan), "--type", "lease-copy", "-r", "scan", "-a", "mgr01")
+    world.ok("but01", "show", first, "--reveal", "-r", "check")
+    world.ok("but01", "open", first, "lease-copy", "-o", str(world.tmp / "o.pdf"), "-r", "check")
+    world.ok("but01", "export", first, "-o", str(world.tmp / "e.zip"), "-r", "customer asked", "-a", "mgr01")
+    world.ok("clk01", "lend", first, "--to", "but01", "--due", today.isoformat(), "-r", "visit", "-a", "mgr01")
+    world.ok("but01", "return", first)
+    world.ok("mgr01", "grant", "but02", "--building", "B03", "--until", today.isoformat(), "-r", "cover", "-a", "gm01")
+    newbie = make_person(world.tmp / "p", "cas02")
+    world.ok(
+        "mgr01",
+        "staff",
+        "add",
+        "cas02",
+        "--name",
+        "新",
+        "--role",
+        "cashier",
+        "--buildings",
+        "B03",
+        "--key",
+        newbie.pub,
+        "-r",
+        "hired",
+        "-a",
+        "gm01",
+    )
+    world.ok("mgr01", "staff", "edit", "cas02", "--handle", "xin", "-r", "git host", "-a", "gm01")
+    world.ok("mgr01", "staff", "deactivate", "cas01", "-r", "left", "-a", "gm01")
+    world.ok("mgr01", "recipients", "sync", "-r", "staff change", "-a", "gm01")
+    world.ok("mgr01", "recipients", "sync", "--rotate", "-r", "laptop lost", "-a", "gm01")
+    second = world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"'))
+    world.ok("but01", "review", second, "-r", "annual", "-a", "mgr01")
+    world.ok("but01", "move-out", second, "--date", today.isoformat(), "-r", "sold", "-a", "mgr01")
+    world.ok("but01", "tombstone", second, "-r", "duplicate", "-a", "mgr01")
+    world.ok("but01", "restore", second, "-r", "not a duplicate", "-a", "mgr02")
+    csv_file = world.tmp / "h.csv"
+    csv_file.write_text("building,floor,unit,category\nB05,1,0101,special\n")
+    world.ok("clk01", "import", str(csv_file), "-r", "batch", "-a", "mgr01")
+    result = world.cli("aud01", "verify", "--format", "json")
+    assert result.exit_code == 0, result.stdout
+    report = json.loads(result.stdout)
+    assert report["ok"] and report["commits"] == 21  # init and twenty writes

@@ -221,7 +221,10 @@ def sync(archive: Archive, approval: Approval, identity: str | None = None, rota
         }
         registers.append(tx, "keys", entry)
         verb = "rotate" if rotate else "re-wrap"
-        tx.commit(f"recipients sync: {verb} {len(plan)} record keys", trailers(approval, actor))
+        rekeyed = ", ".join(number for _, _, number, _, _ in plan) if rotate and plan else None
+        tx.commit(
+            f"recipients sync: {verb} {len(plan)} record keys", {**trailers(approval, actor), "Archive-No": rekeyed}
+        )
     return {"households": len(plan), "rotated": rotate, "readers": per_building}
 
 
