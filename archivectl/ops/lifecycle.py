@@ -301,7 +301,10 @@ def restore_backup(backup_file: Path, target: Path, replay_from: list[str]) -> d
                 for name, member in members.items():
                     if not member.isfile() or not (name in (MANIFEST, "archive.bundle") or _is_key_member(name)):
                         raise UsageError(f"{backup_file}: unexpected entry {name!r}")
-                tar.extractall(work, filter="data")
+                try:
+                    tar.extractall(work, filter="data")
+                except TypeError:  # Python before 3.11.4: members were checked above (plain files, safe names)
+                    tar.extractall(work)  # noqa: S202
         except (tarfile.TarError, OSError) as exc:
             raise UsageError(f"{backup_file}: not a readable backup ({exc.__class__.__name__})") from None
         manifest = json.loads((work / MANIFEST).read_text())
