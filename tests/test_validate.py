@@ -66,3 +66,23 @@ def test_validate_refuses_paths_outside_the_archive(world: World):
     result = world.cli("aud01", "validate", "/etc/passwd")
     assert result.exit_code == 2
     assert "not inside the archive" in result.stderr
+
+
+def test_list_and_reports_survive_a_hand_edited_record(world: World):
+    first = world.add()
+    world.add(text=(world.tmp / "new-record.yaml").read_text().replace('unit: "1203"', 'unit: "1204"'))
+    path = record_path(world, first)
+    path.write_text(path.read_text().replace("floor: 12", "floor: twelve"))
+    world.git("commit", "-qam", "hand edit")
+    assert world.cli("aud01", "validate").exit_code == 1
+    rows = json.loads(world.ok("aud01", "list", "--format", "json"))
+    assert len(rows) == 2
+    assert world.cli("aud01", "report", "completeness").exit_code == 0
+    assert world.cli("aud01", "report", "catalog").exit_code == 0
+    broken = record_path(world, first)
+    broken.write_text("a: [\n")
+    world.git("commit", "-qam", "broken")
+    rows = json.loads(world.ok("aud01", "list", "--format", "json"))
+    assert {"archive_no": first, "status": "invalid"}.items() <= next(
+        r for r in rows if r["archive_no"] == first
+    ).items()

@@ -76,21 +76,24 @@ LIST_COLUMNS = (
 def list_households(
     archive: Archive, building: str | None = None, category: str | None = None, status: str | None = None
 ) -> list[dict]:
-    """One row per household from the clear parts only (no key needed)."""
+    """One row per household from the clear parts only (no key needed), cached like the reports."""
+    from archivectl.reports.data import households, place_key
+
     rows = []
-    for _, relpath in archive.record_paths():
-        parts = relpath.split("/")
-        if building and parts[1] != building:
+    for facts in households(archive):
+        parts = facts["path"].split("/")
+        if facts.get("invalid"):
+            facts = {"archive_no": parts[3], "building": parts[1], "unit": parts[2], "status": "invalid"}
+        if building and facts.get("building") != building:
             continue
-        stored = load_stored(archive, relpath)
-        if category and stored.get("category") != category:
+        if category and facts.get("category") != category:
             continue
-        if status and stored.get("status") != status:
+        if status and facts.get("status") != status:
             continue
-        row = {c: stored.get(c) for c in LIST_COLUMNS}
-        row["documents"] = len(stored.get("documents") or [])
+        row = {c: facts.get(c) for c in LIST_COLUMNS}
+        row["documents"] = len(facts.get("documents") or [])
         rows.append(row)
-    rows.sort(key=lambda r: (str(r["building"]), r["floor"] or 0, str(r["unit"]), str(r["archive_no"])))
+    rows.sort(key=place_key)
     return rows
 
 

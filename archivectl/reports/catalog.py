@@ -7,7 +7,7 @@ from collections.abc import Callable
 from archivectl import clock
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
-from archivectl.reports.data import households
+from archivectl.reports.data import households, place_key
 from archivectl.reports.render import Report, Section
 
 STATUSES = ("active", "moved-out", "tombstoned")
@@ -45,7 +45,7 @@ def catalog(
                 "moved_out": f.get("moved_out") or "",
             }
         )
-    rows.sort(key=lambda r: (str(r["building"]), r["floor"] or 0, str(r["unit"]), str(r["archive_no"])))
+    rows.sort(key=place_key)
     what = f"{status or 'all'} households" + (f", {year}" if year else "")
     sections = []
     for building in sorted({str(r["building"]) for r in rows}):

@@ -11,7 +11,7 @@ from typing import Any
 
 from archivectl import clock, schema
 from archivectl.archive import Archive
-from archivectl.reports.data import households
+from archivectl.reports.data import households, place_key
 from archivectl.reports.render import Report, Section
 
 
@@ -156,7 +156,7 @@ def completeness(archive: Archive, progress: Callable[[int, int], None] | None =
                 "missing_labels": [labels.get(d, d) for d in docs],
             }
         )
-    rows.sort(key=lambda r: (r["building"], r["floor"] or 0, str(r["unit"]), r["archive_no"]))
+    rows.sort(key=place_key)
     buildings = []
     for b in sorted(per_building.values(), key=lambda s: s["building"]):
         buildings.append(

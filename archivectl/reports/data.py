@@ -45,6 +45,17 @@ def summarise(stored: Any) -> dict[str, Any]:
     return facts
 
 
+def place_key(row: dict[str, Any]) -> tuple[str, int, str, str]:
+    """Sort order of catalogues (P18): building, floor, unit, archive number (odd values sort first)."""
+    floor = row.get("floor")
+    return (
+        str(row.get("building")),
+        floor if isinstance(floor, int) else 0,
+        str(row.get("unit")),
+        str(row.get("archive_no")),
+    )
+
+
 def households(archive: Archive, progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """Facts of every household in the index, from cache where the blob is unchanged."""
     entries = archive.record_paths()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from archivectl import clock, registers
 from archivectl.archive import Archive
 from archivectl.ops.lifecycle import candidates
-from archivectl.reports.data import households
+from archivectl.reports.data import households, place_key
 from archivectl.reports.render import Report, Section
 
 
@@ -29,7 +29,7 @@ def retention(archive: Archive, progress: Callable[[int, int], None] | None = No
             for f in facts
             if f.get("status") == "moved-out"
         ),
-        key=lambda r: (str(r["building"]), r["floor"] or 0, str(r["unit"])),
+        key=place_key,
     )
     interval = archive.settings.review_interval_days
     due = []
