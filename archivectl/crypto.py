@@ -34,7 +34,7 @@ def recipient_of(public_key: str) -> Any:
 
 
 def load_identity(path: Path) -> Any:
-    """A staff member's SSH private key as an age identity."""
+    """A staff member's SSH private key as an age identity (asks for its passphrase if it has one)."""
     try:
         data = path.expanduser().read_bytes()
     except FileNotFoundError:
@@ -46,12 +46,44 @@ def load_identity(path: Path) -> Any:
     try:
         return _pyrage().ssh.Identity.from_buffer(data)
     except Exception as exc:  # pyrage raises IdentityError with a short reason
-        if "decrypted" in str(exc):
-            raise ArchiveError(
-                f"identity {path} is passphrase-protected; pass an unprotected copy with "
-                "--identity (see README, 'Keys with a passphrase')"
-            ) from None
-        raise ArchiveError(f"identity {path} is not an SSH ed25519 private key") from None
+        if "decrypted" not in str(exc):
+            raise ArchiveError(f"identity {path} is not an SSH ed25519 private key") from None
+    return _pyrage().ssh.Identity.from_buffer(_unlock_protected(path, data))
+
+
+def _unlock_protected(path: Path, data: bytes) -> bytes:
+    """The key without its passphrase, in memory only (pyrage cannot open protected keys itself)."""
+    passphrase = os.environ.get("ARCHIVECTL_KEY_PASSPHRASE")
+    if passphrase is None:
+        passphrase = _ask_passphrase(path)
+    try:
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding,
+            NoEncryption,
+            PrivateFormat,
+            load_ssh_private_key,
+        )
+    except ImportError:
+        raise ArchiveError("opening a passphrase-protected key needs the cryptography package") from None
+    try:
+        key = load_ssh_private_key(data, passphrase.encode("utf-8"))
+    except ValueError:
+        raise ArchiveError(f"wrong passphrase for identity {path}") from None
+    return key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption())
+
+
+def _ask_passphrase(path: Path) -> str:
+    import getpass
+
+    try:
+        with open("/dev/tty"):
+            pass
+    except OSError:
+        raise ArchiveError(
+            f"identity {path} has a passphrase and there is no terminal to ask it on "
+            "(set ARCHIVECTL_KEY_PASSPHRASE for unattended use)"
+        ) from None
+    return getpass.getpass(f"Passphrase for {path}: ")
 
 
 def new_record_key() -> Any:

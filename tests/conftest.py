@@ -131,6 +131,7 @@ def person_env(person: Person | None) -> dict[str, str | None]:
         "ARCHIVECTL_ARCHIVE": None,
         "ARCHIVECTL_KEYSTORE": None,
         "ARCHIVECTL_LOCK_WAIT": None,
+        "ARCHIVECTL_KEY_PASSPHRASE": None,
     }
 
 

@@ -124,3 +124,97 @@ def test_history_shows_each_change_with_reason_and_approver(world: World, househ
         ("but01", "", "tenant check"),
     ]
     assert no_secrets_in(json.dumps(rows, ensure_ascii=False)) == []
+
+
+def test_a_passphrase_protected_identity_opens_with_its_passphrase(world: World, household: str):
+    import shutil
+    import subprocess
+
+    protected = world.tmp / "but01-protected"
+    shutil.copyfile(world.people["but01"].key, protected)
+    protected.chmod(0o600)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", "correct horse", "-f", str(protected)], check=True)
+    before = world.snapshot()
+    wrong = world.cli(
+        "but01",
+        "show",
+        household,
+        "--reveal",
+        "-r",
+        "r",
+        "--identity",
+        str(protected),
+        env={"ARCHIVECTL_KEY_PASSPHRASE": "battery staple"},
+    )
+    assert_refused(wrong, 1, "wrong passphrase")
+    assert_unchanged(world, before)
+    right = world.cli(
+        "but01",
+        "show",
+        household,
+        "--reveal",
+        "-r",
+        "r",
+        "--identity",
+        str(protected),
+        "--format",
+        "json",
+        env={"ARCHIVECTL_KEY_PASSPHRASE": "correct horse"},
+    )
+    assert right.exit_code == 0, right
+    assert json.loads(right.stdout)["customers"][0]["phone"] == OWNER_PHONE
+
+
+def test_the_passphrase_is_asked_on_the_terminal(world: World, household: str):
+    import os
+    import pty
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    from conftest import process_env
+
+    protected = world.tmp / "but01-protected"
+    shutil.copyfile(world.people["but01"].key, protected)
+    protected.chmod(0o600)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", "correct horse", "-f", str(protected)], check=True)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: archivectl on a terminal of its own
+        env = process_env(world.people["but01"])
+        os.execve(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "archivectl",
+                "--archive",
+                str(world.root),
+                "show",
+                household,
+                "--reveal",
+                "-r",
+                "desk",
+                "--identity",
+                str(protected),
+                "--format",
+                "json",
+            ],
+            env,
+        )
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"Passphrase for" not in seen and time.monotonic() < deadline:
+        seen += os.read(fd, 1024)
+    os.write(fd, b"correct horse\n")
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert b"Passphrase for" in seen and OWNER_PHONE.encode() in seen
