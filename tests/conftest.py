@@ -170,6 +170,39 @@ class World:
             who, "add", "--file", str(path), "--reason", "new customer", "--approver", approver, *extra
         ).strip()
 
+    def try_add(self, who: str | None = "clk01", approver: str = "mgr01", env: dict | None = None) -> Result:
+        """Attempt to add the test household (RECORD); the caller checks the outcome."""
+        path = self.tmp / "r.yaml"
+        path.write_text(RECORD)
+        return self.cli(who, "add", "--file", str(path), "--reason", "r", "--approver", approver, env=env)
+
+    def add_command(self, reason: str = "batch") -> list[str]:
+        """The real `python -m archivectl add` of RECORD, for child processes."""
+        path = self.tmp / "r.yaml"
+        path.write_text(RECORD)
+        return [
+            sys.executable,
+            "-m",
+            "archivectl",
+            "--archive",
+            str(self.root),
+            "add",
+            "--file",
+            str(path),
+            "--reason",
+            reason,
+            "--approver",
+            "mgr01",
+        ]
+
+    def broken_signing_env(self, who: str) -> dict[str, str]:
+        """A git config whose signing key has no private half and no agent: git cannot sign."""
+        pub_only = self.tmp / f"{who}-pub-only.pub"
+        pub_only.write_text(self.people[who].pub + "\n")
+        config = self.tmp / f"{who}-broken.gitconfig"
+        config.write_text(f"[user]\n\tsigningkey = {pub_only}\n[gpg]\n\tformat = ssh\n")
+        return {"GIT_CONFIG_GLOBAL": str(config), "SSH_AUTH_SOCK": "/nonexistent"}
+
     def snapshot(self) -> dict:
         """Everything a failed command must leave alone: HEAD, status, index, tree, keystore."""
         files = {}

@@ -169,8 +169,7 @@ def test_missing_reason_is_a_usage_error(world: World):
 
 def test_no_signing_key_configured_writes_nothing(world: World):
     before = world.snapshot()
-    (world.tmp / "r.yaml").write_text(RECORD)
-    result = world.cli(None, "add", "--file", str(world.tmp / "r.yaml"), "--reason", "r", "--approver", "mgr01")
+    result = world.try_add(None)
     assert_refused(result, 1, "user.signingkey")
     assert_unchanged(world, before)
 
@@ -178,8 +177,7 @@ def test_no_signing_key_configured_writes_nothing(world: World):
 def test_inactive_approver_is_refused(world: World):  # P12
     world.ok("gm01", "staff", "deactivate", "mgr02", "--reason", "left the company", "--approver", "mgr01")
     before = world.snapshot()
-    (world.tmp / "r.yaml").write_text(RECORD)
-    result = world.cli("clk01", "add", "--file", str(world.tmp / "r.yaml"), "--reason", "r", "--approver", "mgr02")
+    result = world.try_add(approver="mgr02")
     assert_refused(result, 1, "mgr02 is no longer active")
     assert_unchanged(world, before)
 
@@ -187,22 +185,7 @@ def test_inactive_approver_is_refused(world: World):  # P12
 def test_failed_signing_rolls_back_files_index_and_keystore(world: World, tmp_path):
     """The signing key's private half is unreadable: git refuses to sign, nothing remains."""
     before = world.snapshot()
-    broken = tmp_path / "broken.gitconfig"
-    pub_only = tmp_path / "clk01-pub-only.pub"
-    pub_only.write_text(world.people["clk01"].pub + "\n")
-    broken.write_text(f"[user]\n\tsigningkey = {pub_only}\n[gpg]\n\tformat = ssh\n")
-    (world.tmp / "r.yaml").write_text(RECORD)
-    result = world.cli(
-        "clk01",
-        "add",
-        "--file",
-        str(world.tmp / "r.yaml"),
-        "--reason",
-        "r",
-        "--approver",
-        "mgr01",
-        env={"GIT_CONFIG_GLOBAL": str(broken), "SSH_AUTH_SOCK": "/nonexistent"},
-    )
+    result = world.try_add(env=world.broken_signing_env("clk01"))
     assert_refused(result, 1, "signing the commit failed")
     assert_unchanged(world, before)
     assert list(world.keys.iterdir()) == []
@@ -212,7 +195,6 @@ def test_staged_hand_edits_are_not_swept_into_a_commit(world: World):
     (world.root / "stray.txt").write_text("hand edit")
     world.git("add", "stray.txt")
     before = world.snapshot()
-    (world.tmp / "r.yaml").write_text(RECORD)
-    result = world.cli("clk01", "add", "--file", str(world.tmp / "r.yaml"), "--reason", "r", "--approver", "mgr01")
+    result = world.try_add()
     assert_refused(result, 1, "staged changes")
     assert_unchanged(world, before)

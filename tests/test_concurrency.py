@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 
-from conftest import RECORD, World, assert_refused, assert_unchanged
+from conftest import World, assert_refused, assert_unchanged
 
 from archivectl.archive import Archive, Transaction, actor_of
 
@@ -17,18 +17,7 @@ def test_a_second_writer_waits_then_fails_clearly(world: World):
     os.pwrite(fd, b"4242", 0)
     try:
         before = world.snapshot()
-        (world.tmp / "r.yaml").write_text(RECORD)
-        result = world.cli(
-            "clk01",
-            "add",
-            "--file",
-            str(world.tmp / "r.yaml"),
-            "--reason",
-            "r",
-            "--approver",
-            "mgr01",
-            env={"ARCHIVECTL_LOCK_WAIT": "0.3"},
-        )
+        result = world.try_add(env={"ARCHIVECTL_LOCK_WAIT": "0.3"})
         assert_refused(result, 1, "another archivectl command (pid 4242) is writing")
         assert_unchanged(world, before)
     finally:
@@ -60,28 +49,13 @@ def test_a_write_killed_before_its_commit_is_undone_by_the_next_command(world: W
 
 def test_concurrent_adds_each_commit_once_with_unique_numbers(world: World):  # P3
     import subprocess
-    import sys
 
     from conftest import process_env
 
-    (world.tmp / "r.yaml").write_text(RECORD)
     env = process_env(world.people["clk01"])
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "archivectl",
-                "--archive",
-                str(world.root),
-                "add",
-                "--file",
-                str(world.tmp / "r.yaml"),
-                "--reason",
-                f"batch {i}",
-                "--approver",
-                "mgr01",
-            ],
+            world.add_command(f"batch {i}"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -164,18 +164,7 @@ def test_missing_keystore(world: World, household: str):
         "but01", "show", household, "--reveal", "-r", "r", env={"ARCHIVECTL_KEYSTORE": str(world.tmp / "nowhere")}
     )
     assert_refused(result, 1, "keystore", "missing")
-    (world.tmp / "r.yaml").write_text(RECORD)
-    result = world.cli(
-        "clk01",
-        "add",
-        "--file",
-        str(world.tmp / "r.yaml"),
-        "-r",
-        "r",
-        "-a",
-        "mgr01",
-        env={"ARCHIVECTL_KEYSTORE": str(world.tmp / "nowhere")},
-    )
+    result = world.try_add(env={"ARCHIVECTL_KEYSTORE": str(world.tmp / "nowhere")})
     assert_refused(result, 1, "keystore", "missing")
     assert_unchanged(world, before)
 
@@ -199,22 +188,8 @@ def check_consistent(world: World) -> None:
 
 def test_kill_9_at_random_moments_never_leaves_the_archive_inconsistent(world: World):
     rng = random.Random(20261124)
-    (world.tmp / "r.yaml").write_text(RECORD)
     env = process_env(world.people["clk01"])
-    cmd = [
-        sys.executable,
-        "-m",
-        "archivectl",
-        "--archive",
-        str(world.root),
-        "add",
-        "--file",
-        str(world.tmp / "r.yaml"),
-        "-r",
-        "crash test",
-        "-a",
-        "mgr01",
-    ]
+    cmd = world.add_command("crash test")
     killed = 0
     for _ in range(12):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

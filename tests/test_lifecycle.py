@@ -186,20 +186,7 @@ def owner_values_present(text: str) -> bool:
 def test_failed_purge_destroys_nothing(old_world: World, tmp_path):  # P14
     w = old_world
     before = w.snapshot()
-    broken = tmp_path / "broken.gitconfig"
-    pub_only = tmp_path / "mgr01-only.pub"
-    pub_only.write_text(w.people["mgr01"].pub + "\n")
-    broken.write_text(f"[user]\n\tsigningkey = {pub_only}\n[gpg]\n\tformat = ssh\n")
-    result = w.cli(
-        "mgr01",
-        "purge",
-        w.doomed,
-        "--reason",
-        "r",
-        "--approver",
-        "gm01",
-        env={"GIT_CONFIG_GLOBAL": str(broken), "SSH_AUTH_SOCK": "/nonexistent"},
-    )
+    result = w.cli("mgr01", "purge", w.doomed, "--reason", "r", "--approver", "gm01", env=w.broken_signing_env("mgr01"))
     assert_refused(result, 1, "signing the commit failed")
     assert_unchanged(w, before)
     assert (w.keys / f"{w.doomed}.age").exists()

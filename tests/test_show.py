@@ -127,13 +127,8 @@ def test_history_shows_each_change_with_reason_and_approver(world: World, househ
 
 
 def test_a_passphrase_protected_identity_opens_with_its_passphrase(world: World, household: str):
-    import shutil
-    import subprocess
 
-    protected = world.tmp / "but01-protected"
-    shutil.copyfile(world.people["but01"].key, protected)
-    protected.chmod(0o600)
-    subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", "correct horse", "-f", str(protected)], check=True)
+    protected = protected_copy(world, "but01", "correct horse")
     before = world.snapshot()
     wrong = world.cli(
         "but01",
@@ -168,17 +163,12 @@ def test_a_passphrase_protected_identity_opens_with_its_passphrase(world: World,
 def test_the_passphrase_is_asked_on_the_terminal(world: World, household: str):
     import os
     import pty
-    import shutil
-    import subprocess
     import sys
     import time
 
     from conftest import process_env
 
-    protected = world.tmp / "but01-protected"
-    shutil.copyfile(world.people["but01"].key, protected)
-    protected.chmod(0o600)
-    subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", "correct horse", "-f", str(protected)], check=True)
+    protected = protected_copy(world, "but01", "correct horse")
     pid, fd = pty.fork()
     if pid == 0:  # the child: archivectl on a terminal of its own
         env = process_env(world.people["but01"])
@@ -218,3 +208,15 @@ def test_the_passphrase_is_asked_on_the_terminal(world: World, household: str):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, seen
     assert b"Passphrase for" in seen and OWNER_PHONE.encode() in seen
+
+
+def protected_copy(world: World, who: str, passphrase: str):
+    """A copy of someone's private key, protected with a passphrase (ssh-keygen -p)."""
+    import shutil
+    import subprocess
+
+    protected = world.tmp / f"{who}-protected"
+    shutil.copyfile(world.people[who].key, protected)
+    protected.chmod(0o600)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", passphrase, "-f", str(protected)], check=True)
+    return protected

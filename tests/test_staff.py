@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import RECORD, World, assert_refused, assert_unchanged, make_person
+from conftest import World, assert_refused, assert_unchanged, make_person
 
 
 def test_staff_add_is_an_approved_signed_commit_and_the_new_key_signs(world: World):
@@ -46,8 +46,7 @@ def test_deactivated_staff_old_commits_verify_and_new_writes_are_refused(world: 
     allowed = (world.root / ".git/archivectl/allowed_signers").read_text()
     assert any(line.startswith("clk01 ") and "valid-before=" in line for line in allowed.splitlines())
     before = world.snapshot()
-    (world.tmp / "r.yaml").write_text(RECORD)
-    result = world.cli("clk01", "add", "--file", str(world.tmp / "r.yaml"), "--reason", "r", "--approver", "mgr01")
+    result = world.try_add()
     assert_refused(result, 1, "clk01 is no longer active")
     assert_unchanged(world, before)
     assert number
