@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from archivectl.errors import ArchiveError
 
@@ -74,3 +77,19 @@ def write_output(path: Path, data: bytes) -> None:
             raise ArchiveError(f"cannot write {path}: {exc.strerror}") from None
         return
     write_atomic(path, data)
+
+
+@contextlib.contextmanager
+def private_output(path: Path) -> Iterator[BinaryIO]:
+    """A file readable by its owner only, that appears at path only if the block completes.
+
+    For exports, backups and opened scans: a failure leaves nothing half-written behind.
+    """
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

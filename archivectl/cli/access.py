@@ -40,9 +40,8 @@ def open_(
     reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why you open it (registered, P8).")] = None,
 ) -> None:
     """Decrypt one attachment for a reader; the opening is registered like a reveal."""
-    import os
-
     from archivectl.errors import UsageError
+    from archivectl.files import private_output
     from archivectl.ops import access
 
     archive = open_archive(ctx)
@@ -54,14 +53,8 @@ def open_(
         return
     if output.exists():
         raise UsageError(f"{output} already exists")
-    partial = output.with_name(f".{output.name}.partial")
-    try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as sink:
-            entry = access.open_document(archive, archive_no, doc, reason, sink, identity)
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
+    with private_output(output) as sink:
+        entry = access.open_document(archive, archive_no, doc, reason, sink, identity)
     out(f"opened {entry['file']} into {output}", err=True)
 
 

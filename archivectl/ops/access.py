@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 from archivectl import clock, crypto, idcheck, records, registers
 from archivectl.archive import STAFF_FILE, Archive, Transaction, check_archive_no, now_iso
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.files import private_output
 from archivectl.ops.common import (
     Approval,
     approved_writer,
@@ -152,10 +153,8 @@ def export(archive: Archive, archive_no: str, output: Path, approval: Approval, 
     record_key = unlock_record_key(archive, archive_no, identity_for(archive, identity, actor))
     plain, _ = records.open_record(stored, record_key)
     home = archive.root / relpath.removesuffix("record.yaml")
-    partial = output.with_name(f".{output.name}.partial")
-    try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with private_output(output) as raw:
+        with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("record.json", json.dumps(plain, ensure_ascii=False, indent=2))
             for entry in plain.get("documents") or []:
                 inner = str(entry["file"]).removesuffix(".age")
@@ -176,12 +175,9 @@ def export(archive: Archive, archive_no: str, output: Path, approval: Approval, 
             "approved_by": approval.approver,
             "reason": approval.reason,
         }
-        with Transaction(archive, actor) as tx:
+        with Transaction(archive, actor) as tx:  # registered before the file appears at output
             registers.append(tx, "transfer", entry)
             tx.commit(f"register export of {archive_no}", trailers(approval, actor, archive_no))
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
     return output
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from archivectl import clock, gitio, idcheck, policy, records, registers
 from archivectl.archive import Archive, Transaction, check_archive_no, keystore_path, now_iso
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.files import private_output
 from archivectl.ops.common import Approval, approved_writer, load_stored, trailers
 
 PURGE_METHOD = "record key destroyed (crypto-shredding); record and attachments removed from the tree"
@@ -253,17 +254,11 @@ def backup(archive: Archive, output: Path) -> dict[str, Any]:
             "keys": keys,
             "destroyed": sorted(destroyed(archive.root)),
         }
-        partial = output.with_name(f".{output.name}.partial")
-        try:
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as tar:
-                _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=2).encode())
-                tar.add(bundle, arcname="archive.bundle")
-                for number in keys:
-                    tar.add(archive.keystore.key_path(number), arcname=f"keystore/{number}.age")
-            os.replace(partial, output)
-        finally:
-            partial.unlink(missing_ok=True)
+        with private_output(output) as raw, tarfile.open(fileobj=raw, mode="w") as tar:
+            _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=2).encode())
+            tar.add(bundle, arcname="archive.bundle")
+            for number in keys:
+                tar.add(archive.keystore.key_path(number), arcname=f"keystore/{number}.age")
     return {"output": str(output), "keys": len(keys), "head": manifest["head"]}
 
 

@@ -29,8 +29,9 @@ def add(archive: Archive, member: StaffMember, approval: Approval) -> str:
     if archive.staff.get(member.id):
         raise ArchiveError(f"staff id {member.id} is already on staff.yaml")
     staffmod.key_id(member.key)
-    if archive.staff.by_key(member.key):
-        raise ArchiveError(f"that key already belongs to {archive.staff.by_key(member.key).id}")  # type: ignore[union-attr]
+    owner = archive.staff.by_key(member.key)
+    if owner:
+        raise ArchiveError(f"that key already belongs to {owner.id}")
     return _write(archive, archive.staff.replace(member), approval, f"staff add {member.id} ({member.role})")
 
 

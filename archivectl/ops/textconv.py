@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archivectl import crypto, records, yamlio
-from archivectl.archive import Archive, actor_of, decrypting_identity
-from archivectl.errors import ArchiveError
+from archivectl import records, yamlio
+from archivectl.archive import Archive
+from archivectl.ops.common import identity_for, unlock_record_key
 
 BANNER = "# --- sealed fields, decrypted for you by archivectl textconv (not stored) ---\n"
 
@@ -25,16 +25,7 @@ def textconv(path: Path, identity: str | None = None) -> bytes:
         if not stored.get("sealed"):
             return raw
         archive = Archive.find(None)
-        chosen = identity
-        if chosen is None:
-            try:
-                chosen = str(decrypting_identity(actor_of(archive).private_key, None))
-            except ArchiveError:
-                chosen = str(decrypting_identity(None, None))
-        record_key = crypto.unwrap_record_key(
-            archive.keystore.read(str(stored.get("archive_no"))),
-            crypto.load_identity(Path(chosen)),
-        )
+        record_key = unlock_record_key(archive, str(stored.get("archive_no")), identity_for(archive, identity))
         _, sealed = records.open_record(stored, record_key)
     except Exception:  # any failure: show the file unchanged, never break a diff
         return raw

@@ -101,7 +101,7 @@ def verify(
     revs = _revs(range_spec)
     with tempfile.TemporaryDirectory(prefix="archivectl-verify-") as tmp:
         signers = Path(tmp) / "allowed_signers"
-        signers.write_text(_union_signers(archive, revs))
+        signers.write_text(_union_signers(archive))
         commits = gitio.commits_for_verify(archive.root, revs, signers)
     dates = {c.commit: c.committer_date for c in commits}
     findings: list[Finding] = []
@@ -130,7 +130,7 @@ def _revs(range_spec: str | None) -> list[str]:
     return [range_spec]
 
 
-def _union_signers(archive: Archive, revs: list[str]) -> str:
+def _union_signers(archive: Archive) -> str:
     """Every key any staff.yaml version listed, so one git log can check every signature."""
     lines = {}
     with gitio.BlobReader(archive.root) as blobs:
