@@ -33,6 +33,7 @@ NUMBERS_FILE = "registers/numbers.yaml"
 ARCHIVE_NO = re.compile(r"^(HO|NH|SP)-[0-9]{4}-[0-9]{5}$")
 CATEGORY_CODES = {"handed-over": "HO", "not-handed-over": "NH", "special": "SP"}
 DEFAULT_LOCK_WAIT_SECONDS = 30.0
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,15 @@ class Settings:
     review_interval_days: int = 365
     keystore: str | None = None
     rules: ApprovalRules = field(default_factory=ApprovalRules)
+    # 1: made before commits carried Action: (see rules.legacy_action); 2: every commit says its action
+    version: int = FORMAT_VERSION
+    main: str = "main"
 
     @classmethod
     def from_yaml(cls, data: Any) -> Settings:
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
             raise UsageError(f"{ARCHIVE_FILE}: must be a mapping with a name")
-        known = {"name", "id_scheme", "retention_days", "review_interval_days", "keystore", "policy", "version"}
+        known = {"name", "id_scheme", "retention_days", "review_interval_days", "keystore", "policy", "version", "main"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"{ARCHIVE_FILE}: unknown setting {unknown[0]}")
@@ -61,13 +65,19 @@ class Settings:
                 approver_roles=tuple(policy.get("approver_roles", ("manager", "gm"))),
                 four_eyes=bool(policy.get("four_eyes", True)),
                 grant_approver_roles=tuple(policy.get("grant_approver_roles", ("gm",))),
+                governance_approver_roles=tuple(policy.get("governance_approver_roles", ("gm",))),
             )
+            main = str(data.get("main", "main"))
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}", main) or ".." in main:
+                raise UsageError(f"{ARCHIVE_FILE}: main must be a branch name")
             return cls(
                 name=data["name"],
                 retention_days=int(data.get("retention_days", 30)),
                 review_interval_days=int(data.get("review_interval_days", 365)),
                 keystore=data.get("keystore"),
                 rules=rules,
+                version=int(data.get("version", 1)),
+                main=main,
             )
         except (TypeError, ValueError):
             raise UsageError(f"{ARCHIVE_FILE}: a setting has the wrong type") from None
@@ -75,7 +85,7 @@ class Settings:
     def to_yaml(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "name": self.name,
-            "version": 1,
+            "version": self.version,
             "id_scheme": "category code (HO/NH/SP) + year + 5-digit serial, e.g. HO-2026-00001",
             "retention_days": self.retention_days,
             "review_interval_days": self.review_interval_days,
@@ -83,8 +93,11 @@ class Settings:
                 "approver_roles": list(self.rules.approver_roles),
                 "four_eyes": self.rules.four_eyes,
                 "grant_approver_roles": list(self.rules.grant_approver_roles),
+                "governance_approver_roles": list(self.rules.governance_approver_roles),
             },
         }
+        if self.main != "main":
+            data["main"] = self.main
         if self.keystore:
             data["keystore"] = self.keystore
         return data
@@ -98,10 +111,15 @@ def check_archive_no(value: str) -> str:
 
 
 class Archive:
-    """One archive: a git work tree with archive.yaml at its root, plus its keystore."""
+    """One archive: a git work tree with archive.yaml at its root, plus its keystore.
 
-    def __init__(self, root: Path):
+    A bare repository (the office's server copy) is an archive too, for verify,
+    the server hook and `keys shred`: it has history but no work tree.
+    """
+
+    def __init__(self, root: Path, bare: bool = False):
         self.root = root
+        self.bare = bare
 
     @classmethod
     def find(cls, explicit: str | None = None) -> Archive:
@@ -110,6 +128,8 @@ class Archive:
         start = Path(given).expanduser() if given else Path.cwd()
         if given and not start.is_dir():
             raise UsageError(f"archive {start} does not exist")
+        if given and not (start / ARCHIVE_FILE).exists() and gitio.is_bare(start):
+            return cls(start.resolve(), bare=True)
         for candidate in [start, *start.resolve().parents] if not given else [start]:
             if (candidate / ARCHIVE_FILE).is_file():
                 top = gitio.toplevel(candidate)
@@ -121,10 +141,18 @@ class Archive:
 
     @cached_property
     def settings(self) -> Settings:
+        """archive.yaml as committed: an uncommitted local edit changes no rule."""
+        committed = gitio.show_blob(self.root, "HEAD", ARCHIVE_FILE)
+        if committed is not None:
+            return Settings.from_yaml(yamlio.loads(committed, ARCHIVE_FILE))
         return Settings.from_yaml(yamlio.load_file(self.root / ARCHIVE_FILE))
 
     @cached_property
     def staff(self) -> Staff:
+        """staff.yaml as committed (a local edit gives nobody a role)."""
+        committed = gitio.show_blob(self.root, "HEAD", STAFF_FILE)
+        if committed is not None:
+            return Staff.from_yaml(yamlio.loads(committed, STAFF_FILE), STAFF_FILE)
         return Staff.from_yaml(yamlio.load_file(self.root / STAFF_FILE), STAFF_FILE)
 
     @cached_property
@@ -302,10 +330,11 @@ def decrypting_identity(actor_private: Path | None, explicit: str | None) -> Pat
 # ---------------------------------------------------------- the write transaction
 
 
-def commit_message(subject: str, trailers: dict[str, str | None]) -> str:
-    """Subject, blank line, then one 'Key: value' trailer per line (empty ones left out)."""
+def commit_message(subject: str, trailers: dict[str, Any]) -> str:
+    """Subject, blank line, then one 'Key: value' trailer per line (a list: one line each; empty ones left out)."""
     lines = [subject, ""]
-    lines += [f"{k}: {v}" for k, v in trailers.items() if v]
+    for key, value in trailers.items():
+        lines += [f"{key}: {v}" for v in (value if isinstance(value, list) else [value]) if v]
     return "\n".join(lines) + "\n"
 
 
@@ -396,6 +425,18 @@ class Transaction:
             raise ArchiveError(f"{sorted(taken)[0]} already exists; {NUMBERS_FILE} is behind")
         self._new |= wanted
 
+    def include(self, relpath: str) -> None:
+        """Commit a file as it stands in the work tree (a reviewed hand edit of archive.yaml, say).
+
+        Its current content is journaled, so a failure leaves the edit exactly as it was.
+        """
+        target = self.archive.root / relpath
+        if target.is_symlink() or not target.is_file():
+            raise UsageError(f"{relpath}: not a regular file in the archive")
+        if relpath not in self._files:
+            self._files[relpath] = self._backup(target, f"file{len(self._files)}")
+            self._journal("file", relpath, self._files[relpath])
+
     def write(self, relpath: str, data: bytes | None) -> None:
         """Write (or with None, delete) a file in the archive as part of this change."""
         target = self._target(relpath)
@@ -428,19 +469,10 @@ class Transaction:
             self._journal("key", archive_no, self._keys[archive_no])
         store.write(archive_no, blob)
 
-    def destroy_key(self, archive_no: str) -> None:
-        """Remove a record key as part of this change; it is shredded only once the commit is made."""
-        store = self.archive.keystore
-        path = store.key_path(archive_no)
-        if not path.exists():
-            raise ArchiveError(f"{archive_no}: record key is missing from the keystore")
-        if archive_no not in self._keys:
-            self._keys[archive_no] = self._backup(path, f"key{len(self._keys)}")
-            self._journal("key", archive_no, self._keys[archive_no])
-        path.unlink()
-
-    def commit(self, subject: str, trailers: dict[str, str | None]) -> str:
-        """Stage every changed file and make the one signed commit."""
+    def commit(self, subject: str, trailers: dict[str, Any]) -> str:
+        """Stage every changed file and make the one signed commit (its Action: says what it is)."""
+        if not trailers.get("Action"):
+            raise ArchiveError("internal: every archivectl commit names its Action")
         paths = sorted(self._files)
         deleted_by_hand = gitio.ls_files(self.archive.root, *sorted(self._unchecked)) if self._unchecked else []
         if deleted_by_hand:

@@ -233,9 +233,9 @@ def log(repo: Path, *args: str, with_signatures: bool = False) -> list[LogEntry]
     return entries
 
 
-def path_history(repo: Path, path: str) -> list[tuple[str, tuple[str, ...], str]]:
-    """(commit, parents, committer ISO date) of commits that changed path, newest first."""
-    text = out(repo, "log", "--format=%H%x1f%P%x1f%cI", "--", path)
+def path_history(repo: Path, path: str, rev: str = "HEAD") -> list[tuple[str, tuple[str, ...], str]]:
+    """(commit, parents, committer ISO date) of commits of rev that changed path, newest first."""
+    text = out(repo, "log", "--format=%H%x1f%P%x1f%cI", rev, "--", path)
     rows = []
     for line in text.splitlines():
         commit, parents, date = line.split("\x1f")
@@ -338,12 +338,13 @@ class BlobReader:
 
 @dataclass(frozen=True)
 class Change:
-    """One file changed by a commit, from `git log --raw`."""
+    """One file changed by a commit (against its first parent), from `git log --raw`."""
 
     status: str
     old_blob: str
     new_blob: str
     path: str
+    new_mode: str = "100644"
 
 
 @dataclass(frozen=True)
@@ -357,13 +358,31 @@ class CommitInfo:
     fingerprint: str
     principal: str
     subject: str
-    trailers: dict[str, str]
-    trailer_counts: dict[str, int]
+    trailers: dict[str, tuple[str, ...]]
     changes: tuple[Change, ...]
+
+    def trailer(self, key: str) -> str | None:
+        """The first value of a trailer, or None."""
+        values = self.trailers.get(key)
+        return values[0] if values else None
+
+
+def parse_trailers(text: str) -> dict[str, tuple[str, ...]]:
+    """`Key: value` lines (as %(trailers:only,unfold) prints them) to every value of each key."""
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if ":" in line:
+            key, value = line.split(":", 1)
+            found.setdefault(key.strip(), []).append(value.strip())
+    return {k: tuple(v) for k, v in found.items()}
 
 
 def commits_for_verify(repo: Path, revs: list[str], allowed_signers: Path) -> list[CommitInfo]:
-    """Commits of revs, oldest first, with signatures checked against allowed_signers, in one git call."""
+    """Commits of revs, oldest first, with signatures checked against allowed_signers, in one git call.
+
+    A merge's changes are its diff against its first parent (--diff-merges=first-parent):
+    what it brings to the main line.
+    """
     fmt = "%x1e" + "%x1f".join(["%H", "%P", "%cI", "%G?", "%GF", "%GS", "%s", "%(trailers:only,unfold)"]) + "%x1f"
     proc = run(
         repo,
@@ -378,27 +397,21 @@ def commits_for_verify(repo: Path, revs: list[str], allowed_signers: Path) -> li
         "--raw",
         "--no-abbrev",
         "--no-renames",
+        "--diff-merges=first-parent",
         *revs,
+        "--",
     )
     commits = []
     for chunk in proc.stdout.decode("utf-8", "replace").split("\x1e"):
         if not chunk.strip():
             continue
-        fields = chunk.split("\x1f")
-        commit, parents, date, status, fingerprint, principal, subject, trailer_text, raw = fields
-        trailers: dict[str, str] = {}
-        counts: dict[str, int] = {}
-        for line in trailer_text.splitlines():
-            if ":" in line:
-                key, value = line.split(":", 1)
-                trailers.setdefault(key.strip(), value.strip())
-                counts[key.strip()] = counts.get(key.strip(), 0) + 1
+        commit, parents, date, status, fingerprint, principal, subject, trailer_text, raw = chunk.split("\x1f")
         changes = []
         for line in raw.splitlines():
             if line.startswith(":") and "\t" in line:
                 meta, path = line.split("\t", 1)
                 parts = meta.split()
-                changes.append(Change(parts[4][0], parts[2], parts[3], path))
+                changes.append(Change(parts[4][0], parts[2], parts[3], path, parts[1]))
         commits.append(
             CommitInfo(
                 commit,
@@ -408,12 +421,58 @@ def commits_for_verify(repo: Path, revs: list[str], allowed_signers: Path) -> li
                 fingerprint,
                 principal,
                 subject,
-                trailers,
-                counts,
+                parse_trailers(trailer_text),
                 tuple(changes),
             )
         )
     return commits
+
+
+def merge_base(repo: Path, first: str, second: str) -> str | None:
+    """The best common ancestor of two commits, or None (unrelated histories)."""
+    proc = run(repo, "merge-base", first, second, check=False)
+    return proc.stdout.decode().strip() or None
+
+
+def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
+    """True when ancestor is reachable from descendant (or is it)."""
+    return run(repo, "merge-base", "--is-ancestor", ancestor, descendant, check=False).returncode == 0
+
+
+def rev_parse(repo: Path, rev: str) -> str | None:
+    """The commit id rev names, or None."""
+    proc = run(repo, "rev-parse", "-q", "--verify", f"{rev}^{{commit}}", check=False)
+    return proc.stdout.decode().strip() or None
+
+
+def current_branch(repo: Path) -> str | None:
+    """The branch HEAD is on, or None when detached."""
+    proc = run(repo, "symbolic-ref", "-q", "--short", "HEAD", check=False)
+    return proc.stdout.decode().strip() or None
+
+
+def branches(repo: Path) -> list[str]:
+    """Local and remote-tracking branch names (refs/heads/x as x, refs/remotes/o/x as o/x)."""
+    text = out(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads", "refs/remotes")
+    return [b for b in text.splitlines() if b and not b.endswith("/HEAD")]
+
+
+def is_bare(repo: Path) -> bool:
+    """True for a bare repository (a server's)."""
+    proc = run(repo, "rev-parse", "--is-bare-repository", check=False)
+    return proc.stdout.decode().strip() == "true"
+
+
+def tree_paths(repo: Path, rev: str, *pathspecs: str) -> list[str]:
+    """Every file path in rev's tree under pathspecs."""
+    text = run(repo, "ls-tree", "-r", "-z", "--name-only", rev, "--", *pathspecs).stdout.decode("utf-8")
+    return [p for p in text.split("\0") if p]
+
+
+def first_parent_dates(repo: Path, rev: str) -> list[tuple[str, str]]:
+    """(commit, committer ISO date) along rev's first-parent line, newest first."""
+    text = out(repo, "log", "--first-parent", "--format=%H %cI", rev)
+    return [tuple(line.split(" ", 1)) for line in text.splitlines() if line]  # type: ignore[misc]
 
 
 def merge_tree(repo: Path, first: str, second: str) -> str | None:

@@ -42,6 +42,16 @@ class Keystore:
         self.require()
         write_atomic(self.key_path(archive_no), blob, mode=0o600)
 
+    def destroy(self, archive_no: str) -> bool:
+        """Overwrite and delete a household's wrapped record key (crypto-shredding); False if it was gone."""
+        from archivectl.files import shred
+
+        path = self.key_path(archive_no)
+        if not path.exists():
+            return False
+        shred(path)
+        return True
+
     def archive_numbers(self) -> list[str]:
         """Every household with a key file."""
         if not self.path.is_dir():

@@ -20,6 +20,8 @@ class ApprovalRules:
     approver_roles: tuple[str, ...] = ("manager", "gm")
     four_eyes: bool = True
     grant_approver_roles: tuple[str, ...] = ("gm",)
+    # staff.yaml, archive.yaml and schemas/ decide everything else: only these approve their changes
+    governance_approver_roles: tuple[str, ...] = ("gm",)
     extra: dict = field(default_factory=dict, compare=False)
 
 
@@ -87,6 +89,8 @@ class TombstoneDates:
     commit: dt.datetime
     parents: tuple[dt.datetime, ...]
     mainline: dt.datetime | None
+    # a main-line commit since the tombstone's arrival dated before its first parent
+    mainline_backwards: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ def retention_verdict(dates: TombstoneDates, now: dt.datetime, retention_days: i
         problem = "the tombstone's YAML date disagrees with its commit by more than a day"
     elif dates.parents and dates.commit < max(dates.parents) - CLOCK_SKEW:
         problem = "the tombstone's commit is dated before its parent"
+    elif dates.mainline_backwards:
+        problem = "the main line's dates go backwards after the tombstone"
     elapsed = now - started
     days_left = max(0, retention_days - elapsed.days)
     eligible = problem is None and elapsed >= dt.timedelta(days=retention_days)

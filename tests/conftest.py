@@ -157,6 +157,11 @@ class World:
         assert result.exit_code == 0, result
         return result.stdout
 
+    def approve(self, *approvers: str, reason: str = "checked the change") -> None:
+        """Each approver signs an approval of what awaits them here (approve --yes)."""
+        for who in approvers:
+            self.ok(who, "approve", "--yes", "--reason", reason)
+
     def git(self, *args: str, who: str | None = "gm01") -> str:
         env = process_env(self.people.get(who or ""))
         return subprocess.run(
@@ -343,4 +348,5 @@ def old_world(tmp_path: Path, people) -> World:
     )
     w.live = ok_at(w, "-35d", "clk01", "add", "--file", str(tmp_path / "live.yaml"), "-r", "new", "-a", "mgr01").strip()
     ok_at(w, "-35d", "but01", "tombstone", w.doomed, "--reason", "customer asked for deletion", "--approver", "mgr01")
+    ok_at(w, "-35d", "mgr01", "approve", "--yes", "--reason", "checked then")
     return w

@@ -133,7 +133,12 @@ def test_open_decrypts_for_a_reader_and_registers_it(world: World, household: st
     assert result.exit_code == 0, result
     assert out.read_bytes() == b"second"  # a type means its latest version
     assert oct(out.stat().st_mode & 0o777) == "0o600"
-    assert world.trailers() == {"Reason": "fee dispute", "Archive-No": household, "Acted-by": "but01"}
+    assert world.trailers() == {
+        "Action": "open",
+        "Reason": "fee dispute",
+        "Archive-No": household,
+        "Acted-by": "but01",
+    }
     entry = yamlio.loads((world.root / f"registers/access/{dt.date.today():%Y-%m}.yaml").read_text())[-1]
     assert entry["action"] == "open"
     assert entry["document"] == "attachments/purchase-contract-copy-2024-02-20-2.pdf.age"
@@ -249,6 +254,7 @@ def test_rotate_re_keys_sealed_block_and_attachments(world: World, household: st
     )
     scan_file = world.root / f"households/B03/1203/{household}/attachments/purchase-contract-copy-2024-02-20-1.pdf.age"
     assert pyrage.decrypt(scan_file.read_bytes(), [new_key]) == b"contract scan"
+    world.approve("mgr01", "gm01")
     verified = world.cli("aud01", "verify")
     assert verified.exit_code == 0, verified
 

@@ -17,6 +17,7 @@ def test_add_prints_the_archive_number_and_commits_signed_with_trailers(world: W
     assert re.fullmatch(rf"HO-{dt.date.today().year}-00001", number)
     assert world.signature_status() == "G"
     assert world.trailers() == {
+        "Action": "add",
         "Reason": "new customer",
         "Approved-by": "mgr01",
         "Archive-No": number,
@@ -175,7 +176,7 @@ def test_no_signing_key_configured_writes_nothing(world: World):
 
 
 def test_inactive_approver_is_refused(world: World):  # P12
-    world.ok("gm01", "staff", "deactivate", "mgr02", "--reason", "left the company", "--approver", "mgr01")
+    world.ok("mgr01", "staff", "deactivate", "mgr02", "--reason", "left the company", "--approver", "gm01")
     before = world.snapshot()
     result = world.try_add(approver="mgr02")
     assert_refused(result, 1, "mgr02 is no longer active")

@@ -39,5 +39,6 @@ def test_demo_walks_the_main_job(tmp_path):
     log = subprocess.run(
         ["git", "-C", str(tmp_path / "demo/archive"), "log", "--format=%G?"], capture_output=True, text=True, check=True
     ).stdout.split()
-    assert set(log) == {"G"} and len(log) == 16  # init, 12 adds, edit, reveal, attach
+    assert set(log) == {"G"} and len(log) == 18  # init, 12 adds, edit, reveal, attach, two signed approvals
+    assert "approved 12 change(s)" in out and "approved 2 change(s)" in out
     assert "commits verified" in out and "active households complete" in out

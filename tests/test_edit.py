@@ -34,6 +34,7 @@ def test_edit_personal_field_is_resealed_and_committed_with_trailers(world: Worl
     assert household in out
     assert world.signature_status() == "G"
     assert world.trailers() == {
+        "Action": "edit",
         "Reason": "owner called",
         "Approved-by": "mgr01",
         "Archive-No": household,

@@ -203,6 +203,7 @@ def test_kill_9_at_random_moments_never_leaves_the_archive_inconsistent(world: W
     assert killed >= 3  # the test really interrupted writes
     numbers = json.loads(world.ok("aud01", "list", "--format", "json"))
     assert len({r["archive_no"] for r in numbers}) == len(numbers)
+    world.approve("mgr01")
     assert world.cli("aud01", "verify").exit_code == 0
 
 

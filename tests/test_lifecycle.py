@@ -155,8 +155,15 @@ def test_purge_after_35_days_destroys_the_household_for_everyone(old_world: Worl
     assert w.signature_status() == "G"
     trailers = w.trailers()
     assert trailers["Archive-No"] == w.doomed and trailers["Approved-by"] == "gm01" and trailers["Acted-by"] == "mgr01"
-    assert not keys_before.exists()
+    assert trailers["Action"] == "purge"
     assert not (w.root / f"households/B03/1203/{w.doomed}").exists()
+    # irreversible only after approval on main: the key waits for the gm's signed approval
+    assert keys_before.exists()
+    assert "awaits approval by gm01" in w.ok("mgr01", "keys", "shred")
+    assert keys_before.exists()
+    w.approve("gm01")
+    assert w.doomed in w.ok("aud01", "keys", "shred")
+    assert not keys_before.exists()
     subprocess.run(["git", "-C", str(w.root), "gc", "-q", "--prune=now"], check=True)
     revealed = probe(w)
     assert no_secrets_in(revealed) == []
@@ -167,11 +174,17 @@ def test_purge_after_35_days_destroys_the_household_for_everyone(old_world: Worl
     register = "".join(p.read_text() for p in (w.root / "registers/destruction").glob("*.yaml"))
     entry = yamlio.loads(register)[-1]
     assert entry["archive_no"] == w.doomed and entry["who"] == "mgr01" and entry["approved_by"] == "gm01"
-    assert entry["method"].startswith("record key destroyed")
+    assert "crypto-shredding" in entry["method"]
     assert no_secrets_in(register) == []
     # history still tells the story
     history = json.loads(w.ok("aud01", "history", w.doomed, "--format", "json"))
-    assert [h["reason"] for h in history][-2:] == ["customer asked for deletion", "retention passed, confirmed again"]
+    assert [h["reason"] for h in history][-4:] == [
+        "customer asked for deletion",
+        "checked then",  # mgr01's signed approval of the tombstone
+        "retention passed, confirmed again",
+        "checked the change",  # gm01's signed approval of the purge
+    ]
+    assert [h["acted_by"] for h in history][-2:] == ["mgr01", "gm01"]
     # every other record's signed history still verifies
     assert set(w.git("log", "--format=%G?").split()) == {"G"}
     verified = w.cli("aud01", "verify")

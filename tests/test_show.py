@@ -46,7 +46,12 @@ def test_reveal_prints_clear_data_and_registers_the_look_up(world: World, househ
     assert out["customers"][0]["name"] == OWNER_NAME
     assert out["customers"][0]["phone"] == OWNER_PHONE
     assert world.signature_status() == "G"
-    assert world.trailers() == {"Reason": "fee dispute", "Archive-No": household, "Acted-by": "cas01"}
+    assert world.trailers() == {
+        "Action": "reveal",
+        "Reason": "fee dispute",
+        "Archive-No": household,
+        "Acted-by": "cas01",
+    }
     register = "".join(p.read_text() for p in (world.root / "registers/access").glob("*.yaml"))
     entry = yamlio.loads(register)[-1]
     assert entry["who"] == "cas01" and entry["archive_no"] == household

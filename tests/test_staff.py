@@ -29,7 +29,12 @@ def test_staff_add_is_an_approved_signed_commit_and_the_new_key_signs(world: Wor
         "gm01",
     )
     assert world.signature_status() == "G"
-    assert world.trailers() == {"Reason": "new butler for B03", "Approved-by": "gm01", "Acted-by": "mgr01"}
+    assert world.trailers() == {
+        "Action": "staff",
+        "Reason": "new butler for B03",
+        "Approved-by": "gm01",
+        "Acted-by": "mgr01",
+    }
     rows = json.loads(world.ok("aud01", "staff", "list", "--format", "json"))
     assert {"id": "but03", "name": "新管家", "role": "butler", "buildings": "B03", "active": True, "handle": ""} in rows
     # the new butler's own commits verify and their households open for them
@@ -57,7 +62,11 @@ def test_staff_changes_need_an_entitled_approver(world: World):
     result = world.cli("mgr01", "staff", "deactivate", "but01", "--reason", "r", "--approver", "but02")
     assert_refused(result, 1, "but02 is a butler")
     result = world.cli(
-        "mgr01", "staff", "edit", "but01", "--buildings", "B03,B05", "--reason", "r", "--approver", "mgr01"
+        "mgr01", "staff", "edit", "but01", "--buildings", "B03,B05", "--reason", "r", "--approver", "mgr02"
+    )
+    assert_refused(result, 1, "mgr02 is a manager; approvals need a gm")  # staff.yaml decides who reads: the gm
+    result = world.cli(
+        "gm01", "staff", "edit", "but01", "--buildings", "B03,B05", "--reason", "r", "--approver", "gm01"
     )
     assert_refused(result, 1, "own change")
     assert_unchanged(world, before)

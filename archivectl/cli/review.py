@@ -1,4 +1,4 @@
-"""verify, codeowners, install-hooks."""
+"""verify, approve, pending, codeowners, install-hooks and the server's push check."""
 
 from __future__ import annotations
 
@@ -7,7 +7,22 @@ from typing import Annotated
 
 import typer
 
-from archivectl.cli.app import FormatOpt, app, fmt_of, open_archive, out, progress_bar
+from archivectl.cli.app import (
+    FormatOpt,
+    IdentityOpt,
+    ReasonOpt,
+    app,
+    fmt_of,
+    globals_of,
+    open_archive,
+    out,
+    progress_bar,
+)
+
+RangeArg = Annotated[
+    str | None,
+    typer.Argument(metavar="[RANGE]", help="Commits, e.g. origin/main..HEAD (default: this branch's proposals)."),
+]
 
 
 @app.command()
@@ -16,14 +31,20 @@ def verify(
     range_spec: Annotated[
         str | None, typer.Option("--range", metavar="A..B", help="Commits to check, e.g. origin/main..HEAD.")
     ] = None,
+    allow_pending: Annotated[
+        bool,
+        typer.Option("--allow-pending", help="List changes awaiting approval instead of failing (proposal branches)."),
+    ] = False,
     fmt: FormatOpt = None,
 ) -> None:
-    """Check every commit's signature, trailers, approver, records and dates; exit 1 on any finding."""
+    """Judge every commit by its Action: signature, approval, what it changes, registers, dates; exit 1 on findings."""
     from archivectl.ops import verify as ops
     from archivectl.render import render_rows
 
     archive = open_archive(ctx)
-    report = ops.verify(archive, range_spec, progress=progress_bar("verifying commits", min_total=50))
+    report = ops.verify(
+        archive, range_spec, progress=progress_bar("verifying commits", min_total=50), allow_pending=allow_pending
+    )
     chosen = fmt_of(ctx, fmt)
     if chosen == "json":
         import json
@@ -34,7 +55,84 @@ def verify(
         out(render_rows(rows, chosen, title=f"verify {report['range']}"))
     else:
         out(f"{report['commits']} commits verified: all signed by entitled staff, approved, valid")
+    if report["pending"] and chosen != "json":
+        waiting = sorted({p["awaiting"] for p in report["pending"]})
+        out(f"{len(report['pending'])} changes await approval by {', '.join(waiting)} (see `archivectl pending`)")
     if not report["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def pending(
+    ctx: typer.Context,
+    range_spec: RangeArg = None,
+    every_branch: Annotated[bool, typer.Option("--all", help="Every branch not yet on main.")] = False,
+    fmt: FormatOpt = None,
+) -> None:
+    """List the changes that await a signed approval, and whose."""
+    from archivectl.ops import approvals
+    from archivectl.render import render_rows
+
+    rows = approvals.pending(open_archive(ctx), range_spec, every_branch)
+    chosen = fmt_of(ctx, fmt)
+    if chosen == "table":
+        rows = [{**r, "commit": r["commit"][:12]} for r in rows]
+        for r in rows:
+            r.pop("subject", None)
+    if rows or chosen != "table":
+        out(render_rows(rows, chosen, title="awaiting approval"))
+    else:
+        out("nothing awaits approval")
+
+
+@app.command()
+def approve(
+    ctx: typer.Context,
+    range_spec: RangeArg = None,
+    reason: ReasonOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Sign without asking (scripts).")] = False,
+    reveal: Annotated[
+        bool, typer.Option("--reveal", help="Show personal fields in clear, not masked (registered, P8).")
+    ] = False,
+    identity: IdentityOpt = None,
+) -> None:
+    """Sign an approval of the changes that name you as approver, after showing what they change (P12)."""
+    import sys
+
+    from archivectl.errors import UsageError
+    from archivectl.ops import approvals
+
+    def confirm(plan: approvals.ApprovalPlan) -> bool:
+        out(f"{len(plan.commits)} change(s) in {plan.range} await your approval:", err=True)
+        for line in plan.lines:
+            out(line, err=True)
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError("approve asks before signing: run it on a terminal, or give --yes")
+        return typer.confirm("Approve exactly these changes?", default=False, err=True)
+
+    plan, commit = approvals.approve(
+        open_archive(ctx), range_spec, reason, confirm, reveal, identity or globals_of(ctx).identity
+    )
+    out(f"approved {len(plan.commits)} change(s) in commit {commit[:12]}")
+
+
+@app.command("verify-push", hidden=True)
+def verify_push(
+    ctx: typer.Context,
+    main: Annotated[str, typer.Option("--main", help="The branch that takes only approved history.")] = "main",
+) -> None:
+    """The server's pre-receive check: reads `old new ref` lines; exit 1 refuses the push."""
+    import sys
+
+    from archivectl.ops import review
+
+    updates = [tuple(line.split()[:3]) for line in sys.stdin.read().splitlines() if len(line.split()) >= 3]
+    problems = review.check_push(open_archive(ctx), updates, main)  # type: ignore[arg-type]
+    for problem in problems:
+        out(f"archivectl: refused: {problem}", err=True)
+    if problems:
         raise typer.Exit(1)
 
 
@@ -55,9 +153,14 @@ def codeowners(
 
 
 @app.command("install-hooks")
-def install_hooks(ctx: typer.Context) -> None:
-    """Install git hooks (validate, trailers, verify on push) and local settings in an archive clone."""
+def install_hooks(
+    ctx: typer.Context,
+    server: Annotated[
+        bool, typer.Option("--server", help="In the bare server repository: refuse unapproved pushes to main.")
+    ] = False,
+) -> None:
+    """Install git hooks: in a clone (no hand-made commits, verify on push), or with --server a pre-receive check."""
     from archivectl.ops import review
 
-    for path in review.install_hooks(open_archive(ctx)):
+    for path in review.install_hooks(open_archive(ctx), server=server):
         out(f"installed {path}")

@@ -33,3 +33,23 @@ def demo(
     from archivectl.ops.demo import run_demo
 
     run_demo(directory, out)
+
+
+@app.command()
+def configure(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[str] | None, typer.Argument(metavar="[PATH]...", help="Files to commit (default: every one changed).")
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why (kept in the commit, P12).")] = None,
+    approver: Annotated[
+        str | None, typer.Option("--approver", "-a", metavar="STAFF_ID", help="The gm who approves it.")
+    ] = None,
+) -> None:
+    """Commit your edits of archive.yaml, schemas/ or CODEOWNERS as a proposal for the gm's signed approval."""
+    from archivectl.cli.app import open_archive
+    from archivectl.ops.common import Approval
+    from archivectl.ops.configure import configure as run_configure
+
+    commit = run_configure(open_archive(ctx), list(paths or []), Approval(reason, approver))
+    out(f"committed the settings change in {commit[:12]}; it awaits approval by {approver}")

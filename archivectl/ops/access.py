@@ -95,7 +95,7 @@ def attach(archive: Archive, archive_no: str, file: Path, doc_type: str, date: s
         crypto.encrypt_file(file, scratch, recipient)
         tx.place(f"{home}/{name}", scratch)
         tx.write_text(relpath, records.dump(stored))
-        tx.commit(f"attach {doc_type} v{version} to {archive_no}", trailers(approval, actor, archive_no))
+        tx.commit(f"attach {doc_type} v{version} to {archive_no}", trailers("attach", approval, actor, archive_no))
     return name
 
 
@@ -177,7 +177,7 @@ def export(archive: Archive, archive_no: str, output: Path, approval: Approval, 
         }
         with Transaction(archive, actor) as tx:  # registered before the file appears at output
             registers.append(tx, "transfer", entry)
-            tx.commit(f"register export of {archive_no}", trailers(approval, actor, archive_no))
+            tx.commit(f"register export of {archive_no}", trailers("export", approval, actor, archive_no))
     return output
 
 
@@ -219,7 +219,8 @@ def sync(archive: Archive, approval: Approval, identity: str | None = None, rota
         verb = "rotate" if rotate else "re-wrap"
         rekeyed = ", ".join(number for _, _, number, _, _ in plan) if rotate and plan else None
         tx.commit(
-            f"recipients sync: {verb} {len(plan)} record keys", {**trailers(approval, actor), "Archive-No": rekeyed}
+            f"recipients sync: {verb} {len(plan)} record keys",
+            trailers("rotate" if rotate else "rewrap", approval, actor, rekeyed),
         )
     return {"households": len(plan), "rotated": rotate, "readers": per_building}
 
@@ -257,6 +258,7 @@ def grant(
     entry = {
         "when": now_iso(),
         "who": actor.member.id,
+        "action": "grant",
         "staff": staff_id,
         "building": building,
         "until": until,
@@ -276,7 +278,7 @@ def grant(
             except ArchiveError:
                 raise ArchiveError(f"{number}: the person granting must be a reader of {building}") from None
             tx.write_key(number, crypto.wrap_record_key(record_key, keys))
-        tx.commit(f"grant {staff_id} read of {building} until {until}", trailers(approval, actor))
+        tx.commit(f"grant {staff_id} read of {building} until {until}", trailers("grant", approval, actor))
     return {**entry, "households": len(households)}
 
 
@@ -306,7 +308,7 @@ def lend(archive: Archive, archive_no: str, to: str, due: str, approval: Approva
     }
     with Transaction(archive, actor) as tx:
         registers.append(tx, "lending", entry)
-        return tx.commit(f"lend {archive_no} to {to} until {due}", trailers(approval, actor, archive_no))
+        return tx.commit(f"lend {archive_no} to {to} until {due}", trailers("lend", approval, actor, archive_no))
 
 
 def return_dossier(archive: Archive, archive_no: str, reason: str | None) -> str:
@@ -329,9 +331,7 @@ def return_dossier(archive: Archive, archive_no: str, reason: str | None) -> str
     }
     with Transaction(archive, actor) as tx:
         registers.append(tx, "lending", entry)
-        return tx.commit(
-            f"return {archive_no}", {"Reason": reason, "Archive-No": archive_no, "Acted-by": actor.member.id}
-        )
+        return tx.commit(f"return {archive_no}", trailers("return", Approval(reason), actor, archive_no))
 
 
 def overdue(archive: Archive, today: dt.date | None = None) -> list[dict[str, Any]]:

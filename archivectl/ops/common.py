@@ -42,9 +42,10 @@ def approved_writer(archive: Archive, approval: Approval, roles: tuple[str, ...]
     return actor
 
 
-def trailers(approval: Approval, actor: Actor, archive_no: str | None = None) -> dict[str, str | None]:
-    """The trailers every archivectl commit carries."""
+def trailers(action: str, approval: Approval, actor: Actor, archive_no: str | None = None) -> dict[str, str | None]:
+    """The trailers every archivectl commit carries: what it is (rules.TABLE), why, who asks whom."""
     return {
+        "Action": action,
         "Reason": approval.reason.strip() if approval.reason else None,
         "Approved-by": approval.approver,
         "Archive-No": archive_no,

@@ -65,8 +65,8 @@ def acting_as(config: Path) -> Iterator[None]:
 
 
 def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
-    """Build the demo archive and walk add, edit, show, reveal, history, validate."""
-    from archivectl.ops import access, households, reading
+    """Build the demo archive and walk add, approve, edit, show, reveal, history, validate, verify."""
+    from archivectl.ops import access, approvals, households, reading
     from archivectl.ops.common import Approval
     from archivectl.ops.init import init
     from archivectl.ops.validate import validate
@@ -98,6 +98,18 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
             step(f"archivectl add --file {record_file.name} --reason '...' --approver mgr01    # as clk01")
             say(no)
     first = numbers[0]
+
+    def approve_as_manager(reason: str) -> None:
+        step("archivectl pending    # as mgr01: what awaits whose signed approval")
+        with acting_as(people["mgr01"]):
+            rows = approvals.pending(archive)
+            say(render_rows([{**r, "commit": r["commit"][:12], "subject": None} for r in rows], "table"))
+            step(f"archivectl approve --yes --reason '{reason}'    # as mgr01: one signed approval of exactly these")
+            shown, commit = approvals.approve(archive, None, reason, lambda plan: True)
+            say("\n".join(shown.lines[:12] + (["    ..."] if len(shown.lines) > 12 else [])))
+            say(f"approved {len(shown.commits)} change(s) in commit {commit[:12]}")
+
+    approve_as_manager("checked against the paper dossiers")
 
     edit = yamlio.load_file(source / "demo-edit.yaml")
     sets = [f"{field}={value}" for field, value in edit.items()]
@@ -140,6 +152,8 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
     with acting_as(people["clk01"]):
         say(f"attached {access.attach(archive, first, scan, 'fire-safety-pledge', None, Approval('scanned', 'mgr01'))}")
 
+    approve_as_manager("checked the phone call note and the scan")
+
     step("archivectl validate")
     problems = validate(archive)
     say("all records valid" if not problems else "\n".join(f"{p['file']}: {p['problem']}" for p in problems))
@@ -147,7 +161,7 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
     step("archivectl report completeness    # needs no key: reads the clear parts only")
     say(completeness(archive).summary)
 
-    step("archivectl verify    # every commit: signed by entitled staff, trailers, approver, no personal data")
+    step("archivectl verify    # every commit judged by its Action: signed, approved by the approver's own key")
     report = verify(archive)
     say(f"{report['commits']} commits verified" if report["ok"] else f"{len(report['findings'])} findings")
 

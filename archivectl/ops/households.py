@@ -160,7 +160,7 @@ def add(archive: Archive, given: RecordInput, approval: Approval) -> str:
         write_numbers(tx, numbers)
         tx.commit(
             f"add {archive_no} ({record['building']}/{record['unit']})",
-            trailers(approval, actor, archive_no),
+            trailers("add", approval, actor, archive_no),
         )
     return archive_no
 
@@ -202,7 +202,9 @@ def edit(archive: Archive, archive_no: str, given: RecordInput, approval: Approv
 
     with Transaction(archive, actor) as tx:
         tx.write_text(relpath, records.dump(new_stored))
-        return tx.commit(f"edit {archive_no}: {', '.join(sorted(touched))}", trailers(approval, actor, archive_no))
+        return tx.commit(
+            f"edit {archive_no}: {', '.join(sorted(touched))}", trailers("edit", approval, actor, archive_no)
+        )
 
 
 def _touched_fields(given: RecordInput) -> set[str]:

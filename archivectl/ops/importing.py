@@ -121,6 +121,6 @@ def import_households(
         span = first if len(numbers_done) == 1 else f"{first} … {last}"
         tx.commit(
             f"import {len(numbers_done)} households ({span})",
-            {**trailers(approval, actor), "Archive-No": ", ".join(numbers_done)},
+            trailers("import", approval, actor, ", ".join(numbers_done)),
         )
     return numbers_done

@@ -70,7 +70,7 @@ def init(path: Path, name: str, staff_file: Path, reason: str = "found the archi
         gitio.add(archive.root, founding)
         message = commit_message(
             f"init archive {name}",
-            {"Reason": reason, "Approved-by": founder.id, "Acted-by": founder.id},
+            {"Action": "init", "Reason": reason, "Approved-by": founder.id, "Acted-by": founder.id},
         )
         who = gitio.Identity(founder.name, f"{founder.id}@staff.archivectl")
         commit = gitio.commit_signed(archive.root, message, signing_key_setting(None), who)

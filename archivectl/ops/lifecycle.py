@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import shutil
@@ -18,11 +19,14 @@ from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import private_output
 from archivectl.ops.common import Approval, approved_writer, load_stored, trailers
 
-PURGE_METHOD = "record key destroyed (crypto-shredding); record and attachments removed from the tree"
+PURGE_METHOD = (
+    "record and attachments removed from the tree; record key destroyed by `keys shred` once the purge "
+    "is approved on main (crypto-shredding)"
+)
 
 
 def _status_change(
-    archive: Archive, archive_no: str, approval: Approval, subject: str, change: Any, allowed: tuple[str, ...]
+    archive: Archive, archive_no: str, approval: Approval, action: str, change: Any, allowed: tuple[str, ...]
 ) -> str:
     """Apply change(stored) to a household whose status is one of allowed, in one approved commit."""
     check_archive_no(archive_no)
@@ -39,7 +43,7 @@ def _status_change(
         raise UsageError(f"{archive_no}: {problems[0]}")
     with Transaction(archive, actor) as tx:
         tx.write_text(relpath, records.dump(stored))
-        return tx.commit(f"{subject} {archive_no}", trailers(approval, actor, archive_no))
+        return tx.commit(f"{action} {archive_no}", trailers(action, approval, actor, archive_no))
 
 
 def tombstone(archive: Archive, archive_no: str, approval: Approval) -> str:
@@ -115,10 +119,16 @@ class PurgeCandidate:
         }
 
 
-def tombstone_dates(archive: Archive, relpath: str, stored: dict) -> policy.TombstoneDates:
-    """The dates of the commit that made the current tombstone, its parents and its main-line arrival."""
+def tombstone_dates(
+    archive: Archive, relpath: str, stored: dict, rev: str = "HEAD", mainline: str | None = None
+) -> policy.TombstoneDates:
+    """The dates of the commit that made rev's tombstone, its parents and its arrival on the main line.
+
+    The main line is mainline's first-parent history (default: rev's).
+    """
+    line_rev = mainline or rev
     tomb = stored.get("tombstone") or {}
-    history = gitio.path_history(archive.root, relpath)
+    history = gitio.path_history(archive.root, relpath, rev)
     made_in = None
     for commit, parents, date in history:  # newest first: walk back while the tombstone is there
         blob = gitio.show_blob(archive.root, commit, relpath)
@@ -129,7 +139,7 @@ def tombstone_dates(archive: Archive, relpath: str, stored: dict) -> policy.Tomb
     if made_in is None:
         raise ArchiveError(f"{stored.get('archive_no')}: the tombstone is not committed yet")
     commit, parents, date = made_in
-    mainline = gitio.first_mainline_containing(archive.root, commit)
+    arrival = gitio.first_mainline_containing(archive.root, commit, line_rev)
     try:
         yaml_date = dt.date.fromisoformat(str(tomb.get("date")))
     except ValueError:
@@ -138,12 +148,27 @@ def tombstone_dates(archive: Archive, relpath: str, stored: dict) -> policy.Tomb
         yaml_date=yaml_date,
         commit=dt.datetime.fromisoformat(date),
         parents=tuple(dt.datetime.fromisoformat(gitio.committer_date(archive.root, p)) for p in parents),
-        mainline=dt.datetime.fromisoformat(gitio.committer_date(archive.root, mainline)) if mainline else None,
+        mainline=dt.datetime.fromisoformat(gitio.committer_date(archive.root, arrival)) if arrival else None,
+        mainline_backwards=_mainline_goes_backwards(archive, line_rev, arrival),
     )
 
 
+def _mainline_goes_backwards(archive: Archive, rev: str, since: str | None) -> bool:
+    """True when a main-line commit from `since` up to rev is dated before its first parent (P13's clock)."""
+    line = gitio.first_parent_dates(archive.root, rev)  # newest first
+    for (commit, date), (_, parent_date) in itertools.pairwise(line):
+        if dt.datetime.fromisoformat(date) < dt.datetime.fromisoformat(parent_date) - policy.CLOCK_SKEW:
+            return True
+        if commit == since:
+            break
+    return False
+
+
 def candidates(archive: Archive, numbers: list[str] | None = None) -> list[PurgeCandidate]:
-    """Tombstoned households (all, or the numbers given) with their retention verdicts."""
+    """Tombstoned households (all, or the numbers given) with their retention verdicts.
+
+    The retention period is the committed archive.yaml's (Archive.settings), never a local edit.
+    """
     now = clock.now()
     days = archive.settings.retention_days
     if numbers:
@@ -173,15 +198,17 @@ def candidates(archive: Archive, numbers: list[str] | None = None) -> list[Purge
 def purge(
     archive: Archive, numbers: list[str], eligible: bool, dry_run: bool, approval: Approval
 ) -> list[dict[str, Any]]:
-    """Destroy households tombstoned at least retention_days ago (P13, P14); returns what was (or would be) purged.
+    """Propose destroying households tombstoned at least retention_days ago (P13, P14).
 
-    Order: every check first; then one transaction removes the household's files,
-    appends the destruction register and moves the record key aside; the key is
-    shredded only after the signed commit exists. A failure before that puts
-    everything back: nothing destroyed, nothing committed.
+    One signed commit removes the households' files and appends the destruction
+    register. It destroys nothing yet: the record keys stay until the purge is
+    approved on main, where `keys shred` destroys them (principle: irreversible
+    only after approval on main). Returns what was (or would be) purged.
     """
     if bool(numbers) == bool(eligible):
         raise UsageError("name the households to purge, or give --eligible (not both)")
+    if gitio.dirty_paths(archive.root, ["archive.yaml"]):
+        raise ArchiveError("archive.yaml has uncommitted changes; purge uses the committed settings only")
     found = candidates(archive, numbers or None)
     if dry_run:
         return [c.row() for c in found]
@@ -207,6 +234,7 @@ def purge(
                 tx,
                 "destruction",
                 {
+                    "action": "purge",
                     "archive_no": c.archive_no,
                     "building": c.building,
                     "tombstoned": c.tombstone_date,
@@ -217,10 +245,9 @@ def purge(
                     "method": PURGE_METHOD,
                 },
             )
-            tx.destroy_key(c.archive_no)
         subject = f"purge {chosen[0].archive_no}" if len(chosen) == 1 else f"purge {len(chosen)} households"
         archive_nos = ", ".join(c.archive_no for c in chosen)
-        tx.commit(subject, {**trailers(approval, actor), "Archive-No": archive_nos})
+        tx.commit(subject, trailers("purge", approval, actor, archive_nos))
     return [{**c.row(), "purged": purged_at} for c in chosen]
 
 

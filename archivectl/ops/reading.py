@@ -7,7 +7,15 @@ from typing import Any
 from archivectl import gitio, records, registers
 from archivectl.archive import Archive, Transaction, actor_of, check_archive_no, now_iso
 from archivectl.errors import ArchiveError, UsageError
-from archivectl.ops.common import check_reason, identity_for, load_stored, require_reader, unlock_record_key
+from archivectl.ops.common import (
+    Approval,
+    check_reason,
+    identity_for,
+    load_stored,
+    require_reader,
+    trailers,
+    unlock_record_key,
+)
 
 
 def show(archive: Archive, archive_no: str, identity: str | None = None) -> dict:
@@ -56,7 +64,7 @@ def register_access(archive: Archive, actor: Any, archive_no: str, action: str, 
         registers.append(tx, "access", entry)
         return tx.commit(
             f"register {action} of {archive_no}",
-            {"Reason": reason, "Archive-No": archive_no, "Acted-by": actor.member.id},
+            trailers(action, Approval(reason), actor, archive_no),
         )
 
 

@@ -40,46 +40,106 @@ def codeowners(archive: Archive) -> str:
 
 
 PRE_COMMIT = """#!/bin/sh
-# Installed by `archivectl install-hooks`: refuse commits that archivectl's rules would flag.
-exec {python} -m archivectl validate --format table >/dev/null || {{
-  echo "archivectl: records are invalid; run 'archivectl validate' to see why" >&2; exit 1; }}
-"""
-
-COMMIT_MSG = """#!/bin/sh
-# Installed by `archivectl install-hooks`: every commit carries its reason and who acted.
-grep -q '^Reason: ' "$1" && grep -q '^Acted-by: ' "$1" || {{
-  echo "archivectl: commits need Reason: and Acted-by: trailers; use archivectl commands, not hand edits" >&2
-  exit 1; }}
+# Installed by `archivectl install-hooks`: archive changes are made by archivectl commands
+# (which sign and carry Action:, Reason: and Acted-by:); a hand-made commit is refused.
+# A merge (git merge, git pull, a conflict resolved by hand) goes through: verify judges it.
+git_dir=$(git rev-parse --git-dir)
+[ -f "$git_dir/MERGE_HEAD" ] && exit 0
+if ! git diff --cached --quiet; then
+  echo "archivectl: archive changes are made with archivectl commands, not git commit" >&2
+  echo "archivectl: (settings: edit, then 'archivectl configure --reason ... --approver <gm>')" >&2
+  exit 1
+fi
 """
 
 PRE_PUSH = """#!/bin/sh
-# Installed by `archivectl install-hooks`: verify what is about to be pushed.
+# Installed by `archivectl install-hooks`: verify what is about to be pushed. A proposal
+# branch may go up before its approval; main only with every change approved.
 remote="$1"
+zero=0000000000000000000000000000000000000000
+main={main}
 while read -r local_ref local_sha remote_ref remote_sha; do
-  [ "$local_sha" = 0000000000000000000000000000000000000000 ] && continue
-  if [ "$remote_sha" = 0000000000000000000000000000000000000000 ]; then range="$local_sha";
-  else range="$remote_sha..$local_sha"; fi
-  {python} -m archivectl verify --range "$range" || exit 1
+  [ "$local_sha" = "$zero" ] && continue
+  if [ "$remote_sha" != "$zero" ] && git cat-file -e "$remote_sha^{{commit}}" 2>/dev/null; then
+    range="$remote_sha..$local_sha"
+  elif git rev-parse -q --verify "refs/remotes/$remote/$main" >/dev/null; then
+    range="refs/remotes/$remote/$main..$local_sha"
+  else
+    range="$local_sha"
+  fi
+  if [ "$remote_ref" = "refs/heads/$main" ]; then
+    {python} -m archivectl verify --range "$range" || exit 1
+  else
+    {python} -m archivectl verify --range "$range" --allow-pending || exit 1
+  fi
 done
 """
 
+PRE_RECEIVE = """#!/bin/sh
+# Installed by `archivectl install-hooks --server`: every push to {main} must pass verify,
+# every change approved by a signed approval; other branches (proposals) are let in.
+exec {python} -m archivectl --archive "$PWD" verify-push --main {main}
+"""
 
-def install_hooks(archive: Archive) -> list[str]:
-    """Write pre-commit, commit-msg and pre-push hooks and the clone's local settings."""
-    from archivectl.ops.init import configure_clone
+RETIRED = ("commit-msg",)  # written by earlier versions; it blocked merges
 
-    configure_clone(archive)
+
+def install_hooks(archive: Archive, server: bool = False) -> list[str]:
+    """Write the clone's hooks and local settings, or (server) a bare repository's pre-receive hook."""
+    if server != archive.bare:
+        if server:
+            raise ArchiveError(f"{archive.root} is not a bare repository; --server is for the git server's copy")
+        raise ArchiveError(f"{archive.root} is a bare repository: use install-hooks --server there")
+    if not server:
+        from archivectl.ops.init import configure_clone
+
+        configure_clone(archive)
     hooks_dir = Path(gitio.out(archive.root, "rev-parse", "--git-path", "hooks"))
     if not hooks_dir.is_absolute():
         hooks_dir = archive.root / hooks_dir
     hooks_dir.mkdir(parents=True, exist_ok=True)
     python = shlex.quote(sys.executable)
+    main = shlex.quote(_main_branch(archive))
+    chosen = (("pre-receive", PRE_RECEIVE),) if server else (("pre-commit", PRE_COMMIT), ("pre-push", PRE_PUSH))
     written = []
-    for name, body in (("pre-commit", PRE_COMMIT), ("commit-msg", COMMIT_MSG), ("pre-push", PRE_PUSH)):
+    for name, body in chosen:
         path = hooks_dir / name
         if path.exists() and "archivectl install-hooks" not in path.read_text(errors="replace"):
             raise ArchiveError(f"{path} exists and was not written by archivectl; move it away first")
-        path.write_text(body.format(python=python))
+        path.write_text(body.format(python=python, main=main))
         path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         written.append(os.fspath(path))
+    for name in RETIRED:
+        old = hooks_dir / name
+        if old.exists() and "archivectl install-hooks" in old.read_text(errors="replace"):
+            old.unlink()
     return written
+
+
+def _main_branch(archive: Archive) -> str:
+    try:
+        return archive.settings.main
+    except ArchiveError:
+        return "main"
+
+
+ZERO = "0" * 40
+
+
+def check_push(archive: Archive, updates: list[tuple[str, str, str]], main: str) -> list[str]:
+    """Problems with ref updates pushed to a server (old, new, ref): main takes only verified history."""
+    from archivectl.ops.verify import verify
+
+    problems = []
+    for old, new, ref in updates:
+        if ref != f"refs/heads/{main}":
+            continue
+        if new == ZERO:
+            problems.append(f"{main} cannot be deleted")
+            continue
+        if old != ZERO and not gitio.is_ancestor(archive.root, old, new):
+            problems.append(f"a push to {main} may not rewrite its history (no force push)")
+            continue
+        report = verify(archive, new if old == ZERO else f"{old}..{new}")
+        problems += [f"{f['commit'][:12]} {f['rule']}: {f['message']}" for f in report["findings"]]
+    return problems

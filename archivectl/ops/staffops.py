@@ -15,11 +15,11 @@ HEADER = "# Staff: role, buildings read (P7), SSH ed25519 key (signs commits, de
 
 
 def _write(archive: Archive, new_staff: Staff, approval: Approval, subject: str) -> str:
-    actor = approved_writer(archive, approval)
+    actor = approved_writer(archive, approval, roles=archive.settings.rules.governance_approver_roles)
     checked = Staff.from_yaml(new_staff.to_yaml(), STAFF_FILE)  # same rules as reading the file
     with Transaction(archive, actor) as tx:
         tx.write_text(STAFF_FILE, HEADER + yamlio.dumps(checked.to_yaml()))
-        commit = tx.commit(subject, trailers(approval, actor))
+        commit = tx.commit(subject, trailers("staff", approval, actor))
     archive.write_allowed_signers(checked)
     return commit
 

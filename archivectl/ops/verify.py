@@ -1,9 +1,14 @@
-"""verify: is every commit in a range one archivectl's rules allow? (P7, P10, P12)
+"""verify: is every commit in a range one archivectl's rules allow? (P7, P10, P12, P13)
 
-Each commit is judged against staff.yaml and archive.yaml as they stood in its
-first parent, so a pull request cannot vouch for itself. One `git log` checks
-every signature (against an allowed-signers file of every key staff.yaml ever
-listed); which key was entitled is then decided here from the parent's staff.
+Each commit is judged by its `Action:` against one table (archivectl/rules.py):
+which paths it may change and how, whose signature and which approval it needs,
+what its register entries must say. Rules read what a commit changes, its
+trailers and its signatures; a subject is only for people.
+
+staff.yaml, archive.yaml and schemas/ are taken as they stood before the range
+(its merge base) or, for the whole history, in each commit's first parent, so a
+pull request cannot vouch for itself. A change that needs approval is accepted
+only with an approval commit after it, signed by the approver it names.
 """
 
 from __future__ import annotations
@@ -13,41 +18,23 @@ import json
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archivectl import clock, gitio, policy, records, yamlio
-from archivectl.archive import ARCHIVE_NO, Archive, Settings
-from archivectl.errors import UsageError
+from archivectl import clock, gitio, policy, records, rules, yamlio
+from archivectl.archive import Archive, Settings
+from archivectl.errors import ArchiveError, UsageError
 from archivectl.schema import HouseholdSchema
-from archivectl.staff import Staff, fingerprint
+from archivectl.staff import Staff, StaffMember, fingerprint
 
 SKEW = policy.CLOCK_SKEW
-
-# Where archivectl writes; anything else in a commit is outside its rules.
-LAYOUT = [
-    re.compile(p)
-    for p in (
-        r"^archive\.yaml$",
-        r"^staff\.yaml$",
-        r"^schemas/[a-z]+\.schema\.json$",
-        r"^households/[A-Z0-9][A-Z0-9-]{0,15}/[A-Za-z0-9][A-Za-z0-9-]{0,15}/(HO|NH|SP)-[0-9]{4}-[0-9]{5}/record\.yaml$",
-        r"^households/[A-Z0-9][A-Z0-9-]{0,15}/[A-Za-z0-9][A-Za-z0-9-]{0,15}/(HO|NH|SP)-[0-9]{4}-[0-9]{5}/"
-        r"attachments/[a-z-]+-[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]+(\.[a-z0-9]{1,10})?\.age$",
-        r"^registers/numbers\.yaml$",
-        r"^registers/(access|lending|transfer|destruction|grants|keys)/[0-9]{4}-[0-9]{2}\.yaml$",
-        r"^\.gitattributes$",
-        r"^\.gitignore$",
-        r"^CODEOWNERS$",
-        r"^\.pre-commit-config\.yaml$",
-    )
-]
-HOUSEHOLD_PATH = re.compile(r"^households/[^/]+/[^/]+/((HO|NH|SP)-[0-9]{4}-[0-9]{5})/")
 PHONE = re.compile(r"(?<![0-9A-Za-z+/])1[3-9][0-9]{9}(?![0-9A-Za-z+/])")
 RESIDENT_ID = re.compile(r"(?<![0-9A-Za-z+/])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z+/])")
 ARMOR = re.compile(r"-----BEGIN AGE ENCRYPTED FILE-----.*?-----END AGE ENCRYPTED FILE-----", re.S)
-APPROVAL_FREE_SUBJECTS = ("register reveal of ", "register open of ", "return ")
+COMMIT_ID = re.compile(r"[0-9a-f]{40}")
+SINGLE_TRAILERS = ("Action", "Reason", "Approved-by", "Acted-by", "Archive-No")
+SYMLINK_MODE = "120000"
 
 
 @dataclass(frozen=True)
@@ -60,13 +47,52 @@ class Finding:
     message: str
 
 
-class _Context:
-    """Per-range caches: staff, settings and schema as they stood at a given commit."""
+@dataclass
+class _Request:
+    """A commit that needs a signed approval, and who it asks."""
 
-    def __init__(self, archive: Archive, blobs: gitio.BlobReader):
+    info: gitio.CommitInfo
+    action: str
+    actor: StaffMember
+    approver: str
+    roles: tuple[str, ...]
+    rules: policy.ApprovalRules
+
+
+@dataclass
+class _Approval:
+    """An approval commit: who signed it, what it names, the staff it is judged by."""
+
+    info: gitio.CommitInfo
+    signer: StaffMember | None
+    names: tuple[str, ...]
+    staff: Staff
+
+
+@dataclass
+class _Run:
+    """What one verify run gathers across commits."""
+
+    findings: list[Finding] = field(default_factory=list)
+    requests: list[_Request] = field(default_factory=list)
+    approvals: list[_Approval] = field(default_factory=list)
+
+
+class _Context:
+    """The repository, the governance state each commit is judged by, and parse caches."""
+
+    def __init__(self, archive: Archive, blobs: gitio.BlobReader, base: str | None, allowed_root: str | None):
         self.archive = archive
         self.blobs = blobs
+        self.base = base  # range mode: every commit judged against the range's base
+        self.allowed_root = allowed_root  # whole history: the one founding commit
         self._parsed: dict[tuple[str, bytes], Any] = {}
+
+    def judged_by(self, info: gitio.CommitInfo) -> str:
+        """The commit whose staff.yaml, archive.yaml and schemas/ judge info."""
+        if self.base:
+            return self.base
+        return info.parents[0] if info.parents else info.commit
 
     def _load(self, kind: str, spec: str, parse: Callable[[bytes], Any]) -> Any:
         data = self.blobs.read(spec)
@@ -76,7 +102,7 @@ class _Context:
         if key not in self._parsed:
             try:
                 self._parsed[key] = parse(data)
-            except (UsageError, ValueError) as exc:
+            except (UsageError, ValueError, RecursionError) as exc:
                 self._parsed[key] = exc
         return self._parsed[key]
 
@@ -91,85 +117,183 @@ class _Context:
         found = self._load(
             "schema", f"{commit}:schemas/household.schema.json", lambda d: HouseholdSchema(json.loads(d))
         )
-        return found if isinstance(found, HouseholdSchema) else self.archive.household_schema
+        return found if isinstance(found, HouseholdSchema) else None
+
+    def stored(self, blob: str, path: str) -> dict | None:
+        """A stored record from a blob id, or None if it does not parse."""
+        found = self._load("record", blob, lambda d: records.load_stored(d, path))
+        return found if isinstance(found, dict) else None
+
+
+# ---------------------------------------------------------------------- entry points
 
 
 def verify(
-    archive: Archive, range_spec: str | None = None, progress: Callable[[int, int], None] | None = None
+    archive: Archive,
+    range_spec: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    allow_pending: bool = False,
+    keystore: bool = True,
 ) -> dict[str, Any]:
-    """Check every commit in range_spec (default: all of HEAD); returns a JSON-ready report."""
-    revs = _revs(range_spec)
+    """Check every commit in range_spec (default: all of HEAD); returns a JSON-ready report.
+
+    allow_pending: changes still awaiting their approval are listed under `pending`
+    instead of failing (a proposal branch may be pushed before it is approved).
+    keystore: for the whole history, also compare the keystore with the households.
+    """
+    revs, base, tip = _revs(archive, range_spec)
     with tempfile.TemporaryDirectory(prefix="archivectl-verify-") as tmp:
         signers = Path(tmp) / "allowed_signers"
         signers.write_text(_union_signers(archive))
         commits = gitio.commits_for_verify(archive.root, revs, signers)
-    dates = {c.commit: c.committer_date for c in commits}
-    findings: list[Finding] = []
+    allowed_root = None if base or (range_spec and ".." in range_spec) else _founding_commit(archive, tip)
+    run = _Run()
     now = clock.now()
+    dates = {c.commit: c.committer_date for c in commits}
     with gitio.BlobReader(archive.root) as blobs:
-        ctx = _Context(archive, blobs)
+        ctx = _Context(archive, blobs, base, allowed_root)
         for i, info in enumerate(commits):
-            findings += check_commit(ctx, info, dates, now)
+            check_commit(ctx, info, dates, now, run)
             if progress:
                 progress(i + 1, len(commits))
-    if range_spec is None:
-        findings += keystore_findings(archive)
+        pending = _match_approvals(ctx, commits, run)
+        _check_numbers(ctx, commits, tip, run)
+    if allow_pending:
+        waiting = pending
+    else:
+        waiting = []
+        run.findings += [
+            Finding(r.info.commit, r.info.subject, "approval", _awaiting(r, run.approvals)) for r in pending
+        ]
+    if keystore and range_spec is None and not archive.bare:
+        run.findings += keystore_findings(archive)
     return {
         "range": range_spec or "HEAD",
         "commits": len(commits),
-        "ok": not findings,
-        "findings": [asdict(f) for f in findings],
+        "ok": not run.findings,
+        "findings": [asdict(f) for f in run.findings],
+        "pending": [_pending_row(r) for r in waiting],
     }
 
 
-def _revs(range_spec: str | None) -> list[str]:
+def pending(archive: Archive, range_spec: str | None) -> list[dict[str, Any]]:
+    """Changes in a range that await a signed approval: commit, action, who acted, whose approval."""
+    return verify(archive, range_spec, allow_pending=True, keystore=False)["pending"]
+
+
+def _pending_row(r: _Request) -> dict[str, Any]:
+    return {
+        "commit": r.info.commit,
+        "action": r.action,
+        "acted_by": r.actor.id,
+        "awaiting": r.approver,
+        "archive_no": r.info.trailer("Archive-No") or "",
+        "reason": r.info.trailer("Reason") or "",
+        "subject": r.info.subject,
+    }
+
+
+def _revs(archive: Archive, range_spec: str | None) -> tuple[list[str], str | None, str]:
+    """(git revs, the range's base commit or None, the tip)."""
     if range_spec is None:
-        return ["HEAD"]
-    if not re.match(r"^[A-Za-z0-9_./~^@{}-]+(\.\.[A-Za-z0-9_./~^@{}-]+)?$", range_spec) or range_spec.startswith("-"):
+        return ["HEAD"], None, "HEAD"
+    if not re.fullmatch(r"[A-Za-z0-9_./~^@{}-]+(\.\.[A-Za-z0-9_./~^@{}-]+)?", range_spec) or range_spec.startswith("-"):
         raise UsageError(f"--range {range_spec!r} is not a revision range like origin/main..HEAD")
-    return [range_spec]
+    if ".." not in range_spec:
+        if gitio.rev_parse(archive.root, range_spec) is None:
+            raise UsageError(f"--range {range_spec}: no such commit")
+        return [range_spec], None, range_spec
+    start, end = range_spec.split("..", 1)
+    start_id, end_id = gitio.rev_parse(archive.root, start or "HEAD"), gitio.rev_parse(archive.root, end or "HEAD")
+    if start_id is None or end_id is None:
+        raise UsageError(f"--range {range_spec}: no such commit")
+    return [f"{start_id}..{end_id}"], gitio.merge_base(archive.root, start_id, end_id), end_id
+
+
+def _founding_commit(archive: Archive, tip: str) -> str | None:
+    line = gitio.first_parent_line(archive.root, tip)
+    return line[-1] if line else None
 
 
 def _union_signers(archive: Archive) -> str:
     """Every key any staff.yaml version listed, so one git log can check every signature."""
     lines = {}
     with gitio.BlobReader(archive.root) as blobs:
-        specs = gitio.staff_blobs_ever(archive.root)
-        for spec in specs:
+        for spec in gitio.staff_blobs_ever(archive.root):
             data = blobs.read(spec)
             try:
                 staff = Staff.from_yaml(yamlio.loads(data or b""), "staff.yaml")
-            except UsageError:
+            except (UsageError, RecursionError):
                 continue
             for m in staff.members:
                 lines.setdefault(m.key_id, f'{m.id} namespaces="git" {m.key_id}')
     return "\n".join(lines.values()) + "\n"
 
 
-def check_commit(ctx: _Context, info: gitio.CommitInfo, dates: dict[str, str], now: dt.datetime) -> list[Finding]:
-    """Every rule for one commit."""
-    found: list[Finding] = []
+# ---------------------------------------------------------------------- one commit
+
+
+def check_commit(ctx: _Context, info: gitio.CommitInfo, dates: dict[str, str], now: dt.datetime, run: _Run) -> None:
+    """Every rule for one commit; findings, approval requests and approvals go into run."""
 
     def flag(rule: str, message: str) -> None:
-        found.append(Finding(info.commit, info.subject, rule, message))
+        run.findings.append(Finding(info.commit, info.subject, rule, message))
 
     _check_dates(ctx, info, dates, now, flag)
-    if len(info.parents) > 1:
+    if not info.parents and info.commit != ctx.allowed_root:
+        flag("root", "a root commit inside the range: a history of its own cannot vouch for itself")
+        return
+    if len(info.parents) == 2:
         merged = gitio.merge_tree(ctx.archive.root, info.parents[0], info.parents[1])
         if merged is not None and merged == gitio.tree_of(ctx.archive.root, info.commit):
-            return found  # a clean merge adds nothing of its own; its parents are checked on their own
-    parent = info.parents[0] if info.parents else None
-    staff = ctx.staff_at(parent or info.commit)
+            return  # a clean merge adds nothing of its own; its second parent's commits are judged one by one
+    judge = ctx.judged_by(info)
+    staff = ctx.staff_at(judge)
     if not isinstance(staff, Staff):
-        flag("staff", f"staff.yaml {'of its parent ' if parent else ''}is missing or invalid")
-        return found
+        flag("staff", "staff.yaml it is judged by is missing or invalid")
+        return
+    settings = ctx.settings_at(judge)
+    action = info.trailer("Action")
+    if action is None and settings.version < 2:
+        action = rules.legacy_action(info.subject)
+    rule = rules.TABLE.get(action or "")
+    if rule is None:
+        flag("action", f"Action trailer {'is missing' if not action else 'names no archivectl action'}")
     member = _signer(info, staff, flag)
-    _check_trailers(ctx, info, staff, member, parent, flag)
-    _check_changes(ctx, info, parent, flag)
-    return found
+    _check_trailers(info, member, flag)
+    if not info.parents:
+        _check_founding(info, member, action, flag)
+    elif action == "init":
+        flag("action", "only the founding commit is an init")
+    _check_changes(ctx, info, rule, member, judge, flag)
+    if rule is None or member is None or not info.parents:
+        return
+    if rule.name == "approve":
+        names = info.trailers.get("Approves", ())
+        if not names or any(not COMMIT_ID.fullmatch(n) for n in names):
+            flag("trailers", "an approval names the full ids of the commits it approves (Approves:)")
+        run.approvals.append(_Approval(info, member if member.active else None, names, staff))
+        return
+    roles = rules.approval_roles(rule, settings.rules)
+    if not roles:
+        return
+    approver = info.trailer("Approved-by")
+    problem = policy.approval_problem(member, approver, staff, settings.rules, roles)
+    if problem:
+        flag(
+            "approver",
+            problem.replace(
+                "--approver is required: name the manager who approved this change", "Approved-by trailer is missing"
+            ),
+        )
+        return
+    assert approver is not None
+    if settings.version < 2:
+        return  # version 1 archives took the typed Approved-by as the approval (rules.legacy_action)
+    run.requests.append(_Request(info, rule.name, member, approver, roles, settings.rules))
 
 
-def _signer(info: gitio.CommitInfo, staff: Staff, flag: Callable[[str, str], None]) -> Any:
+def _signer(info: gitio.CommitInfo, staff: Staff, flag: Callable[[str, str], None]) -> StaffMember | None:
     if info.signature == "N":
         flag("signature", "commit is not signed")
         return None
@@ -178,71 +302,38 @@ def _signer(info: gitio.CommitInfo, staff: Staff, flag: Callable[[str, str], Non
         return None
     member = next((m for m in staff.members if fingerprint(m.key) == info.fingerprint), None)
     if member is None:
-        flag("signature", "signed by a key that staff.yaml of its parent does not list")
+        flag("signature", "signed by a key that staff.yaml it is judged by does not list")
         return None
     if not member.active:
-        flag("signature", f"signed by {member.id}, who is no longer active in staff.yaml of its parent")
+        flag("signature", f"signed by {member.id}, who is no longer active in staff.yaml it is judged by")
     return member
 
 
-def _check_trailers(
-    ctx: _Context,
-    info: gitio.CommitInfo,
-    staff: Staff,
-    member: Any,
-    parent: str | None,
-    flag: Callable[[str, str], None],
-) -> None:
-    trailers = info.trailers
-    for key, count in info.trailer_counts.items():
-        if count > 1 and key in ("Reason", "Approved-by", "Acted-by", "Archive-No"):
-            flag("trailers", f"trailer {key} appears {count} times")
-    if policy.reason_problem(trailers.get("Reason")):
+def _check_trailers(info: gitio.CommitInfo, member: StaffMember | None, flag: Callable[[str, str], None]) -> None:
+    for key in SINGLE_TRAILERS:
+        if len(info.trailers.get(key, ())) > 1:
+            flag("trailers", f"trailer {key} appears {len(info.trailers[key])} times")
+    if policy.reason_problem(info.trailer("Reason")):
         flag("trailers", "Reason trailer is missing")
-    acted = trailers.get("Acted-by")
+    acted = info.trailer("Acted-by")
     if not acted:
         flag("trailers", "Acted-by trailer is missing")
     elif member is not None and acted != member.id:
         flag("signer", f"signed by {member.id} but Acted-by says {acted}")
-    numbers = sorted({m.group(1) for c in info.changes if (m := HOUSEHOLD_PATH.match(c.path))})
-    named = {n.strip() for n in trailers.get("Archive-No", "").split(",") if n.strip()}
-    if numbers and not set(numbers) <= named:
-        flag("trailers", f"Archive-No trailer must name {', '.join(numbers)}")
-    if any(not ARCHIVE_NO.match(n) for n in named):
-        flag("trailers", "Archive-No trailer is not an archive number")
-    if member is None:
-        return
-    if parent is None:  # the founding commit: a gm approves their own
-        if member.role != "gm" or trailers.get("Approved-by") != member.id:
-            flag("approver", "the founding commit must be signed and approved by a gm")
-        return
-    if _approval_free(info):
-        return
-    settings = ctx.settings_at(parent)
-    roles = settings.rules.grant_approver_roles if info.subject.startswith("grant ") else None
-    problem = policy.approval_problem(member, trailers.get("Approved-by"), staff, settings.rules, roles)
-    if problem:
-        flag(
-            "approver",
-            problem.replace(
-                "--approver is required: name the manager who approved this change", "Approved-by trailer is missing"
-            ),
-        )
 
 
-def _approval_free(info: gitio.CommitInfo) -> bool:
-    """Look-ups (reveal, open) and returns are registered without an approver."""
-    if not info.subject.startswith(APPROVAL_FREE_SUBJECTS):
-        return False
-    return all(c.path.startswith(("registers/access/", "registers/lending/")) for c in info.changes)
+def _check_founding(
+    info: gitio.CommitInfo, member: StaffMember | None, action: str | None, flag: Callable[[str, str], None]
+) -> None:
+    """The founding commit: an init, signed and approved by a gm of its own staff.yaml."""
+    if action != "init":
+        flag("action", "the founding commit must be an init")
+    if member is not None and (member.role != "gm" or info.trailer("Approved-by") != member.id):
+        flag("approver", "the founding commit must be signed and approved by a gm")
 
 
 def _check_dates(
-    ctx: _Context,
-    info: gitio.CommitInfo,
-    dates: dict[str, str],
-    now: dt.datetime,
-    flag: Callable[[str, str], None],
+    ctx: _Context, info: gitio.CommitInfo, dates: dict[str, str], now: dt.datetime, flag: Callable[[str, str], None]
 ) -> None:
     when = dt.datetime.fromisoformat(info.committer_date)
     if when > now + SKEW:
@@ -253,49 +344,224 @@ def _check_dates(
             flag("dates", f"dated {info.committer_date}, before its parent ({parent_date})")
 
 
-def _check_changes(ctx: _Context, info: gitio.CommitInfo, parent: str | None, flag: Callable[[str, str], None]) -> None:
-    schema = ctx.schema_at(info.commit)
-    rekeying = info.subject.startswith(("purge ", "recipients sync"))
+# ---------------------------------------------------------------------- what a commit changes
+
+
+def _check_changes(
+    ctx: _Context,
+    info: gitio.CommitInfo,
+    rule: rules.ActionRule | None,
+    member: StaffMember | None,
+    judge: str,
+    flag: Callable[[str, str], None],
+) -> None:
+    named = {n.strip() for n in (info.trailer("Archive-No") or "").split(",") if n.strip()}
+    if any(not re.fullmatch(rules.ARCHIVE_NO_PATTERN, n) for n in named):
+        flag("trailers", "Archive-No trailer is not an archive number")
+    schema = ctx.schema_at(judge)
+    households: dict[str, dict[str, list[gitio.Change]]] = {}
+    entries: dict[str, list[dict]] = {}
     for change in info.changes:
         path = change.path
-        if not any(p.match(path) for p in LAYOUT):
+        kind = rules.classify(path)
+        if kind is None:
             flag("layout", f"{path}: outside archivectl's layout")
             continue
-        if path.endswith(".age"):
-            if change.status != "A" and not rekeying:
-                flag("attachment", f"{path}: an original was {'deleted' if change.status == 'D' else 'altered'} (P6)")
+        if change.new_mode == SYMLINK_MODE:
+            flag("layout", f"{path}: a symbolic link; the archive holds plain files only")
             continue
-        if change.status == "D":
-            if path.startswith("registers/") and path != "registers/numbers.yaml":
-                flag("register", f"{path}: a register was deleted")
-            elif path.endswith("record.yaml") and not info.subject.startswith("purge "):
-                flag("record", f"{path}: a record was deleted outside purge")
+        if kind.archive_no:
+            households.setdefault(kind.archive_no, {}).setdefault(kind.kind, []).append(change)
+        if rule is not None and change.status not in rules.allowed_statuses(rule, kind):
+            _flag_not_allowed(rule, kind, change, flag)
+        if change.status == "D" or path.endswith(".age"):
             continue
         new = ctx.blobs.read(change.new_blob) or b""
         _check_personal_data(path, new, flag)
-        if path.startswith("registers/") and path != "registers/numbers.yaml" and change.status == "M":
-            old = ctx.blobs.read(change.old_blob) or b""
-            if not new.startswith(old):
-                flag("register", f"{path}: entries were changed or removed (registers are append-only)")
-        if path.endswith("/record.yaml") and schema is not None:
+        if kind.kind == "register" and kind.register:
+            old = ctx.blobs.read(change.old_blob) or b"" if change.status == "M" else b""
+            entries.setdefault(kind.register, []).extend(_new_entries(path, old, new, flag))
+        if kind.kind == "record" and schema is not None:
             from archivectl.ops.validate import check_record_text
 
             for problem in check_record_text(schema, path, new):
                 flag("record", f"{path}: {problem}")
-            _check_tombstone_date(info, new, flag, path)
-            if change.status == "M" and not rekeying:
-                _check_recipient_kept(path, ctx.blobs.read(change.old_blob) or b"", new, flag)
-
-
-def _check_recipient_kept(path: str, old: bytes, new: bytes, flag: Callable[[str, str], None]) -> None:
-    """A household's recipient (what scans are encrypted to) changes only in a rotation."""
-    try:
-        before = records.load_stored(old, path).get("recipient")
-        after = records.load_stored(new, path).get("recipient")
-    except UsageError:
+    missing = sorted(set(households) - named)
+    if missing:
+        flag("trailers", f"Archive-No trailer must name {', '.join(missing)}")
+    if rule is None:
         return
-    if before != after:
-        flag("recipient", f"{path}: the record's recipient changed outside `recipients sync --rotate`")
+    _check_registers(info, rule, member, named, entries, flag)
+    if rule.record:
+        for number, changed in sorted(households.items()):
+            _check_household(ctx, info, rule, number, changed, flag)
+    if rule.name in ("add", "import"):
+        _check_new_numbers(ctx, info, households, flag)
+
+
+def _flag_not_allowed(
+    rule: rules.ActionRule, kind: rules.PathKind, change: gitio.Change, flag: Callable[[str, str], None]
+) -> None:
+    verb = {"A": "add", "M": "change", "D": "delete"}.get(change.status, "change")
+    if kind.kind == "attachment" and change.status in "MD":
+        flag("attachment", f"{change.path}: an original was {verb}d by {rule.name} (P6)")
+    elif kind.kind == "register" and change.status == "D":
+        flag("register", f"{change.path}: a register was deleted")
+    elif kind.kind in rules.GOVERNANCE_KINDS:
+        flag(
+            "changes",
+            f"{change.path}: {rule.name} may not {verb} it (staff, settings and schemas change only by their own "
+            "actions, with the gm's approval)",
+        )
+    else:
+        flag("changes", f"{change.path}: {rule.name} may not {verb} it")
+
+
+def _new_entries(path: str, old: bytes, new: bytes, flag: Callable[[str, str], None]) -> list[dict]:
+    """The entries a change appends to a register (registers are append-only)."""
+    if not new.startswith(old):
+        flag("register", f"{path}: entries were changed or removed (registers are append-only)")
+        return []
+    try:
+        before = yamlio.loads(old, path) if old else []
+        after = yamlio.loads(new, path)
+    except (UsageError, RecursionError):
+        flag("register", f"{path}: not a readable register")
+        return []
+    if not isinstance(after, list) or not isinstance(before or [], list):
+        flag("register", f"{path}: a register is a list of entries")
+        return []
+    added = after[len(before or []) :]
+    if any(not isinstance(e, dict) for e in added):
+        flag("register", f"{path}: every register entry is a mapping")
+        return []
+    return added
+
+
+def _check_registers(
+    info: gitio.CommitInfo,
+    rule: rules.ActionRule,
+    member: StaffMember | None,
+    named: set[str],
+    entries: dict[str, list[dict]],
+    flag: Callable[[str, str], None],
+) -> None:
+    """Each entry a commit appends says who signed it, what action it is, which household and approver."""
+    for register in rule.registers:
+        if not entries.get(register):
+            flag("register", f"{rule.name} must append an entry to the {register} register")
+    approver = info.trailer("Approved-by") if rule.approval else None
+    for register, added in sorted(entries.items()):
+        for entry in added:
+            if member is not None and entry.get("who") != member.id:
+                flag("register", f"{register} register entry says who={entry.get('who')} but {member.id} signed")
+            if entry.get("action", rule.name) != rule.name:
+                flag("register", f"{register} register entry is a {entry.get('action')}, the commit a {rule.name}")
+            number = entry.get("archive_no")
+            if number is not None and str(number) not in named:
+                flag("register", f"{register} register entry names {number}, which the commit's Archive-No does not")
+            if approver and "approved_by" in entry and entry.get("approved_by") != approver:
+                flag("register", f"{register} register entry names approver {entry.get('approved_by')}, not {approver}")
+
+
+def _check_household(
+    ctx: _Context,
+    info: gitio.CommitInfo,
+    rule: rules.ActionRule,
+    number: str,
+    changed: dict[str, list[gitio.Change]],
+    flag: Callable[[str, str], None],
+) -> None:
+    """How the action may change one household's record (rules.record_change_problem)."""
+    record = (changed.get("record") or [None])[0]
+    if record is None:
+        if rule.record not in ("attach", "rotate", "purge"):
+            return
+        flag("changes", f"{number}: {rule.name} changes the household's files but not its record")
+        return
+    old = ctx.stored(record.old_blob, record.path) if record.status != "A" else None
+    new = ctx.stored(record.new_blob, record.path) if record.status != "D" else None
+    if (record.status != "A" and old is None) or (record.status != "D" and new is None):
+        return  # unreadable: flagged as an invalid record
+    home = record.path.removesuffix("record.yaml")
+    added = {c.path.removeprefix(home) for c in changed.get("attachment", []) if c.status == "A"}
+    problem = rules.record_change_problem(rule.record or "", old, new, info.trailer("Approved-by"), added)
+    if problem:
+        flag("record", f"{number}: {rule.name} {problem}")
+    if new is not None and str(new.get("archive_no")) != number:
+        flag("record", f"{number}: the record's archive_no is not its directory's")
+    if rule.name == "tombstone" and new is not None:
+        _check_tombstone_date(info, new, number, flag)
+    if rule.name == "purge" and old is not None:
+        _check_purge(ctx, info, record, old, changed, flag)
+
+
+def _check_tombstone_date(info: gitio.CommitInfo, stored: dict, number: str, flag: Callable[[str, str], None]) -> None:
+    tomb = stored.get("tombstone") or {}
+    try:
+        made = dt.datetime.fromisoformat(info.committer_date).date()
+        if abs(dt.date.fromisoformat(str(tomb.get("date"))) - made) > policy.YAML_COMMIT_TOLERANCE:
+            flag("dates", f"{number}: tombstone date {tomb.get('date')} is more than a day off its commit ({made})")
+    except ValueError:
+        flag("dates", f"{number}: the tombstone date is not a date")
+
+
+def _check_purge(
+    ctx: _Context,
+    info: gitio.CommitInfo,
+    record: gitio.Change,
+    old: dict,
+    changed: dict[str, list[gitio.Change]],
+    flag: Callable[[str, str], None],
+) -> None:
+    """P13: a purge removes a household tombstoned retention_days before, by the main line's dates."""
+    from archivectl.ops.lifecycle import tombstone_dates
+
+    number = str(old.get("archive_no"))
+    if old.get("status") != "tombstoned":
+        flag("purge", f"{number}: purged without a tombstone (P13)")
+        return
+    parent = info.parents[0]
+    try:
+        dates = tombstone_dates(ctx.archive, record.path, old, rev=parent)
+    except ArchiveError as exc:
+        flag("purge", f"{number}: {exc}")
+        return
+    days = ctx.settings_at(ctx.judged_by(info)).retention_days
+    verdict = policy.retention_verdict(dates, dt.datetime.fromisoformat(info.committer_date), days)
+    if verdict.problem:
+        flag("purge", f"{number}: {verdict.problem}")
+    elif not verdict.eligible:
+        flag("purge", f"{number}: purged {verdict.days_left} days before its {days}-day retention ended (P13)")
+    left = [p for p in gitio.tree_paths(ctx.archive.root, info.commit, record.path.removesuffix("record.yaml"))]
+    if left:
+        flag("purge", f"{number}: a purge removes the whole household; {len(left)} files remain")
+
+
+def _check_new_numbers(
+    ctx: _Context,
+    info: gitio.CommitInfo,
+    households: dict[str, dict[str, list[gitio.Change]]],
+    flag: Callable[[str, str], None],
+) -> None:
+    """P3: a new household's serial is above every one used before, and numbers.yaml moves past it."""
+    numbers_change = next((c for c in info.changes if c.path == "registers/numbers.yaml"), None)
+    before = _serials(ctx, numbers_change.old_blob) if numbers_change and numbers_change.status == "M" else {}
+    after = _serials(ctx, numbers_change.new_blob) if numbers_change else before
+    for number in sorted(households):
+        code, year, serial = number.split("-")
+        series = f"{code}-{year}"
+        if int(serial) <= before.get(series, 0) or int(serial) > after.get(series, 0):
+            flag("numbers", f"{number}: not the next number of its series in registers/numbers.yaml (P3)")
+
+
+def _serials(ctx: _Context, blob: str) -> dict[str, int]:
+    data = ctx.blobs.read(blob)
+    try:
+        parsed = yamlio.loads(data or b"", "registers/numbers.yaml") or {}
+        return {str(k): int(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
+    except (UsageError, ValueError, TypeError, RecursionError):
+        return {}
 
 
 def _check_personal_data(path: str, data: bytes, flag: Callable[[str, str], None]) -> None:
@@ -306,17 +572,87 @@ def _check_personal_data(path: str, data: bytes, flag: Callable[[str, str], None
         flag("personal-data", f"{path}: an ID number in clear")
 
 
-def _check_tombstone_date(info: gitio.CommitInfo, data: bytes, flag: Callable[[str, str], None], path: str) -> None:
-    try:
-        stored = records.load_stored(data, path)
-        tomb = stored.get("tombstone")
-        if not isinstance(tomb, dict) or not info.subject.startswith("tombstone "):
-            return
-        made = dt.datetime.fromisoformat(info.committer_date).date()
-        if abs(dt.date.fromisoformat(str(tomb.get("date"))) - made) > policy.YAML_COMMIT_TOLERANCE:
-            flag("dates", f"{path}: tombstone date {tomb.get('date')} is more than a day off its commit ({made})")
-    except (UsageError, ValueError):
-        return
+# ---------------------------------------------------------------------- across commits
+
+
+def _match_approvals(ctx: _Context, commits: list[gitio.CommitInfo], run: _Run) -> list[_Request]:
+    """Pair each change that needs approval with a valid signed approval after it; return those still waiting."""
+    parents = {c.commit: c.parents for c in commits}
+    by_id = {r.info.commit: r for r in run.requests}
+    approved: set[str] = set()
+    for approval in run.approvals:
+        reachable = _ancestors(ctx, parents, approval.info.commit, set(approval.names))
+        for name in approval.names:
+            problem = None
+            if name not in reachable:
+                problem = f"approves {name[:12]}, which is not in its history"
+            elif approval.signer is None:
+                problem = "signed by someone who may not approve"
+            elif name in by_id:
+                request = by_id[name]
+                if approval.signer.id != request.approver:
+                    problem = f"approves {name[:12]}, which asks {request.approver}, not {approval.signer.id}"
+                else:
+                    problem = policy.approval_problem(
+                        request.actor, approval.signer.id, approval.staff, request.rules, request.roles
+                    )
+            if problem:
+                run.findings.append(Finding(approval.info.commit, approval.info.subject, "approval", problem))
+            elif name in by_id:
+                approved.add(name)
+    return [r for r in run.requests if r.info.commit not in approved]
+
+
+def _ancestors(ctx: _Context, parents: dict[str, tuple[str, ...]], start: str, wanted: set[str]) -> set[str]:
+    """Which of wanted are ancestors of start (within the range, else asked of git)."""
+    found, seen, todo = set(), set(), list(parents.get(start, ()))
+    while todo and found != wanted:
+        commit = todo.pop()
+        if commit in seen:
+            continue
+        seen.add(commit)
+        if commit in wanted:
+            found.add(commit)
+        todo.extend(parents.get(commit, ()))
+    for name in wanted - found:
+        if name != start and gitio.is_ancestor(ctx.archive.root, name, start):
+            found.add(name)
+    return found
+
+
+def _awaiting(request: _Request, approvals: list[_Approval]) -> str:
+    later = [a for a in approvals if a.signer is not None and a.signer.id == request.approver]
+    if later:
+        return f"awaiting approval by {request.approver} (made after, or not named by, their approval)"
+    return f"awaiting approval by {request.approver}"
+
+
+def _check_numbers(ctx: _Context, commits: list[gitio.CommitInfo], tip: str, run: _Run) -> None:
+    """P3: no two households share an archive number, in the tip and wherever branches merged."""
+    checked = [c for c in commits if len(c.parents) > 1]
+    tip_id = gitio.rev_parse(ctx.archive.root, tip)
+    if tip_id and not any(c.commit == tip_id for c in checked):
+        checked.append(next((c for c in commits if c.commit == tip_id), None) or _bare_info(tip_id))
+    for info in checked:
+        seen: dict[str, str] = {}
+        for path in gitio.tree_paths(ctx.archive.root, info.commit, "households"):
+            kind = rules.classify(path)
+            if kind is None or kind.kind != "record" or kind.archive_no is None:
+                continue
+            if kind.archive_no in seen:
+                run.findings.append(
+                    Finding(
+                        info.commit,
+                        info.subject,
+                        "numbers",
+                        f"{kind.archive_no} is used by two households ({seen[kind.archive_no]}, {path}) (P3)",
+                    )
+                )
+            seen[kind.archive_no] = path
+
+
+def _bare_info(commit: str) -> gitio.CommitInfo:
+    return gitio.CommitInfo(commit, (), "", "", "", "", "", {}, ())
 
 
 def keystore_findings(archive: Archive) -> list[Finding]:
@@ -327,7 +663,13 @@ def keystore_findings(archive: Archive) -> list[Finding]:
     keys = set(archive.keystore.archive_numbers())
     found = [Finding("-", "keystore", "keystore", f"{n}: record key is missing") for n in sorted(households - keys)]
     found += [
-        Finding("-", "keystore", "keystore", f"{n}: a record key remains for a household that is not in the archive")
+        Finding(
+            "-",
+            "keystore",
+            "keystore",
+            f"{n}: a record key remains for a household that is not in the archive "
+            "(if its purge is approved on main: `archivectl keys shred`)",
+        )
         for n in sorted(keys - households)
     ]
     return found

@@ -1,0 +1,252 @@
+"""approve and pending: signed approvals of proposed changes (P12, four-eyes that holds).
+
+A change that needs approval is a proposal until the approver named in its
+`Approved-by:` signs an approval commit naming it (`Approves: <commit id>`).
+The approval changes no file, so it binds to the exact content of the commits
+it names; a commit made after it is not covered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from archivectl import crypto, gitio, policy, records, rules, yamlio
+from archivectl.archive import Archive, Transaction, actor_of
+from archivectl.errors import ArchiveError, UsageError
+from archivectl.ops.common import Approval, check_reason, identity_for, readers, trailers
+
+
+def default_range(archive: Archive) -> str | None:
+    """This branch's proposals: <main's upstream or main>..HEAD, or the whole history on main itself."""
+    main = archive.settings.main
+    upstream = f"origin/{main}"
+    if gitio.rev_parse(archive.root, upstream):
+        return f"{upstream}..HEAD"
+    if gitio.current_branch(archive.root) not in (None, main) and gitio.rev_parse(archive.root, main):
+        return f"{main}..HEAD"
+    return None
+
+
+def pending(archive: Archive, range_spec: str | None = None, every_branch: bool = False) -> list[dict[str, Any]]:
+    """What awaits whose approval: on this branch (or range), or on every branch not yet on main."""
+    from archivectl.ops.verify import pending as pending_in
+
+    if not every_branch:
+        return pending_in(archive, range_spec or default_range(archive))
+    main = archive.settings.main
+    base = f"origin/{main}" if gitio.rev_parse(archive.root, f"origin/{main}") else main
+    rows: dict[str, dict[str, Any]] = {}
+    for branch in gitio.branches(archive.root):
+        if branch in (main, f"origin/{main}"):
+            continue
+        for row in pending_in(archive, f"{base}..{branch}"):
+            rows.setdefault(row["commit"], {"branch": branch, **row})
+    return list(rows.values())
+
+
+@dataclass(frozen=True)
+class ApprovalPlan:
+    """What an approver is about to sign: the commits, and what each changes, as lines to show."""
+
+    range: str
+    commits: list[dict[str, Any]]
+    lines: list[str]
+    households: list[str]
+
+
+def plan(archive: Archive, range_spec: str | None, reveal: bool = False, identity: str | None = None) -> ApprovalPlan:
+    """Check that the acting staff member may approve what awaits them in the range, and describe it."""
+    from archivectl.ops.verify import verify
+
+    actor = actor_of(archive)
+    problem = policy.actor_problem(actor.member)
+    if problem:
+        raise ArchiveError(problem)
+    chosen = range_spec or default_range(archive)
+    report = verify(archive, chosen, allow_pending=True, keystore=False)
+    waiting = report["pending"]
+    settings = archive.settings.rules
+    every_role = {*settings.approver_roles, *settings.grant_approver_roles, *settings.governance_approver_roles}
+    if actor.member.role not in every_role:
+        raise ArchiveError(
+            f"{actor.member.id} is a {actor.member.role}; approvals need a {' or '.join(sorted(every_role))}"
+        )
+    mine = [row for row in waiting if row["awaiting"] == actor.member.id]
+    where = chosen or "HEAD"
+    if not mine:
+        if settings.four_eyes and any(row["acted_by"] == actor.member.id for row in waiting):
+            raise ArchiveError(f"{actor.member.id} cannot approve their own change (four-eyes rule)")
+        others = sorted({row["awaiting"] for row in waiting})
+        if others:
+            raise ArchiveError(f"nothing in {where} awaits {actor.member.id}; it awaits {', '.join(others)}")
+        raise ArchiveError(f"nothing in {where} awaits approval")
+    if report["findings"]:
+        first = report["findings"][0]
+        raise ArchiveError(
+            f"{where} has {len(report['findings'])} findings (first: {first['commit'][:12]} {first['message']}); "
+            f"run `archivectl verify --range {where}` and fix them before approving"
+        )
+    lines: list[str] = []
+    households: set[str] = set()
+    for row in mine:
+        households |= {n.strip() for n in row["archive_no"].split(",") if n.strip()}
+        lines.append(f"{row['commit'][:12]}  {row['action']} by {row['acted_by']}: {row['reason']}")
+        lines += ["    " + line for line in describe(archive, row["commit"], actor, reveal, identity)]
+    return ApprovalPlan(where, mine, lines, sorted(households))
+
+
+def approve(
+    archive: Archive,
+    range_spec: str | None,
+    reason: str | None,
+    confirm: Callable[[ApprovalPlan], bool],
+    reveal: bool = False,
+    identity: str | None = None,
+) -> tuple[ApprovalPlan, str]:
+    """Sign one approval commit naming every change in the range that awaits the acting staff member.
+
+    confirm is shown the plan and decides (a terminal asks; --yes always agrees).
+    With reveal, personal fields were shown in clear, so that viewing is registered first (P8).
+    """
+    reason = check_reason(reason)
+    shown = plan(archive, range_spec, reveal, identity)
+    if not confirm(shown):
+        raise ArchiveError("not approved; nothing was written")
+    actor = actor_of(archive)
+    numbers = ", ".join(shown.households) or None
+    if reveal and shown.households:
+        from archivectl import registers
+        from archivectl.archive import now_iso
+
+        with Transaction(archive, actor) as tx:
+            registers.append(
+                tx,
+                "access",
+                {
+                    "when": now_iso(),
+                    "who": actor.member.id,
+                    "action": "view",
+                    "archive_no": numbers,
+                    "commits": [c["commit"][:12] for c in shown.commits],
+                    "reason": reason,
+                },
+            )
+            tx.commit(f"register view of {numbers} for approval", trailers("view", Approval(reason), actor, numbers))
+    with Transaction(archive, actor) as tx:
+        who = sorted({c["acted_by"] for c in shown.commits})
+        subject = f"approve {len(shown.commits)} change{'s' if len(shown.commits) > 1 else ''} by {', '.join(who)}"
+        message = {
+            **trailers("approve", Approval(reason), actor, numbers),
+            "Approves": [c["commit"] for c in shown.commits],
+        }
+        commit = tx.commit(subject, message)
+    return shown, commit
+
+
+# ---------------------------------------------------------------------- what a commit changes, for people
+
+
+def describe(archive: Archive, commit: str, actor: Any, reveal: bool, identity: str | None) -> list[str]:
+    """One line per thing a commit changes: record fields (personal ones masked, or opened with reveal)."""
+    parent = f"{commit}^"
+    text = gitio.out(archive.root, "diff-tree", "-r", "--no-commit-id", "--name-status", "--no-renames", parent, commit)
+    lines: list[str] = []
+    for row in text.splitlines():
+        status, path = row.split("\t", 1)
+        kind = rules.classify(path)
+        if kind is None:
+            lines.append(f"{status} {path}")
+        elif kind.kind == "record":
+            lines += _record_lines(archive, parent, commit, path, actor, reveal, identity)
+        elif kind.kind == "register":
+            lines += [
+                f"{kind.register} register: {_entry_text(e)}" for e in _added_entries(archive, parent, commit, path)
+            ]
+        elif kind.kind == "attachment":
+            lines.append(f"{ {'A': 'adds', 'D': 'removes', 'M': 're-encrypts'}.get(status, status) } {path}")
+        elif kind.kind in ("numbers",):
+            continue
+        else:
+            diff = gitio.out(archive.root, "diff", "--no-color", "-U1", parent, commit, "--", path)
+            lines += [f"{path}:"] + [ln for ln in diff.splitlines() if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
+    return lines
+
+
+def _record_lines(
+    archive: Archive, parent: str, commit: str, path: str, actor: Any, reveal: bool, identity: str | None
+) -> list[str]:
+    old_raw, new_raw = gitio.show_blob(archive.root, parent, path), gitio.show_blob(archive.root, commit, path)
+    old = records.load_stored(old_raw, path) if old_raw else {}
+    new = records.load_stored(new_raw, path) if new_raw else {}
+    number = str((new or old).get("archive_no"))
+    if not new:
+        return [f"{number}: removed from the tree"]
+    schema = archive.household_schema
+    old_plain, new_plain = _opened(archive, number, old, new, actor, identity)
+    if new_plain is None:
+        old_plain = {k: v for k, v in old.items() if k not in records.STORED_ONLY}
+        new_plain = {k: v for k, v in new.items() if k not in records.STORED_ONLY}
+        sealed_note = old.get("sealed") != new.get("sealed")
+    else:
+        sealed_note = False
+        if not reveal:
+            old_plain, new_plain = schema.mask(old_plain), schema.mask(new_plain)
+    before, after = _flatten(old_plain), _flatten(new_plain)
+    head = f"{number}: new household" if not old else f"{number}:"
+    lines = [head]
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key):
+            lines.append(f"  {key}: {before.get(key, '-')} -> {after.get(key, '-')}")
+    if sealed_note:
+        fields = ", ".join(new.get("sealed_fields") or [])
+        lines.append(f"  personal fields changed ({fields}): sealed, you cannot open this household's record key")
+    return lines
+
+
+def _opened(
+    archive: Archive, number: str, old: dict, new: dict, actor: Any, identity: str | None
+) -> tuple[dict | None, dict | None]:
+    """Both versions in clear for a reader of the household, else (None, None)."""
+    building = str(new.get("building"))
+    if actor.member not in readers(archive, building):
+        return None, None
+    try:
+        ssh_identity = crypto.load_identity(identity_for(archive, identity, actor))
+        key = crypto.unwrap_record_key(archive.keystore.read(number), ssh_identity)
+        old_plain = records.open_record(old, key)[0] if old else {}
+        new_plain = records.open_record(new, key)[0]
+    except ArchiveError:
+        return None, None
+    return old_plain, new_plain
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, str]:
+    """Dotted paths to short text values, as --set names fields."""
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_flatten(v, f"{prefix}{i}."))
+        return out
+    return {prefix.rstrip("."): yamlio.dump_flow(value) if isinstance(value, list | dict) else str(value)}
+
+
+def _added_entries(archive: Archive, parent: str, commit: str, path: str) -> list[dict]:
+    old = gitio.show_blob(archive.root, parent, path) or b""
+    new = gitio.show_blob(archive.root, commit, path) or b""
+    try:
+        before = yamlio.loads(old, path) if old else []
+        after = yamlio.loads(new, path) or []
+    except UsageError:
+        return []
+    return [e for e in after[len(before or []) :] if isinstance(e, dict)]
+
+
+def _entry_text(entry: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("when",))

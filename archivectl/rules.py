@@ -1,0 +1,277 @@
+"""What each archivectl action may change: the one table verify judges commits by.
+
+Every commit says what it is in an `Action:` trailer. For each action this
+module says which paths may change and how (A added, M modified, D deleted),
+which approval it needs, which registers it appends to, and how a household's
+record may change. Nothing here reads a commit subject, except `legacy_action`,
+which maps commits made before `Action:` existed (archive.yaml version 1).
+
+Pure functions over plain values: verify (ops/verify.py) does the reading.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+# ------------------------------------------------------------------ paths
+
+ARCHIVE_NO_PATTERN = r"(?:HO|NH|SP)-[0-9]{4}-[0-9]{5}"
+_BUILDING = r"[A-Z0-9][A-Z0-9-]{0,15}"
+_UNIT = r"[A-Za-z0-9][A-Za-z0-9-]{0,15}"
+_HOUSEHOLD = rf"households/(?P<building>{_BUILDING})/(?P<unit>{_UNIT})/(?P<no>{ARCHIVE_NO_PATTERN})"
+_PATHS: list[tuple[str, re.Pattern[str]]] = [
+    ("settings", re.compile(r"archive\.yaml")),
+    ("staff", re.compile(r"staff\.yaml")),
+    ("schema", re.compile(r"schemas/[a-z]+\.schema\.json")),
+    ("record", re.compile(rf"{_HOUSEHOLD}/record\.yaml")),
+    (
+        "attachment",
+        re.compile(
+            rf"{_HOUSEHOLD}/attachments/[a-z-]+-[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}-[0-9]+(?:\.[a-z0-9]{{1,10}})?\.age"
+        ),
+    ),
+    ("numbers", re.compile(r"registers/numbers\.yaml")),
+    ("register", re.compile(r"registers/(?P<register>[a-z]+)/[0-9]{4}-[0-9]{2}\.yaml")),
+    ("meta", re.compile(r"\.gitattributes|\.gitignore|CODEOWNERS|\.pre-commit-config\.yaml")),
+]
+REGISTERS = ("access", "lending", "transfer", "destruction", "grants", "keys")
+GOVERNANCE_KINDS = ("settings", "staff", "schema")
+
+
+@dataclass(frozen=True)
+class PathKind:
+    """What a path in the archive is: its kind, and the household or register it belongs to."""
+
+    kind: str
+    archive_no: str | None = None
+    register: str | None = None
+
+
+def classify(path: str) -> PathKind | None:
+    """The kind of an archive path, or None when it is outside archivectl's layout."""
+    for kind, pattern in _PATHS:
+        m = pattern.fullmatch(path)
+        if m is None:
+            continue
+        groups = m.groupdict()
+        if kind == "register" and groups.get("register") not in REGISTERS:
+            return None
+        return PathKind(kind, groups.get("no"), groups.get("register"))
+    return None
+
+
+# ------------------------------------------------------------------ the table
+
+
+@dataclass(frozen=True)
+class ActionRule:
+    """One row of the table.
+
+    changes: path kind (or "register:<name>") -> the git statuses allowed (A, M, D).
+    approval: None (no approval), "change" (archive.yaml approver_roles),
+      "grant" (grant_approver_roles) or "governance" (governance_approver_roles).
+    record: how a household's record may change (a name in RECORD_CHANGES), if at all.
+    registers: the registers it must append to (at least one entry each); each entry's
+      `who` is the signer and its `action` this action.
+    """
+
+    name: str
+    approval: str | None
+    changes: dict[str, str] = field(default_factory=dict)
+    record: str | None = None
+    registers: tuple[str, ...] = ()
+
+
+_REGISTER_WRITE = "AM"  # a register file is created for a new month, then appended to
+
+TABLE: dict[str, ActionRule] = {
+    r.name: r
+    for r in (
+        # The founding commit: the only root, the only self-approved commit (a gm).
+        ActionRule("init", None, {"settings": "A", "staff": "A", "schema": "A", "meta": "A"}),
+        ActionRule("add", "change", {"record": "A", "numbers": "AM"}, record="new"),
+        ActionRule("import", "change", {"record": "A", "numbers": "AM"}, record="new"),
+        ActionRule("edit", "change", {"record": "M"}, record="edit"),
+        ActionRule("attach", "change", {"record": "M", "attachment": "A"}, record="attach"),
+        ActionRule("tombstone", "change", {"record": "M"}, record="tombstone"),
+        ActionRule("restore", "change", {"record": "M"}, record="restore"),
+        ActionRule("move-out", "change", {"record": "M"}, record="move-out"),
+        ActionRule("review", "change", {"record": "M"}, record="review"),
+        ActionRule(
+            "purge",
+            "change",
+            {"record": "D", "attachment": "D", "register:destruction": _REGISTER_WRITE},
+            record="purge",
+            registers=("destruction",),
+        ),
+        ActionRule(
+            "rotate",
+            "change",
+            {"record": "M", "attachment": "M", "register:keys": _REGISTER_WRITE},
+            record="rotate",
+            registers=("keys",),
+        ),
+        ActionRule("rewrap", "change", {"register:keys": _REGISTER_WRITE}, registers=("keys",)),
+        ActionRule("grant", "grant", {"register:grants": _REGISTER_WRITE}, registers=("grants",)),
+        ActionRule("lend", "change", {"register:lending": _REGISTER_WRITE}, registers=("lending",)),
+        ActionRule("return", None, {"register:lending": _REGISTER_WRITE}, registers=("lending",)),
+        ActionRule("export", "change", {"register:transfer": _REGISTER_WRITE}, registers=("transfer",)),
+        # Look-ups of personal data: registered, no approval (P8).
+        ActionRule("reveal", None, {"register:access": _REGISTER_WRITE}, registers=("access",)),
+        ActionRule("open", None, {"register:access": _REGISTER_WRITE}, registers=("access",)),
+        ActionRule("view", None, {"register:access": _REGISTER_WRITE}, registers=("access",)),
+        # Who works here and the archive's own rules: the gm's signed approval.
+        ActionRule("staff", "governance", {"staff": "M"}),
+        ActionRule("configure", "governance", {"settings": "M", "schema": "AM", "meta": "AMD"}),
+        # A signed approval of named commits: changes nothing, so it binds to their exact content.
+        ActionRule("approve", None, {}),
+    )
+}
+LOOKUPS = tuple(name for name, rule in TABLE.items() if rule.approval is None and name not in ("init", "approve"))
+
+
+def allowed_statuses(rule: ActionRule, kind: PathKind) -> str:
+    """The git statuses (A, M, D) the action allows for a path of this kind ('' for none)."""
+    if kind.kind == "register":
+        return rule.changes.get(f"register:{kind.register}", "")
+    return rule.changes.get(kind.kind, "")
+
+
+def approval_roles(rule: ActionRule, settings_rules: Any) -> tuple[str, ...]:
+    """The roles that may approve this action under archive.yaml's policy (empty: none needed)."""
+    if rule.approval is None:
+        return ()
+    return {
+        "change": settings_rules.approver_roles,
+        "grant": settings_rules.grant_approver_roles,
+        "governance": settings_rules.governance_approver_roles,
+    }[rule.approval]
+
+
+# ------------------------------------------------------------------ how a record may change
+
+# Fields only a dedicated command changes; an edit that touches one is not an edit.
+COMMAND_FIELDS = ("archive_no", "building", "unit", "category", "status", "documents", "tombstone", "moved_out")
+
+
+def changed_fields(old: dict, new: dict) -> set[str]:
+    """Top-level fields whose value differs between two stored records."""
+    return {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
+
+
+def record_change_problem(
+    how: str, old: dict | None, new: dict | None, approved_by: str | None, added_files: set[str]
+) -> str | None:
+    """Why a stored record's change is not what the action `how` may do, or None.
+
+    old/new are the stored records before and after (None: absent); added_files
+    are the attachment file names (attachments/...) the same commit adds.
+    """
+    if how == "purge":
+        return None if new is None else "a purge deletes records, it does not change them"
+    if how == "new":
+        if old is not None or new is None:
+            return "only creates new records"
+        if new.get("status") != "active" or new.get("tombstone") or new.get("moved_out"):
+            return "a new household must be active"
+        if new.get("documents"):
+            return "a new household has no documents yet (attach adds them)"
+        return None
+    if old is None or new is None:
+        return "changes an existing record, it does not create or delete one"
+    changed = changed_fields(old, new)
+    allowed = _ALLOWED_FIELDS.get(how)
+    if allowed is not None:
+        extra = sorted(changed - allowed)
+    else:  # edit: everything but the command fields and the record key's recipient
+        extra = sorted(changed & {*COMMAND_FIELDS, "recipient"})
+    if extra:
+        return f"changes {', '.join(extra)}, which {how} may not change"
+    return _TRANSITIONS[how](old, new, approved_by, added_files) if how in _TRANSITIONS else None
+
+
+_ALLOWED_FIELDS: dict[str, set[str]] = {
+    "attach": {"documents"},
+    "tombstone": {"status", "tombstone"},
+    "restore": {"status", "tombstone"},
+    "move-out": {"status", "moved_out"},
+    "review": {"last_reviewed"},
+    "rotate": {"sealed", "recipient"},
+}
+
+
+def _attach(old: dict, new: dict, _approver: str | None, added: set[str]) -> str | None:
+    before = [d for d in old.get("documents") or [] if isinstance(d, dict)]
+    after = [d for d in new.get("documents") or [] if isinstance(d, dict)]
+    if any(d not in after for d in before):
+        return "an attach may only add documents, never change or drop one (P6)"
+    listed = {str(d.get("file")) for d in after if d not in before}
+    if not listed or listed != added:
+        return "the documents it lists must be exactly the attachments it adds"
+    return None
+
+
+def _tombstone(old: dict, new: dict, approver: str | None, _added: set[str]) -> str | None:
+    tomb = new.get("tombstone")
+    if old.get("status") not in ("active", "moved-out") or new.get("status") != "tombstoned":
+        return "a tombstone turns an active or moved-out household into a tombstoned one"
+    if not isinstance(tomb, dict) or tomb.get("previous_status") != old.get("status"):
+        return "the tombstone block must say the previous status"
+    if tomb.get("approver") != approver:
+        return "the tombstone block must name the approver the commit names"
+    return None
+
+
+def _restore(old: dict, new: dict, _approver: str | None, _added: set[str]) -> str | None:
+    previous = (old.get("tombstone") or {}).get("previous_status", "active")
+    if old.get("status") != "tombstoned" or new.get("status") != previous or new.get("tombstone"):
+        return "a restore returns a tombstoned household to its previous status"
+    return None
+
+
+def _move_out(old: dict, new: dict, _approver: str | None, _added: set[str]) -> str | None:
+    if old.get("status") != "active" or new.get("status") != "moved-out" or not new.get("moved_out"):
+        return "a move-out turns an active household into a moved-out one with its date"
+    return None
+
+
+_TRANSITIONS = {"attach": _attach, "tombstone": _tombstone, "restore": _restore, "move-out": _move_out}
+
+
+# ------------------------------------------------------------------ commits made before Action:
+
+_LEGACY_SUBJECTS = (
+    ("init archive ", "init"),
+    ("add ", "add"),
+    ("import ", "import"),
+    ("edit ", "edit"),
+    ("attach ", "attach"),
+    ("tombstone ", "tombstone"),
+    ("restore ", "restore"),
+    ("move-out ", "move-out"),
+    ("review ", "review"),
+    ("purge ", "purge"),
+    ("recipients sync: rotate", "rotate"),
+    ("recipients sync: re-wrap", "rewrap"),
+    ("grant ", "grant"),
+    ("lend ", "lend"),
+    ("return ", "return"),
+    ("register export of ", "export"),
+    ("register reveal of ", "reveal"),
+    ("register open of ", "open"),
+    ("staff ", "staff"),
+)
+
+
+def legacy_action(subject: str) -> str | None:
+    """The action of a commit made before `Action:` existed (archive.yaml version 1), by its subject.
+
+    The one place a subject is read: such a commit is then judged by that action's
+    row like any other, so a misleading subject only selects rules it must meet.
+    """
+    for prefix, action in _LEGACY_SUBJECTS:
+        if subject.startswith(prefix):
+            return action
+    return None
