@@ -102,15 +102,14 @@ def approve(
     from archivectl.errors import UsageError
     from archivectl.ops import approvals
 
+    if not yes and not sys.stdin.isatty():
+        raise UsageError("approve asks before signing: run it on a terminal, or give --yes")
+
     def confirm(plan: approvals.ApprovalPlan) -> bool:
         out(f"{len(plan.commits)} change(s) in {plan.range} await your approval:", err=True)
         for line in plan.lines:
             out(line, err=True)
-        if yes:
-            return True
-        if not sys.stdin.isatty():
-            raise UsageError("approve asks before signing: run it on a terminal, or give --yes")
-        return typer.confirm("Approve exactly these changes?", default=False, err=True)
+        return yes or typer.confirm("Approve exactly these changes?", default=False, err=True)
 
     plan, commit = approvals.approve(
         open_archive(ctx), range_spec, reason, confirm, reveal, identity or globals_of(ctx).identity
