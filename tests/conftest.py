@@ -283,6 +283,36 @@ def no_secrets_in(text: str | bytes) -> list[str]:
     return [s for s in SECRETS if s in text]
 
 
+def on_terminal(argv: list[str], env: dict[str, str], prompt: bytes, answer: bytes, cwd: Path | None = None):
+    """Run argv on a pseudo-terminal of its own, type answer once prompt shows; return (exit code, screen)."""
+    import pty
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child, on its own terminal
+        if cwd is not None:
+            os.chdir(cwd)
+        os.execve(argv[0], argv, env)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while prompt not in seen and time.monotonic() < deadline:
+        try:
+            seen += os.read(fd, 1024)
+        except OSError:
+            break
+    os.write(fd, answer)
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), seen
+
+
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
 

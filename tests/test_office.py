@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import RECORD, World, assert_refused, process_env, staff_yaml
+from conftest import RECORD, World, assert_refused, on_terminal, process_env, staff_yaml
 from typer.testing import CliRunner
 
 from archivectl.cli import app
@@ -394,33 +394,9 @@ def test_hook_scripts_name_this_python(office):
 
 
 def _on_terminal(desk: Desk, args: list[str], answer: bytes) -> tuple[int, bytes]:
-    """Run the real archivectl on a pseudo-terminal of its own, answer its question, return (exit, screen)."""
-    import pty
     import sys
-    import time
 
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: archivectl on its own terminal
-        os.chdir(desk.clone)
-        os.execve(sys.executable, [sys.executable, "-m", "archivectl", *args], desk.env())
-    seen = b""
-    deadline = time.monotonic() + 60
-    while b"[y/N]" not in seen and time.monotonic() < deadline:
-        try:
-            seen += os.read(fd, 1024)
-        except OSError:
-            break
-    os.write(fd, answer)
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), seen
+    return on_terminal([sys.executable, "-m", "archivectl", *args], desk.env(), b"[y/N]", answer, desk.clone)
 
 
 def test_on_a_terminal_approve_shows_the_change_and_asks(office):  # P12

@@ -166,52 +166,15 @@ def test_a_passphrase_protected_identity_opens_with_its_passphrase(world: World,
 
 
 def test_the_passphrase_is_asked_on_the_terminal(world: World, household: str):
-    import os
-    import pty
     import sys
-    import time
 
-    from conftest import process_env
+    from conftest import on_terminal, process_env
 
     protected = protected_copy(world, "but01", "correct horse")
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: archivectl on a terminal of its own
-        env = process_env(world.people["but01"])
-        os.execve(
-            sys.executable,
-            [
-                sys.executable,
-                "-m",
-                "archivectl",
-                "--archive",
-                str(world.root),
-                "show",
-                household,
-                "--reveal",
-                "-r",
-                "desk",
-                "--identity",
-                str(protected),
-                "--format",
-                "json",
-            ],
-            env,
-        )
-    seen = b""
-    deadline = time.monotonic() + 60
-    while b"Passphrase for" not in seen and time.monotonic() < deadline:
-        seen += os.read(fd, 1024)
-    os.write(fd, b"correct horse\n")
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, seen
+    argv = [sys.executable, "-m", "archivectl", "--archive", str(world.root), "show", household, "--reveal"]
+    argv += ["-r", "desk", "--identity", str(protected), "--format", "json"]
+    code, seen = on_terminal(argv, process_env(world.people["but01"]), b"Passphrase for", b"correct horse\n")
+    assert code == 0, seen
     assert b"Passphrase for" in seen and OWNER_PHONE.encode() in seen
 
 

@@ -493,7 +493,7 @@ def _check_household(
     if rule.name == "tombstone" and new is not None:
         _check_tombstone_date(info, new, number, flag)
     if rule.name == "purge" and old is not None:
-        _check_purge(ctx, info, record, old, changed, flag)
+        _check_purge(ctx, info, record, old, flag)
 
 
 def _check_tombstone_date(info: gitio.CommitInfo, stored: dict, number: str, flag: Callable[[str, str], None]) -> None:
@@ -511,7 +511,6 @@ def _check_purge(
     info: gitio.CommitInfo,
     record: gitio.Change,
     old: dict,
-    changed: dict[str, list[gitio.Change]],
     flag: Callable[[str, str], None],
 ) -> None:
     """P13: a purge removes a household tombstoned retention_days before, by the main line's dates."""
