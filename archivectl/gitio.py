@@ -377,17 +377,15 @@ def parse_trailers(text: str) -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in found.items()}
 
 
-def commits_for_verify(repo: Path, revs: list[str], allowed_signers: Path) -> list[CommitInfo]:
-    """Commits of revs, oldest first, with signatures checked against allowed_signers, in one git call.
+def commits_for_verify(repo: Path, revs: list[str]) -> list[CommitInfo]:
+    """Commits of revs, oldest first, with what each changed, in one git call (signatures left to the caller).
 
     A merge's changes are its diff against its first parent (--diff-merges=first-parent):
     what it brings to the main line.
     """
-    fmt = "%x1e" + "%x1f".join(["%H", "%P", "%cI", "%G?", "%GF", "%GS", "%s", "%(trailers:only,unfold)"]) + "%x1f"
+    fmt = "%x1e" + "%x1f".join(["%H", "%P", "%cI", "", "", "", "%s", "%(trailers:only,unfold)"]) + "%x1f"
     proc = run(
         repo,
-        "-c",
-        f"gpg.ssh.allowedSignersFile={allowed_signers}",
         "-c",
         "core.quotePath=false",
         "log",
@@ -426,6 +424,23 @@ def commits_for_verify(repo: Path, revs: list[str], allowed_signers: Path) -> li
             )
         )
     return commits
+
+
+def signature_verdicts(repo: Path, commits: list[str], allowed_signers: Path) -> dict[str, tuple[str, str, str]]:
+    """git's own %G?, %GF, %GS for commits, checked against an allowed-signers file (one ssh-keygen each)."""
+    if not commits:
+        return {}
+    text = out(
+        repo,
+        "-c",
+        f"gpg.ssh.allowedSignersFile={allowed_signers}",
+        "log",
+        "--no-walk=unsorted",
+        "--format=%H%x1f%G?%x1f%GF%x1f%GS",
+        *commits,
+    )
+    rows = [line.split("\x1f") for line in text.splitlines() if line]
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
 def merge_base(repo: Path, first: str, second: str) -> str | None:
