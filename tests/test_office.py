@@ -413,3 +413,23 @@ def test_on_a_terminal_approve_shows_the_change_and_asks(office):  # P12
     assert code == 0, screen
     assert b"approved 1 change(s)" in screen
     assert manager.verify()[0] == 0
+
+
+def test_one_approval_of_two_households_with_reveal_verifies(office):  # P8, P12
+    clerk = office["clk01"]
+    first = propose_household(clerk)
+    record = clerk.home / "r2.yaml"
+    record.write_text(RECORD.replace('unit: "1203"', 'unit: "1205"'))
+    second = clerk.ok("add", "--file", str(record), "--reason", "second owner", "--approver", "mgr01").strip()
+    clerk.git("push", "-q")
+    manager = office["mgr01"]
+    manager.git("fetch", "-q")
+    manager.git("switch", "-q", "b03-new-owner")
+    result = manager.cli("approve", "--yes", "--reveal", "--reason", "both checked")
+    assert result.exit_code == 0, result.stderr
+    view = manager.git("log", "-1", "--skip=1", "--format=%(trailers:only,unfold)").stdout
+    assert f"Archive-No: {first}, {second}" in view
+    assert manager.verify() == (
+        0,
+        {"range": "origin/main..HEAD", "commits": 4, "ok": True, "findings": [], "pending": []},
+    )

@@ -482,8 +482,8 @@ def _check_registers(
                 flag("register", f"{register} register entry says who={entry.get('who')} but {member.id} signed")
             if entry.get("action", rule.name) != rule.name:
                 flag("register", f"{register} register entry is a {entry.get('action')}, the commit a {rule.name}")
-            number = entry.get("archive_no")
-            if number is not None and str(number) not in named:
+            numbers = {n.strip() for n in str(entry.get("archive_no") or "").split(",") if n.strip()}
+            for number in sorted(numbers - named):
                 flag("register", f"{register} register entry names {number}, which the commit's Archive-No does not")
             if approver and "approved_by" in entry and entry.get("approved_by") != approver:
                 flag("register", f"{register} register entry names approver {entry.get('approved_by')}, not {approver}")
