@@ -1,10 +1,17 @@
-"""The registers (登记): append-only YAML lists in registers/, one file per month.
+"""The registers (登记): one YAML file per event under registers/<kind>/<yyyy-mm>/.
 
 Entries say who, when, which dossier and why; they never hold personal data.
+One file per event (named by time, action, who and a random part) makes them
+append-only by construction, and two branches that register look-ups in the
+same month merge without a conflict. Month files (registers/<kind>/<yyyy-mm>.yaml,
+a list each) written by earlier versions are still read.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import secrets
+from pathlib import Path
 from typing import Any
 
 from archivectl import clock, yamlio
@@ -19,31 +26,33 @@ HEADERS = {
 }
 
 
-def register_path(kind: str, month: str | None = None) -> str:
-    """registers/<kind>/<yyyy-mm>.yaml for the given or current month."""
+def event_path(kind: str, entry: dict[str, Any]) -> str:
+    """registers/<kind>/<yyyy-mm>/<utc time>-<action>-<who>-<random>.yaml: a new file for one event."""
     if kind not in HEADERS:
         raise ValueError(f"unknown register {kind}")
-    return f"registers/{kind}/{month or clock.now().strftime('%Y-%m')}.yaml"
+    now = clock.now().astimezone(dt.UTC)
+    action, who = entry.get("action", kind), entry.get("who", "unknown")
+    return f"registers/{kind}/{now:%Y-%m}/{now:%Y%m%dT%H%M%S}-{action}-{who}-{secrets.token_hex(4)}.yaml"
 
 
 def append(tx: Any, kind: str, entry: dict[str, Any]) -> str:
-    """Append one entry to a register inside a write transaction; return its path."""
-    path = register_path(kind)
-    existing = tx.read(path)
-    text = existing.decode("utf-8") if existing else HEADERS[kind]
-    if not text.endswith("\n"):
-        text += "\n"
-    tx.write_text(path, text + "- " + yamlio.dump_flow(entry) + "\n")
+    """Register one event inside a write transaction, in a file of its own; return its path."""
+    path = event_path(kind, entry)
+    tx.write_text(path, HEADERS[kind] + yamlio.dumps(entry))
     return path
 
 
-def entries(root: Any, kind: str) -> list[dict[str, Any]]:
-    """Every entry of a register, oldest first."""
+def entries(root: Path, kind: str) -> list[dict[str, Any]]:
+    """Every entry of a register, oldest first (month files of earlier versions, then events by time)."""
     folder = root / "registers" / kind
+    if not folder.is_dir():
+        return []
     rows: list[dict[str, Any]] = []
-    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+    for path in sorted(folder.glob("*.yaml")):  # month files: a list each
         data = yamlio.load_file(path)
         rows.extend(e for e in data or [] if isinstance(e, dict))
+    events = sorted(folder.glob("*/*.yaml"), key=lambda p: p.name)  # the name starts with the time
+    rows.extend(e for e in (yamlio.load_file(p) for p in events) if isinstance(e, dict))
     return rows
 
 

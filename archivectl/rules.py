@@ -33,7 +33,14 @@ _PATHS: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
     ("numbers", re.compile(r"registers/numbers\.yaml")),
-    ("register", re.compile(r"registers/(?P<register>[a-z]+)/[0-9]{4}-[0-9]{2}\.yaml")),
+    (
+        "register",
+        re.compile(
+            r"registers/(?P<register>[a-z]+)/[0-9]{4}-[0-9]{2}"
+            r"(?:\.yaml|/(?P<event>[0-9]{8}T[0-9]{6}-(?P<event_action>[a-z-]+)-(?P<event_who>[a-z][a-z0-9_-]{1,31})"
+            r"-[0-9a-f]{8})\.yaml)"
+        ),
+    ),
     ("meta", re.compile(r"\.gitattributes|\.gitignore|CODEOWNERS|\.pre-commit-config\.yaml")),
 ]
 REGISTERS = ("access", "lending", "transfer", "destruction", "grants", "keys")
@@ -47,6 +54,9 @@ class PathKind:
     kind: str
     archive_no: str | None = None
     register: str | None = None
+    # a register event file (one entry, never rewritten) names its action and who in its name
+    event_action: str | None = None
+    event_who: str | None = None
 
 
 def classify(path: str) -> PathKind | None:
@@ -58,7 +68,9 @@ def classify(path: str) -> PathKind | None:
         groups = m.groupdict()
         if kind == "register" and groups.get("register") not in REGISTERS:
             return None
-        return PathKind(kind, groups.get("no"), groups.get("register"))
+        return PathKind(
+            kind, groups.get("no"), groups.get("register"), groups.get("event_action"), groups.get("event_who")
+        )
     return None
 
 

@@ -26,7 +26,7 @@ from conftest import (
 )
 from typer.testing import CliRunner
 
-from archivectl import yamlio
+from archivectl import registers, yamlio
 from archivectl.cli import app
 
 needs_faketime = pytest.mark.skipif(
@@ -171,8 +171,8 @@ def test_purge_after_35_days_destroys_the_household_for_everyone(old_world: Worl
         assert value in revealed  # the live household still opens: the probe works
     assert not list((w.root / ".git").rglob(f"*{w.doomed}*"))
     # the destruction register says who, when, how, approved by whom, without personal data
-    register = "".join(p.read_text() for p in (w.root / "registers/destruction").glob("*.yaml"))
-    entry = yamlio.loads(register)[-1]
+    register = "".join(p.read_text() for p in (w.root / "registers/destruction").rglob("*.yaml"))
+    entry = registers.entries(w.root, "destruction")[-1]
     assert entry["archive_no"] == w.doomed and entry["who"] == "mgr01" and entry["approved_by"] == "gm01"
     assert "crypto-shredding" in entry["method"]
     assert no_secrets_in(register) == []

@@ -433,3 +433,49 @@ def test_one_approval_of_two_households_with_reveal_verifies(office):  # P8, P12
         0,
         {"range": "origin/main..HEAD", "commits": 4, "ok": True, "findings": [], "pending": []},
     )
+
+
+def test_look_ups_on_two_clones_merge_without_a_conflict(office, world):  # P8
+    """Each register entry is a file of its own: two reveals in one month never collide."""
+    gm = Desk(world, "gm01", office["mgr01"].server)
+    gm.clone = world.root
+    gm.git("switch", "-q", "-c", "base")
+    record = gm.home / "r.yaml"
+    record.write_text(RECORD)
+    number = gm.ok("add", "--file", str(record), "--reason", "new owner", "--approver", "mgr01").strip()
+    gm.git("push", "-q", "origin", "base")
+    office["mgr01"].git("fetch", "-q")
+    office["mgr01"].git("switch", "-q", "base")
+    office["mgr01"].ok("approve", "--yes", "--reason", "ok")
+    office["mgr01"].git("switch", "-q", "main")
+    office["mgr01"].git("merge", "-q", "--no-ff", "-m", "Merge base", "base")
+    office["mgr01"].git("push", "-q", "origin", "main")
+    butler, manager = office["but01"], office["mgr02"]
+    for desk, branch in ((butler, "look-1"), (manager, "look-2")):
+        desk.git("pull", "-q", "--no-rebase", "origin", "main")
+        desk.git("switch", "-q", "-c", branch)
+        desk.ok("show", number, "--reveal", "--reason", "front desk")
+        desk.git("push", "-q", "origin", branch)
+    manager.git("fetch", "-q")
+    manager.git("switch", "-q", "main")
+    for branch in ("look-1", "look-2"):
+        merged = manager.git("merge", "--no-ff", "-m", f"Merge {branch}", f"origin/{branch}", check=False)
+        assert merged.returncode == 0 and "CONFLICT" not in merged.stdout, merged.stdout
+    assert manager.git("push", "origin", "main", check=False).returncode == 0
+    from archivectl import registers
+
+    whos = [e["who"] for e in registers.entries(manager.clone, "access") if e.get("archive_no") == number]
+    assert sorted(whos) == ["but01", "mgr02"]
+
+
+def test_month_files_of_earlier_versions_are_still_read(tmp_path):  # P8
+    from archivectl import registers
+
+    folder = tmp_path / "registers" / "lending"
+    (folder / "2026-10").mkdir(parents=True)
+    (folder / "2026-10.yaml").write_text("- {who: but01, action: lend, archive_no: HO-2026-00001, due: 2026-10-30}\n")
+    (folder / "2026-10" / "20261020T100000-return-but01-0a0b0c0d.yaml").write_text(
+        "who: but01\naction: return\narchive_no: HO-2026-00001\n"
+    )
+    assert [e["action"] for e in registers.entries(tmp_path, "lending")] == ["lend", "return"]
+    assert registers.lent_out(tmp_path) == {}

@@ -9,7 +9,7 @@ import json
 import pytest
 from conftest import OWNER_NAME, OWNER_PHONE, World, assert_refused, assert_unchanged, no_secrets_in
 
-from archivectl import yamlio
+from archivectl import registers, yamlio
 
 
 @pytest.fixture
@@ -52,8 +52,8 @@ def test_reveal_prints_clear_data_and_registers_the_look_up(world: World, househ
         "Archive-No": household,
         "Acted-by": "cas01",
     }
-    register = "".join(p.read_text() for p in (world.root / "registers/access").glob("*.yaml"))
-    entry = yamlio.loads(register)[-1]
+    register = "".join(p.read_text() for p in (world.root / "registers/access").rglob("*.yaml"))
+    entry = registers.entries(world.root, "access")[-1]
     assert entry["who"] == "cas01" and entry["archive_no"] == household
     assert entry["action"] == "reveal" and entry["reason"] == "fee dispute" and entry["when"]
     assert no_secrets_in(register) == []

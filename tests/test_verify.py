@@ -202,13 +202,13 @@ def test_commit_dated_before_its_parent_is_flagged(clone: Clone):
 
 def test_rewriting_a_register_is_flagged(clone: Clone):
     clone.cli("but01", "show", f"HO-{_year()}-00001", "--reveal", "--reason", "look")
-    register = next((clone.path / "registers/access").glob("*.yaml"))
+    register = next((clone.path / "registers/access").rglob("*.yaml"))
     register.write_text(register.read_text().replace("look", "nothing to see"))
     clone.git("add", "-A")
-    clone.commit_by_hand("but01", "tidy\n\nReason: r\nApproved-by: mgr01\nActed-by: but01")
+    clone.commit_by_hand("but01", "tidy\n\nAction: reveal\nReason: r\nActed-by: but01")
     code, report = clone.verify()
     assert code == 1
-    assert any(f["rule"] == "register" and "append-only" in f["message"] for f in report["findings"])
+    assert any(f["rule"] == "register" and "written once" in f["message"] for f in report["findings"])
 
 
 def test_a_file_outside_the_layout_is_flagged(clone: Clone):

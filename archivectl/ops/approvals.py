@@ -245,6 +245,8 @@ def _added_entries(archive: Archive, parent: str, commit: str, path: str) -> lis
         after = yamlio.loads(new, path) or []
     except UsageError:
         return []
+    if isinstance(after, dict):  # a register event file: one entry
+        return [] if before else [after]
     return [e for e in after[len(before or []) :] if isinstance(e, dict)]
 
 

@@ -404,8 +404,11 @@ def _check_changes(
         new = ctx.blobs.read(change.new_blob) or b""
         _check_personal_data(path, new, flag)
         if kind.kind == "register" and kind.register:
-            old = ctx.blobs.read(change.old_blob) or b"" if change.status == "M" else b""
-            entries.setdefault(kind.register, []).extend(_new_entries(path, old, new, flag))
+            if kind.event_action:
+                entries.setdefault(kind.register, []).extend(_event_entry(path, kind, change, new, flag))
+            else:
+                old = ctx.blobs.read(change.old_blob) or b"" if change.status == "M" else b""
+                entries.setdefault(kind.register, []).extend(_new_entries(path, old, new, flag))
         if kind.kind == "record" and schema is not None:
             from archivectl.ops.validate import check_record_text
 
@@ -440,6 +443,26 @@ def _flag_not_allowed(
         )
     else:
         flag("changes", f"{change.path}: {rule.name} may not {verb} it")
+
+
+def _event_entry(
+    path: str, kind: rules.PathKind, change: gitio.Change, data: bytes, flag: Callable[[str, str], None]
+) -> list[dict]:
+    """The one entry of a register event file, which is written once and never changed."""
+    if change.status != "A":
+        flag("register", f"{path}: a register entry was changed (entries are written once)")
+        return []
+    try:
+        entry = yamlio.loads(data, path)
+    except (UsageError, RecursionError):
+        flag("register", f"{path}: not a readable register entry")
+        return []
+    if not isinstance(entry, dict):
+        flag("register", f"{path}: a register entry is a mapping")
+        return []
+    if entry.get("who") != kind.event_who or entry.get("action", kind.register) != kind.event_action:
+        flag("register", f"{path}: the file name and the entry disagree on who or what")
+    return [entry]
 
 
 def _new_entries(path: str, old: bytes, new: bytes, flag: Callable[[str, str], None]) -> list[dict]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from archivectl import clock, gitio
+from archivectl import clock, gitio, rules
 from archivectl.archive import Archive
 from archivectl.reports.completeness import completeness
 from archivectl.reports.data import households
 from archivectl.reports.render import Report, Section
 
-ACTIVITY = (("register reveal", "reveals"), ("register open", "opens"), ("register export", "exports"))
+# Counted by each commit's Action (what it is), not by its subject.
+ACTIVITY = {"reveal": "reveals", "view": "reveals", "open": "opens", "export": "exports", "approve": "approvals"}
 
 
 def stats(archive: Archive, progress: Callable[[int, int], None] | None = None) -> Report:
@@ -25,10 +26,18 @@ def stats(archive: Archive, progress: Callable[[int, int], None] | None = None) 
     months: dict[str, Counter] = {}
     for entry in gitio.log(archive.root):
         month = entry.committer_date[:7]
-        kind = next((name for prefix, name in ACTIVITY if entry.subject.startswith(prefix)), "changes")
+        action = entry.trailers.get("Action") or rules.legacy_action(entry.subject)
+        kind = ACTIVITY.get(action or "", "changes")
         months.setdefault(month, Counter())[kind] += 1
     activity = [
-        {"month": m, "changes": c["changes"], "reveals": c["reveals"], "opens": c["opens"], "exports": c["exports"]}
+        {
+            "month": m,
+            "changes": c["changes"],
+            "reveals": c["reveals"],
+            "opens": c["opens"],
+            "exports": c["exports"],
+            "approvals": c["approvals"],
+        }
         for m, c in sorted(months.items())
     ]
     document = {
