@@ -5,9 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import Any
 
+from archivectl.errors import UsageError
+
 FORMATS = ("table", "json", "yaml", "csv", "markdown")
+# A table is read on an 80-column terminal: a moment to the minute; json, yaml and csv keep full ISO.
+_MOMENT = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})T([0-9]{2}:[0-9]{2}):[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 def flatten(record: Any, prefix: str = "") -> list[dict[str, Any]]:
@@ -28,6 +35,8 @@ def flatten(record: Any, prefix: str = "") -> list[dict[str, Any]]:
 
 def render_rows(rows: list[dict[str, Any]], fmt: str, title: str | None = None) -> str:
     """Rows of equal keys as text in the chosen format (table is for terminals)."""
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt} is not available for this command; use one of {', '.join(FORMATS)}")
     if fmt == "json":
         return json.dumps(rows, ensure_ascii=False, indent=2)
     if fmt == "yaml":
@@ -75,7 +84,7 @@ def _rich_table(rows: list[dict[str, Any]], columns: list[str], title: str | Non
     for col in columns:
         table.add_column(col.replace("_", " "), overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
+        table.add_row(*(_MOMENT.sub(r"\1 \2", _cell(row.get(c))) for c in columns))
     buf = io.StringIO()
     console = Console(file=buf, width=_width(), force_terminal=False, no_color=True)
     console.print(table)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 from conftest import OWNER_NAME, OWNER_PHONE, World, assert_refused, assert_unchanged, no_secrets_in
@@ -188,3 +189,18 @@ def protected_copy(world: World, who: str, passphrase: str):
     protected.chmod(0o600)
     subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", passphrase, "-f", str(protected)], check=True)
     return protected
+
+
+def test_history_fits_a_terminal_and_json_keeps_full_times(world: World, household: str):
+    table = world.ok("aud01", "history", household)
+    assert re.search(r"20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} ", table)
+    assert "+00:" not in table and "T" not in re.findall(r"20[0-9]{2}-[0-9]{2}-[0-9]{2}.", table)[0]
+    rows = json.loads(world.ok("aud01", "history", household, "--format", "json"))
+    assert re.fullmatch(r"20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}[+-][0-9]{2}:[0-9]{2}", rows[0]["date"])
+
+
+def test_a_format_a_command_cannot_render_is_refused(world: World, household: str):
+    before = world.snapshot()
+    assert_refused(world.cli("aud01", "list", "--format", "html"), 2, "--format html is not available")
+    assert_refused(world.cli("aud01", "history", household, "--format", "html"), 2, "not available")
+    assert_unchanged(world, before)
