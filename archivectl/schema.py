@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -352,12 +353,46 @@ def _cross_checks(record: Any) -> list[str]:
     return problems
 
 
+MAX_JSON_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def parse_json(data: str | bytes, source: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Parse a JSON file someone could have edited, refusing huge or deeply nested ones with one line."""
+    if len(data) > max_bytes:
+        raise UsageError(f"{source}: file is larger than {max_bytes // 1024} KiB")
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    depth = 0
+    bare = _JSON_STRING.sub('""', data)  # strings hold no raw newline, so line numbers stay true
+    for match in _JSON_BRACKET.finditer(bare):
+        depth += 1 if match.group() in "[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            line = bare.count("\n", 0, match.start()) + 1
+            raise UsageError(f"{source}: line {line}: nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError):
+        raise UsageError(f"{source}: not valid JSON") from None
+
+
 @functools.lru_cache(maxsize=8)
 def _load_json(path: str, mtime: float) -> dict:
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot read schema ({exc.__class__.__name__})") from None
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read schema ({exc.strerror})") from None
+    doc = parse_json(data, path)
+    if not isinstance(doc, dict):
+        raise UsageError(f"{path}: a schema must be a JSON object")
+    return doc
 
 
 def load_json(path: Path) -> dict:

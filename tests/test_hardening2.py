@@ -1,0 +1,179 @@
+"""Hardening, second round: parser limits, whole-string identifiers, outputs that never follow links,
+no plaintext on disk during rotation, errors without values, personal values off the command line,
+reasons without personal data, sealed blocks padded to a size bucket (P9, P10, P12, P14, P16)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import (
+    OWNER_PHONE,
+    RECORD,
+    Result,
+    World,
+    assert_refused,
+    assert_unchanged,
+    no_secrets_in,
+    person_env,
+    process_env,
+)
+from typer.testing import CliRunner
+
+from archivectl import crypto, yamlio
+from archivectl.cli import app
+from archivectl.errors import UsageError
+from archivectl.schema import parse_json
+
+
+@pytest.fixture
+def household(world: World) -> str:
+    return world.add()
+
+
+def record_path(world: World, number: str, unit: str = "1203"):
+    return world.root / f"households/B03/{unit}/{number}/record.yaml"
+
+
+def record_key(world: World, number: str, reader: str = "but01"):
+    identity = crypto.load_identity(world.people[reader].key)
+    return crypto.unwrap_record_key((world.keys / f"{number}.age").read_bytes(), identity)
+
+
+def cli_with_input(world: World, who: str, text: str, *args: str) -> Result:
+    """world.cli with text on standard input."""
+    result = CliRunner().invoke(
+        app, ["--archive", str(world.root), *args], env=person_env(world.people[who]), input=text
+    )
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Result(result.exit_code, result.stdout, result.stderr)
+
+
+def real_cli(world: World, who: str, *args: str) -> subprocess.CompletedProcess:
+    """The real `python -m archivectl` in a child process: a crash there cannot take the test run down."""
+    return subprocess.run(
+        [sys.executable, "-m", "archivectl", "--archive", str(world.root), *args],
+        capture_output=True,
+        text=True,
+        env=process_env(world.people[who]),
+        timeout=120,
+    )
+
+
+def add_file(world: World, content: str, name: str = "input.yaml", reason: str = "r") -> Result:
+    path = world.tmp / name
+    path.write_text(content)
+    return world.cli("clk01", "add", "--file", str(path), "--reason", reason, "--approver", "mgr01")
+
+
+def commit_by_hand(world: World, message: str) -> None:
+    world.git("add", "-A")
+    world.git("-c", "commit.gpgsign=false", "commit", "-qm", message)
+
+
+# ------------------------------------------------------------------ 1. depth and size limits on every parser
+
+NESTED_2KB = "[" * 1024 + "]" * 1024
+
+
+@pytest.mark.parametrize(
+    "content",
+    [RECORD + "notes: " + NESTED_2KB + "\n", "customers: " + NESTED_2KB + "\n", "[" * 100_000],
+    ids=["nested-in-notes", "nested-in-customers", "unclosed-100k"],
+)
+def test_deeply_nested_yaml_is_refused_in_one_line(world: World, household: str, content):  # P9, SPEC bad input
+    before = world.snapshot()
+    assert_refused(add_file(world, content), 2, "input.yaml: line ", "nested deeper than 64 levels")
+    assert_unchanged(world, before)
+
+
+def test_deeply_nested_set_value_is_refused(world: World, household: str):  # P12
+    before = world.snapshot()
+    result = world.cli(
+        "mgr01", "edit", household, "--set", f"customers.0.hobbies={NESTED_2KB}", "-r", "r", "-a", "gm01"
+    )
+    assert_refused(result, 2, "nested deeper than 64 levels")
+    assert_unchanged(world, before)
+
+
+def test_yaml_nesting_limit_is_exact():  # P9
+    assert yamlio.loads("[" * 64 + "]" * 64) is not None
+    with pytest.raises(UsageError, match="nested deeper than 64 levels"):
+        yamlio.loads("[" * 65 + "]" * 65)
+    block = "a:\n" + "".join(" " * i + "b:\n" for i in range(1, 70))
+    with pytest.raises(UsageError, match="line 65: nested deeper"):
+        yamlio.loads(block)
+
+
+def test_a_committed_record_nested_100000_deep_is_reported_invalid_and_the_rest_goes_on(world: World):  # P15
+    good = world.add()
+    bad = world.root / "households/B03/1204/HO-2026-09999/record.yaml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    commit_by_hand(world, "a hostile record, committed by hand")
+
+    validate = real_cli(world, "aud01", "validate", "--format", "json")
+    assert validate.returncode == 1, validate.stderr  # not 139: the parser no longer crashes
+    problems = json.loads(validate.stdout)
+    assert problems == [{"file": "households/B03/1204/HO-2026-09999/record.yaml", "problem": problems[0]["problem"]}]
+    assert "nested deeper than 64 levels" in problems[0]["problem"]
+
+    listing = real_cli(world, "aud01", "list", "--format", "json")
+    assert listing.returncode == 0, listing.stderr
+    assert {r["archive_no"]: r["status"] for r in json.loads(listing.stdout)} == {
+        good: "active",
+        "HO-2026-09999": "invalid",
+    }
+
+    report = real_cli(world, "aud01", "report", "completeness", "--format", "json")
+    assert report.returncode == 0, report.stderr
+    data = json.loads(report.stdout)
+    assert [h["archive_no"] for h in data["households"]] == [good]
+    assert [i["file"] for i in data["invalid"]] == ["households/B03/1204/HO-2026-09999/record.yaml"]
+
+
+def test_a_csv_cell_over_128_kib_is_refused_naming_its_line(world: World):  # P9, SPEC huge files
+    before = world.snapshot()
+    path = world.tmp / "big.csv"
+    path.write_text(
+        "building,floor,unit,category,notes\n"
+        "B03,1,0101,special,short\n"
+        f'B03,2,0201,special,"{OWNER_PHONE}{"x" * 200_000}"\n'
+    )
+    result = world.cli("clk01", "import", str(path), "-r", "r", "-a", "mgr01")
+    assert_refused(result, 2, "big.csv line 3", "longer than 131072 characters")
+    assert no_secrets_in(result.stderr) == []
+    assert_unchanged(world, before)
+
+
+def test_a_csv_with_too_many_columns_is_refused(world: World):
+    before = world.snapshot()
+    path = world.tmp / "wide.csv"
+    path.write_text(",".join(f"notes{i}" for i in range(1001)) + "\n")
+    assert_refused(world.cli("clk01", "import", str(path), "-r", "r", "-a", "mgr01"), 2, "line 1", "1000 columns")
+    assert_unchanged(world, before)
+
+
+def test_a_deeply_nested_or_huge_schema_is_refused_in_one_line(world: World, household: str):  # P9
+    schema_file = world.root / "schemas/household.schema.json"
+    schema_file.write_text('{"properties": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    commit_by_hand(world, "a hostile schema, committed by hand")
+    before = world.snapshot()
+    assert_refused(world.cli("aud01", "validate"), 2, "household.schema.json", "line 1", "nested deeper than 64")
+    assert_refused(world.try_add(), 2, "household.schema.json", "nested deeper than 64 levels")
+    assert_unchanged(world, before)
+    schema_file.write_text(" " * (1024 * 1024 + 1))
+    assert_refused(world.cli("aud01", "validate"), 2, "household.schema.json", "larger than 1024 KiB")
+
+
+def test_json_limits():
+    assert parse_json('{"a": "[[[["}', "s.json") == {"a": "[[[["}
+    with pytest.raises(UsageError, match=r"s\.json: line 2: nested deeper than 64 levels"):
+        parse_json("{\n" + '"a": ' + "[" * 70 + "]" * 70 + "}", "s.json")
+    with pytest.raises(UsageError, match="larger than 1024 KiB"):
+        parse_json(" " * (1024 * 1024 + 1), "s.json")
+    with pytest.raises(UsageError, match="line 1: not valid JSON"):
+        parse_json('{"a": 1,}', "s.json")
