@@ -30,7 +30,7 @@ from archivectl.staff import Staff, StaffMember
 ARCHIVE_FILE = "archive.yaml"
 STAFF_FILE = "staff.yaml"
 NUMBERS_FILE = "registers/numbers.yaml"
-ARCHIVE_NO = re.compile(r"^(HO|NH|SP)-[0-9]{4}-[0-9]{5}$")
+ARCHIVE_NO = re.compile(r"^(HO|NH|SP)-[0-9]{4}-[0-9]{5}\Z")  # \Z: `$` would let a final newline through
 CATEGORY_CODES = {"handed-over": "HO", "not-handed-over": "NH", "special": "SP"}
 DEFAULT_LOCK_WAIT_SECONDS = 30.0
 
@@ -92,7 +92,7 @@ class Settings:
 
 def check_archive_no(value: str) -> str:
     """value if it is a well-formed archive number, else UsageError (no path tricks)."""
-    if not isinstance(value, str) or not ARCHIVE_NO.match(value):
+    if not isinstance(value, str) or not ARCHIVE_NO.fullmatch(value):
         raise UsageError(f"{value!r} is not an archive number like HO-2026-00001")
     return value
 

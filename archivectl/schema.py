@@ -71,8 +71,44 @@ def validator_for(schema_doc: dict) -> Any:
 def _validator(schema_doc: dict) -> Any:
     import jsonschema
 
-    cls = jsonschema.validators.validator_for(schema_doc)
+    cls = _whole_string_patterns(jsonschema.validators.validator_for(schema_doc))
     return cls(schema_doc, format_checker=_format_checker())
+
+
+@functools.cache
+def _whole_string_patterns(cls: Any) -> Any:
+    """cls with `pattern` read as JSON Schema means it (ECMA-262): `$` is the end of the string.
+
+    Python's `$` also matches before a final newline, so "1203\n" would pass
+    "^[0-9]+$" and become a directory name with a newline in it.
+    """
+    import jsonschema
+
+    def pattern(validator: Any, rule: str, instance: Any, schema_node: dict) -> Iterator[Any]:
+        if validator.is_type(instance, "string") and not ecma_pattern(rule).search(instance):
+            yield jsonschema.ValidationError("does not match the pattern")
+
+    return jsonschema.validators.extend(cls, {"pattern": pattern})
+
+
+@functools.lru_cache(maxsize=256)
+def ecma_pattern(rule: str) -> re.Pattern[str]:
+    """A JSON Schema pattern compiled so that `$` (outside a [...] class) matches only at the very end."""
+    out: list[str] = []
+    escaped, class_start = False, -1  # class_start: where the open [...] began, or -1
+    for char in rule:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif class_start < 0 and char == "[":
+            class_start = len(out)
+        elif class_start >= 0 and char == "]" and "".join(out[class_start:]) not in ("[", "[^"):
+            class_start = -1  # a ] right after [ or [^ is a literal
+        elif class_start < 0 and char == "$":
+            char = r"\Z"
+        out.append(char)
+    return re.compile("".join(out))
 
 
 def error_messages(validator: Any, instance: Any, prefix: str = "") -> list[str]:

@@ -22,10 +22,10 @@ from conftest import (
 )
 from typer.testing import CliRunner
 
-from archivectl import crypto, yamlio
+from archivectl import crypto, idcheck, yamlio
 from archivectl.cli import app
 from archivectl.errors import UsageError
-from archivectl.schema import parse_json
+from archivectl.schema import ecma_pattern, parse_json
 
 
 @pytest.fixture
@@ -177,3 +177,74 @@ def test_json_limits():
         parse_json(" " * (1024 * 1024 + 1), "s.json")
     with pytest.raises(UsageError, match="line 1: not valid JSON"):
         parse_json('{"a": 1,}', "s.json")
+
+
+# ------------------------------------------------------------------ 2. identifiers match whole strings
+
+
+def test_a_unit_with_a_trailing_newline_makes_no_directory(world: World):  # P1
+    before = world.snapshot()
+    result = world.cli(
+        "clk01",
+        "add",
+        "--building",
+        "B03",
+        "--floor",
+        "12",
+        "--unit",
+        "1203\n",
+        "--category",
+        "special",
+        "-r",
+        "r",
+        "-a",
+        "mgr01",
+    )
+    assert_refused(result, 2, "unit", "pattern")
+    assert_unchanged(world, before)
+    assert not list((world.root / "households").glob("*/*\n*")) if (world.root / "households").exists() else True
+
+
+def test_a_staff_id_with_a_newline_cannot_split_the_allowed_signers_file(world: World, people):  # P10
+    before = world.snapshot()
+    result = world.cli(
+        "mgr01",
+        "staff",
+        "add",
+        "new01\n",
+        "--name",
+        "新人",
+        "--role",
+        "clerk",
+        "--key",
+        people["outsider"].pub,
+        "-r",
+        "new clerk",
+        "-a",
+        "gm01",
+    )
+    assert_refused(result, 2, "id", "pattern")
+    assert_unchanged(world, before)
+
+
+def test_an_archive_number_with_a_trailing_newline_is_refused_in_one_line(world: World, household: str):
+    before = world.snapshot()
+    assert_refused(world.cli("but01", "show", household + "\n"), 2, "not an archive number")
+    assert_unchanged(world, before)
+
+
+def test_a_phone_with_a_trailing_newline_is_not_a_phone(world: World, household: str):  # P4
+    before = world.snapshot()
+    result = world.cli("mgr01", "edit", household, "--set", "customers.0.phone=13912345678\n", "-r", "r", "-a", "gm01")
+    assert_refused(result, 2, "customers[0].phone")
+    assert_unchanged(world, before)
+    assert idcheck.phone_problem("13912345678\n") is not None
+    assert idcheck.phone_problem("010-12345678\n") is not None
+    assert idcheck.phone_problem("13912345678") is None
+
+
+def test_schema_patterns_mean_the_whole_string():
+    assert ecma_pattern("^[0-9]+$").search("1203")
+    assert not ecma_pattern("^[0-9]+$").search("1203\n")
+    assert ecma_pattern("^a[$]$").search("a$")  # a $ inside a class stays a dollar sign
+    assert ecma_pattern(r"^\$$").search("$")
