@@ -365,6 +365,13 @@ class Transaction:
 
     def _target(self, relpath: str) -> Path:
         root = self.archive.root.resolve()
+        here = root
+        for part in Path(relpath).parts:  # a link in the work tree could send a write wherever it points
+            here = here / part
+            if here.is_symlink():
+                raise ArchiveError(
+                    f"{here.relative_to(root)} is a symbolic link; archivectl does not write through links"
+                )
         target = (root / relpath).resolve()
         if not target.is_relative_to(root) or ".git" in Path(relpath).parts:
             raise UsageError(f"{relpath}: path leaves the archive")

@@ -140,10 +140,11 @@ def export(archive: Archive, archive_no: str, output: Path, approval: Approval, 
     """A customer's own data in one zip (P17), approved and registered as a transfer (P9)."""
     check_archive_no(archive_no)
     actor = approved_writer(archive, approval)
-    output = output.expanduser().resolve()
-    if output.is_relative_to(archive.root.resolve()) or output.is_relative_to(archive.keystore.path):
+    output = output.expanduser()  # not resolved: a link at output must be seen, never followed
+    where = output.parent.resolve() / output.name
+    if where.is_relative_to(archive.root.resolve()) or where.is_relative_to(archive.keystore.path):
         raise UsageError(f"{output}: an export must not be written inside the archive or keystore")
-    if output.exists():
+    if os.path.lexists(output):
         raise UsageError(f"{output} already exists")
     if not output.parent.is_dir():
         raise UsageError(f"{output.parent}: no such directory")
@@ -178,7 +179,7 @@ def export(archive: Archive, archive_no: str, output: Path, approval: Approval, 
         with Transaction(archive, actor) as tx:  # registered before the file appears at output
             registers.append(tx, "transfer", entry)
             tx.commit(f"register export of {archive_no}", trailers(approval, actor, archive_no))
-    return output
+    return where
 
 
 def sync(archive: Archive, approval: Approval, identity: str | None = None, rotate: bool = False) -> dict[str, Any]:
