@@ -4,11 +4,17 @@ reasons without personal data, sealed blocks padded to a size bucket (P9, P10, P
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
 
+import pyrage
 import pytest
 from conftest import (
     OWNER_ID,
@@ -26,7 +32,7 @@ from typer.testing import CliRunner
 
 from archivectl import crypto, idcheck, yamlio
 from archivectl.cli import app
-from archivectl.errors import UsageError
+from archivectl.errors import ArchiveError, UsageError
 from archivectl.schema import ecma_pattern, parse_json
 
 
@@ -357,3 +363,86 @@ def test_a_write_through_a_link_inside_the_archive_is_refused(world: World):  # 
     assert_refused(world.try_add(), 1, "registers/numbers.yaml is a symbolic link")
     assert (world.root / "archive.yaml").read_bytes() == settings  # was overwritten with the counters
     assert_unchanged(world, before)
+
+
+# ------------------------------------------------------------------ 4. no plaintext on disk during rotation
+
+MARKER = b"CLEAR-SCAN-" + OWNER_ID.encode()
+
+
+def test_rotation_never_writes_a_scan_in_clear(world: World, household: str):  # P9, P14
+    scan = world.tmp / "large.pdf"
+    with open(scan, "wb") as fh:
+        fh.write(MARKER)
+        fh.write(os.urandom(24 * 1024 * 1024))
+    world.ok("clk01", "attach", household, str(scan), "--type", "other", "-r", "scanned", "-a", "mgr01")
+    scan.unlink()
+    journal = world.root / ".git/archivectl/journal"
+    started = time.time()
+    seen: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:  # look at every file the rotation leaves in the journal while it runs
+        while not done.is_set():
+            try:
+                names = list(journal.iterdir())
+            except OSError:
+                continue
+            for path in names:
+                try:
+                    with open(path, "rb") as fh:
+                        if fh.read(len(MARKER)) == MARKER:
+                            seen.append(f"{path.name} {oct(path.stat().st_mode & 0o777)}")
+                except OSError:
+                    pass
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        world.ok("mgr01", "recipients", "sync", "--rotate", "-r", "laptop lost", "-a", "gm01")
+    finally:
+        done.set()
+        watcher.join()
+    assert seen == []
+    assert not journal.exists()
+    leaks = []
+    for path in [*world.root.joinpath(".git").rglob("*"), *world.keys.rglob("*")]:
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            if MARKER in data or no_secrets_in(data):
+                leaks.append(str(path))
+    for path in [*world.tmp.rglob("*"), *_new_temp_files(started)]:
+        if path.is_file() and not path.is_symlink():
+            with open(path, "rb") as fh:
+                if MARKER in fh.read(len(MARKER) + 64 * 1024):
+                    leaks.append(str(path))
+    assert leaks == []
+    stored = yamlio.load_file(record_path(world, household))
+    attachment = record_path(world, household).parent / stored["documents"][0]["file"]
+    with open(attachment, "rb") as fh:
+        assert pyrage.decrypt(fh.read(), [record_key(world, household)]).startswith(MARKER)
+
+
+def _new_temp_files(since: float) -> list:
+    """Files in the system temp folder (not pytest's) changed since a moment."""
+    found = []
+    for base, dirs, files in os.walk(tempfile.gettempdir()):
+        dirs[:] = [d for d in dirs if not d.startswith("pytest-of-")]
+        for name in files:
+            path = Path(base) / name
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime >= since:
+                    found.append(path)
+    return found
+
+
+def test_reencrypting_a_corrupted_scan_leaves_no_output(tmp_path):  # P14
+    old, new = crypto.new_record_key(), crypto.new_record_key()
+    source = tmp_path / "scan.age"
+    source.write_bytes(pyrage.encrypt(os.urandom(300_000), [old.to_public()]))
+    data = bytearray(source.read_bytes())
+    data[200_000] ^= 0xFF
+    source.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match="cannot be decrypted"):
+        crypto.reencrypt_file(source, tmp_path / "out.age", old, new.to_public())
+    assert not (tmp_path / "out.age").exists()

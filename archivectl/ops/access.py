@@ -232,12 +232,8 @@ def _rekey(archive: Archive, tx: Transaction, relpath: str, stored: dict, old: A
     home = relpath.removesuffix("record.yaml")
     recipient = new.to_public()
     for entry in stored.get("documents") or []:
-        clear_copy = tx.scratch()
-        with open(clear_copy, "wb") as sink:
-            crypto.decrypt_stream(archive.root / home / entry["file"], sink, old)
         sealed_copy = tx.scratch()
-        crypto.encrypt_file(clear_copy, sealed_copy, recipient)
-        clear_copy.unlink()
+        crypto.reencrypt_file(archive.root / home / entry["file"], sealed_copy, old, recipient)
         tx.place(home + entry["file"], sealed_copy)
 
 
