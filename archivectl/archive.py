@@ -91,9 +91,13 @@ class Settings:
 
 
 def check_archive_no(value: str) -> str:
-    """value if it is a well-formed archive number, else UsageError (no path tricks)."""
+    """value if it is a well-formed archive number, else UsageError (no path tricks).
+
+    The error does not repeat what was given: a phone number typed in the wrong
+    place must not end up in a terminal log.
+    """
     if not isinstance(value, str) or not ARCHIVE_NO.fullmatch(value):
-        raise UsageError(f"{value!r} is not an archive number like HO-2026-00001")
+        raise UsageError("not an archive number like HO-2026-00001 (category code, year, 5-digit serial)")
     return value
 
 

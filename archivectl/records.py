@@ -94,15 +94,20 @@ def dump(record: dict) -> str:
 
 
 def parse_path(text: str) -> list[str | int]:
-    """'customers.0.phone' -> ['customers', 0, 'phone'], refusing odd names."""
+    """'customers.0.phone' -> ['customers', 0, 'phone'], refusing odd names.
+
+    The error shows only the part of the path that was good: what follows may
+    be a value typed in the wrong place (customers.0.phone:13812345678).
+    """
     parts: list[str | int] = []
     for piece in text.split("."):
-        if piece.isdigit():
+        if piece.isascii() and piece.isdigit() and len(piece) <= 6:
             parts.append(int(piece))
-        elif piece and piece.replace("_", "").isalnum() and piece.isascii():
+        elif piece and piece.replace("_", "").isalnum() and piece.isascii() and len(piece) <= 64:
             parts.append(piece)
         else:
-            raise UsageError(f"{text!r} is not a field path like customers.0.phone")
+            where = f"after {_dotted(parts)}" if parts else "at its start"
+            raise UsageError(f"not a field path like customers.0.phone (a bad part {where})")
     return parts
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from archivectl import idcheck
 from archivectl.errors import UsageError
+from archivectl.yamlio import field_name
 
 PACKAGE_SCHEMAS = Path(__file__).resolve().parent / "schemas"
 SOURCE_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
@@ -129,10 +130,11 @@ def _leaves(err: Any) -> Iterator[Any]:
 
 
 def path_text(parts: Any) -> str:
-    """customers[0].phone from ('customers', 0, 'phone')."""
+    """customers[0].phone from ('customers', 0, 'phone'); a key that is no field name shows as <key>."""
     text = ""
     for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        name = field_name(part)
+        text += f"[{part}]" if isinstance(part, int) else (f".{name}" if text else name)
     return text or "(record)"
 
 
@@ -145,7 +147,7 @@ def _describe(err: Any) -> str:
         return f"{field}: required field is missing"
     if kind == "additionalProperties":
         known = set(err.schema.get("properties", {}))
-        extra = sorted(str(k) for k in inst if k not in known) if isinstance(inst, dict) else []
+        extra = sorted(field_name(k) for k in inst if k not in known) if isinstance(inst, dict) else []
         field = ".".join(p for p in [path_text(err.absolute_path), extra[0] if extra else "?"] if p != "(record)")
         return f"{field}: unknown field"
     if kind in ("enum", "const"):

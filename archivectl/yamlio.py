@@ -9,6 +9,7 @@ what is written back.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -131,10 +132,27 @@ def _attach(parent: list[Any], node: yaml.Node) -> None:
     elif type(node) is not yaml.ScalarNode:
         raise yaml.constructor.ConstructorError(None, None, "mapping keys must be plain values", node.start_mark)
     elif (node.tag, node.value) in seen:
-        raise yaml.constructor.ConstructorError(None, None, f"duplicate key {node.value!r}", node.start_mark)
+        raise yaml.constructor.ConstructorError(None, None, f"duplicate key{_key_name(node.value)}", node.start_mark)
     else:
         seen.add((node.tag, node.value))
         parent[2] = node
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+
+
+def field_name(key: Any) -> str:
+    """key as an error message may show it: itself if it looks like a field name, else <key>.
+
+    A key in a hand-written file may be a value typed in the wrong place (a
+    phone number, a name), and errors never repeat personal data.
+    """
+    return key if isinstance(key, str) and _FIELD_NAME.fullmatch(key) else "<key>"
+
+
+def _key_name(key: str) -> str:
+    name = field_name(key)
+    return f" {name!r}" if name == key else ""
 
 
 class _Dumper(_BaseDumper):  # type: ignore[misc,valid-type]
@@ -213,9 +231,13 @@ def dump_flow(data: Any) -> str:
     ).strip()
 
 
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+
+
 def describe(exc: yaml.YAMLError) -> str:
-    """One line for a YAML error: where and what."""
+    """One line for a YAML error: where and what, with anything quoted from the input left out."""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    problem = _QUOTED.sub(lambda m: m.group() if field_name(m.group()[1:-1]) != "<key>" else "(…)", problem)
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if mark is not None:
         return f"line {mark.line + 1}: {problem}"

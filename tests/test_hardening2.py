@@ -18,6 +18,7 @@ import pyrage
 import pytest
 from conftest import (
     OWNER_ID,
+    OWNER_NAME,
     OWNER_PHONE,
     RECORD,
     Result,
@@ -446,3 +447,54 @@ def test_reencrypting_a_corrupted_scan_leaves_no_output(tmp_path):  # P14
     with pytest.raises(ArchiveError, match="cannot be decrypted"):
         crypto.reencrypt_file(source, tmp_path / "out.age", old, new.to_public())
     assert not (tmp_path / "out.age").exists()
+
+
+# ------------------------------------------------------------------ 5. errors never echo a value
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["edit", "{n}", "--set", f"customers.0.phone:{OWNER_PHONE}", "-r", "r", "-a", "gm01"],
+        ["edit", "{n}", "--set", f"customers.0.{OWNER_PHONE}=1", "-r", "r", "-a", "gm01"],
+        ["edit", "{n}", "--set", f"customers.0.hobbies=!{OWNER_PHONE} x", "-r", "r", "-a", "gm01"],
+        ["show", OWNER_PHONE],
+        ["show", OWNER_ID],
+        ["history", OWNER_NAME],
+    ],
+    ids=["colon-for-equals", "value-as-field", "value-as-tag", "show-phone", "show-id", "history-name"],
+)
+def test_errors_on_the_command_line_never_repeat_a_value(world: World, household: str, args):  # P9
+    before = world.snapshot()
+    result = world.cli("mgr01", *[a.format(n=household) for a in args])
+    assert_refused(result, 2)
+    assert no_secrets_in(result.stderr) == []
+    assert_unchanged(world, before)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        f"{OWNER_PHONE}: 1\n{OWNER_PHONE}: 2\n",
+        RECORD + f"{OWNER_NAME}: x\n",
+        RECORD.replace("special_requests:", f"special_requests: !{OWNER_PHONE}"),
+        RECORD.replace("  - role: owner\n", f"  - role: owner\n    {OWNER_ID}: x\n"),
+    ],
+    ids=["duplicate-phone-key", "name-as-field", "phone-as-tag", "id-as-nested-field"],
+)
+def test_errors_about_files_never_repeat_a_value(world: World, content):  # P9
+    before = world.snapshot()
+    result = add_file(world, content)
+    assert_refused(result, 2)
+    assert no_secrets_in(result.stderr) == []
+    assert_unchanged(world, before)
+
+
+def test_a_csv_without_its_header_line_does_not_echo_the_first_row(world: World):  # P9
+    before = world.snapshot()
+    path = world.tmp / "headless.csv"
+    path.write_text(f"{OWNER_NAME},{OWNER_PHONE},B03,12,1203,handed-over,owner-occupied,owner\n")
+    result = world.cli("clk01", "import", str(path), "-r", "r", "-a", "mgr01")
+    assert_refused(result, 2, "field path")
+    assert no_secrets_in(result.stderr) == []
+    assert_unchanged(world, before)

@@ -67,7 +67,7 @@ def apply_changes(record: dict, given: RecordInput, schema: Any) -> dict:
     for pair in given.sets:
         key, sep, raw = pair.partition("=")
         if not sep:
-            raise UsageError(f"--set {pair!r}: write it as field=value")
+            raise UsageError("--set: write it as field=value (no '=' found)")
         parts = records.parse_path(key)
         node = schema.node_at(parts)
         records.set_path(out, parts, records.convert_value(raw, node, key))
