@@ -234,6 +234,15 @@ class HouseholdSchema:
         subs = list(node.get("properties", {}).values()) + ([node["items"]] if "items" in node else [])
         return any(self._holds_personal(sub, depth + 1) for sub in subs)
 
+    def path_holds_personal(self, path: list[Any]) -> bool:
+        """True when the field at path (customers.0.phone) is personal, lies inside one, or holds one."""
+        node = self.resolve(self.doc)
+        for key in path:
+            if node.get("x-sensitive"):
+                return True
+            node = self.child(node, key)
+        return self._holds_personal(node, 0)
+
     def validate(self, record: Any) -> list[str]:
         """Problems with a record as a person writes it (personal fields in clear)."""
         problems = error_messages(self.validator, record)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pty
 import subprocess
 import sys
 import tempfile
@@ -498,3 +499,146 @@ def test_a_csv_without_its_header_line_does_not_echo_the_first_row(world: World)
     assert_refused(result, 2, "field path")
     assert no_secrets_in(result.stderr) == []
     assert_unchanged(world, before)
+
+
+# ------------------------------------------------------------------ 6. personal values without argv
+
+
+def test_set_field_dash_reads_the_value_from_stdin(world: World, household: str):  # P9, P12
+    result = cli_with_input(
+        world,
+        "mgr01",
+        "13912345678\n",
+        "edit",
+        household,
+        "--set",
+        "customers.0.phone=-",
+        "-r",
+        "new number",
+        "-a",
+        "gm01",
+    )
+    assert result.exit_code == 0, result
+    shown = json.loads(world.ok("but01", "show", household, "--reveal", "-r", "check", "--format", "json"))
+    assert shown["customers"][0]["phone"] == "13912345678"
+    assert "13912345678" not in world.git("log", "-1", "--format=%B")
+
+
+def test_only_one_field_reads_stdin(world: World, household: str):
+    before = world.snapshot()
+    args = ["edit", household, "--set", "customers.0.phone=-", "--set", "customers.0.name=-", "-r", "r", "-a", "gm01"]
+    assert_refused(cli_with_input(world, "mgr01", "x\n", *args), 2, "only one field")
+    assert_unchanged(world, before)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        f"# fields for the new household\ncustomers.0.role=owner\ncustomers.0.name = {OWNER_NAME}\n"
+        f"customers.0.phone={OWNER_PHONE}\nvehicles.0.plate=京A12345\n",
+        f"customers.0.role: owner\ncustomers.0.name: {OWNER_NAME}\n"
+        f'customers.0.phone: {OWNER_PHONE}\n"vehicles.0.plate": 京A12345\n',
+    ],
+    ids=["field=value-lines", "yaml-mapping"],
+)
+def test_set_from_file_keeps_personal_values_off_the_command_line(world: World, content):  # P9
+    values = world.tmp / "values.txt"
+    values.write_text(content)
+    number = world.ok(
+        "clk01",
+        "add",
+        "--building",
+        "B03",
+        "--floor",
+        "12",
+        "--unit",
+        "1203",
+        "--category",
+        "special",
+        "--set-from",
+        str(values),
+        "-r",
+        "new customer",
+        "-a",
+        "mgr01",
+    ).strip()
+    shown = json.loads(world.ok("but01", "show", number, "--reveal", "-r", "check", "--format", "json"))
+    assert shown["customers"] == [{"role": "owner", "name": OWNER_NAME, "phone": OWNER_PHONE}]
+    assert shown["vehicles"] == [{"plate": "京A12345"}]
+
+
+def test_a_bad_set_from_line_is_named_without_its_value(world: World, household: str):
+    before = world.snapshot()
+    values = world.tmp / "values.txt"
+    values.write_text(f"customers.0.name=x\n{OWNER_PHONE}\n")
+    result = world.cli("mgr01", "edit", household, "--set-from", str(values), "-r", "r", "-a", "gm01")
+    assert_refused(result, 2, "values.txt line 2", "field=value")
+    assert no_secrets_in(result.stderr) == []
+    assert_unchanged(world, before)
+
+
+def _add_on_a_terminal(world: World, *sets: str) -> str:
+    """Run a real add with stderr on a pseudo-terminal; return what the terminal showed."""
+    master, slave = pty.openpty()
+    args = [sys.executable, "-m", "archivectl", "--archive", str(world.root), "add", "--building", "B03"]
+    args += ["--floor", "1", "--unit", "0101", "--category", "special", "-r", "new customer", "-a", "mgr01"]
+    for pair in sets:
+        args += ["--set", pair]
+    proc = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=process_env(world.people["clk01"])
+    )
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    proc.wait(timeout=120)
+    os.close(master)
+    assert proc.returncode == 0, shown
+    return shown.decode("utf-8", "replace")
+
+
+def test_personal_values_on_argv_draw_one_warning_on_a_terminal(world: World):  # P9
+    shown = _add_on_a_terminal(
+        world, "customers.0.role=owner", f"customers.0.name={OWNER_NAME}", f"customers.0.phone={OWNER_PHONE}"
+    )
+    warnings = [ln for ln in shown.splitlines() if "warning" in ln]
+    assert len(warnings) == 1, shown
+    assert "customers.0.name, customers.0.phone" in warnings[0] and "--set-from" in warnings[0]
+    assert no_secrets_in(shown) == []
+
+
+def test_no_warning_for_clear_fields_or_off_a_terminal(world: World):
+    assert "warning" not in _add_on_a_terminal(world, "renovation.started=2024-03-15")
+    result = world.cli(
+        "clk01",
+        "add",
+        "--building",
+        "B03",
+        "--floor",
+        "1",
+        "--unit",
+        "0102",
+        "--category",
+        "special",
+        "--set",
+        "customers.0.role=owner",
+        "--set",
+        "customers.0.name=某某",
+        "-r",
+        "r",
+        "-a",
+        "mgr01",
+    )
+    assert result.exit_code == 0 and "warning" not in result.stderr
+
+
+def test_help_explains_how_to_keep_values_off_the_command_line(world: World):
+    for command in ("add", "edit"):
+        text = " ".join(world.cli(None, command, "--help").stdout.replace("│", " ").split())
+        assert "--set-from" in text and "FIELD=- reads the value from stdin" in text
