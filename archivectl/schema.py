@@ -243,6 +243,23 @@ class HouseholdSchema:
             node = self.child(node, key)
         return self._holds_personal(node, 0)
 
+    def names_in(self, record: Any) -> list[str]:
+        """Every value the schema masks as a name (x-mask: name): customers, emergency contacts."""
+        found: list[str] = []
+        self._names(record, self.resolve(self.doc), found)
+        return found
+
+    def _names(self, value: Any, node: dict, found: list[str]) -> None:
+        node = self.resolve(node)
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                self._names(sub, self.child(node, key), found)
+        elif isinstance(value, list):
+            for item in value:
+                self._names(item, node.get("items", {}), found)
+        elif isinstance(value, str) and node.get("x-mask") == "name":
+            found.append(value)
+
     def validate(self, record: Any) -> list[str]:
         """Problems with a record as a person writes it (personal fields in clear)."""
         problems = error_messages(self.validator, record)

@@ -32,9 +32,10 @@ from conftest import (
 )
 from typer.testing import CliRunner
 
-from archivectl import crypto, idcheck, yamlio
+from archivectl import crypto, idcheck, policy, yamlio
 from archivectl.cli import app
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.pii import personal_data_in
 from archivectl.schema import ecma_pattern, parse_json
 
 
@@ -642,3 +643,70 @@ def test_help_explains_how_to_keep_values_off_the_command_line(world: World):
     for command in ("add", "edit"):
         text = " ".join(world.cli(None, command, "--help").stdout.replace("│", " ").split())
         assert "--set-from" in text and "FIELD=- reads the value from stdin" in text
+
+
+# ------------------------------------------------------------------ 7. reasons that look like personal data
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        (f"called {OWNER_PHONE}", "a phone number"),
+        ("called +86 138-1234-5678", "a phone number"),
+        ("called 138 1234 5678", "a phone number"),
+        (f"ID {OWNER_ID} checked", "an ID number"),
+        (f"{OWNER_NAME} asked", "a customer's name"),
+        ("customer asked for deletion", None),
+        ("scan of 2024-03-15, ticket 12345", None),
+        ("commit 3a13812345678b reverted", None),
+    ],
+)
+def test_personal_data_in_names_the_kind_never_the_value(text, kind):  # P9
+    assert personal_data_in(text, [OWNER_NAME, "李"]) == kind
+
+
+def test_reason_problem_refuses_phone_and_id_numbers():  # P9, P12
+    problem = policy.reason_problem(f"called {OWNER_PHONE}")
+    assert problem and "a phone number" in problem and OWNER_PHONE not in problem
+    assert "an ID number" in (policy.reason_problem(f"id {OWNER_ID}") or "")
+    assert policy.reason_problem("customer asked for deletion") is None
+
+
+@pytest.mark.parametrize(
+    ("who", "args"),
+    [
+        ("but01", ["tombstone", "{n}", "-a", "mgr01", "-r"]),
+        ("but01", ["show", "{n}", "--reveal", "-r"]),
+        ("mgr01", ["lend", "{n}", "--to", "but01", "--due", "2099-01-01", "-a", "gm01", "-r"]),
+        ("mgr01", ["grant", "but02", "--building", "B03", "--until", "2099-01-01", "-a", "gm01", "-r"]),
+        ("clk01", ["edit", "{n}", "--set", "floor=13", "-a", "mgr01", "-r"]),
+    ],
+    ids=["tombstone", "reveal", "lend", "grant", "edit"],
+)
+@pytest.mark.parametrize("reason", [f"called {OWNER_PHONE}", f"ID {OWNER_ID}"], ids=["phone", "id"])
+def test_reasons_holding_personal_data_are_refused(world: World, household: str, who, args, reason):  # P9, P12
+    before = world.snapshot()
+    result = world.cli(who, *[a.format(n=household) for a in args], reason)
+    assert_refused(result, 2, "--reason seems to hold")
+    assert no_secrets_in(result.stderr) == []
+    assert_unchanged(world, before)
+
+
+def test_a_reason_naming_the_customer_is_refused_on_add_import_and_edit(world: World, household: str):  # P9, P12
+    before = world.snapshot()
+    result = add_file(world, RECORD.replace("1203", "1205"), reason=f"{OWNER_NAME} moved in")
+    assert_refused(result, 2, "a customer's name")
+    assert no_secrets_in(result.stderr) == []
+    (world.tmp / "batch.yaml").write_text(RECORD.replace("1203", "1206"))
+    result = world.cli(
+        "clk01", "import", str(world.tmp / "batch.yaml"), "-r", f"paper file of {OWNER_NAME}", "-a", "mgr01"
+    )
+    assert_refused(result, 2, "a customer's name")
+    result = world.cli("mgr01", "edit", household, "--set", "floor=13", "-r", f"{OWNER_NAME} asked", "-a", "gm01")
+    assert_refused(result, 2, "a customer's name")
+    result = world.cli(
+        "mgr01", "edit", household, "--set", "customers.0.name=新名字", "-r", "renamed 新名字", "-a", "gm01"
+    )
+    assert_refused(result, 2, "a customer's name")
+    assert no_secrets_in(result.stderr) == []
+    assert_unchanged(world, before)

@@ -171,6 +171,18 @@ def personal_on_command_line(sets: list[str], schema: Any) -> list[str]:
     return found
 
 
+def refuse_names_in_reason(reason: str | None, schema: Any, *plain_records: dict) -> None:
+    """UsageError if the reason holds the name of a customer of the records being written (P9, P12)."""
+    from archivectl.pii import personal_data_in
+
+    names = [name for record in plain_records for name in schema.names_in(record)]
+    kind = personal_data_in(reason or "", names) if names else None
+    if kind:
+        raise UsageError(
+            f"--reason seems to hold {kind}; reasons are kept in clear forever (P9), so say why without it"
+        )
+
+
 def _first_problem(problems: list[str], what: str) -> None:
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -248,6 +260,7 @@ def add(archive: Archive, given: RecordInput, approval: Approval) -> str:
     actor = approved_writer(archive, approval)
     schema = archive.household_schema
     record = prepare_new(apply_changes({}, given, schema), schema)
+    refuse_names_in_reason(approval.reason, schema, record)
     readers = reader_keys(archive, record["building"])
     with Transaction(archive, actor) as tx:
         numbers = read_numbers(tx)
@@ -287,6 +300,7 @@ def edit(archive: Archive, archive_no: str, given: RecordInput, approval: Approv
     changed = records.order_like_schema(apply_changes(plain, given, schema), schema)
     if changed == plain:
         raise ArchiveError(f"{archive_no}: nothing to change")
+    refuse_names_in_reason(approval.reason, schema, plain, changed)
     if record_key is None:
         clear_only = {**changed, **{k: stored[k] for k in records.STORED_ONLY if k in stored}}
         _first_problem(schema.validate_stored(clear_only), archive_no)

@@ -18,7 +18,14 @@ from archivectl import records, yamlio
 from archivectl.archive import Archive, Transaction
 from archivectl.errors import UsageError
 from archivectl.ops.common import Approval, approved_writer, reader_keys, trailers
-from archivectl.ops.households import number, prepare_new, read_numbers, write_household, write_numbers
+from archivectl.ops.households import (
+    number,
+    prepare_new,
+    read_numbers,
+    refuse_names_in_reason,
+    write_household,
+    write_numbers,
+)
 
 MAX_IMPORT_BYTES = 512 * 1024 * 1024
 MAX_IMPORT_ROWS = 250_000  # households in one import (one signed commit)
@@ -127,6 +134,7 @@ def import_households(
         raise UsageError(f"{problems[0]}{more}; nothing was imported")
     if not prepared:
         raise UsageError(f"{path}: holds no households")
+    refuse_names_in_reason(approval.reason, schema, *prepared)
     readers: dict[str, list[str]] = {}
     with Transaction(archive, actor) as tx:
         numbers = read_numbers(tx)
