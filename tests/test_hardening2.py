@@ -4,6 +4,7 @@ reasons without personal data, sealed blocks padded to a size bucket (P9, P10, P
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -32,7 +33,7 @@ from conftest import (
 )
 from typer.testing import CliRunner
 
-from archivectl import crypto, idcheck, policy, yamlio
+from archivectl import crypto, idcheck, policy, records, yamlio
 from archivectl.cli import app
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.pii import personal_data_in
@@ -710,3 +711,56 @@ def test_a_reason_naming_the_customer_is_refused_on_add_import_and_edit(world: W
     assert_refused(result, 2, "a customer's name")
     assert no_secrets_in(result.stderr) == []
     assert_unchanged(world, before)
+
+
+# ------------------------------------------------------------------ 8. sealed blocks padded to a size bucket
+
+SMALL_RECORD = """\
+building: B03
+floor: 3
+unit: "0301"
+category: special
+occupancy: vacant
+customers:
+  - {role: owner, name: 王五}
+"""
+
+
+def test_sealed_blocks_do_not_tell_how_much_personal_data_a_household_has(world: World):  # P9
+    full = world.add()
+    small = world.add(text=SMALL_RECORD)
+    blocks = [yamlio.load_file(record_path(world, n, u))["sealed"] for n, u in ((full, "1203"), (small, "0301"))]
+    # age's header carries a random-length "grease" stanza, so the armored text varies by a few lines whatever
+    # it holds; the encrypted payload after the header is what grows with the data.
+    assert payload_length(blocks[0]) == payload_length(blocks[1]) == 16 + 512 + 16  # nonce, one chunk, its tag
+    for number, block in zip((full, small), blocks, strict=True):
+        assert len(pyrage.decrypt(block.encode(), [record_key(world, number)])) == records.SEALED_BUCKET
+
+
+def payload_length(armored: str) -> int:
+    """Bytes after an age file's header (which ends with the line starting ---)."""
+    body = base64.b64decode("".join(armored.strip().splitlines()[1:-1]))
+    header_end = body.index(b"\n---")
+    return len(body) - (body.index(b"\n", header_end + 1) + 1)
+
+
+def test_a_block_sealed_before_padding_still_opens(world: World, household: str):  # P16: old archives stay readable
+    path = record_path(world, household)
+    stored = yamlio.load_file(path)
+    key = record_key(world, household)
+    padded = pyrage.decrypt(stored["sealed"].encode(), [key])
+    unpadded = padded[: padded.index(b"# padding")]
+    stored["sealed"] = pyrage.encrypt(unpadded, [key.to_public()], armored=True).decode()
+    path.write_text(yamlio.dumps(stored))
+    commit_by_hand(world, "a record sealed by an older archivectl")
+    shown = json.loads(world.ok("but01", "show", household, "--reveal", "-r", "check", "--format", "json"))
+    assert shown["customers"][0]["phone"] == OWNER_PHONE
+    world.ok("mgr01", "edit", household, "--set", "floor=14", "-r", "floor renumbered", "-a", "gm01")
+    assert yamlio.load_file(path)["sealed"] == stored["sealed"]  # unchanged personal data keeps its block
+
+
+def test_padding_is_a_comment_the_parser_skips():
+    for text in ("a: 1\n", "notes: |+\n  x\n\n...\n", "x" * 600):
+        data = records.padded(text)
+        assert len(data) % records.SEALED_BUCKET == 0
+        assert yamlio.loads(data) == yamlio.loads(text if text.endswith("\n") else text + "\n")
