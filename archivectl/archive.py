@@ -30,7 +30,7 @@ from archivectl.staff import Staff, StaffMember
 ARCHIVE_FILE = "archive.yaml"
 STAFF_FILE = "staff.yaml"
 NUMBERS_FILE = "registers/numbers.yaml"
-ARCHIVE_NO = re.compile(r"^(HO|NH|SP)-[0-9]{4}-[0-9]{5}$")
+ARCHIVE_NO = re.compile(r"^(HO|NH|SP)-[0-9]{4}-[0-9]{5}\Z")  # \Z: `$` would let a final newline through
 CATEGORY_CODES = {"handed-over": "HO", "not-handed-over": "NH", "special": "SP"}
 DEFAULT_LOCK_WAIT_SECONDS = 30.0
 FORMAT_VERSION = 2
@@ -104,9 +104,13 @@ class Settings:
 
 
 def check_archive_no(value: str) -> str:
-    """value if it is a well-formed archive number, else UsageError (no path tricks)."""
-    if not isinstance(value, str) or not ARCHIVE_NO.match(value):
-        raise UsageError(f"{value!r} is not an archive number like HO-2026-00001")
+    """value if it is a well-formed archive number, else UsageError (no path tricks).
+
+    The error does not repeat what was given: a phone number typed in the wrong
+    place must not end up in a terminal log.
+    """
+    if not isinstance(value, str) or not ARCHIVE_NO.fullmatch(value):
+        raise UsageError("not an archive number like HO-2026-00001 (category code, year, 5-digit serial)")
     return value
 
 
@@ -394,6 +398,13 @@ class Transaction:
 
     def _target(self, relpath: str) -> Path:
         root = self.archive.root.resolve()
+        here = root
+        for part in Path(relpath).parts:  # a link in the work tree could send a write wherever it points
+            here = here / part
+            if here.is_symlink():
+                raise ArchiveError(
+                    f"{here.relative_to(root)} is a symbolic link; archivectl does not write through links"
+                )
         target = (root / relpath).resolve()
         if not target.is_relative_to(root) or ".git" in Path(relpath).parts:
             raise UsageError(f"{relpath}: path leaves the archive")

@@ -167,6 +167,47 @@ def encrypt_file(source: Path, target: Path, recipient: Any) -> None:
         raise ArchiveError(f"cannot encrypt {source.name}: {exc.strerror}") from None
 
 
+def reencrypt_file(source: Path, target: Path, record_key: Any, recipient: Any) -> None:
+    """Re-encrypt an age file to another recipient; its plaintext never touches a disk.
+
+    One thread decrypts into a pipe while this one encrypts from it, a chunk at
+    a time, so memory stays flat however large the scan. A decryption that
+    fails halfway is never mistaken for a short file: the output is removed.
+    """
+    import threading
+
+    read_end, write_end = os.pipe()
+    failed: list[BaseException] = []
+
+    def decrypt() -> None:
+        try:
+            with open(write_end, "wb") as sink:
+                decrypt_stream(source, sink, record_key)
+        except BaseException as exc:  # reported by the caller once the thread is done
+            failed.append(exc)
+
+    worker = threading.Thread(target=decrypt, name="archivectl-decrypt", daemon=True)
+    worker.start()
+    problem: str | None = None
+    try:
+        with open(read_end, "rb") as clear, open(target, "wb") as dst:
+            _pyrage().encrypt_io(clear, dst, [recipient])
+            dst.flush()
+            os.fsync(dst.fileno())
+    except OSError as exc:
+        problem = exc.strerror or "encryption failed"
+    except Exception:
+        problem = "encryption failed"
+    finally:
+        worker.join()
+    if problem is None and not failed:
+        return
+    target.unlink(missing_ok=True)
+    if problem is None and isinstance(failed[0], ArchiveError):
+        raise failed[0]
+    raise ArchiveError(f"cannot re-encrypt {source.name}: {problem or 'decryption failed'}")
+
+
 class _Discard:
     """A writable that throws bytes away: for checking a whole age file before using it."""
 

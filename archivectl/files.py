@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from archivectl.errors import ArchiveError
+from archivectl.errors import ArchiveError, UsageError
 
 
 def shred(path: Path) -> None:
@@ -33,7 +33,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
     """
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)  # never through a link
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             if durable:
@@ -83,13 +83,54 @@ def write_output(path: Path, data: bytes) -> None:
 def private_output(path: Path) -> Iterator[BinaryIO]:
     """A file readable by its owner only, that appears at path only if the block completes.
 
-    For exports, backups and opened scans: a failure leaves nothing half-written behind.
+    For exports, backups and opened scans: a failure leaves nothing half-written
+    behind, and nothing is written through a symbolic link (one planted in a
+    shared folder would send a decrypted scan wherever it points). The folder
+    is opened once without following links, and every step is taken inside it.
     """
-    partial = path.with_name(f".{path.name}.partial")
+    name = path.name
+    if not name or name in (".", ".."):
+        raise UsageError(f"{path}: name a file to write")
+    directory = _open_real_directory(path.parent)
+    partial = f".{name}.partial"
+    created = False
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            if stat.S_ISLNK(os.lstat(name, dir_fd=directory).st_mode):
+                raise UsageError(f"{path} is a symbolic link; archivectl does not write through links")
+        except FileNotFoundError:
+            pass
+        try:
+            fd = os.open(
+                partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=directory
+            )
+        except FileExistsError:
+            raise UsageError(
+                f"{path.parent / partial} already exists (a link, or left by an interrupted run); remove it first"
+            ) from None
+        except OSError as exc:
+            raise ArchiveError(f"cannot write {path}: {exc.strerror}") from None
+        created = True
         with os.fdopen(fd, "wb") as fh:
             yield fh
-        os.replace(partial, path)
+        os.replace(partial, name, src_dir_fd=directory, dst_dir_fd=directory)  # replaces a link, never follows it
+        created = False
     finally:
-        partial.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                os.unlink(partial, dir_fd=directory)
+        os.close(directory)
+
+
+def _open_real_directory(path: Path) -> int:
+    """A descriptor of an existing directory that is not itself a symbolic link, or a one-line error."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise UsageError(f"{path} is a symbolic link; give the real folder") from None
+        if isinstance(exc, FileNotFoundError):
+            raise UsageError(f"{path}: no such directory") from None
+        if isinstance(exc, NotADirectoryError):
+            raise UsageError(f"{path}: not a directory") from None
+        raise ArchiveError(f"cannot write into {path}: {exc.strerror}") from None

@@ -10,9 +10,9 @@ import re
 
 _WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 _CHECK = "10X98765432"
-_MOBILE = re.compile(r"^(\+86-?)?1[3-9][0-9]{9}$")
-_LANDLINE = re.compile(r"^0[1-9][0-9]{1,2}-?[2-9][0-9]{6,7}(-[0-9]{1,6})?$")
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_MOBILE = re.compile(r"(\+86-?)?1[3-9][0-9]{9}")
+_LANDLINE = re.compile(r"0[1-9][0-9]{1,2}-?[2-9][0-9]{6,7}(-[0-9]{1,6})?")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def check_digit(first17: str) -> str:
@@ -47,14 +47,14 @@ def birth_date_of(number: str) -> str:
 
 def phone_problem(number: str) -> str | None:
     """Why number is not a Chinese mobile or landline number, or None if it is."""
-    if _MOBILE.match(number) or _LANDLINE.match(number):
+    if _MOBILE.fullmatch(number) or _LANDLINE.fullmatch(number):  # fullmatch: no trailing newline
         return None
     return "is not a mobile (1xxxxxxxxxx) or landline (0xx-xxxxxxxx) number"
 
 
 def date_problem(value: str) -> str | None:
     """Why value is not a real calendar date written YYYY-MM-DD, or None."""
-    if not _DATE.match(value):
+    if not _DATE.fullmatch(value):
         return "must be a date written YYYY-MM-DD"
     try:
         dt.date.fromisoformat(value)

@@ -35,6 +35,11 @@ def reason_problem(reason: str | None) -> str | None:
         return f"--reason must be at most {MAX_REASON} characters"
     if any(ord(c) < 32 for c in reason):
         return "--reason must not contain control characters"
+    from archivectl.pii import personal_data_in  # pure, like this module
+
+    kind = personal_data_in(reason)
+    if kind:
+        return f"--reason seems to hold {kind}; reasons are kept in clear forever (P9), so say why without it"
     return None
 
 

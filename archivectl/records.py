@@ -42,12 +42,33 @@ def to_stored(
         if previous is not None and previous[0] == sealed:
             clear["sealed"] = previous[1]
         else:
-            clear["sealed"] = crypto.seal(yamlio.dumps(sealed).encode("utf-8"), record_key)
+            clear["sealed"] = crypto.seal(padded(yamlio.dumps(sealed)), record_key)
     return order_like_schema(clear, schema)
 
 
+SEALED_BUCKET = 512
+_PADDING = b"# padding"
+
+
+def padded(sealed_yaml: str) -> bytes:
+    """The sealed YAML followed by a comment line that fills it to a multiple of SEALED_BUCKET bytes.
+
+    Without it a sealed block's length tells how many customers a household has
+    and how long their names and addresses are. A YAML parser skips the comment,
+    so reading needs no change, and blocks sealed before padding read as ever.
+    """
+    data = sealed_yaml.encode("utf-8")
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    room = -(len(data) + len(_PADDING) + 1) % SEALED_BUCKET
+    return data + _PADDING + b" " * room + b"\n"
+
+
 def open_record(stored: dict, record_key: Any) -> tuple[dict, dict]:
-    """(plain record, sealed part) from the stored form, decrypting with the record key."""
+    """(plain record, sealed part) from the stored form, decrypting with the record key.
+
+    The padding comment of a padded block is skipped by the YAML parser.
+    """
     clear = {k: v for k, v in stored.items() if k not in STORED_ONLY}
     armored = stored.get("sealed")
     if not armored:
@@ -94,15 +115,20 @@ def dump(record: dict) -> str:
 
 
 def parse_path(text: str) -> list[str | int]:
-    """'customers.0.phone' -> ['customers', 0, 'phone'], refusing odd names."""
+    """'customers.0.phone' -> ['customers', 0, 'phone'], refusing odd names.
+
+    The error shows only the part of the path that was good: what follows may
+    be a value typed in the wrong place (customers.0.phone:13812345678).
+    """
     parts: list[str | int] = []
     for piece in text.split("."):
-        if piece.isdigit():
+        if piece.isascii() and piece.isdigit() and len(piece) <= 6:
             parts.append(int(piece))
-        elif piece and piece.replace("_", "").isalnum() and piece.isascii():
+        elif piece and piece.replace("_", "").isalnum() and piece.isascii() and len(piece) <= 64:
             parts.append(piece)
         else:
-            raise UsageError(f"{text!r} is not a field path like customers.0.phone")
+            where = f"after {_dotted(parts)}" if parts else "at its start"
+            raise UsageError(f"not a field path like customers.0.phone (a bad part {where})")
     return parts
 
 

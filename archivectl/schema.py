@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from archivectl import idcheck
 from archivectl.errors import UsageError
+from archivectl.yamlio import field_name
 
 PACKAGE_SCHEMAS = Path(__file__).resolve().parent / "schemas"
 SOURCE_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
@@ -70,8 +72,44 @@ def validator_for(schema_doc: dict) -> Any:
 def _validator(schema_doc: dict) -> Any:
     import jsonschema
 
-    cls = jsonschema.validators.validator_for(schema_doc)
+    cls = _whole_string_patterns(jsonschema.validators.validator_for(schema_doc))
     return cls(schema_doc, format_checker=_format_checker())
+
+
+@functools.cache
+def _whole_string_patterns(cls: Any) -> Any:
+    """cls with `pattern` read as JSON Schema means it (ECMA-262): `$` is the end of the string.
+
+    Python's `$` also matches before a final newline, so "1203\n" would pass
+    "^[0-9]+$" and become a directory name with a newline in it.
+    """
+    import jsonschema
+
+    def pattern(validator: Any, rule: str, instance: Any, schema_node: dict) -> Iterator[Any]:
+        if validator.is_type(instance, "string") and not ecma_pattern(rule).search(instance):
+            yield jsonschema.ValidationError("does not match the pattern")
+
+    return jsonschema.validators.extend(cls, {"pattern": pattern})
+
+
+@functools.lru_cache(maxsize=256)
+def ecma_pattern(rule: str) -> re.Pattern[str]:
+    """A JSON Schema pattern compiled so that `$` (outside a [...] class) matches only at the very end."""
+    out: list[str] = []
+    escaped, class_start = False, -1  # class_start: where the open [...] began, or -1
+    for char in rule:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif class_start < 0 and char == "[":
+            class_start = len(out)
+        elif class_start >= 0 and char == "]" and "".join(out[class_start:]) not in ("[", "[^"):
+            class_start = -1  # a ] right after [ or [^ is a literal
+        elif class_start < 0 and char == "$":
+            char = r"\Z"
+        out.append(char)
+    return re.compile("".join(out))
 
 
 def error_messages(validator: Any, instance: Any, prefix: str = "") -> list[str]:
@@ -92,10 +130,11 @@ def _leaves(err: Any) -> Iterator[Any]:
 
 
 def path_text(parts: Any) -> str:
-    """customers[0].phone from ('customers', 0, 'phone')."""
+    """customers[0].phone from ('customers', 0, 'phone'); a key that is no field name shows as <key>."""
     text = ""
     for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        name = field_name(part)
+        text += f"[{part}]" if isinstance(part, int) else (f".{name}" if text else name)
     return text or "(record)"
 
 
@@ -108,7 +147,7 @@ def _describe(err: Any) -> str:
         return f"{field}: required field is missing"
     if kind == "additionalProperties":
         known = set(err.schema.get("properties", {}))
-        extra = sorted(str(k) for k in inst if k not in known) if isinstance(inst, dict) else []
+        extra = sorted(field_name(k) for k in inst if k not in known) if isinstance(inst, dict) else []
         field = ".".join(p for p in [path_text(err.absolute_path), extra[0] if extra else "?"] if p != "(record)")
         return f"{field}: unknown field"
     if kind in ("enum", "const"):
@@ -194,6 +233,32 @@ class HouseholdSchema:
             return False
         subs = list(node.get("properties", {}).values()) + ([node["items"]] if "items" in node else [])
         return any(self._holds_personal(sub, depth + 1) for sub in subs)
+
+    def path_holds_personal(self, path: list[Any]) -> bool:
+        """True when the field at path (customers.0.phone) is personal, lies inside one, or holds one."""
+        node = self.resolve(self.doc)
+        for key in path:
+            if node.get("x-sensitive"):
+                return True
+            node = self.child(node, key)
+        return self._holds_personal(node, 0)
+
+    def names_in(self, record: Any) -> list[str]:
+        """Every value the schema masks as a name (x-mask: name): customers, emergency contacts."""
+        found: list[str] = []
+        self._names(record, self.resolve(self.doc), found)
+        return found
+
+    def _names(self, value: Any, node: dict, found: list[str]) -> None:
+        node = self.resolve(node)
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                self._names(sub, self.child(node, key), found)
+        elif isinstance(value, list):
+            for item in value:
+                self._names(item, node.get("items", {}), found)
+        elif isinstance(value, str) and node.get("x-mask") == "name":
+            found.append(value)
 
     def validate(self, record: Any) -> list[str]:
         """Problems with a record as a person writes it (personal fields in clear)."""
@@ -352,12 +417,46 @@ def _cross_checks(record: Any) -> list[str]:
     return problems
 
 
+MAX_JSON_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def parse_json(data: str | bytes, source: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Parse a JSON file someone could have edited, refusing huge or deeply nested ones with one line."""
+    if len(data) > max_bytes:
+        raise UsageError(f"{source}: file is larger than {max_bytes // 1024} KiB")
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    depth = 0
+    bare = _JSON_STRING.sub('""', data)  # strings hold no raw newline, so line numbers stay true
+    for match in _JSON_BRACKET.finditer(bare):
+        depth += 1 if match.group() in "[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            line = bare.count("\n", 0, match.start()) + 1
+            raise UsageError(f"{source}: line {line}: nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError):
+        raise UsageError(f"{source}: not valid JSON") from None
+
+
 @functools.lru_cache(maxsize=8)
 def _load_json(path: str, mtime: float) -> dict:
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot read schema ({exc.__class__.__name__})") from None
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read schema ({exc.strerror})") from None
+    doc = parse_json(data, path)
+    if not isinstance(doc, dict):
+        raise UsageError(f"{path}: a schema must be a JSON object")
+    return doc
 
 
 def load_json(path: Path) -> dict:

@@ -1,13 +1,15 @@
 """Reading and writing YAML the way the archive needs it.
 
 Loading is deliberately strict: hostile input (alias bombs, python tags, duplicate
-keys, non-UTF-8, oversized files) is refused with one line naming the problem.
+keys, deep nesting, non-UTF-8, oversized files) is refused with one line naming
+the problem and where, never a value.
 Dates stay ISO strings, so what a person wrote is what JSON Schema checks and
 what is written back.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ except AttributeError:  # pragma: no cover - depends on the build of PyYAML
     _BaseDumper = yaml.SafeDumper  # type: ignore[misc]
 
 MAX_YAML_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64  # a record nests five levels; deeper is hostile or a mistake
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
@@ -31,44 +34,125 @@ def _without_timestamps(resolvers: dict) -> dict:
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """Safe loader: no aliases, no duplicate keys, dates kept as strings.
+    """Safe loader: no aliases, no duplicate keys, bounded nesting, dates kept as strings.
 
-    The checks walk the composed node tree once before construction, so the
-    C parser and the stock constructor do the rest at full speed.
+    Nodes are composed here, without recursion, from the parser's events: the
+    nesting limit holds before libyaml's recursive composer (a C stack overflow
+    on a hundred thousand `[`) or Python's recursion limit could be reached, and
+    the checks cost one pass. The stock constructor then runs at full speed.
     """
 
     yaml_implicit_resolvers = _without_timestamps(_BaseLoader.yaml_implicit_resolvers)
 
-    def construct_document(self, node: yaml.Node) -> Any:
-        _check_nodes(node)
-        return super().construct_document(node)
+    def check_node(self) -> bool:
+        if self.check_event(yaml.StreamStartEvent):
+            self.get_event()
+        return not self.check_event(yaml.StreamEndEvent)
+
+    def get_node(self) -> yaml.Node | None:
+        if not self.check_event(yaml.StreamEndEvent):
+            return _compose_document(self)
+        return None
+
+    def get_single_node(self) -> yaml.Node | None:
+        self.get_event()  # stream start
+        document = None
+        if not self.check_event(yaml.StreamEndEvent):
+            document = _compose_document(self)
+        if not self.check_event(yaml.StreamEndEvent):
+            event = self.get_event()
+            raise yaml.composer.ComposerError(
+                "expected a single document in the stream",
+                document.start_mark if document else None,
+                "but found another document",
+                event.start_mark,
+            )
+        self.get_event()
+        return document
 
 
-def _check_nodes(root: yaml.Node) -> None:
-    """Refuse aliases (a node reached twice) and duplicate or non-scalar mapping keys."""
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            raise yaml.constructor.ConstructorError(None, None, "aliases (*name) are not allowed", node.start_mark)
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            keys: set[tuple[str, str]] = set()
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    raise yaml.constructor.ConstructorError(
-                        None, None, "mapping keys must be plain values", key_node.start_mark
-                    )
-                key = (key_node.tag, key_node.value)
-                if key in keys:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
-                    )
-                keys.add(key)
-                stack.append(value_node)
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
+def _compose_document(loader: Any) -> yaml.Node:
+    """One document's node tree from the event stream, refusing aliases, duplicate keys and deep nesting."""
+    loader.get_event()  # document start
+    resolve, get_event = loader.resolve, loader.get_event
+    # One entry per open collection: [node, keys seen (mappings only), key awaiting its value].
+    stack: list[list[Any]] = []
+    root: yaml.Node | None = None
+    while True:
+        event = get_event()
+        kind = type(event)
+        tag = event.tag if kind is not yaml.AliasEvent and kind not in _END_EVENTS else None
+        if kind is yaml.ScalarEvent:
+            if tag is None or tag == "!":
+                tag = resolve(yaml.ScalarNode, event.value, event.implicit)
+            node: yaml.Node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+        elif kind is yaml.SequenceStartEvent:
+            if tag is None or tag == "!":
+                tag = resolve(yaml.SequenceNode, None, event.implicit)
+            node = yaml.SequenceNode(tag, [], event.start_mark, None, flow_style=event.flow_style)
+        elif kind is yaml.MappingStartEvent:
+            if tag is None or tag == "!":
+                tag = resolve(yaml.MappingNode, None, event.implicit)
+            node = yaml.MappingNode(tag, [], event.start_mark, None, flow_style=event.flow_style)
+        elif kind in _END_EVENTS:
+            stack.pop()[0].end_mark = event.end_mark
+            if not stack:
+                break
+            continue
+        else:  # an alias: the one way to make a small file expand into a huge one
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", event.start_mark)
+        if stack:
+            _attach(stack[-1], node)
+        else:
+            root = node
+        if kind is not yaml.ScalarEvent:
+            if len(stack) >= MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
+                )
+            stack.append([node, set() if kind is yaml.MappingStartEvent else None, None])
+        elif not stack:
+            break
+    loader.get_event()  # document end
+    assert root is not None
+    return root
+
+
+_END_EVENTS = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
+
+def _attach(parent: list[Any], node: yaml.Node) -> None:
+    """Add node to an open collection: as an item, as a mapping key, or as the value of the waiting key."""
+    collection, seen, waiting = parent
+    if seen is None:
+        collection.value.append(node)
+    elif waiting is not None:
+        collection.value.append((waiting, node))
+        parent[2] = None
+    elif type(node) is not yaml.ScalarNode:
+        raise yaml.constructor.ConstructorError(None, None, "mapping keys must be plain values", node.start_mark)
+    elif (node.tag, node.value) in seen:
+        raise yaml.constructor.ConstructorError(None, None, f"duplicate key{_key_name(node.value)}", node.start_mark)
+    else:
+        seen.add((node.tag, node.value))
+        parent[2] = node
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+
+
+def field_name(key: Any) -> str:
+    """key as an error message may show it: itself if it looks like a field name, else <key>.
+
+    A key in a hand-written file may be a value typed in the wrong place (a
+    phone number, a name), and errors never repeat personal data.
+    """
+    return key if isinstance(key, str) and _FIELD_NAME.fullmatch(key) else "<key>"
+
+
+def _key_name(key: str) -> str:
+    name = field_name(key)
+    return f" {name!r}" if name == key else ""
 
 
 class _Dumper(_BaseDumper):  # type: ignore[misc,valid-type]
@@ -147,9 +231,13 @@ def dump_flow(data: Any) -> str:
     ).strip()
 
 
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+
+
 def describe(exc: yaml.YAMLError) -> str:
-    """One line for a YAML error: where and what."""
+    """One line for a YAML error: where and what, with anything quoted from the input left out."""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    problem = _QUOTED.sub(lambda m: m.group() if field_name(m.group()[1:-1]) != "<key>" else "(…)", problem)
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if mark is not None:
         return f"line {mark.line + 1}: {problem}"

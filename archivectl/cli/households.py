@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -25,7 +26,16 @@ SetOpt = Annotated[
         "--set",
         "-s",
         metavar="FIELD=VALUE",
-        help="Set a field, e.g. customers.0.name=张伟 or renovation.started=2024-03-15.",
+        help="Set a field, e.g. renovation.started=2024-03-15. FIELD=- reads the value from stdin: use it "
+        "(or --set-from) for personal data, which on the command line shows in `ps` and shell history.",
+    ),
+]
+SetFromOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--set-from",
+        metavar="FILE",
+        help="FIELD=VALUE lines (or a YAML mapping of field paths) to set, kept off the command line.",
     ),
 ]
 FileOpt = Annotated[
@@ -43,6 +53,7 @@ def add(
     category: Annotated[str | None, typer.Option(help="handed-over | not-handed-over | special")] = None,
     occupancy: Annotated[str | None, typer.Option(help="owner-occupied | rented | vacant")] = None,
     sets: SetOpt = None,
+    set_from: SetFromOpt = None,
     file: FileOpt = None,
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
@@ -54,9 +65,13 @@ def add(
     given = households.RecordInput(
         file=file,
         sets=sets or [],
+        set_from=set_from,
+        read_stdin=read_value,
         flags={"building": building, "floor": floor, "unit": unit, "category": category, "occupancy": occupancy},
     )
-    out(households.add(open_archive(ctx), given, Approval(reason, approver)))
+    archive = open_archive(ctx)
+    warn_personal_on_command_line(archive, given.sets)
+    out(households.add(archive, given, Approval(reason, approver)))
 
 
 @app.command()
@@ -64,6 +79,7 @@ def edit(
     ctx: typer.Context,
     archive_no: Annotated[str, typer.Argument(metavar="ARCHIVE_NO")],
     sets: SetOpt = None,
+    set_from: SetFromOpt = None,
     unsets: Annotated[list[str] | None, typer.Option("--unset", metavar="FIELD", help="Remove a field.")] = None,
     file: Annotated[Path | None, typer.Option("--file", metavar="YAML", help="Fields to change (merged).")] = None,
     reason: ReasonOpt = None,
@@ -73,9 +89,43 @@ def edit(
     from archivectl.ops import households
     from archivectl.ops.common import Approval
 
-    given = households.RecordInput(file=file, sets=sets or [], unsets=unsets or [])
-    commit = households.edit(open_archive(ctx), archive_no, given, Approval(reason, approver), globals_of(ctx).identity)
+    given = households.RecordInput(
+        file=file, sets=sets or [], unsets=unsets or [], set_from=set_from, read_stdin=read_value
+    )
+    archive = open_archive(ctx)
+    warn_personal_on_command_line(archive, given.sets)
+    commit = households.edit(archive, archive_no, given, Approval(reason, approver), globals_of(ctx).identity)
     out(f"edited {archive_no} in commit {commit[:12]}")
+
+
+MAX_STDIN_VALUE = 1024 * 1024
+
+
+def read_value(field: str) -> str:
+    """The value for `--set FIELD=-`: asked without echo on a terminal, else stdin less one final newline."""
+    from archivectl.errors import UsageError
+
+    if sys.stdin is None:
+        raise UsageError(f"--set {field}=-: no standard input to read the value from")
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(f"{field}: ")
+    text = sys.stdin.read(MAX_STDIN_VALUE + 1)
+    if len(text) > MAX_STDIN_VALUE:
+        raise UsageError(f"--set {field}=-: the value on stdin is longer than {MAX_STDIN_VALUE} characters")
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def warn_personal_on_command_line(archive: Any, sets: list[str]) -> None:
+    """On a terminal, say once that personal values given with --set are visible to others (P9)."""
+    if not sets or not sys.stderr.isatty():
+        return
+    from archivectl.ops.households import PERSONAL_ON_ARGV, personal_on_command_line
+
+    fields = personal_on_command_line(sets, archive.household_schema)
+    if fields:
+        out("archivectl: warning: --set " + PERSONAL_ON_ARGV.format(fields=", ".join(fields)), err=True)
 
 
 @app.command()

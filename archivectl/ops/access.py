@@ -140,10 +140,11 @@ def export(archive: Archive, archive_no: str, output: Path, approval: Approval, 
     """A customer's own data in one zip (P17), approved and registered as a transfer (P9)."""
     check_archive_no(archive_no)
     actor = approved_writer(archive, approval)
-    output = output.expanduser().resolve()
-    if output.is_relative_to(archive.root.resolve()) or output.is_relative_to(archive.keystore.path):
+    output = output.expanduser()  # not resolved: a link at output must be seen, never followed
+    where = output.parent.resolve() / output.name
+    if where.is_relative_to(archive.root.resolve()) or where.is_relative_to(archive.keystore.path):
         raise UsageError(f"{output}: an export must not be written inside the archive or keystore")
-    if output.exists():
+    if os.path.lexists(output):
         raise UsageError(f"{output} already exists")
     if not output.parent.is_dir():
         raise UsageError(f"{output.parent}: no such directory")
@@ -178,7 +179,7 @@ def export(archive: Archive, archive_no: str, output: Path, approval: Approval, 
         with Transaction(archive, actor) as tx:  # registered before the file appears at output
             registers.append(tx, "transfer", entry)
             tx.commit(f"register export of {archive_no}", trailers("export", approval, actor, archive_no))
-    return output
+    return where
 
 
 def sync(archive: Archive, approval: Approval, identity: str | None = None, rotate: bool = False) -> dict[str, Any]:
@@ -232,12 +233,8 @@ def _rekey(archive: Archive, tx: Transaction, relpath: str, stored: dict, old: A
     home = relpath.removesuffix("record.yaml")
     recipient = new.to_public()
     for entry in stored.get("documents") or []:
-        clear_copy = tx.scratch()
-        with open(clear_copy, "wb") as sink:
-            crypto.decrypt_stream(archive.root / home / entry["file"], sink, old)
         sealed_copy = tx.scratch()
-        crypto.encrypt_file(clear_copy, sealed_copy, recipient)
-        clear_copy.unlink()
+        crypto.reencrypt_file(archive.root / home / entry["file"], sealed_copy, old, recipient)
         tx.place(home + entry["file"], sealed_copy)
 
 

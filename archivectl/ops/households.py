@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,14 +43,24 @@ COMMAND_FIELDS = {
 }
 
 
+STDIN = "-"  # --set FIELD=- reads the value from stdin, out of sight of ps and shell history
+
+
 @dataclass
 class RecordInput:
-    """What the user gave: flags, --set pairs, --unset paths, a --file."""
+    """What the user gave: flags, --set pairs, --set-from file, --unset paths, a --file.
+
+    read_stdin(field) returns the value for the one `--set FIELD=-`; the
+    command line supplies it (standard input, or a prompt without echo).
+    """
 
     file: Path | None = None
     sets: list[str] = field(default_factory=list)
     unsets: list[str] = field(default_factory=list)
     flags: dict[str, Any] = field(default_factory=dict)
+    set_from: Path | None = None
+    read_stdin: Callable[[str], str] | None = None
+    _values: list[tuple[str, Any]] | None = field(default=None, init=False, repr=False, compare=False)
 
 
 def read_input_file(path: Path) -> dict:
@@ -60,20 +71,116 @@ def read_input_file(path: Path) -> dict:
     return data
 
 
+def field_values(given: RecordInput) -> list[tuple[str, Any]]:
+    """(field path, value) from --set-from, then --set, in order; values are read once.
+
+    A value is text to be typed by the schema, as on the command line, except
+    lists and mappings from a YAML --set-from file. Errors never repeat a value.
+    """
+    if given._values is None:
+        values = read_set_from(given.set_from) if given.set_from else []
+        from_stdin = 0
+        for pair in given.sets:
+            key, sep, raw = pair.partition("=")
+            if not sep:
+                raise UsageError("--set: write it as field=value (no '=' found)")
+            if raw == STDIN:
+                from_stdin += 1
+                if from_stdin > 1:
+                    raise UsageError(f"--set: only one field can read its value from stdin ({STDIN})")
+                if given.read_stdin is None:
+                    raise UsageError(f"--set {_safe_path(key)}={STDIN}: no standard input to read the value from")
+                raw = given.read_stdin(_safe_path(key))
+            values.append((key, raw))
+        given._values = values
+    return given._values
+
+
+def read_set_from(path: Path) -> list[tuple[str, Any]]:
+    """`field=value` lines, or a YAML mapping of field paths, from a file (no value on the command line)."""
+    try:
+        if path.stat().st_size > yamlio.MAX_YAML_BYTES:
+            raise UsageError(f"{path}: file is larger than {yamlio.MAX_YAML_BYTES // 1024} KiB")
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
+    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1)]
+    lines = [(n, line) for n, line in lines if line and not line.startswith("#")]
+    first = lines[0][1] if lines else ""
+    if "=" in first and (":" not in first or first.index("=") < first.index(":")):
+        pairs = []
+        for n, line in lines:
+            key, sep, raw = line.partition("=")
+            if not sep:
+                raise UsageError(f"{path} line {n}: write it as field=value")
+            pairs.append((key.strip(), raw.strip()))
+        return pairs
+    data = yamlio.loads(text, source=str(path))
+    if data is None:
+        return []
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise UsageError(f"{path}: must be field=value lines or a YAML mapping of field paths")
+    return [(key, str(v) if isinstance(v, (int, float, bool)) else v) for key, v in data.items()]
+
+
+def _safe_path(key: str) -> str:
+    """key for a message: the field path if it is one, else a placeholder (it may be a value typed wrongly)."""
+    try:
+        records.parse_path(key)
+    except UsageError:
+        return "FIELD"
+    return key
+
+
 def apply_changes(record: dict, given: RecordInput, schema: Any) -> dict:
-    """record with the file merged in, then --set and --unset applied in order."""
+    """record with the file merged in, then --set-from, --set and --unset applied in order."""
     out = records.deep_update(record, read_input_file(given.file)) if given.file else dict(record)
     out = records.deep_update(out, {k: v for k, v in given.flags.items() if v is not None})
-    for pair in given.sets:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise UsageError(f"--set {pair!r}: write it as field=value")
+    for key, value in field_values(given):
         parts = records.parse_path(key)
         node = schema.node_at(parts)
-        records.set_path(out, parts, records.convert_value(raw, node, key))
+        records.set_path(out, parts, records.convert_value(value, node, key) if isinstance(value, str) else value)
     for key in given.unsets:
         records.unset_path(out, records.parse_path(key))
     return out
+
+
+PERSONAL_ON_ARGV = (
+    "{fields}: personal data on the command line is visible in `ps` and kept in shell history; "
+    "use --set FIELD=- (the value on stdin) or --set-from FILE"
+)
+
+
+def personal_on_command_line(sets: list[str], schema: Any) -> list[str]:
+    """Field paths whose --set value on the command line is personal data (sealed by the schema)."""
+    found = []
+    for pair in sets:
+        key, sep, raw = pair.partition("=")
+        if not sep or raw == STDIN:
+            continue
+        try:
+            parts = records.parse_path(key)
+        except UsageError:
+            continue
+        if schema.path_holds_personal(parts):
+            found.append(key)
+    return found
+
+
+def refuse_names_in_reason(reason: str | None, schema: Any, *plain_records: dict) -> None:
+    """UsageError if the reason holds the name of a customer of the records being written (P9, P12)."""
+    from archivectl.pii import personal_data_in
+
+    names = [name for record in plain_records for name in schema.names_in(record)]
+    kind = personal_data_in(reason or "", names) if names else None
+    if kind:
+        raise UsageError(
+            f"--reason seems to hold {kind}; reasons are kept in clear forever (P9), so say why without it"
+        )
 
 
 def _first_problem(problems: list[str], what: str) -> None:
@@ -153,6 +260,7 @@ def add(archive: Archive, given: RecordInput, approval: Approval) -> str:
     actor = approved_writer(archive, approval)
     schema = archive.household_schema
     record = prepare_new(apply_changes({}, given, schema), schema)
+    refuse_names_in_reason(approval.reason, schema, record)
     readers = reader_keys(archive, record["building"])
     with Transaction(archive, actor) as tx:
         numbers = read_numbers(tx)
@@ -192,6 +300,7 @@ def edit(archive: Archive, archive_no: str, given: RecordInput, approval: Approv
     changed = records.order_like_schema(apply_changes(plain, given, schema), schema)
     if changed == plain:
         raise ArchiveError(f"{archive_no}: nothing to change")
+    refuse_names_in_reason(approval.reason, schema, plain, changed)
     if record_key is None:
         clear_only = {**changed, **{k: stored[k] for k in records.STORED_ONLY if k in stored}}
         _first_problem(schema.validate_stored(clear_only), archive_no)
@@ -208,7 +317,7 @@ def edit(archive: Archive, archive_no: str, given: RecordInput, approval: Approv
 
 
 def _touched_fields(given: RecordInput) -> set[str]:
-    names = {str(records.parse_path(p.partition("=")[0])[0]) for p in given.sets}
+    names = {str(records.parse_path(key)[0]) for key, _ in field_values(given)}
     names |= {str(records.parse_path(p)[0]) for p in given.unsets}
     if given.file:
         names |= set(read_input_file(given.file))

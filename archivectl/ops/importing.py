@@ -18,9 +18,19 @@ from archivectl import records, yamlio
 from archivectl.archive import Archive, Transaction
 from archivectl.errors import UsageError
 from archivectl.ops.common import Approval, approved_writer, reader_keys, trailers
-from archivectl.ops.households import number, prepare_new, read_numbers, write_household, write_numbers
+from archivectl.ops.households import (
+    number,
+    prepare_new,
+    read_numbers,
+    refuse_names_in_reason,
+    write_household,
+    write_numbers,
+)
 
 MAX_IMPORT_BYTES = 512 * 1024 * 1024
+MAX_IMPORT_ROWS = 250_000  # households in one import (one signed commit)
+MAX_CSV_COLUMNS = 1000
+MAX_CSV_CELL = 128 * 1024  # characters; the longest field (notes) has at most 10,000
 
 
 def _read_text(path: Path) -> str:
@@ -54,13 +64,24 @@ def yaml_rows(path: Path, text: str) -> Iterator[tuple[int, Any]]:
 
 def csv_rows(path: Path, text: str, schema: Any) -> Iterator[tuple[int, Any]]:
     """(line, record) for each CSV row; headers are dotted field paths (customers.0.name)."""
+    csv.field_size_limit(MAX_CSV_CELL)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except StopIteration:
         return
+    except csv.Error as exc:
+        raise UsageError(f"{path} line {reader.line_num}: {_csv_problem(exc)}") from None
+    if len(header) > MAX_CSV_COLUMNS:
+        raise UsageError(f"{path} line 1: more than {MAX_CSV_COLUMNS} columns")
     paths = [records.parse_path(h.strip()) for h in header]
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise UsageError(f"{path} line {reader.line_num}: {_csv_problem(exc)}") from None
         line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
@@ -77,6 +98,13 @@ def csv_rows(path: Path, text: str, schema: Any) -> Iterator[tuple[int, Any]]:
         yield line, record
 
 
+def _csv_problem(exc: csv.Error) -> str:
+    """What is wrong with a CSV line, in words that never quote its content."""
+    if "field larger than field limit" in str(exc):
+        return f"a cell is longer than {MAX_CSV_CELL} characters"
+    return "not valid CSV (check the quoting)"
+
+
 def import_households(
     archive: Archive, path: Path, approval: Approval, progress: Callable[[int, int, str], None] | None = None
 ) -> list[str]:
@@ -88,8 +116,10 @@ def import_households(
     rows = csv_rows(path, text, schema) if is_csv else yaml_rows(path, text)
     prepared: list[dict] = []
     problems: list[str] = []
-    for line, raw in rows:
+    for count, (line, raw) in enumerate(rows, start=1):
         where = f"{path.name} line {line}"
+        if count > MAX_IMPORT_ROWS:
+            raise UsageError(f"{where}: more than {MAX_IMPORT_ROWS} households in one file; split it")
         if not isinstance(raw, dict):
             problems.append(f"{where}: a record must be a YAML mapping")
             continue
@@ -104,6 +134,7 @@ def import_households(
         raise UsageError(f"{problems[0]}{more}; nothing was imported")
     if not prepared:
         raise UsageError(f"{path}: holds no households")
+    refuse_names_in_reason(approval.reason, schema, *prepared)
     readers: dict[str, list[str]] = {}
     with Transaction(archive, actor) as tx:
         numbers = read_numbers(tx)

@@ -132,9 +132,12 @@ def completeness(archive: Archive, progress: Callable[[int, int], None] | None =
     rules = compile_rules(doc)
     validator = schema.validator_for(doc) if rules is None else None
     labels = _labels(doc, {})
-    rows, per_building, memo = [], {}, {}
+    rows, per_building, memo, invalid = [], {}, {}, []
     for facts in households(archive, progress):
-        if facts.get("invalid") or facts.get("status") != "active":
+        if facts.get("invalid"):  # unreadable (hostile or damaged): named, never fatal to the report
+            invalid.append({"file": facts["path"], "problem": "not a readable record (see archivectl validate)"})
+            continue
+        if facts.get("status") != "active":
             continue
         docs, fields = missing_by_rules(rules, facts) if rules is not None else missing(validator, facts, memo)
         complete = not docs and not fields
@@ -173,6 +176,7 @@ def completeness(archive: Archive, progress: Callable[[int, int], None] | None =
         "overall": overall,
         "buildings": buildings,
         "households": rows,
+        **({"invalid": invalid} if invalid else {}),  # record files that cannot be read at all
     }
     return Report(
         name="completeness",
@@ -181,11 +185,13 @@ def completeness(archive: Archive, progress: Callable[[int, int], None] | None =
         sections=[
             Section("Incomplete households", incomplete, [*PLACE, "missing_labels", "missing_fields"]),
             Section("By building", buildings, ["building", "households", "complete", "incomplete", "rate"]),
+            *([Section("Invalid record files", invalid, ["file", "problem"])] if invalid else []),
         ],
         chart=[(b["building"], b["rate"]) for b in buildings],
         chart_title="Complete dossiers per building (%)",
-        summary=f"{done} of {total} active households complete ({overall['rate']}%); {total - done} incomplete.",
-        act_on=bool(incomplete),
+        summary=f"{done} of {total} active households complete ({overall['rate']}%); {total - done} incomplete."
+        + (f" {len(invalid)} record files are invalid." if invalid else ""),
+        act_on=bool(incomplete or invalid),
         csv_rows=Section("Households", rows, [*PLACE, "complete", "missing_documents", "missing_fields"]),
     )
 

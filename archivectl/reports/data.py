@@ -87,7 +87,7 @@ def _load_cache(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
         return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # a damaged cache only means a cold run
         return {}
 
 
