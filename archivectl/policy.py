@@ -6,6 +6,7 @@ Change who may approve, or how a reason must look, here and nowhere else.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 
 from archivectl.staff import Staff, StaffMember, may_read
@@ -54,6 +55,8 @@ def approval_problem(
     roles = roles or rules.approver_roles
     if not approver_id:
         return "--approver is required: name the manager who approved this change"
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{1,31}", approver_id):
+        return "--approver must be a staff id like mgr01"
     approver = staff.get(approver_id)
     if approver is None:
         return f"approver {approver_id} is not on staff.yaml"

@@ -99,7 +99,7 @@ def test_alias_bomb_is_refused_fast_with_bounded_memory(world: World):
         (["show", "HO-2026-00001/../../x"], 2, ["not an archive number"]),
         (["attach", "{n}", "{scan}", "--type", "../../x"], 2, ["--type must be one of"]),
         (["attach", "{n}", "{scan}", "--type", "other", "--date", "2024-01-01/../.."], 2, ["--date"]),
-        (["open", "{n}", "../../../staff.yaml", "-o", "{out}", "-r", "r"], 1, ["no document"]),
+        (["open", "{n}", "../../../staff.yaml", "-o", "{out}", "-r", "r"], 1, ["no such document"]),
         (["edit", "{n}", "--set", "customers.0.name/../x=1", "-r", "r", "-a", "mgr01"], 2, ["field path"]),
         (["lend", "{n}", "--to", "but01", "--due", "tomorrow", "-r", "r", "-a", "mgr01"], 2, ["--due"]),
         (

@@ -265,11 +265,6 @@ def test_schema_patterns_mean_the_whole_string():
 # ------------------------------------------------------------------ 3. outputs never follow symbolic links
 
 
-# lifecycle.backup (another engineer's file) resolves --output, following links, before private_output
-# sees it; it needs `output = output.expanduser()` with the resolved path used only for its inside-archive check.
-BACKUP_RESOLVES_OUTPUT = pytest.mark.xfail(strict=True, reason="lifecycle.backup resolves --output through links")
-
-
 def victim_setup(world: World, name: str):
     """A file someone else owns, and the place a planted link makes our output go."""
     victim = world.tmp / "victim" / name
@@ -313,7 +308,7 @@ def test_a_link_planted_at_the_partial_file_is_not_followed(world: World, scanne
     [
         "open",
         "export",
-        pytest.param("backup", marks=BACKUP_RESOLVES_OUTPUT),
+        "backup",
     ],
 )
 def test_a_link_planted_at_the_output_name_is_not_followed(world: World, scanned: str, kind: str):  # P9
@@ -329,7 +324,7 @@ def test_a_link_planted_at_the_output_name_is_not_followed(world: World, scanned
     assert_unchanged(world, before)
 
 
-@pytest.mark.parametrize("kind", ["open", "export", pytest.param("backup", marks=BACKUP_RESOLVES_OUTPUT)])
+@pytest.mark.parametrize("kind", ["open", "export", "backup"])
 def test_output_into_a_linked_folder_is_refused(world: World, scanned: str, kind: str):  # P9
     real = world.tmp / "elsewhere"
     real.mkdir()

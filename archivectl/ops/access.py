@@ -33,7 +33,7 @@ from archivectl.ops.common import (
 from archivectl.ops.reading import register_access
 
 MAX_ATTACHMENT_BYTES = int(os.environ.get("ARCHIVECTL_MAX_ATTACHMENT_MB", "2048")) * 1024 * 1024
-_EXT = re.compile(r"^[A-Za-z0-9]{1,10}$")
+_EXT = re.compile(r"[A-Za-z0-9]{1,10}")
 
 
 def document_types(archive: Archive) -> list[str]:
@@ -54,7 +54,7 @@ def _extension(file: Path) -> str:
     ext = file.suffix.removeprefix(".")
     if not ext:
         return ""
-    if not _EXT.match(ext):
+    if not _EXT.fullmatch(ext):
         raise UsageError(f"{file.name}: file extension must be letters and digits only")
     return "." + ext.lower()
 
@@ -110,7 +110,7 @@ def find_document(stored: dict, doc: str) -> dict:
     for entry in documents:  # newest first, so the first of a type is its latest version
         if entry.get("type") == doc:
             return entry
-    raise ArchiveError(f"{stored.get('archive_no')}: no document {doc!r} (see `archivectl show`)")
+    raise ArchiveError(f"{stored.get('archive_no')}: no such document (see `archivectl show` for its documents)")
 
 
 def open_document(
@@ -243,8 +243,8 @@ def grant(
 ) -> dict[str, Any]:
     """Give someone outside a building a read until a date (P7: approved by the gm)."""
     actor = approved_writer(archive, approval, roles=archive.settings.rules.grant_approver_roles)
-    if not re.match(r"^[A-Z0-9][A-Z0-9-]{0,15}$", building):
-        raise UsageError(f"--building {building!r} is not a building code like B03")
+    if not re.fullmatch(r"[A-Z0-9][A-Z0-9-]{0,15}", building):
+        raise UsageError("--building is not a building code like B03")
     until = _check_date(until, "--until")
     if until < clock.today().isoformat():
         raise UsageError("--until is in the past")

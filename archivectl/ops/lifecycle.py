@@ -263,10 +263,11 @@ MANIFEST = "manifest.json"
 
 def backup(archive: Archive, output: Path) -> dict[str, Any]:
     """One file (tar) with a git bundle of every ref and the keystore (P16). Holds no clear personal data."""
-    output = output.expanduser().resolve()
-    if output.exists():
+    output = output.expanduser()  # not resolved: a link at output must be seen, never followed
+    where = output.parent.resolve() / output.name
+    if os.path.lexists(output):
         raise UsageError(f"{output} already exists")
-    if output.is_relative_to(archive.root):
+    if where.is_relative_to(archive.root.resolve()):
         raise UsageError(f"{output}: write the backup outside the archive")
     archive.keystore.require()
     with tempfile.TemporaryDirectory(prefix="archivectl-backup-") as tmp:
@@ -286,7 +287,7 @@ def backup(archive: Archive, output: Path) -> dict[str, Any]:
             tar.add(bundle, arcname="archive.bundle")
             for number in keys:
                 tar.add(archive.keystore.key_path(number), arcname=f"keystore/{number}.age")
-    return {"output": str(output), "keys": len(keys), "head": manifest["head"]}
+    return {"output": str(where), "keys": len(keys), "head": manifest["head"]}
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -14,7 +14,6 @@ only with an approval commit after it, signed by the approver it names.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import tempfile
 from collections.abc import Callable
@@ -22,15 +21,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from archivectl import clock, gitio, policy, records, rules, yamlio
+from archivectl import clock, gitio, pii, policy, records, rules, yamlio
 from archivectl.archive import Archive, Settings
 from archivectl.errors import ArchiveError, UsageError
-from archivectl.schema import HouseholdSchema
+from archivectl.schema import HouseholdSchema, parse_json
 from archivectl.staff import Staff, StaffMember, fingerprint
 
 SKEW = policy.CLOCK_SKEW
-PHONE = re.compile(r"(?<![0-9A-Za-z+/])1[3-9][0-9]{9}(?![0-9A-Za-z+/])")
-RESIDENT_ID = re.compile(r"(?<![0-9A-Za-z+/])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z+/])")
 ARMOR = re.compile(r"-----BEGIN AGE ENCRYPTED FILE-----.*?-----END AGE ENCRYPTED FILE-----", re.S)
 COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 SINGLE_TRAILERS = ("Action", "Reason", "Approved-by", "Acted-by", "Archive-No")
@@ -115,7 +112,9 @@ class _Context:
 
     def schema_at(self, commit: str) -> HouseholdSchema | None:
         found = self._load(
-            "schema", f"{commit}:schemas/household.schema.json", lambda d: HouseholdSchema(json.loads(d))
+            "schema",
+            f"{commit}:schemas/household.schema.json",
+            lambda d: HouseholdSchema(parse_json(d, "schemas/household.schema.json")),
         )
         return found if isinstance(found, HouseholdSchema) else None
 
@@ -613,9 +612,9 @@ def _serials(ctx: _Context, blob: str) -> dict[str, int]:
 
 def _check_personal_data(path: str, data: bytes, flag: Callable[[str, str], None]) -> None:
     text = ARMOR.sub("", data.decode("utf-8", "replace"))
-    if PHONE.search(text):
+    if pii.PHONE.search(text):
         flag("personal-data", f"{path}: a phone number in clear")
-    if RESIDENT_ID.search(text):
+    if pii.RESIDENT_ID.search(text):
         flag("personal-data", f"{path}: an ID number in clear")
 
 
