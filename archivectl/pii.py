@@ -33,3 +33,12 @@ def personal_data_in(text: str, names: Iterable[str] = ()) -> str | None:
         if isinstance(name, str) and len(name.strip()) >= MIN_NAME_LENGTH and name.strip() in text:
             return "a customer's name"
     return None
+
+
+def shown(text: str) -> str:
+    """Commit text (a subject, a reason) as archivectl prints it: withheld when it seems to hold personal data.
+
+    archivectl refuses such text when it writes; a hand-made commit may still carry it,
+    and verify, history and pending must not print it (P9).
+    """
+    return "(withheld: it holds personal data)" if personal_data_in(text) else text

@@ -329,3 +329,23 @@ def test_every_archivectl_command_makes_commits_that_verify(world: World):  # P1
     assert result.exit_code == 0, result.stdout
     report = json.loads(result.stdout)
     assert report["ok"] and report["commits"] == 24  # init, twenty writes, three approvals
+
+
+def test_a_phone_number_in_a_commit_message_is_flagged(clone: Clone):  # P9
+    from conftest import OWNER_PHONE
+
+    clone.cli("but01", "show", f"HO-{_year()}-00001", "--reveal", "--reason", "look")
+    clone.git("reset", "-q", "--soft", "HEAD~1")
+    clone.commit_by_hand(
+        "but01",
+        f"register reveal for {OWNER_PHONE}\n\nAction: reveal\nReason: called {OWNER_PHONE}\n"
+        f"Archive-No: HO-{_year()}-00001\nActed-by: but01",
+    )
+    code, report = clone.verify()
+    assert code == 1
+    messages = {(f["rule"], f["message"]) for f in report["findings"]}
+    assert ("personal-data", "the Reason trailer holds a phone number") in messages
+    assert ("personal-data", "the commit subject holds a phone number") in messages
+    assert OWNER_PHONE not in json.dumps(report)
+    history = clone.world.cli("aud01", "--archive", str(clone.path), "history", f"HO-{_year()}-00001")
+    assert history.exit_code == 0 and OWNER_PHONE not in history.stdout and "withheld" in history.stdout

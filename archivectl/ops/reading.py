@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from archivectl import gitio, records, registers
+from archivectl import gitio, pii, records, registers
 from archivectl.archive import Archive, Transaction, actor_of, check_archive_no, now_iso
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.ops.common import (
@@ -113,10 +113,10 @@ def history(archive: Archive, archive_no: str) -> list[dict]:
         {
             "date": e.committer_date,
             "commit": e.commit[:12],
-            "change": e.subject,
+            "change": pii.shown(e.subject),
             "acted_by": e.trailers.get("Acted-by", ""),
             "approved_by": e.trailers.get("Approved-by", ""),
-            "reason": e.trailers.get("Reason", ""),
+            "reason": pii.shown(e.trailers.get("Reason", "")),
         }
         for e in entries
         if archive_no in [n.strip() for n in e.trailers.get("Archive-No", "").split(",")]

@@ -167,7 +167,7 @@ def verify(
         "range": range_spec or "HEAD",
         "commits": len(commits),
         "ok": not run.findings,
-        "findings": [asdict(f) for f in run.findings],
+        "findings": [{**asdict(f), "subject": pii.shown(f.subject)} for f in run.findings],
         "pending": [_pending_row(r) for r in waiting],
     }
 
@@ -184,8 +184,8 @@ def _pending_row(r: _Request) -> dict[str, Any]:
         "acted_by": r.actor.id,
         "awaiting": r.approver,
         "archive_no": r.info.trailer("Archive-No") or "",
-        "reason": r.info.trailer("Reason") or "",
-        "subject": r.info.subject,
+        "reason": pii.shown(r.info.trailer("Reason") or ""),
+        "subject": pii.shown(r.info.subject),
     }
 
 
@@ -337,8 +337,17 @@ def _check_trailers(info: gitio.CommitInfo, member: StaffMember | None, flag: Ca
     for key in SINGLE_TRAILERS:
         if len(info.trailers.get(key, ())) > 1:
             flag("trailers", f"trailer {key} appears {len(info.trailers[key])} times")
-    if policy.reason_problem(info.trailer("Reason")):
+    reason = info.trailer("Reason") or ""
+    in_clear = pii.personal_data_in(reason)
+    if not reason.strip():
         flag("trailers", "Reason trailer is missing")
+    elif in_clear:
+        flag("personal-data", f"the Reason trailer holds {in_clear}")
+    elif policy.reason_problem(reason):
+        flag("trailers", f"Reason trailer: {policy.reason_problem(reason)}")
+    in_subject = pii.personal_data_in(info.subject)
+    if in_subject:
+        flag("personal-data", f"the commit subject holds {in_subject}")
     acted = info.trailer("Acted-by")
     if not acted:
         flag("trailers", "Acted-by trailer is missing")
