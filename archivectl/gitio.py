@@ -190,6 +190,12 @@ def ls_files_stage(repo: Path, *pathspecs: str) -> list[tuple[str, str]]:
     return rows
 
 
+def tracked_links(repo: Path) -> list[str]:
+    """Tracked paths that are symbolic links (mode 120000) in the index."""
+    text = run(repo, "ls-files", "-s", "-z").stdout.decode("utf-8")
+    return [e.split("\t", 1)[1] for e in text.split("\0") if e.startswith("120000 ")]
+
+
 def show_blob(repo: Path, rev: str, path: str) -> bytes | None:
     """A file's content at rev, or None when it does not exist there."""
     proc = run(repo, "cat-file", "blob", f"{rev}:{path}", check=False)

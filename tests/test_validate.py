@@ -86,3 +86,21 @@ def test_list_and_reports_survive_a_hand_edited_record(world: World):
     assert {"archive_no": first, "status": "invalid"}.items() <= next(
         r for r in rows if r["archive_no"] == first
     ).items()
+
+
+def test_validate_flags_a_committed_link_and_two_households_with_one_number(world):  # P3
+    import shutil
+    import subprocess
+
+    number = world.add()
+    home = world.root / f"households/B03/1203/{number}"
+    twin = world.root / f"households/B03/1209/{number}"
+    shutil.copytree(home, twin)
+    (twin / "record.yaml").write_text((twin / "record.yaml").read_text().replace("unit: '1203'", "unit: '1209'"))
+    (world.root / "households/B03/1203/link.yaml").symlink_to("../../../archive.yaml")
+    subprocess.run(["git", "-C", str(world.root), "add", "-A"], check=True)
+    result = world.cli("aud01", "validate", "--format", "json")
+    assert result.exit_code == 1
+    problems = {(p["file"], p["problem"]) for p in json.loads(result.stdout)}
+    assert ("households/B03/1203/link.yaml", "a symbolic link; the archive holds plain files only") in problems
+    assert any(f == f"households/B03/1209/{number}/record.yaml" and "same number" in p for f, p in problems)

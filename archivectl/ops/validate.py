@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archivectl import records
+from archivectl import gitio, records, rules
 from archivectl.archive import ARCHIVE_FILE, CATEGORY_CODES, STAFF_FILE, Archive
 from archivectl.errors import UsageError
 from archivectl.schema import HouseholdSchema
@@ -20,9 +20,28 @@ def validate(archive: Archive, paths: list[str] | None = None) -> list[dict]:
                 check()
             except UsageError as exc:
                 problems.append({"file": name, "problem": str(exc).removeprefix(f"{name}: ")})
+        problems += [
+            {"file": link, "problem": "a symbolic link; the archive holds plain files only"}
+            for link in gitio.tracked_links(archive.root)
+        ]
+        problems += _shared_numbers(targets)
     for relpath in targets:
         problems += [{"file": relpath, "problem": p} for p in check_record_file(archive, relpath)]
     return problems
+
+
+def _shared_numbers(relpaths: list[str]) -> list[dict]:
+    """P3: two households with one archive number (two branches that numbered alike, merged)."""
+    seen: dict[str, str] = {}
+    found = []
+    for relpath in relpaths:
+        kind = rules.classify(relpath)
+        if kind is None or kind.archive_no is None:
+            continue
+        if kind.archive_no in seen:
+            found.append({"file": relpath, "problem": f"archive_no: {seen[kind.archive_no]} has the same number (P3)"})
+        seen.setdefault(kind.archive_no, relpath)
+    return found
 
 
 def _targets(archive: Archive, paths: list[str]) -> list[str]:
@@ -44,6 +63,8 @@ def _targets(archive: Archive, paths: list[str]) -> list[str]:
 
 def check_record_file(archive: Archive, relpath: str) -> list[str]:
     """Problems with one stored record in the work tree: schema, place on disk, sealed block."""
+    if (archive.root / relpath).is_symlink():
+        return ["a symbolic link; the archive holds plain files only"]
     try:
         data = (archive.root / relpath).read_bytes()
     except OSError as exc:
