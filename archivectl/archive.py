@@ -312,8 +312,9 @@ def actor_of(archive: Archive, staff: Staff | None = None) -> Actor:
     """The staff member whose key git signs with here, or ArchiveError."""
     setting = signing_key_setting(archive.root)
     public, private = public_key_from_setting(setting)
+    staff = staff or archive.staff  # a malformed staff.yaml is reported as such, not as a bad key
     try:
-        member = (staff or archive.staff).by_key(public)
+        member = staff.by_key(public)
     except UsageError:
         raise ArchiveError("the configured signing key is not an ssh-ed25519 key") from None
     if member is None:

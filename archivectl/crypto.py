@@ -129,8 +129,12 @@ def open_sealed(armored: str, record_key: Any) -> bytes:
     """The plaintext of a sealed block."""
     try:
         return _pyrage().decrypt(armored.encode("ascii"), [record_key])
-    except Exception:
-        raise ArchiveError("sealed block cannot be decrypted with the record key (corrupted?)") from None
+    except Exception as exc:
+        if "No matching keys" in str(exc):
+            raise ArchiveError(
+                "the sealed block was opened with a key that is not this household's: check the keystore"
+            ) from None
+        raise ArchiveError("the sealed block is damaged and cannot be decrypted; restore it from history") from None
 
 
 def public_key_of_private(path: Path) -> str:

@@ -15,17 +15,27 @@ app.add_typer(staff_app, name="staff")
 
 
 def _key(value: str | None) -> str | None:
-    """A key given inline, or @path to a .pub file."""
-    if value and value.startswith("@"):
-        from pathlib import Path
+    """A key given inline, or a path (or @path) to a .pub file; a private key is refused, never echoed."""
+    from pathlib import Path
 
-        from archivectl.errors import UsageError
+    from archivectl.errors import UsageError
 
-        try:
-            return Path(value[1:]).expanduser().read_text().strip()
-        except OSError:
-            raise UsageError(f"cannot read key file {value[1:]}") from None
-    return value
+    if value is None:
+        return None
+    if "PRIVATE KEY" in value:
+        raise UsageError("--key was given a private key: give the public half (the .pub file); keep the private one")
+    if value.startswith("ssh-"):
+        return value
+    path = Path(value.removeprefix("@")).expanduser()
+    try:
+        text = path.read_text(errors="replace")[:16384]
+    except OSError:
+        raise UsageError(
+            f"--key {path}: no readable key file there (give 'ssh-ed25519 AAAA...' or a .pub file)"
+        ) from None
+    if "PRIVATE KEY" in text:
+        raise UsageError(f"--key {path} is a private key: give the public half ({path.name}.pub); keep this one")
+    return text.strip()
 
 
 def _buildings(value: str | None) -> tuple[str, ...] | None:
@@ -34,7 +44,7 @@ def _buildings(value: str | None) -> tuple[str, ...] | None:
     return tuple(b.strip() for b in value.split(",") if b.strip())
 
 
-KeyOpt = Annotated[str | None, typer.Option("--key", help="'ssh-ed25519 AAAA...' or @path/to/key.pub")]
+KeyOpt = Annotated[str | None, typer.Option("--key", help="'ssh-ed25519 AAAA...' or path/to/key.pub")]
 BuildingsOpt = Annotated[str | None, typer.Option("--buildings", help="Comma-separated, e.g. B03,B05.")]
 
 
@@ -57,7 +67,7 @@ def staff_add(
     from archivectl.staff import StaffMember
 
     if not key:
-        raise UsageError("--key is required: their ssh-ed25519 public key or @path/to/key.pub")
+        raise UsageError("--key is required: their ssh-ed25519 public key, or the path to their .pub file")
     member = StaffMember(
         id=staff_id, name=name, role=role, key=_key(key) or "", buildings=_buildings(buildings) or (), handle=handle
     )
