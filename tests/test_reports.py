@@ -124,7 +124,7 @@ def test_reports_run_with_no_key_no_git_config_and_show_no_personal_data(world, 
 def test_every_format_parses_or_renders(world, two_households, tmp_path):
     _complete, pledgeless = two_households
     data = json.loads(world.ok("aud01", "report", "completeness", "--format", "json"))
-    assert set(data) == {"report", "archive", "generated", "overall", "buildings", "households"}
+    assert set(data) == {"report", "archive", "generated", "overall", "buildings", "households", "missing_by_type"}
     rows = list(csv.DictReader(io.StringIO(world.ok("aud01", "report", "completeness", "--format", "csv"))))
     assert {r["archive_no"]: r["missing_documents"] for r in rows}[pledgeless] == "fire-safety-pledge"
     md = world.ok("aud01", "report", "completeness", "--format", "markdown")
@@ -316,3 +316,69 @@ def test_output_to_a_pipe_or_device_writes_into_it_instead_of_replacing_it(world
     reader.join(timeout=30)
     assert stat.S_ISFIFO(fifo.stat().st_mode)  # still a pipe, not replaced by a regular file
     assert json.loads(received[0])["report"] == "completeness"
+
+
+def _png_pixels(png: bytes) -> tuple[int, int, list[bytes]]:
+    """(width, height, rows of RGBA/RGB bytes) of an 8-bit, non-interlaced PNG, with the stdlib only."""
+    import struct
+    import zlib
+
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", 0
+    while pos < len(png):
+        length, kind = struct.unpack(">I4s", png[pos : pos + 8])
+        body = png[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, color = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and color in (2, 6)
+            bpp = 4 if color == 6 else 3
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw, rows, prev = zlib.decompress(idat), [], bytearray(width * bpp)
+    stride = width * bpp + 1
+    for y in range(height):
+        kind, line = raw[y * stride], bytearray(raw[y * stride + 1 : (y + 1) * stride])
+        for i in range(len(line)):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 255
+            elif kind == 2:
+                line[i] = (line[i] + b) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return width, bpp, rows
+
+
+def test_the_html_report_renders_its_chart_and_tables_in_a_browser(world, tmp_path):  # P15
+    import shutil
+    import sys
+
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium missing: apt-get install chromium")
+    world.add()
+    page = tmp_path / "completeness.html"
+    world.ok("aud01", "report", "completeness", "--format", "html", "--output", str(page))
+    text = page.read_text()
+    assert "缺少的文件<small>missing_labels</small>" in text and "@page{size:A4" in text
+    assert "Missing documents by type" in text and "Test Estate ·" in text
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from screenshot_report import screenshot
+
+    png = tmp_path / "completeness.png"
+    screenshot(page, png)
+    width, bpp, rows = _png_pixels(png.read_bytes())
+    assert width == 1200
+
+    def seen(rgb: bytes) -> int:
+        return sum(row[i : i + 3] == rgb for row in rows for i in range(0, len(row), bpp))
+
+    assert seen(bytes.fromhex("e6e6e6")) > 1000  # the chart's track: a building at 0 % still shows
+    assert seen(bytes.fromhex("f3f3f3")) > 1000  # table headers

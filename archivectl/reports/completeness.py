@@ -6,6 +6,7 @@ an office changes what is required there, not here.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -169,6 +170,11 @@ def completeness(archive: Archive, progress: Callable[[int, int], None] | None =
     done = sum(b["complete"] for b in buildings)
     overall = {"households": total, "complete": done, "incomplete": total - done, "rate": _rate(done, total)}
     incomplete = [r for r in rows if not r["complete"]]
+    chase = Counter(d for r in incomplete for d in r["missing_documents"])
+    by_type = [
+        {"document": d, "label": labels.get(d, d), "households": n}
+        for d, n in sorted(chase.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
     document = {
         "report": "completeness",
         "archive": archive.settings.name,
@@ -176,6 +182,7 @@ def completeness(archive: Archive, progress: Callable[[int, int], None] | None =
         "overall": overall,
         "buildings": buildings,
         "households": rows,
+        "missing_by_type": by_type,  # what the office should chase first
         **({"invalid": invalid} if invalid else {}),  # record files that cannot be read at all
     }
     return Report(
@@ -183,8 +190,9 @@ def completeness(archive: Archive, progress: Callable[[int, int], None] | None =
         title=f"Completeness (P5) — {archive.settings.name}",
         document=document,
         sections=[
-            Section("Incomplete households", incomplete, [*PLACE, "missing_labels", "missing_fields"]),
+            Section("Missing documents by type (chase these first)", by_type, ["label", "document", "households"]),
             Section("By building", buildings, ["building", "households", "complete", "incomplete", "rate"]),
+            Section("Incomplete households", incomplete, [*PLACE, "missing_labels", "missing_fields"]),
             *([Section("Invalid record files", invalid, ["file", "problem"])] if invalid else []),
         ],
         chart=[(b["building"], b["rate"]) for b in buildings],

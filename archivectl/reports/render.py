@@ -11,6 +11,47 @@ from archivectl.render import render_rows
 
 FORMATS = ("table", "json", "csv", "markdown", "html")
 
+# Column titles a manager reads in the HTML reports (the JSON key stays beneath each, for whoever scripts).
+LABELS = {
+    "archive_no": "档案编号",
+    "building": "楼栋",
+    "floor": "楼层",
+    "unit": "房号",
+    "category": "类别",
+    "occupancy": "居住情况",
+    "status": "状态",
+    "complete": "资料齐全",
+    "incomplete": "不齐全",
+    "households": "户数",
+    "rate": "齐全率 %",
+    "missing_labels": "缺少的文件",
+    "missing_documents": "缺少的文件",
+    "missing_fields": "缺少的资料",
+    "document": "文件类型",
+    "label": "文件",
+    "tombstoned": "删除标记日期",
+    "clock_started": "保留期起算",
+    "days_left": "剩余天数",
+    "eligible": "可销毁",
+    "problem": "问题",
+    "moved_out": "迁出日期",
+    "last_reviewed": "上次审核",
+    "days_since": "距今天数",
+    "to": "借阅人",
+    "due": "归还期限",
+    "overdue": "逾期",
+    "dimension": "维度",
+    "value": "值",
+    "month": "月份",
+    "changes": "修改",
+    "reveals": "查阅",
+    "opens": "调阅附件",
+    "exports": "导出",
+    "approvals": "审批",
+    "file": "文件",
+    "year": "年度",
+}
+
 
 @dataclass
 class Section:
@@ -67,17 +108,36 @@ def render(report: Report, fmt: str) -> str:
     return "\n".join(p for p in parts if p is not None).rstrip("\n")
 
 
+_STYLE = (
+    "body{font-family:system-ui,'Noto Sans CJK SC',sans-serif;margin:2em;color:#222;max-width:1100px}"
+    ".meta{color:#555;margin-top:-0.5em}"
+    "table{border-collapse:collapse;margin:0.5em 0 1.5em;width:100%}"
+    "th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
+    "th{background:#f3f3f3;font-weight:600}th small{display:block;font-weight:normal;color:#777}"
+    "@page{size:A4;margin:15mm}"
+    "@media print{body{margin:0;font-size:10pt;max-width:none}h2{break-after:avoid}tr{break-inside:avoid}"
+    "th{background:#eee !important;-webkit-print-color-adjust:exact;print-color-adjust:exact}}"
+)
+
+
+def _header(column: str) -> str:
+    label = LABELS.get(column)
+    if label is None:
+        return html.escape(column.replace("_", " "))
+    return f"{html.escape(label)}<small>{html.escape(column)}</small>"
+
+
 def _html(report: Report) -> str:
     esc = html.escape
+    generated = str(report.document.get("generated", ""))[:16].replace("T", " ")
     out = [
         "<!DOCTYPE html>",
         '<html lang="zh-CN"><head><meta charset="utf-8">',
         f"<title>{esc(report.title)}</title>",
-        "<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}"
-        "th{background:#f3f3f3}caption{font-weight:bold;text-align:left;padding:4px 0}</style>",
+        f"<style>{_STYLE}</style>",
         "</head><body>",
         f"<h1>{esc(report.title)}</h1>",
+        f'<p class="meta">{esc(str(report.document.get("archive", "")))} · {esc(generated)}</p>',
         f"<p>{esc(report.summary)}</p>",
     ]
     if report.chart:
@@ -89,7 +149,7 @@ def _html(report: Report) -> str:
             out.append("<p>(none)</p>")
             continue
         cols = list(cells[0])
-        out.append("<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr></thead><tbody>")
+        out.append("<table><thead><tr>" + "".join(f"<th>{_header(c)}</th>" for c in cols) + "</tr></thead><tbody>")
         for row in cells:
             out.append(
                 "<tr>" + "".join(f"<td>{esc(str(row[c]) if row[c] is not None else '')}</td>" for c in cols) + "</tr>"
@@ -111,9 +171,12 @@ def _svg_bars(bars: list[tuple[str, float]], title: str) -> str:
     ]
     for i, (label, value) in enumerate(bars):
         y = 28 + i * (bar_h + gap)
-        w = max(0.0, min(100.0, value)) / 100 * (width - label_w - 60)
+        track = width - label_w - 60
+        w = max(0.0, min(100.0, value)) / 100 * track
         parts.append(f'<text x="0" y="{y + 16}" font-size="13">{esc(label)}</text>')
+        # the track shows every building, even one at 0 %
+        parts.append(f'<rect x="{label_w}" y="{y}" width="{track}" height="{bar_h}" fill="#e6e6e6"/>')
         parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="#3b7dd8"/>')
-        parts.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 16}" font-size="13">{value:.0f}%</text>')
+        parts.append(f'<text x="{label_w + track + 6}" y="{y + 16}" font-size="13">{value:.0f}%</text>')
     parts.append("</svg>")
     return "\n".join(parts)
