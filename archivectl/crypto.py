@@ -159,13 +159,19 @@ def record_recipient(recipient: str) -> Any:
         raise ArchiveError("the record's recipient is not an age public key") from None
 
 
+def _encrypt_into(clear: Any, target: Path, recipient: Any) -> None:
+    """Encrypt a readable stream into target, durably (memory stays flat whatever the size)."""
+    with open(target, "wb") as dst:
+        _pyrage().encrypt_io(clear, dst, [recipient])
+        dst.flush()
+        os.fsync(dst.fileno())
+
+
 def encrypt_file(source: Path, target: Path, recipient: Any) -> None:
-    """Stream a file into an age file (memory stays flat whatever the size)."""
+    """Stream a file into an age file."""
     try:
-        with open(source, "rb") as src, open(target, "wb") as dst:
-            _pyrage().encrypt_io(src, dst, [recipient])
-            dst.flush()
-            os.fsync(dst.fileno())
+        with open(source, "rb") as src:
+            _encrypt_into(src, target, recipient)
     except OSError as exc:
         target.unlink(missing_ok=True)
         raise ArchiveError(f"cannot encrypt {source.name}: {exc.strerror}") from None
@@ -194,10 +200,8 @@ def reencrypt_file(source: Path, target: Path, record_key: Any, recipient: Any) 
     worker.start()
     problem: str | None = None
     try:
-        with open(read_end, "rb") as clear, open(target, "wb") as dst:
-            _pyrage().encrypt_io(clear, dst, [recipient])
-            dst.flush()
-            os.fsync(dst.fileno())
+        with open(read_end, "rb") as clear:
+            _encrypt_into(clear, target, recipient)
     except OSError as exc:
         problem = exc.strerror or "encryption failed"
     except Exception:

@@ -66,22 +66,22 @@ def csv_rows(path: Path, text: str, schema: Any) -> Iterator[tuple[int, Any]]:
     """(line, record) for each CSV row; headers are dotted field paths (customers.0.name)."""
     csv.field_size_limit(MAX_CSV_CELL)
     reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
+
+    def next_row() -> list[str] | None:
+        try:
+            return next(reader)
+        except StopIteration:
+            return None
+        except csv.Error as exc:
+            raise UsageError(f"{path} line {reader.line_num}: {_csv_problem(exc)}") from None
+
+    header = next_row()
+    if header is None:
         return
-    except csv.Error as exc:
-        raise UsageError(f"{path} line {reader.line_num}: {_csv_problem(exc)}") from None
     if len(header) > MAX_CSV_COLUMNS:
         raise UsageError(f"{path} line 1: more than {MAX_CSV_COLUMNS} columns")
     paths = [records.parse_path(h.strip()) for h in header]
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise UsageError(f"{path} line {reader.line_num}: {_csv_problem(exc)}") from None
+    while (row := next_row()) is not None:
         line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
