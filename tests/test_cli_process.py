@@ -39,6 +39,8 @@ def test_demo_walks_the_main_job(tmp_path):
     log = subprocess.run(
         ["git", "-C", str(tmp_path / "demo/archive"), "log", "--format=%G?"], capture_output=True, text=True, check=True
     ).stdout.split()
-    assert set(log) == {"G"} and len(log) == 18  # init, 12 adds, edit, reveal, attach, two signed approvals
-    assert "approved 12 change(s)" in out and "approved 2 change(s)" in out
+    # init, 12 adds, an approval, edit, reveal, 5 attaches, move-out, lend, an approval
+    assert set(log) == {"G"} and len(log) == 24
+    assert "approved 12 change(s)" in out and "approved 8 change(s)" in out
+    assert "3 of 11 active households complete" in out  # the demo shows complete and incomplete dossiers
     assert "commits verified" in out and "active households complete" in out

@@ -7,13 +7,14 @@ config (GIT_CONFIG_GLOBAL), exactly as separate people on separate machines woul
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from archivectl import yamlio
+from archivectl import clock, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError
 
@@ -66,7 +67,7 @@ def acting_as(config: Path) -> Iterator[None]:
 
 def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
     """Build the demo archive and walk add, approve, edit, show, reveal, history, validate, verify."""
-    from archivectl.ops import access, approvals, households, reading
+    from archivectl.ops import access, approvals, households, lifecycle, reading
     from archivectl.ops.common import Approval
     from archivectl.ops.init import init
     from archivectl.ops.validate import validate
@@ -152,7 +153,19 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
     with acting_as(people["clk01"]):
         say(f"attached {access.attach(archive, first, scan, 'fire-safety-pledge', None, Approval('scanned', 'mgr01'))}")
 
-    approve_as_manager("checked the phone call note and the scan")
+    step("archivectl attach ... --type ...    # as clk01: the remaining scans of three dossiers (P5)")
+    with acting_as(people["clk01"]):
+        say(_complete_some(archive, base, 3))
+    last = numbers[-1]
+    step(f"archivectl move-out {last} --date {clock.today()} --reason '...' --approver mgr01    # as but02 (P1)")
+    with acting_as(people["but02"]):
+        lifecycle.move_out(archive, last, clock.today().isoformat(), Approval("tenant left, keys returned", "mgr01"))
+    due = (clock.today() + dt.timedelta(days=14)).isoformat()
+    step(f"archivectl lend {numbers[1]} --to but01 --due {due} --reason '...' --approver mgr01    # as clk01 (P8)")
+    with acting_as(people["clk01"]):
+        access.lend(archive, numbers[1], "but01", due, Approval("home visit about the renovation", "mgr01"))
+
+    approve_as_manager("checked the phone call note and the scans")
 
     step("archivectl validate")
     problems = validate(archive)
@@ -172,3 +185,23 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
     if problems or not report["ok"]:
         raise ArchiveError("the demo archive did not validate or verify")
     return archive.root
+
+
+def _complete_some(archive: Archive, base: Path, how_many: int) -> str:
+    """Attach a fictitious scan for every document the nearest-to-complete dossiers still lack."""
+    from archivectl.ops import access
+    from archivectl.ops.common import Approval
+    from archivectl.reports.completeness import completeness
+
+    rows = [r for r in completeness(archive).document["households"] if r["missing_documents"]]
+    chosen = sorted((r for r in rows if not r["missing_fields"]), key=lambda r: len(r["missing_documents"]))
+    attached = 0
+    for row in chosen[:how_many]:
+        for doc in row["missing_documents"]:
+            scan = base / f"{doc}.pdf"
+            scan.write_bytes(f"%PDF-1.4 demo scan: {doc} (fictitious)\n".encode())
+            access.attach(
+                archive, row["archive_no"], scan, doc, None, Approval("scanned from the paper dossier", "mgr01")
+            )
+            attached += 1
+    return f"attached {attached} scans to {', '.join(r['archive_no'] for r in chosen[:how_many])}"
