@@ -48,12 +48,24 @@ class Settings:
     # 1: made before commits carried Action: (see rules.legacy_action); 2: every commit says its action
     version: int = FORMAT_VERSION
     main: str = "main"
+    # 保管期限: days a household of a class (a status such as moved-out, or a category) is kept
+    keeping: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_yaml(cls, data: Any) -> Settings:
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
             raise UsageError(f"{ARCHIVE_FILE}: must be a mapping with a name")
-        known = {"name", "id_scheme", "retention_days", "review_interval_days", "keystore", "policy", "version", "main"}
+        known = {
+            "name",
+            "id_scheme",
+            "retention_days",
+            "review_interval_days",
+            "keystore",
+            "policy",
+            "version",
+            "main",
+            "keeping",
+        }
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"{ARCHIVE_FILE}: unknown setting {unknown[0]}")
@@ -78,6 +90,7 @@ class Settings:
                 rules=rules,
                 version=int(data.get("version", 1)),
                 main=main,
+                keeping=_keeping(data.get("keeping") or {}),
             )
         except (TypeError, ValueError):
             raise UsageError(f"{ARCHIVE_FILE}: a setting has the wrong type") from None
@@ -98,9 +111,31 @@ class Settings:
         }
         if self.main != "main":
             data["main"] = self.main
+        if self.keeping:
+            data["keeping"] = {k: {"days": v} for k, v in self.keeping.items()}
         if self.keystore:
             data["keystore"] = self.keystore
         return data
+
+
+KEEPING_CLASSES = ("moved-out", "active", "handed-over", "not-handed-over", "special")
+
+
+def _keeping(data: Any) -> dict[str, int]:
+    """archive.yaml keeping: {moved-out: {years: 3}, not-handed-over: {days: 365}} as days per class."""
+    if not isinstance(data, dict):
+        raise UsageError(f"{ARCHIVE_FILE}: keeping must map a class to a period")
+    periods = {}
+    for name, period in data.items():
+        if name not in KEEPING_CLASSES:
+            raise UsageError(f"{ARCHIVE_FILE}: keeping: {name} is not one of {', '.join(KEEPING_CLASSES)}")
+        if not isinstance(period, dict) or set(period) - {"years", "days"} or not period:
+            raise UsageError(f"{ARCHIVE_FILE}: keeping: {name} needs years: N or days: N")
+        days = int(period.get("days", 0)) + 365 * int(period.get("years", 0))
+        if days <= 0:
+            raise UsageError(f"{ARCHIVE_FILE}: keeping: {name} must be a positive period")
+        periods[str(name)] = days
+    return periods
 
 
 def check_archive_no(value: str) -> str:

@@ -134,3 +134,25 @@ def retention_verdict(dates: TombstoneDates, now: dt.datetime, retention_days: i
     days_left = max(0, retention_days - elapsed.days)
     eligible = problem is None and elapsed >= dt.timedelta(days=retention_days)
     return RetentionVerdict(started=started, days_left=days_left, eligible=eligible, problem=problem)
+
+
+# ------------------------------------------------------------------ keeping periods (保管期限, PIPL)
+
+
+def keeping_class(status: str, category: str, keeping: dict[str, int]) -> tuple[str, int] | None:
+    """The keeping period that applies to a household: its status's (moved-out), else its category's.
+
+    Tombstoned households are already on their way out; None where no period applies.
+    """
+    if status == "tombstoned":
+        return None
+    if status in keeping:
+        return status, keeping[status]
+    if status == "active" and category in keeping:
+        return category, keeping[category]
+    return None
+
+
+def past_keeping(since: dt.date, today: dt.date, days: int) -> bool:
+    """True once a household has been kept its whole period (the day after the last day)."""
+    return (today - since).days > days

@@ -14,12 +14,26 @@ ArchiveNo = Annotated[str, typer.Argument(metavar="ARCHIVE_NO")]
 
 @app.command()
 def tombstone(
-    ctx: typer.Context, archive_no: ArchiveNo, reason: ReasonOpt = None, approver: ApproverOpt = None
+    ctx: typer.Context,
+    archive_no: Annotated[str | None, typer.Argument(metavar="[ARCHIVE_NO]")] = None,
+    due: Annotated[
+        bool, typer.Option("--due", help="Every household past its keeping period (archive.yaml keeping:).")
+    ] = False,
+    reason: ReasonOpt = None,
+    approver: ApproverOpt = None,
 ) -> None:
-    """Mark a household deleted-pending (P13); its data stays for the retention period."""
+    """Mark a household deleted-pending (P13), or with --due all past their keeping period (保管期限)."""
+    from archivectl.errors import UsageError
     from archivectl.ops import lifecycle
     from archivectl.ops.common import Approval
 
+    if bool(archive_no) == due:
+        raise UsageError("name one household to tombstone, or give --due (not both)")
+    if due:
+        rows, commit = lifecycle.tombstone_due(open_archive(ctx), Approval(reason, approver))
+        out(f"tombstoned {len(rows)} households past their keeping period in commit {commit[:12]}")
+        return
+    assert archive_no is not None
     commit = lifecycle.tombstone(open_archive(ctx), archive_no, Approval(reason, approver))
     out(f"tombstoned {archive_no} in commit {commit[:12]}")
 

@@ -61,6 +61,38 @@ def tombstone(archive: Archive, archive_no: str, approval: Approval) -> str:
     return _status_change(archive, archive_no, approval, "tombstone", change, ("active", "moved-out"))
 
 
+def tombstone_due(archive: Archive, approval: Approval) -> tuple[list[dict[str, Any]], str]:
+    """Propose tombstones for every household past its keeping period, in one approved commit.
+
+    Each tombstone's reason names its class and period (PIPL: kept no longer than necessary).
+    """
+    from archivectl.ops.keeping import past_keeping
+
+    actor = approved_writer(archive, approval)
+    due = past_keeping(archive)
+    if not due:
+        raise ArchiveError("no household is past its keeping period (archive.yaml keeping:)")
+    with Transaction(archive, actor) as tx:
+        for row in due:
+            relpath = archive.locate(row["archive_no"])
+            stored = load_stored(archive, relpath)
+            stored["tombstone"] = {
+                "date": clock.today().isoformat(),
+                "reason": f"keeping period ended: {row['class']}, {row['period_days']} days (保管期限)",
+                "approver": approval.approver,
+                "previous_status": stored["status"],
+            }
+            stored["status"] = "tombstoned"
+            stored = records.order_like_schema(stored, archive.household_schema)
+            tx.write_text(relpath, records.dump(stored))
+        numbers = ", ".join(r["archive_no"] for r in due)
+        commit = tx.commit(
+            f"tombstone {len(due)} households past their keeping period",
+            trailers("tombstone", approval, actor, numbers),
+        )
+    return due, commit
+
+
 def restore(archive: Archive, archive_no: str, approval: Approval) -> str:
     """Undo a tombstone before purge."""
 

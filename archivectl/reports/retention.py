@@ -57,6 +57,9 @@ def retention(archive: Archive, progress: Callable[[int, int], None] | None = No
         }
         for e in registers.lent_out(archive.root).values()
     ]
+    from archivectl.ops.keeping import past_keeping
+
+    kept_too_long = past_keeping(archive, facts)
     eligible = [t for t in tombstones if t["eligible"]]
     document = {
         "report": "retention",
@@ -68,6 +71,7 @@ def retention(archive: Archive, progress: Callable[[int, int], None] | None = No
         "moved_out": moved_out,
         "review_due": due,
         "lent": lent,
+        "past_keeping": kept_too_long,  # 保管期限: `archivectl tombstone --due` proposes their deletion
     }
     return Report(
         name="retention",
@@ -82,10 +86,16 @@ def retention(archive: Archive, progress: Callable[[int, int], None] | None = No
             Section("Moved out (kept apart)", moved_out),
             Section(f"Not reviewed for more than {interval} days", due),
             Section("Paper dossiers lent", lent),
+            Section(
+                "Past their keeping period (保管期限; tombstone --due)",
+                kept_too_long,
+                ["archive_no", "building", "class", "since", "days_kept", "period_days"],
+            ),
         ],
         summary=(
             f"{len(tombstones)} tombstoned ({len(eligible)} eligible for purge), {len(moved_out)} moved out, "
-            f"{len(due)} due for review, {sum(1 for x in lent if x['overdue'])} lent and overdue."
+            f"{len(due)} due for review, {sum(1 for x in lent if x['overdue'])} lent and overdue, "
+            f"{len(kept_too_long)} past their keeping period."
         ),
-        act_on=bool(eligible),
+        act_on=bool(eligible or kept_too_long),
     )
