@@ -129,6 +129,14 @@ def _leaves(err: Any) -> Iterator[Any]:
         yield err
 
 
+def _nearest(name: Any, known: Any) -> str:
+    """' (did you mean phone?)' for a mistyped field name, or ''."""
+    import difflib
+
+    near = difflib.get_close_matches(str(name), sorted(map(str, known)), n=1, cutoff=0.6)
+    return f" (did you mean {near[0]}?)" if near else ""
+
+
 def path_text(parts: Any) -> str:
     """customers[0].phone from ('customers', 0, 'phone'); a key that is no field name shows as <key>."""
     text = ""
@@ -147,9 +155,10 @@ def _describe(err: Any) -> str:
         return f"{field}: required field is missing"
     if kind == "additionalProperties":
         known = set(err.schema.get("properties", {}))
-        extra = sorted(field_name(k) for k in inst if k not in known) if isinstance(inst, dict) else []
-        field = ".".join(p for p in [path_text(err.absolute_path), extra[0] if extra else "?"] if p != "(record)")
-        return f"{field}: unknown field"
+        extra = sorted(k for k in inst if k not in known) if isinstance(inst, dict) else []
+        name = extra[0] if extra else "?"
+        field = ".".join(p for p in [path_text(err.absolute_path), field_name(name)] if p != "(record)")
+        return f"{field}: unknown field{_nearest(name, known)}"
     if kind in ("enum", "const"):
         allowed = rule if kind == "enum" else [rule]
         return f"{where}: must be one of {', '.join(map(str, allowed))}"
@@ -158,8 +167,8 @@ def _describe(err: Any) -> str:
     if kind == "format":
         reason = str(err.cause) if err.cause else f"is not a valid {rule}"
         return f"{where}: {reason}"
-    if kind == "pattern":
-        return f"{where}: does not match the pattern {rule}"
+    if kind == "pattern":  # the schema's x-hint says it in words; a regular expression helps nobody at a desk
+        return f"{where}: {err.schema.get('x-hint') or 'is not in the expected form (see the schema)'}"
     if kind in ("minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum"):
         words = {
             "minLength": "must be at least {} characters",
@@ -213,6 +222,19 @@ class HouseholdSchema:
         if isinstance(key, int):
             return self.resolve(node.get("items", {}))
         return self.resolve(node.get("properties", {}).get(key, {}))
+
+    def unknown_field(self, path: list[Any]) -> str | None:
+        """'customers[0].phnoe: unknown field (did you mean phone?)' when path names no field, else None."""
+        node = self.resolve(self.doc)
+        for i, key in enumerate(path):
+            if isinstance(key, int):
+                node = self.resolve(node.get("items", {}))
+                continue
+            props = node.get("properties")
+            if props is not None and key not in props and node.get("additionalProperties") is False:
+                return f"{path_text(path[: i + 1])}: unknown field{_nearest(key, props)}"
+            node = self.resolve((props or {}).get(key, {}))
+        return None
 
     def node_at(self, path: list[Any]) -> dict:
         """The schema node at a path like ['customers', 0, 'phone']."""

@@ -142,7 +142,7 @@ REFUSALS = [
     ),
     ("clk01", "mgr01", ('phone: "13812345678"', 'phone: "12345"'), 2, ["customers[0].phone"]),
     ("clk01", "mgr01", ("handover_date: 2024-03-01", "handover_date: 2024-02-30"), 2, ["handover_date"]),
-    ("clk01", "mgr01", ('unit: "1203"', 'unit: "../../etc"'), 2, ["unit", "pattern"]),
+    ("clk01", "mgr01", ('unit: "1203"', 'unit: "../../etc"'), 2, ["unit: use letters, digits"]),
     ("outsider", "mgr01", None, 1, ["not on staff.yaml"]),
 ]
 

@@ -97,7 +97,7 @@ def test_edit_with_file_and_unset(world: World, household: str):
         (["--set", "floor=twelve"], 2, ["floor", "whole number"]),
         (["--set", "occupancy=owner-occupied"], 1, ["nothing to change"]),
         (["--set", "customers.5.name=x"], 2, ["out of range"]),
-        (["--unset", "nothing_here"], 2, ["no such field"]),
+        (["--unset", "nothing_here"], 2, ["nothing_here: unknown field"]),
     ],
 )
 def test_refused_edits_leave_the_archive_unchanged(world: World, household: str, args, code, words):

@@ -76,3 +76,33 @@ def test_a_sealed_block_opened_with_another_households_key_says_so(world: World)
     result = world.cli("but01", "show", first, "--reveal", "-r", "check")
     assert_refused(result, 1, "not this household's: check the keystore")
     assert subprocess.run(["git", "-C", str(world.root), "status", "--porcelain"], capture_output=True).stdout == b""
+
+
+def test_a_typo_in_a_sealed_field_is_named_before_any_permission_check(world: World):  # P7
+    number = world.add()
+    before = world.snapshot()
+    result = world.cli("clk01", "edit", number, "--set", "customers.0.phnoe=1", "-r", "r", "-a", "mgr01")
+    assert_refused(result, 2, "customers[0].phnoe: unknown field (did you mean phone?)")
+    assert "reader" not in result.stderr and "general manager" not in result.stderr
+    assert_unchanged(world, before)
+
+
+def test_every_problem_is_listed_in_words_not_regular_expressions(world: World):
+    before = world.snapshot()
+    result = world.cli(
+        "clk01", "add", "--building", "b 03", "--floor", "1", "--unit", "12/3", "--category", "handed-over",
+        "-r", "r", "-a", "mgr01",
+    )  # fmt: skip
+    assert_refused(result, 2, "building: use capital letters, digits and '-', e.g. B03", "unit: use letters, digits")
+    assert "[A-Z0-9]" not in result.stderr and "^" not in result.stderr
+    result = world.cli(
+        "clk01", "add", "--file", str(_record_file(world, "custmers:\n  - {role: owner}\n")), "-r", "r", "-a", "mgr01"
+    )
+    assert_refused(result, 2, "custmers: unknown field (did you mean customers?)")
+    assert_unchanged(world, before)
+
+
+def _record_file(world: World, extra: str):
+    path = world.tmp / "typo.yaml"
+    path.write_text("building: B03\nfloor: 1\nunit: '0101'\ncategory: handed-over\n" + extra)
+    return path

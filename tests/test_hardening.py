@@ -40,7 +40,7 @@ def add_file(world: World, content: bytes | str, name: str = "input.yaml"):
         (RECORD + "building: B05\n", 2, ["duplicate key 'building'"]),
         (b"\xff\xfe" + RECORD.encode("utf-16-le"), 2, ["not UTF-8"]),
         ("- just\n- a list\n", 2, ["must be a YAML mapping"]),
-        (RECORD.replace("B03", "B03/../../etc"), 2, ["building", "pattern"]),
+        (RECORD.replace("B03", "B03/../../etc"), 2, ["building: use capital letters"]),
         (RECORD.replace('unit: "1203"', 'unit: "12\\u0000"'), 2, ["unit"]),
         ("x" * (5 * 1024 * 1024), 2, ["larger than"]),
     ],

@@ -212,7 +212,7 @@ def test_a_unit_with_a_trailing_newline_makes_no_directory(world: World):  # P1
         "-a",
         "mgr01",
     )
-    assert_refused(result, 2, "unit", "pattern")
+    assert_refused(result, 2, "unit: use letters, digits")
     assert_unchanged(world, before)
     assert not list((world.root / "households").glob("*/*\n*")) if (world.root / "households").exists() else True
 
@@ -235,7 +235,7 @@ def test_a_staff_id_with_a_newline_cannot_split_the_allowed_signers_file(world: 
         "-a",
         "gm01",
     )
-    assert_refused(result, 2, "id", "pattern")
+    assert_refused(result, 2, "id: a short id in small letters")
     assert_unchanged(world, before)
 
 

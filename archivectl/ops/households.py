@@ -183,10 +183,22 @@ def refuse_names_in_reason(reason: str | None, schema: Any, *plain_records: dict
         )
 
 
+MAX_LISTED_PROBLEMS = 10
+
+
 def _first_problem(problems: list[str], what: str) -> None:
+    """Refuse with every problem (up to ten) on one line, each with its field path."""
     if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise UsageError(f"{what}: {problems[0]}{more}")
+        shown = "; ".join(problems[:MAX_LISTED_PROBLEMS])
+        more = f" (and {len(problems) - MAX_LISTED_PROBLEMS} more)" if len(problems) > MAX_LISTED_PROBLEMS else ""
+        raise UsageError(f"{what}: {shown}{more}")
+
+
+def check_field_names(given: RecordInput, schema: Any) -> None:
+    """Every --set and --unset names a field of the schema: a typo is named before any permission check."""
+    keys = [p.partition("=")[0] for p in given.sets] + list(given.unsets)
+    problems = [found for key in keys if (found := schema.unknown_field(records.parse_path(key)))]
+    _first_problem(problems, "record")
 
 
 def prepare_new(record: dict, schema: Any) -> dict:
@@ -257,8 +269,9 @@ def write_household(archive: Archive, tx: Transaction, record: dict, readers: li
 
 def add(archive: Archive, given: RecordInput, approval: Approval) -> str:
     """Create a household with its own record key; return its new archive number."""
-    actor = approved_writer(archive, approval)
     schema = archive.household_schema
+    check_field_names(given, schema)
+    actor = approved_writer(archive, approval)
     record = prepare_new(apply_changes({}, given, schema), schema)
     refuse_names_in_reason(approval.reason, schema, record)
     readers = reader_keys(archive, record["building"])
@@ -276,6 +289,7 @@ def add(archive: Archive, given: RecordInput, approval: Approval) -> str:
 def edit(archive: Archive, archive_no: str, given: RecordInput, approval: Approval, identity: str | None) -> str:
     """Change a household's fields (P12); return the commit id."""
     check_archive_no(archive_no)
+    check_field_names(given, archive.household_schema)  # a typo is named before any permission check
     actor = approved_writer(archive, approval)
     relpath = archive.locate(archive_no)
     stored = load_stored(archive, relpath)
