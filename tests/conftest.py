@@ -176,10 +176,11 @@ class World:
         ).strip()
 
     def try_add(self, who: str | None = "clk01", approver: str = "mgr01", env: dict | None = None) -> Result:
-        """Attempt to add the test household (RECORD); the caller checks the outcome."""
+        """Attempt to add the test household (RECORD, on a unit that may have one already); the caller checks."""
         path = self.tmp / "r.yaml"
         path.write_text(RECORD)
-        return self.cli(who, "add", "--file", str(path), "--reason", "r", "--approver", approver, env=env)
+        args = ["add", "--file", str(path), "--also-active", "--reason", "r", "--approver", approver]
+        return self.cli(who, *args, env=env)
 
     def add_command(self, reason: str = "batch") -> list[str]:
         """The real `python -m archivectl add` of RECORD, for child processes."""
@@ -194,6 +195,7 @@ class World:
             "add",
             "--file",
             str(path),
+            "--also-active",  # many households on one unit: these tests are about numbering and crashes
             "--reason",
             reason,
             "--approver",

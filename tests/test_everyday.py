@@ -106,3 +106,13 @@ def _record_file(world: World, extra: str):
     path = world.tmp / "typo.yaml"
     path.write_text("building: B03\nfloor: 1\nunit: '0101'\ncategory: handed-over\n" + extra)
     return path
+
+
+def test_a_second_active_household_on_a_unit_is_refused_naming_the_first(world: World):  # P1
+    first = world.add()
+    before = world.snapshot()
+    result = world.cli("clk01", "add", "--file", str(world.tmp / "new-record.yaml"), "-r", "new", "-a", "mgr01")
+    assert_refused(result, 1, f"{first} is already the active household of B03/1203", "move it out first")
+    assert_unchanged(world, before)
+    second = world.add("clk01", "mgr01", LIVE_RECORD.replace('unit: "1204"', 'unit: "1203"'), "--also-active")
+    assert second != first

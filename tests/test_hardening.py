@@ -198,7 +198,7 @@ def test_kill_9_at_random_moments_never_leaves_the_archive_inconsistent(world: W
             os.kill(proc.pid, signal.SIGKILL)
             killed += 1
         proc.wait()
-        world.add()  # the next command recovers whatever the killed one left
+        world.add("clk01", "mgr01", RECORD, "--also-active")  # the next command recovers what the killed one left
         check_consistent(world)
     assert killed >= 3  # the test really interrupted writes
     numbers = json.loads(world.ok("aud01", "list", "--format", "json"))
@@ -234,6 +234,6 @@ def test_write_then_reveal_returns_the_same_record(world: World, name, phone, pl
     }
     path = world.tmp / "gen.yaml"
     path.write_text(yamlio.dumps(record))
-    number = world.ok("clk01", "add", "--file", str(path), "-r", "r", "-a", "mgr01").strip()
+    number = world.ok("clk01", "add", "--file", str(path), "--also-active", "-r", "r", "-a", "mgr01").strip()
     shown = yamlio.loads(world.ok("but01", "show", number, "--reveal", "-r", "r", "--format", "yaml"))
     assert {k: v for k, v in shown.items() if k not in ("archive_no", "status")} == record

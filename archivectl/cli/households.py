@@ -55,6 +55,9 @@ def add(
     sets: SetOpt = None,
     set_from: SetFromOpt = None,
     file: FileOpt = None,
+    also_active: Annotated[
+        bool, typer.Option("--also-active", help="The unit already has an active household, deliberately (P1).")
+    ] = False,
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
 ) -> None:
@@ -71,7 +74,7 @@ def add(
     )
     archive = open_archive(ctx)
     warn_personal_on_command_line(archive, given.sets)
-    out(households.add(archive, given, Approval(reason, approver)))
+    out(households.add(archive, given, Approval(reason, approver), also_active))
 
 
 @app.command()

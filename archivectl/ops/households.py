@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archivectl import clock, crypto, records, yamlio
+from archivectl import clock, crypto, gitio, records, yamlio
 from archivectl.archive import (
     CATEGORY_CODES,
     NUMBERS_FILE,
@@ -267,13 +267,24 @@ def write_household(archive: Archive, tx: Transaction, record: dict, readers: li
     tx.write_text(f"{home}/record.yaml", records.dump(stored))
 
 
-def add(archive: Archive, given: RecordInput, approval: Approval) -> str:
-    """Create a household with its own record key; return its new archive number."""
+def add(archive: Archive, given: RecordInput, approval: Approval, also_active: bool = False) -> str:
+    """Create a household with its own record key; return its new archive number.
+
+    P1: one active household per unit; a second is refused naming the first
+    (move it out first) unless also_active says it is deliberate.
+    """
     schema = archive.household_schema
     check_field_names(given, schema)
     actor = approved_writer(archive, approval)
     record = prepare_new(apply_changes({}, given, schema), schema)
     refuse_names_in_reason(approval.reason, schema, record)
+    if not also_active:
+        active = active_on_unit(archive, str(record["building"]), str(record["unit"]))
+        if active:
+            raise ArchiveError(
+                f"{active[0]} is already the active household of {record['building']}/{record['unit']}: "
+                "move it out first (P1), or give --also-active if both live there"
+            )
     readers = reader_keys(archive, record["building"])
     with Transaction(archive, actor) as tx:
         numbers = read_numbers(tx)
@@ -284,6 +295,15 @@ def add(archive: Archive, given: RecordInput, approval: Approval) -> str:
             trailers("add", approval, actor, archive_no),
         )
     return archive_no
+
+
+def active_on_unit(archive: Archive, building: str, unit: str) -> list[str]:
+    """Archive numbers of the unit's active households (from their clear parts)."""
+    found = []
+    for relpath in gitio.ls_files(archive.root, f"{archive.household_dir(building, unit, '*')}/record.yaml"):
+        if load_stored(archive, relpath).get("status") == "active":
+            found.append(relpath.split("/")[3])
+    return sorted(found)
 
 
 def edit(archive: Archive, archive_no: str, given: RecordInput, approval: Approval, identity: str | None) -> str:
