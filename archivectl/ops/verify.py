@@ -391,7 +391,7 @@ def _check_changes(
         flag("trailers", f"Archive-No trailer must name {', '.join(missing)}")
     if rule is None:
         return
-    _check_registers(info, rule, member, named, entries, flag)
+    _check_registers(info, rule, member, named, entries, ctx.settings_at(judge).version < 2, flag)
     if rule.record:
         for number, changed in sorted(households.items()):
             _check_household(ctx, info, rule, number, changed, flag)
@@ -444,9 +444,13 @@ def _check_registers(
     member: StaffMember | None,
     named: set[str],
     entries: dict[str, list[dict]],
+    legacy: bool,
     flag: Callable[[str, str], None],
 ) -> None:
-    """Each entry a commit appends says who signed it, what action it is, which household and approver."""
+    """Each entry a commit appends says who signed it, what action it is, which household and approver.
+
+    legacy: a version 1 archive, whose destruction and grant entries did not say their action yet.
+    """
     for register in rule.registers:
         if not entries.get(register):
             flag("register", f"{rule.name} must append an entry to the {register} register")
@@ -455,8 +459,11 @@ def _check_registers(
         for entry in added:
             if member is not None and entry.get("who") != member.id:
                 flag("register", f"{register} register entry says who={entry.get('who')} but {member.id} signed")
-            if entry.get("action", rule.name) != rule.name:
-                flag("register", f"{register} register entry is a {entry.get('action')}, the commit a {rule.name}")
+            action = entry.get("action", rule.name if legacy else None)
+            if action is None:
+                flag("register", f"{register} register entry does not say its action (the commit is a {rule.name})")
+            elif action != rule.name:
+                flag("register", f"{register} register entry is a {action}, the commit a {rule.name}")
             number = entry.get("archive_no")
             if number is not None and str(number) not in named:
                 flag("register", f"{register} register entry names {number}, which the commit's Archive-No does not")
