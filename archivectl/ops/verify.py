@@ -392,6 +392,8 @@ def _check_changes(
     if rule is None:
         return
     _check_registers(info, rule, member, named, entries, ctx.settings_at(judge).version < 2, flag)
+    if rule.record == "purge":
+        _check_destruction(households, entries.get("destruction", []), flag)
     if rule.record:
         for number, changed in sorted(households.items()):
             _check_household(ctx, info, rule, number, changed, flag)
@@ -469,6 +471,21 @@ def _check_registers(
                 flag("register", f"{register} register entry names {number}, which the commit's Archive-No does not")
             if approver and "approved_by" in entry and entry.get("approved_by") != approver:
                 flag("register", f"{register} register entry names approver {entry.get('approved_by')}, not {approver}")
+
+
+def _check_destruction(
+    households: dict[str, dict[str, list[gitio.Change]]], added: list[dict], flag: Callable[[str, str], None]
+) -> None:
+    """P14: a purge's destruction entries name exactly the households whose records it deletes.
+
+    restore withholds every key the destruction register names: an entry for a live household would lose it.
+    """
+    removed = {n for n, c in households.items() if any(r.status == "D" for r in c.get("record", []))}
+    listed = {str(e.get("archive_no")) for e in added}
+    for number in sorted(listed - removed):
+        flag("register", f"destruction register entry names {number}, which the commit does not purge")
+    for number in sorted(removed - listed):
+        flag("register", f"{number}: purged without an entry in the destruction register (P14)")
 
 
 def _check_household(
