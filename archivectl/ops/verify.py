@@ -508,7 +508,8 @@ def _check_household(
     if (record.status != "A" and old is None) or (record.status != "D" and new is None):
         return  # unreadable: flagged as an invalid record
     home = record.path.removesuffix("record.yaml")
-    added = {c.path.removeprefix(home) for c in changed.get("attachment", []) if c.status == "A"}
+    status = "M" if rule.record == "rotate" else "A"  # a rotation re-encrypts, everything else adds
+    added = {c.path.removeprefix(home) for c in changed.get("attachment", []) if c.status == status}
     problem = rules.record_change_problem(rule.record or "", old, new, info.trailer("Approved-by"), added)
     if problem:
         flag("record", f"{number}: {rule.name} {problem}")
