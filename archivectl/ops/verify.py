@@ -466,8 +466,8 @@ def _check_registers(
                 flag("register", f"{register} register entry does not say its action (the commit is a {rule.name})")
             elif action != rule.name:
                 flag("register", f"{register} register entry is a {action}, the commit a {rule.name}")
-            number = entry.get("archive_no")
-            if number is not None and str(number) not in named:
+            number = entry.get("archive_no")  # one, or several like the trailer (an approval's view)
+            if number is not None and {n.strip() for n in str(number).split(",")} - named:
                 flag("register", f"{register} register entry names {number}, which the commit's Archive-No does not")
             if approver and "approved_by" in entry and entry.get("approved_by") != approver:
                 flag("register", f"{register} register entry names approver {entry.get('approved_by')}, not {approver}")
