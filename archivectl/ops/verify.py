@@ -35,6 +35,7 @@ ARMOR = re.compile(r"-----BEGIN AGE ENCRYPTED FILE-----.*?-----END AGE ENCRYPTED
 COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 SINGLE_TRAILERS = ("Action", "Reason", "Approved-by", "Acted-by", "Archive-No")
 SYMLINK_MODE = "120000"
+PLAIN_FILE_MODES = ("100644", "100755")
 
 
 @dataclass(frozen=True)
@@ -367,8 +368,9 @@ def _check_changes(
         if kind is None:
             flag("layout", f"{path}: outside archivectl's layout")
             continue
-        if change.new_mode == SYMLINK_MODE:
-            flag("layout", f"{path}: a symbolic link; the archive holds plain files only")
+        if change.status != "D" and change.new_mode not in PLAIN_FILE_MODES:
+            what = "a symbolic link" if change.new_mode == SYMLINK_MODE else f"not a file (git mode {change.new_mode})"
+            flag("layout", f"{path}: {what}; the archive holds plain files only")
             continue
         if kind.archive_no:
             households.setdefault(kind.archive_no, {}).setdefault(kind.kind, []).append(change)
