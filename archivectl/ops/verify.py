@@ -571,10 +571,13 @@ def _check_new_numbers(
     households: dict[str, dict[str, list[gitio.Change]]],
     flag: Callable[[str, str], None],
 ) -> None:
-    """P3: a new household's serial is above every one used before, and numbers.yaml moves past it."""
+    """P3: a new household's serial is above every one used before, numbers.yaml moves past it, none goes back."""
     numbers_change = next((c for c in info.changes if c.path == "registers/numbers.yaml"), None)
     before = _serials(ctx, numbers_change.old_blob) if numbers_change and numbers_change.status == "M" else {}
     after = _serials(ctx, numbers_change.new_blob) if numbers_change else before
+    for series, serial in sorted(before.items()):
+        if after.get(series, 0) < serial:
+            flag("numbers", f"registers/numbers.yaml lowers {series} from {serial} to {after.get(series, 0)} (P3)")
     for number in sorted(households):
         code, year, serial = number.split("-")
         series = f"{code}-{year}"
