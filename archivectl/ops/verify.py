@@ -5,10 +5,10 @@ which paths it may change and how, whose signature and which approval it needs,
 what its register entries must say. Rules read what a commit changes, its
 trailers and its signatures; a subject is only for people.
 
-staff.yaml, archive.yaml and schemas/ are taken as they stood before the range
-(its merge base) or, for the whole history, in each commit's first parent, so a
-pull request cannot vouch for itself. A change that needs approval is accepted
-only with an approval commit after it, signed by the approver it names.
+staff.yaml, archive.yaml and schemas/ are taken as they stand at the range's
+start (the main it goes into) or, for the whole history, in each commit's first
+parent, so a pull request cannot vouch for itself. A change that needs approval
+is accepted only with an approval commit after it, signed by the approver it names.
 """
 
 from __future__ import annotations
@@ -208,7 +208,9 @@ def _revs(archive: Archive, range_spec: str | None) -> tuple[list[str], str | No
     start_id, end_id = gitio.rev_parse(archive.root, start or "HEAD"), gitio.rev_parse(archive.root, end or "HEAD")
     if start_id is None or end_id is None:
         raise UsageError(f"--range {range_spec}: no such commit")
-    return [f"{start_id}..{end_id}"], gitio.merge_base(archive.root, start_id, end_id), end_id
+    # Judged by the range's start (the main it will be merged into), as the server's pre-receive judges the
+    # push: a branch made before a manager was deactivated there must not pass with that manager's approval.
+    return [f"{start_id}..{end_id}"], start_id, end_id
 
 
 def _founding_commit(archive: Archive, tip: str) -> str | None:
