@@ -747,6 +747,20 @@ def test_an_approval_by_an_inactive_manager_is_flagged(desk: Desk):  # P12
     assert found(report, "signature", "signed by mgr02, who is no longer active", approval)
 
 
+def test_an_approval_by_a_manager_deactivated_on_main_after_the_branch_was_made_is_flagged(desk: Desk):  # P12
+    """The pull request is judged by the main it will be merged into, as the server's pre-receive hook judges it."""
+    change = edit_by_hand(desk, approver="mgr02")  # on `change`, made from main while mgr02 was active
+    approval = desk.approve_by_hand("mgr02", change)
+    verifies(desk)
+    desk.git("checkout", "-q", "-B", "main", "origin/main")
+    desk.ok("mgr01", "staff", "deactivate", "mgr02", "-r", "left the company", "-a", "gm01")
+    desk.ok("gm01", "approve", "--yes", "-r", "confirmed")
+    desk.push_main()
+    desk.git("checkout", "-q", "change")
+    report = flagged(desk, "approver", "approver mgr02 is no longer active", change)
+    assert found(report, "signature", "signed by mgr02, who is no longer active", approval)
+
+
 def test_an_approval_naming_a_commit_not_in_its_history_is_flagged(desk: Desk):  # P12
     desk.branch("elsewhere")
     elsewhere = edit_by_hand(desk)
