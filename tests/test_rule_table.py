@@ -24,6 +24,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pyrage
 import pytest
 from conftest import RECORD, World, assert_refused, assert_unchanged, ok_at, person_env, process_env, staff_yaml
 from test_verify import Clone
@@ -256,15 +257,11 @@ def entry(who: str, action: str, number: str | None = None, **more) -> dict:
 
 def own_age_key() -> str:
     """An age X25519 recipient whose identity only the actor holds."""
-    import pyrage
-
     return str(pyrage.x25519.Identity.generate().to_public())
 
 
 def forged_scan(desk: Desk, number: str) -> bytes:
     """A different document, properly encrypted to the household's record key (anyone can encrypt)."""
-    import pyrage
-
     recipient = pyrage.x25519.Recipient.from_str(desk.record(number)["recipient"])
     return pyrage.encrypt(b"%PDF forged contract", [recipient])
 
@@ -275,8 +272,8 @@ def destruction_entry(who: str, number: str, approver: str = "gm01") -> dict:
 
 # ---------------------------------------------------------------------------------------------- one break per row
 #
-# BREAKS[action](desk) makes, on top of main, a commit with that Action that does something the
-# row forbids; it returns (commit, rule, words): the finding verify must report. The parametrized
+# Each function in BREAKS[action] makes, on top of main, a commit with that Action that does something
+# the row forbids; it returns (commit, rule, words): the finding verify must report. The parametrized
 # test below also widens that one row to "anything goes" and shows the finding goes away: the
 # finding comes from that row and nowhere else, so deleting or loosening the row fails a test.
 
