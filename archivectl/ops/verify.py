@@ -243,6 +243,9 @@ def check_commit(ctx: _Context, info: gitio.CommitInfo, dates: dict[str, str], n
         run.findings.append(Finding(info.commit, info.subject, rule, message))
 
     _check_dates(ctx, info, dates, now, flag)
+    # a commit message is signed history: no purge can shred what it says (P9, P14)
+    message = [info.subject] + [f"{k}: {v}" for k, values in info.trailers.items() for v in values]
+    _check_personal_data("commit message", "\n".join(message).encode(), flag)
     if not info.parents and info.commit != ctx.allowed_root:
         flag("root", "a root commit inside the range: a history of its own cannot vouch for itself")
         return
