@@ -1111,3 +1111,14 @@ def test_a_purge_after_a_local_zero_retention_is_refused_and_flagged(desk: Desk)
     purge = desk.sign("mgr01", "purge", subject=f"purge {gone}", approver="gm01", archive_no=gone)
     desk.approve_by_hand("gm01", purge)
     flagged(desk, "purge", "days before its 30-day retention ended (P13)", purge)
+
+
+def test_personal_data_in_a_commit_message_is_flagged(desk: Desk):  # P9, P14: a purge cannot shred history
+    number = desk.h["live"]
+    desk.append(desk.register("access"), entry("but01", "reveal", number))
+    subject = f"register reveal of {number}"
+    commit = desk.sign(
+        "but01", "reveal", subject=subject, reason="owner 13812345678 called", approver=None, archive_no=number
+    )
+    report = flagged(desk, "personal-data", "commit message: a phone number in clear", commit)
+    assert "13812345678" not in json.dumps(report)
