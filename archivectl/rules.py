@@ -179,7 +179,8 @@ def record_change_problem(
     """Why a stored record's change is not what the action `how` may do, or None.
 
     old/new are the stored records before and after (None: absent); added_files
-    are the attachment file names (attachments/...) the same commit adds.
+    are the attachment file names (attachments/...) the same commit adds (for a
+    rotation: the ones it re-encrypts).
     """
     if how == "purge":
         return None if new is None else "a purge deletes records, it does not change them"
@@ -249,7 +250,26 @@ def _move_out(old: dict, new: dict, _approver: str | None, _added: set[str]) -> 
     return None
 
 
-_TRANSITIONS = {"attach": _attach, "tombstone": _tombstone, "restore": _restore, "move-out": _move_out}
+def _rotate(old: dict, new: dict, _approver: str | None, rekeyed: set[str]) -> str | None:
+    # A new record key re-encrypts everything it guards; a recipient swapped alone would send every
+    # scan attached from then on to whoever holds the new key, outside the keystore.
+    documents = {str(d.get("file")) for d in new.get("documents") or [] if isinstance(d, dict)}
+    if (
+        new.get("recipient") == old.get("recipient")
+        or (old.get("sealed") and new.get("sealed") == old.get("sealed"))
+        or rekeyed != documents
+    ):
+        return "a rotation re-encrypts the sealed block and every attachment to a new record key (recipient)"
+    return None
+
+
+_TRANSITIONS = {
+    "attach": _attach,
+    "tombstone": _tombstone,
+    "restore": _restore,
+    "move-out": _move_out,
+    "rotate": _rotate,
+}
 
 
 # ------------------------------------------------------------------ commits made before Action:

@@ -5,10 +5,10 @@ which paths it may change and how, whose signature and which approval it needs,
 what its register entries must say. Rules read what a commit changes, its
 trailers and its signatures; a subject is only for people.
 
-staff.yaml, archive.yaml and schemas/ are taken as they stood before the range
-(its merge base) or, for the whole history, in each commit's first parent, so a
-pull request cannot vouch for itself. A change that needs approval is accepted
-only with an approval commit after it, signed by the approver it names.
+staff.yaml, archive.yaml and schemas/ are taken as they stand at the range's
+start (the main it goes into) or, for the whole history, in each commit's first
+parent, so a pull request cannot vouch for itself. A change that needs approval
+is accepted only with an approval commit after it, signed by the approver it names.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ ARMOR = re.compile(r"-----BEGIN AGE ENCRYPTED FILE-----.*?-----END AGE ENCRYPTED
 COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 SINGLE_TRAILERS = ("Action", "Reason", "Approved-by", "Acted-by", "Archive-No")
 SYMLINK_MODE = "120000"
+PLAIN_FILE_MODES = ("100644", "100755")
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,9 @@ def _revs(archive: Archive, range_spec: str | None) -> tuple[list[str], str | No
     start_id, end_id = gitio.rev_parse(archive.root, start or "HEAD"), gitio.rev_parse(archive.root, end or "HEAD")
     if start_id is None or end_id is None:
         raise UsageError(f"--range {range_spec}: no such commit")
-    return [f"{start_id}..{end_id}"], gitio.merge_base(archive.root, start_id, end_id), end_id
+    # Judged by the range's start (the main it will be merged into), as the server's pre-receive judges the
+    # push: a branch made before a manager was deactivated there must not pass with that manager's approval.
+    return [f"{start_id}..{end_id}"], start_id, end_id
 
 
 def _founding_commit(archive: Archive, tip: str) -> str | None:
@@ -264,6 +267,9 @@ def check_commit(ctx: _Context, info: gitio.CommitInfo, dates: dict[str, str], n
         run.findings.append(Finding(info.commit, info.subject, rule, message))
 
     _check_dates(ctx, info, dates, now, flag)
+    # a commit message is signed history: no purge can shred what it says (P9, P14)
+    message = [info.subject] + [f"{k}: {v}" for k, values in info.trailers.items() for v in values]
+    _check_personal_data("commit message", "\n".join(message).encode(), flag)
     if not info.parents and info.commit != ctx.allowed_root:
         flag("root", "a root commit inside the range: a history of its own cannot vouch for itself")
         return
@@ -400,8 +406,9 @@ def _check_changes(
         if kind is None:
             flag("layout", f"{path}: outside archivectl's layout")
             continue
-        if change.new_mode == SYMLINK_MODE:
-            flag("layout", f"{path}: a symbolic link; the archive holds plain files only")
+        if change.status != "D" and change.new_mode not in PLAIN_FILE_MODES:
+            what = "a symbolic link" if change.new_mode == SYMLINK_MODE else f"not a file (git mode {change.new_mode})"
+            flag("layout", f"{path}: {what}; the archive holds plain files only")
             continue
         if kind.archive_no:
             households.setdefault(kind.archive_no, {}).setdefault(kind.kind, []).append(change)
@@ -427,7 +434,9 @@ def _check_changes(
         flag("trailers", f"Archive-No trailer must name {', '.join(missing)}")
     if rule is None:
         return
-    _check_registers(info, rule, member, named, entries, flag)
+    _check_registers(info, rule, member, named, entries, ctx.settings_at(judge).version < 2, flag)
+    if rule.record == "purge":
+        _check_destruction(households, entries.get("destruction", []), flag)
     if rule.record:
         for number, changed in sorted(households.items()):
             _check_household(ctx, info, rule, number, changed, flag)
@@ -500,9 +509,13 @@ def _check_registers(
     member: StaffMember | None,
     named: set[str],
     entries: dict[str, list[dict]],
+    legacy: bool,
     flag: Callable[[str, str], None],
 ) -> None:
-    """Each entry a commit appends says who signed it, what action it is, which household and approver."""
+    """Each entry a commit appends says who signed it, what action it is, which household and approver.
+
+    legacy: a version 1 archive, whose destruction and grant entries did not say their action yet.
+    """
     for register in rule.registers:
         if not entries.get(register):
             flag("register", f"{rule.name} must append an entry to the {register} register")
@@ -511,13 +524,31 @@ def _check_registers(
         for entry in added:
             if member is not None and entry.get("who") != member.id:
                 flag("register", f"{register} register entry says who={entry.get('who')} but {member.id} signed")
-            if entry.get("action", rule.name) != rule.name:
-                flag("register", f"{register} register entry is a {entry.get('action')}, the commit a {rule.name}")
+            action = entry.get("action", rule.name if legacy else None)
+            if action is None:
+                flag("register", f"{register} register entry does not say its action (the commit is a {rule.name})")
+            elif action != rule.name:
+                flag("register", f"{register} register entry is a {action}, the commit a {rule.name}")
             numbers = {n.strip() for n in str(entry.get("archive_no") or "").split(",") if n.strip()}
-            for number in sorted(numbers - named):
+            for number in sorted(numbers - named):  # one, or several like the trailer (an approval's view)
                 flag("register", f"{register} register entry names {number}, which the commit's Archive-No does not")
             if approver and "approved_by" in entry and entry.get("approved_by") != approver:
                 flag("register", f"{register} register entry names approver {entry.get('approved_by')}, not {approver}")
+
+
+def _check_destruction(
+    households: dict[str, dict[str, list[gitio.Change]]], added: list[dict], flag: Callable[[str, str], None]
+) -> None:
+    """P14: a purge's destruction entries name exactly the households whose records it deletes.
+
+    restore withholds every key the destruction register names: an entry for a live household would lose it.
+    """
+    removed = {n for n, c in households.items() if any(r.status == "D" for r in c.get("record", []))}
+    listed = {str(e.get("archive_no")) for e in added}
+    for number in sorted(listed - removed):
+        flag("register", f"destruction register entry names {number}, which the commit does not purge")
+    for number in sorted(removed - listed):
+        flag("register", f"{number}: purged without an entry in the destruction register (P14)")
 
 
 def _check_household(
@@ -540,7 +571,8 @@ def _check_household(
     if (record.status != "A" and old is None) or (record.status != "D" and new is None):
         return  # unreadable: flagged as an invalid record
     home = record.path.removesuffix("record.yaml")
-    added = {c.path.removeprefix(home) for c in changed.get("attachment", []) if c.status == "A"}
+    status = "M" if rule.record == "rotate" else "A"  # a rotation re-encrypts, everything else adds
+    added = {c.path.removeprefix(home) for c in changed.get("attachment", []) if c.status == status}
     problem = rules.record_change_problem(rule.record or "", old, new, info.trailer("Approved-by"), added)
     if problem:
         flag("record", f"{number}: {rule.name} {problem}")
@@ -599,10 +631,13 @@ def _check_new_numbers(
     households: dict[str, dict[str, list[gitio.Change]]],
     flag: Callable[[str, str], None],
 ) -> None:
-    """P3: a new household's serial is above every one used before, and numbers.yaml moves past it."""
+    """P3: a new household's serial is above every one used before, numbers.yaml moves past it, none goes back."""
     numbers_change = next((c for c in info.changes if c.path == "registers/numbers.yaml"), None)
     before = _serials(ctx, numbers_change.old_blob) if numbers_change and numbers_change.status == "M" else {}
     after = _serials(ctx, numbers_change.new_blob) if numbers_change else before
+    for series, serial in sorted(before.items()):
+        if after.get(series, 0) < serial:
+            flag("numbers", f"registers/numbers.yaml lowers {series} from {serial} to {after.get(series, 0)} (P3)")
     for number in sorted(households):
         code, year, serial = number.split("-")
         series = f"{code}-{year}"
