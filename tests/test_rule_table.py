@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import secrets
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -66,14 +67,21 @@ class Desk(Clone):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data if isinstance(data, bytes) else data.encode())
 
-    def append(self, relpath: str, entry: dict) -> None:
-        """Append one register entry as archivectl writes it (a flow mapping per line)."""
-        target = self.path / relpath
-        text = target.read_text() if target.exists() else "# register\n"
-        self.write(relpath, text + "- " + yamlio.dump_flow(entry) + "\n")
+    def append(self, register: str, entry: dict) -> str:
+        """Register one entry as archivectl writes it: a file of its own, named by time, action and who."""
+        kind = register.split("/")[1]
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        relpath = f"{register}/{stamp}-{entry.get('action', kind)}-{entry.get('who')}-{secrets.token_hex(4)}.yaml"
+        self.write(relpath, "# register\n" + yamlio.dumps(entry))
+        return relpath
 
     def register(self, kind: str) -> str:
-        return f"registers/{kind}/{TODAY[:7]}.yaml"
+        """The folder this month's entries of a register go into."""
+        return f"registers/{kind}/{TODAY[:7]}"
+
+    def entry_files(self, kind: str) -> list[str]:
+        """The register's entry files in the work tree, oldest first."""
+        return sorted(str(p.relative_to(self.path)) for p in (self.path / "registers" / kind).rglob("*.yaml"))
 
     def scan(self, number: str) -> str:
         return self.home(number) + str(self.record(number)["documents"][0]["file"])
@@ -460,9 +468,9 @@ def return_that_edits_the_record(desk: Desk) -> Break:  # P8, P12: a return need
 @breaks("export")
 def export_registered_as_a_mere_lookup(desk: Desk) -> Break:  # P9: every transfer is registered
     number = desk.h["live"]
-    desk.append(desk.register("access"), entry("but01", "export", number, approved_by="mgr01"))
+    path = desk.append(desk.register("access"), entry("but01", "export", number, approved_by="mgr01"))
     commit = desk.sign("but01", "export", subject=f"register export of {number}", archive_no=number)
-    return commit, "changes", f"{desk.register('access')}: export may not change it"
+    return commit, "changes", f"{path}: export may not add it"
 
 
 @breaks("reveal")
@@ -486,7 +494,7 @@ def open_that_plants_an_attachment(desk: Desk) -> Break:  # P6, P12
 
 @breaks("view")
 def view_that_deletes_the_access_register(desk: Desk) -> Break:  # P8, P10
-    register = desk.register("access")
+    register = desk.entry_files("access")[0]
     (desk.path / register).unlink()
     commit = desk.sign("mgr01", "view", subject="register view for approval", approver=None)
     return commit, "register", f"{register}: a register was deleted"
@@ -645,7 +653,7 @@ def test_a_lookup_entry_naming_another_household_is_flagged(desk: Desk):  # P8, 
     live, moved = desk.h["live"], desk.h["moved"]
     desk.append(desk.register("access"), entry("but01", "reveal", f"{live}, {moved}"))
     commit = desk.sign("but01", "reveal", subject=f"register reveal of {live}", approver=None, archive_no=live)
-    flagged(desk, "register", f"names {live}, {moved}, which the commit's Archive-No does not", commit)
+    flagged(desk, "register", f"names {moved}, which the commit's Archive-No does not", commit)
 
 
 def test_an_approval_shown_in_clear_for_two_households_verifies(desk: Desk):  # P8
@@ -879,8 +887,9 @@ def zero_retention(desk: Desk) -> str:
 
 
 def drop_access_register(desk: Desk) -> str:
+    first = desk.entry_files("access")[0]
     desk.git("rm", "-rq", "registers/access")
-    return "register", f"{desk.register('access')}: a register was deleted"
+    return "register", f"{first}: a register was deleted"
 
 
 def phone_in_clear(desk: Desk) -> str:  # P9
@@ -1019,10 +1028,10 @@ def test_approvals_are_judged_by_the_settings_before_the_range(desk: Desk):  # P
 def test_a_grant_to_a_clerk_appended_by_hand_is_flagged(desk: Desk, how: str):  # P7: grants need the gm
     until = (dt.date.today() + dt.timedelta(days=30)).isoformat()
     grant = entry("but01", "grant", staff="clk01", building="B03", until=until, approved_by="gm01")
-    desk.append(desk.register("grants"), grant)
+    path = desk.append(desk.register("grants"), grant)
     if how == "in a look-up":
         commit = desk.sign("but01", "reveal", subject=f"register reveal of {desk.h['live']}", approver=None)
-        flagged(desk, "changes", f"{desk.register('grants')}: reveal may not add it", commit)
+        flagged(desk, "changes", f"{path}: reveal may not add it", commit)
     else:
         commit = desk.sign("but01", "grant", subject="grant clk01 read of B03", approver="mgr01")
         desk.approve_by_hand("mgr01", commit)
