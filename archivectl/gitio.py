@@ -449,12 +449,6 @@ def signature_verdicts(repo: Path, commits: list[str], allowed_signers: Path) ->
     return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
-def merge_base(repo: Path, first: str, second: str) -> str | None:
-    """The best common ancestor of two commits, or None (unrelated histories)."""
-    proc = run(repo, "merge-base", first, second, check=False)
-    return proc.stdout.decode().strip() or None
-
-
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
     """True when ancestor is reachable from descendant (or is it)."""
     return run(repo, "merge-base", "--is-ancestor", ancestor, descendant, check=False).returncode == 0
