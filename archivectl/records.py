@@ -118,7 +118,7 @@ def parse_path(text: str) -> list[str | int]:
     """'customers.0.phone' -> ['customers', 0, 'phone'], refusing odd names.
 
     The error shows only the part of the path that was good: what follows may
-    be a value typed in the wrong place (customers.0.phone:13812345678).
+    be a value typed in the wrong place (customers.0.phone:<the number>).
     """
     parts: list[str | int] = []
     for piece in text.split("."):

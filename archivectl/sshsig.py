@@ -72,7 +72,7 @@ _OTHER_KEY_TYPES = {
     b"ssh-xmss-cert-v01@openssh.com",
 }
 _OTHER_SHORT_NAMES = {b"ed25519-sk", b"ecdsa", b"ecdsa-sk", b"rsa", b"dsa", b"xmss"}
-_ORDER = 2**252 + 27742317777372353535851937790883648493  # L, the order of the Ed25519 base point
+_ORDER = 2**252 + 0x14DEF9DEA2F79CD65812631A5CF5D3ED  # L, the order of the Ed25519 base point (RFC 8032)
 _END_OF_YEAR_9999 = 253402300799  # later times have five-digit years, which this module does not follow
 
 
