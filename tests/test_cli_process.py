@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -44,3 +47,24 @@ def test_demo_walks_the_main_job(tmp_path):
     assert "approved 12 change(s)" in out and "approved 8 change(s)" in out
     assert "3 of 11 active households complete" in out  # the demo shows complete and incomplete dossiers
     assert "commits verified" in out and "active households complete" in out
+
+
+def test_shell_completion_installs_and_completes(tmp_path):
+    """archivectl --install-completion bash, as the README says; then bash asks archivectl for words."""
+    env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}
+    installed = subprocess.run(
+        [sys.executable, "-m", "archivectl", "--install-completion", "bash"], env=env, capture_output=True, text=True
+    )
+    assert installed.returncode == 0, installed.stderr
+    assert "archivectl.sh" in (tmp_path / ".bashrc").read_text()
+    script = shutil.which("archivectl")
+    if script is None:
+        pytest.skip("the archivectl script is not on PATH (pip install -e . puts it there)")
+    for words, cword, expected in (("archivectl appr", "1", "approve"), ("archivectl report ", "2", "completeness")):
+        asked = subprocess.run(
+            [script],
+            env={**env, "_ARCHIVECTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword},
+            capture_output=True,
+            text=True,
+        )
+        assert expected in asked.stdout.split(), asked

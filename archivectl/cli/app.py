@@ -61,7 +61,7 @@ def hoist_global_options(args: list[str]) -> list[str]:
 app = typer.Typer(
     cls=_Group,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     help="Household customer dossiers kept as a signed git archive with sealed personal data.",
     context_settings={"help_option_names": ["-h", "--help"]},
