@@ -1129,5 +1129,5 @@ def test_personal_data_in_a_commit_message_is_flagged(desk: Desk):  # P9, P14: a
     commit = desk.sign(
         "but01", "reveal", subject=subject, reason="owner 13812345678 called", approver=None, archive_no=number
     )
-    report = flagged(desk, "personal-data", "commit message: a phone number in clear", commit)
+    report = flagged(desk, "personal-data", "the commit message holds a phone number", commit)
     assert "13812345678" not in json.dumps(report)

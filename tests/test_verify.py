@@ -343,9 +343,8 @@ def test_a_phone_number_in_a_commit_message_is_flagged(clone: Clone):  # P9
     )
     code, report = clone.verify()
     assert code == 1
-    messages = {(f["rule"], f["message"]) for f in report["findings"]}
-    assert ("personal-data", "the Reason trailer holds a phone number") in messages
-    assert ("personal-data", "the commit subject holds a phone number") in messages
+    messages = [(f["rule"], f["message"]) for f in report["findings"]]
+    assert messages.count(("personal-data", "the commit message holds a phone number")) == 1
     assert OWNER_PHONE not in json.dumps(report)
     history = clone.world.cli("aud01", "--archive", str(clone.path), "history", f"HO-{_year()}-00001")
     assert history.exit_code == 0 and OWNER_PHONE not in history.stdout and "withheld" in history.stdout

@@ -268,8 +268,10 @@ def check_commit(ctx: _Context, info: gitio.CommitInfo, dates: dict[str, str], n
 
     _check_dates(ctx, info, dates, now, flag)
     # a commit message is signed history: no purge can shred what it says (P9, P14)
-    message = [info.subject] + [f"{k}: {v}" for k, values in info.trailers.items() for v in values]
-    _check_personal_data("commit message", "\n".join(message).encode(), flag)
+    message = "\n".join([info.subject] + [f"{k}: {v}" for k, values in info.trailers.items() for v in values])
+    in_message = pii.personal_data_in(message)
+    if in_message:
+        flag("personal-data", f"the commit message holds {in_message}")
     if not info.parents and info.commit != ctx.allowed_root:
         flag("root", "a root commit inside the range: a history of its own cannot vouch for itself")
         return
@@ -344,16 +346,10 @@ def _check_trailers(info: gitio.CommitInfo, member: StaffMember | None, flag: Ca
         if len(info.trailers.get(key, ())) > 1:
             flag("trailers", f"trailer {key} appears {len(info.trailers[key])} times")
     reason = info.trailer("Reason") or ""
-    in_clear = pii.personal_data_in(reason)
     if not reason.strip():
         flag("trailers", "Reason trailer is missing")
-    elif in_clear:
-        flag("personal-data", f"the Reason trailer holds {in_clear}")
-    elif policy.reason_problem(reason):
+    elif policy.reason_problem(reason) and not pii.personal_data_in(reason):  # personal data: flagged once, above
         flag("trailers", f"Reason trailer: {policy.reason_problem(reason)}")
-    in_subject = pii.personal_data_in(info.subject)
-    if in_subject:
-        flag("personal-data", f"the commit subject holds {in_subject}")
     acted = info.trailer("Acted-by")
     if not acted:
         flag("trailers", "Acted-by trailer is missing")
