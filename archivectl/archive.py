@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,24 @@ ARCHIVE_NO = re.compile(r"^(HO|NH|SP)-[0-9]{4}-[0-9]{5}$")
 CATEGORY_CODES = {"handed-over": "HO", "not-handed-over": "NH", "special": "SP"}
 DEFAULT_LOCK_WAIT_SECONDS = 30.0
 FORMAT_VERSION = 2
+# Test hook, read here only: ARCHIVECTL_TEST_CRASH_AT=<step>[@n][:stop][,...] makes this very
+# process kill itself (SIGKILL; with :stop, SIGSTOP) the n-th time a write reaches <step>.
+# The crash tests use it to kill a real archivectl at a precise point; unset, it costs one lookup.
+CRASH_AT_ENV = "ARCHIVECTL_TEST_CRASH_AT"
+_steps_reached: dict[str, int] = {}
+
+
+def crash_point(step: str) -> None:
+    """Test hook: a named step of a write (see CRASH_AT_ENV); does nothing unless the variable names it."""
+    wanted = os.environ.get(CRASH_AT_ENV)
+    if not wanted:
+        return
+    _steps_reached[step] = _steps_reached.get(step, 0) + 1
+    for spec in wanted.split(","):
+        name, _, how = spec.strip().partition(":")
+        name, _, nth = name.partition("@")
+        if name == step and str(_steps_reached[step]) == (nth or "1"):
+            os.kill(os.getpid(), signal.SIGSTOP if how == "stop" else signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -363,6 +382,7 @@ class Transaction:
     def __enter__(self) -> Transaction:
         self._stack.enter_context(self.archive.lock())
         try:
+            crash_point("locked")
             recover(self.archive)
             if gitio.has_staged_changes(self.archive.root):
                 raise ArchiveError("the index has staged changes; commit or unstage them first")
@@ -480,7 +500,11 @@ class Transaction:
         gitio.add(self.archive.root, paths)
         who = gitio.Identity(self.actor.member.name, f"{self.actor.member.id}@staff.archivectl")
         message = commit_message(subject, trailers)
-        self.committed = gitio.commit_signed(self.archive.root, message, self.actor.signing_key, who)
+        commit, parent = gitio.write_signed_commit(self.archive.root, message, self.actor.signing_key, who)
+        crash_point("before-update-ref")
+        gitio.move_head(self.archive.root, commit, parent, message)
+        crash_point("after-update-ref")
+        self.committed = commit
         return self.committed
 
     # -- undo

@@ -133,11 +133,18 @@ class Identity:
 
 
 def commit_signed(repo: Path, message: str, signing_key: str, who: Identity) -> str:
-    """Make one SSH-signed commit of the index with message; return its id.
+    """Make one SSH-signed commit of the index with message and move HEAD to it; return its id."""
+    commit, parent = write_signed_commit(repo, message, signing_key, who)
+    move_head(repo, commit, parent, message)
+    return commit
 
-    Plumbing (write-tree, commit-tree -S, update-ref with the old value) rather
-    than `git commit`: it does not re-stat every file of a large archive, and the
-    ref moves only if nobody moved it meanwhile.
+
+def write_signed_commit(repo: Path, message: str, signing_key: str, who: Identity) -> tuple[str, str | None]:
+    """Write one SSH-signed commit of the index on top of HEAD, on no branch yet; return (commit, parent).
+
+    Plumbing (write-tree, commit-tree -S) rather than `git commit`: it does not
+    re-stat every file of a large archive, and the caller can journal the commit
+    id before move_head makes it the branch's.
     """
     env = {
         "GIT_AUTHOR_NAME": who.name,
@@ -166,11 +173,15 @@ def commit_signed(repo: Path, message: str, signing_key: str, who: Identity) -> 
     commit = proc.stdout.decode().strip()
     if proc.returncode != 0 or not commit:
         raise ArchiveError(f"signing the commit failed: {_first_line(proc.stderr)}")
+    return commit, parent
+
+
+def move_head(repo: Path, commit: str, parent: str | None, message: str) -> None:
+    """Point HEAD's branch at commit, only if it still points at parent (nobody moved it meanwhile)."""
     subject = message.splitlines()[0] if message else ""
     moved = run(repo, "update-ref", "-m", f"commit: {subject}", "HEAD", commit, parent or "", check=False)
     if moved.returncode != 0:
         raise ArchiveError(f"HEAD moved while committing; nothing was committed ({_first_line(moved.stderr)})")
-    return commit
 
 
 def ls_files(repo: Path, *pathspecs: str) -> list[str]:
