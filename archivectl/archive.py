@@ -229,7 +229,8 @@ class Archive:
         """Hold the archive's write lock; wait up to ARCHIVECTL_LOCK_WAIT seconds for it.
 
         flock is released by the kernel when a process dies, so a crash never leaves
-        a stale lock behind.
+        a stale lock behind; git processes started meanwhile inherit it, so a git
+        that outlives a killed archivectl keeps the archive locked until it ends.
         """
         path = self.git_dir / "archivectl.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -250,7 +251,8 @@ class Archive:
                     time.sleep(0.05)
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
-            yield
+            with gitio.children_inherit(fd):
+                yield
         finally:
             os.close(fd)
 

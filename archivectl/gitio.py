@@ -6,6 +6,7 @@ turns git's answers into plain values and its failures into ArchiveError.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +17,22 @@ from archivectl.errors import ArchiveError
 
 # Keep git's output stable and never let it open an editor or pager.
 _BASE_ENV = {"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "GIT_PAGER": "cat"}
+
+# Descriptors every git child inherits: the archive's write lock while it is held.
+# kill -9 of archivectl does not kill the git it started; an orphaned update-ref or
+# update-index must keep the archive locked until it is done, or the next command's
+# recovery would race it (and decide on a HEAD that is about to move).
+_INHERITED_FDS: list[int] = []
+
+
+@contextlib.contextmanager
+def children_inherit(fd: int) -> Iterator[None]:
+    """Hand fd to every git process started in this block (flock stays held while any of them lives)."""
+    _INHERITED_FDS.append(fd)
+    try:
+        yield
+    finally:
+        _INHERITED_FDS.remove(fd)
 
 
 def run(
@@ -32,7 +49,9 @@ def run(
     cmd += list(args)
     full_env = {**os.environ, **_BASE_ENV, **(env or {})}
     try:
-        proc = subprocess.run(cmd, input=input, capture_output=True, env=full_env, check=False)
+        proc = subprocess.run(
+            cmd, input=input, capture_output=True, env=full_env, check=False, pass_fds=tuple(_INHERITED_FDS)
+        )
     except FileNotFoundError:
         raise ArchiveError("git is not installed or not on PATH") from None
     if check and proc.returncode != 0:
@@ -299,6 +318,7 @@ class BlobReader:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**os.environ, **_BASE_ENV},
+            pass_fds=tuple(_INHERITED_FDS),
         )
 
     def read(self, spec: str) -> bytes | None:
