@@ -119,13 +119,16 @@ def add(repo: Path, paths: list[str]) -> None:
 
 
 def unstage(repo: Path, paths: list[str]) -> None:
-    """Put the index entries for paths back to HEAD (or remove them with no HEAD)."""
+    """Put the index entries for paths back to HEAD (or remove them with no HEAD); names on stdin, taken literally."""
     if not paths:
         return
+    names = b"".join(p.encode("utf-8") + b"\0" for p in paths)
+    literal = {"GIT_LITERAL_PATHSPECS": "1"}
     if head(repo) is None:
-        run(repo, "rm", "-q", "--cached", "-r", "--ignore-unmatch", "--", *paths)
+        args = ["rm", "-q", "--cached", "-r", "--ignore-unmatch"]
     else:
-        run(repo, "reset", "-q", "HEAD", "--", *paths, check=False)
+        args = ["reset", "-q", "HEAD"]
+    run(repo, *args, "--pathspec-from-file=-", "--pathspec-file-nul", input=names, env=literal, check=False)
 
 
 def has_staged_changes(repo: Path) -> bool:
@@ -201,6 +204,12 @@ def move_head(repo: Path, commit: str, parent: str | None, message: str) -> None
     moved = run(repo, "update-ref", "-m", f"commit: {subject}", "HEAD", commit, parent or "", check=False)
     if moved.returncode != 0:
         raise ArchiveError(f"HEAD moved while committing; nothing was committed ({_first_line(moved.stderr)})")
+
+
+def in_reflog(repo: Path, commit: str, ref: str = "HEAD") -> bool:
+    """True when ref once pointed at commit (its reflog says so)."""
+    proc = run(repo, "log", "-g", "--format=%H", ref, "--", check=False)
+    return commit in proc.stdout.decode().split()
 
 
 def ls_files(repo: Path, *pathspecs: str) -> list[str]:
