@@ -150,17 +150,18 @@ def write_household(archive: Archive, tx: Transaction, record: dict, readers: li
 
 def add(archive: Archive, given: RecordInput, approval: Approval) -> str:
     """Create a household with its own record key; return its new archive number."""
-    actor = approved_writer(archive, approval)
-    schema = archive.household_schema
-    record = prepare_new(apply_changes({}, given, schema), schema)
-    readers = reader_keys(archive, record["building"])
-    with Transaction(archive, actor) as tx:
+    with archive.writing() as tx:  # staff, schema, readers and numbers are read under the lock
+        actor = approved_writer(archive, approval)
+        schema = archive.household_schema
+        record = prepare_new(apply_changes({}, given, schema), schema)
+        readers = reader_keys(archive, record["building"])
         numbers = read_numbers(tx)
         archive_no = write_new(archive, tx, record, numbers, readers)
         write_numbers(tx, numbers)
         tx.commit(
             f"add {archive_no} ({record['building']}/{record['unit']})",
             trailers("add", approval, actor, archive_no),
+            actor,
         )
     return archive_no
 
@@ -168,6 +169,13 @@ def add(archive: Archive, given: RecordInput, approval: Approval) -> str:
 def edit(archive: Archive, archive_no: str, given: RecordInput, approval: Approval, identity: str | None) -> str:
     """Change a household's fields (P12); return the commit id."""
     check_archive_no(archive_no)
+    with archive.writing() as tx:  # the record and its key as they are now, not before a write we waited for
+        return _edit(archive, tx, archive_no, given, approval, identity)
+
+
+def _edit(
+    archive: Archive, tx: Transaction, archive_no: str, given: RecordInput, approval: Approval, identity: str | None
+) -> str:
     actor = approved_writer(archive, approval)
     relpath = archive.locate(archive_no)
     stored = load_stored(archive, relpath)
@@ -200,11 +208,10 @@ def edit(archive: Archive, archive_no: str, given: RecordInput, approval: Approv
         _first_problem(schema.validate(changed), archive_no)
         new_stored = records.to_stored(changed, schema, record_key, previous)
 
-    with Transaction(archive, actor) as tx:
-        tx.write_text(relpath, records.dump(new_stored))
-        return tx.commit(
-            f"edit {archive_no}: {', '.join(sorted(touched))}", trailers("edit", approval, actor, archive_no)
-        )
+    tx.write_text(relpath, records.dump(new_stored))
+    return tx.commit(
+        f"edit {archive_no}: {', '.join(sorted(touched))}", trailers("edit", approval, actor, archive_no), actor
+    )
 
 
 def _touched_fields(given: RecordInput) -> set[str]:
