@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
 import shutil
+import signal
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ from typing import Any
 
 from archivectl import clock, gitio, yamlio
 from archivectl.errors import ArchiveError, UsageError
-from archivectl.files import write_atomic
+from archivectl.files import fsync_dir, write_atomic
 from archivectl.keystore import Keystore
 from archivectl.policy import ApprovalRules
 from archivectl.staff import Staff, StaffMember
@@ -34,6 +37,24 @@ ARCHIVE_NO = re.compile(r"^(HO|NH|SP)-[0-9]{4}-[0-9]{5}\Z")  # \Z: `$` would let
 CATEGORY_CODES = {"handed-over": "HO", "not-handed-over": "NH", "special": "SP"}
 DEFAULT_LOCK_WAIT_SECONDS = 30.0
 FORMAT_VERSION = 2
+# Test hook, read here only: ARCHIVECTL_TEST_CRASH_AT=<step>[@n][:stop][,...] makes this very
+# process kill itself (SIGKILL; with :stop, SIGSTOP) the n-th time a write reaches <step>.
+# The crash tests use it to kill a real archivectl at a precise point; unset, it costs one lookup.
+CRASH_AT_ENV = "ARCHIVECTL_TEST_CRASH_AT"
+_steps_reached: dict[str, int] = {}
+
+
+def crash_point(step: str) -> None:
+    """Test hook: a named step of a write (see CRASH_AT_ENV); does nothing unless the variable names it."""
+    wanted = os.environ.get(CRASH_AT_ENV)
+    if not wanted:
+        return
+    _steps_reached[step] = _steps_reached.get(step, 0) + 1
+    for spec in wanted.split(","):
+        name, _, how = spec.strip().partition(":")
+        name, _, nth = name.partition("@")
+        if name == step and str(_steps_reached[step]) == (nth or "1"):
+            os.kill(os.getpid(), signal.SIGSTOP if how == "stop" else signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -244,12 +265,22 @@ class Archive:
             gitio.config_set(self.root, "gpg.ssh.allowedSignersFile", str(path))
         return path
 
+    def refresh(self) -> None:
+        """Forget settings, staff, schemas and keystore read so far: the next use reads them as they stand."""
+        for name in ("settings", "staff", "household_schema", "keystore"):
+            self.__dict__.pop(name, None)
+
+    def writing(self, actor: Actor | None = None) -> Transaction:
+        """The write transaction: lock and recovery first, then the operation reads and writes inside it."""
+        return Transaction(self, actor)
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the archive's write lock; wait up to ARCHIVECTL_LOCK_WAIT seconds for it.
 
         flock is released by the kernel when a process dies, so a crash never leaves
-        a stale lock behind.
+        a stale lock behind; git processes started meanwhile inherit it, so a git
+        that outlives a killed archivectl keeps the archive locked until it ends.
         """
         path = self.git_dir / "archivectl.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -270,7 +301,8 @@ class Archive:
                     time.sleep(0.05)
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
-            yield
+            with gitio.children_inherit(fd):
+                yield
         finally:
             os.close(fd)
 
@@ -381,18 +413,27 @@ def commit_message(subject: str, trailers: dict[str, Any]) -> str:
 class Transaction:
     """One write: files and keys changed, one signed commit, or everything put back.
 
-    Before a file or key is first changed, its old version is hard-linked into a
-    journal under .git/archivectl/ (changes always replace files, never write
-    into them), so a failed write is undone exactly, and a write killed halfway
-    is undone by the next archivectl command.
+    Enter it (Archive.writing()) *before* reading what the write decides on: it
+    takes the lock and settles whatever a killed write left, so the operation
+    reads the archive as it really stands and nobody can change it meanwhile.
+
+    Before each change the journal (.git/archivectl/journal/journal.jsonl,
+    append-only) says what is about to change, what the change will put there
+    and where the old version waits: old files hard-linked beside the journal,
+    old keys inside the keystore (a key never leaves it). Before HEAD moves it
+    names the exact commit about to be made. settle() reads it back, on the way
+    out of this write or in the next command after a crash, and decides by
+    comparing HEAD with that commit, nothing else.
     """
 
-    def __init__(self, archive: Archive, actor: Actor):
+    def __init__(self, archive: Archive, actor: Actor | None = None):
         self.archive = archive
         self.actor = actor
         self.journal_dir = archive.git_dir / "archivectl" / "journal"
-        self._files: dict[str, str | None] = {}
-        self._keys: dict[str, str | None] = {}
+        self._files: set[str] = set()
+        self._keys: set[str] = set()
+        self._keys_dir: Path | None = None
+        self._journal_fd: int | None = None
         self._head: str | None = None
         self._stack = contextlib.ExitStack()
         self._scratch = 0
@@ -403,11 +444,12 @@ class Transaction:
     def __enter__(self) -> Transaction:
         self._stack.enter_context(self.archive.lock())
         try:
+            crash_point("locked")
             recover(self.archive)
+            self.archive.refresh()  # what an operation reads from here on is what it changes
             if gitio.has_staged_changes(self.archive.root):
                 raise ArchiveError("the index has staged changes; commit or unstage them first")
             self._head = gitio.head(self.archive.root)
-            self._start_journal()
         except BaseException:
             self._stack.close()
             raise
@@ -415,12 +457,11 @@ class Transaction:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
-            if self.committed is None:
-                _undo(self.archive, self.journal_dir, self._files, self._keys)
-            else:
-                _shred_key_backups(self.journal_dir, self._keys)
+            if self._journal_fd is not None:
+                os.close(self._journal_fd)
+                self._journal_fd = None
+                settle(self.archive)  # the very code the next command runs after a crash
         finally:
-            shutil.rmtree(self.journal_dir, ignore_errors=True)
             self._stack.close()
 
     # -- changes
@@ -432,7 +473,8 @@ class Transaction:
         except FileNotFoundError:
             return None
 
-    def _target(self, relpath: str) -> Path:
+    def _target(self, relpath: str, mark: str | None = None) -> Path:
+        """The file to change, journaled (with what the change will put there) before it is first touched."""
         root = self.archive.root.resolve()
         here = root
         for part in Path(relpath).parts:  # a link in the work tree could send a write wherever it points
@@ -454,8 +496,11 @@ class Transaction:
                 dirty = gitio.dirty_paths(self.archive.root, [relpath])
             if dirty:
                 raise ArchiveError(f"{dirty[0]} has uncommitted changes; commit or discard them first")
-            self._files[relpath] = self._backup(target, f"file{len(self._files)}")
-            self._journal("file", relpath, self._files[relpath])
+            backup = self._backup(target, self._journal(), f"file{len(self._files)}")
+            self._files.add(relpath)
+            self._log({"file": relpath, "backup": backup, "mark": mark})
+        elif mark:
+            self._log({"file": relpath, "mark": mark})
         return target
 
     def expect_new(self, relpaths: list[str]) -> None:
@@ -481,43 +526,60 @@ class Transaction:
         if target.is_symlink() or not target.is_file():
             raise UsageError(f"{relpath}: not a regular file in the archive")
         if relpath not in self._files:
-            self._files[relpath] = self._backup(target, f"file{len(self._files)}")
-            self._journal("file", relpath, self._files[relpath])
+            backup = self._backup(target, self._journal(), f"file{len(self._files)}")
+            self._files.add(relpath)
+            self._log({"file": relpath, "backup": backup, "mark": None})
 
     def write(self, relpath: str, data: bytes | None) -> None:
         """Write (or with None, delete) a file in the archive as part of this change."""
-        target = self._target(relpath)
+        target = self._target(relpath, GONE if data is None else _digest(data))
+        crash_point("file-journaled")
         if data is None:
             target.unlink(missing_ok=True)
             _prune_empty_dirs(self.archive.root, target.parent)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(target, data, durable=False)  # until committed, the journal can undo it
+            # Prepared inside the journal, then renamed: a kill leaves no temporary file in the work tree.
+            self._install(self._journal() / f"new{self._next()}", target, data, 0o644, durable=False)
+        crash_point("file-written")
 
     def write_text(self, relpath: str, text: str) -> None:
         self.write(relpath, text.encode("utf-8"))
 
     def place(self, relpath: str, prepared: Path) -> None:
         """Move a prepared file (same file system, e.g. an encrypted scan) into the archive."""
-        target = self._target(relpath)
+        info = prepared.stat()
+        target = self._target(relpath, f"ino:{info.st_dev}:{info.st_ino}:{info.st_size}")
+        crash_point("file-journaled")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(prepared, target)
+        crash_point("file-written")
 
     def scratch(self) -> Path:
         """A file name for preparing large content beside the archive, cleaned up with the journal."""
-        self._scratch += 1
-        return self.journal_dir / f"scratch{self._scratch}"
+        return self._journal() / f"scratch{self._next()}"
 
     def write_key(self, archive_no: str, blob: bytes) -> None:
         """Store a wrapped record key in the keystore as part of this change."""
         store = self.archive.keystore
+        store.require()
+        target = store.key_path(archive_no)
+        keys_dir = self._key_journal()
         if archive_no not in self._keys:
-            self._keys[archive_no] = self._backup(store.key_path(archive_no), f"key{len(self._keys)}")
-            self._journal("key", archive_no, self._keys[archive_no])
-        store.write(archive_no, blob)
+            backup = self._backup(target, keys_dir, f"{archive_no}.age")
+            self._keys.add(archive_no)
+            self._log({"key": archive_no, "path": str(target), "backup": backup, "mark": _digest(blob)})
+        else:
+            self._log({"key": archive_no, "mark": _digest(blob)})
+        crash_point("key-journaled")
+        self._install(keys_dir / f"new-{archive_no}.age", target, blob, 0o600, durable=True)
+        crash_point("key-written")
 
-    def commit(self, subject: str, trailers: dict[str, Any]) -> str:
-        """Stage every changed file and make the one signed commit (its Action: says what it is)."""
+    def commit(self, subject: str, trailers: dict[str, Any], actor: Actor | None = None) -> str:
+        """Stage every changed file and make the one signed commit (its Action: says what it is), as actor."""
+        actor = actor or self.actor
+        if actor is None:
+            raise ArchiveError("internal: a commit needs the acting staff member")
         if not trailers.get("Action"):
             raise ArchiveError("internal: every archivectl commit names its Action")
         paths = sorted(self._files)
@@ -525,61 +587,96 @@ class Transaction:
         if deleted_by_hand:
             raise ArchiveError(f"{deleted_by_hand[0]} was deleted by hand; restore or commit that first")
         gitio.add(self.archive.root, paths)
-        who = gitio.Identity(self.actor.member.name, f"{self.actor.member.id}@staff.archivectl")
+        crash_point("staged")
+        who = gitio.Identity(actor.member.name, f"{actor.member.id}@staff.archivectl")
         message = commit_message(subject, trailers)
-        self.committed = gitio.commit_signed(self.archive.root, message, self.actor.signing_key, who)
-        return self.committed
+        commit, parent = gitio.write_signed_commit(self.archive.root, message, actor.signing_key, who)
+        crash_point("signed")
+        # From here the journal names the commit: settle() calls the write done exactly when HEAD holds it.
+        self._log({"commit": commit, "parent": parent}, durable=True)
+        crash_point("before-update-ref")
+        gitio.move_head(self.archive.root, commit, parent, message)
+        crash_point("after-update-ref")
+        self._log({"committed": commit})
+        crash_point("committed")
+        self.committed = commit
+        return commit
 
-    # -- undo
+    # -- the journal
 
-    def _backup(self, path: Path, name: str) -> str | None:
+    def _next(self) -> int:
+        self._scratch += 1
+        return self._scratch
+
+    def _journal(self) -> Path:
+        """The journal directory, started (header line first) on the first change."""
+        if self._journal_fd is None:
+            self.journal_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self._journal_fd = os.open(
+                    self.journal_dir / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600
+                )
+            except FileExistsError:
+                raise ArchiveError(f"{self.journal_dir} appeared while writing; another process is at work") from None
+            self._log({"version": JOURNAL_VERSION, "head": self._head, "pid": os.getpid()})
+        return self.journal_dir
+
+    def _log(self, entry: dict[str, Any], durable: bool = False) -> None:
+        """Append one line, before the change it describes (one write(2): a line is there whole or torn last)."""
+        self._journal()
+        assert self._journal_fd is not None
+        os.write(self._journal_fd, (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
+        if durable:
+            os.fsync(self._journal_fd)
+
+    def _key_journal(self) -> Path:
+        """Where this write keeps the keys it replaces: inside the keystore, named in the journal first."""
+        if self._keys_dir is None:
+            self._keys_dir = self.archive.keystore.path / f".journal-{os.getpid()}-{os.urandom(4).hex()}"
+            self._log({"keys-dir": str(self._keys_dir)})
+            self._keys_dir.mkdir(mode=0o700)
+        return self._keys_dir
+
+    def _backup(self, path: Path, directory: Path, name: str) -> str | None:
+        """Keep the current version of path as directory/name (a hard link: changes replace, never write into)."""
         if not path.exists():
             return None
-        backup = self.journal_dir / name
+        backup = directory / name
         try:
             os.link(path, backup)
-        except OSError:  # another file system: copy instead
+        except OSError:  # a file system without hard links: copy instead
             shutil.copy2(path, backup)
         return name
 
-    def _start_journal(self) -> None:
-        self.journal_dir.mkdir(parents=True, exist_ok=True)
-        header = {"head": self._head, "pid": os.getpid()}
-        write_atomic(self.journal_dir / JOURNAL, (json.dumps(header) + "\n").encode())
-
-    def _journal(self, kind: str, name: str, backup: str | None) -> None:
-        """Append one line before the change it describes (append-only: a bulk write stays linear)."""
-        with open(self.journal_dir / JOURNAL, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({kind: name, "backup": backup}) + "\n")
-
-
-def _undo(archive: Archive, journal_dir: Path, files: dict[str, str | None], keys: dict[str, str | None]) -> None:
-    """Put every journaled file and key back (a backup is moved back, a new file removed)."""
-    root = archive.root
-    for rel, backup in files.items():
-        target = root / rel
-        if backup is None:
-            target.unlink(missing_ok=True)
-            _prune_empty_dirs(root, target.parent)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(journal_dir / backup, target)
-    gitio.unstage(root, sorted(files))
-    for no, backup in keys.items():
-        target = archive.keystore.key_path(no)
-        if backup is None:
-            target.unlink(missing_ok=True)
-        else:
-            shutil.move(journal_dir / backup, target)  # the keystore may be on another file system
+    def _install(self, staged: Path, target: Path, data: bytes, mode: int, durable: bool) -> None:
+        """Write data to staged, then rename it over target: a reader sees old or new, a kill leaves no stray file."""
+        try:
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                if durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            os.replace(staged, target)
+        except OSError as exc:
+            staged.unlink(missing_ok=True)
+            if exc.errno != errno.EXDEV:
+                raise ArchiveError(f"cannot write {target}: {exc.strerror}") from None
+            write_atomic(target, data, mode=mode, durable=durable)  # .git on another file system than the tree
+        if durable:
+            fsync_dir(target.parent)
 
 
-def _shred_key_backups(journal_dir: Path, keys: dict[str, str | None]) -> None:
-    """Old versions of record keys (re-wrapped, rotated or destroyed) must not linger anywhere."""
-    from archivectl.files import shred
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
-    for backup in keys.values():
-        if backup:
-            shred(journal_dir / backup)
+
+def _digest_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
 
 
 def _prune_empty_dirs(root: Path, directory: Path) -> None:
@@ -591,45 +688,194 @@ def _prune_empty_dirs(root: Path, directory: Path) -> None:
         directory = directory.parent
 
 
+# ------------------------------------------------------- settling a journal
+
 JOURNAL = "journal.jsonl"
+JOURNAL_VERSION = 2
+GONE = "gone"  # the mark of a change that deletes its file
 
 
-def read_journal(path: Path) -> tuple[dict, dict[str, str | None], dict[str, str | None]] | None:
-    """(header, files, keys) from a journal; a torn last line (killed mid-write) is ignored."""
+@dataclass
+class JournaledChange:
+    """One file or key a write changed: where, where its old version waits, what the write put there."""
+
+    path: Path
+    backup: Path | None  # None: there was no old version
+    marks: set[str] = field(default_factory=set)  # sha256:..., ino:..., gone; empty: not known (include, old journal)
+
+
+@dataclass
+class JournalState:
+    """A journal read back."""
+
+    version: int
+    head: str | None
+    files: dict[str, JournaledChange] = field(default_factory=dict)
+    keys: dict[str, JournaledChange] = field(default_factory=dict)
+    keys_dir: Path | None = None
+    commit: str | None = None  # the commit the write was about to put on HEAD
+    committed: bool = False  # it saw HEAD move to it
+
+
+def read_journal(archive: Archive, journal_dir: Path) -> JournalState | None:
+    """The journal of a write in flight, or None; a torn line (killed mid-write) is skipped."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
+        lines = (journal_dir / JOURNAL).read_text(encoding="utf-8").splitlines()
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except (OSError, UnicodeDecodeError):
+        raise ArchiveError(f"{journal_dir / JOURNAL} cannot be read; an interrupted write waits there") from None
     entries = []
     for line in lines:
         try:
-            entries.append(json.loads(line))
+            entry = json.loads(line)
         except ValueError:
             continue
+        if isinstance(entry, dict):
+            entries.append(entry)
     if not entries or "head" not in entries[0]:
         return None
-    files = {e["file"]: e.get("backup") for e in entries[1:] if "file" in e}
-    keys = {e["key"]: e.get("backup") for e in entries[1:] if "key" in e}
-    return entries[0], files, keys
+    state = JournalState(version=int(entries[0].get("version", 1)), head=entries[0].get("head"))
+    for entry in entries[1:]:
+        if "keys-dir" in entry:
+            state.keys_dir = Path(entry["keys-dir"])
+        elif "file" in entry:
+            _journaled(state.files, entry["file"], entry, archive.root / entry["file"], journal_dir)
+        elif "key" in entry:
+            path = Path(entry["path"]) if "path" in entry else archive.keystore.key_path(entry["key"])
+            _journaled(state.keys, entry["key"], entry, path, state.keys_dir or journal_dir)
+        elif "commit" in entry:
+            state.commit = str(entry["commit"])
+        elif "committed" in entry:
+            state.committed = True
+    return state
+
+
+def _journaled(found: dict[str, JournaledChange], name: str, entry: dict, path: Path, backups: Path) -> None:
+    if name not in found:
+        backup = entry.get("backup")
+        found[name] = JournaledChange(path, backups / backup if backup else None)
+    if entry.get("mark"):
+        found[name].marks.add(str(entry["mark"]))
 
 
 def recover(archive: Archive) -> bool:
-    """Undo a write that was killed halfway (call with the lock held). True if it did."""
+    """Settle a write that was killed halfway (call with the lock held). True if there was one."""
+    return settle(archive, after_crash=True)
+
+
+def settle(archive: Archive, after_crash: bool = False) -> bool:
+    """Finish or undo the write the journal describes, then remove the journal. True if there was one.
+
+    The write committed exactly when HEAD is the commit the journal names, or
+    has it in its history (someone committed or pulled on top): then the old
+    key versions it replaced are shredded, the commit no longer needs them.
+    Otherwise, if that commit never was on HEAD, every file and key the write
+    still holds is put back (a file someone else changed since is left alone).
+    A commit that was on HEAD and is no longer (reset, checkout) is neither
+    undone nor finished: the command refuses and the journal keeps both keys.
+    Each step can be done again, and the journal goes last, so a crash during
+    settling is settled by the next command.
+    """
     journal_dir = archive.git_dir / "archivectl" / "journal"
-    found = read_journal(journal_dir / JOURNAL)
-    if found is None:
-        shutil.rmtree(journal_dir, ignore_errors=True)
+    state = read_journal(archive, journal_dir)
+    if state is None:
+        shutil.rmtree(journal_dir, ignore_errors=True)  # killed before its first line: nothing was changed
         return False
-    state, files, keys = found
-    index_lock = archive.git_dir / "index.lock"
-    if index_lock.exists():
-        index_lock.unlink()  # left by the killed git; we hold the archive lock
-    if gitio.head(archive.root) == state.get("head"):
-        _undo(archive, journal_dir, files, keys)
-    else:  # the commit was made: finish the job by shredding old key versions
-        _shred_key_backups(journal_dir, keys)
+    if after_crash:
+        index_lock = archive.git_dir / "index.lock"
+        # left by a killed git: git started by archivectl holds the archive lock while it lives, and we hold it
+        index_lock.unlink(missing_ok=True)
+    head = gitio.head(archive.root)
+    if state.commit and (head == state.commit or (head and gitio.is_ancestor(archive.root, state.commit, head))):
+        _finish(state)
+    elif state.commit and (state.committed or gitio.in_reflog(archive.root, state.commit)):
+        raise ArchiveError(
+            f"a write killed after its commit {state.commit[:12]} left {journal_dir}, and HEAD no longer holds "
+            f"that commit; bring it back (git merge {state.commit[:12]}) so the record keys it made stay in use, "
+            "then run archivectl again"
+        )
+    elif state.version < JOURNAL_VERSION and head != state.head:
+        raise ArchiveError(
+            f"a write killed by an older archivectl left {journal_dir} and HEAD has moved since; whether it "
+            "committed cannot be told: compare HEAD with the keys kept there before removing it"
+        )
+    else:
+        _undo(archive, state)
+    crash_point("settled")
+    if state.keys_dir is not None:
+        shutil.rmtree(state.keys_dir, ignore_errors=True)
     shutil.rmtree(journal_dir, ignore_errors=True)
     return True
+
+
+def _finish(state: JournalState) -> None:
+    """The write committed: the key versions it replaced are needed by nothing on HEAD, shred them."""
+    from archivectl.files import shred
+
+    for change in state.keys.values():
+        if change.backup is None or not change.backup.exists():
+            continue
+        if not change.path.exists():
+            shutil.move(change.backup, change.path)  # its replacement is gone: the old version may be all there is
+        elif os.path.samefile(change.path, change.backup):
+            change.backup.unlink()  # never replaced: this "backup" is the key in use
+        else:
+            shred(change.backup)
+        crash_point("shredded")
+
+
+def _undo(archive: Archive, state: JournalState) -> None:
+    """The write did not commit: put back every file and key it still holds, index entries too."""
+    for change in state.files.values():
+        if _put_back(change, is_key=False):
+            crash_point("restored")
+        if change.backup is None:
+            _prune_empty_dirs(archive.root, change.path.parent)
+    gitio.unstage(archive.root, sorted(state.files))
+    for number, change in state.keys.items():
+        if _put_back(change, is_key=True, name=number):
+            crash_point("restored")
+
+
+def _put_back(change: JournaledChange, is_key: bool, name: str = "") -> bool:
+    """Undo one change if the write's own version is still there; True if something was put back. Repeatable."""
+    if change.backup is not None and not change.backup.exists():
+        return False  # already put back by an earlier recovery that was killed
+    ours = not change.marks or _holds(change.path, change.marks)
+    if not ours and is_key:
+        if not change.path.exists():
+            ours = change.backup is not None  # the old key, missing: bringing it back destroys nothing
+        elif change.backup is not None and not os.path.samefile(change.path, change.backup):
+            if change.path.read_bytes() != change.backup.read_bytes():
+                # Someone else's key (another clone on a shared keystore?): neither may be destroyed.
+                raise ArchiveError(
+                    f"record key {name} changed since a write was killed; both versions are kept "
+                    f"({change.path} and {change.backup}): settle it by hand"
+                )
+    if not ours:
+        return False  # not this write's any more (or never written): leave it
+    if change.backup is None:
+        change.path.unlink(missing_ok=True)
+    else:
+        change.path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(change.backup, change.path)  # a rename; a copy for an old journal on another file system
+        if is_key:
+            fsync_dir(change.path.parent)
+    return True
+
+
+def _holds(path: Path, marks: set[str]) -> bool:
+    """True when path holds what a journaled write put there (or is gone, when it deleted it)."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return GONE in marks
+    if not stat.S_ISREG(info.st_mode):
+        return False
+    if f"ino:{info.st_dev}:{info.st_ino}:{info.st_size}" in marks:
+        return True
+    return any(m.startswith("sha256:") for m in marks) and _digest_file(path) in marks
 
 
 def now_iso() -> str:

@@ -6,6 +6,7 @@ turns git's answers into plain values and its failures into ArchiveError.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +17,22 @@ from archivectl.errors import ArchiveError
 
 # Keep git's output stable and never let it open an editor or pager.
 _BASE_ENV = {"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "GIT_PAGER": "cat"}
+
+# Descriptors every git child inherits: the archive's write lock while it is held.
+# kill -9 of archivectl does not kill the git it started; an orphaned update-ref or
+# update-index must keep the archive locked until it is done, or the next command's
+# recovery would race it (and decide on a HEAD that is about to move).
+_INHERITED_FDS: list[int] = []
+
+
+@contextlib.contextmanager
+def children_inherit(fd: int) -> Iterator[None]:
+    """Hand fd to every git process started in this block (flock stays held while any of them lives)."""
+    _INHERITED_FDS.append(fd)
+    try:
+        yield
+    finally:
+        _INHERITED_FDS.remove(fd)
 
 
 def run(
@@ -32,7 +49,9 @@ def run(
     cmd += list(args)
     full_env = {**os.environ, **_BASE_ENV, **(env or {})}
     try:
-        proc = subprocess.run(cmd, input=input, capture_output=True, env=full_env, check=False)
+        proc = subprocess.run(
+            cmd, input=input, capture_output=True, env=full_env, check=False, pass_fds=tuple(_INHERITED_FDS)
+        )
     except FileNotFoundError:
         raise ArchiveError("git is not installed or not on PATH") from None
     if check and proc.returncode != 0:
@@ -100,13 +119,16 @@ def add(repo: Path, paths: list[str]) -> None:
 
 
 def unstage(repo: Path, paths: list[str]) -> None:
-    """Put the index entries for paths back to HEAD (or remove them with no HEAD)."""
+    """Put the index entries for paths back to HEAD (or remove them with no HEAD); names on stdin, taken literally."""
     if not paths:
         return
+    names = b"".join(p.encode("utf-8") + b"\0" for p in paths)
+    literal = {"GIT_LITERAL_PATHSPECS": "1"}
     if head(repo) is None:
-        run(repo, "rm", "-q", "--cached", "-r", "--ignore-unmatch", "--", *paths)
+        args = ["rm", "-q", "--cached", "-r", "--ignore-unmatch"]
     else:
-        run(repo, "reset", "-q", "HEAD", "--", *paths, check=False)
+        args = ["reset", "-q", "HEAD"]
+    run(repo, *args, "--pathspec-from-file=-", "--pathspec-file-nul", input=names, env=literal, check=False)
 
 
 def has_staged_changes(repo: Path) -> bool:
@@ -133,11 +155,18 @@ class Identity:
 
 
 def commit_signed(repo: Path, message: str, signing_key: str, who: Identity) -> str:
-    """Make one SSH-signed commit of the index with message; return its id.
+    """Make one SSH-signed commit of the index with message and move HEAD to it; return its id."""
+    commit, parent = write_signed_commit(repo, message, signing_key, who)
+    move_head(repo, commit, parent, message)
+    return commit
 
-    Plumbing (write-tree, commit-tree -S, update-ref with the old value) rather
-    than `git commit`: it does not re-stat every file of a large archive, and the
-    ref moves only if nobody moved it meanwhile.
+
+def write_signed_commit(repo: Path, message: str, signing_key: str, who: Identity) -> tuple[str, str | None]:
+    """Write one SSH-signed commit of the index on top of HEAD, on no branch yet; return (commit, parent).
+
+    Plumbing (write-tree, commit-tree -S) rather than `git commit`: it does not
+    re-stat every file of a large archive, and the caller can journal the commit
+    id before move_head makes it the branch's.
     """
     env = {
         "GIT_AUTHOR_NAME": who.name,
@@ -166,11 +195,21 @@ def commit_signed(repo: Path, message: str, signing_key: str, who: Identity) -> 
     commit = proc.stdout.decode().strip()
     if proc.returncode != 0 or not commit:
         raise ArchiveError(f"signing the commit failed: {_first_line(proc.stderr)}")
+    return commit, parent
+
+
+def move_head(repo: Path, commit: str, parent: str | None, message: str) -> None:
+    """Point HEAD's branch at commit, only if it still points at parent (nobody moved it meanwhile)."""
     subject = message.splitlines()[0] if message else ""
     moved = run(repo, "update-ref", "-m", f"commit: {subject}", "HEAD", commit, parent or "", check=False)
     if moved.returncode != 0:
         raise ArchiveError(f"HEAD moved while committing; nothing was committed ({_first_line(moved.stderr)})")
-    return commit
+
+
+def in_reflog(repo: Path, commit: str, ref: str = "HEAD") -> bool:
+    """True when ref once pointed at commit (its reflog says so)."""
+    proc = run(repo, "log", "-g", "--format=%H", ref, "--", check=False)
+    return commit in proc.stdout.decode().split()
 
 
 def ls_files(repo: Path, *pathspecs: str) -> list[str]:
@@ -294,6 +333,7 @@ class BlobReader:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**os.environ, **_BASE_ENV},
+            pass_fds=tuple(_INHERITED_FDS),
         )
 
     def read(self, spec: str) -> bytes | None:

@@ -37,12 +37,13 @@ def test_a_write_killed_before_its_commit_is_undone_by_the_next_command(world: W
     tx._stack.close()  # the lock dies with the process; the journal stays
     assert (world.keys / "HO-2099-00001.age").exists()
     journal = (world.root / ".git/archivectl/journal/journal.jsonl").read_text()
-    assert '{"key": "HO-2099-00001", "backup": null}' in journal
+    assert '"key": "HO-2099-00001"' in journal and '"backup": null' in journal
 
     world.add()  # the next write recovers first
     assert not (world.keys / "HO-2099-00001.age").exists()
     assert not (world.root / "households/B03/1203/HO-2099-00001").exists()
     assert not (world.root / ".git/archivectl/journal").exists()
+    assert sorted(p.name for p in world.keys.iterdir()) == [f"{world.git('ls-files', 'households').split('/')[3]}.age"]
     assert world.git("rev-list", "--count", "HEAD").strip() == "2"
     assert before["head"] == world.git("rev-parse", "HEAD~1").strip()
 

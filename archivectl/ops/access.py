@@ -62,6 +62,13 @@ def _extension(file: Path) -> str:
 def attach(archive: Archive, archive_no: str, file: Path, doc_type: str, date: str | None, approval: Approval) -> str:
     """Encrypt a scan to the household's record key and list it, newest first (P5, P6)."""
     check_archive_no(archive_no)
+    with archive.writing() as tx:  # the record's documents and recipient as they stand under the lock
+        return _attach(archive, tx, archive_no, file, doc_type, date, approval)
+
+
+def _attach(
+    archive: Archive, tx: Transaction, archive_no: str, file: Path, doc_type: str, date: str | None, approval: Approval
+) -> str:
     if doc_type not in document_types(archive):
         raise UsageError(f"--type must be one of {', '.join(document_types(archive))}")
     date = _check_date(date, "--date")
@@ -88,14 +95,13 @@ def attach(archive: Archive, archive_no: str, file: Path, doc_type: str, date: s
     if problems:
         raise UsageError(f"{archive_no}: {problems[0]}")
 
-    with Transaction(archive, actor) as tx:
-        if (archive.root / home / name).exists():
-            raise ArchiveError(f"{home}/{name} already exists; originals are never overwritten (P6)")
-        scratch = tx.scratch()
-        crypto.encrypt_file(file, scratch, recipient)
-        tx.place(f"{home}/{name}", scratch)
-        tx.write_text(relpath, records.dump(stored))
-        tx.commit(f"attach {doc_type} v{version} to {archive_no}", trailers("attach", approval, actor, archive_no))
+    if (archive.root / home / name).exists():
+        raise ArchiveError(f"{home}/{name} already exists; originals are never overwritten (P6)")
+    scratch = tx.scratch()
+    crypto.encrypt_file(file, scratch, recipient)
+    tx.place(f"{home}/{name}", scratch)
+    tx.write_text(relpath, records.dump(stored))
+    tx.commit(f"attach {doc_type} v{version} to {archive_no}", trailers("attach", approval, actor, archive_no), actor)
     return name
 
 
@@ -121,24 +127,33 @@ def open_document(
 
     check_archive_no(archive_no)
     reason = check_reason(reason)
-    actor = actor_of(archive)
-    relpath = archive.locate(archive_no)
-    stored = load_stored(archive, relpath)
-    require_reader(archive, actor, str(stored.get("building")))
-    entry = find_document(stored, doc)
-    record_key = unlock_record_key(archive, archive_no, identity_for(archive, identity, actor))
-    source = archive.root / relpath.removesuffix("record.yaml") / entry["file"]
-    if not source.is_file():
-        raise ArchiveError(f"{entry['file']} is missing from the work tree")
-    crypto.check_decrypts(source, record_key)  # a corrupted scan is refused before anything is registered
-    register_access(archive, actor, archive_no, "open", reason, document=entry["file"])
-    crypto.decrypt_stream(source, sink, record_key)
+    # Under the lock from reading the record to the last byte out: no rotation re-encrypts the scan meanwhile.
+    with archive.writing() as tx:
+        actor = actor_of(archive)
+        relpath = archive.locate(archive_no)
+        stored = load_stored(archive, relpath)
+        require_reader(archive, actor, str(stored.get("building")))
+        entry = find_document(stored, doc)
+        record_key = unlock_record_key(archive, archive_no, identity_for(archive, identity, actor))
+        source = archive.root / relpath.removesuffix("record.yaml") / entry["file"]
+        if not source.is_file():
+            raise ArchiveError(f"{entry['file']} is missing from the work tree")
+        crypto.check_decrypts(source, record_key)  # a corrupted scan is refused before anything is registered
+        register_access(tx, actor, archive_no, "open", reason, document=entry["file"])
+        crypto.decrypt_stream(source, sink, record_key)
     return entry
 
 
 def export(archive: Archive, archive_no: str, output: Path, approval: Approval, identity: str | None = None) -> Path:
     """A customer's own data in one zip (P17), approved and registered as a transfer (P9)."""
     check_archive_no(archive_no)
+    with archive.writing() as tx:  # the record, its key and the readers as they stand under the lock
+        return _export(archive, tx, archive_no, output, approval, identity)
+
+
+def _export(
+    archive: Archive, tx: Transaction, archive_no: str, output: Path, approval: Approval, identity: str | None
+) -> Path:
     actor = approved_writer(archive, approval)
     output = output.expanduser()  # not resolved: a link at output must be seen, never followed
     where = output.parent.resolve() / output.name
@@ -176,14 +191,18 @@ def export(archive: Archive, archive_no: str, output: Path, approval: Approval, 
             "approved_by": approval.approver,
             "reason": approval.reason,
         }
-        with Transaction(archive, actor) as tx:  # registered before the file appears at output
-            registers.append(tx, "transfer", entry)
-            tx.commit(f"register export of {archive_no}", trailers("export", approval, actor, archive_no))
+        registers.append(tx, "transfer", entry)  # registered before the file appears at output
+        tx.commit(f"register export of {archive_no}", trailers("export", approval, actor, archive_no), actor)
     return where
 
 
 def sync(archive: Archive, approval: Approval, identity: str | None = None, rotate: bool = False) -> dict[str, Any]:
     """Re-wrap every record key for the buildings' current readers; with rotate, re-key the data too."""
+    with archive.writing() as tx:  # every record and key as they stand under the lock
+        return _sync(archive, tx, approval, identity, rotate)
+
+
+def _sync(archive: Archive, tx: Transaction, approval: Approval, identity: str | None, rotate: bool) -> dict[str, Any]:
     actor = approved_writer(archive, approval)
     ssh_identity = crypto.load_identity(identity_for(archive, identity, actor))
     schema = archive.household_schema
@@ -198,31 +217,31 @@ def sync(archive: Archive, approval: Approval, identity: str | None = None, rota
             raise ArchiveError(f"{number}: {exc}; a manager or gm who reads every building must sync") from None
         plan.append((relpath, stored, number, building, record_key))
     per_building: dict[str, list[str]] = {}
-    with Transaction(archive, actor) as tx:
-        for relpath, stored, number, building, record_key in plan:
-            if building not in per_building:
-                per_building[building] = sorted(m.id for m in readers(archive, building))
-            key_for_wrap = record_key
-            if rotate:
-                key_for_wrap = crypto.new_record_key()
-                _rekey(archive, tx, relpath, stored, record_key, key_for_wrap, schema)
-            tx.write_key(number, crypto.wrap_record_key(key_for_wrap, reader_keys(archive, building)))
-        entry = {
-            "when": now_iso(),
-            "who": actor.member.id,
-            "action": "rotate" if rotate else "rewrap",
-            "households": len(plan),
-            "readers": per_building,
-            "approved_by": approval.approver,
-            "reason": approval.reason,
-        }
-        registers.append(tx, "keys", entry)
-        verb = "rotate" if rotate else "re-wrap"
-        rekeyed = ", ".join(number for _, _, number, _, _ in plan) if rotate and plan else None
-        tx.commit(
-            f"recipients sync: {verb} {len(plan)} record keys",
-            trailers("rotate" if rotate else "rewrap", approval, actor, rekeyed),
-        )
+    for relpath, stored, number, building, record_key in plan:
+        if building not in per_building:
+            per_building[building] = sorted(m.id for m in readers(archive, building))
+        key_for_wrap = record_key
+        if rotate:
+            key_for_wrap = crypto.new_record_key()
+            _rekey(archive, tx, relpath, stored, record_key, key_for_wrap, schema)
+        tx.write_key(number, crypto.wrap_record_key(key_for_wrap, reader_keys(archive, building)))
+    entry = {
+        "when": now_iso(),
+        "who": actor.member.id,
+        "action": "rotate" if rotate else "rewrap",
+        "households": len(plan),
+        "readers": per_building,
+        "approved_by": approval.approver,
+        "reason": approval.reason,
+    }
+    registers.append(tx, "keys", entry)
+    verb = "rotate" if rotate else "re-wrap"
+    rekeyed = ", ".join(number for _, _, number, _, _ in plan) if rotate and plan else None
+    tx.commit(
+        f"recipients sync: {verb} {len(plan)} record keys",
+        trailers("rotate" if rotate else "rewrap", approval, actor, rekeyed),
+        actor,
+    )
     return {"households": len(plan), "rotated": rotate, "readers": per_building}
 
 
@@ -242,28 +261,28 @@ def grant(
     archive: Archive, staff_id: str, building: str, until: str, approval: Approval, identity: str | None = None
 ) -> dict[str, Any]:
     """Give someone outside a building a read until a date (P7: approved by the gm)."""
-    actor = approved_writer(archive, approval, roles=archive.settings.rules.grant_approver_roles)
     if not re.fullmatch(r"[A-Z0-9][A-Z0-9-]{0,15}", building):
         raise UsageError("--building is not a building code like B03")
     until = _check_date(until, "--until")
     if until < clock.today().isoformat():
         raise UsageError("--until is in the past")
-    member = archive.staff.get(staff_id)
-    if member is None or not member.active:
-        raise ArchiveError(f"{staff_id} is not an active member of {STAFF_FILE}")
-    ssh_identity = crypto.load_identity(identity_for(archive, identity, actor))
-    entry = {
-        "when": now_iso(),
-        "who": actor.member.id,
-        "action": "grant",
-        "staff": staff_id,
-        "building": building,
-        "until": until,
-        "approved_by": approval.approver,
-        "reason": approval.reason,
-    }
-    households = [p for _, p in archive.record_paths() if p.split("/")[1] == building]
-    with Transaction(archive, actor) as tx:
+    with archive.writing() as tx:  # staff, grants and keys as they stand under the lock
+        actor = approved_writer(archive, approval, roles=archive.settings.rules.grant_approver_roles)
+        member = archive.staff.get(staff_id)
+        if member is None or not member.active:
+            raise ArchiveError(f"{staff_id} is not an active member of {STAFF_FILE}")
+        ssh_identity = crypto.load_identity(identity_for(archive, identity, actor))
+        entry = {
+            "when": now_iso(),
+            "who": actor.member.id,
+            "action": "grant",
+            "staff": staff_id,
+            "building": building,
+            "until": until,
+            "approved_by": approval.approver,
+            "reason": approval.reason,
+        }
+        households = [p for _, p in archive.record_paths() if p.split("/")[1] == building]
         registers.append(tx, "grants", entry)
         keys = [m.key for m in readers(archive, building)]
         if member.key not in keys:
@@ -275,7 +294,7 @@ def grant(
             except ArchiveError:
                 raise ArchiveError(f"{number}: the person granting must be a reader of {building}") from None
             tx.write_key(number, crypto.wrap_record_key(record_key, keys))
-        tx.commit(f"grant {staff_id} read of {building} until {until}", trailers("grant", approval, actor))
+        tx.commit(f"grant {staff_id} read of {building} until {until}", trailers("grant", approval, actor), actor)
     return {**entry, "households": len(households)}
 
 
@@ -285,27 +304,27 @@ def lend(archive: Archive, archive_no: str, to: str, due: str, approval: Approva
     due = _check_date(due, "--due")
     if due < clock.today().isoformat():
         raise UsageError("--due is in the past")
-    actor = approved_writer(archive, approval)
-    archive.locate(archive_no)
-    borrower = archive.staff.get(to)
-    if borrower is None or not borrower.active:
-        raise ArchiveError(f"{to} is not an active member of {STAFF_FILE}")
-    current = registers.lent_out(archive.root).get(archive_no)
-    if current:
-        raise ArchiveError(f"{archive_no} is already lent to {current.get('to')} (due {current.get('due')})")
-    entry = {
-        "when": now_iso(),
-        "who": actor.member.id,
-        "action": "lend",
-        "archive_no": archive_no,
-        "to": to,
-        "due": due,
-        "approved_by": approval.approver,
-        "reason": approval.reason,
-    }
-    with Transaction(archive, actor) as tx:
+    with archive.writing() as tx:  # who has the bag is read under the lock: two lends cannot both pass
+        actor = approved_writer(archive, approval)
+        archive.locate(archive_no)
+        borrower = archive.staff.get(to)
+        if borrower is None or not borrower.active:
+            raise ArchiveError(f"{to} is not an active member of {STAFF_FILE}")
+        current = registers.lent_out(archive.root).get(archive_no)
+        if current:
+            raise ArchiveError(f"{archive_no} is already lent to {current.get('to')} (due {current.get('due')})")
+        entry = {
+            "when": now_iso(),
+            "who": actor.member.id,
+            "action": "lend",
+            "archive_no": archive_no,
+            "to": to,
+            "due": due,
+            "approved_by": approval.approver,
+            "reason": approval.reason,
+        }
         registers.append(tx, "lending", entry)
-        return tx.commit(f"lend {archive_no} to {to} until {due}", trailers("lend", approval, actor, archive_no))
+        return tx.commit(f"lend {archive_no} to {to} until {due}", trailers("lend", approval, actor, archive_no), actor)
 
 
 def return_dossier(archive: Archive, archive_no: str, reason: str | None) -> str:
@@ -314,21 +333,21 @@ def return_dossier(archive: Archive, archive_no: str, reason: str | None) -> str
 
     check_archive_no(archive_no)
     reason = check_reason(reason)
-    actor = actor_of(archive)
-    current = registers.lent_out(archive.root).get(archive_no)
-    if not current:
-        raise ArchiveError(f"{archive_no} is not lent out")
-    entry = {
-        "when": now_iso(),
-        "who": actor.member.id,
-        "action": "return",
-        "archive_no": archive_no,
-        "from": current.get("to"),
-        "reason": reason,
-    }
-    with Transaction(archive, actor) as tx:
+    with archive.writing() as tx:
+        actor = actor_of(archive)
+        current = registers.lent_out(archive.root).get(archive_no)
+        if not current:
+            raise ArchiveError(f"{archive_no} is not lent out")
+        entry = {
+            "when": now_iso(),
+            "who": actor.member.id,
+            "action": "return",
+            "archive_no": archive_no,
+            "from": current.get("to"),
+            "reason": reason,
+        }
         registers.append(tx, "lending", entry)
-        return tx.commit(f"return {archive_no}", trailers("return", Approval(reason), actor, archive_no))
+        return tx.commit(f"return {archive_no}", trailers("return", Approval(reason), actor, archive_no), actor)
 
 
 def overdue(archive: Archive, today: dt.date | None = None) -> list[dict[str, Any]]:

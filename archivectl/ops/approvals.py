@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archivectl import crypto, gitio, policy, records, rules, yamlio
-from archivectl.archive import Archive, Transaction, actor_of
+from archivectl.archive import Archive, actor_of
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.ops.common import Approval, check_reason, identity_for, readers, trailers
 
@@ -54,12 +54,14 @@ class ApprovalPlan:
     commits: list[dict[str, Any]]
     lines: list[str]
     households: list[str]
+    head: str | None = None  # the HEAD this was read from: approve signs only if it has not moved
 
 
 def plan(archive: Archive, range_spec: str | None, reveal: bool = False, identity: str | None = None) -> ApprovalPlan:
     """Check that the acting staff member may approve what awaits them in the range, and describe it."""
     from archivectl.ops.verify import verify
 
+    head = gitio.head(archive.root)
     actor = actor_of(archive)
     problem = policy.actor_problem(actor.member)
     if problem:
@@ -94,7 +96,7 @@ def plan(archive: Archive, range_spec: str | None, reveal: bool = False, identit
         households |= {n.strip() for n in row["archive_no"].split(",") if n.strip()}
         lines.append(f"{row['commit'][:12]}  {row['action']} by {row['acted_by']}: {row['reason']}")
         lines += ["    " + line for line in describe(archive, row["commit"], actor, reveal, identity)]
-    return ApprovalPlan(where, mine, lines, sorted(households))
+    return ApprovalPlan(where, mine, lines, sorted(households), head)
 
 
 def approve(
@@ -111,16 +113,19 @@ def approve(
     With reveal, personal fields were shown in clear, so that viewing is registered first (P8).
     """
     reason = check_reason(reason)
+    # The plan is read (and shown, and confirmed) without the lock: a person may take
+    # their time. Under the lock it still holds exactly when HEAD has not moved since.
     shown = plan(archive, range_spec, reveal, identity)
     if not confirm(shown):
         raise ArchiveError("not approved; nothing was written")
-    actor = actor_of(archive)
     numbers = ", ".join(shown.households) or None
+    expected = shown.head
     if reveal and shown.households:
         from archivectl import registers
         from archivectl.archive import now_iso
 
-        with Transaction(archive, actor) as tx:
+        with archive.writing() as tx:
+            actor = _unmoved(archive, expected)
             registers.append(
                 tx,
                 "access",
@@ -133,16 +138,29 @@ def approve(
                     "reason": reason,
                 },
             )
-            tx.commit(f"register view of {numbers} for approval", trailers("view", Approval(reason), actor, numbers))
-    with Transaction(archive, actor) as tx:
+            expected = tx.commit(
+                f"register view of {numbers} for approval", trailers("view", Approval(reason), actor, numbers), actor
+            )
+    with archive.writing() as tx:
+        actor = _unmoved(archive, expected)
         who = sorted({c["acted_by"] for c in shown.commits})
         subject = f"approve {len(shown.commits)} change{'s' if len(shown.commits) > 1 else ''} by {', '.join(who)}"
         message = {
             **trailers("approve", Approval(reason), actor, numbers),
             "Approves": [c["commit"] for c in shown.commits],
         }
-        commit = tx.commit(subject, message)
+        commit = tx.commit(subject, message, actor)
     return shown, commit
+
+
+def _unmoved(archive: Archive, expected: str | None) -> Any:
+    """The acting staff member, under the lock, once HEAD is still what the approver was shown."""
+    now = gitio.head(archive.root)
+    if now != expected:
+        raise ArchiveError(
+            f"the branch moved while you were approving (now {str(now)[:12]}); nothing was written: run approve again"
+        )
+    return actor_of(archive)
 
 
 # ---------------------------------------------------------------------- what a commit changes, for people

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from archivectl import gitio, rules, yamlio
-from archivectl.archive import Archive, Settings, Transaction
+from archivectl.archive import Archive, Settings
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.ops.common import Approval, approved_writer, trailers
 from archivectl.schema import HouseholdSchema
@@ -19,20 +19,20 @@ CANDIDATES = ["archive.yaml", "schemas/", ".gitattributes", ".gitignore", "CODEO
 
 def configure(archive: Archive, paths: list[str], approval: Approval) -> str:
     """Commit the work tree's edits of the named (default: every changed) settings files; return the commit."""
-    actor = approved_writer(archive, approval, roles=archive.settings.rules.governance_approver_roles)
-    changed = gitio.dirty_paths(archive.root, paths or CANDIDATES)
-    if paths:
-        strays = sorted(set(paths) - set(changed))
-        if strays:
-            raise UsageError(f"{strays[0]}: no uncommitted change to it")
-    if not changed:
-        raise ArchiveError("no uncommitted change to archive.yaml, schemas/ or the repository's own files")
-    for path in changed:
-        _check(archive, path)
-    with Transaction(archive, actor) as tx:
+    with archive.writing() as tx:  # the edits checked are the edits committed
+        actor = approved_writer(archive, approval, roles=archive.settings.rules.governance_approver_roles)
+        changed = gitio.dirty_paths(archive.root, paths or CANDIDATES)
+        if paths:
+            strays = sorted(set(paths) - set(changed))
+            if strays:
+                raise UsageError(f"{strays[0]}: no uncommitted change to it")
+        if not changed:
+            raise ArchiveError("no uncommitted change to archive.yaml, schemas/ or the repository's own files")
+        for path in changed:
+            _check(archive, path)
         for path in changed:
             tx.include(path)
-        return tx.commit(f"configure {', '.join(changed)}", trailers("configure", approval, actor))
+        return tx.commit(f"configure {', '.join(changed)}", trailers("configure", approval, actor), actor)
 
 
 def _check(archive: Archive, path: str) -> None:

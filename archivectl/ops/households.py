@@ -273,26 +273,27 @@ def add(archive: Archive, given: RecordInput, approval: Approval, also_active: b
     P1: one active household per unit; a second is refused naming the first
     (move it out first) unless also_active says it is deliberate.
     """
-    schema = archive.household_schema
-    check_field_names(given, schema)
-    actor = approved_writer(archive, approval)
-    record = prepare_new(apply_changes({}, given, schema), schema)
-    refuse_names_in_reason(approval.reason, schema, record)
-    if not also_active:
-        active = active_on_unit(archive, str(record["building"]), str(record["unit"]))
-        if active:
-            raise ArchiveError(
-                f"{active[0]} is already the active household of {record['building']}/{record['unit']}: "
-                "move it out first (P1), or give --also-active if both live there"
-            )
-    readers = reader_keys(archive, record["building"])
-    with Transaction(archive, actor) as tx:
+    check_field_names(given, archive.household_schema)  # a typo is named before any permission check
+    with archive.writing() as tx:  # staff, schema, readers, numbers and the unit's households under the lock
+        actor = approved_writer(archive, approval)
+        schema = archive.household_schema
+        record = prepare_new(apply_changes({}, given, schema), schema)
+        refuse_names_in_reason(approval.reason, schema, record)
+        if not also_active:
+            active = active_on_unit(archive, str(record["building"]), str(record["unit"]))
+            if active:
+                raise ArchiveError(
+                    f"{active[0]} is already the active household of {record['building']}/{record['unit']}: "
+                    "move it out first (P1), or give --also-active if both live there"
+                )
+        readers = reader_keys(archive, record["building"])
         numbers = read_numbers(tx)
         archive_no = write_new(archive, tx, record, numbers, readers)
         write_numbers(tx, numbers)
         tx.commit(
             f"add {archive_no} ({record['building']}/{record['unit']})",
             trailers("add", approval, actor, archive_no),
+            actor,
         )
     return archive_no
 
@@ -310,6 +311,13 @@ def edit(archive: Archive, archive_no: str, given: RecordInput, approval: Approv
     """Change a household's fields (P12); return the commit id."""
     check_archive_no(archive_no)
     check_field_names(given, archive.household_schema)  # a typo is named before any permission check
+    with archive.writing() as tx:  # the record and its key as they are now, not before a write we waited for
+        return _edit(archive, tx, archive_no, given, approval, identity)
+
+
+def _edit(
+    archive: Archive, tx: Transaction, archive_no: str, given: RecordInput, approval: Approval, identity: str | None
+) -> str:
     actor = approved_writer(archive, approval)
     relpath = archive.locate(archive_no)
     stored = load_stored(archive, relpath)
@@ -343,11 +351,10 @@ def edit(archive: Archive, archive_no: str, given: RecordInput, approval: Approv
         _first_problem(schema.validate(changed), archive_no)
         new_stored = records.to_stored(changed, schema, record_key, previous)
 
-    with Transaction(archive, actor) as tx:
-        tx.write_text(relpath, records.dump(new_stored))
-        return tx.commit(
-            f"edit {archive_no}: {', '.join(sorted(touched))}", trailers("edit", approval, actor, archive_no)
-        )
+    tx.write_text(relpath, records.dump(new_stored))
+    return tx.commit(
+        f"edit {archive_no}: {', '.join(sorted(touched))}", trailers("edit", approval, actor, archive_no), actor
+    )
 
 
 def _touched_fields(given: RecordInput) -> set[str]:

@@ -109,6 +109,17 @@ def import_households(
     archive: Archive, path: Path, approval: Approval, progress: Callable[[int, int, str], None] | None = None
 ) -> list[str]:
     """Validate every household in the file, then add them all in one signed commit; return their numbers."""
+    with archive.writing() as tx:  # schema, staff and numbers as they stand under the lock
+        return _import(archive, tx, path, approval, progress)
+
+
+def _import(
+    archive: Archive,
+    tx: Transaction,
+    path: Path,
+    approval: Approval,
+    progress: Callable[[int, int, str], None] | None,
+) -> list[str]:
     actor = approved_writer(archive, approval)
     schema = archive.household_schema
     text = _read_text(path)
@@ -136,22 +147,22 @@ def import_households(
         raise UsageError(f"{path}: holds no households")
     refuse_names_in_reason(approval.reason, schema, *prepared)
     readers: dict[str, list[str]] = {}
-    with Transaction(archive, actor) as tx:
-        numbers = read_numbers(tx)
-        tx.expect_new([number(archive, record, numbers) for record in prepared])
-        for i, record in enumerate(prepared):
-            building = record["building"]
-            if building not in readers:
-                readers[building] = reader_keys(archive, building)
-            write_household(archive, tx, record, readers[building])
-            if progress and (i % 200 == 0 or i + 1 == len(prepared)):
-                progress(i + 1, len(prepared), "writing")
-        write_numbers(tx, numbers)
-        numbers_done = [str(r["archive_no"]) for r in prepared]
-        first, last = numbers_done[0], numbers_done[-1]
-        span = first if len(numbers_done) == 1 else f"{first} … {last}"
-        tx.commit(
-            f"import {len(numbers_done)} households ({span})",
-            trailers("import", approval, actor, ", ".join(numbers_done)),
-        )
+    numbers = read_numbers(tx)
+    tx.expect_new([number(archive, record, numbers) for record in prepared])
+    for i, record in enumerate(prepared):
+        building = record["building"]
+        if building not in readers:
+            readers[building] = reader_keys(archive, building)
+        write_household(archive, tx, record, readers[building])
+        if progress and (i % 200 == 0 or i + 1 == len(prepared)):
+            progress(i + 1, len(prepared), "writing")
+    write_numbers(tx, numbers)
+    numbers_done = [str(r["archive_no"]) for r in prepared]
+    first, last = numbers_done[0], numbers_done[-1]
+    span = first if len(numbers_done) == 1 else f"{first} … {last}"
+    tx.commit(
+        f"import {len(numbers_done)} households ({span})",
+        trailers("import", approval, actor, ", ".join(numbers_done)),
+        actor,
+    )
     return numbers_done

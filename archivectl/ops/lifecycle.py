@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from archivectl import clock, gitio, idcheck, policy, records, registers
-from archivectl.archive import Archive, Transaction, check_archive_no, keystore_path, now_iso
+from archivectl.archive import Archive, check_archive_no, keystore_path, now_iso
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import private_output
 from archivectl.ops.common import Approval, approved_writer, load_stored, trailers
@@ -30,20 +30,20 @@ def _status_change(
 ) -> str:
     """Apply change(stored) to a household whose status is one of allowed, in one approved commit."""
     check_archive_no(archive_no)
-    actor = approved_writer(archive, approval)
-    relpath = archive.locate(archive_no)
-    stored = load_stored(archive, relpath)
-    status = stored.get("status")
-    if status not in allowed:
-        raise ArchiveError(f"{archive_no} is {status}; this needs a household that is {' or '.join(allowed)}")
-    change(stored)
-    stored = records.order_like_schema(stored, archive.household_schema)
-    problems = archive.household_schema.validate_stored(stored)
-    if problems:
-        raise UsageError(f"{archive_no}: {problems[0]}")
-    with Transaction(archive, actor) as tx:
+    with archive.writing() as tx:  # the status checked is the status changed: nothing can slip in between
+        actor = approved_writer(archive, approval)
+        relpath = archive.locate(archive_no)
+        stored = load_stored(archive, relpath)
+        status = stored.get("status")
+        if status not in allowed:
+            raise ArchiveError(f"{archive_no} is {status}; this needs a household that is {' or '.join(allowed)}")
+        change(stored)
+        stored = records.order_like_schema(stored, archive.household_schema)
+        problems = archive.household_schema.validate_stored(stored)
+        if problems:
+            raise UsageError(f"{archive_no}: {problems[0]}")
         tx.write_text(relpath, records.dump(stored))
-        return tx.commit(f"{action} {archive_no}", trailers(action, approval, actor, archive_no))
+        return tx.commit(f"{action} {archive_no}", trailers(action, approval, actor, archive_no), actor)
 
 
 def tombstone(archive: Archive, archive_no: str, approval: Approval) -> str:
@@ -68,11 +68,11 @@ def tombstone_due(archive: Archive, approval: Approval) -> tuple[list[dict[str, 
     """
     from archivectl.ops.keeping import past_keeping
 
-    actor = approved_writer(archive, approval)
-    due = past_keeping(archive)
-    if not due:
-        raise ArchiveError("no household is past its keeping period (archive.yaml keeping:)")
-    with Transaction(archive, actor) as tx:
+    with archive.writing() as tx:  # what is due is decided from the records as they stand under the lock
+        actor = approved_writer(archive, approval)
+        due = past_keeping(archive)
+        if not due:
+            raise ArchiveError("no household is past its keeping period (archive.yaml keeping:)")
         for row in due:
             relpath = archive.locate(row["archive_no"])
             stored = load_stored(archive, relpath)
@@ -89,6 +89,7 @@ def tombstone_due(archive: Archive, approval: Approval) -> tuple[list[dict[str, 
         commit = tx.commit(
             f"tombstone {len(due)} households past their keeping period",
             trailers("tombstone", approval, actor, numbers),
+            actor,
         )
     return due, commit
 
@@ -239,25 +240,23 @@ def purge(
     """
     if bool(numbers) == bool(eligible):
         raise UsageError("name the households to purge, or give --eligible (not both)")
-    if gitio.dirty_paths(archive.root, ["archive.yaml"]):
-        raise ArchiveError("archive.yaml has uncommitted changes; purge uses the committed settings only")
-    found = candidates(archive, numbers or None)
     if dry_run:
-        return [c.row() for c in found]
-    for c in found:
-        if c.verdict.problem:
-            raise ArchiveError(f"{c.archive_no}: {c.verdict.problem}; purge refused")
-        if numbers and not c.verdict.eligible:
-            raise ArchiveError(
-                f"{c.archive_no} was tombstoned {c.tombstone_date}; {c.verdict.days_left} days of the "
-                f"{archive.settings.retention_days}-day retention are left (P13)"
-            )
-    chosen = [c for c in found if c.verdict.eligible]
-    if not chosen:
-        raise ArchiveError("no household is eligible for purge")
-    actor = approved_writer(archive, approval)
-    purged_at = now_iso()
-    with Transaction(archive, actor) as tx:
+        return [c.row() for c in _purge_candidates(archive, numbers)]
+    with archive.writing() as tx:  # tombstones, their dates and the settings as they stand under the lock
+        found = _purge_candidates(archive, numbers)
+        for c in found:
+            if c.verdict.problem:
+                raise ArchiveError(f"{c.archive_no}: {c.verdict.problem}; purge refused")
+            if numbers and not c.verdict.eligible:
+                raise ArchiveError(
+                    f"{c.archive_no} was tombstoned {c.tombstone_date}; {c.verdict.days_left} days of the "
+                    f"{archive.settings.retention_days}-day retention are left (P13)"
+                )
+        chosen = [c for c in found if c.verdict.eligible]
+        if not chosen:
+            raise ArchiveError("no household is eligible for purge")
+        actor = approved_writer(archive, approval)
+        purged_at = now_iso()
         for c in chosen:
             home = c.relpath.removesuffix("/record.yaml")
             for path in gitio.ls_files(archive.root, f"{home}/"):
@@ -279,8 +278,14 @@ def purge(
             )
         subject = f"purge {chosen[0].archive_no}" if len(chosen) == 1 else f"purge {len(chosen)} households"
         archive_nos = ", ".join(c.archive_no for c in chosen)
-        tx.commit(subject, trailers("purge", approval, actor, archive_nos))
+        tx.commit(subject, trailers("purge", approval, actor, archive_nos), actor)
     return [{**c.row(), "purged": purged_at} for c in chosen]
+
+
+def _purge_candidates(archive: Archive, numbers: list[str]) -> list[PurgeCandidate]:
+    if gitio.dirty_paths(archive.root, ["archive.yaml"]):
+        raise ArchiveError("archive.yaml has uncommitted changes; purge uses the committed settings only")
+    return candidates(archive, numbers or None)
 
 
 def destroyed(archive_root: Path) -> set[str]:

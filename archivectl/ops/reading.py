@@ -38,20 +38,21 @@ def reveal(archive: Archive, archive_no: str, reason: str | None, identity: str 
     """The household in clear for an entitled reader, after registering the look-up (P7, P8)."""
     check_archive_no(archive_no)
     reason = check_reason(reason)
-    actor = actor_of(archive)
-    relpath = archive.locate(archive_no)
-    stored = load_stored(archive, relpath)
-    require_reader(archive, actor, stored["building"])
-    plain = {k: v for k, v in stored.items() if k not in records.STORED_ONLY}
-    if stored.get("sealed"):
-        record_key = unlock_record_key(archive, archive_no, identity_for(archive, identity, actor))
-        plain, _ = records.open_record(stored, record_key)
-    register_access(archive, actor, archive_no, "reveal", reason)
+    with archive.writing() as tx:  # reader rights, record and key as they stand under the lock
+        actor = actor_of(archive)
+        relpath = archive.locate(archive_no)
+        stored = load_stored(archive, relpath)
+        require_reader(archive, actor, stored["building"])
+        plain = {k: v for k, v in stored.items() if k not in records.STORED_ONLY}
+        if stored.get("sealed"):
+            record_key = unlock_record_key(archive, archive_no, identity_for(archive, identity, actor))
+            plain, _ = records.open_record(stored, record_key)
+        register_access(tx, actor, archive_no, "reveal", reason)
     return plain
 
 
-def register_access(archive: Archive, actor: Any, archive_no: str, action: str, reason: str, **extra: Any) -> str:
-    """Append a look-up to the access register in its own signed commit; return the commit."""
+def register_access(tx: Transaction, actor: Any, archive_no: str, action: str, reason: str, **extra: Any) -> str:
+    """Append a look-up to the access register and make the transaction's signed commit; return the commit."""
     entry = {
         "when": now_iso(),
         "who": actor.member.id,
@@ -60,12 +61,12 @@ def register_access(archive: Archive, actor: Any, archive_no: str, action: str, 
         **extra,
         "reason": reason,
     }
-    with Transaction(archive, actor) as tx:
-        registers.append(tx, "access", entry)
-        return tx.commit(
-            f"register {action} of {archive_no}",
-            trailers(action, Approval(reason), actor, archive_no),
-        )
+    registers.append(tx, "access", entry)
+    return tx.commit(
+        f"register {action} of {archive_no}",
+        trailers(action, Approval(reason), actor, archive_no),
+        actor,
+    )
 
 
 LIST_COLUMNS = (
