@@ -162,7 +162,8 @@ def destroyed(world: World) -> set[str]:
     """Households in HEAD's destruction register (their keys wait for `keys shred`)."""
     found = set()
     for path in world.git("ls-tree", "-r", "--name-only", "HEAD", "registers/destruction").split():
-        for entry in yaml.safe_load(world.git("show", f"HEAD:{path}")) or []:
+        data = yaml.safe_load(world.git("show", f"HEAD:{path}")) or []
+        for entry in data if isinstance(data, list) else [data]:  # month files of old; one entry per file now
             found.add(str(entry.get("archive_no")))
     return found
 
