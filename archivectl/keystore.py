@@ -9,11 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from archivectl.errors import ArchiveError
-from archivectl.files import write_atomic
 
 
 class Keystore:
-    """A directory of <archive-no>.age files."""
+    """A directory of <archive-no>.age files.
+
+    Keys are written only by a write transaction (archive.Transaction.write_key),
+    which keeps the version it replaces in a .journal-* directory in here until
+    its commit is settled.
+    """
 
     def __init__(self, path: Path):
         self.path = path
@@ -36,11 +40,6 @@ class Keystore:
             return self.key_path(archive_no).read_bytes()
         except FileNotFoundError:
             raise ArchiveError(f"{archive_no}: record key is missing from the keystore") from None
-
-    def write(self, archive_no: str, blob: bytes) -> None:
-        """Store a wrapped key atomically and durably."""
-        self.require()
-        write_atomic(self.key_path(archive_no), blob, mode=0o600)
 
     def destroy(self, archive_no: str) -> bool:
         """Overwrite and delete a household's wrapped record key (crypto-shredding); False if it was gone."""
