@@ -1,0 +1,87 @@
+"""Every parser, fed random nested and hostile YAML, CSV and JSON: a value or a one-line refusal, nothing else.
+
+No traceback, no RecursionError, no segfault (the 100,000-deep case is a test of its own in
+test_hardening2.py): whatever a file holds, archivectl answers with an ArchiveError it can print as one line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from archivectl import schema, yamlio
+from archivectl.errors import ArchiveError
+from archivectl.ops.importing import csv_rows, yaml_rows
+
+SCHEMA = schema.HouseholdSchema(
+    json.loads((Path(__file__).resolve().parent.parent / "schemas/household.schema.json").read_text())
+)
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20))
+nested = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=40,
+)
+deep = st.integers(min_value=1, max_value=400).map(lambda n: "[" * n + "]" * n)
+deep_maps = st.integers(min_value=1, max_value=400).map(lambda n: "{a: " * n + "1" + "}" * n)
+hostile = st.sampled_from(
+    ["&a [*a]", "!!python/object:os.system x", "a: 1\na: 2", "- &x [1]\n- *x", "\x00\x01", "key: [unclosed", "? ? ?"]
+)
+
+
+def one_line_refusal(exc: ArchiveError) -> None:
+    text = str(exc)
+    assert text and "\n" not in text and "Traceback" not in text
+
+
+def yaml_texts() -> st.SearchStrategy[str]:
+    as_yaml = nested.map(lambda v: json.dumps(v))  # JSON is YAML: nested flow collections of any shape
+    return st.one_of(as_yaml, deep, deep_maps, hostile, st.text(max_size=200))
+
+
+@FUZZ
+@given(yaml_texts())
+def test_yaml_loader_returns_or_refuses_in_one_line(text):
+    try:
+        yamlio.loads(text, "fuzz.yaml")
+    except ArchiveError as exc:
+        one_line_refusal(exc)
+
+
+@FUZZ
+@given(st.lists(yaml_texts(), min_size=1, max_size=3).map("\n---\n".join))
+def test_an_import_yaml_stream_returns_or_refuses_in_one_line(text):
+    try:
+        list(yaml_rows(Path("fuzz.yaml"), text))
+    except ArchiveError as exc:
+        one_line_refusal(exc)
+
+
+cells = st.one_of(st.text(max_size=30), st.text(alphabet='",\n\r', max_size=10), st.just("x" * 140_000))
+header = st.sampled_from(["building,floor,unit,category", "customers.0.name,unit", "a,b", "customers..x,y", ""])
+
+
+@FUZZ
+@given(header, st.lists(st.lists(cells, max_size=5), max_size=5))
+def test_an_import_csv_returns_or_refuses_in_one_line(head, rows):
+    text = head + "\n" + "\n".join(",".join(r) for r in rows)
+    try:
+        list(csv_rows(Path("fuzz.csv"), text, SCHEMA))
+    except ArchiveError as exc:
+        one_line_refusal(exc)
+
+
+@FUZZ
+@given(
+    st.one_of(nested.map(json.dumps), deep, st.text(max_size=200), deep.map(lambda s: s.replace("[", '{"a":[')[:4000]))
+)
+def test_a_json_schema_file_returns_or_refuses_in_one_line(text):
+    try:
+        schema.parse_json(text, "fuzz.schema.json")
+    except ArchiveError as exc:
+        one_line_refusal(exc)
