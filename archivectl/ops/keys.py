@@ -26,12 +26,18 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
     archive.keystore.require()
     present = {p.split("/")[3] for p in gitio.tree_paths(archive.root, tip, "households") if p.endswith("/record.yaml")}
     purges = _purge_commits(archive, tip)
+    judged: dict[str, str | None] = {}  # one purge may remove many households: judge the commit once
     rows = []
     for number in archive.keystore.archive_numbers():
         if number in present:
             continue
         purge = purges.get(number)
-        problem = _shred_problem(archive, tip, number, purge) if purge else f"no purge of it on {main}"
+        if purge is None:
+            problem: str | None = f"no purge of it on {main}"
+        else:
+            if purge not in judged:
+                judged[purge] = _purge_problem(archive, tip, purge)
+            problem = judged[purge] or _retention_problem(archive, tip, number, purge)
         if problem:
             rows.append({"archive_no": number, "shredded": False, "why": problem})
             continue
@@ -52,8 +58,8 @@ def _purge_commits(archive: Archive, tip: str) -> dict[str, str]:
     return found
 
 
-def _shred_problem(archive: Archive, tip: str, number: str, purge: str) -> str | None:
-    """Why a purged household's key may not be destroyed yet, or None."""
+def _purge_problem(archive: Archive, tip: str, purge: str) -> str | None:
+    """Why a purge commit on main does not yet allow destroying keys (unapproved, broken, future-dated), or None."""
     from archivectl.ops.verify import verify
 
     report = verify(archive, f"{purge}~1..{tip}", allow_pending=True)
@@ -65,6 +71,11 @@ def _shred_problem(archive: Archive, tip: str, number: str, purge: str) -> str |
         return f"purge {purge[:12]} breaks a rule: {broken[0]['message']}"
     if dt.datetime.fromisoformat(gitio.committer_date(archive.root, purge)) > clock.now() + policy.CLOCK_SKEW:
         return f"purge {purge[:12]} is dated in the future"
+    return None
+
+
+def _retention_problem(archive: Archive, tip: str, number: str, purge: str) -> str | None:
+    """Why one purged household's 30 days are not over, by main's history and the current time (P13), or None."""
     from archivectl.ops.lifecycle import tombstone_dates
 
     parent = f"{purge}~1"
