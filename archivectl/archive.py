@@ -26,7 +26,7 @@ from typing import Any
 from archivectl import clock, gitio, yamlio
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import fsync_dir, write_atomic
-from archivectl.keystore import Keystore
+from archivectl.keystore import KeyAddress, Keystore, backend_for
 from archivectl.policy import ApprovalRules
 from archivectl.staff import Staff, StaffMember
 
@@ -36,7 +36,8 @@ NUMBERS_FILE = "registers/numbers.yaml"
 ARCHIVE_NO = re.compile(r"^(HO|NH|SP)-[0-9]{4}-[0-9]{5}\Z")  # \Z: `$` would let a final newline through
 CATEGORY_CODES = {"handed-over": "HO", "not-handed-over": "NH", "special": "SP"}
 DEFAULT_LOCK_WAIT_SECONDS = 30.0
-FORMAT_VERSION = 2
+# 3: archive numbers are reserved in the keystore (numbers.yaml no longer written)
+FORMAT_VERSION = 3
 # Test hook, read here only: ARCHIVECTL_TEST_CRASH_AT=<step>[@n][:stop][,...] makes this very
 # process kill itself (SIGKILL; with :stop, SIGSTOP) the n-th time a write reaches <step>.
 # The crash tests use it to kill a real archivectl at a precise point; unset, it costs one lookup.
@@ -71,6 +72,8 @@ class Settings:
     main: str = "main"
     # 保管期限: days a household of a class (a status such as moved-out, or a category) is kept
     keeping: dict[str, int] = field(default_factory=dict)
+    # the company's offline recovery recipient (age1...): every record key is wrapped to it too
+    recovery: str | None = None
 
     @classmethod
     def from_yaml(cls, data: Any) -> Settings:
@@ -86,6 +89,7 @@ class Settings:
             "version",
             "main",
             "keeping",
+            "recovery",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -112,6 +116,7 @@ class Settings:
                 version=int(data.get("version", 1)),
                 main=main,
                 keeping=_keeping(data.get("keeping") or {}),
+                recovery=check_recovery(data.get("recovery")),
             )
         except (TypeError, ValueError):
             raise UsageError(f"{ARCHIVE_FILE}: a setting has the wrong type") from None
@@ -136,7 +141,18 @@ class Settings:
             data["keeping"] = {k: {"days": v} for k, v in self.keeping.items()}
         if self.keystore:
             data["keystore"] = self.keystore
+        if self.recovery:
+            data["recovery"] = self.recovery
         return data
+
+
+def check_recovery(value: Any) -> str | None:
+    """archive.yaml recovery: an age public key (age1...), or None."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"age1[0-9a-z]{58}", value.strip()):
+        raise UsageError(f"{ARCHIVE_FILE}: recovery must be an age public key (age1...), from age-keygen")
+    return value.strip()
 
 
 KEEPING_CLASSES = ("moved-out", "active", "handed-over", "not-handed-over", "special")
@@ -231,7 +247,25 @@ class Archive:
 
     @cached_property
     def keystore(self) -> Keystore:
-        return Keystore(keystore_path(self.root, self.settings.keystore))
+        return Keystore(backend_for(keystore_url(self.root, self.settings.keystore)))
+
+    def main_commit(self) -> str | None:
+        """Where main stands as far as this copy knows: the newer of origin/main and main (else HEAD)."""
+        main = self.settings.main
+        ours = gitio.rev_parse(self.root, f"refs/heads/{main}")
+        theirs = gitio.rev_parse(self.root, f"refs/remotes/origin/{main}")
+        if ours and theirs and ours != theirs:
+            return ours if gitio.is_ancestor(self.root, theirs, ours) else theirs
+        return theirs or ours or gitio.head(self.root)
+
+    @cached_property
+    def main_staff(self) -> Staff:
+        """staff.yaml as approved on main: whom record keys are wrapped to (a branch's staff change gives nothing)."""
+        tip = self.main_commit()
+        committed = gitio.show_blob(self.root, tip, STAFF_FILE) if tip else None
+        if committed is None:
+            return self.staff
+        return Staff.from_yaml(yamlio.loads(committed, STAFF_FILE), STAFF_FILE)
 
     def household_dir(self, building: str, unit: str, archive_no: str) -> str:
         """Relative path of a household's directory (parts are schema-checked before)."""
@@ -267,7 +301,7 @@ class Archive:
 
     def refresh(self) -> None:
         """Forget settings, staff, schemas and keystore read so far: the next use reads them as they stand."""
-        for name in ("settings", "staff", "household_schema", "keystore"):
+        for name in ("settings", "staff", "household_schema", "keystore", "main_staff"):
             self.__dict__.pop(name, None)
 
     def writing(self, actor: Actor | None = None) -> Transaction:
@@ -314,14 +348,18 @@ def _lock_wait() -> float:
         raise UsageError("ARCHIVECTL_LOCK_WAIT must be a number of seconds") from None
 
 
-def keystore_path(root: Path, configured: str | None) -> Path:
-    """ARCHIVECTL_KEYSTORE, else archive.yaml keystore: (relative to the archive), else <archive>.keys."""
+def keystore_url(root: Path, configured: str | None) -> str:
+    """ARCHIVECTL_KEYSTORE, else archive.yaml keystore: (a directory relative to the archive, or
+    sftp://host/path), else the directory <archive>.keys beside the archive."""
     env = os.environ.get("ARCHIVECTL_KEYSTORE")
+    value = env or configured
+    if value and "://" in value:
+        return value
     if env:
-        return Path(env).expanduser().resolve()
+        return str(Path(env).expanduser().resolve())
     if configured:
-        return (root / configured).resolve()
-    return root.resolve().with_name(root.resolve().name + ".keys")
+        return str((root / Path(configured).expanduser()).resolve())
+    return str(root.resolve().with_name(root.resolve().name + ".keys"))
 
 
 # ---------------------------------------------------------------- the actor
@@ -419,8 +457,9 @@ class Transaction:
 
     Before each change the journal (.git/archivectl/journal/journal.jsonl,
     append-only) says what is about to change, what the change will put there
-    and where the old version waits: old files hard-linked beside the journal,
-    old keys inside the keystore (a key never leaves it). Before HEAD moves it
+    and where the old version waits: old files hard-linked beside the journal.
+    Keys are only ever added (a new address each), so the journal names the
+    new key's address and nothing of the key itself. Before HEAD moves it
     names the exact commit about to be made. settle() reads it back, on the way
     out of this write or in the next command after a crash, and decides by
     comparing HEAD with that commit, nothing else.
@@ -431,8 +470,6 @@ class Transaction:
         self.actor = actor
         self.journal_dir = archive.git_dir / "archivectl" / "journal"
         self._files: set[str] = set()
-        self._keys: set[str] = set()
-        self._keys_dir: Path | None = None
         self._journal_fd: int | None = None
         self._head: str | None = None
         self._stack = contextlib.ExitStack()
@@ -559,20 +596,31 @@ class Transaction:
         """A file name for preparing large content beside the archive, cleaned up with the journal."""
         return self._journal() / f"scratch{self._next()}"
 
-    def write_key(self, archive_no: str, blob: bytes) -> None:
-        """Store a wrapped record key in the keystore as part of this change."""
-        store = self.archive.keystore
-        store.require()
-        target = store.key_path(archive_no)
-        keys_dir = self._key_journal()
-        if archive_no not in self._keys:
-            backup = self._backup(target, keys_dir, f"{archive_no}.age")
-            self._keys.add(archive_no)
-            self._log({"key": archive_no, "path": str(target), "backup": backup, "mark": _digest(blob)})
-        else:
-            self._log({"key": archive_no, "mark": _digest(blob)})
+    def put_key(self, address: KeyAddress, blob: bytes) -> None:
+        """Store a new record key in the keystore as part of this change (never over another key).
+
+        The journal names the address first (an address holds no secret), so a
+        write that does not commit takes its new key away again.
+        """
+        self._log({"key": address.name, "mark": _digest(blob)}, durable=True)
         crash_point("key-journaled")
-        self._install(keys_dir / f"new-{archive_no}.age", target, blob, 0o600, durable=True)
+        self.archive.keystore.put(address, blob)
+        crash_point("key-written")
+
+    def reserve_numbers(self, series: str, start: int, count: int) -> list[str]:
+        """Take archive numbers in the keystore for this change; a write that does not commit gives them back."""
+        note = f"reserved {now_iso()} by pid {os.getpid()} ({os.urandom(8).hex()})\n".encode()
+        numbers = self.archive.keystore.reserve_many(series, start, count, note)
+        self._log({"numbers": numbers, "mark": _digest(note)}, durable=True)
+        return numbers
+
+    def put_keys(self, items: list[tuple[KeyAddress, bytes]]) -> None:
+        """Store many new keys at once (an import): journaled first, then sent together."""
+        for address, blob in items:
+            self._log({"key": address.name, "mark": _digest(blob)})
+        self._log({"keys": len(items)}, durable=True)
+        crash_point("key-journaled")
+        self.archive.keystore.put_many(items)
         crash_point("key-written")
 
     def commit(self, subject: str, trailers: dict[str, Any], actor: Actor | None = None) -> str:
@@ -629,14 +677,6 @@ class Transaction:
         if durable:
             os.fsync(self._journal_fd)
 
-    def _key_journal(self) -> Path:
-        """Where this write keeps the keys it replaces: inside the keystore, named in the journal first."""
-        if self._keys_dir is None:
-            self._keys_dir = self.archive.keystore.path / f".journal-{os.getpid()}-{os.urandom(4).hex()}"
-            self._log({"keys-dir": str(self._keys_dir)})
-            self._keys_dir.mkdir(mode=0o700)
-        return self._keys_dir
-
     def _backup(self, path: Path, directory: Path, name: str) -> str | None:
         """Keep the current version of path as directory/name (a hard link: changes replace, never write into)."""
         if not path.exists():
@@ -691,7 +731,7 @@ def _prune_empty_dirs(root: Path, directory: Path) -> None:
 # ------------------------------------------------------- settling a journal
 
 JOURNAL = "journal.jsonl"
-JOURNAL_VERSION = 2
+JOURNAL_VERSION = 3  # 3: keys are journaled by address and only ever added
 GONE = "gone"  # the mark of a change that deletes its file
 
 
@@ -711,8 +751,9 @@ class JournalState:
     version: int
     head: str | None
     files: dict[str, JournaledChange] = field(default_factory=dict)
-    keys: dict[str, JournaledChange] = field(default_factory=dict)
-    keys_dir: Path | None = None
+    keys: dict[str, set[str]] = field(default_factory=dict)  # key name in the keystore -> marks of what we put
+    numbers: dict[str, str] = field(default_factory=dict)  # archive numbers reserved -> mark of the reservation
+    old_keys_dir: str | None = None  # a version-2 journal kept replaced keys here
     commit: str | None = None  # the commit the write was about to put on HEAD
     committed: bool = False  # it saw HEAD move to it
 
@@ -738,12 +779,13 @@ def read_journal(archive: Archive, journal_dir: Path) -> JournalState | None:
     state = JournalState(version=int(entries[0].get("version", 1)), head=entries[0].get("head"))
     for entry in entries[1:]:
         if "keys-dir" in entry:
-            state.keys_dir = Path(entry["keys-dir"])
+            state.old_keys_dir = str(entry["keys-dir"])
         elif "file" in entry:
             _journaled(state.files, entry["file"], entry, archive.root / entry["file"], journal_dir)
         elif "key" in entry:
-            path = Path(entry["path"]) if "path" in entry else archive.keystore.key_path(entry["key"])
-            _journaled(state.keys, entry["key"], entry, path, state.keys_dir or journal_dir)
+            state.keys.setdefault(str(entry["key"]), set()).add(str(entry.get("mark")))
+        elif "numbers" in entry and isinstance(entry["numbers"], list):
+            state.numbers.update({str(n): str(entry.get("mark")) for n in entry["numbers"]})
         elif "commit" in entry:
             state.commit = str(entry["commit"])
         elif "committed" in entry:
@@ -768,12 +810,13 @@ def settle(archive: Archive, after_crash: bool = False) -> bool:
     """Finish or undo the write the journal describes, then remove the journal. True if there was one.
 
     The write committed exactly when HEAD is the commit the journal names, or
-    has it in its history (someone committed or pulled on top): then the old
-    key versions it replaced are shredded, the commit no longer needs them.
-    Otherwise, if that commit never was on HEAD, every file and key the write
-    still holds is put back (a file someone else changed since is left alone).
+    has it in its history (someone committed or pulled on top): then there is
+    nothing left to do (keys are only added, and the new ones are in use).
+    Otherwise, if that commit never was on HEAD, every file the write still
+    holds is put back (a file someone else changed since is left alone) and
+    the keys it added are taken out of the keystore again.
     A commit that was on HEAD and is no longer (reset, checkout) is neither
-    undone nor finished: the command refuses and the journal keeps both keys.
+    undone nor finished: the command refuses and its keys stay.
     Each step can be done again, and the journal goes last, so a crash during
     settling is settled by the next command.
     """
@@ -786,9 +829,14 @@ def settle(archive: Archive, after_crash: bool = False) -> bool:
         index_lock = archive.git_dir / "index.lock"
         # left by a killed git: git started by archivectl holds the archive lock while it lives, and we hold it
         index_lock.unlink(missing_ok=True)
+    if state.old_keys_dir and state.keys:
+        raise ArchiveError(
+            f"a write killed under an older archivectl kept record keys in {state.old_keys_dir}; "
+            f"compare them with the keystore and remove {journal_dir} by hand"
+        )
     head = gitio.head(archive.root)
     if state.commit and (head == state.commit or (head and gitio.is_ancestor(archive.root, state.commit, head))):
-        _finish(state)
+        pass  # committed: the keys it added are in use, and it replaced none
     elif state.commit and (state.committed or gitio.in_reflog(archive.root, state.commit)):
         raise ArchiveError(
             f"a write killed after its commit {state.commit[:12]} left {journal_dir}, and HEAD no longer holds "
@@ -803,65 +851,60 @@ def settle(archive: Archive, after_crash: bool = False) -> bool:
     else:
         _undo(archive, state)
     crash_point("settled")
-    if state.keys_dir is not None:
-        shutil.rmtree(state.keys_dir, ignore_errors=True)
     shutil.rmtree(journal_dir, ignore_errors=True)
     return True
-
-
-def _finish(state: JournalState) -> None:
-    """The write committed: the key versions it replaced are needed by nothing on HEAD, shred them."""
-    from archivectl.files import shred
-
-    for change in state.keys.values():
-        if change.backup is None or not change.backup.exists():
-            continue
-        if not change.path.exists():
-            shutil.move(change.backup, change.path)  # its replacement is gone: the old version may be all there is
-        elif os.path.samefile(change.path, change.backup):
-            change.backup.unlink()  # never replaced: this "backup" is the key in use
-        else:
-            shred(change.backup)
-        crash_point("shredded")
 
 
 def _undo(archive: Archive, state: JournalState) -> None:
     """The write did not commit: put back every file and key it still holds, index entries too."""
     for change in state.files.values():
-        if _put_back(change, is_key=False):
+        if _put_back(change):
             crash_point("restored")
         if change.backup is None:
             _prune_empty_dirs(archive.root, change.path.parent)
     gitio.unstage(archive.root, sorted(state.files))
-    for number, change in state.keys.items():
-        if _put_back(change, is_key=True, name=number):
+    for name, marks in state.keys.items():
+        if _take_back_key(archive, name, marks):
             crash_point("restored")
+    for number, mark in state.numbers.items():
+        _give_back_number(archive, number, mark)
 
 
-def _put_back(change: JournaledChange, is_key: bool, name: str = "") -> bool:
-    """Undo one change if the write's own version is still there; True if something was put back. Repeatable."""
+def _give_back_number(archive: Archive, number: str, mark: str) -> None:
+    """Release a number this uncommitted write reserved (never used in any commit, so P3 allows it again)."""
+    from archivectl.keystore import NUMBERS
+
+    name = f"{NUMBERS}/{number}"
+    note = archive.keystore.backend.read(name)
+    if note is not None and _digest(note) == mark:
+        archive.keystore.backend.remove(name)
+
+
+def _take_back_key(archive: Archive, name: str, marks: set[str]) -> bool:
+    """Remove a key the uncommitted write added, if what is there is what it wrote. Repeatable."""
+    from archivectl.keystore import ADDRESSED
+
+    m = ADDRESSED.fullmatch(name.rpartition("/")[2])
+    if m is None:
+        return False
+    address = KeyAddress(m["no"], m["recipient"])
+    blob = archive.keystore.backend.read(address.name)
+    if blob is None or _digest(blob) not in marks:
+        return False  # never written, or not ours: a new address is random, so nobody else's key is here
+    return archive.keystore.destroy(address)
+
+
+def _put_back(change: JournaledChange) -> bool:
+    """Undo one file change if the write's own version is still there; True if something was put back. Repeatable."""
     if change.backup is not None and not change.backup.exists():
         return False  # already put back by an earlier recovery that was killed
-    ours = not change.marks or _holds(change.path, change.marks)
-    if not ours and is_key:
-        if not change.path.exists():
-            ours = change.backup is not None  # the old key, missing: bringing it back destroys nothing
-        elif change.backup is not None and not os.path.samefile(change.path, change.backup):
-            if change.path.read_bytes() != change.backup.read_bytes():
-                # Someone else's key (another clone on a shared keystore?): neither may be destroyed.
-                raise ArchiveError(
-                    f"record key {name} changed since a write was killed; both versions are kept "
-                    f"({change.path} and {change.backup}): settle it by hand"
-                )
-    if not ours:
+    if change.marks and not _holds(change.path, change.marks):
         return False  # not this write's any more (or never written): leave it
     if change.backup is None:
         change.path.unlink(missing_ok=True)
     else:
         change.path.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(change.backup, change.path)  # a rename; a copy for an old journal on another file system
-        if is_key:
-            fsync_dir(change.path.parent)
     return True
 
 

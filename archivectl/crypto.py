@@ -26,7 +26,9 @@ def _pyrage() -> Any:
 
 
 def recipient_of(public_key: str) -> Any:
-    """The age recipient for a staff member's 'ssh-ed25519 AAAA...' key."""
+    """The age recipient for a staff member's 'ssh-ed25519 AAAA...' key (or the recovery 'age1...')."""
+    if public_key.startswith("age1"):
+        return record_recipient(public_key)
     try:
         return _pyrage().ssh.Recipient.from_str(" ".join(public_key.split()[:2]))
     except Exception:
@@ -107,6 +109,30 @@ def wrap_record_key(record_key: Any, reader_keys: Iterable[str]) -> bytes:
         raise ArchiveError("no active reader for this building: add a manager or gm to staff.yaml")
     body = f"# archivectl record key\n{record_key}\n".encode()
     return _pyrage().encrypt(body, recipients)
+
+
+def ssh_tag(public_key: str) -> str:
+    """The tag an age header gives an ssh-ed25519 recipient: who a wrapped key opens for, without opening it."""
+    import base64
+    import hashlib
+
+    try:
+        wire = base64.b64decode(public_key.split()[1])
+    except (IndexError, ValueError):
+        raise UsageError("not a usable ssh-ed25519 public key") from None
+    return base64.b64encode(hashlib.sha256(wire).digest()[:4]).decode().rstrip("=")
+
+
+def wrapped_for(blob: bytes) -> tuple[set[str], int]:
+    """Whom a wrapped key opens for, read from its age header: the ssh-ed25519 tags, and how many X25519 stanzas."""
+    tags, x25519 = set(), 0
+    for line in blob.split(b"\n---", 1)[0].split(b"\n")[1:]:
+        parts = line.decode("ascii", "replace").split()
+        if parts[:2] == ["->", "ssh-ed25519"] and len(parts) >= 3:
+            tags.add(parts[2])
+        elif parts[:2] == ["->", "X25519"]:
+            x25519 += 1
+    return tags, x25519
 
 
 def unwrap_record_key(blob: bytes, identity: Any) -> Any:

@@ -1,58 +1,315 @@
-"""The keystore: one wrapped record key per household, outside git.
+"""The keystore: record keys outside git, addressed by household and record recipient.
 
-Destroying a household's key file is what purge means: every copy of its data
-in git history becomes unreadable.
+One file per (household, record key): `keys/<archive-no>.<age1 recipient>.age`,
+the household's record key (an age identity) encrypted to the readers staff.yaml
+on main names plus the company's recovery recipient. A key at an address is
+never replaced by another key: a rotation makes a new address, so a branch that
+is never merged can not take a key away from main. Only its wrapping is
+refreshed (`replace`), and only by a writer who opened it and found the key the
+address promises.
+
+Archive numbers are reserved by creating `numbers/<archive-no>` exclusively, so
+two clerks on two branches (or two machines) can never take the same number.
+
+Destroying a key is what purge and rotation mean in the end: every copy of the
+data sealed to it, in git history or in a backup, becomes unreadable. That
+happens only through `keys shred`, after the change is approved on main.
+
+Where the keys are is a URL (archive.yaml `keystore:`, or ARCHIVECTL_KEYSTORE):
+a directory on this machine (the default, `<archive>.keys`) or `sftp://host/path`
+on a server the office runs (archivectl.sftp). A remote keystore's keys are
+fetched into memory per command; nothing of them is written on the workstation.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from archivectl.errors import ArchiveError
+from archivectl.errors import ArchiveError, UsageError
+
+KEYS = "keys"
+NUMBERS = "numbers"
+LEGACY = re.compile(r"(?P<no>(HO|NH|SP)-[0-9]{4}-[0-9]{5})\.age")
+ADDRESSED = re.compile(r"(?P<no>(HO|NH|SP)-[0-9]{4}-[0-9]{5})\.(?P<recipient>age1[0-9a-z]{20,90})\.age")
+NUMBER_FILE = re.compile(r"(?P<no>(HO|NH|SP)-[0-9]{4}-[0-9]{5})")
 
 
-class Keystore:
-    """A directory of <archive-no>.age files.
+@dataclass(frozen=True, order=True)
+class KeyAddress:
+    """Where one record key lives: the household and the record key's public half.
 
-    Keys are written only by a write transaction (archive.Transaction.write_key),
-    which keeps the version it replaces in a .journal-* directory in here until
-    its commit is settled.
+    recipient None is a key stored before keys were addressed (`<archive-no>.age`
+    at the keystore's top); `keys migrate` gives it its address.
     """
+
+    archive_no: str
+    recipient: str | None
+
+    @property
+    def name(self) -> str:
+        if self.recipient is None:
+            return f"{self.archive_no}.age"
+        return f"{KEYS}/{self.archive_no}.{self.recipient}.age"
+
+    def __str__(self) -> str:
+        return f"{self.archive_no} ({self.recipient[:16]}...)" if self.recipient else self.archive_no
+
+
+class Backend(Protocol):
+    """What a place that holds keys must do: small files, created exclusively, replaced atomically."""
+
+    url: str
+
+    def check(self) -> None: ...
+    def makedirs(self) -> None: ...
+    def create(self, name: str, data: bytes) -> bool: ...
+    def create_many(self, items: list[tuple[str, bytes]]) -> list[bool]: ...
+    def replace(self, name: str, data: bytes) -> None: ...
+    def read(self, name: str) -> bytes | None: ...
+    def read_many(self, names: list[str]) -> list[bytes | None]: ...
+    def list(self, folder: str) -> list[tuple[str, float]]: ...
+    def remove(self, name: str) -> bool: ...
+    def close(self) -> None: ...
+
+
+class DirectoryBackend:
+    """A directory on this machine (one desk, or a file system the office mounts)."""
 
     def __init__(self, path: Path):
         self.path = path
+        self.url = str(path)
 
-    def key_path(self, archive_no: str) -> Path:
-        """Where a household's wrapped record key lives."""
-        return self.path / f"{archive_no}.age"
+    def _file(self, name: str) -> Path:
+        if not name or name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/")):
+            raise UsageError(f"keystore: {name!r} is not a key name")
+        return self.path / name
 
-    def require(self) -> None:
-        """Refuse to work without the keystore directory."""
+    def check(self) -> None:
         if not self.path.is_dir():
             raise ArchiveError(
                 f"keystore {self.path} is missing (set keystore: in archive.yaml or ARCHIVECTL_KEYSTORE)"
             )
 
-    def read(self, archive_no: str) -> bytes:
-        """The wrapped record key, or ArchiveError if it is gone."""
-        self.require()
-        try:
-            return self.key_path(archive_no).read_bytes()
-        except FileNotFoundError:
-            raise ArchiveError(f"{archive_no}: record key is missing from the keystore") from None
+    def makedirs(self) -> None:
+        for folder in (self.path, self.path / KEYS, self.path / NUMBERS):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
 
-    def destroy(self, archive_no: str) -> bool:
-        """Overwrite and delete a household's wrapped record key (crypto-shredding); False if it was gone."""
+    def create(self, name: str, data: bytes) -> bool:
+        from archivectl.files import fsync_dir
+
+        target = self._file(name)
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        # Written under a private name, then linked: the name appears whole or not at all.
+        staged = target.with_name(f".new-{os.getpid()}-{os.urandom(4).hex()}")
+        _write_durably(staged, data)
+        try:
+            os.link(staged, target)
+        except FileExistsError:
+            return False
+        finally:
+            staged.unlink(missing_ok=True)
+        fsync_dir(target.parent)
+        return True
+
+    def create_many(self, items: list[tuple[str, bytes]]) -> list[bool]:
+        return [self.create(name, data) for name, data in items]
+
+    def replace(self, name: str, data: bytes) -> None:
+        from archivectl.files import fsync_dir
+
+        target = self._file(name)
+        staged = target.with_name(f".new-{os.getpid()}-{os.urandom(4).hex()}")
+        _write_durably(staged, data)
+        os.replace(staged, target)
+        fsync_dir(target.parent)
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return self._file(name).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def read_many(self, names: list[str]) -> list[bytes | None]:
+        return [self.read(name) for name in names]
+
+    def list(self, folder: str) -> list[tuple[str, float]]:
+        where = self._file(folder) if folder else self.path
+        try:
+            entries = list(os.scandir(where))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [(e.name, e.stat().st_mtime) for e in entries if e.is_file(follow_symlinks=False)]
+
+    def remove(self, name: str) -> bool:
         from archivectl.files import shred
 
-        path = self.key_path(archive_no)
+        path = self._file(name)
         if not path.exists():
             return False
         shred(path)
         return True
 
+    def close(self) -> None:
+        return None
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def backend_for(url: str) -> Backend:
+    """The backend a keystore URL names: sftp://... or a directory path."""
+    if url.startswith("sftp://"):
+        from archivectl.sftp import SftpBackend
+
+        return SftpBackend(url)
+    if "://" in url:
+        raise UsageError(f"keystore {url}: only a directory or sftp://host/path is supported")
+    return DirectoryBackend(Path(url))
+
+
+class Keystore:
+    """The record keys of one archive, wherever they are kept."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    @property
+    def remote(self) -> bool:
+        return not isinstance(self.backend, DirectoryBackend)
+
+    @property
+    def path(self) -> Path | None:
+        """The directory, for a keystore on this machine; None for a remote one."""
+        return self.backend.path if isinstance(self.backend, DirectoryBackend) else None
+
+    def require(self) -> None:
+        """Refuse to work without the keystore."""
+        self.backend.check()
+
+    # -- numbers
+
+    def reserved(self) -> set[str]:
+        """Every archive number ever reserved here."""
+        return {n for n, _ in self.backend.list(NUMBERS) if NUMBER_FILE.fullmatch(n)}
+
+    def reserve(self, series: str, at_least: int, note: bytes = b"") -> str:
+        """The next free number of series (e.g. HO-2026) from at_least on, taken by exclusive creation (P3)."""
+        used = [int(n.rsplit("-", 1)[1]) for n in self.reserved() if n.startswith(series + "-")]
+        serial = max([at_least - 1, *used]) + 1
+        while serial <= 99999:
+            number = f"{series}-{serial:05d}"
+            if self.backend.create(f"{NUMBERS}/{number}", note):
+                return number
+            serial += 1  # someone else took it a moment ago
+        raise ArchiveError(f"archive numbers for {series} are exhausted")
+
+    def reserve_many(self, series: str, at_least: int, count: int, note: bytes = b"") -> list[str]:
+        """count numbers of one series at once (an import), each taken exclusively."""
+        taken: list[str] = []
+        used = [int(n.rsplit("-", 1)[1]) for n in self.reserved() if n.startswith(series + "-")]
+        serial = max([at_least - 1, *used]) + 1
+        while len(taken) < count:
+            wanted = [f"{series}-{s:05d}" for s in range(serial, serial + count - len(taken))]
+            if not wanted or serial + len(wanted) - 1 > 99999:
+                raise ArchiveError(f"archive numbers for {series} are exhausted")
+            got = self.backend.create_many([(f"{NUMBERS}/{n}", note) for n in wanted])
+            taken += [n for n, ok in zip(wanted, got, strict=True) if ok]
+            serial += len(wanted)
+        return taken
+
+    # -- keys
+
+    def addresses(self) -> list[KeyAddress]:
+        """Every key held, addressed ones and any from before addressing."""
+        found = []
+        for name, _ in self.backend.list(KEYS):
+            m = ADDRESSED.fullmatch(name)
+            if m:
+                found.append(KeyAddress(m["no"], m["recipient"]))
+        for name, _ in self.backend.list(""):
+            m = LEGACY.fullmatch(name)
+            if m:
+                found.append(KeyAddress(m["no"], None))
+        return sorted(found, key=lambda a: (a.archive_no, a.recipient or ""))
+
+    def ages(self) -> dict[KeyAddress, float]:
+        """When each addressed key was written (seconds since the epoch), for orphans' grace period."""
+        out = {}
+        for name, mtime in self.backend.list(KEYS):
+            m = ADDRESSED.fullmatch(name)
+            if m:
+                out[KeyAddress(m["no"], m["recipient"])] = mtime
+        return out
+
     def archive_numbers(self) -> list[str]:
-        """Every household with a key file."""
-        if not self.path.is_dir():
-            return []
-        return sorted(p.name.removesuffix(".age") for p in self.path.glob("*.age"))
+        """Every household with at least one key."""
+        return sorted({a.archive_no for a in self.addresses()})
+
+    def read(self, archive_no: str, recipient: str | None = None) -> bytes:
+        """The wrapped record key of a household (the one sealed to recipient), or ArchiveError."""
+        self.require()
+        blob = self.backend.read(KeyAddress(archive_no, recipient).name) if recipient else None
+        if blob is None:
+            blob = self.backend.read(KeyAddress(archive_no, None).name)  # kept from before addressing
+        if blob is None:
+            raise ArchiveError(
+                f"{archive_no}: record key is missing from the keystore {self.url} "
+                "(check keystore: in archive.yaml, ARCHIVECTL_KEYSTORE, or `archivectl keys fsck`)"
+            )
+        return blob
+
+    def read_many(
+        self, wanted: Iterable[tuple[str, str | None]], fallback: bool = True
+    ) -> dict[tuple[str, str | None], bytes | None]:
+        """Several wrapped keys in one go (pipelined on a remote keystore); None where missing.
+
+        fallback: where a key has no address yet, the household's key from before addressing.
+        """
+        wanted = list(wanted)
+        blobs = self.backend.read_many([KeyAddress(n, r).name for n, r in wanted])
+        out = dict(zip(wanted, blobs, strict=True))
+        legacy = [w for w in wanted if out[w] is None and w[1] is not None] if fallback else []
+        if legacy:
+            for w, blob in zip(
+                legacy, self.backend.read_many([KeyAddress(w[0], None).name for w in legacy]), strict=True
+            ):
+                out[w] = blob
+        return out
+
+    def put(self, address: KeyAddress, blob: bytes) -> None:
+        """Store a new key; an address already taken is refused (a key is never overwritten)."""
+        if not self.backend.create(address.name, blob):
+            raise ArchiveError(f"{address}: a record key is already stored under this address; nothing was replaced")
+
+    def put_many(self, items: list[tuple[KeyAddress, bytes]]) -> None:
+        """Store many new keys at once (an import)."""
+        done = self.backend.create_many([(a.name, b) for a, b in items])
+        clash = next((a for (a, _), ok in zip(items, done, strict=True) if not ok), None)
+        if clash is not None:
+            raise ArchiveError(f"{clash}: a record key is already stored under this address; nothing was replaced")
+
+    def rewrap(self, address: KeyAddress, blob: bytes) -> None:
+        """Replace the wrapping of a key (same key, other readers): the caller opened it and checked it."""
+        self.backend.replace(address.name, blob)
+
+    def destroy(self, address: KeyAddress) -> bool:
+        """Overwrite and delete one key (crypto-shredding); False if it was gone."""
+        return self.backend.remove(address.name)
+
+    def close(self) -> None:
+        self.backend.close()

@@ -62,6 +62,22 @@ def active_grants(root: Any, today: str | None = None) -> list[dict[str, Any]]:
     return [g for g in entries(root, "grants") if str(g.get("until", "")) >= day]
 
 
+def active_grants_at(root: Path, rev: str | None, today: str | None = None) -> list[dict[str, Any]] | None:
+    """Unexpired grants as committed at rev (main's, for wrapping keys); None without a commit to read."""
+    from archivectl import gitio
+
+    if not rev:
+        return None
+    day = today or clock.today().isoformat()
+    paths = sorted(gitio.tree_paths(root, rev, "registers/grants"), key=lambda p: (p.count("/"), p.rsplit("/", 1)[-1]))
+    rows: list[dict[str, Any]] = []
+    with gitio.BlobReader(root) as blobs:
+        for path, data in zip(paths, blobs.read_many([f"{rev}:{p}" for p in paths]), strict=True):
+            parsed = yamlio.loads(data or b"", path)
+            rows.extend(e for e in (parsed if isinstance(parsed, list) else [parsed]) if isinstance(e, dict))
+    return [g for g in rows if str(g.get("until", "")) >= day]
+
+
 def lent_out(root: Any) -> dict[str, dict[str, Any]]:
     """Paper dossiers currently lent: archive number -> the lending entry (P8)."""
     state: dict[str, dict[str, Any]] = {}

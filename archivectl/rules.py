@@ -126,6 +126,8 @@ TABLE: dict[str, ActionRule] = {
             registers=("keys",),
         ),
         ActionRule("rewrap", "change", {"register:keys": _REGISTER_WRITE}, registers=("keys",)),
+        # keys shred's record of what it destroyed: the destruction itself was approved on main (P14).
+        ActionRule("shred", None, {"register:destruction": _REGISTER_WRITE}, registers=("destruction",)),
         ActionRule("grant", "grant", {"register:grants": _REGISTER_WRITE}, registers=("grants",)),
         ActionRule("lend", "change", {"register:lending": _REGISTER_WRITE}, registers=("lending",)),
         ActionRule("return", None, {"register:lending": _REGISTER_WRITE}, registers=("lending",)),
@@ -141,7 +143,9 @@ TABLE: dict[str, ActionRule] = {
         ActionRule("approve", None, {}),
     )
 }
-LOOKUPS = tuple(name for name, rule in TABLE.items() if rule.approval is None and name not in ("init", "approve"))
+LOOKUPS = tuple(
+    name for name, rule in TABLE.items() if rule.approval is None and name not in ("init", "approve", "shred")
+)
 
 
 def allowed_statuses(rule: ActionRule, kind: PathKind) -> str:

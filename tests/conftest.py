@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from archivectl.cli import app
@@ -209,6 +210,21 @@ class World:
         config = self.tmp / f"{who}-broken.gitconfig"
         config.write_text(f"[user]\n\tsigningkey = {pub_only}\n[gpg]\n\tformat = ssh\n")
         return {"GIT_CONFIG_GLOBAL": str(config), "SSH_AUTH_SOCK": "/nonexistent"}
+
+    def key_file(self, number: str) -> Path:
+        """The record key the household's record names now (keys/<no>.<recipient>.age; after a
+        rotation the old one waits for `keys shred` beside it)."""
+        records = list(self.root.glob(f"households/*/*/{number}/record.yaml"))
+        if records:
+            recipient = yaml.safe_load(records[0].read_text()).get("recipient")
+            return self.keys / "keys" / f"{number}.{recipient}.age"
+        found = sorted((self.keys / "keys").glob(f"{number}.age1*.age"))
+        assert len(found) == 1, f"{number}: {len(found)} keys in the keystore"
+        return found[0]
+
+    def key_files(self) -> list[Path]:
+        """Every record key in the keystore."""
+        return sorted((self.keys / "keys").glob("*.age"))
 
     def snapshot(self) -> dict:
         """Everything a failed command must leave alone: HEAD, status, index, tree, keystore."""

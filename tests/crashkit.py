@@ -131,7 +131,7 @@ def unreadable(world: World) -> list[str]:
     identity = pyrage.ssh.Identity.from_buffer(world.people[READER].key.read_bytes())
     problems = []
     for number, stored in head_records(world).items():
-        key_file = world.keys / f"{number}.age"
+        key_file = world.key_file(number)
         try:
             text = pyrage.decrypt(key_file.read_bytes(), [identity]).decode()
             line = next(ln for ln in text.splitlines() if ln.startswith("AGE-SECRET-KEY-"))

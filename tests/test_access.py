@@ -51,7 +51,7 @@ def record(world: World, number: str) -> dict:
 
 def record_key(world: World, number: str, reader: str = "but01"):
     identity = pyrage.ssh.Identity.from_buffer(world.people[reader].key.read_bytes())
-    text = pyrage.decrypt((world.keys / f"{number}.age").read_bytes(), [identity]).decode()
+    text = pyrage.decrypt(world.key_file(number).read_bytes(), [identity]).decode()
     return pyrage.x25519.Identity.from_str(text.splitlines()[-1])
 
 
@@ -111,14 +111,14 @@ def test_reference_age_opens_key_then_attachment(world: World, household: str, t
     attach(world, household, "id.png", b"PNG owner id scan", "owner-id-copy", "2024-02-21")
     k = tmp_path / "k"
     subprocess.run(
-        ["age", "-d", "-i", str(world.people["cas01"].key), "-o", str(k), str(world.keys / f"{household}.age")],
+        ["age", "-d", "-i", str(world.people["cas01"].key), "-o", str(k), str(world.key_file(household))],
         check=True,
     )
     scan_file = world.root / f"households/B03/1203/{household}/attachments/owner-id-copy-2024-02-21-1.png.age"
     plain = subprocess.run(["age", "-d", "-i", str(k), str(scan_file)], check=True, capture_output=True).stdout
     assert plain == b"PNG owner id scan"
     refused = subprocess.run(
-        ["age", "-d", "-i", str(world.people["but02"].key), str(world.keys / f"{household}.age")], capture_output=True
+        ["age", "-d", "-i", str(world.people["but02"].key), str(world.key_file(household))], capture_output=True
     )
     assert refused.returncode != 0
 
@@ -201,7 +201,7 @@ def test_export_refusals(world: World, household: str):
 def key_opens(world: World, number: str, who: str) -> bool:
     identity = pyrage.ssh.Identity.from_buffer(world.people[who].key.read_bytes())
     try:
-        pyrage.decrypt((world.keys / f"{number}.age").read_bytes(), [identity])
+        pyrage.decrypt(world.key_file(number).read_bytes(), [identity])
         return True
     except pyrage.DecryptError:
         return False
@@ -231,8 +231,10 @@ def test_after_deactivation_and_sync_departed_key_opens_nothing_and_new_butler_c
     )
     world.ok("mgr01", "staff", "deactivate", "but01", "--reason", "left", "--approver", "gm01")
     assert not key_opens(world, household, "but03")  # not until the keys are re-wrapped
-    world.ok("mgr01", "recipients", "sync", "--reason", "staff change", "--approver", "gm01")
-    assert world.signature_status() == "G"
+    head = world.git("rev-parse", "HEAD")
+    assert "1 record keys re-wrapped" in world.ok("mgr01", "recipients", "sync")
+    assert world.git("rev-parse", "HEAD") == head  # keys follow main: nothing to commit
+    assert "0 record keys re-wrapped, 1 already right" in world.ok("mgr01", "recipients", "sync")  # idempotent
     assert not key_opens(world, household, "but01")
     assert key_opens(world, household, "but03")
     assert key_opens(world, household, "cas01") and key_opens(world, household, "gm01")
@@ -261,13 +263,31 @@ def test_rotate_re_keys_sealed_block_and_attachments(world: World, household: st
 
 def test_sync_by_someone_who_cannot_read_everything_is_refused(world: World, household: str):
     before = world.snapshot()
-    result = world.cli("but01", "recipients", "sync", "--reason", "r", "--approver", "mgr01")
-    assert result.exit_code == 0  # but01 reads B03, the only building with households
-    world.add(text=(world.tmp / "new-record.yaml").read_text().replace("B03", "B05"))
-    before = world.snapshot()
-    result = world.cli("but01", "recipients", "sync", "--reason", "r", "--approver", "mgr01")
-    assert_refused(result, 1, "not one of this household's readers")
+    assert_refused(world.cli("but01", "recipients", "sync", "--reason", "r"), 2, "--reason/--approver go with --rotate")
     assert_unchanged(world, before)
+    world.add(text=(world.tmp / "new-record.yaml").read_text().replace("B03", "B05"))
+    world.ok(
+        "mgr01",
+        "staff",
+        "add",
+        "but03",
+        "--name",
+        "管家",
+        "--role",
+        "butler",
+        "--buildings",
+        "B03",
+        "--key",
+        world.people.setdefault("but03", make_person(world.tmp / "p", "but03")).pub,
+        "--reason",
+        "new butler",
+        "--approver",
+        "gm01",
+    )
+    world.ok("mgr01", "staff", "deactivate", "but02", "--reason", "left", "--approver", "gm01")
+    result = world.cli("but01", "recipients", "sync")  # B03's key re-wrapped; B05's cannot be opened by but01
+    assert_refused(result, 1, "not one of this household's readers")
+    assert key_opens(world, household, "but03")
 
 
 def test_grant_gives_a_time_limited_read_that_gm_must_approve(world: World, household: str):  # P7
@@ -293,6 +313,8 @@ def test_grant_gives_a_time_limited_read_that_gm_must_approve(world: World, hous
         "gm01",
     )
     assert world.trailers()["Approved-by"] == "gm01"
+    assert not key_opens(world, household, "but02")  # a grant gives a key only through recipients sync
+    world.ok("gm01", "recipients", "sync")
     assert key_opens(world, household, "but02")
     assert world.ok("but02", "show", household, "--reveal", "--reason", "covering")
 
@@ -303,6 +325,7 @@ def test_grant_expires_on_the_next_sync_after_its_date(world: World, household: 
     world.ok(
         "mgr01", "grant", "but02", "--building", "B03", "--until", today, "--reason", "one day", "--approver", "gm01"
     )
+    world.ok("gm01", "recipients", "sync")
     assert key_opens(world, household, "but02")
     env = {
         **os.environ,
@@ -322,10 +345,6 @@ def test_grant_expires_on_the_next_sync_after_its_date(world: World, household: 
             str(world.root),
             "recipients",
             "sync",
-            "--reason",
-            "routine",
-            "--approver",
-            "gm01",
         ],
         capture_output=True,
         text=True,

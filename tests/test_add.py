@@ -68,7 +68,7 @@ def test_no_personal_value_in_any_git_object_or_work_tree_file(world: World):  #
 
 def test_each_household_gets_its_own_record_key_readable_by_its_buildings_readers(world: World):  # P7
     number = world.add()
-    wrapped = (world.keys / f"{number}.age").read_bytes()
+    wrapped = world.key_file(number).read_bytes()
     for reader in ("but01", "cas01", "mgr01", "gm01"):
         identity = pyrage.ssh.Identity.from_buffer(world.people[reader].key.read_bytes())
         assert pyrage.decrypt(wrapped, [identity]).decode().count("AGE-SECRET-KEY-1") == 1
@@ -189,7 +189,7 @@ def test_failed_signing_rolls_back_files_index_and_keystore(world: World, tmp_pa
     result = world.try_add(env=world.broken_signing_env("clk01"))
     assert_refused(result, 1, "signing the commit failed")
     assert_unchanged(world, before)
-    assert list(world.keys.iterdir()) == []
+    assert world.key_files() == [] and list((world.keys / "numbers").iterdir()) == []
 
 
 def test_staged_hand_edits_are_not_swept_into_a_commit(world: World):

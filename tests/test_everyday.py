@@ -72,7 +72,7 @@ def test_a_malformed_staff_yaml_is_named_as_such(world: World):
 def test_a_sealed_block_opened_with_another_households_key_says_so(world: World):
     first = world.add()
     second = world.add(text=LIVE_RECORD)
-    shutil.copyfile(world.keys / f"{second}.age", world.keys / f"{first}.age")
+    shutil.copyfile(world.key_file(second), world.key_file(first))
     result = world.cli("but01", "show", first, "--reveal", "-r", "check")
     assert_refused(result, 1, "not this household's: check the keystore")
     assert subprocess.run(["git", "-C", str(world.root), "status", "--porcelain"], capture_output=True).stdout == b""

@@ -133,7 +133,7 @@ def test_identity_that_is_not_a_key(world: World, household: str):
 
 
 def test_corrupted_record_key_file(world: World, household: str):
-    key = world.keys / f"{household}.age"
+    key = world.key_file(household)
     key.write_bytes(b"garbage" + key.read_bytes()[7:])
     before = world.snapshot()
     assert_refused(world.cli("but01", "show", household, "--reveal", "-r", "r"), 1, "record key file is corrupted")

@@ -51,7 +51,7 @@ def record_path(world: World, number: str, unit: str = "1203"):
 
 def record_key(world: World, number: str, reader: str = "but01"):
     identity = crypto.load_identity(world.people[reader].key)
-    return crypto.unwrap_record_key((world.keys / f"{number}.age").read_bytes(), identity)
+    return crypto.unwrap_record_key(world.key_file(number).read_bytes(), identity)
 
 
 def cli_with_input(world: World, who: str, text: str, *args: str) -> Result:

@@ -17,9 +17,7 @@ def test_reference_age_opens_record_key_then_sealed_block(world: World, tmp_path
     number = world.add()
     butler_key = world.people["but01"].key
     record_key = tmp_path / "k"
-    subprocess.run(
-        ["age", "-d", "-i", str(butler_key), "-o", str(record_key), str(world.keys / f"{number}.age")], check=True
-    )
+    subprocess.run(["age", "-d", "-i", str(butler_key), "-o", str(record_key), str(world.key_file(number))], check=True)
     record = yamlio.load_file(world.root / f"households/B03/1203/{number}/record.yaml")
     sealed_file = tmp_path / "sealed.age"
     sealed_file.write_text(record["sealed"])
@@ -32,7 +30,7 @@ def test_reference_age_opens_record_key_then_sealed_block(world: World, tmp_path
 def test_reference_age_refuses_another_buildings_butler(world: World):  # P7
     number = world.add()
     result = subprocess.run(
-        ["age", "-d", "-i", str(world.people["but02"].key), str(world.keys / f"{number}.age")], capture_output=True
+        ["age", "-d", "-i", str(world.people["but02"].key), str(world.key_file(number))], capture_output=True
     )
     assert result.returncode != 0
     assert result.stdout == b""

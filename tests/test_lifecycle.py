@@ -135,7 +135,7 @@ def probe(world: World) -> str:
 
 def test_purge_after_35_days_destroys_the_household_for_everyone(old_world: World):  # P13, P14
     w = old_world
-    keys_before = w.keys / f"{w.doomed}.age"
+    keys_before = w.key_file(w.doomed)
     assert keys_before.exists()
     revealed_before = probe(w)
     assert owner_values_present(revealed_before)  # the probe does find data while the key exists
@@ -202,7 +202,7 @@ def test_failed_purge_destroys_nothing(old_world: World, tmp_path):  # P14
     result = w.cli("mgr01", "purge", w.doomed, "--reason", "r", "--approver", "gm01", env=w.broken_signing_env("mgr01"))
     assert_refused(result, 1, "signing the commit failed")
     assert_unchanged(w, before)
-    assert (w.keys / f"{w.doomed}.age").exists()
+    assert (w.key_file(w.doomed)).exists()
 
 
 def test_backup_before_purge_restores_without_the_purged_key(old_world: World, tmp_path):  # P14, P16

@@ -1099,7 +1099,7 @@ def test_a_purge_run_under_faketime_is_flagged_and_its_key_is_not_shredded(old_w
     rows = json.loads(w.ok("aud01", "keys", "shred", "--format", "json"))
     assert [(r["archive_no"], r["shredded"]) for r in rows] == [(w.live, False)]
     assert "in the future" in rows[0]["why"]
-    assert (w.keys / f"{w.live}.age").exists()
+    assert (w.key_file(w.live)).exists()
 
 
 def test_a_purge_after_a_local_zero_retention_is_refused_and_flagged(desk: Desk):  # P13

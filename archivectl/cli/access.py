@@ -88,17 +88,40 @@ def recipients_sync(
     approver: ApproverOpt = None,
     fmt: FormatOpt = None,
 ) -> None:
-    """Re-wrap every record key for the current readers (after staff, building or grant changes)."""
-    from archivectl.ops import access
-    from archivectl.ops.common import Approval
+    """Wrap every record key for the readers main approves (cron-ready); --rotate re-keys, as a change.
+
+    Without --rotate nothing is committed: whom a key opens for follows from
+    staff.yaml and the grants as approved on main, so a staff change proposed
+    on a branch gives nobody a key. Run by a manager or gm who reads every
+    building (their key opens the keys it re-wraps); exit 1 if one could not be.
+    """
+    from archivectl.errors import ArchiveError, UsageError
+    from archivectl.ops import access, keys
+    from archivectl.ops.common import Approval, identity_for
     from archivectl.render import render_rows
 
-    result = access.sync(open_archive(ctx), Approval(reason, approver), globals_of(ctx).identity, rotate)
+    archive = open_archive(ctx)
+    if rotate:
+        result = access.rotate(archive, Approval(reason, approver), globals_of(ctx).identity)
+        out(f"rotated {result['households']} record keys (the old ones go with `keys shred` once this is on main)")
+        rows = [{"building": b, "readers": ", ".join(r)} for b, r in sorted(result["readers"].items())]
+        if rows:
+            out(render_rows(rows, fmt_of(ctx, fmt)))
+        return
+    if reason or approver:
+        raise UsageError("re-wrapping follows main and needs no approval: --reason/--approver go with --rotate")
+    result = keys.sync(archive, identity_for(archive, globals_of(ctx).identity))
+    out(
+        f"{len(result['rewrapped'])} record keys re-wrapped, {result['unchanged']} already right "
+        f"({result['households']} households)"
+    )
     rows = [{"building": b, "readers": ", ".join(r)} for b, r in sorted(result["readers"].items())]
-    verb = "rotated" if rotate else "re-wrapped"
-    out(f"{verb} {result['households']} record keys")
     if rows:
         out(render_rows(rows, fmt_of(ctx, fmt)))
+    if result["failed"]:
+        first = result["failed"][0]
+        more = f" (and {len(result['failed']) - 1} more)" if len(result["failed"]) > 1 else ""
+        raise ArchiveError(f"{first['archive_no']}: {first['problem']}{more}")
 
 
 @app.command()
@@ -117,7 +140,10 @@ def grant(
     result = access.grant(
         open_archive(ctx), staff_id, building, until, Approval(reason, approver), globals_of(ctx).identity
     )
-    out(f"granted {staff_id} read of {building} until {until} ({result['households']} households)")
+    out(
+        f"granted {staff_id} read of {building} until {until} ({result['households']} households); "
+        "once approved on main, `archivectl recipients sync` gives them the keys"
+    )
 
 
 @app.command()

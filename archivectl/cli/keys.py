@@ -6,10 +6,43 @@ from typing import Annotated
 
 import typer
 
-from archivectl.cli.app import FormatOpt, app, fmt_of, open_archive, out
+from archivectl.cli.app import FormatOpt, app, fmt_of, globals_of, open_archive, out
 
 keys_app = typer.Typer(help="Record keys in the keystore (outside git).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("fsck")
+def fsck(
+    ctx: typer.Context,
+    remove_orphans: Annotated[
+        bool,
+        typer.Option(
+            "--remove-orphans", help="Destroy keys of abandoned proposals (no branch names them, a week old)."
+        ),
+    ] = False,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Also open every key and sealed block (needs a reader of every building).")
+    ] = False,
+    fmt: FormatOpt = None,
+) -> None:
+    """Check the keystore against main: a key per household, wrapped to exactly main's readers; exit 1 if not."""
+    from archivectl.errors import ArchiveError
+    from archivectl.ops import keys
+    from archivectl.ops.common import identity_for
+    from archivectl.render import render_rows
+
+    archive = open_archive(ctx)
+    identity = identity_for(archive, globals_of(ctx).identity) if deep else None
+    rows = keys.fsck(archive, identity, remove_orphans)
+    problems = [r for r in rows if "problem" in r]
+    if rows:
+        out(render_rows(rows, fmt_of(ctx, fmt), title="keystore"))
+    if problems:
+        raise ArchiveError(
+            f"keystore: {len(problems)} problem(s); the first: {problems[0]['archive_no']}: {problems[0]['problem']}"
+        )
+    out(f"keystore {archive.keystore.url}: every household on main has its key, wrapped as main says")
 
 
 @keys_app.command("shred")
@@ -18,7 +51,11 @@ def shred(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be shredded; destroy nothing.")] = False,
     fmt: FormatOpt = None,
 ) -> None:
-    """Destroy the record keys of purges approved on main, after re-checking the 30-day rule (P13, P14)."""
+    """Destroy the keys main no longer uses (approved purges, after 30 days; approved rotations) and register it.
+
+    Run on an up-to-date main in a clone (cron: git pull --ff-only && archivectl
+    keys shred && git push); idempotent.
+    """
     from archivectl.ops import keys
     from archivectl.render import render_rows
 

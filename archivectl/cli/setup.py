@@ -15,12 +15,29 @@ def init(
     path: Annotated[Path, typer.Argument(metavar="PATH", help="New archive directory.")],
     name: Annotated[str, typer.Option(help="The archive's name, e.g. the estate.")],
     staff_file: Annotated[Path, typer.Option("--staff-file", help="staff.yaml to start with.")],
+    keystore: Annotated[
+        str | None,
+        typer.Option(
+            "--keystore",
+            metavar="URL",
+            help="Where record keys live: sftp://host/srv/estate.keys on the office's server "
+            "(default: the directory <PATH>.keys on this machine).",
+        ),
+    ] = None,
+    recovery_key: Annotated[
+        str | None,
+        typer.Option(
+            "--recovery-key",
+            metavar="AGE1...",
+            help="The company's offline recovery recipient (age-keygen); every record key opens for it too.",
+        ),
+    ] = None,
 ) -> None:
     """Create a new archive; a gm from the staff file signs the founding commit."""
     from archivectl.ops.init import init as run_init
 
-    archive, commit = run_init(path, name, staff_file)
-    out(f"created archive {archive.root} (keystore {archive.keystore.path}) in commit {commit[:12]}")
+    archive, commit = run_init(path, name, staff_file, keystore=keystore, recovery=recovery_key)
+    out(f"created archive {archive.root} (keystore {archive.keystore.url}) in commit {commit[:12]}")
 
 
 @app.command()

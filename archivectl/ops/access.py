@@ -24,11 +24,12 @@ from archivectl.ops.common import (
     check_reason,
     identity_for,
     load_stored,
-    reader_keys,
+    open_key,
     readers,
     require_reader,
     trailers,
     unlock_record_key,
+    wrap_targets,
 )
 from archivectl.ops.reading import register_access
 
@@ -134,7 +135,7 @@ def open_document(
         stored = load_stored(archive, relpath)
         require_reader(archive, actor, str(stored.get("building")))
         entry = find_document(stored, doc)
-        record_key = unlock_record_key(archive, archive_no, identity_for(archive, identity, actor))
+        record_key = unlock_record_key(archive, stored, identity_for(archive, identity, actor))
         source = archive.root / relpath.removesuffix("record.yaml") / entry["file"]
         if not source.is_file():
             raise ArchiveError(f"{entry['file']} is missing from the work tree")
@@ -157,7 +158,9 @@ def _export(
     actor = approved_writer(archive, approval)
     output = output.expanduser()  # not resolved: a link at output must be seen, never followed
     where = output.parent.resolve() / output.name
-    if where.is_relative_to(archive.root.resolve()) or where.is_relative_to(archive.keystore.path):
+    if where.is_relative_to(archive.root.resolve()) or (
+        archive.keystore.path is not None and where.is_relative_to(archive.keystore.path)
+    ):
         raise UsageError(f"{output}: an export must not be written inside the archive or keystore")
     if os.path.lexists(output):
         raise UsageError(f"{output} already exists")
@@ -166,7 +169,7 @@ def _export(
     relpath = archive.locate(archive_no)
     stored = load_stored(archive, relpath)
     require_reader(archive, actor, str(stored.get("building")))
-    record_key = unlock_record_key(archive, archive_no, identity_for(archive, identity, actor))
+    record_key = unlock_record_key(archive, stored, identity_for(archive, identity, actor))
     plain, _ = records.open_record(stored, record_key)
     home = archive.root / relpath.removesuffix("record.yaml")
     with private_output(output) as raw:
@@ -196,53 +199,56 @@ def _export(
     return where
 
 
-def sync(archive: Archive, approval: Approval, identity: str | None = None, rotate: bool = False) -> dict[str, Any]:
-    """Re-wrap every record key for the buildings' current readers; with rotate, re-key the data too."""
+def rotate(archive: Archive, approval: Approval, identity: str | None = None) -> dict[str, Any]:
+    """New record keys for every household, its data re-encrypted to them (a reader may have kept old keys).
+
+    The new keys are added at new addresses; the old ones stay until the
+    rotation is approved on main and `keys shred` destroys them, so a rotation
+    on a branch that is never merged takes nothing from main.
+    """
+    from archivectl.keystore import KeyAddress
+
     with archive.writing() as tx:  # every record and key as they stand under the lock
-        return _sync(archive, tx, approval, identity, rotate)
-
-
-def _sync(archive: Archive, tx: Transaction, approval: Approval, identity: str | None, rotate: bool) -> dict[str, Any]:
-    actor = approved_writer(archive, approval)
-    ssh_identity = crypto.load_identity(identity_for(archive, identity, actor))
-    schema = archive.household_schema
-    archive.keystore.require()
-    plan = []
-    for _, relpath in archive.record_paths():
-        stored = load_stored(archive, relpath)
-        number, building = str(stored.get("archive_no")), str(stored.get("building"))
-        try:
-            record_key = crypto.unwrap_record_key(archive.keystore.read(number), ssh_identity)
-        except ArchiveError as exc:
-            raise ArchiveError(f"{number}: {exc}; a manager or gm who reads every building must sync") from None
-        plan.append((relpath, stored, number, building, record_key))
-    per_building: dict[str, list[str]] = {}
-    for relpath, stored, number, building, record_key in plan:
-        if building not in per_building:
-            per_building[building] = sorted(m.id for m in readers(archive, building))
-        key_for_wrap = record_key
-        if rotate:
-            key_for_wrap = crypto.new_record_key()
-            _rekey(archive, tx, relpath, stored, record_key, key_for_wrap, schema)
-        tx.write_key(number, crypto.wrap_record_key(key_for_wrap, reader_keys(archive, building)))
-    entry = {
-        "when": now_iso(),
-        "who": actor.member.id,
-        "action": "rotate" if rotate else "rewrap",
-        "households": len(plan),
-        "readers": per_building,
-        "approved_by": approval.approver,
-        "reason": approval.reason,
-    }
-    registers.append(tx, "keys", entry)
-    verb = "rotate" if rotate else "re-wrap"
-    rekeyed = ", ".join(number for _, _, number, _, _ in plan) if rotate and plan else None
-    tx.commit(
-        f"recipients sync: {verb} {len(plan)} record keys",
-        trailers("rotate" if rotate else "rewrap", approval, actor, rekeyed),
-        actor,
-    )
-    return {"households": len(plan), "rotated": rotate, "readers": per_building}
+        actor = approved_writer(archive, approval)
+        ssh_identity = crypto.load_identity(identity_for(archive, identity, actor))
+        schema = archive.household_schema
+        archive.keystore.require()
+        plan = []
+        for _, relpath in archive.record_paths():
+            stored = load_stored(archive, relpath)
+            number, building = str(stored.get("archive_no")), str(stored.get("building"))
+            try:
+                record_key = open_key(archive, stored, ssh_identity)
+            except ArchiveError as exc:
+                raise ArchiveError(f"{number}: {exc}; a manager or gm who reads every building must rotate") from None
+            plan.append((relpath, stored, number, building, record_key))
+        per_building: dict[str, list[str]] = {}
+        for relpath, stored, number, building, record_key in plan:
+            if building not in per_building:
+                per_building[building] = sorted(m.id for m in readers(archive, building, on_main=True))
+                if not wrap_targets(archive, building):
+                    raise ArchiveError(f"building {building} has no active reader on main")
+            new_key = crypto.new_record_key()
+            tx.put_key(
+                KeyAddress(number, str(new_key.to_public())),
+                crypto.wrap_record_key(new_key, wrap_targets(archive, building)),
+            )
+            _rekey(archive, tx, relpath, stored, record_key, new_key, schema)
+        entry = {
+            "when": now_iso(),
+            "who": actor.member.id,
+            "action": "rotate",
+            "households": len(plan),
+            "readers": per_building,
+            "approved_by": approval.approver,
+            "reason": approval.reason,
+        }
+        registers.append(tx, "keys", entry)
+        rekeyed = ", ".join(number for _, _, number, _, _ in plan) if plan else None
+        tx.commit(
+            f"recipients sync: rotate {len(plan)} record keys", trailers("rotate", approval, actor, rekeyed), actor
+        )
+    return {"households": len(plan), "rotated": True, "readers": per_building}
 
 
 def _rekey(archive: Archive, tx: Transaction, relpath: str, stored: dict, old: Any, new: Any, schema: Any) -> None:
@@ -271,7 +277,6 @@ def grant(
         member = archive.staff.get(staff_id)
         if member is None or not member.active:
             raise ArchiveError(f"{staff_id} is not an active member of {STAFF_FILE}")
-        ssh_identity = crypto.load_identity(identity_for(archive, identity, actor))
         entry = {
             "when": now_iso(),
             "who": actor.member.id,
@@ -284,16 +289,7 @@ def grant(
         }
         households = [p for _, p in archive.record_paths() if p.split("/")[1] == building]
         registers.append(tx, "grants", entry)
-        keys = [m.key for m in readers(archive, building)]
-        if member.key not in keys:
-            keys.append(member.key)
-        for relpath in households:
-            number = relpath.split("/")[3]
-            try:
-                record_key = crypto.unwrap_record_key(archive.keystore.read(number), ssh_identity)
-            except ArchiveError:
-                raise ArchiveError(f"{number}: the person granting must be a reader of {building}") from None
-            tx.write_key(number, crypto.wrap_record_key(record_key, keys))
+        # No key changes here: once the grant is approved on main, `recipients sync` wraps the keys for them.
         tx.commit(f"grant {staff_id} read of {building} until {until}", trailers("grant", approval, actor), actor)
     return {**entry, "households": len(households)}
 

@@ -15,7 +15,7 @@ from typing import Any
 from archivectl import crypto, gitio, policy, records, rules, yamlio
 from archivectl.archive import Archive, actor_of
 from archivectl.errors import ArchiveError, UsageError
-from archivectl.ops.common import Approval, check_reason, identity_for, readers, trailers
+from archivectl.ops.common import Approval, check_reason, identity_for, open_key, readers, trailers
 
 
 def default_range(archive: Archive) -> str | None:
@@ -232,9 +232,8 @@ def _opened(
         return None, None
     try:
         ssh_identity = crypto.load_identity(identity_for(archive, identity, actor))
-        key = crypto.unwrap_record_key(archive.keystore.read(number), ssh_identity)
-        old_plain = records.open_record(old, key)[0] if old else {}
-        new_plain = records.open_record(new, key)[0]
+        new_plain = records.open_record(new, open_key(archive, new, ssh_identity))[0]
+        old_plain = records.open_record(old, open_key(archive, old, ssh_identity))[0] if old else {}
     except ArchiveError:
         return None, None
     return old_plain, new_plain

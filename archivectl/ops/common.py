@@ -53,19 +53,20 @@ def trailers(action: str, approval: Approval, actor: Actor, archive_no: str | No
     }
 
 
-def readers(archive: Archive, building: str) -> list[StaffMember]:
-    """Everyone who may read a building's households now: by role (P7) or by an unexpired grant."""
-    members = archive.staff.readers_of(building)
-    for grant in registers.active_grants(archive.root):
-        member = archive.staff.get(str(grant.get("staff")))
+def readers(archive: Archive, building: str, on_main: bool = False) -> list[StaffMember]:
+    """Everyone who may read a building's households now: by role (P7) or by an unexpired grant.
+
+    on_main: as staff.yaml and the grants stand on main (whom keys are wrapped
+    to); otherwise as on this branch (whom archivectl lets try).
+    """
+    staff = archive.main_staff if on_main else archive.staff
+    members = staff.readers_of(building)
+    grants = registers.active_grants_at(archive.root, archive.main_commit()) if on_main else None
+    for grant in grants if grants is not None else registers.active_grants(archive.root):
+        member = staff.get(str(grant.get("staff")))
         if grant.get("building") == building and member and member.active and member not in members:
             members.append(member)
     return members
-
-
-def reader_keys(archive: Archive, building: str) -> list[str]:
-    """Public keys the building's record keys are wrapped to."""
-    return [m.key for m in readers(archive, building)]
 
 
 def require_reader(archive: Archive, actor: Actor, building: str) -> None:
@@ -86,10 +87,32 @@ def load_stored(archive: Archive, relpath: str) -> dict:
     return records.load_stored(data, relpath)
 
 
-def unlock_record_key(archive: Archive, archive_no: str, identity_path: Path) -> Any:
-    """The household's record key, unwrapped with the reader's SSH identity."""
+def unlock_record_key(archive: Archive, stored: dict, identity_path: Path) -> Any:
+    """The record key a stored household is sealed to, unwrapped with the reader's SSH identity."""
     identity = crypto.load_identity(identity_path)
-    return crypto.unwrap_record_key(archive.keystore.read(archive_no), identity)
+    return open_key(archive, stored, identity)
+
+
+def open_key(archive: Archive, stored: dict, identity: Any) -> Any:
+    """The record key of a stored household (the one its `recipient:` names), with a loaded identity.
+
+    The key must be the one the record says: a key that opens but is another
+    household's (or an older one of this household's) is refused here.
+    """
+    number, recipient = str(stored.get("archive_no")), stored.get("recipient")
+    key = crypto.unwrap_record_key(archive.keystore.read(number, recipient), identity)
+    if recipient and str(key.to_public()) != recipient:
+        raise ArchiveError(
+            f"{number}: the keystore holds another key than the record names; run `archivectl keys fsck`"
+        )
+    return key
+
+
+def wrap_targets(archive: Archive, building: str) -> list[str]:
+    """Whom a building's record keys are wrapped to: its readers as approved on main, and the recovery recipient."""
+    targets = [m.key for m in readers(archive, building, on_main=True)]
+    recovery = archive.settings.recovery
+    return [*targets, recovery] if recovery else targets
 
 
 def identity_for(archive: Archive, explicit: str | None, actor: Actor | None = None) -> Path:

@@ -179,7 +179,7 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
     say(f"{report['commits']} commits verified" if report["ok"] else f"{len(report['findings'])} findings")
 
     say(
-        f"\nDemo archive: {archive.root}\nKeystore:     {archive.keystore.path}\n"
+        f"\nDemo archive: {archive.root}\nKeystore:     {archive.keystore.url}\n"
         f"Try: cd {archive.root} && git log --show-signature -1   (allowed signers are configured)"
     )
     if problems or not report["ok"]:

@@ -21,11 +21,11 @@ from archivectl.ops.common import (
     approved_writer,
     identity_for,
     load_stored,
-    reader_keys,
     readers,
     require_reader,
     trailers,
     unlock_record_key,
+    wrap_targets,
 )
 
 # Fields only commands change: edit refuses them and says which command to use.
@@ -225,46 +225,75 @@ def prepare_new(record: dict, schema: Any) -> dict:
     return record
 
 
-def read_numbers(tx: Transaction) -> dict:
-    """registers/numbers.yaml: the last serial used per series."""
-    raw = tx.read(NUMBERS_FILE)
-    numbers = yamlio.loads(raw, NUMBERS_FILE) if raw else {}
-    if not isinstance(numbers, dict):
-        raise ArchiveError(f"{NUMBERS_FILE} is damaged")
-    return numbers
+class Numbering:
+    """Archive numbers for new households, reserved in the keystore (P3: unique, never reused).
+
+    A number is taken by creating it exclusively in the keystore that every
+    clone shares, so two clerks on two branches never get the same one. The
+    series goes on from the highest of: what the keystore has reserved, what
+    this branch holds, and registers/numbers.yaml (kept up to date for archives
+    of format version 2, whose verify still reads it).
+    """
+
+    def __init__(self, archive: Archive, tx: Transaction):
+        self.archive, self.tx = archive, tx
+        raw = tx.read(NUMBERS_FILE)
+        counters = yamlio.loads(raw, NUMBERS_FILE) if raw else {}
+        if not isinstance(counters, dict):
+            raise ArchiveError(f"{NUMBERS_FILE} is damaged")
+        self.counters: dict[str, int] = {}
+        for series, last in counters.items():
+            if not isinstance(last, int) or last < 0:
+                raise ArchiveError(f"{NUMBERS_FILE}: counter {series} is damaged")
+            self.counters[str(series)] = last
+        self.in_tree: dict[str, int] = {}
+        for path in gitio.ls_files(archive.root, "households/*/*/*/record.yaml"):
+            series, _, serial = path.split("/")[3].rpartition("-")
+            self.in_tree[series] = max(self.in_tree.get(series, 0), int(serial))
+        self.taken: list[str] = []
+
+    def take(self, category: str, count: int = 1) -> list[str]:
+        """count new numbers of the category's series for this year."""
+        series = f"{CATEGORY_CODES[category]}-{clock.today().year}"
+        start = max(self.counters.get(series, 0), self.in_tree.get(series, 0)) + 1
+        numbers = self.tx.reserve_numbers(series, start, count)
+        self.counters[series] = max(self.counters.get(series, 0), *(int(n.rsplit("-", 1)[1]) for n in numbers))
+        self.taken += numbers
+        return numbers
+
+    def record(self) -> None:
+        """Write numbers.yaml for a format-2 archive (format 3 keeps numbers in the keystore only)."""
+        if self.taken and self.archive.settings.version < 3:
+            text = "# Last serial used per series (P3: never reused)\n" + yamlio.dumps(self.counters)
+            self.tx.write_text(NUMBERS_FILE, text)
 
 
-def write_numbers(tx: Transaction, numbers: dict) -> None:
-    tx.write_text(NUMBERS_FILE, "# Last serial used per series (P3: never reused)\n" + yamlio.dumps(numbers))
-
-
-def number(archive: Archive, record: dict, numbers: dict) -> str:
-    """Give a prepared household the next archive number of its series (numbers is updated); its record path."""
-    code = CATEGORY_CODES[record["category"]]
-    archive_no, updated = records.next_archive_no(numbers, code, clock.today().year)
-    numbers.clear()
-    numbers.update(updated)
+def place_new(archive: Archive, record: dict, archive_no: str) -> str:
+    """Give a prepared household its number; its record path (refused if this branch has it already)."""
     record["archive_no"] = archive_no
-    return f"{archive.household_dir(record['building'], record['unit'], archive_no)}/record.yaml"
-
-
-def write_new(archive: Archive, tx: Transaction, record: dict, numbers: dict, readers: list[str]) -> str:
-    """Number a prepared household, give it a record key, seal and write it; numbers is updated."""
-    relpath = number(archive, record, numbers)
+    relpath = f"{archive.household_dir(record['building'], record['unit'], archive_no)}/record.yaml"
     if (archive.root / relpath).parent.exists():
-        raise ArchiveError(f"{relpath} already exists; {NUMBERS_FILE} is behind")
-    write_household(archive, tx, record, readers)
-    return str(record["archive_no"])
+        raise ArchiveError(f"{relpath} already exists; the keystore's numbers are behind this branch")
+    return relpath
 
 
-def write_household(archive: Archive, tx: Transaction, record: dict, readers: list[str]) -> None:
-    """Seal a numbered household to a new record key and write record and key."""
+def seal_household(archive: Archive, record: dict, targets: list[str]) -> tuple[Any, bytes, str, str]:
+    """A numbered household sealed to a new record key: (key address, wrapped key, record path, record text)."""
+    from archivectl.keystore import KeyAddress
+
     archive_no = record["archive_no"]
     home = archive.household_dir(record["building"], record["unit"], archive_no)
     record_key = crypto.new_record_key()
     stored = records.to_stored(record, archive.household_schema, record_key)
-    tx.write_key(archive_no, crypto.wrap_record_key(record_key, readers))
-    tx.write_text(f"{home}/record.yaml", records.dump(stored))
+    address = KeyAddress(archive_no, str(record_key.to_public()))
+    return address, crypto.wrap_record_key(record_key, targets), f"{home}/record.yaml", records.dump(stored)
+
+
+def write_household(archive: Archive, tx: Transaction, record: dict, targets: list[str]) -> None:
+    """Seal a numbered household to a new record key and write record and key."""
+    address, blob, relpath, text = seal_household(archive, record, targets)
+    tx.put_key(address, blob)
+    tx.write_text(relpath, text)
 
 
 def add(archive: Archive, given: RecordInput, approval: Approval, also_active: bool = False) -> str:
@@ -286,10 +315,14 @@ def add(archive: Archive, given: RecordInput, approval: Approval, also_active: b
                     f"{active[0]} is already the active household of {record['building']}/{record['unit']}: "
                     "move it out first (P1), or give --also-active if both live there"
                 )
-        readers = reader_keys(archive, record["building"])
-        numbers = read_numbers(tx)
-        archive_no = write_new(archive, tx, record, numbers, readers)
-        write_numbers(tx, numbers)
+        targets = wrap_targets(archive, record["building"])
+        if not targets:
+            raise ArchiveError("no active reader for this building: add a manager or gm to staff.yaml")
+        numbering = Numbering(archive, tx)
+        archive_no = numbering.take(record["category"])[0]
+        place_new(archive, record, archive_no)
+        write_household(archive, tx, record, targets)
+        numbering.record()
         tx.commit(
             f"add {archive_no} ({record['building']}/{record['unit']})",
             trailers("add", approval, actor, archive_no),
@@ -329,7 +362,7 @@ def _edit(
 
     previous = None
     if stored.get("sealed") and actor.member in readers(archive, str(stored.get("building"))):
-        record_key = unlock_record_key(archive, archive_no, identity_for(archive, identity, actor))
+        record_key = unlock_record_key(archive, stored, identity_for(archive, identity, actor))
         plain, sealed = records.open_record(stored, record_key)
         previous = (sealed, stored["sealed"])
     else:

@@ -16,15 +16,14 @@ import yaml
 
 from archivectl import records, yamlio
 from archivectl.archive import Archive, Transaction
-from archivectl.errors import UsageError
-from archivectl.ops.common import Approval, approved_writer, reader_keys, trailers
+from archivectl.errors import ArchiveError, UsageError
+from archivectl.ops.common import Approval, approved_writer, trailers, wrap_targets
 from archivectl.ops.households import (
-    number,
+    Numbering,
+    place_new,
     prepare_new,
-    read_numbers,
     refuse_names_in_reason,
-    write_household,
-    write_numbers,
+    seal_household,
 )
 
 MAX_IMPORT_BYTES = 512 * 1024 * 1024
@@ -146,17 +145,28 @@ def _import(
     if not prepared:
         raise UsageError(f"{path}: holds no households")
     refuse_names_in_reason(approval.reason, schema, *prepared)
-    readers: dict[str, list[str]] = {}
-    numbers = read_numbers(tx)
-    tx.expect_new([number(archive, record, numbers) for record in prepared])
+    targets: dict[str, list[str]] = {}
+    for building in sorted({r["building"] for r in prepared}):
+        targets[building] = wrap_targets(archive, building)
+        if not targets[building]:
+            raise ArchiveError(f"no active reader for building {building}: add a manager or gm to staff.yaml")
+    numbering = Numbering(archive, tx)
+    for category in sorted({r["category"] for r in prepared}):
+        of_category = [r for r in prepared if r["category"] == category]
+        for record, archive_no in zip(of_category, numbering.take(category, len(of_category)), strict=True):
+            record["archive_no"] = archive_no
+    tx.expect_new([place_new(archive, record, record["archive_no"]) for record in prepared])
+    sealed = []
     for i, record in enumerate(prepared):
-        building = record["building"]
-        if building not in readers:
-            readers[building] = reader_keys(archive, building)
-        write_household(archive, tx, record, readers[building])
+        sealed.append(seal_household(archive, record, targets[record["building"]]))
+        if progress and (i % 200 == 0 or i + 1 == len(prepared)):
+            progress(i + 1, len(prepared), "sealing")
+    tx.put_keys([(address, blob) for address, blob, _, _ in sealed])  # one round of requests, not one each
+    for i, (_, _, relpath, text) in enumerate(sealed):
+        tx.write_text(relpath, text)
         if progress and (i % 200 == 0 or i + 1 == len(prepared)):
             progress(i + 1, len(prepared), "writing")
-    write_numbers(tx, numbers)
+    numbering.record()
     numbers_done = [str(r["archive_no"]) for r in prepared]
     first, last = numbers_done[0], numbers_done[-1]
     span = first if len(numbers_done) == 1 else f"{first} … {last}"

@@ -14,7 +14,7 @@ from archivectl.archive import (
     Archive,
     Settings,
     commit_message,
-    keystore_path,
+    keystore_url,
     public_key_from_setting,
     signing_key_setting,
 )
@@ -31,8 +31,19 @@ households/**/record.yaml diff=archivectl
 GITIGNORE = "# The keystore never belongs in git.\n*.keys/\n"
 
 
-def init(path: Path, name: str, staff_file: Path, reason: str = "found the archive") -> tuple[Archive, str]:
-    """Create the archive and its keystore; return the archive and the founding commit."""
+def init(
+    path: Path,
+    name: str,
+    staff_file: Path,
+    reason: str = "found the archive",
+    keystore: str | None = None,
+    recovery: str | None = None,
+) -> tuple[Archive, str]:
+    """Create the archive and its keystore; return the archive and the founding commit.
+
+    keystore: a URL (sftp://host/path) or directory written to archive.yaml; default <path>.keys.
+    recovery: the offline recovery recipient (age1...) every record key is also wrapped to.
+    """
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise UsageError(f"{path} already exists and is not an empty directory")
     staff = Staff.from_yaml(yamlio.load_file(staff_file), str(staff_file))
@@ -40,12 +51,19 @@ def init(path: Path, name: str, staff_file: Path, reason: str = "found the archi
     founder = staff.by_key(public)
     if founder is None or not founder.active or founder.role != "gm":
         raise ArchiveError("the founding commit must be signed by an active gm listed in the staff file")
-    settings = Settings(name=name)
-    keys = keystore_path(path.resolve(), settings.keystore)
-    if keys.exists() and any(keys.iterdir()):
-        raise ArchiveError(f"keystore {keys} already holds keys; move it away first")
+    from archivectl.archive import check_recovery
+    from archivectl.keystore import backend_for
 
-    created_dir, created_keys = not path.exists(), not keys.exists()
+    settings = Settings(name=name, keystore=keystore, recovery=check_recovery(recovery))
+    url = keystore_url(path.resolve(), settings.keystore)
+    backend = backend_for(url)
+    local = Path(url) if "://" not in url else None
+    if local is not None and local.exists() and any(local.iterdir()):
+        raise ArchiveError(f"keystore {local} already holds keys; move it away first")
+    if local is None and (backend.list("keys") or backend.list("numbers")):
+        raise ArchiveError(f"keystore {url} already holds keys; give a new place")
+
+    created_dir, created_keys = not path.exists(), local is not None and not local.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
         gitio.init(path)
@@ -62,7 +80,7 @@ def init(path: Path, name: str, staff_file: Path, reason: str = "found the archi
             shutil.copyfile(schema.shipped_dir() / fname, path / "schemas" / fname)
         (path / ".gitattributes").write_text(GITATTRIBUTES)
         (path / ".gitignore").write_text(GITIGNORE)
-        keys.mkdir(mode=0o700, parents=True, exist_ok=True)
+        backend.makedirs()
         archive = Archive(path.resolve())
         configure_clone(archive)
         founding = [ARCHIVE_FILE, STAFF_FILE, ".gitattributes", ".gitignore"]
@@ -80,8 +98,8 @@ def init(path: Path, name: str, staff_file: Path, reason: str = "found the archi
         else:
             for child in path.iterdir() if path.exists() else []:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
-        if created_keys:
-            shutil.rmtree(keys, ignore_errors=True)
+        if created_keys and local is not None:
+            shutil.rmtree(local, ignore_errors=True)
         raise
     return archive, commit
 

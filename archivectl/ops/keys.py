@@ -1,77 +1,434 @@
-"""keys shred: destroy record keys only once their purge is approved on main (P13, P14).
+"""The record keys, following main: sync (who they open for), fsck (what is wrong), shred (what main no longer needs).
 
-A purge commit removes a household from the tree and registers its destruction;
-until it is approved and on main, its record key stays. `keys shred`, run where
-the keystore is reachable (cron-ready, idempotent), destroys the keys main no
-longer needs, after checking again, against main's history and the current
-time, that each purge was approved and its household tombstoned long enough.
+Everything here is decided by main (P7, P13, P14): the readers a key is wrapped
+to are those of staff.yaml and the grants as approved on main; a key is
+destroyed only when main's approved history says its household was purged, or
+its record moved to a new key in an approved rotation, and the 30 days are
+over by main's own dates and the clock now. A branch, however it was made,
+can neither give nor take a key.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+from dataclasses import dataclass
 from typing import Any
 
-from archivectl import clock, gitio, policy, records
-from archivectl.archive import Archive
-from archivectl.errors import ArchiveError
+from archivectl import clock, crypto, gitio, policy, records, registers, yamlio
+from archivectl.archive import Archive, now_iso
+from archivectl.errors import ArchiveError, UsageError
+from archivectl.keystore import KeyAddress
+
+ORPHAN_GRACE_DAYS = 7  # a key nobody's branch names is removed only once this old (a clerk may not have pushed yet)
+
+
+@dataclass(frozen=True)
+class Household:
+    """A household as a commit holds it: enough to know its key."""
+
+    archive_no: str
+    building: str
+    recipient: str | None
+    path: str
+    sealed: str | None
+
+
+def households_at(archive: Archive, rev: str) -> list[Household]:
+    """Every household in rev's tree, from the clear part of its record."""
+    paths = [p for p in gitio.tree_paths(archive.root, rev, "households") if p.endswith("/record.yaml")]
+    found = []
+    with gitio.BlobReader(archive.root) as blobs:
+        for path, data in zip(paths, blobs.read_many([f"{rev}:{p}" for p in paths]), strict=True):
+            try:
+                stored = records.load_stored(data or b"", path)
+            except (ArchiveError, UsageError, ValueError):
+                continue  # verify reports a broken record; it has no key to speak of here
+            found.append(
+                Household(
+                    str(stored.get("archive_no") or path.split("/")[3]),
+                    str(stored.get("building") or path.split("/")[1]),
+                    stored.get("recipient"),
+                    path,
+                    stored.get("sealed"),
+                )
+            )
+    return found
+
+
+def _main(archive: Archive) -> str:
+    tip = archive.main_commit()
+    if tip is None:
+        raise ArchiveError(f"no {archive.settings.main} here: run this in a clone of the archive")
+    return tip
+
+
+class _Targets:
+    """Per building, as main says: the targets a key is wrapped to, and how its age header must read."""
+
+    def __init__(self, archive: Archive):
+        self.archive = archive
+        self._cache: dict[str, tuple[set[str], int, list[str]]] = {}
+
+    def __getitem__(self, building: str) -> tuple[set[str], int, list[str]]:
+        from archivectl.ops.common import wrap_targets
+
+        if building not in self._cache:
+            targets = wrap_targets(self.archive, building)
+            tags = {crypto.ssh_tag(t) for t in targets if t.startswith("ssh-")}
+            self._cache[building] = (tags, sum(t.startswith("age1") for t in targets), targets)
+        return self._cache[building]
+
+
+def _live(archive: Archive) -> list[Household]:
+    """The households whose keys must open for main's readers: main's, and this branch's new ones."""
+    tip = _main(archive)
+    found = {(h.archive_no, h.recipient): h for h in households_at(archive, tip)}
+    head = gitio.head(archive.root)
+    if head and head != tip and not archive.bare:
+        for h in households_at(archive, head):
+            found.setdefault((h.archive_no, h.recipient), h)
+    return sorted(found.values(), key=lambda h: (h.archive_no, h.recipient or ""))
+
+
+# ------------------------------------------------------------------ sync
+
+
+def sync(archive: Archive, identity_path: Any) -> dict[str, Any]:
+    """Wrap every live household's key to exactly the readers main approves (plus recovery); changes no file in git.
+
+    A key already wrapped right is left as it is (its age header says for whom,
+    without opening it), so this is cheap to run from cron. Each key is opened
+    and checked against the record's `recipient:` before its new wrapping
+    replaces the old one, so a stale or foreign key is never spread.
+    """
+    archive.keystore.require()
+    desired = _Targets(archive)
+    live = _live(archive)
+    blobs = archive.keystore.read_many(((h.archive_no, h.recipient) for h in live), fallback=False)
+    identity = None
+    rewrapped: list[str] = []
+    failed: list[dict[str, str]] = []
+    unchanged = 0
+    for h in live:
+        blob = blobs[(h.archive_no, h.recipient)]
+        tags, x25519, targets = desired[h.building]
+        unaddressed = blob is None
+        if unaddressed:
+            blob = archive.keystore.backend.read(KeyAddress(h.archive_no, None).name)  # from before addressing
+        if blob is None:
+            failed.append({"archive_no": h.archive_no, "problem": "record key is missing"})
+            continue
+        if not unaddressed and crypto.wrapped_for(blob) == (tags, x25519):
+            unchanged += 1
+            continue
+        if identity is None:
+            identity = crypto.load_identity(identity_path)
+        try:
+            key = crypto.unwrap_record_key(blob, identity)
+        except ArchiveError as exc:
+            failed.append({"archive_no": h.archive_no, "problem": f"{exc}: a manager or gm who reads it must sync"})
+            continue
+        if h.recipient is None or str(key.to_public()) != h.recipient:
+            failed.append({"archive_no": h.archive_no, "problem": "the key held is not the one the record names"})
+            continue
+        if not targets:
+            failed.append(
+                {"archive_no": h.archive_no, "problem": f"building {h.building} has no active reader on main"}
+            )
+            continue
+        address = KeyAddress(h.archive_no, h.recipient)
+        if unaddressed:
+            archive.keystore.put(address, crypto.wrap_record_key(key, targets))
+            archive.keystore.destroy(KeyAddress(h.archive_no, None))  # the same key, now at its address
+        else:
+            archive.keystore.rewrap(address, crypto.wrap_record_key(key, targets))
+        rewrapped.append(h.archive_no)
+    return {
+        "households": len(live),
+        "rewrapped": rewrapped,
+        "unchanged": unchanged,
+        "failed": failed,
+        "readers": {b: sorted(_reader_ids(archive, b)) for b in sorted({h.building for h in live})},
+    }
+
+
+def _reader_ids(archive: Archive, building: str) -> list[str]:
+    from archivectl.ops.common import readers
+
+    return [m.id for m in readers(archive, building, on_main=True)]
+
+
+# ------------------------------------------------------------------ fsck
+
+
+def fsck(archive: Archive, identity_path: Any | None = None, remove_orphans: bool = False) -> list[dict[str, Any]]:
+    """What is wrong with the keystore against main; [] when nothing is. Rows: archive_no, key, problem.
+
+    Without a reader's identity it checks what can be told from outside: every
+    live household has a key at its address, wrapped to exactly the readers
+    main names (and the recovery recipient); keys no branch names are listed.
+    With one (a gm or manager), it also opens each key and the sealed block.
+    """
+    archive.keystore.require()
+    desired = _Targets(archive)
+    live = _live(archive)
+    tip = _main(archive)
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}
+    for h in households_at(archive, tip):
+        if h.archive_no in seen:
+            rows.append(_row(h.archive_no, None, f"used by two households ({seen[h.archive_no]}, {h.path}) (P3)"))
+        seen[h.archive_no] = h.path
+    blobs = archive.keystore.read_many((h.archive_no, h.recipient) for h in live)
+    identity = crypto.load_identity(identity_path) if identity_path else None
+    for h in live:
+        blob = blobs[(h.archive_no, h.recipient)]
+        tags, x25519, _ = desired[h.building]
+        if blob is None:
+            rows.append(_row(h.archive_no, h.recipient, "record key is missing"))
+            continue
+        have_tags, have_x = crypto.wrapped_for(blob)
+        if have_tags != tags or have_x != x25519:
+            extra, missing = len(have_tags - tags), len(tags - have_tags)
+            why = f"{extra} reader(s) too many, {missing} missing" if extra or missing else "recovery recipient differs"
+            rows.append(
+                _row(h.archive_no, h.recipient, f"wrapped to other readers than main says ({why}): recipients sync")
+            )
+        if identity is not None:
+            problem = _opens(h, blob, identity)
+            if problem:
+                rows.append(_row(h.archive_no, h.recipient, problem))
+    wanted = {(h.archive_no, h.recipient) for h in live}
+    stray = [a for a in archive.keystore.addresses() if (a.archive_no, a.recipient) not in wanted]
+    if stray:
+        named = _named_on_any_branch(archive, stray)
+        ages = archive.keystore.ages()
+        for address in stray:
+            if address.recipient is None:
+                if any(a == address.archive_no for a, _ in wanted):
+                    continue  # kept from before addressing; sync or migrate gives it its address
+                rows.append(
+                    _row(address.archive_no, None, "a key from before addressing, for no live household", False)
+                )
+                continue
+            if (address.archive_no, address.recipient) in named:
+                rows.append(
+                    _row(
+                        address.archive_no,
+                        address.recipient,
+                        f"named only on {named[(address.archive_no, address.recipient)]}, not on main",
+                        False,
+                    )
+                )
+                continue
+            age_days = (clock.now().timestamp() - ages.get(address, 0)) / 86400
+            if remove_orphans and age_days >= ORPHAN_GRACE_DAYS and _never_on_main(archive, tip, address):
+                archive.keystore.destroy(address)
+                rows.append(_row(address.archive_no, address.recipient, "orphan removed", problem=False))
+            else:
+                rows.append(
+                    _row(address.archive_no, address.recipient, _stray_reason(archive, tip, address, age_days), False)
+                )
+    return rows
+
+
+def _row(number: str, recipient: str | None, text: str, problem: bool = True) -> dict[str, Any]:
+    """One line of fsck: a problem (exit 1), or a note (a key that waits for shred, an orphan, one removed)."""
+    return {"archive_no": number, "key": (recipient or "")[:20], "problem" if problem else "note": text}
+
+
+def _opens(h: Household, blob: bytes, identity: Any) -> str | None:
+    try:
+        key = crypto.unwrap_record_key(blob, identity)
+    except ArchiveError as exc:
+        return str(exc)
+    if h.recipient and str(key.to_public()) != h.recipient:
+        return "the key held does not match the record's recipient"
+    if h.sealed:
+        try:
+            crypto.open_sealed(h.sealed, key)
+        except ArchiveError as exc:
+            return str(exc)
+    return None
+
+
+def _named_on_any_branch(archive: Archive, stray: list[KeyAddress]) -> dict[tuple[str, str | None], str]:
+    """Which stray keys a branch (local or remote) still names: not orphans, proposals in flight."""
+    numbers = {a.archive_no for a in stray}
+    named: dict[tuple[str, str | None], str] = {}
+    refs = gitio.out(
+        archive.root, "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads", "refs/remotes"
+    )
+    for line in refs.splitlines():
+        name, commit = line.rsplit(" ", 1)
+        paths = [
+            p
+            for p in gitio.tree_paths(archive.root, commit, "households")
+            if p.endswith("/record.yaml") and p.split("/")[3] in numbers
+        ]
+        with gitio.BlobReader(archive.root) as blobs:
+            for path, data in zip(paths, blobs.read_many([f"{commit}:{p}" for p in paths]), strict=True):
+                recipient = yamlio.loads(data or b"", path).get("recipient") if data else None
+                named.setdefault((path.split("/")[3], recipient), name)
+    return named
+
+
+def _never_on_main(archive: Archive, tip: str, address: KeyAddress) -> bool:
+    """True when main's history never held this key's recipient: an abandoned proposal's key."""
+    found = gitio.out(archive.root, "log", "--format=%H", "-1", f"-S{address.recipient}", tip, "--", "households")
+    return not found.strip()
+
+
+def _stray_reason(archive: Archive, tip: str, address: KeyAddress, age_days: float) -> str:
+    if not _never_on_main(archive, tip, address):
+        return "main no longer uses it (purged or rotated): `archivectl keys shred` once approved"
+    if age_days < ORPHAN_GRACE_DAYS:
+        return f"named by no branch here; {age_days:.0f} days old (removable after {ORPHAN_GRACE_DAYS})"
+    return "orphan of an abandoned proposal: `archivectl keys fsck --remove-orphans`"
+
+
+# ------------------------------------------------------------------ shred
 
 
 def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
-    """One row per key of a household that main no longer holds: shredded, or kept and why."""
-    main = archive.settings.main
-    tip = gitio.rev_parse(archive.root, f"refs/heads/{main}")
-    if tip is None:
-        raise ArchiveError(f"no branch {main} here: run keys shred in a clone with {main}, or the server repository")
+    """One row per key main no longer uses: shredded (and registered), or kept and why.
+
+    A key goes when main's approved history removed its household (purge) or
+    moved its record to another key (rotation), re-checked now against main's
+    first-parent history and the clock (P13, P14). What was shredded is
+    registered in one commit (Action: shred) on main, signed by whoever ran it.
+    """
+    tip = _main(archive)
+    if not dry_run:
+        _require_on_main(archive, tip)
     archive.keystore.require()
-    present = {p.split("/")[3] for p in gitio.tree_paths(archive.root, tip, "households") if p.endswith("/record.yaml")}
-    purges = _purge_commits(archive, tip)
-    judged: dict[str, str | None] = {}  # one purge may remove many households: judge the commit once
-    rows = []
-    for number in archive.keystore.archive_numbers():
-        if number in present:
-            continue
-        purge = purges.get(number)
-        if purge is None:
-            problem: str | None = f"no purge of it on {main}"
+    current = {h.archive_no: h.recipient for h in households_at(archive, tip)}
+    purges = _commits_of(archive, tip, "purge")
+    rotations = _commits_of(archive, tip, "rotate")
+    judged: dict[str, str | None] = {}
+    rows, destroyed = [], []
+    for address in archive.keystore.addresses():
+        number = address.archive_no
+        if number in current:
+            if address.recipient is None or address.recipient == current[number]:
+                continue
+            why_kind, change = "rotation", _rotation_of(archive, tip, address, rotations)
+            if change is None:
+                continue  # not main's old key: a branch's (fsck lists it)
+            problem = _judge(archive, tip, change, judged)
         else:
-            if purge not in judged:
-                judged[purge] = _purge_problem(archive, tip, purge)
-            problem = judged[purge] or _retention_problem(archive, tip, number, purge)
+            why_kind, change = "purge", purges.get(number)
+            if change is None:
+                if _never_on_main(archive, tip, address) if address.recipient else False:
+                    continue  # a proposal's household, not main's: fsck lists it
+                rows.append(
+                    {"archive_no": number, "shredded": False, "why": f"no purge of it on {archive.settings.main}"}
+                )
+                continue
+            problem = _judge(archive, tip, change, judged) or _retention_problem(archive, tip, number, change)
         if problem:
             rows.append({"archive_no": number, "shredded": False, "why": problem})
             continue
         if not dry_run:
-            archive.keystore.destroy(number)
-        rows.append({"archive_no": number, "shredded": not dry_run, "why": f"purge {purge[:12]} approved on {main}"})
+            archive.keystore.destroy(address)
+            destroyed.append((address, why_kind, change))
+        rows.append(
+            {
+                "archive_no": number,
+                "shredded": not dry_run,
+                "why": f"{why_kind} {change[:12]} approved on {archive.settings.main}",
+            }
+        )
+    if destroyed:
+        _register(archive, destroyed)
     return rows
 
 
-def _purge_commits(archive: Archive, tip: str) -> dict[str, str]:
-    """Archive number -> the purge commit on tip's history that removed it (newest wins)."""
+def _require_on_main(archive: Archive, tip: str) -> None:
+    main = archive.settings.main
+    if archive.bare:
+        raise ArchiveError(f"keys shred registers what it destroys: run it in a clone with {main} checked out")
+    if gitio.current_branch(archive.root) != main or gitio.head(archive.root) != tip:
+        raise ArchiveError(f"keys shred runs on an up-to-date {main}: `git switch {main} && git pull --ff-only` first")
+
+
+def _register(archive: Archive, destroyed: list[tuple[KeyAddress, str, str]]) -> None:
+    """One destruction register entry per shred run (P14: who, when, how), in a commit of its own."""
+    from archivectl.archive import actor_of
+    from archivectl.ops.common import Approval, trailers
+
+    with archive.writing() as tx:
+        actor = actor_of(archive)
+        entry = {
+            "when": now_iso(),
+            "who": actor.member.id,
+            "action": "shred",
+            "archive_no": ", ".join(sorted({a.archive_no for a, _, _ in destroyed})),
+            "keys": [
+                f"{a.archive_no} {a.recipient or '(unaddressed)'} ({kind} {change[:12]})"
+                for a, kind, change in destroyed
+            ],
+            "method": f"record keys overwritten and deleted in keystore {_shown_url(archive)} (crypto-shredding)",
+        }
+        registers.append(tx, "destruction", entry)
+        reason = f"shred {len(destroyed)} record keys main no longer uses"
+        tx.commit(f"keys shred: {len(destroyed)} record keys", trailers("shred", Approval(reason), actor), actor)
+
+
+def _shown_url(archive: Archive) -> str:
+    url = archive.keystore.url
+    return url if "://" in url else os.path.basename(url)
+
+
+def _commits_of(archive: Archive, tip: str, action: str) -> dict[str, str]:
+    """Archive number -> the newest commit with this Action on tip's history that names it."""
     found: dict[str, str] = {}
-    for entry in gitio.log(archive.root, tip, "--grep=^Action: purge$"):
-        if entry.trailers.get("Action") != "purge":
+    for entry in gitio.log(archive.root, tip, f"--grep=^Action: {action}$"):
+        if entry.trailers.get("Action") != action:
             continue
         for number in entry.trailers.get("Archive-No", "").split(","):
             found.setdefault(number.strip(), entry.commit)
     return found
 
 
-def _purge_problem(archive: Archive, tip: str, purge: str) -> str | None:
-    """Why a purge commit on main does not yet allow destroying keys (unapproved, broken, future-dated), or None."""
+def _rotation_of(archive: Archive, tip: str, address: KeyAddress, rotations: dict[str, str]) -> str | None:
+    """The commit on main that moved the household off this key, if main ever used it."""
+    if _never_on_main(archive, tip, address):
+        return None
+    rotation = rotations.get(address.archive_no)
+    if rotation is None:
+        return None
+    parent_record = [
+        p
+        for p in gitio.tree_paths(archive.root, f"{rotation}~1", "households")
+        if p.endswith(f"/{address.archive_no}/record.yaml")
+    ]
+    if not parent_record:
+        return None
+    data = gitio.show_blob(archive.root, f"{rotation}~1", parent_record[0]) or b""
+    before = yamlio.loads(data, parent_record[0]).get("recipient") if data else None
+    return rotation if before == address.recipient else None
+
+
+def _judge(archive: Archive, tip: str, change: str, judged: dict[str, str | None]) -> str | None:
+    """Why a purge or rotation on main does not yet allow destroying keys (unapproved, broken, future-dated)."""
+    if change in judged:
+        return judged[change]
     from archivectl.ops.verify import verify
 
-    report = verify(archive, f"{purge}~1..{tip}", allow_pending=True)
-    if any(row["commit"] == purge for row in report["pending"]):
-        waiting = next(row["awaiting"] for row in report["pending"] if row["commit"] == purge)
-        return f"purge {purge[:12]} awaits approval by {waiting}"
-    broken = [f for f in report["findings"] if f["commit"] == purge]
-    if broken:
-        return f"purge {purge[:12]} breaks a rule: {broken[0]['message']}"
-    if dt.datetime.fromisoformat(gitio.committer_date(archive.root, purge)) > clock.now() + policy.CLOCK_SKEW:
-        return f"purge {purge[:12]} is dated in the future"
-    return None
+    report = verify(archive, f"{change}~1..{tip}", allow_pending=True, keystore=False)
+    problem = None
+    if any(row["commit"] == change for row in report["pending"]):
+        waiting = next(row["awaiting"] for row in report["pending"] if row["commit"] == change)
+        problem = f"{change[:12]} awaits approval by {waiting}"
+    elif any(f["commit"] == change for f in report["findings"]):
+        broken = next(f for f in report["findings"] if f["commit"] == change)
+        problem = f"{change[:12]} breaks a rule: {broken['message']}"
+    elif dt.datetime.fromisoformat(gitio.committer_date(archive.root, change)) > clock.now() + policy.CLOCK_SKEW:
+        problem = f"{change[:12]} is dated in the future"
+    judged[change] = problem
+    return problem
 
 
 def _retention_problem(archive: Archive, tip: str, number: str, purge: str) -> str | None:

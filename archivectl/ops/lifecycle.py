@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from archivectl import clock, gitio, idcheck, policy, records, registers
-from archivectl.archive import Archive, check_archive_no, keystore_path, now_iso
+from archivectl.archive import Archive, check_archive_no, keystore_url, now_iso
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import private_output
+from archivectl.keystore import DirectoryBackend
 from archivectl.ops.common import Approval, approved_writer, load_stored, trailers
 
 PURGE_METHOD = (
@@ -310,7 +311,8 @@ def backup(archive: Archive, output: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="archivectl-backup-") as tmp:
         bundle = Path(tmp) / "archive.bundle"
         gitio.bundle_create(archive.root, bundle)
-        keys = archive.keystore.archive_numbers()
+        addresses = archive.keystore.addresses()
+        keys = [a.name for a in addresses]
         manifest = {
             "format": "archivectl-backup-1",
             "created": now_iso(),
@@ -322,8 +324,9 @@ def backup(archive: Archive, output: Path) -> dict[str, Any]:
         with private_output(output) as raw, tarfile.open(fileobj=raw, mode="w") as tar:
             _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=2).encode())
             tar.add(bundle, arcname="archive.bundle")
-            for number in keys:
-                tar.add(archive.keystore.key_path(number), arcname=f"keystore/{number}.age")
+            for address, blob in zip(addresses, archive.keystore.backend.read_many(keys), strict=True):
+                if blob is not None:
+                    _add_bytes(tar, f"keystore/{address.name}", blob)
     return {"output": str(where), "keys": len(keys), "head": manifest["head"]}
 
 
@@ -348,7 +351,7 @@ def restore_backup(backup_file: Path, target: Path, replay_from: list[str]) -> d
         raise UsageError(f"{target} already exists and is not an empty directory")
     if not backup_file.is_file():
         raise UsageError(f"{backup_file}: no such file")
-    keys_dir = keystore_path(target.resolve(), None)
+    keys_dir = Path(keystore_url(target.resolve(), None))
     if keys_dir.exists() and any(keys_dir.iterdir()):
         raise UsageError(f"keystore {keys_dir} already holds keys; move it away first")
     with tempfile.TemporaryDirectory(prefix="archivectl-restore-") as tmp:
@@ -382,13 +385,15 @@ def restore_backup(backup_file: Path, target: Path, replay_from: list[str]) -> d
             present = {p.split("/")[3] for _, p in archive.record_paths()}
             keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             restored, withheld = [], []
-            for key_file in sorted((work / "keystore").glob("*.age")) if (work / "keystore").is_dir() else []:
-                number = key_file.name.removesuffix(".age")
+            store = DirectoryBackend(keys_dir)
+            store.makedirs()
+            for key_file in _key_files(work):
+                name = key_file.relative_to(work / "keystore").as_posix()
+                number = key_file.name.split(".")[0]
                 if number in gone or number not in present:
                     withheld.append(number)
                     continue
-                shutil.copyfile(key_file, keys_dir / key_file.name)
-                os.chmod(keys_dir / key_file.name, 0o600)
+                store.create(name, key_file.read_bytes())
                 restored.append(number)
         except BaseException:
             if created:
@@ -396,21 +401,26 @@ def restore_backup(backup_file: Path, target: Path, replay_from: list[str]) -> d
             shutil.rmtree(keys_dir, ignore_errors=True)
             raise
         finally:
-            for leftover in (work / "keystore").glob("*.age") if (work / "keystore").is_dir() else []:
+            for leftover in _key_files(work):
                 from archivectl.files import shred
 
                 shred(leftover)
     return {"archive": str(target), "keystore": str(keys_dir), "restored_keys": restored, "withheld": withheld}
 
 
+def _key_files(work: Path) -> list[Path]:
+    folder = work / "keystore"
+    return sorted([*folder.glob("*.age"), *folder.glob("keys/*.age")]) if folder.is_dir() else []
+
+
 def _is_key_member(name: str) -> bool:
+    """keystore/<no>.age (from before addressing) or keystore/keys/<no>.<recipient>.age."""
+    from archivectl.keystore import ADDRESSED, LEGACY
+
     parts = name.split("/")
-    return (
-        len(parts) == 2
-        and parts[0] == "keystore"
-        and parts[1].endswith(".age")
-        and bool(check_archive_no(parts[1].removesuffix(".age")))
-    )
+    if len(parts) == 2 and parts[0] == "keystore":
+        return bool(LEGACY.fullmatch(parts[1]))
+    return len(parts) == 3 and parts[:2] == ["keystore", "keys"] and bool(ADDRESSED.fullmatch(parts[2]))
 
 
 def _destroyed_in(source: str, scratch: Path) -> set[str]:

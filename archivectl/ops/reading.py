@@ -27,7 +27,7 @@ def show(archive: Archive, archive_no: str, identity: str | None = None) -> dict
     if not stored.get("sealed"):
         return clear
     try:
-        record_key = unlock_record_key(archive, archive_no, identity_for(archive, identity))
+        record_key = unlock_record_key(archive, stored, identity_for(archive, identity))
     except ArchiveError:
         return schema.sealed_placeholder(clear, stored.get("sealed_fields") or [])
     plain, _ = records.open_record(stored, record_key)
@@ -45,7 +45,7 @@ def reveal(archive: Archive, archive_no: str, reason: str | None, identity: str 
         require_reader(archive, actor, stored["building"])
         plain = {k: v for k, v in stored.items() if k not in records.STORED_ONLY}
         if stored.get("sealed"):
-            record_key = unlock_record_key(archive, archive_no, identity_for(archive, identity, actor))
+            record_key = unlock_record_key(archive, stored, identity_for(archive, identity, actor))
             plain, _ = records.open_record(stored, record_key)
         register_access(tx, actor, archive_no, "reveal", reason)
     return plain

@@ -25,7 +25,7 @@ def textconv(path: Path, identity: str | None = None) -> bytes:
         if not stored.get("sealed"):
             return raw
         archive = Archive.find(None)
-        record_key = unlock_record_key(archive, str(stored.get("archive_no")), identity_for(archive, identity))
+        record_key = unlock_record_key(archive, stored, identity_for(archive, identity))
         _, sealed = records.open_record(stored, record_key)
     except Exception:  # any failure: show the file unchanged, never break a diff
         return raw
