@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import json
 import os
 import pty
@@ -353,14 +354,19 @@ def test_opened_scan_is_private_and_complete(world: World, scanned: str):  # P9
 
 
 def test_a_write_through_a_link_inside_the_archive_is_refused(world: World):  # P6, P10
-    numbers = world.root / "registers/numbers.yaml"
-    numbers.parent.mkdir(exist_ok=True)
-    os.symlink("../archive.yaml", numbers)  # a link committed to the archive, pointing at another file
-    commit_by_hand(world, "numbers as a link")
+    number = world.add()
+    world.approve("mgr01")
+    month = dt.datetime.now(dt.UTC).strftime("%Y-%m")
+    folder = world.root / "registers/access" / month
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink("../../schemas", folder)  # a link committed to the archive, pointing at another folder
+    (world.root / "schemas/.keep").write_text("")  # a link to a directory is committed as a link
+    commit_by_hand(world, "register folder as a link")
     before = world.snapshot()
-    settings = (world.root / "archive.yaml").read_bytes()
-    assert_refused(world.try_add(), 1, "registers/numbers.yaml is a symbolic link")
-    assert (world.root / "archive.yaml").read_bytes() == settings  # was overwritten with the counters
+    schemas = sorted(p.name for p in (world.root / "schemas").iterdir())
+    result = world.cli("but01", "show", number, "--reveal", "-r", "check")
+    assert_refused(result, 1, f"registers/access/{month} is a symbolic link")
+    assert sorted(p.name for p in (world.root / "schemas").iterdir()) == schemas  # nothing written through it
     assert_unchanged(world, before)
 
 

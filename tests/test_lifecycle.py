@@ -110,7 +110,7 @@ def probe(world: World) -> str:
     """Decrypt every age payload in every git object and keystore file with every key within reach."""
     staff_ids = [pyrage.ssh.Identity.from_buffer(p.key.read_bytes()) for p in world.people.values()]
     record_keys = []
-    for key_file in world.keys.glob("*"):
+    for key_file in (f for f in world.keys.rglob("*") if f.is_file()):
         for ident in staff_ids:
             try:
                 text = pyrage.decrypt(key_file.read_bytes(), [ident]).decode()
@@ -172,19 +172,24 @@ def test_purge_after_35_days_destroys_the_household_for_everyone(old_world: Worl
     assert not list((w.root / ".git").rglob(f"*{w.doomed}*"))
     # the destruction register says who, when, how, approved by whom, without personal data
     register = "".join(p.read_text() for p in (w.root / "registers/destruction").rglob("*.yaml"))
-    entry = registers.entries(w.root, "destruction")[-1]
-    assert entry["archive_no"] == w.doomed and entry["who"] == "mgr01" and entry["approved_by"] == "gm01"
-    assert "crypto-shredding" in entry["method"]
+    purged, shredded = registers.entries(w.root, "destruction")[-2:]
+    assert purged["action"] == "purge" and purged["archive_no"] == w.doomed
+    assert purged["who"] == "mgr01" and purged["approved_by"] == "gm01"
+    assert "crypto-shredding" in purged["method"]
+    # keys shred registered what it destroyed, and who ran it (P14)
+    assert shredded["action"] == "shred" and shredded["who"] == "aud01" and shredded["archive_no"] == w.doomed
+    assert "overwritten and deleted" in shredded["method"] and w.trailers()["Action"] == "shred"
     assert no_secrets_in(register) == []
     # history still tells the story
     history = json.loads(w.ok("aud01", "history", w.doomed, "--format", "json"))
-    assert [h["reason"] for h in history][-4:] == [
+    assert [h["reason"] for h in history][-5:] == [
         "customer asked for deletion",
         "checked then",  # mgr01's signed approval of the tombstone
         "retention passed, confirmed again",
         "checked the change",  # gm01's signed approval of the purge
+        "shred 1 record keys main no longer uses",  # keys shred's own record
     ]
-    assert [h["acted_by"] for h in history][-2:] == ["mgr01", "gm01"]
+    assert [h["acted_by"] for h in history][-3:] == ["mgr01", "gm01", "aud01"]
     # every other record's signed history still verifies
     assert set(w.git("log", "--format=%G?").split()) == {"G"}
     verified = w.cli("aud01", "verify")

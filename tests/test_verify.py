@@ -108,6 +108,7 @@ def test_unsigned_hand_edit_is_flagged(clone: Clone):
 
 
 def test_commit_signed_by_a_key_not_on_staff_is_flagged(clone: Clone):
+    (clone.path / "registers").mkdir(exist_ok=True)
     (clone.path / "registers/numbers.yaml").write_text("HO-2026: 99\n")
     clone.git("add", "-A")
     clone.commit_by_hand("outsider", "tamper\n\nReason: x\nApproved-by: mgr01\nActed-by: outsider")
@@ -237,6 +238,7 @@ def test_verify_rejects_an_option_smuggled_as_a_range(clone: Clone):
 
 
 def test_hooks_refuse_a_hand_commit_without_trailers(clone: Clone):
+    (clone.path / "registers").mkdir(exist_ok=True)
     (clone.path / "registers/numbers.yaml").write_text("x: 1\n")
     clone.git("add", "-A")
     proc = subprocess.run(
@@ -314,7 +316,7 @@ def test_every_archivectl_command_makes_commits_that_verify(world: World):  # P1
     )
     world.ok("mgr01", "staff", "edit", "cas02", "--handle", "xin", "-r", "git host", "-a", "gm01")
     world.ok("mgr01", "staff", "deactivate", "cas01", "-r", "left", "-a", "gm01")
-    world.ok("mgr01", "recipients", "sync", "-r", "staff change", "-a", "gm01")
+    world.ok("mgr01", "recipients", "sync")  # keys follow main: no commit
     world.ok("mgr01", "recipients", "sync", "--rotate", "-r", "laptop lost", "-a", "gm01")
     second = world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"'))
     world.ok("but01", "review", second, "-r", "annual", "-a", "mgr01")
@@ -325,6 +327,8 @@ def test_every_archivectl_command_makes_commits_that_verify(world: World):  # P1
     csv_file.write_text("building,floor,unit,category\nB05,1,0101,special\n")
     world.ok("clk01", "import", str(csv_file), "-r", "batch", "-a", "mgr01")
     world.approve("mgr01", "mgr02", "gm01")
+    shredded = json.loads(world.ok("aud01", "keys", "shred", "--format", "json"))  # the rotation's old key
+    assert [(r["archive_no"], r["shredded"]) for r in shredded] == [(first, True)], shredded
     result = world.cli("aud01", "verify", "--format", "json")
     assert result.exit_code == 0, result.stdout
     report = json.loads(result.stdout)

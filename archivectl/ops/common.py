@@ -103,7 +103,8 @@ def open_key(archive: Archive, stored: dict, identity: Any) -> Any:
     key = crypto.unwrap_record_key(archive.keystore.read(number, recipient), identity)
     if recipient and str(key.to_public()) != recipient:
         raise ArchiveError(
-            f"{number}: the keystore holds another key than the record names; run `archivectl keys fsck`"
+            f"{number}: the record key found is not this household's: "
+            "check the keystore (`archivectl keys fsck --deep`)"
         )
     return key
 

@@ -373,7 +373,8 @@ def _register(archive: Archive, destroyed: list[tuple[KeyAddress, str, str]]) ->
         }
         registers.append(tx, "destruction", entry)
         reason = f"shred {len(destroyed)} record keys main no longer uses"
-        tx.commit(f"keys shred: {len(destroyed)} record keys", trailers("shred", Approval(reason), actor), actor)
+        named = trailers("shred", Approval(reason), actor, entry["archive_no"])
+        tx.commit(f"keys shred: {len(destroyed)} record keys", named, actor)
 
 
 def _shown_url(archive: Archive) -> str:
