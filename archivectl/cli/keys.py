@@ -60,7 +60,7 @@ def shred(
     from archivectl.render import render_rows
 
     rows = keys.shred(open_archive(ctx), dry_run)
-    if rows:
+    if rows or fmt_of(ctx, fmt) == "json":
         out(render_rows(rows, fmt_of(ctx, fmt), title="record keys"))
     else:
         out("no record key to shred")

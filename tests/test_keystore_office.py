@@ -1,0 +1,247 @@
+"""One keystore for the whole office, on a real OpenSSH server (P3, P7, P12, P13, P14).
+
+Four people on four machines: each a HOME, a key, a git config, an SSH setup
+and a clone of the bare server repository. The record keys live on the
+office's SSH server (sftp://keys.estate/...), reached with each person's own
+key; nothing is copied by hand between them, and no key is written on a
+workstation. The clerk adds on a branch, the butler reads it in `git diff`
+and `show --reveal`, the manager approves, it is merged; the household is
+tombstoned, purged 35 days later, approved and `keys shred` destroys its key.
+Then a probe decrypts everything on every disk with every staff key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyrage
+import pytest
+from conftest import LIVE_RECORD, LIVE_SECRETS, RECORD, SECRETS, process_env, staff_yaml
+from sshd import INSTALL_HINT, SSHD, running_sshd, ssh_command, ssh_home
+
+pytestmark = [
+    pytest.mark.skipif(not SSHD.exists(), reason=INSTALL_HINT),
+    pytest.mark.skipif(shutil.which("faketime") is None, reason="faketime missing: apt-get install faketime"),
+]
+
+
+class Machine:
+    """One person's workstation: HOME with ~/.ssh, their git config, their clone."""
+
+    def __init__(self, base: Path, person, sshd, server: Path):
+        self.person, self.server = person, server
+        self.home = base / f"home-{person.id}"
+        self.home.mkdir()
+        self.ssh = ssh_command(ssh_home(self.home, sshd, person.key))
+        self.clone = self.home / "estate"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **process_env(self.person),
+            "HOME": str(self.home),
+            "ARCHIVECTL_SSH": self.ssh,
+            "TMPDIR": str(self.home / "tmp"),
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        }
+
+    def run(self, *args: str, when: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        (self.home / "tmp").mkdir(exist_ok=True)
+        cmd = [*(["faketime", "-f", when] if when else []), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=self.env(), cwd=cwd or self.clone, timeout=120)
+
+    def cli(self, *args: str, when: str | None = None) -> subprocess.CompletedProcess:
+        return self.run(sys.executable, "-m", "archivectl", *args, when=when)
+
+    def ok(self, *args: str, when: str | None = None) -> str:
+        result = self.cli(*args, when=when)
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+        return result.stdout
+
+    def git(self, *args: str, when: str | None = None) -> str:
+        result = self.run("git", *args, when=when)
+        assert result.returncode == 0, (args, result.stderr)
+        return result.stdout
+
+    def join(self) -> None:
+        subprocess.run(["git", "clone", "-q", str(self.server), str(self.clone)], check=True, env=self.env())
+        self.ok("install-hooks")
+
+    def merge(self, branch: str, when: str | None = None) -> None:
+        """Fetch, merge an approved branch into main with an ordinary merge commit, push it."""
+        self.git("fetch", "-q", when=when)
+        self.git("switch", "-q", "main", when=when)
+        self.git("pull", "-q", "--ff-only", when=when)
+        self.git("merge", "-q", "--no-ff", "-m", f"Merge {branch}", f"origin/{branch}", when=when)
+        self.git("push", "-q", "origin", "main", when=when)
+
+
+@pytest.fixture
+def office(tmp_path: Path, people):
+    """gm, clerk, butler and managers on their own machines; the keystore on the office's SSH server."""
+    with running_sshd(tmp_path) as sshd:
+        for who in ("gm01", "clk01", "but01", "mgr01", "mgr02"):
+            sshd.authorize(people[who].pub)
+        server = tmp_path / "server.git"
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(server)], check=True)
+        machines = {
+            who: Machine(tmp_path, people[who], sshd, server) for who in ("gm01", "clk01", "but01", "mgr01", "mgr02")
+        }
+        keystore = tmp_path / "srv" / "estate.keys"
+        keystore.parent.mkdir()  # the IT person's folder on the server
+        gm = machines["gm01"]
+        (gm.home / "staff.yaml").write_text(staff_yaml(people))
+        url = f"sftp://keys.estate{keystore}"
+        founded = gm.run(
+            sys.executable, "-m", "archivectl", "init", "estate", "--name", "Estate",
+            "--staff-file", str(gm.home / "staff.yaml"), "--keystore", url,
+            when="-40d", cwd=gm.home,
+        )  # fmt: skip
+        assert founded.returncode == 0, founded.stderr
+        assert url in founded.stdout and (keystore / "keys").is_dir()
+        gm.ok("--archive", str(server), "install-hooks", "--server")
+        gm.git("remote", "add", "origin", str(server))
+        gm.git("push", "-q", "-u", "origin", "main", when="-40d")
+        for who, machine in machines.items():
+            if who != "gm01":
+                machine.join()
+        yield machines, keystore
+
+
+def propose(machine: Machine, branch: str, text: str, when: str) -> str:
+    machine.git("switch", "-q", "-c", branch, when=when)
+    form = machine.home.parent / "forms" / f"{branch}.yaml"  # the paper form, typed in; not on anyone's disk
+    form.parent.mkdir(exist_ok=True)
+    form.write_text(text)
+    number = machine.ok("add", "--file", str(form), "-r", "new owner", "-a", "mgr01", when=when)
+    machine.git("push", "-q", "-u", "origin", branch, when=when)
+    return number.strip()
+
+
+def test_the_office_shares_one_keystore_over_ssh_and_a_purge_leaves_nothing_anywhere(office, people):
+    machines, keystore = office
+    gm, clerk, butler, manager, other = (machines[w] for w in ("gm01", "clk01", "but01", "mgr01", "mgr02"))
+
+    # Two parallel adds on two branches, on two machines: two numbers (P3), reserved in the keystore.
+    doomed = propose(clerk, "b03-owner", RECORD, "-40d")
+    live = propose(other, "b03-second", LIVE_RECORD.replace("B05", "B03"), "-40d")
+    assert doomed != live
+    assert sorted(p.name for p in (keystore / "numbers").iterdir()) == sorted([doomed, live])
+
+    # The butler, on their own machine, reads the proposal in git diff and show --reveal: the key comes
+    # from the server, with their own SSH key, into memory only.
+    butler.git("fetch", "-q", when="-40d")
+    diff = butler.git("diff", "origin/main", "origin/b03-owner", "--", "households", when="-40d")
+    assert SECRETS[1] in diff  # the owner's phone, decrypted for a reader of B03
+    butler.git("switch", "-q", "b03-owner", when="-40d")
+    shown = json.loads(
+        butler.ok("show", doomed, "--reveal", "-r", "review before approval", "--format", "json", when="-40d")
+    )
+    assert shown["customers"][0]["phone"] == SECRETS[1]
+    butler.git("push", "-q", "origin", "b03-owner", when="-40d")  # the look-up is registered on the branch
+
+    # The manager approves both on their own machine; each is merged and accepted by the server.
+    for branch in ("b03-owner", "b03-second"):
+        manager.git("fetch", "-q", when="-40d")
+        manager.git("switch", "-q", branch, when="-40d")
+        manager.ok("approve", "--yes", "-r", "matches the hand-over form", when="-40d")
+        manager.git("push", "-q", "origin", branch, when="-40d")
+        manager.merge(branch, when="-40d")
+
+    # Tombstone 35 days ago, approved, merged.
+    butler.git("fetch", "-q", when="-35d")
+    butler.git("switch", "-q", "-c", "tomb", "origin/main", when="-35d")
+    butler.ok("tombstone", doomed, "-r", "customer asked for deletion", "-a", "mgr01", when="-35d")
+    butler.git("push", "-q", "-u", "origin", "tomb", when="-35d")
+    manager.git("fetch", "-q", when="-35d")
+    manager.git("switch", "-q", "tomb", when="-35d")
+    manager.ok("approve", "--yes", "-r", "confirmed with the customer", when="-35d")
+    manager.git("push", "-q", "origin", "tomb", when="-35d")
+    manager.merge("tomb", when="-35d")
+
+    # Today: the purge is proposed; until the gm approves it on main, keys shred destroys nothing.
+    manager.git("switch", "-q", "-c", "purge", "origin/main")
+    manager.ok("purge", doomed, "-r", "retention passed", "-a", "gm01")
+    manager.git("push", "-q", "-u", "origin", "purge")
+    key_files = sorted((keystore / "keys").iterdir())
+    assert len(key_files) == 2
+    gm.git("pull", "-q", "--ff-only")
+    shred_early = json.loads(gm.ok("keys", "shred", "--dry-run", "--format", "json"))
+    assert shred_early == [] or all(not r["shredded"] for r in shred_early)
+    gm.git("fetch", "-q")
+    gm.git("switch", "-q", "purge")
+    gm.ok("approve", "--yes", "-r", "retention checked")
+    gm.git("push", "-q", "origin", "purge")
+    gm.merge("purge")
+    rows = json.loads(gm.ok("keys", "shred", "--format", "json"))
+    assert [(r["archive_no"], r["shredded"]) for r in rows] == [(doomed, True)]
+    gm.git("push", "-q", "origin", "main")  # the shred's register entry, accepted by the server
+    assert [p.name for p in (keystore / "keys").iterdir()] == [f.name for f in key_files if live in f.name]
+    assert json.loads(gm.ok("keys", "shred", "--format", "json")) == []  # idempotent
+
+    # Everyone pulls; verify and fsck pass on every machine.
+    for machine in machines.values():
+        machine.git("switch", "-q", "main")
+        machine.git("pull", "-q", "--ff-only")
+        machine.git("gc", "-q", "--prune=now")
+    assert gm.cli("verify").returncode == 0
+    fsck = gm.cli("keys", "fsck")
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+
+    # The probe: every git object, every file under every HOME and clone, the server's repository
+    # and keystore, decrypted with every staff key and every record key they open.
+    blobs = _everything(list(machines.values()), keystore)
+    revealed = _probe(blobs, [people[w] for w in people])
+    assert [s for s in SECRETS if s in revealed] == []
+    assert all(value in revealed for value in LIVE_SECRETS)
+    # nothing of any key was written on a workstation: no age file under any HOME outside the clone's git objects
+    for machine in machines.values():
+        stray = [p for p in machine.home.rglob("*") if p.is_file() and p.read_bytes().startswith(b"age-encryption.org")]
+        assert stray == [], stray
+
+
+def _everything(machines: list[Machine], keystore: Path) -> list[bytes]:
+    """Every file on every disk involved, and every git object of every repository (unpacked)."""
+    found = []
+    roots = [m.home for m in machines] + [machines[0].server, keystore]
+    for root in roots:
+        found += [p.read_bytes() for p in root.rglob("*") if p.is_file()]
+    for repo in [m.clone for m in machines] + [machines[0].server]:
+        listing = subprocess.run(
+            ["git", "-C", str(repo), "cat-file", "--batch-all-objects", "--batch"], capture_output=True, check=True
+        )
+        found.append(listing.stdout)
+    return found
+
+
+def _probe(blobs: list[bytes], staff) -> str:
+    identities = [pyrage.ssh.Identity.from_buffer(p.key.read_bytes()) for p in staff]
+    record_keys = []
+    for blob in blobs:
+        for part in blob.split(b"age-encryption.org/v1")[1:]:
+            candidate = b"age-encryption.org/v1" + part
+            for identity in identities:
+                try:
+                    text = pyrage.decrypt(candidate, [identity]).decode("utf-8", "replace")
+                except Exception:
+                    continue
+                if "AGE-SECRET-KEY-" in text:
+                    record_keys.append(pyrage.x25519.Identity.from_str(re.search(r"AGE-SECRET-KEY-\S+", text)[0]))
+    found = []
+    for blob in blobs:
+        armored = re.findall(rb"-----BEGIN AGE ENCRYPTED FILE-----.*?-----END AGE ENCRYPTED FILE-----", blob, re.S)
+        payloads = [b"\n".join(line.strip() for line in block.splitlines()) + b"\n" for block in armored]
+        payloads += [b"age-encryption.org/v1" + p for p in blob.split(b"age-encryption.org/v1")[1:]]
+        for payload in payloads if record_keys else []:
+            for candidate in (payload, payload.split(b"\n\n")[0]):
+                try:
+                    found.append(pyrage.decrypt(candidate, record_keys).decode("utf-8", "replace"))
+                    break
+                except Exception:
+                    continue
+        found.append(blob.decode("utf-8", "replace"))
+    return "\n".join(found)
