@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from archivectl.cli.app import FormatOpt, app, fmt_of, globals_of, open_archive, out
+from archivectl.cli.app import ApproverOpt, FormatOpt, ReasonOpt, app, fmt_of, globals_of, open_archive, out
 
 keys_app = typer.Typer(help="Record keys in the keystore (outside git).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -36,13 +36,14 @@ def fsck(
     identity = identity_for(archive, globals_of(ctx).identity) if deep else None
     rows = keys.fsck(archive, identity, remove_orphans)
     problems = [r for r in rows if "problem" in r]
-    if rows:
+    if rows or fmt_of(ctx, fmt) == "json":
         out(render_rows(rows, fmt_of(ctx, fmt), title="keystore"))
     if problems:
         raise ArchiveError(
             f"keystore: {len(problems)} problem(s); the first: {problems[0]['archive_no']}: {problems[0]['problem']}"
         )
-    out(f"keystore {archive.keystore.url}: every household on main has its key, wrapped as main says")
+    if fmt_of(ctx, fmt) != "json":
+        out(f"keystore {archive.keystore.url}: every household on main has its key, wrapped as main says")
 
 
 @keys_app.command("shred")
@@ -64,3 +65,22 @@ def shred(
         out(render_rows(rows, fmt_of(ctx, fmt), title="record keys"))
     else:
         out("no record key to shred")
+
+
+@keys_app.command("migrate")
+def migrate(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", metavar="URL", help="The new keystore: sftp://host/path or a directory.")],
+    reason: ReasonOpt = None,
+    approver: ApproverOpt = None,
+) -> None:
+    """Copy every key to a new keystore, check each copy, and propose archive.yaml's switch (the gm approves)."""
+    from archivectl.ops import keys
+    from archivectl.ops.common import Approval
+
+    result = keys.migrate(open_archive(ctx), to, Approval(reason, approver))
+    out(
+        f"copied {result['keys']} record keys and {result['numbers']} numbers to {result['to']} "
+        f"({result['copied']} new); proposed the switch in commit {result['commit'][:12]}: "
+        "once approved and merged, every clone uses it (check with `archivectl keys fsck`)"
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -452,3 +453,79 @@ def _retention_problem(archive: Archive, tip: str, number: str, purge: str) -> s
     if not verdict.eligible:
         return f"{verdict.days_left} days of the {days}-day retention are left (P13)"
     return None
+
+
+# ------------------------------------------------------------------ migrate
+
+
+def migrate(archive: Archive, to_url: str, approval: Any) -> dict[str, Any]:
+    """Copy every key and reserved number to another keystore, check each copy, and propose the switch.
+
+    The proposal is a configure commit of archive.yaml's `keystore:` (the gm's
+    approval, like any change of the archive's rules); until it is merged, the
+    old keystore stays in use and untouched. Keys from before addressing get
+    their address on the way (the record's `recipient:`). Repeatable: a key
+    already copied is checked, not copied again.
+    """
+    from archivectl.keystore import NUMBERS, Keystore, backend_for
+    from archivectl.ops.common import approved_writer
+    from archivectl.ops.configure import configure
+
+    if archive.bare:
+        raise ArchiveError("keys migrate proposes a change of archive.yaml: run it in a clone")
+    if "://" not in to_url:
+        from pathlib import Path
+
+        to_url = str(Path(to_url).expanduser().resolve())
+    approved_writer(archive, approval, roles=archive.settings.rules.governance_approver_roles)
+    if gitio.dirty_paths(archive.root, ["archive.yaml"]):
+        raise ArchiveError("archive.yaml has uncommitted changes; commit or discard them first")
+    source = archive.keystore
+    source.require()
+    target = Keystore(backend_for(to_url))
+    if target.url == source.url:
+        raise ArchiveError(f"the keystore is {source.url} already")
+    target.backend.makedirs()
+    recipients = {h.archive_no: h.recipient for h in _live(archive)}
+    items: list[tuple[str, bytes]] = [
+        (f"{NUMBERS}/{n}", source.backend.read(f"{NUMBERS}/{n}") or b"") for n in sorted(source.reserved())
+    ]
+    addresses = source.addresses()
+    for address, blob in zip(addresses, source.backend.read_many([a.name for a in addresses]), strict=True):
+        if blob is None:
+            continue
+        recipient = address.recipient or recipients.get(address.archive_no)
+        if recipient is None:
+            raise ArchiveError(f"{address.archive_no}: a key from before addressing for no household; `keys fsck`")
+        items.append((KeyAddress(address.archive_no, recipient).name, blob))
+    numbers = [n for n in items if n[0].startswith(NUMBERS + "/")]
+    created = target.backend.create_many(items)
+    copied = sum(created)
+    for (name, blob), fresh in zip(items, created, strict=True):
+        if not fresh and target.backend.read(name) != blob and not name.startswith(NUMBERS + "/"):
+            raise ArchiveError(f"{to_url}: {name} holds another key already; nothing was switched")
+    check = target.backend.read_many([name for name, _ in items if not name.startswith(NUMBERS + "/")])
+    if any(blob is None for blob in check):
+        raise ArchiveError(f"{to_url}: a key did not arrive; nothing was switched (run keys migrate again)")
+    settings_file = archive.root / "archive.yaml"
+    before = settings_file.read_bytes()
+    text = before.decode("utf-8")
+    line = f"keystore: {to_url}"
+    text = (
+        re.sub(r"(?m)^keystore:.*$", line, text)
+        if re.search(r"(?m)^keystore:", text)
+        else text.rstrip("\n") + f"\n{line}\n"
+    )
+    settings_file.write_text(text, encoding="utf-8")
+    try:
+        commit = configure(archive, ["archive.yaml"], approval)
+    except BaseException:
+        settings_file.write_bytes(before)
+        raise
+    return {
+        "to": to_url,
+        "keys": len(items) - len(numbers),
+        "numbers": len(numbers),
+        "copied": copied,
+        "commit": commit,
+    }
