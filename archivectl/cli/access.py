@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from archivectl.cli.app import ApproverOpt, FormatOpt, ReasonOpt, app, fmt_of, globals_of, open_archive, out
+from archivectl.cli.app import (
+    ApproverOpt,
+    FormatOpt,
+    ReasonOpt,
+    app,
+    fmt_of,
+    globals_of,
+    open_archive,
+    out,
+    progress_bar,
+)
 
 ArchiveNo = Annotated[str, typer.Argument(metavar="ARCHIVE_NO")]
 
@@ -102,7 +112,8 @@ def recipients_sync(
 
     archive = open_archive(ctx)
     if rotate:
-        result = access.rotate(archive, Approval(reason, approver), globals_of(ctx).identity)
+        bar = progress_bar("re-keying", min_total=50)
+        result = access.rotate(archive, Approval(reason, approver), globals_of(ctx).identity, bar)
         out(f"rotated {result['households']} record keys (the old ones go with `keys shred` once this is on main)")
         rows = [{"building": b, "readers": ", ".join(r)} for b, r in sorted(result["readers"].items())]
         if rows:
@@ -110,7 +121,7 @@ def recipients_sync(
         return
     if reason or approver:
         raise UsageError("re-wrapping follows main and needs no approval: --reason/--approver go with --rotate")
-    result = keys.sync(archive, identity_for(archive, globals_of(ctx).identity))
+    result = keys.sync(archive, identity_for(archive, globals_of(ctx).identity), progress_bar("re-wrapping", 500))
     out(
         f"{len(result['rewrapped'])} record keys re-wrapped, {result['unchanged']} already right "
         f"({result['households']} households)"

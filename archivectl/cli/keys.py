@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from archivectl.cli.app import ApproverOpt, FormatOpt, ReasonOpt, app, fmt_of, globals_of, open_archive, out
+from archivectl.cli.app import (
+    ApproverOpt,
+    FormatOpt,
+    ReasonOpt,
+    app,
+    fmt_of,
+    globals_of,
+    open_archive,
+    out,
+    progress_bar,
+)
 
 keys_app = typer.Typer(help="Record keys in the keystore (outside git).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -34,7 +44,7 @@ def fsck(
 
     archive = open_archive(ctx)
     identity = identity_for(archive, globals_of(ctx).identity) if deep else None
-    rows = keys.fsck(archive, identity, remove_orphans)
+    rows = keys.fsck(archive, identity, remove_orphans, progress_bar("checking", min_total=500))
     problems = [r for r in rows if "problem" in r]
     if rows or fmt_of(ctx, fmt) == "json":
         out(render_rows(rows, fmt_of(ctx, fmt), title="keystore"))

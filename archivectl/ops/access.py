@@ -11,6 +11,7 @@ import json
 import os
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -199,7 +200,12 @@ def _export(
     return where
 
 
-def rotate(archive: Archive, approval: Approval, identity: str | None = None) -> dict[str, Any]:
+def rotate(
+    archive: Archive,
+    approval: Approval,
+    identity: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict[str, Any]:
     """New record keys for every household, its data re-encrypted to them (a reader may have kept old keys).
 
     The new keys are added at new addresses; the old ones stay until the
@@ -223,7 +229,9 @@ def rotate(archive: Archive, approval: Approval, identity: str | None = None) ->
                 raise ArchiveError(f"{number}: {exc}; a manager or gm who reads every building must rotate") from None
             plan.append((relpath, stored, number, building, record_key))
         per_building: dict[str, list[str]] = {}
-        for relpath, stored, number, building, record_key in plan:
+        for done, (relpath, stored, number, building, record_key) in enumerate(plan, start=1):
+            if progress:
+                progress(done, len(plan), "re-keying households")
             if building not in per_building:
                 per_building[building] = sorted(m.id for m in readers(archive, building, on_main=True))
                 if not wrap_targets(archive, building):

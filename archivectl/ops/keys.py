@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from archivectl.archive import Archive, now_iso
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.keystore import KeyAddress
 
+Progress = Callable[[int, int, str], None] | None  # (done, total, stage), e.g. cli.app.progress_bar
 ORPHAN_GRACE_DAYS = 7  # a key nobody's branch names is removed only once this old (a clerk may not have pushed yet)
 
 
@@ -95,7 +97,7 @@ def _live(archive: Archive) -> list[Household]:
 # ------------------------------------------------------------------ sync
 
 
-def sync(archive: Archive, identity_path: Any) -> dict[str, Any]:
+def sync(archive: Archive, identity_path: Any, progress: Progress = None) -> dict[str, Any]:
     """Wrap every live household's key to exactly the readers main approves (plus recovery); changes no file in git.
 
     A key already wrapped right is left as it is (its age header says for whom,
@@ -111,7 +113,9 @@ def sync(archive: Archive, identity_path: Any) -> dict[str, Any]:
     rewrapped: list[str] = []
     failed: list[dict[str, str]] = []
     unchanged = 0
-    for h in live:
+    for done, h in enumerate(live, start=1):
+        if progress and (done % 100 == 0 or done == len(live)):
+            progress(done, len(live), "re-wrapping record keys")
         blob = blobs[(h.archive_no, h.recipient)]
         tags, x25519, targets = desired[h.building]
         unaddressed = blob is None
@@ -163,7 +167,9 @@ def _reader_ids(archive: Archive, building: str) -> list[str]:
 # ------------------------------------------------------------------ fsck
 
 
-def fsck(archive: Archive, identity_path: Any | None = None, remove_orphans: bool = False) -> list[dict[str, Any]]:
+def fsck(
+    archive: Archive, identity_path: Any | None = None, remove_orphans: bool = False, progress: Progress = None
+) -> list[dict[str, Any]]:
     """What is wrong with the keystore against main; [] when nothing is. Rows: archive_no, key, problem.
 
     Without a reader's identity it checks what can be told from outside: every
@@ -183,7 +189,9 @@ def fsck(archive: Archive, identity_path: Any | None = None, remove_orphans: boo
         seen[h.archive_no] = h.path
     blobs = archive.keystore.read_many((h.archive_no, h.recipient) for h in live)
     identity = crypto.load_identity(identity_path) if identity_path else None
-    for h in live:
+    for done, h in enumerate(live, start=1):
+        if progress and (done % 100 == 0 or done == len(live)):
+            progress(done, len(live), "checking record keys")
         blob = blobs[(h.archive_no, h.recipient)]
         tags, x25519, _ = desired[h.building]
         if blob is None:
