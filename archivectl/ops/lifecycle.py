@@ -674,6 +674,7 @@ def restore_backup(backup_file: Path, target: Path, replay_from: list[str]) -> d
     with tempfile.TemporaryDirectory(prefix="archivectl-restore-") as tmp:
         work = Path(tmp)
         manifest, warning, stored = _read_backup(backup_file, work / BUNDLE)
+        branch = _branch_of(backup_file, manifest)
         _verify_bundle(work / BUNDLE, work / "verify")
         gone = Withholding()
         if manifest.get("format") == BACKUP_FORMAT:
@@ -682,7 +683,6 @@ def restore_backup(backup_file: Path, target: Path, replay_from: list[str]) -> d
             gone.add_all(_destruction_in(source, work / f"replay-{n}"))
         created = not target.exists()
         try:
-            branch = str(manifest.get("main") or "main")
             gitio.clone(str(work / BUNDLE), target, branch=branch)
             gone.add_all(_destruction_entries(target, _every_ref(target), str(backup_file)))
             if manifest.get("format") == OLD_BACKUP_FORMAT:
@@ -696,6 +696,7 @@ def restore_backup(backup_file: Path, target: Path, replay_from: list[str]) -> d
             store.makedirs()
             restored, withheld, unmatched = _restore_keys(store, stored, held, gone)
             numbers = _restore_numbers(store, stored, held, gone)
+            elsewhere = _other_keystore(archive, keys_dir)
         except BaseException:
             if created:
                 shutil.rmtree(target, ignore_errors=True)
@@ -709,7 +710,7 @@ def restore_backup(backup_file: Path, target: Path, replay_from: list[str]) -> d
         "unmatched": unmatched,
         "numbers": numbers,
         "warning": warning,
-        "keystore_setting": _other_keystore(archive, keys_dir),
+        "keystore_setting": elsewhere,
     }
 
 
@@ -762,6 +763,14 @@ def _manifest(backup_file: Path, data: bytes) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise UsageError(f"{backup_file}: not an archivectl backup (its manifest is unreadable)")
     return manifest
+
+
+def _branch_of(backup_file: Path, manifest: dict[str, Any]) -> str:
+    """The archive's main branch as the manifest names it (format 1: main), checked like archive.yaml's main:."""
+    branch = str(manifest.get("main") or "main")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}", branch) or ".." in branch:
+        raise UsageError(f"{backup_file}: not an archivectl backup (its manifest names no branch)")
+    return branch
 
 
 def _expiry_check(backup_file: Path, manifest: dict[str, Any]) -> str | None:
