@@ -67,12 +67,22 @@ def restore(
     if current:
         sources.append(current)
     result = lifecycle.restore_backup(Path(what), directory, sources)
+    if result["warning"]:
+        out(f"archivectl: warning: {result['warning']}", err=True)
     out(
         f"restored archive {result['archive']} with {len(result['restored_keys'])} record keys "
         f"(keystore {result['keystore']})"
     )
     if result["withheld"]:
-        out(f"withheld {len(result['withheld'])} purged record keys: {', '.join(result['withheld'])}")
+        named = ", ".join(f"{w['archive_no']} ({w['why']})" for w in result["withheld"])
+        out(f"withheld {len(result['withheld'])} record keys a destruction register names: {named}")
+    if result["unmatched"]:
+        out(f"left out {result['unmatched']} record keys no household of the restored archive names")
+    if result["keystore_setting"]:
+        out(
+            f"archive.yaml names the keystore {result['keystore_setting']}; "
+            f"to use the restored keys set ARCHIVECTL_KEYSTORE={result['keystore']}"
+        )
 
 
 def _current_archive(ctx: typer.Context) -> str | None:
@@ -136,10 +146,36 @@ def review(ctx: typer.Context, archive_no: ArchiveNo, reason: ReasonOpt = None, 
 @app.command()
 def backup(
     ctx: typer.Context,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The backup file to write.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The backup file to write.")] = None,
+    into: Annotated[
+        Path | None,
+        typer.Option(
+            "--into",
+            metavar="DIR",
+            help="Write DIR/<archive>-<UTC time>.tar and remove the expired backups in DIR (for cron).",
+        ),
+    ] = None,
 ) -> None:
-    """Git bundle of the archive plus its keystore, in one file (P16)."""
+    """Git bundle of the archive plus the record keys it still needs, in one file that expires (P14, P16)."""
+    from archivectl.errors import ArchiveError, UsageError
     from archivectl.ops import lifecycle
 
-    result = lifecycle.backup(open_archive(ctx), output)
+    if (output is None) == (into is None):
+        raise UsageError("give --output FILE or --into DIR (one of the two)")
+    result = lifecycle.backup(open_archive(ctx), output=output, into=into)
     out(f"backed up {result['head'][:12]} with {result['keys']} record keys to {result['output']}")
+    out(f"expires {result['expires']} (retention_days {result['retention_days']}); restore refuses it after that")
+    left = result["left_out"]
+    out(
+        f"left out {sum(left.values())} record keys: {left['tombstoned']} of tombstoned households, "
+        f"{left['not_in_head']} of households not in HEAD, {left['superseded']} superseded by a rotation"
+    )
+    for row in result["pruned"]:
+        out(f"pruned {row['file']} (expired {row['expired']})")
+    if result["undated"]:
+        out(f"kept {result['undated']} older backups in {into} that record no expiry; remove them by hand")
+    if result["unpruned"]:
+        first = result["unpruned"][0]
+        raise ArchiveError(
+            f"could not remove {len(result['unpruned'])} expired backups: {first['file']} ({first['problem']})"
+        )

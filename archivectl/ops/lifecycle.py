@@ -6,18 +6,20 @@ import datetime as dt
 import itertools
 import json
 import os
+import re
 import shutil
+import stat
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archivectl import clock, gitio, idcheck, policy, records, registers
-from archivectl.archive import Archive, check_archive_no, keystore_url, now_iso
+from archivectl import clock, gitio, idcheck, policy, records, registers, yamlio
+from archivectl.archive import ARCHIVE_NO, Archive, check_archive_no, now_iso
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import private_output
-from archivectl.keystore import DirectoryBackend
+from archivectl.keystore import ADDRESSED, KEYS, LEGACY, NUMBER_FILE, NUMBERS, DirectoryBackend, KeyAddress
 from archivectl.ops.common import Approval, approved_writer, load_stored, trailers
 
 PURGE_METHOD = (
@@ -295,12 +297,169 @@ def destroyed(archive_root: Path) -> set[str]:
 
 
 # ---------------------------------------------------------------- backup / restore
+#
+# A backup holds what a restore needs and nothing a purge must reach: the keys
+# of households live at HEAD, each the one its record names. It expires after
+# retention_days, the same period a tombstone waits before its purge, so a
+# backup made before a tombstone is past its expiry before that household's key
+# can be shredded; restore refuses it then, and withholds every key any
+# destruction register it can see names, whatever the clock says.
 
 MANIFEST = "manifest.json"
+BUNDLE = "archive.bundle"
+BACKUP_FORMAT = "archivectl-backup-2"
+OLD_BACKUP_FORMAT = "archivectl-backup-1"  # no expiry recorded: still restored, with a warning
+MANIFEST_MAX_BYTES = 64 * 1024 * 1024
+DESTRUCTION = "registers/destruction"
+UNADDRESSED = "(unaddressed)"  # how `keys shred` names a key stored before keys were addressed
+RECIPIENT = re.compile(r"age1[0-9a-z]{20,90}")
 
 
-def backup(archive: Archive, output: Path) -> dict[str, Any]:
-    """One file (tar) with a git bundle of every ref and the keystore (P16). Holds no clear personal data."""
+@dataclass(frozen=True)
+class _Held:
+    """A household as one commit holds it: enough to tell which of its keys a copy needs."""
+
+    status: str | None
+    recipient: str | None
+
+
+def _households_at(root: Path, rev: str | None) -> dict[str, _Held]:
+    """Archive number -> status and recipient of every household in rev's tree (an unreadable record: both None)."""
+    if rev is None:
+        return {}
+    paths = [p for p in gitio.tree_paths(root, rev, "households") if p.endswith("/record.yaml") and p.count("/") == 4]
+    found: dict[str, _Held] = {}
+    with gitio.BlobReader(root) as blobs:
+        for path, data in zip(paths, blobs.read_many([f"{rev}:{p}" for p in paths]), strict=True):
+            try:
+                stored = records.load_stored(data or b"", path)
+            except UsageError:
+                found[path.split("/")[3]] = _Held(None, None)  # nothing can be told of it, so nothing is left out
+                continue
+            recipient = stored.get("recipient")
+            found[path.split("/")[3]] = _Held(
+                str(stored.get("status")), recipient if isinstance(recipient, str) and recipient else None
+            )
+    return found
+
+
+@dataclass
+class Withholding:
+    """What destruction registers say must never come back (P14).
+
+    A purge withholds every key of its households; a shred withholds exactly the
+    keys it lists, so the old key of a rotation goes and the live household's new
+    key stays. Whatever cannot be read precisely withholds the whole household.
+    """
+
+    purged: set[str] = field(default_factory=set)
+    shredded: set[tuple[str, str | None]] = field(default_factory=set)
+
+    def add(self, entry: dict[str, Any]) -> None:
+        numbers = [n.strip() for n in str(entry.get("archive_no") or "").split(",") if n.strip()]
+        keys = entry.get("keys")
+        if entry.get("action") != "shred" or not isinstance(keys, list) or not keys:
+            self.purged.update(numbers)
+            return
+        for line in keys:
+            self._add_key(str(line), numbers)
+
+    def _add_key(self, line: str, fallback: list[str]) -> None:
+        """One `<archive-no> <recipient|(unaddressed)> ...` line; unreadable, its households are withheld."""
+        parts = line.split()
+        number = parts[0] if parts and ARCHIVE_NO.fullmatch(parts[0]) else None
+        recipient = parts[1] if len(parts) > 1 else ""
+        if number and recipient == UNADDRESSED:
+            self.shredded.add((number, None))
+        elif number and RECIPIENT.fullmatch(recipient):
+            self.shredded.add((number, recipient))
+        else:
+            self.purged.update([number] if number else fallback)
+
+    def add_all(self, entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            self.add(entry)
+
+    def add_manifest(self, destroyed: Any) -> None:
+        """A format-2 manifest's `destroyed` ({purged: [...], shredded: ["<no> <recipient>", ...]})."""
+        if not isinstance(destroyed, dict):
+            raise UsageError("not an archivectl backup (its manifest's destroyed is damaged)")
+        self.purged.update(str(n) for n in destroyed.get("purged") or [] if ARCHIVE_NO.fullmatch(str(n)))
+        for line in destroyed.get("shredded") or []:
+            self._add_key(str(line), [])
+
+    def add_unexplained(self, numbers: Any) -> None:
+        """A format-1 manifest's `destroyed` (bare archive numbers): each one no entry seen explains is purged."""
+        explained = self.purged | {n for n, _ in self.shredded}
+        for item in numbers if isinstance(numbers, list) else []:
+            self.purged.update(n.strip() for n in str(item).split(",") if n.strip() and n.strip() not in explained)
+
+    def why(self, number: str, recipient: str | None) -> str | None:
+        if number in self.purged:
+            return "purged"
+        if (number, recipient) in self.shredded:
+            return "shredded"
+        return None
+
+    def manifest(self) -> dict[str, list[str]]:
+        return {
+            "purged": sorted(self.purged),
+            "shredded": sorted(f"{n} {r or UNADDRESSED}" for n, r in self.shredded),
+        }
+
+
+def _destruction_entries(repo: Path, revs: list[str], source: str) -> list[dict[str, Any]]:
+    """Every destruction register entry committed at any of revs (each file read once)."""
+    blobs: dict[str, str] = {}
+    for rev in dict.fromkeys(revs):
+        listing = gitio.out(repo, "ls-tree", "-r", "-z", rev, "--", DESTRUCTION)
+        for item in listing.split("\0"):
+            meta, _, path = item.partition("\t")
+            if path and meta.split()[1:2] == ["blob"]:
+                blobs.setdefault(meta.split()[2], path)
+    entries: list[dict[str, Any]] = []
+    with gitio.BlobReader(repo) as reader:
+        for (_, path), data in zip(blobs.items(), reader.read_many(list(blobs)), strict=True):
+            try:
+                parsed = yamlio.loads(data or b"", path)
+            except UsageError:
+                raise ArchiveError(
+                    f"{source}: {path} is unreadable, so which keys to withhold is unknown; nothing was restored"
+                ) from None
+            entries.extend(e for e in (parsed if isinstance(parsed, list) else [parsed]) if isinstance(e, dict))
+    return entries
+
+
+def _every_ref(repo: Path) -> list[str]:
+    """HEAD and every branch, local and remote: a register on any of them counts."""
+    refs = gitio.out(repo, "for-each-ref", "--format=%(objectname)", "refs/heads", "refs/remotes").split()
+    head = gitio.head(repo)
+    return list(dict.fromkeys([head, *refs] if head else refs))
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[\W_]+", "-", name).strip("-").lower()[:60] or "archive"
+
+
+def backup(archive: Archive, output: Path | None = None, into: Path | None = None) -> dict[str, Any]:
+    """One tar file: a git bundle of every ref and the record keys of the households live at HEAD (P16).
+
+    Left out: keys of households tombstoned (at HEAD, or on main) or not in HEAD
+    at all, and keys a rotation superseded, so a backup holds no key a purge
+    will shred. The manifest records when it expires (created + retention_days).
+    With into, the file is DIR/<archive>-<UTC time>.tar and the expired backups
+    in DIR are overwritten and removed. Keys are read through the keystore's
+    backend into memory (it may be remote) and written into the tar only.
+    """
+    if (output is None) == (into is None):
+        raise UsageError("give --output FILE or --into DIR (one of the two)")
+    now = clock.now()
+    days = archive.settings.retention_days
+    expires = now + dt.timedelta(days=days)
+    if into is not None:
+        into = into.expanduser()
+        output = _backup_name(into, archive.settings.name, now)
+    assert output is not None
     output = output.expanduser()  # not resolved: a link at output must be seen, never followed
     where = output.parent.resolve() / output.name
     if os.path.lexists(output):
@@ -308,26 +467,92 @@ def backup(archive: Archive, output: Path) -> dict[str, Any]:
     if where.is_relative_to(archive.root.resolve()):
         raise UsageError(f"{output}: write the backup outside the archive")
     archive.keystore.require()
+    head = gitio.head(archive.root)
+    kept, left_out = _keys_to_keep(archive, head)
+    numbers = sorted(archive.keystore.reserved())
+    names = [a.name for a in kept] + [f"{NUMBERS}/{n}" for n in numbers]
+    blobs = dict(zip(names, archive.keystore.backend.read_many(names), strict=True))
+    keys = [a.name for a in kept if blobs[a.name] is not None]  # a key shredded meanwhile is simply not there
+    gone = Withholding()
+    gone.add_all(_destruction_entries(archive.root, [r for r in (head, archive.main_commit()) if r], "archive"))
+    manifest = {
+        "format": BACKUP_FORMAT,
+        "created": now.isoformat(timespec="seconds"),
+        "expires": expires.isoformat(timespec="seconds"),
+        "retention_days": days,
+        "archive": archive.settings.name,
+        "main": archive.settings.main,
+        "head": head,
+        "keys": keys,
+        "left_out": left_out,
+        "destroyed": gone.manifest(),
+    }
     with tempfile.TemporaryDirectory(prefix="archivectl-backup-") as tmp:
-        bundle = Path(tmp) / "archive.bundle"
-        gitio.bundle_create(archive.root, bundle)
-        addresses = archive.keystore.addresses()
-        keys = [a.name for a in addresses]
-        manifest = {
-            "format": "archivectl-backup-1",
-            "created": now_iso(),
-            "archive": archive.settings.name,
-            "head": gitio.head(archive.root),
-            "keys": keys,
-            "destroyed": sorted(destroyed(archive.root)),
-        }
+        bundle = Path(tmp) / BUNDLE
+        gitio.bundle_create(archive.root, bundle)  # git objects only: sealed records, no key
         with private_output(output) as raw, tarfile.open(fileobj=raw, mode="w") as tar:
-            _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=2).encode())
-            tar.add(bundle, arcname="archive.bundle")
-            for address, blob in zip(addresses, archive.keystore.backend.read_many(keys), strict=True):
+            _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=2).encode())  # first: prune reads only this
+            tar.add(bundle, arcname=BUNDLE)
+            for name in keys + [f"{NUMBERS}/{n}" for n in numbers]:
+                blob = blobs[name]
                 if blob is not None:
-                    _add_bytes(tar, f"keystore/{address.name}", blob)
-    return {"output": str(where), "keys": len(keys), "head": manifest["head"]}
+                    _add_bytes(tar, f"keystore/{name}", blob)
+    result: dict[str, Any] = {
+        "output": str(where),
+        "keys": len(keys),
+        "head": head or "",
+        "expires": manifest["expires"],
+        "retention_days": days,
+        "left_out": left_out,
+        "pruned": [],
+        "unpruned": [],
+        "undated": 0,
+    }
+    if into is not None:
+        result.update(_prune(into, output.name, clock.now()))
+    return result
+
+
+def _keys_to_keep(archive: Archive, head: str | None) -> tuple[list[KeyAddress], dict[str, int]]:
+    """The keys a backup holds (each live household's, the one its record names) and how many were left out, why."""
+    held = _households_at(archive.root, head)
+    tip = archive.main_commit()
+    tombstoned = {n for n, h in held.items() if h.status == "tombstoned"}
+    if tip and tip != head:  # a tombstone already on main counts too: its purge's clock runs from there
+        tombstoned |= {n for n, h in _households_at(archive.root, tip).items() if h.status == "tombstoned"}
+    addresses = archive.keystore.addresses()
+    addressed = {(a.archive_no, a.recipient) for a in addresses if a.recipient}
+    kept: list[KeyAddress] = []
+    left_out = {"tombstoned": 0, "not_in_head": 0, "superseded": 0}
+    for a in addresses:
+        h = held.get(a.archive_no)
+        if h is None:
+            left_out["not_in_head"] += 1
+        elif a.archive_no in tombstoned:
+            left_out["tombstoned"] += 1
+        elif _superseded(a.archive_no, a.recipient, h, addressed):
+            left_out["superseded"] += 1
+        else:
+            kept.append(a)
+    return kept, left_out
+
+
+def _superseded(number: str, recipient: str | None, held: _Held, addressed: set[tuple[str, str | None]]) -> bool:
+    """True for a key that is not the one the record names: a rotation's old key, or one from before
+    addressing beside the addressed copy of the record's key."""
+    if held.recipient is None or recipient == held.recipient:
+        return False
+    return recipient is not None or (number, held.recipient) in addressed
+
+
+def _backup_name(directory: Path, archive_name: str, now: dt.datetime) -> Path:
+    """DIR/<archive name slug>-<UTC yyyymmddTHHMMSSZ>.tar (-2, -3, ... within one second)."""
+    stem = f"{_slug(archive_name)}-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
+    for n in range(1, 100):
+        candidate = directory / (f"{stem}.tar" if n == 1 else f"{stem}-{n}.tar")
+        if not os.path.lexists(candidate):
+            return candidate
+    raise ArchiveError(f"{directory}: too many backups made within one second")
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -339,11 +564,103 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def restore_backup(backup_file: Path, target: Path, replay_from: list[str]) -> dict[str, Any]:
-    """Rebuild an archive and keystore from a backup, never bringing back a purged record key (P14, P16).
+def _prune(directory: Path, keep: str, now: dt.datetime) -> dict[str, Any]:
+    """Overwrite with random bytes and remove every backup in directory past its expiry (not keep).
 
-    Destruction registers are replayed from the backup itself and from every
-    archive or git URL in replay_from (newer copies know of later purges).
+    Only regular files whose first entry is an archivectl manifest are touched,
+    each through one descriptor checked to be the file looked at.
+    """
+    pruned: list[dict[str, str]] = []
+    unpruned: list[dict[str, str]] = []
+    undated = 0
+    folder = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for name in sorted(os.listdir(folder)):
+            if name == keep or name.startswith(".") or not name.endswith(".tar"):
+                continue
+            found = _manifest_in(folder, name)
+            if found is None:
+                continue
+            manifest, identity = found
+            if manifest.get("format") == OLD_BACKUP_FORMAT:
+                undated += 1
+                continue
+            expires = _when(manifest.get("expires")) if manifest.get("format") == BACKUP_FORMAT else None
+            if expires is None or expires > now:
+                continue
+            try:
+                _overwrite_and_remove(folder, name, identity)
+            except OSError as exc:
+                unpruned.append({"file": str(directory / name), "problem": exc.strerror or str(exc)})
+                continue
+            pruned.append({"file": str(directory / name), "expired": expires.isoformat(timespec="seconds")})
+    finally:
+        os.close(folder)
+    return {"pruned": pruned, "unpruned": unpruned, "undated": undated}
+
+
+def _manifest_in(folder: int, name: str) -> tuple[dict[str, Any], tuple[int, int]] | None:
+    """The manifest of an archivectl backup named name in folder, and the file's identity; None for anything else."""
+    try:
+        info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
+        with os.fdopen(fd, "rb") as fh:
+            same = os.fstat(fh.fileno())
+            if (same.st_dev, same.st_ino) != (info.st_dev, info.st_ino):
+                return None
+            with tarfile.open(fileobj=fh, mode="r:") as tar:
+                first = tar.next()
+                if first is None or first.name != MANIFEST or not first.isfile() or first.size > MANIFEST_MAX_BYTES:
+                    return None
+                member = tar.extractfile(first)
+                manifest = json.loads(member.read()) if member else None
+    except (OSError, tarfile.TarError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") not in (BACKUP_FORMAT, OLD_BACKUP_FORMAT):
+        return None
+    return manifest, (info.st_dev, info.st_ino)
+
+
+def _overwrite_and_remove(folder: int, name: str, identity: tuple[int, int]) -> None:
+    """Like files.shred, with random bytes: the file that was read, overwritten, synced, then unlinked."""
+    fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+    try:
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != identity:
+            raise OSError(0, "it changed while being checked")
+        remaining = info.st_size
+        while remaining > 0:
+            remaining -= os.write(fd, os.urandom(min(remaining, 1 << 20)))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    now = os.stat(name, dir_fd=folder, follow_symlinks=False)
+    if (now.st_dev, now.st_ino) != identity:
+        raise OSError(0, "it changed while being overwritten")
+    os.unlink(name, dir_fd=folder)
+    os.fsync(folder)
+
+
+def _when(value: Any) -> dt.datetime | None:
+    """An ISO time with its zone, or None."""
+    try:
+        moment = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def restore_backup(backup_file: Path, target: Path, replay_from: list[str]) -> dict[str, Any]:
+    """Rebuild an archive and its keystore (<target>.keys) from a backup (P14, P16).
+
+    Refuses a backup past its expiry. Withholds every key a destruction register
+    names: the backup's own (its manifest, written from HEAD and main as the
+    backup saw them, and every branch in its bundle) and every archive or git
+    URL in replay_from (newer copies know of later purges and shreds). Restores
+    only the key each household of the restored main names. Works from any
+    directory, inside a git repository or not.
     """
     from archivectl.ops.init import configure_clone
 
@@ -351,86 +668,215 @@ def restore_backup(backup_file: Path, target: Path, replay_from: list[str]) -> d
         raise UsageError(f"{target} already exists and is not an empty directory")
     if not backup_file.is_file():
         raise UsageError(f"{backup_file}: no such file")
-    keys_dir = Path(keystore_url(target.resolve(), None))
+    keys_dir = target.resolve().with_name(target.resolve().name + ".keys")
     if keys_dir.exists() and any(keys_dir.iterdir()):
         raise UsageError(f"keystore {keys_dir} already holds keys; move it away first")
     with tempfile.TemporaryDirectory(prefix="archivectl-restore-") as tmp:
         work = Path(tmp)
-        try:
-            with tarfile.open(backup_file, mode="r:") as tar:
-                members = {m.name: m for m in tar.getmembers()}
-                if MANIFEST not in members or "archive.bundle" not in members:
-                    raise UsageError(f"{backup_file}: not an archivectl backup")
-                for name, member in members.items():
-                    if not member.isfile() or not (name in (MANIFEST, "archive.bundle") or _is_key_member(name)):
-                        raise UsageError(f"{backup_file}: unexpected entry {name!r}")
-                try:
-                    tar.extractall(work, filter="data")
-                except TypeError:  # Python before 3.11.4: members were checked above (plain files, safe names)
-                    tar.extractall(work)  # noqa: S202
-        except (tarfile.TarError, OSError) as exc:
-            raise UsageError(f"{backup_file}: not a readable backup ({exc.__class__.__name__})") from None
-        manifest = json.loads((work / MANIFEST).read_text())
-        bundle = work / "archive.bundle"
-        gitio.bundle_verify(bundle)
+        manifest, warning, stored = _read_backup(backup_file, work / BUNDLE)
+        branch = _branch_of(backup_file, manifest)
+        _verify_bundle(work / BUNDLE, work / "verify")
+        gone = Withholding()
+        if manifest.get("format") == BACKUP_FORMAT:
+            gone.add_manifest(manifest.get("destroyed"))
+        for n, source in enumerate(replay_from):
+            gone.add_all(_destruction_in(source, work / f"replay-{n}"))
         created = not target.exists()
         try:
-            gitio.clone(str(bundle), target, branch="main")
+            gitio.clone(str(work / BUNDLE), target, branch=branch)
+            gone.add_all(_destruction_entries(target, _every_ref(target), str(backup_file)))
+            if manifest.get("format") == OLD_BACKUP_FORMAT:
+                gone.add_unexplained(manifest.get("destroyed"))
             gitio.run(target, "remote", "remove", "origin")
             archive = Archive(target.resolve())
             configure_clone(archive)
-            gone = destroyed(archive.root) | set(manifest.get("destroyed", []))
-            for source in replay_from:
-                gone |= _destroyed_in(source, work)
-            present = {p.split("/")[3] for _, p in archive.record_paths()}
+            held = _households_at(archive.root, gitio.head(archive.root))
             keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            restored, withheld = [], []
             store = DirectoryBackend(keys_dir)
             store.makedirs()
-            for key_file in _key_files(work):
-                name = key_file.relative_to(work / "keystore").as_posix()
-                number = key_file.name.split(".")[0]
-                if number in gone or number not in present:
-                    withheld.append(number)
-                    continue
-                store.create(name, key_file.read_bytes())
-                restored.append(number)
+            restored, withheld, unmatched = _restore_keys(store, stored, held, gone)
+            numbers = _restore_numbers(store, stored, held, gone)
+            elsewhere = _other_keystore(archive, keys_dir)
         except BaseException:
             if created:
                 shutil.rmtree(target, ignore_errors=True)
             shutil.rmtree(keys_dir, ignore_errors=True)
             raise
-        finally:
-            for leftover in _key_files(work):
-                from archivectl.files import shred
+    return {
+        "archive": str(target),
+        "keystore": str(keys_dir),
+        "restored_keys": restored,
+        "withheld": withheld,
+        "unmatched": unmatched,
+        "numbers": numbers,
+        "warning": warning,
+        "keystore_setting": elsewhere,
+    }
 
-                shred(leftover)
-    return {"archive": str(target), "keystore": str(keys_dir), "restored_keys": restored, "withheld": withheld}
+
+def _read_backup(backup_file: Path, bundle_to: Path) -> tuple[dict[str, Any], str | None, dict[str, bytes]]:
+    """The manifest (expiry checked first), a warning for a backup with no expiry, and the keystore entries in memory.
+
+    The bundle is copied to bundle_to; keys are never written to disk here.
+    """
+    try:
+        with tarfile.open(backup_file, mode="r:") as tar:
+            members = tar.getmembers()
+            names = [m.name for m in members]
+            if MANIFEST not in names or BUNDLE not in names:
+                raise UsageError(f"{backup_file}: not an archivectl backup")
+            if len(set(names)) != len(names):
+                raise UsageError(f"{backup_file}: an entry is there twice")
+            for m in members:
+                if not m.isfile() or not (m.name in (MANIFEST, BUNDLE) or _is_keystore_member(m.name)):
+                    raise UsageError(f"{backup_file}: unexpected entry {m.name!r}")
+            by_name = {m.name: m for m in members}
+            if by_name[MANIFEST].size > MANIFEST_MAX_BYTES:
+                raise UsageError(f"{backup_file}: not an archivectl backup (its manifest is too large)")
+            manifest = _manifest(backup_file, _member_bytes(tar, by_name[MANIFEST]))
+            warning = _expiry_check(backup_file, manifest)
+            stored = {
+                m.name.removeprefix("keystore/"): _member_bytes(tar, m)
+                for m in members
+                if m.name.startswith("keystore/")
+            }
+            source = tar.extractfile(by_name[BUNDLE])
+            assert source is not None
+            with source, open(bundle_to, "xb") as sink:
+                shutil.copyfileobj(source, sink)
+    except (tarfile.TarError, OSError) as exc:
+        raise UsageError(f"{backup_file}: not a readable backup ({exc.__class__.__name__})") from None
+    return manifest, warning, stored
 
 
-def _key_files(work: Path) -> list[Path]:
-    folder = work / "keystore"
-    return sorted([*folder.glob("*.age"), *folder.glob("keys/*.age")]) if folder.is_dir() else []
+def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    source = tar.extractfile(member)
+    assert source is not None
+    return source.read()
 
 
-def _is_key_member(name: str) -> bool:
-    """keystore/<no>.age (from before addressing) or keystore/keys/<no>.<recipient>.age."""
-    from archivectl.keystore import ADDRESSED, LEGACY
+def _manifest(backup_file: Path, data: bytes) -> dict[str, Any]:
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict):
+        raise UsageError(f"{backup_file}: not an archivectl backup (its manifest is unreadable)")
+    return manifest
 
+
+def _branch_of(backup_file: Path, manifest: dict[str, Any]) -> str:
+    """The archive's main branch as the manifest names it (format 1: main), checked like archive.yaml's main:."""
+    branch = str(manifest.get("main") or "main")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}", branch) or ".." in branch:
+        raise UsageError(f"{backup_file}: not an archivectl backup (its manifest names no branch)")
+    return branch
+
+
+def _expiry_check(backup_file: Path, manifest: dict[str, Any]) -> str | None:
+    """ArchiveError for a backup past its expiry; a warning for one that records none (format 1)."""
+    kind = manifest.get("format")
+    if kind == OLD_BACKUP_FORMAT:
+        return f"{backup_file}: this backup has no expiry recorded (made by an older archivectl); restoring it"
+    if kind != BACKUP_FORMAT:
+        raise UsageError(f"{backup_file}: backup format {str(kind)[:40]!r} is not one this archivectl reads")
+    expires = _when(manifest.get("expires"))
+    if expires is None:
+        raise UsageError(f"{backup_file}: its manifest records no valid expiry; it may not be restored")
+    if clock.now() >= expires:
+        days = manifest.get("retention_days")
+        raise ArchiveError(
+            f"{backup_file}: this backup expired on {expires.date().isoformat()} (retention_days {days}); "
+            "it may not be restored"
+        )
+    return None
+
+
+def _verify_bundle(bundle: Path, scratch: Path) -> None:
+    """`git bundle verify` needs a repository to run in: an empty one of our own, so restore runs anywhere."""
+    gitio.init(scratch)
+    proc = gitio.run(scratch, "bundle", "verify", "-q", str(bundle.resolve()), check=False)
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+        fatal = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
+        raise ArchiveError(f"the backup's git bundle does not verify: {(fatal or lines or ['no message'])[0]}")
+
+
+def _restore_keys(
+    store: DirectoryBackend, stored: dict[str, bytes], held: dict[str, _Held], gone: Withholding
+) -> tuple[list[str], list[dict[str, str]], int]:
+    """Put back each key the restored main's records name, unless a register withholds it."""
+    found = []
+    for name in sorted(stored):
+        if name.startswith(f"{NUMBERS}/"):
+            continue
+        m = ADDRESSED.fullmatch(name.removeprefix(f"{KEYS}/")) or LEGACY.fullmatch(name)
+        assert m is not None  # checked when the backup was read
+        found.append((name, m["no"], m.groupdict().get("recipient")))
+    in_backup = {(number, recipient) for _, number, recipient in found if recipient}
+    restored: list[str] = []
+    withheld: list[dict[str, str]] = []
+    unmatched = 0
+    for name, number, recipient in found:
+        why = gone.why(number, recipient)
+        if why:
+            withheld.append({"archive_no": number, "key": recipient or UNADDRESSED, "why": why})
+            continue
+        household = held.get(number)
+        if household is None or _superseded(number, recipient, household, in_backup):
+            unmatched += 1
+            continue
+        store.create(KeyAddress(number, recipient).name, stored[name])
+        restored.append(number)
+    return restored, withheld, unmatched
+
+
+def _restore_numbers(
+    store: DirectoryBackend, stored: dict[str, bytes], held: dict[str, _Held], gone: Withholding
+) -> int:
+    """Reserve again every archive number the backup knew of (P3: never reused, purged ones included)."""
+    notes = {n.removeprefix(f"{NUMBERS}/"): b for n, b in stored.items() if n.startswith(f"{NUMBERS}/")}
+    known = set(held) | gone.purged | {n for n, _ in gone.shredded}
+    for name in stored:
+        m = ADDRESSED.fullmatch(name.removeprefix(f"{KEYS}/")) or LEGACY.fullmatch(name)
+        if m:
+            known.add(m["no"])
+    for number in known - set(notes):
+        if NUMBER_FILE.fullmatch(number):
+            notes[number] = f"reserved again {now_iso()} by restore from a backup\n".encode()
+    for number, note in sorted(notes.items()):
+        store.create(f"{NUMBERS}/{number}", note)
+    return len(notes)
+
+
+def _other_keystore(archive: Archive, keys_dir: Path) -> str | None:
+    """The keystore archive.yaml names, where it is not the restored one (the user must point at keys_dir)."""
+    configured = archive.settings.keystore
+    if not configured:
+        return None
+    where = configured if "://" in configured else str((archive.root / Path(configured).expanduser()).resolve())
+    return None if where == str(keys_dir) else configured
+
+
+def _is_keystore_member(name: str) -> bool:
+    """keystore/<no>.age (from before addressing), keystore/keys/<no>.<recipient>.age, keystore/numbers/<no>."""
     parts = name.split("/")
     if len(parts) == 2 and parts[0] == "keystore":
         return bool(LEGACY.fullmatch(parts[1]))
-    return len(parts) == 3 and parts[:2] == ["keystore", "keys"] and bool(ADDRESSED.fullmatch(parts[2]))
+    if len(parts) != 3 or parts[0] != "keystore":
+        return False
+    if parts[1] == KEYS:
+        return bool(ADDRESSED.fullmatch(parts[2]))
+    return parts[1] == NUMBERS and bool(NUMBER_FILE.fullmatch(parts[2]))
 
 
-def _destroyed_in(source: str, scratch: Path) -> set[str]:
-    """Destruction register entries of another copy of the archive (a path or git URL)."""
+def _destruction_in(source: str, scratch: Path) -> list[dict[str, Any]]:
+    """Destruction register entries of another copy of the archive (a path or git URL): work tree and every branch."""
     path = Path(source).expanduser()
     if (path / "archive.yaml").is_file():
-        return destroyed(path)
-    mirror = scratch / f"replay-{abs(hash(source))}"
+        return registers.entries(path, "destruction") + _destruction_entries(path, _every_ref(path), source)
     try:
-        gitio.clone(source, mirror)
+        gitio.clone(source, scratch)
     except ArchiveError:
         raise ArchiveError(f"--replay-from {source}: not an archive or git repository") from None
-    return destroyed(mirror)
+    return _destruction_entries(scratch, _every_ref(scratch), source)
