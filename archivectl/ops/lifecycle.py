@@ -291,11 +291,6 @@ def _purge_candidates(archive: Archive, numbers: list[str]) -> list[PurgeCandida
     return candidates(archive, numbers or None)
 
 
-def destroyed(archive_root: Path) -> set[str]:
-    """Archive numbers in the destruction register of a work tree."""
-    return {str(e.get("archive_no")) for e in registers.entries(archive_root, "destruction")}
-
-
 # ---------------------------------------------------------------- backup / restore
 #
 # A backup holds what a restore needs and nothing a purge must reach: the keys
