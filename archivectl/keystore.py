@@ -117,7 +117,24 @@ class DirectoryBackend:
         return True
 
     def create_many(self, items: list[tuple[str, bytes]]) -> list[bool]:
-        return [self.create(name, data) for name, data in items]
+        """Many creates (an import): each file written and linked as in create, then one sync for all."""
+        if len(items) < 8:
+            return [self.create(name, data) for name, data in items]
+        done = []
+        for name, data in items:
+            target = self._file(name)
+            target.parent.mkdir(mode=0o700, exist_ok=True)
+            staged = target.with_name(f".new-{os.getpid()}-{os.urandom(4).hex()}")
+            _write_durably(staged, data, sync=False)
+            try:
+                os.link(staged, target)
+                done.append(True)
+            except FileExistsError:
+                done.append(False)
+            finally:
+                staged.unlink(missing_ok=True)
+        os.sync()  # one flush of files and folders, instead of two fsyncs per key
+        return done
 
     def replace(self, name: str, data: bytes) -> None:
         from archivectl.files import fsync_dir
@@ -158,11 +175,12 @@ class DirectoryBackend:
         return None
 
 
-def _write_durably(path: Path, data: bytes) -> None:
+def _write_durably(path: Path, data: bytes, sync: bool = True) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 

@@ -37,8 +37,19 @@ class Household:
     sealed: str | None
 
 
+_HOUSEHOLDS: dict[tuple[str, str], list[Household]] = {}
+
+
 def households_at(archive: Archive, rev: str) -> list[Household]:
-    """Every household in rev's tree, from the clear part of its record."""
+    """Every household in rev's tree, from the clear part of its record (read once per commit)."""
+    commit = gitio.rev_parse(archive.root, rev) or rev
+    key = (str(archive.root), commit)
+    if key not in _HOUSEHOLDS:
+        _HOUSEHOLDS[key] = _read_households(archive, commit)
+    return _HOUSEHOLDS[key]
+
+
+def _read_households(archive: Archive, rev: str) -> list[Household]:
     paths = [p for p in gitio.tree_paths(archive.root, rev, "households") if p.endswith("/record.yaml")]
     found = []
     with gitio.BlobReader(archive.root) as blobs:
