@@ -2,9 +2,12 @@
 
 Real processes killed for real (SIGKILL at a named step, see archive.crash_point,
 or after a random delay), real git, real keys. What must hold afterwards: every
-household on HEAD opens with its keystore key (P9, P14, P16), no update is lost
-(P12), a tombstone stays (P13), no key is destroyed unless the commit that stops
-needing it exists, and no personal data or key lies outside the keystore.
+household on HEAD opens with the key its record names (P9, P14, P16), no update
+is lost (P12), a tombstone stays (P13), a write that did not commit leaves the
+keystore byte-identical (the keys it added and the numbers it reserved taken
+back), a committed rotation keeps the old keys beside the new ones until `keys
+shred` after approval on main, and no personal data or key lies outside the
+keystore.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from crashkit import (
     Tally,
     crash_round,
     head_records,
+    keystore_files,
     killed_at,
     problems,
     run,
     spawn,
+    stored_keys,
     unreadable,
     wait_holding,
     wait_stopped,
@@ -50,10 +55,22 @@ def revealed(world: World, number: str) -> str:
     return world.ok("but01", "show", number, "--reveal", "-r", "check after crash", "--format", "yaml")
 
 
+def rotated_keystore(world: World, before: dict[str, bytes]) -> None:
+    """A committed rotation: every old key kept byte-identical beside one new key per household on HEAD,
+    the one its record names now (unreadable() checks that it opens the record)."""
+    after = keystore_files(world)
+    assert before.items() <= after.items()  # no old key removed or rewritten before keys shred
+    new = {name for name in after if name not in before}
+    assert new == {world.key_file(n).relative_to(world.keys).as_posix() for n in head_records(world)}
+
+
 def test_a_rotation_killed_before_its_commit_then_a_review_keeps_the_household_readable(world: World, scanned: str):
     # P11, P9: the review must read the record only after the killed rotation is undone
+    keys_before = keystore_files(world)
     killed_at(world, "before-update-ref", "gm01", *ROTATE)
+    assert len(stored_keys(world)) == 2  # the new key was stored before the kill
     world.ok("but01", "review", scanned, "-r", "yearly review", "-a", "mgr01")
+    assert keystore_files(world) == keys_before  # the new key taken back, the old one untouched
     assert unreadable(world) == []
     assert OWNER_NAME in revealed(world, scanned)
     assert problems(world) == []
@@ -63,10 +80,15 @@ def test_a_rotation_killed_before_its_commit_then_a_review_keeps_the_household_r
 def test_a_rotation_killed_at_any_step_leaves_every_household_readable(world: World, scanned: str, step: str):
     # P14, P16: committed or not, the next command settles the write and the keys match HEAD
     before = world.git("rev-parse", "HEAD").strip()
+    keys_before = keystore_files(world)
     killed_at(world, step, "gm01", *ROTATE)
     world.ok("but01", "review", scanned, "-r", "yearly review", "-a", "mgr01")
     rotated = world.git("rev-parse", "HEAD~1").strip() != before
     assert rotated == (step in ("after-update-ref", "committed"))
+    if rotated:
+        rotated_keystore(world, keys_before)  # old key kept until keys shred, the new one in use
+    else:
+        assert keystore_files(world) == keys_before  # whatever key it stored is taken back
     assert unreadable(world) == []
     assert problems(world) == []
 
@@ -89,10 +111,12 @@ def _race(world: World, first: tuple[str, ...], second: tuple[str, ...]) -> subp
 def test_an_edit_waiting_for_the_lock_is_applied_to_the_rotated_record(world: World, scanned: str):
     # P12: no lost update, and the edit is sealed to the key the rotation made
     edit = ("but01", "edit", scanned, "--set", "special_requests=只在周末联系", "-r", "customer call", "-a", "mgr01")
+    keys_before = keystore_files(world)
     waiter = _race(world, ("gm01", *ROTATE), edit)
     _, err = waiter.communicate(timeout=300)
     assert waiter.returncode == 0, err
     assert "recipients sync" in world.git("log", "-1", "--format=%s", "HEAD~1")
+    rotated_keystore(world, keys_before)
     assert unreadable(world) == []
     assert "只在周末联系" in revealed(world, scanned)
     assert problems(world) == []
@@ -101,17 +125,20 @@ def test_an_edit_waiting_for_the_lock_is_applied_to_the_rotated_record(world: Wo
 def test_a_review_waiting_for_the_lock_does_not_undo_a_tombstone(world: World):
     # P13: the review sees the tombstone it waited behind, and is refused
     number = world.add()
+    keys_before = keystore_files(world)
     tomb = ("clk01", "tombstone", number, "-r", "customer asked for deletion", "-a", "mgr01")
     waiter = _race(world, tomb, ("but01", "review", number, "-r", "yearly review", "-a", "mgr01"))
     _, err = waiter.communicate(timeout=300)
     assert waiter.returncode == 1, err
     assert err.startswith("archivectl: error:") and "tombstoned" in err and len(err.strip().splitlines()) == 1
     assert head_records(world)[number]["status"] == "tombstoned"
+    assert keystore_files(world) == keys_before  # a tombstone destroys no key: keys shred does, after purge
     assert problems(world) == []
 
 
 def test_a_killed_rotation_then_a_pull_then_a_refused_command_keeps_the_old_keys(world: World, scanned: str):
-    # P14, P16: HEAD moved by a pull is not "the rotation committed"; the old keys come back, none is shredded
+    # P14, P16: HEAD moved by a pull is not "the rotation committed"; its new keys go, the old ones stay as they were
+    keys_before = keystore_files(world)
     clone = world.tmp / "clone"
     world.git("clone", "-q", str(world.root), str(clone))
     lend = ("lend", scanned, "--to", "but01", "--due", "2099-01-01", "-r", "site visit", "-a", "mgr01")
@@ -122,25 +149,40 @@ def test_a_killed_rotation_then_a_pull_then_a_refused_command_keeps_the_old_keys
     assert "lend" in world.git("log", "-1", "--format=%s")
     refused = world.cli("but01", "tombstone", scanned, "-r", "r", "-a", "but02")
     assert_refused(refused, 1, "but02")
+    assert keystore_files(world) == keys_before
     assert unreadable(world) == []
     assert OWNER_NAME in revealed(world, scanned)
     assert problems(world) == []
 
 
 def test_a_rotation_committed_then_reset_away_is_neither_undone_nor_shredded(world: World, scanned: str):
-    # No key is destroyed unless the commit that stops needing it exists: here it exists, but off HEAD
-    keys_before = {p.name: p.read_bytes() for p in world.keys.iterdir()}
+    # No key is destroyed unless the commit that stops needing it exists: here it exists, but off HEAD.
+    # The new key is in that commit, the old one in HEAD: both stay, and the next command refuses.
+    # Only keys shred, once the rotation is back on main and approved, destroys the old key.
+    keys_before = keystore_files(world)
     killed_at(world, "after-update-ref", "gm01", *ROTATE)
     rotation = world.git("rev-parse", "HEAD").strip()
     world.git("reset", "-q", "--hard", "HEAD~1")
-    keys_rotated = {p.name: p.read_bytes() for p in world.keys.iterdir() if p.is_file()}
+    keys_rotated = keystore_files(world)
+    assert keys_before.items() < keys_rotated.items()  # old key as it was, plus the rotation's new one
     refused = world.cli("but01", "review", scanned, "-r", "yearly review", "-a", "mgr01")
     assert_refused(refused, 1, rotation[:12])
-    assert {p.name: p.read_bytes() for p in world.keys.iterdir() if p.is_file()} == keys_rotated
-    assert keys_rotated != keys_before
+    assert keystore_files(world) == keys_rotated
     world.git("reset", "-q", "--hard", rotation)  # the rotation back on HEAD: the next command finishes it
     world.ok("but01", "review", scanned, "-r", "yearly review", "-a", "mgr01")
+    rotated_keystore(world, keys_before)
     assert unreadable(world) == []
+    assert problems(world) == []
+    # Approved on main, the rotation lets keys shred destroy the old key; the new one stays in use
+    world.approve("mgr01")
+    world.ok("gm01", "keys", "shred")
+    assert sorted(keystore_files(world)) == sorted(
+        [
+            *(n for n in keys_before if not n.startswith("keys/")),
+            world.key_file(scanned).relative_to(world.keys).as_posix(),
+        ]
+    )
+    assert OWNER_NAME in revealed(world, scanned)
     assert problems(world) == []
 
 
@@ -149,14 +191,15 @@ def test_a_rotation_committed_then_reset_away_is_neither_undone_nor_shredded(wor
     [
         ("before-update-ref", "restored"),
         ("before-update-ref", "restored@3"),
+        ("before-update-ref", "restored@5"),  # files put back, one of the two new keys taken back
         ("before-update-ref", "settled"),
-        ("after-update-ref", "shredded"),
         ("after-update-ref", "settled"),
     ],
 )
 def test_a_crash_during_recovery_is_recovered_by_the_next_command(world: World, scanned: str, first, second):
     # Recovery is idempotent: each step can be done again, the journal goes last
     world.add("clk01", "mgr01", RECORD.replace('unit: "1203"', 'unit: "1205"'))
+    keys_before = keystore_files(world)
     killed_at(world, first, "gm01", *ROTATE)
     killed_at(world, second, "but01", "review", scanned, "-r", "yearly review", "-a", "mgr01")
     again = run(world, "but01", "review", scanned, "-r", "yearly review", "-a", "mgr01")
@@ -164,6 +207,10 @@ def test_a_crash_during_recovery_is_recovered_by_the_next_command(world: World, 
     assert unreadable(world) == []
     assert OWNER_NAME in revealed(world, scanned)
     assert problems(world) == []
+    if first == "before-update-ref":
+        assert keystore_files(world) == keys_before  # both new keys taken back, however often recovery ran
+    else:
+        rotated_keystore(world, keys_before)  # committed: old keys kept beside the new ones until keys shred
 
 
 def test_a_git_that_outlives_a_killed_archivectl_keeps_the_archive_locked(world: World):
