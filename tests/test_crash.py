@@ -30,6 +30,7 @@ from crashkit import (
     keystore_files,
     killed_at,
     problems,
+    reserved_numbers,
     run,
     spawn,
     stored_keys,
@@ -51,6 +52,12 @@ def scanned(world: World) -> str:
     return number
 
 
+@pytest.fixture
+def household(world: World) -> str:
+    """A household without scans, for tests about the keystore alone."""
+    return world.add()
+
+
 def revealed(world: World, number: str) -> str:
     return world.ok("but01", "show", number, "--reveal", "-r", "check after crash", "--format", "yaml")
 
@@ -62,6 +69,12 @@ def rotated_keystore(world: World, before: dict[str, bytes]) -> None:
     assert before.items() <= after.items()  # no old key removed or rewritten before keys shred
     new = {name for name in after if name not in before}
     assert new == {world.key_file(n).relative_to(world.keys).as_posix() for n in head_records(world)}
+
+
+def second_record(world: World, unit: str = "1205") -> str:
+    path = world.tmp / f"record-{unit}.yaml"
+    path.write_text(RECORD.replace('unit: "1203"', f'unit: "{unit}"'))
+    return str(path)
 
 
 def test_a_rotation_killed_before_its_commit_then_a_review_keeps_the_household_readable(world: World, scanned: str):
@@ -211,6 +224,22 @@ def test_a_crash_during_recovery_is_recovered_by_the_next_command(world: World, 
         assert keystore_files(world) == keys_before  # both new keys taken back, however often recovery ran
     else:
         rotated_keystore(world, keys_before)  # committed: old keys kept beside the new ones until keys shred
+
+
+def test_an_add_killed_after_its_key_is_stored_leaves_no_key_and_no_number(world: World, household: str):
+    # A write that did not commit takes back the key it added and the number it reserved: keystore byte-identical
+    keys_before = keystore_files(world)
+    head = world.git("rev-parse", "HEAD").strip()
+    killed_at(world, "key-written", "clk01", "add", "--file", second_record(world), "-r", "new customer", "-a", "mgr01")
+    added = sorted(set(keystore_files(world)) - set(keys_before))
+    assert len(added) == 2 and added[1].startswith("numbers/"), added  # killed with its key and number stored
+    number = added[1].removeprefix("numbers/")
+    assert added[0].startswith(f"keys/{number}.age1")
+    world.ok("but01", "review", household, "-r", "yearly review", "-a", "mgr01")  # the next command settles it
+    assert keystore_files(world) == keys_before
+    assert number not in reserved_numbers(world) and not [k for k in stored_keys(world) if k[0] == number]
+    assert number not in head_records(world) and world.git("rev-parse", "HEAD~1").strip() == head
+    assert problems(world) == []
 
 
 def test_a_git_that_outlives_a_killed_archivectl_keeps_the_archive_locked(world: World):
