@@ -81,6 +81,42 @@ def killed_at(world: World, step: str, who: str, *args: str) -> None:
     assert result.returncode == -signal.SIGKILL, (step, result.returncode, result.stderr)
 
 
+# Runs archivectl with one function replaced by a wrapper that kills the process (SIGKILL) just before or
+# just after the real call: a kill -9 at a moment that has no crash point of its own. argv: target
+# ("module:attribute.path"), "before"|"after", a text the call's arguments must show (or ""), archivectl args.
+_KILL_INSIDE = """
+import os, runpy, signal, sys
+from pkgutil import resolve_name
+target, when, only = sys.argv[1:4]
+module, _, path = target.partition(":")
+*outer, name = path.split(".")
+owner = resolve_name(module + (":" + ".".join(outer) if outer else ""))
+original = getattr(owner, name)
+def killing(*args, **kwargs):
+    if only and only not in repr(args):
+        return original(*args, **kwargs)
+    if when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    original(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+setattr(owner, name, killing)
+sys.argv = ["archivectl", *sys.argv[4:]]
+runpy.run_module("archivectl", run_name="__main__", alter_sys=True)
+"""
+
+
+def killed_inside(world: World, target: str, when: str, who: str, *args: str, only: str = "") -> None:
+    """Run archivectl as who, killed just before or after target (module:attr.path) is called; fail if it was not."""
+    result = subprocess.run(
+        [sys.executable, "-c", _KILL_INSIDE, target, when, only, "--archive", str(world.root), *args],
+        env=child_env(world, who),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == -signal.SIGKILL, (target, when, result.returncode, result.stderr)
+
+
 def wait_stopped(proc: subprocess.Popen, timeout: float = 120) -> None:
     """Wait until a child stopped itself (SIGSTOP at a crash point)."""
     deadline = time.monotonic() + timeout

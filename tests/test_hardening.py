@@ -164,6 +164,8 @@ def test_missing_keystore(world: World, household: str):
         "but01", "show", household, "--reveal", "-r", "r", env={"ARCHIVECTL_KEYSTORE": str(world.tmp / "nowhere")}
     )
     assert_refused(result, 1, "keystore", "missing")
+    # Fails on 8283715: add reserves its number (Keystore.reserve_many) before anything checks the keystore,
+    # and DirectoryBackend.create's mkdir raises FileNotFoundError: a traceback, not this one-line refusal.
     result = world.try_add(env={"ARCHIVECTL_KEYSTORE": str(world.tmp / "nowhere")})
     assert_refused(result, 1, "keystore", "missing")
     assert_unchanged(world, before)
