@@ -5,10 +5,14 @@ tombstone, purge, recipients sync and --rotate, import, approve) at a random
 named step of the write (ARCHIVECTL_TEST_CRASH_AT) or after a random delay, the
 second kill often landing in the recovery of the first; then one more command
 runs to its end and the archive is checked: git fsck, no journal, work tree and
-index equal to HEAD, keystore keys = HEAD's households (+ purged ones awaiting
-`keys shred`), every household on HEAD opens with its keystore key (sealed block
-and scans), no personal data or key material in .git/archivectl, TMPDIR or HOME.
-At the end every change is approved and `verify` must pass.
+index equal to HEAD; the keystore holds keys/ and numbers/ and nothing else, each
+household on HEAD has the key its record names (keys/<no>.<recipient>.age), every
+other key is one a commit on HEAD named (a rotation's or purge's old key awaiting
+`keys shred`), the reserved numbers are exactly those HEAD's history uses; every
+key opens for a reader and is the key its address names, every household on HEAD
+opens with its key (sealed block and scans); no personal data or key material in
+.git/archivectl, TMPDIR or HOME. At the end every change is approved, `keys shred`
+must leave exactly the keys HEAD's records name, and `verify` must pass.
 
 Run: python bench/bench_crash.py --rounds 200 [--seed 1] [--check-every 1]
 """
@@ -27,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 from conftest import STAFF, make_person
-from crashkit import Tally, crash_round, old_archive, problems, run
+from crashkit import Tally, crash_round, head_records, old_archive, problems, run, stored_keys
 
 
 def main() -> None:
@@ -54,8 +58,13 @@ def main() -> None:
                 )
         final = problems(world)
         approve = run(world, "mgr01", "approve", "--yes", "--reason", "end of crash run")
-        shred = run(world, "gm01", "keys", "shred")  # purged households' keys, now that their purge is approved
+        shred = run(world, "gm01", "keys", "shred")  # purged and rotated-away keys, now that main approved it
         verify = run(world, "aud01", "verify")
+        wanted = {(n, str(r.get("recipient"))) for n, r in head_records(world).items()}
+        left = sorted(stored_keys(world) - wanted)
+        if left:
+            final.append(f"keys shred left {len(left)} keys HEAD no longer uses: {left[:5]}")
+        final += [f"after keys shred: {p}" for p in problems(world)]
         households = int(
             subprocess.run(
                 ["git", "-C", str(world.root), "ls-files", "households/*/record.yaml"], capture_output=True, text=True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -21,8 +22,10 @@ import pyrage
 import yaml
 from conftest import LIVE_RECORD, LIVE_SECRETS, RECORD, SECRETS, Person, World, at, ok_at, process_env, staff_yaml
 
+from archivectl.keystore import ADDRESSED, NUMBER_FILE
+
 READER = "gm01"  # reads every building (P7): whoever can open a household, the gm can
-# Steps a write passes (archive.crash_point), in order; "restored" and "shredded" are recovery steps.
+# Steps a write passes (archive.crash_point), in order; "restored" and "settled" are recovery steps.
 WRITE_STEPS = [
     "locked",
     "file-journaled",
@@ -35,7 +38,7 @@ WRITE_STEPS = [
     "after-update-ref",
     "committed",
 ]
-RECOVERY_STEPS = ["restored", "shredded", "settled"]
+RECOVERY_STEPS = ["restored", "settled"]
 
 
 def child_env(world: World, who: str, crash_at: str | None = None, **extra: str) -> dict[str, str]:
@@ -78,6 +81,42 @@ def killed_at(world: World, step: str, who: str, *args: str) -> None:
     assert result.returncode == -signal.SIGKILL, (step, result.returncode, result.stderr)
 
 
+# Runs archivectl with one function replaced by a wrapper that kills the process (SIGKILL) just before or
+# just after the real call: a kill -9 at a moment that has no crash point of its own. argv: target
+# ("module:attribute.path"), "before"|"after", a text the call's arguments must show (or ""), archivectl args.
+_KILL_INSIDE = """
+import os, runpy, signal, sys
+from pkgutil import resolve_name
+target, when, only = sys.argv[1:4]
+module, _, path = target.partition(":")
+*outer, name = path.split(".")
+owner = resolve_name(module + (":" + ".".join(outer) if outer else ""))
+original = getattr(owner, name)
+def killing(*args, **kwargs):
+    if only and only not in repr(args):
+        return original(*args, **kwargs)
+    if when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    original(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+setattr(owner, name, killing)
+sys.argv = ["archivectl", *sys.argv[4:]]
+runpy.run_module("archivectl", run_name="__main__", alter_sys=True)
+"""
+
+
+def killed_inside(world: World, target: str, when: str, who: str, *args: str, only: str = "") -> None:
+    """Run archivectl as who, killed just before or after target (module:attr.path) is called; fail if it was not."""
+    result = subprocess.run(
+        [sys.executable, "-c", _KILL_INSIDE, target, when, only, "--archive", str(world.root), *args],
+        env=child_env(world, who),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == -signal.SIGKILL, (target, when, result.returncode, result.stderr)
+
+
 def wait_stopped(proc: subprocess.Popen, timeout: float = 120) -> None:
     """Wait until a child stopped itself (SIGSTOP at a crash point)."""
     deadline = time.monotonic() + timeout
@@ -116,26 +155,108 @@ def _proc_state(pid: int) -> str:
 # ------------------------------------------------------------------ what must hold after recovery
 
 
-def head_records(world: World) -> dict[str, dict]:
-    """archive number -> stored record, for every household on HEAD."""
-    paths = world.git("ls-tree", "-r", "--name-only", "HEAD", "households").split()
-    found = {}
-    for path in paths:
-        if path.endswith("/record.yaml"):
-            found[path.split("/")[3]] = yaml.safe_load(world.git("show", f"HEAD:{path}"))
+def git_blobs(world: World, names: list[str]) -> list[bytes]:
+    """The content of many blobs (object names or rev:path) from one `git cat-file --batch`."""
+    if not names:
+        return []
+    out = subprocess.run(
+        ["git", "-C", str(world.root), "cat-file", "--batch"],
+        input="".join(f"{n}\n" for n in names).encode(),
+        capture_output=True,
+        check=True,
+    ).stdout
+    found, at = [], 0
+    for name in names:
+        header_end = out.index(b"\n", at)
+        header = out[at:header_end].split()
+        assert len(header) == 3, (name, header)  # "<object> <type> <size>"; "<name> missing" otherwise
+        size = int(header[2])
+        found.append(out[header_end + 1 : header_end + 1 + size])
+        at = header_end + 1 + size + 1
     return found
 
 
-def unreadable(world: World) -> list[str]:
-    """Households on HEAD whose sealed block or attachments a reader cannot open with the keystore's key."""
+def head_records(world: World) -> dict[str, dict]:
+    """archive number -> stored record, for every household on HEAD."""
+    paths = [
+        p for p in world.git("ls-tree", "-r", "--name-only", "HEAD", "households").split() if p.endswith("/record.yaml")
+    ]
+    blobs = git_blobs(world, [f"HEAD:{p}" for p in paths])
+    return {p.split("/")[3]: yaml.safe_load(b) for p, b in zip(paths, blobs, strict=True)}
+
+
+def keystore_files(world: World) -> dict[str, bytes]:
+    """Every file in the keystore, by path inside it: what a write that did not commit must leave byte-identical."""
+    return {str(p.relative_to(world.keys)): p.read_bytes() for p in sorted(world.keys.rglob("*")) if p.is_file()}
+
+
+def stored_keys(world: World) -> set[tuple[str, str]]:
+    """(archive number, recipient) of every addressed key in the keystore (keys/<no>.<recipient>.age)."""
+    found = set()
+    for path in (world.keys / "keys").iterdir():
+        m = ADDRESSED.fullmatch(path.name)
+        if m:
+            found.add((m["no"], m["recipient"]))
+    return found
+
+
+def reserved_numbers(world: World) -> set[str]:
+    """Archive numbers reserved in the keystore (numbers/<no>)."""
+    return {p.name for p in (world.keys / "numbers").iterdir() if NUMBER_FILE.fullmatch(p.name)}
+
+
+def history_keys(world: World) -> tuple[set[tuple[str, str]], set[str]]:
+    """What HEAD's history ever held: (archive number, recipient) of every record version, and every number.
+
+    A key a commit on HEAD named may wait in the keystore (a rotation's or purge's old key, until `keys
+    shred`); a key or a reserved number no commit ever named was left by a write that did not commit.
+    """
+    raw = world.git("log", "-m", "--format=", "--raw", "--no-abbrev", "--no-renames", "HEAD", "--", "households")
+    blobs: dict[str, str] = {}
+    numbers = set()
+    for line in raw.splitlines():
+        meta, _, path = line.partition("\t")
+        parts = path.split("/")
+        if len(parts) < 5:
+            continue
+        numbers.add(parts[3])
+        if parts[4] == "record.yaml":
+            for blob in meta.split()[2:4]:
+                if blob.strip("0"):
+                    blobs[blob] = parts[3]
+    keys = set()
+    for (blob, number), body in zip(blobs.items(), git_blobs(world, list(blobs)), strict=True):
+        m = re.search(rb"^recipient: *['\"]?(age1[0-9a-z]+)", body, re.M)
+        if m:
+            keys.add((number, m[1].decode()))
+    return keys, numbers
+
+
+def _open_key(path: Path, identity) -> pyrage.x25519.Identity:
+    text = pyrage.decrypt(path.read_bytes(), [identity]).decode()
+    line = next(ln for ln in text.splitlines() if ln.startswith("AGE-SECRET-KEY-"))
+    return pyrage.x25519.Identity.from_str(line)
+
+
+def unreadable(world: World, records: dict[str, dict] | None = None) -> list[str]:
+    """Keys a reader cannot open, or that are not the key their address names; households on HEAD whose
+    sealed block or attachments do not open with the key their record names."""
     identity = pyrage.ssh.Identity.from_buffer(world.people[READER].key.read_bytes())
     problems = []
-    for number, stored in head_records(world).items():
-        key_file = world.key_file(number)
+    for number, recipient in sorted(stored_keys(world)):  # old keys too: no key may be lost before keys shred
         try:
-            text = pyrage.decrypt(key_file.read_bytes(), [identity]).decode()
-            line = next(ln for ln in text.splitlines() if ln.startswith("AGE-SECRET-KEY-"))
-            record_key = pyrage.x25519.Identity.from_str(line)
+            key = _open_key(world.keys / "keys" / f"{number}.{recipient}.age", identity)
+        except Exception as exc:
+            problems.append(f"{number}: key {recipient[:16]}... cannot be opened ({exc.__class__.__name__})")
+            continue
+        if str(key.to_public()) != recipient:
+            problems.append(f"{number}: key {recipient[:16]}... is another key than its address says")
+    records = head_records(world) if records is None else records
+    documents: list[tuple[str, str, pyrage.x25519.Identity]] = []
+    for number, stored in records.items():
+        key_file = world.keys / "keys" / f"{number}.{stored.get('recipient')}.age"
+        try:
+            record_key = _open_key(key_file, identity)
         except Exception as exc:
             problems.append(f"{number}: record key cannot be opened ({exc.__class__.__name__})")
             continue
@@ -145,27 +266,14 @@ def unreadable(world: World) -> list[str]:
             except Exception:
                 problems.append(f"{number}: sealed block does not open with the keystore's key")
         home = f"households/{stored['building']}/{stored['unit']}/{number}"
-        for doc in stored.get("documents") or []:
-            blob = subprocess.run(
-                ["git", "-C", str(world.root), "cat-file", "blob", f"HEAD:{home}/{doc['file']}"],
-                capture_output=True,
-                check=True,
-            ).stdout
-            try:
-                pyrage.decrypt(blob, [record_key])
-            except Exception:
-                problems.append(f"{number}: {doc['file']} does not open with the keystore's key")
+        documents += [(number, f"{home}/{doc['file']}", record_key) for doc in stored.get("documents") or []]
+    blobs = git_blobs(world, [f"HEAD:{path}" for _, path, _ in documents])
+    for (number, path, record_key), blob in zip(documents, blobs, strict=True):
+        try:
+            pyrage.decrypt(blob, [record_key])
+        except Exception:
+            problems.append(f"{number}: {path.rsplit('/', 1)[1]} does not open with the keystore's key")
     return problems
-
-
-def destroyed(world: World) -> set[str]:
-    """Households in HEAD's destruction register (their keys wait for `keys shred`)."""
-    found = set()
-    for path in world.git("ls-tree", "-r", "--name-only", "HEAD", "registers/destruction").split():
-        data = yaml.safe_load(world.git("show", f"HEAD:{path}")) or []
-        for entry in data if isinstance(data, list) else [data]:  # month files of old; one entry per file now
-            found.add(str(entry.get("archive_no")))
-    return found
 
 
 def leftovers(world: World) -> list[str]:
@@ -185,6 +293,35 @@ def leftovers(world: World) -> list[str]:
     return found
 
 
+def keystore_problems(world: World, records: dict[str, dict] | None = None) -> list[str]:
+    """The keystore against HEAD: each household's key at its address, no key or number that no commit made,
+    nothing else (a stray file holding a wrapped key would outlive `keys shred`)."""
+    found = []
+    top = sorted(p.name for p in world.keys.iterdir())
+    if top != ["keys", "numbers"]:
+        found.append(f"keystore holds more than keys/ and numbers/: {top}")
+    for folder, pattern in (("keys", ADDRESSED), ("numbers", NUMBER_FILE)):
+        extra = sorted(
+            p.name for p in (world.keys / folder).iterdir() if not pattern.fullmatch(p.name) or not p.is_file()
+        )
+        if extra:
+            found.append(f"keystore {folder}/ holds more than {folder}: {extra}")
+    stored = stored_keys(world)
+    records = head_records(world) if records is None else records
+    current = {(n, str(r.get("recipient"))) for n, r in records.items()}
+    if current - stored:
+        found.append(f"households without their key: {sorted(current - stored)}")
+    ever_keys, ever_numbers = history_keys(world)
+    if stored - ever_keys:
+        found.append(f"keys no commit on HEAD ever named: {sorted(stored - ever_keys)}")
+    reserved = reserved_numbers(world)
+    if reserved - ever_numbers:
+        found.append(f"numbers reserved that no commit on HEAD uses: {sorted(reserved - ever_numbers)}")
+    if ever_numbers - reserved:
+        found.append(f"numbers used on HEAD without a reservation (P3): {sorted(ever_numbers - reserved)}")
+    return found
+
+
 def problems(world: World) -> list[str]:
     """Everything wrong with the archive after the last command; [] when it is whole."""
     found = []
@@ -196,16 +333,8 @@ def problems(world: World) -> list[str]:
     status = world.git("status", "--porcelain", "--untracked-files=all")
     if status:
         found.append(f"work tree or index differs from HEAD: {status.strip()[:300]}")
-    households = set(head_records(world))
-    keys = {p.name.removesuffix(".age") for p in world.keys.iterdir() if p.is_file() and p.suffix == ".age"}
-    extra = sorted(p.name for p in world.keys.iterdir() if p.name.startswith(".") or not p.is_file())
-    if extra:
-        found.append(f"keystore holds more than keys: {extra}")
-    if households - keys:
-        found.append(f"households without a key: {sorted(households - keys)}")
-    if keys - households - destroyed(world):
-        found.append(f"keys of no household: {sorted(keys - households - destroyed(world))}")
-    return found + unreadable(world) + leftovers(world)
+    records = head_records(world)
+    return found + keystore_problems(world, records) + unreadable(world, records) + leftovers(world)
 
 
 # ------------------------------------------------------------------ random rounds
@@ -253,7 +382,7 @@ def write_commands(world: World, rng: random.Random, round_no: int) -> list[tupl
         ("clk01", ["attach", pick, str(scan), "--type", "other", *why]),
         ("but01", ["tombstone", pick, *why]),
         ("clk01", ["purge", "--eligible", *why]),
-        ("gm01", ["recipients", "sync", *why]),
+        ("gm01", ["recipients", "sync"]),  # re-wraps to main's readers: no commit, so no reason or approver
         ("gm01", ["recipients", "sync", "--rotate", *why]),
         ("clk01", ["import", str(batch), *why]),
         ("mgr01", ["approve", "--yes", "--reason", f"crash round {round_no}"]),
@@ -285,7 +414,7 @@ def kill_somewhere(world: World, rng: random.Random, who: str, args: list[str], 
         # With a killed write's journal waiting, aim at the recovery this command starts with, half the time.
         steps = RECOVERY_STEPS if pending and rng.random() < 0.5 else WRITE_STEPS + RECOVERY_STEPS
         step = rng.choice(steps)
-        if step in ("file-journaled", "file-written", "key-journaled", "key-written", "restored", "shredded"):
+        if step in ("file-journaled", "file-written", "key-journaled", "key-written", "restored"):
             step += f"@{rng.randint(1, 3)}"
         result = run(world, who, *args, crash_at=step)
         tally.log.append(f"{name} killed at {step}: exit {result.returncode} {result.stderr.strip()[-200:]}")
@@ -317,8 +446,9 @@ def crash_round(world: World, rng: random.Random, round_no: int, tally: Tally, c
         who, args = rng.choice(commands)  # this one starts by recovering the first: kill it too, maybe there
         kill_somewhere(world, rng, who, args, tally)
     # approve reads and shows its plan before it takes the lock (HEAD is checked under it), so a refused
-    # approve never got to the lock: the command that must settle what the kills left is another write.
-    who, args = rng.choice([c for c in commands if c[1][0] != "approve"])
+    # approve never got to the lock, and a plain recipients sync makes no commit and takes no lock: the
+    # command that must settle what the kills left is another write.
+    who, args = rng.choice([c for c in commands if c[1][0] != "approve" and c[1] != ["recipients", "sync"]])
     result = run(world, who, *args)
     tally.log.append(f"{args[0]} to its end: exit {result.returncode} {result.stderr.strip()[-300:]}")
     tally.commands += 1

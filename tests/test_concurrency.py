@@ -5,9 +5,11 @@ from __future__ import annotations
 import fcntl
 import os
 
+import pyrage
 from conftest import World, assert_refused, assert_unchanged
 
 from archivectl.archive import Archive, Transaction, actor_of
+from archivectl.keystore import KeyAddress
 
 
 def test_a_second_writer_waits_then_fails_clearly(world: World):
@@ -26,24 +28,32 @@ def test_a_second_writer_waits_then_fails_clearly(world: World):
 
 
 def test_a_write_killed_before_its_commit_is_undone_by_the_next_command(world: World, monkeypatch):
-    """Simulate a crash: a transaction writes files and a key, then dies without cleanup."""
+    """Simulate a crash: a transaction reserves a number, writes files and a key, then dies without cleanup."""
     before = world.snapshot()
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(world.people["clk01"].gitconfig))
     archive = Archive(world.root)
     tx = Transaction(archive, actor_of(archive))
     tx.__enter__()
+    assert tx.reserve_numbers("HO-2099", 1, 1) == ["HO-2099-00001"]
     tx.write_text("households/B03/1203/HO-2099-00001/record.yaml", "half: written\n")
-    tx.write_key("HO-2099-00001", b"orphan key")
+    address = KeyAddress("HO-2099-00001", str(pyrage.x25519.Identity.generate().to_public()))
+    tx.put_key(address, b"orphan key")
     tx._stack.close()  # the lock dies with the process; the journal stays
-    assert (world.keys / "HO-2099-00001.age").exists()
+    assert (world.keys / address.name).read_bytes() == b"orphan key"
+    assert (world.keys / "numbers/HO-2099-00001").exists()
     journal = (world.root / ".git/archivectl/journal/journal.jsonl").read_text()
-    assert '"key": "HO-2099-00001"' in journal and '"backup": null' in journal
+    assert f'"key": "{address.name}"' in journal and '"numbers": ["HO-2099-00001"]' in journal
 
-    world.add()  # the next write recovers first
-    assert not (world.keys / "HO-2099-00001.age").exists()
+    number = world.add()  # the next write recovers first
+    assert not (world.keys / address.name).exists()
+    assert not (world.keys / "numbers/HO-2099-00001").exists()
     assert not (world.root / "households/B03/1203/HO-2099-00001").exists()
     assert not (world.root / ".git/archivectl/journal").exists()
-    assert sorted(p.name for p in world.keys.iterdir()) == [f"{world.git('ls-files', 'households').split('/')[3]}.age"]
+    # the keystore holds what it held before, plus the one household that did commit: its key and number
+    assert world.key_files() == [world.key_file(number)]
+    assert sorted(p.name for p in (world.keys / "numbers").iterdir()) == [number]
+    assert sorted(p.name for p in world.keys.iterdir()) == ["keys", "numbers"]
+    assert world.git("ls-files", "households").split("/")[3] == number
     assert world.git("rev-list", "--count", "HEAD").strip() == "2"
     assert before["head"] == world.git("rev-parse", "HEAD~1").strip()
 
@@ -70,4 +80,6 @@ def test_concurrent_adds_each_commit_once_with_unique_numbers(world: World):  # 
     assert len(set(numbers)) == 4
     assert world.git("rev-list", "--count", "HEAD").strip() == "5"
     assert world.git("status", "--porcelain") == ""
-    assert sorted(p.name.removesuffix(".age") for p in world.keys.iterdir()) == numbers
+    # one key per household, at the address its record names, and exactly the numbers they use reserved
+    assert world.key_files() == sorted(world.key_file(n) for n in numbers)
+    assert sorted(p.name for p in (world.keys / "numbers").iterdir()) == numbers
