@@ -46,6 +46,11 @@ TIMEOUT = 30  # seconds per request
 KEY_NAME = re.compile(r"keys/(?P<no>(HO|NH|SP)-[0-9]{4}-[0-9]{5})\.(?P<recipient>age1[0-9a-z]{20,90})\.age")
 T = TypeVar("T")
 
+# Which archivectl command makes a request: the audit device logs this header in clear once the IT
+# person lists it (sys/config/auditing/request-headers), so `report access` can tell archivectl's
+# requests from any other. It is the client's word, like the register; the token is the server's.
+COMMAND_HEADER = "X-Archivectl-Command"
+
 # Names this process created, per keystore URL: the only keys a token without the shredder policy may
 # take back (soft delete) when a write that made them does not commit (archive.Transaction's rollback).
 _CREATED: set[tuple[str, str]] = set()
@@ -105,8 +110,12 @@ class OpenBaoBackend:
 
     def __init__(self, url: str) -> None:
         """Parse only: the token is looked for, and the server reached, on first use."""
+        import importlib.util
+
         self.url = url
         self.address, self.mount = parse_url(url)
+        if importlib.util.find_spec("hvac") is None:
+            raise ArchiveError(f"keystore {url}: an OpenBao keystore needs hvac: pip install 'archivectl[openbao]'")
         self.transit = self.mount + TRANSIT_SUFFIX
         self._local = threading.local()
 
@@ -124,8 +133,12 @@ class OpenBaoBackend:
                     f"keystore {self.url}: no token: set BAO_TOKEN (or VAULT_TOKEN, or `bao login`), "
                     "the token the IT person issued you"
                 )
+            import requests
+
             ca = os.environ.get("BAO_CACERT") or os.environ.get("VAULT_CACERT")
-            client = hvac.Client(url=self.address, token=token, verify=ca or True, timeout=TIMEOUT)
+            session = requests.Session()
+            session.headers[COMMAND_HEADER] = _command()
+            client = hvac.Client(url=self.address, token=token, verify=ca or True, timeout=TIMEOUT, session=session)
             self._local.client = client
         return client
 
@@ -419,6 +432,21 @@ class OpenBaoBackend:
         if client is not None:
             client.adapter.close()
             self._local.client = None
+
+
+def _command() -> str:
+    """The archivectl command running now ("show", "keys fsck", ...), from click's context; "archivectl" if none."""
+    try:
+        import click
+    except ImportError:
+        return "archivectl"
+    ctx = click.get_current_context(silent=True)
+    names = []
+    while ctx is not None:
+        if ctx.parent is not None and ctx.info_name:
+            names.append(ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(reversed(names)) or "archivectl"
 
 
 def _seconds(stamp: Any) -> float:

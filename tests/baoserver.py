@@ -3,9 +3,9 @@
 `running_bao(tmp)` starts it on a free port with a known root token, an in-memory store and a
 file audit device declared in its config (OpenBao 2 refuses to enable audit devices through the
 API: they are declared in the server's configuration, as the README tells the IT person), then
-sets up what the IT person sets up: KV version 2 at `estate/` (one version kept per entry) and
-transit at `estate-transit/`. Its HOME is a directory of its own (a dev server writes the
-root token to ~/.vault-token). Stopped after.
+sets up what the IT person sets up: KV version 2 at `estate/` (one version kept per entry),
+transit at `estate-transit/`, and archivectl's command header logged in clear. Its HOME is a
+directory of its own (a dev server writes the root token to ~/.vault-token). Stopped after.
 """
 
 from __future__ import annotations
@@ -53,9 +53,13 @@ class Bao:
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(
                 [
-                    str(bao_binary()), "server", "-dev", f"-dev-root-token-id={ROOT_TOKEN}",
-                    f"-dev-listen-address=127.0.0.1:{self.port}", f"-config={config}",
-                ],  # fmt: skip
+                    str(bao_binary()),
+                    "server",
+                    "-dev",
+                    f"-dev-root-token-id={ROOT_TOKEN}",
+                    f"-dev-listen-address=127.0.0.1:{self.port}",
+                    f"-config={config}",
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -77,6 +81,7 @@ class Bao:
         self.root.sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
         self.root.secrets.kv.v2.configure(max_versions=1, mount_point=mount)
         self.root.sys.enable_secrets_engine("transit", path=f"{mount}-transit")
+        self.root.write_data("sys/config/auditing/request-headers/X-Archivectl-Command", data={"hmac": False})
 
     def write_policies(self, policies_json: str) -> list[str]:
         """Load `archivectl keys policy --format json` output, as the IT person's cron does."""

@@ -21,17 +21,22 @@ from pathlib import Path
 import hvac
 import pyrage
 import pytest
-from baoserver import INSTALL_HINT, ROOT_TOKEN, bao_binary, running_bao
+from baoserver import INSTALL_HINT, bao_binary, running_bao
 from conftest import LIVE_RECORD, LIVE_SECRETS, RECORD, SECRETS, process_env, staff_yaml
 
 from archivectl.errors import ArchiveError
 from archivectl.openbao import OpenBaoBackend, parse_url
 
 pytestmark = pytest.mark.skipif(bao_binary() is None, reason=INSTALL_HINT)
-needs_faketime = pytest.mark.skipif(shutil.which("faketime") is None, reason="faketime missing: apt-get install faketime")
+needs_faketime = pytest.mark.skipif(
+    shutil.which("faketime") is None, reason="faketime missing: apt-get install faketime"
+)
 
 FOUNDER_POLICY = {  # README, step 4: the gm's one-off token for `init` may only look
-    "path": {"estate/detailed-metadata/*": {"capabilities": ["list"]}, "estate-transit/keys": {"capabilities": ["list"]}}
+    "path": {
+        "estate/detailed-metadata/*": {"capabilities": ["list"]},
+        "estate-transit/keys": {"capabilities": ["list"]},
+    }
 }
 
 
@@ -84,7 +89,8 @@ class Desk:
 class Office:
     """The IT person's server and everyone's desks."""
 
-    def __init__(self, tmp: Path, people, bao, who: tuple[str, ...], when: str | None):
+    def __init__(self, tmp: Path, people, bao, who: tuple[str, ...], when: str | None, shared: bool = False):
+        """shared: everyone works in the gm's clone (one repository, several people), as tests/conftest does."""
         self.tmp, self.people, self.bao = tmp, people, bao
         self.server = tmp / "server.git"
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.server)], check=True)
@@ -103,7 +109,9 @@ class Office:
         gm.git("remote", "add", "origin", str(self.server))
         gm.git("push", "-q", "-u", "origin", "main", when=when)
         for desk in self.desks.values():
-            if desk is not gm:
+            if shared:
+                desk.clone = gm.clone
+            elif desk is not gm:
                 subprocess.run(["git", "clone", "-q", str(self.server), str(desk.clone)], check=True, env=desk.env())
                 desk.ok("install-hooks")
         self.it = tmp / "it-clone"  # the IT person's clone, where cron writes the policies
@@ -189,7 +197,9 @@ def test_the_office_shares_one_openbao_keystore_and_a_purge_leaves_nothing_anywh
         numbers = bao.root.secrets.kv.v2.list_secrets("numbers", mount_point="estate")["data"]["keys"]
         assert sorted(numbers) == sorted([doomed, live])
         assert len(key_names(bao)) == 2 and len(transit_keys(bao)) == 2
-        stored = bao.root.secrets.kv.v2.read_secret_version(f"keys/{key_names(bao)[0]}", mount_point="estate")
+        stored = bao.root.secrets.kv.v2.read_secret_version(
+            f"keys/{key_names(bao)[0]}", mount_point="estate", raise_on_deleted_version=True
+        )
         assert stored["data"]["data"]["transit"].startswith("vault:v1:")  # no age bytes at rest on the server
 
         # The IT person's cron writes policies after the push: a proposal's household is readable by its
@@ -279,7 +289,9 @@ def _everything(office: Office, bao) -> list[bytes]:
         found.append(listing.stdout)
     kv = bao.root.secrets.kv.v2
     for name in key_names(bao):
-        data = kv.read_secret_version(f"keys/{name}", mount_point="estate")["data"]["data"]
+        data = kv.read_secret_version(f"keys/{name}", mount_point="estate", raise_on_deleted_version=True)["data"][
+            "data"
+        ]
         found.append(json.dumps(data).encode())
         try:
             plain = bao.root.secrets.transit.decrypt_data(
@@ -317,3 +329,184 @@ def _probe(blobs: list[bytes], staff) -> str:
                     continue
         found.append(blob.decode("utf-8", "replace"))
     return "\n".join(found)
+
+
+# ------------------------------------------------------------------ (2) and (4): the server decides, and logs
+
+
+def _snapshot(desk: Desk, bao) -> dict:
+    """What a refused command must leave alone: HEAD, status, every entry and transit key on the server."""
+    kv = bao.root.secrets.kv.v2
+    entries = {
+        f"{folder}/{n}": kv.read_secret_version(f"{folder}/{n}", mount_point="estate", raise_on_deleted_version=True)
+        for folder in ("keys", "numbers")
+        for n in kv.list_secrets(folder, mount_point="estate")["data"]["keys"]
+    }
+    return {
+        "head": desk.git("rev-parse", "HEAD"),
+        "status": desk.git("status", "--porcelain", "--untracked-files=all"),
+        "kv": {k: v["data"] for k, v in entries.items()},
+        "transit": transit_keys(bao),
+    }
+
+
+def test_the_server_refuses_a_b05_butler_a_b03_key_and_the_audit_report_finds_a_lookup_behind_archivectl(
+    tmp_path, people, monkeypatch
+):  # P7 P8 P10
+    with running_bao(tmp_path) as bao:
+        office = Office(tmp_path, people, bao, ("gm01", "clk01", "but01", "but02", "mgr01"), when=None, shared=True)
+        gm, clerk, butler, b05, manager = (office.desks[w] for w in ("gm01", "clk01", "but01", "but02", "mgr01"))
+        form = tmp_path / "form.yaml"
+        form.write_text(RECORD)
+        number = clerk.ok("add", "--file", str(form), "-r", "new owner", "-a", "mgr01").strip()
+        scan = tmp_path / "scan.pdf"
+        scan.write_bytes(b"%PDF scan of the owner's ID")
+        clerk.ok("attach", number, str(scan), "--type", "owner-id-copy", "-r", "scan", "-a", "mgr01")
+        manager.ok("approve", "--yes", "-r", "matches the form")
+        gm.git("push", "-q", "origin", "main")
+        office.sync_policies()
+
+        # (2) but02 reads B05 only. Their token is valid, and the server itself refuses B03's transit key,
+        # whatever the client does: here `keys fsck --deep`, which reads every key without archivectl's P7 check.
+        before = _snapshot(gm, bao)
+        refused = b05.cli("keys", "fsck", "--deep")
+        assert refused.returncode == 1, refused
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("archivectl: error:"), refused.stderr
+        assert "refused by the server: permission denied" in lines[0] and number in lines[0]
+        assert b05.token not in refused.stderr + refused.stdout
+        assert _snapshot(gm, bao) == before
+        monkeypatch.setenv("BAO_TOKEN", b05.token)
+        backend = OpenBaoBackend(bao.url)
+        name = f"keys/{key_names(bao)[0]}"
+        with pytest.raises(ArchiveError, match="permission denied"):
+            backend.read(name)
+        assert backend.read_many([f"numbers/{number}"])[0] is not None  # the token works: numbers are for all
+        with pytest.raises(ArchiveError, match="permission denied"):
+            backend.remove(name)  # nor may anyone but the shredder destroy
+        assert _snapshot(gm, bao) == before
+
+        # (4) Look-ups through archivectl are registered; one made straight against the server is not.
+        butler.ok("show", number, "--reveal", "-r", "owner called about parking")
+        doc = json.loads(butler.ok("show", number, "--format", "json"))["documents"][0]["file"]
+        butler.ok("open", number, doc, "-o", str(butler.home / "tmp" / "id.pdf"), "-r", "check the ID copy")
+        manager.ok("show", number, "--reveal", "-r", "monthly review")
+        stored = bao.root.secrets.kv.v2.read_secret_version(name, mount_point="estate", raise_on_deleted_version=True)
+        direct = hvac.Client(bao.address, token=butler.token)  # the butler's token, without archivectl
+        direct.secrets.transit.decrypt_data(
+            stored["data"]["data"]["transit_key"], stored["data"]["data"]["transit"], mount_point="estate-transit"
+        )
+        report = json.loads(gm.ok("report", "access", "--from-audit", str(bao.audit_log), "--format", "json"))
+        registered = sorted((r["who"], r["action"], r["archive_no"]) for r in report["registered"])
+        assert registered == [("but01", "open", number), ("but01", "reveal", number), ("mgr01", "reveal", number)]
+        assert [(r["who"], r["archive_no"]) for r in report["not_in_register"]] == [("but01", number)]
+        assert report["not_seen_by_server"] == []
+        assert {(r["who"], r["archive_no"]) for r in report["refused"]} == {("but02", number)}
+        failing = gm.cli("report", "access", "--from-audit", str(bao.audit_log), "--fail-on-missing")
+        assert failing.returncode == 1 and "Opened on the server, not in the access register" in failing.stdout
+        assert butler.token not in failing.stdout
+
+
+# ------------------------------------------------------------------ (3) shredding kills every copy
+
+
+@needs_faketime
+def test_after_shred_a_copy_taken_before_the_tombstone_opens_no_more_even_with_a_root_token(tmp_path, people):  # P14
+    with running_bao(tmp_path) as bao:
+        office = Office(tmp_path, people, bao, ("gm01", "clk01", "but01", "mgr01"), when="-35d", shared=True)
+        gm, clerk, butler, manager = (office.desks[w] for w in ("gm01", "clk01", "but01", "mgr01"))
+        form = tmp_path / "form.yaml"
+        form.write_text(RECORD)
+        doomed = clerk.ok("add", "--file", str(form), "-r", "new", "-a", "mgr01", when="-35d").strip()
+        manager.ok("approve", "--yes", "-r", "checked", when="-35d")
+        backup = tmp_path / "before-tombstone.tar"
+        gm.ok("backup", "--output", str(backup), when="-35d")
+        name = f"keys/{key_names(bao)[0]}"
+        with_token = {"BAO_TOKEN": office.desks["gm01"].token}
+        sealed = _sealed_copy(bao.url, name, with_token["BAO_TOKEN"])  # the entry as the server keeps it
+        butler.ok("tombstone", doomed, "-r", "customer asked for deletion", "-a", "mgr01", when="-35d")
+        manager.ok("approve", "--yes", "-r", "confirmed", when="-35d")
+        manager.ok("purge", doomed, "-r", "retention passed", "-a", "gm01")
+        gm.ok("approve", "--yes", "-r", "retention checked")
+        gm.git("push", "-q", "origin", "main")
+        cron = {"BAO_TOKEN": bao.token("gm01", "archivectl-shredder", purpose="maintenance")}
+        rows = json.loads(gm.ok("keys", "shred", "--format", "json", env=cron))
+        assert [(r["archive_no"], r["shredded"]) for r in rows] == [(doomed, True)]
+        assert transit_keys(bao) == [] and key_names(bao) == []
+
+        # The copy of the sealed entry: the root token cannot open it (its transit key is gone),
+        # so no reader's SSH key ever sees the age-wrapped record key in it.
+        with pytest.raises(hvac.exceptions.InvalidRequest, match="encryption key not found"):
+            bao.root.secrets.transit.decrypt_data(
+                sealed["transit_key"], sealed["transit"], mount_point="estate-transit"
+            )
+        identities = [pyrage.ssh.Identity.from_buffer(people[w].key.read_bytes()) for w in ("gm01", "but01", "mgr01")]
+        assert b"age-encryption.org" not in json.dumps(sealed).encode()
+
+        # The backup file taken before the tombstone (`archivectl backup`).
+        with tarfile.open(backup) as tar:
+            members = [m for m in tar.getmembers() if m.name.startswith(f"keystore/keys/{doomed}.")]
+            assert len(members) == 1
+            held = tar.extractfile(members[0]).read()
+        if held.startswith(b"age-encryption.org"):
+            for identity in identities:
+                try:
+                    pyrage.decrypt(held, [identity])
+                except Exception:
+                    continue
+                pytest.xfail(
+                    "ops/lifecycle.backup copies keys through backend.read_many, which opens the transit layer: "
+                    "it must copy OpenBao's sealed form (backend.sealed_many); see the report of issue #15"
+                )
+        for identity in identities:
+            with pytest.raises(Exception):
+                pyrage.decrypt(held, [identity])
+        with pytest.raises(hvac.exceptions.InvalidRequest, match="encryption key not found"):
+            held_entry = json.loads(held)
+            bao.root.secrets.transit.decrypt_data(
+                held_entry["transit_key"], held_entry["transit"], mount_point="estate-transit"
+            )
+
+
+def _sealed_copy(url: str, name: str, token: str) -> dict:
+    import os
+
+    saved = os.environ.get("BAO_TOKEN")
+    os.environ["BAO_TOKEN"] = token
+    try:
+        return json.loads(OpenBaoBackend(url).sealed_many([name])[0])
+    finally:
+        if saved is None:
+            os.environ.pop("BAO_TOKEN")
+        else:
+            os.environ["BAO_TOKEN"] = saved
+
+
+# ------------------------------------------------------------------ moving onto the server
+
+
+def test_keys_migrate_moves_a_directory_keystore_onto_openbao_and_fsck_checks_it_there(world, tmp_path):  # P3 P7
+    number = world.add()
+    world.approve("mgr01")
+    with running_bao(tmp_path) as bao:
+        # The IT person writes the policies before the move, naming the mount the keystore will have.
+        names = bao.write_policies(world.ok("gm01", "keys", "policy", "--mount", "estate", "--format", "json"))
+        assert "archivectl-but01" in names and "archivectl-shredder" in names
+        hcl = world.ok("gm01", "keys", "policy", "--mount", "estate")
+        assert f'path "estate-transit/decrypt/{number}.*"' in hcl and 'path "estate-transit/decrypt/*"' in hcl
+        token = {who: {"BAO_TOKEN": bao.token(who)} for who in ("mgr01", "gm01", "but01", "but02")}
+        moved = world.ok("mgr01", "keys", "migrate", "--to", bao.url, "-r", "one key server", "-a", "gm01",
+                         env=token["mgr01"])  # fmt: skip
+        assert "copied 1 record keys and 1 numbers" in moved
+        world.approve("gm01")
+        assert len(key_names(bao)) == 1 and len(transit_keys(bao)) == 1
+        assert world.cli("gm01", "keys", "fsck", "--deep", env=token["gm01"]).exit_code == 0
+        shown = json.loads(
+            world.ok("but01", "show", number, "--reveal", "-r", "call", "-f", "json", env=token["but01"])
+        )
+        assert shown["customers"][0]["phone"] == SECRETS[1]
+        path = tmp_path / "live.yaml"
+        path.write_text(LIVE_RECORD)
+        clerk = {"BAO_TOKEN": bao.token("clk01")}
+        added = world.ok("clk01", "add", "--file", str(path), "-r", "new", "-a", "mgr01", env=clerk)
+        assert added.strip() != number and len(key_names(bao)) == 2

@@ -1,20 +1,27 @@
-"""report access (P8, P10): the server's look-up log against the access register in git.
+"""report access (P8, P10): the key server's look-up log against the access register in git.
 
 With an OpenBao keystore every opening of a record key is a transit decrypt on
-the server, and its file audit device writes one JSON line per request and per
-response, whoever made it and however (archivectl, the bao CLI, a script with
-the token): the look-up log nobody can skip. The access register (registers/access/)
-is what archivectl wrote for each reveal, open and view. This report joins them:
-a decrypt of household N by staff member S matches a register entry of S for N
-written within MATCH_WINDOW of it. What is in one and not the other is listed.
+the server, and its file audit device writes a line for it, whoever made it and
+however (archivectl, the bao CLI, a script holding the token): the look-up log
+nobody can skip. The access register (registers/access/) is what archivectl
+wrote for each reveal, open and view. This report joins the two:
+
+- each register entry is paired with one decrypt archivectl made for the same
+  household, by the same person, within MATCH_WINDOW (the nearest one);
+- a decrypt made without archivectl (no X-Archivectl-Command header) is a
+  look-up missing from the register, however near a registered one it is;
+- a register entry with no decrypt on the server is listed too (the audit log
+  must cover the period; a look-up may have used another keystore);
+- decrypts archivectl made that no register entry claims are its masked views,
+  approvals and checks (which show no personal value): listed with their
+  command, for review, not as missing.
 
 Who made a request comes from the token: the `staff` metadata the IT person sets
 when issuing it (`bao token create -metadata staff=but01 ...`), else its display
-name. Tokens issued for cron (`-metadata purpose=maintenance`) open every key on
-each `recipients sync` or `keys fsck`; their decrypts are counted apart, not
-listed as missing look-ups. Tokens, ciphertexts and answers are HMAC'd in the
-log; the request path (the household's transit key) is in clear, and that is
-all this report reads of it.
+name. Tokens for cron (`-metadata purpose=maintenance`) open every key on each
+`recipients sync` or `keys fsck`; their decrypts are counted apart. Tokens,
+ciphertexts and answers are HMAC'd in the log; the request path (a household's
+transit key), the command header and the token's metadata are read, nothing else.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any
 from archivectl import clock, registers
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
+from archivectl.openbao import COMMAND_HEADER
 from archivectl.reports.render import Report, Section
 
 MATCH_WINDOW = dt.timedelta(minutes=5)  # a register entry is written seconds after its decrypt; clocks differ a little
@@ -48,6 +56,7 @@ class Decrypt:
     refused: bool
     maintenance: bool
     remote: str
+    command: str | None  # what archivectl said it was running; None: not archivectl
 
 
 def read_audit_log(path: Path, transit_mount: str | None = None) -> list[Decrypt]:
@@ -84,9 +93,20 @@ def read_audit_log(path: Path, transit_mount: str | None = None) -> list[Decrypt
                 refused=bool(entry.get("error")),
                 maintenance=metadata.get("purpose") == "maintenance",
                 remote=str(request.get("remote_address") or ""),
+                command=_header(request.get("headers"), COMMAND_HEADER),
             )
         )
     return found
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """A request header the audit device logged (names lower-cased, values a list)."""
+    if not isinstance(headers, dict):
+        return None
+    value = headers.get(name.lower())
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return str(value) if value else None
 
 
 def _when(value: Any) -> dt.datetime:
@@ -110,35 +130,50 @@ def access(archive: Archive, audit_log: Path, window: dt.timedelta = MATCH_WINDO
 
     mount = mount_of(archive.keystore.url)
     decrypts = read_audit_log(audit_log, mount + TRANSIT_SUFFIX if mount else None)
-    lookups = [d for d in decrypts if not d.refused and not d.maintenance]
+    opened = [d for d in decrypts if not d.refused and not d.maintenance]
     entries = []
     for entry in registers.entries(archive.root, "access"):
         if entry.get("action") not in LOOKUP_ACTIONS or not entry.get("when"):
             continue
         for number in _numbers(entry.get("archive_no")):
             entries.append((_when(entry["when"]), str(entry.get("who")), number, str(entry.get("action"))))
-    by_key: dict[tuple[str, str], list[dt.datetime]] = {}
-    for when, who, number, _ in entries:
-        by_key.setdefault((who, number), []).append(when)
-    seen: dict[tuple[str, str], list[dt.datetime]] = {}
-    for d in lookups:
-        seen.setdefault((d.who, d.archive_no), []).append(d.when)
-
-    def near(times: list[dt.datetime], when: dt.datetime) -> bool:
-        return any(abs(t - when) <= window for t in times)
-
-    matched, unregistered = [], []
-    for d in lookups:
-        row = {"when": d.when.isoformat(timespec="seconds"), "who": d.who, "archive_no": d.archive_no, "key": d.key}
-        if near(by_key.get((d.who, d.archive_no), []), d.when):
-            matched.append(row)
-        else:
-            unregistered.append({**row, "from": d.remote})
+    entries.sort()
+    # One decrypt per register entry: archivectl's own, same person and household, the nearest within the window.
+    free = {i for i, d in enumerate(opened) if d.command is not None}
+    matched, unseen = [], []
     span = (min(d.when for d in decrypts) - window, max(d.when for d in decrypts) + window) if decrypts else None
-    unseen = [
-        {"when": when.isoformat(timespec="seconds"), "who": who, "action": action, "archive_no": number}
-        for when, who, number, action in entries
-        if span and span[0] <= when <= span[1] and not near(seen.get((who, number), []), when)
+    for when, who, number, action in entries:
+        candidates = [
+            i
+            for i in free
+            if opened[i].who == who and opened[i].archive_no == number and abs(opened[i].when - when) <= window
+        ]
+        if candidates:
+            best = min(candidates, key=lambda i: abs(opened[i].when - when))
+            free.discard(best)
+            d = opened[best]
+            matched.append(
+                {"when": d.when.isoformat(timespec="seconds"), "who": who, "archive_no": number, "action": action}
+            )
+        elif span and span[0] <= when <= span[1]:
+            unseen.append(
+                {"when": when.isoformat(timespec="seconds"), "who": who, "action": action, "archive_no": number}
+            )
+    unregistered = [
+        {
+            "when": d.when.isoformat(timespec="seconds"),
+            "who": d.who,
+            "archive_no": d.archive_no,
+            "key": d.key,
+            "from": d.remote,
+        }
+        for d in opened
+        if d.command is None
+    ]
+    unclaimed = [
+        {"when": d.when.isoformat(timespec="seconds"), "who": d.who, "archive_no": d.archive_no, "command": d.command}
+        for i, d in enumerate(opened)
+        if i in free
     ]
     refused = [
         {"when": d.when.isoformat(timespec="seconds"), "who": d.who, "archive_no": d.archive_no, "from": d.remote}
@@ -152,9 +187,10 @@ def access(archive: Archive, audit_log: Path, window: dt.timedelta = MATCH_WINDO
         )
     ]
     summary = (
-        f"{len(lookups)} look-up(s) on the server, {len(matched)} registered; "
-        f"{len(unregistered)} not in the register; {len(unseen)} registered but not seen by the server; "
-        f"{len(refused)} refused by the server."
+        f"{len(opened)} record key(s) opened on the server: {len(matched)} registered look-ups, "
+        f"{len(unclaimed)} by archivectl without a look-up (masked views, approvals, checks), "
+        f"{len(unregistered)} not through archivectl and not in the register; "
+        f"{len(unseen)} registered but not seen by the server; {len(refused)} refused by the server."
     )
     document = {
         "report": "access",
@@ -166,6 +202,7 @@ def access(archive: Archive, audit_log: Path, window: dt.timedelta = MATCH_WINDO
         "not_seen_by_server": unseen,
         "refused": refused,
         "maintenance": maintenance,
+        "by_archivectl_without_lookup": unclaimed,
         "registered": matched,
     }
     return Report(
@@ -181,7 +218,12 @@ def access(archive: Archive, audit_log: Path, window: dt.timedelta = MATCH_WINDO
             Section("Registered, but no decrypt on the server", unseen, ["when", "who", "action", "archive_no"]),
             Section("Refused by the server", refused, ["when", "who", "archive_no", "from"]),
             Section("Maintenance tokens (recipients sync, keys fsck)", maintenance, ["who", "day", "decrypts"]),
-            Section("Registered look-ups", matched, ["when", "who", "archive_no", "key"]),
+            Section(
+                "Opened by archivectl without a look-up (masked views, approvals, checks)",
+                unclaimed,
+                ["when", "who", "archive_no", "command"],
+            ),
+            Section("Registered look-ups", matched, ["when", "who", "action", "archive_no"]),
         ],
         summary=summary,
         act_on=bool(unregistered or unseen),
