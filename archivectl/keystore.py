@@ -186,13 +186,19 @@ def _write_durably(path: Path, data: bytes, sync: bool = True) -> None:
 
 
 def backend_for(url: str) -> Backend:
-    """The backend a keystore URL names: sftp://... or a directory path."""
+    """The backend a keystore URL names: sftp://..., openbao://... (or vault://...), or a directory path."""
     if url.startswith("sftp://"):
         from archivectl.sftp import SftpBackend
 
         return SftpBackend(url)
+    if url.split("://", 1)[0] in ("openbao", "openbao+http", "vault", "vault+http"):
+        from archivectl.openbao import OpenBaoBackend
+
+        return OpenBaoBackend(url)
     if "://" in url:
-        raise UsageError(f"keystore {url}: only a directory or sftp://host/path is supported")
+        raise UsageError(
+            f"keystore {url}: only a directory, sftp://host/path or openbao://host:port/mount is supported"
+        )
     return DirectoryBackend(Path(url))
 
 

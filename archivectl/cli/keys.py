@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -94,3 +95,40 @@ def migrate(
         f"({result['copied']} new); proposed the switch in commit {result['commit'][:12]}: "
         "once approved and merged, every clone uses it (check with `archivectl keys fsck`)"
     )
+
+
+@keys_app.command("policy")
+def policy(
+    ctx: typer.Context,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="hcl | json")] = "hcl",
+    mount: Annotated[
+        str | None, typer.Option("--mount", help="The KV mount, when the keystore is not openbao:// (e.g. estate).")
+    ] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", help="Write one file per policy here (<name>.hcl or .json).")
+    ] = None,
+) -> None:
+    """OpenBao policies from main's staff.yaml, grants and households: one per staff member, plus the shredder.
+
+    For the IT person's cron after merges: write each with `bao policy write NAME FILE`.
+    """
+    import json
+
+    from archivectl import openbao
+    from archivectl.errors import UsageError
+    from archivectl.files import write_output
+
+    if fmt not in ("hcl", "json"):
+        raise UsageError("--format must be hcl or json")
+    found = openbao.policies(open_archive(ctx), mount)
+    if output_dir is not None:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        for name, document in found.items():
+            text = openbao.to_hcl(document) if fmt == "hcl" else json.dumps(document, indent=2) + "\n"
+            target = output_dir / f"{name}.{fmt}"
+            write_output(target, text.encode("utf-8"))
+        out(f"{len(found)} policies written to {output_dir}")
+    elif fmt == "json":
+        out(json.dumps(found, indent=2))
+    else:
+        out("\n".join(f"# policy {name}\n{openbao.to_hcl(document)}" for name, document in found.items()).rstrip())

@@ -1,4 +1,4 @@
-"""report completeness | retention | stats | catalog: for people and for cron."""
+"""report completeness | retention | stats | catalog | access: for people and for cron."""
 
 from __future__ import annotations
 
@@ -93,3 +93,26 @@ def report_catalog(
     from archivectl.reports.catalog import catalog
 
     _emit(ctx, catalog(open_archive(ctx), year, status, _progress()), fmt, output, False)
+
+
+@report_app.command("access")
+def report_access(
+    ctx: typer.Context,
+    from_audit: Annotated[
+        Path, typer.Option("--from-audit", metavar="FILE", help="The OpenBao/Vault file audit log (JSON lines).")
+    ],
+    window: Annotated[
+        int, typer.Option("--window", metavar="MINUTES", help="How far apart a decrypt and its register entry may be.")
+    ] = 5,
+    fmt: ReportFormat = None,
+    output: OutputOpt = None,
+    fail_on_missing: Annotated[
+        bool, typer.Option("--fail-on-missing", help="Exit 1 if a look-up is in one log and not the other.")
+    ] = False,
+) -> None:
+    """Every record key opened on the key server against the access register: what is missing from either (P8)."""
+    import datetime as dt
+
+    from archivectl.reports.access import access
+
+    _emit(ctx, access(open_archive(ctx), from_audit, dt.timedelta(minutes=window)), fmt, output, fail_on_missing)

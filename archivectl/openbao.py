@@ -1,0 +1,562 @@
+"""The keystore on an OpenBao (or Vault) server: a key per household address, and a look-up log the server keeps.
+
+`openbao://host:port/mount` (HTTPS; `openbao+http://` for a dev server on this machine;
+`vault://` and `vault+http://` speak the same API). The server holds two engines the IT
+person enables (README, "A key-management server: OpenBao"):
+
+- KV version 2 at `<mount>/`: one entry per keystore name, `keys/<no>.<age1 recipient>.age`
+  and `numbers/<no>`. Exclusive creation is a write with `cas=0`, which the server refuses
+  when the entry exists (or ever existed and was not destroyed).
+- transit at `<mount>-transit/`: one transit key per key address, named
+  `<archive-no>.<first 20 characters of the recipient>`. The bytes of a record key (already
+  age-wrapped to its readers) are encrypted with it before they are stored, so opening a
+  record key takes two things: the server's permission (transit decrypt, which its audit
+  device logs with who and when) and a reader's SSH key (age). Deleting the transit key
+  makes every copy of the stored blob (a backup, another machine) useless at once.
+
+The token is the one the bao/vault CLIs use: BAO_TOKEN, else VAULT_TOKEN, else the file
+~/.vault-token that `bao login` writes. BAO_CACERT (or VAULT_CACERT) names a CA file for a
+server whose certificate the system does not trust. No token, key byte or server answer text
+is ever put in an error: errors are worded here, from the status alone.
+
+Nothing is written to the local disk: requests and answers live in memory only.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from archivectl.errors import ArchiveError, UsageError
+
+SCHEMES = {"openbao": "https", "openbao+http": "http", "vault": "https", "vault+http": "http"}
+DEFAULT_PORT = 8200
+TRANSIT_SUFFIX = "-transit"
+WINDOW = 16  # requests in flight at once for read_many / create_many (one HTTP connection each)
+TIMEOUT = 30  # seconds per request
+KEY_NAME = re.compile(r"keys/(?P<no>(HO|NH|SP)-[0-9]{4}-[0-9]{5})\.(?P<recipient>age1[0-9a-z]{20,90})\.age")
+T = TypeVar("T")
+
+# Which archivectl command makes a request: the audit device logs this header in clear once the IT
+# person lists it (sys/config/auditing/request-headers), so `report access` can tell archivectl's
+# requests from any other. It is the client's word, like the register; the token is the server's.
+COMMAND_HEADER = "X-Archivectl-Command"
+
+# Names this process created, per keystore URL: the only keys a token without the shredder policy may
+# take back (soft delete) when a write that made them does not commit (archive.Transaction's rollback).
+_CREATED: set[tuple[str, str]] = set()
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """openbao://host[:port]/mount -> (the server's base URL, the KV mount path)."""
+    parts = urlsplit(url)
+    scheme = SCHEMES.get(parts.scheme)
+    if scheme is None or not parts.hostname:
+        raise UsageError(f"keystore {url}: expected openbao://host[:port]/mount (or openbao+http://, vault://)")
+    if parts.username is not None or parts.password is not None:
+        raise UsageError("keystore URL: put no user or token in it; the token comes from BAO_TOKEN or VAULT_TOKEN")
+    if parts.query or parts.fragment:
+        raise UsageError(f"keystore {url}: a keystore URL has no ?query or #fragment")
+    if not re.fullmatch(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]", parts.netloc.rsplit(":", 1)[0]):
+        raise UsageError(f"keystore {url}: {parts.hostname!r} is not a host name")
+    try:
+        port = parts.port or DEFAULT_PORT
+    except ValueError:
+        raise UsageError(f"keystore {url}: the port is not a number from 1 to 65535") from None
+    mount = parts.path.strip("/")
+    if not mount or not all(re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in mount.split("/")):
+        raise UsageError(f"keystore {url}: name the KV mount, e.g. openbao://keys.office:8200/estate")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{scheme}://{host}:{port}", mount
+
+
+def transit_key(name: str) -> str:
+    """The transit key of one key address: `<archive-no>.<first 20 characters of the recipient>`."""
+    m = KEY_NAME.fullmatch(name)
+    if m is None:
+        raise UsageError(f"keystore name {name!r} is not a key address (keys/<archive-no>.<age1...>.age)")
+    return f"{m['no']}.{m['recipient'][:20]}"
+
+
+def _check_name(name: str) -> None:
+    parts = name.split("/")
+    if not name or any(not re.fullmatch(r"[A-Za-z0-9_.-]+", p) or p in (".", "..") for p in parts):
+        raise UsageError(f"keystore name {name!r} must be a relative path without '..' or empty parts")
+
+
+def token_from_environment() -> str | None:
+    """The token as the bao and vault CLIs find it: BAO_TOKEN, VAULT_TOKEN, then ~/.vault-token."""
+    for variable in ("BAO_TOKEN", "VAULT_TOKEN"):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            return value
+    try:
+        return (Path.home() / ".vault-token").read_text().strip() or None
+    except OSError:
+        return None
+
+
+class OpenBaoBackend:
+    """The keystore as KV v2 entries on an OpenBao/Vault server, record keys sealed again with transit."""
+
+    def __init__(self, url: str) -> None:
+        """Parse only: the token is looked for, and the server reached, on first use."""
+        import importlib.util
+
+        self.url = url
+        self.address, self.mount = parse_url(url)
+        if importlib.util.find_spec("hvac") is None:
+            raise ArchiveError(f"keystore {url}: an OpenBao keystore needs hvac: pip install 'archivectl[openbao]'")
+        self.transit = self.mount + TRANSIT_SUFFIX
+        self._local = threading.local()
+
+    # -- the connection
+
+    def _client(self) -> Any:
+        """One hvac client per thread (its HTTP session is not shared between threads)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            import hvac
+
+            token = token_from_environment()
+            if not token:
+                raise ArchiveError(
+                    f"keystore {self.url}: no token: set BAO_TOKEN (or VAULT_TOKEN, or `bao login`), "
+                    "the token the IT person issued you"
+                )
+            import requests
+
+            ca = os.environ.get("BAO_CACERT") or os.environ.get("VAULT_CACERT")
+            session = requests.Session()
+            session.headers[COMMAND_HEADER] = _command()
+            client = hvac.Client(url=self.address, token=token, verify=ca or True, timeout=TIMEOUT, session=session)
+            self._local.client = client
+        return client
+
+    def _call(self, operation: str, name: str, request: Callable[[Any], T]) -> T:
+        """Run one request; any failure becomes a one-line ArchiveError worded from its kind alone."""
+        import hvac.exceptions as bao
+        import requests
+
+        try:
+            return request(self._client())
+        except bao.Forbidden as exc:
+            if any("invalid token" in str(e) for e in (getattr(exc, "errors", None) or [])):
+                why = "the server does not accept your token (expired or revoked: ask the IT person for a new one)"
+            else:
+                why = "refused by the server: permission denied (your token's policy does not cover it)"
+            raise ArchiveError(f"keystore {self.url}: {operation} {name}: {why}") from None
+        except bao.Unauthorized:
+            raise ArchiveError(
+                f"keystore {self.url}: {operation} {name}: the server does not accept your token "
+                "(expired or revoked: ask the IT person for a new one)"
+            ) from None
+        except bao.VaultDown:
+            raise ArchiveError(f"keystore {self.url}: {operation} {name}: the server is sealed or down") from None
+        except bao.VaultError as exc:
+            status = getattr(exc, "status_code", None) or exc.__class__.__name__
+            raise ArchiveError(
+                f"keystore {self.url}: {operation} {name} failed: the server answered {status}"
+            ) from None
+        except requests.exceptions.SSLError:
+            raise ArchiveError(
+                f"keystore {self.url}: the server's TLS certificate is not trusted (set BAO_CACERT to its CA file)"
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise ArchiveError(f"keystore {self.url}: cannot reach the server ({exc.__class__.__name__})") from None
+
+    def _many(self, work: Callable[[T], Any], items: list[T]) -> list[Any]:
+        """work() for each item, WINDOW at a time; the first failure is raised once all have ended."""
+        if len(items) <= 1:
+            return [work(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(WINDOW, len(items))) as pool:
+            futures = [pool.submit(work, item) for item in items]
+        return [f.result() for f in futures]
+
+    # -- KV v2 and transit, one request each
+
+    def _kv_read(self, name: str) -> dict[str, Any] | None:
+        import hvac.exceptions as bao
+
+        def request(client: Any) -> dict[str, Any] | None:
+            try:
+                answer = client.secrets.kv.v2.read_secret_version(
+                    path=name, mount_point=self.mount, raise_on_deleted_version=True
+                )
+            except bao.InvalidPath:
+                return None  # never written, destroyed, or taken back (soft-deleted)
+            return answer["data"]["data"]
+
+        return self._call("read", name, request)
+
+    def _kv_write(self, name: str, data: dict[str, str], exclusive: bool, operation: str) -> bool:
+        import hvac.exceptions as bao
+
+        def request(client: Any) -> bool:
+            try:
+                client.secrets.kv.v2.create_or_update_secret(
+                    path=name, secret=data, cas=0 if exclusive else None, mount_point=self.mount
+                )
+            except bao.InvalidRequest as exc:
+                if exclusive and "check-and-set" in str(exc):
+                    return False  # the name exists (or existed): exclusive creation refused
+                raise
+            return True
+
+        return self._call(operation, name, request)
+
+    def _seal(self, name: str, data: bytes, operation: str) -> dict[str, str]:
+        """The stored form of name's bytes: a record key sealed with its address's transit key, else base64."""
+        encoded = base64.b64encode(data).decode("ascii")
+        if not name.startswith("keys/"):
+            return {"b64": encoded}
+        key = transit_key(name)
+        self._call(operation, name, lambda c: c.secrets.transit.create_key(name=key, mount_point=self.transit))
+        answer = self._call(
+            operation,
+            name,
+            lambda c: c.secrets.transit.encrypt_data(name=key, plaintext=encoded, mount_point=self.transit),
+        )
+        return {"transit": answer["data"]["ciphertext"], "transit_key": key}
+
+    def _unseal(self, name: str, stored: dict[str, Any]) -> bytes:
+        import hvac.exceptions as bao
+
+        if "transit" not in stored:
+            return base64.b64decode(stored.get("b64", ""))
+        key = transit_key(name)
+
+        def request(client: Any) -> bytes:
+            try:
+                answer = client.secrets.transit.decrypt_data(
+                    name=key, ciphertext=stored["transit"], mount_point=self.transit
+                )
+            except bao.InvalidRequest:
+                raise ArchiveError(
+                    f"keystore {self.url}: read {name}: its transit key is destroyed (shredded); it opens no more"
+                ) from None
+            return base64.b64decode(answer["data"]["plaintext"])
+
+        return self._call("read", name, request)
+
+    # -- the Backend protocol (archivectl.keystore)
+
+    def check(self) -> None:
+        """Reach the server with the token, and refuse unless both engines are mounted."""
+        for path, kind in ((self.mount, "kv"), (self.transit, "transit")):
+            import hvac.exceptions as bao
+
+            def request(client: Any, path: str = path) -> dict[str, Any] | None:
+                try:
+                    return client.adapter.get(f"/v1/sys/internal/ui/mounts/{path}")["data"]
+                except (bao.InvalidPath, bao.InvalidRequest):
+                    return None
+
+            found = self._call("check", f"{path}/", request)
+            version = str(((found or {}).get("options") or {}).get("version", "1"))
+            if found is None or found.get("type") != kind or (kind == "kv" and version != "2"):
+                engine = "kv-v2" if kind == "kv" else "transit"
+                raise ArchiveError(
+                    f"keystore {self.url} is missing on the server: no {engine} engine at {path}/ "
+                    "(ask the IT person; README: A key-management server)"
+                )
+
+    def makedirs(self) -> None:
+        """Nothing to create: the IT person enables the engines (a staff token may not); check they are there."""
+        self.check()
+
+    def create(self, name: str, data: bytes) -> bool:
+        """Store a new entry; False (nothing written) if the name exists already."""
+        return self.create_many([(name, data)])[0]
+
+    def create_many(self, items: list[tuple[str, bytes]]) -> list[bool]:
+        """create() for each item, WINDOW at a time."""
+        for name, _ in items:
+            _check_name(name)
+
+        def one(item: tuple[str, bytes]) -> bool:
+            name, data = item
+            created = self._kv_write(name, self._seal(name, data, "create"), True, "create")
+            if created:
+                _CREATED.add((self.url, name))
+            return created
+
+        return self._many(one, items)
+
+    def replace(self, name: str, data: bytes) -> None:
+        """Write a new version of name: KV v2 versions switch atomically (the mount keeps one: max_versions=1)."""
+        _check_name(name)
+        self._kv_write(name, self._seal(name, data, "replace"), False, "replace")
+
+    def read(self, name: str) -> bytes | None:
+        """The entry's bytes (a record key opened with transit: the server logs it), or None if it is missing."""
+        return self.read_many([name])[0]
+
+    def read_many(self, names: list[str]) -> list[bytes | None]:
+        """read() for each name, WINDOW at a time."""
+        for name in names:
+            _check_name(name)
+
+        def one(name: str) -> bytes | None:
+            stored = self._kv_read(name)
+            return None if stored is None else self._unseal(name, stored)
+
+        return self._many(one, names)
+
+    def sealed_many(self, names: list[str]) -> list[bytes | None]:
+        """The entries as the server keeps them (a record key still sealed with transit), for backups.
+
+        A copy made this way opens only while the household's transit key exists:
+        `keys shred` deleting it makes every such copy useless. No transit decrypt is made.
+        """
+        for name in names:
+            _check_name(name)
+
+        def one(name: str) -> bytes | None:
+            stored = self._kv_read(name)
+            return None if stored is None else json.dumps(stored, sort_keys=True).encode("ascii")
+
+        return self._many(one, names)
+
+    def list(self, folder: str) -> list[tuple[str, float]]:
+        """(name, last written) of the entries in folder ("" = the top); [] if it has none."""
+        if folder:
+            _check_name(folder)
+        if self.url.startswith("vault"):
+            return self._list_one_by_one(folder)
+        import hvac.exceptions as bao
+
+        def request(client: Any) -> dict[str, Any]:
+            try:
+                return client.adapter.list(f"/v1/{self.mount}/detailed-metadata/{folder}")["data"]["key_info"]
+            except bao.InvalidPath:
+                return {}
+
+        found = self._call("list", folder or ".", request) or {}
+        return sorted((k, _seconds(v.get("updated_time"))) for k, v in found.items() if not k.endswith("/"))
+
+    def _list_one_by_one(self, folder: str) -> list[tuple[str, float]]:
+        """Vault has no detailed-metadata listing: names, then each entry's metadata."""
+        import hvac.exceptions as bao
+
+        def names(client: Any) -> list[str]:
+            try:
+                return client.secrets.kv.v2.list_secrets(path=folder, mount_point=self.mount)["data"]["keys"]
+            except bao.InvalidPath:
+                return []
+
+        entries = [k for k in self._call("list", folder or ".", names) if not k.endswith("/")]
+
+        def when(entry: str) -> float:
+            path = f"{folder}/{entry}" if folder else entry
+            meta = self._call(
+                "list", path, lambda c: c.secrets.kv.v2.read_secret_metadata(path=path, mount_point=self.mount)
+            )
+            return _seconds(meta["data"].get("updated_time"))
+
+        return sorted(zip(entries, self._many(when, entries), strict=True))
+
+    def remove(self, name: str) -> bool:
+        """Destroy name at once: its transit key (a record key's), then the KV entry with every version.
+
+        Needs the shredder policy. A token without it may only take back what this
+        process created (a write that does not commit): a soft delete, which leaves
+        the name taken; `keys fsck --remove-orphans` (a shredder) destroys it later.
+        A number is taken back the same way (it stays reserved: numbers are never reused).
+        False if name was gone.
+        """
+        import hvac.exceptions as bao
+
+        _check_name(name)
+
+        def metadata(client: Any) -> bool:
+            try:
+                client.secrets.kv.v2.read_secret_metadata(path=name, mount_point=self.mount)
+            except bao.InvalidPath:
+                return False
+            return True
+
+        existed = self._call("remove", name, metadata)
+        try:
+            if name.startswith("keys/"):
+                existed = self._destroy_transit_key(name) or existed
+            if existed:
+                self._call(
+                    "remove",
+                    name,
+                    lambda c: c.secrets.kv.v2.delete_metadata_and_all_versions(path=name, mount_point=self.mount),
+                )
+        except ArchiveError:
+            if not existed or not (name.startswith("numbers/") or (self.url, name) in _CREATED):
+                raise
+            self._call(
+                "remove",
+                name,
+                lambda c: c.secrets.kv.v2.delete_latest_version_of_secret(path=name, mount_point=self.mount),
+            )
+        _CREATED.discard((self.url, name))
+        return existed
+
+    def _destroy_transit_key(self, name: str) -> bool:
+        """Allow deletion of name's transit key, then delete it; False if it was gone already."""
+        import hvac.exceptions as bao
+
+        key = transit_key(name)
+
+        def request(client: Any) -> bool:
+            try:
+                client.secrets.transit.update_key_configuration(
+                    name=key, deletion_allowed=True, mount_point=self.transit
+                )
+            except (bao.InvalidPath, bao.InvalidRequest) as exc:
+                if isinstance(exc, bao.InvalidPath) or "not found" in str(exc):
+                    return False
+                raise
+            client.secrets.transit.delete_key(name=key, mount_point=self.transit)
+            return True
+
+        return self._call("remove", name, request)
+
+    def close(self) -> None:
+        """Close this thread's HTTP session."""
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            client.adapter.close()
+            self._local.client = None
+
+
+def _command() -> str:
+    """The archivectl command running now ("show", "keys fsck", ...), from click's context; "archivectl" if none."""
+    try:
+        import click
+    except ImportError:
+        return "archivectl"
+    ctx = click.get_current_context(silent=True)
+    names = []
+    while ctx is not None:
+        if ctx.parent is not None and ctx.info_name:
+            names.append(ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(reversed(names)) or "archivectl"
+
+
+def _seconds(stamp: Any) -> float:
+    """An RFC 3339 time from the server (nanoseconds, Z) as seconds since the epoch; 0 if absent."""
+    if not stamp:
+        return 0.0
+    text = re.sub(r"(\.\d{6})\d+", r"\1", str(stamp)).replace("Z", "+00:00")
+    try:
+        return dt.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return 0.0
+
+
+# ---------------------------------------------------------------------------- policies
+
+SHREDDER = "archivectl-shredder"
+POLICY_PREFIX = "archivectl-"
+
+
+def mount_of(url: str) -> str | None:
+    """The KV mount an openbao:// or vault:// keystore URL names; None for another keystore."""
+    if url.split("://", 1)[0] not in SCHEMES:
+        return None
+    return parse_url(url)[1]
+
+
+def policies(archive: Any, mount: str | None = None) -> dict[str, dict[str, Any]]:
+    """One OpenBao policy per staff member (`archivectl-<id>`), plus `archivectl-shredder`, as main says (P7).
+
+    Who may open (transit-decrypt) which household's keys follows the readers of
+    each building on main, grants included: managers and the gm every household,
+    a butler or cashier the households of their buildings, one path per household.
+    A household proposed on a branch (its number is not on main) is readable by
+    its building's readers too, so a proposal can be reviewed before it is merged;
+    its age wrapping still decides. Everyone may reserve numbers, add keys and
+    encrypt (clerks add households); only managers and the gm replace a key's
+    wrapping (recipients sync); only the shredder policy destroys anything.
+    """
+    from archivectl import gitio
+    from archivectl.ops.common import readers
+
+    mount = mount or mount_of(archive.keystore.url)
+    if mount is None:
+        raise UsageError(f"keystore {archive.keystore.url} is not an OpenBao keystore: name its mount with --mount")
+    tip = archive.main_commit()
+    if tip is None:
+        raise ArchiveError(f"no {archive.settings.main} here: run this in a clone of the archive")
+    on_main = _households_by_building(gitio.tree_paths(archive.root, tip, "households"))
+    numbers = {n for found in on_main.values() for n in found}
+    proposed: dict[str, set[str]] = {}
+    refs = gitio.out(archive.root, "for-each-ref", "--format=%(objectname)", "refs/heads", "refs/remotes")
+    for commit in sorted(set(refs.split())):
+        for building, found in _households_by_building(gitio.tree_paths(archive.root, commit, "households")).items():
+            proposed.setdefault(building, set()).update(found - numbers)
+    buildings = sorted(set(on_main) | set(proposed))
+    reads: dict[str, set[str]] = {}
+    for building in buildings:
+        for member in readers(archive, building, on_main=True):
+            reads.setdefault(member.id, set()).update(on_main.get(building, set()) | proposed.get(building, set()))
+    transit = mount + TRANSIT_SUFFIX
+    out: dict[str, dict[str, Any]] = {}
+    for member in archive.main_staff.members:
+        out[POLICY_PREFIX + member.id] = _member_policy(member, mount, transit, sorted(reads.get(member.id, ())))
+    out[SHREDDER] = {
+        "path": {
+            f"{transit}/keys/+/config": {"capabilities": ["update"]},
+            f"{transit}/keys/+": {"capabilities": ["delete"]},
+            f"{mount}/metadata/keys/+": {"capabilities": ["read", "delete"]},
+            f"{mount}/metadata/numbers/+": {"capabilities": ["read", "delete"]},
+        }
+    }
+    return out
+
+
+def _households_by_building(paths: list[str]) -> dict[str, set[str]]:
+    """households/<building>/<unit>/<archive-no>/record.yaml -> {building: {archive-no, ...}}."""
+    found: dict[str, set[str]] = {}
+    for path in paths:
+        parts = path.split("/")
+        if len(parts) == 5 and parts[4] == "record.yaml":
+            found.setdefault(parts[1], set()).add(parts[3])
+    return found
+
+
+def _member_policy(member: Any, mount: str, transit: str, households: list[str]) -> dict[str, Any]:
+    from archivectl.staff import ALL_BUILDINGS_ROLES
+
+    if not member.active:
+        return {"path": {f"{mount}/*": {"capabilities": ["deny"]}, f"{transit}/*": {"capabilities": ["deny"]}}}
+    every = member.role in ALL_BUILDINGS_ROLES
+    paths: dict[str, dict[str, list[str]]] = {
+        f"{mount}/data/numbers/+": {"capabilities": ["create", "read", "delete"]},
+        f"{mount}/data/keys/+": {"capabilities": ["create", "read", "delete", *(["update"] if every else [])]},
+        f"{mount}/detailed-metadata/*": {"capabilities": ["list"]},
+        f"{mount}/metadata/*": {"capabilities": ["list", "read"]},
+        f"{transit}/keys/+": {"capabilities": ["create", "update"]},
+        f"{transit}/encrypt/+": {"capabilities": ["update"]},
+    }
+    if every:
+        paths[f"{transit}/decrypt/*"] = {"capabilities": ["update"]}
+    else:
+        for number in households:
+            paths[f"{transit}/decrypt/{number}.*"] = {"capabilities": ["update"]}
+    return {"path": paths}
+
+
+def to_hcl(policy: dict[str, Any]) -> str:
+    """A policy document in HCL, the form `bao policy write NAME FILE` reads."""
+    blocks = []
+    for path, rule in policy["path"].items():
+        capabilities = ", ".join(json.dumps(c) for c in rule["capabilities"])
+        blocks.append(f'path "{path}" {{\n  capabilities = [{capabilities}]\n}}\n')
+    return "\n".join(blocks)
