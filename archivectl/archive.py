@@ -602,6 +602,7 @@ class Transaction:
         The journal names the address first (an address holds no secret), so a
         write that does not commit takes its new key away again.
         """
+        self.archive.keystore.require()
         self._log({"key": address.name, "mark": _digest(blob)}, durable=True)
         crash_point("key-journaled")
         self.archive.keystore.put(address, blob)
@@ -609,7 +610,10 @@ class Transaction:
 
     def reserve_numbers(self, series: str, start: int, count: int) -> list[str]:
         """Take archive numbers in the keystore for this change; a write that does not commit gives them back."""
+        self.archive.keystore.require()
         note = f"reserved {now_iso()} by pid {os.getpid()} ({os.urandom(8).hex()})\n".encode()
+        # Journaled before the first is taken: a kill right after taking one still gives it back.
+        self._log({"reserving": series, "from": start, "mark": _digest(note)}, durable=True)
         numbers = self.archive.keystore.reserve_many(series, start, count, note)
         self._log({"numbers": numbers, "mark": _digest(note)}, durable=True)
         return numbers
@@ -753,6 +757,7 @@ class JournalState:
     files: dict[str, JournaledChange] = field(default_factory=dict)
     keys: dict[str, set[str]] = field(default_factory=dict)  # key name in the keystore -> marks of what we put
     numbers: dict[str, str] = field(default_factory=dict)  # archive numbers reserved -> mark of the reservation
+    reserving: list[tuple[str, int, str]] = field(default_factory=list)  # (series, from serial, mark) being taken
     old_keys_dir: str | None = None  # a version-2 journal kept replaced keys here
     commit: str | None = None  # the commit the write was about to put on HEAD
     committed: bool = False  # it saw HEAD move to it
@@ -784,6 +789,8 @@ def read_journal(archive: Archive, journal_dir: Path) -> JournalState | None:
             _journaled(state.files, entry["file"], entry, archive.root / entry["file"], journal_dir)
         elif "key" in entry:
             state.keys.setdefault(str(entry["key"]), set()).add(str(entry.get("mark")))
+        elif "reserving" in entry:
+            state.reserving.append((str(entry["reserving"]), int(entry.get("from", 0)), str(entry.get("mark"))))
         elif "numbers" in entry and isinstance(entry["numbers"], list):
             state.numbers.update({str(n): str(entry.get("mark")) for n in entry["numbers"]})
         elif "commit" in entry:
@@ -803,6 +810,7 @@ def _journaled(found: dict[str, JournaledChange], name: str, entry: dict, path: 
 
 def recover(archive: Archive) -> bool:
     """Settle a write that was killed halfway (call with the lock held). True if there was one."""
+    archive.keystore.tidy()
     return settle(archive, after_crash=True)
 
 
@@ -868,6 +876,10 @@ def _undo(archive: Archive, state: JournalState) -> None:
             crash_point("restored")
     for number, mark in state.numbers.items():
         _give_back_number(archive, number, mark)
+    for series, start, mark in state.reserving:  # taken, perhaps, before the journal could name them
+        for number in sorted(archive.keystore.reserved()):
+            if number.startswith(series + "-") and int(number.rsplit("-", 1)[1]) >= start:
+                _give_back_number(archive, number, mark)
 
 
 def _give_back_number(archive: Archive, number: str, mark: str) -> None:
@@ -889,9 +901,11 @@ def _take_back_key(archive: Archive, name: str, marks: set[str]) -> bool:
         return False
     address = KeyAddress(m["no"], m["recipient"])
     blob = archive.keystore.backend.read(address.name)
-    if blob is None or _digest(blob) not in marks:
-        return False  # never written, or not ours: a new address is random, so nobody else's key is here
-    return archive.keystore.destroy(address)
+    if blob is None:
+        return False
+    if _digest(blob) not in marks and blob.strip(b"\0"):
+        return False  # not ours: a new address is random, so nobody else's key is here
+    return archive.keystore.destroy(address)  # ours, or ours already overwritten by a shredding that was killed
 
 
 def _put_back(change: JournaledChange) -> bool:

@@ -162,6 +162,20 @@ class DirectoryBackend:
             return []
         return [(e.name, e.stat().st_mtime) for e in entries if e.is_file(follow_symlinks=False)]
 
+    def tidy(self) -> int:
+        """Shred staged files (.new-<pid>-...) whose writer is dead: each may be a wrapped copy of a key."""
+        from archivectl.files import shred
+
+        removed = 0
+        for folder in (self.path / KEYS, self.path / NUMBERS):
+            for staged in folder.glob(".new-*") if folder.is_dir() else []:
+                pid = staged.name.split("-")[1]
+                if pid.isdigit() and _alive(int(pid)):
+                    continue
+                shred(staged)
+                removed += 1
+        return removed
+
     def remove(self, name: str) -> bool:
         from archivectl.files import shred
 
@@ -173,6 +187,16 @@ class DirectoryBackend:
 
     def close(self) -> None:
         return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_durably(path: Path, data: bytes, sync: bool = True) -> None:
@@ -334,6 +358,11 @@ class Keystore:
     def destroy(self, address: KeyAddress) -> bool:
         """Overwrite and delete one key (crypto-shredding); False if it was gone."""
         return self.backend.remove(address.name)
+
+    def tidy(self) -> int:
+        """Shred what a killed writer left half-done on this machine (a staged copy of a key); how many."""
+        tidy = getattr(self.backend, "tidy", None)
+        return tidy() if tidy else 0
 
     def close(self) -> None:
         self.backend.close()

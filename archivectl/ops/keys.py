@@ -117,6 +117,7 @@ def sync(archive: Archive, identity_path: Any, progress: Progress = None) -> dic
     replaces the old one, so a stale or foreign key is never spread.
     """
     archive.keystore.require()
+    archive.keystore.tidy()
     desired = _Targets(archive)
     live = _live(archive)
     blobs = archive.keystore.read_many(((h.archive_no, h.recipient) for h in live), fallback=False)
@@ -296,7 +297,9 @@ def _named_on_any_branch(archive: Archive, stray: list[KeyAddress]) -> dict[tupl
 
 def _never_on_main(archive: Archive, tip: str, address: KeyAddress) -> bool:
     """True when main's history never held this key's recipient: an abandoned proposal's key."""
-    found = gitio.out(archive.root, "log", "--format=%H", "-1", f"-S{address.recipient}", tip, "--", "households")
+    found = gitio.out(
+        archive.root, "log", "--no-textconv", "--format=%H", "-1", f"-S{address.recipient}", tip, "--", "households"
+    )
     return not found.strip()
 
 
@@ -325,9 +328,10 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
     archive.keystore.require()
     current = {h.archive_no: h.recipient for h in households_at(archive, tip)}
     purges = _commits_of(archive, tip, "purge")
-    rotations = _commits_of(archive, tip, "rotate")
+    rotations = _commits_of(archive, tip, "rotate", every=True)
     judged: dict[str, str | None] = {}
-    rows, destroyed = [], []
+    rows: list[dict[str, Any]] = []
+    doomed: list[tuple[KeyAddress, str, str]] = []
     for address in archive.keystore.addresses():
         number = address.archive_no
         if number in current:
@@ -351,8 +355,7 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
             rows.append({"archive_no": number, "shredded": False, "why": problem})
             continue
         if not dry_run:
-            archive.keystore.destroy(address)
-            destroyed.append((address, why_kind, change))
+            doomed.append((address, why_kind, change))
         rows.append(
             {
                 "archive_no": number,
@@ -360,9 +363,27 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
                 "why": f"{why_kind} {change[:12]} approved on {archive.settings.main}",
             }
         )
-    if destroyed:
-        _register(archive, destroyed)
+    # Registered first, destroyed after: a kill in between leaves keys that the next run destroys
+    # without registering them twice; never a key destroyed that no register names (P14).
+    registered = _registered_keys(archive)
+    unregistered = [d for d in doomed if (d[0].archive_no, d[0].recipient or "(unaddressed)") not in registered]
+    if unregistered:
+        _register(archive, unregistered)
+    for address, _, _ in doomed:
+        archive.keystore.destroy(address)
     return rows
+
+
+def _registered_keys(archive: Archive) -> set[tuple[str, str]]:
+    """(archive number, recipient) of every key a shred entry in the destruction register names."""
+    found = set()
+    for entry in registers.entries(archive.root, "destruction"):
+        if entry.get("action") == "shred":
+            for line in entry.get("keys") or []:
+                parts = str(line).split()
+                if len(parts) >= 2:
+                    found.add((parts[0], parts[1]))
+    return found
 
 
 def _require_on_main(archive: Archive, tip: str) -> None:
@@ -402,34 +423,35 @@ def _shown_url(archive: Archive) -> str:
     return url if "://" in url else os.path.basename(url)
 
 
-def _commits_of(archive: Archive, tip: str, action: str) -> dict[str, str]:
-    """Archive number -> the newest commit with this Action on tip's history that names it."""
-    found: dict[str, str] = {}
+def _commits_of(archive: Archive, tip: str, action: str, every: bool = False) -> dict[str, Any]:
+    """Archive number -> the newest commit with this Action on tip's history naming it (every: all, newest first)."""
+    found: dict[str, Any] = {}
     for entry in gitio.log(archive.root, tip, f"--grep=^Action: {action}$"):
         if entry.trailers.get("Action") != action:
             continue
         for number in entry.trailers.get("Archive-No", "").split(","):
-            found.setdefault(number.strip(), entry.commit)
+            if every:
+                found.setdefault(number.strip(), []).append(entry.commit)
+            else:
+                found.setdefault(number.strip(), entry.commit)
     return found
 
 
-def _rotation_of(archive: Archive, tip: str, address: KeyAddress, rotations: dict[str, str]) -> str | None:
-    """The commit on main that moved the household off this key, if main ever used it."""
+def _rotation_of(archive: Archive, tip: str, address: KeyAddress, rotations: dict[str, list[str]]) -> str | None:
+    """The rotation on main that moved the household off this key, if main ever used it."""
     if _never_on_main(archive, tip, address):
         return None
-    rotation = rotations.get(address.archive_no)
-    if rotation is None:
-        return None
-    parent_record = [
-        p
-        for p in gitio.tree_paths(archive.root, f"{rotation}~1", "households")
-        if p.endswith(f"/{address.archive_no}/record.yaml")
-    ]
-    if not parent_record:
-        return None
-    data = gitio.show_blob(archive.root, f"{rotation}~1", parent_record[0]) or b""
-    before = yamlio.loads(data, parent_record[0]).get("recipient") if data else None
-    return rotation if before == address.recipient else None
+    for rotation in rotations.get(address.archive_no, []):
+        parent = f"{rotation}~1"
+        paths = [
+            p
+            for p in gitio.tree_paths(archive.root, parent, "households")
+            if p.endswith(f"/{address.archive_no}/record.yaml")
+        ]
+        data = gitio.show_blob(archive.root, parent, paths[0]) if paths else None
+        if data and yamlio.loads(data, paths[0]).get("recipient") == address.recipient:
+            return rotation
+    return None
 
 
 def _judge(archive: Archive, tip: str, change: str, judged: dict[str, str | None]) -> str | None:
