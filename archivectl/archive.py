@@ -260,9 +260,18 @@ class Archive:
 
     @cached_property
     def main_staff(self) -> Staff:
-        """staff.yaml as approved on main: whom record keys are wrapped to (a branch's staff change gives nothing)."""
+        """staff.yaml as approved on main: whom record keys are wrapped to (a branch's staff change gives nothing).
+
+        A change of staff.yaml on main that still awaits its signed approval (on
+        a desk without a server, main can hold one) gives nothing either: the
+        version read is that of the newest approved change.
+        """
         tip = self.main_commit()
-        committed = gitio.show_blob(self.root, tip, STAFF_FILE) if tip else None
+        if tip is None:
+            return self.staff
+        from archivectl.ops.common import approved_version
+
+        committed = gitio.show_blob(self.root, approved_version(self, tip, STAFF_FILE), STAFF_FILE)
         if committed is None:
             return self.staff
         return Staff.from_yaml(yamlio.loads(committed, STAFF_FILE), STAFF_FILE)

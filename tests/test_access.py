@@ -231,6 +231,9 @@ def test_after_deactivation_and_sync_departed_key_opens_nothing_and_new_butler_c
     )
     world.ok("mgr01", "staff", "deactivate", "but01", "--reason", "left", "--approver", "gm01")
     assert not key_opens(world, household, "but03")  # not until the keys are re-wrapped
+    assert "0 record keys re-wrapped" in world.ok("mgr01", "recipients", "sync")  # awaiting the gm's approval
+    assert not key_opens(world, household, "but03")
+    world.approve("gm01")
     head = world.git("rev-parse", "HEAD")
     assert "1 record keys re-wrapped" in world.ok("mgr01", "recipients", "sync")
     assert world.git("rev-parse", "HEAD") == head  # keys follow main: nothing to commit
@@ -285,6 +288,7 @@ def test_sync_by_someone_who_cannot_read_everything_is_refused(world: World, hou
         "gm01",
     )
     world.ok("mgr01", "staff", "deactivate", "but02", "--reason", "left", "--approver", "gm01")
+    world.approve("gm01")
     result = world.cli("but01", "recipients", "sync")  # B03's key re-wrapped; B05's cannot be opened by but01
     assert_refused(result, 1, "not one of this household's readers")
     assert key_opens(world, household, "but03")
@@ -315,6 +319,9 @@ def test_grant_gives_a_time_limited_read_that_gm_must_approve(world: World, hous
     assert world.trailers()["Approved-by"] == "gm01"
     assert not key_opens(world, household, "but02")  # a grant gives a key only through recipients sync
     world.ok("gm01", "recipients", "sync")
+    assert not key_opens(world, household, "but02")  # ... once the gm's signed approval is on main
+    world.approve("gm01")
+    world.ok("gm01", "recipients", "sync")
     assert key_opens(world, household, "but02")
     assert world.ok("but02", "show", household, "--reveal", "--reason", "covering")
 
@@ -325,6 +332,7 @@ def test_grant_expires_on_the_next_sync_after_its_date(world: World, household: 
     world.ok(
         "mgr01", "grant", "but02", "--building", "B03", "--until", today, "--reason", "one day", "--approver", "gm01"
     )
+    world.approve("gm01")
     world.ok("gm01", "recipients", "sync")
     assert key_opens(world, household, "but02")
     env = {

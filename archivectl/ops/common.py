@@ -61,12 +61,54 @@ def readers(archive: Archive, building: str, on_main: bool = False) -> list[Staf
     """
     staff = archive.main_staff if on_main else archive.staff
     members = staff.readers_of(building)
-    grants = registers.active_grants_at(archive.root, archive.main_commit()) if on_main else None
+    tip = archive.main_commit() if on_main else None
+    grants = (
+        registers.active_grants_at(archive.root, approved_version(archive, tip, "registers/grants")) if tip else None
+    )
     for grant in grants if grants is not None else registers.active_grants(archive.root):
         member = staff.get(str(grant.get("staff")))
         if grant.get("building") == building and member and member.active and member not in members:
             members.append(member)
     return members
+
+
+_APPROVED: dict[tuple[str, str, str], str] = {}
+
+
+def approved_version(archive: Archive, tip: str, path: str) -> str:
+    """The commit on tip's history whose version of path is approved: past the newest changes still awaiting one.
+
+    Keys follow main (P7, P12): a grant or staff change on main that awaits its
+    signed approval (a desk without a server can hold one) gives no key yet.
+    """
+    key = (str(archive.root), tip, path)
+    if key in _APPROVED:
+        return _APPROVED[key]
+    from archivectl import gitio
+
+    found = tip
+    for commit in gitio.out(archive.root, "log", "--no-merges", "--format=%H", "-n", "50", tip, "--", path).split():
+        if _approved(archive, tip, commit):
+            found = commit
+            break
+        found = f"{commit}~1"
+    _APPROVED[key] = found
+    return found
+
+
+def _approved(archive: Archive, tip: str, commit: str) -> bool:
+    """True when a change on tip's history needs no approval or has a valid signed one there."""
+    from archivectl import gitio
+    from archivectl.ops.verify import verify
+
+    if len(gitio.out(archive.root, "rev-list", "--parents", "-n", "1", commit).split()) == 1:
+        return True  # the founding commit: judged with the whole history, it needs no approval
+    approvals = gitio.out(archive.root, "log", "--format=%H", f"--grep=^Approves: {commit}$", tip).split()
+    end = approvals[-1] if approvals else commit  # the oldest approval naming it
+    report = verify(archive, f"{commit}~1..{end}", allow_pending=True, keystore=False)
+    return not any(r["commit"] == commit for r in report["pending"]) and not any(
+        f["commit"] == commit for f in report["findings"]
+    )
 
 
 def require_reader(archive: Archive, actor: Actor, building: str) -> None:
