@@ -13,15 +13,14 @@ Then a probe decrypts everything on every disk with every staff key.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pyrage
 import pytest
-from conftest import LIVE_RECORD, LIVE_SECRETS, RECORD, SECRETS, process_env, staff_yaml
+from conftest import LIVE_RECORD, LIVE_SECRETS, RECORD, SECRETS, staff_yaml
+from officekit import Machine, everything, probe, propose
 from sshd import INSTALL_HINT, SSHD, running_sshd, ssh_command, ssh_home
 
 pytestmark = [
@@ -30,54 +29,15 @@ pytestmark = [
 ]
 
 
-class Machine:
-    """One person's workstation: HOME with ~/.ssh, their git config, their clone."""
+class SshMachine(Machine):
+    """A workstation that reaches the keystore over SSH, with its own ~/.ssh and its person's key."""
 
     def __init__(self, base: Path, person, sshd, server: Path):
-        self.person, self.server = person, server
-        self.home = base / f"home-{person.id}"
-        self.home.mkdir()
+        super().__init__(base, person, server)
         self.ssh = ssh_command(ssh_home(self.home, sshd, person.key))
-        self.clone = self.home / "estate"
 
-    def env(self) -> dict[str, str]:
-        return {
-            **process_env(self.person),
-            "HOME": str(self.home),
-            "ARCHIVECTL_SSH": self.ssh,
-            "TMPDIR": str(self.home / "tmp"),
-            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-        }
-
-    def run(self, *args: str, when: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-        (self.home / "tmp").mkdir(exist_ok=True)
-        cmd = [*(["faketime", "-f", when] if when else []), *args]
-        return subprocess.run(cmd, capture_output=True, text=True, env=self.env(), cwd=cwd or self.clone, timeout=120)
-
-    def cli(self, *args: str, when: str | None = None) -> subprocess.CompletedProcess:
-        return self.run(sys.executable, "-m", "archivectl", *args, when=when)
-
-    def ok(self, *args: str, when: str | None = None) -> str:
-        result = self.cli(*args, when=when)
-        assert result.returncode == 0, (args, result.stdout, result.stderr)
-        return result.stdout
-
-    def git(self, *args: str, when: str | None = None) -> str:
-        result = self.run("git", *args, when=when)
-        assert result.returncode == 0, (args, result.stderr)
-        return result.stdout
-
-    def join(self) -> None:
-        subprocess.run(["git", "clone", "-q", str(self.server), str(self.clone)], check=True, env=self.env())
-        self.ok("install-hooks")
-
-    def merge(self, branch: str, when: str | None = None) -> None:
-        """Fetch, merge an approved branch into main with an ordinary merge commit, push it."""
-        self.git("fetch", "-q", when=when)
-        self.git("switch", "-q", "main", when=when)
-        self.git("pull", "-q", "--ff-only", when=when)
-        self.git("merge", "-q", "--no-ff", "-m", f"Merge {branch}", f"origin/{branch}", when=when)
-        self.git("push", "-q", "origin", "main", when=when)
+    def backend_env(self) -> dict[str, str]:
+        return {"ARCHIVECTL_SSH": self.ssh}
 
 
 @pytest.fixture
@@ -89,7 +49,7 @@ def office(tmp_path: Path, people):
         server = tmp_path / "server.git"
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(server)], check=True)
         machines = {
-            who: Machine(tmp_path, people[who], sshd, server) for who in ("gm01", "clk01", "but01", "mgr01", "mgr02")
+            who: SshMachine(tmp_path, people[who], sshd, server) for who in ("gm01", "clk01", "but01", "mgr01", "mgr02")
         }
         keystore = tmp_path / "srv" / "estate.keys"
         keystore.parent.mkdir()  # the IT person's folder on the server
@@ -110,16 +70,6 @@ def office(tmp_path: Path, people):
             if who != "gm01":
                 machine.join()
         yield machines, keystore
-
-
-def propose(machine: Machine, branch: str, text: str, when: str) -> str:
-    machine.git("switch", "-q", "-c", branch, when=when)
-    form = machine.home.parent / "forms" / f"{branch}.yaml"  # the paper form, typed in; not on anyone's disk
-    form.parent.mkdir(exist_ok=True)
-    form.write_text(text)
-    number = machine.ok("add", "--file", str(form), "-r", "new owner", "-a", "mgr01", when=when)
-    machine.git("push", "-q", "-u", "origin", branch, when=when)
-    return number.strip()
 
 
 def test_the_office_shares_one_keystore_over_ssh_and_a_purge_leaves_nothing_anywhere(office, people):
@@ -194,54 +144,11 @@ def test_the_office_shares_one_keystore_over_ssh_and_a_purge_leaves_nothing_anyw
 
     # The probe: every git object, every file under every HOME and clone, the server's repository
     # and keystore, decrypted with every staff key and every record key they open.
-    blobs = _everything(list(machines.values()), keystore)
-    revealed = _probe(blobs, [people[w] for w in people])
+    blobs = everything(list(machines.values()), keystore)
+    revealed = probe(blobs, [people[w] for w in people])
     assert [s for s in SECRETS if s in revealed] == []
     assert all(value in revealed for value in LIVE_SECRETS)
     # nothing of any key was written on a workstation: no age file under any HOME outside the clone's git objects
     for machine in machines.values():
         stray = [p for p in machine.home.rglob("*") if p.is_file() and p.read_bytes().startswith(b"age-encryption.org")]
         assert stray == [], stray
-
-
-def _everything(machines: list[Machine], keystore: Path) -> list[bytes]:
-    """Every file on every disk involved, and every git object of every repository (unpacked)."""
-    found = []
-    roots = [m.home for m in machines] + [machines[0].server, keystore]
-    for root in roots:
-        found += [p.read_bytes() for p in root.rglob("*") if p.is_file()]
-    for repo in [m.clone for m in machines] + [machines[0].server]:
-        listing = subprocess.run(
-            ["git", "-C", str(repo), "cat-file", "--batch-all-objects", "--batch"], capture_output=True, check=True
-        )
-        found.append(listing.stdout)
-    return found
-
-
-def _probe(blobs: list[bytes], staff) -> str:
-    identities = [pyrage.ssh.Identity.from_buffer(p.key.read_bytes()) for p in staff]
-    record_keys = []
-    for blob in blobs:
-        for part in blob.split(b"age-encryption.org/v1")[1:]:
-            candidate = b"age-encryption.org/v1" + part
-            for identity in identities:
-                try:
-                    text = pyrage.decrypt(candidate, [identity]).decode("utf-8", "replace")
-                except Exception:
-                    continue
-                if "AGE-SECRET-KEY-" in text:
-                    record_keys.append(pyrage.x25519.Identity.from_str(re.search(r"AGE-SECRET-KEY-\S+", text)[0]))
-    found = []
-    for blob in blobs:
-        armored = re.findall(rb"-----BEGIN AGE ENCRYPTED FILE-----.*?-----END AGE ENCRYPTED FILE-----", blob, re.S)
-        payloads = [b"\n".join(line.strip() for line in block.splitlines()) + b"\n" for block in armored]
-        payloads += [b"age-encryption.org/v1" + p for p in blob.split(b"age-encryption.org/v1")[1:]]
-        for payload in payloads if record_keys else []:
-            for candidate in (payload, payload.split(b"\n\n")[0]):
-                try:
-                    found.append(pyrage.decrypt(candidate, record_keys).decode("utf-8", "replace"))
-                    break
-                except Exception:
-                    continue
-        found.append(blob.decode("utf-8", "replace"))
-    return "\n".join(found)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import pyrage
 import pytest
 from baoserver import INSTALL_HINT, bao_binary, running_bao
 from conftest import LIVE_RECORD, LIVE_SECRETS, RECORD, SECRETS, process_env, staff_yaml
+from officekit import Machine, everything, probe, propose
 
 from archivectl.errors import ArchiveError
 from archivectl.openbao import OpenBaoBackend, parse_url
@@ -40,50 +40,15 @@ FOUNDER_POLICY = {  # README, step 4: the gm's one-off token for `init` may only
 }
 
 
-class Desk:
-    """One person's machine: HOME, git config, their token, their clone."""
+class Desk(Machine):
+    """A workstation that reaches the keystore with its person's OpenBao token (set once the policies exist)."""
 
     def __init__(self, base: Path, person, token: str, server: Path):
-        self.person, self.token, self.server = person, token, server
-        self.home = base / f"home-{person.id}"
-        (self.home / "tmp").mkdir(parents=True)
-        self.clone = self.home / "estate"
+        super().__init__(base, person, server)
+        self.token = token
 
-    def env(self) -> dict[str, str]:
-        return {
-            **process_env(self.person),
-            "HOME": str(self.home),
-            "TMPDIR": str(self.home / "tmp"),
-            "BAO_TOKEN": self.token,
-            "VAULT_TOKEN": "",
-            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-        }
-
-    def run(self, *args: str, when: str | None = None, cwd: Path | None = None, env: dict | None = None):
-        cmd = [*(["faketime", "-f", when] if when else []), *args]
-        return subprocess.run(
-            cmd, capture_output=True, text=True, env={**self.env(), **(env or {})}, cwd=cwd or self.clone, timeout=120
-        )
-
-    def cli(self, *args: str, when: str | None = None, env: dict | None = None):
-        return self.run(sys.executable, "-m", "archivectl", *args, when=when, env=env)
-
-    def ok(self, *args: str, when: str | None = None, env: dict | None = None) -> str:
-        result = self.cli(*args, when=when, env=env)
-        assert result.returncode == 0, (args, result.stdout, result.stderr)
-        return result.stdout
-
-    def git(self, *args: str, when: str | None = None) -> str:
-        result = self.run("git", *args, when=when)
-        assert result.returncode == 0, (args, result.stderr)
-        return result.stdout
-
-    def merge(self, branch: str, when: str | None = None) -> None:
-        self.git("fetch", "-q", when=when)
-        self.git("switch", "-q", "main", when=when)
-        self.git("pull", "-q", "--ff-only", when=when)
-        self.git("merge", "-q", "--no-ff", "-m", f"Merge {branch}", f"origin/{branch}", when=when)
-        self.git("push", "-q", "origin", "main", when=when)
+    def backend_env(self) -> dict[str, str]:
+        return {"BAO_TOKEN": self.token, "VAULT_TOKEN": ""}
 
 
 class Office:
@@ -112,8 +77,7 @@ class Office:
             if shared:
                 desk.clone = gm.clone
             elif desk is not gm:
-                subprocess.run(["git", "clone", "-q", str(self.server), str(desk.clone)], check=True, env=desk.env())
-                desk.ok("install-hooks")
+                desk.join()
         self.it = tmp / "it-clone"  # the IT person's clone, where cron writes the policies
         subprocess.run(["git", "clone", "-q", str(self.server), str(self.it)], check=True)
         self.sync_policies()
@@ -131,16 +95,6 @@ class Office:
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         return self.bao.write_policies(result.stdout)
-
-
-def propose(desk: Desk, branch: str, text: str, when: str) -> str:
-    desk.git("switch", "-q", "-c", branch, when=when)
-    form = desk.home.parent / "forms" / f"{branch}.yaml"
-    form.parent.mkdir(exist_ok=True)
-    form.write_text(text)
-    number = desk.ok("add", "--file", str(form), "-r", "new owner", "-a", "mgr01", when=when)
-    desk.git("push", "-q", "-u", "origin", branch, when=when)
-    return number.strip()
 
 
 def key_names(bao) -> list[str]:
@@ -267,8 +221,8 @@ def test_the_office_shares_one_openbao_keystore_and_a_purge_leaves_nothing_anywh
 
         # The probe: every file under every HOME, every git object, and everything the server holds
         # (read with the root token, transit-decrypted where it still can be), with every staff key.
-        blobs = _everything(office, bao)
-        revealed = _probe(blobs, [people[w] for w in people])
+        blobs = everything(list(office.desks.values())) + _held_by_bao(bao)
+        revealed = probe(blobs, [people[w] for w in people])
         assert [s for s in SECRETS if s in revealed] == []
         assert all(value in revealed for value in LIVE_SECRETS)
         for desk in office.desks.values():  # nothing of any key on a workstation's disk
@@ -279,14 +233,9 @@ def test_the_office_shares_one_openbao_keystore_and_a_purge_leaves_nothing_anywh
                     assert desk.token.encode() not in path.read_bytes(), path
 
 
-def _everything(office: Office, bao) -> list[bytes]:
-    found = [p.read_bytes() for d in office.desks.values() for p in d.home.rglob("*") if p.is_file()]
-    found += [p.read_bytes() for p in office.server.rglob("*") if p.is_file()]
-    for repo in [d.clone for d in office.desks.values()] + [office.server]:
-        listing = subprocess.run(
-            ["git", "-C", str(repo), "cat-file", "--batch-all-objects", "--batch"], capture_output=True, check=True
-        )
-        found.append(listing.stdout)
+def _held_by_bao(bao) -> list[bytes]:
+    """Every record key entry on the server, read with the root token, and transit-decrypted where it still can be."""
+    found = []
     kv = bao.root.secrets.kv.v2
     for name in key_names(bao):
         data = kv.read_secret_version(f"keys/{name}", mount_point="estate", raise_on_deleted_version=True)["data"][
@@ -301,34 +250,6 @@ def _everything(office: Office, bao) -> list[bytes]:
             continue
         found.append(base64.b64decode(plain))
     return found
-
-
-def _probe(blobs: list[bytes], staff) -> str:
-    identities = [pyrage.ssh.Identity.from_buffer(p.key.read_bytes()) for p in staff]
-    record_keys = []
-    for blob in blobs:
-        for part in blob.split(b"age-encryption.org/v1")[1:]:
-            for identity in identities:
-                try:
-                    text = pyrage.decrypt(b"age-encryption.org/v1" + part, [identity]).decode("utf-8", "replace")
-                except Exception:
-                    continue
-                if "AGE-SECRET-KEY-" in text:
-                    record_keys.append(pyrage.x25519.Identity.from_str(re.search(r"AGE-SECRET-KEY-\S+", text)[0]))
-    found = []
-    for blob in blobs:
-        armored = re.findall(rb"-----BEGIN AGE ENCRYPTED FILE-----.*?-----END AGE ENCRYPTED FILE-----", blob, re.S)
-        payloads = [b"\n".join(line.strip() for line in block.splitlines()) + b"\n" for block in armored]
-        payloads += [b"age-encryption.org/v1" + p for p in blob.split(b"age-encryption.org/v1")[1:]]
-        for payload in payloads if record_keys else []:
-            for candidate in (payload, payload.split(b"\n\n")[0]):
-                try:
-                    found.append(pyrage.decrypt(candidate, record_keys).decode("utf-8", "replace"))
-                    break
-                except Exception:
-                    continue
-        found.append(blob.decode("utf-8", "replace"))
-    return "\n".join(found)
 
 
 # ------------------------------------------------------------------ (2) and (4): the server decides, and logs
