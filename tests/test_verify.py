@@ -327,6 +327,7 @@ def test_every_archivectl_command_makes_commits_that_verify(world: World):  # P1
     csv_file.write_text("building,floor,unit,category\nB05,1,0101,special\n")
     world.ok("clk01", "import", str(csv_file), "-r", "batch", "-a", "mgr01")
     world.approve("mgr01", "mgr02", "gm01")
+    world.ok("gm01", "recipients", "sync")  # the staff changes are approved: keys follow
     shredded = json.loads(world.ok("aud01", "keys", "shred", "--format", "json"))  # the rotation's old key
     assert [(r["archive_no"], r["shredded"]) for r in shredded] == [(first, True)], shredded
     result = world.cli("aud01", "verify", "--format", "json")
