@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 
-from conftest import LIVE_RECORD, World, assert_refused, assert_unchanged
+from conftest import LIVE_RECORD, World, assert_refused, assert_unchanged, on_terminal, process_env
 
 
 def test_staff_key_may_be_a_path_to_the_pub_file(world: World, tmp_path):
@@ -116,3 +117,21 @@ def test_a_second_active_household_on_a_unit_is_refused_naming_the_first(world: 
     assert_unchanged(world, before)
     second = world.add("clk01", "mgr01", LIVE_RECORD.replace('unit: "1204"', 'unit: "1203"'), "--also-active")
     assert second != first
+
+
+def test_long_commands_show_progress_on_a_terminal_and_nothing_when_piped(world: World, tmp_path):  # 16
+    rows = "\n".join(f"B05,1,{i:04d},special" for i in range(1, 601))
+    (tmp_path / "many.csv").write_text("building,floor,unit,category\n" + rows + "\n")
+    world.ok("clk01", "import", str(tmp_path / "many.csv"), "-r", "batch", "-a", "mgr01")
+    world.approve("mgr01")
+    env = {**process_env(world.people["aud01"]), "COLUMNS": "100", "TERM": "xterm"}
+    base = [sys.executable, "-m", "archivectl", "--archive", str(world.root)]
+    for args, stage in (
+        (["keys", "fsck"], b"checking record keys"),
+        (["backup", "--output", str(tmp_path / "b.tar")], b"bundling the history"),
+    ):
+        code, screen = on_terminal([*base, *args], env, stage, b"")
+        assert code == 0 and stage in screen, screen[-400:]
+        (tmp_path / "b.tar").unlink(missing_ok=True)
+        piped = subprocess.run([*base, *args], env=env, capture_output=True)
+        assert piped.returncode == 0 and stage not in piped.stderr + piped.stdout

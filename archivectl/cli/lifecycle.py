@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from archivectl.cli.app import ApproverOpt, FormatOpt, ReasonOpt, app, fmt_of, open_archive, out
+from archivectl.cli.app import ApproverOpt, FormatOpt, ReasonOpt, app, fmt_of, open_archive, out, progress_bar
 
 ArchiveNo = Annotated[str, typer.Argument(metavar="ARCHIVE_NO")]
 
@@ -162,7 +162,7 @@ def backup(
 
     if (output is None) == (into is None):
         raise UsageError("give --output FILE or --into DIR (one of the two)")
-    result = lifecycle.backup(open_archive(ctx), output=output, into=into)
+    result = lifecycle.backup(open_archive(ctx), output=output, into=into, progress=progress_bar("backing up"))
     out(f"backed up {result['head'][:12]} with {result['keys']} record keys to {result['output']}")
     out(f"expires {result['expires']} (retention_days {result['retention_days']}); restore refuses it after that")
     left = result["left_out"]

@@ -11,6 +11,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -436,7 +437,12 @@ def _slug(name: str) -> str:
     return re.sub(r"[\W_]+", "-", name).strip("-").lower()[:60] or "archive"
 
 
-def backup(archive: Archive, output: Path | None = None, into: Path | None = None) -> dict[str, Any]:
+def backup(
+    archive: Archive,
+    output: Path | None = None,
+    into: Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict[str, Any]:
     """One tar file: a git bundle of every ref and the record keys of the households live at HEAD (P16).
 
     Left out: keys of households tombstoned (at HEAD, or on main) or not in HEAD
@@ -486,11 +492,16 @@ def backup(archive: Archive, output: Path | None = None, into: Path | None = Non
     }
     with tempfile.TemporaryDirectory(prefix="archivectl-backup-") as tmp:
         bundle = Path(tmp) / BUNDLE
+        if progress:
+            progress(0, 0, "bundling the history")
         gitio.bundle_create(archive.root, bundle)  # git objects only: sealed records, no key
         with private_output(output) as raw, tarfile.open(fileobj=raw, mode="w") as tar:
             _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=2).encode())  # first: prune reads only this
             tar.add(bundle, arcname=BUNDLE)
-            for name in keys + [f"{NUMBERS}/{n}" for n in numbers]:
+            names = keys + [f"{NUMBERS}/{n}" for n in numbers]
+            for done, name in enumerate(names, start=1):
+                if progress and (done % 500 == 0 or done == len(names)):
+                    progress(done, len(names), "adding record keys")
                 blob = blobs[name]
                 if blob is not None:
                     _add_bytes(tar, f"keystore/{name}", blob)
