@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -189,3 +190,18 @@ def test_an_unknown_host_key_is_refused_and_nothing_is_registered(world: World, 
         )
         assert_refused(result, 1, "host key of keys.estate is unknown or has changed")
         assert_unchanged(world, before)  # no look-up registered for data that was never shown
+
+
+def test_fsck_finds_a_staged_copy_of_a_key_a_killed_writer_left_and_removes_it(world: World):  # P14
+    number = world.add()
+    world.approve("mgr01")
+    staged = world.keys / "keys" / f".{number}.tmp"  # as a killed SFTP replace leaves it: a wrapped copy
+    staged.write_bytes(world.key_file(number).read_bytes())
+    os.utime(staged, (staged.stat().st_atime - 7200, staged.stat().st_mtime - 7200))
+    dead = world.keys / "keys" / ".new-999999-abcd"  # a killed writer on this machine (no such pid)
+    dead.write_bytes(world.key_file(number).read_bytes())
+    assert_refused(world.cli("aud01", "keys", "fsck"), 1, "a staged copy of a key left by a killed writer")
+    assert not dead.exists()  # this machine's own leftovers go at once: their writer is dead
+    world.ok("aud01", "keys", "fsck", "--remove-orphans")
+    assert not staged.exists()
+    assert world.cli("aud01", "keys", "fsck").exit_code == 0

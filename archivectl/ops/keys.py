@@ -220,6 +220,7 @@ def fsck(
             problem = _opens(h, blob, identity)
             if problem:
                 rows.append(_row(h.archive_no, h.recipient, problem))
+    rows += _staged_leftovers(archive, remove_orphans)
     wanted = {(h.archive_no, h.recipient) for h in live}
     stray = [a for a in archive.keystore.addresses() if (a.archive_no, a.recipient) not in wanted]
     if stray:
@@ -251,6 +252,31 @@ def fsck(
                 rows.append(
                     _row(address.archive_no, address.recipient, _stray_reason(archive, tip, address, age_days), False)
                 )
+    return rows
+
+
+STAGED_GRACE_SECONDS = 3600  # a staged file this old has no writer left (a write takes seconds)
+
+
+def _staged_leftovers(archive: Archive, remove: bool) -> list[dict[str, Any]]:
+    """Staged files (.new-*, .*.tmp) a killed writer left in keys/: each may hold a wrapped copy of a key."""
+    archive.keystore.tidy()  # on this machine: those whose writer is dead go at once
+    rows = []
+    now = clock.now().timestamp()
+    for name, mtime in archive.keystore.backend.list("keys"):
+        if not name.startswith("."):
+            continue
+        if remove and now - mtime >= STAGED_GRACE_SECONDS:
+            archive.keystore.backend.remove(f"keys/{name}")
+            rows.append({"archive_no": "-", "key": name[:20], "note": "staged copy of a key removed"})
+        else:
+            rows.append(
+                {
+                    "archive_no": "-",
+                    "key": name[:20],
+                    "problem": "a staged copy of a key left by a killed writer: `keys fsck --remove-orphans`",
+                }
+            )
     return rows
 
 
