@@ -56,6 +56,12 @@ def entries(root: Path, kind: str) -> list[dict[str, Any]]:
     return rows
 
 
+def load_entry(path: Path) -> dict[str, Any] | None:
+    """One event file's entry, or None if it is not a mapping."""
+    data = yamlio.load_file(path)
+    return data if isinstance(data, dict) else None
+
+
 def active_grants(root: Any, today: str | None = None) -> list[dict[str, Any]]:
     """Grants whose `until` date has not passed (P7: time-limited reads)."""
     day = today or clock.today().isoformat()

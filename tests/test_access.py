@@ -408,10 +408,28 @@ def test_git_log_p_shows_clear_text_to_a_reader_and_ciphertext_to_others(world: 
         "--approver",
         "mgr01",
     )
-    as_reader = world.git("log", "-p", "-1", who="but01")
+    world.approve("mgr01")
+    edit = world.git("rev-parse", "HEAD~1").strip()
+    unreviewed = world.git("log", "-p", "-1", edit, who="but01")  # a reader, but no review registered (P8)
+    assert "13911112222" not in unreviewed and "13812345678" not in unreviewed
+    assert "register a review to read them (archivectl review-start RANGE -r R)" in unreviewed
+    assert "-----BEGIN AGE ENCRYPTED FILE-----" in unreviewed
+    said = world.ok("but01", "review-start", f"{edit}~1..{edit}", "--reason", "check the phone change")
+    assert f"review of 1 households ({household})" in said
+    entry = registers.entries(world.root, "access")[-1]
+    assert entry["who"] == "but01" and entry["action"] == "view" and entry["archive_no"] == household
+    assert entry["range"].endswith(edit) and len(entry["versions"]) == 2
+    assert world.trailers()["Action"] == "view" and world.signature_status() == "G"
+    as_reader = world.git("log", "-p", "-1", edit, who="but01")
     assert "-  phone: '13812345678'" in as_reader and "+  phone: '13911112222'" in as_reader
-    as_other = world.git("log", "-p", "-1", who="but02")
+    as_other = world.git("log", "-p", "-1", edit, who="but02")
     assert "13911112222" not in as_other and "-----BEGIN AGE ENCRYPTED FILE-----" in as_other
+    before = world.snapshot()
+    assert_refused(world.cli("but02", "review-start", f"{edit}~1..{edit}", "-r", "curious"), 1, "no household")
+    assert_unchanged(world, before)
+    world.ok("but01", "edit", household, "--set", "customers.0.phone=13955556666", "-r", "again", "-a", "mgr01")
+    later = world.git("log", "-p", "-1", who="but01")  # a version outside the reviewed range stays sealed
+    assert "13955556666" not in later and "stay encrypted: register a review" in later
     assert world.git("config", "diff.archivectl.cachetextconv").strip() == "false"
     assert no_secrets_in(world.all_git_objects()) == []
     assert "13911112222" not in world.all_git_objects().decode("utf-8", "replace")

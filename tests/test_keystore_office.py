@@ -85,9 +85,12 @@ def test_the_office_shares_one_keystore_over_ssh_and_a_purge_leaves_nothing_anyw
     # The butler, on their own machine, reads the proposal in git diff and show --reveal: the key comes
     # from the server, with their own SSH key, into memory only.
     butler.git("fetch", "-q", when="-40d")
-    diff = butler.git("diff", "origin/main", "origin/b03-owner", "--", "households", when="-40d")
-    assert SECRETS[1] in diff  # the owner's phone, decrypted for a reader of B03
     butler.git("switch", "-q", "b03-owner", when="-40d")
+    sealed = butler.git("diff", "origin/main", "HEAD", "--", "households", when="-40d")
+    assert SECRETS[1] not in sealed and "register a review" in sealed  # reading a diff is a look-up (P8)
+    butler.ok("review-start", "origin/main..HEAD", "-r", "review before approval", when="-40d")
+    diff = butler.git("diff", "origin/main", "HEAD~1", "--", "households", when="-40d")
+    assert SECRETS[1] in diff  # the owner's phone, decrypted for a reader of B03
     shown = json.loads(
         butler.ok("show", doomed, "--reveal", "-r", "review before approval", "--format", "json", when="-40d")
     )

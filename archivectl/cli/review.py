@@ -1,4 +1,4 @@
-"""verify, approve, pending, codeowners, install-hooks and the server's push check."""
+"""verify, approve, pending, review-start, codeowners, install-hooks and the server's push check."""
 
 from __future__ import annotations
 
@@ -115,6 +115,22 @@ def approve(
         open_archive(ctx), range_spec, reason, confirm, reveal, identity or globals_of(ctx).identity
     )
     out(f"approved {len(plan.commits)} change(s) in commit {commit[:12]}")
+
+
+@app.command("review-start")
+def review_start(
+    ctx: typer.Context,
+    range_spec: Annotated[str, typer.Argument(metavar="RANGE", help="The commits to review, e.g. origin/main..HEAD.")],
+    reason: ReasonOpt = None,
+) -> None:
+    """Register a review (P8): git diff and git log -p then show you the range's sealed fields in clear."""
+    from archivectl.ops.reading import review_start as run
+
+    result = run(open_archive(ctx), range_spec, reason)
+    out(
+        f"registered your review of {len(result['households'])} households ({', '.join(result['households'])}); "
+        f"git diff and git log -p now open their {result['versions']} record versions in {result['range'][:40]}"
+    )
 
 
 @app.command("verify-push", hidden=True)

@@ -131,3 +131,71 @@ def check_filter(value: str | None, allowed: tuple[str, ...], name: str) -> None
     """Refuse a filter value that can never match."""
     if value is not None and value not in allowed:
         raise UsageError(f"--{name} must be one of {', '.join(allowed)}")
+
+
+def review_start(archive: Archive, range_spec: str, reason: str | None) -> dict[str, Any]:
+    """Register a review of a range: one access entry naming its households and the record versions in it.
+
+    git diff / git log -p decrypt a record version (textconv) only for a reader
+    who registered a review whose range holds that version (P8): reading
+    personal data in a diff is a look-up like any other.
+    """
+    reason = check_reason(reason)
+    with archive.writing() as tx:
+        actor = actor_of(archive)
+        if ".." not in range_spec or range_spec.startswith("-"):
+            raise UsageError("give a range like origin/main..HEAD")
+        if any(gitio.rev_parse(archive.root, end or "HEAD") is None for end in range_spec.split("..", 1)):
+            raise UsageError(f"{range_spec}: no such commit")
+        commits = gitio.out(archive.root, "rev-list", "--no-merges", range_spec).split()
+        versions: dict[str, set[str]] = {}
+        buildings: dict[str, str] = {}
+        for line in gitio.out(
+            archive.root, "log", "--no-merges", "--format=", "--raw", "--no-abbrev", "--no-renames", range_spec,
+            "--", "households",
+        ).splitlines():  # fmt: skip
+            parts = line.split()
+            if len(parts) < 6 or not parts[5].endswith("/record.yaml"):
+                continue
+            path = parts[5]
+            number = path.split("/")[3]
+            buildings[number] = path.split("/")[1]
+            versions.setdefault(number, set()).update(b for b in parts[2:4] if set(b) != {"0"})
+        readable = sorted(n for n in versions if _reads(archive, actor, buildings[n]))
+        if not readable:
+            raise ArchiveError(f"{range_spec}: no household in it that you may read ({len(commits)} commits)")
+        ends = [gitio.rev_parse(archive.root, end) or end for end in range_spec.split("..", 1)]
+        entry = {
+            "when": now_iso(),
+            "who": actor.member.id,
+            "action": "view",
+            "archive_no": ", ".join(readable),
+            "range": "..".join(ends),
+            "versions": sorted(v for n in readable for v in versions[n]),
+            "reason": reason,
+        }
+        registers.append(tx, "access", entry)
+        tx.commit(
+            f"register review of {len(readable)} households ({range_spec})",
+            trailers("view", Approval(reason), actor, ", ".join(readable)),
+            actor,
+        )
+    return {"households": readable, "versions": len(entry["versions"]), "range": entry["range"]}
+
+
+def _reads(archive: Archive, actor: Any, building: str) -> bool:
+    try:
+        require_reader(archive, actor, building)
+    except ArchiveError:
+        return False
+    return True
+
+
+def reviewed_versions(archive: Archive, who: str) -> set[str]:
+    """The record versions (blob ids) someone registered a review of: what textconv may open for them."""
+    found: set[str] = set()
+    for path in archive.root.glob(f"registers/access/*/*-view-{who}-*.yaml"):
+        entry = registers.load_entry(path)
+        if entry and entry.get("who") == who:
+            found.update(str(v) for v in entry.get("versions") or [])
+    return found
