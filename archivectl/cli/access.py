@@ -1,4 +1,4 @@
-"""attach, open, export, recipients sync, grant, lend, return, textconv."""
+"""attach, open, export, recipients sync, grant, lend, return, textconv, merge-driver."""
 
 from __future__ import annotations
 
@@ -197,3 +197,19 @@ def textconv(
 
     sys.stdout.buffer.write(run(file, globals_of(ctx).identity))
     sys.stdout.buffer.flush()
+
+
+@app.command("merge-driver", hidden=True)
+def merge_driver(
+    ancestor: Annotated[Path, typer.Argument(metavar="ANCESTOR")],
+    ours: Annotated[Path, typer.Argument(metavar="OURS")],
+    theirs: Annotated[Path, typer.Argument(metavar="THEIRS")],
+    path: Annotated[str, typer.Argument(metavar="PATH")],
+) -> None:
+    """git's merge driver for records (%O %A %B %P): field by field, sealed fields for readers (set up by init)."""
+    from archivectl.ops.merging import merge_driver as run
+
+    code, lines = run(ancestor, ours, theirs, path)
+    for line in lines:
+        print(line, file=sys.stderr)
+    raise typer.Exit(code)

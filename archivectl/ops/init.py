@@ -25,6 +25,9 @@ GITATTRIBUTES = """\
 # Records diff with their sealed block decrypted for readers (archivectl textconv);
 # everyone else sees the unchanged ciphertext lines. Nothing decrypted is stored.
 households/**/record.yaml diff=archivectl
+# Two branches that change different fields of one record merge field by field
+# (archivectl merge-driver); sealed fields for someone who can read the household.
+households/**/record.yaml merge=archivectl
 *.age binary
 """
 
@@ -113,4 +116,7 @@ def configure_clone(archive: Archive) -> None:
     textconv = f"{shlex.quote(sys.executable)} -m archivectl textconv"  # works without archivectl on PATH
     gitio.config_set(archive.root, "diff.archivectl.textconv", textconv)
     gitio.config_set(archive.root, "diff.archivectl.cachetextconv", "false")  # never store decrypted text
+    merge = f"{shlex.quote(sys.executable)} -m archivectl merge-driver %O %A %B %P"
+    gitio.config_set(archive.root, "merge.archivectl.name", "archivectl: records merged field by field")
+    gitio.config_set(archive.root, "merge.archivectl.driver", merge)
     archive.write_allowed_signers()

@@ -276,9 +276,11 @@ def check_commit(ctx: _Context, info: gitio.CommitInfo, dates: dict[str, str], n
         flag("root", "a root commit inside the range: a history of its own cannot vouch for itself")
         return
     if len(info.parents) == 2:
-        merged = gitio.merge_tree(ctx.archive.root, info.parents[0], info.parents[1])
-        if merged is not None and merged == gitio.tree_of(ctx.archive.root, info.commit):
+        problems = _merge_problems(ctx, info)
+        if problems == []:
             return  # a clean merge adds nothing of its own; its second parent's commits are judged one by one
+        for problem in problems or []:  # why it is not clean; then it is judged like any commit
+            flag("merge", problem)
     judge = ctx.judged_by(info)
     staff = ctx.staff_at(judge)
     if not isinstance(staff, Staff):
@@ -323,6 +325,76 @@ def check_commit(ctx: _Context, info: gitio.CommitInfo, dates: dict[str, str], n
     if settings.version < 2:
         return  # version 1 archives took the typed Approved-by as the approval (rules.legacy_action)
     run.requests.append(_Request(info, rule.name, member, approver, roles, settings.rules))
+
+
+def _merge_problems(ctx: _Context, info: gitio.CommitInfo) -> list[str] | None:
+    """[] for a clean merge; else what is wrong with its merged records, or None when more than records differ.
+
+    Clean: its tree is what git's own merge of its parents gives (git merge-tree, with
+    archivectl's driver set aside, as on the server), except in records each holding what
+    merging.merged_record_problem accepts: the field-level merge, or the first parent's record.
+    """
+    from archivectl.ops import merging
+    from archivectl.ops.validate import check_record_text
+
+    root, (first, second) = ctx.archive.root, info.parents
+    proc = gitio.run(
+        root,
+        *("merge-tree", "--write-tree", "--name-only", "-z", first, second),
+        env={merging.TEXT_MERGE_ENV: "1"},
+        check=False,
+    )
+    if proc.returncode not in (0, 1):
+        return None
+    tree, *listed = proc.stdout.decode("utf-8", "replace").split("\0")
+    conflicted = set(listed[: listed.index("")] if "" in listed else listed) if proc.returncode else set()
+    if not conflicted and tree == gitio.tree_of(root, info.commit):
+        return []
+    listing = gitio.run(root, "diff-tree", "-r", "--no-renames", "--name-status", "-z", tree, info.commit).stdout
+    fields = listing.decode("utf-8", "replace").split("\0")
+    changes = {path: status for status, path in zip(fields[0:-1:2], fields[1::2], strict=True)}
+    changes.update({path: changes.get(path, "M") for path in conflicted})
+    kinds = {path: (rules.classify(path) or rules.PathKind("")) for path in changes}
+    if any(status != "M" or kinds[path].kind != "record" for path, status in changes.items()):
+        return None
+    bases = gitio.out(root, "merge-base", "--all", first, second).split()
+    schema = ctx.schema_at(ctx.judged_by(info))
+    problems = []
+    for path in sorted(changes):
+        number = kinds[path].archive_no
+        ours, theirs = ctx.stored(f"{first}:{path}", path), ctx.stored(f"{second}:{path}", path)
+        result = ctx.stored(f"{info.commit}:{path}", path)
+        if ours is None or theirs is None or result is None:
+            problems.append(f"{number}: changes a record that is not a readable record on both sides")
+            continue
+        base = ctx.stored(f"{bases[0]}:{path}", path) if len(bases) == 1 else None
+        building = path.split("/")[1]
+        problem = merging.merged_record_problem(base, ours, theirs, result, _signer_reads(ctx, info, building))
+        if problem:
+            problems.append(f"{number}: {problem}")
+        elif result != ours and schema is not None:
+            problems += [
+                f"{path}: {p}" for p in check_record_text(schema, path, ctx.blobs.read(f"{info.commit}:{path}") or b"")
+            ]
+    return problems
+
+
+def _signer_reads(ctx: _Context, info: gitio.CommitInfo, building: str) -> bool:
+    """True when info carries a good signature of an active staff member who reads the building (P7)."""
+    from archivectl import registers
+    from archivectl.staff import may_read
+
+    staff = ctx.staff_at(ctx.judged_by(info))
+    if info.signature not in ("G", "U") or not isinstance(staff, Staff):
+        return False
+    member = next((m for m in staff.members if fingerprint(m.key) == info.fingerprint), None)
+    if member is None or not member.active:
+        return False
+    if may_read(member, building):
+        return True
+    day = info.committer_date[:10]
+    grants = registers.active_grants_at(ctx.archive.root, ctx.judged_by(info), today=day) or []
+    return any(g.get("staff") == member.id and g.get("building") == building for g in grants)
 
 
 def _signer(info: gitio.CommitInfo, staff: Staff, flag: Callable[[str, str], None]) -> StaffMember | None:
