@@ -547,3 +547,31 @@ def staff_blobs_ever(repo: Path) -> list[str]:
     text = out(repo, "log", "--all", "--format=", "--raw", "--no-abbrev", "--", "staff.yaml")
     blobs = {line.split()[3] for line in text.splitlines() if line.startswith(":")}
     return sorted(b for b in blobs if set(b) != {"0"})
+
+
+def signed_commit_on(
+    repo: Path, parent: str, files: dict[str, str], message: str, signing_key: str, who: Identity
+) -> str:
+    """A signed commit of parent's tree plus files (path -> blob id), made in a private index: no work tree touched."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="archivectl-index-", dir=git_dir(repo)) as scratch:
+        env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        run(repo, "read-tree", parent, env=env)
+        listing = "".join(f"100644 {blob}\t{path}\n" for path, blob in sorted(files.items()))
+        run(repo, "update-index", "--add", "--index-info", input=listing.encode("utf-8"), env=env)
+        tree = run(repo, "write-tree", env=env).stdout.decode().strip()
+    people = {
+        "GIT_AUTHOR_NAME": who.name,
+        "GIT_AUTHOR_EMAIL": who.email,
+        "GIT_COMMITTER_NAME": who.name,
+        "GIT_COMMITTER_EMAIL": who.email,
+    }
+    proc = run(
+        repo, "-c", "gpg.format=ssh", "-c", f"user.signingkey={signing_key}", "commit-tree", "-S", tree,
+        "-p", parent, "-F", "-", input=message.encode("utf-8"), env=people, check=False,
+    )  # fmt: skip
+    commit = proc.stdout.decode().strip()
+    if proc.returncode != 0 or not commit:
+        raise ArchiveError(f"signing the commit failed: {_first_line(proc.stderr)}")
+    return commit

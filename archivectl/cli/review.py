@@ -133,6 +133,19 @@ def review_start(
     )
 
 
+@app.command("sync")
+def sync_lookups(ctx: typer.Context) -> None:
+    """Bring your look-ups registered on branches (reveals, opens, reviews) to main and push them (P8)."""
+    from archivectl.ops.lookups import sync
+
+    result = sync(open_archive(ctx))
+    if not result["brought"]:
+        out("every look-up of yours is on main already")
+        return
+    where = "pushed to the server's main" if result["pushed"] else "on main"
+    out(f"brought {result['brought']} look-up register entries to main in {result['commit'][:12]} ({where})")
+
+
 @app.command("verify-push", hidden=True)
 def verify_push(
     ctx: typer.Context,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from archivectl import clock, gitio, rules
+from archivectl import clock, gitio, registers, rules
 from archivectl.archive import Archive
 from archivectl.reports.completeness import completeness
 from archivectl.reports.data import households
@@ -25,10 +25,15 @@ def stats(archive: Archive, progress: Callable[[int, int], None] | None = None) 
     complete = completeness(archive)
     months: dict[str, Counter] = {}
     for entry in gitio.log(archive.root):
-        month = entry.committer_date[:7]
         action = entry.trailers.get("Action") or rules.legacy_action(entry.subject)
         kind = ACTIVITY.get(action or "", "changes")
-        months.setdefault(month, Counter())[kind] += 1
+        if kind in ("reveals", "opens"):
+            continue  # look-ups are counted by their register entries below: one per look-up, wherever made
+        months.setdefault(entry.committer_date[:7], Counter())[kind] += 1
+    for entry in registers.entries(archive.root, "access"):  # brought from branches by `archivectl sync` too
+        kind = ACTIVITY.get(str(entry.get("action")), "")
+        if kind in ("reveals", "opens"):
+            months.setdefault(str(entry.get("when", ""))[:7], Counter())[kind] += 1
     activity = [
         {
             "month": m,
