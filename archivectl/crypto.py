@@ -8,6 +8,7 @@ the reference `age` CLI.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from collections.abc import Iterable
@@ -33,6 +34,12 @@ def recipient_of(public_key: str) -> Any:
         return _pyrage().ssh.Recipient.from_str(" ".join(public_key.split()[:2]))
     except Exception:
         raise UsageError("not a usable ssh-ed25519 public key") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _reader_recipient(public_key: str) -> Any:
+    """recipient_of, parsed once per key: an import wraps thousands of keys to the same few readers."""
+    return recipient_of(public_key)
 
 
 def load_identity(path: Path) -> Any:
@@ -104,7 +111,7 @@ def record_key_from_text(text: str) -> Any:
 
 def wrap_record_key(record_key: Any, reader_keys: Iterable[str]) -> bytes:
     """The record key as a keystore file: an age identity file encrypted to readers."""
-    recipients = [recipient_of(k) for k in reader_keys]
+    recipients = [_reader_recipient(k) for k in reader_keys]
     if not recipients:
         raise ArchiveError("no active reader for this building: add a manager or gm to staff.yaml")
     body = f"# archivectl record key\n{record_key}\n".encode()

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import csv
 import io
+import multiprocessing
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from archivectl import records, yamlio
+from archivectl import gitio, records, yamlio
 from archivectl.archive import Archive, Transaction
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.ops.common import Approval, approved_writer, trailers, wrap_targets
@@ -126,19 +128,14 @@ def _import(
     rows = csv_rows(path, text, schema) if is_csv else yaml_rows(path, text)
     prepared: list[dict] = []
     problems: list[str] = []
-    for count, (line, raw) in enumerate(rows, start=1):
-        where = f"{path.name} line {line}"
-        if count > MAX_IMPORT_ROWS:
-            raise UsageError(f"{where}: more than {MAX_IMPORT_ROWS} households in one file; split it")
-        if not isinstance(raw, dict):
-            problems.append(f"{where}: a record must be a YAML mapping")
-            continue
-        try:
-            prepared.append(prepare_new(raw, schema))
-        except UsageError as exc:
-            problems.append(f"{where}: {str(exc).removeprefix('record: ')}")
-        if progress and len(prepared) % 500 == 0:
-            progress(len(prepared), 0, "checking")
+    with _Workers(archive, {}) as workers:
+        for where, record, problem in workers.checked(_numbered_rows(path, rows)):
+            if problem is not None:
+                problems.append(f"{where}: {problem}")
+                continue
+            prepared.append(record)
+            if progress and len(prepared) % 500 == 0:
+                progress(len(prepared), 0, "checking")
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise UsageError(f"{problems[0]}{more}; nothing was imported")
@@ -157,15 +154,14 @@ def _import(
             record["archive_no"] = archive_no
     tx.expect_new([place_new(archive, record, record["archive_no"]) for record in prepared])
     sealed = []
-    for i, record in enumerate(prepared):
-        sealed.append(seal_household(archive, record, targets[record["building"]]))
-        if progress and (i % 200 == 0 or i + 1 == len(prepared)):
-            progress(i + 1, len(prepared), "sealing")
+    with _Workers(archive, targets) as workers:
+        for item in workers.sealed(prepared):
+            sealed.append(item)
+            if progress and (len(sealed) % 200 == 0 or len(sealed) == len(prepared)):
+                progress(len(sealed), len(prepared), "sealing")
     tx.put_keys([(address, blob) for address, blob, _, _ in sealed])  # one round of requests, not one each
-    for i, (_, _, relpath, text) in enumerate(sealed):
-        tx.write_text(relpath, text)
-        if progress and (i % 200 == 0 or i + 1 == len(prepared)):
-            progress(i + 1, len(prepared), "writing")
+    tx.write_many([(relpath, text.encode("utf-8")) for _, _, relpath, text in sealed], progress)
+    del sealed
     numbering.record()
     numbers_done = [str(r["archive_no"]) for r in prepared]
     first, last = numbers_done[0], numbers_done[-1]
@@ -176,3 +172,118 @@ def _import(
         actor,
     )
     return numbers_done
+
+
+def _numbered_rows(path: Path, rows: Iterator[tuple[int, Any]]) -> Iterator[tuple[str, Any]]:
+    """(where, raw record) for each row, refusing a file with too many."""
+    for count, (line, raw) in enumerate(rows, start=1):
+        where = f"{path.name} line {line}"
+        if count > MAX_IMPORT_ROWS:
+            raise UsageError(f"{where}: more than {MAX_IMPORT_ROWS} households in one file; split it")
+        yield where, raw
+
+
+# ------------------------------------------------------------ using every core
+#
+# Checking a row against the schema and sealing a household (a new record key,
+# the sealed block, the key wrapped to each reader) are pure computation on one
+# record, and pyrage holds the GIL: threads do not help, processes do. Workers
+# are forked with the archive, schema and reader keys already loaded, and get
+# chunks of rows over a pipe; the record keys they make never leave them (only
+# the wrapped key comes back). They drop their copy of the archive lock, so a
+# worker that outlives a killed archivectl never holds the archive.
+
+CHUNK = 100  # households per task: large enough to hide the pipe, small enough to spread evenly
+MIN_PARALLEL = 1000  # below this the workers' start costs more than they save
+_state: dict[str, Any] = {}
+
+
+def _start_worker() -> None:
+    for fd in gitio._INHERITED_FDS:  # the archive lock: only the parent holds it
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _check_rows(rows: list[tuple[str, Any]]) -> list[tuple[str, dict | None, str | None]]:
+    schema = _state["archive"].household_schema
+    out: list[tuple[str, dict | None, str | None]] = []
+    for where, raw in rows:
+        if not isinstance(raw, dict):
+            out.append((where, None, "a record must be a YAML mapping"))
+            continue
+        try:
+            out.append((where, prepare_new(raw, schema), None))
+        except UsageError as exc:
+            out.append((where, None, str(exc).removeprefix("record: ")))
+    return out
+
+
+def _seal_records(chunk: list[dict]) -> list[tuple[Any, bytes, str, str]]:
+    archive, targets = _state["archive"], _state["targets"]
+    return [seal_household(archive, record, targets[record["building"]]) for record in chunk]
+
+
+def _chunks(items: Any, size: int = CHUNK) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _Workers:
+    """A pool of forked processes (one per core) for checking and sealing, or this process alone."""
+
+    def __init__(self, archive: Archive, targets: dict[str, list[str]]):
+        self.archive, self.targets = archive, targets
+        self.pool: Any = None
+
+    def __enter__(self) -> _Workers:
+        _state.update(archive=self.archive, targets=self.targets)
+        self.archive.household_schema.validator  # noqa: B018 - compiled once, before the fork
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+        _state.clear()
+
+    def _map(self, work: Any, chunks: Iterator[list], count_hint: int | None) -> Iterator[Any]:
+        cores = os.cpu_count() or 1
+        methods = multiprocessing.get_all_start_methods()
+        if cores < 2 or "fork" not in methods or (count_hint is not None and count_hint < MIN_PARALLEL):
+            for chunk in chunks:
+                yield from work(chunk)
+            return
+        first: list[list] = []
+        if count_hint is None:  # a stream: start workers only once it proves long enough
+            for chunk in chunks:
+                first.append(chunk)
+                if len(first) * CHUNK >= MIN_PARALLEL:
+                    break
+            if len(first) * CHUNK < MIN_PARALLEL:
+                for chunk in first:
+                    yield from work(chunk)
+                return
+        if self.pool is None:
+            self.pool = multiprocessing.get_context("fork").Pool(cores, initializer=_start_worker)
+
+        def all_chunks() -> Iterator[list]:
+            yield from first
+            yield from chunks
+
+        for done in self.pool.imap(work, all_chunks()):
+            yield from done
+
+    def checked(self, rows: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, dict | None, str | None]]:
+        return self._map(_check_rows, _chunks(rows), None)
+
+    def sealed(self, prepared: list[dict]) -> Iterator[tuple[Any, bytes, str, str]]:
+        return self._map(_seal_records, _chunks(prepared), len(prepared))

@@ -1,0 +1,100 @@
+"""Import speed (issue 14): households/second of `archivectl import`, beside the floor (pyrage alone).
+
+Target: 20,000 households at >= 2,000 households/second, memory flat.
+The floor is what the unavoidable cryptography costs: per household one fresh
+record key, one sealed block (512 bytes) and one key wrapped to the building's
+readers (4 ssh-ed25519 recipients in the bench archive), serially and on every core.
+Run: python bench/bench_import.py [--sizes 1000 20000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_scale import write_csv
+from common import make_archive, person_env, run_cli
+
+from archivectl import crypto
+
+TARGET = 2000.0
+READERS = 4
+
+
+def _reader_keys() -> list[str]:
+    from archivectl.ops.demo import examples_dir
+
+    text = (examples_dir() / "staff.yaml").read_text()
+    keys = [line.split("key:", 1)[1].strip() for line in text.splitlines() if "ssh-ed25519" in line]
+    return keys[:READERS]
+
+
+def _crypto_only(count: int) -> float:
+    """Seconds for count households' crypto: new key, seal 512 bytes, wrap to READERS ssh keys."""
+    keys = _reader_keys()
+    plain = b"x" * 512
+    start = time.perf_counter()
+    for _ in range(count):
+        key = crypto.new_record_key()
+        crypto.seal(plain, key)
+        crypto.wrap_record_key(key, keys)
+    return time.perf_counter() - start
+
+
+def floor(count: int = 4000) -> tuple[float, float]:
+    """(households/s on one core, on every core) for the crypto alone."""
+    serial = count / _crypto_only(count)
+    procs = os.cpu_count() or 1
+    with multiprocessing.get_context("fork").Pool(procs) as pool:
+        start = time.perf_counter()
+        pool.map(_crypto_only, [count // procs] * procs)
+        parallel = (count // procs * procs) / (time.perf_counter() - start)
+    return serial, parallel
+
+
+def import_once(size: int) -> tuple[float, int]:
+    """(seconds, peak RSS MB) of one `archivectl import` of size households into a fresh archive."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-import-{size}-") as tmp:
+        base = Path(tmp)
+        archive, people = make_archive(base)
+        write_csv(base / "households.csv", size)
+        env = person_env(people["clk01"])
+        seconds, rss, _ = run_cli(
+            env, "--archive", str(archive), "import", str(base / "households.csv"), "-r", "bench", "-a", "mgr01"
+        )
+        return seconds, rss
+
+
+def main() -> None:
+    from common import machine
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 20000])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    serial, parallel = floor()
+    print(
+        f"floor (pyrage: key + seal + wrap to {READERS} readers): {serial:.0f}/s one core, {parallel:.0f}/s all cores"
+    )
+    for size in args.sizes:
+        runs = [import_once(size) for _ in range(args.runs)]
+        seconds = statistics.median(r[0] for r in runs)
+        rate = size / seconds
+        print(
+            f"{size:>7} households: import median {seconds:.2f} s of {args.runs} ({rate:.0f}/s, "
+            f"{rate / TARGET:.2f}x target, {rate / serial:.2f}x one-core floor), "
+            f"peak RSS {max(r[1] for r in runs)} MB; runs {', '.join(f'{r[0]:.2f}' for r in runs)}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
