@@ -205,3 +205,41 @@ def test_fsck_finds_a_staged_copy_of_a_key_a_killed_writer_left_and_removes_it(w
     world.ok("aud01", "keys", "fsck", "--remove-orphans")
     assert not staged.exists()
     assert world.cli("aud01", "keys", "fsck").exit_code == 0
+
+
+@pytest.mark.skipif(not SSHD.exists(), reason=INSTALL_HINT)
+def test_a_large_import_onto_the_ssh_keystore_stores_every_key_and_number(tmp_path: Path, people):  # P3
+    from conftest import staff_yaml
+
+    with running_sshd(tmp_path) as sshd:
+        for who in ("gm01", "clk01", "aud01"):
+            sshd.authorize(people[who].pub)
+        server_keys = tmp_path / "srv" / "estate.keys"
+        server_keys.parent.mkdir()
+        world = World(tmp_path, people)
+        (tmp_path / "staff.yaml").write_text(staff_yaml(people))
+        ssh = {
+            w: ssh_command(ssh_home(tmp_path / f"home-{w}", sshd, people[w].key)) for w in ("gm01", "clk01", "aud01")
+        }
+        founded = world.cli(
+            "gm01", "init", str(world.root), "--name", "E", "--staff-file", str(tmp_path / "staff.yaml"),
+            "--keystore", f"sftp://keys.estate{server_keys}", env={"ARCHIVECTL_SSH": ssh["gm01"]},
+        )  # fmt: skip
+        assert founded.exit_code == 0, founded
+        rows = "\n".join(f"B0{i % 3 + 3},1,{i:04d},special" for i in range(1, 1001))  # sealed by workers
+        (tmp_path / "many.csv").write_text("building,floor,unit,category\n" + rows + "\n")
+        world.ok(
+            "clk01",
+            "import",
+            str(tmp_path / "many.csv"),
+            "-r",
+            "batch",
+            "-a",
+            "mgr01",
+            env={"ARCHIVECTL_SSH": ssh["clk01"]},
+        )
+        assert len(list((server_keys / "keys").iterdir())) == 1000
+        assert len(list((server_keys / "numbers").iterdir())) == 1000
+        assert not (world.keys).exists()  # nothing on this machine
+        fsck = world.cli("aud01", "keys", "fsck", env={"ARCHIVECTL_SSH": ssh["aud01"]})
+        assert fsck.exit_code == 0, fsck

@@ -228,13 +228,17 @@ def _opened(
 ) -> tuple[dict | None, dict | None]:
     """Both versions in clear for a reader of the household, else (None, None)."""
     building = str(new.get("building"))
-    if actor.member not in readers(archive, building):
+    if actor.member not in readers(archive, building) or archive.__dict__.get("_keys_unreachable"):
         return None, None
     try:
-        ssh_identity = crypto.load_identity(identity_for(archive, identity, actor))
+        if "_approver_identity" not in archive.__dict__:  # loaded (and a passphrase asked) once per approval
+            archive.__dict__["_approver_identity"] = crypto.load_identity(identity_for(archive, identity, actor))
+        ssh_identity = archive.__dict__["_approver_identity"]
         new_plain = records.open_record(new, open_key(archive, new, ssh_identity))[0]
         old_plain = records.open_record(old, open_key(archive, old, ssh_identity))[0] if old else {}
-    except ArchiveError:
+    except ArchiveError as exc:
+        if str(exc).startswith(("keystore ", "identity ")):  # the keystore or the key is out of reach: stop trying
+            archive.__dict__["_keys_unreachable"] = True
         return None, None
     return old_plain, new_plain
 
