@@ -97,6 +97,24 @@ def propose(machine: Machine, branch: str, text: str, when: str) -> str:
     return number.strip()
 
 
+def change_on_branch(machine: Machine, branch: str, *args: str, when: str | None = None) -> str:
+    """A change proposed as people do it: a branch off the server's main, the archivectl command, a push."""
+    machine.git("fetch", "-q", when=when)
+    machine.git("switch", "-q", "-c", branch, "origin/main", when=when)
+    said = machine.ok(*args, when=when)
+    machine.git("push", "-q", "-u", "origin", branch, when=when)
+    return said
+
+
+def approve_and_merge(machine: Machine, branch: str, reason: str, when: str | None = None) -> None:
+    """The approver, on their own machine: fetch the proposal, sign the approval, push it, merge it into main."""
+    machine.git("fetch", "-q", when=when)
+    machine.git("switch", "-q", branch, when=when)
+    machine.ok("approve", "--yes", "-r", reason, when=when)
+    machine.git("push", "-q", "origin", branch, when=when)
+    machine.merge(branch, when=when)
+
+
 def everything(machines: Sequence[Machine], *roots: Path) -> list[bytes]:
     """Every file under every HOME, the server repository and roots, and every git object (unpacked).
 

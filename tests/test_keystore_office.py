@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import LIVE_RECORD, LIVE_SECRETS, RECORD, SECRETS, staff_yaml
-from officekit import Machine, everything, probe, propose
+from officekit import Machine, approve_and_merge, change_on_branch, everything, probe, propose
 from sshd import INSTALL_HINT, SSHD, running_sshd, ssh_command, ssh_home
 
 pytestmark = [
@@ -99,22 +99,13 @@ def test_the_office_shares_one_keystore_over_ssh_and_a_purge_leaves_nothing_anyw
 
     # The manager approves both on their own machine; each is merged and accepted by the server.
     for branch in ("b03-owner", "b03-second"):
-        manager.git("fetch", "-q", when="-40d")
-        manager.git("switch", "-q", branch, when="-40d")
-        manager.ok("approve", "--yes", "-r", "matches the hand-over form", when="-40d")
-        manager.git("push", "-q", "origin", branch, when="-40d")
-        manager.merge(branch, when="-40d")
+        approve_and_merge(manager, branch, "matches the hand-over form", when="-40d")
 
     # Tombstone 35 days ago, approved, merged.
-    butler.git("fetch", "-q", when="-35d")
-    butler.git("switch", "-q", "-c", "tomb", "origin/main", when="-35d")
-    butler.ok("tombstone", doomed, "-r", "customer asked for deletion", "-a", "mgr01", when="-35d")
-    butler.git("push", "-q", "-u", "origin", "tomb", when="-35d")
-    manager.git("fetch", "-q", when="-35d")
-    manager.git("switch", "-q", "tomb", when="-35d")
-    manager.ok("approve", "--yes", "-r", "confirmed with the customer", when="-35d")
-    manager.git("push", "-q", "origin", "tomb", when="-35d")
-    manager.merge("tomb", when="-35d")
+    change_on_branch(
+        butler, "tomb", "tombstone", doomed, "-r", "customer asked for deletion", "-a", "mgr01", when="-35d"
+    )
+    approve_and_merge(manager, "tomb", "confirmed with the customer", when="-35d")
 
     # Today: the purge is proposed; until the gm approves it on main, keys shred destroys nothing.
     manager.git("switch", "-q", "-c", "purge", "origin/main")

@@ -22,7 +22,7 @@ import pyrage
 import pytest
 from baoserver import INSTALL_HINT, bao_binary, running_bao
 from conftest import LIVE_RECORD, LIVE_SECRETS, RECORD, SECRETS, process_env, staff_yaml
-from officekit import Machine, everything, probe, propose
+from officekit import Machine, approve_and_merge, change_on_branch, everything, probe, propose
 
 from archivectl.errors import ArchiveError
 from archivectl.openbao import OpenBaoBackend, parse_url
@@ -173,21 +173,12 @@ def test_the_office_shares_one_openbao_keystore_and_a_purge_leaves_nothing_anywh
         butler.git("push", "-q", "origin", "b03-owner", when="-40d")
 
         for branch in ("b03-owner", "b03-second"):
-            manager.git("fetch", "-q", when="-40d")
-            manager.git("switch", "-q", branch, when="-40d")
-            manager.ok("approve", "--yes", "-r", "matches the hand-over form", when="-40d")
-            manager.git("push", "-q", "origin", branch, when="-40d")
-            manager.merge(branch, when="-40d")
+            approve_and_merge(manager, branch, "matches the hand-over form", when="-40d")
 
-        butler.git("fetch", "-q", when="-35d")
-        butler.git("switch", "-q", "-c", "tomb", "origin/main", when="-35d")
-        butler.ok("tombstone", doomed, "-r", "customer asked for deletion", "-a", "mgr01", when="-35d")
-        butler.git("push", "-q", "-u", "origin", "tomb", when="-35d")
-        manager.git("fetch", "-q", when="-35d")
-        manager.git("switch", "-q", "tomb", when="-35d")
-        manager.ok("approve", "--yes", "-r", "confirmed with the customer", when="-35d")
-        manager.git("push", "-q", "origin", "tomb", when="-35d")
-        manager.merge("tomb", when="-35d")
+        change_on_branch(
+            butler, "tomb", "tombstone", doomed, "-r", "customer asked for deletion", "-a", "mgr01", when="-35d"
+        )
+        approve_and_merge(manager, "tomb", "confirmed with the customer", when="-35d")
 
         manager.git("switch", "-q", "-c", "purge", "origin/main")
         manager.ok("purge", doomed, "-r", "retention passed", "-a", "gm01")
