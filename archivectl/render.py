@@ -68,6 +68,9 @@ def render_record(record: dict[str, Any], fmt: str, title: str | None = None) ->
     return render_rows(flatten(record), fmt, title)
 
 
+_MOMENT_SHOWN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -81,14 +84,33 @@ def _rich_table(rows: list[dict[str, Any]], columns: list[str], title: str | Non
     from rich.table import Table
 
     table = Table(title=title, show_lines=False, header_style="bold")
-    for col in columns:
-        table.add_column(col.replace("_", " "), overflow="fold")
-    for row in rows:
-        table.add_row(*(_MOMENT.sub(r"\1 \2", _cell(row.get(c))) for c in columns))
+    cells = [[_MOMENT.sub(r"\1 \2", _cell(row.get(c))) for c in columns] for row in rows]
+    longest = [max((len(r[i]) for r in cells), default=0) for i in range(len(columns))]
+    for i, col in enumerate(columns):
+        whole = i in _kept_whole(cells, longest)
+        table.add_column(col.replace("_", " "), overflow="fold", no_wrap=whole, min_width=longest[i] if whole else None)
+    for row_cells in cells:
+        table.add_row(*row_cells)
     buf = io.StringIO()
     console = Console(file=buf, width=_width(), force_terminal=False, no_color=True)
     console.print(table)
     return buf.getvalue().rstrip("\n")
+
+
+_WHOLE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}( [0-9]{2}:[0-9]{2})?|[0-9a-f]{7,12}|(HO|NH|SP)-[0-9]{4}-[0-9]{5}|")
+
+
+def _kept_whole(cells: list[list[str]], longest: list[int]) -> set[int]:
+    """Columns that must not break across lines: the first (what the row is about) when short, and
+    every column of dates, commits or archive numbers, as long as the rest keeps room to wrap."""
+    wanted = [
+        i for i in range(len(longest)) if longest[i] <= 16 and (i == 0 or all(_WHOLE.fullmatch(r[i]) for r in cells))
+    ]
+    kept: set[int] = set()
+    for i in wanted:
+        if sum(longest[k] + 3 for k in kept | {i}) + 8 * (len(longest) - len(kept) - 1) <= _width():
+            kept.add(i)
+    return kept
 
 
 def _width() -> int:

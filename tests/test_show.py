@@ -192,8 +192,11 @@ def protected_copy(world: World, who: str, passphrase: str):
 
 
 def test_history_fits_a_terminal_and_json_keeps_full_times(world: World, household: str):
-    table = world.ok("aud01", "history", household)
-    assert re.search(r"20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} ", table)
+    table = world.ok("aud01", "history", household, env={"COLUMNS": "80"})  # 16: an 80-column terminal
+    assert max(len(line) for line in table.splitlines()) <= 80
+    assert re.search(r"20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} ", table)  # the time never wraps
+    commits = re.findall(r"│ [0-9a-f]{10} │", table)
+    assert commits and len(commits) == len(re.findall(r"20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}", table))
     assert "+00:" not in table and "T" not in re.findall(r"20[0-9]{2}-[0-9]{2}-[0-9]{2}.", table)[0]
     rows = json.loads(world.ok("aud01", "history", household, "--format", "json"))
     assert re.fullmatch(r"20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}[+-][0-9]{2}:[0-9]{2}", rows[0]["date"])

@@ -113,7 +113,7 @@ def history(archive: Archive, archive_no: str) -> list[dict]:
     rows = [
         {
             "date": e.committer_date,
-            "commit": e.commit[:12],
+            "commit": e.commit[:10],
             "change": pii.shown(e.subject),
             "acted_by": e.trailers.get("Acted-by", ""),
             "approved_by": e.trailers.get("Approved-by", ""),
