@@ -237,6 +237,8 @@ _QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
 def describe(exc: yaml.YAMLError) -> str:
     """One line for a YAML error: where and what, with anything quoted from the input left out."""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if "maximum nesting depth" in problem:  # PyYAML 6.0.4's own limit, met before archivectl's
+        problem = f"nested deeper than {MAX_DEPTH} levels"
     problem = _QUOTED.sub(lambda m: m.group() if field_name(m.group()[1:-1]) != "<key>" else "(…)", problem)
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if mark is not None:
