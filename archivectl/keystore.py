@@ -257,27 +257,28 @@ class Keystore:
 
     def reserve(self, series: str, at_least: int, note: bytes = b"") -> str:
         """The next free number of series (e.g. HO-2026) from at_least on, taken by exclusive creation (P3)."""
-        used = [int(n.rsplit("-", 1)[1]) for n in self.reserved() if n.startswith(series + "-")]
-        serial = max([at_least - 1, *used]) + 1
-        while serial <= 99999:
-            number = f"{series}-{serial:05d}"
-            if self.backend.create(f"{NUMBERS}/{number}", note):
-                return number
-            serial += 1  # someone else took it a moment ago
-        raise ArchiveError(f"archive numbers for {series} are exhausted")
+        return self.reserve_many(series, at_least, 1, note)[0]
 
     def reserve_many(self, series: str, at_least: int, count: int, note: bytes = b"") -> list[str]:
-        """count numbers of one series at once (an import), each taken exclusively."""
+        """count numbers of one series, each taken by exclusive creation (P3: no two households share one).
+
+        The first try is from at_least on (this branch's next serial), without
+        listing the keystore: on one desk, or an up-to-date clone, that is all it
+        costs. Only when one is taken already does it list what is reserved and
+        go on past the highest.
+        """
         taken: list[str] = []
-        used = [int(n.rsplit("-", 1)[1]) for n in self.reserved() if n.startswith(series + "-")]
-        serial = max([at_least - 1, *used]) + 1
+        serial, listed = at_least, False
         while len(taken) < count:
             wanted = [f"{series}-{s:05d}" for s in range(serial, serial + count - len(taken))]
-            if not wanted or serial + len(wanted) - 1 > 99999:
+            if serial + len(wanted) - 1 > 99999:
                 raise ArchiveError(f"archive numbers for {series} are exhausted")
             got = self.backend.create_many([(f"{NUMBERS}/{n}", note) for n in wanted])
             taken += [n for n, ok in zip(wanted, got, strict=True) if ok]
             serial += len(wanted)
+            if not all(got) and not listed:  # others are ahead: go on past the highest reserved
+                used = [int(n.rsplit("-", 1)[1]) for n in self.reserved() if n.startswith(series + "-")]
+                serial, listed = max([serial - 1, *used]) + 1, True
         return taken
 
     # -- keys
