@@ -87,6 +87,17 @@ def transit_key(name: str) -> str:
     return f"{m['no']}.{m['recipient'][:20]}"
 
 
+def _exists(client: Any, mount: str, name: str) -> bool:
+    """True when name has (or had) a version at the KV mount: its metadata exists."""
+    import hvac.exceptions as bao
+
+    try:
+        client.secrets.kv.v2.read_secret_metadata(path=name, mount_point=mount)
+    except (bao.InvalidPath, bao.Forbidden):
+        return False
+    return True
+
+
 def _check_name(name: str) -> None:
     parts = name.split("/")
     if not name or any(not re.fullmatch(r"[A-Za-z0-9_.-]+", p) or p in (".", "..") for p in parts):
@@ -209,6 +220,12 @@ class OpenBaoBackend:
             except bao.InvalidRequest as exc:
                 if exclusive and "check-and-set" in str(exc):
                     return False  # the name exists (or existed): exclusive creation refused
+                raise
+            except bao.Forbidden:
+                # A policy without "update" is refused before the check-and-set is looked at when the
+                # name exists already: tell that apart from a real refusal by asking whether it exists.
+                if exclusive and _exists(client, self.mount, name):
+                    return False
                 raise
             return True
 
