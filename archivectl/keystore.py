@@ -103,16 +103,8 @@ class DirectoryBackend:
         from archivectl.files import fsync_dir
 
         target = self._file(name)
-        target.parent.mkdir(mode=0o700, exist_ok=True)
-        # Written under a private name, then linked: the name appears whole or not at all.
-        staged = target.with_name(f".new-{os.getpid()}-{os.urandom(4).hex()}")
-        _write_durably(staged, data)
-        try:
-            os.link(staged, target)
-        except FileExistsError:
+        if not self._link_new(target, data, sync=True):
             return False
-        finally:
-            staged.unlink(missing_ok=True)
         fsync_dir(target.parent)
         return True
 
@@ -120,27 +112,31 @@ class DirectoryBackend:
         """Many creates (an import): each file written and linked as in create, then one sync for all."""
         if len(items) < 8:
             return [self.create(name, data) for name, data in items]
-        done = []
-        for name, data in items:
-            target = self._file(name)
-            target.parent.mkdir(mode=0o700, exist_ok=True)
-            staged = target.with_name(f".new-{os.getpid()}-{os.urandom(4).hex()}")
-            _write_durably(staged, data, sync=False)
-            try:
-                os.link(staged, target)
-                done.append(True)
-            except FileExistsError:
-                done.append(False)
-            finally:
-                staged.unlink(missing_ok=True)
+        done = [self._link_new(self._file(name), data, sync=False) for name, data in items]
         os.sync()  # one flush of files and folders, instead of two fsyncs per key
         return done
+
+    def _link_new(self, target: Path, data: bytes, sync: bool) -> bool:
+        """Write data under a private name, then link it as target: the name appears whole or not at all.
+
+        False (nothing left behind) when target exists already.
+        """
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        staged = _staged(target)
+        _write_durably(staged, data, sync=sync)
+        try:
+            os.link(staged, target)
+        except FileExistsError:
+            return False
+        finally:
+            staged.unlink(missing_ok=True)
+        return True
 
     def replace(self, name: str, data: bytes) -> None:
         from archivectl.files import fsync_dir
 
         target = self._file(name)
-        staged = target.with_name(f".new-{os.getpid()}-{os.urandom(4).hex()}")
+        staged = _staged(target)
         _write_durably(staged, data)
         os.replace(staged, target)
         fsync_dir(target.parent)
@@ -168,8 +164,8 @@ class DirectoryBackend:
 
         removed = 0
         for folder in (self.path / KEYS, self.path / NUMBERS):
-            for staged in folder.glob(".new-*") if folder.is_dir() else []:
-                pid = staged.name.split("-")[1]
+            for staged in folder.glob(f"{STAGED_PREFIX}*") if folder.is_dir() else []:
+                pid = staged.name.removeprefix(STAGED_PREFIX).split("-")[0]
                 if pid.isdigit() and _alive(int(pid)):
                     continue
                 shred(staged)
@@ -187,6 +183,14 @@ class DirectoryBackend:
 
     def close(self) -> None:
         return None
+
+
+STAGED_PREFIX = ".new-"  # .new-<pid>-<random>: a writer's private copy, until it is linked or renamed in
+
+
+def _staged(target: Path) -> Path:
+    """The private name a file is written under before it appears as target (tidy() reads the pid back)."""
+    return target.with_name(f"{STAGED_PREFIX}{os.getpid()}-{os.urandom(4).hex()}")
 
 
 def _alive(pid: int) -> bool:
