@@ -64,8 +64,12 @@ def load_entry(path: Path) -> dict[str, Any] | None:
 
 def active_grants(root: Any, today: str | None = None) -> list[dict[str, Any]]:
     """Grants whose `until` date has not passed (P7: time-limited reads)."""
+    return _unexpired(entries(root, "grants"), today)
+
+
+def _unexpired(grants: list[dict[str, Any]], today: str | None) -> list[dict[str, Any]]:
     day = today or clock.today().isoformat()
-    return [g for g in entries(root, "grants") if str(g.get("until", "")) >= day]
+    return [g for g in grants if str(g.get("until", "")) >= day]
 
 
 def active_grants_at(root: Path, rev: str | None, today: str | None = None) -> list[dict[str, Any]] | None:
@@ -74,14 +78,13 @@ def active_grants_at(root: Path, rev: str | None, today: str | None = None) -> l
 
     if not rev:
         return None
-    day = today or clock.today().isoformat()
     paths = sorted(gitio.tree_paths(root, rev, "registers/grants"), key=lambda p: (p.count("/"), p.rsplit("/", 1)[-1]))
     rows: list[dict[str, Any]] = []
     with gitio.BlobReader(root) as blobs:
         for path, data in zip(paths, blobs.read_many([f"{rev}:{p}" for p in paths]), strict=True):
             parsed = yamlio.loads(data or b"", path)
             rows.extend(e for e in (parsed if isinstance(parsed, list) else [parsed]) if isinstance(e, dict))
-    return [g for g in rows if str(g.get("until", "")) >= day]
+    return _unexpired(rows, today)
 
 
 def lent_out(root: Any) -> dict[str, dict[str, Any]]:

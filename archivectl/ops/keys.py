@@ -11,10 +11,12 @@ can neither give nor take a key.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from archivectl import clock, crypto, gitio, policy, records, registers, yamlio
@@ -323,8 +325,14 @@ def _named_on_any_branch(archive: Archive, stray: list[KeyAddress]) -> dict[tupl
 
 def _never_on_main(archive: Archive, tip: str, address: KeyAddress) -> bool:
     """True when main's history never held this key's recipient: an abandoned proposal's key."""
+    return _recipient_never_in(str(archive.root), tip, str(address.recipient))
+
+
+@functools.lru_cache(maxsize=4096)
+def _recipient_never_in(root: str, tip: str, recipient: str) -> bool:
+    """One pickaxe search of tip's whole history per key, however many checks ask (fsck asks twice)."""
     found = gitio.out(
-        archive.root, "log", "--no-textconv", "--format=%H", "-1", f"-S{address.recipient}", tip, "--", "households"
+        Path(root), "log", "--no-textconv", "--format=%H", "-1", f"-S{recipient}", tip, "--", "households"
     )
     return not found.strip()
 
@@ -541,8 +549,6 @@ def migrate(archive: Archive, to_url: str, approval: Any) -> dict[str, Any]:
     if archive.bare:
         raise ArchiveError("keys migrate proposes a change of archive.yaml: run it in a clone")
     if "://" not in to_url:
-        from pathlib import Path
-
         to_url = str(Path(to_url).expanduser().resolve())
     approved_writer(archive, approval, roles=archive.settings.rules.governance_approver_roles)
     if gitio.dirty_paths(archive.root, ["archive.yaml"]):
