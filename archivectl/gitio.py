@@ -530,14 +530,6 @@ def first_parent_dates(repo: Path, rev: str) -> list[tuple[str, str]]:
     return [tuple(line.split(" ", 1)) for line in text.splitlines() if line]  # type: ignore[misc]
 
 
-def merge_tree(repo: Path, first: str, second: str) -> str | None:
-    """The tree a clean merge of two commits gives (git merge-tree --write-tree), or None on conflict."""
-    proc = run(repo, "merge-tree", "--write-tree", first, second, check=False)
-    if proc.returncode != 0:
-        return None
-    return proc.stdout.decode().split()[0]
-
-
 def tree_of(repo: Path, commit: str) -> str:
     return out(repo, "rev-parse", f"{commit}^{{tree}}")
 

@@ -241,10 +241,6 @@ class Keystore:
         return self.backend.url
 
     @property
-    def remote(self) -> bool:
-        return not isinstance(self.backend, DirectoryBackend)
-
-    @property
     def path(self) -> Path | None:
         """The directory, for a keystore on this machine; None for a remote one."""
         return self.backend.path if isinstance(self.backend, DirectoryBackend) else None
@@ -258,10 +254,6 @@ class Keystore:
     def reserved(self) -> set[str]:
         """Every archive number ever reserved here."""
         return {n for n, _ in self.backend.list(NUMBERS) if NUMBER_FILE.fullmatch(n)}
-
-    def reserve(self, series: str, at_least: int, note: bytes = b"") -> str:
-        """The next free number of series (e.g. HO-2026) from at_least on, taken by exclusive creation (P3)."""
-        return self.reserve_many(series, at_least, 1, note)[0]
 
     def reserve_many(self, series: str, at_least: int, count: int, note: bytes = b"") -> list[str]:
         """count numbers of one series, each taken by exclusive creation (P3: no two households share one).
@@ -308,10 +300,6 @@ class Keystore:
             if m:
                 out[KeyAddress(m["no"], m["recipient"])] = mtime
         return out
-
-    def archive_numbers(self) -> list[str]:
-        """Every household with at least one key."""
-        return sorted({a.archive_no for a in self.addresses()})
 
     def read(self, archive_no: str, recipient: str | None = None) -> bytes:
         """The wrapped record key of a household (the one sealed to recipient), or ArchiveError."""
