@@ -12,7 +12,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import stat
@@ -26,18 +25,13 @@ from typing import Any
 from archivectl import clock, gitio, yamlio
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import fsync_dir, write_atomic
+from archivectl.identity import Actor
 from archivectl.keystore import KeyAddress, Keystore, backend_for
-from archivectl.policy import ApprovalRules
-from archivectl.staff import Staff, StaffMember
+from archivectl.layout import ARCHIVE_FILE, HOUSEHOLDS, NUMBERS_FILE, STAFF_FILE, HouseholdPath, check_archive_no
+from archivectl.settings import Settings, keystore_url
+from archivectl.staff import Staff
 
-ARCHIVE_FILE = "archive.yaml"
-STAFF_FILE = "staff.yaml"
-NUMBERS_FILE = "registers/numbers.yaml"
-ARCHIVE_NO = re.compile(r"^(HO|NH|SP)-[0-9]{4}-[0-9]{5}\Z")  # \Z: `$` would let a final newline through
-CATEGORY_CODES = {"handed-over": "HO", "not-handed-over": "NH", "special": "SP"}
 DEFAULT_LOCK_WAIT_SECONDS = 30.0
-# 3: archive numbers are reserved in the keystore (numbers.yaml no longer written)
-FORMAT_VERSION = 3
 # Test hook, read here only: ARCHIVECTL_TEST_CRASH_AT=<step>[@n][:stop][,...] makes this very
 # process kill itself (SIGKILL; with :stop, SIGSTOP) the n-th time a write reaches <step>.
 # The crash tests use it to kill a real archivectl at a precise point; unset, it costs one lookup.
@@ -56,134 +50,6 @@ def crash_point(step: str) -> None:
         name, _, nth = name.partition("@")
         if name == step and str(_steps_reached[step]) == (nth or "1"):
             os.kill(os.getpid(), signal.SIGSTOP if how == "stop" else signal.SIGKILL)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """archive.yaml."""
-
-    name: str
-    retention_days: int = 30
-    review_interval_days: int = 365
-    keystore: str | None = None
-    rules: ApprovalRules = field(default_factory=ApprovalRules)
-    # 1: made before commits carried Action: (see rules.legacy_action); 2: every commit says its action
-    version: int = FORMAT_VERSION
-    main: str = "main"
-    # 保管期限: days a household of a class (a status such as moved-out, or a category) is kept
-    keeping: dict[str, int] = field(default_factory=dict)
-    # the company's offline recovery recipient (age1...): every record key is wrapped to it too
-    recovery: str | None = None
-
-    @classmethod
-    def from_yaml(cls, data: Any) -> Settings:
-        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-            raise UsageError(f"{ARCHIVE_FILE}: must be a mapping with a name")
-        known = {
-            "name",
-            "id_scheme",
-            "retention_days",
-            "review_interval_days",
-            "keystore",
-            "policy",
-            "version",
-            "main",
-            "keeping",
-            "recovery",
-        }
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UsageError(f"{ARCHIVE_FILE}: unknown setting {unknown[0]}")
-        policy = data.get("policy") or {}
-        if not isinstance(policy, dict):
-            raise UsageError(f"{ARCHIVE_FILE}: policy must be a mapping")
-        try:
-            rules = ApprovalRules(
-                approver_roles=tuple(policy.get("approver_roles", ("manager", "gm"))),
-                four_eyes=bool(policy.get("four_eyes", True)),
-                grant_approver_roles=tuple(policy.get("grant_approver_roles", ("gm",))),
-                governance_approver_roles=tuple(policy.get("governance_approver_roles", ("gm",))),
-            )
-            main = str(data.get("main", "main"))
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}", main) or ".." in main:
-                raise UsageError(f"{ARCHIVE_FILE}: main must be a branch name")
-            return cls(
-                name=data["name"],
-                retention_days=int(data.get("retention_days", 30)),
-                review_interval_days=int(data.get("review_interval_days", 365)),
-                keystore=data.get("keystore"),
-                rules=rules,
-                version=int(data.get("version", 1)),
-                main=main,
-                keeping=_keeping(data.get("keeping") or {}),
-                recovery=check_recovery(data.get("recovery")),
-            )
-        except (TypeError, ValueError):
-            raise UsageError(f"{ARCHIVE_FILE}: a setting has the wrong type") from None
-
-    def to_yaml(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "name": self.name,
-            "version": self.version,
-            "id_scheme": "category code (HO/NH/SP) + year + 5-digit serial, e.g. HO-2026-00001",
-            "retention_days": self.retention_days,
-            "review_interval_days": self.review_interval_days,
-            "policy": {
-                "approver_roles": list(self.rules.approver_roles),
-                "four_eyes": self.rules.four_eyes,
-                "grant_approver_roles": list(self.rules.grant_approver_roles),
-                "governance_approver_roles": list(self.rules.governance_approver_roles),
-            },
-        }
-        if self.main != "main":
-            data["main"] = self.main
-        if self.keeping:
-            data["keeping"] = {k: {"days": v} for k, v in self.keeping.items()}
-        if self.keystore:
-            data["keystore"] = self.keystore
-        if self.recovery:
-            data["recovery"] = self.recovery
-        return data
-
-
-def check_recovery(value: Any) -> str | None:
-    """archive.yaml recovery: an age public key (age1...), or None."""
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str) or not re.fullmatch(r"age1[0-9a-z]{58}", value.strip()):
-        raise UsageError(f"{ARCHIVE_FILE}: recovery must be an age public key (age1...), from age-keygen")
-    return value.strip()
-
-
-KEEPING_CLASSES = ("moved-out", "active", "handed-over", "not-handed-over", "special")
-
-
-def _keeping(data: Any) -> dict[str, int]:
-    """archive.yaml keeping: {moved-out: {years: 3}, not-handed-over: {days: 365}} as days per class."""
-    if not isinstance(data, dict):
-        raise UsageError(f"{ARCHIVE_FILE}: keeping must map a class to a period")
-    periods = {}
-    for name, period in data.items():
-        if name not in KEEPING_CLASSES:
-            raise UsageError(f"{ARCHIVE_FILE}: keeping: {name} is not one of {', '.join(KEEPING_CLASSES)}")
-        if not isinstance(period, dict) or set(period) - {"years", "days"} or not period:
-            raise UsageError(f"{ARCHIVE_FILE}: keeping: {name} needs years: N or days: N")
-        days = int(period.get("days", 0)) + 365 * int(period.get("years", 0))
-        if days <= 0:
-            raise UsageError(f"{ARCHIVE_FILE}: keeping: {name} must be a positive period")
-        periods[str(name)] = days
-    return periods
-
-
-def check_archive_no(value: str) -> str:
-    """value if it is a well-formed archive number, else UsageError (no path tricks).
-
-    The error does not repeat what was given: a phone number typed in the wrong
-    place must not end up in a terminal log.
-    """
-    if not isinstance(value, str) or not ARCHIVE_NO.fullmatch(value):
-        raise UsageError("not an archive number like HO-2026-00001 (category code, year, 5-digit serial)")
-    return value
 
 
 class Archive:
@@ -276,21 +142,17 @@ class Archive:
             return self.staff
         return Staff.from_yaml(yamlio.loads(committed, STAFF_FILE), STAFF_FILE)
 
-    def household_dir(self, building: str, unit: str, archive_no: str) -> str:
-        """Relative path of a household's directory (parts are schema-checked before)."""
-        return f"households/{building}/{unit}/{archive_no}"
-
     def locate(self, archive_no: str) -> str:
         """Relative path of a household's record.yaml, or ArchiveError if there is none."""
         check_archive_no(archive_no)
-        found = gitio.ls_files(self.root, f"households/*/*/{archive_no}/record.yaml")
+        found = gitio.ls_files(self.root, HouseholdPath.records_glob(archive_no=archive_no))
         if not found:
             raise ArchiveError(f"{archive_no}: no such household in this archive")
         return found[0]
 
     def record_paths(self) -> list[tuple[str, str]]:
         """(blob id, path) of every household record tracked in git."""
-        return gitio.ls_files_stage(self.root, "households/*/*/*/record.yaml")
+        return gitio.ls_files_stage(self.root, HouseholdPath.records_glob())
 
     def allowed_signers_path(self) -> Path:
         return self.git_dir / "archivectl" / "allowed_signers"
@@ -355,95 +217,6 @@ def _lock_wait() -> float:
         return float(os.environ.get("ARCHIVECTL_LOCK_WAIT", DEFAULT_LOCK_WAIT_SECONDS))
     except ValueError:
         raise UsageError("ARCHIVECTL_LOCK_WAIT must be a number of seconds") from None
-
-
-def keystore_url(root: Path, configured: str | None) -> str:
-    """ARCHIVECTL_KEYSTORE, else archive.yaml keystore: (a directory relative to the archive, or
-    sftp://host/path), else the directory <archive>.keys beside the archive."""
-    env = os.environ.get("ARCHIVECTL_KEYSTORE")
-    value = env or configured
-    if value and "://" in value:
-        return value
-    if env:
-        return str(Path(env).expanduser().resolve())
-    if configured:
-        return str((root / Path(configured).expanduser()).resolve())
-    return str(root.resolve().with_name(root.resolve().name + ".keys"))
-
-
-# ---------------------------------------------------------------- the actor
-
-
-@dataclass(frozen=True)
-class Actor:
-    """The person at the keyboard: the staff member whose key signs."""
-
-    member: StaffMember
-    signing_key: str
-    private_key: Path | None
-
-
-def signing_key_setting(repo: Path | None) -> str:
-    """git's user.signingkey, or ArchiveError saying how to configure it."""
-    value = gitio.config_get(repo, "user.signingkey")
-    if not value:
-        raise ArchiveError(
-            "no signing key configured: run `git config --global gpg.format ssh` and "
-            "`git config --global user.signingkey ~/.ssh/id_ed25519`; nothing was written"
-        )
-    return value
-
-
-def public_key_from_setting(value: str) -> tuple[str, Path | None]:
-    """(public key, private key path or None) for a user.signingkey value."""
-    from archivectl.crypto import public_key_of_private
-
-    if value.startswith("key::"):
-        return value[5:].strip(), None
-    if value.startswith("ssh-"):
-        return value.strip(), None
-    path = Path(value).expanduser()
-    if path.suffix == ".pub":
-        private = path.with_suffix("")
-        text = _read_key_file(path)
-        return text, (private if private.exists() else None)
-    pub = path.with_name(path.name + ".pub")
-    if pub.exists():
-        return _read_key_file(pub), path
-    if not path.exists():
-        raise ArchiveError(f"signing key {path} does not exist (git config user.signingkey)")
-    return public_key_of_private(path), path
-
-
-def _read_key_file(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        raise ArchiveError(f"signing key {path} cannot be read (git config user.signingkey)") from None
-
-
-def actor_of(archive: Archive, staff: Staff | None = None) -> Actor:
-    """The staff member whose key git signs with here, or ArchiveError."""
-    setting = signing_key_setting(archive.root)
-    public, private = public_key_from_setting(setting)
-    staff = staff or archive.staff  # a malformed staff.yaml is reported as such, not as a bad key
-    try:
-        member = staff.by_key(public)
-    except UsageError:
-        raise ArchiveError("the configured signing key is not an ssh-ed25519 key") from None
-    if member is None:
-        raise ArchiveError("your signing key is not on staff.yaml: ask a manager to add you")
-    return Actor(member=member, signing_key=setting, private_key=private)
-
-
-def decrypting_identity(actor_private: Path | None, explicit: str | None) -> Path:
-    """--identity, else ARCHIVECTL_IDENTITY, else the private half of the signing key."""
-    chosen = explicit or os.environ.get("ARCHIVECTL_IDENTITY")
-    if chosen:
-        return Path(chosen).expanduser()
-    if actor_private is None:
-        raise ArchiveError("no identity to decrypt with: pass --identity ~/.ssh/id_ed25519")
-    return actor_private
 
 
 # ---------------------------------------------------------- the write transaction
@@ -556,8 +329,8 @@ class Transaction:
         status per file.
         """
         wanted = set(relpaths)
-        taken = wanted & set(gitio.ls_files(self.archive.root, "households/"))
-        taken |= wanted & set(gitio.dirty_paths(self.archive.root, ["households/"]))
+        taken = wanted & set(gitio.ls_files(self.archive.root, f"{HOUSEHOLDS}/"))
+        taken |= wanted & set(gitio.dirty_paths(self.archive.root, [f"{HOUSEHOLDS}/"]))
         taken |= {p for p in wanted if (self.archive.root / p).exists()}
         if taken:
             raise ArchiveError(f"{sorted(taken)[0]} already exists; {NUMBERS_FILE} is behind")

@@ -8,10 +8,13 @@ record key, and `sealed_fields` lists what the sealed block holds.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from archivectl import crypto, yamlio
+from archivectl import crypto, gitio, yamlio
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.layout import HouseholdPath
 from archivectl.schema import HouseholdSchema
 
 STORED_ONLY = ("recipient", "sealed_fields", "sealed")
@@ -203,14 +206,19 @@ def deep_update(base: dict, patch: dict) -> dict:
     return out
 
 
-def next_archive_no(numbers: dict, category_code: str, year: int) -> tuple[str, dict]:
-    """The next unused archive number and the updated counters (P3: never reused)."""
-    series = f"{category_code}-{year}"
-    last = numbers.get(series, 0)
-    if not isinstance(last, int) or last < 0:
-        raise ArchiveError(f"registers/numbers.yaml: counter {series} is damaged")
-    if last >= 99999:
-        raise ArchiveError(f"archive numbers for {series} are exhausted")
-    updated = dict(numbers)
-    updated[series] = last + 1
-    return f"{series}-{last + 1:05d}", updated
+def stored_texts_at(
+    repo: Path, rev: str, numbers: set[str] | None = None
+) -> Iterator[tuple[HouseholdPath, str, bytes]]:
+    """(household, path, stored text) of every household record in rev's tree (of numbers, if given).
+
+    One `ls-tree` and one `cat-file --batch` however many records there are.
+    """
+    wanted = []
+    for path in gitio.tree_paths(repo, rev, "households"):
+        place = HouseholdPath.parse(path)
+        if place is not None and path == place.record and (numbers is None or place.archive_no in numbers):
+            wanted.append((place, path))
+    with gitio.BlobReader(repo) as blobs:
+        texts = blobs.read_many([f"{rev}:{path}" for _, path in wanted])
+        for (place, path), data in zip(wanted, texts, strict=True):
+            yield place, path, data or b""

@@ -21,12 +21,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from archivectl.layout import HOUSEHOLD_PATTERN
+
 # ------------------------------------------------------------------ paths
 
-ARCHIVE_NO_PATTERN = r"(?:HO|NH|SP)-[0-9]{4}-[0-9]{5}"
-_BUILDING = r"[A-Z0-9][A-Z0-9-]{0,15}"
-_UNIT = r"[A-Za-z0-9][A-Za-z0-9-]{0,15}"
-_HOUSEHOLD = rf"households/(?P<building>{_BUILDING})/(?P<unit>{_UNIT})/(?P<no>{ARCHIVE_NO_PATTERN})"
+_HOUSEHOLD = HOUSEHOLD_PATTERN  # households/<building>/<unit>/<archive-no>, from layout.py
 _PATHS: list[tuple[str, re.Pattern[str]]] = [
     ("settings", re.compile(r"archive\.yaml")),
     ("staff", re.compile(r"staff\.yaml")),

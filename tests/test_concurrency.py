@@ -8,7 +8,8 @@ import os
 import pyrage
 from conftest import World, assert_refused, assert_unchanged
 
-from archivectl.archive import Archive, Transaction, actor_of
+from archivectl.archive import Archive, Transaction
+from archivectl.identity import actor_of
 from archivectl.keystore import KeyAddress
 
 

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from archivectl import clock, crypto, idcheck, records, registers
-from archivectl.archive import STAFF_FILE, Archive, Transaction, check_archive_no, now_iso
+from archivectl.archive import Archive, Transaction, now_iso
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import private_output
+from archivectl.layout import STAFF_FILE, HouseholdPath, check_archive_no
 from archivectl.ops.common import (
     Approval,
     approved_writer,
@@ -88,7 +89,7 @@ def _attach(
     documents = list(stored.get("documents") or [])
     version = 1 + max((d.get("version", 0) for d in documents if d.get("type") == doc_type), default=0)
     name = f"attachments/{doc_type}-{date}-{version}{ext}.age"
-    home = relpath.removesuffix("/record.yaml")
+    home = HouseholdPath.of(relpath).dir
     entry = {"type": doc_type, "date": date, "version": version, "file": name}
     documents.insert(0, entry)
     documents.sort(key=lambda d: (str(d.get("date")), d.get("version", 0)), reverse=True)  # newest first (P5)
@@ -125,7 +126,7 @@ def open_document(
     archive: Archive, archive_no: str, doc: str, reason: str | None, sink: BinaryIO, identity: str | None = None
 ) -> dict:
     """Decrypt one attachment into sink for an entitled reader, after registering the look-up (P8)."""
-    from archivectl.archive import actor_of
+    from archivectl.identity import actor_of
 
     check_archive_no(archive_no)
     reason = check_reason(reason)
@@ -137,7 +138,7 @@ def open_document(
         require_reader(archive, actor, str(stored.get("building")))
         entry = find_document(stored, doc)
         record_key = unlock_record_key(archive, stored, identity_for(archive, identity, actor))
-        source = archive.root / relpath.removesuffix("record.yaml") / entry["file"]
+        source = archive.root / HouseholdPath.of(relpath).dir / entry["file"]
         if not source.is_file():
             raise ArchiveError(f"{entry['file']} is missing from the work tree")
         crypto.check_decrypts(source, record_key)  # a corrupted scan is refused before anything is registered
@@ -172,7 +173,7 @@ def _export(
     require_reader(archive, actor, str(stored.get("building")))
     record_key = unlock_record_key(archive, stored, identity_for(archive, identity, actor))
     plain, _ = records.open_record(stored, record_key)
-    home = archive.root / relpath.removesuffix("record.yaml")
+    home = archive.root / HouseholdPath.of(relpath).dir
     with private_output(output) as raw:
         with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("record.json", json.dumps(plain, ensure_ascii=False, indent=2))
@@ -263,12 +264,12 @@ def _rekey(archive: Archive, tx: Transaction, relpath: str, stored: dict, old: A
     """Re-encrypt a household's sealed block and attachments to a new record key."""
     plain, _ = records.open_record(stored, old)
     tx.write_text(relpath, records.dump(records.to_stored(plain, schema, new)))
-    home = relpath.removesuffix("record.yaml")
+    home = HouseholdPath.of(relpath).dir
     recipient = new.to_public()
     for entry in stored.get("documents") or []:
         sealed_copy = tx.scratch()
         crypto.reencrypt_file(archive.root / home / entry["file"], sealed_copy, old, recipient)
-        tx.place(home + entry["file"], sealed_copy)
+        tx.place(f"{home}/{entry['file']}", sealed_copy)
 
 
 def grant(
@@ -295,7 +296,7 @@ def grant(
             "approved_by": approval.approver,
             "reason": approval.reason,
         }
-        households = [p for _, p in archive.record_paths() if p.split("/")[1] == building]
+        households = [p for _, p in archive.record_paths() if HouseholdPath.of(p).building == building]
         registers.append(tx, "grants", entry)
         # No key changes here: once the grant is approved on main, `recipients sync` wraps the keys for them.
         tx.commit(f"grant {staff_id} read of {building} until {until}", trailers("grant", approval, actor), actor)
@@ -333,7 +334,7 @@ def lend(archive: Archive, archive_no: str, to: str, due: str, approval: Approva
 
 def return_dossier(archive: Archive, archive_no: str, reason: str | None) -> str:
     """Register the paper dossier bag's return (P8)."""
-    from archivectl.archive import actor_of
+    from archivectl.identity import actor_of
 
     check_archive_no(archive_no)
     reason = check_reason(reason)

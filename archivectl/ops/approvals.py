@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from archivectl import crypto, gitio, policy, records, rules, yamlio
-from archivectl.archive import Archive, actor_of
+from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.identity import actor_of
 from archivectl.ops.common import Approval, check_reason, identity_for, open_key, readers, trailers
 
 

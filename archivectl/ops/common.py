@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from archivectl import crypto, policy, records, registers
-from archivectl.archive import Actor, Archive, actor_of, decrypting_identity
+from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.identity import Actor, actor_of, decrypting_identity
 from archivectl.staff import StaffMember
 
 

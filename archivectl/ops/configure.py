@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 
 from archivectl import gitio, rules, yamlio
-from archivectl.archive import Archive, Settings
+from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.ops.common import Approval, approved_writer, trailers
 from archivectl.schema import HouseholdSchema
+from archivectl.settings import Settings
 
 CANDIDATES = ["archive.yaml", "schemas/", ".gitattributes", ".gitignore", "CODEOWNERS", ".pre-commit-config.yaml"]
 

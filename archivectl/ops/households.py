@@ -8,14 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from archivectl import clock, crypto, gitio, records, yamlio
-from archivectl.archive import (
-    CATEGORY_CODES,
-    NUMBERS_FILE,
-    Archive,
-    Transaction,
-    check_archive_no,
-)
+from archivectl.archive import Archive, Transaction
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.layout import CATEGORY_CODES, NUMBERS_FILE, HouseholdPath, archive_no_of, check_archive_no, series_of
 from archivectl.ops.common import (
     Approval,
     approved_writer,
@@ -247,9 +242,9 @@ class Numbering:
                 raise ArchiveError(f"{NUMBERS_FILE}: counter {series} is damaged")
             self.counters[str(series)] = last
         self.in_tree: dict[str, int] = {}
-        for path in gitio.ls_files(archive.root, "households/*/*/*/record.yaml"):
-            series, _, serial = path.split("/")[3].rpartition("-")
-            self.in_tree[series] = max(self.in_tree.get(series, 0), int(serial))
+        for path in gitio.ls_files(archive.root, HouseholdPath.records_glob()):
+            series, serial = series_of(archive_no_of(path))
+            self.in_tree[series] = max(self.in_tree.get(series, 0), serial)
         self.taken: list[str] = []
 
     def take(self, category: str, count: int = 1) -> list[str]:
@@ -271,7 +266,7 @@ class Numbering:
 def place_new(archive: Archive, record: dict, archive_no: str) -> str:
     """Give a prepared household its number; its record path (refused if this branch has it already)."""
     record["archive_no"] = archive_no
-    relpath = f"{archive.household_dir(record['building'], record['unit'], archive_no)}/record.yaml"
+    relpath = HouseholdPath(record["building"], record["unit"], archive_no).record
     if (archive.root / relpath).parent.exists():
         raise ArchiveError(f"{relpath} already exists; the keystore's numbers are behind this branch")
     return relpath
@@ -282,11 +277,11 @@ def seal_household(archive: Archive, record: dict, targets: list[str]) -> tuple[
     from archivectl.keystore import KeyAddress
 
     archive_no = record["archive_no"]
-    home = archive.household_dir(record["building"], record["unit"], archive_no)
+    place = HouseholdPath(record["building"], record["unit"], archive_no)
     record_key = crypto.new_record_key()
     stored = records.to_stored(record, archive.household_schema, record_key)
     address = KeyAddress(archive_no, str(record_key.to_public()))
-    return address, crypto.wrap_record_key(record_key, targets), f"{home}/record.yaml", records.dump(stored)
+    return address, crypto.wrap_record_key(record_key, targets), place.record, records.dump(stored)
 
 
 def write_household(archive: Archive, tx: Transaction, record: dict, targets: list[str]) -> None:
@@ -334,9 +329,9 @@ def add(archive: Archive, given: RecordInput, approval: Approval, also_active: b
 def active_on_unit(archive: Archive, building: str, unit: str) -> list[str]:
     """Archive numbers of the unit's active households (from their clear parts)."""
     found = []
-    for relpath in gitio.ls_files(archive.root, f"{archive.household_dir(building, unit, '*')}/record.yaml"):
+    for relpath in gitio.ls_files(archive.root, HouseholdPath.records_glob(building, unit)):
         if load_stored(archive, relpath).get("status") == "active":
-            found.append(relpath.split("/")[3])
+            found.append(archive_no_of(relpath))
     return sorted(found)
 
 

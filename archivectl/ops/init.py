@@ -8,17 +8,11 @@ import sys
 from pathlib import Path
 
 from archivectl import gitio, schema, yamlio
-from archivectl.archive import (
-    ARCHIVE_FILE,
-    STAFF_FILE,
-    Archive,
-    Settings,
-    commit_message,
-    keystore_url,
-    public_key_from_setting,
-    signing_key_setting,
-)
+from archivectl.archive import Archive, commit_message
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.identity import public_key_from_setting, signing_key_setting
+from archivectl.layout import ARCHIVE_FILE, STAFF_FILE
+from archivectl.settings import Settings, keystore_url
 from archivectl.staff import Staff
 
 GITATTRIBUTES = """\
@@ -54,8 +48,8 @@ def init(
     founder = staff.by_key(public)
     if founder is None or not founder.active or founder.role != "gm":
         raise ArchiveError("the founding commit must be signed by an active gm listed in the staff file")
-    from archivectl.archive import check_recovery
     from archivectl.keystore import backend_for
+    from archivectl.settings import check_recovery
 
     settings = Settings(name=name, keystore=keystore, recovery=check_recovery(recovery))
     url = keystore_url(path.resolve(), settings.keystore)

@@ -52,23 +52,21 @@ def households_at(archive: Archive, rev: str) -> list[Household]:
 
 
 def _read_households(archive: Archive, rev: str) -> list[Household]:
-    paths = [p for p in gitio.tree_paths(archive.root, rev, "households") if p.endswith("/record.yaml")]
     found = []
-    with gitio.BlobReader(archive.root) as blobs:
-        for path, data in zip(paths, blobs.read_many([f"{rev}:{p}" for p in paths]), strict=True):
-            try:
-                stored = records.load_stored(data or b"", path)
-            except (ArchiveError, UsageError, ValueError):
-                continue  # verify reports a broken record; it has no key to speak of here
-            found.append(
-                Household(
-                    str(stored.get("archive_no") or path.split("/")[3]),
-                    str(stored.get("building") or path.split("/")[1]),
-                    stored.get("recipient"),
-                    path,
-                    stored.get("sealed"),
-                )
+    for place, path, data in records.stored_texts_at(archive.root, rev):
+        try:
+            stored = records.load_stored(data, path)
+        except (ArchiveError, UsageError, ValueError):
+            continue  # verify reports a broken record; it has no key to speak of here
+        found.append(
+            Household(
+                str(stored.get("archive_no") or place.archive_no),
+                str(stored.get("building") or place.building),
+                stored.get("recipient"),
+                path,
+                stored.get("sealed"),
             )
+        )
     return found
 
 
@@ -311,15 +309,9 @@ def _named_on_any_branch(archive: Archive, stray: list[KeyAddress]) -> dict[tupl
     )
     for line in refs.splitlines():
         name, commit = line.rsplit(" ", 1)
-        paths = [
-            p
-            for p in gitio.tree_paths(archive.root, commit, "households")
-            if p.endswith("/record.yaml") and p.split("/")[3] in numbers
-        ]
-        with gitio.BlobReader(archive.root) as blobs:
-            for path, data in zip(paths, blobs.read_many([f"{commit}:{p}" for p in paths]), strict=True):
-                recipient = yamlio.loads(data or b"", path).get("recipient") if data else None
-                named.setdefault((path.split("/")[3], recipient), name)
+        for place, path, data in records.stored_texts_at(archive.root, commit, numbers):
+            recipient = yamlio.loads(data, path).get("recipient") if data else None
+            named.setdefault((place.archive_no, recipient), name)
     return named
 
 
@@ -430,7 +422,7 @@ def _require_on_main(archive: Archive, tip: str) -> None:
 
 def _register(archive: Archive, destroyed: list[tuple[KeyAddress, str, str]]) -> None:
     """One destruction register entry per shred run (P14: who, when, how), in a commit of its own."""
-    from archivectl.archive import actor_of
+    from archivectl.identity import actor_of
     from archivectl.ops.common import Approval, trailers
 
     with archive.writing() as tx:
@@ -476,15 +468,9 @@ def _rotation_of(archive: Archive, tip: str, address: KeyAddress, rotations: dic
     if _never_on_main(archive, tip, address):
         return None
     for rotation in rotations.get(address.archive_no, []):
-        parent = f"{rotation}~1"
-        paths = [
-            p
-            for p in gitio.tree_paths(archive.root, parent, "households")
-            if p.endswith(f"/{address.archive_no}/record.yaml")
-        ]
-        data = gitio.show_blob(archive.root, parent, paths[0]) if paths else None
-        if data and yamlio.loads(data, paths[0]).get("recipient") == address.recipient:
-            return rotation
+        for _, path, data in records.stored_texts_at(archive.root, f"{rotation}~1", {address.archive_no}):
+            if data and yamlio.loads(data, path).get("recipient") == address.recipient:
+                return rotation
     return None
 
 
@@ -513,12 +499,13 @@ def _retention_problem(archive: Archive, tip: str, number: str, purge: str) -> s
     from archivectl.ops.lifecycle import tombstone_dates
 
     parent = f"{purge}~1"
-    paths = [p for p in gitio.tree_paths(archive.root, parent, "households") if f"/{number}/record.yaml" in p]
-    if not paths:
+    found = [(path, data) for _, path, data in records.stored_texts_at(archive.root, parent, {number})]
+    if not found:
         return f"{number} was not in the archive before purge {purge[:12]}"
-    stored = records.load_stored(gitio.show_blob(archive.root, parent, paths[0]) or b"", paths[0])
+    path, data = found[0]
+    stored = records.load_stored(data, path)
     try:
-        dates = tombstone_dates(archive, paths[0], stored, rev=parent, mainline=tip)
+        dates = tombstone_dates(archive, path, stored, rev=parent, mainline=tip)
     except ArchiveError as exc:
         return str(exc)
     days = archive.settings.retention_days

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from archivectl import clock, gitio, idcheck, policy, records, registers, yamlio
-from archivectl.archive import ARCHIVE_NO, Archive, check_archive_no, now_iso
+from archivectl.archive import Archive, now_iso
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import private_output
 from archivectl.keystore import ADDRESSED, KEYS, LEGACY, NUMBER_FILE, NUMBERS, DirectoryBackend, KeyAddress
+from archivectl.layout import ARCHIVE_NO, HouseholdPath, check_archive_no
 from archivectl.ops.common import Approval, approved_writer, load_stored, trailers
 
 PURGE_METHOD = (
@@ -262,7 +263,7 @@ def purge(
         actor = approved_writer(archive, approval)
         purged_at = now_iso()
         for c in chosen:
-            home = c.relpath.removesuffix("/record.yaml")
+            home = HouseholdPath.of(c.relpath).dir
             for path in gitio.ls_files(archive.root, f"{home}/"):
                 tx.write(path, None)
             registers.append(
@@ -323,19 +324,17 @@ def _households_at(root: Path, rev: str | None) -> dict[str, _Held]:
     """Archive number -> status and recipient of every household in rev's tree (an unreadable record: both None)."""
     if rev is None:
         return {}
-    paths = [p for p in gitio.tree_paths(root, rev, "households") if p.endswith("/record.yaml") and p.count("/") == 4]
     found: dict[str, _Held] = {}
-    with gitio.BlobReader(root) as blobs:
-        for path, data in zip(paths, blobs.read_many([f"{rev}:{p}" for p in paths]), strict=True):
-            try:
-                stored = records.load_stored(data or b"", path)
-            except UsageError:
-                found[path.split("/")[3]] = _Held(None, None)  # nothing can be told of it, so nothing is left out
-                continue
-            recipient = stored.get("recipient")
-            found[path.split("/")[3]] = _Held(
-                str(stored.get("status")), recipient if isinstance(recipient, str) and recipient else None
-            )
+    for place, path, data in records.stored_texts_at(root, rev):
+        try:
+            stored = records.load_stored(data, path)
+        except UsageError:
+            found[place.archive_no] = _Held(None, None)  # nothing can be told of it, so nothing is left out
+            continue
+        recipient = stored.get("recipient")
+        found[place.archive_no] = _Held(
+            str(stored.get("status")), recipient if isinstance(recipient, str) and recipient else None
+        )
     return found
 
 

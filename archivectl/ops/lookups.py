@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from archivectl import gitio
-from archivectl.archive import Archive, actor_of, commit_message
+from archivectl.archive import Archive, commit_message
 from archivectl.errors import ArchiveError
+from archivectl.identity import actor_of
 
 LOOKUP_ACTIONS = ("reveal", "open", "view")
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from archivectl import gitio, pii, records, registers
-from archivectl.archive import Archive, Transaction, actor_of, check_archive_no, now_iso
+from archivectl.archive import Archive, Transaction, now_iso
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.identity import actor_of
+from archivectl.layout import HouseholdPath, check_archive_no
 from archivectl.ops.common import (
     Approval,
     check_reason,
@@ -90,9 +92,14 @@ def list_households(
 
     rows = []
     for facts in households(archive):
-        parts = facts["path"].split("/")
         if facts.get("invalid"):
-            facts = {"archive_no": parts[3], "building": parts[1], "unit": parts[2], "status": "invalid"}
+            place = HouseholdPath.of(facts["path"])
+            facts = {
+                "archive_no": place.archive_no,
+                "building": place.building,
+                "unit": place.unit,
+                "status": "invalid",
+            }
         if building and facts.get("building") != building:
             continue
         if category and facts.get("category") != category:
@@ -158,8 +165,11 @@ def review_start(archive: Archive, range_spec: str, reason: str | None) -> dict[
             if len(parts) < 6 or not parts[5].endswith("/record.yaml"):
                 continue
             path = parts[5]
-            number = path.split("/")[3]
-            buildings[number] = path.split("/")[1]
+            place = HouseholdPath.parse(path)
+            if place is None:
+                continue
+            number = place.archive_no
+            buildings[number] = place.building
             versions.setdefault(number, set()).update(b for b in parts[2:4] if set(b) != {"0"})
         readable = sorted(n for n in versions if _reads(archive, actor, buildings[n]))
         if not readable:

@@ -7,8 +7,9 @@ from dataclasses import replace
 
 from archivectl import staff as staffmod
 from archivectl import yamlio
-from archivectl.archive import STAFF_FILE, Archive, now_iso
+from archivectl.archive import Archive, now_iso
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.layout import STAFF_FILE
 from archivectl.ops.common import Approval, approved_writer, trailers
 from archivectl.staff import Staff, StaffMember
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from archivectl import records, yamlio
-from archivectl.archive import Archive, actor_of
+from archivectl.archive import Archive
+from archivectl.identity import actor_of
 from archivectl.ops.common import identity_for, require_reader, unlock_record_key
 from archivectl.ops.reading import reviewed_versions
 

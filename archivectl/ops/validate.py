@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from archivectl import gitio, records, rules
-from archivectl.archive import ARCHIVE_FILE, CATEGORY_CODES, STAFF_FILE, Archive
+from archivectl.archive import Archive
 from archivectl.errors import UsageError
+from archivectl.layout import ARCHIVE_FILE, CATEGORY_CODES, STAFF_FILE
 from archivectl.schema import HouseholdSchema
 
 

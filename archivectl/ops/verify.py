@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from archivectl import clock, gitio, pii, policy, records, rules, yamlio
-from archivectl.archive import Archive, Settings
+from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.layout import ARCHIVE_NO
 from archivectl.schema import HouseholdSchema, parse_json
+from archivectl.settings import Settings
 from archivectl.staff import Staff, StaffMember, fingerprint
 
 SKEW = policy.CLOCK_SKEW
@@ -463,7 +465,7 @@ def _check_changes(
     flag: Callable[[str, str], None],
 ) -> None:
     named = {n.strip() for n in (info.trailer("Archive-No") or "").split(",") if n.strip()}
-    if any(not re.fullmatch(rules.ARCHIVE_NO_PATTERN, n) for n in named):
+    if any(not ARCHIVE_NO.fullmatch(n) for n in named):
         flag("trailers", "Archive-No trailer is not an archive number")
     schema = ctx.schema_at(judge)
     households: dict[str, dict[str, list[gitio.Change]]] = {}
