@@ -441,7 +441,7 @@ class Transaction:
     def reserve_numbers(self, series: str, start: int, count: int) -> list[str]:
         """Take archive numbers in the keystore for this change; a write that does not commit gives them back."""
         self.archive.keystore.require()
-        note = f"reserved {now_iso()} by pid {os.getpid()} ({os.urandom(8).hex()})\n".encode()
+        note = f"reserved {clock.now_iso()} by pid {os.getpid()} ({os.urandom(8).hex()})\n".encode()
         # Journaled before the first is taken: a kill right after taking one still gives it back.
         self._log({"reserving": series, "from": start, "mark": _digest(note)}, durable=True)
         numbers = self.archive.keystore.reserve_many(series, start, count, note)
@@ -763,8 +763,3 @@ def _holds(path: Path, marks: set[str]) -> bool:
     if f"ino:{info.st_dev}:{info.st_ino}:{info.st_size}" in marks:
         return True
     return any(m.startswith("sha256:") for m in marks) and _digest_file(path) in marks
-
-
-def now_iso() -> str:
-    """The current time as an ISO string with seconds and zone."""
-    return clock.now().isoformat(timespec="seconds")

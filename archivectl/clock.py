@@ -16,3 +16,8 @@ def now() -> dt.datetime:
 def today() -> dt.date:
     """Today's date in the machine's local zone."""
     return now().date()
+
+
+def now_iso() -> str:
+    """The current time as an ISO string with seconds and zone."""
+    return now().isoformat(timespec="seconds")

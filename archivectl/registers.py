@@ -42,6 +42,30 @@ def append(tx: Any, kind: str, entry: dict[str, Any]) -> str:
     return path
 
 
+def register(
+    tx: Any,
+    kind: str,
+    action: str,
+    who: str,
+    fields: dict[str, Any] | None = None,
+    *,
+    approval: Any = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Register one event: when, who, what, the event's own fields, then who approved it and why.
+
+    approval (an ops.common.Approval) gives approved_by and reason; without one,
+    reason alone (a look-up's, a return's). The one place an entry is built.
+    """
+    entry = {"when": clock.now_iso(), "who": who, "action": action, **(fields or {})}
+    if approval is not None:
+        entry |= {"approved_by": approval.approver, "reason": approval.reason}
+    elif reason is not None:
+        entry["reason"] = reason
+    append(tx, kind, entry)
+    return entry
+
+
 def entries(root: Path, kind: str) -> list[dict[str, Any]]:
     """Every entry of a register, oldest first (month files of earlier versions, then events by time)."""
     folder = root / "registers" / kind

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from archivectl import clock, crypto, idcheck, records, registers
-from archivectl.archive import Archive, Transaction, now_iso
+from archivectl.archive import Archive, Transaction
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import private_output
 from archivectl.layout import STAFF_FILE, HouseholdPath, check_archive_no
@@ -24,13 +24,12 @@ from archivectl.ops.common import (
     Approval,
     approved_writer,
     check_reason,
+    for_reader,
     identity_for,
     load_stored,
     open_key,
     readers,
-    require_reader,
     trailers,
-    unlock_record_key,
     wrap_targets,
 )
 from archivectl.ops.reading import register_access
@@ -132,17 +131,14 @@ def open_document(
     reason = check_reason(reason)
     # Under the lock from reading the record to the last byte out: no rotation re-encrypts the scan meanwhile.
     with archive.writing() as tx:
-        actor = actor_of(archive)
-        relpath = archive.locate(archive_no)
-        stored = load_stored(archive, relpath)
-        require_reader(archive, actor, str(stored.get("building")))
-        entry = find_document(stored, doc)
-        record_key = unlock_record_key(archive, stored, identity_for(archive, identity, actor))
-        source = archive.root / HouseholdPath.of(relpath).dir / entry["file"]
+        household = for_reader(archive, actor_of(archive), archive_no, identity)
+        entry = find_document(household.stored, doc)
+        record_key = household.record_key()
+        source = household.home / entry["file"]
         if not source.is_file():
             raise ArchiveError(f"{entry['file']} is missing from the work tree")
         crypto.check_decrypts(source, record_key)  # a corrupted scan is refused before anything is registered
-        register_access(tx, actor, archive_no, "open", reason, document=entry["file"])
+        register_access(tx, household.actor, archive_no, "open", reason, document=entry["file"])
         crypto.decrypt_stream(source, sink, record_key)
     return entry
 
@@ -168,12 +164,10 @@ def _export(
         raise UsageError(f"{output} already exists")
     if not output.parent.is_dir():
         raise UsageError(f"{output.parent}: no such directory")
-    relpath = archive.locate(archive_no)
-    stored = load_stored(archive, relpath)
-    require_reader(archive, actor, str(stored.get("building")))
-    record_key = unlock_record_key(archive, stored, identity_for(archive, identity, actor))
-    plain, _ = records.open_record(stored, record_key)
-    home = archive.root / HouseholdPath.of(relpath).dir
+    household = for_reader(archive, actor, archive_no, identity)
+    record_key = household.record_key()
+    plain, _ = records.open_record(household.stored, record_key)
+    home = household.home
     with private_output(output) as raw:
         with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("record.json", json.dumps(plain, ensure_ascii=False, indent=2))
@@ -183,20 +177,16 @@ def _export(
                     crypto.decrypt_stream(home / entry["file"], sink, record_key)
             zf.writestr(
                 "README.txt",
-                f"Personal data held for household {archive_no}, exported {now_iso()} at the customer's request.\n"
+                f"Personal data held for household {archive_no}, "
+                f"exported {clock.now_iso()} at the customer's request.\n"
                 "record.json is the dossier; attachments/ holds the scans.\n",
             )
-        entry = {
-            "when": now_iso(),
-            "who": actor.member.id,
-            "action": "export",
+        fields = {
             "archive_no": archive_no,
             "to": "customer (own data request, P17)",
             "documents": len(plain.get("documents") or []),
-            "approved_by": approval.approver,
-            "reason": approval.reason,
         }
-        registers.append(tx, "transfer", entry)  # registered before the file appears at output
+        registers.register(tx, "transfer", "export", actor.member.id, fields, approval=approval)  # before the file
         tx.commit(f"register export of {archive_no}", trailers("export", approval, actor, archive_no), actor)
     return where
 
@@ -243,16 +233,8 @@ def rotate(
                 crypto.wrap_record_key(new_key, wrap_targets(archive, building)),
             )
             _rekey(archive, tx, relpath, stored, record_key, new_key, schema)
-        entry = {
-            "when": now_iso(),
-            "who": actor.member.id,
-            "action": "rotate",
-            "households": len(plan),
-            "readers": per_building,
-            "approved_by": approval.approver,
-            "reason": approval.reason,
-        }
-        registers.append(tx, "keys", entry)
+        fields = {"households": len(plan), "readers": per_building}
+        registers.register(tx, "keys", "rotate", actor.member.id, fields, approval=approval)
         rekeyed = ", ".join(number for _, _, number, _, _ in plan) if plan else None
         tx.commit(
             f"recipients sync: rotate {len(plan)} record keys", trailers("rotate", approval, actor, rekeyed), actor
@@ -286,18 +268,9 @@ def grant(
         member = archive.staff.get(staff_id)
         if member is None or not member.active:
             raise ArchiveError(f"{staff_id} is not an active member of {STAFF_FILE}")
-        entry = {
-            "when": now_iso(),
-            "who": actor.member.id,
-            "action": "grant",
-            "staff": staff_id,
-            "building": building,
-            "until": until,
-            "approved_by": approval.approver,
-            "reason": approval.reason,
-        }
         households = [p for _, p in archive.record_paths() if HouseholdPath.of(p).building == building]
-        registers.append(tx, "grants", entry)
+        fields = {"staff": staff_id, "building": building, "until": until}
+        entry = registers.register(tx, "grants", "grant", actor.member.id, fields, approval=approval)
         # No key changes here: once the grant is approved on main, `recipients sync` wraps the keys for them.
         tx.commit(f"grant {staff_id} read of {building} until {until}", trailers("grant", approval, actor), actor)
     return {**entry, "households": len(households)}
@@ -318,17 +291,8 @@ def lend(archive: Archive, archive_no: str, to: str, due: str, approval: Approva
         current = registers.lent_out(archive.root).get(archive_no)
         if current:
             raise ArchiveError(f"{archive_no} is already lent to {current.get('to')} (due {current.get('due')})")
-        entry = {
-            "when": now_iso(),
-            "who": actor.member.id,
-            "action": "lend",
-            "archive_no": archive_no,
-            "to": to,
-            "due": due,
-            "approved_by": approval.approver,
-            "reason": approval.reason,
-        }
-        registers.append(tx, "lending", entry)
+        fields = {"archive_no": archive_no, "to": to, "due": due}
+        registers.register(tx, "lending", "lend", actor.member.id, fields, approval=approval)
         return tx.commit(f"lend {archive_no} to {to} until {due}", trailers("lend", approval, actor, archive_no), actor)
 
 
@@ -343,15 +307,8 @@ def return_dossier(archive: Archive, archive_no: str, reason: str | None) -> str
         current = registers.lent_out(archive.root).get(archive_no)
         if not current:
             raise ArchiveError(f"{archive_no} is not lent out")
-        entry = {
-            "when": now_iso(),
-            "who": actor.member.id,
-            "action": "return",
-            "archive_no": archive_no,
-            "from": current.get("to"),
-            "reason": reason,
-        }
-        registers.append(tx, "lending", entry)
+        fields = {"archive_no": archive_no, "from": current.get("to")}
+        registers.register(tx, "lending", "return", actor.member.id, fields, reason=reason)
         return tx.commit(f"return {archive_no}", trailers("return", Approval(reason), actor, archive_no), actor)
 
 

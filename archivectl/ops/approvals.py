@@ -123,22 +123,11 @@ def approve(
     expected = shown.head
     if reveal and shown.households:
         from archivectl import registers
-        from archivectl.archive import now_iso
 
         with archive.writing() as tx:
             actor = _unmoved(archive, expected)
-            registers.append(
-                tx,
-                "access",
-                {
-                    "when": now_iso(),
-                    "who": actor.member.id,
-                    "action": "view",
-                    "archive_no": numbers,
-                    "commits": [c["commit"][:12] for c in shown.commits],
-                    "reason": reason,
-                },
-            )
+            fields = {"archive_no": numbers, "commits": [c["commit"][:12] for c in shown.commits]}
+            registers.register(tx, "access", "view", actor.member.id, fields, reason=reason)
             expected = tx.commit(
                 f"register view of {numbers} for approval", trailers("view", Approval(reason), actor, numbers), actor
             )

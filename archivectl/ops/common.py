@@ -10,6 +10,7 @@ from archivectl import crypto, policy, records, registers
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.identity import Actor, actor_of, decrypting_identity
+from archivectl.layout import HouseholdPath
 from archivectl.staff import StaffMember
 
 
@@ -118,6 +119,42 @@ def require_reader(archive: Archive, actor: Actor, building: str) -> None:
     for problem in (policy.actor_problem(actor.member), policy.reader_problem(actor.member, building, granted)):
         if problem:
             raise ArchiveError(problem)
+
+
+@dataclass(frozen=True)
+class ReaderCopy:
+    """A household located and loaded for an entitled reader: locate -> load -> require reader (P7).
+
+    The record key is unwrapped only when asked for (record_key), so that a
+    wrong document name is told before any key is touched.
+    """
+
+    archive: Archive
+    actor: Actor
+    relpath: str
+    stored: dict
+    identity: str | None
+
+    @property
+    def home(self) -> Path:
+        return self.archive.root / HouseholdPath.of(self.relpath).dir
+
+    def record_key(self) -> Any:
+        return unlock_record_key(self.archive, self.stored, identity_for(self.archive, self.identity, self.actor))
+
+    def plain(self) -> dict:
+        """The record in clear, its sealed block opened with the reader's key (none sealed: the clear part)."""
+        if not self.stored.get("sealed"):
+            return {k: v for k, v in self.stored.items() if k not in records.STORED_ONLY}
+        return records.open_record(self.stored, self.record_key())[0]
+
+
+def for_reader(archive: Archive, actor: Actor, archive_no: str, identity: str | None) -> ReaderCopy:
+    """The household of archive_no for actor, or ArchiveError if there is none or actor may not read it."""
+    relpath = archive.locate(archive_no)
+    stored = load_stored(archive, relpath)
+    require_reader(archive, actor, str(stored.get("building")))
+    return ReaderCopy(archive, actor, relpath, stored, identity)
 
 
 def load_stored(archive: Archive, relpath: str) -> dict:

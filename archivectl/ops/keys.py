@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from archivectl import clock, crypto, gitio, policy, records, registers, yamlio
-from archivectl.archive import Archive, now_iso
+from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.keystore import KeyAddress
 
@@ -427,10 +427,7 @@ def _register(archive: Archive, destroyed: list[tuple[KeyAddress, str, str]]) ->
 
     with archive.writing() as tx:
         actor = actor_of(archive)
-        entry = {
-            "when": now_iso(),
-            "who": actor.member.id,
-            "action": "shred",
+        fields = {
             "archive_no": ", ".join(sorted({a.archive_no for a, _, _ in destroyed})),
             "keys": [
                 f"{a.archive_no} {a.recipient or '(unaddressed)'} ({kind} {change[:12]})"
@@ -438,7 +435,7 @@ def _register(archive: Archive, destroyed: list[tuple[KeyAddress, str, str]]) ->
             ],
             "method": f"record keys overwritten and deleted in keystore {_shown_url(archive)} (crypto-shredding)",
         }
-        registers.append(tx, "destruction", entry)
+        entry = registers.register(tx, "destruction", "shred", actor.member.id, fields)
         reason = f"shred {len(destroyed)} record keys main no longer uses"
         named = trailers("shred", Approval(reason), actor, entry["archive_no"])
         tx.commit(f"keys shred: {len(destroyed)} record keys", named, actor)

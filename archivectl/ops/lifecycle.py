@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from archivectl import clock, gitio, idcheck, policy, records, registers, yamlio
-from archivectl.archive import Archive, now_iso
+from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import private_output
 from archivectl.keystore import ADDRESSED, KEYS, LEGACY, NUMBER_FILE, NUMBERS, DirectoryBackend, KeyAddress
@@ -261,26 +261,19 @@ def purge(
         if not chosen:
             raise ArchiveError("no household is eligible for purge")
         actor = approved_writer(archive, approval)
-        purged_at = now_iso()
+        purged_at = clock.now_iso()
         for c in chosen:
             home = HouseholdPath.of(c.relpath).dir
             for path in gitio.ls_files(archive.root, f"{home}/"):
                 tx.write(path, None)
-            registers.append(
-                tx,
-                "destruction",
-                {
-                    "action": "purge",
-                    "archive_no": c.archive_no,
-                    "building": c.building,
-                    "tombstoned": c.tombstone_date,
-                    "purged": purged_at,
-                    "who": actor.member.id,
-                    "approved_by": approval.approver,
-                    "reason": approval.reason,
-                    "method": PURGE_METHOD,
-                },
-            )
+            fields = {
+                "archive_no": c.archive_no,
+                "building": c.building,
+                "tombstoned": c.tombstone_date,
+                "purged": purged_at,
+                "method": PURGE_METHOD,
+            }
+            registers.register(tx, "destruction", "purge", actor.member.id, fields, approval=approval)
         subject = f"purge {chosen[0].archive_no}" if len(chosen) == 1 else f"purge {len(chosen)} households"
         archive_nos = ", ".join(c.archive_no for c in chosen)
         tx.commit(subject, trailers("purge", approval, actor, archive_nos), actor)
@@ -850,7 +843,7 @@ def _restore_numbers(
             known.add(m["no"])
     for number in known - set(notes):
         if NUMBER_FILE.fullmatch(number):
-            notes[number] = f"reserved again {now_iso()} by restore from a backup\n".encode()
+            notes[number] = f"reserved again {clock.now_iso()} by restore from a backup\n".encode()
     for number, note in sorted(notes.items()):
         store.create(f"{NUMBERS}/{number}", note)
     return len(notes)

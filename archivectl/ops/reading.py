@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from archivectl import gitio, pii, records, registers
-from archivectl.archive import Archive, Transaction, now_iso
+from archivectl.archive import Archive, Transaction
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.identity import actor_of
 from archivectl.layout import HouseholdPath, check_archive_no
 from archivectl.ops.common import (
     Approval,
     check_reason,
+    for_reader,
     identity_for,
     load_stored,
     require_reader,
@@ -42,28 +43,14 @@ def reveal(archive: Archive, archive_no: str, reason: str | None, identity: str 
     reason = check_reason(reason)
     with archive.writing() as tx:  # reader rights, record and key as they stand under the lock
         actor = actor_of(archive)
-        relpath = archive.locate(archive_no)
-        stored = load_stored(archive, relpath)
-        require_reader(archive, actor, stored["building"])
-        plain = {k: v for k, v in stored.items() if k not in records.STORED_ONLY}
-        if stored.get("sealed"):
-            record_key = unlock_record_key(archive, stored, identity_for(archive, identity, actor))
-            plain, _ = records.open_record(stored, record_key)
+        plain = for_reader(archive, actor, archive_no, identity).plain()
         register_access(tx, actor, archive_no, "reveal", reason)
     return plain
 
 
 def register_access(tx: Transaction, actor: Any, archive_no: str, action: str, reason: str, **extra: Any) -> str:
     """Append a look-up to the access register and make the transaction's signed commit; return the commit."""
-    entry = {
-        "when": now_iso(),
-        "who": actor.member.id,
-        "action": action,
-        "archive_no": archive_no,
-        **extra,
-        "reason": reason,
-    }
-    registers.append(tx, "access", entry)
+    registers.register(tx, "access", action, actor.member.id, {"archive_no": archive_no, **extra}, reason=reason)
     return tx.commit(
         f"register {action} of {archive_no}",
         trailers(action, Approval(reason), actor, archive_no),
@@ -175,16 +162,18 @@ def review_start(archive: Archive, range_spec: str, reason: str | None) -> dict[
         if not readable:
             raise ArchiveError(f"{range_spec}: no household in it that you may read ({len(commits)} commits)")
         ends = [gitio.rev_parse(archive.root, end) or end for end in range_spec.split("..", 1)]
-        entry = {
-            "when": now_iso(),
-            "who": actor.member.id,
-            "action": "view",
-            "archive_no": ", ".join(readable),
-            "range": "..".join(ends),
-            "versions": sorted(v for n in readable for v in versions[n]),
-            "reason": reason,
-        }
-        registers.append(tx, "access", entry)
+        entry = registers.register(
+            tx,
+            "access",
+            "view",
+            actor.member.id,
+            {
+                "archive_no": ", ".join(readable),
+                "range": "..".join(ends),
+                "versions": sorted(v for n in readable for v in versions[n]),
+            },
+            reason=reason,
+        )
         tx.commit(
             f"register review of {len(readable)} households ({range_spec})",
             trailers("view", Approval(reason), actor, ", ".join(readable)),

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from archivectl import clock, yamlio
 from archivectl import staff as staffmod
-from archivectl import yamlio
-from archivectl.archive import Archive, now_iso
+from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.layout import STAFF_FILE
 from archivectl.ops.common import Approval, approved_writer, trailers
@@ -71,7 +71,7 @@ def deactivate(archive: Archive, staff_id: str, approval: Approval) -> str:
         current = _existing(staff, staff_id)
         if not current.active:
             raise ArchiveError(f"{staff_id} is already inactive")
-        return staff.replace(staffmod.deactivate(current, now_iso())), f"staff deactivate {staff_id}"
+        return staff.replace(staffmod.deactivate(current, clock.now_iso())), f"staff deactivate {staff_id}"
 
     return _write(archive, approval, change)
 
