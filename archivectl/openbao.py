@@ -490,42 +490,18 @@ def mount_of(url: str) -> str | None:
     return parse_url(url)[1]
 
 
-def policies(archive: Any, mount: str | None = None) -> dict[str, dict[str, Any]]:
-    """One OpenBao policy per staff member (`archivectl-<id>`), plus `archivectl-shredder`, as main says (P7).
+def policies(members: Any, reads: dict[str, set[str]], mount: str) -> dict[str, dict[str, Any]]:
+    """One OpenBao policy per staff member (`archivectl-<id>`), plus `archivectl-shredder`.
 
-    Who may open (transit-decrypt) which household's keys follows the readers of
-    each building on main, grants included: managers and the gm every household,
-    a butler or cashier the households of their buildings, one path per household.
-    A household proposed on a branch (its number is not on main) is readable by
-    its building's readers too, so a proposal can be reviewed before it is merged;
-    its age wrapping still decides. Everyone may reserve numbers, add keys and
-    encrypt (clerks add households); only managers and the gm replace a key's
-    wrapping (recipients sync); only the shredder policy destroys anything.
+    reads: which households' keys each member may open (transit-decrypt); who
+    that is, is decided by `ops.keys.bao_policies` from main (P7). Everyone may
+    reserve numbers, add keys and encrypt (clerks add households); only
+    managers and the gm replace a key's wrapping (recipients sync); only the
+    shredder policy destroys anything.
     """
-    from archivectl import gitio
-    from archivectl.ops.common import readers
-
-    mount = mount or mount_of(archive.keystore.url)
-    if mount is None:
-        raise UsageError(f"keystore {archive.keystore.url} is not an OpenBao keystore: name its mount with --mount")
-    tip = archive.main_commit()
-    if tip is None:
-        raise ArchiveError(f"no {archive.settings.main} here: run this in a clone of the archive")
-    on_main = _households_by_building(gitio.tree_paths(archive.root, tip, "households"))
-    numbers = {n for found in on_main.values() for n in found}
-    proposed: dict[str, set[str]] = {}
-    refs = gitio.out(archive.root, "for-each-ref", "--format=%(objectname)", "refs/heads", "refs/remotes")
-    for commit in sorted(set(refs.split())):
-        for building, found in _households_by_building(gitio.tree_paths(archive.root, commit, "households")).items():
-            proposed.setdefault(building, set()).update(found - numbers)
-    buildings = sorted(set(on_main) | set(proposed))
-    reads: dict[str, set[str]] = {}
-    for building in buildings:
-        for member in readers(archive, building, on_main=True):
-            reads.setdefault(member.id, set()).update(on_main.get(building, set()) | proposed.get(building, set()))
     transit = mount + TRANSIT_SUFFIX
     out: dict[str, dict[str, Any]] = {}
-    for member in archive.main_staff.members:
+    for member in members:
         out[POLICY_PREFIX + member.id] = _member_policy(member, mount, transit, sorted(reads.get(member.id, ())))
     out[SHREDDER] = {
         "path": {
@@ -536,16 +512,6 @@ def policies(archive: Any, mount: str | None = None) -> dict[str, dict[str, Any]
         }
     }
     return out
-
-
-def _households_by_building(paths: list[str]) -> dict[str, set[str]]:
-    """households/<building>/<unit>/<archive-no>/record.yaml -> {building: {archive-no, ...}}."""
-    found: dict[str, set[str]] = {}
-    for path in paths:
-        parts = path.split("/")
-        if len(parts) == 5 and parts[4] == "record.yaml":
-            found.setdefault(parts[1], set()).add(parts[3])
-    return found
 
 
 def _member_policy(member: Any, mount: str, transit: str, households: list[str]) -> dict[str, Any]:

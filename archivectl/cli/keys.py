@@ -117,10 +117,11 @@ def policy(
     from archivectl import openbao
     from archivectl.errors import UsageError
     from archivectl.files import write_output
+    from archivectl.ops import keys
 
     if fmt not in ("hcl", "json"):
         raise UsageError("--format must be hcl or json")
-    found = openbao.policies(open_archive(ctx), mount)
+    found = keys.bao_policies(open_archive(ctx), mount)
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         for name, document in found.items():

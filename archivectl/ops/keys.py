@@ -23,6 +23,7 @@ from archivectl import clock, crypto, gitio, policy, records, registers, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.keystore import KeyAddress
+from archivectl.layout import HOUSEHOLDS, HouseholdPath
 
 Progress = Callable[[int, int, str], None] | None  # (done, total, stage), e.g. cli.app.progress_bar
 ORPHAN_GRACE_DAYS = 7  # a key nobody's branch names is removed only once this old (a clerk may not have pushed yet)
@@ -512,6 +513,49 @@ def _retention_problem(archive: Archive, tip: str, number: str, purge: str) -> s
     if not verdict.eligible:
         return f"{verdict.days_left} days of the {days}-day retention are left (P13)"
     return None
+
+
+# ------------------------------------------------------------------ OpenBao policies
+
+
+def bao_policies(archive: Archive, mount: str | None = None) -> dict[str, dict[str, Any]]:
+    """One OpenBao policy per staff member (`archivectl-<id>`), plus `archivectl-shredder`, as main says (P7).
+
+    Who may open (transit-decrypt) which household's keys follows the readers of
+    each building on main, grants included: managers and the gm every household,
+    a butler or cashier the households of their buildings, one path per household.
+    A household proposed on a branch (its number is not on main) is readable by
+    its building's readers too, so a proposal can be reviewed before it is merged;
+    its age wrapping still decides.
+    """
+    from archivectl import openbao
+
+    mount = mount or openbao.mount_of(archive.keystore.url)
+    if mount is None:
+        raise UsageError(f"keystore {archive.keystore.url} is not an OpenBao keystore: name its mount with --mount")
+    tip = _main(archive)
+    on_main = _households_by_building(archive, tip)
+    numbers = {n for found in on_main.values() for n in found}
+    proposed: dict[str, set[str]] = {}
+    refs = gitio.out(archive.root, "for-each-ref", "--format=%(objectname)", "refs/heads", "refs/remotes")
+    for commit in sorted(set(refs.split())):
+        for building, found in _households_by_building(archive, commit).items():
+            proposed.setdefault(building, set()).update(found - numbers)
+    reads: dict[str, set[str]] = {}
+    for building in sorted(set(on_main) | set(proposed)):
+        for member_id in _reader_ids(archive, building):
+            reads.setdefault(member_id, set()).update(on_main.get(building, set()) | proposed.get(building, set()))
+    return openbao.policies(archive.main_staff.members, reads, mount)
+
+
+def _households_by_building(archive: Archive, rev: str) -> dict[str, set[str]]:
+    """{building: {archive-no, ...}} of the households in rev's tree."""
+    found: dict[str, set[str]] = {}
+    for path in gitio.tree_paths(archive.root, rev, HOUSEHOLDS):
+        place = HouseholdPath.parse(path)
+        if place is not None and path == place.record:
+            found.setdefault(place.building, set()).add(place.archive_no)
+    return found
 
 
 # ------------------------------------------------------------------ migrate
