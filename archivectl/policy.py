@@ -26,6 +26,16 @@ class ApprovalRules:
     extra: dict = field(default_factory=dict, compare=False)
 
 
+FOUNDER_ROLE = "gm"
+
+
+def founder_problem(founder: StaffMember | None) -> str | None:
+    """Why this member may not found an archive (sign and approve its first commit), or None."""
+    if founder is None or not founder.active or founder.role != FOUNDER_ROLE:
+        return f"the founding commit must be signed by an active {FOUNDER_ROLE} listed in the staff file"
+    return None
+
+
 def reason_problem(reason: str | None) -> str | None:
     """Why a --reason is unusable, or None (P12: every change keeps its reason)."""
     if reason is None or not reason.strip():

@@ -10,7 +10,9 @@ from typing import Any
 
 from archivectl.errors import UsageError
 
-FORMATS = ("table", "json", "yaml", "csv", "markdown")
+FORMATS = ("table", "json", "yaml", "csv", "markdown")  # rows and records (list, history, pending, ...)
+REPORT_FORMATS = ("table", "json", "csv", "markdown", "html")  # reports (reports/render.py)
+ANY_FORMAT = tuple(dict.fromkeys(FORMATS + REPORT_FORMATS))  # what the global --format accepts
 # A table is read on an 80-column terminal: a moment to the minute; json, yaml and csv keep full ISO.
 _MOMENT = re.compile(
     r"([0-9]{4}-[0-9]{2}-[0-9]{2})T([0-9]{2}:[0-9]{2}):[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})"

@@ -13,8 +13,30 @@ from typer.core import TyperGroup
 from archivectl.errors import ArchiveError
 
 
+def _click_error_types() -> tuple[type, type]:
+    """(ClickException, Abort) from whichever click typer bundles or depends on."""
+    click_exception = next(c for c in type.mro(typer.BadParameter) if c.__name__ == "ClickException")
+    return click_exception, typer.Abort
+
+
 class _Group(TyperGroup):
-    """Turns ArchiveError into one line on stderr and its exit code; no tracebacks."""
+    """The one error handler: every failure is one line on stderr and its exit code; no tracebacks, no boxes.
+
+    Usage errors (click's) exit 2, ArchiveError its own code (errors.py), an
+    interrupt 130; cron mails and log lines stay readable.
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        click_exception, abort = _click_error_types()
+        try:
+            result = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click_exception as exc:
+            sys.stderr.write(f"archivectl: error: {exc.format_message()}\n")
+            sys.exit(exc.exit_code)
+        except abort:
+            sys.stderr.write("archivectl: interrupted; nothing was written\n")
+            sys.exit(130)
+        sys.exit(result if isinstance(result, int) else 0)
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(args))
@@ -75,12 +97,11 @@ class Globals:
     identity: str | None
 
 
-FORMATS = ("table", "json", "yaml", "csv", "markdown", "html")
-
-
 def check_format(value: str | None) -> str | None:
-    if value is not None and value not in FORMATS:
-        raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}")
+    from archivectl.render import ANY_FORMAT
+
+    if value is not None and value not in ANY_FORMAT:
+        raise typer.BadParameter(f"must be one of {', '.join(ANY_FORMAT)}")
     return value
 
 

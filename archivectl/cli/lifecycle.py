@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from archivectl.cli.app import ApproverOpt, FormatOpt, ReasonOpt, app, fmt_of, open_archive, out, progress_bar
+from archivectl.cli.app import (
+    ApproverOpt,
+    FormatOpt,
+    ReasonOpt,
+    app,
+    fmt_of,
+    globals_of,
+    open_archive,
+    out,
+    progress_bar,
+)
 
 ArchiveNo = Annotated[str, typer.Argument(metavar="ARCHIVE_NO")]
 
@@ -62,11 +72,7 @@ def restore(
         commit = lifecycle.restore(open_archive(ctx), what, Approval(reason, approver))
         out(f"restored {what} in commit {commit[:12]}")
         return
-    sources = list(replay_from or [])
-    current = _current_archive(ctx)
-    if current:
-        sources.append(current)
-    result = lifecycle.restore_backup(Path(what), directory, sources)
+    result = lifecycle.restore_backup(Path(what), directory, list(replay_from or []), globals_of(ctx).archive)
     if result["warning"]:
         out(f"archivectl: warning: {result['warning']}", err=True)
     out(
@@ -83,16 +89,6 @@ def restore(
             f"archive.yaml names the keystore {result['keystore_setting']}; "
             f"to use the restored keys set ARCHIVECTL_KEYSTORE={result['keystore']}"
         )
-
-
-def _current_archive(ctx: typer.Context) -> str | None:
-    """The archive we are in (or --archive names), whose destruction register a restore must honour."""
-    from archivectl.errors import ArchiveError
-
-    try:
-        return str(open_archive(ctx).root)
-    except ArchiveError:
-        return None
 
 
 @app.command()

@@ -22,11 +22,12 @@ OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write th
 def _emit(ctx: typer.Context, report: Any, fmt: str | None, output: Path | None, fail: bool) -> None:
     from archivectl.errors import UsageError
     from archivectl.files import write_output
-    from archivectl.reports.render import FORMATS, render
+    from archivectl.render import REPORT_FORMATS
+    from archivectl.reports.render import render
 
-    chosen = fmt or (globals_of(ctx).fmt if globals_of(ctx).fmt in FORMATS else "table")
-    if chosen not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}")
+    chosen = fmt or (globals_of(ctx).fmt if globals_of(ctx).fmt in REPORT_FORMATS else "table")
+    if chosen not in REPORT_FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(REPORT_FORMATS)}")
     text = render(report, chosen)
     if output:
         write_output(output, (text + "\n").encode("utf-8"))

@@ -7,11 +7,12 @@ import shutil
 import sys
 from pathlib import Path
 
-from archivectl import gitio, schema, yamlio
+from archivectl import gitio, policy, schema, yamlio
 from archivectl.archive import Archive, commit_message
 from archivectl.errors import ArchiveError, UsageError
-from archivectl.identity import public_key_from_setting, signing_key_setting
+from archivectl.identity import Actor, public_key_from_setting, signing_key_setting
 from archivectl.layout import ARCHIVE_FILE, STAFF_FILE
+from archivectl.ops.common import Approval, trailers
 from archivectl.settings import Settings, keystore_url
 from archivectl.staff import Staff
 
@@ -46,8 +47,10 @@ def init(
     staff = Staff.from_yaml(yamlio.load_file(staff_file), str(staff_file))
     public, _ = public_key_from_setting(signing_key_setting(None))
     founder = staff.by_key(public)
-    if founder is None or not founder.active or founder.role != "gm":
-        raise ArchiveError("the founding commit must be signed by an active gm listed in the staff file")
+    problem = policy.founder_problem(founder)
+    if problem:
+        raise ArchiveError(problem)
+    assert founder is not None  # founder_problem refuses None
     from archivectl.keystore import backend_for
     from archivectl.settings import check_recovery
 
@@ -83,10 +86,8 @@ def init(
         founding = [ARCHIVE_FILE, STAFF_FILE, ".gitattributes", ".gitignore"]
         founding += [f"schemas/{name}" for name in schema.SCHEMA_FILES]
         gitio.add(archive.root, founding)
-        message = commit_message(
-            f"init archive {name}",
-            {"Action": "init", "Reason": reason, "Approved-by": founder.id, "Acted-by": founder.id},
-        )
+        acting = Actor(member=founder, signing_key=signing_key_setting(None), private_key=None)
+        message = commit_message(f"init archive {name}", trailers("init", Approval(reason, founder.id), acting))
         who = gitio.Identity(founder.name, f"{founder.id}@staff.archivectl")
         commit = gitio.commit_signed(archive.root, message, signing_key_setting(None), who)
     except BaseException:

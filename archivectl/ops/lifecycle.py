@@ -652,17 +652,21 @@ def _when(value: Any) -> dt.datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def restore_backup(backup_file: Path, target: Path, replay_from: list[str]) -> dict[str, Any]:
+def restore_backup(backup_file: Path, target: Path, replay_from: list[str], here: str | None = None) -> dict[str, Any]:
     """Rebuild an archive and its keystore (<target>.keys) from a backup (P14, P16).
 
     Refuses a backup past its expiry. Withholds every key a destruction register
     names: the backup's own (its manifest, written from HEAD and main as the
-    backup saw them, and every branch in its bundle) and every archive or git
-    URL in replay_from (newer copies know of later purges and shreds). Restores
-    only the key each household of the restored main names. Works from any
-    directory, inside a git repository or not.
+    backup saw them, and every branch in its bundle), every archive or git URL
+    in replay_from (newer copies know of later purges and shreds), and the
+    archive the command runs in (here: --archive, else found from the current
+    directory), if there is one. Restores only the key each household of the
+    restored main names. Works from any directory, inside a git repository or not.
     """
     from archivectl.ops.init import configure_clone
+
+    current = _archive_here(here)
+    replay_from = [*replay_from, *([current] if current else [])]
 
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UsageError(f"{target} already exists and is not an empty directory")
@@ -712,6 +716,14 @@ def restore_backup(backup_file: Path, target: Path, replay_from: list[str]) -> d
         "warning": warning,
         "keystore_setting": elsewhere,
     }
+
+
+def _archive_here(explicit: str | None) -> str | None:
+    """The archive a restore runs in, whose destruction register it honours too (P14); None outside one."""
+    try:
+        return str(Archive.find(explicit).root)
+    except ArchiveError:  # UsageError too: no archive here
+        return None
 
 
 def _read_backup(backup_file: Path, bundle_to: Path) -> tuple[dict[str, Any], str | None, dict[str, bytes]]:

@@ -16,8 +16,10 @@ from archivectl import gitio
 from archivectl.archive import Archive, commit_message
 from archivectl.errors import ArchiveError
 from archivectl.identity import actor_of
+from archivectl.ops.common import Approval, trailers
 
 LOOKUP_ACTIONS = ("reveal", "open", "view")
+BROUGHT_REASON = "look-ups registered on branches, brought to main so the register is complete"
 
 
 def sync(archive: Archive, push: bool = True) -> dict[str, Any]:
@@ -53,12 +55,7 @@ def sync(archive: Archive, push: bool = True) -> dict[str, Any]:
             continue
         message = commit_message(
             f"register {len(found[action])} {action} look-ups made on branches",
-            {
-                "Action": action,
-                "Reason": "look-ups registered on branches, brought to main so the register is complete",
-                "Archive-No": ", ".join(sorted(numbers[action])),
-                "Acted-by": actor.member.id,
-            },
+            trailers(action, Approval(BROUGHT_REASON), actor, ", ".join(sorted(numbers[action]))),
         )
         parent = gitio.signed_commit_on(archive.root, parent, found[action], message, actor.signing_key, who)
         brought += len(found[action])

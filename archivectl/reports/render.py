@@ -9,8 +9,6 @@ from typing import Any
 
 from archivectl.render import render_rows
 
-FORMATS = ("table", "json", "csv", "markdown", "html")
-
 # Column titles a manager reads in the HTML reports (the JSON key stays beneath each, for whoever scripts).
 LABELS = {
     "archive_no": "档案编号",
@@ -90,7 +88,7 @@ def _flat(value: Any) -> Any:
 
 
 def render(report: Report, fmt: str) -> str:
-    """The report in one of FORMATS; csv holds its main rows (one table, for spreadsheets and cron)."""
+    """The report in one of render.REPORT_FORMATS; csv holds its main rows (one table, for spreadsheets and cron)."""
     if fmt == "json":
         return json.dumps(report.document, ensure_ascii=False, indent=2)
     if fmt == "csv":
