@@ -1,4 +1,4 @@
-"""verify, approve, pending, review-start, codeowners, install-hooks and the server's push check."""
+"""The four-eyes flow: verify, pending, approve, review-start, sync; codeowners, install-hooks, the push check."""
 
 from __future__ import annotations
 
@@ -154,10 +154,10 @@ def verify_push(
     """The server's pre-receive check: reads `old new ref` lines; exit 1 refuses the push."""
     import sys
 
-    from archivectl.ops import review
+    from archivectl.ops import hooks
 
     updates = [tuple(line.split()[:3]) for line in sys.stdin.read().splitlines() if len(line.split()) >= 3]
-    problems = review.check_push(open_archive(ctx), updates, main)  # type: ignore[arg-type]
+    problems = hooks.check_push(open_archive(ctx), updates, main)  # type: ignore[arg-type]
     for problem in problems:
         out(f"archivectl: refused: {problem}", err=True)
     if problems:
@@ -170,9 +170,9 @@ def codeowners(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (default: stdout).")] = None,
 ) -> None:
     """A CODEOWNERS file from staff.yaml: a building's changes ask its butlers and the managers (handle: needed)."""
-    from archivectl.ops import review
+    from archivectl.ops import hooks
 
-    text = review.codeowners(open_archive(ctx))
+    text = hooks.codeowners(open_archive(ctx))
     if output:
         output.write_text(text)
         out(f"wrote {output}", err=True)
@@ -188,7 +188,7 @@ def install_hooks(
     ] = False,
 ) -> None:
     """Install git hooks: in a clone (no hand-made commits, verify on push), or with --server a pre-receive check."""
-    from archivectl.ops import review
+    from archivectl.ops import hooks
 
-    for path in review.install_hooks(open_archive(ctx), server=server):
+    for path in hooks.install_hooks(open_archive(ctx), server=server):
         out(f"installed {path}")

@@ -1,4 +1,4 @@
-"""codeowners and install-hooks: the review set-up around an archive (P7, P12)."""
+"""codeowners and git hooks: the review set-up around an archive (P7, P12); the server's push check."""
 
 from __future__ import annotations
 
