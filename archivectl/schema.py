@@ -243,6 +243,10 @@ class HouseholdSchema:
             node = self.child(node, key)
         return node
 
+    def choices(self, name: str) -> tuple[str, ...]:
+        """The values a top-level field may take (its enum), e.g. status and category; () for a free field."""
+        return tuple(str(v) for v in self.resolve(self.doc.get("properties", {}).get(name, {})).get("enum", ()))
+
     def holds_personal(self, name: str) -> bool:
         """True when the top-level field is personal or has a personal field inside."""
         return self._holds_personal(self.child(self.doc, name), 0)

@@ -118,6 +118,9 @@ def test_list_filters_and_formats(world: World, household: str):
     assert md.splitlines()[0].startswith("| archive_no |")
     assert json.loads(world.ok("aud01", "list", "--status", "tombstoned", "--format", "json")) == []
     assert_refused(world.cli("aud01", "list", "--status", "gone"), 2, "--status")
+    # the choices are the schema's own enum, not a copy in the CLI
+    refused = world.cli("aud01", "list", "--category", "shop")
+    assert_refused(refused, 2, "--category must be one of handed-over, not-handed-over, special")
 
 
 def test_history_shows_each_change_with_reason_and_approver(world: World, household: str):  # P12

@@ -74,7 +74,12 @@ LIST_COLUMNS = (
 def list_households(
     archive: Archive, building: str | None = None, category: str | None = None, status: str | None = None
 ) -> list[dict]:
-    """One row per household from the clear parts only (no key needed), cached like the reports."""
+    """One row per household from the clear parts only (no key needed), cached like the reports.
+
+    A category or status the schema does not know is refused: it could never match.
+    """
+    for name, value in (("category", category), ("status", status)):
+        check_filter(value, archive.household_schema.choices(name), name)
     from archivectl.reports.data import households, place_key
 
     rows = []
