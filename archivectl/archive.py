@@ -24,7 +24,7 @@ from typing import Any
 
 from archivectl import clock, gitio, yamlio
 from archivectl.errors import ArchiveError, UsageError
-from archivectl.files import fsync_dir, write_atomic
+from archivectl.files import write_atomic
 from archivectl.identity import Actor
 from archivectl.keystore import KeyAddress, Keystore, backend_for
 from archivectl.layout import ARCHIVE_FILE, HOUSEHOLDS, NUMBERS_FILE, STAFF_FILE, HouseholdPath, check_archive_no
@@ -359,7 +359,7 @@ class Transaction:
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             # Prepared inside the journal, then renamed: a kill leaves no temporary file in the work tree.
-            self._install(self._journal() / f"new{self._next()}", target, data, 0o644, durable=False)
+            write_atomic(target, data, durable=False, staged=self._journal() / f"new{self._next()}")
         crash_point("file-written")
 
     def write_text(self, relpath: str, text: str) -> None:
@@ -407,7 +407,7 @@ class Transaction:
             if folder and folder not in made:
                 os.makedirs(root / folder, exist_ok=True)
                 made.add(folder)
-            self._install(journal / f"new{self._next()}", target, data, 0o644, durable=False)
+            write_atomic(target, data, durable=False, staged=journal / f"new{self._next()}")
             crash_point("file-written")
             if progress and (i % 500 == 0 or i + 1 == len(fresh)):
                 progress(i + 1, len(fresh), "writing")
@@ -521,24 +521,6 @@ class Transaction:
         except OSError:  # a file system without hard links: copy instead
             shutil.copy2(path, backup)
         return name
-
-    def _install(self, staged: Path, target: Path, data: bytes, mode: int, durable: bool) -> None:
-        """Write data to staged, then rename it over target: a reader sees old or new, a kill leaves no stray file."""
-        try:
-            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                if durable:
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            os.replace(staged, target)
-        except OSError as exc:
-            staged.unlink(missing_ok=True)
-            if exc.errno != errno.EXDEV:
-                raise ArchiveError(f"cannot write {target}: {exc.strerror}") from None
-            write_atomic(target, data, mode=mode, durable=durable)  # .git on another file system than the tree
-        if durable:
-            fsync_dir(target.parent)
 
 
 def _digest(data: bytes) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -26,14 +27,18 @@ def shred(path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = True, staged: Path | None = None) -> None:
     """Write via a temporary file and rename, so a crash leaves old or new, never half.
 
     durable also fsyncs file and directory: for keys, which exist nowhere else.
+    staged: a new file to write first (a write transaction's journal folder, so
+    that a kill leaves nothing stray beside path); when it is on another file
+    system than path, the temporary file is made beside path instead.
     """
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = staged or path.with_name(f".{path.name}.tmp{os.getpid()}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_EXCL if staged else os.O_TRUNC)  # never through a link
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)  # never through a link
+        fd = os.open(tmp, flags, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             if durable:
@@ -42,6 +47,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
+        if staged is not None and exc.errno == errno.EXDEV:  # .git on another file system than the tree
+            return write_atomic(path, data, mode, durable)
         raise ArchiveError(f"cannot write {path}: {exc.strerror}") from None
     if durable:
         fsync_dir(path.parent)
