@@ -93,10 +93,11 @@ def plan(archive: Archive, range_spec: str | None, reveal: bool = False, identit
         )
     lines: list[str] = []
     households: set[str] = set()
+    opener = _Opener(archive, actor, identity)
     for row in mine:
         households |= {n.strip() for n in row["archive_no"].split(",") if n.strip()}
         lines.append(f"{row['commit'][:12]}  {row['action']} by {row['acted_by']}: {row['reason']}")
-        lines += ["    " + line for line in describe(archive, row["commit"], actor, reveal, identity)]
+        lines += ["    " + line for line in describe(archive, row["commit"], opener, reveal)]
     return ApprovalPlan(where, mine, lines, sorted(households), head)
 
 
@@ -156,7 +157,7 @@ def _unmoved(archive: Archive, expected: str | None) -> Any:
 # ---------------------------------------------------------------------- what a commit changes, for people
 
 
-def describe(archive: Archive, commit: str, actor: Any, reveal: bool, identity: str | None) -> list[str]:
+def describe(archive: Archive, commit: str, opener: _Opener, reveal: bool) -> list[str]:
     """One line per thing a commit changes: record fields (personal ones masked, or opened with reveal)."""
     parent = f"{commit}^"
     text = gitio.out(archive.root, "diff-tree", "-r", "--no-commit-id", "--name-status", "--no-renames", parent, commit)
@@ -167,7 +168,7 @@ def describe(archive: Archive, commit: str, actor: Any, reveal: bool, identity: 
         if kind is None:
             lines.append(f"{status} {path}")
         elif kind.kind == "record":
-            lines += _record_lines(archive, parent, commit, path, actor, reveal, identity)
+            lines += _record_lines(archive, parent, commit, path, opener, reveal)
         elif kind.kind == "register":
             lines += [
                 f"{kind.register} register: {_entry_text(e)}" for e in _added_entries(archive, parent, commit, path)
@@ -182,9 +183,7 @@ def describe(archive: Archive, commit: str, actor: Any, reveal: bool, identity: 
     return lines
 
 
-def _record_lines(
-    archive: Archive, parent: str, commit: str, path: str, actor: Any, reveal: bool, identity: str | None
-) -> list[str]:
+def _record_lines(archive: Archive, parent: str, commit: str, path: str, opener: _Opener, reveal: bool) -> list[str]:
     old_raw, new_raw = gitio.show_blob(archive.root, parent, path), gitio.show_blob(archive.root, commit, path)
     old = records.load_stored(old_raw, path) if old_raw else {}
     new = records.load_stored(new_raw, path) if new_raw else {}
@@ -192,7 +191,7 @@ def _record_lines(
     if not new:
         return [f"{number}: removed from the tree"]
     schema = archive.household_schema
-    old_plain, new_plain = _opened(archive, number, old, new, actor, identity)
+    old_plain, new_plain = opener.both(old, new)
     if new_plain is None:
         old_plain = {k: v for k, v in old.items() if k not in records.STORED_ONLY}
         new_plain = {k: v for k, v in new.items() if k not in records.STORED_ONLY}
@@ -213,24 +212,32 @@ def _record_lines(
     return lines
 
 
-def _opened(
-    archive: Archive, number: str, old: dict, new: dict, actor: Any, identity: str | None
-) -> tuple[dict | None, dict | None]:
-    """Both versions in clear for a reader of the household, else (None, None)."""
-    building = str(new.get("building"))
-    if actor.member not in readers(archive, building) or archive.__dict__.get("_keys_unreachable"):
-        return None, None
-    try:
-        if "_approver_identity" not in archive.__dict__:  # loaded (and a passphrase asked) once per approval
-            archive.__dict__["_approver_identity"] = crypto.load_identity(identity_for(archive, identity, actor))
-        ssh_identity = archive.__dict__["_approver_identity"]
-        new_plain = records.open_record(new, open_key(archive, new, ssh_identity))[0]
-        old_plain = records.open_record(old, open_key(archive, old, ssh_identity))[0] if old else {}
-    except ArchiveError as exc:
-        if str(exc).startswith(("keystore ", "identity ")):  # the keystore or the key is out of reach: stop trying
-            archive.__dict__["_keys_unreachable"] = True
-        return None, None
-    return old_plain, new_plain
+class _Opener:
+    """Opens the records an approver is shown, with their identity loaded (and a passphrase asked) once.
+
+    Once the keystore or the identity proves out of reach, it stops trying and
+    every later record is shown as its clear part.
+    """
+
+    def __init__(self, archive: Archive, actor: Any, identity: str | None):
+        self.archive, self.actor, self.identity = archive, actor, identity
+        self.loaded: Any = None
+        self.unreachable = False
+
+    def both(self, old: dict, new: dict) -> tuple[dict | None, dict | None]:
+        """Both versions in clear for a reader of the household, else (None, None)."""
+        if self.unreachable or self.actor.member not in readers(self.archive, str(new.get("building"))):
+            return None, None
+        try:
+            if self.loaded is None:
+                self.loaded = crypto.load_identity(identity_for(self.archive, self.identity, self.actor))
+            new_plain = records.open_record(new, open_key(self.archive, new, self.loaded))[0]
+            old_plain = records.open_record(old, open_key(self.archive, old, self.loaded))[0] if old else {}
+        except ArchiveError as exc:
+            if str(exc).startswith(("keystore ", "identity ")):  # the keystore or the key is out of reach
+                self.unreachable = True
+            return None, None
+        return old_plain, new_plain
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, str]:
