@@ -464,9 +464,7 @@ def backup(
     kept, left_out = _keys_to_keep(archive, head)
     numbers = sorted(archive.keystore.reserved())
     names = [a.name for a in kept] + [f"{NUMBERS}/{n}" for n in numbers]
-    backend = archive.keystore.backend
-    copy = getattr(backend, "sealed_many", backend.read_many)  # a key server's sealed form, when it has one
-    blobs = dict(zip(names, copy(names), strict=True))
+    blobs = dict(zip(names, archive.keystore.backend.sealed_many(names), strict=True))  # as the keystore keeps them
     keys = [a.name for a in kept if blobs[a.name] is not None]  # a key shredded meanwhile is simply not there
     gone = Withholding()
     gone.add_all(_destruction_entries(archive.root, [r for r in (head, archive.main_commit()) if r], "archive"))
