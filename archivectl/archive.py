@@ -283,6 +283,13 @@ class Transaction:
         finally:
             self._stack.close()
 
+    def abandon(self) -> None:
+        """Stop as a killed process would: the lock is released, the journal left for the next command to settle."""
+        if self._journal_fd is not None:
+            os.close(self._journal_fd)
+            self._journal_fd = None
+        self._stack.close()
+
     # -- changes
 
     def read(self, relpath: str) -> bytes | None:

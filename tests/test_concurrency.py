@@ -39,7 +39,7 @@ def test_a_write_killed_before_its_commit_is_undone_by_the_next_command(world: W
     tx.write_text("households/B03/1203/HO-2099-00001/record.yaml", "half: written\n")
     address = KeyAddress("HO-2099-00001", str(pyrage.x25519.Identity.generate().to_public()))
     tx.put_key(address, b"orphan key")
-    tx._stack.close()  # the lock dies with the process; the journal stays
+    tx.abandon()  # the lock dies with the process; the journal stays
     assert (world.keys / address.name).read_bytes() == b"orphan key"
     assert (world.keys / "numbers/HO-2099-00001").exists()
     journal = (world.root / ".git/archivectl/journal/journal.jsonl").read_text()
