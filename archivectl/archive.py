@@ -44,6 +44,10 @@ DEFAULT_LOCK_WAIT_SECONDS = 30.0
 # A write of at most this many files builds its commit's tree from their paths alone (nothing read
 # grows with the archive); a bigger one (an import) from the index, which it rewrites anyway.
 SMALL_WRITE = 32
+# Local git settings every write relies on, set by init and by the first write of an older archive.
+# core.splitIndex: a write of one household rewrites a small index file (the changed entries and the
+# cache-tree), not all 100,000 entries; the shared part is rewritten when a fifth of it has changed.
+WRITE_SETTINGS = {"core.splitIndex": "true"}
 # Test hook, read here only: ARCHIVECTL_TEST_CRASH_AT=<step>[@n][:stop][,...] makes this very
 # process kill itself (SIGKILL; with :stop, SIGSTOP) the n-th time a write reaches <step>.
 # The crash tests use it to kill a real archivectl at a precise point; unset, it costs one lookup.
@@ -391,6 +395,9 @@ class Transaction:
             crash_point("locked")
             recover(self.archive)
             self.archive.refresh()  # what an operation reads from here on is what it changes
+            for key, value in WRITE_SETTINGS.items():
+                if gitio.config_get(self.archive.root, key) is None:  # an archive made before: set once
+                    gitio.config_set(self.archive.root, key, value)
             self._head = gitio.head(self.archive.root)
             if not self._index_known_clean():
                 if gitio.has_staged_changes(self.archive.root):
