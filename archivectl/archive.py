@@ -290,15 +290,21 @@ class Households:
     def moved_on(self, commit: str, changes: list[tuple[str, str]]) -> Households:
         """These households after changes (status, path) made by commit."""
         text = self.text
-        added = []
-        for status, path in changes:
-            if not RECORD_PATH.match(path):
-                continue
-            line = ("\n" + path + "\n").encode("utf-8")
-            if status == "D":
-                text = text.replace(line, b"\n", 1)
-            elif status == "A" and line not in text:
-                added.append(path)
+        records = [(status, path) for status, path in changes if RECORD_PATH.match(path)]
+        if len(records) > SMALL_WRITE:  # an import or a pull: one pass over the list, not one per path
+            lines = text.split(b"\n")
+            gone = {p.encode("utf-8") for status, p in records if status == "D"}
+            known = set(lines)
+            added = list(dict.fromkeys(p for status, p in records if status == "A" and p.encode("utf-8") not in known))
+            text = b"\n" + b"".join(line + b"\n" for line in lines if line and line not in gone)
+        else:
+            added = []
+            for status, path in records:
+                line = ("\n" + path + "\n").encode("utf-8")
+                if status == "D":
+                    text = text.replace(line, b"\n", 1)
+                elif status == "A" and line not in text and path not in added:
+                    added.append(path)
         text += "".join(p + "\n" for p in added).encode("utf-8")
         found = Households(commit, text, dict(self.highest))
         found.raise_highest(added)
