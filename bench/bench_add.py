@@ -61,6 +61,7 @@ def run(env: dict[str, str], archive: Path, *args: str, extra: dict[str, str] | 
         capture_output=True,
         text=True,
         env={**env, **(extra or {})},
+        cwd=archive.parent,  # not a checkout: `-m` puts the working directory before PYTHONPATH
     )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
@@ -185,7 +186,11 @@ def main() -> None:
             start = time.perf_counter()
             extra = {"PYTHONPATH": str(code)} if code else {}
             subprocess.run(
-                [sys.executable, "-m", "archivectl", "--help"], capture_output=True, env={**env, **extra}, check=True
+                [sys.executable, "-m", "archivectl", "--help"],
+                capture_output=True,
+                env={**env, **extra},
+                check=True,
+                cwd=keep,
             )
             helps[code].append(time.perf_counter() - start)
     for code in codes:
