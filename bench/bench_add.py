@@ -193,7 +193,7 @@ def main() -> None:
                 cwd=keep,
             )
             helps[code].append(time.perf_counter() - start)
-    for code in codes:
+    for code in codes if args.rounds else []:
         mine = [s for s in sizes if s.code == code]
         base = statistics.median(adds[id(mine[0])])
         print(f"\ncode: {code or 'this checkout'}")
@@ -207,14 +207,16 @@ def main() -> None:
             )
     if args.trace:
         for what in ("add", "show"):
-            rows = {id(s): traced(s, what) for s in sizes}
-            print(f"\ngit calls of one {what} (seconds, as trace2 reports each process; columns: code, size):")
-            print("  " + "".join(f"{f'{n // len(args.sizes)}:{s.size}':>10}" for n, s in enumerate(sizes)) + "  call")
-            longest = max(len(r) for r in rows.values())
-            for i in range(longest):
-                cells = [rows[id(s)][i] if i < len(rows[id(s)]) else ("", float("nan")) for s in sizes]
-                label = next(c[0] for c in cells if c[0])
-                print("  " + "".join(f"{c[1]:>10.4f}" for c in cells) + f"  {label}")
+            for code in codes:
+                mine = [s for s in sizes if s.code == code]
+                rows = [traced(s, what) for s in mine]
+                print(f"\ngit calls of one {what}, code {code or 'this checkout'} (seconds, as trace2 reports each):")
+                print("  " + "".join(f"{s.size:>10}" for s in mine) + "  call")
+                for i in range(max(len(r) for r in rows)):
+                    cells = [r[i] if i < len(r) else ("", float("nan")) for r in rows]
+                    labels = {c[0] for c in cells if c[0]}
+                    label = " | ".join(sorted(labels)) if len(labels) > 1 else labels.pop()
+                    print("  " + "".join(f"{c[1]:>10.4f}" for c in cells) + f"  {label}")
     if scratch is not None:
         scratch.cleanup()
 
