@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -27,11 +28,26 @@ from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import write_atomic
 from archivectl.identity import Actor
 from archivectl.keystore import KeyAddress, Keystore, backend_for
-from archivectl.layout import ARCHIVE_FILE, HOUSEHOLDS, NUMBERS_FILE, STAFF_FILE, HouseholdPath, check_archive_no
+from archivectl.layout import (
+    ARCHIVE_FILE,
+    HOUSEHOLDS,
+    NUMBERS_FILE,
+    RECORD,
+    STAFF_FILE,
+    HouseholdPath,
+    check_archive_no,
+)
 from archivectl.settings import Settings, keystore_url
 from archivectl.staff import Staff
 
 DEFAULT_LOCK_WAIT_SECONDS = 30.0
+# A write of at most this many files builds its commit's tree from their paths alone (nothing read
+# grows with the archive); a bigger one (an import) from the index, which it rewrites anyway.
+SMALL_WRITE = 32
+# Local git settings every write relies on, set by init and by the first write of an older archive.
+# core.splitIndex: a write of one household rewrites a small index file (the changed entries and the
+# cache-tree), not all 100,000 entries; the shared part is rewritten when a fifth of it has changed.
+WRITE_SETTINGS = {"core.splitIndex": "true"}
 # Test hook, read here only: ARCHIVECTL_TEST_CRASH_AT=<step>[@n][:stop][,...] makes this very
 # process kill itself (SIGKILL; with :stop, SIGSTOP) the n-th time a write reaches <step>.
 # The crash tests use it to kill a real archivectl at a precise point; unset, it costs one lookup.
@@ -143,12 +159,20 @@ class Archive:
         return Staff.from_yaml(yamlio.loads(committed, STAFF_FILE), STAFF_FILE)
 
     def locate(self, archive_no: str) -> str:
-        """Relative path of a household's record.yaml, or ArchiveError if there is none."""
+        """Relative path of a household's record.yaml (as committed), or ArchiveError if there is none."""
         check_archive_no(archive_no)
-        found = gitio.ls_files(self.root, HouseholdPath.records_glob(archive_no=archive_no))
-        if not found:
+        found = self.households().find(archive_no)
+        if found is None:
             raise ArchiveError(f"{archive_no}: no such household in this archive")
-        return found[0]
+        return found
+
+    def households(self) -> Households:
+        """Where each household's record is in HEAD (read from a memo kept beside the index, not by listing it)."""
+        head = gitio.head(self.root)
+        known = self.__dict__.get("_households")
+        if known is None or known.commit != head:
+            known = self.__dict__["_households"] = Households.at(self, head)
+        return known
 
     def record_paths(self) -> list[tuple[str, str]]:
         """(blob id, path) of every household record tracked in git."""
@@ -172,7 +196,7 @@ class Archive:
 
     def refresh(self) -> None:
         """Forget settings, staff, schemas and keystore read so far: the next use reads them as they stand."""
-        for name in ("settings", "staff", "household_schema", "keystore", "main_staff"):
+        for name in ("settings", "staff", "household_schema", "keystore", "main_staff", "_households"):
             self.__dict__.pop(name, None)
 
     def writing(self, actor: Actor | None = None) -> Transaction:
@@ -210,6 +234,117 @@ class Archive:
                 yield
         finally:
             os.close(fd)
+
+
+RECORD_PATH = re.compile(rf"{HOUSEHOLDS}/[^/]+/[^/]+/[^/]+/{re.escape(RECORD)}\Z")
+
+
+class Households:
+    """Every household record's path in one commit, and the highest serial of each series.
+
+    Listing them from git costs in proportion to the archive (100,000 paths
+    from the index or the tree); so the list is kept in
+    .git/archivectl/cache/households, named by its commit, and brought up to
+    date from what changed since (`git diff-tree`, which costs what changed).
+    A write moves it on with the paths it committed.
+    `highest` only ever grows along a line of history: a purged household's
+    number is not used again anyway (P3), so starting a series past it is
+    what the keystore would make of it.
+    """
+
+    def __init__(self, commit: str | None, text: bytes, highest: dict[str, int]):
+        self.commit, self.text, self.highest = commit, text, highest
+
+    @staticmethod
+    def memo(archive: Archive) -> Path:
+        return archive.git_dir / "archivectl" / "cache" / "households"
+
+    @classmethod
+    def read(cls, archive: Archive) -> Households | None:
+        try:
+            data = cls.memo(archive).read_bytes()
+            header, _, text = data.partition(b"\n")
+            known = json.loads(header)
+            return cls(str(known["commit"]), b"\n" + text, {str(k): int(v) for k, v in known["highest"].items()})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    @classmethod
+    def at(cls, archive: Archive, commit: str | None) -> Households:
+        """The households of commit: from the memo, moved on by what changed since, else listed whole."""
+        if commit is None:
+            return cls(None, b"\n", {})
+        known = cls.read(archive)
+        if known is not None and known.commit == commit:
+            return known
+        if known is not None and known.commit and gitio.is_ancestor(archive.root, known.commit, commit):
+            changes = gitio.changed_paths(archive.root, known.commit, commit, HOUSEHOLDS)
+            found = known.moved_on(commit, changes)
+        else:
+            listed = [p for p in gitio.tree_paths(archive.root, commit, HOUSEHOLDS) if RECORD_PATH.match(p)]
+            found = cls(commit, b"\n" + "".join(p + "\n" for p in listed).encode("utf-8"), {})
+            found.raise_highest(listed)
+        found.save(archive)
+        return found
+
+    def moved_on(self, commit: str, changes: list[tuple[str, str]]) -> Households:
+        """These households after changes (status, path) made by commit."""
+        text = self.text
+        records = [(status, path) for status, path in changes if RECORD_PATH.match(path)]
+        if len(records) > SMALL_WRITE:  # an import or a pull: one pass over the list, not one per path
+            lines = text.split(b"\n")
+            gone = {p.encode("utf-8") for status, p in records if status == "D"}
+            known = set(lines)
+            added = list(dict.fromkeys(p for status, p in records if status == "A" and p.encode("utf-8") not in known))
+            text = b"\n" + b"".join(line + b"\n" for line in lines if line and line not in gone)
+        else:
+            added = []
+            for status, path in records:
+                line = ("\n" + path + "\n").encode("utf-8")
+                if status == "D":
+                    text = text.replace(line, b"\n", 1)
+                elif status == "A" and line not in text and path not in added:
+                    added.append(path)
+        text += "".join(p + "\n" for p in added).encode("utf-8")
+        found = Households(commit, text, dict(self.highest))
+        found.raise_highest(added)
+        return found
+
+    def raise_highest(self, paths: list[str]) -> None:
+        for path in paths:
+            series, _, serial = path.split("/")[3].rpartition("-")
+            if serial.isdigit():
+                self.highest[series] = max(self.highest.get(series, 0), int(serial))
+
+    def save(self, archive: Archive) -> None:
+        """Keep the memo (a cache: losing it costs one listing; a reader may write it too)."""
+        header = json.dumps({"commit": self.commit, "highest": self.highest}).encode()
+        _keep(self.memo(archive), header + self.text)
+
+    def find(self, archive_no: str) -> str | None:
+        """The record path of a household, or None."""
+        at = self.text.find(f"/{archive_no}/record.yaml\n".encode())
+        if at < 0:
+            return None
+        start = self.text.rfind(b"\n", 0, at) + 1
+        return self.text[start : self.text.index(b"\n", at)].decode("utf-8")
+
+    def in_folder(self, folder: str) -> list[str]:
+        """Record paths under folder (households/B/U)."""
+        prefix = ("\n" + folder.rstrip("/") + "/").encode("utf-8")
+        found, at = [], self.text.find(prefix)
+        while at >= 0:
+            end = self.text.index(b"\n", at + 1)
+            found.append(self.text[at + 1 : end].decode("utf-8"))
+            at = self.text.find(prefix, end)
+        return sorted(found)
+
+
+def _keep(path: Path, data: bytes) -> None:
+    """Write a file of what can be found again (a memo): a failure to write it changes nothing."""
+    with contextlib.suppress(OSError, ArchiveError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, data, durable=False)
 
 
 def _lock_wait() -> float:
@@ -266,9 +401,14 @@ class Transaction:
             crash_point("locked")
             recover(self.archive)
             self.archive.refresh()  # what an operation reads from here on is what it changes
-            if gitio.has_staged_changes(self.archive.root):
-                raise ArchiveError("the index has staged changes; commit or unstage them first")
+            for key, value in WRITE_SETTINGS.items():
+                if gitio.config_get(self.archive.root, key) is None:  # an archive made before: set once
+                    gitio.config_set(self.archive.root, key, value)
             self._head = gitio.head(self.archive.root)
+            if not self._index_known_clean():
+                if gitio.has_staged_changes(self.archive.root):
+                    raise ArchiveError("the index has staged changes; commit or unstage them first")
+                self._remember_clean_index(self._head)
         except BaseException:
             self._stack.close()
             raise
@@ -289,6 +429,32 @@ class Transaction:
             os.close(self._journal_fd)
             self._journal_fd = None
         self._stack.close()
+
+    # -- the index equals HEAD
+
+    def _clean_index_file(self) -> Path:
+        return self.archive.git_dir / "archivectl" / "index-clean"
+
+    def _index_known_clean(self) -> bool:
+        """True when the index is, byte for byte, one already found (or made) equal to HEAD as it stands.
+
+        Comparing the index with HEAD (`git diff --cached`) reads the whole
+        index: 60 ms at 100,000 households. The index file's own checksum names
+        its content, so a check already made need not be made again.
+        """
+        try:
+            known = self._clean_index_file().read_text().split()
+        except OSError:
+            return False
+        checksum = gitio.index_checksum(self.archive.git_dir)
+        return checksum is not None and self._head is not None and known == [self._head, checksum]
+
+    def _remember_clean_index(self, head: str | None) -> None:
+        """Note that the index, as it is now, equals HEAD (= head)."""
+        checksum = gitio.index_checksum(self.archive.git_dir)
+        if head is None or checksum is None:
+            return
+        _keep(self._clean_index_file(), f"{head} {checksum}\n".encode())
 
     # -- changes
 
@@ -318,6 +484,8 @@ class Transaction:
             elif not target.exists() and not target.is_symlink():
                 dirty = []  # nothing here to clobber; commit() checks it is not a tracked file deleted by hand
                 self._unchecked.add(relpath)
+            elif self._head and gitio.same_as_in(self.archive.root, self._head, relpath):
+                dirty = []  # as committed, and the index equals HEAD (checked on entering)
             else:
                 dirty = gitio.dirty_paths(self.archive.root, [relpath])
             if dirty:
@@ -472,14 +640,18 @@ class Transaction:
         if not trailers.get("Action"):
             raise ArchiveError("internal: every archivectl commit names its Action")
         paths = sorted(self._files)
-        deleted_by_hand = gitio.ls_files(self.archive.root, *sorted(self._unchecked)) if self._unchecked else []
+        # The index equals HEAD here (checked on entering), so HEAD's tree says what is tracked.
+        unchecked = sorted(self._unchecked) if self._head else []
+        deleted_by_hand = gitio.tree_paths(self.archive.root, self._head, *unchecked) if unchecked else []
         if deleted_by_hand:
             raise ArchiveError(f"{deleted_by_hand[0]} was deleted by hand; restore or commit that first")
         gitio.add(self.archive.root, paths)
         crash_point("staged")
         who = gitio.Identity(actor.member.name, f"{actor.member.id}@staff.archivectl")
         message = commit_message(subject, trailers)
-        commit, parent = gitio.write_signed_commit(self.archive.root, message, actor.signing_key, who)
+        # A household's write builds its tree from the paths it changed; an import, from the index.
+        changed = paths if len(paths) <= SMALL_WRITE else None
+        commit, parent = gitio.write_signed_commit(self.archive.root, message, actor.signing_key, who, changed)
         crash_point("signed")
         # From here the journal names the commit: settle() calls the write done exactly when HEAD holds it.
         self._log({"commit": commit, "parent": parent}, durable=True)
@@ -488,8 +660,23 @@ class Transaction:
         crash_point("after-update-ref")
         self._log({"committed": commit})
         crash_point("committed")
+        self._remember_clean_index(commit)  # staged exactly what the commit holds, on an index equal to its parent
+        self._move_households_on(parent, commit, paths)
         self.committed = commit
         return commit
+
+    def _move_households_on(self, parent: str | None, commit: str, paths: list[str]) -> None:
+        """Bring the households memo from parent to commit with the paths this write committed."""
+        known = self.archive.__dict__.get("_households")
+        if known is None or known.commit != parent:
+            known = Households.read(self.archive) if parent else None
+        if known is None or known.commit != parent:
+            return  # the next reader brings it up to date with diff-tree
+        gone = [p for p in paths if not os.path.lexists(self.archive.root / p)]
+        changes = [("D" if p in gone else "A", p) for p in paths]
+        moved = known.moved_on(commit, changes)
+        moved.save(self.archive)
+        self.archive.__dict__["_households"] = moved
 
     # -- the journal
 
@@ -628,8 +815,16 @@ def _journaled(found: dict[str, JournaledChange], name: str, entry: dict, path: 
 
 
 def recover(archive: Archive) -> bool:
-    """Settle a write that was killed halfway (call with the lock held). True if there was one."""
-    archive.keystore.tidy()
+    """Settle a write that was killed halfway (call with the lock held). True if there was one.
+
+    The keystore is tidied (staged copies of keys whose writer is dead shredded)
+    only when a write left its journal: a write stages a key only after
+    journaling it, and tidying lists the whole keystore (0.4 s at 100,000
+    keys). `keys sync` and `keys fsck`, which stage keys without a journal or
+    look for leftovers, tidy for themselves.
+    """
+    if (archive.git_dir / "archivectl" / "journal").exists():
+        archive.keystore.tidy()
     return settle(archive, after_crash=True)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,16 +107,23 @@ def config_set(repo: Path, key: str, value: str) -> None:
     run(repo, "config", "--local", key, value)
 
 
-def add(repo: Path, paths: list[str]) -> None:
-    """Stage paths (additions, changes and deletions alike), names fed on stdin (no argv limit)."""
+# Encrypted scans do not compress: store them as they are, streamed into a
+# pack rather than read whole into memory (a 200 MB scan stays at ~40 MB RSS).
+_SEALED_OPTIONS = ["-c", "core.bigFileThreshold=8m", "-c", "core.compression=0"]
+
+
+def _by_kind(paths: list[str]) -> list[tuple[list[str], list[str]]]:
+    """(paths, git options) groups: sealed files (.age) streamed, the rest as usual."""
     sealed = [p for p in paths if p.endswith(".age")]
     plain = [p for p in paths if not p.endswith(".age")]
-    # Encrypted scans do not compress: store them as they are, streamed into a
-    # pack rather than read whole into memory (a 200 MB scan stays at ~40 MB RSS).
-    for group, options in ((sealed, ["-c", "core.bigFileThreshold=8m", "-c", "core.compression=0"]), (plain, [])):
-        if group:
-            names = b"".join(p.encode("utf-8") + b"\0" for p in group)
-            run(repo, *options, "update-index", "--add", "--remove", "-z", "--stdin", input=names)
+    return [(group, options) for group, options in ((sealed, _SEALED_OPTIONS), (plain, [])) if group]
+
+
+def add(repo: Path, paths: list[str]) -> None:
+    """Stage paths (additions, changes and deletions alike), names fed on stdin (no argv limit)."""
+    for group, options in _by_kind(paths):
+        names = b"".join(p.encode("utf-8") + b"\0" for p in group)
+        run(repo, *options, "update-index", "--add", "--remove", "-z", "--stdin", input=names)
 
 
 def unstage(repo: Path, paths: list[str]) -> None:
@@ -161,12 +169,18 @@ def commit_signed(repo: Path, message: str, signing_key: str, who: Identity) -> 
     return commit
 
 
-def write_signed_commit(repo: Path, message: str, signing_key: str, who: Identity) -> tuple[str, str | None]:
-    """Write one SSH-signed commit of the index on top of HEAD, on no branch yet; return (commit, parent).
+def write_signed_commit(
+    repo: Path, message: str, signing_key: str, who: Identity, changed: list[str] | None = None
+) -> tuple[str, str | None]:
+    """Write one SSH-signed commit on top of HEAD, on no branch yet; return (commit, parent).
 
-    Plumbing (write-tree, commit-tree -S) rather than `git commit`: it does not
-    re-stat every file of a large archive, and the caller can journal the commit
-    id before move_head makes it the branch's.
+    Its tree is the index's (write-tree), or with changed, HEAD's tree with
+    those paths as the work tree holds them (tree_with_files: what write-tree
+    gives after add(changed) on an index equal to HEAD, without reading an
+    index whose size follows the archive's).
+    Plumbing (commit-tree -S) rather than `git commit`: it does not re-stat
+    every file of a large archive, and the caller can journal the commit id
+    before move_head makes it the branch's.
     """
     env = {
         "GIT_AUTHOR_NAME": who.name,
@@ -174,8 +188,8 @@ def write_signed_commit(repo: Path, message: str, signing_key: str, who: Identit
         "GIT_COMMITTER_NAME": who.name,
         "GIT_COMMITTER_EMAIL": who.email,
     }
-    tree = out(repo, "write-tree")
     parent = head(repo)
+    tree = tree_with_files(repo, parent, changed) if changed is not None and parent else out(repo, "write-tree")
     proc = run(
         repo,
         "-c",
@@ -196,6 +210,121 @@ def write_signed_commit(repo: Path, message: str, signing_key: str, who: Identit
     if proc.returncode != 0 or not commit:
         raise ArchiveError(f"signing the commit failed: {_first_line(proc.stderr)}")
     return commit, parent
+
+
+def hash_files(repo: Path, paths: list[str]) -> dict[str, str]:
+    """Blob id of each work-tree file, as `update-index` would store it (same filters), without writing."""
+    ids: dict[str, str] = {}
+    for group, options in _by_kind(paths):
+        names = "".join(p + "\n" for p in group).encode("utf-8")
+        found = run(repo, *options, "hash-object", "--stdin-paths", input=names).stdout.decode().split()
+        if len(found) != len(group):
+            raise ArchiveError("git hash-object gave fewer ids than files")
+        ids.update(zip(group, found, strict=True))
+    return ids
+
+
+def tree_with_files(repo: Path, base: str, paths: list[str]) -> str:
+    """base's tree with paths as the work tree holds them (a missing file: removed); returns the new tree.
+
+    Only the trees along those paths are read (one `cat-file --batch`) and
+    written (one `mktree --batch`): a household's write costs the same in an
+    archive of 100 or 100,000. Modes follow git's: 100755 for an executable
+    file where core.fileMode is trusted, else the mode the path had.
+    """
+    for p in paths:
+        if "\n" in p or "\0" in p or p.startswith("/") or "" in p.split("/"):
+            raise ArchiveError(f"internal: {p!r} is not a path git can store")
+    present = [p for p in paths if os.path.lexists(repo / p)]
+    if any(os.path.islink(repo / p) for p in present):
+        raise ArchiveError("internal: archivectl does not commit symbolic links")
+    blobs = hash_files(repo, present)
+    exec_bit = (config_get(repo, "core.fileMode") or "true").lower() in ("true", "yes", "on", "1")
+    folders = {""}
+    for p in paths:
+        parts = p.split("/")
+        folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    listing: dict[str, dict[str, tuple[str, str]]] = {}
+    with BlobReader(repo) as reader:
+        for folder, found in zip(folders, reader.read_many_typed([f"{base}:{f}" for f in folders]), strict=True):
+            listing[folder] = _tree_entries(found[1]) if found and found[0] == "tree" else {}
+    for p in paths:
+        folder, _, name = p.rpartition("/")
+        entries = listing[folder]
+        if p not in blobs:
+            entries.pop(name, None)
+            continue
+        old_mode = entries.get(name, ("100644", ""))[0]
+        if exec_bit:
+            mode = "100755" if os.stat(repo / p).st_mode & stat.S_IXUSR else "100644"
+        else:
+            mode = old_mode if old_mode in ("100644", "100755") else "100644"
+        entries[name] = (mode, blobs[p])
+    made = _TreeWriter(repo)
+    try:
+        for folder in sorted(folders - {""}, key=lambda f: -f.count("/")):  # the deepest first
+            parent, _, name = folder.rpartition("/")
+            if listing[folder]:
+                listing[parent][name] = ("40000", made.write(listing[folder]))
+            else:
+                listing[parent].pop(name, None)  # git keeps no empty folder
+        return made.write(listing[""])
+    finally:
+        made.close()
+
+
+def _tree_entries(data: bytes) -> dict[str, tuple[str, str]]:
+    """A tree object's entries: name -> (mode, object id)."""
+    entries = {}
+    at = 0
+    while at < len(data):
+        space = data.index(b" ", at)
+        nul = data.index(b"\0", space)
+        mode, name = data[at:space].decode(), data[space + 1 : nul].decode("utf-8", "surrogateescape")
+        entries[name] = (mode, data[nul + 1 : nul + 21].hex())
+        at = nul + 21
+    return entries
+
+
+_KINDS = {"40000": "tree", "160000": "commit"}  # the object type of a tree entry by its mode (else blob)
+
+
+class _TreeWriter:
+    """One `git mktree --batch -z`: writes a tree per call (mktree sorts and checks every entry exists)."""
+
+    def __init__(self, repo: Path):
+        self._proc = subprocess.Popen(
+            ["git", "-C", str(repo), "mktree", "--batch", "-z"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **_BASE_ENV},
+            pass_fds=tuple(_INHERITED_FDS),
+        )
+
+    def write(self, entries: dict[str, tuple[str, str]]) -> str:
+        assert self._proc.stdin and self._proc.stdout
+        lines = b"".join(
+            f"{mode} {_KINDS.get(mode, 'blob')} {oid}\t".encode() + name.encode("utf-8", "surrogateescape") + b"\0"
+            for name, (mode, oid) in entries.items()
+        )
+        try:
+            self._proc.stdin.write(lines + b"\0")
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+        tree = self._proc.stdout.readline().decode().strip()
+        if len(tree) < 40:
+            self.close()
+            stderr = self._proc.stderr.read() if self._proc.stderr else b""
+            raise ArchiveError(f"git mktree failed: {_first_line(stderr)}")
+        return tree
+
+    def close(self) -> None:
+        if self._proc.stdin and not self._proc.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self._proc.stdin.close()
+        self._proc.wait()
 
 
 def move_head(repo: Path, commit: str, parent: str | None, message: str) -> None:
@@ -345,13 +474,25 @@ class BlobReader:
 
     def _receive(self) -> bytes | None:
         """The next answer of cat-file --batch: content, or None for a missing object."""
+        found = self._receive_typed()
+        return found[1] if found else None
+
+    def _receive_typed(self) -> tuple[str, bytes] | None:
+        """The next answer of cat-file --batch: (object type, content), or None for a missing object."""
         assert self._proc.stdout
         header = self._proc.stdout.readline().decode("utf-8", "replace").split()
         if len(header) < 3 or header[1] == "missing":
             return None
         data = self._proc.stdout.read(int(header[2]))
         self._proc.stdout.read(1)  # the newline after the content
-        return data
+        return header[1], data
+
+    def read_many_typed(self, specs: list[str]) -> list[tuple[str, bytes] | None]:
+        """(type, content) of a few objects, or None for each missing one (all asked at once)."""
+        assert self._proc.stdin
+        self._proc.stdin.write(b"".join(s.encode("utf-8") + b"\n" for s in specs))
+        self._proc.stdin.flush()
+        return [self._receive_typed() for _ in specs]
 
     def read_many(self, specs: list[str]) -> Iterator[bytes | None]:
         """Contents of many objects, in order; requests are written ahead from a thread (no ping-pong)."""
@@ -528,6 +669,51 @@ def first_parent_dates(repo: Path, rev: str) -> list[tuple[str, str]]:
     """(commit, committer ISO date) along rev's first-parent line, newest first."""
     text = out(repo, "log", "--first-parent", "--format=%H %cI", rev)
     return [tuple(line.split(" ", 1)) for line in text.splitlines() if line]  # type: ignore[misc]
+
+
+def same_as_in(repo: Path, rev: str, path: str) -> bool:
+    """True when the work-tree file path is exactly what rev holds there (content and executable bit).
+
+    Reads one tree entry and hashes one file, where `git status` would read
+    the whole index. False also means "cannot tell cheaply": ask dirty_paths.
+    """
+    listed = run(repo, "ls-tree", "-z", rev, "--", path, check=False).stdout.decode("utf-8", "surrogateescape")
+    entry = listed.rstrip("\0")
+    if not entry or "\0" in entry or entry.split("\t", 1)[-1] != path:
+        return False
+    mode, kind, blob = entry.split("\t", 1)[0].split()
+    try:
+        info = os.lstat(repo / path)
+    except OSError:
+        return False
+    if kind != "blob" or not stat.S_ISREG(info.st_mode) or (mode == "100755") != bool(info.st_mode & stat.S_IXUSR):
+        return False
+    return hash_files(repo, [path]).get(path) == blob
+
+
+def changed_paths(repo: Path, old: str, new: str, *pathspecs: str) -> list[tuple[str, str]]:
+    """(A, M or D, path) of files that differ between two commits' trees; costs what differs, not their size."""
+    text = run(repo, "diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new, "--", *pathspecs).stdout
+    fields = text.decode("utf-8", "surrogateescape").split("\0")
+    return [(fields[i][:1], fields[i + 1]) for i in range(0, len(fields) - 1, 2) if fields[i]]
+
+
+def index_checksum(dot_git: Path) -> str | None:
+    """The index file's own checksum (its last 20 bytes): names its content exactly, read without parsing it.
+
+    None when git is pointed at another index (GIT_INDEX_FILE) or there is none.
+    """
+    if os.environ.get("GIT_INDEX_FILE"):
+        return None
+    try:
+        with open(dot_git / "index", "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size < 32:
+                return None
+            fh.seek(size - 20)
+            return f"{size}:{fh.read(20).hex()}"
+    except OSError:
+        return None
 
 
 def tree_of(repo: Path, commit: str) -> str:

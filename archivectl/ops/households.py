@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archivectl import clock, crypto, gitio, records, yamlio
+from archivectl import clock, crypto, records, yamlio
 from archivectl.archive import Archive, Transaction
 from archivectl.errors import ArchiveError, UsageError
-from archivectl.layout import CATEGORY_CODES, NUMBERS_FILE, HouseholdPath, archive_no_of, check_archive_no, series_of
+from archivectl.layout import CATEGORY_CODES, NUMBERS_FILE, HouseholdPath, archive_no_of, check_archive_no
 from archivectl.ops.common import (
     Approval,
     approved_writer,
@@ -241,10 +241,7 @@ class Numbering:
             if not isinstance(last, int) or last < 0:
                 raise ArchiveError(f"{NUMBERS_FILE}: counter {series} is damaged")
             self.counters[str(series)] = last
-        self.in_tree: dict[str, int] = {}
-        for path in gitio.ls_files(archive.root, HouseholdPath.records_glob()):
-            series, serial = series_of(archive_no_of(path))
-            self.in_tree[series] = max(self.in_tree.get(series, 0), serial)
+        self.in_tree: dict[str, int] = dict(archive.households().highest)
         self.taken: list[str] = []
 
     def take(self, category: str, count: int = 1) -> list[str]:
@@ -329,7 +326,7 @@ def add(archive: Archive, given: RecordInput, approval: Approval, also_active: b
 def active_on_unit(archive: Archive, building: str, unit: str) -> list[str]:
     """Archive numbers of the unit's active households (from their clear parts)."""
     found = []
-    for relpath in gitio.ls_files(archive.root, HouseholdPath.records_glob(building, unit)):
+    for relpath in archive.households().in_folder(HouseholdPath(building, unit, "").dir):
         if load_stored(archive, relpath).get("status") == "active":
             found.append(archive_no_of(relpath))
     return sorted(found)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from archivectl import gitio, policy, schema, yamlio
-from archivectl.archive import Archive, commit_message
+from archivectl.archive import WRITE_SETTINGS, Archive, commit_message
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.identity import Actor, public_key_from_setting, signing_key_setting
 from archivectl.layout import ARCHIVE_FILE, STAFF_FILE
@@ -108,6 +108,8 @@ def configure_clone(archive: Archive) -> None:
     # Index v4 keeps a 20,000-household index small. Not feature.manyFiles: its
     # untracked cache stores every household directory in the index (5 MB at 20k).
     gitio.config_set(archive.root, "index.version", "4")
+    for key, value in WRITE_SETTINGS.items():
+        gitio.config_set(archive.root, key, value)
     textconv = f"{shlex.quote(sys.executable)} -m archivectl textconv"  # works without archivectl on PATH
     gitio.config_set(archive.root, "diff.archivectl.textconv", textconv)
     gitio.config_set(archive.root, "diff.archivectl.cachetextconv", "false")  # never store decrypted text

@@ -1,0 +1,77 @@
+"""A household's write and look-up read nothing the size of the archive (#14), and stay right when
+history moves under them: what they remember (the household list, the clean index) is checked
+against HEAD and the index as they stand."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import World, assert_refused
+
+
+def status(world: World) -> str:
+    return world.git("status", "--porcelain", "--untracked-files=all")
+
+
+def test_each_write_leaves_index_and_work_tree_equal_to_head(world: World):
+    first = world.add()
+    world.ok("mgr01", "edit", first, "--set", "floor=7", "--reason", "floor corrected", "--approver", "gm01")
+    second = world.try_add().stdout.strip()
+    assert second != first
+    assert status(world) == ""
+    committed = world.git("ls-tree", "-r", "--full-tree", "HEAD").replace(" blob ", " ").replace("\t", " 0\t")
+    assert world.git("ls-files", "--stage") == committed
+    world.git("fsck", "--strict")
+
+
+def test_a_household_undone_by_hand_is_not_found_and_its_number_is_not_reused(world: World):  # P3
+    kept = world.try_add()
+    kept_no = kept.stdout.strip()
+    undone_no = world.try_add().stdout.strip()
+    world.git("reset", "-q", "--hard", "HEAD~1")  # someone takes the last add back by hand
+    assert_refused(world.cli("but01", "show", undone_no), 1, "no such household")
+    assert json.loads(world.ok("but01", "show", kept_no, "--format", "json"))["archive_no"] == kept_no
+    again = world.try_add()
+    assert again.exit_code == 0, again
+    assert again.stdout.strip() not in (kept_no, undone_no)
+
+
+def test_a_household_brought_back_onto_head_is_found_again(world: World):
+    first = world.try_add().stdout.strip()
+    second_commit_no = world.try_add().stdout.strip()
+    tip = world.git("rev-parse", "HEAD").strip()
+    world.git("reset", "-q", "--hard", "HEAD~1")
+    world.ok("but01", "show", first)  # read at the older commit
+    world.git("merge", "-q", "--ff-only", tip)  # history moves forward again (a pull)
+    shown = json.loads(world.ok("but01", "show", second_commit_no, "--format", "json"))
+    assert shown["archive_no"] == second_commit_no
+    world.ok("mgr01", "edit", second_commit_no, "--set", "floor=3", "--reason", "floor corrected", "-a", "gm01")
+    assert status(world) == ""
+
+
+def test_work_staged_by_hand_after_a_write_is_still_refused(world: World):
+    world.add()
+    (world.root / "notes.txt").write_text("a note\n")
+    world.git("add", "notes.txt")
+    assert_refused(world.try_add(), 1, "staged changes")
+    world.git("rm", "-q", "--cached", "notes.txt")
+    (world.root / "notes.txt").unlink()
+    assert world.try_add().exit_code == 0
+    assert status(world) == ""
+
+
+def test_a_record_changed_by_hand_is_not_overwritten(world: World):
+    number = world.add()
+    record = next(world.root.glob(f"households/*/*/{number}/record.yaml"))
+    record.write_text(record.read_text().replace("floor: ", "floor:  "))
+    result = world.cli("mgr01", "edit", number, "--set", "floor=9", "--reason", "floor corrected", "-a", "gm01")
+    assert_refused(result, 1, "uncommitted changes")
+
+
+def test_an_archive_made_before_gets_the_split_index_on_its_next_write(world: World):
+    world.git("config", "--unset", "core.splitIndex")
+    world.git("update-index", "--no-split-index")
+    world.add()
+    assert world.git("config", "core.splitIndex").strip() == "true"
+    assert status(world) == ""
+    world.git("fsck", "--strict")
