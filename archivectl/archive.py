@@ -851,23 +851,19 @@ class JournalState:
 def read_journal(archive: Archive, journal_dir: Path) -> JournalState | None:
     """The journal of a write in flight, or None; a torn line (killed mid-write) is skipped."""
     try:
-        lines = (journal_dir / JOURNAL).read_text(encoding="utf-8").splitlines()
+        return _read_entries(archive, journal_dir, _journal_entries(journal_dir / JOURNAL))
     except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, UnicodeDecodeError):
         raise ArchiveError(f"{journal_dir / JOURNAL} cannot be read; an interrupted write waits there") from None
-    entries = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            entries.append(entry)
-    if not entries or "head" not in entries[0]:
+
+
+def _read_entries(archive: Archive, journal_dir: Path, entries: Iterator[dict]) -> JournalState | None:
+    first = next(entries, None)
+    if first is None or "head" not in first:
         return None
-    state = JournalState(version=int(entries[0].get("version", 1)), head=entries[0].get("head"))
-    for entry in entries[1:]:
+    state = JournalState(version=int(first.get("version", 1)), head=first.get("head"))
+    for entry in entries:
         if "keys-dir" in entry:
             state.old_keys_dir = str(entry["keys-dir"])
         elif "file" in entry:
@@ -883,6 +879,18 @@ def read_journal(archive: Archive, journal_dir: Path) -> JournalState | None:
         elif "committed" in entry:
             state.committed = True
     return state
+
+
+def _journal_entries(path: Path) -> Iterator[dict]:
+    """Each whole line of a journal, read a line at a time (an import's journal has a line per file and key)."""
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                yield entry
 
 
 def _journaled(found: dict[str, JournaledChange], name: str, entry: dict, path: Path, backups: Path) -> None:
