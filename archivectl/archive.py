@@ -10,6 +10,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import shutil
 import signal
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -35,6 +36,7 @@ from archivectl.layout import (
     RECORD,
     STAFF_FILE,
     HouseholdPath,
+    archive_no_of,
     check_archive_no,
 )
 from archivectl.settings import Settings, keystore_url
@@ -312,7 +314,7 @@ class Households:
 
     def raise_highest(self, paths: list[str]) -> None:
         for path in paths:
-            series, _, serial = path.split("/")[3].rpartition("-")
+            series, _, serial = archive_no_of(path).rpartition("-")
             if serial.isdigit():
                 self.highest[series] = max(self.highest.get(series, 0), int(serial))
 
@@ -540,53 +542,63 @@ class Transaction:
     def write_text(self, relpath: str, text: str) -> None:
         self.write(relpath, text.encode("utf-8"))
 
-    def write_many(self, items: list[tuple[str, bytes]], progress: Any = None) -> None:
+    def write_many(self, items: Iterable[tuple[str, bytes]], progress: Any = None) -> None:
         """Create many new files at once (an import): what write() does for each, with the per-file costs shared.
 
-        Every path must have been announced with expect_new() (checked there
-        with one ls-files and one status for all); anything else goes through
-        write() one by one. The journal gets all their lines in one append
-        before the first file is written, each path's parent folders are
-        checked for links once, and the blobs and trees are packed by one
-        `git fast-import` (gitio.preload_objects) so that commit() writes no
-        loose object per file.
+        items may be a stream: it is taken in chunks of WRITE_CHUNK, each
+        journaled in one append and written, and nothing of it is kept, so
+        memory does not grow with the number of files. A path announced with
+        expect_new() (checked there with one ls-files and one status for all)
+        takes this shared path; anything else goes through write(). Each
+        path's parent folders are checked for links once, and the blobs and
+        trees are packed by one `git fast-import` (gitio.preload_objects), fed
+        from the files as written, so that commit() writes no loose object per file.
         """
-        fresh = [(p, d) for p, d in items if p in self._new and p not in self._files]
-        if len(fresh) < len(items):
-            for relpath, data in items:
-                self.write(relpath, data)
-            return
         root = self.archive.root.resolve()
         checked: set[str] = set()
-        for relpath, _ in fresh:
-            parts = Path(relpath).parts
-            if not parts or ".git" in parts or ".." in parts or Path(relpath).is_absolute():
-                raise UsageError(f"{relpath}: path leaves the archive")
-            for depth in range(1, len(parts) + 1):
-                prefix = "/".join(parts[:depth])
-                if prefix in checked:
-                    continue
-                if (root / prefix).is_symlink():
-                    raise ArchiveError(f"{prefix} is a symbolic link; archivectl does not write through links")
-                if depth < len(parts):
-                    checked.add(prefix)
-        journal = self._journal()
-        lines = [json.dumps({"file": p, "backup": None, "mark": _digest(d)}, ensure_ascii=False) for p, d in fresh]
-        os.write(self._journal_fd, ("\n".join(lines) + "\n").encode("utf-8"))  # type: ignore[arg-type]
-        self._files.update(p for p, _ in fresh)
         made: set[str] = set()
-        for i, (relpath, data) in enumerate(fresh):
-            crash_point("file-journaled")
-            target = root / relpath
-            folder = relpath.rpartition("/")[0]
-            if folder and folder not in made:
-                os.makedirs(root / folder, exist_ok=True)
-                made.add(folder)
-            write_atomic(target, data, durable=False, staged=journal / f"new{self._next()}")
-            crash_point("file-written")
-            if progress and (i % 500 == 0 or i + 1 == len(fresh)):
-                progress(i + 1, len(fresh), "writing")
-        gitio.preload_objects(self.archive.root, self._head, fresh)
+        written: list[str] = []
+        stream = iter(items)
+        while chunk := list(itertools.islice(stream, WRITE_CHUNK)):
+            fresh = [(p, d) for p, d in chunk if p in self._new and p not in self._files]
+            if len(fresh) < len(chunk):
+                for relpath, data in chunk:
+                    self.write(relpath, data)
+                continue
+            for relpath, _ in fresh:
+                self._check_links(root, relpath, checked)
+            journal = self._journal()
+            lines = [json.dumps({"file": p, "backup": None, "mark": _digest(d)}, ensure_ascii=False) for p, d in fresh]
+            os.write(self._journal_fd, ("\n".join(lines) + "\n").encode("utf-8"))  # type: ignore[arg-type]
+            self._files.update(p for p, _ in fresh)
+            for relpath, data in fresh:
+                crash_point("file-journaled")
+                target = root / relpath
+                folder = relpath.rpartition("/")[0]
+                if folder and folder not in made:
+                    os.makedirs(root / folder, exist_ok=True)
+                    made.add(folder)
+                write_atomic(target, data, durable=False, staged=journal / f"new{self._next()}")
+                crash_point("file-written")
+                written.append(relpath)
+                if progress and len(written) % 500 == 0:
+                    progress(len(written), 0, "writing")
+        gitio.preload_objects(self.archive.root, self._head, _WorkTreeFiles(root, written))  # type: ignore[arg-type]
+
+    @staticmethod
+    def _check_links(root: Path, relpath: str, checked: set[str]) -> None:
+        """Refuse a path that leaves the archive or passes through a link (each folder looked at once)."""
+        parts = Path(relpath).parts
+        if not parts or ".git" in parts or ".." in parts or Path(relpath).is_absolute():
+            raise UsageError(f"{relpath}: path leaves the archive")
+        for depth in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:depth])
+            if prefix in checked:
+                continue
+            if (root / prefix).is_symlink():
+                raise ArchiveError(f"{prefix} is a symbolic link; archivectl does not write through links")
+            if depth < len(parts):
+                checked.add(prefix)
 
     def place(self, relpath: str, prepared: Path) -> None:
         """Move a prepared file (same file system, e.g. an encrypted scan) into the archive."""
@@ -729,6 +741,23 @@ def _digest_file(path: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+WRITE_CHUNK = 500  # files journaled per append in write_many
+
+
+class _WorkTreeFiles:
+    """(path, content) of files just written, read back one at a time as fast-import takes them."""
+
+    def __init__(self, root: Path, relpaths: list[str]):
+        self.root, self.relpaths = root, relpaths
+
+    def __len__(self) -> int:
+        return len(self.relpaths)
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        for relpath in self.relpaths:
+            yield relpath, (self.root / relpath).read_bytes()
+
+
 def _prune_empty_dirs(root: Path, directory: Path) -> None:
     while directory != root and directory.is_relative_to(root):
         try:
@@ -772,23 +801,19 @@ class JournalState:
 def read_journal(archive: Archive, journal_dir: Path) -> JournalState | None:
     """The journal of a write in flight, or None; a torn line (killed mid-write) is skipped."""
     try:
-        lines = (journal_dir / JOURNAL).read_text(encoding="utf-8").splitlines()
+        return _read_entries(archive, journal_dir, _journal_entries(journal_dir / JOURNAL))
     except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, UnicodeDecodeError):
         raise ArchiveError(f"{journal_dir / JOURNAL} cannot be read; an interrupted write waits there") from None
-    entries = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            entries.append(entry)
-    if not entries or "head" not in entries[0]:
+
+
+def _read_entries(archive: Archive, journal_dir: Path, entries: Iterator[dict]) -> JournalState | None:
+    first = next(entries, None)
+    if first is None or "head" not in first:
         return None
-    state = JournalState(version=int(entries[0].get("version", 1)), head=entries[0].get("head"))
-    for entry in entries[1:]:
+    state = JournalState(version=int(first.get("version", 1)), head=first.get("head"))
+    for entry in entries:
         if "keys-dir" in entry:
             state.old_keys_dir = str(entry["keys-dir"])
         elif "file" in entry:
@@ -804,6 +829,18 @@ def read_journal(archive: Archive, journal_dir: Path) -> JournalState | None:
         elif "committed" in entry:
             state.committed = True
     return state
+
+
+def _journal_entries(path: Path) -> Iterator[dict]:
+    """Each whole line of a journal, read a line at a time (an import's journal has a line per file and key)."""
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                yield entry
 
 
 def _journaled(found: dict[str, JournaledChange], name: str, entry: dict, path: Path, backups: Path) -> None:

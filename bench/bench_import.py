@@ -4,7 +4,7 @@ Target: 20,000 households at >= 2,000 households/second, memory flat.
 The floor is what the unavoidable cryptography costs: per household one fresh
 record key, one sealed block (512 bytes) and one key wrapped to the building's
 readers (4 ssh-ed25519 recipients in the bench archive), serially and on every core.
-Run: python bench/bench_import.py [--sizes 1000 20000] [--runs 3]
+Run: python bench/bench_import.py [--sizes 1000 20000] [--runs 3] [--before /path/to/main-checkout]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scale import write_csv
-from common import make_archive, person_env, run_cli
+from common import make_archive, person_env, timed_rss
 
 from archivectl import crypto
 
@@ -59,17 +59,33 @@ def floor(count: int = 4000) -> tuple[float, float]:
     return serial, parallel
 
 
-def import_once(size: int) -> tuple[float, int]:
-    """(seconds, peak RSS MB) of one `archivectl import` of size households into a fresh archive."""
+def import_once(size: int, code: str | None = None) -> tuple[float, int]:
+    """(seconds, peak RSS MB of the archivectl process tree) of one `archivectl import` of size households.
+
+    code: a checkout whose archivectl to run instead of this one (PYTHONPATH), for a before/after.
+    """
     with tempfile.TemporaryDirectory(prefix=f"bench-import-{size}-") as tmp:
         base = Path(tmp)
         archive, people = make_archive(base)
         write_csv(base / "households.csv", size)
         env = person_env(people["clk01"])
-        seconds, rss, _ = run_cli(
-            env, "--archive", str(archive), "import", str(base / "households.csv"), "-r", "bench", "-a", "mgr01"
-        )
-        return seconds, rss
+        if code:
+            env["PYTHONPATH"] = code
+        args = ["--archive", str(archive), "import", str(base / "households.csv"), "-r", "bench", "-a", "mgr01"]
+        return timed_rss([sys.executable, "-m", "archivectl", *args], env)  # per run, not the max of all runs
+
+
+def _line(label: str, size: int, runs: list[tuple[float, int]], serial: float) -> float:
+    seconds = statistics.median(r[0] for r in runs)
+    rate = size / seconds
+    print(
+        f"{label}{size:>7} households: import median {seconds:.2f} s of {len(runs)} ({rate:.0f}/s, "
+        f"{rate / TARGET:.2f}x target, {rate / serial:.2f}x one-core floor), "
+        f"peak RSS median {statistics.median(r[1] for r in runs):.0f} MB (max {max(r[1] for r in runs)}); "
+        f"runs {', '.join(f'{r[0]:.2f}' for r in runs)}",
+        flush=True,
+    )
+    return seconds
 
 
 def main() -> None:
@@ -78,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 20000])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--before", help="a checkout (e.g. a worktree of main) to run alternately with this one")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     serial, parallel = floor()
@@ -85,15 +102,22 @@ def main() -> None:
         f"floor (pyrage: key + seal + wrap to {READERS} readers): {serial:.0f}/s one core, {parallel:.0f}/s all cores"
     )
     for size in args.sizes:
-        runs = [import_once(size) for _ in range(args.runs)]
-        seconds = statistics.median(r[0] for r in runs)
-        rate = size / seconds
-        print(
-            f"{size:>7} households: import median {seconds:.2f} s of {args.runs} ({rate:.0f}/s, "
-            f"{rate / TARGET:.2f}x target, {rate / serial:.2f}x one-core floor), "
-            f"peak RSS {max(r[1] for r in runs)} MB; runs {', '.join(f'{r[0]:.2f}' for r in runs)}",
-            flush=True,
-        )
+        after: list[tuple[float, int]] = []
+        before: list[tuple[float, int]] = []
+        for _ in range(args.runs):  # alternated, so both see the same load
+            if args.before:
+                before.append(import_once(size, args.before))
+            after.append(import_once(size))
+        if args.before:
+            was = _line("before ", size, before, serial)
+            now = _line("after  ", size, after, serial)
+            print(
+                f"        {size:>7}: after/before time {now / was:.2f}x ({was / now:.2f}x the speed), "
+                f"peak RSS {statistics.median(r[1] for r in after) / statistics.median(r[1] for r in before):.2f}x",
+                flush=True,
+            )
+        else:
+            _line("", size, after, serial)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.identity import Actor, actor_of, decrypting_identity
 from archivectl.layout import HouseholdPath
-from archivectl.staff import StaffMember
+from archivectl.staff import Staff, StaffMember
 
 
 @dataclass(frozen=True)
@@ -62,16 +62,31 @@ def readers(archive: Archive, building: str, on_main: bool = False) -> list[Staf
     to); otherwise as on this branch (whom archivectl lets try).
     """
     staff = archive.main_staff if on_main else archive.staff
-    members = staff.readers_of(building)
     tip = archive.main_commit() if on_main else None
-    grants = (
-        registers.active_grants_at(archive.root, approved_version(archive, tip, "registers/grants")) if tip else None
-    )
-    for grant in grants if grants is not None else registers.active_grants(archive.root):
+    grants = _grants_on_main(archive, tip) if tip else None
+    return _with_grants(staff, building, grants if grants is not None else registers.active_grants(archive.root))
+
+
+def _with_grants(staff: Staff, building: str, grants: list[dict[str, Any]]) -> list[StaffMember]:
+    """A building's readers by role (P7), then the active staff an unexpired grant names."""
+    members = staff.readers_of(building)
+    for grant in grants:
         member = staff.get(str(grant.get("staff")))
         if grant.get("building") == building and member and member.active and member not in members:
             members.append(member)
     return members
+
+
+def _grants_on_main(archive: Archive, tip: str) -> list[dict[str, Any]] | None:
+    """The unexpired grants approved at main's tip, read once per command and tip (a commit never changes).
+
+    Kept on the Archive, which each command opens afresh: an import asks for
+    every building's readers, a rotation for every household's.
+    """
+    cache: dict[str, list[dict[str, Any]] | None] = archive.__dict__.setdefault("_grants_on_main", {})
+    if tip not in cache:
+        cache[tip] = registers.active_grants_at(archive.root, approved_version(archive, tip, "registers/grants"))
+    return cache[tip]
 
 
 _APPROVED: dict[tuple[str, str, str], str] = {}
@@ -191,9 +206,22 @@ def open_key(archive: Archive, stored: dict, identity: Any) -> Any:
 
 def wrap_targets(archive: Archive, building: str) -> list[str]:
     """Whom a building's record keys are wrapped to: its readers as approved on main, and the recovery recipient."""
-    targets = [m.key for m in readers(archive, building, on_main=True)]
+    return wrap_targets_of(archive, [building])[building]
+
+
+def wrap_targets_of(archive: Archive, buildings: list[str]) -> dict[str, list[str]]:
+    """wrap_targets of several buildings, with main's tip and grants read once for all (an import)."""
+    tip = archive.main_commit()
+    staff = archive.main_staff
+    grants = _grants_on_main(archive, tip) if tip else None
+    if grants is None:
+        grants = registers.active_grants(archive.root)
     recovery = archive.settings.recovery
-    return [*targets, recovery] if recovery else targets
+    out = {}
+    for building in buildings:
+        targets = [m.key for m in _with_grants(staff, building, grants)]
+        out[building] = [*targets, recovery] if recovery else targets
+    return out
 
 
 def identity_for(archive: Archive, explicit: str | None, actor: Actor | None = None) -> Path:

@@ -168,10 +168,23 @@ def personal_on_command_line(sets: list[str], schema: Any) -> list[str]:
 
 def refuse_names_in_reason(reason: str | None, schema: Any, *plain_records: dict) -> None:
     """UsageError if the reason holds the name of a customer of the records being written (P9, P12)."""
+    refuse_reason_holding(personal_data_in_reason(reason, schema, *plain_records))
+
+
+def personal_data_in_reason(reason: str | None, schema: Any, *plain_records: dict) -> str | None:
+    """What personal data the reason seems to hold, judged with the names of the records being written.
+
+    Judged in parts (an import's chunks), any part's answer is the whole's: the
+    same for every part that has names.
+    """
     from archivectl.pii import personal_data_in
 
     names = [name for record in plain_records for name in schema.names_in(record)]
-    kind = personal_data_in(reason or "", names) if names else None
+    return personal_data_in(reason or "", names) if names else None
+
+
+def refuse_reason_holding(kind: str | None) -> None:
+    """UsageError naming the kind of personal data found in a reason, if any."""
     if kind:
         raise UsageError(
             f"--reason seems to hold {kind}; reasons are kept in clear forever (P9), so say why without it"
@@ -277,7 +290,7 @@ def seal_household(archive: Archive, record: dict, targets: list[str]) -> tuple[
     place = HouseholdPath(record["building"], record["unit"], archive_no)
     record_key = crypto.new_record_key()
     stored = records.to_stored(record, archive.household_schema, record_key)
-    address = KeyAddress(archive_no, str(record_key.to_public()))
+    address = KeyAddress(archive_no, stored["recipient"])  # the record key's public half, as to_stored wrote it
     return address, crypto.wrap_record_key(record_key, targets), place.record, records.dump(stored)
 
 

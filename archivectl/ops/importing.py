@@ -10,7 +10,10 @@ import csv
 import io
 import multiprocessing
 import os
+import pickle
+import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +22,13 @@ import yaml
 from archivectl import gitio, records, yamlio
 from archivectl.archive import Archive, Transaction
 from archivectl.errors import ArchiveError, UsageError
-from archivectl.ops.common import Approval, approved_writer, trailers, wrap_targets
+from archivectl.ops.common import Approval, approved_writer, trailers, wrap_targets_of
 from archivectl.ops.households import (
     Numbering,
+    personal_data_in_reason,
     place_new,
     prepare_new,
-    refuse_names_in_reason,
+    refuse_reason_holding,
     seal_household,
 )
 
@@ -126,52 +130,88 @@ def _import(
     text = _read_text(path)
     is_csv = path.suffix.lower() == ".csv"
     rows = csv_rows(path, text, schema) if is_csv else yaml_rows(path, text)
-    prepared: list[dict] = []
+    # Every row is checked before anything is numbered (all or nothing), but what
+    # is kept of the checked records meanwhile is one compressed chunk per CHUNK
+    # rows plus (building, unit, category) each: memory does not grow with them.
+    checked: list[_Checked] = []
     problems: list[str] = []
-    with _Workers(archive, {}) as workers:
-        for where, record, problem in workers.checked(_numbered_rows(path, rows)):
-            if problem is not None:
-                problems.append(f"{where}: {problem}")
-                continue
-            prepared.append(record)
-            if progress and len(prepared) % 500 == 0:
-                progress(len(prepared), 0, "checking")
+    kind: str | None = None
+    good = 0
+    with _Workers(archive, {}, approval.reason) as workers:
+        for chunk in workers.checked(_numbered_rows(path, rows)):
+            problems += chunk.problems
+            kind = kind or chunk.reason_holds
+            if chunk.places:
+                checked.append(chunk)
+                good += len(chunk.places)
+            if progress:
+                progress(good, 0, "checking")
+    del rows, text
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise UsageError(f"{problems[0]}{more}; nothing was imported")
-    if not prepared:
+    places = [place for chunk in checked for place in chunk.places]
+    if not places:
         raise UsageError(f"{path}: holds no households")
-    refuse_names_in_reason(approval.reason, schema, *prepared)
-    targets: dict[str, list[str]] = {}
-    for building in sorted({r["building"] for r in prepared}):
-        targets[building] = wrap_targets(archive, building)
-        if not targets[building]:
+    refuse_reason_holding(kind)
+    targets = wrap_targets_of(archive, sorted({building for building, _, _ in places}))
+    for building, readers in targets.items():
+        if not readers:
             raise ArchiveError(f"no active reader for building {building}: add a manager or gm to staff.yaml")
     numbering = Numbering(archive, tx)
-    for category in sorted({r["category"] for r in prepared}):
-        of_category = [r for r in prepared if r["category"] == category]
-        for record, archive_no in zip(of_category, numbering.take(category, len(of_category)), strict=True):
-            record["archive_no"] = archive_no
-    tx.expect_new([place_new(archive, record, record["archive_no"]) for record in prepared])
-    sealed = []
-    with _Workers(archive, targets) as workers:
-        for item in workers.sealed(prepared):
-            sealed.append(item)
-            if progress and (len(sealed) % 200 == 0 or len(sealed) == len(prepared)):
-                progress(len(sealed), len(prepared), "sealing")
-    tx.put_keys([(address, blob) for address, blob, _, _ in sealed])  # one round of requests, not one each
-    tx.write_many([(relpath, text.encode("utf-8")) for _, _, relpath, text in sealed], progress)
-    del sealed
+    numbers: list[str] = [""] * len(places)
+    for category in sorted({category for _, _, category in places}):
+        of_category = [i for i, (_, _, c) in enumerate(places) if c == category]
+        for i, archive_no in zip(of_category, numbering.take(category, len(of_category)), strict=True):
+            numbers[i] = archive_no
+    tx.expect_new(
+        [place_new(archive, {"building": b, "unit": u}, no) for (b, u, _), no in zip(places, numbers, strict=True)]
+    )
+    del places
+    tx.write_many(_sealed_files(archive, tx, targets, checked, numbers, progress))
     numbering.record()
-    numbers_done = [str(r["archive_no"]) for r in prepared]
-    first, last = numbers_done[0], numbers_done[-1]
-    span = first if len(numbers_done) == 1 else f"{first} … {last}"
+    first, last = numbers[0], numbers[-1]
+    span = first if len(numbers) == 1 else f"{first} … {last}"
     tx.commit(
-        f"import {len(numbers_done)} households ({span})",
-        trailers("import", approval, actor, ", ".join(numbers_done)),
+        f"import {len(numbers)} households ({span})",
+        trailers("import", approval, actor, ", ".join(numbers)),
         actor,
     )
-    return numbers_done
+    return numbers
+
+
+def _sealed_files(
+    archive: Archive,
+    tx: Transaction,
+    targets: dict[str, list[str]],
+    checked: list[_Checked],
+    numbers: list[str],
+    progress: Callable[[int, int, str], None] | None,
+) -> Iterator[tuple[str, bytes]]:
+    """The record files of the checked households, sealed by the workers; their keys are stored as they come.
+
+    A batch of FLUSH households at a time: its keys go to the keystore in one
+    round (journaled first, as put_keys does), then its files to write_many;
+    then the batch is dropped.
+    """
+    tasks, at = [], 0
+    for chunk in checked:
+        tasks.append((chunk, numbers[at : at + len(chunk.places)]))
+        at += len(chunk.places)
+    done = 0
+    batch: list[tuple[Any, bytes, str, str]] = []
+    with _Workers(archive, targets, None) as workers:
+        for sealed in workers.sealed(tasks, len(numbers)):
+            batch += sealed
+            if len(batch) < FLUSH and done + len(batch) < len(numbers):
+                continue
+            tx.put_keys([(address, blob) for address, blob, _, _ in batch])
+            for _, _, relpath, text in batch:
+                yield relpath, text.encode("utf-8")
+            done += len(batch)
+            batch = []
+            if progress:
+                progress(done, len(numbers), "sealing and writing")
 
 
 def _numbered_rows(path: Path, rows: Iterator[tuple[int, Any]]) -> Iterator[tuple[str, Any]]:
@@ -194,6 +234,7 @@ def _numbered_rows(path: Path, rows: Iterator[tuple[int, Any]]) -> Iterator[tupl
 # worker that outlives a killed archivectl never holds the archive.
 
 CHUNK = 100  # households per task: large enough to hide the pipe, small enough to spread evenly
+FLUSH = 1000  # sealed households held before their keys are stored and their files written
 MIN_PARALLEL = 1000  # below this the workers' start costs more than they save
 _state: dict[str, Any] = {}
 
@@ -206,23 +247,47 @@ def _start_worker() -> None:
             pass
 
 
-def _check_rows(rows: list[tuple[str, Any]]) -> list[tuple[str, dict | None, str | None]]:
+@dataclass
+class _Checked:
+    """A chunk of checked rows: what was wrong, and the good ones packed (compressed) with where each goes."""
+
+    problems: list[str]
+    places: list[tuple[str, str, str]]  # (building, unit, category) of each good row, in order
+    packed: bytes  # the good rows' prepared records, pickled and compressed
+    reason_holds: str | None  # what personal data the reason holds, judged with these rows' names
+
+
+def _check_rows(rows: list[tuple[str, Any]]) -> _Checked:
     schema = _state["archive"].household_schema
-    out: list[tuple[str, dict | None, str | None]] = []
+    problems: list[str] = []
+    good: list[dict] = []
     for where, raw in rows:
         if not isinstance(raw, dict):
-            out.append((where, None, "a record must be a YAML mapping"))
+            problems.append(f"{where}: a record must be a YAML mapping")
             continue
         try:
-            out.append((where, prepare_new(raw, schema), None))
+            good.append(prepare_new(raw, schema))
         except UsageError as exc:
-            out.append((where, None, str(exc).removeprefix("record: ")))
-    return out
+            problems.append(f"{where}: {str(exc).removeprefix('record: ')}")
+    if problems:
+        return _Checked(problems, [], b"", None)
+    return _Checked(
+        [],
+        [(str(r["building"]), str(r["unit"]), str(r["category"])) for r in good],
+        zlib.compress(pickle.dumps(good, pickle.HIGHEST_PROTOCOL), 1),
+        personal_data_in_reason(_state["reason"], schema, *good) if _state["reason"] else None,
+    )
 
 
-def _seal_records(chunk: list[dict]) -> list[tuple[Any, bytes, str, str]]:
+def _seal_records(task: tuple[_Checked, list[str]]) -> list[tuple[Any, bytes, str, str]]:
     archive, targets = _state["archive"], _state["targets"]
-    return [seal_household(archive, record, targets[record["building"]]) for record in chunk]
+    chunk, numbers = task
+    out = []
+    prepared = pickle.loads(zlib.decompress(chunk.packed))  # noqa: S301 - packed by _check_rows, never read from a file
+    for record, archive_no in zip(prepared, numbers, strict=True):
+        record["archive_no"] = archive_no
+        out.append(seal_household(archive, record, targets[record["building"]]))
+    return out
 
 
 def _chunks(items: Any, size: int = CHUNK) -> Iterator[list]:
@@ -239,12 +304,12 @@ def _chunks(items: Any, size: int = CHUNK) -> Iterator[list]:
 class _Workers:
     """A pool of forked processes (one per core) for checking and sealing, or this process alone."""
 
-    def __init__(self, archive: Archive, targets: dict[str, list[str]]):
-        self.archive, self.targets = archive, targets
+    def __init__(self, archive: Archive, targets: dict[str, list[str]], reason: str | None):
+        self.archive, self.targets, self.reason = archive, targets, reason
         self.pool: Any = None
 
     def __enter__(self) -> _Workers:
-        _state.update(archive=self.archive, targets=self.targets)
+        _state.update(archive=self.archive, targets=self.targets, reason=self.reason)
         self.archive.household_schema.validator  # noqa: B018 - compiled once, before the fork
         return self
 
@@ -255,14 +320,15 @@ class _Workers:
             self.pool = None
         _state.clear()
 
-    def _map(self, work: Any, chunks: Iterator[list], count_hint: int | None) -> Iterator[Any]:
+    def _map(self, work: Any, chunks: Iterator[Any], count_hint: int | None) -> Iterator[Any]:
+        """work(chunk) for each chunk, in order: on every core when there are enough rows, else here."""
         cores = os.cpu_count() or 1
         methods = multiprocessing.get_all_start_methods()
         if cores < 2 or "fork" not in methods or (count_hint is not None and count_hint < MIN_PARALLEL):
             for chunk in chunks:
-                yield from work(chunk)
+                yield work(chunk)
             return
-        first: list[list] = []
+        first: list[Any] = []
         if count_hint is None:  # a stream: start workers only once it proves long enough
             for chunk in chunks:
                 first.append(chunk)
@@ -270,20 +336,23 @@ class _Workers:
                     break
             if len(first) * CHUNK < MIN_PARALLEL:
                 for chunk in first:
-                    yield from work(chunk)
+                    yield work(chunk)
                 return
         if self.pool is None:
             self.pool = multiprocessing.get_context("fork").Pool(cores, initializer=_start_worker)
 
-        def all_chunks() -> Iterator[list]:
+        def all_chunks() -> Iterator[Any]:
             yield from first
             yield from chunks
 
-        for done in self.pool.imap(work, all_chunks()):
-            yield from done
+        yield from self.pool.imap(work, all_chunks())
 
-    def checked(self, rows: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, dict | None, str | None]]:
+    def checked(self, rows: Iterator[tuple[str, Any]]) -> Iterator[_Checked]:
+        """Each chunk of rows checked."""
         return self._map(_check_rows, _chunks(rows), None)
 
-    def sealed(self, prepared: list[dict]) -> Iterator[tuple[Any, bytes, str, str]]:
-        return self._map(_seal_records, _chunks(prepared), len(prepared))
+    def sealed(
+        self, tasks: list[tuple[_Checked, list[str]]], count: int
+    ) -> Iterator[list[tuple[Any, bytes, str, str]]]:
+        """Each chunk of checked rows, numbered, sealed: (key address, wrapped key, record path, record text) each."""
+        return self._map(_seal_records, iter(tasks), count)
