@@ -16,7 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tempfile
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -69,22 +70,46 @@ class _Approval:
 
 @dataclass
 class _Run:
-    """What one verify run gathers across commits."""
+    """What one verify run gathers across commits.
+
+    Changes that need approval wait in `requests` until an approval names them;
+    an approval is matched as soon as it is read (what it approves comes before it).
+    """
 
     findings: list[Finding] = field(default_factory=list)
-    requests: list[_Request] = field(default_factory=list)
-    approvals: list[_Approval] = field(default_factory=list)
+    approval_findings: list[Finding] = field(default_factory=list)
+    requests: dict[str, _Request] = field(default_factory=dict)
+    approved: set[str] = field(default_factory=set)
+    approvers: set[str] = field(default_factory=set)  # who signed a valid-signer approval anywhere in the range
+    approvals: list[_Approval] = field(default_factory=list)  # read, not yet matched
+
+
+# Files whose version judges a commit (as they stand in its first parent): tracked by blob id per commit.
+_GOVERNANCE = ("staff.yaml", "archive.yaml", "schemas/household.schema.json")
+_CHUNK = 500  # commits read (objects, blobs, signatures) in one batch
+_PARSED_RECORDS = 4096  # parsed records kept by blob id (an edit's old version is usually among them)
 
 
 class _Context:
-    """The repository, the governance state each commit is judged by, and parse caches."""
+    """The repository, the governance state each commit is judged by, and parse caches.
+
+    Commits are read in batches: their commit objects (for the signatures) and
+    every blob their checks read come through one pipelined `git cat-file`
+    request per batch. What is kept across batches is small per commit (parents,
+    date, the blob ids of the governance files), so a long history is never held whole.
+    """
 
     def __init__(self, archive: Archive, blobs: gitio.BlobReader, base: str | None, allowed_root: str | None):
         self.archive = archive
         self.blobs = blobs
         self.base = base  # range mode: every commit judged against the range's base
         self.allowed_root = allowed_root  # whole history: the one founding commit
-        self._parsed: dict[tuple[str, bytes], Any] = {}
+        self._parsed: dict[tuple[str, str], Any] = {}  # governance files by blob id (few)
+        self._records: OrderedDict[str, Any] = OrderedDict()  # records by blob id or content, least recent first
+        self._batch: dict[str, bytes | None] = {}  # this batch's objects by id
+        self.dates: dict[str, str] = {}  # commit -> committer date, for its children
+        self.parents: dict[str, tuple[str, ...]] = {}
+        self._governance: dict[str, tuple[str | None, ...]] = {}  # commit -> blob ids of _GOVERNANCE there
 
     def judged_by(self, info: gitio.CommitInfo) -> str:
         """The commit whose staff.yaml, archive.yaml and schemas/ judge info."""
@@ -92,37 +117,96 @@ class _Context:
             return self.base
         return info.parents[0] if info.parents else info.commit
 
-    def _load(self, kind: str, spec: str, parse: Callable[[bytes], Any]) -> Any:
-        data = self.blobs.read(spec)
-        if data is None:
-            return None
-        key = (kind, data)
-        if key not in self._parsed:
-            try:
-                self._parsed[key] = parse(data)
-            except (UsageError, ValueError, RecursionError) as exc:
-                self._parsed[key] = exc
-        return self._parsed[key]
+    # -- reading
+
+    def fetch(self, infos: list[gitio.CommitInfo], signatures: Callable[[bytes], tuple[str, str, str]]) -> None:
+        """Read one batch: each commit's object (its signature verdict goes into it) and the blobs its checks read."""
+        wanted = [i.commit for i in infos]
+        for info in infos:
+            for change in info.changes:
+                kind = rules.classify(change.path)
+                if change.status != "D" and not change.path.endswith(".age"):
+                    wanted.append(change.new_blob)
+                if change.status != "A" and kind is not None and kind.kind in ("record", "register", "numbers"):
+                    wanted.append(change.old_blob)
+        wanted = list(dict.fromkeys(wanted))
+        self._batch = dict(zip(wanted, self.blobs.read_many(wanted), strict=True))
+        self.verdicts = {}
+        for info in infos:
+            raw = self._batch.pop(info.commit)
+            if raw is None:
+                raise ArchiveError(f"commit {info.commit} is not in the repository")
+            self.verdicts[info.commit] = signatures(raw)
+
+    def read(self, blob: str) -> bytes | None:
+        """A blob of this batch (or any object, asked of git)."""
+        if blob in self._batch:
+            return self._batch[blob]
+        return self.blobs.read(blob)
+
+    def remember(self, info: gitio.CommitInfo) -> None:
+        """Keep what later commits need of this one: its date, parents and governance files."""
+        self.dates[info.commit] = info.committer_date
+        self.parents[info.commit] = info.parents
+        before = self._governance.get(info.parents[0]) if info.parents else (None,) * len(_GOVERNANCE)
+        if before is None:
+            return  # its first parent is outside the range: read by path (_at)
+        after = list(before)
+        for change in info.changes:
+            if change.path in _GOVERNANCE:
+                after[_GOVERNANCE.index(change.path)] = None if change.status == "D" else change.new_blob
+        self._governance[info.commit] = before if after == list(before) else tuple(after)
+
+    def _at(self, commit: str, path: str) -> tuple[str, str]:
+        """(cache key, spec to read) for a governance file as it stands in commit."""
+        known = self._governance.get(commit)
+        if known is not None:
+            blob = known[_GOVERNANCE.index(path)]
+            return (blob or "-", blob or "")
+        return (f"{commit}:{path}", f"{commit}:{path}")
+
+    def _load(self, kind: str, commit: str, path: str, parse: Callable[[bytes], Any]) -> Any:
+        key, spec = self._at(commit, path)
+        if (kind, key) not in self._parsed:
+            data = self.read(spec) if spec else None
+            self._parsed[(kind, key)] = None if data is None else _parse_or_error(parse, data)
+        return self._parsed[(kind, key)]
 
     def staff_at(self, commit: str) -> Staff | Exception | None:
-        return self._load("staff", f"{commit}:staff.yaml", lambda d: Staff.from_yaml(yamlio.loads(d), "staff.yaml"))
+        return self._load("staff", commit, "staff.yaml", lambda d: Staff.from_yaml(yamlio.loads(d), "staff.yaml"))
 
     def settings_at(self, commit: str) -> Settings:
-        found = self._load("settings", f"{commit}:archive.yaml", lambda d: Settings.from_yaml(yamlio.loads(d)))
+        found = self._load("settings", commit, "archive.yaml", lambda d: Settings.from_yaml(yamlio.loads(d)))
         return found if isinstance(found, Settings) else Settings(name="?")
 
     def schema_at(self, commit: str) -> HouseholdSchema | None:
         found = self._load(
             "schema",
-            f"{commit}:schemas/household.schema.json",
+            commit,
+            "schemas/household.schema.json",
             lambda d: HouseholdSchema(parse_json(d, "schemas/household.schema.json")),
         )
         return found if isinstance(found, HouseholdSchema) else None
 
     def stored(self, blob: str, path: str) -> dict | None:
-        """A stored record from a blob id, or None if it does not parse."""
-        found = self._load("record", blob, lambda d: records.load_stored(d, path))
+        """A stored record from a blob id (or rev:path), or None if it does not parse."""
+        found = self._records.get(blob)
+        if found is None:
+            data = self.read(blob)
+            found = None if data is None else _parse_or_error(lambda d: records.load_stored(d, path), data)
+            self._records[blob] = found
+            if len(self._records) > _PARSED_RECORDS:
+                self._records.popitem(last=False)
+        else:
+            self._records.move_to_end(blob)
         return found if isinstance(found, dict) else None
+
+
+def _parse_or_error(parse: Callable[[bytes], Any], data: bytes) -> Any:
+    try:
+        return parse(data)
+    except (UsageError, ValueError, RecursionError) as exc:
+        return exc
 
 
 # ---------------------------------------------------------------------- entry points
@@ -142,35 +226,57 @@ def verify(
     keystore: for the whole history, also compare the keystore with the households.
     """
     revs, base, tip = _revs(archive, range_spec)
-    commits = _with_signatures(archive, gitio.commits_for_verify(archive.root, revs))
     allowed_root = None if base or (range_spec and ".." in range_spec) else _founding_commit(archive, tip)
     run = _Run()
     now = clock.now()
-    dates = {c.commit: c.committer_date for c in commits}
+    total = gitio.count_commits(archive.root, revs) if progress else 0
+    tip_id = gitio.rev_parse(archive.root, tip)
+    kept: list[gitio.CommitInfo] = []  # merges and the tip: _check_numbers looks at their trees
+    count = 0
     with gitio.BlobReader(archive.root) as blobs:
         ctx = _Context(archive, blobs, base, allowed_root)
-        for i, info in enumerate(commits):
-            check_commit(ctx, info, dates, now, run)
-            if progress:
-                progress(i + 1, len(commits))
-        pending = _match_approvals(ctx, commits, run)
-        _check_numbers(ctx, commits, tip, run)
+        signatures = _signature_checker(archive, blobs)
+        for batch in _batches(gitio.iter_commits_for_verify(archive.root, revs), _CHUNK):
+            ctx.fetch(batch, signatures.verdict)
+            for info in _with_signatures(archive, batch, ctx.verdicts):
+                ctx.remember(info)
+                check_commit(ctx, info, ctx.dates, now, run)
+                _match_approvals(ctx, run)
+                if len(info.parents) > 1 or info.commit == tip_id:
+                    kept.append(replace(info, changes=()))
+                count += 1
+                if progress:
+                    progress(count, total)
+        _check_numbers(ctx, kept, tip_id, run)
+    run.findings += run.approval_findings
+    pending = [r for r in run.requests.values() if r.info.commit not in run.approved]
     if allow_pending:
         waiting = pending
     else:
         waiting = []
         run.findings += [
-            Finding(r.info.commit, r.info.subject, "approval", _awaiting(r, run.approvals)) for r in pending
+            Finding(r.info.commit, r.info.subject, "approval", _awaiting(r, run.approvers)) for r in pending
         ]
     if keystore and range_spec is None and not archive.bare:
         run.findings += keystore_findings(archive)
     return {
         "range": range_spec or "HEAD",
-        "commits": len(commits),
+        "commits": count,
         "ok": not run.findings,
         "findings": [{**asdict(f), "subject": pii.shown(f.subject)} for f in run.findings],
         "pending": [_pending_row(r) for r in waiting],
     }
+
+
+def _batches(commits: Iterator[gitio.CommitInfo], size: int) -> Iterator[list[gitio.CommitInfo]]:
+    batch: list[gitio.CommitInfo] = []
+    for info in commits:
+        batch.append(info)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def pending(archive: Archive, range_spec: str | None) -> list[dict[str, Any]]:
@@ -214,46 +320,50 @@ def _founding_commit(archive: Archive, tip: str) -> str | None:
     return line[-1] if line else None
 
 
-def _with_signatures(archive: Archive, commits: list[gitio.CommitInfo]) -> list[gitio.CommitInfo]:
-    """Each commit with git's verdict on its signature against every key staff.yaml ever listed.
+def _signature_checker(archive: Archive, blobs: gitio.BlobReader) -> Any:
+    """Git's verdict on a commit's signature against every key staff.yaml ever listed (archivectl/sshsig.py).
 
-    Checked in process (archivectl/sshsig.py reproduces `git log --format=%G?%GF%GS`
-    exactly, ~50x faster); what it cannot reproduce ('E') is asked of git itself.
-    Which of those keys was entitled is decided later, from the staff a commit is judged by.
+    Checked in process: sshsig reproduces `git log --format=%G?%GF%GS` exactly,
+    ~50x faster. Which of those keys was entitled is decided later, from the
+    staff a commit is judged by.
     """
     from archivectl import sshsig
 
-    listed = _union_signers(archive)
-    verdicts = {
-        c: (v.status, v.fingerprint or "", v.principal or "")
-        for c, v in sshsig.check_commits(
-            archive.root, [c.commit for c in commits], sshsig.parse_allowed_signers(listed)
-        ).items()
-    }
-    ask_git = [c for c, v in verdicts.items() if v[0] == sshsig.CANNOT_CHECK]
+    allowed = sshsig.parse_allowed_signers(_union_signers(archive, blobs))
+    checker = sshsig.SignatureChecker(allowed, gitio.out(archive.root, "rev-parse", "--show-object-format"))
+    return checker
+
+
+def _with_signatures(
+    archive: Archive, commits: list[gitio.CommitInfo], verdicts: dict[str, Any]
+) -> list[gitio.CommitInfo]:
+    """Each commit with its signature verdict; what the checker cannot reproduce ('E') is asked of git itself."""
+    from archivectl import sshsig
+
+    found = {c: (v.status, v.fingerprint or "", v.principal or "") for c, v in verdicts.items()}
+    ask_git = [c for c, v in found.items() if v[0] == sshsig.CANNOT_CHECK]
     if ask_git:
-        with tempfile.TemporaryDirectory(prefix="archivectl-verify-") as tmp:
+        with gitio.BlobReader(archive.root) as blobs, tempfile.TemporaryDirectory(prefix="archivectl-verify-") as tmp:
             signers = Path(tmp) / "allowed_signers"
-            signers.write_text(listed)
-            verdicts.update(gitio.signature_verdicts(archive.root, ask_git, signers))
+            signers.write_text(_union_signers(archive, blobs))
+            found.update(gitio.signature_verdicts(archive.root, ask_git, signers))
     return [
-        replace(c, signature=verdicts[c.commit][0], fingerprint=verdicts[c.commit][1], principal=verdicts[c.commit][2])
+        replace(c, signature=found[c.commit][0], fingerprint=found[c.commit][1], principal=found[c.commit][2])
         for c in commits
     ]
 
 
-def _union_signers(archive: Archive) -> str:
-    """Every key any staff.yaml version listed, so one git log can check every signature."""
+def _union_signers(archive: Archive, blobs: gitio.BlobReader) -> str:
+    """Every key any staff.yaml version listed, so one checker can judge every signature."""
     lines = {}
-    with gitio.BlobReader(archive.root) as blobs:
-        for spec in gitio.staff_blobs_ever(archive.root):
-            data = blobs.read(spec)
-            try:
-                staff = Staff.from_yaml(yamlio.loads(data or b""), "staff.yaml")
-            except (UsageError, RecursionError):
-                continue
-            for m in staff.members:
-                lines.setdefault(m.key_id, f'{m.id} namespaces="git" {m.key_id}')
+    for spec in gitio.staff_blobs_ever(archive.root):
+        data = blobs.read(spec)
+        try:
+            staff = Staff.from_yaml(yamlio.loads(data or b""), "staff.yaml")
+        except (UsageError, RecursionError):
+            continue
+        for m in staff.members:
+            lines.setdefault(m.key_id, f'{m.id} namespaces="git" {m.key_id}')
     return "\n".join(lines.values()) + "\n"
 
 
@@ -324,7 +434,7 @@ def check_commit(ctx: _Context, info: gitio.CommitInfo, dates: dict[str, str], n
     assert approver is not None
     if settings.version < 2:
         return  # version 1 archives took the typed Approved-by as the approval (rules.legacy_action)
-    run.requests.append(_Request(info, rule.name, member, approver, roles, settings.rules))
+    run.requests[info.commit] = _Request(replace(info, changes=()), rule.name, member, approver, roles, settings.rules)
 
 
 def _merge_problems(ctx: _Context, info: gitio.CommitInfo) -> list[str] | None:
@@ -484,13 +594,13 @@ def _check_changes(
             _flag_not_allowed(rule, kind, change, flag)
         if change.status == "D" or path.endswith(".age"):
             continue
-        new = ctx.blobs.read(change.new_blob) or b""
+        new = ctx.read(change.new_blob) or b""
         _check_personal_data(path, new, flag)
         if kind.kind == "register" and kind.register:
             if kind.event_action:
                 entries.setdefault(kind.register, []).extend(_event_entry(path, kind, change, new, flag))
             else:
-                old = ctx.blobs.read(change.old_blob) or b"" if change.status == "M" else b""
+                old = ctx.read(change.old_blob) or b"" if change.status == "M" else b""
                 entries.setdefault(kind.register, []).extend(_new_entries(path, old, new, flag))
         if kind.kind == "record" and schema is not None:
             from archivectl.ops.validate import check_record_text
@@ -721,7 +831,7 @@ def _check_new_numbers(
 
 
 def _serials(ctx: _Context, blob: str) -> dict[str, int]:
-    data = ctx.blobs.read(blob)
+    data = ctx.read(blob)
     try:
         parsed = yamlio.loads(data or b"", "registers/numbers.yaml") or {}
         return {str(k): int(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
@@ -740,21 +850,20 @@ def _check_personal_data(path: str, data: bytes, flag: Callable[[str, str], None
 # ---------------------------------------------------------------------- across commits
 
 
-def _match_approvals(ctx: _Context, commits: list[gitio.CommitInfo], run: _Run) -> list[_Request]:
-    """Pair each change that needs approval with a valid signed approval after it; return those still waiting."""
-    parents = {c.commit: c.parents for c in commits}
-    by_id = {r.info.commit: r for r in run.requests}
-    approved: set[str] = set()
+def _match_approvals(ctx: _Context, run: _Run) -> None:
+    """Pair each approval just read with the changes it names (all before it); a valid pairing approves them."""
     for approval in run.approvals:
-        reachable = _ancestors(ctx, parents, approval.info.commit, set(approval.names))
+        if approval.signer is not None:
+            run.approvers.add(approval.signer.id)
+        reachable = _ancestors(ctx, ctx.parents, approval.info.commit, set(approval.names))
         for name in approval.names:
             problem = None
+            request = run.requests.get(name)
             if name not in reachable:
                 problem = f"approves {name[:12]}, which is not in its history"
             elif approval.signer is None:
                 problem = "signed by someone who may not approve"
-            elif name in by_id:
-                request = by_id[name]
+            elif request is not None:
                 if approval.signer.id != request.approver:
                     problem = f"approves {name[:12]}, which asks {request.approver}, not {approval.signer.id}"
                 else:
@@ -762,10 +871,10 @@ def _match_approvals(ctx: _Context, commits: list[gitio.CommitInfo], run: _Run) 
                         request.actor, approval.signer.id, approval.staff, request.rules, request.roles
                     )
             if problem:
-                run.findings.append(Finding(approval.info.commit, approval.info.subject, "approval", problem))
-            elif name in by_id:
-                approved.add(name)
-    return [r for r in run.requests if r.info.commit not in approved]
+                run.approval_findings.append(Finding(approval.info.commit, approval.info.subject, "approval", problem))
+            elif request is not None:
+                run.approved.add(name)
+    run.approvals.clear()
 
 
 def _ancestors(ctx: _Context, parents: dict[str, tuple[str, ...]], start: str, wanted: set[str]) -> set[str]:
@@ -785,19 +894,20 @@ def _ancestors(ctx: _Context, parents: dict[str, tuple[str, ...]], start: str, w
     return found
 
 
-def _awaiting(request: _Request, approvals: list[_Approval]) -> str:
-    later = [a for a in approvals if a.signer is not None and a.signer.id == request.approver]
-    if later:
+def _awaiting(request: _Request, approvers: set[str]) -> str:
+    if request.approver in approvers:
         return f"awaiting approval by {request.approver} (made after, or not named by, their approval)"
     return f"awaiting approval by {request.approver}"
 
 
-def _check_numbers(ctx: _Context, commits: list[gitio.CommitInfo], tip: str, run: _Run) -> None:
-    """P3: no two households share an archive number, in the tip and wherever branches merged."""
-    checked = [c for c in commits if len(c.parents) > 1]
-    tip_id = gitio.rev_parse(ctx.archive.root, tip)
+def _check_numbers(ctx: _Context, kept: list[gitio.CommitInfo], tip_id: str | None, run: _Run) -> None:
+    """P3: no two households share an archive number, in the tip and wherever branches merged.
+
+    kept: the range's merges and its tip, as read.
+    """
+    checked = [c for c in kept if len(c.parents) > 1]
     if tip_id and not any(c.commit == tip_id for c in checked):
-        checked.append(next((c for c in commits if c.commit == tip_id), None) or _bare_info(tip_id))
+        checked.append(next((c for c in kept if c.commit == tip_id), None) or _bare_info(tip_id))
     for info in checked:
         seen: dict[str, str] = {}
         for path in gitio.tree_paths(ctx.archive.root, info.commit, "households"):
