@@ -499,10 +499,16 @@ def _ed25519_verify(public_key: bytes, raw: bytes, message: bytes) -> bool:
     if s >= _ORDER:
         raw = raw[:32] + (s % _ORDER).to_bytes(32, "little")
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(raw, message)
+        key = _PUBLIC_KEYS.get(public_key)
+        if key is None:
+            key = _PUBLIC_KEYS[public_key] = Ed25519PublicKey.from_public_bytes(public_key)
+        key.verify(raw, message)
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+_PUBLIC_KEYS: dict[bytes, Ed25519PublicKey] = {}  # a signer's key, parsed once per process
 
 
 def _key_text(key_blob: bytes) -> str:

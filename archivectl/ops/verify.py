@@ -18,7 +18,7 @@ import re
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from archivectl import clock, gitio, pii, policy, records, rules, yamlio
 from archivectl.archive import Archive, Settings
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.schema import HouseholdSchema, parse_json
-from archivectl.staff import Staff, StaffMember, fingerprint
+from archivectl.staff import Staff, StaffMember, allowed_signers, fingerprint
 
 SKEW = policy.CLOCK_SKEW
 ARMOR = re.compile(r"-----BEGIN AGE ENCRYPTED FILE-----.*?-----END AGE ENCRYPTED FILE-----", re.S)
@@ -110,6 +110,8 @@ class _Context:
         self.dates: dict[str, str] = {}  # commit -> committer date, for its children
         self.parents: dict[str, tuple[str, ...]] = {}
         self._governance: dict[str, tuple[str | None, ...]] = {}  # commit -> blob ids of _GOVERNANCE there
+        self._signers: dict[str, tuple[Any, str]] = {}  # staff.yaml version -> (signature checker, allowed signers)
+        self.object_format = gitio.out(archive.root, "rev-parse", "--show-object-format")
 
     def judged_by(self, info: gitio.CommitInfo) -> str:
         """The commit whose staff.yaml, archive.yaml and schemas/ judge info."""
@@ -119,8 +121,8 @@ class _Context:
 
     # -- reading
 
-    def fetch(self, infos: list[gitio.CommitInfo], signatures: Callable[[bytes], tuple[str, str, str]]) -> None:
-        """Read one batch: each commit's object (its signature verdict goes into it) and the blobs its checks read."""
+    def fetch(self, infos: list[gitio.CommitInfo]) -> None:
+        """Read one batch: each commit's object (for its signature) and the blobs its checks read."""
         wanted = [i.commit for i in infos]
         for info in infos:
             for change in info.changes:
@@ -131,12 +133,38 @@ class _Context:
                     wanted.append(change.old_blob)
         wanted = list(dict.fromkeys(wanted))
         self._batch = dict(zip(wanted, self.blobs.read_many(wanted), strict=True))
-        self.verdicts = {}
-        for info in infos:
-            raw = self._batch.pop(info.commit)
-            if raw is None:
-                raise ArchiveError(f"commit {info.commit} is not in the repository")
-            self.verdicts[info.commit] = signatures(raw)
+
+    def signed(self, info: gitio.CommitInfo) -> gitio.CommitInfo:
+        """info with git's verdict on its signature (%G?, %GF, %GS) against the staff.yaml it is judged by.
+
+        The allowed signers are what staff.allowed_signers makes of that staff.yaml
+        (namespace git; a departed member's key valid before their departure), checked
+        in process by archivectl/sshsig.py, which reproduces git's verdicts exactly;
+        what it cannot reproduce ('E') is asked of git itself.
+        """
+        from archivectl import sshsig
+
+        raw = self._batch.pop(info.commit, None)
+        if raw is None:
+            raise ArchiveError(f"commit {info.commit} is not in the repository")
+        judge = self.judged_by(info)
+        key = self._at(judge, "staff.yaml")[0]
+        if key not in self._signers:
+            staff = self.staff_at(judge)
+            text = allowed_signers(staff) if isinstance(staff, Staff) else ""
+            checker = sshsig.SignatureChecker(sshsig.parse_allowed_signers(text), self.object_format)
+            self._signers[key] = (checker, text)
+        checker, text = self._signers[key]
+        verdict = checker.verdict(raw)
+        found = (verdict.status, verdict.fingerprint or "", verdict.principal or "")
+        if verdict.status == sshsig.CANNOT_CHECK:
+            with tempfile.TemporaryDirectory(prefix="archivectl-verify-") as tmp:
+                signers = Path(tmp) / "allowed_signers"
+                signers.write_text(text)
+                found = gitio.signature_verdicts(self.archive.root, [info.commit], signers)[info.commit]
+        return gitio.CommitInfo(
+            info.commit, info.parents, info.committer_date, *found, info.subject, info.trailers, info.changes
+        )
 
     def read(self, blob: str) -> bytes | None:
         """A blob of this batch (or any object, asked of git)."""
@@ -235,15 +263,15 @@ def verify(
     count = 0
     with gitio.BlobReader(archive.root) as blobs:
         ctx = _Context(archive, blobs, base, allowed_root)
-        signatures = _signature_checker(archive, blobs)
         for batch in _batches(gitio.iter_commits_for_verify(archive.root, revs), _CHUNK):
-            ctx.fetch(batch, signatures.verdict)
-            for info in _with_signatures(archive, batch, ctx.verdicts):
+            ctx.fetch(batch)
+            for info in batch:
                 ctx.remember(info)
+                info = ctx.signed(info)
                 check_commit(ctx, info, ctx.dates, now, run)
                 _match_approvals(ctx, run)
                 if len(info.parents) > 1 or info.commit == tip_id:
-                    kept.append(replace(info, changes=()))
+                    kept.append(_without_changes(info))
                 count += 1
                 if progress:
                     progress(count, total)
@@ -320,53 +348,6 @@ def _founding_commit(archive: Archive, tip: str) -> str | None:
     return line[-1] if line else None
 
 
-def _signature_checker(archive: Archive, blobs: gitio.BlobReader) -> Any:
-    """Git's verdict on a commit's signature against every key staff.yaml ever listed (archivectl/sshsig.py).
-
-    Checked in process: sshsig reproduces `git log --format=%G?%GF%GS` exactly,
-    ~50x faster. Which of those keys was entitled is decided later, from the
-    staff a commit is judged by.
-    """
-    from archivectl import sshsig
-
-    allowed = sshsig.parse_allowed_signers(_union_signers(archive, blobs))
-    checker = sshsig.SignatureChecker(allowed, gitio.out(archive.root, "rev-parse", "--show-object-format"))
-    return checker
-
-
-def _with_signatures(
-    archive: Archive, commits: list[gitio.CommitInfo], verdicts: dict[str, Any]
-) -> list[gitio.CommitInfo]:
-    """Each commit with its signature verdict; what the checker cannot reproduce ('E') is asked of git itself."""
-    from archivectl import sshsig
-
-    found = {c: (v.status, v.fingerprint or "", v.principal or "") for c, v in verdicts.items()}
-    ask_git = [c for c, v in found.items() if v[0] == sshsig.CANNOT_CHECK]
-    if ask_git:
-        with gitio.BlobReader(archive.root) as blobs, tempfile.TemporaryDirectory(prefix="archivectl-verify-") as tmp:
-            signers = Path(tmp) / "allowed_signers"
-            signers.write_text(_union_signers(archive, blobs))
-            found.update(gitio.signature_verdicts(archive.root, ask_git, signers))
-    return [
-        replace(c, signature=found[c.commit][0], fingerprint=found[c.commit][1], principal=found[c.commit][2])
-        for c in commits
-    ]
-
-
-def _union_signers(archive: Archive, blobs: gitio.BlobReader) -> str:
-    """Every key any staff.yaml version listed, so one checker can judge every signature."""
-    lines = {}
-    for spec in gitio.staff_blobs_ever(archive.root):
-        data = blobs.read(spec)
-        try:
-            staff = Staff.from_yaml(yamlio.loads(data or b""), "staff.yaml")
-        except (UsageError, RecursionError):
-            continue
-        for m in staff.members:
-            lines.setdefault(m.key_id, f'{m.id} namespaces="git" {m.key_id}')
-    return "\n".join(lines.values()) + "\n"
-
-
 # ---------------------------------------------------------------------- one commit
 
 
@@ -434,7 +415,7 @@ def check_commit(ctx: _Context, info: gitio.CommitInfo, dates: dict[str, str], n
     assert approver is not None
     if settings.version < 2:
         return  # version 1 archives took the typed Approved-by as the approval (rules.legacy_action)
-    run.requests[info.commit] = _Request(replace(info, changes=()), rule.name, member, approver, roles, settings.rules)
+    run.requests[info.commit] = _Request(_without_changes(info), rule.name, member, approver, roles, settings.rules)
 
 
 def _merge_problems(ctx: _Context, info: gitio.CommitInfo) -> list[str] | None:
@@ -924,6 +905,14 @@ def _check_numbers(ctx: _Context, kept: list[gitio.CommitInfo], tip_id: str | No
                     )
                 )
             seen[kind.archive_no] = path
+
+
+def _without_changes(info: gitio.CommitInfo) -> gitio.CommitInfo:
+    """What is kept of a commit after it was checked (not what it changed)."""
+    return gitio.CommitInfo(
+        info.commit, info.parents, info.committer_date, info.signature, info.fingerprint, info.principal,
+        info.subject, info.trailers, (),
+    )  # fmt: skip
 
 
 def _bare_info(commit: str) -> gitio.CommitInfo:
