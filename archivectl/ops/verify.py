@@ -105,7 +105,8 @@ class _Context:
         self.base = base  # range mode: every commit judged against the range's base
         self.allowed_root = allowed_root  # whole history: the one founding commit
         self._parsed: dict[tuple[str, str], Any] = {}  # governance files by blob id (few)
-        self._records: OrderedDict[str, Any] = OrderedDict()  # records by blob id or content, least recent first
+        # records by blob id (or rev:path), least recent first: [parsed, the schema that found it valid]
+        self._records: OrderedDict[str, list[Any]] = OrderedDict()
         self._batch: dict[str, bytes | None] = {}  # this batch's objects by id
         self.dates: dict[str, str] = {}  # commit -> committer date, for its children
         self.parents: dict[str, tuple[str, ...]] = {}
@@ -221,13 +222,31 @@ class _Context:
         found = self._records.get(blob)
         if found is None:
             data = self.read(blob)
-            found = None if data is None else _parse_or_error(lambda d: records.load_stored(d, path), data)
-            self._records[blob] = found
+            parsed = None if data is None else _parse_or_error(lambda d: records.load_stored(d, path), data)
+            found = self._records[blob] = [parsed, None]
             if len(self._records) > _PARSED_RECORDS:
                 self._records.popitem(last=False)
         else:
             self._records.move_to_end(blob)
-        return found if isinstance(found, dict) else None
+        return found[0] if isinstance(found[0], dict) else None
+
+    def record_problems(self, schema: HouseholdSchema, change: gitio.Change, data: bytes) -> list[str]:
+        """validate.check_record_text for a changed record, on the parse the record rules share.
+
+        When the version it replaces was found valid under the same schema in this run,
+        the schema checks only the fields that changed (HouseholdSchema.validate_stored).
+        """
+        from archivectl.ops.validate import check_record_text, check_stored_record
+
+        stored = self.stored(change.new_blob, change.path)
+        if stored is None:
+            return check_record_text(schema, change.path, data)  # its own words for what does not parse
+        before = self._records.get(change.old_blob) if change.status == "M" else None
+        valid_before = before[0] if before is not None and before[1] is schema else None
+        problems = check_stored_record(schema, change.path, stored, valid_before)
+        if not problems:
+            self._records[change.new_blob][1] = schema
+        return problems
 
 
 def _parse_or_error(parse: Callable[[bytes], Any], data: bytes) -> Any:
@@ -584,9 +603,7 @@ def _check_changes(
                 old = ctx.read(change.old_blob) or b"" if change.status == "M" else b""
                 entries.setdefault(kind.register, []).extend(_new_entries(path, old, new, flag))
         if kind.kind == "record" and schema is not None:
-            from archivectl.ops.validate import check_record_text
-
-            for problem in check_record_text(schema, path, new):
+            for problem in ctx.record_problems(schema, change, new):
                 flag("record", f"{path}: {problem}")
     missing = sorted(set(households) - named)
     if missing:
