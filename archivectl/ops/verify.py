@@ -87,7 +87,8 @@ class _Run:
 # Files whose version judges a commit (as they stand in its first parent): tracked by blob id per commit.
 _GOVERNANCE = ("staff.yaml", "archive.yaml", "schemas/household.schema.json")
 _CHUNK = 500  # commits read (objects, blobs, signatures) in one batch
-_PARSED_RECORDS = 4096  # parsed records kept by blob id (an edit's old version is usually among them)
+_PARSED_RECORDS = 1024  # parsed records kept by blob id (a miss costs a parse: the batch has read the blob)
+_VALID_RECORDS = 65536  # record versions known valid, for checking only what an edit changes
 
 
 class _Context:
@@ -105,8 +106,8 @@ class _Context:
         self.base = base  # range mode: every commit judged against the range's base
         self.allowed_root = allowed_root  # whole history: the one founding commit
         self._parsed: dict[tuple[str, str], Any] = {}  # governance files by blob id (few)
-        # records by blob id (or rev:path), least recent first: [parsed, the schema that found it valid]
-        self._records: OrderedDict[str, list[Any]] = OrderedDict()
+        self._records: OrderedDict[str, Any] = OrderedDict()  # parsed records by blob id (or rev:path), oldest first
+        self._valid: dict[str, HouseholdSchema] = {}  # record blob -> the schema that found it valid, oldest first
         self._batch: dict[str, bytes | None] = {}  # this batch's objects by id
         self.dates: dict[str, str] = {}  # commit -> committer date, for its children
         self.parents: dict[str, tuple[str, ...]] = {}
@@ -222,13 +223,14 @@ class _Context:
         found = self._records.get(blob)
         if found is None:
             data = self.read(blob)
-            parsed = None if data is None else _parse_or_error(lambda d: records.load_stored(d, path), data)
-            found = self._records[blob] = [parsed, None]
+            found = self._records[blob] = (
+                None if data is None else _parse_or_error(lambda d: records.load_stored(d, path), data)
+            )
             if len(self._records) > _PARSED_RECORDS:
                 self._records.popitem(last=False)
         else:
             self._records.move_to_end(blob)
-        return found[0] if isinstance(found[0], dict) else None
+        return found if isinstance(found, dict) else None
 
     def record_problems(self, schema: HouseholdSchema, change: gitio.Change, data: bytes) -> list[str]:
         """validate.check_record_text for a changed record, on the parse the record rules share.
@@ -241,11 +243,14 @@ class _Context:
         stored = self.stored(change.new_blob, change.path)
         if stored is None:
             return check_record_text(schema, change.path, data)  # its own words for what does not parse
-        before = self._records.get(change.old_blob) if change.status == "M" else None
-        valid_before = before[0] if before is not None and before[1] is schema else None
+        valid_before = None
+        if change.status == "M" and self._valid.get(change.old_blob) is schema:
+            valid_before = self.stored(change.old_blob, change.path)
         problems = check_stored_record(schema, change.path, stored, valid_before)
         if not problems:
-            self._records[change.new_blob][1] = schema
+            self._valid[change.new_blob] = schema
+            if len(self._valid) > _VALID_RECORDS:
+                del self._valid[next(iter(self._valid))]
         return problems
 
 
@@ -872,6 +877,7 @@ def _match_approvals(ctx: _Context, run: _Run) -> None:
                 run.approval_findings.append(Finding(approval.info.commit, approval.info.subject, "approval", problem))
             elif request is not None:
                 run.approved.add(name)
+                request.info = _bare_info(name)  # never shown as pending again: keep only who asks whom
     run.approvals.clear()
 
 
