@@ -570,47 +570,74 @@ def commits_for_verify(repo: Path, revs: list[str]) -> list[CommitInfo]:
     A merge's changes are its diff against its first parent (--diff-merges=first-parent):
     what it brings to the main line.
     """
-    fmt = "%x1e" + "%x1f".join(["%H", "%P", "%cI", "", "", "", "%s", "%(trailers:only,unfold)"]) + "%x1f"
-    proc = run(
-        repo,
-        "-c",
-        "core.quotePath=false",
-        "log",
-        "--reverse",
-        "--topo-order",
-        f"--format={fmt}",
-        "--raw",
-        "--no-abbrev",
-        "--no-renames",
-        "--diff-merges=first-parent",
-        *revs,
-        "--",
-    )
-    commits = []
-    for chunk in proc.stdout.decode("utf-8", "replace").split("\x1e"):
-        if not chunk.strip():
-            continue
-        commit, parents, date, status, fingerprint, principal, subject, trailer_text, raw = chunk.split("\x1f")
-        changes = []
-        for line in raw.splitlines():
-            if line.startswith(":") and "\t" in line:
-                meta, path = line.split("\t", 1)
-                parts = meta.split()
-                changes.append(Change(parts[4][0], parts[2], parts[3], path, parts[1]))
-        commits.append(
-            CommitInfo(
-                commit,
-                tuple(parents.split()),
-                date,
-                status,
-                fingerprint,
-                principal,
-                subject,
-                parse_trailers(trailer_text),
-                tuple(changes),
+    return list(iter_commits_for_verify(repo, revs))
+
+
+_VERIFY_LOG_FORMAT = "%x1e" + "%x1f".join(["%H", "%P", "%cI", "", "", "", "%s", "%(trailers:only,unfold)"]) + "%x1f"
+
+
+def iter_commits_for_verify(repo: Path, revs: list[str]) -> Iterator[CommitInfo]:
+    """commits_for_verify as a stream: one `git log` read as it prints, so a long history is never held whole."""
+    import tempfile
+
+    cmd = ["git", "-C", str(repo), "-c", "core.quotePath=false", "log", "--reverse", "--topo-order"]
+    cmd += [f"--format={_VERIFY_LOG_FORMAT}", "--raw", "--no-abbrev", "--no-renames", "--diff-merges=first-parent"]
+    cmd += [*revs, "--"]
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                env={**os.environ, **_BASE_ENV},
+                pass_fds=tuple(_INHERITED_FDS),
             )
-        )
-    return commits
+        except FileNotFoundError:
+            raise ArchiveError("git is not installed or not on PATH") from None
+        assert proc.stdout is not None
+        try:
+            pending = b""
+            while block := proc.stdout.read(1 << 20):
+                *whole, pending = (pending + block).split(b"\x1e")
+                for chunk in whole:
+                    if chunk.strip():
+                        yield _commit_for_verify(chunk.decode("utf-8", "replace"))
+            if pending.strip():
+                yield _commit_for_verify(pending.decode("utf-8", "replace"))
+            if proc.wait() != 0:
+                errors.seek(0)
+                raise ArchiveError(f"git log failed: {_first_line(errors.read())}")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.stdout.close()
+            proc.wait()
+
+
+def _commit_for_verify(chunk: str) -> CommitInfo:
+    commit, parents, date, status, fingerprint, principal, subject, trailer_text, raw = chunk.split("\x1f")
+    changes = []
+    for line in raw.splitlines():
+        if line.startswith(":") and "\t" in line:
+            meta, path = line.split("\t", 1)
+            parts = meta.split()
+            changes.append(Change(parts[4][0], parts[2], parts[3], path, parts[1]))
+    return CommitInfo(
+        commit,
+        tuple(parents.split()),
+        date,
+        status,
+        fingerprint,
+        principal,
+        subject,
+        parse_trailers(trailer_text),
+        tuple(changes),
+    )
+
+
+def count_commits(repo: Path, revs: list[str]) -> int:
+    """How many commits revs select (for a progress bar's total)."""
+    return int(out(repo, "rev-list", "--count", *revs, "--") or 0)
 
 
 def signature_verdicts(repo: Path, commits: list[str], allowed_signers: Path) -> dict[str, tuple[str, str, str]]:

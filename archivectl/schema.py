@@ -292,9 +292,41 @@ class HouseholdSchema:
         problems += _cross_checks(record)
         return sorted(set(problems))
 
-    def validate_stored(self, clear: Any) -> list[str]:
-        """Problems with the clear part of a record as stored in git."""
+    def validate_stored(self, clear: Any, valid_before: Any = None) -> list[str]:
+        """Problems with the clear part of a record as stored in git.
+
+        valid_before: an earlier version of the record in which this schema found no
+        problem (verify has just checked it). Then only the top-level fields that
+        differ from it are checked, with the required ones: the same answer, as long
+        as the schema judges each top-level field on its own (_fields_judged_alone).
+        """
+        if isinstance(clear, dict) and isinstance(valid_before, dict) and self._fields_judged_alone:
+            required = self._stored_required
+            clear = {
+                k: v for k, v in clear.items() if k in required or k not in valid_before or not same(v, valid_before[k])
+            }
         return error_messages(self.stored_validator, clear)
+
+    @functools.cached_property
+    def _stored_required(self) -> frozenset[str]:
+        return frozenset(self._stored_doc().get("required", []))
+
+    @functools.cached_property
+    def _fields_judged_alone(self) -> bool:
+        """True when the stored schema's top level only types the record and judges each field by itself.
+
+        Then a field's problems depend on its own value alone, and a record whose other
+        fields are unchanged from a valid version can have problems only in the changed ones
+        (or a required field gone, or an unknown one added: both changes too).
+        """
+        doc = self._stored_doc()
+        known = {"$schema", "$id", "$comment", "title", "description", "type", "required", "properties", "$defs"}
+        keywords = {k for k in doc if not k.startswith("x-")}
+        return (
+            doc.get("type") == "object"
+            and isinstance(doc.get("additionalProperties", True), bool | dict)
+            and keywords <= known | {"additionalProperties"}
+        )
 
     def split(self, record: dict) -> tuple[dict, dict, list[str]]:
         """(clear part, sealed part, sealed field names) of a record, by x-sensitive."""
@@ -364,6 +396,17 @@ class HouseholdSchema:
             "pattern": "^-----BEGIN AGE ENCRYPTED FILE-----\\n[A-Za-z0-9+/=\\n]+-----END AGE ENCRYPTED FILE-----\\n?$",
         }
         return doc
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal values of the same types all the way down (1, 1.0 and True are not the same to a schema)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _forbid_sensitive(node: Any, defs: dict) -> None:

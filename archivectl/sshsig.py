@@ -193,9 +193,7 @@ def check_commit_signature(
 
 def check_commits(repo: Path, commits: Sequence[str], allowed: Sequence[AllowedSigner]) -> dict[str, SignatureVerdict]:
     """Verdicts for many commits (full ids) of repo, their objects read through one `git cat-file --batch`."""
-    index = _SignerIndex(allowed)
-    object_format = gitio.out(repo, "rev-parse", "--show-object-format")
-    now = time.time()
+    checker = SignatureChecker(allowed, gitio.out(repo, "rev-parse", "--show-object-format"))
     verdicts: dict[str, SignatureVerdict] = {}
     missing = []
     with gitio.BlobReader(repo) as reader:
@@ -204,10 +202,23 @@ def check_commits(repo: Path, commits: Sequence[str], allowed: Sequence[AllowedS
             if raw is None:
                 missing.append(commit)
             else:
-                verdicts[commit] = _check(raw, index, object_format, now)
+                verdicts[commit] = checker.verdict(raw)
     if missing:
         raise ArchiveError(f"commit {missing[0]} is not in the repository")
     return verdicts
+
+
+class SignatureChecker:
+    """Git's verdicts on raw commit objects against one allowed-signers list, for callers that read the objects."""
+
+    def __init__(self, allowed: Sequence[AllowedSigner], object_format: str = "sha1", now: float | None = None):
+        self._index = _SignerIndex(allowed)
+        self._object_format = object_format
+        self._now = time.time() if now is None else now
+
+    def verdict(self, raw_commit: bytes) -> SignatureVerdict:
+        """What git's %G?, %GF and %GS say about this commit object."""
+        return _check(raw_commit, self._index, self._object_format, self._now)
 
 
 def _fingerprint(key_blob: bytes) -> str:
@@ -488,10 +499,16 @@ def _ed25519_verify(public_key: bytes, raw: bytes, message: bytes) -> bool:
     if s >= _ORDER:
         raw = raw[:32] + (s % _ORDER).to_bytes(32, "little")
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(raw, message)
+        key = _PUBLIC_KEYS.get(public_key)
+        if key is None:
+            key = _PUBLIC_KEYS[public_key] = Ed25519PublicKey.from_public_bytes(public_key)
+        key.verify(raw, message)
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+_PUBLIC_KEYS: dict[bytes, Ed25519PublicKey] = {}  # a signer's key, parsed once per process
 
 
 def _key_text(key_blob: bytes) -> str:

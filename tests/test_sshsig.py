@@ -420,3 +420,37 @@ def _armor(blob: bytes) -> bytes:
     text = base64.b64encode(blob)
     lines = [text[i : i + 70] for i in range(0, len(text), 70)]
     return b"-----BEGIN SSH SIGNATURE-----\n" + b"\n".join(lines) + b"\n-----END SSH SIGNATURE-----\n"
+
+
+def test_staff_yaml_allowed_signers_get_gits_verdicts(repo: Repo, keys: dict[str, Key], tmp_path: Path) -> None:
+    """verify checks each commit against staff.allowed_signers() of the staff.yaml it is judged by: same as git."""
+    from archivectl.staff import Staff, StaffMember, allowed_signers, deactivate
+
+    mgr, but, outsider = keys["mgr01"], keys["but01"], keys["outsider"]
+    left = T0 + 3600  # but01 departs an hour after T0
+    staff = Staff(
+        [
+            StaffMember("mgr01", "Manager", "manager", mgr.public),
+            deactivate(StaffMember("but01", "Butler", "butler", but.public, ("B03",)), time.strftime(
+                "%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(left)
+            )),
+        ]
+    )  # fmt: skip
+    commits = {
+        "manager": repo.commit(mgr, "edit\n", T0),
+        "butler while on staff": repo.commit(but, "reveal\n", left - 60),
+        "butler after leaving": repo.commit(but, "reveal\n", left + 60),
+        "unsigned": repo.commit(None, "hand edit\n", left + 120),
+        "foreign key": repo.commit(outsider, "not staff\n", left + 180),
+    }
+    commits["tampered"] = repo.write(repo.raw(commits["manager"]).replace(b"edit", b"edlt"))
+    signers = allowed_file(tmp_path, allowed_signers(staff))
+    expected = {
+        "manager": "G",
+        "butler while on staff": "G",
+        "butler after leaving": "U",  # the key's validity window from staff.yaml has closed
+        "unsigned": "N",
+        "foreign key": "U",
+        "tampered": "B",
+    }
+    assert_same_as_git(repo, commits, signers, expected)

@@ -353,3 +353,60 @@ def test_a_phone_number_in_a_commit_message_is_flagged(clone: Clone):  # P9
     assert OWNER_PHONE not in json.dumps(report)
     history = clone.world.cli("aud01", "--archive", str(clone.path), "history", f"HO-{_year()}-00001")
     assert history.exit_code == 0 and OWNER_PHONE not in history.stdout and "withheld" in history.stdout
+
+
+def test_an_edit_that_breaks_the_schema_after_valid_versions_is_flagged(clone: Clone):
+    """verify checks only the fields that changed since a version it found valid: a broken field is still found."""
+    edited = clone.cli("but01", "edit", f"HO-{_year()}-00001", "--set", "occupancy=rented", "-r", "let", "-a", "mgr01")
+    assert edited.exit_code == 0, edited
+    path = record_path(clone)
+    text = path.read_text()
+    floor = next(line for line in text.splitlines() if line.startswith("floor: "))
+    path.write_text(text.replace(floor, "floor: high") + "colour: red\n")
+    clone.git("add", "-A")
+    clone.commit_by_hand(
+        "but01",
+        f"edit\n\nAction: edit\nReason: r\nApproved-by: mgr01\nArchive-No: HO-{_year()}-00001\nActed-by: but01",
+    )
+    broken = head(clone)
+    whole = clone.world.cli("aud01", "--archive", str(clone.path), "verify", "--format", "json")
+    assert whole.exit_code == 1
+    found = {(f["commit"][:7], f["rule"], f["message"]) for f in json.loads(whole.stdout)["findings"]}
+    relpath = path.relative_to(clone.path)
+    assert (broken, "record", f"{relpath}: floor: must be of type integer") in found
+    assert (broken, "record", f"{relpath}: colour: unknown field") in found
+    code, report = clone.verify()  # the range: the version before it was not checked in this run
+    assert code == 1
+    assert ("record", f"{relpath}: floor: must be of type integer") in {
+        (f["rule"], f["message"]) for f in report["findings"]
+    }
+
+
+def test_validating_only_changed_fields_gives_the_full_answer(world: World):
+    """HouseholdSchema.validate_stored(record, valid_before): the same problems as validating everything."""
+    from archivectl import records
+    from archivectl.archive import Archive
+
+    number = world.add()
+    path = next(world.root.glob(f"households/*/*/{number}/record.yaml"))
+    valid = records.load_stored(path.read_bytes(), "record.yaml")
+    schema = Archive(world.root).household_schema
+    assert schema.validate_stored(valid) == []
+    changes = {
+        "floor a word": {"floor": "high"},
+        "floor a bool": {"floor": True},  # == 1 in Python, not an integer to JSON Schema
+        "floor a fraction": {"floor": valid["floor"] + 0.5},
+        "unknown field": {"colour": "red"},
+        "unknown field, null": {"colour": None},
+        "personal field in clear": {"notes": "called at 9"},
+        "nested date broken": {"renovation": {"started": "yesterday"}},
+        "category not in enum": {"category": "palace"},
+    }
+    for name, change in changes.items():
+        record = {**valid, **change}
+        full = schema.validate_stored(record)
+        assert full, name  # each change really breaks the record
+        assert schema.validate_stored(record, valid_before=valid) == full, name
+    for field in ("unit", "recipient"):  # a required field removed
+        record = {k: v for k, v in valid.items() if k != field}
+        assert schema.validate_stored(record, valid_before=valid) == schema.validate_stored(record) != [], field

@@ -79,7 +79,14 @@ def check_record_text(schema: HouseholdSchema, relpath: str, data: bytes) -> lis
         stored = records.load_stored(data, relpath)
     except UsageError as exc:
         return [str(exc).removeprefix(f"{relpath}: ")]
-    problems = schema.validate_stored(stored)
+    return check_stored_record(schema, relpath, stored)
+
+
+def check_stored_record(
+    schema: HouseholdSchema, relpath: str, stored: dict, valid_before: dict | None = None
+) -> list[str]:
+    """check_record_text for a record already parsed (valid_before: see HouseholdSchema.validate_stored)."""
+    problems = schema.validate_stored(stored, valid_before)
     parts = relpath.split("/")
     if len(parts) == 5 and parts[0] == "households":
         for field, expected in (("building", parts[1]), ("unit", parts[2]), ("archive_no", parts[3])):

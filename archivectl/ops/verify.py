@@ -16,18 +16,19 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tempfile
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from archivectl import clock, gitio, pii, policy, records, rules, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
-from archivectl.layout import ARCHIVE_NO
+from archivectl.layout import ARCHIVE_NO, HouseholdPath
 from archivectl.schema import HouseholdSchema, parse_json
 from archivectl.settings import Settings
-from archivectl.staff import Staff, StaffMember, fingerprint
+from archivectl.staff import Staff, StaffMember, allowed_signers, fingerprint
 
 SKEW = policy.CLOCK_SKEW
 ARMOR = re.compile(r"-----BEGIN AGE ENCRYPTED FILE-----.*?-----END AGE ENCRYPTED FILE-----", re.S)
@@ -71,22 +72,50 @@ class _Approval:
 
 @dataclass
 class _Run:
-    """What one verify run gathers across commits."""
+    """What one verify run gathers across commits.
+
+    Changes that need approval wait in `requests` until an approval names them;
+    an approval is matched as soon as it is read (what it approves comes before it).
+    """
 
     findings: list[Finding] = field(default_factory=list)
-    requests: list[_Request] = field(default_factory=list)
-    approvals: list[_Approval] = field(default_factory=list)
+    approval_findings: list[Finding] = field(default_factory=list)
+    requests: dict[str, _Request] = field(default_factory=dict)
+    approved: set[str] = field(default_factory=set)
+    approvers: set[str] = field(default_factory=set)  # who signed a valid-signer approval anywhere in the range
+    approvals: list[_Approval] = field(default_factory=list)  # read, not yet matched
+
+
+# Files whose version judges a commit (as they stand in its first parent): tracked by blob id per commit.
+_GOVERNANCE = ("staff.yaml", "archive.yaml", "schemas/household.schema.json")
+_CHUNK = 500  # commits read (objects, blobs, signatures) in one batch
+_PARSED_RECORDS = 1024  # parsed records kept by blob id (a miss costs a parse: the batch has read the blob)
+_VALID_RECORDS = 65536  # record versions known valid, for checking only what an edit changes
 
 
 class _Context:
-    """The repository, the governance state each commit is judged by, and parse caches."""
+    """The repository, the governance state each commit is judged by, and parse caches.
+
+    Commits are read in batches: their commit objects (for the signatures) and
+    every blob their checks read come through one pipelined `git cat-file`
+    request per batch. What is kept across batches is small per commit (parents,
+    date, the blob ids of the governance files), so a long history is never held whole.
+    """
 
     def __init__(self, archive: Archive, blobs: gitio.BlobReader, base: str | None, allowed_root: str | None):
         self.archive = archive
         self.blobs = blobs
         self.base = base  # range mode: every commit judged against the range's base
         self.allowed_root = allowed_root  # whole history: the one founding commit
-        self._parsed: dict[tuple[str, bytes], Any] = {}
+        self._parsed: dict[tuple[str, str], Any] = {}  # governance files by blob id (few)
+        self._records: OrderedDict[str, Any] = OrderedDict()  # parsed records by blob id (or rev:path), oldest first
+        self._valid: dict[str, HouseholdSchema] = {}  # record blob -> the schema that found it valid, oldest first
+        self._batch: dict[str, bytes | None] = {}  # this batch's objects by id
+        self.dates: dict[str, str] = {}  # commit -> committer date, for its children
+        self.parents: dict[str, tuple[str, ...]] = {}
+        self._governance: dict[str, tuple[str | None, ...]] = {}  # commit -> blob ids of _GOVERNANCE there
+        self._signers: dict[str, tuple[Any, str]] = {}  # staff.yaml version -> (signature checker, allowed signers)
+        self.object_format = gitio.out(archive.root, "rev-parse", "--show-object-format")
 
     def judged_by(self, info: gitio.CommitInfo) -> str:
         """The commit whose staff.yaml, archive.yaml and schemas/ judge info."""
@@ -94,37 +123,144 @@ class _Context:
             return self.base
         return info.parents[0] if info.parents else info.commit
 
-    def _load(self, kind: str, spec: str, parse: Callable[[bytes], Any]) -> Any:
-        data = self.blobs.read(spec)
-        if data is None:
-            return None
-        key = (kind, data)
-        if key not in self._parsed:
-            try:
-                self._parsed[key] = parse(data)
-            except (UsageError, ValueError, RecursionError) as exc:
-                self._parsed[key] = exc
-        return self._parsed[key]
+    # -- reading
+
+    def fetch(self, infos: list[gitio.CommitInfo]) -> None:
+        """Read one batch: each commit's object (for its signature) and the blobs its checks read."""
+        wanted = [i.commit for i in infos]
+        for info in infos:
+            for change in info.changes:
+                kind = rules.classify(change.path)
+                if change.status != "D" and not change.path.endswith(".age"):
+                    wanted.append(change.new_blob)
+                if change.status != "A" and kind is not None and kind.kind in ("record", "register", "numbers"):
+                    wanted.append(change.old_blob)
+        wanted = list(dict.fromkeys(wanted))
+        self._batch = dict(zip(wanted, self.blobs.read_many(wanted), strict=True))
+
+    def signed(self, info: gitio.CommitInfo) -> gitio.CommitInfo:
+        """info with git's verdict on its signature (%G?, %GF, %GS) against the staff.yaml it is judged by.
+
+        The allowed signers are what staff.allowed_signers makes of that staff.yaml
+        (namespace git; a departed member's key valid before their departure), checked
+        in process by archivectl/sshsig.py, which reproduces git's verdicts exactly;
+        what it cannot reproduce ('E') is asked of git itself.
+        """
+        from archivectl import sshsig
+
+        raw = self._batch.pop(info.commit, None)
+        if raw is None:
+            raise ArchiveError(f"commit {info.commit} is not in the repository")
+        judge = self.judged_by(info)
+        key = self._at(judge, "staff.yaml")[0]
+        if key not in self._signers:
+            staff = self.staff_at(judge)
+            text = allowed_signers(staff) if isinstance(staff, Staff) else ""
+            checker = sshsig.SignatureChecker(sshsig.parse_allowed_signers(text), self.object_format)
+            self._signers[key] = (checker, text)
+        checker, text = self._signers[key]
+        verdict = checker.verdict(raw)
+        found = (verdict.status, verdict.fingerprint or "", verdict.principal or "")
+        if verdict.status == sshsig.CANNOT_CHECK:
+            with tempfile.TemporaryDirectory(prefix="archivectl-verify-") as tmp:
+                signers = Path(tmp) / "allowed_signers"
+                signers.write_text(text)
+                found = gitio.signature_verdicts(self.archive.root, [info.commit], signers)[info.commit]
+        return gitio.CommitInfo(
+            info.commit, info.parents, info.committer_date, *found, info.subject, info.trailers, info.changes
+        )
+
+    def read(self, blob: str) -> bytes | None:
+        """A blob of this batch (or any object, asked of git)."""
+        if blob in self._batch:
+            return self._batch[blob]
+        return self.blobs.read(blob)
+
+    def remember(self, info: gitio.CommitInfo) -> None:
+        """Keep what later commits need of this one: its date, parents and governance files."""
+        self.dates[info.commit] = info.committer_date
+        self.parents[info.commit] = info.parents
+        before = self._governance.get(info.parents[0]) if info.parents else (None,) * len(_GOVERNANCE)
+        if before is None:
+            return  # its first parent is outside the range: read by path (_at)
+        after = list(before)
+        for change in info.changes:
+            if change.path in _GOVERNANCE:
+                after[_GOVERNANCE.index(change.path)] = None if change.status == "D" else change.new_blob
+        self._governance[info.commit] = before if after == list(before) else tuple(after)
+
+    def _at(self, commit: str, path: str) -> tuple[str, str]:
+        """(cache key, spec to read) for a governance file as it stands in commit."""
+        known = self._governance.get(commit)
+        if known is not None:
+            blob = known[_GOVERNANCE.index(path)]
+            return (blob or "-", blob or "")
+        return (f"{commit}:{path}", f"{commit}:{path}")
+
+    def _load(self, kind: str, commit: str, path: str, parse: Callable[[bytes], Any]) -> Any:
+        key, spec = self._at(commit, path)
+        if (kind, key) not in self._parsed:
+            data = self.read(spec) if spec else None
+            self._parsed[(kind, key)] = None if data is None else _parse_or_error(parse, data)
+        return self._parsed[(kind, key)]
 
     def staff_at(self, commit: str) -> Staff | Exception | None:
-        return self._load("staff", f"{commit}:staff.yaml", lambda d: Staff.from_yaml(yamlio.loads(d), "staff.yaml"))
+        return self._load("staff", commit, "staff.yaml", lambda d: Staff.from_yaml(yamlio.loads(d), "staff.yaml"))
 
     def settings_at(self, commit: str) -> Settings:
-        found = self._load("settings", f"{commit}:archive.yaml", lambda d: Settings.from_yaml(yamlio.loads(d)))
+        found = self._load("settings", commit, "archive.yaml", lambda d: Settings.from_yaml(yamlio.loads(d)))
         return found if isinstance(found, Settings) else Settings(name="?")
 
     def schema_at(self, commit: str) -> HouseholdSchema | None:
         found = self._load(
             "schema",
-            f"{commit}:schemas/household.schema.json",
+            commit,
+            "schemas/household.schema.json",
             lambda d: HouseholdSchema(parse_json(d, "schemas/household.schema.json")),
         )
         return found if isinstance(found, HouseholdSchema) else None
 
     def stored(self, blob: str, path: str) -> dict | None:
-        """A stored record from a blob id, or None if it does not parse."""
-        found = self._load("record", blob, lambda d: records.load_stored(d, path))
+        """A stored record from a blob id (or rev:path), or None if it does not parse."""
+        found = self._records.get(blob)
+        if found is None:
+            data = self.read(blob)
+            found = self._records[blob] = (
+                None if data is None else _parse_or_error(lambda d: records.load_stored(d, path), data)
+            )
+            if len(self._records) > _PARSED_RECORDS:
+                self._records.popitem(last=False)
+        else:
+            self._records.move_to_end(blob)
         return found if isinstance(found, dict) else None
+
+    def record_problems(self, schema: HouseholdSchema, change: gitio.Change, data: bytes) -> list[str]:
+        """validate.check_record_text for a changed record, on the parse the record rules share.
+
+        When the version it replaces was found valid under the same schema in this run,
+        the schema checks only the fields that changed (HouseholdSchema.validate_stored).
+        """
+        from archivectl.ops.validate import check_record_text, check_stored_record
+
+        stored = self.stored(change.new_blob, change.path)
+        if stored is None:
+            return check_record_text(schema, change.path, data)  # its own words for what does not parse
+        valid_before = None
+        if change.status == "M" and self._valid.get(change.old_blob) is schema:
+            valid_before = self.stored(change.old_blob, change.path)
+        problems = check_stored_record(schema, change.path, stored, valid_before)
+        if not problems:
+            self._valid[change.new_blob] = schema
+            if len(self._valid) > _VALID_RECORDS:
+                del self._valid[next(iter(self._valid))]
+        return problems
+
+
+def _parse_or_error(parse: Callable[[bytes], Any], data: bytes) -> Any:
+    try:
+        return parse(data)
+    except (UsageError, ValueError, RecursionError) as exc:
+        return exc
 
 
 # ---------------------------------------------------------------------- entry points
@@ -144,35 +280,57 @@ def verify(
     keystore: for the whole history, also compare the keystore with the households.
     """
     revs, base, tip = _revs(archive, range_spec)
-    commits = _with_signatures(archive, gitio.commits_for_verify(archive.root, revs))
     allowed_root = None if base or (range_spec and ".." in range_spec) else _founding_commit(archive, tip)
     run = _Run()
     now = clock.now()
-    dates = {c.commit: c.committer_date for c in commits}
+    total = gitio.count_commits(archive.root, revs) if progress else 0
+    tip_id = gitio.rev_parse(archive.root, tip)
+    kept: list[gitio.CommitInfo] = []  # merges and the tip: _check_numbers looks at their trees
+    count = 0
     with gitio.BlobReader(archive.root) as blobs:
         ctx = _Context(archive, blobs, base, allowed_root)
-        for i, info in enumerate(commits):
-            check_commit(ctx, info, dates, now, run)
-            if progress:
-                progress(i + 1, len(commits))
-        pending = _match_approvals(ctx, commits, run)
-        _check_numbers(ctx, commits, tip, run)
+        for batch in _batches(gitio.iter_commits_for_verify(archive.root, revs), _CHUNK):
+            ctx.fetch(batch)
+            for info in batch:
+                ctx.remember(info)
+                info = ctx.signed(info)
+                check_commit(ctx, info, ctx.dates, now, run)
+                _match_approvals(ctx, run)
+                if len(info.parents) > 1 or info.commit == tip_id:
+                    kept.append(_without_changes(info))
+                count += 1
+                if progress:
+                    progress(count, total)
+        _check_numbers(ctx, kept, tip_id, run)
+    run.findings += run.approval_findings
+    pending = [r for r in run.requests.values() if r.info.commit not in run.approved]
     if allow_pending:
         waiting = pending
     else:
         waiting = []
         run.findings += [
-            Finding(r.info.commit, r.info.subject, "approval", _awaiting(r, run.approvals)) for r in pending
+            Finding(r.info.commit, r.info.subject, "approval", _awaiting(r, run.approvers)) for r in pending
         ]
     if keystore and range_spec is None and not archive.bare:
         run.findings += keystore_findings(archive)
     return {
         "range": range_spec or "HEAD",
-        "commits": len(commits),
+        "commits": count,
         "ok": not run.findings,
         "findings": [{**asdict(f), "subject": pii.shown(f.subject)} for f in run.findings],
         "pending": [_pending_row(r) for r in waiting],
     }
+
+
+def _batches(commits: Iterator[gitio.CommitInfo], size: int) -> Iterator[list[gitio.CommitInfo]]:
+    batch: list[gitio.CommitInfo] = []
+    for info in commits:
+        batch.append(info)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def pending(archive: Archive, range_spec: str | None) -> list[dict[str, Any]]:
@@ -214,49 +372,6 @@ def _revs(archive: Archive, range_spec: str | None) -> tuple[list[str], str | No
 def _founding_commit(archive: Archive, tip: str) -> str | None:
     line = gitio.first_parent_line(archive.root, tip)
     return line[-1] if line else None
-
-
-def _with_signatures(archive: Archive, commits: list[gitio.CommitInfo]) -> list[gitio.CommitInfo]:
-    """Each commit with git's verdict on its signature against every key staff.yaml ever listed.
-
-    Checked in process (archivectl/sshsig.py reproduces `git log --format=%G?%GF%GS`
-    exactly, ~50x faster); what it cannot reproduce ('E') is asked of git itself.
-    Which of those keys was entitled is decided later, from the staff a commit is judged by.
-    """
-    from archivectl import sshsig
-
-    listed = _union_signers(archive)
-    verdicts = {
-        c: (v.status, v.fingerprint or "", v.principal or "")
-        for c, v in sshsig.check_commits(
-            archive.root, [c.commit for c in commits], sshsig.parse_allowed_signers(listed)
-        ).items()
-    }
-    ask_git = [c for c, v in verdicts.items() if v[0] == sshsig.CANNOT_CHECK]
-    if ask_git:
-        with tempfile.TemporaryDirectory(prefix="archivectl-verify-") as tmp:
-            signers = Path(tmp) / "allowed_signers"
-            signers.write_text(listed)
-            verdicts.update(gitio.signature_verdicts(archive.root, ask_git, signers))
-    return [
-        replace(c, signature=verdicts[c.commit][0], fingerprint=verdicts[c.commit][1], principal=verdicts[c.commit][2])
-        for c in commits
-    ]
-
-
-def _union_signers(archive: Archive) -> str:
-    """Every key any staff.yaml version listed, so one git log can check every signature."""
-    lines = {}
-    with gitio.BlobReader(archive.root) as blobs:
-        for spec in gitio.staff_blobs_ever(archive.root):
-            data = blobs.read(spec)
-            try:
-                staff = Staff.from_yaml(yamlio.loads(data or b""), "staff.yaml")
-            except (UsageError, RecursionError):
-                continue
-            for m in staff.members:
-                lines.setdefault(m.key_id, f'{m.id} namespaces="git" {m.key_id}')
-    return "\n".join(lines.values()) + "\n"
 
 
 # ---------------------------------------------------------------------- one commit
@@ -326,7 +441,7 @@ def check_commit(ctx: _Context, info: gitio.CommitInfo, dates: dict[str, str], n
     assert approver is not None
     if settings.version < 2:
         return  # version 1 archives took the typed Approved-by as the approval (rules.legacy_action)
-    run.requests.append(_Request(info, rule.name, member, approver, roles, settings.rules))
+    run.requests[info.commit] = _Request(_without_changes(info), rule.name, member, approver, roles, settings.rules)
 
 
 def _merge_problems(ctx: _Context, info: gitio.CommitInfo) -> list[str] | None:
@@ -434,11 +549,11 @@ def _check_trailers(info: gitio.CommitInfo, member: StaffMember | None, flag: Ca
 def _check_founding(
     info: gitio.CommitInfo, member: StaffMember | None, action: str | None, flag: Callable[[str, str], None]
 ) -> None:
-    """The founding commit: an init, signed and approved by a gm of its own staff.yaml."""
+    """The founding commit: an init, signed and approved by its founder (policy.founder_problem) of its staff.yaml."""
     if action != "init":
         flag("action", "the founding commit must be an init")
-    if member is not None and (member.role != "gm" or info.trailer("Approved-by") != member.id):
-        flag("approver", "the founding commit must be signed and approved by a gm")
+    if member is not None and (policy.founder_problem(member) or info.trailer("Approved-by") != member.id):
+        flag("approver", f"the founding commit must be signed and approved by an active {policy.FOUNDER_ROLE}")
 
 
 def _check_dates(
@@ -486,18 +601,16 @@ def _check_changes(
             _flag_not_allowed(rule, kind, change, flag)
         if change.status == "D" or path.endswith(".age"):
             continue
-        new = ctx.blobs.read(change.new_blob) or b""
+        new = ctx.read(change.new_blob) or b""
         _check_personal_data(path, new, flag)
         if kind.kind == "register" and kind.register:
             if kind.event_action:
                 entries.setdefault(kind.register, []).extend(_event_entry(path, kind, change, new, flag))
             else:
-                old = ctx.blobs.read(change.old_blob) or b"" if change.status == "M" else b""
+                old = ctx.read(change.old_blob) or b"" if change.status == "M" else b""
                 entries.setdefault(kind.register, []).extend(_new_entries(path, old, new, flag))
         if kind.kind == "record" and schema is not None:
-            from archivectl.ops.validate import check_record_text
-
-            for problem in check_record_text(schema, path, new):
+            for problem in ctx.record_problems(schema, change, new):
                 flag("record", f"{path}: {problem}")
     missing = sorted(set(households) - named)
     if missing:
@@ -640,7 +753,7 @@ def _check_household(
     new = ctx.stored(record.new_blob, record.path) if record.status != "D" else None
     if (record.status != "A" and old is None) or (record.status != "D" and new is None):
         return  # unreadable: flagged as an invalid record
-    home = record.path.removesuffix("record.yaml")
+    home = HouseholdPath.of(record.path).dir + "/"
     status = "M" if rule.record == "rotate" else "A"  # a rotation re-encrypts, everything else adds
     added = {c.path.removeprefix(home) for c in changed.get("attachment", []) if c.status == status}
     problem = rules.record_change_problem(rule.record or "", old, new, info.trailer("Approved-by"), added)
@@ -690,7 +803,7 @@ def _check_purge(
         flag("purge", f"{number}: {verdict.problem}")
     elif not verdict.eligible:
         flag("purge", f"{number}: purged {verdict.days_left} days before its {days}-day retention ended (P13)")
-    left = [p for p in gitio.tree_paths(ctx.archive.root, info.commit, record.path.removesuffix("record.yaml"))]
+    left = gitio.tree_paths(ctx.archive.root, info.commit, HouseholdPath.of(record.path).dir + "/")
     if left:
         flag("purge", f"{number}: a purge removes the whole household; {len(left)} files remain")
 
@@ -723,7 +836,7 @@ def _check_new_numbers(
 
 
 def _serials(ctx: _Context, blob: str) -> dict[str, int]:
-    data = ctx.blobs.read(blob)
+    data = ctx.read(blob)
     try:
         parsed = yamlio.loads(data or b"", "registers/numbers.yaml") or {}
         return {str(k): int(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
@@ -742,21 +855,20 @@ def _check_personal_data(path: str, data: bytes, flag: Callable[[str, str], None
 # ---------------------------------------------------------------------- across commits
 
 
-def _match_approvals(ctx: _Context, commits: list[gitio.CommitInfo], run: _Run) -> list[_Request]:
-    """Pair each change that needs approval with a valid signed approval after it; return those still waiting."""
-    parents = {c.commit: c.parents for c in commits}
-    by_id = {r.info.commit: r for r in run.requests}
-    approved: set[str] = set()
+def _match_approvals(ctx: _Context, run: _Run) -> None:
+    """Pair each approval just read with the changes it names (all before it); a valid pairing approves them."""
     for approval in run.approvals:
-        reachable = _ancestors(ctx, parents, approval.info.commit, set(approval.names))
+        if approval.signer is not None:
+            run.approvers.add(approval.signer.id)
+        reachable = _ancestors(ctx, ctx.parents, approval.info.commit, set(approval.names))
         for name in approval.names:
             problem = None
+            request = run.requests.get(name)
             if name not in reachable:
                 problem = f"approves {name[:12]}, which is not in its history"
             elif approval.signer is None:
                 problem = "signed by someone who may not approve"
-            elif name in by_id:
-                request = by_id[name]
+            elif request is not None:
                 if approval.signer.id != request.approver:
                     problem = f"approves {name[:12]}, which asks {request.approver}, not {approval.signer.id}"
                 else:
@@ -764,10 +876,11 @@ def _match_approvals(ctx: _Context, commits: list[gitio.CommitInfo], run: _Run) 
                         request.actor, approval.signer.id, approval.staff, request.rules, request.roles
                     )
             if problem:
-                run.findings.append(Finding(approval.info.commit, approval.info.subject, "approval", problem))
-            elif name in by_id:
-                approved.add(name)
-    return [r for r in run.requests if r.info.commit not in approved]
+                run.approval_findings.append(Finding(approval.info.commit, approval.info.subject, "approval", problem))
+            elif request is not None:
+                run.approved.add(name)
+                request.info = _bare_info(name)  # never shown as pending again: keep only who asks whom
+    run.approvals.clear()
 
 
 def _ancestors(ctx: _Context, parents: dict[str, tuple[str, ...]], start: str, wanted: set[str]) -> set[str]:
@@ -787,19 +900,20 @@ def _ancestors(ctx: _Context, parents: dict[str, tuple[str, ...]], start: str, w
     return found
 
 
-def _awaiting(request: _Request, approvals: list[_Approval]) -> str:
-    later = [a for a in approvals if a.signer is not None and a.signer.id == request.approver]
-    if later:
+def _awaiting(request: _Request, approvers: set[str]) -> str:
+    if request.approver in approvers:
         return f"awaiting approval by {request.approver} (made after, or not named by, their approval)"
     return f"awaiting approval by {request.approver}"
 
 
-def _check_numbers(ctx: _Context, commits: list[gitio.CommitInfo], tip: str, run: _Run) -> None:
-    """P3: no two households share an archive number, in the tip and wherever branches merged."""
-    checked = [c for c in commits if len(c.parents) > 1]
-    tip_id = gitio.rev_parse(ctx.archive.root, tip)
+def _check_numbers(ctx: _Context, kept: list[gitio.CommitInfo], tip_id: str | None, run: _Run) -> None:
+    """P3: no two households share an archive number, in the tip and wherever branches merged.
+
+    kept: the range's merges and its tip, as read.
+    """
+    checked = [c for c in kept if len(c.parents) > 1]
     if tip_id and not any(c.commit == tip_id for c in checked):
-        checked.append(next((c for c in commits if c.commit == tip_id), None) or _bare_info(tip_id))
+        checked.append(next((c for c in kept if c.commit == tip_id), None) or _bare_info(tip_id))
     for info in checked:
         seen: dict[str, str] = {}
         for path in gitio.tree_paths(ctx.archive.root, info.commit, "households"):
@@ -816,6 +930,14 @@ def _check_numbers(ctx: _Context, commits: list[gitio.CommitInfo], tip: str, run
                     )
                 )
             seen[kind.archive_no] = path
+
+
+def _without_changes(info: gitio.CommitInfo) -> gitio.CommitInfo:
+    """What is kept of a commit after it was checked (not what it changed)."""
+    return gitio.CommitInfo(
+        info.commit, info.parents, info.committer_date, info.signature, info.fingerprint, info.principal,
+        info.subject, info.trailers, (),
+    )  # fmt: skip
 
 
 def _bare_info(commit: str) -> gitio.CommitInfo:
