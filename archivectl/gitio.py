@@ -638,3 +638,40 @@ def _fast_import_path(path: str) -> bytes:
         escaped = raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"\n", b"\\n")
         return b'"' + escaped + b'"'
     return raw
+
+
+def index_tree(repo: Path, prefix: str) -> str | None:
+    """The id of the tree prefix/ as the index holds it (what `git ls-files` lists there), or None.
+
+    `git write-tree --prefix` on a private copy of the index: the index itself is
+    never locked (a writer holding index.lock is not disturbed by a report, nor a
+    report by it), and subtrees the index's cache-tree already knows cost nothing.
+    Trees it has to build go to the object store, as any write-tree's do. None when
+    nothing is under prefix, the index holds a conflict, or the copy cannot be made.
+    """
+    import shutil
+    import tempfile
+
+    try:
+        source = git_dir(repo) / "index"
+        with tempfile.TemporaryDirectory(prefix="archivectl-index-", dir=source.parent) as scratch:
+            copy = Path(scratch) / "index"
+            shutil.copyfile(source, copy)
+            proc = run(repo, "write-tree", f"--prefix={prefix}/", env={"GIT_INDEX_FILE": str(copy)}, check=False)
+    except (OSError, ArchiveError):
+        return None
+    tree = proc.stdout.decode().strip()
+    return tree if proc.returncode == 0 and len(tree) >= 40 else None
+
+
+def tree_entries(repo: Path, tree: str, recursive: bool = False) -> list[tuple[str, str, str]]:
+    """(type, object id, path) of a tree's entries: one level, or every file below it with recursive."""
+    args = ["ls-tree", "-z", *(["-r"] if recursive else []), tree]
+    text = run(repo, *args).stdout.decode("utf-8")
+    rows = []
+    for entry in text.split("\0"):
+        if entry:
+            meta, path = entry.split("\t", 1)
+            _, kind, oid = meta.split()
+            rows.append((kind, oid, path))
+    return rows

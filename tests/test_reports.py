@@ -232,17 +232,20 @@ def test_catalog_by_building_and_floor_for_moved_out(world: World):  # P18
 def test_a_second_run_reuses_parsed_records_until_a_record_changes(world: World):
     number = world.add()
     world.ok("aud01", "report", "completeness", "--format", "json")
-    cache_file = world.root / ".git/archivectl/cache/summaries-v1.json"
+    cache_dir = world.root / ".git/archivectl/cache/reports-v2"
+    [cache_file] = cache_dir.glob("b-*.json")  # the one building's facts, keyed by its subtree
     cache = json.loads(cache_file.read_text())
-    [blob] = list(cache)
-    cache[blob]["occupancy"] = "from-the-cache"
+    [row] = cache["rows"]
+    row[2]["occupancy"] = "from-the-cache"
     cache_file.write_text(json.dumps(cache))
+    (cache_dir / "completeness.json").unlink()  # the report itself, keyed by the whole households tree
     row = json.loads(world.ok("aud01", "report", "completeness", "--format", "json"))["households"][0]
-    assert row["occupancy"] == "from-the-cache"  # not parsed again: the blob id is unchanged
+    assert row["occupancy"] == "from-the-cache"  # not parsed again: the building's tree is unchanged
     world.ok("but01", "edit", number, "--set", "occupancy=rented", "-r", "let", "-a", "mgr01")
     row = json.loads(world.ok("aud01", "report", "completeness", "--format", "json"))["households"][0]
     assert row["occupancy"] == "rented"
-    assert SECRETS[0] not in cache_file.read_text()
+    for cached in cache_dir.iterdir():
+        assert SECRETS[0] not in cached.read_text()
 
 
 DOC_TYPES = [*HANDED_OVER_DOCS, "lease-copy", "tenant-id-copy", "other"]

@@ -1,14 +1,27 @@
-"""The clear facts of every household, read once and cached by git blob id.
+"""The clear facts of every household, read once and cached by git tree and blob id.
 
-A run where nothing changed parses nothing: the cache maps each record's blob id
-(from `git ls-files -s`) to the few clear fields reports use.
+What reports read is the index's `households/` tree (the records `git ls-files`
+lists). Its id names everything a report sees, so:
+- a report's result is kept under that id (`cached_result`): a run where nothing
+  changed reads no record and lists no file;
+- the facts of each building are kept under the id of the building's subtree
+  (one file per building): when one household changed, only its building is
+  listed again and only its record parsed again (facts of unchanged blobs are
+  reused from the building's previous file).
+A cache file is used only when the tree id it names is the one being read; one
+that cannot be read means reading again, never a wrong answer. Caches hold clear
+facts only: the sealed block is never parsed, let alone kept.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
+import hashlib
 import json
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +29,12 @@ from archivectl import gitio, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 FIELDS = ("archive_no", "building", "floor", "unit", "category", "occupancy", "status", "last_reviewed")
+ROOT = "households"
+RECORD_PATTERN = "households/*/*/*/record.yaml"  # as Archive.record_paths (git's glob: * crosses /)
+PARALLEL_FROM = 2000  # records to parse before a second process pays for itself
+LIST_ALL_FROM = 4  # changed buildings from which one listing of the whole tree is cheaper
 
 
 def summarise(stored: Any) -> dict[str, Any]:
@@ -45,6 +62,42 @@ def summarise(stored: Any) -> dict[str, Any]:
     return facts
 
 
+# The sealed block as records.to_stored writes it: the last key, an armored age file in a literal block.
+_SEALED_TAIL = re.compile(rb"sealed: \|[-+]?\n(?:  [A-Za-z0-9+/=-][A-Za-z0-9+/= -]*\n)+\Z")
+_NOT_ONE_MAPPING = re.compile(rb"^(?:---|\.\.\.|%)", re.M)  # document markers, directives
+
+
+def clear_part(data: bytes) -> bytes | None:
+    """The record's text before its sealed block, when cutting there cannot change what the rest parses to.
+
+    The block is one literal scalar of armor characters at the end, after a key
+    at column 0 of a mapping that starts at column 0, with no document marker or
+    directive before it: the text before it then parses to the same mapping less
+    `sealed` (the caller checks `sealed` is not in it). Anything else: None, and
+    the whole text is parsed as ever.
+    """
+    at = data.rfind(b"\nsealed: ")
+    if at < 0 or len(data) > yamlio.MAX_YAML_BYTES or not data[:1].isalpha():
+        return None
+    head = data[: at + 1]
+    if not _SEALED_TAIL.match(data, at + 1) or _NOT_ONE_MAPPING.search(head):
+        return None
+    return head
+
+
+def facts_of(data: bytes, source: str) -> dict[str, Any]:
+    """summarise() of one record file's content; {"invalid": True} for what the strict loader refuses."""
+    try:
+        head = clear_part(data)
+        if head is not None:
+            stored = yamlio.loads(head, source=source)
+            if isinstance(stored, dict) and "sealed" not in stored:
+                return summarise(stored)
+        return summarise(yamlio.loads(data, source=source))
+    except UsageError:
+        return {"invalid": True}
+
+
 def place_key(row: dict[str, Any]) -> tuple[str, int, str, str]:
     """Sort order of catalogues (P18): building, floor, unit, archive number (odd values sort first)."""
     floor = row.get("floor")
@@ -56,47 +109,193 @@ def place_key(row: dict[str, Any]) -> tuple[str, int, str, str]:
     )
 
 
+# ------------------------------------------------------------------ reading
+
+
+def households_tree(archive: Archive) -> str | None:
+    """The id of the index's households/ tree (what reports read), or None when it cannot be had.
+
+    Asked again at every use, never remembered: a command may write between two reports.
+    """
+    return gitio.index_tree(archive.root, ROOT)
+
+
 def households(archive: Archive, progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
-    """Facts of every household in the index, from cache where the blob is unchanged."""
-    entries = archive.record_paths()
-    cache_file = archive.git_dir / "archivectl" / "cache" / f"summaries-v{CACHE_VERSION}.json"
-    cache = _load_cache(cache_file)
-    missing = [(blob, path) for blob, path in entries if blob not in cache]
-    if missing:
-        with gitio.BlobReader(archive.root) as reader:
-            contents = reader.read_many([blob for blob, _ in missing])
-            for i, ((blob, path), data) in enumerate(zip(missing, contents, strict=True)):
-                data = data or b""
-                try:
-                    cache[blob] = summarise(yamlio.loads(data, source=path))
-                except UsageError:
-                    cache[blob] = {"invalid": True}
-                if progress and (i % 500 == 0 or i + 1 == len(missing)):
-                    progress(i + 1, len(missing))
-        live = {blob for blob, _ in entries}
-        _save_cache(cache_file, {b: f for b, f in cache.items() if b in live})
-    rows = []
-    for blob, path in entries:
-        facts = dict(cache[blob])
-        facts["path"] = path
-        rows.append(facts)
-    return rows
+    """Facts of every household in the index, from cache where its building (or its blob) is unchanged."""
+    tree = households_tree(archive)
+    if tree is None:  # nothing under households/, a conflict in the index, or no copy of it: read it all
+        entries = archive.record_paths()
+        return [
+            {**facts, "path": path}
+            for (_, path), facts in zip(entries, _parse(archive, entries, progress), strict=True)
+        ]
+    cache = _cache_dir(archive)
+    rows_by_building: dict[str, list[list[Any]]] = {}
+    stale: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {}  # building -> (subtree, blob -> facts kept)
+    for kind, subtree, name in gitio.tree_entries(archive.root, tree):
+        if kind != "tree":
+            continue
+        stored = _read_json(cache / _building_file(name))
+        if isinstance(stored, dict) and stored.get("name") == name and stored.get("tree") == subtree:
+            rows_by_building[name] = stored["rows"]
+        else:
+            old = stored.get("rows") if isinstance(stored, dict) and stored.get("name") == name else None
+            stale[name] = (subtree, _reusable(old))
+    if stale:
+        listed = _list(archive, tree, stale)
+        todo = [(blob, path) for name in stale for blob, path in listed.get(name, []) if blob not in stale[name][1]]
+        parsed = dict(zip([blob for blob, _ in todo], _parse(archive, todo, progress), strict=True))
+        for name, (subtree, kept) in stale.items():
+            rows = [[path, blob, kept.get(blob) or parsed[blob]] for blob, path in listed.get(name, [])]
+            rows_by_building[name] = rows
+            _write_json(cache / _building_file(name), {"name": name, "tree": subtree, "rows": rows})
+    out = []
+    for name in sorted(rows_by_building, key=lambda n: (n + "/").encode("utf-8", "surrogateescape")):  # ls-files order
+        for path, _, facts in rows_by_building[name]:
+            out.append({**facts, "path": path})
+    return out
 
 
-def _load_cache(path: Path) -> dict[str, Any]:
+def _list(archive: Archive, tree: str, stale: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    """building -> [(blob, path)] of its record files, for the buildings in stale."""
+    if len(stale) >= LIST_ALL_FROM:
+        found = gitio.tree_entries(archive.root, tree, recursive=True)
+    else:
+        found = []
+        for name, (subtree, _) in stale.items():
+            found += [(k, oid, f"{name}/{p}") for k, oid, p in gitio.tree_entries(archive.root, subtree, True)]
+    listed: dict[str, list[tuple[str, str]]] = {}
+    for kind, oid, rel in found:
+        path = f"{ROOT}/{rel}"
+        name = rel.split("/", 1)[0]
+        if kind == "blob" and name in stale and fnmatch.fnmatchcase(path, RECORD_PATTERN):
+            listed.setdefault(name, []).append((oid, path))
+    return listed
+
+
+def _reusable(rows: Any) -> dict[str, dict[str, Any]]:
+    """blob -> facts from a building's previous cache file (facts depend on the blob alone)."""
+    kept: dict[str, dict[str, Any]] = {}
+    if isinstance(rows, list):
+        for row in rows:
+            if isinstance(row, list) and len(row) == 3 and isinstance(row[1], str) and isinstance(row[2], dict):
+                kept[row[1]] = row[2]
+    return kept
+
+
+def _parse(
+    archive: Archive, entries: list[tuple[str, str]], progress: Callable[[int, int], None] | None
+) -> list[dict[str, Any]]:
+    """Facts of each (blob, path), in order: blobs read through one cat-file, parsed on every core for many."""
+    if not entries:
+        return []
+    with gitio.BlobReader(archive.root) as reader:
+        contents = [data or b"" for data in reader.read_many([blob for blob, _ in entries])]
+    paths = [path for _, path in entries]
+    if len(entries) < PARALLEL_FROM or (os.cpu_count() or 1) < 2 or not hasattr(os, "fork"):
+        return _summarise_all(contents, paths, progress)
+    half = len(entries) // 2
+    with _in_child(lambda: _summarise_all(contents[half:], paths[half:], None)) as theirs:
+        mine = _summarise_all(contents[:half], paths[:half], progress, len(entries))
+    return mine + (theirs() or _summarise_all(contents[half:], paths[half:], None))
+
+
+def _summarise_all(
+    contents: list[bytes], paths: list[str], progress: Callable[[int, int], None] | None, total: int = 0
+) -> list[dict[str, Any]]:
+    total = total or len(contents)
+    out = []
+    for i, (data, path) in enumerate(zip(contents, paths, strict=True)):
+        out.append(facts_of(data, path))
+        if progress and (i % 500 == 0 or i + 1 == len(contents)):
+            progress(i + 1, total)
+    return out
+
+
+@contextlib.contextmanager
+def _in_child(work: Callable[[], list[dict[str, Any]]]) -> Iterator[Callable[[], list[dict[str, Any]] | None]]:
+    """Run work in a forked process while the block runs; yields a getter of its answer (None if it failed)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer through the pipe, then leave without running the parent's exit code
+        status = 1
+        try:
+            os.close(read_end)
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(json.dumps(work(), separators=(",", ":")).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    answer: list[list[dict[str, Any]] | None] = [None]
+
+    def collect() -> list[dict[str, Any]] | None:
+        return answer[0]
+
     try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError, RecursionError):  # a damaged cache only means a cold run
-        return {}
+        yield collect
+    finally:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if status == 0:
+            with contextlib.suppress(ValueError):
+                answer[0] = json.loads(data)
 
 
-def _save_cache(path: Path, cache: dict[str, Any]) -> None:
-    """Best effort: a read-only repository (cron as another user) simply runs cold."""
+# ------------------------------------------------------------------ cached results
+
+
+def cached_result(archive: Archive, name: str, parts: list[Any], compute: Callable[[], Any]) -> Any:
+    """compute()'s JSON-able answer, kept under the households tree read plus parts (what else it depends on).
+
+    Without a households tree (see households_tree) nothing is kept: compute() runs.
+    """
+    tree = households_tree(archive)
+    if tree is None:
+        return compute()
+    key = hashlib.sha256(json.dumps([CACHE_VERSION, name, tree, *parts]).encode()).hexdigest()
+    path = _cache_dir(archive) / f"{name}.json"
+    stored = _read_json(path)
+    if isinstance(stored, dict) and stored.get("key") == key and "value" in stored:
+        return stored["value"]
+    value = compute()
+    _write_json(path, {"key": key, "value": value})
+    return value
+
+
+def digest(path: Path) -> str:
+    """sha256 of a file's bytes ("" when it cannot be read): for cache keys over files a result depends on."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+# ------------------------------------------------------------------ cache files
+
+
+def _cache_dir(archive: Archive) -> Path:
+    return archive.git_dir / "archivectl" / "cache" / f"reports-v{CACHE_VERSION}"
+
+
+def _building_file(name: str) -> str:
+    return "b-" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:32] + ".json"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):  # a damaged cache only means reading again
+        return None
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """Best effort: a read-only repository (cron as another user) simply reads again next time."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(cache, separators=(",", ":"), ensure_ascii=False))
+        tmp.write_bytes(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
         os.replace(tmp, path)
     except OSError:
         return
