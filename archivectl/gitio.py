@@ -640,6 +640,24 @@ def _fast_import_path(path: str) -> bytes:
     return raw
 
 
+def index_stamp(index: Path) -> str | None:
+    """Size and trailing checksum of an index file: equal stamps, equal contents (None if it has no checksum).
+
+    Read from the file's last bytes, not by running git: a report asks it on every
+    run to learn whether the index changed since it last asked.
+    """
+    try:
+        with index.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - 32))
+            tail = f.read()
+    except OSError:
+        return None
+    if size < 64 or tail[-20:] == bytes(20):  # index.skipHash writes no checksum
+        return None
+    return f"{size}:{tail.hex()}"
+
+
 def index_tree(repo: Path, prefix: str) -> str | None:
     """The id of the tree prefix/ as the index holds it (what `git ls-files` lists there), or None.
 

@@ -10,9 +10,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from archivectl import clock, schema
+from archivectl import schema
 from archivectl.archive import Archive
-from archivectl.reports.data import cached_result, digest, households, place_key
+from archivectl.reports.data import cached_report, digest, households, place_key
 from archivectl.reports.render import Report, Section
 
 
@@ -130,9 +130,17 @@ def missing_by_rules(rules: list[Rule], facts: dict[str, Any]) -> tuple[list[str
 def completeness(archive: Archive, progress: Callable[[int, int], None] | None = None) -> Report:
     """Per active household: what is missing; per building and overall: how complete."""
     rules_file = archive.schemas_dir / "completeness.schema.json"
-    found = cached_result(
-        archive, "completeness", [digest(rules_file), archive.settings.name], lambda: _find(archive, progress)
+    return cached_report(
+        archive,
+        "completeness",
+        [digest(rules_file), archive.settings.name],
+        lambda: _find(archive, progress),
+        lambda found, generated: _report(archive, found, generated),
     )
+
+
+def _report(archive: Archive, found: dict[str, Any], generated: str) -> Report:
+    """The report of what _find found."""
     overall, buildings, rows, by_type, invalid = (
         found["overall"],
         found["buildings"],
@@ -145,7 +153,7 @@ def completeness(archive: Archive, progress: Callable[[int, int], None] | None =
     document = {
         "report": "completeness",
         "archive": archive.settings.name,
-        "generated": clock.now().isoformat(timespec="seconds"),
+        "generated": generated,
         "overall": overall,
         "buildings": buildings,
         "households": rows,

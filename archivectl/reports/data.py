@@ -21,13 +21,17 @@ import hashlib
 import json
 import os
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from archivectl import gitio, yamlio
+from archivectl import clock, gitio, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
+
+if TYPE_CHECKING:
+    from archivectl.reports.render import Report
 
 CACHE_VERSION = 2
 FIELDS = ("archive_no", "building", "floor", "unit", "category", "occupancy", "status", "last_reviewed")
@@ -115,9 +119,20 @@ def place_key(row: dict[str, Any]) -> tuple[str, int, str, str]:
 def households_tree(archive: Archive) -> str | None:
     """The id of the index's households/ tree (what reports read), or None when it cannot be had.
 
-    Asked again at every use, never remembered: a command may write between two reports.
+    Asked at every use (a command may write between two reports); write-tree is
+    run only when the index's checksum differs from the one it was last run for.
     """
-    return gitio.index_tree(archive.root, ROOT)
+    stamp = gitio.index_stamp(archive.git_dir / "index")
+    memo_file = _cache_dir(archive) / "index.json"
+    memo = _read_json(memo_file)
+    if stamp is not None and isinstance(memo, dict) and memo.get("stamp") == stamp:
+        tree = memo.get("tree")
+        if isinstance(tree, str) and re.fullmatch("[0-9a-f]{40,64}", tree):
+            return tree
+    tree = gitio.index_tree(archive.root, ROOT)
+    if stamp is not None and tree is not None:
+        _write_json(memo_file, {"stamp": stamp, "tree": tree})
+    return tree
 
 
 def households(archive: Archive, progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
@@ -264,6 +279,80 @@ def cached_result(archive: Archive, name: str, parts: list[Any], compute: Callab
     return value
 
 
+def cached_report(
+    archive: Archive, name: str, parts: list[Any], compute: Callable[[], Any], build: Callable[[Any, str], Report]
+) -> Report:
+    """The report build(compute(), generated) makes, kept under the households tree read plus parts.
+
+    A run where nothing changed reads only the report's head (title, summary...);
+    its rows are read if something asks for them, and its json or csv text is
+    reused with only the time it was generated put in anew.
+    """
+    from archivectl.reports.render import StoredReport, head_of
+
+    generated = clock.now().isoformat(timespec="seconds")
+    tree = households_tree(archive)
+    if tree is None:
+        return build(compute(), generated)
+    key = hashlib.sha256(json.dumps([CACHE_VERSION, name, tree, *parts]).encode()).hexdigest()
+    cache = _cache_dir(archive)
+    texts = _Texts(cache, name)
+    stored = _read_json(cache / f"{name}.head.json")
+    if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("head"), dict):
+
+        def rebuild(generated: str) -> Report:
+            kept = _read_json(cache / f"{name}.json")
+            value = kept["value"] if isinstance(kept, dict) and kept.get("key") == key and "value" in kept else None
+            return build(compute() if value is None else value, generated)
+
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            return StoredReport(key, texts, rebuild, stored["head"], generated)
+    value = compute()
+    _write_json(cache / f"{name}.json", {"key": key, "value": value})
+    report = build(value, generated)
+    _write_json(cache / f"{name}.head.json", {"key": key, "head": head_of(report)})
+    return StoredReport(key, texts, lambda _: report, head_of(report), generated)
+
+
+class _Texts:
+    """Rendered texts of one report by key and format: a file each, checked by length and CRC before use."""
+
+    def __init__(self, cache: Path, name: str) -> None:
+        self.cache, self.name = cache, name
+
+    def _path(self, fmt: str) -> Path:
+        return self.cache / f"{self.name}.{fmt}.txt"
+
+    def get(self, key: str, fmt: str, stand_in: str, generated: str) -> str | None:
+        """The text kept for key and fmt with stand_in (at most once in it) replaced by generated, or None."""
+        try:
+            with self._path(fmt).open("rb") as f:
+                data = bytearray(os.fstat(f.fileno()).st_size)
+                if f.readinto(data) != len(data):
+                    return None
+            start = data.index(b"\n") + 1
+            kept_key, size, crc = bytes(data[: start - 1]).decode("ascii").split()
+            view = memoryview(data)
+            if kept_key != key or int(size) != len(data) - start or int(crc) != zlib.crc32(view[start:]):
+                return None
+            old, new = stand_in.encode(), generated.encode()
+            at = data.find(old, start)
+            if at >= 0 and len(old) == len(new):  # in place: the text is copied once, when decoded
+                data[at : at + len(old)] = new
+            elif at >= 0:
+                view.release()
+                data[at : at + len(old)] = new
+                view = memoryview(data)
+            return str(view[start:], "utf-8")
+        except (OSError, ValueError):  # missing or damaged: made anew
+            return None
+
+    def put(self, key: str, fmt: str, text: str) -> None:
+        data = text.encode("utf-8")
+        header = f"{key} {len(data)} {zlib.crc32(data)}\n".encode("ascii")
+        _write_bytes(self._path(fmt), header + data)
+
+
 def digest(path: Path) -> str:
     """sha256 of a file's bytes ("" when it cannot be read): for cache keys over files a result depends on."""
     try:
@@ -291,11 +380,15 @@ def _read_json(path: Path) -> Any:
 
 
 def _write_json(path: Path, value: Any) -> None:
+    _write_bytes(path, json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
     """Best effort: a read-only repository (cron as another user) simply reads again next time."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_bytes(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     except OSError:
         return
