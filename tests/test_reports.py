@@ -386,3 +386,126 @@ def test_the_html_report_renders_its_chart_and_tables_in_a_browser(world, tmp_pa
 
     assert seen(bytes.fromhex("e6e6e6")) > 1000  # the chart's track: a building at 0 % still shows
     assert seen(bytes.fromhex("f3f3f3")) > 1000  # table headers
+
+
+# ---------------------------------------------------------------- warm runs answer as cold ones (issue #14)
+
+SEEN = [  # what people and cron read: every format that is kept, and every report built on the same facts
+    ("completeness", "--format", "json"),
+    ("completeness", "--format", "csv"),
+    ("completeness", "--format", "table"),
+    ("catalog", "--format", "json"),
+    ("stats", "--format", "json"),
+    ("retention", "--format", "json"),
+    ("list", "--format", "json"),
+]
+
+
+def seen(world: World) -> list[str]:
+    """What each of SEEN prints, without the time it was generated."""
+    texts = []
+    for args in SEEN:
+        command = ["report", *args] if args[0] != "list" else list(args)
+        text = world.ok("aud01", *command)
+        texts.append("\n".join(line for line in text.splitlines() if '"generated"' not in line))
+    return texts
+
+
+def assert_warm_equals_cold(world: World) -> list[str]:
+    """A run on whatever the cache holds prints what a run with no cache prints; the cache holds no secret."""
+    warm = seen(world)
+    cache = world.root / ".git/archivectl/cache"
+    for kept in cache.rglob("*"):
+        if kept.is_file():
+            assert not any(secret in kept.read_text(errors="replace") for secret in SECRETS)
+    import shutil
+
+    shutil.rmtree(cache)
+    cold = seen(world)
+    assert warm == cold
+    return warm
+
+
+def rows_of(text: str) -> dict[str, dict]:
+    return {r["archive_no"]: r for r in json.loads(text)["households"]}
+
+
+def test_a_warm_report_shows_an_edit_of_one_household(world: World):  # P5
+    first = world.add()
+    second = world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"'))
+    seen(world)  # fills the cache
+    world.ok("but01", "edit", second, "--set", "occupancy=rented", "-r", "let", "-a", "mgr01")
+    shown = assert_warm_equals_cold(world)
+    rows = rows_of(shown[0])
+    assert rows[second]["occupancy"] == "rented" and rows[first]["occupancy"] != "rented"
+
+
+def test_a_warm_report_shows_a_tombstone(world: World):  # P13
+    number = world.add()
+    other = world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"'))
+    seen(world)
+    world.ok("but01", "tombstone", number, "--reason", "duplicate", "--approver", "mgr01")
+    shown = assert_warm_equals_cold(world)
+    assert list(rows_of(shown[0])) == [other]  # no longer active: not in completeness
+    assert [r["archive_no"] for r in json.loads(shown[5])["tombstoned"]] == [number]
+
+
+def test_a_warm_report_follows_a_checkout_of_another_branch(world: World):  # P5
+    number = world.add()
+    world.git("branch", "before-the-edit")
+    world.ok("but01", "edit", number, "--set", "occupancy=rented", "-r", "let", "-a", "mgr01")
+    added = world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"'))
+    assert rows_of(seen(world)[0])[number]["occupancy"] == "rented"
+    world.git("checkout", "-q", "before-the-edit")
+    rows = rows_of(assert_warm_equals_cold(world)[0])
+    assert list(rows) == [number] and rows[number]["occupancy"] != "rented"
+    seen(world)
+    world.git("checkout", "-q", "main")
+    rows = rows_of(assert_warm_equals_cold(world)[0])
+    assert set(rows) == {number, added} and rows[number]["occupancy"] == "rented"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "emptied"])
+def test_a_damaged_cache_means_reading_again_not_a_wrong_report(world: World, damage: str):
+    number = world.add()
+    world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"'))
+    seen(world)
+    world.ok("but01", "edit", number, "--set", "occupancy=rented", "-r", "let", "-a", "mgr01")
+    seen(world)  # the cache now holds the edited tree
+    for kept in (world.root / ".git/archivectl/cache").rglob("*"):
+        if kept.is_file():
+            data = kept.read_bytes()
+            kept.write_bytes(
+                {"truncated": data[: len(data) // 2], "garbage": b"\x00\xff{[" * 9, "emptied": b""}[damage]
+            )
+    rows = rows_of(assert_warm_equals_cold(world)[0])
+    assert rows[number]["occupancy"] == "rented"
+
+
+def test_the_cold_parse_skips_only_a_sealed_block_it_can_prove_is_one():
+    from archivectl.reports.data import clear_part, facts_of
+
+    stored = (
+        b"archive_no: HO-2026-00001\nbuilding: B03\nstatus: active\nsealed_fields:\n- customers\n"
+        b"sealed: |\n  -----BEGIN AGE ENCRYPTED FILE-----\n  YWdl+/=\n  -----END AGE ENCRYPTED FILE-----\n"
+    )
+    assert clear_part(stored) == stored[: stored.index(b"sealed: |")]
+    assert facts_of(stored, "x")["fields"] == ["archive_no", "building", "customers", "status"]
+    hostile = [
+        stored.replace(b"status: active\n", b'status: "active\n').replace(b"-----END", b'"-----END'),  # open quote
+        stored.replace(b"sealed: |\n", b"sealed: |\n  *alias\n"),  # not armor
+        stored + b"sealed: again\n",  # a duplicate key after the block
+        b"---\n" + stored,  # a document marker
+        stored.replace(b"building: B03\n", b"building: B03\n...\n"),
+        b"  " + stored.replace(b"\n", b"\n  ").rstrip(b" "),  # an indented mapping
+        stored.replace(b"status: active\n", b"sealed: twice\n"),  # sealed twice
+    ]
+    for text in hostile:
+        try:
+            from archivectl import yamlio
+            from archivectl.reports.data import summarise
+
+            expected = summarise(yamlio.loads(text, source="x"))
+        except Exception:
+            expected = {"invalid": True}
+        assert facts_of(text, "x") == expected
