@@ -509,3 +509,22 @@ def test_the_cold_parse_skips_only_a_sealed_block_it_can_prove_is_one():
         except Exception:
             expected = {"invalid": True}
         assert facts_of(text, "x") == expected
+
+
+JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8)
+)
+JSON_KEYS = st.one_of(st.text(max_size=6), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False))
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(JSON_KEYS, inner, max_size=4)),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(document=st.dictionaries(st.text(max_size=6), JSON_VALUES, max_size=5))
+def test_report_json_is_exactly_what_json_dumps_writes(document):
+    from archivectl.reports.render import json_text
+
+    assert json_text(document) == json.dumps(document, ensure_ascii=False, indent=2)

@@ -156,7 +156,7 @@ def render(report: Report, fmt: str) -> str:
 
 def _render(report: Report, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(report.document, ensure_ascii=False, indent=2)
+        return json_text(report.document)
     if fmt == "csv":
         section = report.csv_rows or report.sections[0]
         return render_rows(section.cells(), "csv") if section.rows else ",".join(section.columns or [])
@@ -170,6 +170,128 @@ def _render(report: Report, fmt: str) -> str:
         else:
             parts += ["", f"## {section.title}", "", render_rows(section.cells(), fmt) if section.rows else "(none)"]
     return "\n".join(p for p in parts if p is not None).rstrip("\n")
+
+
+def json_text(document: Any) -> str:
+    """json.dumps(document, ensure_ascii=False, indent=2), character for character, several times faster.
+
+    The standard library indents with its pure-Python encoder (seconds for
+    100,000 rows); this walks the same way with the C string encoder. Anything
+    it does not know (a type json would refuse or convert) goes to json.dumps.
+    """
+    out: list[str] = []
+    try:
+        _encode(document, "\n", out)
+    except _Unknown:
+        return json.dumps(document, ensure_ascii=False, indent=2)
+    return "".join(out)
+
+
+class _Unknown(Exception):
+    pass
+
+
+def _float(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value == float("inf"):
+        return "Infinity"
+    if value == float("-inf"):
+        return "-Infinity"
+    return float.__repr__(value)
+
+
+def _encode(value: Any, newline: str, out: list[str]) -> None:
+    """Append value as json.dumps(indent=2) writes it at the indentation newline ends with (json's order of checks)."""
+    if isinstance(value, str):
+        out.append(_quote(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        out.append(_float(value))
+    elif isinstance(value, (list, tuple)):
+        if not value:
+            out.append("[]")
+            return
+        inner = newline + "  "
+        out.append("[")
+        for i, item in enumerate(value):
+            out.append(inner if i == 0 else "," + inner)
+            _encode(item, inner, out)
+        out.append(newline + "]")
+    elif isinstance(value, dict):
+        if not value:
+            out.append("{}")
+            return
+        inner = newline + "  "
+        flat = _flat_dict(value, inner)
+        if flat is not None:
+            out.append(flat)
+            return
+        out.append("{")
+        first = True
+        for key, item in value.items():
+            if isinstance(key, str):
+                name = key
+            elif isinstance(key, float):
+                name = _float(key)
+            elif key is True:
+                name = "true"
+            elif key is False:
+                name = "false"
+            elif key is None:
+                name = "null"
+            elif isinstance(key, int):
+                name = int.__repr__(key)
+            else:
+                raise _Unknown
+            out.append(inner if first else "," + inner)
+            first = False
+            out.append(_quote(name) + ": ")
+            _encode(item, inner, out)
+        out.append(newline + "}")
+    else:
+        raise _Unknown
+
+
+def _flat_dict(value: dict, inner: str) -> str | None:
+    """A dict of strings, numbers, booleans, None and lists of strings (a report's row) in one go, or None."""
+    pieces = []
+    deeper = inner + "  "
+    for key, item in value.items():
+        kind = type(item)
+        if type(key) is not str:
+            return None
+        if kind is str:
+            text = _quote(item)
+        elif kind is list:
+            if not item:
+                text = "[]"
+            elif all(type(x) is str for x in item):
+                text = "[" + deeper + ("," + deeper).join(map(_quote, item)) + inner + "]"
+            else:
+                return None
+        elif item is None:
+            text = "null"
+        elif item is True:
+            text = "true"
+        elif item is False:
+            text = "false"
+        elif kind is int:
+            text = int.__repr__(item)
+        else:
+            return None
+        pieces.append(_quote(key) + ": " + text)
+    return "{" + inner + ("," + inner).join(pieces) + inner[:-2] + "}"
+
+
+_quote = json.encoder.encode_basestring  # type: ignore[attr-defined]  # ensure_ascii=False's string encoder
 
 
 _STYLE = (
