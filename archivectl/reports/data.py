@@ -213,6 +213,7 @@ def households(archive: Archive, progress: Callable[[int, int], None] | None = N
             old = stored.get("rows") if isinstance(stored, dict) and stored.get("name") == name else None
             stale[name] = (subtree, _reusable(old))
     if stale:
+        (cache.parent / "summaries-v1.json").unlink(missing_ok=True)  # the cache before this one, by blob id
         listed = _list(archive, tree, stale)
         todo = [(blob, path) for name in stale for blob, path in listed.get(name, []) if blob not in stale[name][1]]
         parsed = dict(zip([blob for blob, _ in todo], _parse(archive, todo, progress), strict=True))
