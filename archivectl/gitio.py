@@ -670,13 +670,19 @@ def index_tree(repo: Path, prefix: str) -> str | None:
     import shutil
     import tempfile
 
-    try:
-        source = git_dir(repo) / "index"
-        with tempfile.TemporaryDirectory(prefix="archivectl-index-", dir=source.parent) as scratch:
-            copy = Path(scratch) / "index"
-            shutil.copyfile(source, copy)
-            proc = run(repo, "write-tree", f"--prefix={prefix}/", env={"GIT_INDEX_FILE": str(copy)}, check=False)
-    except (OSError, ArchiveError):
+    source = git_dir(repo) / "index"
+    proc = None
+    for where in (source.parent, None):  # None: the system's temp dir, for a repository this user cannot write
+        try:
+            with tempfile.TemporaryDirectory(prefix="archivectl-index-", dir=where) as scratch:
+                copy = Path(scratch) / "index"
+                shutil.copyfile(source, copy)
+                env = {"GIT_INDEX_FILE": str(copy)}
+                proc = run(repo, "write-tree", f"--prefix={prefix}/", env=env, check=False)
+            break
+        except OSError:
+            continue
+    if proc is None:
         return None
     tree = proc.stdout.decode().strip()
     return tree if proc.returncode == 0 and len(tree) >= 40 else None
