@@ -127,6 +127,24 @@ def missing_by_rules(rules: list[Rule], facts: dict[str, Any]) -> tuple[list[str
     return sorted(lacking["documents"]), sorted(lacking["fields"])
 
 
+def _missing_by_rules_memo(rules: list[Rule], facts: dict[str, Any], memo: dict) -> tuple[list[str], list[str]]:
+    """missing_by_rules(), once per distinct (category, occupancy, renovation, documents, fields) in a run."""
+    try:
+        key = (
+            facts.get("category"),
+            facts.get("occupancy"),
+            bool(facts.get("renovation")),
+            frozenset(str(d[0]) for d in facts.get("documents") or []),
+            frozenset(str(f) for f in facts.get("fields") or []),
+        )
+        found = memo.get(key)
+    except TypeError:  # an unhashable category or occupancy (a hand-made record): no memo
+        return missing_by_rules(rules, facts)
+    if found is None:
+        found = memo[key] = missing_by_rules(rules, facts)
+    return found
+
+
 def completeness(archive: Archive, progress: Callable[[int, int], None] | None = None) -> Report:
     """Per active household: what is missing; per building and overall: how complete."""
     rules_file = archive.schemas_dir / "completeness.schema.json"
@@ -192,7 +210,9 @@ def _find(archive: Archive, progress: Callable[[int, int], None] | None) -> dict
             continue
         if facts.get("status") != "active":
             continue
-        docs, fields = missing_by_rules(rules, facts) if rules is not None else missing(validator, facts, memo)
+        docs, fields = (
+            _missing_by_rules_memo(rules, facts, memo) if rules is not None else missing(validator, facts, memo)
+        )
         complete = not docs and not fields
         building = str(facts.get("building"))
         stats = per_building.setdefault(building, {"building": building, "households": 0, "complete": 0})
