@@ -128,10 +128,12 @@ def measure(count: int, checkouts: list[Path], rounds: int, keep: Path | None) -
         for round_no in range(rounds):
             for checkout in checkouts:
                 shutil.rmtree(archive / ".git/archivectl/cache", ignore_errors=True)
-                times.setdefault((checkout, "cold"), []).append(run(checkout, archive, env))
-                times.setdefault((checkout, "warm"), []).append(run(checkout, archive, env))
-                edit_one(archive, paths, env, round_no * len(checkouts) + checkouts.index(checkout))
-                times.setdefault((checkout, "edit"), []).append(run(checkout, archive, env))
+                for kind in ("cold", "warm", "edit"):
+                    if kind == "edit":
+                        edit_one(archive, paths, env, round_no * len(checkouts) + checkouts.index(checkout))
+                    took = run(checkout, archive, env)
+                    times.setdefault((checkout, kind), []).append(took)
+                    print(f"  round {round_no + 1} {checkout} {kind}: {took:.2f} s", flush=True)
         print(f"\n{count} households; bare libyaml parse {bare:.2f} s (best of 3); median of {rounds} rounds")
         print(f"{'checkout':<28} {'cold':>16} {'warm':>16} {'warm after 1 edit':>18}")
         for checkout in checkouts:
