@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -105,15 +106,16 @@ def run(checkout: Path, archive: Path, env: dict[str, str]) -> float:
 
 
 def edit_one(archive: Path, paths: list[Path], env: dict[str, str], round_no: int) -> None:
-    """Change one household's clear part and commit it: what a day's `edit` does to the tree."""
+    """Change one household's occupancy and commit it: what a day's `edit` does to the tree."""
     path = paths[(round_no * 7919) % len(paths)]
     text = path.read_text()
-    swapped = text.replace("occupancy: owner-occupied", "occupancy: rented", 1)
-    if swapped == text:
-        swapped = text.replace("occupancy: rented", "occupancy: owner-occupied", 1)
-    if swapped == text:
-        swapped = text.replace("status: active", "status: moved-out", 1)
-    path.write_text(swapped)
+    now = re.search(r"^occupancy: (.*)$", text, re.M)
+    new = "owner-occupied" if now and now.group(1) == "rented" else "rented"
+    if now:
+        text = text[: now.start()] + f"occupancy: {new}" + text[now.end() :]
+    else:
+        text = text.replace("\nstatus:", f"\noccupancy: {new}\nstatus:", 1)
+    path.write_text(text)
     git = ["git", "-C", str(archive)]
     subprocess.run([*git, "commit", "-q", "-am", f"bench edit {round_no}"], check=True, env=env)
 
