@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -97,12 +98,21 @@ def bare_parse(paths: list[Path]) -> float:
 
 
 def run(checkout: Path, archive: Path, env: dict[str, str]) -> float:
-    """One whole `report completeness --format json` process, with checkout's code first on the path."""
+    """One whole `report completeness --format json` process, with checkout's code first on the path.
+
+    Also prints its CPU seconds (user + system, its children included): on a shared
+    machine they move much less with the load than the wall time does.
+    """
     cmd = [sys.executable, "-m", "archivectl", "--archive", str(archive), "report", "completeness"]
     cmd += ["--format", "json", "--output", os.devnull]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, env={**env, "PYTHONPATH": str(checkout)})
-    return time.perf_counter() - start
+    took = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    print(f"    cpu {cpu:.2f} s", end="", flush=True)
+    return took
 
 
 def edit_one(archive: Path, paths: list[Path], env: dict[str, str], round_no: int) -> None:
