@@ -107,7 +107,8 @@ def run(checkout: Path, archive: Path, env: dict[str, str]) -> float:
     cmd += ["--format", "json", "--output", os.devnull]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, env={**env, "PYTHONPATH": str(checkout)})
+    # cwd too: `python -m` puts the working directory first on sys.path, before PYTHONPATH
+    subprocess.run(cmd, check=True, capture_output=True, env={**env, "PYTHONPATH": str(checkout)}, cwd=checkout)
     took = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
