@@ -851,3 +851,64 @@ def _fast_import_path(path: str) -> bytes:
         escaped = raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"\n", b"\\n")
         return b'"' + escaped + b'"'
     return raw
+
+
+def index_stamp(index: Path) -> str | None:
+    """Size and trailing checksum of an index file: equal stamps, equal contents (None if it has no checksum).
+
+    Read from the file's last bytes, not by running git: a report asks it on every
+    run to learn whether the index changed since it last asked.
+    """
+    try:
+        with index.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - 32))
+            tail = f.read()
+    except OSError:
+        return None
+    if size < 64 or tail[-20:] == bytes(20):  # index.skipHash writes no checksum
+        return None
+    return f"{size}:{tail.hex()}"
+
+
+def index_tree(repo: Path, prefix: str) -> str | None:
+    """The id of the tree prefix/ as the index holds it (what `git ls-files` lists there), or None.
+
+    `git write-tree --prefix` on a private copy of the index: the index itself is
+    never locked (a writer holding index.lock is not disturbed by a report, nor a
+    report by it), and subtrees the index's cache-tree already knows cost nothing.
+    Trees it has to build go to the object store, as any write-tree's do. None when
+    nothing is under prefix, the index holds a conflict, or the copy cannot be made.
+    """
+    import shutil
+    import tempfile
+
+    source = git_dir(repo) / "index"
+    proc = None
+    for where in (source.parent, None):  # None: the system's temp dir, for a repository this user cannot write
+        try:
+            with tempfile.TemporaryDirectory(prefix="archivectl-index-", dir=where) as scratch:
+                copy = Path(scratch) / "index"
+                shutil.copyfile(source, copy)
+                env = {"GIT_INDEX_FILE": str(copy)}
+                proc = run(repo, "write-tree", f"--prefix={prefix}/", env=env, check=False)
+            break
+        except OSError:
+            continue
+    if proc is None:
+        return None
+    tree = proc.stdout.decode().strip()
+    return tree if proc.returncode == 0 and len(tree) >= 40 else None
+
+
+def tree_entries(repo: Path, tree: str, recursive: bool = False) -> list[tuple[str, str, str]]:
+    """(type, object id, path) of a tree's entries: one level, or every file below it with recursive."""
+    args = ["ls-tree", "-z", *(["-r"] if recursive else []), tree]
+    text = run(repo, *args).stdout.decode("utf-8")
+    rows = []
+    for entry in text.split("\0"):
+        if entry:
+            meta, path = entry.split("\t", 1)
+            _, kind, oid = meta.split()
+            rows.append((kind, oid, path))
+    return rows

@@ -232,17 +232,21 @@ def test_catalog_by_building_and_floor_for_moved_out(world: World):  # P18
 def test_a_second_run_reuses_parsed_records_until_a_record_changes(world: World):
     number = world.add()
     world.ok("aud01", "report", "completeness", "--format", "json")
-    cache_file = world.root / ".git/archivectl/cache/summaries-v1.json"
+    cache_dir = world.root / ".git/archivectl/cache/reports-v2"
+    [cache_file] = cache_dir.glob("b-*.json")  # the one building's facts, keyed by its subtree
     cache = json.loads(cache_file.read_text())
-    [blob] = list(cache)
-    cache[blob]["occupancy"] = "from-the-cache"
+    [row] = cache["rows"]
+    row[2]["occupancy"] = "from-the-cache"
     cache_file.write_text(json.dumps(cache))
+    for kept in cache_dir.glob("completeness*"):  # the report itself, keyed by the whole households tree
+        kept.unlink()
     row = json.loads(world.ok("aud01", "report", "completeness", "--format", "json"))["households"][0]
-    assert row["occupancy"] == "from-the-cache"  # not parsed again: the blob id is unchanged
+    assert row["occupancy"] == "from-the-cache"  # not parsed again: the building's tree is unchanged
     world.ok("but01", "edit", number, "--set", "occupancy=rented", "-r", "let", "-a", "mgr01")
     row = json.loads(world.ok("aud01", "report", "completeness", "--format", "json"))["households"][0]
     assert row["occupancy"] == "rented"
-    assert SECRETS[0] not in cache_file.read_text()
+    for cached in cache_dir.iterdir():
+        assert SECRETS[0] not in cached.read_text()
 
 
 DOC_TYPES = [*HANDED_OVER_DOCS, "lease-copy", "tenant-id-copy", "other"]
@@ -382,3 +386,158 @@ def test_the_html_report_renders_its_chart_and_tables_in_a_browser(world, tmp_pa
 
     assert seen(bytes.fromhex("e6e6e6")) > 1000  # the chart's track: a building at 0 % still shows
     assert seen(bytes.fromhex("f3f3f3")) > 1000  # table headers
+
+
+# ---------------------------------------------------------------- warm runs answer as cold ones (issue #14)
+
+SEEN = [  # what people and cron read: every format that is kept, and every report built on the same facts
+    ("completeness", "--format", "json"),
+    ("completeness", "--format", "csv"),
+    ("completeness", "--format", "table"),
+    ("catalog", "--format", "json"),
+    ("stats", "--format", "json"),
+    ("retention", "--format", "json"),
+    ("list", "--format", "json"),
+]
+
+
+def seen(world: World) -> list[str]:
+    """What each of SEEN prints, without the time it was generated."""
+    texts = []
+    for args in SEEN:
+        command = ["report", *args] if args[0] != "list" else list(args)
+        text = world.ok("aud01", *command)
+        texts.append("\n".join(line for line in text.splitlines() if '"generated"' not in line))
+    return texts
+
+
+def assert_warm_equals_cold(world: World) -> list[str]:
+    """A run on whatever the cache holds prints what a run with no cache prints; the cache holds no secret."""
+    warm = seen(world)
+    cache = world.root / ".git/archivectl/cache"
+    for kept in cache.rglob("*"):
+        if kept.is_file():
+            assert not any(secret in kept.read_text(errors="replace") for secret in SECRETS)
+    import shutil
+
+    shutil.rmtree(cache)
+    cold = seen(world)
+    assert warm == cold
+    return warm
+
+
+def rows_of(text: str) -> dict[str, dict]:
+    return {r["archive_no"]: r for r in json.loads(text)["households"]}
+
+
+def test_a_warm_report_shows_an_edit_of_one_household(world: World):  # P5
+    first = world.add()
+    second = world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"'))
+    seen(world)  # fills the cache
+    world.ok("but01", "edit", second, "--set", "occupancy=rented", "-r", "let", "-a", "mgr01")
+    shown = assert_warm_equals_cold(world)
+    rows = rows_of(shown[0])
+    assert rows[second]["occupancy"] == "rented" and rows[first]["occupancy"] != "rented"
+
+
+def test_a_warm_report_shows_a_tombstone(world: World):  # P13
+    number = world.add()
+    other = world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"'))
+    seen(world)
+    world.ok("but01", "tombstone", number, "--reason", "duplicate", "--approver", "mgr01")
+    shown = assert_warm_equals_cold(world)
+    assert list(rows_of(shown[0])) == [other]  # no longer active: not in completeness
+    assert [r["archive_no"] for r in json.loads(shown[5])["tombstoned"]] == [number]
+
+
+def test_a_warm_report_follows_a_checkout_of_another_branch(world: World):  # P5
+    number = world.add()
+    world.git("branch", "before-the-edit")
+    world.ok("but01", "edit", number, "--set", "occupancy=rented", "-r", "let", "-a", "mgr01")
+    added = world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"'))
+    assert rows_of(seen(world)[0])[number]["occupancy"] == "rented"
+    world.git("checkout", "-q", "before-the-edit")
+    rows = rows_of(assert_warm_equals_cold(world)[0])
+    assert list(rows) == [number] and rows[number]["occupancy"] != "rented"
+    seen(world)
+    world.git("checkout", "-q", "main")
+    rows = rows_of(assert_warm_equals_cold(world)[0])
+    assert set(rows) == {number, added} and rows[number]["occupancy"] == "rented"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "emptied"])
+def test_a_damaged_cache_means_reading_again_not_a_wrong_report(world: World, damage: str):
+    number = world.add()
+    world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"'))
+    seen(world)
+    world.ok("but01", "edit", number, "--set", "occupancy=rented", "-r", "let", "-a", "mgr01")
+    seen(world)  # the cache now holds the edited tree
+    for kept in (world.root / ".git/archivectl/cache").rglob("*"):
+        if kept.is_file():
+            data = kept.read_bytes()
+            kept.write_bytes(
+                {"truncated": data[: len(data) // 2], "garbage": b"\x00\xff{[" * 9, "emptied": b""}[damage]
+            )
+    rows = rows_of(assert_warm_equals_cold(world)[0])
+    assert rows[number]["occupancy"] == "rented"
+
+
+def test_the_cold_parse_skips_only_a_sealed_block_it_can_prove_is_one():
+    from archivectl.reports.data import clear_part, facts_of
+
+    stored = (
+        b"archive_no: HO-2026-00001\nbuilding: B03\nstatus: active\nsealed_fields:\n- customers\n"
+        b"sealed: |\n  -----BEGIN AGE ENCRYPTED FILE-----\n  YWdl+/=\n  -----END AGE ENCRYPTED FILE-----\n"
+    )
+    assert clear_part(stored) == stored[: stored.index(b"sealed: |")]
+    assert facts_of(stored, "x")["fields"] == ["archive_no", "building", "customers", "status"]
+    hostile = [
+        stored.replace(b"status: active\n", b'status: "active\n').replace(b"-----END", b'"-----END'),  # open quote
+        stored.replace(b"sealed: |\n", b"sealed: |\n  *alias\n"),  # not armor
+        stored + b"sealed: again\n",  # a duplicate key after the block
+        b"---\n" + stored,  # a document marker
+        stored.replace(b"building: B03\n", b"building: B03\n...\n"),
+        b"  " + stored.replace(b"\n", b"\n  ").rstrip(b" "),  # an indented mapping
+        stored.replace(b"status: active\n", b"sealed: twice\n"),  # sealed twice
+        stored.replace(b"status: active\n", b"status: active\nbuilding: B04\n"),  # a duplicate key
+        stored.replace(b"status: active\n", b"status: active\nnotes: {a: [1]}\n"),  # flow collections
+        stored.replace(b"status: active\n", b"floor: 0b_\n"),  # what the constructor cannot make
+        stored.replace(b"status: active\n", b"deep:\n" + b"".join(b" " * i + b"- x:\n" for i in range(1, 70))),
+        stored.replace(b"status: active\n", b"deep:\n" + b"".join(b" " * i + b"- x:\n" for i in range(1, 30))),
+        stored.replace(b"B03", "B\u00e9".encode("utf-16-le")),  # not UTF-8
+    ]
+    for text in hostile:
+        try:
+            from archivectl import yamlio
+            from archivectl.reports.data import summarise
+
+            expected = summarise(yamlio.loads(text, source="x"))
+        except Exception as refused:  # what the strict loader refuses (or fails on) is an invalid record
+            expected = {"invalid": True, "refused": type(refused).__name__}
+        if "refused" in expected:
+            try:
+                got = facts_of(text, "x")
+            except Exception as failed:
+                got = {"invalid": True, "refused": type(failed).__name__}
+            assert got["invalid"] is True
+            continue
+        assert facts_of(text, "x") == expected
+
+
+JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8)
+)
+JSON_KEYS = st.one_of(st.text(max_size=6), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False))
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(JSON_KEYS, inner, max_size=4)),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(document=st.dictionaries(st.text(max_size=6), JSON_VALUES, max_size=5))
+def test_report_json_is_exactly_what_json_dumps_writes(document):
+    from archivectl.reports.render import json_text
+
+    assert json_text(document) == json.dumps(document, ensure_ascii=False, indent=2)

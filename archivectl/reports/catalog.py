@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from archivectl import clock
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
-from archivectl.reports.data import households, place_key
+from archivectl.reports.data import cached_result, households, place_key
 from archivectl.reports.render import Report, Section
 
 STATUSES = ("active", "moved-out", "tombstoned")
@@ -25,6 +26,33 @@ def catalog(
         raise UsageError(f"--status must be one of {', '.join(STATUSES)}")
     if year is not None and not 1900 <= year <= 9999:
         raise UsageError("--year must be a year like 2026")
+    rows = cached_result(archive, "catalog", [year, status], lambda: _rows(archive, year, status, progress))
+    what = f"{status or 'all'} households" + (f", {year}" if year else "")
+    sections = []
+    for building in sorted({str(r["building"]) for r in rows}):
+        sections.append(Section(f"Building {building}", [r for r in rows if str(r["building"]) == building]))
+    document = {
+        "report": "catalog",
+        "archive": archive.settings.name,
+        "generated": clock.now().isoformat(timespec="seconds"),
+        "year": year,
+        "status": status,
+        "households": rows,
+    }
+    return Report(
+        name="catalog",
+        title=f"Catalogue (目录) — {what} — {archive.settings.name}",
+        document=document,
+        sections=sections or [Section("Households", [])],
+        summary=f"{len(rows)} {what}, by building and floor.",
+        csv_rows=Section("Households", rows),
+    )
+
+
+def _rows(
+    archive: Archive, year: int | None, status: str | None, progress: Callable[[int, int], None] | None
+) -> list[dict[str, Any]]:
+    """The catalogue's rows, in place order (cached by the households tree read, --year and --status)."""
     rows = []
     for f in households(archive, progress):
         if f.get("invalid") or (status and f.get("status") != status):
@@ -46,23 +74,4 @@ def catalog(
             }
         )
     rows.sort(key=place_key)
-    what = f"{status or 'all'} households" + (f", {year}" if year else "")
-    sections = []
-    for building in sorted({str(r["building"]) for r in rows}):
-        sections.append(Section(f"Building {building}", [r for r in rows if str(r["building"]) == building]))
-    document = {
-        "report": "catalog",
-        "archive": archive.settings.name,
-        "generated": clock.now().isoformat(timespec="seconds"),
-        "year": year,
-        "status": status,
-        "households": rows,
-    }
-    return Report(
-        name="catalog",
-        title=f"Catalogue (目录) — {what} — {archive.settings.name}",
-        document=document,
-        sections=sections or [Section("Households", [])],
-        summary=f"{len(rows)} {what}, by building and floor.",
-        csv_rows=Section("Households", rows),
-    )
+    return rows

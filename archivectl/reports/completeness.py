@@ -10,9 +10,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from archivectl import clock, schema
+from archivectl import schema
 from archivectl.archive import Archive
-from archivectl.reports.data import households, place_key
+from archivectl.reports.data import cached_report, digest, households, place_key
 from archivectl.reports.render import Report, Section
 
 
@@ -127,8 +127,78 @@ def missing_by_rules(rules: list[Rule], facts: dict[str, Any]) -> tuple[list[str
     return sorted(lacking["documents"]), sorted(lacking["fields"])
 
 
+def _missing_by_rules_memo(rules: list[Rule], facts: dict[str, Any], memo: dict) -> tuple[list[str], list[str]]:
+    """missing_by_rules(), once per distinct (category, occupancy, renovation, documents, fields) in a run."""
+    try:
+        key = (
+            facts.get("category"),
+            facts.get("occupancy"),
+            bool(facts.get("renovation")),
+            frozenset(str(d[0]) for d in facts.get("documents") or []),
+            frozenset(str(f) for f in facts.get("fields") or []),
+        )
+        found = memo.get(key)
+    except TypeError:  # an unhashable category or occupancy (a hand-made record): no memo
+        return missing_by_rules(rules, facts)
+    if found is None:
+        found = memo[key] = missing_by_rules(rules, facts)
+    return found
+
+
 def completeness(archive: Archive, progress: Callable[[int, int], None] | None = None) -> Report:
     """Per active household: what is missing; per building and overall: how complete."""
+    rules_file = archive.schemas_dir / "completeness.schema.json"
+    return cached_report(
+        archive,
+        "completeness",
+        [digest(rules_file), archive.settings.name],
+        lambda: _find(archive, progress),
+        lambda found, generated: _report(archive, found, generated),
+    )
+
+
+def _report(archive: Archive, found: dict[str, Any], generated: str) -> Report:
+    """The report of what _find found."""
+    overall, buildings, rows, by_type, invalid = (
+        found["overall"],
+        found["buildings"],
+        found["households"],
+        found["missing_by_type"],
+        found["invalid"],
+    )
+    total, done = overall["households"], overall["complete"]
+    incomplete = [r for r in rows if not r["complete"]]
+    document = {
+        "report": "completeness",
+        "archive": archive.settings.name,
+        "generated": generated,
+        "overall": overall,
+        "buildings": buildings,
+        "households": rows,
+        "missing_by_type": by_type,  # what the office should chase first
+        **({"invalid": invalid} if invalid else {}),  # record files that cannot be read at all
+    }
+    return Report(
+        name="completeness",
+        title=f"Completeness (P5) — {archive.settings.name}",
+        document=document,
+        sections=[
+            Section("Missing documents by type (chase these first)", by_type, ["label", "document", "households"]),
+            Section("By building", buildings, ["building", "households", "complete", "incomplete", "rate"]),
+            Section("Incomplete households", incomplete, [*PLACE, "missing_labels", "missing_fields"]),
+            *([Section("Invalid record files", invalid, ["file", "problem"])] if invalid else []),
+        ],
+        chart=[(b["building"], b["rate"]) for b in buildings],
+        chart_title="Complete dossiers per building (%)",
+        summary=f"{done} of {total} active households complete ({overall['rate']}%); {total - done} incomplete."
+        + (f" {len(invalid)} record files are invalid." if invalid else ""),
+        act_on=bool(incomplete or invalid),
+        csv_rows=Section("Households", rows, [*PLACE, "complete", "missing_documents", "missing_fields"]),
+    )
+
+
+def _find(archive: Archive, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+    """What the report shows, from the records and the completeness schema (cached by the tree read)."""
     doc = schema.load_json(archive.schemas_dir / "completeness.schema.json")
     rules = compile_rules(doc)
     validator = schema.validator_for(doc) if rules is None else None
@@ -140,7 +210,9 @@ def completeness(archive: Archive, progress: Callable[[int, int], None] | None =
             continue
         if facts.get("status") != "active":
             continue
-        docs, fields = missing_by_rules(rules, facts) if rules is not None else missing(validator, facts, memo)
+        docs, fields = (
+            _missing_by_rules_memo(rules, facts, memo) if rules is not None else missing(validator, facts, memo)
+        )
         complete = not docs and not fields
         building = str(facts.get("building"))
         stats = per_building.setdefault(building, {"building": building, "households": 0, "complete": 0})
@@ -169,39 +241,18 @@ def completeness(archive: Archive, progress: Callable[[int, int], None] | None =
     total = sum(b["households"] for b in buildings)
     done = sum(b["complete"] for b in buildings)
     overall = {"households": total, "complete": done, "incomplete": total - done, "rate": _rate(done, total)}
-    incomplete = [r for r in rows if not r["complete"]]
-    chase = Counter(d for r in incomplete for d in r["missing_documents"])
+    chase = Counter(d for r in rows if not r["complete"] for d in r["missing_documents"])
     by_type = [
         {"document": d, "label": labels.get(d, d), "households": n}
         for d, n in sorted(chase.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
-    document = {
-        "report": "completeness",
-        "archive": archive.settings.name,
-        "generated": clock.now().isoformat(timespec="seconds"),
+    return {
         "overall": overall,
         "buildings": buildings,
         "households": rows,
-        "missing_by_type": by_type,  # what the office should chase first
-        **({"invalid": invalid} if invalid else {}),  # record files that cannot be read at all
+        "missing_by_type": by_type,
+        "invalid": invalid,
     }
-    return Report(
-        name="completeness",
-        title=f"Completeness (P5) — {archive.settings.name}",
-        document=document,
-        sections=[
-            Section("Missing documents by type (chase these first)", by_type, ["label", "document", "households"]),
-            Section("By building", buildings, ["building", "households", "complete", "incomplete", "rate"]),
-            Section("Incomplete households", incomplete, [*PLACE, "missing_labels", "missing_fields"]),
-            *([Section("Invalid record files", invalid, ["file", "problem"])] if invalid else []),
-        ],
-        chart=[(b["building"], b["rate"]) for b in buildings],
-        chart_title="Complete dossiers per building (%)",
-        summary=f"{done} of {total} active households complete ({overall['rate']}%); {total - done} incomplete."
-        + (f" {len(invalid)} record files are invalid." if invalid else ""),
-        act_on=bool(incomplete or invalid),
-        csv_rows=Section("Households", rows, [*PLACE, "complete", "missing_documents", "missing_fields"]),
-    )
 
 
 def _rate(part: int, whole: int) -> float:

@@ -1,23 +1,44 @@
-"""The clear facts of every household, read once and cached by git blob id.
+"""The clear facts of every household, read once and cached by git tree and blob id.
 
-A run where nothing changed parses nothing: the cache maps each record's blob id
-(from `git ls-files -s`) to the few clear fields reports use.
+What reports read is the index's `households/` tree (the records `git ls-files`
+lists). Its id names everything a report sees, so:
+- a report's result is kept under that id (`cached_result`): a run where nothing
+  changed reads no record and lists no file;
+- the facts of each building are kept under the id of the building's subtree
+  (one file per building): when one household changed, only its building is
+  listed again and only its record parsed again (facts of unchanged blobs are
+  reused from the building's previous file).
+A cache file is used only when the tree id it names is the one being read; one
+that cannot be read means reading again, never a wrong answer. Caches hold clear
+facts only: the sealed block is never parsed, let alone kept.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
+import hashlib
 import json
 import os
-from collections.abc import Callable
+import re
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from archivectl import gitio, yamlio
+from archivectl import clock, gitio, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
 
-CACHE_VERSION = 1
+if TYPE_CHECKING:
+    from archivectl.reports.render import Report
+
+CACHE_VERSION = 2
 FIELDS = ("archive_no", "building", "floor", "unit", "category", "occupancy", "status", "last_reviewed")
+ROOT = "households"
+RECORD_PATTERN = "households/*/*/*/record.yaml"  # as Archive.record_paths (git's glob: * crosses /)
+PARALLEL_FROM = 2000  # records to parse before a second process pays for itself
+LIST_ALL_FROM = 4  # changed buildings from which one listing of the whole tree is cheaper
 
 
 def summarise(stored: Any) -> dict[str, Any]:
@@ -45,6 +66,98 @@ def summarise(stored: Any) -> dict[str, Any]:
     return facts
 
 
+# The sealed block as records.to_stored writes it: the last key, an armored age file in a literal block.
+_SEALED_TAIL = re.compile(rb"sealed: \|[-+]?\n(?:  [A-Za-z0-9+/=-][A-Za-z0-9+/= -]*\n)+\Z")
+_NOT_ONE_MAPPING = re.compile(rb"^(?:---|\.\.\.|%)", re.M)  # document markers, directives
+
+
+def clear_part(data: bytes) -> bytes | None:
+    """The record's text before its sealed block, when cutting there cannot change what the rest parses to.
+
+    The block is one literal scalar of armor characters at the end, after a key
+    at column 0 of a mapping that starts at column 0, with no document marker or
+    directive before it: the text before it then parses to the same mapping less
+    `sealed` (the caller checks `sealed` is not in it). Anything else: None, and
+    the whole text is parsed as ever.
+    """
+    at = data.rfind(b"\nsealed: ")
+    if at < 0 or len(data) > yamlio.MAX_YAML_BYTES or not data[:1].isalpha():
+        return None
+    head = data[: at + 1]
+    if not _SEALED_TAIL.match(data, at + 1) or _NOT_ONE_MAPPING.search(head):
+        return None
+    return head
+
+
+# Text in which the strict loader's refusals can only be duplicate keys or depth: no anchor, alias,
+# tag, flow collection or explicit key, no line long enough to nest deeper than libyaml's stack allows.
+_PLAIN_BLOCK = re.compile(rb"[&*!?\[\]{}]|[^\n]{1000}")
+
+
+def _strict_compose(text: str) -> Any:
+    """yamlio.loads(text) for text _PLAIN_BLOCK does not match: libyaml composes, duplicates and depth checked here.
+
+    The strict loader composes in Python to refuse aliases and nesting before
+    they cost anything; text without them can use libyaml's composer (half the
+    time), with the same resolvers (dates stay strings) and the same constructor.
+    """
+    import yaml
+
+    loader = _ClearLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        stack = [(node, 1)]
+        while stack:
+            current, depth = stack.pop()
+            if depth > yamlio.MAX_DEPTH:
+                raise UsageError("nested too deep")
+            if type(current) is yaml.MappingNode:
+                seen = set()
+                for key, value in current.value:
+                    if (key.tag, key.value) in seen:
+                        raise UsageError("duplicate key")
+                    seen.add((key.tag, key.value))
+                    if type(value) is not yaml.ScalarNode:
+                        stack.append((value, depth + 1))
+            elif type(current) is yaml.SequenceNode:
+                stack += [(item, depth + 1) for item in current.value if type(item) is not yaml.ScalarNode]
+        return loader.construct_document(node)
+    except yaml.YAMLError:
+        raise UsageError("not a readable record") from None
+    finally:
+        loader.dispose()
+
+
+def _clear_loader() -> type:
+    import yaml
+
+    strict = type(yamlio.strict_loader(""))
+    return type("_ClearLoader", (strict,), {"get_single_node": yaml.CSafeLoader.get_single_node})
+
+
+_ClearLoader: Any = None
+
+
+def facts_of(data: bytes, source: str) -> dict[str, Any]:
+    """summarise() of one record file's content; {"invalid": True} for what the strict loader refuses."""
+    global _ClearLoader
+    try:
+        head = clear_part(data)
+        if head is not None:
+            if _PLAIN_BLOCK.search(head) is None:
+                _ClearLoader = _ClearLoader or _clear_loader()
+                stored = _strict_compose(head.decode("utf-8"))  # as yamlio.loads: UTF-8 only
+            else:
+                stored = yamlio.loads(head, source=source)
+            if isinstance(stored, dict) and "sealed" not in stored:
+                return summarise(stored)
+        return summarise(yamlio.loads(data, source=source))
+    except (UsageError, UnicodeDecodeError):
+        return {"invalid": True}
+
+
 def place_key(row: dict[str, Any]) -> tuple[str, int, str, str]:
     """Sort order of catalogues (P18): building, floor, unit, archive number (odd values sort first)."""
     floor = row.get("floor")
@@ -56,47 +169,283 @@ def place_key(row: dict[str, Any]) -> tuple[str, int, str, str]:
     )
 
 
+# ------------------------------------------------------------------ reading
+
+
+def households_tree(archive: Archive) -> str | None:
+    """The id of the index's households/ tree (what reports read), or None when it cannot be had.
+
+    Asked at every use (a command may write between two reports); write-tree is
+    run only when the index's checksum differs from the one it was last run for.
+    """
+    stamp = gitio.index_stamp(archive.git_dir / "index")
+    memo_file = _cache_dir(archive) / "index.json"
+    memo = _read_json(memo_file)
+    if stamp is not None and isinstance(memo, dict) and memo.get("stamp") == stamp:
+        tree = memo.get("tree")
+        if isinstance(tree, str) and re.fullmatch("[0-9a-f]{40,64}", tree):
+            return tree
+    tree = gitio.index_tree(archive.root, ROOT)
+    if stamp is not None and tree is not None:
+        _write_json(memo_file, {"stamp": stamp, "tree": tree})
+    return tree
+
+
 def households(archive: Archive, progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
-    """Facts of every household in the index, from cache where the blob is unchanged."""
-    entries = archive.record_paths()
-    cache_file = archive.git_dir / "archivectl" / "cache" / f"summaries-v{CACHE_VERSION}.json"
-    cache = _load_cache(cache_file)
-    missing = [(blob, path) for blob, path in entries if blob not in cache]
-    if missing:
-        with gitio.BlobReader(archive.root) as reader:
-            contents = reader.read_many([blob for blob, _ in missing])
-            for i, ((blob, path), data) in enumerate(zip(missing, contents, strict=True)):
-                data = data or b""
-                try:
-                    cache[blob] = summarise(yamlio.loads(data, source=path))
-                except UsageError:
-                    cache[blob] = {"invalid": True}
-                if progress and (i % 500 == 0 or i + 1 == len(missing)):
-                    progress(i + 1, len(missing))
-        live = {blob for blob, _ in entries}
-        _save_cache(cache_file, {b: f for b, f in cache.items() if b in live})
-    rows = []
-    for blob, path in entries:
-        facts = dict(cache[blob])
-        facts["path"] = path
-        rows.append(facts)
-    return rows
+    """Facts of every household in the index, from cache where its building (or its blob) is unchanged."""
+    tree = households_tree(archive)
+    if tree is None:  # nothing under households/, a conflict in the index, or no copy of it: read it all
+        entries = archive.record_paths()
+        return [
+            {**facts, "path": path}
+            for (_, path), facts in zip(entries, _parse(archive, entries, progress), strict=True)
+        ]
+    cache = _cache_dir(archive)
+    rows_by_building: dict[str, list[list[Any]]] = {}
+    stale: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {}  # building -> (subtree, blob -> facts kept)
+    for kind, subtree, name in gitio.tree_entries(archive.root, tree):
+        if kind != "tree":
+            continue
+        stored = _read_json(cache / _building_file(name))
+        if isinstance(stored, dict) and stored.get("name") == name and stored.get("tree") == subtree:
+            rows_by_building[name] = stored["rows"]
+        else:
+            old = stored.get("rows") if isinstance(stored, dict) and stored.get("name") == name else None
+            stale[name] = (subtree, _reusable(old))
+    if stale:
+        (cache.parent / "summaries-v1.json").unlink(missing_ok=True)  # the cache before this one, by blob id
+        listed = _list(archive, tree, stale)
+        todo = [(blob, path) for name in stale for blob, path in listed.get(name, []) if blob not in stale[name][1]]
+        parsed = dict(zip([blob for blob, _ in todo], _parse(archive, todo, progress), strict=True))
+        for name, (subtree, kept) in stale.items():
+            rows = [[path, blob, kept.get(blob) or parsed[blob]] for blob, path in listed.get(name, [])]
+            rows_by_building[name] = rows
+            _write_json(cache / _building_file(name), {"name": name, "tree": subtree, "rows": rows})
+    out = []
+    for name in sorted(rows_by_building, key=lambda n: (n + "/").encode("utf-8", "surrogateescape")):  # ls-files order
+        for path, _, facts in rows_by_building[name]:
+            out.append({**facts, "path": path})
+    return out
 
 
-def _load_cache(path: Path) -> dict[str, Any]:
+def _list(archive: Archive, tree: str, stale: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    """building -> [(blob, path)] of its record files, for the buildings in stale."""
+    if len(stale) >= LIST_ALL_FROM:
+        found = gitio.tree_entries(archive.root, tree, recursive=True)
+    else:
+        found = []
+        for name, (subtree, _) in stale.items():
+            found += [(k, oid, f"{name}/{p}") for k, oid, p in gitio.tree_entries(archive.root, subtree, True)]
+    listed: dict[str, list[tuple[str, str]]] = {}
+    for kind, oid, rel in found:
+        path = f"{ROOT}/{rel}"
+        name = rel.split("/", 1)[0]
+        if kind == "blob" and name in stale and fnmatch.fnmatchcase(path, RECORD_PATTERN):
+            listed.setdefault(name, []).append((oid, path))
+    return listed
+
+
+def _reusable(rows: Any) -> dict[str, dict[str, Any]]:
+    """blob -> facts from a building's previous cache file (facts depend on the blob alone)."""
+    kept: dict[str, dict[str, Any]] = {}
+    if isinstance(rows, list):
+        for row in rows:
+            if isinstance(row, list) and len(row) == 3 and isinstance(row[1], str) and isinstance(row[2], dict):
+                kept[row[1]] = row[2]
+    return kept
+
+
+def _parse(
+    archive: Archive, entries: list[tuple[str, str]], progress: Callable[[int, int], None] | None
+) -> list[dict[str, Any]]:
+    """Facts of each (blob, path), in order: blobs read through one cat-file, parsed on every core for many."""
+    if not entries:
+        return []
+    with gitio.BlobReader(archive.root) as reader:
+        contents = [data or b"" for data in reader.read_many([blob for blob, _ in entries])]
+    paths = [path for _, path in entries]
+    if len(entries) < PARALLEL_FROM or (os.cpu_count() or 1) < 2 or not hasattr(os, "fork"):
+        return _summarise_all(contents, paths, progress)
+    half = len(entries) // 2
+    with _in_child(lambda: _summarise_all(contents[half:], paths[half:], None)) as theirs:
+        mine = _summarise_all(contents[:half], paths[:half], progress, len(entries))
+    return mine + (theirs() or _summarise_all(contents[half:], paths[half:], None))
+
+
+def _summarise_all(
+    contents: list[bytes], paths: list[str], progress: Callable[[int, int], None] | None, total: int = 0
+) -> list[dict[str, Any]]:
+    total = total or len(contents)
+    out = []
+    for i, (data, path) in enumerate(zip(contents, paths, strict=True)):
+        out.append(facts_of(data, path))
+        if progress and (i % 500 == 0 or i + 1 == len(contents)):
+            progress(i + 1, total)
+    return out
+
+
+@contextlib.contextmanager
+def _in_child(work: Callable[[], list[dict[str, Any]]]) -> Iterator[Callable[[], list[dict[str, Any]] | None]]:
+    """Run work in a forked process while the block runs; yields a getter of its answer (None if it failed)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer through the pipe, then leave without running the parent's exit code
+        status = 1
+        try:
+            os.close(read_end)
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(json.dumps(work(), separators=(",", ":")).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    answer: list[list[dict[str, Any]] | None] = [None]
+
+    def collect() -> list[dict[str, Any]] | None:
+        return answer[0]
+
     try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError, RecursionError):  # a damaged cache only means a cold run
-        return {}
+        yield collect
+    finally:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if status == 0:
+            with contextlib.suppress(ValueError):
+                answer[0] = json.loads(data)
 
 
-def _save_cache(path: Path, cache: dict[str, Any]) -> None:
-    """Best effort: a read-only repository (cron as another user) simply runs cold."""
+# ------------------------------------------------------------------ cached results
+
+
+def cached_result(archive: Archive, name: str, parts: list[Any], compute: Callable[[], Any]) -> Any:
+    """compute()'s JSON-able answer, kept under the households tree read plus parts (what else it depends on).
+
+    Without a households tree (see households_tree) nothing is kept: compute() runs.
+    """
+    tree = households_tree(archive)
+    if tree is None:
+        return compute()
+    key = hashlib.sha256(json.dumps([CACHE_VERSION, name, tree, *parts]).encode()).hexdigest()
+    path = _cache_dir(archive) / f"{name}.json"
+    stored = _read_json(path)
+    if isinstance(stored, dict) and stored.get("key") == key and "value" in stored:
+        return stored["value"]
+    value = compute()
+    _write_json(path, {"key": key, "value": value})
+    return value
+
+
+def cached_report(
+    archive: Archive, name: str, parts: list[Any], compute: Callable[[], Any], build: Callable[[Any, str], Report]
+) -> Report:
+    """The report build(compute(), generated) makes, kept under the households tree read plus parts.
+
+    A run where nothing changed reads only the report's head (title, summary...);
+    its rows are read if something asks for them, and its json or csv text is
+    reused with only the time it was generated put in anew.
+    """
+    from archivectl.reports.render import StoredReport, head_of
+
+    generated = clock.now().isoformat(timespec="seconds")
+    tree = households_tree(archive)
+    if tree is None:
+        return build(compute(), generated)
+    key = hashlib.sha256(json.dumps([CACHE_VERSION, name, tree, *parts]).encode()).hexdigest()
+    cache = _cache_dir(archive)
+    texts = _Texts(cache, name)
+    stored = _read_json(cache / f"{name}.head.json")
+    if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("head"), dict):
+
+        def rebuild(generated: str) -> Report:
+            kept = _read_json(cache / f"{name}.json")
+            value = kept["value"] if isinstance(kept, dict) and kept.get("key") == key and "value" in kept else None
+            return build(compute() if value is None else value, generated)
+
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            return StoredReport(key, texts, rebuild, stored["head"], generated)
+    value = compute()
+    _write_json(cache / f"{name}.json", {"key": key, "value": value})
+    report = build(value, generated)
+    _write_json(cache / f"{name}.head.json", {"key": key, "head": head_of(report)})
+    return StoredReport(key, texts, lambda _: report, head_of(report), generated)
+
+
+class _Texts:
+    """Rendered texts of one report by key and format: a file each, checked by length and CRC before use."""
+
+    def __init__(self, cache: Path, name: str) -> None:
+        self.cache, self.name = cache, name
+
+    def _path(self, fmt: str) -> Path:
+        return self.cache / f"{self.name}.{fmt}.txt"
+
+    def get(self, key: str, fmt: str, stand_in: str, generated: str) -> str | None:
+        """The text kept for key and fmt with stand_in (at most once in it) replaced by generated, or None."""
+        try:
+            with self._path(fmt).open("rb") as f:
+                data = bytearray(os.fstat(f.fileno()).st_size)
+                if f.readinto(data) != len(data):
+                    return None
+            start = data.index(b"\n") + 1
+            kept_key, size, crc = bytes(data[: start - 1]).decode("ascii").split()
+            view = memoryview(data)
+            if kept_key != key or int(size) != len(data) - start or int(crc) != zlib.crc32(view[start:]):
+                return None
+            old, new = stand_in.encode(), generated.encode()
+            at = data.find(old, start)
+            if at >= 0 and len(old) == len(new):  # in place: the text is copied once, when decoded
+                data[at : at + len(old)] = new
+            elif at >= 0:
+                view.release()
+                data[at : at + len(old)] = new
+                view = memoryview(data)
+            return str(view[start:], "utf-8")
+        except (OSError, ValueError):  # missing or damaged: made anew
+            return None
+
+    def put(self, key: str, fmt: str, text: str) -> None:
+        data = text.encode("utf-8")
+        header = f"{key} {len(data)} {zlib.crc32(data)}\n".encode("ascii")
+        _write_bytes(self._path(fmt), header + data)
+
+
+def digest(path: Path) -> str:
+    """sha256 of a file's bytes ("" when it cannot be read): for cache keys over files a result depends on."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+# ------------------------------------------------------------------ cache files
+
+
+def _cache_dir(archive: Archive) -> Path:
+    return archive.git_dir / "archivectl" / "cache" / f"reports-v{CACHE_VERSION}"
+
+
+def _building_file(name: str) -> str:
+    return "b-" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:32] + ".json"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):  # a damaged cache only means reading again
+        return None
+
+
+def _write_json(path: Path, value: Any) -> None:
+    _write_bytes(path, json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Best effort: a read-only repository (cron as another user) simply reads again next time."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(cache, separators=(",", ":"), ensure_ascii=False))
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     except OSError:
         return

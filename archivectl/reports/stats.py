@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from archivectl import clock, gitio, registers, rules
 from archivectl.archive import Archive
 from archivectl.reports.completeness import completeness
-from archivectl.reports.data import households
+from archivectl.reports.data import cached_result, households
 from archivectl.reports.render import Report, Section
 
 # Counted by each commit's Action (what it is), not by its subject.
@@ -17,11 +18,7 @@ ACTIVITY = {"reveal": "reveals", "view": "reveals", "open": "opens", "export": "
 
 def stats(archive: Archive, progress: Callable[[int, int], None] | None = None) -> Report:
     """Counts by building, category, occupancy and status; completeness; activity per month."""
-    facts = [f for f in households(archive, progress) if not f.get("invalid")]
-    counts = []
-    for dimension in ("building", "category", "occupancy", "status"):
-        for value, n in sorted(Counter(str(f.get(dimension)) for f in facts).items()):
-            counts.append({"dimension": dimension, "value": value, "households": n})
+    counts, total = cached_result(archive, "stats", [], lambda: _counts(archive, progress))
     complete = completeness(archive)
     months: dict[str, Counter] = {}
     for entry in gitio.log(archive.root):
@@ -49,7 +46,7 @@ def stats(archive: Archive, progress: Callable[[int, int], None] | None = None) 
         "report": "stats",
         "archive": archive.settings.name,
         "generated": clock.now().isoformat(timespec="seconds"),
-        "households": len(facts),
+        "households": total,
         "counts": counts,
         "completeness": complete.document["overall"],
         "completeness_by_building": complete.document["buildings"],
@@ -66,5 +63,15 @@ def stats(archive: Archive, progress: Callable[[int, int], None] | None = None) 
         ],
         chart=complete.chart,
         chart_title=complete.chart_title,
-        summary=f"{len(facts)} households; {complete.document['overall']['rate']}% of active ones complete.",
+        summary=f"{total} households; {complete.document['overall']['rate']}% of active ones complete.",
     )
+
+
+def _counts(archive: Archive, progress: Callable[[int, int], None] | None) -> tuple[list[dict[str, Any]], int]:
+    """Households by building, category, occupancy and status, and how many (cached by the households tree)."""
+    facts = [f for f in households(archive, progress) if not f.get("invalid")]
+    counts = []
+    for dimension in ("building", "category", "occupancy", "status"):
+        for value, n in sorted(Counter(str(f.get(dimension)) for f in facts).items()):
+            counts.append({"dimension": dimension, "value": value, "households": n})
+    return counts, len(facts)
