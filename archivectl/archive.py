@@ -142,24 +142,6 @@ class Archive:
             return ours if gitio.is_ancestor(self.root, theirs, ours) else theirs
         return theirs or ours or gitio.head(self.root)
 
-    @cached_property
-    def main_staff(self) -> Staff:
-        """staff.yaml as approved on main: whom record keys are wrapped to (a branch's staff change gives nothing).
-
-        A change of staff.yaml on main that still awaits its signed approval (on
-        a desk without a server, main can hold one) gives nothing either: the
-        version read is that of the newest approved change.
-        """
-        tip = self.main_commit()
-        if tip is None:
-            return self.staff
-        from archivectl.ops.common import approved_version
-
-        committed = gitio.show_blob(self.root, approved_version(self, tip, STAFF_FILE), STAFF_FILE)
-        if committed is None:
-            return self.staff
-        return Staff.from_yaml(yamlio.loads(committed, STAFF_FILE), STAFF_FILE)
-
     def locate(self, archive_no: str) -> str:
         """Relative path of a household's record.yaml (as committed), or ArchiveError if there is none."""
         check_archive_no(archive_no)
@@ -198,7 +180,7 @@ class Archive:
 
     def refresh(self) -> None:
         """Forget settings, staff, schemas and keystore read so far: the next use reads them as they stand."""
-        for name in ("settings", "staff", "household_schema", "keystore", "main_staff", "_households"):
+        for name in ("settings", "staff", "household_schema", "keystore", "_households"):
             self.__dict__.pop(name, None)
 
     def writing(self, actor: Actor | None = None) -> Transaction:

@@ -29,7 +29,7 @@ READERS = 4
 
 
 def _reader_keys() -> list[str]:
-    from archivectl.ops.demo import examples_dir
+    from archivectl.demo import examples_dir
 
     text = (examples_dir() / "staff.yaml").read_text()
     keys = [line.split("key:", 1)[1].strip() for line in text.splitlines() if "ssh-ed25519" in line]

@@ -29,7 +29,7 @@ from bench_scale import write_csv
 from common import machine, person_env, timed_rss
 from sshd import INSTALL_HINT, SSHD, running_sshd, ssh_command, ssh_home
 
-from archivectl.ops.demo import examples_dir, prepare_people
+from archivectl.demo import examples_dir, prepare_people
 
 ALIAS = "keys.estate"
 PEOPLE = ("gm01", "clk01", "mgr01", "aud01")

@@ -33,7 +33,7 @@ from common import ROOT, machine, make_archive, person_env
 
 from archivectl import records, schema
 from archivectl.crypto import new_record_key
-from archivectl.ops.demo import examples_dir
+from archivectl.demo import examples_dir
 
 
 def write_households(archive: Path, count: int) -> list[Path]:

@@ -102,9 +102,9 @@ def measure(size: int, args: argparse.Namespace) -> None:
 def build_real(base: Path, commits: int) -> tuple[Path, dict[str, Path]]:
     """The same kind of history made by archivectl's own commands (~0.3 s a commit); the last edits await gm01."""
     from archivectl.archive import Archive
+    from archivectl.demo import acting_as, examples_dir, prepare_people
     from archivectl.ops import approvals, households, reading
     from archivectl.ops.common import Approval
-    from archivectl.ops.demo import acting_as, examples_dir, prepare_people
     from archivectl.ops.init import init
 
     people = prepare_people(examples_dir(), base / "keys")

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from archivectl.ops.demo import examples_dir, prepare_people
+from archivectl.demo import examples_dir, prepare_people
 
 ROOT = Path(__file__).resolve().parent.parent
 

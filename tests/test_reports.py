@@ -483,7 +483,7 @@ def test_a_damaged_cache_means_reading_again_not_a_wrong_report(world: World, da
 
 
 def test_the_cold_parse_skips_only_a_sealed_block_it_can_prove_is_one():
-    from archivectl.reports.data import clear_part, facts_of
+    from archivectl.facts import clear_part, facts_of
 
     stored = (
         b"archive_no: HO-2026-00001\nbuilding: B03\nstatus: active\nsealed_fields:\n- customers\n"
@@ -509,7 +509,7 @@ def test_the_cold_parse_skips_only_a_sealed_block_it_can_prove_is_one():
     for text in hostile:
         try:
             from archivectl import yamlio
-            from archivectl.reports.data import summarise
+            from archivectl.facts import summarise
 
             expected = summarise(yamlio.loads(text, source="x"))
         except Exception as refused:  # what the strict loader refuses (or fails on) is an invalid record

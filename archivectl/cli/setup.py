@@ -47,7 +47,7 @@ def demo(
     ] = None,
 ) -> None:
     """Build a throw-away archive from examples/archive with demo keys and walk the main job."""
-    from archivectl.ops.demo import run_demo
+    from archivectl.demo import run_demo
 
     run_demo(directory, out)
 

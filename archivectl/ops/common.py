@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archivectl import crypto, policy, records, registers
+from archivectl import clock, crypto, gitio, policy, records, registers, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.identity import Actor, actor_of, decrypting_identity
-from archivectl.layout import HouseholdPath
+from archivectl.layout import STAFF_FILE, HouseholdPath
 from archivectl.staff import Staff, StaffMember
 
 
@@ -61,8 +61,8 @@ def readers(archive: Archive, building: str, on_main: bool = False) -> list[Staf
     on_main: as staff.yaml and the grants stand on main (whom keys are wrapped
     to); otherwise as on this branch (whom archivectl lets try).
     """
-    staff = archive.main_staff if on_main else archive.staff
     tip = archive.main_commit() if on_main else None
+    staff = main_staff(archive, tip) if on_main else archive.staff
     grants = _grants_on_main(archive, tip) if tip else None
     return _with_grants(staff, building, grants if grants is not None else registers.active_grants(archive.root))
 
@@ -77,16 +77,39 @@ def _with_grants(staff: Staff, building: str, grants: list[dict[str, Any]]) -> l
     return members
 
 
-def _grants_on_main(archive: Archive, tip: str) -> list[dict[str, Any]] | None:
-    """The unexpired grants approved at main's tip, read once per command and tip (a commit never changes).
+# What main approves at a given tip never changes (a commit is immutable): read once per process and tip.
+# An import asks for every building's readers, a rotation for every household's.
+_GRANTS_ON_MAIN: dict[tuple[str, str, str], list[dict[str, Any]] | None] = {}
+_STAFF_ON_MAIN: dict[tuple[str, str], Staff] = {}
 
-    Kept on the Archive, which each command opens afresh: an import asks for
-    every building's readers, a rotation for every household's.
+
+def _grants_on_main(archive: Archive, tip: str) -> list[dict[str, Any]] | None:
+    """The unexpired grants approved at main's tip (expiry as of today)."""
+    key = (str(archive.root), tip, clock.today().isoformat())
+    if key not in _GRANTS_ON_MAIN:
+        _GRANTS_ON_MAIN[key] = registers.active_grants_at(
+            archive.root, approved_version(archive, tip, "registers/grants")
+        )
+    return _GRANTS_ON_MAIN[key]
+
+
+def main_staff(archive: Archive, tip: str | None = None) -> Staff:
+    """staff.yaml as approved on main: whom record keys are wrapped to (a branch's staff change gives nothing).
+
+    A change of staff.yaml on main that still awaits its signed approval (on
+    a desk without a server, main can hold one) gives nothing either: the
+    version read is that of the newest approved change.
     """
-    cache: dict[str, list[dict[str, Any]] | None] = archive.__dict__.setdefault("_grants_on_main", {})
-    if tip not in cache:
-        cache[tip] = registers.active_grants_at(archive.root, approved_version(archive, tip, "registers/grants"))
-    return cache[tip]
+    tip = tip or archive.main_commit()
+    if tip is None:
+        return archive.staff
+    key = (str(archive.root), tip)
+    if key not in _STAFF_ON_MAIN:
+        committed = gitio.show_blob(archive.root, approved_version(archive, tip, STAFF_FILE), STAFF_FILE)
+        if committed is None:
+            return archive.staff
+        _STAFF_ON_MAIN[key] = Staff.from_yaml(yamlio.loads(committed, STAFF_FILE), STAFF_FILE)
+    return _STAFF_ON_MAIN[key]
 
 
 _APPROVED: dict[tuple[str, str, str], str] = {}
@@ -101,7 +124,6 @@ def approved_version(archive: Archive, tip: str, path: str) -> str:
     key = (str(archive.root), tip, path)
     if key in _APPROVED:
         return _APPROVED[key]
-    from archivectl import gitio
 
     found = tip
     for commit in gitio.out(archive.root, "log", "--no-merges", "--format=%H", "-n", "50", tip, "--", path).split():
@@ -115,7 +137,6 @@ def approved_version(archive: Archive, tip: str, path: str) -> str:
 
 def _approved(archive: Archive, tip: str, commit: str) -> bool:
     """True when a change on tip's history needs no approval or has a valid signed one there."""
-    from archivectl import gitio
     from archivectl.ops.verify import verify
 
     if len(gitio.out(archive.root, "rev-list", "--parents", "-n", "1", commit).split()) == 1:
@@ -212,7 +233,7 @@ def wrap_targets(archive: Archive, building: str) -> list[str]:
 def wrap_targets_of(archive: Archive, buildings: list[str]) -> dict[str, list[str]]:
     """wrap_targets of several buildings, with main's tip and grants read once for all (an import)."""
     tip = archive.main_commit()
-    staff = archive.main_staff
+    staff = main_staff(archive, tip)
     grants = _grants_on_main(archive, tip) if tip else None
     if grants is None:
         grants = registers.active_grants(archive.root)

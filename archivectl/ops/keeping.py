@@ -16,7 +16,7 @@ from archivectl.archive import Archive
 
 def past_keeping(archive: Archive, facts: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Households kept longer than their class's period: archive number, class, since, days kept, period."""
-    from archivectl.reports.data import households, place_key
+    from archivectl.facts import households, place_key
 
     keeping = archive.settings.keeping
     if not keeping:

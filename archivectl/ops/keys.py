@@ -545,7 +545,9 @@ def bao_policies(archive: Archive, mount: str | None = None) -> dict[str, dict[s
     for building in sorted(set(on_main) | set(proposed)):
         for member_id in _reader_ids(archive, building):
             reads.setdefault(member_id, set()).update(on_main.get(building, set()) | proposed.get(building, set()))
-    return openbao.policies(archive.main_staff.members, reads, mount)
+    from archivectl.ops.common import main_staff
+
+    return openbao.policies(main_staff(archive, tip).members, reads, mount)
 
 
 def _households_by_building(archive: Archive, rev: str) -> dict[str, set[str]]:

@@ -80,7 +80,7 @@ def list_households(
     """
     for name, value in (("category", category), ("status", status)):
         check_filter(value, archive.household_schema.choices(name), name)
-    from archivectl.reports.data import households, place_key
+    from archivectl.facts import households, place_key
 
     rows = []
     for facts in households(archive):

@@ -8,7 +8,8 @@ from typing import Any
 from archivectl import clock
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
-from archivectl.reports.data import cached_result, households, place_key
+from archivectl.facts import households, place_key
+from archivectl.reports.cache import cached_result
 from archivectl.reports.render import Report, Section
 
 STATUSES = ("active", "moved-out", "tombstoned")

@@ -12,7 +12,8 @@ from typing import Any
 
 from archivectl import schema
 from archivectl.archive import Archive
-from archivectl.reports.data import cached_report, digest, households, place_key
+from archivectl.facts import households, place_key
+from archivectl.reports.cache import cached_report, digest
 from archivectl.reports.render import Report, Section
 
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from archivectl import clock, registers
 from archivectl.archive import Archive
+from archivectl.facts import households, place_key
 from archivectl.ops.lifecycle import candidates
-from archivectl.reports.data import households, place_key
 from archivectl.reports.render import Report, Section
 
 

@@ -8,8 +8,9 @@ from typing import Any
 
 from archivectl import clock, gitio, registers, rules
 from archivectl.archive import Archive
+from archivectl.facts import households
+from archivectl.reports.cache import cached_result
 from archivectl.reports.completeness import completeness
-from archivectl.reports.data import cached_result, households
 from archivectl.reports.render import Report, Section
 
 # Counted by each commit's Action (what it is), not by its subject.

@@ -2,8 +2,8 @@
 
 What reports read is the index's `households/` tree (the records `git ls-files`
 lists). Its id names everything a report sees, so:
-- a report's result is kept under that id (`cached_result`): a run where nothing
-  changed reads no record and lists no file;
+- a report's result is kept under that id (reports/cache.py): a run where
+  nothing changed reads no record and lists no file;
 - the facts of each building are kept under the id of the building's subtree
   (one file per building): when one household changed, only its building is
   listed again and only its record parsed again (facts of unchanged blobs are
@@ -21,17 +21,13 @@ import hashlib
 import json
 import os
 import re
-import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from archivectl import clock, gitio, yamlio
+from archivectl import gitio, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
-
-if TYPE_CHECKING:
-    from archivectl.reports.render import Report
 
 CACHE_VERSION = 2
 FIELDS = ("archive_no", "building", "floor", "unit", "category", "occupancy", "status", "last_reviewed")
@@ -179,15 +175,15 @@ def households_tree(archive: Archive) -> str | None:
     run only when the index's checksum differs from the one it was last run for.
     """
     stamp = gitio.index_stamp(archive.git_dir / "index")
-    memo_file = _cache_dir(archive) / "index.json"
-    memo = _read_json(memo_file)
+    memo_file = cache_dir(archive) / "index.json"
+    memo = read_json(memo_file)
     if stamp is not None and isinstance(memo, dict) and memo.get("stamp") == stamp:
         tree = memo.get("tree")
         if isinstance(tree, str) and re.fullmatch("[0-9a-f]{40,64}", tree):
             return tree
     tree = gitio.index_tree(archive.root, ROOT)
     if stamp is not None and tree is not None:
-        _write_json(memo_file, {"stamp": stamp, "tree": tree})
+        write_json(memo_file, {"stamp": stamp, "tree": tree})
     return tree
 
 
@@ -200,13 +196,13 @@ def households(archive: Archive, progress: Callable[[int, int], None] | None = N
             {**facts, "path": path}
             for (_, path), facts in zip(entries, _parse(archive, entries, progress), strict=True)
         ]
-    cache = _cache_dir(archive)
+    cache = cache_dir(archive)
     rows_by_building: dict[str, list[list[Any]]] = {}
     stale: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {}  # building -> (subtree, blob -> facts kept)
     for kind, subtree, name in gitio.tree_entries(archive.root, tree):
         if kind != "tree":
             continue
-        stored = _read_json(cache / _building_file(name))
+        stored = read_json(cache / _building_file(name))
         if isinstance(stored, dict) and stored.get("name") == name and stored.get("tree") == subtree:
             rows_by_building[name] = stored["rows"]
         else:
@@ -220,7 +216,7 @@ def households(archive: Archive, progress: Callable[[int, int], None] | None = N
         for name, (subtree, kept) in stale.items():
             rows = [[path, blob, kept.get(blob) or parsed[blob]] for blob, path in listed.get(name, [])]
             rows_by_building[name] = rows
-            _write_json(cache / _building_file(name), {"name": name, "tree": subtree, "rows": rows})
+            write_json(cache / _building_file(name), {"name": name, "tree": subtree, "rows": rows})
     out = []
     for name in sorted(rows_by_building, key=lambda n: (n + "/").encode("utf-8", "surrogateescape")):  # ls-files order
         for path, _, facts in rows_by_building[name]:
@@ -315,113 +311,10 @@ def _in_child(work: Callable[[], list[dict[str, Any]]]) -> Iterator[Callable[[],
                 answer[0] = json.loads(data)
 
 
-# ------------------------------------------------------------------ cached results
-
-
-def cached_result(archive: Archive, name: str, parts: list[Any], compute: Callable[[], Any]) -> Any:
-    """compute()'s JSON-able answer, kept under the households tree read plus parts (what else it depends on).
-
-    Without a households tree (see households_tree) nothing is kept: compute() runs.
-    """
-    tree = households_tree(archive)
-    if tree is None:
-        return compute()
-    key = hashlib.sha256(json.dumps([CACHE_VERSION, name, tree, *parts]).encode()).hexdigest()
-    path = _cache_dir(archive) / f"{name}.json"
-    stored = _read_json(path)
-    if isinstance(stored, dict) and stored.get("key") == key and "value" in stored:
-        return stored["value"]
-    value = compute()
-    _write_json(path, {"key": key, "value": value})
-    return value
-
-
-def cached_report(
-    archive: Archive, name: str, parts: list[Any], compute: Callable[[], Any], build: Callable[[Any, str], Report]
-) -> Report:
-    """The report build(compute(), generated) makes, kept under the households tree read plus parts.
-
-    A run where nothing changed reads only the report's head (title, summary...);
-    its rows are read if something asks for them, and its json or csv text is
-    reused with only the time it was generated put in anew.
-    """
-    from archivectl.reports.render import StoredReport, head_of
-
-    generated = clock.now().isoformat(timespec="seconds")
-    tree = households_tree(archive)
-    if tree is None:
-        return build(compute(), generated)
-    key = hashlib.sha256(json.dumps([CACHE_VERSION, name, tree, *parts]).encode()).hexdigest()
-    cache = _cache_dir(archive)
-    texts = _Texts(cache, name)
-    stored = _read_json(cache / f"{name}.head.json")
-    if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("head"), dict):
-
-        def rebuild(generated: str) -> Report:
-            kept = _read_json(cache / f"{name}.json")
-            value = kept["value"] if isinstance(kept, dict) and kept.get("key") == key and "value" in kept else None
-            return build(compute() if value is None else value, generated)
-
-        with contextlib.suppress(KeyError, TypeError, ValueError):
-            return StoredReport(key, texts, rebuild, stored["head"], generated)
-    value = compute()
-    _write_json(cache / f"{name}.json", {"key": key, "value": value})
-    report = build(value, generated)
-    _write_json(cache / f"{name}.head.json", {"key": key, "head": head_of(report)})
-    return StoredReport(key, texts, lambda _: report, head_of(report), generated)
-
-
-class _Texts:
-    """Rendered texts of one report by key and format: a file each, checked by length and CRC before use."""
-
-    def __init__(self, cache: Path, name: str) -> None:
-        self.cache, self.name = cache, name
-
-    def _path(self, fmt: str) -> Path:
-        return self.cache / f"{self.name}.{fmt}.txt"
-
-    def get(self, key: str, fmt: str, stand_in: str, generated: str) -> str | None:
-        """The text kept for key and fmt with stand_in (at most once in it) replaced by generated, or None."""
-        try:
-            with self._path(fmt).open("rb") as f:
-                data = bytearray(os.fstat(f.fileno()).st_size)
-                if f.readinto(data) != len(data):
-                    return None
-            start = data.index(b"\n") + 1
-            kept_key, size, crc = bytes(data[: start - 1]).decode("ascii").split()
-            view = memoryview(data)
-            if kept_key != key or int(size) != len(data) - start or int(crc) != zlib.crc32(view[start:]):
-                return None
-            old, new = stand_in.encode(), generated.encode()
-            at = data.find(old, start)
-            if at >= 0 and len(old) == len(new):  # in place: the text is copied once, when decoded
-                data[at : at + len(old)] = new
-            elif at >= 0:
-                view.release()
-                data[at : at + len(old)] = new
-                view = memoryview(data)
-            return str(view[start:], "utf-8")
-        except (OSError, ValueError):  # missing or damaged: made anew
-            return None
-
-    def put(self, key: str, fmt: str, text: str) -> None:
-        data = text.encode("utf-8")
-        header = f"{key} {len(data)} {zlib.crc32(data)}\n".encode("ascii")
-        _write_bytes(self._path(fmt), header + data)
-
-
-def digest(path: Path) -> str:
-    """sha256 of a file's bytes ("" when it cannot be read): for cache keys over files a result depends on."""
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return ""
-
-
 # ------------------------------------------------------------------ cache files
 
 
-def _cache_dir(archive: Archive) -> Path:
+def cache_dir(archive: Archive) -> Path:
     return archive.git_dir / "archivectl" / "cache" / f"reports-v{CACHE_VERSION}"
 
 
@@ -429,18 +322,18 @@ def _building_file(name: str) -> str:
     return "b-" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:32] + ".json"
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_bytes())
     except (OSError, ValueError, RecursionError):  # a damaged cache only means reading again
         return None
 
 
-def _write_json(path: Path, value: Any) -> None:
-    _write_bytes(path, json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+def write_json(path: Path, value: Any) -> None:
+    write_bytes(path, json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
+def write_bytes(path: Path, data: bytes) -> None:
     """Best effort: a read-only repository (cron as another user) simply reads again next time."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

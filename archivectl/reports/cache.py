@@ -1,0 +1,121 @@
+"""Report results kept under the households tree they were computed from (see facts.py).
+
+A run where nothing changed reads no record and lists no file: the result, or
+the report's head and its json/csv text, is read back instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from archivectl import clock
+from archivectl.archive import Archive
+from archivectl.facts import CACHE_VERSION, cache_dir, households_tree, read_json, write_bytes, write_json
+from archivectl.reports.render import Report
+
+
+def cached_result(archive: Archive, name: str, parts: list[Any], compute: Callable[[], Any]) -> Any:
+    """compute()'s JSON-able answer, kept under the households tree read plus parts (what else it depends on).
+
+    Without a households tree (see households_tree) nothing is kept: compute() runs.
+    """
+    tree = households_tree(archive)
+    if tree is None:
+        return compute()
+    key = hashlib.sha256(json.dumps([CACHE_VERSION, name, tree, *parts]).encode()).hexdigest()
+    path = cache_dir(archive) / f"{name}.json"
+    stored = read_json(path)
+    if isinstance(stored, dict) and stored.get("key") == key and "value" in stored:
+        return stored["value"]
+    value = compute()
+    write_json(path, {"key": key, "value": value})
+    return value
+
+
+def cached_report(
+    archive: Archive, name: str, parts: list[Any], compute: Callable[[], Any], build: Callable[[Any, str], Report]
+) -> Report:
+    """The report build(compute(), generated) makes, kept under the households tree read plus parts.
+
+    A run where nothing changed reads only the report's head (title, summary...);
+    its rows are read if something asks for them, and its json or csv text is
+    reused with only the time it was generated put in anew.
+    """
+    from archivectl.reports.render import StoredReport, head_of
+
+    generated = clock.now().isoformat(timespec="seconds")
+    tree = households_tree(archive)
+    if tree is None:
+        return build(compute(), generated)
+    key = hashlib.sha256(json.dumps([CACHE_VERSION, name, tree, *parts]).encode()).hexdigest()
+    cache = cache_dir(archive)
+    texts = _Texts(cache, name)
+    stored = read_json(cache / f"{name}.head.json")
+    if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("head"), dict):
+
+        def rebuild(generated: str) -> Report:
+            kept = read_json(cache / f"{name}.json")
+            value = kept["value"] if isinstance(kept, dict) and kept.get("key") == key and "value" in kept else None
+            return build(compute() if value is None else value, generated)
+
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            return StoredReport(key, texts, rebuild, stored["head"], generated)
+    value = compute()
+    write_json(cache / f"{name}.json", {"key": key, "value": value})
+    report = build(value, generated)
+    write_json(cache / f"{name}.head.json", {"key": key, "head": head_of(report)})
+    return StoredReport(key, texts, lambda _: report, head_of(report), generated)
+
+
+class _Texts:
+    """Rendered texts of one report by key and format: a file each, checked by length and CRC before use."""
+
+    def __init__(self, cache: Path, name: str) -> None:
+        self.cache, self.name = cache, name
+
+    def _path(self, fmt: str) -> Path:
+        return self.cache / f"{self.name}.{fmt}.txt"
+
+    def get(self, key: str, fmt: str, stand_in: str, generated: str) -> str | None:
+        """The text kept for key and fmt with stand_in (at most once in it) replaced by generated, or None."""
+        try:
+            with self._path(fmt).open("rb") as f:
+                data = bytearray(os.fstat(f.fileno()).st_size)
+                if f.readinto(data) != len(data):
+                    return None
+            start = data.index(b"\n") + 1
+            kept_key, size, crc = bytes(data[: start - 1]).decode("ascii").split()
+            view = memoryview(data)
+            if kept_key != key or int(size) != len(data) - start or int(crc) != zlib.crc32(view[start:]):
+                return None
+            old, new = stand_in.encode(), generated.encode()
+            at = data.find(old, start)
+            if at >= 0 and len(old) == len(new):  # in place: the text is copied once, when decoded
+                data[at : at + len(old)] = new
+            elif at >= 0:
+                view.release()
+                data[at : at + len(old)] = new
+                view = memoryview(data)
+            return str(view[start:], "utf-8")
+        except (OSError, ValueError):  # missing or damaged: made anew
+            return None
+
+    def put(self, key: str, fmt: str, text: str) -> None:
+        data = text.encode("utf-8")
+        header = f"{key} {len(data)} {zlib.crc32(data)}\n".encode("ascii")
+        write_bytes(self._path(fmt), header + data)
+
+
+def digest(path: Path) -> str:
+    """sha256 of a file's bytes ("" when it cannot be read): for cache keys over files a result depends on."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
