@@ -56,12 +56,6 @@ def scanned(world: World) -> str:
     return number
 
 
-@pytest.fixture
-def household(world: World) -> str:
-    """A household without scans, for tests about the keystore alone."""
-    return world.add()
-
-
 def revealed(world: World, number: str) -> str:
     return world.ok("but01", "show", number, "--reveal", "-r", "check after crash", "--format", "yaml")
 

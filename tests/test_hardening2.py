@@ -41,11 +41,6 @@ from archivectl.pii import personal_data_in
 from archivectl.schema import ecma_pattern, parse_json
 
 
-@pytest.fixture
-def household(world: World) -> str:
-    return world.add()
-
-
 def record_path(world: World, number: str, unit: str = "1203"):
     return world.root / f"households/B03/{unit}/{number}/record.yaml"
 
