@@ -26,6 +26,7 @@ from conftest import (
     RECORD,
     Result,
     World,
+    as_built,
     assert_refused,
     assert_unchanged,
     no_secrets_in,
@@ -270,6 +271,10 @@ def victim_setup(world: World, name: str):
 
 @pytest.fixture
 def scanned(world: World, household: str) -> str:
+    return as_built(world, "hardening2-scanned", lambda: attach_scan(world, household))
+
+
+def attach_scan(world: World, household: str) -> str:
     scan = world.tmp / "scan.pdf"
     scan.write_bytes(b"decrypted scan of " + OWNER_ID.encode())
     world.ok("clk01", "attach", household, str(scan), "--type", "owner-id-copy", "-r", "scanned", "-a", "mgr01")
