@@ -2,6 +2,10 @@
 
 Each person has their own git config (GIT_CONFIG_GLOBAL), as they would on
 their own machine; `cli(person, ...)` runs archivectl as that person.
+
+What many tests start from (people, `world`, `household`, `old_world`, ...) is
+built once per run and copied into each test's tmp_path (`as_built`, `once`):
+each test still has an archive, keystore and files of its own.
 """
 
 from __future__ import annotations
