@@ -5,8 +5,9 @@
 
 Runs `python -m pytest -q -n WORKERS --durations=0 FILES` in the --before checkout and in this one
 (--after), alternating, ROUNDS times each, and prints per run the wall time, the time tests spent in
-set-up (fixtures) and in their calls as pytest reports them, and the pass count; then the best of
-each side and the ratio after/before. On a shared machine read the ratio, not the times.
+set-up (fixtures) and in their calls as pytest reports them, the CPU time of every process the run
+waited for, and the pass count; then the best of each side and the ratio after/before. On a shared
+machine read the ratios (CPU time least disturbed by others' load), not the times.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -24,21 +26,27 @@ PHASE = re.compile(r"^([0-9.]+)s (setup|call|teardown) ", re.M)
 PASSED = re.compile(r"([0-9]+) passed")
 
 
-def run(checkout: Path, files: list[str], workers: int) -> dict[str, float]:
-    """One pytest run in checkout: wall, setup and call seconds, passed count."""
+def cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(checkout: Path, files: list[str], workers: str) -> dict[str, float]:
+    """One pytest run in checkout: wall and CPU seconds (every process it waited for), setup and call seconds."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "--durations=0"]
-    cmd += ["-n", str(workers)] if workers else []
+    cmd += ["-n", workers] if workers != "0" else []
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    started = time.monotonic()
+    started, cpu = time.monotonic(), cpu_of_children()
     done = subprocess.run([*cmd, *files], cwd=checkout, capture_output=True, text=True, env=env)
-    wall = time.monotonic() - started
+    wall, cpu = time.monotonic() - started, cpu_of_children() - cpu
     sums = {"setup": 0.0, "call": 0.0, "teardown": 0.0}
     for seconds, phase in PHASE.findall(done.stdout):
         sums[phase] += float(seconds)
     passed = PASSED.search(done.stdout.splitlines()[-1] if done.stdout else "")
     if done.returncode != 0:
         print(done.stdout[-3000:], done.stderr[-2000:], file=sys.stderr)
-    return {"wall": wall, **sums, "passed": float(passed[1]) if passed else 0.0, "rc": float(done.returncode)}
+    found = float(passed[1]) if passed else 0.0
+    return {"wall": wall, "cpu": cpu, **sums, "passed": found, "rc": float(done.returncode)}
 
 
 def main() -> None:
@@ -46,23 +54,22 @@ def main() -> None:
     parser.add_argument("--before", type=Path, required=True, help="checkout of the code to compare against")
     parser.add_argument("--after", type=Path, default=HERE, help="checkout measured (default: this one)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2, help="pytest-xdist workers (0: no xdist)")
+    parser.add_argument("--workers", default="2", help="pytest-xdist workers: a number, auto, or 0 (no xdist)")
     parser.add_argument("files", nargs="*", default=[], help="test files (default: the whole suite)")
     args = parser.parse_args()
     results: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
-    print(f"{'round':>5} {'side':>6} {'wall s':>8} {'setup s':>8} {'call s':>8} {'passed':>6}")
+    print(f"{'round':>5} {'side':>6} {'wall s':>8} {'CPU s':>8} {'setup s':>8} {'call s':>8} {'passed':>6}")
     for round_no in range(1, args.rounds + 1):
         for side, checkout in (("before", args.before), ("after", args.after)):
             r = run(checkout, args.files, args.workers)
             results[side].append(r)
             print(
-                f"{round_no:>5} {side:>6} {r['wall']:8.1f} {r['setup']:8.1f} {r['call']:8.1f} {int(r['passed']):>6}"
-                + ("" if r["rc"] == 0 else f"  (exit {int(r['rc'])})"),
+                f"{round_no:>5} {side:>6} {r['wall']:8.1f} {r['cpu']:8.1f} {r['setup']:8.1f} {r['call']:8.1f}"
+                f" {int(r['passed']):>6}" + ("" if r["rc"] == 0 else f"  (exit {int(r['rc'])})"),
                 flush=True,
             )
-    best = {side: min(runs, key=lambda r: r["wall"]) for side, runs in results.items()}
-    for key in ("wall", "setup", "call"):
-        before, after = best["before"][key], best["after"][key]
+    for key in ("wall", "cpu", "setup", "call"):
+        before, after = (min(r[key] for r in results[side]) for side in ("before", "after"))
         print(f"best {key}: before {before:.1f} s, after {after:.1f} s, ratio {after / before:.2f}x")
 
 
