@@ -2,23 +2,33 @@
 
 Each person has their own git config (GIT_CONFIG_GLOBAL), as they would on
 their own machine; `cli(person, ...)` runs archivectl as that person.
+
+What many tests start from (people, `world`, `household`, `old_world`, ...) is
+built once per run and copied into each test's tmp_path (`as_built`, `once`):
+each test still has an archive, keystore and files of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import pickle
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from archivectl.cli import app
+
+T = TypeVar("T")
 
 STAFF = [
     # id, name, role, buildings
@@ -87,12 +97,64 @@ def make_person(directory: Path, staff_id: str) -> Person:
     return Person(staff_id, key, (directory / f"{staff_id}.pub").read_text().strip(), config)
 
 
+def load_person(directory: Path, staff_id: str) -> Person:
+    """A person make_person made earlier in directory."""
+    key = directory / staff_id
+    return Person(
+        staff_id, key, (directory / f"{staff_id}.pub").read_text().strip(), directory / f"{staff_id}.gitconfig"
+    )
+
+
+# ---------------------------------------------------------------------------------------------- built once (#17)
+# What many tests start from (the people, a new archive, an archive with a household, ...) is built once per
+# run, by whichever xdist worker needs it first (the others wait on a file lock), kept under the run's temporary
+# directory, and copied into each test's tmp_path: every test still gets its own archive, keystore and files.
+
+
 @pytest.fixture(scope="session")
-def people(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Person]:
-    base = tmp_path_factory.mktemp("people")
-    found = {sid: make_person(base, sid) for sid, *_ in STAFF}
-    found["outsider"] = make_person(base, "outsider")
-    return found
+def built_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory shared by every worker of this run where things built once are kept."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "built-once"
+    shared.mkdir(exist_ok=True)
+    return shared
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on path (a file) across processes: one worker builds, the others wait."""
+    import fcntl
+
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def once(built: Path, name: str, build: Callable[[Path], T]) -> tuple[Path, T]:
+    """build(directory) run once per test run across workers; its directory (kept) and its return value."""
+    directory, value_file = built / name, built / f"{name}.pickle"
+    with locked(built / f"{name}.lock"):
+        if not value_file.exists():
+            shutil.rmtree(directory, ignore_errors=True)  # a build that failed half-way
+            directory.mkdir()
+            value = build(directory)
+            value_file.write_bytes(pickle.dumps(value))
+    return directory, pickle.loads(value_file.read_bytes())
+
+
+@pytest.fixture(scope="session")
+def people(built_once: Path) -> dict[str, Person]:
+    def build(base: Path) -> list[str]:
+        ids = [sid for sid, *_ in STAFF] + ["outsider"]
+        for sid in ids:
+            make_person(base, sid)
+        return ids
+
+    base, ids = once(built_once, "people", build)
+    return {sid: load_person(base, sid) for sid in ids}
 
 
 def staff_yaml(people: dict[str, Person]) -> str:
@@ -138,6 +200,8 @@ def person_env(person: Person | None) -> dict[str, str | None]:
 
 class World:
     """An archive plus the people who use it."""
+
+    OWN = ("tmp", "people", "root", "keys")  # what every World has; other attributes are a fixture's
 
     def __init__(self, tmp: Path, people: dict[str, Person]):
         self.tmp = tmp
@@ -259,19 +323,98 @@ class World:
         return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
 
 
-@pytest.fixture
-def world(tmp_path: Path, people: dict[str, Person]) -> World:
-    """A freshly initialised archive, founded by gm01."""
-    w = World(tmp_path, people)
-    staff_file = tmp_path / "staff.yaml"
-    staff_file.write_text(staff_yaml(people))
+def new_world(tmp_path: Path, people: dict[str, Person], built: Path) -> World:
+    """An empty World in tmp_path for as_built (its own copy of people: a test may add someone)."""
+    w = World(tmp_path, dict(people))
+    w._built, w._foreign = built, set(os.listdir(tmp_path))
+    return w
+
+
+def as_built(world: World, name: str, build: Callable[[], T]) -> T:
+    """Put world as build() leaves it, and return what build returned.
+
+    The first test of the run to ask runs build() on its own world and keeps a copy of what the world's
+    fixtures made in its tmp_path, with the world's attributes and build's value; every later test gets
+    that copy in its own tmp_path (absolute paths in git configs and the like pointed at it).
+    """
+    built_here = False
+
+    def keep(directory: Path) -> dict:
+        nonlocal built_here
+        built_here = True
+        value = build()
+        names = sorted(set(os.listdir(world.tmp)) - world._foreign)
+        for entry in names:
+            _copy(world.tmp / entry, directory / entry)
+        attrs = {k: v for k, v in vars(world).items() if not k.startswith("_") and k not in World.OWN}
+        return {"at": str(world.tmp), "names": names, "attrs": attrs, "value": value}
+
+    directory, kept = once(world._built, name, keep)
+    if built_here:
+        return kept["value"]
+    for entry in kept["names"]:
+        target = world.tmp / entry
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        _copy(directory / entry, target)
+        _repoint(target, kept["at"], str(world.tmp))
+    for key, value in kept["attrs"].items():
+        if isinstance(value, Path) and value.is_relative_to(kept["at"]):
+            value = world.tmp / value.relative_to(kept["at"])
+        setattr(world, key, value)
+    return kept["value"]
+
+
+def _copy(source: Path, target: Path) -> None:
+    if source.is_dir() and not source.is_symlink():
+        shutil.copytree(source, target, symlinks=True)
+    else:
+        shutil.copy2(source, target, follow_symlinks=False)
+
+
+def _repoint(path: Path, old: str, new: str) -> None:
+    """Rewrite old/ as new/ in the small files under path (git configs, remotes, ssh configs); objects stay."""
+    before, after = f"{old}/".encode(), f"{new}/".encode()
+    for directory, dirs, files in os.walk(path) if path.is_dir() else [(str(path.parent), [], [path.name])]:
+        dirs[:] = [d for d in dirs if d != "objects"]  # git objects are compressed: no path reads plainly there
+        for name in files:
+            file = Path(directory, name)
+            if file.is_symlink() or file.stat().st_size > 1 << 20:
+                continue
+            data = file.read_bytes()
+            if before in data:
+                mode = file.stat().st_mode
+                file.chmod(mode | 0o200)
+                file.write_bytes(data.replace(before, after))
+                file.chmod(mode)
+
+
+def found_world(w: World) -> None:
+    """gm01 founds the test archive in w."""
+    staff_file = w.tmp / "staff.yaml"
+    staff_file.write_text(staff_yaml(w.people))
     result = CliRunner().invoke(
         app,
         ["init", str(w.root), "--name", "Test Estate", "--staff-file", str(staff_file)],
-        env=person_env(people["gm01"]),
+        env=person_env(w.people["gm01"]),
     )
     assert result.exit_code == 0, result.output
+
+
+@pytest.fixture
+def world(tmp_path: Path, people: dict[str, Person], built_once: Path) -> World:
+    """A freshly initialised archive, founded by gm01 (founded once per run, copied here)."""
+    w = new_world(tmp_path, people, built_once)
+    as_built(w, "world", lambda: found_world(w))
     return w
+
+
+@pytest.fixture
+def household(world: World) -> str:
+    """The test household (RECORD) added to world by clk01, approved by mgr01; its archive number."""
+    return as_built(world, "household", world.add)
 
 
 def assert_unchanged(world: World, before: dict) -> None:
@@ -366,11 +509,18 @@ def ok_at(world: World, offset: str | None, who: str, *args: str) -> str:
 
 
 @pytest.fixture
-def old_world(tmp_path: Path, people) -> World:
+def old_world(tmp_path: Path, people, built_once: Path) -> World:
     """An archive whose whole history was made 35 days ago: two households, one tombstoned then."""
     if shutil.which("faketime") is None:
         pytest.skip("faketime missing: apt-get install faketime")
-    w = World(tmp_path, people)
+    w = new_world(tmp_path, people, built_once)
+    as_built(w, "old_world", lambda: found_old_world(w))
+    return w
+
+
+def found_old_world(w: World) -> None:
+    """old_world's history, made under faketime 35 days ago (w.doomed, w.live: its two households)."""
+    tmp_path, people = w.tmp, w.people
     (tmp_path / "staff.yaml").write_text(staff_yaml(people))
     result = at(w, "-35d", "gm01", "init", str(w.root), "--name", "Old", "--staff-file", str(tmp_path / "staff.yaml"))
     assert result.returncode == 0, result.stderr
@@ -397,4 +547,3 @@ def old_world(tmp_path: Path, people) -> World:
     w.live = ok_at(w, "-35d", "clk01", "add", "--file", str(tmp_path / "live.yaml"), "-r", "new", "-a", "mgr01").strip()
     ok_at(w, "-35d", "but01", "tombstone", w.doomed, "--reason", "customer asked for deletion", "--approver", "mgr01")
     ok_at(w, "-35d", "mgr01", "approve", "--yes", "--reason", "checked then")
-    return w

@@ -17,11 +17,6 @@ from conftest import OWNER_NAME, OWNER_PHONE, World, assert_refused, assert_unch
 from archivectl import registers, yamlio
 
 
-@pytest.fixture
-def household(world: World) -> str:
-    return world.add()
-
-
 def scan(world: World, name: str, content: bytes) -> str:
     path = world.tmp / name
     path.write_bytes(content)

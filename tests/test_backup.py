@@ -27,8 +27,10 @@ from conftest import (
     RECORD,
     Person,
     World,
+    as_built,
     assert_refused,
     at,
+    new_world,
     ok_at,
     person_env,
     process_env,
@@ -48,10 +50,19 @@ BACKUP_NAME = re.compile(r"test-estate-[0-9]{8}T[0-9]{6}Z(-[0-9]+)?\.tar")
 
 
 @pytest.fixture(scope="module")
-def story(tmp_path_factory: pytest.TempPathFactory, people: dict[str, Person]) -> World:
-    """35 days ago: two households, a backup, a tombstone. Today: a backup, the purge approved, the shred, a backup."""
-    tmp = tmp_path_factory.mktemp("story")
-    w = World(tmp, people)
+def story(tmp_path_factory: pytest.TempPathFactory, people: dict[str, Person], built_once: Path) -> World:
+    """35 days ago: two households, a backup, a tombstone. Today: a backup, the purge approved, the shred, a backup.
+
+    Told once per run, copied for each module that asks (the tests of this module share their copy).
+    """
+    w = new_world(tmp_path_factory.mktemp("story"), people, built_once)
+    as_built(w, "story", lambda: tell_story(w))
+    return w
+
+
+def tell_story(w: World) -> None:
+    """story's history, in w."""
+    tmp, people = w.tmp, w.people
     (tmp / "staff.yaml").write_text(staff_yaml(people))
     made = at(w, "-35d", "gm01", "init", str(w.root), "--name", "Test Estate", "--staff-file", str(tmp / "staff.yaml"))
     assert made.returncode == 0, made.stderr
@@ -73,7 +84,6 @@ def story(tmp_path_factory: pytest.TempPathFactory, people: dict[str, Person]) -
     assert not (w.keys / "keys" / w.doomed_key).exists()
     w.final = tmp / "after-shred.tar"
     w.ok("aud01", "backup", "--output", str(w.final))
-    return w
 
 
 def tar_names(path: Path) -> list[str]:

@@ -22,7 +22,7 @@ import sys
 import time
 
 import pytest
-from conftest import OWNER_NAME, RECORD, World, assert_refused, assert_unchanged
+from conftest import OWNER_NAME, RECORD, World, as_built, assert_refused, assert_unchanged
 from crashkit import (
     WRITE_STEPS,
     Tally,
@@ -47,19 +47,16 @@ ROTATE = ("recipients", "sync", "--rotate", "-r", "staff change", "-a", "mgr01")
 
 
 @pytest.fixture
-def scanned(world: World) -> str:
+def scanned(world: World, household: str) -> str:
     """A household with a scan, so a rotation re-encrypts files as well as the sealed block."""
-    number = world.add()
+    return as_built(world, "crash-scanned", lambda: attach_scan(world, household))
+
+
+def attach_scan(world: World, number: str) -> str:
     scan = world.tmp / "scan.pdf"
     scan.write_bytes(b"%PDF " + os.urandom(4096))
     world.ok("clk01", "attach", number, str(scan), "--type", "owner-id-copy", "-r", "scan", "-a", "mgr01")
     return number
-
-
-@pytest.fixture
-def household(world: World) -> str:
-    """A household without scans, for tests about the keystore alone."""
-    return world.add()
 
 
 def revealed(world: World, number: str) -> str:

@@ -10,11 +10,6 @@ from conftest import World, assert_refused, assert_unchanged, no_secrets_in
 from archivectl import yamlio
 
 
-@pytest.fixture
-def household(world: World) -> str:
-    return world.add()
-
-
 def reveal(world: World, number: str, who: str = "but01") -> dict:
     return json.loads(world.ok(who, "show", number, "--reveal", "--reason", "check", "--format", "json"))
 

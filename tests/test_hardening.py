@@ -21,11 +21,6 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
 )
 
 
-@pytest.fixture
-def household(world: World) -> str:
-    return world.add()
-
-
 def add_file(world: World, content: bytes | str, name: str = "input.yaml"):
     path = world.tmp / name
     path.write_bytes(content if isinstance(content, bytes) else content.encode())

@@ -26,6 +26,7 @@ from conftest import (
     RECORD,
     Result,
     World,
+    as_built,
     assert_refused,
     assert_unchanged,
     no_secrets_in,
@@ -39,11 +40,6 @@ from archivectl.cli import app
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.pii import personal_data_in
 from archivectl.schema import ecma_pattern, parse_json
-
-
-@pytest.fixture
-def household(world: World) -> str:
-    return world.add()
 
 
 def record_path(world: World, number: str, unit: str = "1203"):
@@ -275,6 +271,10 @@ def victim_setup(world: World, name: str):
 
 @pytest.fixture
 def scanned(world: World, household: str) -> str:
+    return as_built(world, "hardening2-scanned", lambda: attach_scan(world, household))
+
+
+def attach_scan(world: World, household: str) -> str:
     scan = world.tmp / "scan.pdf"
     scan.write_bytes(b"decrypted scan of " + OWNER_ID.encode())
     world.ok("clk01", "attach", household, str(scan), "--type", "owner-id-copy", "-r", "scanned", "-a", "mgr01")

@@ -34,11 +34,6 @@ needs_faketime = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def household(world: World) -> str:
-    return world.add()
-
-
 def tombstone(world: World, number: str, who: str = "but01") -> None:
     world.ok(who, "tombstone", number, "--reason", "duplicate dossier", "--approver", "mgr01")
 

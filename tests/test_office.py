@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import RECORD, World, assert_refused, on_terminal, process_env, staff_yaml
+from conftest import RECORD, World, as_built, assert_refused, on_terminal, process_env, staff_yaml
 from typer.testing import CliRunner
 
 from archivectl.cli import app
@@ -73,6 +73,12 @@ class Desk:
 def office(world: World, tmp_path: Path) -> dict[str, Desk]:
     """The gm's archive pushed to a bare server with the pre-receive hook; three people with clones."""
     server = tmp_path / "server.git"
+    as_built(world, "office", lambda: open_office(world, server))
+    return {who: Desk(world, who, server) for who in ("clk01", "but01", "mgr01", "mgr02")}
+
+
+def open_office(world: World, server: Path) -> None:
+    """The office's server and everyone's clone, as office gives them."""
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(server)], check=True)
     result = CliRunner().invoke(app, ["--archive", str(server), "install-hooks", "--server"])
     assert result.exit_code == 0, result.output
@@ -84,7 +90,6 @@ def office(world: World, tmp_path: Path) -> dict[str, Desk]:
     desks = {who: Desk(world, who, server) for who in ("clk01", "but01", "mgr01", "mgr02")}
     for desk in desks.values():
         desk.join()
-    return desks
 
 
 def propose_household(clerk: Desk, branch: str = "b03-new-owner") -> str:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import LIVE_SECRETS, RECORD, SECRETS, World, no_secrets_in
+from conftest import LIVE_SECRETS, RECORD, SECRETS, World, as_built, no_secrets_in
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,6 +52,10 @@ def attach_all(world: World, number: str, skip: tuple[str, ...] = ()) -> None:
 
 @pytest.fixture
 def two_households(world: World) -> tuple[str, str]:
+    return as_built(world, "two_households", lambda: add_two_households(world))
+
+
+def add_two_households(world: World) -> tuple[str, str]:
     complete = world.add()
     pledgeless = world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"'))
     attach_all(world, complete)

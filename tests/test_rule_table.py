@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pyrage
 import pytest
-from conftest import RECORD, World, assert_refused, assert_unchanged, ok_at, person_env, process_env, staff_yaml
+from conftest import RECORD, World, assert_refused, assert_unchanged, ok_at, once, person_env, process_env, staff_yaml
 from test_verify import Clone
 from typer.testing import CliRunner
 
@@ -176,10 +176,15 @@ class Base:
     households: dict[str, str]
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory, people) -> Base:
+@pytest.fixture(scope="session")
+def base(built_once: Path, people) -> Base:
     """Built once: a live household with a scan, a tombstoned and a moved-out one, a reveal, all approved."""
-    tmp = tmp_path_factory.mktemp("rule-table")
+    tmp, households = once(built_once, "rule-table", lambda tmp: build_base(tmp, people))
+    return Base(tmp, households)
+
+
+def build_base(tmp: Path, people) -> dict[str, str]:
+    """base's archive, server and clone in tmp; its households."""
     w = World(tmp, people)
     (tmp / "staff.yaml").write_text(staff_yaml(people))
     result = CliRunner().invoke(
@@ -203,7 +208,7 @@ def base(tmp_path_factory: pytest.TempPathFactory, people) -> Base:
     subprocess.run(["git", "clone", "-q", str(tmp / "server.git"), str(tmp / "clone")], check=True)
     for repo in ("archive", "server.git", "clone"):  # fewer files to copy per test
         subprocess.run(["git", "-C", str(tmp / repo), "gc", "-q"], check=True)
-    return Base(tmp, {"live": live, "tombstoned": gone, "moved": moved})
+    return {"live": live, "tombstoned": gone, "moved": moved}
 
 
 @pytest.fixture

@@ -13,11 +13,6 @@ from conftest import OWNER_NAME, OWNER_PHONE, World, assert_refused, assert_unch
 from archivectl import registers, yamlio
 
 
-@pytest.fixture
-def household(world: World) -> str:
-    return world.add()
-
-
 def test_show_is_masked_for_a_reader(world: World, household: str):
     out = json.loads(world.ok("but01", "show", household, "--format", "json"))
     owner = out["customers"][0]

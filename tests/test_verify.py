@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import World, process_env
+from conftest import World, as_built, process_env
 
 
 class Clone:
@@ -42,6 +42,12 @@ class Clone:
 
 @pytest.fixture
 def clone(world: World, tmp_path: Path) -> Clone:
+    as_built(world, "verify-clone", lambda: review_clone(world, tmp_path))
+    return Clone(world, tmp_path / "clone")
+
+
+def review_clone(world: World, tmp_path: Path) -> None:
+    """An approved household on the server, and a clone of it on branch `change` with the hooks."""
     world.add()
     world.approve("mgr01")
     server = tmp_path / "server.git"
@@ -52,7 +58,6 @@ def clone(world: World, tmp_path: Path) -> Clone:
     c.git("checkout", "-q", "-b", "change")
     result = c.cli("but01", "install-hooks")
     assert result.exit_code == 0, result
-    return c
 
 
 def rules(report: dict) -> set[tuple[str, str]]:
