@@ -3,7 +3,7 @@
 Shared by tests/test_crash.py (bounded, in CI) and bench/bench_crash.py (long
 runs by hand). Everything is real: child processes, SIGKILL, git, ssh-keygen
 signing, age. A kill lands either at a named step of a write
-(ARCHIVECTL_TEST_CRASH_AT, see archive.crash_point) or after a random delay.
+(ARCHIVECTL_TEST_CRASH_AT, see journal.crash_point) or after a random delay.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from conftest import LIVE_RECORD, LIVE_SECRETS, RECORD, SECRETS, Person, World, 
 from archivectl.keystore import ADDRESSED, NUMBER_FILE
 
 READER = "gm01"  # reads every building (P7): whoever can open a household, the gm can
-# Steps a write passes (archive.crash_point), in order; "restored" and "settled" are recovery steps.
+# Steps a write passes (journal.crash_point), in order; "restored" and "settled" are recovery steps.
 WRITE_STEPS = [
     "locked",
     "file-journaled",

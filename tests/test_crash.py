@@ -1,6 +1,6 @@
 """Writes that survive kill -9, a second crash during recovery, and a writer waiting for the lock.
 
-Real processes killed for real (SIGKILL at a named step, see archive.crash_point,
+Real processes killed for real (SIGKILL at a named step, see journal.crash_point,
 or after a random delay), real git, real keys. What must hold afterwards: every
 household on HEAD opens with the key its record names (P9, P14, P16), no update
 is lost (P12), a tombstone stays (P13), a write that did not commit leaves the
