@@ -95,14 +95,15 @@ def plan(root_when: int, commits: int, households: list[Household], seed: int = 
         if due:
             steps.append(approve(due[0]))
             continue
-        if todo and (len(steps) % spacing == 0 or not live or remaining <= len(todo) + 2):
+        last = remaining <= len(waiting)  # the last steps need no approval, or the history ends pending
+        if todo and not last and (len(steps) % spacing == 0 or not live or remaining <= len(todo) + 2):
             h = todo.pop(0)
             live.append(h)
             trailers = [("Action", "add"), ("Reason", "new resident"), ("Approved-by", "mgr01")]
             trailers += [("Archive-No", h.number), ("Acted-by", "clk01")]
             steps.append(Step("clk01", when, f"add {h.number} ({h.building}/{h.unit})", trailers, {h.path: h.record}))
             waiting["mgr01"].append(len(steps) - 1)
-        elif rng.random() < 0.5:
+        elif not last and rng.random() < 0.5:
             h = rng.choice(live)
             floor = int(FLOOR.search(h.record).group(1)) % 30 + 1  # type: ignore[union-attr]
             h.record = FLOOR.sub(b"floor: %d" % floor, h.record, count=1)
