@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archivectl import clock, registers
+from archivectl import registers
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
 from archivectl.openbao import COMMAND_HEADER
-from archivectl.reports.render import Report, Section
+from archivectl.reports.render import Report, Section, document_head
 
 MATCH_WINDOW = dt.timedelta(minutes=5)  # a register entry is written seconds after its decrypt; clocks differ a little
 LOOKUP_ACTIONS = ("reveal", "open", "view")
@@ -193,9 +193,7 @@ def access(archive: Archive, audit_log: Path, window: dt.timedelta = MATCH_WINDO
         f"{len(unseen)} registered but not seen by the server; {len(refused)} refused by the server."
     )
     document = {
-        "report": "access",
-        "archive": archive.settings.name,
-        "generated": clock.now().isoformat(timespec="seconds"),
+        **document_head("access", archive.settings.name),
         "audit_log": str(audit_log),
         "window_seconds": int(window.total_seconds()),
         "not_in_register": unregistered,

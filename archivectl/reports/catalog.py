@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from archivectl import clock
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
 from archivectl.facts import households, place_key
 from archivectl.reports.cache import cached_result
-from archivectl.reports.render import Report, Section
+from archivectl.reports.render import Report, Section, document_head
 
 STATUSES = ("active", "moved-out", "tombstoned")
 
@@ -33,9 +32,7 @@ def catalog(
     for building in sorted({str(r["building"]) for r in rows}):
         sections.append(Section(f"Building {building}", [r for r in rows if str(r["building"]) == building]))
     document = {
-        "report": "catalog",
-        "archive": archive.settings.name,
-        "generated": clock.now().isoformat(timespec="seconds"),
+        **document_head("catalog", archive.settings.name),
         "year": year,
         "status": status,
         "households": rows,

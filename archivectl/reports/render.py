@@ -51,6 +51,13 @@ LABELS = {
 }
 
 
+def document_head(name: str, archive_name: str) -> dict[str, Any]:
+    """What every report's JSON document starts with: which report, of which archive, when."""
+    from archivectl import clock
+
+    return {"report": name, "archive": archive_name, "generated": clock.now().isoformat(timespec="seconds")}
+
+
 @dataclass
 class Section:
     """A titled table of rows (dicts with the same keys)."""

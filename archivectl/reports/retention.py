@@ -9,7 +9,7 @@ from archivectl import clock, registers
 from archivectl.archive import Archive
 from archivectl.facts import households, place_key
 from archivectl.ops.lifecycle import candidates
-from archivectl.reports.render import Report, Section
+from archivectl.reports.render import Report, Section, document_head
 
 
 def retention(archive: Archive, progress: Callable[[int, int], None] | None = None) -> Report:
@@ -62,9 +62,7 @@ def retention(archive: Archive, progress: Callable[[int, int], None] | None = No
     kept_too_long = past_keeping(archive, facts)
     eligible = [t for t in tombstones if t["eligible"]]
     document = {
-        "report": "retention",
-        "archive": archive.settings.name,
-        "generated": clock.now().isoformat(timespec="seconds"),
+        **document_head("retention", archive.settings.name),
         "retention_days": archive.settings.retention_days,
         "review_interval_days": interval,
         "tombstoned": tombstones,

@@ -6,12 +6,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from archivectl import clock, gitio, registers, rules
+from archivectl import gitio, registers, rules
 from archivectl.archive import Archive
 from archivectl.facts import households
 from archivectl.reports.cache import cached_result
 from archivectl.reports.completeness import completeness
-from archivectl.reports.render import Report, Section
+from archivectl.reports.render import Report, Section, document_head
 
 # Counted by each commit's Action (what it is), not by its subject.
 ACTIVITY = {"reveal": "reveals", "view": "reveals", "open": "opens", "export": "exports", "approve": "approvals"}
@@ -44,9 +44,7 @@ def stats(archive: Archive, progress: Callable[[int, int], None] | None = None) 
         for m, c in sorted(months.items())
     ]
     document = {
-        "report": "stats",
-        "archive": archive.settings.name,
-        "generated": clock.now().isoformat(timespec="seconds"),
+        **document_head("stats", archive.settings.name),
         "households": total,
         "counts": counts,
         "completeness": complete.document["overall"],
