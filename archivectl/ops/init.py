@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from archivectl import gitio, policy, schema, yamlio
-from archivectl.archive import WRITE_SETTINGS, Archive, commit_message
+from archivectl.archive import WRITE_SETTINGS, Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.identity import Actor, public_key_from_setting, signing_key_setting
 from archivectl.layout import ARCHIVE_FILE, STAFF_FILE
@@ -67,30 +67,25 @@ def init(
     try:
         path.mkdir(parents=True, exist_ok=True)
         gitio.init(path)
-        (path / ARCHIVE_FILE).write_text(
-            "# archivectl archive settings\n" + yamlio.dumps(settings.to_yaml()), encoding="utf-8"
-        )
-        (path / STAFF_FILE).write_text(
-            "# Staff: role, buildings read (P7), SSH ed25519 key (signs commits, decrypts)\n"
-            + yamlio.dumps(staff.to_yaml()),
-            encoding="utf-8",
-        )
-        (path / "schemas").mkdir()
-        for fname in schema.SCHEMA_FILES:
-            shutil.copyfile(schema.shipped_dir() / fname, path / "schemas" / fname)
-        (path / ".gitattributes").write_text(GITATTRIBUTES)
-        (path / ".gitignore").write_text(GITIGNORE)
         backend.makedirs()
         archive = Archive(path.resolve())
-        configure_clone(archive)
-        founding = [ARCHIVE_FILE, STAFF_FILE, ".gitattributes", ".gitignore"]
-        founding += [f"schemas/{name}" for name in schema.SCHEMA_FILES]
-        gitio.add(archive.root, founding)
+        configure_clone(archive, staff)
         acting = Actor(member=founder, signing_key=signing_key_setting(None), private_key=None)
-        message = commit_message(f"init archive {name}", trailers("init", Approval(reason, founder.id), acting))
-        who = gitio.Identity(founder.name, f"{founder.id}@staff.archivectl")
-        commit = gitio.commit_signed(archive.root, message, signing_key_setting(None), who)
+        # The founding commit is a write like any other: journaled, one signed commit, or nothing.
+        with archive.writing(acting) as tx:
+            tx.write_text(ARCHIVE_FILE, "# archivectl archive settings\n" + yamlio.dumps(settings.to_yaml()))
+            tx.write_text(
+                STAFF_FILE,
+                "# Staff: role, buildings read (P7), SSH ed25519 key (signs commits, decrypts)\n"
+                + yamlio.dumps(staff.to_yaml()),
+            )
+            for fname in schema.SCHEMA_FILES:
+                tx.write(f"schemas/{fname}", (schema.shipped_dir() / fname).read_bytes())
+            tx.write_text(".gitattributes", GITATTRIBUTES)
+            tx.write_text(".gitignore", GITIGNORE)
+            commit = tx.commit(f"init archive {name}", trailers("init", Approval(reason, founder.id), acting))
     except BaseException:
+        # Nothing of a failed init is kept: the directory (or what was put in it) and the keystore it made.
         if created_dir:
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -102,8 +97,8 @@ def init(
     return archive, commit
 
 
-def configure_clone(archive: Archive) -> None:
-    """Local git settings every working copy of an archive needs."""
+def configure_clone(archive: Archive, staff: Staff | None = None) -> None:
+    """Local git settings every working copy of an archive needs (staff: before staff.yaml is committed)."""
     gitio.config_set(archive.root, "gpg.format", "ssh")
     # Index v4 keeps a 20,000-household index small. Not feature.manyFiles: its
     # untracked cache stores every household directory in the index (5 MB at 20k).
@@ -116,4 +111,4 @@ def configure_clone(archive: Archive) -> None:
     merge = f"{shlex.quote(sys.executable)} -m archivectl merge-driver %O %A %B %P"
     gitio.config_set(archive.root, "merge.archivectl.name", "archivectl: records merged field by field")
     gitio.config_set(archive.root, "merge.archivectl.driver", merge)
-    archive.write_allowed_signers()
+    archive.write_allowed_signers(staff)
