@@ -17,6 +17,7 @@ def test_a_second_writer_waits_then_fails_clearly(world: World):
     lock = world.root / ".git/archivectl.lock"
     fd = os.open(lock, os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
+    os.ftruncate(fd, 0)  # as archivectl's own lock does: the file may hold an earlier writer's pid (init's)
     os.pwrite(fd, b"4242", 0)
     try:
         before = world.snapshot()
