@@ -12,7 +12,6 @@ import fcntl
 import itertools
 import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -22,7 +21,7 @@ from typing import Any
 
 from archivectl import clock, gitio, yamlio
 from archivectl.errors import ArchiveError, UsageError
-from archivectl.files import write_atomic
+from archivectl.files import keep, write_atomic
 from archivectl.identity import Actor
 from archivectl.journal import (
     GONE,
@@ -69,6 +68,7 @@ class Archive:
     def __init__(self, root: Path, bare: bool = False):
         self.root = root
         self.bare = bare
+        self._households: Households | None = None  # households(): the memo as of its commit
 
     @classmethod
     def find(cls, explicit: str | None = None) -> Archive:
@@ -142,10 +142,9 @@ class Archive:
     def households(self) -> Households:
         """Where each household's record is in HEAD (read from a memo kept beside the index, not by listing it)."""
         head = gitio.head(self.root)
-        known = self.__dict__.get("_households")
-        if known is None or known.commit != head:
-            known = self.__dict__["_households"] = Households.at(self, head)
-        return known
+        if self._households is None or self._households.commit != head:
+            self._households = Households.at(self, head)
+        return self._households
 
     def record_paths(self) -> list[tuple[str, str]]:
         """(blob id, path) of every household record tracked in git."""
@@ -169,8 +168,9 @@ class Archive:
 
     def refresh(self) -> None:
         """Forget settings, staff, schemas and keystore read so far: the next use reads them as they stand."""
-        for name in ("settings", "staff", "household_schema", "keystore", "_households"):
+        for name in ("settings", "staff", "household_schema", "keystore"):
             self.__dict__.pop(name, None)
+        self._households = None
 
     def writing(self, actor: Actor | None = None) -> Transaction:
         """The write transaction: lock and recovery first, then the operation reads and writes inside it."""
@@ -207,9 +207,6 @@ class Archive:
                 yield
         finally:
             os.close(fd)
-
-
-RECORD_PATH = re.compile(rf"{HOUSEHOLDS}/[^/]+/[^/]+/[^/]+/{re.escape(RECORD)}\Z")
 
 
 class Households:
@@ -254,7 +251,7 @@ class Households:
             changes = gitio.changed_paths(archive.root, known.commit, commit, HOUSEHOLDS)
             found = known.moved_on(commit, changes)
         else:
-            listed = [p for p in gitio.tree_paths(archive.root, commit, HOUSEHOLDS) if RECORD_PATH.match(p)]
+            listed = [p for p in gitio.tree_paths(archive.root, commit, HOUSEHOLDS) if HouseholdPath.of_record(p)]
             found = cls(commit, b"\n" + "".join(p + "\n" for p in listed).encode("utf-8"), {})
             found.raise_highest(listed)
         found.save(archive)
@@ -263,7 +260,7 @@ class Households:
     def moved_on(self, commit: str, changes: list[tuple[str, str]]) -> Households:
         """These households after changes (status, path) made by commit."""
         text = self.text
-        records = [(status, path) for status, path in changes if RECORD_PATH.match(path)]
+        records = [(status, path) for status, path in changes if HouseholdPath.of_record(path)]
         if len(records) > SMALL_WRITE:  # an import or a pull: one pass over the list, not one per path
             lines = text.split(b"\n")
             gone = {p.encode("utf-8") for status, p in records if status == "D"}
@@ -292,11 +289,11 @@ class Households:
     def save(self, archive: Archive) -> None:
         """Keep the memo (a cache: losing it costs one listing; a reader may write it too)."""
         header = json.dumps({"commit": self.commit, "highest": self.highest}).encode()
-        _keep(self.memo(archive), header + self.text)
+        keep(self.memo(archive), header + self.text)
 
     def find(self, archive_no: str) -> str | None:
         """The record path of a household, or None."""
-        at = self.text.find(f"/{archive_no}/record.yaml\n".encode())
+        at = self.text.find(f"/{archive_no}/{RECORD}\n".encode())
         if at < 0:
             return None
         start = self.text.rfind(b"\n", 0, at) + 1
@@ -311,13 +308,6 @@ class Households:
             found.append(self.text[at + 1 : end].decode("utf-8"))
             at = self.text.find(prefix, end)
         return sorted(found)
-
-
-def _keep(path: Path, data: bytes) -> None:
-    """Write a file of what can be found again (a memo): a failure to write it changes nothing."""
-    with contextlib.suppress(OSError, ArchiveError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, data, durable=False)
 
 
 def _lock_wait() -> float:
@@ -419,15 +409,15 @@ class Transaction:
             known = self._clean_index_file().read_text().split()
         except OSError:
             return False
-        checksum = gitio.index_checksum(self.archive.git_dir)
+        checksum = gitio.index_stamp(self.archive.git_dir)
         return checksum is not None and self._head is not None and known == [self._head, checksum]
 
     def _remember_clean_index(self, head: str | None) -> None:
         """Note that the index, as it is now, equals HEAD (= head)."""
-        checksum = gitio.index_checksum(self.archive.git_dir)
+        checksum = gitio.index_stamp(self.archive.git_dir)
         if head is None or checksum is None:
             return
-        _keep(self._clean_index_file(), f"{head} {checksum}\n".encode())
+        keep(self._clean_index_file(), f"{head} {checksum}\n".encode())
 
     # -- changes
 
@@ -650,7 +640,7 @@ class Transaction:
 
     def _move_households_on(self, parent: str | None, commit: str, paths: list[str]) -> None:
         """Bring the households memo from parent to commit with the paths this write committed."""
-        known = self.archive.__dict__.get("_households")
+        known = self.archive._households
         if known is None or known.commit != parent:
             known = Households.read(self.archive) if parent else None
         if known is None or known.commit != parent:
@@ -659,7 +649,7 @@ class Transaction:
         changes = [("D" if p in gone else "A", p) for p in paths]
         moved = known.moved_on(commit, changes)
         moved.save(self.archive)
-        self.archive.__dict__["_households"] = moved
+        self.archive._households = moved
 
     # -- the journal
 

@@ -28,6 +28,7 @@ from typing import Any
 from archivectl import gitio, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
+from archivectl.files import keep
 
 CACHE_VERSION = 2
 FIELDS = ("archive_no", "building", "floor", "unit", "category", "occupancy", "status", "last_reviewed")
@@ -174,7 +175,7 @@ def households_tree(archive: Archive) -> str | None:
     Asked at every use (a command may write between two reports); write-tree is
     run only when the index's checksum differs from the one it was last run for.
     """
-    stamp = gitio.index_stamp(archive.git_dir / "index")
+    stamp = gitio.index_stamp(archive.git_dir)
     memo_file = cache_dir(archive) / "index.json"
     memo = read_json(memo_file)
     if stamp is not None and isinstance(memo, dict) and memo.get("stamp") == stamp:
@@ -330,15 +331,4 @@ def read_json(path: Path) -> Any:
 
 
 def write_json(path: Path, value: Any) -> None:
-    write_bytes(path, json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    """Best effort: a read-only repository (cron as another user) simply reads again next time."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError:
-        return
+    keep(path, json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))

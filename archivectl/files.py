@@ -54,6 +54,16 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
         fsync_dir(path.parent)
 
 
+def keep(path: Path, data: bytes) -> None:
+    """Write a file of what can be found again (a cache, a memo), best effort: a failure changes nothing.
+
+    A read-only repository (cron as another user) simply finds it missing and reads again next time.
+    """
+    with contextlib.suppress(OSError, ArchiveError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, data, durable=False)
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename or unlink in path durable."""
     try:

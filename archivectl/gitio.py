@@ -725,10 +725,12 @@ def changed_paths(repo: Path, old: str, new: str, *pathspecs: str) -> list[tuple
     return [(fields[i][:1], fields[i + 1]) for i in range(0, len(fields) - 1, 2) if fields[i]]
 
 
-def index_checksum(dot_git: Path) -> str | None:
-    """The index file's own checksum (its last 20 bytes): names its content exactly, read without parsing it.
+def index_stamp(dot_git: Path) -> str | None:
+    """Size and trailing checksum of the index file: equal stamps, equal contents. Read from its last
+    bytes, not by running git (a write and a report ask it every time, to learn whether it changed).
 
-    None when git is pointed at another index (GIT_INDEX_FILE) or there is none.
+    None when git is pointed at another index (GIT_INDEX_FILE), there is none, or
+    it has no checksum (index.skipHash).
     """
     if os.environ.get("GIT_INDEX_FILE"):
         return None
@@ -738,9 +740,10 @@ def index_checksum(dot_git: Path) -> str | None:
             if size < 32:
                 return None
             fh.seek(size - 20)
-            return f"{size}:{fh.read(20).hex()}"
+            checksum = fh.read(20)
     except OSError:
         return None
+    return None if checksum == bytes(20) else f"{size}:{checksum.hex()}"
 
 
 def tree_of(repo: Path, commit: str) -> str:
@@ -851,24 +854,6 @@ def _fast_import_path(path: str) -> bytes:
         escaped = raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"\n", b"\\n")
         return b'"' + escaped + b'"'
     return raw
-
-
-def index_stamp(index: Path) -> str | None:
-    """Size and trailing checksum of an index file: equal stamps, equal contents (None if it has no checksum).
-
-    Read from the file's last bytes, not by running git: a report asks it on every
-    run to learn whether the index changed since it last asked.
-    """
-    try:
-        with index.open("rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - 32))
-            tail = f.read()
-    except OSError:
-        return None
-    if size < 64 or tail[-20:] == bytes(20):  # index.skipHash writes no checksum
-        return None
-    return f"{size}:{tail.hex()}"
 
 
 def index_tree(repo: Path, prefix: str) -> str | None:

@@ -88,6 +88,12 @@ class HouseholdPath:
             raise ValueError(f"{path} is not a household path")
         return found
 
+    @classmethod
+    def of_record(cls, path: str) -> HouseholdPath | None:
+        """The household whose record this path is (households/<b>/<u>/<no>/record.yaml exactly), or None."""
+        place = cls.parse(path)
+        return place if place is not None and path == place.record else None
+
     @staticmethod
     def records_glob(building: str = "*", unit: str = "*", archive_no: str = "*") -> str:
         """A git pathspec glob for record files: every one, or of a building, unit or number."""

@@ -215,8 +215,8 @@ def stored_texts_at(
     """
     wanted = []
     for path in gitio.tree_paths(repo, rev, "households"):
-        place = HouseholdPath.parse(path)
-        if place is not None and path == place.record and (numbers is None or place.archive_no in numbers):
+        place = HouseholdPath.of_record(path)
+        if place is not None and (numbers is None or place.archive_no in numbers):
             wanted.append((place, path))
     with gitio.BlobReader(repo) as blobs:
         texts = blobs.read_many([f"{rev}:{path}" for _, path in wanted])

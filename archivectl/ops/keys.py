@@ -554,8 +554,8 @@ def _households_by_building(archive: Archive, rev: str) -> dict[str, set[str]]:
     """{building: {archive-no, ...}} of the households in rev's tree."""
     found: dict[str, set[str]] = {}
     for path in gitio.tree_paths(archive.root, rev, HOUSEHOLDS):
-        place = HouseholdPath.parse(path)
-        if place is not None and path == place.record:
+        place = HouseholdPath.of_record(path)
+        if place is not None:
             found.setdefault(place.building, set()).add(place.archive_no)
     return found
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from archivectl import clock
 from archivectl.archive import Archive
-from archivectl.facts import CACHE_VERSION, cache_dir, households_tree, read_json, write_bytes, write_json
+from archivectl.facts import CACHE_VERSION, cache_dir, households_tree, read_json, write_json
+from archivectl.files import keep
 from archivectl.reports.render import Report
 
 
@@ -110,7 +111,7 @@ class _Texts:
     def put(self, key: str, fmt: str, text: str) -> None:
         data = text.encode("utf-8")
         header = f"{key} {len(data)} {zlib.crc32(data)}\n".encode("ascii")
-        write_bytes(self._path(fmt), header + data)
+        keep(self._path(fmt), header + data)
 
 
 def digest(path: Path) -> str:
