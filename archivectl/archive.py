@@ -146,6 +146,23 @@ class Archive:
             self._households = Households.at(self, head)
         return self._households
 
+    def clean_index_file(self) -> Path:
+        return self.git_dir / "archivectl" / "index-clean"
+
+    def index_equals(self) -> str | None:
+        """The commit the index is known to equal (a write made or checked it so), while the index is unchanged.
+
+        A memo of (commit, the index file's checksum), kept by every write: equal
+        checksums, equal index. None when not known (git or a person changed the
+        index since, or no write has run here yet).
+        """
+        try:
+            known = self.clean_index_file().read_text().split()
+        except OSError:
+            return None
+        stamp = gitio.index_stamp(self.git_dir)
+        return known[0] if stamp is not None and len(known) == 2 and known[1] == stamp else None
+
     def record_paths(self) -> list[tuple[str, str]]:
         """(blob id, path) of every household record tracked in git."""
         return gitio.ls_files_stage(self.root, HouseholdPath.records_glob())
@@ -395,9 +412,6 @@ class Transaction:
 
     # -- the index equals HEAD
 
-    def _clean_index_file(self) -> Path:
-        return self.archive.git_dir / "archivectl" / "index-clean"
-
     def _index_known_clean(self) -> bool:
         """True when the index is, byte for byte, one already found (or made) equal to HEAD as it stands.
 
@@ -405,19 +419,14 @@ class Transaction:
         index: 60 ms at 100,000 households. The index file's own checksum names
         its content, so a check already made need not be made again.
         """
-        try:
-            known = self._clean_index_file().read_text().split()
-        except OSError:
-            return False
-        checksum = gitio.index_stamp(self.archive.git_dir)
-        return checksum is not None and self._head is not None and known == [self._head, checksum]
+        return self._head is not None and self.archive.index_equals() == self._head
 
     def _remember_clean_index(self, head: str | None) -> None:
         """Note that the index, as it is now, equals HEAD (= head)."""
         checksum = gitio.index_stamp(self.archive.git_dir)
         if head is None or checksum is None:
             return
-        keep(self._clean_index_file(), f"{head} {checksum}\n".encode())
+        keep(self.archive.clean_index_file(), f"{head} {checksum}\n".encode())
 
     # -- changes
 
@@ -618,12 +627,14 @@ class Transaction:
         deleted_by_hand = gitio.tree_paths(self.archive.root, self._head, *unchecked) if unchecked else []
         if deleted_by_hand:
             raise ArchiveError(f"{deleted_by_hand[0]} was deleted by hand; restore or commit that first")
-        gitio.add(self.archive.root, paths)
+        # A household's write builds its tree from the paths it changed, so the index's
+        # cached trees of households/ are dropped (see gitio.add); an import's, from the index.
+        changed = paths if len(paths) <= SMALL_WRITE else None
+        small = changed is not None and (self.archive.root / HOUSEHOLDS).is_dir()
+        gitio.add(self.archive.root, paths, forget_trees_of=HOUSEHOLDS if small else None)
         crash_point("staged")
         who = gitio.Identity(actor.member.name, f"{actor.member.id}@staff.archivectl")
         message = commit_message(subject, trailers)
-        # A household's write builds its tree from the paths it changed; an import, from the index.
-        changed = paths if len(paths) <= SMALL_WRITE else None
         commit, parent = gitio.write_signed_commit(self.archive.root, message, actor.signing_key, who, changed)
         crash_point("signed")
         # From here the journal names the commit: settle() calls the write done exactly when HEAD holds it.

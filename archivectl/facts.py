@@ -182,7 +182,10 @@ def households_tree(archive: Archive) -> str | None:
         tree = memo.get("tree")
         if isinstance(tree, str) and re.fullmatch("[0-9a-f]{40,64}", tree):
             return tree
-    tree = gitio.index_tree(archive.root, ROOT)
+    # An index a write left equal to its commit holds that commit's tree: no write-tree
+    # (which, without the cache-tree a household's write drops, builds every tree).
+    known = archive.index_equals()
+    tree = (gitio.tree_at(archive.root, known, ROOT) if known else None) or gitio.index_tree(archive.root, ROOT)
     if stamp is not None and tree is not None:
         write_json(memo_file, {"stamp": stamp, "tree": tree})
     return tree

@@ -119,11 +119,24 @@ def _by_kind(paths: list[str]) -> list[tuple[list[str], list[str]]]:
     return [(group, options) for group, options in ((sealed, _SEALED_OPTIONS), (plain, [])) if group]
 
 
-def add(repo: Path, paths: list[str]) -> None:
-    """Stage paths (additions, changes and deletions alike), names fed on stdin (no argv limit)."""
+def add(repo: Path, paths: list[str], forget_trees_of: str | None = None) -> None:
+    """Stage paths (additions, changes and deletions alike), names fed on stdin (no argv limit).
+
+    With forget_trees_of (a folder), the index's cached trees of that folder
+    are dropped in the same call; its entries are unchanged. The cache-tree
+    holds one node per folder: at 100,000 households it is 6.7 MB of the
+    index, and every `update-index` reads, hashes and rewrites it whole
+    (0.12-0.15 s a write, against 0.02 s without). A write that builds its
+    commit's tree from its own paths (tree_with_files) never needs it; a full
+    `write-tree` (an import) builds it again. (git drops a folder's cached
+    trees when a path naming that folder is removed: --force-remove of the
+    folder itself, which no entry is, removes nothing else.)
+    """
+    forget = ["--force-remove", forget_trees_of, "--no-force-remove"] if forget_trees_of else []
     for group, options in _by_kind(paths):
         names = b"".join(p.encode("utf-8") + b"\0" for p in group)
-        run(repo, *options, "update-index", "--add", "--remove", "-z", "--stdin", input=names)
+        run(repo, *options, "update-index", *forget, "--add", "--remove", "-z", "--stdin", input=names)
+        forget = []
 
 
 def unstage(repo: Path, paths: list[str]) -> None:
@@ -744,6 +757,12 @@ def index_stamp(dot_git: Path) -> str | None:
     except OSError:
         return None
     return None if checksum == bytes(20) else f"{size}:{checksum.hex()}"
+
+
+def tree_at(repo: Path, commit: str, path: str) -> str | None:
+    """The id of the tree at path in commit, or None when there is none."""
+    proc = run(repo, "rev-parse", "-q", "--verify", f"{commit}:{path}^{{tree}}", check=False)
+    return proc.stdout.decode().strip() or None
 
 
 def tree_of(repo: Path, commit: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import World, assert_refused
+from conftest import RECORD, World, assert_refused
 
 
 def status(world: World) -> str:
@@ -73,5 +73,41 @@ def test_an_archive_made_before_gets_the_split_index_on_its_next_write(world: Wo
     world.git("update-index", "--no-split-index")
     world.add()
     assert world.git("config", "core.splitIndex").strip() == "true"
+    assert status(world) == ""
+    world.git("fsck", "--strict")
+
+
+def cached_trees(world: World) -> set[str]:
+    """Folder names in the index's cache-tree extension: per folder, name NUL count SP subtrees LF [id]."""
+    data = (world.root / ".git" / "index").read_bytes()
+    at = data.rfind(b"TREE", 0, len(data) - 20)
+    if at < 0:
+        return set()
+    names, pos = set(), at + 8
+    end = pos + int.from_bytes(data[at + 4 : at + 8], "big")
+    while pos < end:
+        nul = data.index(b"\0", pos)
+        line_end = data.index(b"\n", nul)
+        names.add(data[pos:nul].decode("utf-8"))
+        count = int(data[nul + 1 : line_end].split()[0])
+        pos = line_end + 1 + (20 if count >= 0 else 0)  # an invalidated folder (-1) has no tree id
+    return names - {""}
+
+
+def test_a_households_write_drops_the_cached_trees_every_later_write_would_reread(world: World):
+    # git caches one tree per folder in the index: at 100,000 households that is 6.7 MB
+    # which every update-index reads and rewrites. A household's write builds its
+    # commit from its own paths, so it drops households/' cached trees; the index's
+    # entries, and so what git says of the work tree, are unchanged.
+    world.add()
+    world.git("read-tree", "HEAD")  # what git's own checkout, reset or write-tree leave: every tree cached
+    assert cached_trees(world) >= {"households", "B03", "1203"}
+    number = world.add("clk01", "mgr01", RECORD, "--also-active")
+    assert cached_trees(world) & {"households", "B03", "1203"} == set()
+    assert status(world) == ""
+    assert world.git("write-tree").strip() == world.git("rev-parse", "HEAD^{tree}").strip()
+    counted = json.loads(world.ok("mgr01", "report", "completeness", "--format", "json"))
+    assert number in json.dumps(counted)
+    world.ok("mgr01", "edit", number, "--set", "floor=7", "--reason", "floor corrected", "--approver", "gm01")
     assert status(world) == ""
     world.git("fsck", "--strict")
