@@ -71,6 +71,59 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
         return document
 
 
+# libyaml's own composer (C) is a third of a record's parse, but lets aliases through,
+# recurses once per nesting level and keeps duplicate keys. It is used only on text
+# that cannot hold an alias (no "*" or "&" anywhere) nor nest deep enough to matter
+# (each collection needs one of these characters), and its result only when the
+# checks below find nothing: else the parse starts again the checking way, which
+# says what is wrong exactly as it always has.
+_NESTING_CHARS = "[{-:?"
+_C_NESTING_LIMIT = 2000
+
+
+_UNDECIDED = object()
+
+
+def _load_in_libyaml(text: str) -> Any:
+    """The document as loads() gives it, composed by libyaml, or _UNDECIDED where the checking composer must decide."""
+    if _BaseLoader is yaml.SafeLoader or "*" in text or "&" in text:
+        return _UNDECIDED
+    if sum(text.count(c) for c in _NESTING_CHARS) > _C_NESTING_LIMIT:
+        return _UNDECIDED
+    loader = _Loader(text)
+    try:
+        node = _BaseLoader.get_single_node(loader)  # libyaml's CParser
+        if node is not None and not _well_formed(node):
+            return _UNDECIDED
+        return loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError:
+        return _UNDECIDED
+    finally:
+        loader.dispose()
+
+
+def _well_formed(root: yaml.Node) -> bool:
+    """No duplicate or non-scalar keys, nesting within MAX_DEPTH: what _compose_document refuses."""
+    todo: list[tuple[yaml.Node, int]] = [(root, 0)]
+    while todo:
+        node, depth = todo.pop()
+        kind = type(node)
+        if kind is yaml.ScalarNode:
+            continue
+        if depth >= MAX_DEPTH:
+            return False
+        if kind is yaml.SequenceNode:
+            todo.extend((item, depth + 1) for item in node.value)
+            continue
+        seen = set()
+        for key, value in node.value:
+            if type(key) is not yaml.ScalarNode or (key.tag, key.value) in seen:
+                return False
+            seen.add((key.tag, key.value))
+            todo.append((value, depth + 1))
+    return True
+
+
 def _compose_document(loader: Any) -> yaml.Node:
     """One document's node tree from the event stream, refusing aliases, duplicate keys and deep nesting."""
     loader.get_event()  # document start
@@ -181,7 +234,8 @@ def loads(text: str | bytes, source: str = "input") -> Any:
     if len(text) > MAX_YAML_BYTES:
         raise UsageError(f"{source}: file is larger than {MAX_YAML_BYTES // 1024} KiB")
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        found = _load_in_libyaml(text)
+        return found if found is not _UNDECIDED else yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         raise UsageError(f"{source}: {describe(exc)}") from None
 
