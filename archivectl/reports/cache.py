@@ -17,7 +17,7 @@ from typing import Any
 
 from archivectl import clock
 from archivectl.archive import Archive
-from archivectl.facts import CACHE_VERSION, cache_dir, households_tree, read_json, write_json
+from archivectl.facts import CACHE_VERSION, cache_dir, collector_paused, households_tree, read_json, write_json
 from archivectl.files import keep
 from archivectl.reports.render import Report
 
@@ -68,9 +68,10 @@ def cached_report(
 
         with contextlib.suppress(KeyError, TypeError, ValueError):
             return StoredReport(key, texts, rebuild, stored["head"], generated)
-    value = compute()
-    write_json(cache / f"{name}.json", {"key": key, "value": value})
-    report = build(value, generated)
+    with collector_paused():
+        value = compute()
+        write_json(cache / f"{name}.json", {"key": key, "value": value})
+        report = build(value, generated)
     write_json(cache / f"{name}.head.json", {"key": key, "head": head_of(report)})
     return StoredReport(key, texts, lambda _: report, head_of(report), generated)
 
