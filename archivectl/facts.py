@@ -20,6 +20,7 @@ import fnmatch
 import gc
 import hashlib
 import json
+import marshal
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -280,35 +281,41 @@ def _reusable(rows: Any) -> dict[str, dict[str, Any]]:
 def _parse(
     archive: Archive, entries: list[tuple[str, str]], progress: Callable[[int, int], None] | None
 ) -> list[dict[str, Any]]:
-    """Facts of each (blob, path), in order: blobs read through one cat-file, parsed on every core for many."""
+    """Facts of each (blob, path), in order; for many, half in a forked process, each half read by its own cat-file.
+
+    Each process parses blobs as its cat-file streams them, so reading overlaps
+    parsing and both cores work from the first record to the last.
+    """
     if not entries:
         return []
-    with gitio.BlobReader(archive.root) as reader:
-        contents = [data or b"" for data in reader.read_many([blob for blob, _ in entries])]
-    paths = [path for _, path in entries]
     if len(entries) < PARALLEL_FROM or (os.cpu_count() or 1) < 2 or not hasattr(os, "fork"):
-        return _summarise_all(contents, paths, progress)
+        return _read_and_summarise(archive, entries, progress)
     half = len(entries) // 2
-    with _in_child(lambda: _summarise_all(contents[half:], paths[half:], None)) as theirs:
-        mine = _summarise_all(contents[:half], paths[:half], progress, len(entries))
-    return mine + (theirs() or _summarise_all(contents[half:], paths[half:], None))
+    with _in_child(lambda: _read_and_summarise(archive, entries[half:], None)) as theirs:
+        mine = _read_and_summarise(archive, entries[:half], progress, len(entries))
+    return mine + (theirs() or _read_and_summarise(archive, entries[half:], None))
 
 
-def _summarise_all(
-    contents: list[bytes], paths: list[str], progress: Callable[[int, int], None] | None, total: int = 0
+def _read_and_summarise(
+    archive: Archive, entries: list[tuple[str, str]], progress: Callable[[int, int], None] | None, total: int = 0
 ) -> list[dict[str, Any]]:
-    total = total or len(contents)
+    total = total or len(entries)
     out = []
-    for i, (data, path) in enumerate(zip(contents, paths, strict=True)):
-        out.append(facts_of(data, path))
-        if progress and (i % 500 == 0 or i + 1 == len(contents)):
-            progress(i + 1, total)
+    with gitio.BlobReader(archive.root) as reader:
+        for i, (data, (_, path)) in enumerate(zip(reader.read_many([b for b, _ in entries]), entries, strict=True)):
+            out.append(facts_of(data or b"", path))
+            if progress and (i % 500 == 0 or i + 1 == len(entries)):
+                progress(i + 1, total)
     return out
 
 
 @contextlib.contextmanager
 def _in_child(work: Callable[[], list[dict[str, Any]]]) -> Iterator[Callable[[], list[dict[str, Any]] | None]]:
-    """Run work in a forked process while the block runs; yields a getter of its answer (None if it failed)."""
+    """Run work in a forked process while the block runs; yields a getter of its answer (None if it failed).
+
+    The answer comes back in marshal's format (plain values only, as facts are):
+    several times quicker to make and read than JSON for 50,000 facts.
+    """
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: answer through the pipe, then leave without running the parent's exit code
@@ -316,7 +323,7 @@ def _in_child(work: Callable[[], list[dict[str, Any]]]) -> Iterator[Callable[[],
         try:
             os.close(read_end)
             with os.fdopen(write_end, "wb") as pipe:
-                pipe.write(json.dumps(work(), separators=(",", ":")).encode())
+                pipe.write(marshal.dumps(work()))
             status = 0
         finally:
             os._exit(status)
@@ -333,8 +340,9 @@ def _in_child(work: Callable[[], list[dict[str, Any]]]) -> Iterator[Callable[[],
             data = pipe.read()
         _, status = os.waitpid(pid, 0)
         if status == 0:
-            with contextlib.suppress(ValueError):
-                answer[0] = json.loads(data)
+            with contextlib.suppress(ValueError, EOFError, TypeError):
+                found = marshal.loads(data)  # noqa: S302 - our own child's answer through our own pipe
+                answer[0] = found if isinstance(found, list) else None
 
 
 # ------------------------------------------------------------------ cache files

@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -545,3 +546,38 @@ def test_report_json_is_exactly_what_json_dumps_writes(document):
     from archivectl.reports.render import json_text
 
     assert json_text(document) == json.dumps(document, ensure_ascii=False, indent=2)
+
+
+def add_odd_records(world: World) -> None:
+    """Hand-made record files beside real ones, staged: outside the fast reader's subset, or not readable at all."""
+    [real, *_] = sorted((world.root / "households").glob("*/*/*/record.yaml"))
+    text = real.read_text()
+    odd = {
+        "quoted-key": text.replace("\noccupancy:", "\n'occupancy':"),  # read by the strict loader
+        "unicode": text.replace("\nunit: '1203'", "\nunit: 楼栋·1203").replace(
+            "\nstatus: active", '\nstatus: "active"'
+        ),
+        "comment": text.replace("\nstatus: active", "\nstatus: active  # checked"),
+        "alias": text.replace("\noccupancy: owner-occupied", "\noccupancy: *owner"),  # refused: invalid
+        "duplicate": text.replace("\nstatus: active", "\nstatus: active\nstatus: moved-out"),  # refused
+    }
+    for name, content in odd.items():
+        path = world.root / f"households/B03/9{len(name):03d}/HO-2026-{name}/record.yaml"
+        path.parent.mkdir(parents=True)
+        path.write_text(content.replace("archive_no: HO-2026-00001", f"archive_no: HO-2026-{name}"))
+    world.git("add", "households")
+
+
+def test_records_parsed_in_two_processes_make_the_reports_one_process_makes(world: World, monkeypatch):
+    from archivectl import facts
+
+    world.add()
+    world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"'))
+    add_odd_records(world)
+    monkeypatch.setattr(facts, "PARALLEL_FROM", 10**9)  # every record parsed here
+    one = seen(world)
+    shutil.rmtree(world.root / ".git/archivectl/cache")
+    monkeypatch.setattr(facts, "PARALLEL_FROM", 1)  # half of them in a forked process
+    assert seen(world) == one
+    assert len(rows_of(one[0])) == 5 and rows_of(one[0])["HO-2026-unicode"]["unit"] == "楼栋·1203"
+    assert {r["file"].split("/")[3] for r in json.loads(one[0])["invalid"]} == {"HO-2026-alias", "HO-2026-duplicate"}
