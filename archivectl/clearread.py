@@ -34,6 +34,7 @@ _PLAIN_START = frozenset("?:,[]{}#&*!|>'\"%@` \t") | {"-"}
 _PLAIN_BAD = re.compile(r"#|: |:\Z|\t|\s\Z")
 # Characters libyaml refuses or reads as line breaks (NEL, LS, PS, CR), a BOM, and tabs: all left to it.
 _ODD = re.compile("[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029\ufeff]")
+_ODD_ASCII = re.compile("[^\n\x20-\x7e]")  # the same for ASCII text, several times quicker
 
 _MADE_HERE = {f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float")}
 _loader: Any = None
@@ -105,47 +106,49 @@ class _Reader:
 
     def __init__(self, text: str) -> None:
         self.lines = _LINE.findall(text)
+        self.columns = [len(line[0]) for line in self.lines]
+        self.columns.append(-1)  # the end: below every column
         self.at = 0
-
-    def column(self) -> int:
-        """Column of the next line; -1 at the end."""
-        return len(self.lines[self.at][0]) if self.at < len(self.lines) else -1
 
     def mapping(self, column: int, depth: int, first_in_entry: bool = False) -> dict[str, Any]:
         """The block mapping whose keys start at column, from the next line on."""
         if depth > MAX_DEPTH:
             raise _Unsure
         out: dict[str, Any] = {}
-        lines = self.lines
-        while self.at < len(lines):
-            spaces, dash, key, after, _ = lines[self.at]
-            here = len(spaces)
+        lines, columns, at = self.lines, self.columns, self.at
+        while True:
             if first_in_entry:  # `- key: ...`: this mapping's first key, two columns after the dash
-                here, dash, first_in_entry = here + 2, "", False
-            if here < column:
-                break
-            if here > column or dash or not key:
+                first_in_entry = False
+            elif columns[at] != column:
+                if columns[at] < column:
+                    break
                 raise _Unsure
-            if key in out or type(_scalar(key)) is not str:  # a duplicate, or a key such as `on` or `null`
+            elif lines[at][1]:  # `- ` where a key should be
                 raise _Unsure
-            self.at += 1
+            _, _, key, after, _ = lines[at]
+            if not key or key in out or type(_scalar(key)) is not str:  # a duplicate, or a key such as `on`
+                raise _Unsure
+            at += 1
             if after:
                 out[key] = _scalar(after[1:])
-                if self.column() > column:  # a continued scalar or a nested block after a value
+                if columns[at] > column:  # a continued scalar or a nested block after a value
                     raise _Unsure
             else:
+                self.at = at
                 out[key] = self.below(column, depth)
+                at = self.at
+        self.at = at
         return out
 
     def below(self, column: int, depth: int) -> Any:
         """The value of a `key:` at column: a nested block, or null when none follows."""
-        at = self.column()
-        if at > column:
+        here = self.columns[self.at]
+        if here > column:
             if self.lines[self.at][1]:
-                return self.sequence(at, depth + 1)
-            return self.mapping(at, depth + 1)
-        if at == column and self.lines[self.at][1]:
-            return self.sequence(at, depth + 1)  # a sequence at the key's own column (as PyYAML writes)
+                return self.sequence(here, depth + 1)
+            return self.mapping(here, depth + 1)
+        if here == column and self.lines[self.at][1]:
+            return self.sequence(here, depth + 1)  # a sequence at the key's own column (as PyYAML writes)
         return None
 
     def sequence(self, column: int, depth: int) -> list[Any]:
@@ -153,24 +156,27 @@ class _Reader:
         if depth > MAX_DEPTH:
             raise _Unsure
         out: list[Any] = []
-        lines = self.lines
-        while self.at < len(lines):
-            spaces, dash, key, _, scalar = lines[self.at]
-            if len(spaces) != column or not dash:
+        lines, columns, at = self.lines, self.columns, self.at
+        while columns[at] == column:
+            _, dash, key, _, scalar = lines[at]
+            if not dash:
                 break
             if key:
+                self.at = at
                 out.append(self.mapping(column + 2, depth + 1, first_in_entry=True))
+                at = self.at
             else:
-                self.at += 1
+                at += 1
                 out.append(_scalar(scalar))
-                if self.column() > column:
+                if columns[at] > column:
                     raise _Unsure
+        self.at = at
         return out
 
 
 def mapping(text: str) -> dict[str, Any] | None:
     """yamlio.loads(text) for a clear part in the subset read here (a mapping at column 0); None otherwise."""
-    if not text.endswith("\n") or _ODD.search(text) or "\n\n" in text:
+    if not text.endswith("\n") or (_ODD_ASCII if text.isascii() else _ODD).search(text) or "\n\n" in text:
         return None
     reader = _Reader(text[:-1])
     try:

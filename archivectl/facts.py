@@ -65,9 +65,11 @@ def summarise(stored: Any) -> dict[str, Any]:
     return facts
 
 
-# The sealed block as records.to_stored writes it: the last key, an armored age file in a literal block.
-_SEALED_TAIL = re.compile(rb"sealed: \|[-+]?\n(?:  [A-Za-z0-9+/=-][A-Za-z0-9+/= -]*\n)+\Z")
-_NOT_ONE_MAPPING = re.compile(rb"^(?:---|\.\.\.|%)", re.M)  # document markers, directives
+# The sealed block as records.to_stored writes it: the last key, an armored age file in a literal block,
+# each line two spaces and then armor characters (letters, digits, + / = - and spaces), the first not a space.
+_SEALED_HEADS = (b"sealed: |\n", b"sealed: |-\n", b"sealed: |+\n")
+_ARMOR = bytes(range(ord("A"), ord("Z") + 1)) + bytes(range(ord("a"), ord("z") + 1)) + b"0123456789+/= -\n"
+_NOT_ONE_MAPPING = (b"\n---", b"\n...", b"\n%")  # document markers, directives (at a line's start)
 
 
 def clear_part(data: bytes) -> bytes | None:
@@ -83,9 +85,23 @@ def clear_part(data: bytes) -> bytes | None:
     if at < 0 or len(data) > yamlio.MAX_YAML_BYTES or not data[:1].isalpha():
         return None
     head = data[: at + 1]
-    if not _SEALED_TAIL.match(data, at + 1) or _NOT_ONE_MAPPING.search(head):
+    block_at = data.find(b"\n", at + 1)
+    if data[at + 1 : block_at + 1] not in _SEALED_HEADS or any(marker in head for marker in _NOT_ONE_MAPPING):
         return None
-    return head
+    return head if _armor_lines(data[block_at:]) else None
+
+
+def _armor_lines(block: bytes) -> bool:
+    """Whether block (from the newline before its first line) is lines of two spaces and armor, none blank."""
+    lines = block.count(b"\n") - 1
+    return (
+        lines > 0
+        and block.endswith(b"\n")
+        and not block.translate(None, _ARMOR)
+        and block.count(b"\n  ") == lines
+        and b"\n   " not in block
+        and b"\n  \n" not in block
+    )
 
 
 # Text in which the strict loader's refusals can only be duplicate keys or depth: no anchor, alias,

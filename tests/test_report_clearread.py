@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pytest
@@ -321,3 +322,44 @@ def test_hand_written_yaml_is_read_as_the_strict_loader_reads_it_or_left_to_it(
     value: dict, step: int, indentless: bool
 ):
     same_or_unsure(written(value, 0, step, indentless))
+
+
+SEALED_TAIL = re.compile(rb"sealed: \|[-+]?\n(?:  [A-Za-z0-9+/=-][A-Za-z0-9+/= -]*\n)+\Z")
+NOT_ONE_MAPPING = re.compile(rb"^(?:---|\.\.\.|%)", re.M)
+
+
+def clear_part_by_regex(data: bytes) -> bytes | None:
+    """facts.clear_part as a regular expression says it: what the quicker checks must agree with."""
+    at = data.rfind(b"\nsealed: ")
+    if at < 0 or len(data) > yamlio.MAX_YAML_BYTES or not data[:1].isalpha():
+        return None
+    head = data[: at + 1]
+    if not SEALED_TAIL.match(data, at + 1) or NOT_ONE_MAPPING.search(head):
+        return None
+    return head
+
+
+STORED = (
+    b"archive_no: HO-2026-00001\nbuilding: B03\nstatus: active\nsealed_fields:\n- customers\n"
+    b"sealed: |\n  -----BEGIN AGE ENCRYPTED FILE-----\n  YWdl+/=\n  -----END AGE ENCRYPTED FILE-----\n"
+)
+
+
+@settings(max_examples=3000, deadline=None, derandomize=True)
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=len(STORED)),
+            st.sampled_from([b"", b" ", b"  ", b"\n", b"\n\n", b"-", b"|", b"+", b"\r", b"\t", b"*", b"---", b"%"]),
+            st.integers(min_value=0, max_value=3),
+        ),
+        max_size=3,
+    )
+)
+def test_the_sealed_block_is_cut_off_exactly_where_the_regex_says(edits: list[tuple[int, bytes, int]]):
+    from archivectl.facts import clear_part
+
+    data = STORED
+    for at, insert, remove in edits:
+        data = data[:at] + insert + data[at + remove :]
+    assert clear_part(data) == clear_part_by_regex(data)
