@@ -237,11 +237,13 @@ def test_catalog_by_building_and_floor_for_moved_out(world: World):  # P18
 def test_a_second_run_reuses_parsed_records_until_a_record_changes(world: World):
     number = world.add()
     world.ok("aud01", "report", "completeness", "--format", "json")
-    cache_dir = world.root / ".git/archivectl/cache/reports-v2"
+    from archivectl.facts import _FACT_KEYS, CACHE_VERSION
+
+    cache_dir = world.root / f".git/archivectl/cache/reports-v{CACHE_VERSION}"
     [cache_file] = cache_dir.glob("b-*.json")  # the one building's facts, keyed by its subtree
     cache = json.loads(cache_file.read_text())
     [row] = cache["rows"]
-    row[2]["occupancy"] = "from-the-cache"
+    row[2][_FACT_KEYS.index("occupancy")] = "from-the-cache"
     cache_file.write_text(json.dumps(cache))
     for kept in cache_dir.glob("completeness*"):  # the report itself, keyed by the whole households tree
         kept.unlink()
@@ -581,3 +583,15 @@ def test_records_parsed_in_two_processes_make_the_reports_one_process_makes(worl
     assert seen(world) == one
     assert len(rows_of(one[0])) == 5 and rows_of(one[0])["HO-2026-unicode"]["unit"] == "楼栋·1203"
     assert {r["file"].split("/")[3] for r in json.loads(one[0])["invalid"]} == {"HO-2026-alias", "HO-2026-duplicate"}
+
+
+def test_a_cache_of_the_previous_version_is_removed_not_read(world: World):
+    from archivectl.facts import CACHE_VERSION
+
+    world.add()
+    older = world.root / f".git/archivectl/cache/reports-v{CACHE_VERSION - 1}"
+    older.mkdir(parents=True)
+    (older / "b-0.json").write_text('{"name": "B03", "rows": []}')
+    (older.parent / "summaries-v1.json").write_text("{}")
+    assert len(rows_of(world.ok("aud01", "report", "completeness", "--format", "json"))) == 1
+    assert not older.exists() and not (older.parent / "summaries-v1.json").exists()
