@@ -46,8 +46,10 @@ def cached_report(
     """The report build(compute(), generated) makes, kept under the households tree read plus parts.
 
     A run where nothing changed reads only the report's head (title, summary...);
-    its rows are read if something asks for them, and its json or csv text is
-    reused with only the time it was generated put in anew.
+    its json or csv text is reused with only the time it was generated put in
+    anew. Its rows are made again if something else asks for them (a table):
+    compute() reads each building's kept facts, quicker than reading back the
+    rows of 100,000 households, so they are not kept.
     """
     from archivectl.reports.render import StoredReport, head_of
 
@@ -62,16 +64,13 @@ def cached_report(
     if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("head"), dict):
 
         def rebuild(generated: str) -> Report:
-            kept = read_json(cache / f"{name}.json")
-            value = kept["value"] if isinstance(kept, dict) and kept.get("key") == key and "value" in kept else None
-            return build(compute() if value is None else value, generated)
+            with collector_paused():
+                return build(compute(), generated)
 
         with contextlib.suppress(KeyError, TypeError, ValueError):
             return StoredReport(key, texts, rebuild, stored["head"], generated)
     with collector_paused():
-        value = compute()
-        write_json(cache / f"{name}.json", {"key": key, "value": value})
-        report = build(value, generated)
+        report = build(compute(), generated)
     write_json(cache / f"{name}.head.json", {"key": key, "head": head_of(report)})
     return StoredReport(key, texts, lambda _: report, head_of(report), generated)
 
