@@ -363,3 +363,50 @@ def test_the_sealed_block_is_cut_off_exactly_where_the_regex_says(edits: list[tu
     for at, insert, remove in edits:
         data = data[:at] + insert + data[at + remove :]
     assert clear_part(data) == clear_part_by_regex(data)
+
+
+def stored_records() -> list[bytes]:
+    """Records as `add` stores them (a real age-sealed block), from the demo households and awkward variants."""
+    import datetime as dt
+
+    from archivectl import crypto, records, schema
+    from archivectl.demo import examples_dir
+
+    household_schema = schema.household(schema.shipped_dir())
+    key = crypto.new_record_key()
+
+    def dated(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: dated(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [dated(v) for v in value]
+        return value.isoformat() if isinstance(value, dt.date) else value
+
+    variants = [
+        {},
+        {"building": "楼栋 3", "unit": "0499"},
+        {"unit": "010", "floor": -1, "notes": "personal: 张三 13800000000"},
+        {"documents": [{"type": "owner-id-copy", "date": "2024-03-01"}, {"type": "lease-copy", "date": "2024-03-02"}]},
+        {"tombstone": {"date": "2026-01-02", "reason": "duplicate"}, "status": "deleted-pending"},
+        {"moved_out": {"date": "2025-12-31"}, "status": "moved-out"},
+        {"renovation": {"started": "2024-03-15", "permit_no": "it's #3: done"}},
+        {"last_reviewed": "2026-01-01", "vehicles": []},
+    ]
+    out = []
+    for source in sorted((examples_dir() / "households").glob("*.yaml")):
+        plain = dated(yamlio.loads(source.read_bytes()))
+        for extra in variants:
+            record = records.order_like_schema({**plain, **extra}, household_schema)
+            out.append(records.dump(records.to_stored(record, household_schema, key)).encode("utf-8"))
+    return out
+
+
+def test_stored_records_give_the_facts_a_full_strict_parse_gives():
+    from archivectl.facts import clear_part, facts_of, summarise
+
+    stored = stored_records()
+    assert len(stored) >= 40
+    for data in stored:
+        assert b"BEGIN AGE ENCRYPTED FILE" in data and "张三".encode() not in clear_part(data)
+        assert clearread.mapping(clear_part(data).decode("utf-8")) is not None  # read by the quick reader
+        assert facts_of(data, "x") == summarise(yamlio.loads(data))
