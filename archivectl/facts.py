@@ -217,10 +217,31 @@ def households_tree(archive: Archive) -> str | None:
     return tree
 
 
-def households(archive: Archive, progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
-    """Facts of every household in the index, from cache where its building (or its blob) is unchanged."""
+def households(
+    archive: Archive, progress: Callable[[int, int], None] | None = None, only: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """Facts of every household in the index, from cache where its building (or its blob) is unchanged.
+
+    only: the names of the buildings to read (see building_trees), when there is a households tree.
+    """
     with collector_paused():
-        return _households(archive, progress)
+        return _households(archive, progress, only)
+
+
+def building_trees(archive: Archive) -> dict[str, str] | None:
+    """building name -> id of its subtree in the index's households/ tree; None without such a tree.
+
+    What a result kept per building is keyed by: the same id, the same facts.
+    """
+    tree = households_tree(archive)
+    if tree is None:
+        return None
+    return {name: oid for kind, oid, name in gitio.tree_entries(archive.root, tree) if kind == "tree"}
+
+
+def building_of(path: str) -> str:
+    """The building folder a record path lies in (households/<building>/...)."""
+    return path.split("/", 2)[1]
 
 
 @contextlib.contextmanager
@@ -239,7 +260,9 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _households(archive: Archive, progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
+def _households(
+    archive: Archive, progress: Callable[[int, int], None] | None, only: set[str] | None
+) -> list[dict[str, Any]]:
     tree = households_tree(archive)
     if tree is None:  # nothing under households/, a conflict in the index, or no copy of it: read it all
         entries = archive.record_paths()
@@ -251,7 +274,7 @@ def _households(archive: Archive, progress: Callable[[int, int], None] | None) -
     rows_by_building: dict[str, list[list[Any]]] = {}
     stale: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {}  # building -> (subtree, blob -> facts kept)
     for kind, subtree, name in gitio.tree_entries(archive.root, tree):
-        if kind != "tree":
+        if kind != "tree" or (only is not None and name not in only):
             continue
         stored = read_json(cache / _building_file(name))
         rows = _unpacked(stored, name) if isinstance(stored, dict) and stored.get("name") == name else None

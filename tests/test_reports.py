@@ -595,3 +595,52 @@ def test_a_cache_of_the_previous_version_is_removed_not_read(world: World):
     (older.parent / "summaries-v1.json").write_text("{}")
     assert len(rows_of(world.ok("aud01", "report", "completeness", "--format", "json"))) == 1
     assert not older.exists() and not (older.parent / "summaries-v1.json").exists()
+
+
+def without_generated(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if '"generated"' not in line)
+
+
+def add_building(world: World, building: str, named: str) -> None:
+    """A household in folder building whose record names building named (staged as a hand-made file)."""
+    [real, *_] = sorted((world.root / "households").glob("*/*/*/record.yaml"))
+    text = real.read_text().replace("\nbuilding: B03\n", f"\nbuilding: {named}\n")
+    path = world.root / f"households/{building}/0101/HO-2026-{building}{named}/record.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(text.replace("archive_no: HO-2026-00001", f"archive_no: HO-2026-{building}{named}"))
+    world.git("add", "households")
+
+
+def test_results_kept_per_building_give_the_json_all_rows_give_and_one_edit_remakes_one(world: World, monkeypatch):
+    from archivectl.reports import completeness
+
+    number = world.add()
+    attach_all(world, world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"')))
+    add_odd_records(world)
+    add_building(world, "B07", "B07")
+    world.git("commit", "-q", "-m", "hand-made records")  # edit wants nothing staged
+    world.ok("aud01", "report", "completeness", "--format", "json")
+    parts = sorted((world.root / ".git/archivectl/cache").rglob("completeness-*.json"))
+    assert len(parts) == 2  # one per building
+    before = {p: p.read_bytes() for p in parts}
+    world.ok("but01", "edit", number, "--set", "occupancy=rented", "-r", "let", "-a", "mgr01")
+    by_parts = world.ok("aud01", "report", "completeness", "--format", "json")
+    assert [p.read_bytes() == before[p] for p in parts].count(False) == 1  # only the edited building's
+    assert rows_of(by_parts)[number]["occupancy"] == "rented"
+    with monkeypatch.context() as m:
+        m.setattr(completeness, "_by_building", lambda *_: None)  # every row made and rendered together
+        shutil.rmtree(world.root / ".git/archivectl/cache")
+        assert without_generated(world.ok("aud01", "report", "completeness", "--format", "json")) == (
+            without_generated(by_parts)
+        )
+    add_building(world, "B09", "B03")  # rows of two folders now sort together: the parts cannot be joined
+    answers, kept_per_building = [], completeness._by_building
+    monkeypatch.setattr(completeness, "_by_building", lambda *a: answers.append(kept_per_building(*a)) or answers[-1])
+    joined = world.ok("aud01", "report", "completeness", "--format", "json")
+    assert answers == [None]
+    shutil.rmtree(world.root / ".git/archivectl/cache")
+    monkeypatch.setattr(completeness, "_by_building", lambda *_: None)
+    assert without_generated(world.ok("aud01", "report", "completeness", "--format", "json")) == (
+        without_generated(joined)
+    )
+    assert len(rows_of(joined)) == 7

@@ -200,6 +200,16 @@ def json_text(document: Any) -> str:
     return "".join(out)
 
 
+def json_text_in(value: Any, newline: str) -> str | None:
+    """value as json_text writes it after newline (a line break and the indentation there); None if it cannot."""
+    out: list[str] = []
+    try:
+        _encode(value, newline, out)
+    except _Unknown:
+        return None
+    return "".join(out)
+
+
 class _Unknown(Exception):
     pass
 
