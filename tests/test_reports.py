@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -236,11 +237,13 @@ def test_catalog_by_building_and_floor_for_moved_out(world: World):  # P18
 def test_a_second_run_reuses_parsed_records_until_a_record_changes(world: World):
     number = world.add()
     world.ok("aud01", "report", "completeness", "--format", "json")
-    cache_dir = world.root / ".git/archivectl/cache/reports-v2"
+    from archivectl.facts import _FACT_KEYS, CACHE_VERSION
+
+    cache_dir = world.root / f".git/archivectl/cache/reports-v{CACHE_VERSION}"
     [cache_file] = cache_dir.glob("b-*.json")  # the one building's facts, keyed by its subtree
     cache = json.loads(cache_file.read_text())
     [row] = cache["rows"]
-    row[2]["occupancy"] = "from-the-cache"
+    row[2][_FACT_KEYS.index("occupancy")] = "from-the-cache"
     cache_file.write_text(json.dumps(cache))
     for kept in cache_dir.glob("completeness*"):  # the report itself, keyed by the whole households tree
         kept.unlink()
@@ -545,3 +548,99 @@ def test_report_json_is_exactly_what_json_dumps_writes(document):
     from archivectl.reports.render import json_text
 
     assert json_text(document) == json.dumps(document, ensure_ascii=False, indent=2)
+
+
+def add_odd_records(world: World) -> None:
+    """Hand-made record files beside real ones, staged: outside the fast reader's subset, or not readable at all."""
+    [real, *_] = sorted((world.root / "households").glob("*/*/*/record.yaml"))
+    text = real.read_text()
+    odd = {
+        "quoted-key": text.replace("\noccupancy:", "\n'occupancy':"),  # read by the strict loader
+        "unicode": text.replace("\nunit: '1203'", "\nunit: 楼栋·1203").replace(
+            "\nstatus: active", '\nstatus: "active"'
+        ),
+        "comment": text.replace("\nstatus: active", "\nstatus: active  # checked"),
+        "alias": text.replace("\noccupancy: owner-occupied", "\noccupancy: *owner"),  # refused: invalid
+        "duplicate": text.replace("\nstatus: active", "\nstatus: active\nstatus: moved-out"),  # refused
+    }
+    for name, content in odd.items():
+        path = world.root / f"households/B03/9{len(name):03d}/HO-2026-{name}/record.yaml"
+        path.parent.mkdir(parents=True)
+        path.write_text(content.replace("archive_no: HO-2026-00001", f"archive_no: HO-2026-{name}"))
+    world.git("add", "households")
+
+
+def test_records_parsed_in_two_processes_make_the_reports_one_process_makes(world: World, monkeypatch):
+    from archivectl import facts
+
+    world.add()
+    world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"'))
+    add_odd_records(world)
+    monkeypatch.setattr(facts, "PARALLEL_FROM", 10**9)  # every record parsed here
+    one = seen(world)
+    shutil.rmtree(world.root / ".git/archivectl/cache")
+    monkeypatch.setattr(facts, "PARALLEL_FROM", 1)  # half of them in a forked process
+    assert seen(world) == one
+    assert len(rows_of(one[0])) == 5 and rows_of(one[0])["HO-2026-unicode"]["unit"] == "楼栋·1203"
+    assert {r["file"].split("/")[3] for r in json.loads(one[0])["invalid"]} == {"HO-2026-alias", "HO-2026-duplicate"}
+
+
+def test_a_cache_of_the_previous_version_is_removed_not_read(world: World):
+    from archivectl.facts import CACHE_VERSION
+
+    world.add()
+    older = world.root / f".git/archivectl/cache/reports-v{CACHE_VERSION - 1}"
+    older.mkdir(parents=True)
+    (older / "b-0.json").write_text('{"name": "B03", "rows": []}')
+    (older.parent / "summaries-v1.json").write_text("{}")
+    assert len(rows_of(world.ok("aud01", "report", "completeness", "--format", "json"))) == 1
+    assert not older.exists() and not (older.parent / "summaries-v1.json").exists()
+
+
+def without_generated(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if '"generated"' not in line)
+
+
+def add_building(world: World, building: str, named: str) -> None:
+    """A household in folder building whose record names building named (staged as a hand-made file)."""
+    [real, *_] = sorted((world.root / "households").glob("*/*/*/record.yaml"))
+    text = real.read_text().replace("\nbuilding: B03\n", f"\nbuilding: {named}\n")
+    path = world.root / f"households/{building}/0101/HO-2026-{building}{named}/record.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(text.replace("archive_no: HO-2026-00001", f"archive_no: HO-2026-{building}{named}"))
+    world.git("add", "households")
+
+
+def test_results_kept_per_building_give_the_json_all_rows_give_and_one_edit_remakes_one(world: World, monkeypatch):
+    from archivectl.reports import completeness
+
+    number = world.add()
+    attach_all(world, world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"')))
+    add_odd_records(world)
+    add_building(world, "B07", "B07")
+    world.git("commit", "-q", "-m", "hand-made records")  # edit wants nothing staged
+    world.ok("aud01", "report", "completeness", "--format", "json")
+    parts = sorted((world.root / ".git/archivectl/cache").rglob("completeness-*.json"))
+    assert len(parts) == 2  # one per building
+    before = {p: p.read_bytes() for p in parts}
+    world.ok("but01", "edit", number, "--set", "occupancy=rented", "-r", "let", "-a", "mgr01")
+    by_parts = world.ok("aud01", "report", "completeness", "--format", "json")
+    assert [p.read_bytes() == before[p] for p in parts].count(False) == 1  # only the edited building's
+    assert rows_of(by_parts)[number]["occupancy"] == "rented"
+    with monkeypatch.context() as m:
+        m.setattr(completeness, "_by_building", lambda *_: None)  # every row made and rendered together
+        shutil.rmtree(world.root / ".git/archivectl/cache")
+        assert without_generated(world.ok("aud01", "report", "completeness", "--format", "json")) == (
+            without_generated(by_parts)
+        )
+    add_building(world, "B09", "B03")  # rows of two folders now sort together: the parts cannot be joined
+    answers, kept_per_building = [], completeness._by_building
+    monkeypatch.setattr(completeness, "_by_building", lambda *a: answers.append(kept_per_building(*a)) or answers[-1])
+    joined = world.ok("aud01", "report", "completeness", "--format", "json")
+    assert answers == [None]
+    shutil.rmtree(world.root / ".git/archivectl/cache")
+    monkeypatch.setattr(completeness, "_by_building", lambda *_: None)
+    assert without_generated(world.ok("aud01", "report", "completeness", "--format", "json")) == (
+        without_generated(joined)
+    )
+    assert len(rows_of(joined)) == 7

@@ -13,11 +13,11 @@ import os
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from archivectl import clock
 from archivectl.archive import Archive
-from archivectl.facts import CACHE_VERSION, cache_dir, households_tree, read_json, write_json
+from archivectl.facts import CACHE_VERSION, cache_dir, collector_paused, households_tree, read_json, write_json
 from archivectl.files import keep
 from archivectl.reports.render import Report
 
@@ -40,14 +40,33 @@ def cached_result(archive: Archive, name: str, parts: list[Any], compute: Callab
     return value
 
 
+class Quick(Protocol):
+    """A report's head and texts made without its rows (see cached_report's quick)."""
+
+    head: dict[str, Any]
+
+    def text(self, fmt: str, stand_in: str) -> str | None:
+        """The text in fmt with stand_in for the time generated, or None when only the rows can make it."""
+
+
 def cached_report(
-    archive: Archive, name: str, parts: list[Any], compute: Callable[[], Any], build: Callable[[Any, str], Report]
+    archive: Archive,
+    name: str,
+    parts: list[Any],
+    compute: Callable[[], Any],
+    build: Callable[[Any, str], Report],
+    quick: Callable[[], Quick | None] | None = None,
 ) -> Report:
     """The report build(compute(), generated) makes, kept under the households tree read plus parts.
 
     A run where nothing changed reads only the report's head (title, summary...);
-    its rows are read if something asks for them, and its json or csv text is
-    reused with only the time it was generated put in anew.
+    its json or csv text is reused with only the time it was generated put in
+    anew. Its rows are made again if something else asks for them (a table):
+    compute() reads each building's kept facts, quicker than reading back the
+    rows of 100,000 households, so they are not kept.
+
+    quick, if given, makes the head and some texts without the rows (from
+    results kept per building, say): used when it answers, else compute().
     """
     from archivectl.reports.render import StoredReport, head_of
 
@@ -57,20 +76,31 @@ def cached_report(
         return build(compute(), generated)
     key = hashlib.sha256(json.dumps([CACHE_VERSION, name, tree, *parts]).encode()).hexdigest()
     cache = cache_dir(archive)
-    texts = _Texts(cache, name)
+    made: list[Quick | None] = []
+
+    def quick_text(fmt: str, stand_in: str) -> str | None:
+        if quick is None:
+            return None
+        if not made:
+            made.append(quick())
+        return made[0].text(fmt, stand_in) if made[0] is not None else None
+
+    def rebuild(generated: str) -> Report:
+        with collector_paused():
+            return build(compute(), generated)
+
+    texts = _Texts(cache, name, quick_text)
     stored = read_json(cache / f"{name}.head.json")
     if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("head"), dict):
-
-        def rebuild(generated: str) -> Report:
-            kept = read_json(cache / f"{name}.json")
-            value = kept["value"] if isinstance(kept, dict) and kept.get("key") == key and "value" in kept else None
-            return build(compute() if value is None else value, generated)
-
         with contextlib.suppress(KeyError, TypeError, ValueError):
             return StoredReport(key, texts, rebuild, stored["head"], generated)
-    value = compute()
-    write_json(cache / f"{name}.json", {"key": key, "value": value})
-    report = build(value, generated)
+    if quick is not None:
+        made.append(quick())
+        if made[0] is not None:
+            write_json(cache / f"{name}.head.json", {"key": key, "head": made[0].head})
+            return StoredReport(key, texts, rebuild, made[0].head, generated)
+    with collector_paused():
+        report = build(compute(), generated)
     write_json(cache / f"{name}.head.json", {"key": key, "head": head_of(report)})
     return StoredReport(key, texts, lambda _: report, head_of(report), generated)
 
@@ -78,14 +108,27 @@ def cached_report(
 class _Texts:
     """Rendered texts of one report by key and format: a file each, checked by length and CRC before use."""
 
-    def __init__(self, cache: Path, name: str) -> None:
-        self.cache, self.name = cache, name
+    def __init__(self, cache: Path, name: str, make: Callable[[str, str], str | None] | None = None) -> None:
+        self.cache, self.name, self.make = cache, name, make
 
     def _path(self, fmt: str) -> Path:
         return self.cache / f"{self.name}.{fmt}.txt"
 
     def get(self, key: str, fmt: str, stand_in: str, generated: str) -> str | None:
-        """The text kept for key and fmt with stand_in (at most once in it) replaced by generated, or None."""
+        """The text kept (or made by make) for key and fmt, stand_in (at most once in it) replaced by generated.
+
+        None when neither has it: the caller renders the report's rows.
+        """
+        text = self._kept(key, fmt, stand_in, generated)
+        if text is not None or self.make is None:
+            return text
+        made = self.make(fmt, stand_in)
+        if made is None or made.count(stand_in) != 1:
+            return None
+        self.put(key, fmt, made)
+        return made.replace(stand_in, generated)
+
+    def _kept(self, key: str, fmt: str, stand_in: str, generated: str) -> str | None:
         try:
             with self._path(fmt).open("rb") as f:
                 data = bytearray(os.fstat(f.fileno()).st_size)

@@ -6,15 +6,29 @@ an office changes what is required there, not here.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import zlib
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from archivectl import schema
 from archivectl.archive import Archive
-from archivectl.facts import households, place_key
+from archivectl.facts import (
+    CACHE_VERSION,
+    building_of,
+    building_trees,
+    cache_dir,
+    households,
+    place_key,
+    read_json,
+    write_json,
+)
+from archivectl.files import keep
 from archivectl.reports.cache import cached_report, digest
-from archivectl.reports.render import Report, Section
+from archivectl.reports.render import Report, Section, json_text, json_text_in
 
 
 def _labels(node: Any, found: dict[str, str]) -> dict[str, str]:
@@ -155,6 +169,14 @@ def completeness(archive: Archive, progress: Callable[[int, int], None] | None =
         [digest(rules_file), archive.settings.name],
         lambda: _find(archive, progress),
         lambda found, generated: _report(archive, found, generated),
+        lambda: _by_building(archive, progress),
+    )
+
+
+def _summary(overall: dict[str, Any], invalid: list[Any]) -> str:
+    total, done = overall["households"], overall["complete"]
+    return f"{done} of {total} active households complete ({overall['rate']}%); {total - done} incomplete." + (
+        f" {len(invalid)} record files are invalid." if invalid else ""
     )
 
 
@@ -167,7 +189,6 @@ def _report(archive: Archive, found: dict[str, Any], generated: str) -> Report:
         found["missing_by_type"],
         found["invalid"],
     )
-    total, done = overall["households"], overall["complete"]
     incomplete = [r for r in rows if not r["complete"]]
     document = {
         "report": "completeness",
@@ -191,62 +212,90 @@ def _report(archive: Archive, found: dict[str, Any], generated: str) -> Report:
         ],
         chart=[(b["building"], b["rate"]) for b in buildings],
         chart_title="Complete dossiers per building (%)",
-        summary=f"{done} of {total} active households complete ({overall['rate']}%); {total - done} incomplete."
-        + (f" {len(invalid)} record files are invalid." if invalid else ""),
+        summary=_summary(overall, invalid),
         act_on=bool(incomplete or invalid),
         csv_rows=Section("Households", rows, [*PLACE, "complete", "missing_documents", "missing_fields"]),
     )
 
 
-def _find(archive: Archive, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
-    """What the report shows, from the records and the completeness schema (cached by the tree read)."""
-    doc = schema.load_json(archive.schemas_dir / "completeness.schema.json")
-    rules = compile_rules(doc)
-    validator = schema.validator_for(doc) if rules is None else None
-    labels = _labels(doc, {})
-    rows, per_building, memo, invalid = [], {}, {}, []
-    for facts in households(archive, progress):
+class _Rules:
+    """The completeness schema as this report applies it: compiled rules (or a validator) and labels."""
+
+    def __init__(self, archive: Archive) -> None:
+        doc = schema.load_json(archive.schemas_dir / "completeness.schema.json")
+        self.rules = compile_rules(doc)
+        self.validator = schema.validator_for(doc) if self.rules is None else None
+        self.labels = _labels(doc, {})
+        self.memo: dict = {}
+
+    def missing(self, facts: dict[str, Any]) -> tuple[list[str], list[str]]:
+        if self.rules is not None:
+            return _missing_by_rules_memo(self.rules, facts, self.memo)
+        return missing(self.validator, facts, self.memo)
+
+
+def _rows(rules: _Rules, households: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """(a row per active household, sorted by place; the unreadable record files) of these households."""
+    rows, invalid = [], []
+    for facts in households:
         if facts.get("invalid"):  # unreadable (hostile or damaged): named, never fatal to the report
             invalid.append({"file": facts["path"], "problem": "not a readable record (see archivectl validate)"})
             continue
         if facts.get("status") != "active":
             continue
-        docs, fields = (
-            _missing_by_rules_memo(rules, facts, memo) if rules is not None else missing(validator, facts, memo)
-        )
-        complete = not docs and not fields
-        building = str(facts.get("building"))
-        stats = per_building.setdefault(building, {"building": building, "households": 0, "complete": 0})
-        stats["households"] += 1
-        stats["complete"] += int(complete)
+        docs, fields = rules.missing(facts)
         rows.append(
             {
                 "archive_no": facts["archive_no"],
-                "building": building,
+                "building": str(facts.get("building")),
                 "floor": facts.get("floor"),
                 "unit": facts.get("unit"),
                 "category": facts.get("category"),
                 "occupancy": facts.get("occupancy"),
-                "complete": complete,
+                "complete": not docs and not fields,
                 "missing_documents": docs,
                 "missing_fields": fields,
-                "missing_labels": [labels.get(d, d) for d in docs],
+                "missing_labels": [rules.labels.get(d, d) for d in docs],
             }
         )
     rows.sort(key=place_key)
-    buildings = []
-    for b in sorted(per_building.values(), key=lambda s: s["building"]):
-        buildings.append(
-            {**b, "incomplete": b["households"] - b["complete"], "rate": _rate(b["complete"], b["households"])}
-        )
+    return rows, invalid
+
+
+def _counts(rows: list[dict[str, Any]]) -> tuple[dict[str, list[int]], Counter]:
+    """(building -> [households, complete], missing document -> incomplete households) of rows."""
+    per_building: dict[str, list[int]] = {}
+    for row in rows:
+        stats = per_building.setdefault(row["building"], [0, 0])
+        stats[0] += 1
+        stats[1] += int(row["complete"])
+    chase = Counter(d for r in rows if not r["complete"] for d in r["missing_documents"])
+    return per_building, chase
+
+
+def _totals(
+    per_building: dict[str, list[int]], chase: Counter, labels: dict[str, str]
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(overall, buildings, missing_by_type) from the counts."""
+    buildings = [
+        {"building": b, "households": n, "complete": done, "incomplete": n - done, "rate": _rate(done, n)}
+        for b, (n, done) in sorted(per_building.items())
+    ]
     total = sum(b["households"] for b in buildings)
     done = sum(b["complete"] for b in buildings)
     overall = {"households": total, "complete": done, "incomplete": total - done, "rate": _rate(done, total)}
-    chase = Counter(d for r in rows if not r["complete"] for d in r["missing_documents"])
     by_type = [
         {"document": d, "label": labels.get(d, d), "households": n}
         for d, n in sorted(chase.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
+    return overall, buildings, by_type
+
+
+def _find(archive: Archive, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+    """What the report shows, from the records and the completeness schema (cached by the tree read)."""
+    rules = _Rules(archive)
+    rows, invalid = _rows(rules, households(archive, progress))
+    overall, buildings, by_type = _totals(*_counts(rows), rules.labels)
     return {
         "overall": overall,
         "buildings": buildings,
@@ -254,6 +303,161 @@ def _find(archive: Archive, progress: Callable[[int, int], None] | None) -> dict
         "missing_by_type": by_type,
         "invalid": invalid,
     }
+
+
+# ------------------------------------------------------------------ kept per building
+
+
+_PLACEHOLDER = "households-at-assembly-5d2a1"  # stands for the households array in the document's text
+_ITEM = "\n    "  # where json_text puts each household of the document's households array
+
+
+class _Assembled:
+    """The report's head and JSON text from the parts kept per building (see _by_building)."""
+
+    def __init__(self, archive: Archive, labels: dict[str, str], parts: list[dict[str, Any]]) -> None:
+        per_building: dict[str, list[int]] = {}
+        chase: Counter = Counter()
+        for part in parts:
+            for b, (n, done) in part["stats"].items():
+                per_building[b] = [n, done]
+            chase.update(part["chase"])
+        self.overall, self.buildings, self.by_type = _totals(per_building, chase, labels)
+        self.invalid = [item for part in parts for item in part["invalid"]]
+        self.rows_texts = [part["rows"] for part in sorted(parts, key=lambda p: p["place"]) if part["rows"]]
+        self.archive_name = archive.settings.name
+        self.head = {
+            "name": "completeness",
+            "title": f"Completeness (P5) — {self.archive_name}",
+            "summary": _summary(self.overall, self.invalid),
+            "act_on": bool(self.overall["incomplete"] or self.invalid),
+            "chart_title": "Complete dossiers per building (%)",
+            "chart": [[b["building"], b["rate"]] for b in self.buildings],
+        }
+
+    def text(self, fmt: str, stand_in: str) -> str | None:
+        """The JSON document as json_text writes it for the full report; None for other formats."""
+        if fmt != "json":
+            return None
+        document = {
+            "report": "completeness",
+            "archive": self.archive_name,
+            "generated": stand_in,
+            "overall": self.overall,
+            "buildings": self.buildings,
+            "households": _PLACEHOLDER,
+            "missing_by_type": self.by_type,
+            **({"invalid": self.invalid} if self.invalid else {}),
+        }
+        text = json_text(document)
+        households = "[" + _ITEM + ("," + _ITEM).join(self.rows_texts) + _ITEM[:-2] + "]" if self.rows_texts else "[]"
+        placeholder = json.dumps(_PLACEHOLDER)
+        return text.replace(placeholder, households) if text.count(placeholder) == 1 else None
+
+
+def _by_building(archive: Archive, progress: Callable[[int, int], None] | None) -> _Assembled | None:
+    """The report's head and JSON text from results kept per building subtree: one edit remakes one building.
+
+    None (the report is made from all rows) without a households tree, or when
+    the buildings' rows do not sort building by building (a record whose
+    building field names another folder's building, say).
+    """
+    trees = building_trees(archive)
+    if trees is None:
+        return None
+    rules_digest = digest(archive.schemas_dir / "completeness.schema.json")
+    cache = cache_dir(archive)
+    parts: dict[str, dict[str, Any]] = {}
+    keys = {name: _part_key(subtree, rules_digest) for name, subtree in trees.items()}
+    for name in trees:
+        part = _read_part(cache, name)
+        if part is not None and part["key"] == keys[name]:
+            parts[name] = part
+    missing_parts = set(trees) - set(parts)
+    if missing_parts:
+        rules = _Rules(archive)
+        by_name: dict[str, list[dict[str, Any]]] = {name: [] for name in missing_parts}
+        for facts in households(archive, progress, only=missing_parts):
+            by_name[building_of(facts["path"])].append(facts)
+        for name, found in by_name.items():
+            part = _part(rules, found, keys[name])
+            if part is None:
+                return None
+            _write_part(cache, name, part)
+            parts[name] = part
+    ordered = [parts[name] for name in sorted(parts, key=lambda n: (n + "/").encode("utf-8", "surrogateescape"))]
+    places = [p["place"] for p in ordered if p["rows"]]
+    if any(p["place"] is None for p in ordered) or len(set(places)) != len(places):
+        return None
+    return _Assembled(archive, _Rules(archive).labels, ordered)
+
+
+def _part(rules: _Rules, households: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
+    """One building's rows as JSON text, with what the totals need; place: the one building value its rows name."""
+    rows, invalid = _rows(rules, households)
+    texts = [json_text_in(row, _ITEM) for row in rows]
+    if any(t is None for t in texts):
+        return None
+    per_building, chase = _counts(rows)
+    place = next(iter(per_building)) if len(per_building) == 1 else ("" if not rows else None)
+    return {
+        "key": key,
+        "place": place,
+        "rows": ("," + _ITEM).join(texts),  # type: ignore[arg-type]
+        "stats": per_building,
+        "chase": dict(chase),
+        "invalid": invalid,
+    }
+
+
+def _read_part(cache: Path, name: str) -> dict[str, Any] | None:
+    """A building's part as _write_part kept it, or None (missing, damaged: made again)."""
+    part = read_json(cache / f"{_part_file(name)}.json")
+    if not _part_ok(part):
+        return None
+    try:
+        data = (cache / f"{_part_file(name)}.txt").read_bytes()
+    except OSError:
+        return None
+    if len(data) != part["size"] or zlib.crc32(data) != part["crc"]:
+        return None
+    try:
+        part["rows"] = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return part
+
+
+def _write_part(cache: Path, name: str, part: dict[str, Any]) -> None:
+    """The rows' text in a file of its own (JSON would escape every quote and line break), checked by size and CRC."""
+    data = part["rows"].encode("utf-8")
+    keep(cache / f"{_part_file(name)}.txt", data)
+    write_json(cache / f"{_part_file(name)}.json", {**part, "rows": "", "size": len(data), "crc": zlib.crc32(data)})
+
+
+def _part_ok(part: Any) -> bool:
+    """Whether a part read back has the shape _part() gives it (a damaged file is made again)."""
+    return (
+        isinstance(part, dict)
+        and isinstance(part.get("key"), str)
+        and (part.get("place") is None or isinstance(part.get("place"), str))
+        and type(part.get("size")) is int
+        and type(part.get("crc")) is int
+        and isinstance(part.get("stats"), dict)
+        and all(isinstance(v, list) and len(v) == 2 and all(type(x) is int for x in v) for v in part["stats"].values())
+        and isinstance(part.get("chase"), dict)
+        and all(type(n) is int for n in part["chase"].values())
+        and isinstance(part.get("invalid"), list)
+        and all(isinstance(item, dict) for item in part["invalid"])
+    )
+
+
+def _part_key(subtree: str, rules_digest: str) -> str:
+    return hashlib.sha256(json.dumps([CACHE_VERSION, "completeness-part", subtree, rules_digest]).encode()).hexdigest()
+
+
+def _part_file(name: str) -> str:
+    return "completeness-" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def _rate(part: int, whole: int) -> float:

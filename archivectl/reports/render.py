@@ -145,6 +145,14 @@ _GENERATED = "generated-at-render-0f3c9"  # stands for the time in a kept text; 
 
 def render(report: Report, fmt: str) -> str:
     """The report in one of render.REPORT_FORMATS; csv holds its main rows (one table, for spreadsheets and cron)."""
+    from archivectl.facts import collector_paused
+
+    with collector_paused():  # rows of every household: many objects, no cycles
+        return _render_kept(report, fmt)
+
+
+def _render_kept(report: Report, fmt: str) -> str:
+    """render(), reusing the text kept for a StoredReport's key and format."""
     if not isinstance(report, StoredReport) or fmt not in KEPT_FORMATS:
         return _render(report, fmt)
     kept = report.texts.get(report.key, fmt, _GENERATED, report.generated)
@@ -189,6 +197,16 @@ def json_text(document: Any) -> str:
         _encode(document, "\n", out)
     except _Unknown:
         return json.dumps(document, ensure_ascii=False, indent=2)
+    return "".join(out)
+
+
+def json_text_in(value: Any, newline: str) -> str | None:
+    """value as json_text writes it after newline (a line break and the indentation there); None if it cannot."""
+    out: list[str] = []
+    try:
+        _encode(value, newline, out)
+    except _Unknown:
+        return None
     return "".join(out)
 
 
