@@ -108,57 +108,6 @@ def _armor_lines(block: bytes) -> bool:
     )
 
 
-# Text in which the strict loader's refusals can only be duplicate keys or depth: no anchor, alias,
-# tag, flow collection or explicit key, no line long enough to nest deeper than libyaml's stack allows.
-_PLAIN_BLOCK = re.compile(rb"[&*!?\[\]{}]|[^\n]{1000}")
-
-
-def _strict_compose(text: str) -> Any:
-    """yamlio.loads(text) for text _PLAIN_BLOCK does not match: libyaml composes, duplicates and depth checked here.
-
-    The strict loader composes in Python to refuse aliases and nesting before
-    they cost anything; text without them can use libyaml's composer (half the
-    time), with the same resolvers (dates stay strings) and the same constructor.
-    """
-    import yaml
-
-    loader = _ClearLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        stack = [(node, 1)]
-        while stack:
-            current, depth = stack.pop()
-            if depth > yamlio.MAX_DEPTH:
-                raise UsageError("nested too deep")
-            if type(current) is yaml.MappingNode:
-                seen = set()
-                for key, value in current.value:
-                    if (key.tag, key.value) in seen:
-                        raise UsageError("duplicate key")
-                    seen.add((key.tag, key.value))
-                    if type(value) is not yaml.ScalarNode:
-                        stack.append((value, depth + 1))
-            elif type(current) is yaml.SequenceNode:
-                stack += [(item, depth + 1) for item in current.value if type(item) is not yaml.ScalarNode]
-        return loader.construct_document(node)
-    except yaml.YAMLError:
-        raise UsageError("not a readable record") from None
-    finally:
-        loader.dispose()
-
-
-def _clear_loader() -> type:
-    import yaml
-
-    strict = type(yamlio.strict_loader(""))
-    return type("_ClearLoader", (strict,), {"get_single_node": yaml.CSafeLoader.get_single_node})
-
-
-_ClearLoader: Any = None
-
-
 def facts_of(data: bytes, source: str) -> dict[str, Any]:
     """summarise() of one record file's content; {"invalid": True} for what the strict loader refuses."""
     try:
@@ -173,15 +122,9 @@ def facts_of(data: bytes, source: str) -> dict[str, Any]:
 
 def _read_clear(head: bytes, source: str) -> Any:
     """The clear part as the strict loader reads it, by the quickest reader that can read it exactly."""
-    global _ClearLoader
     text = head.decode("utf-8")  # as yamlio.loads: UTF-8 only
     found = clearread.mapping(text)  # the plain block YAML records are written in: nearly every record
-    if found is not None:
-        return found
-    if _PLAIN_BLOCK.search(head) is None:
-        _ClearLoader = _ClearLoader or _clear_loader()
-        return _strict_compose(text)
-    return yamlio.loads(head, source=source)
+    return found if found is not None else yamlio.loads(text, source=source)  # libyaml composes what it safely can
 
 
 def place_key(row: dict[str, Any]) -> tuple[str, int, str, str]:

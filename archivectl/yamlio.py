@@ -107,6 +107,8 @@ def _well_formed(root: yaml.Node) -> bool:
     todo: list[tuple[yaml.Node, int]] = [(root, 0)]
     while todo:
         node, depth = todo.pop()
+        if node.tag not in _PLAIN_TAGS:  # given (refused) or resolved to another (`<<`, `=`)
+            return False
         kind = type(node)
         if kind is yaml.ScalarNode:
             continue
@@ -135,6 +137,8 @@ def _compose_document(loader: Any) -> yaml.Node:
         event = get_event()
         kind = type(event)
         tag = event.tag if kind is not yaml.AliasEvent and kind not in _END_EVENTS else None
+        if tag is not None and tag != "!" and tag not in _PLAIN_TAGS:
+            raise yaml.composer.ComposerError(None, None, _TAG_REFUSED, event.start_mark)
         if kind is yaml.ScalarEvent:
             if tag is None or tag == "!":
                 tag = resolve(yaml.ScalarNode, event.value, event.implicit)
@@ -172,6 +176,10 @@ def _compose_document(loader: Any) -> yaml.Node:
 
 
 _END_EVENTS = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+# What a record holds is JSON: a tag naming another kind (!!binary, !!timestamp, !!set) would
+# bring bytes, dates or sets that no schema check or report expects.
+_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null", "seq", "map"))
+_TAG_REFUSED = "tags other than !!str, !!int, !!float, !!bool, !!null, !!seq and !!map are not allowed"
 
 
 def _attach(parent: list[Any], node: yaml.Node) -> None:

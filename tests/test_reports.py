@@ -562,6 +562,7 @@ def add_odd_records(world: World) -> None:
         "comment": text.replace("\nstatus: active", "\nstatus: active  # checked"),
         "alias": text.replace("\noccupancy: owner-occupied", "\noccupancy: *owner"),  # refused: invalid
         "duplicate": text.replace("\nstatus: active", "\nstatus: active\nstatus: moved-out"),  # refused
+        "tagged": text.replace("\nfloor: ", "\nfloor: !!binary aGk= #"),  # refused: bytes in a record
     }
     for name, content in odd.items():
         path = world.root / f"households/B03/9{len(name):03d}/HO-2026-{name}/record.yaml"
@@ -582,7 +583,11 @@ def test_records_parsed_in_two_processes_make_the_reports_one_process_makes(worl
     monkeypatch.setattr(facts, "PARALLEL_FROM", 1)  # half of them in a forked process
     assert seen(world) == one
     assert len(rows_of(one[0])) == 5 and rows_of(one[0])["HO-2026-unicode"]["unit"] == "楼栋·1203"
-    assert {r["file"].split("/")[3] for r in json.loads(one[0])["invalid"]} == {"HO-2026-alias", "HO-2026-duplicate"}
+    assert {r["file"].split("/")[3] for r in json.loads(one[0])["invalid"]} == {
+        "HO-2026-alias",
+        "HO-2026-duplicate",
+        "HO-2026-tagged",
+    }
 
 
 def test_a_cache_of_the_previous_version_is_removed_not_read(world: World):

@@ -125,7 +125,8 @@ def test_masking(value, how, masked):
     [
         ("a: &x [1, 2]\nb: *x\n", "aliases"),
         ("a: 1\na: 2\n", "duplicate key 'a'"),
-        ("!!python/object/apply:os.system ['true']\n", "could not determine a constructor"),
+        ("!!python/object/apply:os.system ['true']\n", "tags other than !!str"),
+        ("when: !!timestamp 2026-11-24\n", "tags other than !!str"),
         ("a: [\n", "line"),
         (b"\xff\xfe\x00", "not UTF-8"),
     ],
