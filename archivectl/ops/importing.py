@@ -310,7 +310,8 @@ class _Workers:
 
     def __enter__(self) -> _Workers:
         _state.update(archive=self.archive, targets=self.targets, reason=self.reason)
-        self.archive.household_schema.validator  # noqa: B018 - compiled once, before the fork
+        schema = self.archive.household_schema
+        schema.validator, schema.fast_validator  # noqa: B018 - compiled once, before the fork
         return self
 
     def __exit__(self, *exc: Any) -> None:
