@@ -88,6 +88,7 @@ def csv_rows(path: Path, text: str, schema: Any) -> Iterator[tuple[int, Any]]:
     if len(header) > MAX_CSV_COLUMNS:
         raise UsageError(f"{path} line 1: more than {MAX_CSV_COLUMNS} columns")
     paths = [records.parse_path(h.strip()) for h in header]
+    nodes = [schema.node_at(parts) for parts in paths]  # a column's type, looked up once, not once a cell
     while (row := next_row()) is not None:
         line = reader.line_num
         if not any(cell.strip() for cell in row):
@@ -95,11 +96,11 @@ def csv_rows(path: Path, text: str, schema: Any) -> Iterator[tuple[int, Any]]:
         if len(row) != len(header):
             raise UsageError(f"{path} line {line}: {len(row)} cells, but the header has {len(header)}")
         record: dict[str, Any] = {}
-        for parts, name, cell in zip(paths, header, row, strict=True):
+        for parts, node, name, cell in zip(paths, nodes, header, row, strict=True):
             if cell == "":
                 continue
             try:
-                records.set_path(record, list(parts), records.convert_value(cell, schema.node_at(parts), name))
+                records.set_path(record, list(parts), records.convert_value(cell, node, name))
             except UsageError as exc:
                 raise UsageError(f"{path} line {line}: {exc}") from None
         yield line, record
