@@ -114,6 +114,46 @@ def read_journal(archive: Archive, folder: Path) -> JournalState | None:
         raise ArchiveError(f"{folder / JOURNAL} cannot be read; an interrupted write waits there") from None
 
 
+@dataclass
+class JournalOutline:
+    """What settle() decides by when a write committed: the journal's version and the commit it names."""
+
+    version: int
+    commit: str | None = None
+
+
+def read_outline(folder: Path) -> JournalOutline | None:
+    """The journal's version and commit, read without keeping its file and key lines; None: no journal.
+
+    Only the first line and the commit's lines are parsed: every entry is one
+    json.dumps of a dict whose first key names its kind, so those lines start
+    with '{"commit"'.
+    """
+    outline: JournalOutline | None = None
+    try:
+        with open(folder / JOURNAL, encoding="utf-8") as fh:
+            for number, line in enumerate(fh):
+                if number and not line.startswith('{"commit"'):
+                    continue
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(entry, dict):
+                    continue
+                if number == 0:
+                    if "head" not in entry:
+                        return None
+                    outline = JournalOutline(version=int(entry.get("version", 1)))
+                elif outline is not None and "commit" in entry:
+                    outline.commit = str(entry["commit"])
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, UnicodeDecodeError):
+        raise ArchiveError(f"{folder / JOURNAL} cannot be read; an interrupted write waits there") from None
+    return outline
+
+
 def _read_entries(archive: Archive, folder: Path, entries: Iterator[dict]) -> JournalState | None:
     first = next(entries, None)
     if first is None or "head" not in first:
@@ -186,21 +226,31 @@ def settle(archive: Archive, after_crash: bool = False) -> bool:
     settling is settled by the next command.
     """
     where = journal_dir(archive)
-    state = read_journal(archive, where)
-    if state is None:
+    outline = read_outline(where)
+    if outline is None:
         shutil.rmtree(where, ignore_errors=True)  # killed before its first line: nothing was changed
         return False
     if after_crash:
         index_lock = archive.git_dir / "index.lock"
         # left by a killed git: git started by archivectl holds the archive lock while it lives, and we hold it
         index_lock.unlink(missing_ok=True)
+    head = gitio.head(archive.root)
+    if outline.version == JOURNAL_VERSION and _holds_commit(archive, head, outline.commit):
+        # The way out of every write that committed: decided from the commit alone, without building a
+        # state for each file and key (an import's journal has a line for each: 28 MB at 20,000).
+        crash_point("settled")
+        shutil.rmtree(where, ignore_errors=True)
+        return True
+    state = read_journal(archive, where)
+    if state is None:
+        shutil.rmtree(where, ignore_errors=True)
+        return False
     if state.old_keys_dir and state.keys:
         raise ArchiveError(
             f"a write killed under an older archivectl kept record keys in {state.old_keys_dir}; "
             f"compare them with the keystore and remove {where} by hand"
         )
-    head = gitio.head(archive.root)
-    if state.commit and (head == state.commit or (head and gitio.is_ancestor(archive.root, state.commit, head))):
+    if _holds_commit(archive, head, state.commit):
         pass  # committed: the keys it added are in use, and it replaced none
     elif state.commit and (state.committed or gitio.in_reflog(archive.root, state.commit)):
         raise ArchiveError(
@@ -218,6 +268,11 @@ def settle(archive: Archive, after_crash: bool = False) -> bool:
     crash_point("settled")
     shutil.rmtree(where, ignore_errors=True)
     return True
+
+
+def _holds_commit(archive: Archive, head: str | None, commit: str | None) -> bool:
+    """True when HEAD is the commit, or has it in its history (committed or pulled on top since)."""
+    return bool(commit and head and (head == commit or gitio.is_ancestor(archive.root, commit, head)))
 
 
 def _undo(archive: Archive, state: JournalState) -> None:

@@ -34,34 +34,21 @@ def _format_checker() -> Any:
     import jsonschema
 
     checker = jsonschema.FormatChecker(formats=())
-
-    def _raise_if(problem: str | None) -> bool:
-        if problem:
-            raise ValueError(problem)
-        return True
-
-    @checker.checks("date", raises=ValueError)
-    def _date(value: object) -> bool:
-        return not isinstance(value, str) or _raise_if(idcheck.date_problem(value))
-
-    @checker.checks("date-time", raises=ValueError)
-    def _date_time(value: object) -> bool:
-        if isinstance(value, str):
-            try:
-                dt.datetime.fromisoformat(value)
-            except ValueError:
-                raise ValueError("is not an ISO date and time") from None
-        return True
-
-    @checker.checks("cn-phone", raises=ValueError)
-    def _phone(value: object) -> bool:
-        return not isinstance(value, str) or _raise_if(idcheck.phone_problem(value))
-
-    @checker.checks("cn-resident-id", raises=ValueError)
-    def _resident_id(value: object) -> bool:
-        return not isinstance(value, str) or _raise_if(idcheck.resident_id_problem(value))
-
+    for name, problem in _FORMAT_PROBLEMS.items():
+        checker.checks(name, raises=ValueError)(_raising(problem))
     return checker
+
+
+def _raising(problem: Any) -> Any:
+    """A format check that raises the problem (the message validate() shows) instead of returning it."""
+
+    def check(value: object) -> bool:
+        found = problem(value) if isinstance(value, str) else None
+        if found:
+            raise ValueError(found)
+        return True
+
+    return check
 
 
 def validator_for(schema_doc: dict) -> Any:
@@ -90,6 +77,96 @@ def _whole_string_patterns(cls: Any) -> Any:
             yield jsonschema.ValidationError("does not match the pattern")
 
     return jsonschema.validators.extend(cls, {"pattern": pattern})
+
+
+# ------------------------------------------------------------ the compiled first pass
+#
+# jsonschema walks the schema in Python for every record: about 0.3-1 ms for a
+# household, most of an import's checking. jsonschema-rs (compiled) says
+# valid or not in some 15 us. It only ever answers "valid" for the records it
+# is given; a record it refuses (or cannot take: a key that is not text, bytes)
+# is judged by jsonschema, which writes the messages. So it must never accept
+# what jsonschema refuses: it gets archivectl's own format checks, and it is used
+# only for schemas where its reading cannot differ (tests/test_validate_fast.py
+# runs both over many records and requires the same verdicts).
+
+_LOCAL_REF = "#"
+_PORTABLE_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def fast_validator_for(schema_doc: dict) -> Any:
+    """A jsonschema-rs validator for schema_doc with archivectl's formats, or None when it could differ."""
+    if not _portable(schema_doc):
+        return None
+    try:
+        import jsonschema_rs
+    except ImportError:  # pragma: no cover - a dependency; without it jsonschema does everything
+        return None
+    formats = {name: _accepts(check) for name, check in _FORMAT_PROBLEMS.items()}
+    try:
+        return jsonschema_rs.validator_for(schema_doc, formats=formats, validate_formats=True)
+    except Exception:  # a schema it cannot compile: jsonschema alone judges (and names the fault)
+        return None
+
+
+def fast_accepts(fast: Any, record: Any) -> bool:
+    """True when the compiled pass finds record valid; False when it refuses it or cannot read it."""
+    if fast is None:
+        return False
+    try:
+        return bool(fast.is_valid(record))
+    except Exception:  # a value JSON has no place for (bytes, a number key): jsonschema will say
+        return False
+
+
+def _accepts(problem: Any) -> Any:
+    return lambda value: not isinstance(value, str) or problem(value) is None
+
+
+def _date_time_problem(value: str) -> str | None:
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        return "is not an ISO date and time"
+    return None
+
+
+# archivectl's formats: what is wrong with a text, or None; both validators use these.
+_FORMAT_PROBLEMS = {
+    "date": idcheck.date_problem,
+    "date-time": _date_time_problem,
+    "cn-phone": idcheck.phone_problem,
+    "cn-resident-id": idcheck.resident_id_problem,
+}
+
+
+def _portable(node: Any) -> bool:
+    """True when jsonschema-rs reads the schema as jsonschema does here.
+
+    References are local; patterns use only what ECMA-262 and Python's re read
+    alike once `$` means the very end (ecma_pattern): literal characters,
+    classes, groups, alternation, quantifiers, and escapes of punctuation (no
+    \\d, \\w, \\b, (?...) whose meanings differ between the two).
+    """
+    if isinstance(node, list):
+        return all(_portable(item) for item in node)
+    if not isinstance(node, dict):
+        return True
+    for key, value in node.items():
+        if key in ("$ref", "$dynamicRef") and not (isinstance(value, str) and value.startswith(_LOCAL_REF)):
+            return False
+        if key == "pattern" and not (isinstance(value, str) and _portable_pattern(value)):
+            return False
+        if key == "patternProperties" and not all(_portable_pattern(p) for p in value):
+            return False
+        if key not in ("enum", "const") and not _portable(value):
+            return False
+    return True
+
+
+def _portable_pattern(rule: str) -> bool:
+    escaped = [m.group(1) for m in _PORTABLE_ESCAPE.finditer(rule)]
+    return "(?" not in rule and all(not (c.isascii() and c.isalnum()) and c.isascii() for c in escaped)
 
 
 @functools.lru_cache(maxsize=256)
@@ -286,9 +363,19 @@ class HouseholdSchema:
         elif isinstance(value, str) and node.get("x-mask") == "name":
             found.append(value)
 
+    @functools.cached_property
+    def fast_validator(self) -> Any:
+        """A compiled first pass for validate(), or None where it cannot stand in for the validator."""
+        return fast_validator_for(self.doc)
+
     def validate(self, record: Any) -> list[str]:
-        """Problems with a record as a person writes it (personal fields in clear)."""
-        problems = error_messages(self.validator, record)
+        """Problems with a record as a person writes it (personal fields in clear).
+
+        A record the compiled first pass accepts has no schema problem (it never
+        accepts what the validator refuses); every other record is judged by the
+        validator itself, so every message is its own.
+        """
+        problems = [] if fast_accepts(self.fast_validator, record) else error_messages(self.validator, record)
         problems += _cross_checks(record)
         return sorted(set(problems))
 

@@ -271,6 +271,9 @@ def strict_loader(text: str) -> Any:
 
 def dumps(data: Any) -> str:
     """Serialise data as block-style, UTF-8, key-ordered-as-given YAML."""
+    simple = _simple_block(data)
+    if simple is not None:
+        return simple
     return yaml.dump(
         data,
         Dumper=_Dumper,
@@ -279,6 +282,131 @@ def dumps(data: Any) -> str:
         default_flow_style=False,
         width=100,
     )
+
+
+# ------------------------------------------------------------ the common records, written directly
+#
+# yaml.dump spends some 100 us on a record (the representer is Python even with
+# libyaml): two a household in an import, a fifth of a worker's time. Most records
+# hold only mappings, lists, whole numbers, and short texts of letters, digits and
+# Chinese: _simple_block writes those exactly as yaml.dump does (the same bytes;
+# tests/test_yamlio_dump.py compares the two over many documents) and gives up,
+# returning None, on anything else: a float, a text with a space, a quote or a
+# colon, a key that is not a plain name, a list in a list. yaml.dump writes those.
+
+_WORD = "0-9A-Za-z\u3400-\u4dbf\u4e00-\u9fff"
+_PLAIN_TEXT = re.compile(f"[{_WORD}][{_WORD}_./+@-]*")  # never quoted by the emitter, unless it reads as another type
+_BLOCK_TEXT = re.compile(r"(?:[!-~](?:[ -~]*[!-~])?\n)+")  # lines of printable ASCII, no space at either end
+_PLAIN_KEYS: set[str] = set()  # field names found to be written as they are (a record has a few dozen)
+
+
+def _simple_block(data: Any) -> str | None:
+    if not isinstance(data, dict) or not data:
+        return None
+    lines: list[str] = []
+    if not _mapping(data, 0, "", lines, {id(data)}):
+        return None
+    return "\n".join(lines) + "\n"
+
+
+def _mapping(data: dict, indent: int, first: str, lines: list[str], seen: set[int]) -> bool:
+    """Lines of a non-empty block mapping whose first key follows `first` (a list's "- ") or the indent.
+
+    seen: the lists and mappings met so far; one met twice is written once with an anchor by yaml.dump.
+    """
+    pad = " " * indent
+    for key, value in data.items():
+        if key not in _PLAIN_KEYS and not _plain_key(key):
+            return False
+        if isinstance(value, (dict, list)) and not _first_time(value, seen):
+            return False
+        head = f"{first or pad}{key}:"
+        first = ""
+        if isinstance(value, dict) and value:
+            lines.append(head)
+            if not _mapping(value, indent + 2, "", lines, seen):
+                return False
+        elif isinstance(value, list) and value:
+            lines.append(head)
+            if not _sequence(value, indent, lines, seen):  # a list in a mapping is not indented
+                return False
+        elif isinstance(value, str) and "\n" in value:
+            block = _literal(value, indent + 2)
+            if block is None:
+                return False
+            lines.append(f"{head} |")
+            lines += block
+        else:
+            text = _scalar(value)
+            if text is None:
+                return False
+            lines.append(f"{head} {text}")
+    return True
+
+
+def _sequence(items: list, indent: int, lines: list[str], seen: set[int]) -> bool:
+    dash = " " * indent + "- "
+    for item in items:
+        if isinstance(item, (dict, list)) and not _first_time(item, seen):
+            return False
+        if isinstance(item, dict) and item:
+            if not _mapping(item, indent + 2, dash, lines, seen):
+                return False
+        else:
+            text = None if isinstance(item, (list, dict)) and item else _scalar(item)
+            if text is None:
+                return False
+            lines.append(dash + text)
+    return True
+
+
+def _plain_key(key: Any) -> bool:
+    """True for a key written as it is: not one the emitter quotes, nor a complex key (over 128 bytes)."""
+    if not isinstance(key, str) or len(key) > 64 or not key.isascii() or _scalar(key) != key:
+        return False
+    if len(_PLAIN_KEYS) < 4096:
+        _PLAIN_KEYS.add(key)
+    return True
+
+
+def _first_time(container: Any, seen: set[int]) -> bool:
+    if id(container) in seen:
+        return False
+    seen.add(id(container))
+    return True
+
+
+def _scalar(value: Any) -> str | None:
+    """A value on the line of its key or dash, as yaml.dump writes it; None: not one written here."""
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if value == [] or value == {}:
+        return "[]" if isinstance(value, list) else "{}"
+    if not isinstance(value, str):
+        return None  # a float, a date: yaml.dump knows how
+    if value == "":
+        return "''"
+    if not _PLAIN_TEXT.fullmatch(value):
+        return None
+    return f"'{value}'" if _reads_as_other(value) else value
+
+
+def _reads_as_other(text: str) -> bool:
+    """True when a plain text would be read back as a number, a boolean or null (the emitter quotes it)."""
+    resolvers = _Dumper.yaml_implicit_resolvers
+    return any(rx.match(text) for _, rx in resolvers.get(text[0], []) + resolvers.get(None, []))
+
+
+def _literal(text: str, indent: int) -> list[str] | None:
+    """The lines of a `|` block (an armored sealed block), or None when its text needs more than plain lines."""
+    if not _BLOCK_TEXT.fullmatch(text):
+        return None
+    pad = " " * indent
+    return [pad + text[:-1].replace("\n", "\n" + pad)]
 
 
 def dump_flow(data: Any) -> str:

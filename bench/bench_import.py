@@ -60,8 +60,11 @@ def floor(count: int = 4000) -> tuple[float, float]:
     return serial, parallel
 
 
-def import_once(size: int, code: str | None = None) -> tuple[float, int]:
-    """(seconds, peak RSS MB of the archivectl process tree) of one `archivectl import` of size households.
+def import_once(size: int, code: str | None = None) -> tuple[float, int, float]:
+    """(seconds, peak RSS MB, CPU seconds) of one `archivectl import` of size households (its whole process tree).
+
+    CPU (user + system, the workers and git included) moves far less than wall time when another
+    benchmark shares the cores: a side-by-side comparison on a busy machine should read it too.
 
     code: a checkout whose archivectl to run instead of this one (PYTHONPATH), for a before/after.
     """
@@ -73,7 +76,7 @@ def import_once(size: int, code: str | None = None) -> tuple[float, int]:
         if code:
             env["PYTHONPATH"] = code
         args = ["--archive", str(archive), "import", str(base / "households.csv"), "-r", "bench", "-a", "mgr01"]
-        cmd = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "archivectl", *args]  # per run, not the max of all
+        cmd = ["/usr/bin/time", "-f", "%M %U %S", sys.executable, "-m", "archivectl", *args]  # per run, not the max
         start = time.perf_counter()
         # cwd: `-m` puts the working directory first on sys.path, ahead of PYTHONPATH (a run from the
         # checkout would import it whatever code says)
@@ -81,16 +84,19 @@ def import_once(size: int, code: str | None = None) -> tuple[float, int]:
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             raise SystemExit(f"archivectl import failed: {proc.stderr.strip()[-300:]}")
-        return seconds, int(proc.stderr.strip().splitlines()[-1]) // 1024
+        peak, user, system = proc.stderr.strip().splitlines()[-1].split()
+        return seconds, int(peak) // 1024, float(user) + float(system)
 
 
-def _line(label: str, size: int, runs: list[tuple[float, int]], serial: float) -> float:
+def _line(label: str, size: int, runs: list[tuple[float, int, float]], serial: float) -> float:
     seconds = statistics.median(r[0] for r in runs)
+    cpu = statistics.median(r[2] for r in runs)
     rate = size / seconds
     print(
         f"{label}{size:>7} households: import median {seconds:.2f} s of {len(runs)} ({rate:.0f}/s, "
         f"{rate / TARGET:.2f}x target, {rate / serial:.2f}x one-core floor), "
-        f"peak RSS median {statistics.median(r[1] for r in runs):.0f} MB (max {max(r[1] for r in runs)}); "
+        f"peak RSS median {statistics.median(r[1] for r in runs):.0f} MB (max {max(r[1] for r in runs)}), "
+        f"CPU median {cpu:.1f} s ({cpu / size * 1e6:.0f} us a household); "
         f"runs {', '.join(f'{r[0]:.2f}' for r in runs)}",
         flush=True,
     )
@@ -105,14 +111,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--before", help="a checkout (e.g. a worktree of main) to run alternately with this one")
     args = parser.parse_args()
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
     serial, parallel = floor()
     print(
         f"floor (pyrage: key + seal + wrap to {READERS} readers): {serial:.0f}/s one core, {parallel:.0f}/s all cores"
     )
     for size in args.sizes:
-        after: list[tuple[float, int]] = []
-        before: list[tuple[float, int]] = []
+        after: list[tuple[float, int, float]] = []
+        before: list[tuple[float, int, float]] = []
         for _ in range(args.runs):  # alternated, so both see the same load
             if args.before:
                 before.append(import_once(size, args.before))
@@ -122,11 +128,13 @@ def main() -> None:
             now = _line("after  ", size, after, serial)
             print(
                 f"        {size:>7}: after/before time {now / was:.2f}x ({was / now:.2f}x the speed), "
-                f"peak RSS {statistics.median(r[1] for r in after) / statistics.median(r[1] for r in before):.2f}x",
+                f"peak RSS {statistics.median(r[1] for r in after) / statistics.median(r[1] for r in before):.2f}x, "
+                f"CPU {statistics.median(r[2] for r in after) / statistics.median(r[2] for r in before):.2f}x",
                 flush=True,
             )
         else:
             _line("", size, after, serial)
+        print(f"        load average now {os.getloadavg()[0]:.2f}", flush=True)  # another benchmark may share the cores
 
 
 if __name__ == "__main__":

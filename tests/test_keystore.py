@@ -243,3 +243,29 @@ def test_a_large_import_onto_the_ssh_keystore_stores_every_key_and_number(tmp_pa
         assert not (world.keys).exists()  # nothing on this machine
         fsck = world.cli("aud01", "keys", "fsck", env={"ARCHIVECTL_SSH": ssh["aud01"]})
         assert fsck.exit_code == 0, fsck
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["unnamed-file", "staged-name"])
+def test_a_directory_keystore_creates_keys_whole_private_and_never_over_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
+):  # P14
+    """create and create_many (an import) each leave exactly the keys asked for, 0600, and refuse a taken name.
+
+    Written into an unnamed file and linked in where the system allows it, else
+    under a private name and linked: either way nothing else is left beside them.
+    """
+    from archivectl import keystore
+
+    if not unnamed:
+        monkeypatch.setattr(keystore, "_unnamed_files", False)
+    backend = keystore.DirectoryBackend(tmp_path / "keys")
+    backend.makedirs()
+    assert backend.create("keys/one.age", b"first")
+    assert not backend.create("keys/one.age", b"second")
+    many = [(f"keys/k{i}.age", f"key {i}".encode()) for i in range(20)]
+    assert backend.create_many([*many, ("keys/one.age", b"third")]) == [True] * 20 + [False]
+    assert backend.read("keys/one.age") == b"first"
+    assert sorted(os.listdir(tmp_path / "keys" / "keys")) == sorted(["one.age", *(f"k{i}.age" for i in range(20))])
+    for name, data in many:
+        assert backend.read(name) == data
+        assert (tmp_path / "keys" / name).stat().st_mode & 0o777 == 0o600

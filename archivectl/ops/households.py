@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,8 +279,38 @@ def place_new(archive: Archive, record: dict, archive_no: str) -> str:
     record["archive_no"] = archive_no
     relpath = HouseholdPath(record["building"], record["unit"], archive_no).record
     if (archive.root / relpath).parent.exists():
-        raise ArchiveError(f"{relpath} already exists; the keystore's numbers are behind this branch")
+        _refuse_taken(relpath)
     return relpath
+
+
+def place_many(archive: Archive, places: list[tuple[str, str, str]]) -> list[str]:
+    """place_new for many (building, unit, archive number) at once (an import): their record paths.
+
+    A household's folder can be there only if its unit's is, so each building's
+    folder is listed once and only a household of a unit found there is looked
+    for: 20,000 looks at folders that are not there cost 1.5 s on a busy machine.
+    """
+    units: dict[str, set[str]] = {}
+    relpaths = []
+    for building, unit, archive_no in places:
+        place = HouseholdPath(building, unit, archive_no)
+        if building not in units:
+            units[building] = _names_in(archive.root / place.dir.rsplit("/", 2)[0])
+        if unit in units[building] and (archive.root / place.dir).exists():
+            _refuse_taken(place.record)
+        relpaths.append(place.record)
+    return relpaths
+
+
+def _names_in(folder: Path) -> set[str]:
+    try:
+        return set(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+
+
+def _refuse_taken(relpath: str) -> None:
+    raise ArchiveError(f"{relpath} already exists; the keystore's numbers are behind this branch")
 
 
 def seal_household(archive: Archive, record: dict, targets: list[str]) -> tuple[Any, bytes, str, str]:

@@ -11,6 +11,8 @@ import io
 import multiprocessing
 import os
 import pickle
+import queue
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from archivectl.ops.common import Approval, approved_writer, trailers, wrap_targ
 from archivectl.ops.households import (
     Numbering,
     personal_data_in_reason,
-    place_new,
+    place_many,
     prepare_new,
     refuse_reason_holding,
     seal_household,
@@ -86,6 +88,7 @@ def csv_rows(path: Path, text: str, schema: Any) -> Iterator[tuple[int, Any]]:
     if len(header) > MAX_CSV_COLUMNS:
         raise UsageError(f"{path} line 1: more than {MAX_CSV_COLUMNS} columns")
     paths = [records.parse_path(h.strip()) for h in header]
+    nodes = [schema.node_at(parts) for parts in paths]  # a column's type, looked up once, not once a cell
     while (row := next_row()) is not None:
         line = reader.line_num
         if not any(cell.strip() for cell in row):
@@ -93,11 +96,11 @@ def csv_rows(path: Path, text: str, schema: Any) -> Iterator[tuple[int, Any]]:
         if len(row) != len(header):
             raise UsageError(f"{path} line {line}: {len(row)} cells, but the header has {len(header)}")
         record: dict[str, Any] = {}
-        for parts, name, cell in zip(paths, header, row, strict=True):
+        for parts, node, name, cell in zip(paths, nodes, header, row, strict=True):
             if cell == "":
                 continue
             try:
-                records.set_path(record, list(parts), records.convert_value(cell, schema.node_at(parts), name))
+                records.set_path(record, list(parts), records.convert_value(cell, node, name))
             except UsageError as exc:
                 raise UsageError(f"{path} line {line}: {exc}") from None
         yield line, record
@@ -164,11 +167,10 @@ def _import(
         of_category = [i for i, (_, _, c) in enumerate(places) if c == category]
         for i, archive_no in zip(of_category, numbering.take(category, len(of_category)), strict=True):
             numbers[i] = archive_no
-    tx.expect_new(
-        [place_new(archive, {"building": b, "unit": u}, no) for (b, u, _), no in zip(places, numbers, strict=True)]
-    )
+    tx.expect_new(place_many(archive, [(b, u, no) for (b, u, _), no in zip(places, numbers, strict=True)]))
     del places
-    tx.write_many(_sealed_files(archive, tx, targets, checked, numbers, progress))
+    with _KeyStorer(tx) as keys:  # every key stored (or the first failure raised) before the commit
+        tx.write_many(_sealed_files(archive, keys, targets, checked, numbers, progress))
     numbering.record()
     first, last = numbers[0], numbers[-1]
     span = first if len(numbers) == 1 else f"{first} … {last}"
@@ -182,7 +184,7 @@ def _import(
 
 def _sealed_files(
     archive: Archive,
-    tx: Transaction,
+    keys: _KeyStorer,
     targets: dict[str, list[str]],
     checked: list[_Checked],
     numbers: list[str],
@@ -190,9 +192,9 @@ def _sealed_files(
 ) -> Iterator[tuple[str, bytes]]:
     """The record files of the checked households, sealed by the workers; their keys are stored as they come.
 
-    A batch of FLUSH households at a time: its keys go to the keystore in one
-    round (journaled first, as put_keys does), then its files to write_many;
-    then the batch is dropped.
+    A batch of FLUSH households at a time: its keys go to the key storer (one
+    round to the keystore, journaled first, as put_keys does), its files to
+    write_many; then the batch is dropped.
     """
     tasks, at = [], 0
     for chunk in checked:
@@ -205,13 +207,62 @@ def _sealed_files(
             batch += sealed
             if len(batch) < FLUSH and done + len(batch) < len(numbers):
                 continue
-            tx.put_keys([(address, blob) for address, blob, _, _ in batch])
+            keys.put([(address, blob) for address, blob, _, _ in batch])
             for _, _, relpath, text in batch:
                 yield relpath, text.encode("utf-8")
             done += len(batch)
             batch = []
             if progress:
                 progress(done, len(numbers), "sealing and writing")
+
+
+class _KeyStorer:
+    """Stores batches of new keys (tx.put_keys) on a thread of its own while this one writes the record files.
+
+    Both are mostly waiting on the file system (on ext4 here a new file costs
+    100-300 us), and the thread waits without the GIL, so the keystore's files
+    and the work tree's are made side by side instead of one after the other.
+    The order that matters holds within each: a key is journaled before it is
+    stored, a file before it is written; and every key is stored before the
+    commit, which leaving the `with` waits for. A failure on the thread is raised
+    here at the next batch or on leaving, and the write is undone as any other.
+    The thread starts with the first batch, after the workers are forked.
+    """
+
+    def __init__(self, tx: Transaction):
+        self.tx = tx
+        self.batches: queue.Queue[list[tuple[Any, bytes]] | None] = queue.Queue(maxsize=2)  # memory stays flat
+        self.thread: threading.Thread | None = None
+        self.failed: BaseException | None = None
+
+    def __enter__(self) -> _KeyStorer:
+        return self
+
+    def put(self, batch: list[tuple[Any, bytes]]) -> None:
+        self._raise_failure()
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._store, name="archivectl-keys", daemon=True)
+            self.thread.start()
+        self.batches.put(batch)
+
+    def _store(self) -> None:
+        while (batch := self.batches.get()) is not None:
+            if self.failed is None:  # after a failure, batches are only taken so that put() never blocks
+                try:
+                    self.tx.put_keys(batch)
+                except BaseException as exc:
+                    self.failed = exc
+
+    def _raise_failure(self) -> None:
+        if self.failed is not None:
+            raise self.failed
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if self.thread is not None:
+            self.batches.put(None)
+            self.thread.join()
+        if exc_type is None:
+            self._raise_failure()
 
 
 def _numbered_rows(path: Path, rows: Iterator[tuple[int, Any]]) -> Iterator[tuple[str, Any]]:
@@ -236,6 +287,9 @@ def _numbered_rows(path: Path, rows: Iterator[tuple[int, Any]]) -> Iterator[tupl
 CHUNK = 100  # households per task: large enough to hide the pipe, small enough to spread evenly
 FLUSH = 1000  # sealed households held before their keys are stored and their files written
 MIN_PARALLEL = 1000  # below this the workers' start costs more than they save
+# Chunks being sealed or sealed and not yet taken: when the files are written slower than the workers seal,
+# their results wait here (some 2.3 KB a household) instead of piling up without end.
+SEALED_AHEAD = 2 * FLUSH // CHUNK + 4
 _state: dict[str, Any] = {}
 
 
@@ -301,27 +355,61 @@ def _chunks(items: Any, size: int = CHUNK) -> Iterator[list]:
         yield chunk
 
 
+class _Paced:
+    """Chunks for the pool, handed out no more than `ahead` before their results are taken.
+
+    Pool.imap takes its input on a thread of its own as fast as it can; this
+    makes that thread wait for room instead.
+    """
+
+    def __init__(self, chunks: Iterator[Any], ahead: int):
+        self.chunks, self.room, self.closed = chunks, threading.Semaphore(ahead), False
+
+    def __iter__(self) -> _Paced:
+        return self
+
+    def __next__(self) -> Any:
+        self.room.acquire()
+        if self.closed:
+            raise StopIteration
+        return next(self.chunks)
+
+    def taken(self) -> None:
+        self.room.release()
+
+    def close(self) -> None:
+        self.closed = True
+        self.room.release()
+
+
 class _Workers:
     """A pool of forked processes (one per core) for checking and sealing, or this process alone."""
 
     def __init__(self, archive: Archive, targets: dict[str, list[str]], reason: str | None):
         self.archive, self.targets, self.reason = archive, targets, reason
         self.pool: Any = None
+        self.paced: _Paced | None = None
 
     def __enter__(self) -> _Workers:
         _state.update(archive=self.archive, targets=self.targets, reason=self.reason)
-        self.archive.household_schema.validator  # noqa: B018 - compiled once, before the fork
+        schema = self.archive.household_schema
+        schema.validator, schema.fast_validator  # noqa: B018 - compiled once, before the fork
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self.paced is not None:
+            self.paced.close()  # before terminate(), which waits for the thread that feeds the pool
         if self.pool is not None:
             self.pool.terminate()
             self.pool.join()
             self.pool = None
         _state.clear()
 
-    def _map(self, work: Any, chunks: Iterator[Any], count_hint: int | None) -> Iterator[Any]:
-        """work(chunk) for each chunk, in order: on every core when there are enough rows, else here."""
+    def _map(self, work: Any, chunks: Iterator[Any], count_hint: int | None, ahead: int = 0) -> Iterator[Any]:
+        """work(chunk) for each chunk, in order: on every core when there are enough rows, else here.
+
+        ahead: at most this many chunks handed out whose results are not taken yet (0: no limit).
+        """
         cores = os.cpu_count() or 1
         methods = multiprocessing.get_all_start_methods()
         if cores < 2 or "fork" not in methods or (count_hint is not None and count_hint < MIN_PARALLEL):
@@ -345,7 +433,13 @@ class _Workers:
             yield from first
             yield from chunks
 
-        yield from self.pool.imap(work, all_chunks())
+        if not ahead:
+            yield from self.pool.imap(work, all_chunks())
+            return
+        self.paced = _Paced(all_chunks(), ahead)
+        for result in self.pool.imap(work, self.paced):
+            self.paced.taken()
+            yield result
 
     def checked(self, rows: Iterator[tuple[str, Any]]) -> Iterator[_Checked]:
         """Each chunk of rows checked."""
@@ -355,4 +449,4 @@ class _Workers:
         self, tasks: list[tuple[_Checked, list[str]]], count: int
     ) -> Iterator[list[tuple[Any, bytes, str, str]]]:
         """Each chunk of checked rows, numbered, sealed: (key address, wrapped key, record path, record text) each."""
-        return self._map(_seal_records, iter(tasks), count)
+        return self._map(_seal_records, iter(tasks), count, ahead=SEALED_AHEAD)
