@@ -182,8 +182,16 @@ def progress_bar(label: str, min_total: int = 0) -> Any:
 
 
 def out(text: str, err: bool = False) -> None:
-    """Write command output to stdout (or stderr, where stdout carries data)."""
-    typer.echo(text, err=err)
+    """Write command output to stdout (or stderr, where stdout carries data).
+
+    Written as it is: click.echo searches the text for terminal colour codes
+    (archivectl writes none) and copies it once more, 0.09 s of a warm report
+    of 100,000 households (about 60 MB of JSON).
+    """
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text)
+    stream.write("\n")
+    stream.flush()
 
 
 # Register the command modules; they add themselves to app, in this --help order.
