@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import pyrage
 import yaml
-from hypothesis import HealthCheck, find, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archivectl import records, yamlio
 
-MANY = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+MANY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def reference(data: object) -> str:
@@ -97,8 +97,15 @@ def test_record_like_documents_written_directly_are_what_yaml_dump_writes(data: 
 
 
 def test_record_like_documents_take_both_ways():
-    find(record_like, lambda d: yamlio._simple_block(d) is not None, settings=settings(database=None))
-    find(record_like, lambda d: yamlio._simple_block(d) is None, settings=settings(database=None))
+    written_directly: set[bool] = set()
+
+    @settings(max_examples=200, database=None, derandomize=True)  # collected, not shrunk: find() took 44 s
+    @given(record_like)
+    def collect(data: dict) -> None:
+        written_directly.add(yamlio._simple_block(data) is not None)
+
+    collect()
+    assert written_directly == {True, False}
 
 
 @MANY
