@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import itertools
 import json
 import os
 import shutil
@@ -47,6 +46,7 @@ from archivectl.layout import (
 )
 from archivectl.settings import Settings, keystore_url
 from archivectl.staff import Staff
+from archivectl.streams import batches
 
 DEFAULT_LOCK_WAIT_SECONDS = 30.0
 # A write of at most this many files builds its commit's tree from their paths alone (nothing read
@@ -528,8 +528,7 @@ class Transaction:
         checked: set[str] = set()
         made: set[str] = set()
         written: list[str] = []
-        stream = iter(items)
-        while chunk := list(itertools.islice(stream, WRITE_CHUNK)):
+        for chunk in batches(items, WRITE_CHUNK):
             fresh = [(p, d) for p, d in chunk if p in self._new and p not in self._files]
             if len(fresh) < len(chunk):
                 for relpath, data in chunk:

@@ -33,6 +33,7 @@ from archivectl.ops.households import (
     refuse_reason_holding,
     seal_household,
 )
+from archivectl.streams import batches
 
 MAX_IMPORT_BYTES = 512 * 1024 * 1024
 MAX_IMPORT_ROWS = 250_000  # households in one import (one signed commit)
@@ -344,17 +345,6 @@ def _seal_records(task: tuple[_Checked, list[str]]) -> list[tuple[Any, bytes, st
     return out
 
 
-def _chunks(items: Any, size: int = CHUNK) -> Iterator[list]:
-    chunk: list = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 class _Paced:
     """Chunks for the pool, handed out no more than `ahead` before their results are taken.
 
@@ -443,7 +433,7 @@ class _Workers:
 
     def checked(self, rows: Iterator[tuple[str, Any]]) -> Iterator[_Checked]:
         """Each chunk of rows checked."""
-        return self._map(_check_rows, _chunks(rows), None)
+        return self._map(_check_rows, batches(rows, CHUNK), None)
 
     def sealed(
         self, tasks: list[tuple[_Checked, list[str]]], count: int

@@ -17,7 +17,7 @@ import datetime as dt
 import re
 import tempfile
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from archivectl.layout import ARCHIVE_NO, HouseholdPath
 from archivectl.schema import HouseholdSchema, parse_json
 from archivectl.settings import Settings
 from archivectl.staff import Staff, StaffMember, allowed_signers, fingerprint
+from archivectl.streams import batches
 
 SKEW = policy.CLOCK_SKEW
 ARMOR = re.compile(r"-----BEGIN AGE ENCRYPTED FILE-----.*?-----END AGE ENCRYPTED FILE-----", re.S)
@@ -289,7 +290,7 @@ def verify(
     count = 0
     with gitio.BlobReader(archive.root) as blobs:
         ctx = _Context(archive, blobs, base, allowed_root)
-        for batch in _batches(gitio.iter_commits_for_verify(archive.root, revs), _CHUNK):
+        for batch in batches(gitio.iter_commits_for_verify(archive.root, revs), _CHUNK):
             ctx.fetch(batch)
             for info in batch:
                 ctx.remember(info)
@@ -320,17 +321,6 @@ def verify(
         "findings": [{**asdict(f), "subject": pii.shown(f.subject)} for f in run.findings],
         "pending": [_pending_row(r) for r in waiting],
     }
-
-
-def _batches(commits: Iterator[gitio.CommitInfo], size: int) -> Iterator[list[gitio.CommitInfo]]:
-    batch: list[gitio.CommitInfo] = []
-    for info in commits:
-        batch.append(info)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def pending(archive: Archive, range_spec: str | None) -> list[dict[str, Any]]:
