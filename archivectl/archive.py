@@ -146,7 +146,7 @@ class Archive:
             self._households = Households.at(self, head)
         return self._households
 
-    def clean_index_file(self) -> Path:
+    def _index_memo(self) -> Path:
         return self.git_dir / "archivectl" / "index-clean"
 
     def index_equals(self) -> str | None:
@@ -157,11 +157,17 @@ class Archive:
         index since, or no write has run here yet).
         """
         try:
-            known = self.clean_index_file().read_text().split()
+            known = self._index_memo().read_text().split()
         except OSError:
             return None
         stamp = gitio.index_stamp(self.git_dir)
         return known[0] if stamp is not None and len(known) == 2 and known[1] == stamp else None
+
+    def remember_index_equals(self, commit: str | None) -> None:
+        """Note that the index, as it is now, equals commit (a write just made or checked it so)."""
+        stamp = gitio.index_stamp(self.git_dir)
+        if commit is not None and stamp is not None:
+            keep(self._index_memo(), f"{commit} {stamp}\n".encode())
 
     def record_paths(self) -> list[tuple[str, str]]:
         """(blob id, path) of every household record tracked in git."""
@@ -388,7 +394,7 @@ class Transaction:
             if not self._index_known_clean():
                 if gitio.has_staged_changes(self.archive.root):
                     raise ArchiveError("the index has staged changes; commit or unstage them first")
-                self._remember_clean_index(self._head)
+                self.archive.remember_index_equals(self._head)
         except BaseException:
             self._stack.close()
             raise
@@ -420,13 +426,6 @@ class Transaction:
         its content, so a check already made need not be made again.
         """
         return self._head is not None and self.archive.index_equals() == self._head
-
-    def _remember_clean_index(self, head: str | None) -> None:
-        """Note that the index, as it is now, equals HEAD (= head)."""
-        checksum = gitio.index_stamp(self.archive.git_dir)
-        if head is None or checksum is None:
-            return
-        keep(self.archive.clean_index_file(), f"{head} {checksum}\n".encode())
 
     # -- changes
 
@@ -645,7 +644,7 @@ class Transaction:
         crash_point("after-update-ref")
         self._log({"committed": commit})
         crash_point("committed")
-        self._remember_clean_index(commit)  # staged exactly what the commit holds, on an index equal to its parent
+        self.archive.remember_index_equals(commit)  # staged exactly what it holds, on an index equal to its parent
         self._move_households_on(parent, commit, paths)
         self.committed = commit
         return commit
