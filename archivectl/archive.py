@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from functools import cached_property
@@ -379,6 +380,7 @@ class Transaction:
         self._scratch = 0
         self._new: set[str] = set()
         self._unchecked: set[str] = set()
+        self._staged: set[str] = set()  # files write_many staged already, as written
         self.committed: str | None = None
 
     def __enter__(self) -> Transaction:
@@ -519,14 +521,37 @@ class Transaction:
         memory does not grow with the number of files. A path announced with
         expect_new() (checked there with one ls-files and one status for all)
         takes this shared path; anything else goes through write(). Each
-        path's parent folders are checked for links once, and the blobs and
-        trees are packed by one `git fast-import` (gitio.preload_objects), fed
-        from the files as written, so that commit() writes no loose object per file.
+        path's parent folders are checked for links once, and a folder found
+        missing is made without looking again. The blobs and trees are packed
+        by one `git fast-import` (gitio.Preload) fed each file as it is
+        written, so that commit() writes no loose object per file, and each
+        file is staged as it is written (gitio.Stager), so that commit() does
+        not read them all again.
         """
         root = self.archive.root.resolve()
+        stager = gitio.Stager(self.archive.root)
+        with gitio.Preload(self.archive.root, self._head) as preload:
+            try:
+                self._write_fresh(root, items, preload, stager, progress)
+                preload.finish()
+            except BaseException:
+                with contextlib.suppress(ArchiveError):
+                    stager.close()  # the index written all the same: a failed write puts it back with the rest
+                raise
+            stager.close()
+
+    def _write_fresh(
+        self,
+        root: Path,
+        items: Iterable[tuple[str, bytes]],
+        preload: gitio.Preload,
+        stager: gitio.Stager,
+        progress: Any,
+    ) -> None:
+        """write_many's loop: each file journaled, written, handed to fast-import and staged."""
         checked: set[str] = set()
-        made: set[str] = set()
-        written: list[str] = []
+        missing: set[str] = set()  # folders not there when checked: made here, nothing below them to look at
+        written = 0
         for chunk in batches(items, WRITE_CHUNK):
             fresh = [(p, d) for p, d in chunk if p in self._new and p not in self._files]
             if len(fresh) < len(chunk):
@@ -534,41 +559,22 @@ class Transaction:
                     self.write(relpath, data)
                 continue
             for relpath, _ in fresh:
-                self._check_links(root, relpath, checked)
-            journal = self._journal()
+                _check_links(str(root), relpath, checked, missing)
+            journal = str(self._journal())
             lines = [json.dumps({"file": p, "backup": None, "mark": digest(d)}, ensure_ascii=False) for p, d in fresh]
             os.write(self._journal_fd, ("\n".join(lines) + "\n").encode("utf-8"))  # type: ignore[arg-type]
             self._files.update(p for p, _ in fresh)
             for relpath, data in fresh:
                 crash_point("file-journaled")
-                target = root / relpath
-                folder = relpath.rpartition("/")[0]
-                if folder and folder not in made:
-                    os.makedirs(root / folder, exist_ok=True)
-                    made.add(folder)
-                write_atomic(target, data, durable=False, staged=journal / f"new{self._next()}")
+                _make_folders(str(root), relpath.rpartition("/")[0], missing)
+                _write_new(root / relpath, data, f"{journal}/new{self._next()}")
                 crash_point("file-written")
-                written.append(relpath)
-                if progress and len(written) % 500 == 0:
-                    progress(len(written), 0, "writing")
-        gitio.preload_objects(self.archive.root, self._head, _WorkTreeFiles(root, written))  # type: ignore[arg-type]
-
-    @staticmethod
-    def _check_links(root: Path, relpath: str, checked: set[str]) -> None:
-        """Refuse a path that leaves the archive or passes through a link (each folder looked at once)."""
-        path = Path(relpath)
-        parts = path.parts
-        if not parts or ".git" in parts or ".." in parts or path.is_absolute():
-            raise UsageError(f"{relpath}: path leaves the archive")
-        top = str(root)
-        for depth in range(1, len(parts) + 1):
-            prefix = "/".join(parts[:depth])
-            if prefix in checked:
-                continue
-            if os.path.islink(f"{top}/{prefix}"):  # a string, not a Path: an import checks some 100,000
-                raise ArchiveError(f"{prefix} is a symbolic link; archivectl does not write through links")
-            if depth < len(parts):
-                checked.add(prefix)
+                preload.add(relpath, data)
+                stager.add(relpath)
+                self._staged.add(relpath)
+                written += 1
+                if progress and written % 500 == 0:
+                    progress(written, 0, "writing")
 
     def place(self, relpath: str, prepared: Path) -> None:
         """Move a prepared file (same file system, e.g. an encrypted scan) into the archive."""
@@ -631,7 +637,8 @@ class Transaction:
         # cached trees of households/ are dropped (see gitio.add); an import's, from the index.
         changed = paths if len(paths) <= SMALL_WRITE else None
         small = changed is not None and (self.archive.root / HOUSEHOLDS).is_dir()
-        gitio.add(self.archive.root, paths, forget_trees_of=HOUSEHOLDS if small else None)
+        unstaged = [p for p in paths if p not in self._staged]  # write_many stages as it writes
+        gitio.add(self.archive.root, unstaged, forget_trees_of=HOUSEHOLDS if small else None)
         crash_point("staged")
         who = gitio.Identity(actor.member.name, f"{actor.member.id}@staff.archivectl")
         message = commit_message(subject, trailers)
@@ -704,15 +711,63 @@ class Transaction:
 WRITE_CHUNK = 500  # files journaled per append in write_many
 
 
-class _WorkTreeFiles:
-    """(path, content) of files just written, read back one at a time as fast-import takes them."""
+def _check_links(top: str, relpath: str, checked: set[str], missing: set[str]) -> None:
+    """Refuse a path that leaves the archive or passes through a link; note the folders that are not there yet.
 
-    def __init__(self, root: Path, relpaths: list[str]):
-        self.root, self.relpaths = root, relpaths
+    Each folder is looked at once (an import's 20,000 households share their
+    buildings), and nothing below a missing folder is looked at: it is made
+    by this write, under the archive lock.
+    """
+    parts = relpath.split("/")
+    if relpath.startswith("/") or any(part in ("", ".", "..", ".git") for part in parts):
+        raise UsageError(f"{relpath}: path leaves the archive")
+    prefix = ""
+    for depth, part in enumerate(parts, start=1):
+        above, prefix = prefix, f"{prefix}/{part}" if prefix else part
+        if prefix in checked:
+            continue
+        folder = depth < len(parts)
+        if above in missing:
+            gone = True
+        else:
+            try:
+                gone = False
+                if stat.S_ISLNK(os.lstat(f"{top}/{prefix}").st_mode):
+                    raise ArchiveError(f"{prefix} is a symbolic link; archivectl does not write through links")
+            except FileNotFoundError:
+                gone = True
+        if folder:
+            checked.add(prefix)
+            if gone:
+                missing.add(prefix)
 
-    def __len__(self) -> int:
-        return len(self.relpaths)
 
-    def __iter__(self) -> Iterator[tuple[str, bytes]]:
-        for relpath in self.relpaths:
-            yield relpath, (self.root / relpath).read_bytes()
+def _make_folders(top: str, folder: str, missing: set[str]) -> None:
+    """Make folder and the folders above it that _check_links found missing (each once)."""
+    if folder not in missing:
+        return
+    _make_folders(top, folder.rpartition("/")[0], missing)
+    try:
+        os.mkdir(f"{top}/{folder}")
+    except FileExistsError:  # made meanwhile by hand: look at it as any folder that was there
+        if not stat.S_ISDIR(os.lstat(f"{top}/{folder}").st_mode):
+            raise ArchiveError(f"{folder} is not a folder; archivectl does not write through links") from None
+    missing.discard(folder)
+
+
+def _write_new(target: Path, data: bytes, staged: str) -> None:
+    """A new file written in the journal folder, then renamed into place: a kill leaves nothing half-written."""
+    try:
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.rename(staged, target)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)
+        if exc.errno == errno.EXDEV:  # .git on another file system than the work tree
+            write_atomic(target, data, durable=False)
+            return
+        raise ArchiveError(f"cannot write {target}: {exc.strerror}") from None

@@ -157,9 +157,9 @@ def unwrap_record_key(blob: bytes, identity: Any) -> Any:
     return record_key_from_text(body.decode("utf-8", "replace"))
 
 
-def seal(plaintext: bytes, record_key: Any) -> str:
-    """An ASCII-armored age block encrypted to the record key."""
-    return _pyrage().encrypt(plaintext, [record_key.to_public()], armored=True).decode("ascii")
+def seal(plaintext: bytes, recipient: Any) -> str:
+    """An ASCII-armored age block encrypted to a record key's public half (record_key.to_public())."""
+    return _pyrage().encrypt(plaintext, [recipient], armored=True).decode("ascii")
 
 
 def open_sealed(armored: str, record_key: Any) -> bytes:

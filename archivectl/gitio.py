@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import stat
 import subprocess
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from archivectl.errors import ArchiveError
 
@@ -133,6 +136,8 @@ def add(repo: Path, paths: list[str], forget_trees_of: str | None = None) -> Non
     folder itself, which no entry is, removes nothing else.)
     """
     forget = ["--force-remove", forget_trees_of, "--no-force-remove"] if forget_trees_of else []
+    if forget and not paths:
+        run(repo, "update-index", *forget)
     for group, options in _by_kind(paths):
         names = b"".join(p.encode("utf-8") + b"\0" for p in group)
         run(repo, *options, "update-index", *forget, "--add", "--remove", "-z", "--stdin", input=names)
@@ -813,7 +818,7 @@ _FAST_IMPORT_MALLOC = "glibc.malloc.trim_threshold=67108864:glibc.malloc.top_pad
 PRELOAD_REF = "ARCHIVECTL_PRELOAD"  # a pseudo-ref in .git: never listed by for-each-ref, --all or a bundle
 
 
-def preload_objects(repo: Path, parent: str | None, files: list[tuple[str, bytes]]) -> None:
+def preload_objects(repo: Path, parent: str | None, files: Iterable[tuple[str, bytes]]) -> None:
     """Put the blobs of many new files, and the trees that will hold them, into one pack (a bulk write).
 
     `update-index` and `write-tree` write one loose object per blob and per
@@ -824,53 +829,164 @@ def preload_objects(repo: Path, parent: str | None, files: list[tuple[str, bytes
     the usual way, from the work tree; git finds each object already stored and
     writes nothing more. A write that is undone leaves only unreachable objects.
     """
-    if not files:
-        return
-    ref_file = git_dir(repo) / PRELOAD_REF
-    cmd = ["git", "-C", str(repo), "fast-import", "--quiet", "--force", "--done"]
-    env = {**os.environ, **_BASE_ENV}
-    env.setdefault("GLIBC_TUNABLES", _FAST_IMPORT_MALLOC)
-    try:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=env,
-            pass_fds=tuple(_INHERITED_FDS),
-        )
-    except FileNotFoundError:
-        raise ArchiveError("git is not installed or not on PATH") from None
-    assert proc.stdin is not None
-    try:
-        chunk: list[bytes] = []
-        size = 0
-        for mark, (_, data) in enumerate(files, start=1):
-            chunk.append(b"blob\nmark :%d\ndata %d\n%s\n" % (mark, len(data), data))
-            size += len(data)
-            if size > 1 << 20:
-                proc.stdin.write(b"".join(chunk))
-                chunk, size = [], 0
-        chunk.append(
+    with Preload(repo, parent) as preload:
+        for path, data in files:
+            preload.add(path, data)
+        preload.finish()
+
+
+class _Fed:
+    """A git command fed on stdin by a thread of its own, so that the writer never waits on the pipe.
+
+    A few chunks are queued at most (memory stays flat). The command starts
+    with the first chunk; close() waits for it and raises if it failed.
+    """
+
+    QUEUED = 8  # chunks waiting for the command at most
+
+    def __init__(self, repo: Path, args: list[str], env: dict[str, str] | None = None):
+        self.repo, self.args, self.env = repo, args, env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.feeder: threading.Thread | None = None
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self.QUEUED)
+        self.broken = False
+
+    def send(self, data: bytes) -> None:
+        if self.proc is None:
+            self._start()
+        if self.broken:
+            self._failed()
+        self.queue.put(data)
+
+    def _start(self) -> None:
+        env = {**os.environ, **_BASE_ENV}
+        for name, value in self.env.items():
+            env.setdefault(name, value)
+        try:
+            self.proc = subprocess.Popen(
+                ["git", "-C", str(self.repo), *self.args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=env,
+                pass_fds=tuple(_INHERITED_FDS),
+            )
+        except FileNotFoundError:
+            raise ArchiveError("git is not installed or not on PATH") from None
+        self.feeder = threading.Thread(target=self._feed, name=f"archivectl-git-{self.args[0]}", daemon=True)
+        self.feeder.start()
+
+    def _feed(self) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        while (data := self.queue.get()) is not None:
+            if not self.broken:  # after a failure chunks are only taken, so that send() never blocks
+                try:
+                    self.proc.stdin.write(data)
+                except OSError:  # BrokenPipeError: the command stopped reading
+                    self.broken = True
+
+    def _failed(self) -> None:
+        assert self.proc is not None
+        self.proc.wait()
+        stderr = _first_line(self.proc.stderr.read()) if self.proc.stderr else ""
+        raise ArchiveError(f"git {self.args[0]} failed: {stderr or 'it stopped reading'}")
+
+    def close(self, kill: bool = False) -> None:
+        """The end of the input; wait for the command (kill: stop it first), and raise if it failed."""
+        if self.proc is None:
+            return
+        if kill and self.proc.poll() is None:
+            self.proc.kill()  # a feeder blocked on the pipe gets an error and goes on taking chunks
+        if self.feeder is not None:
+            self.queue.put(None)
+            self.feeder.join()
+            self.feeder = None
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()  # type: ignore[union-attr]
+        stderr = _first_line(self.proc.stderr.read()) if self.proc.stderr else ""
+        with contextlib.suppress(OSError):
+            self.proc.stderr.close()  # type: ignore[union-attr]
+        code, self.proc = self.proc.wait(), None
+        if not kill and (code != 0 or self.broken):
+            raise ArchiveError(f"git {self.args[0]} failed: {stderr or 'it stopped reading'}")
+
+
+class Preload:
+    """preload_objects fed a file at a time, as the files are written: fast-import packs while the tree is written.
+
+    Nothing is kept of a file but its path. Leaving the `with` without
+    finish() stops fast-import and leaves only unreachable objects, if any.
+    """
+
+    CHUNK = 256 * 1024  # bytes of blobs handed over at a time
+
+    def __init__(self, repo: Path, parent: str | None):
+        self.repo, self.parent = repo, parent
+        args = ["fast-import", "--quiet", "--force", "--done"]
+        self.fed = _Fed(repo, args, {"GLIBC_TUNABLES": _FAST_IMPORT_MALLOC})
+        self.paths: list[str] = []
+        self.chunk: list[bytes] = []
+        self.size = 0
+
+    def __enter__(self) -> Preload:
+        return self
+
+    def add(self, path: str, data: bytes) -> None:
+        self.paths.append(path)
+        self.chunk.append(b"blob\nmark :%d\ndata %d\n%s\n" % (len(self.paths), len(data), data))
+        self.size += len(data)
+        if self.size > self.CHUNK:
+            self.fed.send(b"".join(self.chunk))
+            self.chunk, self.size = [], 0
+
+    def finish(self) -> None:
+        """The commit that holds them all (so that their trees are packed too), and fast-import's end."""
+        if not self.paths:
+            return
+        self.chunk.append(
             b"commit %s\ncommitter archivectl <preload@archivectl.invalid> 0 +0000\ndata 0\n" % PRELOAD_REF.encode()
         )
-        if parent:
-            chunk.append(b"from %s\n" % parent.encode())
-        chunk += [b"M 100644 :%d %s\n" % (mark, _fast_import_path(path)) for mark, (path, _) in enumerate(files, 1)]
-        chunk.append(b"\ndone\n")
-        proc.stdin.write(b"".join(chunk))
-        proc.stdin.close()
-        stderr = proc.stderr.read() if proc.stderr else b""
-        if proc.wait() != 0:
-            raise ArchiveError(f"git fast-import failed: {_first_line(stderr)}")
-    except BrokenPipeError:
-        proc.wait()
-        raise ArchiveError("git fast-import failed: it stopped reading") from None
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        ref_file.unlink(missing_ok=True)
+        if self.parent:
+            self.chunk.append(b"from %s\n" % self.parent.encode())
+        self.chunk += [b"M 100644 :%d %s\n" % (mark, _fast_import_path(p)) for mark, p in enumerate(self.paths, 1)]
+        self.chunk.append(b"\ndone\n")
+        self.fed.send(b"".join(self.chunk))
+        self.chunk = []
+        self.fed.close()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.fed.close(kill=True)
+        (git_dir(self.repo) / PRELOAD_REF).unlink(missing_ok=True)
+
+
+class Stager:
+    """Stage new files as they are written (`update-index --info-only`): an import's hashing beside its writing.
+
+    Their objects are not written here: Preload packs them, and must have
+    finished before the index is used. close() writes the index; it is
+    called on the way out of a failed write too (the index is then put back
+    with the rest), never killed, so no index.lock is left behind.
+    """
+
+    def __init__(self, repo: Path):
+        self.fed = _Fed(repo, ["update-index", "--add", "--info-only", "-z", "--stdin"])
+        self.chunk: list[bytes] = []
+        self.staged = 0
+
+    def add(self, path: str) -> None:
+        self.chunk.append(path.encode("utf-8") + b"\0")
+        if len(self.chunk) >= 500:
+            self.send()
+
+    def send(self) -> None:
+        if self.chunk:
+            self.fed.send(b"".join(self.chunk))
+            self.staged += len(self.chunk)
+            self.chunk = []
+
+    def close(self) -> None:
+        self.send()
+        self.fed.close()
 
 
 def _fast_import_path(path: str) -> bytes:

@@ -39,13 +39,14 @@ def to_stored(
     unchanged the old ciphertext is kept, so a review diff shows only what changed.
     """
     clear, sealed, fields = schema.split(record)
-    clear["recipient"] = str(record_key.to_public())  # lets non-readers attach scans
+    recipient = record_key.to_public()  # worked out once: a scalar multiplication
+    clear["recipient"] = str(recipient)  # lets non-readers attach scans
     if sealed:
         clear["sealed_fields"] = fields
         if previous is not None and previous[0] == sealed:
             clear["sealed"] = previous[1]
         else:
-            clear["sealed"] = crypto.seal(padded(yamlio.dumps(sealed)), record_key)
+            clear["sealed"] = crypto.seal(padded(yamlio.dumps(sealed)), recipient)
     return order_like_schema(clear, schema)
 
 

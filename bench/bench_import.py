@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def _crypto_only(count: int) -> float:
     start = time.perf_counter()
     for _ in range(count):
         key = crypto.new_record_key()
-        crypto.seal(plain, key)
+        crypto.seal(plain, key.to_public())
         crypto.wrap_record_key(key, keys)
     return time.perf_counter() - start
 
@@ -60,32 +61,35 @@ def floor(count: int = 4000) -> tuple[float, float]:
     return serial, parallel
 
 
-def import_once(size: int, code: str | None = None) -> tuple[float, int, float]:
+def import_once(size: int, code: str | None = None, where: Path | None = None) -> tuple[float, int, float]:
     """(seconds, peak RSS MB, CPU seconds) of one `archivectl import` of size households (its whole process tree).
 
     CPU (user + system, the workers and git included) moves far less than wall time when another
     benchmark shares the cores: a side-by-side comparison on a busy machine should read it too.
 
     code: a checkout whose archivectl to run instead of this one (PYTHONPATH), for a before/after.
+    where: the folder to make the archive in, left for the caller to remove once every run is done (see main).
     """
-    with tempfile.TemporaryDirectory(prefix=f"bench-import-{size}-") as tmp:
-        base = Path(tmp)
-        archive, people = make_archive(base)
-        write_csv(base / "households.csv", size)
-        env = person_env(people["clk01"])
-        if code:
-            env["PYTHONPATH"] = code
-        args = ["--archive", str(archive), "import", str(base / "households.csv"), "-r", "bench", "-a", "mgr01"]
-        cmd = ["/usr/bin/time", "-f", "%M %U %S", sys.executable, "-m", "archivectl", *args]  # per run, not the max
-        start = time.perf_counter()
-        # cwd: `-m` puts the working directory first on sys.path, ahead of PYTHONPATH (a run from the
-        # checkout would import it whatever code says)
-        proc = subprocess.run(cmd, env=env, cwd=base, capture_output=True, text=True)
-        seconds = time.perf_counter() - start
-        if proc.returncode != 0:
-            raise SystemExit(f"archivectl import failed: {proc.stderr.strip()[-300:]}")
-        peak, user, system = proc.stderr.strip().splitlines()[-1].split()
-        return seconds, int(peak) // 1024, float(user) + float(system)
+    if where is None:
+        with tempfile.TemporaryDirectory(prefix=f"bench-import-{size}-") as tmp:
+            return import_once(size, code, Path(tmp))
+    base = Path(tempfile.mkdtemp(prefix=f"bench-import-{size}-", dir=where))
+    archive, people = make_archive(base)
+    write_csv(base / "households.csv", size)
+    env = person_env(people["clk01"])
+    if code:
+        env["PYTHONPATH"] = code
+    args = ["--archive", str(archive), "import", str(base / "households.csv"), "-r", "bench", "-a", "mgr01"]
+    cmd = ["/usr/bin/time", "-f", "%M %U %S", sys.executable, "-m", "archivectl", *args]  # per run, not the max
+    start = time.perf_counter()
+    # cwd: `-m` puts the working directory first on sys.path, ahead of PYTHONPATH (a run from the
+    # checkout would import it whatever code says)
+    proc = subprocess.run(cmd, env=env, cwd=base, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"archivectl import failed: {proc.stderr.strip()[-300:]}")
+    peak, user, system = proc.stderr.strip().splitlines()[-1].split()
+    return seconds, int(peak) // 1024, float(user) + float(system)
 
 
 def _line(label: str, size: int, runs: list[tuple[float, int, float]], serial: float) -> float:
@@ -114,15 +118,29 @@ def main() -> None:
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
     serial, parallel = floor()
     print(
-        f"floor (pyrage: key + seal + wrap to {READERS} readers): {serial:.0f}/s one core, {parallel:.0f}/s all cores"
+        f"floor (archivectl.crypto alone: key + seal + wrap to {READERS} readers): "
+        f"{serial:.0f}/s one core, {parallel:.0f}/s all cores"
     )
+    # Every run's archive is removed at the end, not after its run: on an ext4 without a journal (this
+    # project's bench machine) the kernel skips inodes freed in the last 60-360 s when it allocates
+    # (ialloc.c, recently_deleted), and removing 60,000 files made the next run's 40,000 folders cost
+    # 5-10 s of system time instead of 1 s (perf: find_get_block_common under __ext4_new_inode).
+    # Run the bench some minutes after removing anything large (a test run, an earlier bench).
+    runs_dir = Path(tempfile.mkdtemp(prefix="bench-import-runs-"))
+    try:
+        _compare(args, serial, runs_dir)
+    finally:
+        shutil.rmtree(runs_dir, ignore_errors=True)
+
+
+def _compare(args: argparse.Namespace, serial: float, runs_dir: Path) -> None:
     for size in args.sizes:
         after: list[tuple[float, int, float]] = []
         before: list[tuple[float, int, float]] = []
         for _ in range(args.runs):  # alternated, so both see the same load
             if args.before:
-                before.append(import_once(size, args.before))
-            after.append(import_once(size))
+                before.append(import_once(size, args.before, runs_dir))
+            after.append(import_once(size, where=runs_dir))
         if args.before:
             was = _line("before ", size, before, serial)
             now = _line("after  ", size, after, serial)

@@ -7,6 +7,8 @@ record files are written, in batches of importing.FLUSH.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,39 @@ def test_an_import_onto_a_folder_left_where_a_new_household_goes_is_refused(worl
     result = world.cli("clk01", *IMPORT[:1], str(path), *IMPORT[1:])
     assert_refused(result, 1, f"{stray.relative_to(world.root).as_posix()}/record.yaml already exists")
     assert_unchanged(world, before)
+
+
+@pytest.mark.parametrize("link", ["households/B03", "households/B03/1204"])
+def test_an_import_through_a_linked_folder_is_refused_and_writes_nothing_there(world: World, link: str):
+    """A building's or a unit's folder that is a symbolic link (to a shared drive, say): the import writes
+    nothing through it, nothing anywhere, and says which folder it is."""
+    path = world.tmp / "linked.csv"
+    path.write_text("building,floor,unit,category\nB03,12,1203,handed-over\nB03,12,1204,handed-over\n")
+    elsewhere = world.tmp / "elsewhere"
+    elsewhere.mkdir()
+    (world.root / link).parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(elsewhere, world.root / link)
+    before, keys_before = world.snapshot(), keystore_files(world)
+    result = world.cli("clk01", *IMPORT[:1], str(path), *IMPORT[1:])
+    assert_refused(result, 1, f"{link} is a symbolic link; archivectl does not write through links")
+    assert list(elsewhere.iterdir()) == []
+    assert_unchanged(world, before)
+    assert keystore_files(world) == keys_before
+
+
+def test_an_imported_household_gets_its_number_whatever_its_other_fields_hold(world: World):
+    """An import seals each household before its number is taken, then writes the number into its text:
+    a value that reads like the number's line is left as it was."""
+    lookalike = f"P1\narchive_no: HO-{clock.today().year}-00000"  # the number a household holds until numbered
+    path = world.tmp / "lookalike.yaml"
+    path.write_text(
+        "building: B03\nfloor: 12\nunit: '1203'\ncategory: handed-over\n"
+        f"renovation:\n  permit_no: {json.dumps(lookalike)}\n"
+    )
+    world.ok("clk01", *IMPORT[:1], str(path), *IMPORT[1:])
+    records = head_records(world)
+    number = f"HO-{clock.today().year}-00001"
+    assert list(records) == [number]
+    assert records[number]["archive_no"] == number
+    assert records[number]["renovation"]["permit_no"] == lookalike
+    assert problems(world) == []

@@ -318,11 +318,33 @@ def seal_household(archive: Archive, record: dict, targets: list[str]) -> tuple[
     from archivectl.keystore import KeyAddress
 
     archive_no = record["archive_no"]
-    place = HouseholdPath(record["building"], record["unit"], archive_no)
+    recipient, blob, text = seal_unnumbered(archive, record, targets)
+    return (
+        KeyAddress(archive_no, recipient),
+        blob,
+        HouseholdPath(record["building"], record["unit"], archive_no).record,
+        text,
+    )
+
+
+def seal_unnumbered(archive: Archive, record: dict, targets: list[str]) -> tuple[str, bytes, str]:
+    """A household sealed to a new record key, whatever number it holds yet: (the key's recipient, wrapped key, text).
+
+    An import seals while it takes its numbers, then gives each text its
+    number (numbered): nothing sealed holds the number, and neither does the key.
+    """
     record_key = crypto.new_record_key()
     stored = records.to_stored(record, archive.household_schema, record_key)
-    address = KeyAddress(archive_no, stored["recipient"])  # the record key's public half, as to_stored wrote it
-    return address, crypto.wrap_record_key(record_key, targets), place.record, records.dump(stored)
+    return stored["recipient"], crypto.wrap_record_key(record_key, targets), records.dump(stored)
+
+
+def numbered(text: str, archive_no: str) -> str:
+    """A record's text with archive_no as its number (the top-level line; keys are unique, values indented)."""
+    start = 0 if text.startswith("archive_no: ") else text.find("\narchive_no: ") + 1
+    if start == 0 and not text.startswith("archive_no: "):
+        raise ArchiveError("the household schema must keep archive_no in the clear")
+    end = text.index("\n", start)
+    return f"{text[:start]}archive_no: {archive_no}{text[end:]}"
 
 
 def write_household(archive: Archive, tx: Transaction, record: dict, targets: list[str]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import multiprocessing
 import os
 import pickle
@@ -24,14 +25,16 @@ import yaml
 from archivectl import gitio, records, yamlio
 from archivectl.archive import Archive, Transaction
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.keystore import KeyAddress
 from archivectl.ops.common import Approval, approved_writer, trailers, wrap_targets_of
 from archivectl.ops.households import (
     Numbering,
+    numbered,
     personal_data_in_reason,
     place_many,
     prepare_new,
     refuse_reason_holding,
-    seal_household,
+    seal_unnumbered,
 )
 from archivectl.streams import batches
 
@@ -162,16 +165,21 @@ def _import(
     for building, readers in targets.items():
         if not readers:
             raise ArchiveError(f"no active reader for building {building}: add a manager or gm to staff.yaml")
-    numbering = Numbering(archive, tx)
-    numbers: list[str] = [""] * len(places)
-    for category in sorted({category for _, _, category in places}):
-        of_category = [i for i, (_, _, c) in enumerate(places) if c == category]
-        for i, archive_no in zip(of_category, numbering.take(category, len(of_category)), strict=True):
-            numbers[i] = archive_no
-    tx.expect_new(place_many(archive, [(b, u, no) for (b, u, _), no in zip(places, numbers, strict=True)]))
-    del places
-    with _KeyStorer(tx) as keys:  # every key stored (or the first failure raised) before the commit
-        tx.write_many(_sealed_files(archive, keys, targets, checked, numbers, progress))
+    with _Workers(archive, targets, None) as workers:
+        # The workers seal from here on, while the numbers are taken: a number is in no sealed part and
+        # no key, so each record's text is given its number as it comes back (numbered).
+        sealed = workers.sealed(checked, len(places))
+        numbering = Numbering(archive, tx)
+        numbers: list[str] = [""] * len(places)
+        for category in sorted({category for _, _, category in places}):
+            of_category = [i for i, (_, _, c) in enumerate(places) if c == category]
+            for i, archive_no in zip(of_category, numbering.take(category, len(of_category)), strict=True):
+                numbers[i] = archive_no
+        relpaths = place_many(archive, [(b, u, no) for (b, u, _), no in zip(places, numbers, strict=True)])
+        tx.expect_new(relpaths)
+        del places
+        with _KeyStorer(tx) as keys:  # every key stored (or the first failure raised) before the commit
+            tx.write_many(_numbered_files(keys, sealed, numbers, relpaths, progress))
     numbering.record()
     first, last = numbers[0], numbers[-1]
     span = first if len(numbers) == 1 else f"{first} … {last}"
@@ -183,38 +191,37 @@ def _import(
     return numbers
 
 
-def _sealed_files(
-    archive: Archive,
+def _numbered_files(
     keys: _KeyStorer,
-    targets: dict[str, list[str]],
-    checked: list[_Checked],
+    sealed: Iterator[list[tuple[str, bytes, str]]],
     numbers: list[str],
+    relpaths: list[str],
     progress: Callable[[int, int, str], None] | None,
 ) -> Iterator[tuple[str, bytes]]:
-    """The record files of the checked households, sealed by the workers; their keys are stored as they come.
+    """The record files of the sealed households, each given its number; their keys are stored as they come.
 
     A batch of FLUSH households at a time: its keys go to the key storer (one
     round to the keystore, journaled first, as put_keys does), its files to
     write_many; then the batch is dropped.
     """
-    tasks, at = [], 0
-    for chunk in checked:
-        tasks.append((chunk, numbers[at : at + len(chunk.places)]))
-        at += len(chunk.places)
+    places = zip(numbers, relpaths, strict=True)
     done = 0
-    batch: list[tuple[Any, bytes, str, str]] = []
-    with _Workers(archive, targets, None) as workers:
-        for sealed in workers.sealed(tasks, len(numbers)):
-            batch += sealed
-            if len(batch) < FLUSH and done + len(batch) < len(numbers):
-                continue
-            keys.put([(address, blob) for address, blob, _, _ in batch])
-            for _, _, relpath, text in batch:
-                yield relpath, text.encode("utf-8")
-            done += len(batch)
-            batch = []
-            if progress:
-                progress(done, len(numbers), "sealing and writing")
+    batch: list[tuple[KeyAddress, bytes, str, str]] = []
+    for chunk in sealed:
+        for recipient, blob, text in chunk:
+            archive_no, relpath = next(places)
+            batch.append((KeyAddress(archive_no, recipient), blob, relpath, numbered(text, archive_no)))
+        if len(batch) < FLUSH and done + len(batch) < len(numbers):
+            continue
+        keys.put([(address, blob) for address, blob, _, _ in batch])
+        for _, _, relpath, text in batch:
+            yield relpath, text.encode("utf-8")
+        done += len(batch)
+        batch = []
+        if progress:
+            progress(done, len(numbers), "sealing and writing")
+    if done != len(numbers):
+        raise ArchiveError(f"internal: {done} of {len(numbers)} households sealed")
 
 
 class _KeyStorer:
@@ -288,9 +295,11 @@ def _numbered_rows(path: Path, rows: Iterator[tuple[int, Any]]) -> Iterator[tupl
 CHUNK = 100  # households per task: large enough to hide the pipe, small enough to spread evenly
 FLUSH = 1000  # sealed households held before their keys are stored and their files written
 MIN_PARALLEL = 1000  # below this the workers' start costs more than they save
-# Chunks being sealed or sealed and not yet taken: when the files are written slower than the workers seal,
-# their results wait here (some 2.3 KB a household) instead of piling up without end.
-SEALED_AHEAD = 2 * FLUSH // CHUNK + 4
+# Chunks being sealed or sealed and not yet taken: the workers seal this far ahead while the numbers are
+# taken (20,000 in about 1.2 s, when the workers seal some 4,000), and when the files are written slower
+# than the workers seal, their results wait here (some 2.3 KB a household: at most 10 MB) instead of
+# piling up without end.
+SEALED_AHEAD = 4 * FLUSH // CHUNK + 4
 _state: dict[str, Any] = {}
 
 
@@ -334,15 +343,10 @@ def _check_rows(rows: list[tuple[str, Any]]) -> _Checked:
     )
 
 
-def _seal_records(task: tuple[_Checked, list[str]]) -> list[tuple[Any, bytes, str, str]]:
+def _seal_records(chunk: _Checked) -> list[tuple[str, bytes, str]]:
     archive, targets = _state["archive"], _state["targets"]
-    chunk, numbers = task
-    out = []
     prepared = pickle.loads(zlib.decompress(chunk.packed))  # noqa: S301 - packed by _check_rows, never read from a file
-    for record, archive_no in zip(prepared, numbers, strict=True):
-        record["archive_no"] = archive_no
-        out.append(seal_household(archive, record, targets[record["building"]]))
-    return out
+    return [seal_unnumbered(archive, record, targets[record["building"]]) for record in prepared]
 
 
 class _Paced:
@@ -395,48 +399,45 @@ class _Workers:
             self.pool = None
         _state.clear()
 
-    def _map(self, work: Any, chunks: Iterator[Any], count_hint: int | None, ahead: int = 0) -> Iterator[Any]:
-        """work(chunk) for each chunk, in order: on every core when there are enough rows, else here.
-
-        ahead: at most this many chunks handed out whose results are not taken yet (0: no limit).
-        """
+    @staticmethod
+    def _parallel(count: int) -> bool:
+        """Whether to fork workers for count rows: more than one core, fork available, and enough rows."""
         cores = os.cpu_count() or 1
-        methods = multiprocessing.get_all_start_methods()
-        if cores < 2 or "fork" not in methods or (count_hint is not None and count_hint < MIN_PARALLEL):
-            for chunk in chunks:
-                yield work(chunk)
-            return
-        first: list[Any] = []
-        if count_hint is None:  # a stream: start workers only once it proves long enough
-            for chunk in chunks:
-                first.append(chunk)
-                if len(first) * CHUNK >= MIN_PARALLEL:
-                    break
-            if len(first) * CHUNK < MIN_PARALLEL:
-                for chunk in first:
-                    yield work(chunk)
-                return
-        if self.pool is None:
-            self.pool = multiprocessing.get_context("fork").Pool(cores, initializer=_start_worker)
+        return cores >= 2 and "fork" in multiprocessing.get_all_start_methods() and count >= MIN_PARALLEL
 
-        def all_chunks() -> Iterator[Any]:
-            yield from first
-            yield from chunks
-
-        if not ahead:
-            yield from self.pool.imap(work, all_chunks())
-            return
-        self.paced = _Paced(all_chunks(), ahead)
-        for result in self.pool.imap(work, self.paced):
-            self.paced.taken()
-            yield result
+    def _start(self) -> Any:
+        self.pool = multiprocessing.get_context("fork").Pool(os.cpu_count(), initializer=_start_worker)
+        return self.pool
 
     def checked(self, rows: Iterator[tuple[str, Any]]) -> Iterator[_Checked]:
-        """Each chunk of rows checked."""
-        return self._map(_check_rows, batches(rows, CHUNK), None)
+        """Each chunk of rows checked: on every core once the stream proves long enough, else here."""
+        chunks = batches(rows, CHUNK)
+        first: list[Any] = []
+        for chunk in chunks:
+            first.append(chunk)
+            if len(first) * CHUNK >= MIN_PARALLEL:
+                break
+        if not self._parallel(len(first) * CHUNK):
+            for chunk in itertools.chain(first, chunks):
+                yield _check_rows(chunk)
+            return
+        yield from self._start().imap(_check_rows, itertools.chain(first, chunks))
 
-    def sealed(
-        self, tasks: list[tuple[_Checked, list[str]]], count: int
-    ) -> Iterator[list[tuple[Any, bytes, str, str]]]:
-        """Each chunk of checked rows, numbered, sealed: (key address, wrapped key, record path, record text) each."""
-        return self._map(_seal_records, iter(tasks), count, ahead=SEALED_AHEAD)
+    def sealed(self, checked: list[_Checked], count: int) -> Iterator[list[tuple[str, bytes, str]]]:
+        """Each chunk of checked rows sealed: (the record key's recipient, wrapped key, record text) each.
+
+        With enough rows the workers start at once, and seal up to SEALED_AHEAD
+        chunks before their results are taken (meanwhile the numbers are taken).
+        """
+        if not self._parallel(count):
+            return (_seal_records(chunk) for chunk in checked)
+        self.paced = _Paced(iter(checked), SEALED_AHEAD)
+        results = self._start().imap(_seal_records, self.paced)
+
+        def taken() -> Iterator[list[tuple[str, bytes, str]]]:
+            for result in results:
+                assert self.paced is not None
+                self.paced.taken()
+                yield result
+
+        return taken()
