@@ -89,9 +89,7 @@ class DirectoryBackend:
         self.url = str(path)
 
     def _file(self, name: str) -> Path:
-        if not name or name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/")):
-            raise UsageError(f"keystore: {name!r} is not a key name")
-        return self.path / name
+        return self.path / _key_name(name)
 
     def check(self) -> None:
         if not self.path.is_dir():
@@ -121,14 +119,17 @@ class DirectoryBackend:
         """
         if len(items) < 8:
             return [self.create(name, data) for name, data in items]
-        folders: set[Path] = set()
+        top = str(self.path)
+        folders: set[str] = set()
         done = []
         for name, data in items:
-            target = self._file(name)
-            if target.parent not in folders:
-                target.parent.mkdir(mode=0o700, exist_ok=True)
-                folders.add(target.parent)
-            done.append(self._link_new(target, data, sync=False, made=True))
+            folder, _, _ = _key_name(name).rpartition("/")
+            if folder not in folders:
+                (self.path / folder).mkdir(mode=0o700, exist_ok=True)
+                folders.add(folder)
+            target = f"{top}/{name}"  # a string: an import stores some 40,000 names
+            linked = _link_unnamed(target, data, sync=False)
+            done.append(linked if linked is not None else self._link_new(Path(target), data, sync=False, made=True))
         sync_file_system(self.path)  # one flush of files and folders, instead of two fsyncs per key
         return done
 
@@ -219,7 +220,14 @@ def _staged(target: Path) -> Path:
 _unnamed_files = hasattr(os, "O_TMPFILE")  # until the file system or the kernel says otherwise
 
 
-def _link_unnamed(target: Path, data: bytes, sync: bool) -> bool | None:
+def _key_name(name: str) -> str:
+    """name, if it names a file inside the keystore; else UsageError."""
+    if not name or name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/")):
+        raise UsageError(f"keystore: {name!r} is not a key name")
+    return name
+
+
+def _link_unnamed(target: str | Path, data: bytes, sync: bool) -> bool | None:
     """Write data into a file with no name in target's folder, then link it as target; None: not supported here.
 
     Like a staged file, the key appears whole or not at all, but nothing is
@@ -231,7 +239,7 @@ def _link_unnamed(target: Path, data: bytes, sync: bool) -> bool | None:
     if not _unnamed_files:
         return None
     try:
-        fd = os.open(target.parent, os.O_WRONLY | os.O_TMPFILE, 0o600)
+        fd = os.open(os.path.dirname(target), os.O_WRONLY | os.O_TMPFILE, 0o600)
     except OSError:  # a file system without unnamed files (EOPNOTSUPP), an old kernel (EISDIR)
         _unnamed_files = False
         return None

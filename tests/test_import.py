@@ -52,6 +52,15 @@ def test_a_bad_row_is_named_by_line_and_field_and_nothing_is_imported(world: Wor
     assert_unchanged(world, before)
 
 
+def test_a_cell_of_the_wrong_type_is_named_by_line_and_column_and_nothing_is_imported(world: World):
+    before = world.snapshot()
+    path = world.tmp / "typed.csv"
+    path.write_text(CSV.replace("B05,2,0201", "B05,two,0201"))
+    result = world.cli("clk01", "import", str(path), "--reason", "batch", "--approver", "mgr01")
+    assert_refused(result, 2, "typed.csv line 3: floor: must be a whole number", "nothing was imported")
+    assert_unchanged(world, before)
+
+
 def test_a_bad_yaml_document_is_named_by_its_line(world: World):
     before = world.snapshot()
     path = world.tmp / "bad.yaml"

@@ -75,6 +75,37 @@ def yaml_rows(path: Path, text: str) -> Iterator[tuple[int, Any]]:
 
 def csv_rows(path: Path, text: str, schema: Any) -> Iterator[tuple[int, Any]]:
     """(line, record) for each CSV row; headers are dotted field paths (customers.0.name)."""
+    cells, columns = csv_cells(path, text, schema)
+    for line, row in cells:
+        try:
+            yield line, columns.record(row)
+        except UsageError as exc:
+            raise UsageError(f"{path} line {line}: {exc}") from None
+
+
+class CsvColumns:
+    """What each column of a CSV import is: its field's path and type, looked up once, not once a cell."""
+
+    def __init__(self, header: list[str], schema: Any):
+        self.header = header
+        self.paths = [records.parse_path(h.strip()) for h in header]
+        self.nodes = [schema.node_at(parts) for parts in self.paths]
+
+    def record(self, row: list[str]) -> dict[str, Any]:
+        """The record a row of cells holds (empty cells left out), or UsageError naming the field."""
+        record: dict[str, Any] = {}
+        for parts, node, name, cell in zip(self.paths, self.nodes, self.header, row, strict=True):
+            if cell != "":
+                records.set_path(record, list(parts), records.convert_value(cell, node, name))
+        return record
+
+
+def csv_cells(path: Path, text: str, schema: Any) -> tuple[Iterator[tuple[int, list[str]]], CsvColumns]:
+    """(line, cells) for each CSV row that is not blank, and what its columns are (the header, read now).
+
+    Turning cells into a record (CsvColumns.record) is left to whoever checks
+    the rows: an import does it on every core.
+    """
     csv.field_size_limit(MAX_CSV_CELL)
     reader = csv.reader(io.StringIO(text, newline=""))
 
@@ -86,28 +117,21 @@ def csv_rows(path: Path, text: str, schema: Any) -> Iterator[tuple[int, Any]]:
         except csv.Error as exc:
             raise UsageError(f"{path} line {reader.line_num}: {_csv_problem(exc)}") from None
 
-    header = next_row()
-    if header is None:
-        return
+    header = next_row() or []
     if len(header) > MAX_CSV_COLUMNS:
         raise UsageError(f"{path} line 1: more than {MAX_CSV_COLUMNS} columns")
-    paths = [records.parse_path(h.strip()) for h in header]
-    nodes = [schema.node_at(parts) for parts in paths]  # a column's type, looked up once, not once a cell
-    while (row := next_row()) is not None:
-        line = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise UsageError(f"{path} line {line}: {len(row)} cells, but the header has {len(header)}")
-        record: dict[str, Any] = {}
-        for parts, node, name, cell in zip(paths, nodes, header, row, strict=True):
-            if cell == "":
+    columns = CsvColumns(header, schema)
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        while (row := next_row()) is not None:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
                 continue
-            try:
-                records.set_path(record, list(parts), records.convert_value(cell, node, name))
-            except UsageError as exc:
-                raise UsageError(f"{path} line {line}: {exc}") from None
-        yield line, record
+            if len(row) != len(header):
+                raise UsageError(f"{path} line {line}: {len(row)} cells, but the header has {len(header)}")
+            yield line, row
+
+    return rows(), columns
 
 
 def _csv_problem(exc: csv.Error) -> str:
@@ -135,8 +159,12 @@ def _import(
     actor = approved_writer(archive, approval)
     schema = archive.household_schema
     text = _read_text(path)
-    is_csv = path.suffix.lower() == ".csv"
-    rows = csv_rows(path, text, schema) if is_csv else yaml_rows(path, text)
+    columns: CsvColumns | None = None
+    rows: Iterator[tuple[int, Any]]
+    if path.suffix.lower() == ".csv":
+        rows, columns = csv_cells(path, text, schema)  # each row made a record by the worker that checks it
+    else:
+        rows = yaml_rows(path, text)
     # Every row is checked before anything is numbered (all or nothing), but what
     # is kept of the checked records meanwhile is one compressed chunk per CHUNK
     # rows plus (building, unit, category) each: memory does not grow with them.
@@ -144,7 +172,7 @@ def _import(
     problems: list[str] = []
     kind: str | None = None
     good = 0
-    with _Workers(archive, {}, approval.reason) as workers:
+    with _Workers(archive, {}, approval.reason, columns) as workers:
         for chunk in workers.checked(_numbered_rows(path, rows)):
             problems += chunk.problems
             kind = kind or chunk.reason_holds
@@ -325,7 +353,14 @@ def _check_rows(rows: list[tuple[str, Any]]) -> _Checked:
     schema = _state["archive"].household_schema
     problems: list[str] = []
     good: list[dict] = []
+    columns: CsvColumns | None = _state["columns"]
     for where, raw in rows:
+        if columns is not None:
+            try:
+                raw = columns.record(raw)
+            except UsageError as exc:
+                problems.append(f"{where}: {exc}")
+                continue
         if not isinstance(raw, dict):
             problems.append(f"{where}: a record must be a YAML mapping")
             continue
@@ -379,13 +414,15 @@ class _Paced:
 class _Workers:
     """A pool of forked processes (one per core) for checking and sealing, or this process alone."""
 
-    def __init__(self, archive: Archive, targets: dict[str, list[str]], reason: str | None):
-        self.archive, self.targets, self.reason = archive, targets, reason
+    def __init__(
+        self, archive: Archive, targets: dict[str, list[str]], reason: str | None, columns: CsvColumns | None = None
+    ):
+        self.archive, self.targets, self.reason, self.columns = archive, targets, reason, columns
         self.pool: Any = None
         self.paced: _Paced | None = None
 
     def __enter__(self) -> _Workers:
-        _state.update(archive=self.archive, targets=self.targets, reason=self.reason)
+        _state.update(archive=self.archive, targets=self.targets, reason=self.reason, columns=self.columns)
         schema = self.archive.household_schema
         schema.validator, schema.fast_validator  # noqa: B018 - compiled once, before the fork
         return self
