@@ -23,10 +23,11 @@ fetched into memory per command; nothing of them is written on the workstation.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -87,6 +88,7 @@ class DirectoryBackend:
     def __init__(self, path: Path):
         self.path = path
         self.url = str(path)
+        self.flush_later = False  # set by Keystore.one_flush(): create_many leaves the flush to it
 
     def _file(self, name: str) -> Path:
         return self.path / _key_name(name)
@@ -130,7 +132,8 @@ class DirectoryBackend:
             target = f"{top}/{name}"  # a string: an import stores some 40,000 names
             linked = _link_unnamed(target, data, sync=False)
             done.append(linked if linked is not None else self._link_new(Path(target), data, sync=False, made=True))
-        sync_file_system(self.path)  # one flush of files and folders, instead of two fsyncs per key
+        if not self.flush_later:
+            sync_file_system(self.path)  # one flush of files and folders, instead of two fsyncs per key
         return done
 
     def _link_new(self, target: Path, data: bytes, sync: bool, made: bool = False) -> bool:
@@ -340,6 +343,23 @@ class Keystore:
     def require(self) -> None:
         """Refuse to work without the keystore."""
         self.backend.check()
+
+    @contextlib.contextmanager
+    def one_flush(self) -> Iterator[None]:
+        """Bulk creations (an import's numbers, series by series) flushed to disk once, on leaving, not each time.
+
+        Nothing created here is used before that flush: a commit that uses it comes after.
+        """
+        backend = self.backend
+        if not isinstance(backend, DirectoryBackend) or backend.flush_later:
+            yield
+            return
+        backend.flush_later = True
+        try:
+            yield
+        finally:
+            backend.flush_later = False
+        sync_file_system(backend.path)
 
     # -- numbers
 

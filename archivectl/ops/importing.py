@@ -199,10 +199,11 @@ def _import(
         sealed = workers.sealed(checked, len(places))
         numbering = Numbering(archive, tx)
         numbers: list[str] = [""] * len(places)
-        for category in sorted({category for _, _, category in places}):
-            of_category = [i for i, (_, _, c) in enumerate(places) if c == category]
-            for i, archive_no in zip(of_category, numbering.take(category, len(of_category)), strict=True):
-                numbers[i] = archive_no
+        with archive.keystore.one_flush():  # one flush of every series' numbers
+            for category in sorted({category for _, _, category in places}):
+                of_category = [i for i, (_, _, c) in enumerate(places) if c == category]
+                for i, archive_no in zip(of_category, numbering.take(category, len(of_category)), strict=True):
+                    numbers[i] = archive_no
         relpaths = place_many(archive, [(b, u, no) for (b, u, _), no in zip(places, numbers, strict=True)])
         tx.expect_new(relpaths)
         del places
