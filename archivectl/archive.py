@@ -663,7 +663,7 @@ class Transaction:
             known = Households.read(self.archive) if parent else None
         if known is None or known.commit != parent:
             return  # the next reader brings it up to date with diff-tree
-        gone = [p for p in paths if not os.path.lexists(self.archive.root / p)]
+        gone = [p for p in paths if p not in self._staged and not os.path.lexists(self.archive.root / p)]
         changes = [("D" if p in gone else "A", p) for p in paths]
         moved = known.moved_on(commit, changes)
         moved.save(self.archive)

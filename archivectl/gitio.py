@@ -922,7 +922,10 @@ class Preload:
 
     def __init__(self, repo: Path, parent: str | None):
         self.repo, self.parent = repo, parent
-        args = ["fast-import", "--quiet", "--force", "--done"]
+        # --depth=0: no delta of each blob against the one before it (another household's record):
+        # 1.15 s of fast-import's CPU against 1.50 s for 20,000 records, for a pack 14% larger
+        # (27.6 MB against 24.2 MB) until it is repacked; a push sends them with deltas.
+        args = ["fast-import", "--quiet", "--force", "--done", "--depth=0"]
         self.fed = _Fed(repo, args, {"GLIBC_TUNABLES": _FAST_IMPORT_MALLOC})
         self.paths: list[str] = []
         self.chunk: list[bytes] = []
