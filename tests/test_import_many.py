@@ -124,3 +124,22 @@ def test_an_imported_household_gets_its_number_whatever_its_other_fields_hold(wo
     assert records[number]["archive_no"] == number
     assert records[number]["renovation"]["permit_no"] == lookalike
     assert problems(world) == []
+
+
+def test_bad_rows_among_many_are_named_by_line_and_field_and_nothing_is_imported(world: World):
+    """Checked on every core: a phone number too short and a floor that is no number, far into the file,
+    are both found; the first is named, and nothing is written (P3: no number taken)."""
+    path = many_csv(world)
+    lines = path.read_text().splitlines()
+    short = lines[1100].split(",")
+    short[6] = short[6][:7]
+    lines[1100] = ",".join(short)
+    floor_at = lines[1150].split(",")
+    lines[1150] = ",".join([floor_at[0], "twelve", *floor_at[2:]])
+    path.write_text("\n".join(lines) + "\n")
+    before, keys_before = world.snapshot(), keystore_files(world)
+    result = world.cli("clk01", *IMPORT[:1], str(path), *IMPORT[1:])
+    assert_refused(result, 2, "many.csv line 1101: customers[0].phone", "(and 1 more); nothing was imported")
+    assert short[6] not in result.stderr  # P7: the phone number itself is not shown
+    assert_unchanged(world, before)
+    assert keystore_files(world) == keys_before
