@@ -104,6 +104,10 @@ class _X25519(_Recipient):
     def __init__(self, pk: bytes):
         self.pk = pk
         self.point = X25519PublicKey.from_public_bytes(pk)
+        try:  # a point of small order gives an all-zero secret whatever the scalar (clamped to a multiple of 8)
+            X25519PrivateKey.generate().exchange(self.point)
+        except ValueError:
+            raise UsageError("not a usable age X25519 recipient") from None
 
 
 def _body_lines(body: bytes) -> bytes:

@@ -188,6 +188,22 @@ def public_key_of_private(path: Path) -> str:
     return proc.stdout.strip()
 
 
+def check_recovery_key(public_key: str) -> None:
+    """Refuse an offline recovery recipient that no record key could be wrapped to: a bad checksum, a weak point.
+
+    pyrage takes any 32 bytes with a valid checksum, among them the points of
+    small order every wrapping to which would be readable by anyone; agewrite,
+    which does the wrapping, refuses those.
+    """
+    from archivectl import agewrite
+
+    try:
+        _pyrage().x25519.Recipient.from_str(public_key)
+        agewrite.recipient(public_key)
+    except Exception:
+        raise UsageError(f"--recovery-key {public_key} is not a usable age public key (age1...)") from None
+
+
 def record_recipient(recipient: str) -> Any:
     """A household's public record key ('age1...'), as stored in its record."""
     try:

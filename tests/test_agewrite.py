@@ -151,3 +151,16 @@ def test_a_key_that_is_no_usable_point_is_refused(point):
     key = "ssh-ed25519 " + base64.b64encode(b"\0\0\0\x0bssh-ed25519\0\0\0\x20" + point).decode()
     with pytest.raises(UsageError, match="not a usable ssh-ed25519 public key"):
         crypto.wrap_record_key(crypto.new_record_key(), [key])
+
+
+@pytest.mark.parametrize(
+    "recipient",  # u = 0 and u = 1, bech32-encoded: valid checksums, points of small order
+    [
+        "age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq5cu47z",
+        "age1qyqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqj7vrya",
+    ],
+)
+def test_an_age_recipient_of_small_order_is_refused_not_wrapped_to(readers, recipient):
+    # e.g. a recovery key edited into archive.yaml by hand: one line, not a traceback, and nothing wrapped
+    with pytest.raises(UsageError, match="not a usable age X25519 recipient"):
+        crypto.wrap_record_key(crypto.new_record_key(), [readers[0][1], recipient])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import stat
 
+import pyrage
+import pytest
 from conftest import World, assert_refused, person_env, staff_yaml
 from typer.testing import CliRunner
 
@@ -75,3 +77,32 @@ def test_init_refuses_a_non_empty_directory(world: World):
     result = world.cli("gm01", "init", str(world.root), "--name", "X", "--staff-file", str(world.tmp / "staff.yaml"))
     assert_refused(result, 2, "not an empty directory")
     assert world.snapshot() == before
+
+
+# Curve25519 points of small order, bech32-encoded as age recipients (u = 0 and u = 1): the checksums are
+# right, so pyrage takes them, but every secret made with them is all zeros; and a typo's bad checksum.
+SMALL_ORDER = [
+    "age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq5cu47z",
+    "age1qyqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqj7vrya",
+]
+
+
+@pytest.mark.parametrize("recovery", [*SMALL_ORDER, SMALL_ORDER[0][:-1] + "q"])
+def test_init_refuses_a_recovery_key_no_record_key_could_be_wrapped_to(tmp_path, people, recovery):
+    # P16, P9: the recovery recipient is what restores keys lost to a fault; a weak one would crash
+    # every later add, or (wrapped anyway) leave every key readable by anyone.
+    staff_file = tmp_path / "staff.yaml"
+    staff_file.write_text(staff_yaml(people))
+    target = tmp_path / "new"
+    result = CliRunner().invoke(
+        app,
+        ["init", str(target), "--name", "X", "--staff-file", str(staff_file), "--recovery-key", recovery],
+        env=person_env(people["gm01"]),
+    )
+    assert_refused(result, 2, "--recovery-key", "not a usable age public key")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["staff.yaml"]  # no archive, no keystore
+
+
+def test_pyrage_alone_would_take_the_small_order_recipients():  # why the check above is archivectl's own
+    for recovery in SMALL_ORDER:
+        pyrage.x25519.Recipient.from_str(recovery)

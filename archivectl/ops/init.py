@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from archivectl import gitio, policy, schema, yamlio
+from archivectl import crypto, gitio, policy, schema, yamlio
 from archivectl.archive import WRITE_SETTINGS, Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.identity import Actor, public_key_from_setting, signing_key_setting
@@ -55,6 +55,8 @@ def init(
     from archivectl.settings import check_recovery
 
     settings = Settings(name=name, keystore=keystore, recovery=check_recovery(recovery))
+    if settings.recovery:
+        crypto.check_recovery_key(settings.recovery)
     url = keystore_url(path.resolve(), settings.keystore)
     backend = backend_for(url)
     local = Path(url) if "://" not in url else None
