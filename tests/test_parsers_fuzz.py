@@ -6,6 +6,8 @@ test_hardening2.py): whatever a file holds, archivectl answers with an ArchiveEr
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 
 from archivectl import schema, yamlio
 from archivectl.errors import ArchiveError
-from archivectl.ops.importing import csv_rows, yaml_rows
+from archivectl.ops.importing import csv_lines, csv_rows, yaml_rows
 
 SCHEMA = schema.HouseholdSchema(
     json.loads((Path(__file__).resolve().parent.parent / "schemas/household.schema.json").read_text())
@@ -74,6 +76,22 @@ def test_an_import_csv_returns_or_refuses_in_one_line(head, rows):
         list(csv_rows(Path("fuzz.csv"), text, SCHEMA))
     except ArchiveError as exc:
         one_line_refusal(exc)
+
+
+@FUZZ
+@given(st.text(alphabet='ab,"\r\n\x0b\x0c\x1c\x85\u2028', max_size=60))
+def test_csv_lines_are_the_lines_csv_reads_from_a_file_opened_with_newline_empty(text):
+    # import reads a CSV through csv_lines (no copy of the text); it must split it exactly where a file
+    # opened with newline="" does: at \r\n, \r and \n only, not at the other line breaks str.splitlines knows
+    assert list(csv_lines(text)) == list(io.StringIO(text, newline=""))
+
+    def rows(lines: object) -> object:
+        try:
+            return list(csv.reader(lines))  # type: ignore[call-overload]
+        except csv.Error as exc:
+            return str(exc)
+
+    assert rows(csv_lines(text)) == rows(io.StringIO(text, newline=""))
 
 
 @FUZZ
