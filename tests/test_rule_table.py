@@ -35,6 +35,7 @@ from archivectl import records, rules, yamlio
 from archivectl.cli import app
 
 TODAY = dt.date.today().isoformat()
+DUE = (dt.date.today() + dt.timedelta(days=7)).isoformat()  # still ahead when a run crosses midnight
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -202,7 +203,7 @@ def build_base(tmp: Path, people) -> dict[str, str]:
     moved = w.add(text=RECORD.replace('unit: "1203"', 'unit: "1205"'))
     w.ok("but01", "move-out", moved, "--date", TODAY, "-r", "sold the flat", "-a", "mgr01")
     w.ok("but01", "show", live, "--reveal", "-r", "phone call")
-    w.ok("clk01", "lend", live, "--to", "but01", "--due", TODAY, "-r", "visit", "-a", "mgr01")
+    w.ok("clk01", "lend", live, "--to", "but01", "--due", DUE, "-r", "visit", "-a", "mgr01")
     w.approve("mgr01")
     subprocess.run(["git", "clone", "-q", "--bare", str(w.root), str(tmp / "server.git")], check=True)
     subprocess.run(["git", "clone", "-q", str(tmp / "server.git"), str(tmp / "clone")], check=True)
