@@ -567,7 +567,7 @@ class Transaction:
             for relpath, data in fresh:
                 crash_point("file-journaled")
                 _make_folders(str(root), relpath.rpartition("/")[0], missing)
-                _write_new(root / relpath, data, f"{journal}/new{self._next()}")
+                write_atomic(root / relpath, data, durable=False, staged=f"{journal}/new{self._next()}")
                 crash_point("file-written")
                 preload.add(relpath, data)
                 stager.add(relpath)
@@ -753,21 +753,3 @@ def _make_folders(top: str, folder: str, missing: set[str]) -> None:
         if not stat.S_ISDIR(os.lstat(f"{top}/{folder}").st_mode):
             raise ArchiveError(f"{folder} is not a folder; archivectl does not write through links") from None
     missing.discard(folder)
-
-
-def _write_new(target: Path, data: bytes, staged: str) -> None:
-    """A new file written in the journal folder, then renamed into place: a kill leaves nothing half-written."""
-    try:
-        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.rename(staged, target)
-    except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(staged)
-        if exc.errno == errno.EXDEV:  # .git on another file system than the work tree
-            write_atomic(target, data, durable=False)
-            return
-        raise ArchiveError(f"cannot write {target}: {exc.strerror}") from None

@@ -27,26 +27,33 @@ def shred(path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = True, staged: Path | None = None) -> None:
+def write_atomic(
+    path: Path, data: bytes, mode: int = 0o644, durable: bool = True, staged: Path | str | None = None
+) -> None:
     """Write via a temporary file and rename, so a crash leaves old or new, never half.
 
     durable also fsyncs file and directory: for keys, which exist nowhere else.
     staged: a new file to write first (a write transaction's journal folder, so
     that a kill leaves nothing stray beside path); when it is on another file
-    system than path, the temporary file is made beside path instead.
+    system than path, the temporary file is made beside path instead. Plain
+    system calls on strings: an import writes some 20,000 files through here.
     """
-    tmp = staged or path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = os.fspath(staged) if staged is not None else f"{path.parent}/.{path.name}.tmp{os.getpid()}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_EXCL if staged else os.O_TRUNC)  # never through a link
     try:
         fd = os.open(tmp, flags, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        try:
+            view = memoryview(data)
+            while view:  # a short write (a full disk) is followed by the error on the next one
+                view = view[os.write(fd, view) :]
             if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         if staged is not None and exc.errno == errno.EXDEV:  # .git on another file system than the tree
             return write_atomic(path, data, mode, durable)
         raise ArchiveError(f"cannot write {path}: {exc.strerror}") from None
