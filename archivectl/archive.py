@@ -500,6 +500,7 @@ class Transaction:
     def write(self, relpath: str, data: bytes | None) -> None:
         """Write (or with None, delete) a file in the archive as part of this change."""
         target = self._target(relpath, GONE if data is None else digest(data))
+        self._staged.discard(relpath)  # written again after write_many staged it: commit() stages it anew
         crash_point("file-journaled")
         if data is None:
             target.unlink(missing_ok=True)

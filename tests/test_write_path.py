@@ -111,3 +111,27 @@ def test_a_households_write_drops_the_cached_trees_every_later_write_would_rerea
     world.ok("mgr01", "edit", number, "--set", "floor=7", "--reason", "floor corrected", "--approver", "gm01")
     assert status(world) == ""
     world.git("fsck", "--strict")
+
+
+def test_a_file_written_again_after_a_bulk_write_is_committed_as_last_written(world: World, monkeypatch):
+    """write_many stages each file as it writes it; a later write() of the same file in the same change
+    must be what the commit holds, not the staged first version (P6: what is signed is what was written)."""
+    from conftest import person_env
+
+    from archivectl.archive import Archive
+    from archivectl.identity import actor_of
+
+    for name, value in person_env(world.people["clk01"]).items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    archive = Archive.find(str(world.root))
+    relpath = "households/B03/1203/notes.txt"
+    with archive.writing(actor_of(archive)) as tx:
+        tx.expect_new([relpath])
+        tx.write_many([(relpath, b"first\n")])
+        tx.write(relpath, b"second\n")
+        tx.commit("a note written twice", {"Action": "edit", "Reason": "test"})
+    assert world.git("show", f"HEAD:{relpath}") == "second\n"
+    assert status(world) == ""
