@@ -12,7 +12,7 @@ import queue
 import stat
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -818,23 +818,6 @@ _FAST_IMPORT_MALLOC = "glibc.malloc.trim_threshold=67108864:glibc.malloc.top_pad
 PRELOAD_REF = "ARCHIVECTL_PRELOAD"  # a pseudo-ref in .git: never listed by for-each-ref, --all or a bundle
 
 
-def preload_objects(repo: Path, parent: str | None, files: Iterable[tuple[str, bytes]]) -> None:
-    """Put the blobs of many new files, and the trees that will hold them, into one pack (a bulk write).
-
-    `update-index` and `write-tree` write one loose object per blob and per
-    tree: for 20,000 households some 60,000 files under .git/objects. Here one
-    `git fast-import` writes them all into a single pack instead, by building a
-    throw-away, unsigned commit of parent's tree plus the files (on a pseudo-ref
-    that is removed at once). The index and the signed commit are still made
-    the usual way, from the work tree; git finds each object already stored and
-    writes nothing more. A write that is undone leaves only unreachable objects.
-    """
-    with Preload(repo, parent) as preload:
-        for path, data in files:
-            preload.add(path, data)
-        preload.finish()
-
-
 class _Fed:
     """A git command fed on stdin by a thread of its own, so that the writer never waits on the pipe.
 
@@ -888,8 +871,10 @@ class _Fed:
     def _failed(self) -> None:
         assert self.proc is not None
         self.proc.wait()
-        stderr = _first_line(self.proc.stderr.read()) if self.proc.stderr else ""
-        raise ArchiveError(f"git {self.args[0]} failed: {stderr or 'it stopped reading'}")
+        raise self._failure(_first_line(self.proc.stderr.read()) if self.proc.stderr else "")
+
+    def _failure(self, stderr: str) -> ArchiveError:
+        return ArchiveError(f"git {self.args[0]} failed: {stderr or 'it stopped reading'}")
 
     def close(self, kill: bool = False) -> None:
         """The end of the input; wait for the command (kill: stop it first), and raise if it failed."""
@@ -908,14 +893,21 @@ class _Fed:
             self.proc.stderr.close()  # type: ignore[union-attr]
         code, self.proc = self.proc.wait(), None
         if not kill and (code != 0 or self.broken):
-            raise ArchiveError(f"git {self.args[0]} failed: {stderr or 'it stopped reading'}")
+            raise self._failure(stderr)
 
 
 class Preload:
-    """preload_objects fed a file at a time, as the files are written: fast-import packs while the tree is written.
+    """The blobs of many new files, and the trees that will hold them, put into one pack (a bulk write).
 
-    Nothing is kept of a file but its path. Leaving the `with` without
-    finish() stops fast-import and leaves only unreachable objects, if any.
+    `update-index` and `write-tree` write one loose object per blob and per
+    tree: for 20,000 households some 60,000 files under .git/objects. Here one
+    `git fast-import`, fed a file at a time as the files are written, puts them
+    into a single pack instead, by building a throw-away, unsigned commit of
+    parent's tree plus the files (on a pseudo-ref that is removed at once). The
+    index and the signed commit are still made the usual way; git finds each
+    object already stored and writes nothing more. Nothing is kept of a file
+    but its path. Leaving the `with` without finish() stops fast-import; a
+    write that is undone leaves only unreachable objects.
     """
 
     CHUNK = 256 * 1024  # bytes of blobs handed over at a time
@@ -974,7 +966,6 @@ class Stager:
     def __init__(self, repo: Path):
         self.fed = _Fed(repo, ["update-index", "--add", "--info-only", "-z", "--stdin"])
         self.chunk: list[bytes] = []
-        self.staged = 0
 
     def add(self, path: str) -> None:
         self.chunk.append(path.encode("utf-8") + b"\0")
@@ -984,7 +975,6 @@ class Stager:
     def send(self) -> None:
         if self.chunk:
             self.fed.send(b"".join(self.chunk))
-            self.staged += len(self.chunk)
             self.chunk = []
 
     def close(self) -> None:
