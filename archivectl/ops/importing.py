@@ -73,16 +73,6 @@ def yaml_rows(path: Path, text: str) -> Iterator[tuple[int, Any]]:
         loader.dispose()
 
 
-def csv_rows(path: Path, text: str, schema: Any) -> Iterator[tuple[int, Any]]:
-    """(line, record) for each CSV row; headers are dotted field paths (customers.0.name)."""
-    cells, columns = csv_cells(path, text, schema)
-    for line, row in cells:
-        try:
-            yield line, columns.record(row)
-        except UsageError as exc:
-            raise UsageError(f"{path} line {line}: {exc}") from None
-
-
 class CsvColumns:
     """What each column of a CSV import is: its field's path and type, looked up once, not once a cell."""
 
@@ -493,13 +483,12 @@ class _Workers:
         """
         if not self._parallel(count):
             return (_seal_records(chunk) for chunk in _handed_out(checked))
-        self.paced = _Paced(_handed_out(checked), SEALED_AHEAD)
-        results = self._start().imap(_seal_records, self.paced)
+        paced = self.paced = _Paced(_handed_out(checked), SEALED_AHEAD)
+        results = self._start().imap(_seal_records, paced)
 
         def taken() -> Iterator[list[tuple[str, bytes, str]]]:
             for result in results:
-                assert self.paced is not None
-                self.paced.taken()
+                paced.taken()
                 yield result
 
         return taken()
