@@ -17,7 +17,7 @@ from typing import Any
 
 from archivectl import idcheck
 from archivectl.errors import UsageError
-from archivectl.yamlio import field_name
+from archivectl.yamlio import MAX_DEPTH, field_name
 
 PACKAGE_SCHEMAS = Path(__file__).resolve().parent / "schemas"
 SOURCE_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
@@ -680,7 +680,7 @@ def check_staff(data: Any, source: str) -> None:
         raise UsageError(f"{source}: {problems[0]}")
 
 
-_MAX_NAME_DEPTH = 64  # yamlio.MAX_DEPTH: no record nests deeper, so a schema that does refers to itself
+_MAX_NAME_DEPTH = MAX_DEPTH  # no record nests deeper, so a schema that does refers to itself
 
 
 def _collect(value: Any, path: tuple[str | None, ...], at: int, found: list[str]) -> None:
