@@ -33,12 +33,13 @@ from pathlib import Path
 from typing import Protocol
 
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.layout import ARCHIVE_NO_PATTERN, RECIPIENT_PATTERN
 
 KEYS = "keys"
 NUMBERS = "numbers"
-LEGACY = re.compile(r"(?P<no>(HO|NH|SP)-[0-9]{4}-[0-9]{5})\.age")
-ADDRESSED = re.compile(r"(?P<no>(HO|NH|SP)-[0-9]{4}-[0-9]{5})\.(?P<recipient>age1[0-9a-z]{20,90})\.age")
-NUMBER_FILE = re.compile(r"(?P<no>(HO|NH|SP)-[0-9]{4}-[0-9]{5})")
+LEGACY = re.compile(rf"(?P<no>{ARCHIVE_NO_PATTERN})\.age")
+ADDRESSED = re.compile(rf"(?P<no>{ARCHIVE_NO_PATTERN})\.(?P<recipient>{RECIPIENT_PATTERN})\.age")
+NUMBER_FILE = re.compile(rf"(?P<no>{ARCHIVE_NO_PATTERN})")
 
 
 @dataclass(frozen=True, order=True)

@@ -9,6 +9,8 @@ import re
 from typing import Any
 
 from archivectl.errors import UsageError
+from archivectl.layout import ARCHIVE_NO_PATTERN
+from archivectl.screen import inert, inert_json
 
 FORMATS = ("table", "json", "yaml", "csv", "markdown")  # rows and records (list, history, pending, ...)
 REPORT_FORMATS = ("table", "json", "csv", "markdown", "html")  # reports (reports/render.py)
@@ -40,7 +42,7 @@ def render_rows(rows: list[dict[str, Any]], fmt: str, title: str | None = None) 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt} is not available for this command; use one of {', '.join(FORMATS)}")
     if fmt == "json":
-        return json.dumps(rows, ensure_ascii=False, indent=2)
+        return inert_json(json.dumps(rows, ensure_ascii=False, indent=2))
     if fmt == "yaml":
         from archivectl import yamlio
 
@@ -50,7 +52,7 @@ def render_rows(rows: list[dict[str, Any]], fmt: str, title: str | None = None) 
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: inert(_cell(v)) for k, v in row.items()} for row in rows)
         return buf.getvalue().rstrip("\n")
     if fmt == "markdown":
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -62,7 +64,7 @@ def render_rows(rows: list[dict[str, Any]], fmt: str, title: str | None = None) 
 def render_record(record: dict[str, Any], fmt: str, title: str | None = None) -> str:
     """One record: yaml/json keep its shape; table, csv and markdown list field and value."""
     if fmt == "json":
-        return json.dumps(record, ensure_ascii=False, indent=2)
+        return inert_json(json.dumps(record, ensure_ascii=False, indent=2))
     if fmt == "yaml":
         from archivectl import yamlio
 
@@ -74,11 +76,12 @@ _MOMENT_SHOWN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}")
 
 
 def _cell(value: Any) -> str:
+    """A value as a table, markdown or csv cell shows it: inert (screen.py), whoever typed it."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return inert(str(value))
 
 
 def _rich_table(rows: list[dict[str, Any]], columns: list[str], title: str | None) -> str:
@@ -99,7 +102,9 @@ def _rich_table(rows: list[dict[str, Any]], columns: list[str], title: str | Non
     return buf.getvalue().rstrip("\n")
 
 
-_WHOLE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}( [0-9]{2}:[0-9]{2})?|[0-9a-f]{7,12}|(HO|NH|SP)-[0-9]{4}-[0-9]{5}|")
+_WHOLE = re.compile(
+    rf"[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}( [0-9]{{2}}:[0-9]{{2}})?|[0-9a-f]{{7,12}}|{ARCHIVE_NO_PATTERN}|"
+)
 
 
 def _kept_whole(cells: list[list[str]], longest: list[int]) -> set[int]:

@@ -408,7 +408,7 @@ class HouseholdSchema:
         validator itself, so every message is its own.
         """
         problems = [] if fast_accepts(self.fast_validator, record) else error_messages(self.validator, record)
-        problems += _cross_checks(record)
+        problems += _cross_checks(record) + control_characters(record)
         return sorted(set(problems))
 
     def validate_stored(self, clear: Any, valid_before: Any = None) -> list[str]:
@@ -424,7 +424,7 @@ class HouseholdSchema:
             clear = {
                 k: v for k, v in clear.items() if k in required or k not in valid_before or not same(v, valid_before[k])
             }
-        return error_messages(self.stored_validator, clear)
+        return error_messages(self.stored_validator, clear) + control_characters(clear)
 
     @functools.cached_property
     def _stored_required(self) -> frozenset[str]:
@@ -654,6 +654,23 @@ def load_json(path: Path) -> dict:
     except OSError:
         raise UsageError(f"{path}: schema file is missing") from None
     return _load_json(str(path), mtime)
+
+
+_TEXT_BREAKS = re.compile("[\t\n]")
+
+
+def control_characters(value: Any, path: str = "") -> list[str]:
+    """Clear text that could act on the screen of whoever reads it (screen.UNSAFE; tabs and newlines kept)."""
+    from archivectl.screen import unsafe_in
+
+    if isinstance(value, str):
+        shown = unsafe_in(_TEXT_BREAKS.sub("", value)) if value.isprintable() is False else None
+        return [f"{path or 'value'}: holds a control character ({shown}); clear text is plain text"] if shown else []
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in control_characters(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in control_characters(v, f"{path}.{i}")]
+    return []
 
 
 def household(schemas_dir: Path) -> HouseholdSchema:

@@ -37,12 +37,13 @@ from typing import Any
 from archivectl import registers
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
+from archivectl.layout import ARCHIVE_NO_PATTERN
 from archivectl.openbao import COMMAND_HEADER
 from archivectl.reports.render import Report, Section, document_head
 
 MATCH_WINDOW = dt.timedelta(minutes=5)  # a register entry is written seconds after its decrypt; clocks differ a little
 LOOKUP_ACTIONS = ("reveal", "open", "view")
-DECRYPT = re.compile(r"(?P<mount>.+)/decrypt/(?P<no>(HO|NH|SP)-[0-9]{4}-[0-9]{5})\.(?P<key>age1[0-9a-z]+)")
+DECRYPT = re.compile(rf"(?P<mount>.+)/decrypt/(?P<no>{ARCHIVE_NO_PATTERN})\.(?P<key>age1[0-9a-z]+)")
 
 
 @dataclass(frozen=True)
