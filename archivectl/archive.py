@@ -14,7 +14,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from archivectl.journal import (
 from archivectl.keystore import KeyAddress, Keystore, backend_for
 from archivectl.layout import (
     ARCHIVE_FILE,
+    HOUSEHOLD_SCHEMA,
     HOUSEHOLDS,
     NUMBERS_FILE,
     RECORD,
@@ -113,15 +114,42 @@ class Archive:
     def schemas_dir(self) -> Path:
         return self.root / "schemas"
 
+    # Set by the command line to the judge's answer (judge.approved_commit): the commit of main's
+    # history whose version of a path is approved. Without it, main's tip is taken as judged.
+    approved_at: Callable[[Archive, str, str], str] | None = None
+
+    def judged_blob(self, path: str) -> bytes | None:
+        """path as main's judged state holds it: never the work tree, the checked-out branch or the index.
+
+        What decides sealing, masking and whom keys are wrapped to is read from here, so
+        a proposal (or a hand edit) that drops `x-sensitive` or names another recovery
+        recipient changes nothing until it is approved on main. None before main exists.
+        """
+        tip = self.main_commit()
+        if tip is None:
+            return None
+        commit = type(self).approved_at(self, tip, path) if type(self).approved_at else tip
+        return gitio.show_blob(self.root, commit, path)
+
+    @cached_property
+    def main_settings(self) -> Settings:
+        """archive.yaml as approved on main (recovery recipient, keystore): a branch's edit gives nothing."""
+        judged = self.judged_blob(ARCHIVE_FILE)
+        return self.settings if judged is None else Settings.from_yaml(yamlio.loads(judged, ARCHIVE_FILE))
+
     @cached_property
     def household_schema(self) -> Any:
+        """The household schema as approved on main: which fields are sealed, how they are masked."""
         from archivectl import schema
 
-        return schema.household(self.schemas_dir)
+        judged = self.judged_blob(HOUSEHOLD_SCHEMA)
+        if judged is None:
+            return schema.household(self.schemas_dir)  # an archive being founded
+        return schema.HouseholdSchema(schema.parse_json(judged, HOUSEHOLD_SCHEMA))
 
     @cached_property
     def keystore(self) -> Keystore:
-        return Keystore(backend_for(keystore_url(self.root, self.settings.keystore)))
+        return Keystore(backend_for(keystore_url(self.root, self.main_settings.keystore)))
 
     def main_commit(self) -> str | None:
         """Where main stands as far as this copy knows: the newer of origin/main and main (else HEAD)."""
@@ -192,7 +220,7 @@ class Archive:
 
     def refresh(self) -> None:
         """Forget settings, staff, schemas and keystore read so far: the next use reads them as they stand."""
-        for name in ("settings", "staff", "household_schema", "keystore"):
+        for name in ("settings", "main_settings", "staff", "household_schema", "keystore"):
             self.__dict__.pop(name, None)
         self._households = None
 

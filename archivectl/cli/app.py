@@ -27,6 +27,9 @@ class _Group(TyperGroup):
     """
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        from archivectl.harden import no_core_dumps
+
+        no_core_dumps()  # before anything is opened or decrypted
         click_exception, abort = _click_error_types()
         try:
             result = super().main(*args, **{**kwargs, "standalone_mode": False})
@@ -42,10 +45,17 @@ class _Group(TyperGroup):
         return super().parse_args(ctx, hoist_global_options(args))
 
     def invoke(self, ctx: typer.Context) -> Any:
+        from archivectl.archive import Archive
+        from archivectl.judge.state import approved_commit
+
+        # What decides sealing, masking and wrapping is main's judged state (archive.judged_blob).
+        Archive.approved_at = staticmethod(approved_commit)
         try:
             return super().invoke(ctx)
         except ArchiveError as exc:
-            typer.echo(f"archivectl: error: {exc}", err=True)
+            from archivectl.screen import inert
+
+            typer.echo(f"archivectl: error: {inert(str(exc))}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("archivectl: interrupted; nothing was written", err=True)

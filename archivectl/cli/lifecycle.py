@@ -82,6 +82,8 @@ def restore(
     if result["withheld"]:
         named = ", ".join(f"{w['archive_no']} ({w['why']})" for w in result["withheld"])
         out(f"withheld {len(result['withheld'])} record keys a destruction register names: {named}")
+    for aside in result["set_aside"]:
+        out(f"archivectl: warning: a destruction entry that is no fact on main withholds nothing: {aside}", err=True)
     if result["unmatched"]:
         out(f"left out {result['unmatched']} record keys no household of the restored archive names")
     if result["keystore_setting"]:

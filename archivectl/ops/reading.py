@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from archivectl import gitio, pii, records, registers
+from archivectl import gitio, pii, records, registers, yamlio
 from archivectl.archive import Archive, Transaction
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.identity import actor_of
@@ -196,10 +196,24 @@ def _reads(archive: Archive, actor: Any, building: str) -> bool:
 
 
 def reviewed_versions(archive: Archive, who: str) -> set[str]:
-    """The record versions (blob ids) someone registered a review of: what textconv may open for them."""
+    """The record versions (blob ids) someone registered a review of: what textconv may open for them.
+
+    Only entries committed in HEAD count (a signed look-up commit that verify and the
+    server judge): a file written by hand into the work tree, or staged and never
+    committed, opens nothing.
+    """
+    from fnmatch import fnmatchcase
+
+    head = gitio.head(archive.root)
+    if head is None:
+        return set()
+    pattern = f"registers/access/*/*-view-{who}-*.yaml"
     found: set[str] = set()
-    for path in archive.root.glob(f"registers/access/*/*-view-{who}-*.yaml"):
-        entry = registers.load_entry(path)
-        if entry and entry.get("who") == who:
+    for path in gitio.tree_paths(archive.root, head, "registers/access"):
+        if not fnmatchcase(path, pattern):
+            continue
+        data = gitio.show_blob(archive.root, head, path)
+        entry = yamlio.loads(data, path) if data else None
+        if isinstance(entry, dict) and entry.get("who") == who:
             found.update(str(v) for v in entry.get("versions") or [])
     return found
