@@ -6,13 +6,15 @@ which approval it needs, which registers it appends to, and how a household's
 record may change. Nothing here reads a commit subject, except `legacy_action`,
 which maps commits made before `Action:` existed (archive.yaml version 1).
 
-Pure functions over plain values: verify (ops/verify.py) does the reading.
+Pure functions over plain values: the judge (archivectl/judge/) does the reading.
 
 Merge commits have no row: a merge is clean when its tree is git's own merge
 of its parents except in records that hold exactly the field-level merge
-archivectl's merge driver gives (ops/merging.py merged_record_problem, the one
-place that rule lives; a sealed block both sides changed: same recipient, a
-reader's signature). Any other merge is judged like a commit by this table.
+archivectl's merge driver gives (judge/merges.py merged_record_problem, the one
+place that rule lives). A sealed block both sides changed (same recipient, a
+reader's signature) makes the merge an edit of personal fields: it needs an
+approval like an edit, named in its Approved-by: trailer and bound to the merge
+commit. Any other merge is judged like a commit by this table.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from archivectl.errors import ArchiveError, UsageError
 from archivectl.judge.approvals import Approval, Request, Run, bare_info, without_changes
 from archivectl.judge.findings import Finding
 from archivectl.judge.history import History
-from archivectl.judge.merges import merge_problems
+from archivectl.judge.merges import SEALED_BY_HAND, merge_problems
 from archivectl.judge.retention import tombstone_dates
 from archivectl.layout import ARCHIVE_NO, ARCHIVE_NO_PATTERN, HouseholdPath
 from archivectl.staff import Staff, StaffMember, fingerprint
@@ -57,6 +57,9 @@ def check_commit(ctx: History, info: gitio.CommitInfo, dates: dict[str, str], no
         problems = merge_problems(ctx, info)
         if problems == []:
             return  # a clean merge adds nothing of its own; its second parent's commits are judged one by one
+        if problems and all(p.endswith(SEALED_BY_HAND) for p in problems):
+            _request_merge_approval(ctx, info, run, flag)
+            return
         for problem in problems or []:  # why it is not clean; then it is judged like any commit
             flag("merge", problem)
     judge = ctx.judged_by(info)
@@ -103,6 +106,29 @@ def check_commit(ctx: History, info: gitio.CommitInfo, dates: dict[str, str], no
     if settings.version < 2:
         return  # version 1 archives took the typed Approved-by as the approval (rules.legacy_action)
     run.requests[info.commit] = Request(without_changes(info), rule.name, member, approver, roles, settings.rules)
+
+
+def _request_merge_approval(ctx: History, info: gitio.CommitInfo, run: Run, flag: Callable[[str, str], None]) -> None:
+    """A merge that re-sealed personal fields both sides changed: signed, with trailers, awaiting an edit's approval."""
+    judge = ctx.judged_by(info)
+    staff = ctx.staff_at(judge)
+    if not isinstance(staff, Staff):
+        flag("staff", "staff.yaml it is judged by is missing or invalid")
+        return
+    settings = ctx.settings_at(judge)
+    member = _signer(info, staff, flag)
+    _check_trailers(info, member, flag)
+    if member is None:
+        return
+    roles = rules.approval_roles(rules.TABLE["edit"], settings.rules)
+    approver = info.trailer("Approved-by")
+    problem = policy.approval_problem(member, approver, staff, settings.rules, roles)
+    if problem:
+        missing = "--approver is required: name the manager who approved this change"
+        flag("approver", f"{SEALED_BY_HAND}: {problem.replace(missing, 'Approved-by trailer is missing')}")
+        return
+    assert approver is not None
+    run.requests[info.commit] = Request(without_changes(info), "merge", member, approver, roles, settings.rules)
 
 
 def _signer(info: gitio.CommitInfo, staff: Staff, flag: Callable[[str, str], None]) -> StaffMember | None:

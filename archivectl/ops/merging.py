@@ -10,7 +10,9 @@ result to the same record key. Nothing decrypted touches the disk: git's
 `%A` file receives only the re-sealed record.
 
 The same merge, without keys, is what verify judges a merge commit's records
-by (merged_record_problem): one place for the rule.
+by (judge/merges.py merged_record_problem): one place for the rule. Where both sides changed
+the sealed block, the merge is a change of personal fields nobody else can check: it needs an
+approval like an edit (Approved-by: on the merge commit, an approval naming it).
 """
 
 from __future__ import annotations
