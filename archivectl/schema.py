@@ -17,6 +17,7 @@ from typing import Any
 
 from archivectl import idcheck
 from archivectl.errors import UsageError
+from archivectl.i18n import _
 from archivectl.yamlio import MAX_DEPTH, field_name
 
 PACKAGE_SCHEMAS = Path(__file__).resolve().parent / "schemas"
@@ -288,7 +289,7 @@ class HouseholdSchema:
         while "$ref" in node and seen < 20:
             ref = node["$ref"]
             if not ref.startswith("#/$defs/"):
-                raise UsageError(f"schema: only local $defs references are supported, not {ref}")
+                raise UsageError(_("schema: only local $defs references are supported, not {ref}").format(ref=ref))
             target = self._defs.get(ref.removeprefix("#/$defs/"), {})
             node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
             seen += 1
@@ -614,25 +615,35 @@ _JSON_BRACKET = re.compile(r"[\[\]{}]")
 def parse_json(data: str | bytes, source: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
     """Parse a JSON file someone could have edited, refusing huge or deeply nested ones with one line."""
     if len(data) > max_bytes:
-        raise UsageError(f"{source}: file is larger than {max_bytes // 1024} KiB")
+        raise UsageError(
+            _("{source}: file is larger than {max_bytes} KiB").format(source=source, max_bytes=max_bytes // 1024)
+        )
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise UsageError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+            raise UsageError(
+                _("{source}: not UTF-8 text (byte {start})").format(source=source, start=exc.start)
+            ) from None
     depth = 0
     bare = _JSON_STRING.sub('""', data)  # strings hold no raw newline, so line numbers stay true
     for match in _JSON_BRACKET.finditer(bare):
         depth += 1 if match.group() in "[{" else -1
         if depth > MAX_JSON_DEPTH:
             line = bare.count("\n", 0, match.start()) + 1
-            raise UsageError(f"{source}: line {line}: nested deeper than {MAX_JSON_DEPTH} levels")
+            raise UsageError(
+                _("{source}: line {line}: nested deeper than {limit} levels").format(
+                    source=source, line=line, limit=MAX_JSON_DEPTH
+                )
+            )
     try:
         return json.loads(data)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{source}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        raise UsageError(
+            _("{source}: line {lineno}: not valid JSON ({msg})").format(source=source, lineno=exc.lineno, msg=exc.msg)
+        ) from None
     except (ValueError, RecursionError):
-        raise UsageError(f"{source}: not valid JSON") from None
+        raise UsageError(_("{source}: not valid JSON").format(source=source)) from None
 
 
 @functools.lru_cache(maxsize=8)
@@ -640,10 +651,12 @@ def _load_json(path: str, mtime: float) -> dict:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read schema ({exc.strerror})") from None
+        raise UsageError(
+            _("{path}: cannot read schema ({strerror})").format(path=path, strerror=exc.strerror)
+        ) from None
     doc = parse_json(data, path)
     if not isinstance(doc, dict):
-        raise UsageError(f"{path}: a schema must be a JSON object")
+        raise UsageError(_("{path}: a schema must be a JSON object").format(path=path))
     return doc
 
 
@@ -652,7 +665,7 @@ def load_json(path: Path) -> dict:
     try:
         mtime = path.stat().st_mtime
     except OSError:
-        raise UsageError(f"{path}: schema file is missing") from None
+        raise UsageError(_("{path}: schema file is missing").format(path=path)) from None
     return _load_json(str(path), mtime)
 
 

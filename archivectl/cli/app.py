@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from archivectl.errors import ArchiveError
+from archivectl.i18n import _
 
 
 def _click_error_types() -> tuple[type, type]:
@@ -28,13 +29,16 @@ class _Group(TyperGroup):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         click_exception, abort = _click_error_types()
+        argv = kwargs.get("args") or (args[0] if args else None) or sys.argv[1:]
+        if not argv or any(a in ("--help", "-h") for a in argv):
+            speak_toolkit()
         try:
             result = super().main(*args, **{**kwargs, "standalone_mode": False})
         except click_exception as exc:
-            sys.stderr.write(f"archivectl: error: {exc.format_message()}\n")
+            sys.stderr.write(error_line(exc.format_message()) + "\n")
             sys.exit(exc.exit_code)
         except abort:
-            sys.stderr.write("archivectl: interrupted; nothing was written\n")
+            sys.stderr.write(_("archivectl: interrupted; nothing was written") + "\n")
             sys.exit(130)
         sys.exit(result if isinstance(result, int) else 0)
 
@@ -45,14 +49,56 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except ArchiveError as exc:
-            typer.echo(f"archivectl: error: {exc}", err=True)
+            typer.echo(error_line(str(exc)), err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            typer.echo("archivectl: interrupted; nothing was written", err=True)
+            typer.echo(_("archivectl: interrupted; nothing was written"), err=True)
             raise typer.Exit(130) from None
         except BrokenPipeError:
             sys.stderr.close()
             raise typer.Exit(0) from None
+
+
+def speak_toolkit() -> None:
+    """typer's own words on help pages (panel titles, the help option) in the interface's language.
+
+    typer writes them in English as module settings; they are set here, for help pages only,
+    so that other commands do not pay for importing typer's help renderer.
+    """
+    from archivectl.i18n import language
+
+    if language() == "en":
+        return
+    from typer import rich_utils
+    from typer.core import TyperCommand
+
+    for name, text in (
+        ("OPTIONS_PANEL_TITLE", _("Options")),
+        ("ARGUMENTS_PANEL_TITLE", _("Arguments")),
+        ("COMMANDS_PANEL_TITLE", _("Commands")),
+        ("REQUIRED_LONG_STRING", _("[required]")),
+        ("DEFAULT_STRING", _("[default: {}]")),
+    ):
+        if hasattr(rich_utils, name):
+            setattr(rich_utils, name, text)
+    base = next((c for c in TyperCommand.__mro__ if "get_help_option" in vars(c)), None)
+    if base is None or getattr(base.get_help_option, "translated", False):
+        return
+    original = base.get_help_option
+
+    def get_help_option(self: Any, ctx: Any) -> Any:
+        option = original(self, ctx)
+        if option is not None:
+            option.help = _("Show this message and exit.")
+        return option
+
+    get_help_option.translated = True  # type: ignore[attr-defined]
+    base.get_help_option = get_help_option
+
+
+def error_line(problem: str) -> str:
+    """The one line a failure prints: the problem in the interface's language, behind the program's name."""
+    return _("archivectl: error: {problem}").format(problem=problem)
 
 
 GLOBAL_VALUE_OPTIONS = ("--archive", "--identity", "-i")
@@ -85,7 +131,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
-    help="Household customer dossiers kept as a signed git archive with sealed personal data.",
+    help=_("Household customer dossiers kept as a signed git archive with sealed personal data."),
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -101,19 +147,19 @@ def check_format(value: str | None) -> str | None:
     from archivectl.render import ANY_FORMAT
 
     if value is not None and value not in ANY_FORMAT:
-        raise typer.BadParameter(f"must be one of {', '.join(ANY_FORMAT)}")
+        raise typer.BadParameter(_("must be one of {choices}").format(choices=", ".join(ANY_FORMAT)))
     return value
 
 
 ArchiveOpt = Annotated[
     str | None,
     typer.Option(
-        "--archive", metavar="PATH", help="The archive (default: found upward from here, or ARCHIVECTL_ARCHIVE)."
+        "--archive", metavar="PATH", help=_("The archive (default: found upward from here, or ARCHIVECTL_ARCHIVE).")
     ),
 ]
 FormatOpt = Annotated[
     str | None,
-    typer.Option("--format", "-f", callback=check_format, help="table | json | yaml | csv | markdown"),
+    typer.Option("--format", "-f", callback=check_format, help=_("table | json | yaml | csv | markdown")),
 ]
 IdentityOpt = Annotated[
     str | None,
@@ -121,12 +167,12 @@ IdentityOpt = Annotated[
         "--identity",
         "-i",
         metavar="PATH",
-        help="SSH private key to decrypt with (default: ARCHIVECTL_IDENTITY, else your signing key).",
+        help=_("SSH private key to decrypt with (default: ARCHIVECTL_IDENTITY, else your signing key)."),
     ),
 ]
-ReasonOpt = Annotated[str | None, typer.Option("--reason", "-r", help="Why (kept in the commit, P12).")]
+ReasonOpt = Annotated[str | None, typer.Option("--reason", "-r", help=_("Why (kept in the commit, P12)."))]
 ApproverOpt = Annotated[
-    str | None, typer.Option("--approver", "-a", metavar="STAFF_ID", help="The manager or gm who approved it.")
+    str | None, typer.Option("--approver", "-a", metavar="STAFF_ID", help=_("The manager or gm who approved it."))
 ]
 
 
@@ -147,9 +193,13 @@ def globals_of(ctx: typer.Context) -> Globals:
 
 
 def open_archive(ctx: typer.Context) -> Any:
+    """The archive the command works on; from here on messages are in its archive.yaml `language:`."""
+    from archivectl import i18n
     from archivectl.archive import Archive
 
-    return Archive.find(globals_of(ctx).archive)
+    archive = Archive.find(globals_of(ctx).archive)
+    i18n.use_archive_language(archive.declared_language())
+    return archive
 
 
 def fmt_of(ctx: typer.Context, local: str | None) -> str:
