@@ -35,6 +35,7 @@ HEADINGS = {
     "destroyed": N_("destroyed"),
     "dimension": N_("dimension"),
     "document": N_("document"),
+    "documents": N_("documents"),
     "due": N_("due"),
     "eligible": N_("eligible"),
     "expires": N_("expires"),

@@ -25,6 +25,7 @@ PACKAGE = ROOT / "archivectl"
 POT = PACKAGE / "locale" / "archivectl.pot"
 PO = PACKAGE / "locale" / "zh_CN" / "LC_MESSAGES" / "archivectl.po"
 MO = PO.with_suffix(".mo")
+# as CONTRIBUTING.md (Translations) extracts them
 EXTRACT = ["extract", "--no-default-keywords", "-k", "_", "-k", "N_", "-k", "ngettext:1,2", "--no-location"]
 
 # Modules whose messages other work of issue 29 is changing this session: their literals are wrapped
@@ -197,7 +198,6 @@ def run(args: list[str], lang: str, cwd: Path | None = None, env: dict[str, str]
         cwd=cwd,
         timeout=300,
     )
-
 
 
 def test_help_in_chinese_under_a_chinese_locale(tmp_path):
