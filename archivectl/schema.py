@@ -17,7 +17,7 @@ from typing import Any
 
 from archivectl import idcheck
 from archivectl.errors import UsageError
-from archivectl.i18n import _
+from archivectl.i18n import N_, _
 from archivectl.yamlio import MAX_DEPTH, field_name
 
 PACKAGE_SCHEMAS = Path(__file__).resolve().parent / "schemas"
@@ -129,7 +129,7 @@ def _date_time_problem(value: str) -> str | None:
     try:
         dt.datetime.fromisoformat(value)
     except ValueError:
-        return "is not an ISO date and time"
+        return _("is not an ISO date and time")
     return None
 
 
@@ -213,7 +213,7 @@ def _nearest(name: Any, known: Any) -> str:
     import difflib
 
     near = difflib.get_close_matches(str(name), sorted(map(str, known)), n=1, cutoff=0.6)
-    return f" (did you mean {near[0]}?)" if near else ""
+    return _(" (did you mean {name}?)").format(name=near[0]) if near else ""
 
 
 def path_text(parts: Any) -> str:
@@ -231,38 +231,41 @@ def _describe(err: Any) -> str:
     if kind == "required":
         missing = [r for r in rule if isinstance(inst, dict) and r not in inst]
         field = ".".join(p for p in [path_text(err.absolute_path), missing[0]] if p != "(record)")
-        return f"{field}: required field is missing"
+        return _("{field}: required field is missing").format(field=field)
     if kind == "additionalProperties":
         known = set(err.schema.get("properties", {}))
         extra = sorted(k for k in inst if k not in known) if isinstance(inst, dict) else []
         name = extra[0] if extra else "?"
         field = ".".join(p for p in [path_text(err.absolute_path), field_name(name)] if p != "(record)")
-        return f"{field}: unknown field{_nearest(name, known)}"
+        return _("{field}: unknown field").format(field=field) + _nearest(name, known)
     if kind in ("enum", "const"):
         allowed = rule if kind == "enum" else [rule]
-        return f"{where}: must be one of {', '.join(map(str, allowed))}"
+        return _("{field}: must be one of {choices}").format(field=where, choices=", ".join(map(str, allowed)))
     if kind == "type":
-        return f"{where}: must be of type {rule if isinstance(rule, str) else ' or '.join(rule)}"
+        kinds = rule if isinstance(rule, str) else " or ".join(rule)
+        return _("{field}: must be of type {kinds}").format(field=where, kinds=kinds)
     if kind == "format":
-        reason = str(err.cause) if err.cause else f"is not a valid {rule}"
+        reason = str(err.cause) if err.cause else _("is not a valid {format}").format(format=rule)
         return f"{where}: {reason}"
     if kind == "pattern":  # the schema's x-hint says it in words; a regular expression helps nobody at a desk
-        return f"{where}: {err.schema.get('x-hint') or 'is not in the expected form (see the schema)'}"
+        return f"{where}: {err.schema.get('x-hint') or _('is not in the expected form (see the schema)')}"
     if kind in ("minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum"):
         words = {
-            "minLength": "must be at least {} characters",
-            "maxLength": "must be at most {} characters",
-            "minItems": "must have at least {} entries",
-            "maxItems": "must have at most {} entries",
-            "minimum": "must be at least {}",
-            "maximum": "must be at most {}",
+            "minLength": N_("must be at least {} characters"),
+            "maxLength": N_("must be at most {} characters"),
+            "minItems": N_("must have at least {} entries"),
+            "maxItems": N_("must have at most {} entries"),
+            "minimum": N_("must be at least {}"),
+            "maximum": N_("must be at most {}"),
         }
-        return f"{where}: {words[kind].format(rule)}"
+        return f"{where}: {_(words[kind]).format(rule)}"
     if kind == "not" and isinstance(err.schema, dict) and err.schema.get("x-personal-in-clear"):
-        return f"{where}: personal field must not be stored in clear (it belongs in the sealed block)"
+        return _("{field}: personal field must not be stored in clear (it belongs in the sealed block)").format(
+            field=where
+        )
     if kind == "uniqueItems":
-        return f"{where}: entries must be unique"
-    return f"{where}: fails the schema rule '{kind}'"
+        return _("{field}: entries must be unique").format(field=where)
+    return _("{field}: fails the schema rule '{rule}'").format(field=where, rule=kind)
 
 
 class HouseholdSchema:
@@ -311,7 +314,7 @@ class HouseholdSchema:
                 continue
             props = node.get("properties")
             if props is not None and key not in props and node.get("additionalProperties") is False:
-                return f"{path_text(path[: i + 1])}: unknown field{_nearest(key, props)}"
+                return _("{field}: unknown field").format(field=path_text(path[: i + 1])) + _nearest(key, props)
             node = self.resolve((props or {}).get(key, {}))
         return None
 
@@ -602,7 +605,7 @@ def _cross_checks(record: Any) -> list[str]:
             and idcheck.resident_id_problem(number) is None
             and idcheck.birth_date_of(number) != born
         ):
-            problems.append(f"customers[{i}].birth_date: does not match the birth date in id_number")
+            problems.append(_("customers[{i}].birth_date: does not match the birth date in id_number").format(i=i))
     return problems
 
 

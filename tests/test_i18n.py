@@ -253,9 +253,34 @@ def test_the_same_refusal_in_english_under_the_c_locale(world: World):
     assert line == "archivectl: error: name one household to tombstone, or give --due (not both)"
 
 
-def test_a_usage_error_from_the_option_parser_stays_one_line(tmp_path):
-    line = one_line_error(run(["--format", "pdf", "list"], "zh_CN.UTF-8", cwd=tmp_path), 2)
-    assert line.startswith("archivectl：错误：") and "table, json" in line
+def test_the_option_parsers_refusals_are_one_line_in_each_language(tmp_path):
+    cases = [
+        (["--format", "pdf", "list"], "--format / -f 的值无效：只能是以下之一：table", "must be one of table, json"),
+        (["nosuch"], "没有命令 nosuch", "No such command 'nosuch'."),
+        (["add", "--floor", "x"], "--floor 的值无效：'x' 不是整数", "'x' is not a valid int"),
+        (["staff", "add"], "缺少参数 STAFF_ID", "Missing argument 'STAFF_ID'."),
+        (["list", "--building"], "选项 --building 需要一个值", "Option '--building' requires an argument."),
+        (["list", "--bildings", "x"], "没有选项 --bildings（是不是 --building？）", "No such option: --bildings"),
+        (["list", "a", "b"], "多余的参数（a b）", "Got unexpected extra argument(s) (a b)"),
+    ]
+    for args, chinese, english in cases:
+        line = one_line_error(run(args, "zh_CN.UTF-8", cwd=tmp_path), 2)
+        assert line.startswith("archivectl：错误：") and chinese in line, (args, line)
+        line = one_line_error(run(args, "C", cwd=tmp_path), 2)
+        assert line.startswith("archivectl: error: ") and english in line, (args, line)
+
+
+def test_schema_refusals_name_the_field_in_chinese(world: World):  # P2
+    env = process_env(world.people["clk01"])
+    before = world.snapshot()
+    place = ["--building", "B03", "--floor", "3", "--unit", "0309", "--category", "handed-over"]
+    why = ["--reason", "r", "--approver", "mgr01"]
+    args = ["--archive", str(world.root), "add", *place, "--occupancy", "rented", *why]
+    line = one_line_error(run([*args, "--set", "customers.0.phnoe=1"], "zh_CN.UTF-8", env=env), 2)
+    assert "customers[0].phnoe：未知字段（是不是 phone？）" in line
+    line = one_line_error(run([*args, "--set", "handover_date=2024-13-01"], "zh_CN.UTF-8", env=env), 2)
+    assert "handover_date" in line and "不是真实存在的日期" in line
+    assert_unchanged(world, before)
 
 
 def test_commit_trailers_and_records_stay_language_neutral(world: World):  # P12

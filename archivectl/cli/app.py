@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from archivectl.errors import ArchiveError
-from archivectl.i18n import _
+from archivectl.i18n import N_, _
 
 
 def _click_error_types() -> tuple[type, type]:
@@ -35,7 +35,7 @@ class _Group(TyperGroup):
         try:
             result = super().main(*args, **{**kwargs, "standalone_mode": False})
         except click_exception as exc:
-            sys.stderr.write(error_line(exc.format_message()) + "\n")
+            sys.stderr.write(error_line(parser_message(exc.format_message())) + "\n")
             sys.exit(exc.exit_code)
         except abort:
             sys.stderr.write(_("archivectl: interrupted; nothing was written") + "\n")
@@ -84,16 +84,61 @@ def speak_toolkit() -> None:
     base = next((c for c in TyperCommand.__mro__ if "get_help_option" in vars(c)), None)
     if base is None or getattr(base.get_help_option, "translated", False):
         return
-    original = base.get_help_option
+    original_help_option = base.get_help_option
 
     def get_help_option(self: Any, ctx: Any) -> Any:
-        option = original(self, ctx)
+        option = original_help_option(self, ctx)
         if option is not None:
             option.help = _("Show this message and exit.")
         return option
 
+    def format_usage(self: Any, ctx: Any, formatter: Any) -> None:
+        formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)), prefix=_("Usage: "))
+
     get_help_option.translated = True  # type: ignore[attr-defined]
     base.get_help_option = get_help_option
+    if "format_usage" in vars(base) and hasattr(base, "collect_usage_pieces"):
+        base.format_usage = format_usage
+
+
+# The option parser's own refusals (typer's click writes them in English), as patterns of its words.
+PARSER_MESSAGES = (
+    (r"No such command '(?P<name>[^']*)'\.", N_("no such command {name}")),
+    (r"Missing option '(?P<name>[^']*)'\.(?P<more>.*)", N_("missing option {name}{more}")),
+    (r"Missing argument '(?P<name>[^']*)'\.(?P<more>.*)", N_("missing argument {name}{more}")),
+    (r"Missing parameter: (?P<name>.*)", N_("missing {name}")),
+    (r"Option '(?P<name>[^']*)' requires an argument\.", N_("option {name} needs a value")),
+    (r"Option '(?P<name>[^']*)' requires (?P<count>\d+) arguments\.", N_("option {name} needs {count} values")),
+    (r"Option '(?P<name>[^']*)' does not take a value\.", N_("option {name} takes no value")),
+    (
+        r"No such option: (?P<name>\S+) \(Possible options: (?P<choices>.*)\)",
+        N_("no such option: {name} (did you mean {choices}?)"),
+    ),
+    (r"No such option: (?P<name>\S+)", N_("no such option: {name}")),
+    (r"Got unexpected extra arguments?(\(s\))? \((?P<extra>.*)\)", N_("unexpected extra argument(s) ({extra})")),
+    (r"Invalid value for (?P<name>'[^']*'(?: / '[^']*')*): (?P<problem>.*)", N_("invalid value for {name}: {problem}")),
+    (r"Invalid value: (?P<problem>.*)", N_("invalid value: {problem}")),
+    (r"(?P<value>'.*') is not a valid int(eger)?\.", N_("{value} is not a whole number")),
+    (r"(?P<value>'.*') is not a valid float\.", N_("{value} is not a number")),
+    (r"(?P<value>'.*') is not a valid boolean\..*", N_("{value} is not yes or no")),
+)
+
+
+def parser_message(text: str) -> str:
+    """One of the option parser's messages in the interface's language (English: as it is)."""
+    import re
+
+    from archivectl.i18n import language
+
+    if language() == "en":
+        return text
+    for pattern, msgid in PARSER_MESSAGES:
+        found = re.fullmatch(pattern, text.strip(), re.S)
+        if found:
+            parts = {k: parser_message(v) if k == "problem" else v for k, v in found.groupdict(default="").items()}
+            parts["name"] = parts.get("name", "").replace("'", "")
+            return _(msgid).format(**parts)
+    return text
 
 
 def error_line(problem: str) -> str:
