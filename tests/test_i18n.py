@@ -206,6 +206,8 @@ def test_help_in_chinese_under_a_chinese_locale(tmp_path):
     assert "以签名 git 档案库保存的客户档案" in top.stdout
     assert "选项" in top.stdout and "命令" in top.stdout and "显示此帮助并退出" in top.stdout
     assert "新增一户" in top.stdout  # the command list: each command's help
+    assert "…" not in top.stdout  # long Chinese lines are folded, never cut off
+    assert "为当前 shell 安装命令补全" in top.stdout
     add = run(["add", "--help"], "zh_CN.UTF-8", cwd=tmp_path)
     assert add.returncode == 0, add.stderr
     for words in ("新增一户", "楼栋编号", "房号", "原因（记入提交，P12）", "审批此变更的经理或总经理"):

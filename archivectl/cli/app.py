@@ -31,7 +31,7 @@ class _Group(TyperGroup):
         click_exception, abort = _click_error_types()
         argv = kwargs.get("args") or (args[0] if args else None) or sys.argv[1:]
         if not argv or any(a in ("--help", "-h") for a in argv):
-            speak_toolkit()
+            speak_toolkit(self)
         try:
             result = super().main(*args, **{**kwargs, "standalone_mode": False})
         except click_exception as exc:
@@ -59,7 +59,7 @@ class _Group(TyperGroup):
             raise typer.Exit(0) from None
 
 
-def speak_toolkit() -> None:
+def speak_toolkit(group: Any = None) -> None:
     """typer's own words on help pages (panel titles, the help option) in the interface's language.
 
     typer writes them in English as module settings; they are set here, for help pages only,
@@ -81,6 +81,26 @@ def speak_toolkit() -> None:
     ):
         if hasattr(rich_utils, name):
             setattr(rich_utils, name, text)
+    # Chinese has no spaces to wrap at: long runs are folded, not cut off with an ellipsis
+    make_text = getattr(rich_utils, "_make_rich_text", None)
+    if make_text is not None and not getattr(make_text, "folds", False):
+
+        def folded_text(*args: Any, **kwargs: Any) -> Any:
+            text = make_text(*args, **kwargs)
+            if hasattr(text, "overflow"):
+                text.overflow = "fold"
+            return text
+
+        folded_text.folds = True  # type: ignore[attr-defined]
+        rich_utils._make_rich_text = folded_text
+    completion = {
+        "--install-completion": _("Install completion for the current shell."),
+        "--show-completion": _("Show completion for the current shell, to copy it or customize the installation."),
+    }
+    for param in getattr(group, "params", []):
+        for opt in getattr(param, "opts", []):
+            if opt in completion:
+                param.help = completion[opt]
     base = next((c for c in TyperCommand.__mro__ if "get_help_option" in vars(c)), None)
     if base is None or getattr(base.get_help_option, "translated", False):
         return
