@@ -92,6 +92,8 @@ def test_every_message_has_a_chinese_translation_with_the_same_placeholders():
             problems.append(f"no translation: {msgid!r}")
         elif fields(msgid) != fields(message.string):
             problems.append(f"placeholders differ: {msgid!r} -> {message.string!r}")
+        elif message.string.count("\n") != msgid.count("\n"):
+            problems.append(f"lines differ (errors stay one line): {msgid!r} -> {message.string!r}")
         elif not CHINESE.search(message.string) and msgid not in SAME_IN_CHINESE:
             problems.append(f"not Chinese: {msgid!r} -> {message.string!r}")
     assert not problems, "\n".join(problems[:20]) + "\n(fix archivectl/locale/zh_CN/LC_MESSAGES/archivectl.po)"
