@@ -8,6 +8,7 @@ from collections.abc import Callable
 from archivectl import clock, registers
 from archivectl.archive import Archive
 from archivectl.facts import households, place_key
+from archivectl.i18n import _
 from archivectl.ops.lifecycle import candidates
 from archivectl.reports.render import Report, Section, document_head
 
@@ -73,27 +74,35 @@ def retention(archive: Archive, progress: Callable[[int, int], None] | None = No
     }
     return Report(
         name="retention",
-        title=f"Retention and review (P11, P13) — {archive.settings.name}",
+        title=_("Retention and review (P11, P13) — {name}").format(name=archive.settings.name),
         document=document,
         sections=[
             Section(
-                "Tombstoned (30-day rule)",
+                _("Tombstoned (30-day rule)"),
                 tombstones,
                 ["archive_no", "building", "tombstoned", "days_left", "eligible", "problem"],
             ),
-            Section("Moved out (kept apart)", moved_out),
-            Section(f"Not reviewed for more than {interval} days", due),
-            Section("Paper dossiers lent", lent),
+            Section(_("Moved out (kept apart)"), moved_out),
+            Section(_("Not reviewed for more than {interval} days").format(interval=interval), due),
+            Section(_("Paper dossiers lent"), lent),
             Section(
-                "Past their keeping period (保管期限; tombstone --due)",
+                _("Past their keeping period (保管期限; tombstone --due)"),
                 kept_too_long,
                 ["archive_no", "building", "class", "since", "days_kept", "period_days"],
             ),
         ],
         summary=(
-            f"{len(tombstones)} tombstoned ({len(eligible)} eligible for purge), {len(moved_out)} moved out, "
-            f"{len(due)} due for review, {sum(1 for x in lent if x['overdue'])} lent and overdue, "
-            f"{len(kept_too_long)} past their keeping period."
+            _(
+                "{n_tombstones} tombstoned ({n_eligible} eligible for purge), {n_moved_out} moved out, {n_due} "
+                "due for review, {overdue} lent and overdue, {n_kept_too_long} past their keeping period."
+            ).format(
+                n_tombstones=len(tombstones),
+                n_eligible=len(eligible),
+                n_moved_out=len(moved_out),
+                n_due=len(due),
+                overdue=sum(1 for x in lent if x["overdue"]),
+                n_kept_too_long=len(kept_too_long),
+            )
         ),
         act_on=bool(eligible or kept_too_long),
     )
