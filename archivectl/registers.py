@@ -23,6 +23,8 @@ HEADERS = {
     "destruction": "# Destruction register (销毁登记, P14): purged households. Append only.\n",
     "grants": "# Grants (P7): time-limited reads approved by the general manager. Append only.\n",
     "keys": "# Record-key changes: re-wraps for current readers and rotations. Append only.\n",
+    "requests": "# Customers' requests (P17): access, correction, deletion, copy; requester sealed. Append only.\n",
+    "holds": "# Legal holds: households that must not be tombstoned, purged or shredded. Append only.\n",
 }
 
 

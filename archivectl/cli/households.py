@@ -12,6 +12,7 @@ from archivectl.cli.app import (
     ApproverOpt,
     FormatOpt,
     ReasonOpt,
+    RequestOpt,
     app,
     fmt_of,
     globals_of,
@@ -87,6 +88,7 @@ def edit(
     file: Annotated[Path | None, typer.Option("--file", metavar="YAML", help="Fields to change (merged).")] = None,
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
+    request: RequestOpt = None,
 ) -> None:
     """Change a household's fields with a manager's approval (P12)."""
     from archivectl.ops import households
@@ -97,7 +99,8 @@ def edit(
     )
     archive = open_archive(ctx)
     warn_personal_on_command_line(archive, given.sets)
-    commit = households.edit(archive, archive_no, given, Approval(reason, approver), globals_of(ctx).identity)
+    approval = Approval(reason, approver, request)
+    commit = households.edit(archive, archive_no, given, approval, globals_of(ctx).identity)
     out(f"edited {archive_no} in commit {commit[:12]}")
 
 

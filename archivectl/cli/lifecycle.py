@@ -11,6 +11,7 @@ from archivectl.cli.app import (
     ApproverOpt,
     FormatOpt,
     ReasonOpt,
+    RequestOpt,
     app,
     fmt_of,
     globals_of,
@@ -31,6 +32,7 @@ def tombstone(
     ] = False,
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
+    request: RequestOpt = None,
 ) -> None:
     """Mark a household deleted-pending (P13), or with --due all past their keeping period (保管期限)."""
     from archivectl.errors import UsageError
@@ -44,7 +46,7 @@ def tombstone(
         out(f"tombstoned {len(rows)} households past their keeping period in commit {commit[:12]}")
         return
     assert archive_no is not None
-    commit = lifecycle.tombstone(open_archive(ctx), archive_no, Approval(reason, approver))
+    commit = lifecycle.tombstone(open_archive(ctx), archive_no, Approval(reason, approver, request))
     out(f"tombstoned {archive_no} in commit {commit[:12]}")
 
 

@@ -20,6 +20,7 @@ class Approval:
 
     reason: str | None
     approver: str | None = None
+    request: str | None = None  # the customer's request (P17) this write answers: its Request: trailer
 
 
 def check_reason(reason: str | None) -> str:
@@ -41,6 +42,10 @@ def approved_writer(archive: Archive, approval: Approval, roles: tuple[str, ...]
     ):
         if problem:
             raise ArchiveError(problem)
+    if approval.request is not None:
+        from archivectl.ops.requests import require_open
+
+        require_open(archive, approval.request)
     return actor
 
 
@@ -51,6 +56,7 @@ def trailers(action: str, approval: Approval, actor: Actor, archive_no: str | No
         "Reason": approval.reason.strip() if approval.reason else None,
         "Approved-by": approval.approver,
         "Archive-No": archive_no,
+        "Request": approval.request,
         "Acted-by": actor.member.id,
     }
 

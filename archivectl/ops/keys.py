@@ -359,6 +359,10 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
     judged: dict[str, str | None] = {}
     rows: list[dict[str, Any]] = []
     doomed: list[tuple[KeyAddress, str, str]] = []
+    from archivectl.holds import hold_problem
+    from archivectl.ops.holds import on_main
+
+    held = on_main(archive, tip)  # a legal hold stops shredding every key of its household
     for address in archive.keystore.addresses():
         number = address.archive_no
         if number in current:
@@ -378,6 +382,7 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
                 )
                 continue
             problem = _judge(archive, tip, change, judged) or _retention_problem(archive, tip, number, change)
+        problem = problem or hold_problem("shred", [number], held)
         if problem:
             rows.append({"archive_no": number, "shredded": False, "why": problem})
             continue

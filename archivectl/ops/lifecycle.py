@@ -55,6 +55,9 @@ def tombstone(archive: Archive, archive_no: str, approval: Approval) -> str:
     """Mark a household deleted-pending (P13): kept readable for the retention period."""
 
     def change(stored: dict) -> None:
+        from archivectl.ops.holds import refuse_if_held
+
+        refuse_if_held(archive, [archive_no], "tombstone")  # read under the write lock, like the status
         stored["tombstone"] = {
             "date": clock.today().isoformat(),
             "reason": approval.reason.strip() if approval.reason else "",
@@ -75,7 +78,10 @@ def tombstone_due(archive: Archive, approval: Approval) -> tuple[list[dict[str, 
 
     with archive.writing() as tx:  # what is due is decided from the records as they stand under the lock
         actor = approved_writer(archive, approval)
-        due = past_keeping(archive)
+        from archivectl.ops.holds import current
+
+        held = current(archive)  # a household under legal hold waits for its release
+        due = [row for row in past_keeping(archive) if row["archive_no"] not in held]
         if not due:
             raise ArchiveError("no household is past its keeping period (archive.yaml keeping:)")
         for row in due:
@@ -248,7 +254,11 @@ def purge(
     if dry_run:
         return [c.row() for c in _purge_candidates(archive, numbers)]
     with archive.writing() as tx:  # tombstones, their dates and the settings as they stand under the lock
-        found = _purge_candidates(archive, numbers)
+        from archivectl.ops.holds import current, refuse_if_held
+
+        refuse_if_held(archive, numbers, "purge")
+        held = current(archive)  # --eligible leaves a held household for after its release
+        found = [c for c in _purge_candidates(archive, numbers) if c.archive_no not in held]
         for c in found:
             if c.verdict.problem:
                 raise ArchiveError(f"{c.archive_no}: {c.verdict.problem}; purge refused")

@@ -60,6 +60,9 @@ def retention(archive: Archive, progress: Callable[[int, int], None] | None = No
     from archivectl.ops.keeping import past_keeping
 
     kept_too_long = past_keeping(archive, facts)
+    from archivectl.ops.holds import rows as hold_rows
+
+    held = hold_rows(archive)  # tombstone, purge and shred wait for their release
     eligible = [t for t in tombstones if t["eligible"]]
     document = {
         **document_head("retention", archive.settings.name),
@@ -70,6 +73,7 @@ def retention(archive: Archive, progress: Callable[[int, int], None] | None = No
         "review_due": due,
         "lent": lent,
         "past_keeping": kept_too_long,  # 保管期限: `archivectl tombstone --due` proposes their deletion
+        "holds": held,
     }
     return Report(
         name="retention",
@@ -89,11 +93,12 @@ def retention(archive: Archive, progress: Callable[[int, int], None] | None = No
                 kept_too_long,
                 ["archive_no", "building", "class", "since", "days_kept", "period_days"],
             ),
+            Section("Under legal hold (no tombstone, purge or shred)", held),
         ],
         summary=(
             f"{len(tombstones)} tombstoned ({len(eligible)} eligible for purge), {len(moved_out)} moved out, "
             f"{len(due)} due for review, {sum(1 for x in lent if x['overdue'])} lent and overdue, "
-            f"{len(kept_too_long)} past their keeping period."
+            f"{len(kept_too_long)} past their keeping period, {len(held)} under legal hold."
         ),
         act_on=bool(eligible or kept_too_long),
     )
