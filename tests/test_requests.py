@@ -293,3 +293,20 @@ def test_an_unanswered_request_turns_overdue_under_faketime(world: World, househ
     [row] = json.loads(later.stdout)["open"]
     assert row["request"] == request and row["overdue"] is True
     assert "1 overdue" in at(world, "+30d", "aud01", "--archive", str(world.root), "report", "requests").stdout
+
+
+def test_a_manager_reveals_the_requester_and_the_look_up_is_registered(world: World, household: str):  # P8, P17
+    request = open_request(world, household)
+    shown = world.ok("clk01", "request", "show", request, "--format", "json")
+    assert no_secrets_in(shown) == [] and json.loads(shown)[0]["request"] == request
+    before = world.snapshot()
+    refused = world.cli("but01", "request", "show", request, "--reveal", "-r", "call back")
+    assert_refused(refused, 1, "sealed to the managers and gm")
+    assert_unchanged(world, before)
+    assert_refused(world.cli("mgr01", "request", "show", request, "--reveal"), 2, "--reason is required")
+    revealed = json.loads(world.ok("mgr01", "request", "show", request, "--reveal", "-r", "call back", "-f", "json"))
+    assert (revealed[0]["requester"], revealed[0]["contact"]) == (REQUESTER, CONTACT)
+    trailers = world.trailers()
+    assert (trailers["Action"], trailers["Archive-No"], trailers["Acted-by"]) == ("reveal", household, "mgr01")
+    assert no_secrets_in(world.all_git_objects()) == []
+    assert_refused(world.cli("mgr01", "request", "show", "RQ-2026-77777"), 1, "no request RQ-2026-77777")

@@ -118,6 +118,35 @@ def request_list(
     out(render_rows(rows, fmt_of(ctx, fmt)) if rows else "no requests")
 
 
+@request_app.command("show")
+def request_show(
+    ctx: typer.Context,
+    request_id: RequestId,
+    reveal: Annotated[
+        bool, typer.Option("--reveal", help="Open the requester's name and contact (registered).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why you open it (registered, P8).")] = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """One request; --reveal opens the requester's details for a manager or gm and registers the look-up."""
+    from archivectl.errors import ArchiveError
+    from archivectl.ops import requests
+    from archivectl.render import render_rows
+
+    archive = open_archive(ctx)
+    rows = [r for r in requests.listing(archive) if r["request"] == request_id]
+    if not rows:
+        requests.check_request_id(request_id)
+        raise ArchiveError(f"no request {request_id} here (see `archivectl request list`)")
+    row = rows[0]
+    if reveal:
+        from archivectl.cli.app import globals_of
+
+        details = requests.reveal_requester(archive, request_id, reason, globals_of(ctx).identity)
+        row = {**row, "requester": details["name"], "contact": details["contact"]}
+    out(render_rows([row], fmt_of(ctx, fmt)))
+
+
 @app.command()
 def hold(ctx: typer.Context, archive_no: ArchiveNo, reason: ReasonOpt = None, approver: ApproverOpt = None) -> None:
     """Put a household under legal hold: no tombstone, purge or keys shred until it is released (approved)."""

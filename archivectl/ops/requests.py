@@ -308,3 +308,34 @@ def listing(archive: Archive, status: str | None = None) -> list[dict[str, Any]]
             }
         )
     return rows
+
+
+def reveal_requester(archive: Archive, request_id: str, reason: str | None, identity: str | None) -> dict[str, Any]:
+    """The requester's name and contact for a manager or gm, the look-up registered like a reveal (P8)."""
+    from archivectl.ops.common import identity_for
+    from archivectl.ops.reading import register_access
+
+    check_request_id(request_id)
+    reason = check_reason(reason)
+    with archive.writing() as tx:
+        actor = _writer(archive)
+        opened = next(
+            (
+                e
+                for e in registers.entries(archive.root, "requests")
+                if e.get("action") == "request-open" and e.get("request") == request_id
+            ),
+            None,
+        )
+        if opened is None:
+            raise ArchiveError(_("no request {rid} here (see `archivectl request list`)").format(rid=request_id))
+        key = crypto.load_identity(identity_for(archive, identity, actor))
+        try:
+            plain = crypto.open_sealed(str(opened.get("requester", "")), key)
+        except (ArchiveError, UnicodeEncodeError):
+            raise ArchiveError(
+                _("your key does not open {rid}'s requester (sealed to the managers and gm)").format(rid=request_id)
+            ) from None
+        details = yamlio.loads(plain, "requester")
+        register_access(tx, actor, str(opened.get("archive_no")), "reveal", reason, request=request_id)
+    return {"request": request_id, "name": details.get("name"), "contact": details.get("contact")}
