@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from archivectl.i18n import _
+
 # The actions a hold stops: the ways a household's data comes to an end (P13, P14).
 STOPS = ("tombstone", "purge", "shred")
 
@@ -47,7 +49,8 @@ def hold_message(number: str, entry: dict[str, Any], action: str) -> str:
     """One line: the household is held (since when, approved by whom), so no `action` until its release."""
     since = str(entry.get("when", ""))[:10]
     approver = entry.get("approved_by") or "?"
-    return f"{number} is under legal hold since {since} (approved by {approver}): no {action} until it is released"
+    message = _("{no} is under legal hold since {since} (approved by {approver}): no {action} until it is released")
+    return message.format(no=number, since=since, approver=approver, action=action)
 
 
 def hold_problem(action: str, archive_nos: Iterable[str], held_now: dict[str, dict[str, Any]]) -> str | None:

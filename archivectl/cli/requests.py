@@ -8,6 +8,7 @@ import typer
 
 from archivectl.cli.app import ApproverOpt, FormatOpt, ReasonOpt, app, fmt_of, open_archive, out
 from archivectl.cli.reports import OutputOpt, ReportFormat, _emit, report_app
+from archivectl.i18n import _
 
 request_app = typer.Typer(
     help="Customers' requests (access, correction, deletion, copy), due in five Chinese working days (P17).",
@@ -59,10 +60,12 @@ def request_open(
     name = _value(requester, "requester")
     reach = _value(contact, "contact")
     row = requests.open_request(open_archive(ctx), kind, households, checked_by, name, reach, reason, received)
-    provisional = (
-        " (provisional: the official calendar for that year is not known yet)" if row.get("due_provisional") else ""
+    said = _("{rid} opened, received {received}, due {due}").format(
+        rid=row["request"], received=row["received"], due=row["due"]
     )
-    out(f"{row['request']} opened, received {row['received']}, due {row['due']}{provisional}")
+    if row.get("due_provisional"):
+        said += _(" (provisional: the official calendar for that year is not known yet)")
+    out(said)
 
 
 @request_app.command("answer")
@@ -75,9 +78,11 @@ def request_answer(
     from archivectl.ops import requests
 
     row = requests.answer(open_archive(ctx), request_id, reason)
-    late = " (late)" if row["late"] else ""
-    commits = ", ".join(c[:12] for c in row["commits"]) or "none"
-    out(f"{request_id} answered {row['answered']}, due {row['due']}{late}; answering commits: {commits}")
+    commits = ", ".join(c[:12] for c in row["commits"]) or _("none")
+    said = _("{rid} answered {answered}, due {due}; answering commits: {commits}")
+    if row["late"]:
+        said = _("{rid} answered {answered}, due {due} (late); answering commits: {commits}")
+    out(said.format(rid=request_id, answered=row["answered"], due=row["due"], commits=commits))
 
 
 @request_app.command("refuse")
@@ -89,7 +94,7 @@ def request_refuse(
     from archivectl.ops.common import Approval
 
     requests.refuse(open_archive(ctx), request_id, Approval(reason, approver))
-    out(f"{request_id} refused")
+    out(_("{rid} refused").format(rid=request_id))
 
 
 @request_app.command("close")
@@ -101,7 +106,7 @@ def request_close(
     from archivectl.ops.common import Approval
 
     requests.close(open_archive(ctx), request_id, Approval(reason, approver))
-    out(f"{request_id} closed")
+    out(_("{rid} closed").format(rid=request_id))
 
 
 @request_app.command("list")
@@ -115,7 +120,7 @@ def request_list(
     from archivectl.render import render_rows
 
     rows = requests.listing(open_archive(ctx), status)
-    out(render_rows(rows, fmt_of(ctx, fmt)) if rows else "no requests")
+    out(render_rows(rows, fmt_of(ctx, fmt)) if rows else _("no requests"))
 
 
 @request_app.command("show")
@@ -137,7 +142,7 @@ def request_show(
     rows = [r for r in requests.listing(archive) if r["request"] == request_id]
     if not rows:
         requests.check_request_id(request_id)
-        raise ArchiveError(f"no request {request_id} here (see `archivectl request list`)")
+        raise ArchiveError(_("no request {rid} here (see `archivectl request list`)").format(rid=request_id))
     row = rows[0]
     if reveal:
         from archivectl.cli.app import globals_of
@@ -154,7 +159,7 @@ def hold(ctx: typer.Context, archive_no: ArchiveNo, reason: ReasonOpt = None, ap
     from archivectl.ops.common import Approval
 
     commit = holds.hold(open_archive(ctx), archive_no, Approval(reason, approver))
-    out(f"{archive_no} is under legal hold (commit {commit[:12]})")
+    out(_("{no} is under legal hold (commit {commit})").format(no=archive_no, commit=commit[:12]))
 
 
 @app.command()
@@ -164,7 +169,7 @@ def release(ctx: typer.Context, archive_no: ArchiveNo, reason: ReasonOpt = None,
     from archivectl.ops.common import Approval
 
     commit = holds.release(open_archive(ctx), archive_no, Approval(reason, approver))
-    out(f"{archive_no} is no longer under legal hold (commit {commit[:12]})")
+    out(_("{no} is no longer under legal hold (commit {commit})").format(no=archive_no, commit=commit[:12]))
 
 
 @report_app.command("requests")
