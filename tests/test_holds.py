@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
-from conftest import World, assert_refused, assert_unchanged
+from conftest import LIVE_RECORD, World, assert_refused, assert_unchanged
 
 from archivectl import holds
 
@@ -121,3 +122,20 @@ def test_keys_shred_keeps_the_key_of_a_household_held_after_its_purge(old_world:
     rows = json.loads(w.ok("aud01", "keys", "shred", "--format", "json"))
     assert [r["shredded"] for r in rows if r["archive_no"] == w.doomed] == [True]
     assert not key.exists()
+
+
+def test_tombstone_due_leaves_a_held_household_for_after_its_release(world: World):  # P13
+    settings = world.root / "archive.yaml"
+    settings.write_text(settings.read_text() + "keeping:\n  moved-out: {days: 30}\n")
+    world.ok("mgr01", "configure", "--reason", "keep moved-out dossiers 30 days", "--approver", "gm01")
+    held, free = world.add(), world.add(text=LIVE_RECORD)
+    long_ago = (dt.date.today() - dt.timedelta(days=40)).isoformat()
+    for number in (held, free):
+        world.ok("but01", "move-out", number, "--date", long_ago, "-r", "sold", "-a", "mgr01")
+    hold(world, held)
+    assert "tombstoned 1 households" in world.ok("mgr02", "tombstone", "--due", "-r", "keeping ended", "-a", "mgr01")
+    assert world.trailers()["Archive-No"] == free
+    before = world.snapshot()
+    result = world.cli("mgr02", "tombstone", "--due", "-r", "keeping ended", "-a", "mgr01")
+    assert_refused(result, 1, "no household is past its keeping period")
+    assert_unchanged(world, before)
