@@ -111,12 +111,17 @@ def require_open(archive: Archive, request_id: str) -> dict[str, Any]:
 
 def answering_commits(archive: Archive, request_id: str) -> list[str]:
     """The commits on this branch that answer a request (a Request: trailer, not the request's own events)."""
-    found = []
-    for entry in gitio.log(archive.root, "HEAD", f"--grep=^Request: {request_id}$"):
-        action = entry.trailers.get("Action", "")
-        if entry.trailers.get("Request") == request_id and not action.startswith("request-"):
-            found.append(entry.commit)
-    return list(reversed(found))  # oldest first
+    return _answering(archive, f"^Request: {request_id}$").get(request_id, [])
+
+
+def _answering(archive: Archive, grep: str = "^Request: RQ-") -> dict[str, list[str]]:
+    """Request id -> the commits on this branch that answer it, oldest first: one pass over history."""
+    found: dict[str, list[str]] = {}
+    for entry in reversed(gitio.log(archive.root, "HEAD", f"--grep={grep}")):
+        rid, action = entry.trailers.get("Request", ""), entry.trailers.get("Action", "")
+        if rid and not action.startswith("request-"):
+            found.setdefault(rid, []).append(entry.commit)
+    return found
 
 
 # ---------------------------------------------------------------------- the writes
@@ -289,11 +294,11 @@ def listing(archive: Archive, status: str | None = None) -> list[dict[str, Any]]
     if status is not None and status not in STATUSES:
         raise UsageError(_("--status must be one of {s}").format(s=", ".join(STATUSES)))
     cal, today = calendar(archive), clock.today()
+    chosen = [(rid, row) for rid, row in sorted(requests(archive).items()) if status in (None, row["status"])]
+    linked = _answering(archive) if any(row["status"] == "open" for _, row in chosen) else {}
     rows = []
-    for rid, row in sorted(requests(archive).items()):
-        if status is not None and row["status"] != status:
-            continue
-        commits = row["commits"] or (answering_commits(archive, rid) if row["status"] == "open" else [])
+    for rid, row in chosen:
+        commits = row["commits"] or (linked.get(rid, []) if row["status"] == "open" else [])
         rows.append(
             {
                 "request": rid,
