@@ -119,8 +119,11 @@ def request_list(
     from archivectl.ops import requests
     from archivectl.render import render_rows
 
+    chosen = fmt_of(ctx, fmt)
     rows = requests.listing(open_archive(ctx), status)
-    out(render_rows(rows, fmt_of(ctx, fmt)) if rows else _("no requests"))
+    if chosen not in ("json", "yaml"):  # one cell per value where a list cannot be shown as one
+        rows = [{**r, "commits": ", ".join(r["commits"])} for r in rows]
+    out(render_rows(rows, chosen) if rows else _("no requests"))
 
 
 @request_app.command("show")
