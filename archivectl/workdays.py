@@ -12,6 +12,7 @@ counted Monday to Friday and the answer says it is provisional.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -44,15 +45,25 @@ class Calendar:
 
     def working_days_between(self, start: dt.date, end: dt.date) -> int:
         """Working days after start up to and including end (0 when end is not after start)."""
-        count, day = 0, start
-        while day < end:
-            day += dt.timedelta(days=1)
-            count += self.is_working_day(day)
-        return count
+        return _between(self, start, end)
 
 
+@functools.lru_cache(maxsize=4096)
+def _between(calendar: Calendar, start: dt.date, end: dt.date) -> int:
+    """Calendar.working_days_between, once per (due date, today): a report asks it for every open request."""
+    count, day = 0, start
+    while day < end:
+        day += dt.timedelta(days=1)
+        count += calendar.is_working_day(day)
+    return count
+
+
+@functools.lru_cache(maxsize=8192)
 def official_working_day(day: dt.date) -> tuple[bool, bool]:
-    """(is it an official working day, is that from the official calendar rather than Monday-to-Friday)."""
+    """(is it an official working day, is that from the official calendar rather than Monday-to-Friday).
+
+    Kept per day for the process: a report counts the same days for every open request.
+    """
     import chinese_calendar
 
     try:
