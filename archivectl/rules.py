@@ -50,7 +50,7 @@ _PATHS: list[tuple[str, re.Pattern[str]]] = [
     ),
     ("meta", re.compile(r"\.gitattributes|\.gitignore|CODEOWNERS|\.pre-commit-config\.yaml")),
 ]
-REGISTERS = ("access", "lending", "transfer", "destruction", "grants", "keys")
+REGISTERS = ("access", "lending", "transfer", "destruction", "grants", "keys", "requests", "holds")
 GOVERNANCE_KINDS = ("settings", "staff", "schema")
 
 
@@ -148,6 +148,16 @@ TABLE: dict[str, ActionRule] = {
         ActionRule("configure", "governance", {"settings": "M", "schema": "AM", "meta": "AMD"}),
         # A signed approval of named commits: changes nothing, so it binds to their exact content.
         ActionRule("approve", None, {}),
+        # Customers' requests (P17): opening one and registering its answer need nobody's approval (the
+        # clock must start at once; the export/edit/tombstone that answers is approved itself); refusing
+        # one or closing it unanswered stops the clock against the customer: a manager signs that.
+        ActionRule("request-open", None, {"register:requests": _REGISTER_WRITE}, registers=("requests",)),
+        ActionRule("request-answer", None, {"register:requests": _REGISTER_WRITE}, registers=("requests",)),
+        ActionRule("request-refuse", "change", {"register:requests": _REGISTER_WRITE}, registers=("requests",)),
+        ActionRule("request-close", "change", {"register:requests": _REGISTER_WRITE}, registers=("requests",)),
+        # A legal hold stops tombstone, purge and shred (holds.hold_problem); placing and lifting it are approved.
+        ActionRule("hold", "change", {"register:holds": _REGISTER_WRITE}, registers=("holds",)),
+        ActionRule("release", "change", {"register:holds": _REGISTER_WRITE}, registers=("holds",)),
     )
 }
 LOOKUPS = tuple(

@@ -12,6 +12,7 @@ from archivectl.cli.app import (
     ApproverOpt,
     FormatOpt,
     ReasonOpt,
+    RequestOpt,
     app,
     fmt_of,
     globals_of,
@@ -76,11 +77,13 @@ def export(
     output: Annotated[Path, typer.Option("--output", "-o", help=_("The zip to write (outside the archive)."))],
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
+    request: RequestOpt = None,
 ) -> None:
     from archivectl.ops import access
     from archivectl.ops.common import Approval
 
-    path = access.export(open_archive(ctx), archive_no, output, Approval(reason, approver), globals_of(ctx).identity)
+    approval = Approval(reason, approver, request)
+    path = access.export(open_archive(ctx), archive_no, output, approval, globals_of(ctx).identity)
     out(_("exported {archive_no} to {path}").format(archive_no=archive_no, path=path))
 
 

@@ -249,6 +249,10 @@ ReasonOpt = Annotated[str | None, typer.Option("--reason", "-r", help=_("Why (ke
 ApproverOpt = Annotated[
     str | None, typer.Option("--approver", "-a", metavar="STAFF_ID", help=_("The manager or gm who approved it."))
 ]
+RequestOpt = Annotated[
+    str | None,
+    typer.Option("--request", metavar="REQUEST_ID", help="The customer's request this answers (P17; `request list`)."),
+]
 
 
 @app.callback()
@@ -320,5 +324,5 @@ def out(text: str, err: bool = False) -> None:
 
 
 # Register the command modules; they add themselves to app, in this --help order.
-for _module in ("setup", "staff", "households", "access", "lifecycle", "approvals", "keys", "reports"):
+for _module in ("setup", "staff", "households", "access", "lifecycle", "approvals", "keys", "reports", "requests"):
     importlib.import_module(f"archivectl.cli.{_module}")

@@ -12,6 +12,7 @@ from archivectl.cli.app import (
     ApproverOpt,
     FormatOpt,
     ReasonOpt,
+    RequestOpt,
     app,
     fmt_of,
     globals_of,
@@ -89,6 +90,7 @@ def edit(
     file: Annotated[Path | None, typer.Option("--file", metavar="YAML", help=_("Fields to change (merged)."))] = None,
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
+    request: RequestOpt = None,
 ) -> None:
     from archivectl.ops import households
     from archivectl.ops.common import Approval
@@ -98,7 +100,8 @@ def edit(
     )
     archive = open_archive(ctx)
     warn_personal_on_command_line(archive, given.sets)
-    commit = households.edit(archive, archive_no, given, Approval(reason, approver), globals_of(ctx).identity)
+    approval = Approval(reason, approver, request)
+    commit = households.edit(archive, archive_no, given, approval, globals_of(ctx).identity)
     out(_("edited {archive_no} in commit {commit}").format(archive_no=archive_no, commit=commit[:12]))
 
 

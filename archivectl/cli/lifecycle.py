@@ -11,6 +11,7 @@ from archivectl.cli.app import (
     ApproverOpt,
     FormatOpt,
     ReasonOpt,
+    RequestOpt,
     app,
     fmt_of,
     globals_of,
@@ -32,6 +33,7 @@ def tombstone(
     ] = False,
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
+    request: RequestOpt = None,
 ) -> None:
     from archivectl.errors import UsageError
     from archivectl.ops import lifecycle
@@ -48,7 +50,7 @@ def tombstone(
         )
         return
     assert archive_no is not None
-    commit = lifecycle.tombstone(open_archive(ctx), archive_no, Approval(reason, approver))
+    commit = lifecycle.tombstone(open_archive(ctx), archive_no, Approval(reason, approver, request))
     out(_("tombstoned {archive_no} in commit {commit}").format(archive_no=archive_no, commit=commit[:12]))
 
 

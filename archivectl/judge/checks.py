@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 
-from archivectl import gitio, pii, policy, rules, yamlio
+from archivectl import gitio, holds, pii, policy, registers, rules, yamlio
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.judge.approvals import Approval, Request, Run, bare_info, without_changes
 from archivectl.judge.findings import Finding
@@ -236,6 +236,8 @@ def _check_changes(
         _check_destruction(households, entries.get("destruction", []), flag)
     if rule.name == "shred":
         _check_shred(ctx, info, entries.get("destruction", []), flag)
+    if rule.name in holds.STOPS and info.parents:
+        _check_holds(ctx, info, rule, named, entries.get("destruction", []), flag)
     if rule.record:
         for number, changed in sorted(households.items()):
             _check_household(ctx, info, rule, number, changed, flag)
@@ -354,6 +356,36 @@ _SHRED_LINE = re.compile(
     rf"(?P<no>{ARCHIVE_NO_PATTERN}) (?P<key>age1[0-9a-z]+|\(unaddressed\))"
     r"(?: \((?P<kind>purge|rotation) (?P<change>[0-9a-f]{7,64})\))?"  # earlier versions named no change
 )
+
+
+def _check_holds(
+    ctx: History,
+    info: gitio.CommitInfo,
+    rule: rules.ActionRule,
+    named: set[str],
+    destruction: list[dict],
+    flag: Callable[[str, str], None],
+) -> None:
+    """A legal hold stops tombstone, purge and shred of a household (holds.py): held in its first parent, or
+    in the main it goes into (a branch made before the hold does not escape it)."""
+    numbers = set(named)
+    if rule.name == "shred":  # the households whose keys it says it destroyed
+        numbers |= {str(line).split()[0] for e in destruction for line in e.get("keys") or [] if str(line).split()}
+    if not numbers:
+        return
+    try:
+        held = holds.held_union(
+            *(
+                holds.held(registers.entries_at(ctx.archive.root, rev, "holds"))
+                for rev in {info.parents[0], ctx.judged_by(info)}
+            )
+        )
+    except UsageError:
+        flag("register", "registers/holds: not a readable register, so no hold can be told apart")
+        return
+    problem = holds.hold_problem(rule.name, numbers, held)
+    if problem:
+        flag("hold", problem)
 
 
 def _check_shred(ctx: History, info: gitio.CommitInfo, added: list[dict], flag: Callable[[str, str], None]) -> None:

@@ -12,6 +12,7 @@ from archivectl.errors import ArchiveError, UsageError
 from archivectl.identity import Actor, actor_of, decrypting_identity
 from archivectl.judge.state import approved_commit
 from archivectl.layout import STAFF_FILE, HouseholdPath
+from archivectl.requestlog import require_open
 from archivectl.staff import Staff, StaffMember
 
 
@@ -21,6 +22,7 @@ class Approval:
 
     reason: str | None
     approver: str | None = None
+    request: str | None = None  # the customer's request (P17) this write answers: its Request: trailer
 
 
 def check_reason(reason: str | None) -> str:
@@ -42,6 +44,8 @@ def approved_writer(archive: Archive, approval: Approval, roles: tuple[str, ...]
     ):
         if problem:
             raise ArchiveError(problem)
+    if approval.request is not None:
+        require_open(archive, approval.request)
     return actor
 
 
@@ -52,6 +56,7 @@ def trailers(action: str, approval: Approval, actor: Actor, archive_no: str | No
         "Reason": approval.reason.strip() if approval.reason else None,
         "Approved-by": approval.approver,
         "Archive-No": archive_no,
+        "Request": approval.request,
         "Acted-by": actor.member.id,
     }
 

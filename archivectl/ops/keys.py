@@ -28,6 +28,7 @@ from archivectl.keystore import KeyAddress
 from archivectl.layout import HOUSEHOLDS, HouseholdPath
 from archivectl.ops.common import Approval, approved_writer, main_staff, readers, trailers, wrap_targets
 from archivectl.ops.configure import configure
+from archivectl.ops.holds import on_main
 
 Progress = Callable[[int, int, str], None] | None  # (done, total, stage), e.g. cli.app.progress_bar
 ORPHAN_GRACE_DAYS = 7  # a key nobody's branch names is removed only once this old (a clerk may not have pushed yet)
@@ -361,6 +362,9 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
     judged: dict[str, str | None] = {}
     rows: list[dict[str, Any]] = []
     doomed: list[tuple[KeyAddress, str, str]] = []
+    from archivectl.holds import hold_problem
+
+    held = on_main(archive, tip)  # a legal hold stops shredding every key of its household
     for address in archive.keystore.addresses():
         number = address.archive_no
         if number in current:
@@ -380,6 +384,7 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
                 )
                 continue
             problem = _judge(archive, tip, change, judged) or _retention_problem(archive, tip, number, change)
+        problem = problem or hold_problem("shred", [number], held)
         if problem:
             rows.append({"archive_no": number, "shredded": False, "why": problem})
             continue

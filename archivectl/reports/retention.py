@@ -61,6 +61,9 @@ def retention(archive: Archive, progress: Callable[[int, int], None] | None = No
     from archivectl.ops.keeping import past_keeping
 
     kept_too_long = past_keeping(archive, facts)
+    from archivectl.ops.holds import rows as hold_rows
+
+    held = hold_rows(archive)  # tombstone, purge and shred wait for their release
     eligible = [t for t in tombstones if t["eligible"]]
     document = {
         **document_head("retention", archive.settings.name),
@@ -71,6 +74,7 @@ def retention(archive: Archive, progress: Callable[[int, int], None] | None = No
         "review_due": due,
         "lent": lent,
         "past_keeping": kept_too_long,  # 保管期限: `archivectl tombstone --due` proposes their deletion
+        "holds": held,
     }
     return Report(
         name="retention",
@@ -90,11 +94,13 @@ def retention(archive: Archive, progress: Callable[[int, int], None] | None = No
                 kept_too_long,
                 ["archive_no", "building", "class", "since", "days_kept", "period_days"],
             ),
+            Section("Under legal hold (no tombstone, purge or shred)", held),
         ],
         summary=(
             _(
                 "{n_tombstones} tombstoned ({n_eligible} eligible for purge), {n_moved_out} moved out, {n_due} "
-                "due for review, {overdue} lent and overdue, {n_kept_too_long} past their keeping period."
+                "due for review, {overdue} lent and overdue, {n_kept_too_long} past their keeping period, "
+                "{n_held} under legal hold."
             ).format(
                 n_tombstones=len(tombstones),
                 n_eligible=len(eligible),
@@ -102,6 +108,7 @@ def retention(archive: Archive, progress: Callable[[int, int], None] | None = No
                 n_due=len(due),
                 overdue=sum(1 for x in lent if x["overdue"]),
                 n_kept_too_long=len(kept_too_long),
+                n_held=len(held),
             )
         ),
         act_on=bool(eligible or kept_too_long),
