@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from archivectl.cli.app import app, out
+from archivectl.i18n import _
 
 
 @app.command()
@@ -62,11 +63,19 @@ def configure(
     approver: Annotated[
         str | None, typer.Option("--approver", "-a", metavar="STAFF_ID", help="The gm who approves it.")
     ] = None,
+    add_building: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--add-building",
+            metavar="BUILDING",
+            help=_("Declare a building of the estate in archive.yaml (repeatable)."),
+        ),
+    ] = None,
 ) -> None:
     """Commit your edits of archive.yaml, schemas/ or CODEOWNERS as a proposal for the gm's signed approval."""
     from archivectl.cli.app import open_archive
     from archivectl.ops.common import Approval
     from archivectl.ops.configure import configure as run_configure
 
-    commit = run_configure(open_archive(ctx), list(paths or []), Approval(reason, approver))
+    commit = run_configure(open_archive(ctx), list(paths or []), Approval(reason, approver), add_building)
     out(f"committed the settings change in {commit[:12]}; it awaits approval by {approver}")
