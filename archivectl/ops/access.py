@@ -32,6 +32,7 @@ from archivectl.ops.common import (
     trailers,
     wrap_targets,
 )
+from archivectl.ops.households import refuse_tombstoned
 from archivectl.ops.reading import register_access
 
 MAX_ATTACHMENT_BYTES = int(os.environ.get("ARCHIVECTL_MAX_ATTACHMENT_MB", "2048")) * 1024 * 1024
@@ -82,6 +83,7 @@ def _attach(
     actor = approved_writer(archive, approval)
     relpath = archive.locate(archive_no)
     stored = load_stored(archive, relpath)
+    refuse_tombstoned(archive_no, stored)
     if not stored.get("recipient"):
         raise ArchiveError(f"{archive_no}: record has no recipient; run `archivectl recipients sync --rotate`")
     recipient = crypto.record_recipient(stored["recipient"])

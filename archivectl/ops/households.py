@@ -12,6 +12,7 @@ from archivectl import clock, crypto, records, yamlio
 from archivectl.archive import Archive, Transaction
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.estate import place_problems
+from archivectl.i18n import _
 from archivectl.layout import CATEGORY_CODES, NUMBERS_FILE, HouseholdPath, archive_no_of, check_archive_no
 from archivectl.ops.common import (
     Approval,
@@ -420,6 +421,7 @@ def _edit(
     actor = approved_writer(archive, approval)
     relpath = archive.locate(archive_no)
     stored = load_stored(archive, relpath)
+    refuse_tombstoned(archive_no, stored)
     schema = archive.household_schema
     touched = _touched_fields(given)
     for name in touched:
@@ -459,6 +461,12 @@ def _edit(
     return tx.commit(
         f"edit {archive_no}: {', '.join(sorted(touched))}", trailers("edit", approval, actor, archive_no), actor
     )
+
+
+def refuse_tombstoned(archive_no: str, stored: dict) -> None:
+    """ArchiveError for a tombstoned household: it awaits its purge and changes no more until restored (P13)."""
+    if stored.get("status") == "tombstoned":
+        raise ArchiveError(_("{no} is tombstoned; restore it first").format(no=archive_no))
 
 
 def _touched_fields(given: RecordInput) -> set[str]:
