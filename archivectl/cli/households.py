@@ -218,6 +218,7 @@ def import_(
 
     progress = progress_bar("importing")
     numbers = import_households(open_archive(ctx), file, Approval(reason, approver), progress)
+    out(f"{file.name}: {numbers.read_as()}")
     out(
         f"imported {len(numbers)} households: {numbers[0]} … {numbers[-1]}"
         if len(numbers) > 1
