@@ -56,9 +56,19 @@ def stats(archive: Archive, progress: Callable[[int, int], None] | None = None) 
         title=f"Statistics (P15) — {archive.settings.name}",
         document=document,
         sections=[
-            Section("Households", counts),
-            Section("Completeness by building", complete.document["buildings"]),
-            Section("Activity per month", activity),
+            Section("Households", counts, ["dimension", "value", "households"], key="counts"),
+            Section(
+                "Completeness by building",
+                complete.document["buildings"],
+                ["building", "households", "complete", "incomplete", "rate"],
+                key="completeness_by_building",
+            ),
+            Section(
+                "Activity per month",
+                activity,
+                ["month", "changes", "reveals", "opens", "exports", "approvals"],
+                key="activity",
+            ),
         ],
         chart=complete.chart,
         chart_title=complete.chart_title,
