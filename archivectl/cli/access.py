@@ -33,7 +33,7 @@ def attach(
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
 ) -> None:
-    """Encrypt a document to the household's record key and list it (a new version never overwrites, P6)."""
+    """Encrypt a document to the household's record key and list it (a new version never overwrites)."""
     from archivectl.ops import access
     from archivectl.ops.common import Approval
 
@@ -47,7 +47,7 @@ def open_(
     archive_no: ArchiveNo,
     doc: Annotated[str, typer.Argument(metavar="DOC", help="File name from `show`, or a type for its latest.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (default: stdout).")] = None,
-    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why you open it (registered, P8).")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why you open it (registered).")] = None,
 ) -> None:
     """Decrypt one attachment for a reader; the opening is registered like a reveal."""
     from archivectl.errors import UsageError
@@ -76,7 +76,7 @@ def export(
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
 ) -> None:
-    """A customer's own data, record and scans, in one zip (P17); registered as a transfer (P9)."""
+    """A customer's own data, record and scans, in one zip; registered as a transfer."""
     from archivectl.ops import access
     from archivectl.ops.common import Approval
 
@@ -144,7 +144,7 @@ def grant(
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
 ) -> None:
-    """Give someone outside a building a time-limited read (approver: the general manager, P7)."""
+    """Give someone outside a building a time-limited read (approver: the general manager)."""
     from archivectl.ops import access
     from archivectl.ops.common import Approval
 
@@ -166,7 +166,7 @@ def lend(
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
 ) -> None:
-    """Register lending the paper dossier bag (P8)."""
+    """Register lending the paper dossier bag."""
     from archivectl.ops import access
     from archivectl.ops.common import Approval
 
@@ -180,7 +180,7 @@ def return_(
     archive_no: ArchiveNo,
     reason: Annotated[str, typer.Option("--reason", "-r", help="Note on the return.")] = "returned",
 ) -> None:
-    """Register the paper dossier bag's return (P8)."""
+    """Register the paper dossier bag's return."""
     from archivectl.ops import access
 
     commit = access.return_dossier(open_archive(ctx), archive_no, reason)

@@ -124,7 +124,7 @@ IdentityOpt = Annotated[
         help="SSH private key to decrypt with (default: ARCHIVECTL_IDENTITY, else your signing key).",
     ),
 ]
-ReasonOpt = Annotated[str | None, typer.Option("--reason", "-r", help="Why (kept in the commit, P12).")]
+ReasonOpt = Annotated[str | None, typer.Option("--reason", "-r", help="Why (kept in the commit).")]
 ApproverOpt = Annotated[
     str | None, typer.Option("--approver", "-a", metavar="STAFF_ID", help="The manager or gm who approved it.")
 ]

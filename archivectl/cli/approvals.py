@@ -92,11 +92,11 @@ def approve(
     reason: ReasonOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Sign without asking (scripts).")] = False,
     reveal: Annotated[
-        bool, typer.Option("--reveal", help="Show personal fields in clear, not masked (registered, P8).")
+        bool, typer.Option("--reveal", help="Show personal fields in clear, not masked (registered).")
     ] = False,
     identity: IdentityOpt = None,
 ) -> None:
-    """Sign an approval of the changes that name you as approver, after showing what they change (P12)."""
+    """Sign an approval of the changes that name you as approver, after showing what they change."""
     import sys
 
     from archivectl.errors import UsageError
@@ -123,7 +123,7 @@ def review_start(
     range_spec: Annotated[str, typer.Argument(metavar="RANGE", help="The commits to review, e.g. origin/main..HEAD.")],
     reason: ReasonOpt = None,
 ) -> None:
-    """Register a review (P8): git diff and git log -p then show you the range's sealed fields in clear."""
+    """Register a review: git diff and git log -p then show you the range's sealed fields in clear."""
     from archivectl.ops.reading import review_start as run
 
     result = run(open_archive(ctx), range_spec, reason)
@@ -135,7 +135,7 @@ def review_start(
 
 @app.command("sync")
 def sync_lookups(ctx: typer.Context) -> None:
-    """Bring your look-ups registered on branches (reveals, opens, reviews) to main and push them (P8)."""
+    """Bring your look-ups registered on branches (reveals, opens, reviews) to main and push them."""
     from archivectl.ops.lookups import sync
 
     result = sync(open_archive(ctx))

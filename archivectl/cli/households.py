@@ -56,12 +56,12 @@ def add(
     set_from: SetFromOpt = None,
     file: FileOpt = None,
     also_active: Annotated[
-        bool, typer.Option("--also-active", help="The unit already has an active household, deliberately (P1).")
+        bool, typer.Option("--also-active", help="The unit already has an active household, deliberately.")
     ] = False,
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
 ) -> None:
-    """Add a household (one dossier, P1) and print its new archive number."""
+    """Add a household (one dossier) and print its new archive number."""
     from archivectl.ops import households
     from archivectl.ops.common import Approval
 
@@ -88,7 +88,7 @@ def edit(
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
 ) -> None:
-    """Change a household's fields with a manager's approval (P12)."""
+    """Change a household's fields with a manager's approval."""
     from archivectl.ops import households
     from archivectl.ops.common import Approval
 
@@ -135,7 +135,7 @@ def warn_personal_on_command_line(archive: Any, sets: list[str]) -> None:
 def show(
     ctx: typer.Context,
     archive_no: Annotated[str, typer.Argument(metavar="ARCHIVE_NO")],
-    reveal: Annotated[bool, typer.Option("--reveal", help="Decrypt in clear; the look-up is registered (P8).")] = False,
+    reveal: Annotated[bool, typer.Option("--reveal", help="Decrypt in clear; the look-up is registered.")] = False,
     reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why you look (needed with --reveal).")] = None,
     fmt: FormatOpt = None,
 ) -> None:

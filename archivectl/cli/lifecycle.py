@@ -18,6 +18,7 @@ from archivectl.cli.app import (
     out,
     progress_bar,
 )
+from archivectl.i18n import _
 
 ArchiveNo = Annotated[str, typer.Argument(metavar="ARCHIVE_NO")]
 
@@ -32,7 +33,7 @@ def tombstone(
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
 ) -> None:
-    """Mark a household deleted-pending (P13), or with --due all past their keeping period (保管期限)."""
+    """Mark a household deleted-pending, or with --due all past their keeping period (保管期限)."""
     from archivectl.errors import UsageError
     from archivectl.ops import lifecycle
     from archivectl.ops.common import Approval
@@ -64,7 +65,7 @@ def restore(
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
 ) -> None:
-    """`restore ARCHIVE_NO` undoes a tombstone; `restore FILE DIR` rebuilds an archive from a backup (P16)."""
+    """`restore ARCHIVE_NO` undoes a tombstone; `restore FILE DIR` rebuilds an archive from a backup."""
     from archivectl.ops import lifecycle
     from archivectl.ops.common import Approval
 
@@ -96,19 +97,28 @@ def purge(
     ctx: typer.Context,
     archive_nos: Annotated[list[str] | None, typer.Argument(metavar="[ARCHIVE_NO]...")] = None,
     eligible: Annotated[bool, typer.Option("--eligible", help="Every household past its retention period.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be purged; change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help=_("Show what would be proposed for purge; change nothing."))
+    ] = False,
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
     fmt: FormatOpt = None,
 ) -> None:
-    """Destroy households tombstoned more than the retention period ago (P13, P14): crypto-shredding."""
+    """Propose destroying households tombstoned more than the retention period ago.
+
+    The proposal awaits the approver's signed approval; once it is on main,
+    `keys shred` destroys their record keys.
+    """
     from archivectl.ops import lifecycle
     from archivectl.ops.common import Approval
     from archivectl.render import render_rows
 
     rows = lifecycle.purge(open_archive(ctx), archive_nos or [], eligible, dry_run, Approval(reason, approver))
     if rows:
-        out(render_rows(rows, fmt_of(ctx, fmt), title="would purge" if dry_run else "purged"))
+        chosen = fmt_of(ctx, fmt)
+        out(render_rows(rows, chosen, title=_("would be proposed for purge") if dry_run else _("proposed for purge")))
+        if not dry_run and chosen == "table":
+            out(_("a proposal: nothing is destroyed until it is approved on main and `archivectl keys shred` runs"))
     elif dry_run:
         out("no tombstoned households")
 
@@ -121,7 +131,7 @@ def move_out(
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
 ) -> None:
-    """The household has moved out (P1, P18): kept apart, not thrown away."""
+    """The household has moved out: kept apart, not thrown away."""
     from archivectl.ops import lifecycle
     from archivectl.ops.common import Approval
 
@@ -131,7 +141,7 @@ def move_out(
 
 @app.command()
 def review(ctx: typer.Context, archive_no: ArchiveNo, reason: ReasonOpt = None, approver: ApproverOpt = None) -> None:
-    """Record a periodic review of the dossier (P11)."""
+    """Record a periodic review of the dossier."""
     from archivectl.ops import lifecycle
     from archivectl.ops.common import Approval
 
@@ -152,7 +162,7 @@ def backup(
         ),
     ] = None,
 ) -> None:
-    """Git bundle of the archive plus the record keys it still needs, in one file that expires (P14, P16)."""
+    """Git bundle of the archive plus the record keys it still needs, in one file that expires."""
     from archivectl.errors import ArchiveError, UsageError
     from archivectl.ops import lifecycle
 

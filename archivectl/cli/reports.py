@@ -51,7 +51,7 @@ def report_completeness(
         bool, typer.Option("--fail-on-incomplete", help="Exit 1 if any active household is incomplete.")
     ] = False,
 ) -> None:
-    """Which required documents and fields each household lacks (P5), per building and overall."""
+    """Which required documents and fields each household lacks, per building and overall."""
     from archivectl.reports.completeness import completeness
 
     _emit(ctx, completeness(open_archive(ctx), _progress()), fmt, output, fail_on_incomplete)
@@ -74,7 +74,7 @@ def report_retention(
 
 @report_app.command("stats")
 def report_stats(ctx: typer.Context, fmt: ReportFormat = None, output: OutputOpt = None) -> None:
-    """Counts, completeness rate, and changes, reveals and exports per month (P15)."""
+    """Counts, completeness rate, and changes, reveals and exports per month."""
     from archivectl.reports.stats import stats
 
     _emit(ctx, stats(open_archive(ctx), _progress()), fmt, output, False)
@@ -90,7 +90,7 @@ def report_catalog(
     fmt: ReportFormat = None,
     output: OutputOpt = None,
 ) -> None:
-    """The catalogue by building and floor (P18: the yearly list of moved-out households)."""
+    """The catalogue by building and floor (the yearly list of moved-out households)."""
     from archivectl.reports.catalog import catalog
 
     _emit(ctx, catalog(open_archive(ctx), year, status, _progress()), fmt, output, False)
@@ -111,7 +111,7 @@ def report_access(
         bool, typer.Option("--fail-on-missing", help="Exit 1 if a look-up is in one log and not the other.")
     ] = False,
 ) -> None:
-    """Every record key opened on the key server against the access register: what is missing from either (P8)."""
+    """Every record key opened on the key server against the access register: what is missing from either."""
     import datetime as dt
 
     from archivectl.reports.access import access

@@ -59,7 +59,7 @@ def configure(
     paths: Annotated[
         list[str] | None, typer.Argument(metavar="[PATH]...", help="Files to commit (default: every one changed).")
     ] = None,
-    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why (kept in the commit, P12).")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why (kept in the commit).")] = None,
     approver: Annotated[
         str | None, typer.Option("--approver", "-a", metavar="STAFF_ID", help="The gm who approves it.")
     ] = None,

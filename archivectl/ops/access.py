@@ -130,7 +130,7 @@ def open_document(
     from archivectl.identity import actor_of
 
     check_archive_no(archive_no)
-    reason = check_reason(reason)
+    reason = check_reason(reason, look_up=True)
     # Under the lock from reading the record to the last byte out: no rotation re-encrypts the scan meanwhile.
     with archive.writing() as tx:
         household = for_reader(archive, actor_of(archive), archive_no, identity)
