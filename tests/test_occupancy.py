@@ -58,7 +58,7 @@ def test_import_refuses_a_unit_whose_active_household_is_in_the_archive(world: W
 def test_a_row_saying_also_active_is_imported_and_the_flag_is_not_stored(world: World, household: str):  # P1
     path = world.tmp / "shared.csv"
     path.write_text(
-        "building,floor,unit,category,occupancy,also_active\n"
+        "building,floor,unit,category,occupancy, also_active\n"
         "B03,12,1203,handed-over,rented,yes\nB03,12,1204,handed-over,vacant,\nB03,12,1204,special,rented,true\n"
     )
     out = world.ok("clk01", "import", str(path), "--reason", "batch", "--approver", "mgr01")

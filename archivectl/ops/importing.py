@@ -120,7 +120,8 @@ class CsvColumns:
 
     def __init__(self, header: list[str], schema: Any, where: str = "header"):
         self.header = header
-        self.also = header.index(ALSO_ACTIVE) if ALSO_ACTIVE in (h.strip() for h in header) else None
+        names = [h.strip() for h in header]
+        self.also = names.index(ALSO_ACTIVE) if ALSO_ACTIVE in names else None
         self.paths: list[list[Any]] = []
         for i, name in enumerate(header):
             if i == self.also:
