@@ -70,6 +70,7 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
     """Build the demo archive and walk add, approve, edit, show, reveal, history, validate, verify."""
     from archivectl.ops import access, approvals, households, lifecycle, reading
     from archivectl.ops.common import Approval
+    from archivectl.ops.configure import configure
     from archivectl.ops.init import init
     from archivectl.ops.validate import validate
     from archivectl.ops.verify import verify
@@ -90,6 +91,19 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
     with acting_as(people["gm01"]):
         archive, _commit = init(path, "Demo Estate", source / "staff.yaml")
     archive = Archive(archive.root)
+
+    estate = source / "archive.yaml"
+    if estate.is_file():  # the estate's buildings and unit numbering, declared once with the gm's approval
+        step("archivectl configure --reason 'declare the estate' --approver gm01    # as mgr01, archive.yaml edited")
+        settings = archive.root / "archive.yaml"
+        settings.write_text(settings.read_text(encoding="utf-8") + estate.read_text(encoding="utf-8"), "utf-8")
+        with acting_as(people["mgr01"]):
+            say(f"committed in {configure(archive, [], Approval('declare the estate', 'gm01'))[:12]}")
+        step("archivectl approve --yes --reason 'the estate as built'    # as gm01")
+        with acting_as(people["gm01"]):
+            _plan, commit = approvals.approve(archive, None, "the estate as built", lambda plan: True)
+            say(f"approved in commit {commit[:12]}")
+        archive = Archive(archive.root)
 
     numbers = []
     with acting_as(people["clk01"]):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from archivectl.errors import UsageError
+from archivectl.i18n import _
 from archivectl.layout import ARCHIVE_FILE
 from archivectl.policy import ApprovalRules
 
@@ -39,6 +40,9 @@ class Settings:
     recovery: str | None = None
     # the company's own closures (days off beyond the official calendar), ISO dates: P17's working days
     closures: tuple[str, ...] = ()
+    # the estate's buildings (None: not declared, any building accepted) and whether units number by floor
+    buildings: tuple[str, ...] | None = None
+    unit_floor: bool = False
 
     @classmethod
     def from_yaml(cls, data: Any) -> Settings:
@@ -56,6 +60,8 @@ class Settings:
             "keeping",
             "recovery",
             "closures",
+            "buildings",
+            "unit_floor",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -86,6 +92,8 @@ class Settings:
                 keeping=_keeping(data.get("keeping") or {}),
                 recovery=check_recovery(data.get("recovery")),
                 closures=_closures(data.get("closures") or []),
+                buildings=_buildings(data.get("buildings")),
+                unit_floor=_unit_floor(data.get("unit_floor", False)),
             )
         except (TypeError, ValueError):
             raise UsageError(f"{ARCHIVE_FILE}: a setting has the wrong type") from None
@@ -114,6 +122,10 @@ class Settings:
             data["recovery"] = self.recovery
         if self.closures:
             data["closures"] = list(self.closures)
+        if self.buildings is not None:
+            data["buildings"] = list(self.buildings)
+        if self.unit_floor:
+            data["unit_floor"] = True
         return data
 
 
@@ -136,6 +148,38 @@ def _closures(data: Any) -> tuple[str, ...]:
         return tuple(sorted({dt.date.fromisoformat(str(d)).isoformat() for d in data}))
     except ValueError:
         raise UsageError(f"{ARCHIVE_FILE}: closures must be dates like 2026-12-24") from None
+
+
+BUILDING = re.compile(r"[A-Z0-9][A-Z0-9-]{0,15}")  # as the household schema's building pattern
+
+
+def _buildings(value: Any) -> tuple[str, ...] | None:
+    """archive.yaml buildings: a list of building names (B01, B02...), or None when not declared."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise UsageError(
+            _("{file}: buildings must be a list of building names, e.g. [B01, B02]").format(file=ARCHIVE_FILE)
+        )
+    names = []
+    for item in value:
+        name = str(item) if isinstance(item, (str, int)) and not isinstance(item, bool) else ""
+        if not BUILDING.fullmatch(name):
+            raise UsageError(
+                _("{file}: buildings: {name} is not a building name (capital letters, digits and '-')").format(
+                    file=ARCHIVE_FILE, name=name or type(item).__name__
+                )
+            )
+        if name in names:
+            raise UsageError(_("{file}: buildings: {name} is listed twice").format(file=ARCHIVE_FILE, name=name))
+        names.append(name)
+    return tuple(names)
+
+
+def _unit_floor(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise UsageError(_("{file}: unit_floor must be true or false").format(file=ARCHIVE_FILE))
+    return value
 
 
 KEEPING_CLASSES = ("moved-out", "active", "handed-over", "not-handed-over", "special")

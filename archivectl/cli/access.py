@@ -25,9 +25,7 @@ from archivectl.i18n import _
 ArchiveNo = Annotated[str, typer.Argument(metavar="ARCHIVE_NO")]
 
 
-@app.command(
-    help=_("Encrypt a document to the household's record key and list it (a new version never overwrites, P6).")
-)
+@app.command(help=_("Encrypt a document to the household's record key and list it (a new version never overwrites)."))
 def attach(
     ctx: typer.Context,
     archive_no: ArchiveNo,
@@ -50,7 +48,7 @@ def open_(
     archive_no: ArchiveNo,
     doc: Annotated[str, typer.Argument(metavar="DOC", help=_("File name from `show`, or a type for its latest."))],
     output: Annotated[Path | None, typer.Option("--output", "-o", help=_("Write here (default: stdout)."))] = None,
-    reason: Annotated[str | None, typer.Option("--reason", "-r", help=_("Why you open it (registered, P8)."))] = None,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help=_("Why you open it (registered)."))] = None,
 ) -> None:
     from archivectl.errors import UsageError
     from archivectl.files import private_output
@@ -70,7 +68,7 @@ def open_(
     out(_("opened {file} into {output}").format(file=entry["file"], output=output), err=True)
 
 
-@app.command(help=_("A customer's own data, record and scans, in one zip (P17); registered as a transfer (P9)."))
+@app.command(help=_("A customer's own data, record and scans, in one zip; registered as a transfer."))
 def export(
     ctx: typer.Context,
     archive_no: ArchiveNo,
@@ -145,7 +143,7 @@ def recipients_sync(
         raise ArchiveError(f"{first['archive_no']}: {first['problem']}{more}")
 
 
-@app.command(help=_("Give someone outside a building a time-limited read (approver: the general manager, P7)."))
+@app.command(help=_("Give someone outside a building a time-limited read (approver: the general manager)."))
 def grant(
     ctx: typer.Context,
     staff_id: Annotated[str, typer.Argument(metavar="STAFF")],
@@ -168,7 +166,7 @@ def grant(
     )
 
 
-@app.command(help=_("Register lending the paper dossier bag (P8)."))
+@app.command(help=_("Register lending the paper dossier bag."))
 def lend(
     ctx: typer.Context,
     archive_no: ArchiveNo,
@@ -188,7 +186,7 @@ def lend(
     )
 
 
-@app.command("return", help=_("Register the paper dossier bag's return (P8)."))
+@app.command("return", help=_("Register the paper dossier bag's return."))
 def return_(
     ctx: typer.Context,
     archive_no: ArchiveNo,

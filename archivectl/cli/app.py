@@ -245,13 +245,13 @@ IdentityOpt = Annotated[
         help=_("SSH private key to decrypt with (default: ARCHIVECTL_IDENTITY, else your signing key)."),
     ),
 ]
-ReasonOpt = Annotated[str | None, typer.Option("--reason", "-r", help=_("Why (kept in the commit, P12)."))]
+ReasonOpt = Annotated[str | None, typer.Option("--reason", "-r", help=_("Why (kept in the commit)."))]
 ApproverOpt = Annotated[
     str | None, typer.Option("--approver", "-a", metavar="STAFF_ID", help=_("The manager or gm who approved it."))
 ]
 RequestOpt = Annotated[
     str | None,
-    typer.Option("--request", metavar="REQUEST_ID", help="The customer's request this answers (P17; `request list`)."),
+    typer.Option("--request", metavar="REQUEST_ID", help=_("The customer's request this answers (`request list`).")),
 ]
 
 

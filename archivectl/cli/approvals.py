@@ -98,14 +98,14 @@ def pending(
         out(_("nothing awaits approval"))
 
 
-@app.command(help=_("Sign an approval of the changes that name you as approver, after showing what they change (P12)."))
+@app.command(help=_("Sign an approval of the changes that name you as approver, after showing what they change."))
 def approve(
     ctx: typer.Context,
     range_spec: RangeArg = None,
     reason: ReasonOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help=_("Sign without asking (scripts)."))] = False,
     reveal: Annotated[
-        bool, typer.Option("--reveal", help=_("Show personal fields in clear, not masked (registered, P8)."))
+        bool, typer.Option("--reveal", help=_("Show personal fields in clear, not masked (registered)."))
     ] = False,
     identity: IdentityOpt = None,
 ) -> None:
@@ -136,7 +136,7 @@ def approve(
 
 @app.command(
     "review-start",
-    help=_("Register a review (P8): git diff and git log -p then show you the range's sealed fields in clear."),
+    help=_("Register a review: git diff and git log -p then show you the range's sealed fields in clear."),
 )
 def review_start(
     ctx: typer.Context,
@@ -162,7 +162,7 @@ def review_start(
 
 
 @app.command(
-    "sync", help=_("Bring your look-ups registered on branches (reveals, opens, reviews) to main and push them (P8).")
+    "sync", help=_("Bring your look-ups registered on branches (reveals, opens, reviews) to main and push them.")
 )
 def sync_lookups(ctx: typer.Context) -> None:
     from archivectl.ops.lookups import sync

@@ -48,7 +48,7 @@ FileOpt = Annotated[
 ]
 
 
-@app.command(help=_("Add a household (one dossier, P1) and print its new archive number."))
+@app.command(help=_("Add a household (one dossier) and print its new archive number."))
 def add(
     ctx: typer.Context,
     building: Annotated[str | None, typer.Option(help=_("Building code, e.g. B03."))] = None,
@@ -60,7 +60,7 @@ def add(
     set_from: SetFromOpt = None,
     file: FileOpt = None,
     also_active: Annotated[
-        bool, typer.Option("--also-active", help=_("The unit already has an active household, deliberately (P1)."))
+        bool, typer.Option("--also-active", help=_("The unit already has an active household, deliberately."))
     ] = False,
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
@@ -80,7 +80,7 @@ def add(
     out(households.add(archive, given, Approval(reason, approver), also_active))
 
 
-@app.command(help=_("Change a household's fields with a manager's approval (P12)."))
+@app.command(help=_("Change a household's fields with a manager's approval."))
 def edit(
     ctx: typer.Context,
     archive_no: Annotated[str, typer.Argument(metavar="ARCHIVE_NO")],
@@ -144,9 +144,7 @@ def warn_personal_on_command_line(archive: Any, sets: list[str]) -> None:
 def show(
     ctx: typer.Context,
     archive_no: Annotated[str, typer.Argument(metavar="ARCHIVE_NO")],
-    reveal: Annotated[
-        bool, typer.Option("--reveal", help=_("Decrypt in clear; the look-up is registered (P8)."))
-    ] = False,
+    reveal: Annotated[bool, typer.Option("--reveal", help=_("Decrypt in clear; the look-up is registered."))] = False,
     reason: Annotated[
         str | None, typer.Option("--reason", "-r", help=_("Why you look (needed with --reveal)."))
     ] = None,
@@ -226,6 +224,7 @@ def import_(
 
     progress = progress_bar(_("importing"))
     numbers = import_households(open_archive(ctx), file, Approval(reason, approver), progress)
+    out(f"{file.name}: {numbers.read_as()}")
     out(
         _("imported {n_numbers} households: {first} … {last}").format(
             n_numbers=len(numbers), first=numbers[0], last=numbers[-1]

@@ -24,7 +24,7 @@ from archivectl.i18n import _
 ArchiveNo = Annotated[str, typer.Argument(metavar="ARCHIVE_NO")]
 
 
-@app.command(help=_("Mark a household deleted-pending (P13), or with --due all past their keeping period (保管期限)."))
+@app.command(help=_("Mark a household deleted-pending, or with --due all past their keeping period (保管期限)."))
 def tombstone(
     ctx: typer.Context,
     archive_no: Annotated[str | None, typer.Argument(metavar="[ARCHIVE_NO]")] = None,
@@ -54,9 +54,7 @@ def tombstone(
     out(_("tombstoned {archive_no} in commit {commit}").format(archive_no=archive_no, commit=commit[:12]))
 
 
-@app.command(
-    help=_("`restore ARCHIVE_NO` undoes a tombstone; `restore FILE DIR` rebuilds an archive from a backup (P16).")
-)
+@app.command(help=_("`restore ARCHIVE_NO` undoes a tombstone; `restore FILE DIR` rebuilds an archive from a backup."))
 def restore(
     ctx: typer.Context,
     what: Annotated[str, typer.Argument(metavar="ARCHIVE_NO | FILE", help=_("A tombstoned household, or a backup."))],
@@ -116,12 +114,20 @@ def restore(
         )
 
 
-@app.command(help=_("Destroy households tombstoned more than the retention period ago (P13, P14): crypto-shredding."))
+@app.command(
+    help=_(
+        "Propose destroying households tombstoned more than the retention period ago.\n\n"
+        "The proposal awaits the approver's signed approval; once it is on main, `keys shred` destroys their "
+        "record keys."
+    )
+)
 def purge(
     ctx: typer.Context,
     archive_nos: Annotated[list[str] | None, typer.Argument(metavar="[ARCHIVE_NO]...")] = None,
     eligible: Annotated[bool, typer.Option("--eligible", help=_("Every household past its retention period."))] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help=_("Show what would be purged; change nothing."))] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help=_("Show what would be proposed for purge; change nothing."))
+    ] = False,
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
     fmt: FormatOpt = None,
@@ -132,12 +138,15 @@ def purge(
 
     rows = lifecycle.purge(open_archive(ctx), archive_nos or [], eligible, dry_run, Approval(reason, approver))
     if rows:
-        out(render_rows(rows, fmt_of(ctx, fmt), title=_("would purge") if dry_run else _("purged")))
+        chosen = fmt_of(ctx, fmt)
+        out(render_rows(rows, chosen, title=_("would be proposed for purge") if dry_run else _("proposed for purge")))
+        if not dry_run and chosen == "table":
+            out(_("a proposal: nothing is destroyed until it is approved on main and `archivectl keys shred` runs"))
     elif dry_run:
         out(_("no tombstoned households"))
 
 
-@app.command("move-out", help=_("The household has moved out (P1, P18): kept apart, not thrown away."))
+@app.command("move-out", help=_("The household has moved out: kept apart, not thrown away."))
 def move_out(
     ctx: typer.Context,
     archive_no: ArchiveNo,
@@ -152,7 +161,7 @@ def move_out(
     out(_("moved out {archive_no} in commit {commit}").format(archive_no=archive_no, commit=commit[:12]))
 
 
-@app.command(help=_("Record a periodic review of the dossier (P11)."))
+@app.command(help=_("Record a periodic review of the dossier."))
 def review(ctx: typer.Context, archive_no: ArchiveNo, reason: ReasonOpt = None, approver: ApproverOpt = None) -> None:
     from archivectl.ops import lifecycle
     from archivectl.ops.common import Approval
@@ -161,9 +170,7 @@ def review(ctx: typer.Context, archive_no: ArchiveNo, reason: ReasonOpt = None, 
     out(_("reviewed {archive_no} in commit {commit}").format(archive_no=archive_no, commit=commit[:12]))
 
 
-@app.command(
-    help=_("Git bundle of the archive plus the record keys it still needs, in one file that expires (P14, P16).")
-)
+@app.command(help=_("Git bundle of the archive plus the record keys it still needs, in one file that expires."))
 def backup(
     ctx: typer.Context,
     output: Annotated[Path | None, typer.Option("--output", "-o", help=_("The backup file to write."))] = None,

@@ -44,7 +44,7 @@ def _progress():  # type: ignore[no-untyped-def]
 
 
 @report_app.command(
-    "completeness", help=_("Which required documents and fields each household lacks (P5), per building and overall.")
+    "completeness", help=_("Which required documents and fields each household lacks, per building and overall.")
 )
 def report_completeness(
     ctx: typer.Context,
@@ -76,16 +76,14 @@ def report_retention(
     _emit(ctx, retention(open_archive(ctx), _progress()), fmt, output, fail_on_eligible)
 
 
-@report_app.command("stats", help=_("Counts, completeness rate, and changes, reveals and exports per month (P15)."))
+@report_app.command("stats", help=_("Counts, completeness rate, and changes, reveals and exports per month."))
 def report_stats(ctx: typer.Context, fmt: ReportFormat = None, output: OutputOpt = None) -> None:
     from archivectl.reports.stats import stats
 
     _emit(ctx, stats(open_archive(ctx), _progress()), fmt, output, False)
 
 
-@report_app.command(
-    "catalog", help=_("The catalogue by building and floor (P18: the yearly list of moved-out households).")
-)
+@report_app.command("catalog", help=_("The catalogue by building and floor (the yearly list of moved-out households)."))
 def report_catalog(
     ctx: typer.Context,
     year: Annotated[
@@ -102,7 +100,7 @@ def report_catalog(
 
 @report_app.command(
     "access",
-    help=_("Every record key opened on the key server against the access register: what is missing from either (P8)."),
+    help=_("Every record key opened on the key server against the access register: what is missing from either."),
 )
 def report_access(
     ctx: typer.Context,

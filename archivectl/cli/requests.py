@@ -11,12 +11,12 @@ from archivectl.cli.reports import OutputOpt, ReportFormat, _emit, report_app
 from archivectl.i18n import _
 
 request_app = typer.Typer(
-    help="Customers' requests (access, correction, deletion, copy), due in five Chinese working days (P17).",
+    help=_("Customers' requests (access, correction, deletion, copy), due in five Chinese working days."),
     no_args_is_help=True,
 )
 app.add_typer(request_app, name="request")
 
-RequestId = Annotated[str, typer.Argument(metavar="REQUEST_ID", help="Like RQ-2026-00001.")]
+RequestId = Annotated[str, typer.Argument(metavar="REQUEST_ID", help=_("Like RQ-2026-00001."))]
 ArchiveNo = Annotated[str, typer.Argument(metavar="ARCHIVE_NO")]
 
 
@@ -29,32 +29,34 @@ def _value(given: str, what: str) -> str:
     return read_value(what)
 
 
-@request_app.command("open")
+@request_app.command(
+    "open",
+    help=_(
+        "Register a request; prints its id and due date (five working days after receipt, holidays "
+        "and 调休 counted).\n\nThe requester's name and contact are sealed to the managers, the gm "
+        "and the recovery key. No approval is needed: the clock starts at once."
+    ),
+)
 def request_open(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Option("--kind", help="access | correction | deletion | copy")],
+    kind: Annotated[str, typer.Option("--kind", help=_("access | correction | deletion | copy"))],
     households: Annotated[
-        list[str], typer.Option("--household", metavar="ARCHIVE_NO", help="A household concerned (repeat).")
+        list[str], typer.Option("--household", metavar="ARCHIVE_NO", help=_("A household concerned (repeat)."))
     ],
     checked_by: Annotated[
-        str, typer.Option("--checked-by", metavar="STAFF_ID", help="Who checked the requester's identity.")
+        str, typer.Option("--checked-by", metavar="STAFF_ID", help=_("Who checked the requester's identity."))
     ],
     requester: Annotated[
-        str, typer.Option("--requester", metavar="NAME", help="The requester's name, sealed ('-': ask for it).")
+        str, typer.Option("--requester", metavar="NAME", help=_("The requester's name, sealed ('-': ask for it)."))
     ],
     contact: Annotated[
-        str, typer.Option("--contact", metavar="TEXT", help="How to reach them, sealed ('-': ask for it).")
+        str, typer.Option("--contact", metavar="TEXT", help=_("How to reach them, sealed ('-': ask for it)."))
     ],
     received: Annotated[
-        str | None, typer.Option("--received", metavar="DATE", help="Day received, YYYY-MM-DD (default today).")
+        str | None, typer.Option("--received", metavar="DATE", help=_("Day received, YYYY-MM-DD (default today)."))
     ] = None,
     reason: ReasonOpt = None,
 ) -> None:
-    """Register a request; prints its id and due date (five working days after receipt, holidays and 调休 counted).
-
-    The requester's name and contact are sealed to the managers, the gm and the
-    recovery key. No approval is needed: the clock starts at once.
-    """
     from archivectl.ops import requests
 
     name = _value(requester, "requester")
@@ -68,13 +70,15 @@ def request_open(
     out(said)
 
 
-@request_app.command("answer")
+@request_app.command(
+    "answer",
+    help=_("Register the answer to an open request, with the commits made with --request REQUEST_ID (no approval)."),
+)
 def request_answer(
     ctx: typer.Context,
     request_id: RequestId,
-    reason: Annotated[str | None, typer.Option("--reason", "-r", help="How it was answered.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help=_("How it was answered."))] = None,
 ) -> None:
-    """Register the answer to an open request, with the commits made with --request REQUEST_ID (no approval)."""
     from archivectl.ops import requests
 
     row = requests.answer(open_archive(ctx), request_id, reason)
@@ -85,11 +89,10 @@ def request_answer(
     out(said.format(rid=request_id, answered=row["answered"], due=row["due"], commits=commits))
 
 
-@request_app.command("refuse")
+@request_app.command("refuse", help=_("Refuse an open request, saying why, with a manager's approval."))
 def request_refuse(
     ctx: typer.Context, request_id: RequestId, reason: ReasonOpt = None, approver: ApproverOpt = None
 ) -> None:
-    """Refuse an open request, saying why, with a manager's approval."""
     from archivectl.ops import requests
     from archivectl.ops.common import Approval
 
@@ -97,11 +100,12 @@ def request_refuse(
     out(_("{rid} refused").format(rid=request_id))
 
 
-@request_app.command("close")
+@request_app.command(
+    "close", help=_("Close a request (withdrawn, or done), with a manager's approval: it leaves the clock.")
+)
 def request_close(
     ctx: typer.Context, request_id: RequestId, reason: ReasonOpt = None, approver: ApproverOpt = None
 ) -> None:
-    """Close a request (withdrawn, or done), with a manager's approval: it leaves the clock."""
     from archivectl.ops import requests
     from archivectl.ops.common import Approval
 
@@ -109,13 +113,14 @@ def request_close(
     out(_("{rid} closed").format(rid=request_id))
 
 
-@request_app.command("list")
+@request_app.command(
+    "list", help=_("Every request with its due date, working days left, and the commits that answer it.")
+)
 def request_list(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option(help="open | answered | refused | closed")] = None,
+    status: Annotated[str | None, typer.Option(help=_("open | answered | refused | closed"))] = None,
     fmt: FormatOpt = None,
 ) -> None:
-    """Every request with its due date, working days left, and the commits that answer it."""
     from archivectl.ops import requests
     from archivectl.render import render_rows
 
@@ -126,17 +131,18 @@ def request_list(
     out(render_rows(rows, chosen) if rows else _("no requests"))
 
 
-@request_app.command("show")
+@request_app.command(
+    "show", help=_("One request; --reveal opens the requester's details for a manager or gm and registers the look-up.")
+)
 def request_show(
     ctx: typer.Context,
     request_id: RequestId,
     reveal: Annotated[
-        bool, typer.Option("--reveal", help="Open the requester's name and contact (registered).")
+        bool, typer.Option("--reveal", help=_("Open the requester's name and contact (registered)."))
     ] = False,
-    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why you open it (registered, P8).")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help=_("Why you open it (registered)."))] = None,
     fmt: FormatOpt = None,
 ) -> None:
-    """One request; --reveal opens the requester's details for a manager or gm and registers the look-up."""
     from archivectl.errors import ArchiveError
     from archivectl.ops import requests
     from archivectl.render import render_rows
@@ -155,9 +161,10 @@ def request_show(
     out(render_rows([row], fmt_of(ctx, fmt)))
 
 
-@app.command()
+@app.command(
+    help=_("Put a household under legal hold: no tombstone, purge or keys shred until it is released (approved).")
+)
 def hold(ctx: typer.Context, archive_no: ArchiveNo, reason: ReasonOpt = None, approver: ApproverOpt = None) -> None:
-    """Put a household under legal hold: no tombstone, purge or keys shred until it is released (approved)."""
     from archivectl.ops import holds
     from archivectl.ops.common import Approval
 
@@ -165,9 +172,8 @@ def hold(ctx: typer.Context, archive_no: ArchiveNo, reason: ReasonOpt = None, ap
     out(_("{no} is under legal hold (commit {commit})").format(no=archive_no, commit=commit[:12]))
 
 
-@app.command()
+@app.command(help=_("Lift a household's legal hold (approved)."))
 def release(ctx: typer.Context, archive_no: ArchiveNo, reason: ReasonOpt = None, approver: ApproverOpt = None) -> None:
-    """Lift a household's legal hold (approved)."""
     from archivectl.ops import holds
     from archivectl.ops.common import Approval
 
@@ -175,9 +181,11 @@ def release(ctx: typer.Context, archive_no: ArchiveNo, reason: ReasonOpt = None,
     out(_("{no} is no longer under legal hold (commit {commit})").format(no=archive_no, commit=commit[:12]))
 
 
-@report_app.command("requests")
+@report_app.command(
+    "requests",
+    help=_("Open customers' requests with due dates, overdue and due soon, and legal holds; exit 1 if any is overdue."),
+)
 def report_requests(ctx: typer.Context, fmt: ReportFormat = None, output: OutputOpt = None) -> None:
-    """Open customers' requests with due dates, overdue and due soon, and legal holds; exit 1 if any is overdue."""
     from archivectl.reports.requests import requests
 
     _emit(ctx, requests(open_archive(ctx)), fmt, output, True)

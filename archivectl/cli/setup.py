@@ -65,16 +65,24 @@ def configure(
     paths: Annotated[
         list[str] | None, typer.Argument(metavar="[PATH]...", help=_("Files to commit (default: every one changed)."))
     ] = None,
-    reason: Annotated[str | None, typer.Option("--reason", "-r", help=_("Why (kept in the commit, P12)."))] = None,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help=_("Why (kept in the commit)."))] = None,
     approver: Annotated[
         str | None, typer.Option("--approver", "-a", metavar="STAFF_ID", help=_("The gm who approves it."))
+    ] = None,
+    add_building: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--add-building",
+            metavar="BUILDING",
+            help=_("Declare a building of the estate in archive.yaml (repeatable)."),
+        ),
     ] = None,
 ) -> None:
     from archivectl.cli.app import open_archive
     from archivectl.ops.common import Approval
     from archivectl.ops.configure import configure as run_configure
 
-    commit = run_configure(open_archive(ctx), list(paths or []), Approval(reason, approver))
+    commit = run_configure(open_archive(ctx), list(paths or []), Approval(reason, approver), add_building)
     out(
         _("committed the settings change in {commit}; it awaits approval by {approver}").format(
             commit=commit[:12], approver=approver

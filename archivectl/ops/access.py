@@ -33,6 +33,7 @@ from archivectl.ops.common import (
     trailers,
     wrap_targets,
 )
+from archivectl.ops.households import refuse_tombstoned
 from archivectl.ops.reading import register_access
 
 MAX_ATTACHMENT_BYTES = int(os.environ.get("ARCHIVECTL_MAX_ATTACHMENT_MB", "2048")) * 1024 * 1024
@@ -85,6 +86,7 @@ def _attach(
     actor = approved_writer(archive, approval)
     relpath = archive.locate(archive_no)
     stored = load_stored(archive, relpath)
+    refuse_tombstoned(archive_no, stored)
     if not stored.get("recipient"):
         raise ArchiveError(
             _("{archive_no}: record has no recipient; run `archivectl recipients sync --rotate`").format(
@@ -141,7 +143,7 @@ def open_document(
     from archivectl.identity import actor_of
 
     check_archive_no(archive_no)
-    reason = check_reason(reason)
+    reason = check_reason(reason, look_up=True)
     # Under the lock from reading the record to the last byte out: no rotation re-encrypts the scan meanwhile.
     with archive.writing() as tx:
         household = for_reader(archive, actor_of(archive), archive_no, identity)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 from archivectl import clock, crypto, gitio, policy, records, registers, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 from archivectl.identity import Actor, actor_of, decrypting_identity
 from archivectl.judge.state import approved_commit
 from archivectl.layout import STAFF_FILE, HouseholdPath
@@ -25,8 +28,13 @@ class Approval:
     request: str | None = None  # the customer's request (P17) this write answers: its Request: trailer
 
 
-def check_reason(reason: str | None) -> str:
-    """The reason, or UsageError (exit 2) saying what is wrong with it."""
+def check_reason(reason: str | None, look_up: bool = False) -> str:
+    """The reason, or UsageError (exit 2) saying what is wrong with it.
+
+    look_up: the reason for a look-up (reveal, open, review), which is registered, not a change's.
+    """
+    if look_up and (reason is None or not reason.strip()):
+        raise UsageError(_("--reason is required: say why you look (it is registered)"))
     problem = policy.reason_problem(reason)
     if problem:
         raise UsageError(problem)
@@ -37,6 +45,12 @@ def check_reason(reason: str | None) -> str:
 def approved_writer(archive: Archive, approval: Approval, roles: tuple[str, ...] | None = None) -> Actor:
     """The acting staff member, once reason, actor and approver all pass (nothing written yet)."""
     check_reason(approval.reason)
+    if not approval.approver:  # usage, like a missing --reason: exit 2
+        raise UsageError(_("--approver is required: name the manager who approved this change"))
+    if re.fullmatch(r"[a-z][a-z0-9_-]{1,31}", approval.approver) and archive.staff.get(approval.approver) is None:
+        near = difflib.get_close_matches(approval.approver, [m.id for m in archive.staff.members], n=1)
+        hint = _(" (did you mean {near}?)").format(near=near[0]) if near else ""
+        raise ArchiveError(_("approver {who} is not on staff.yaml{hint}").format(who=approval.approver, hint=hint))
     actor = actor_of(archive)
     for problem in (
         policy.actor_problem(actor.member),

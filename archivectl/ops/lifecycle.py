@@ -241,7 +241,7 @@ def purge(
         subject = f"purge {chosen[0].archive_no}" if len(chosen) == 1 else f"purge {len(chosen)} households"
         archive_nos = ", ".join(c.archive_no for c in chosen)
         tx.commit(subject, trailers("purge", approval, actor, archive_nos), actor)
-    return [{**c.row(), "purged": purged_at} for c in chosen]
+    return [{**c.row(), "proposed": purged_at} for c in chosen]  # destroyed by keys shred once approved
 
 
 def _purge_candidates(archive: Archive, numbers: list[str]) -> list[PurgeCandidate]:

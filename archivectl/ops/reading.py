@@ -41,7 +41,7 @@ def show(archive: Archive, archive_no: str, identity: str | None = None) -> dict
 def reveal(archive: Archive, archive_no: str, reason: str | None, identity: str | None = None) -> dict:
     """The household in clear for an entitled reader, after registering the look-up (P7, P8)."""
     check_archive_no(archive_no)
-    reason = check_reason(reason)
+    reason = check_reason(reason, look_up=True)
     with archive.writing() as tx:  # reader rights, record and key as they stand under the lock
         actor = actor_of(archive)
         plain = for_reader(archive, actor, archive_no, identity).plain()
@@ -140,7 +140,7 @@ def review_start(archive: Archive, range_spec: str, reason: str | None) -> dict[
     who registered a review whose range holds that version (P8): reading
     personal data in a diff is a look-up like any other.
     """
-    reason = check_reason(reason)
+    reason = check_reason(reason, look_up=True)
     with archive.writing() as tx:
         actor = actor_of(archive)
         if ".." not in range_spec or range_spec.startswith("-"):

@@ -57,9 +57,19 @@ def stats(archive: Archive, progress: Callable[[int, int], None] | None = None) 
         title=_("Statistics (P15) — {name}").format(name=archive.settings.name),
         document=document,
         sections=[
-            Section(_("Households"), counts),
-            Section(_("Completeness by building"), complete.document["buildings"]),
-            Section(_("Activity per month"), activity),
+            Section(_("Households"), counts, ["dimension", "value", "households"], key="counts"),
+            Section(
+                _("Completeness by building"),
+                complete.document["buildings"],
+                ["building", "households", "complete", "incomplete", "rate"],
+                key="completeness_by_building",
+            ),
+            Section(
+                _("Activity per month"),
+                activity,
+                ["month", "changes", "reveals", "opens", "exports", "approvals"],
+                key="activity",
+            ),
         ],
         chart=complete.chart,
         chart_title=complete.chart_title,
