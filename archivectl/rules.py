@@ -220,7 +220,7 @@ _ALLOWED_FIELDS: dict[str, set[str]] = {
     "restore": {"status", "tombstone"},
     "move-out": {"status", "moved_out"},
     "review": {"last_reviewed"},
-    "rotate": {"sealed", "recipient"},
+    "rotate": {"sealed", "recipient", "sealed_fingerprints"},  # a new record key: new fingerprints
 }
 
 

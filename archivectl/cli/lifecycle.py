@@ -129,14 +129,71 @@ def move_out(
     out(f"moved out {archive_no} in commit {commit[:12]}")
 
 
-@app.command()
-def review(ctx: typer.Context, archive_no: ArchiveNo, reason: ReasonOpt = None, approver: ApproverOpt = None) -> None:
-    """Record a periodic review of the dossier (P11)."""
-    from archivectl.ops import lifecycle
-    from archivectl.ops.common import Approval
+REVIEW_FORMATS = ("markdown", "json", "table")
 
-    commit = lifecycle.review(open_archive(ctx), archive_no, Approval(reason, approver))
-    out(f"reviewed {archive_no} in commit {commit[:12]}")
+
+@app.command()
+def review(
+    ctx: typer.Context,
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[ARCHIVE_NO | RANGE]",
+            help="An archive number: record its periodic review (P11). Anything else: the commits whose story "
+            "to tell, A..B or A (meaning A..HEAD); default: this branch's proposals (origin/main..HEAD).",
+        ),
+    ] = None,
+    reason: ReasonOpt = None,
+    approver: ApproverOpt = None,
+    fmt: FormatOpt = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 unless every change is approved and nothing is broken (for CI).")
+    ] = False,
+) -> None:
+    """Record a periodic review of a dossier (P11), or tell a pull request's story without personal data.
+
+    `review ARCHIVE_NO -r R -a MGR` records that the dossier was checked (P11).
+    `review [RANGE] --format markdown|json|table` tells, for each change, its action, household,
+    clear fields old -> new, which sealed fields changed (names only), documents and register entries
+    added, whom it awaits or who approved it, verify's findings, and who should look (CODEOWNERS).
+    """
+    from archivectl.errors import UsageError
+    from archivectl.layout import ARCHIVE_NO
+
+    if target is not None and ARCHIVE_NO.fullmatch(target):
+        from archivectl.ops import lifecycle
+        from archivectl.ops.common import Approval
+
+        if check:
+            raise UsageError("--check is for the story of a range, not the periodic review of one household")
+        commit = lifecycle.review(open_archive(ctx), target, Approval(reason, approver))
+        out(f"reviewed {target} in commit {commit[:12]}")
+        return
+    from archivectl.ops import review as ops
+
+    if reason is not None or approver is not None:
+        raise UsageError("--reason and --approver record a periodic review: give an archive number (review ARCHIVE_NO)")
+    chosen = fmt_of(ctx, fmt)
+    if chosen not in REVIEW_FORMATS:
+        raise UsageError(f"review --format: must be one of {', '.join(REVIEW_FORMATS)}")
+    story = ops.review(open_archive(ctx), target)
+    if chosen == "json":
+        import json
+
+        out(json.dumps(story, ensure_ascii=False, indent=2, sort_keys=True))
+    elif chosen == "markdown":
+        out(ops.markdown(story).rstrip("\n"))
+    else:
+        from archivectl.render import render_rows
+
+        rows = ops.table_rows(story)
+        out(
+            render_rows(rows, "table", title=f"review {story['range']}: {story['summary']}")
+            if rows
+            else story["summary"]
+        )
+    if check and story["state"] != "approved":
+        raise typer.Exit(1)
 
 
 @app.command()

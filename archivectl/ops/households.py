@@ -35,6 +35,7 @@ COMMAND_FIELDS = {
     "tombstone": "use tombstone / restore",
     "moved_out": "use move-out",
     "sealed_fields": "sealed_fields is written by archivectl",
+    "sealed_fingerprints": "sealed_fingerprints is written by archivectl",
     "sealed": "the sealed block is written by archivectl",
 }
 
@@ -218,6 +219,7 @@ def prepare_new(record: dict, schema: Any) -> dict:
         "documents",
         "sealed",
         "sealed_fields",
+        "sealed_fingerprints",
         "recipient",
         "tombstone",
         "moved_out",

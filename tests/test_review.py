@@ -1,0 +1,252 @@
+"""review and sealed-field fingerprints: a pull request's story without personal data (issue 26; P9, P12).
+
+Walked as people do it: the butler edits one sealed phone on a branch of their
+own clone and pushes it to the bare server (which carries the pre-receive
+hook); the story names the sealed field, not its value, and whom it awaits;
+the manager approves on their own clone and the story says so.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from conftest import OWNER_NAME, OWNER_PHONE, SECRETS, assert_refused, assert_unchanged
+from test_office import office, propose_household  # noqa: F401 (office is a fixture)
+
+from archivectl import crypto, fingerprints, records, yamlio
+from archivectl.archive import Archive
+from archivectl.ops import review as review_ops
+from archivectl.ops.common import open_key
+
+NEW_PHONE = "13911112222"
+
+
+def _on_main(office, clerk_branch: str = "b03-new-owner") -> str:
+    """A household proposed by the clerk, approved by mgr01 and merged into the server's main."""
+    clerk, manager = office["clk01"], office["mgr01"]
+    number = propose_household(clerk, clerk_branch)
+    manager.git("fetch", "-q")
+    manager.git("switch", "-q", clerk_branch)
+    manager.ok("approve", "--yes", "--reason", "matches the hand-over form")
+    manager.git("switch", "-q", "main")
+    manager.git("merge", "-q", "--no-ff", "-m", f"Merge {clerk_branch}", clerk_branch)
+    pushed = manager.git("push", "-q", "origin", "main", check=False)
+    assert pushed.returncode == 0, pushed.stderr
+    return number
+
+
+def _phone_change(office, number: str) -> None:
+    """The butler (a reader of B03) changes the owner's phone on a branch and pushes the proposal."""
+    butler = office["but01"]
+    butler.git("fetch", "-q")
+    butler.git("switch", "-q", "-c", "b03-phone", "origin/main")
+    butler.ok("edit", number, "--set", f"customers.0.phone={NEW_PHONE}", "-r", "customer gave a new number", "-a", "mgr01")
+    pushed = butler.git("push", "-q", "-u", "origin", "b03-phone", check=False)
+    assert pushed.returncode == 0, pushed.stderr
+
+
+def _sealed_lines(markdown: str) -> list[str]:
+    return [ln.strip() for ln in markdown.splitlines() if "sealed fields" in ln]
+
+
+def test_a_pull_request_for_one_sealed_phone_names_that_field_awaits_then_is_approved(office):  # P9, P12
+    number = _on_main(office)
+    _phone_change(office, number)
+    butler, manager = office["but01"], office["mgr01"]
+
+    # the forge's own diff of the record: one fingerprint line changed, and the sealed block
+    diff = butler.git("diff", "origin/main..HEAD", "--", "households").stdout
+    changed = [ln for ln in diff.splitlines() if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+    fingerprint_lines = [ln for ln in changed if "customers.0.phone: " in ln]
+    assert len(fingerprint_lines) == 2  # - old, + new
+    assert not [ln for ln in changed if ": " in ln and "customers.0.phone" not in ln and "sealed" not in ln]
+
+    story_md = butler.ok("review", "--format", "markdown")
+    assert _sealed_lines(story_md) == ["- sealed fields changed: `customers.0.phone`"]
+    assert "awaiting approval by mgr01" in story_md
+    assert f"{number} (building B03, floor 12, unit 1203): changed" in story_md
+    for secret in [OWNER_PHONE, NEW_PHONE, OWNER_NAME, *SECRETS]:
+        assert secret not in story_md
+    story = json.loads(butler.ok("review", "--format", "json"))
+    assert story["state"] == "awaiting" and story["summary"] == "awaiting approval by mgr01"
+    [change] = story["changes"]
+    assert change["action"] == "edit" and change["acted_by"] == "but01"
+    [household] = change["households"]
+    assert household["sealed"] == ["customers.0.phone"] and household["clear"] == [] and household["documents"] == []
+    assert change["approval"] == {"state": "awaiting", "text": "awaiting approval by mgr01", "awaiting": "mgr01"}
+    assert change["findings"] == []
+    # stable: the same range tells the same bytes (a CI job updates its comment only when this changes)
+    assert butler.ok("review", "--format", "markdown") == story_md
+    assert butler.cli("review", "--check").exit_code == 1
+
+    manager.git("fetch", "-q")
+    manager.git("switch", "-q", "b03-phone")
+    manager.ok("approve", "--yes", "--reason", "the customer called")
+    assert manager.git("push", "-q", "origin", "b03-phone", check=False).returncode == 0
+    approved_md = manager.ok("review", "--format", "markdown")
+    assert "approved by mgr01" in approved_md and "awaiting" not in approved_md
+    assert _sealed_lines(approved_md) == ["- sealed fields changed: `customers.0.phone`"]
+    for secret in [OWNER_PHONE, NEW_PHONE, *SECRETS]:
+        assert secret not in approved_md
+    after = json.loads(manager.ok("review", "--format", "json"))
+    assert after["state"] == "approved"
+    assert [a["by"] for a in after["approvals"]] == ["mgr01"]
+    assert manager.cli("review", "--check").exit_code == 0
+    table = manager.ok("review", "origin/main", "--format", "table")
+    assert "customers.0.phone" in table and OWNER_PHONE not in table
+
+
+def _hand_made_sealed_change(desk, number: str) -> tuple[dict, object]:
+    """Re-seal the record with another phone but leave its fingerprints as they were; commit it by hand."""
+    archive = Archive.find(str(desk.clone))
+    relpath = archive.locate(number)
+    stored = records.load_stored((desk.clone / relpath).read_bytes(), relpath)
+    identity = crypto.load_identity(desk.world.people[desk.who].key)
+    key = open_key(archive, stored, identity)
+    _, sealed = records.open_record(stored, key)
+    sealed["customers"][0]["phone"] = "13900009999"
+    forged = dict(stored)
+    forged["sealed"] = crypto.seal(records.padded(yamlio.dumps(sealed)), key.to_public())
+    (desk.clone / relpath).write_text(records.dump(forged))
+    desk.git("add", relpath)
+    desk.git("commit", "-q", "--no-verify", "-m", f"edit {number}: tidy", "--trailer", "Action: edit")
+    return sealed, key
+
+
+def test_a_sealed_block_changed_behind_old_fingerprints_is_caught(office, monkeypatch):  # P12
+    number = _on_main(office)
+    monkeypatch.setenv("ARCHIVECTL_KEYSTORE", str(office["but01"].world.keys))  # the office's shared keystore
+    butler = office["but01"]
+    butler.git("fetch", "-q")
+    butler.git("switch", "-q", "-c", "b03-forged", "origin/main")
+    sealed, key = _hand_made_sealed_change(butler, number)
+
+    # the reader's check: the opened block against the fingerprints in clear
+    stored = records.load_stored(
+        (butler.clone / Archive.find(str(butler.clone)).locate(number)).read_bytes(), "record.yaml"
+    )
+    found = fingerprints.check_stored(stored, sealed, key)
+    assert found and found.mismatched == ["customers.0.phone"] and not found.missing and not found.extra
+    assert "customers.0.phone differ from their fingerprints" in found.message()
+    assert "13900009999" not in found.message()
+
+    # without a key, the story says the block changed behind unchanged fingerprints
+    story = json.loads(butler.ok("review", "--format", "json"))
+    assert story["state"] == "broken"
+    [change] = story["changes"]
+    assert any("the sealed block changed but no fingerprint did" in f for f in change["findings"])
+    assert "13900009999" not in json.dumps(story, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------- fingerprints, pure
+
+
+SEALED = {
+    "customers": [{"name": OWNER_NAME, "phone": OWNER_PHONE, "hobbies": ["围棋"]}],
+    "vehicles": [None, {"plate": "京A12345"}],
+    "handover_date": "2024-03-01",
+}
+
+
+def test_fingerprints_name_every_sealed_field_and_change_only_with_it():  # P9
+    key = crypto.new_record_key()
+    prints = fingerprints.of(SEALED, key)
+    assert sorted(prints) == [
+        "customers.0.hobbies",
+        "customers.0.name",
+        "customers.0.phone",
+        "handover_date",
+        "vehicles.1.plate",
+    ]
+    assert all(len(v) == 16 and int(v, 16) >= 0 for v in prints.values())
+    assert fingerprints.of(SEALED, key) == prints  # deterministic: an unchanged field keeps its line in a diff
+    changed = {**SEALED, "customers": [{**SEALED["customers"][0], "phone": NEW_PHONE}]}
+    assert fingerprints.changed(prints, fingerprints.of(changed, key)) == ["customers.0.phone"]
+    assert not fingerprints.check(SEALED, prints, key)
+    found = fingerprints.check(changed, {**prints, "notes": "0" * 16}, key)
+    assert (found.mismatched, found.missing, found.extra) == (["customers.0.phone"], [], ["notes"])
+    assert fingerprints.check({**SEALED, "notes": "x"}, prints, key).missing == ["notes"]
+    assert not fingerprints.check(SEALED, None, key)  # written before fingerprints: it gets them on its next write
+
+
+def test_fingerprints_are_not_linkable_across_households():  # P9, P10
+    one, other = crypto.new_record_key(), crypto.new_record_key()
+    a, b = fingerprints.of(SEALED, one), fingerprints.of(SEALED, other)
+    assert set(a) == set(b) and not set(a.values()) & set(b.values())
+    assert fingerprints.check(SEALED, a, other).mismatched == sorted(a)  # another key: nothing matches
+
+
+def test_the_fingerprint_key_is_hkdf_of_the_record_keys_secret_bytes():
+    import hashlib
+    import hmac
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    key = crypto.new_record_key()
+    secret = fingerprints._secret_bytes(key)
+    public = X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes_raw()
+    from archivectl import agewrite
+
+    assert public == agewrite._bech32_data(str(key.to_public()))  # the identity's own secret bytes
+    derived = HKDF(hashes.SHA256(), 32, None, fingerprints.INFO).derive(secret)
+    assert fingerprints.fingerprint_key(key) == derived
+    expected = hmac.new(derived, b"handover_date\x00" + b'"2024-03-01"', hashlib.sha256).digest()[:8].hex()
+    assert fingerprints.of({"handover_date": "2024-03-01"}, key) == {"handover_date": expected}
+
+
+def test_every_sealing_write_stores_fingerprints_in_clear(world, household):  # P9
+    stored = records.load_stored(
+        (world.root / Archive.find(str(world.root)).locate(household)).read_bytes(), "record.yaml"
+    )
+    prints = stored["sealed_fingerprints"]
+    assert "customers.0.phone" in prints and "customers.0.name" in prints
+    assert list(stored)[-1] == "sealed"  # the sealed block stays last: reports cut the clear part there
+    assert world.cli("gm01", "validate").exit_code == 0  # the stored schema allows them
+    before = world.snapshot()
+    refused = world.cli("but01", "edit", household, "--set", "sealed_fingerprints={}", "-r", "x", "-a", "mgr01")
+    assert_refused(refused, 2, "sealed_fingerprints")
+    assert_unchanged(world, before)
+
+
+# ---------------------------------------------------------------------- what review prints
+
+
+def test_clear_values_are_shown_inert_and_personal_ones_withheld():  # P9
+    assert review_ops.inert("B03\x1b[2J\u202eevil\n") == "B03\\u001b[2J\\u202eevil\\u000a"
+    assert review_ops.shown(f"call {OWNER_PHONE}") == review_ops.WITHHELD
+    assert review_ops.shown("ZX-2024-031") == "ZX-2024-031"
+    assert review_ops._code("a`b") == "``a`b``"
+
+
+def test_review_refusals_leave_the_archive_as_it_was(world, household):
+    before = world.snapshot()
+    assert_refused(
+        world.cli("but01", "review", "--reason", "x"), 2, "--reason and --approver record a periodic review"
+    )
+    assert_refused(world.cli("but01", "review", "main..HEAD", "--format", "csv"), 2, "must be one of")
+    assert_refused(world.cli("but01", "review"), 2, "no pull request to review on main")
+    assert_refused(world.cli("but01", "review", "nosuch..HEAD"), 2, "no such commit")
+    assert_unchanged(world, before)
+    # an archive number keeps its meaning: the periodic review (P11)
+    assert "reviewed" in world.ok("but01", "review", household, "-r", "annual review", "-a", "mgr01")
+
+
+def test_review_of_a_range_on_main_tells_the_added_household(world, household):  # P12
+    first = subprocess.run(
+        ["git", "-C", str(world.root), "rev-list", "--max-parents=0", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    story = json.loads(world.ok("mgr01", "review", f"{first}..HEAD", "--format", "json"))
+    assert (story["state"], story["summary"]) == ("awaiting", "awaiting approval by mgr01")
+    world.approve("mgr01")
+    story = json.loads(world.ok("mgr01", "review", f"{first}..HEAD", "--format", "json"))
+    assert story["state"] == "approved"
+    [change] = story["changes"]
+    assert change["action"] == "add" and change["approval"]["text"] == "approved by mgr01"
+    [h] = change["households"]
+    assert h["what"] == "added" and "customers.0.phone" in h["sealed"]
+    assert {c["field"] for c in h["clear"]} >= {"building", "unit", "renovation.permit_no"}
+    assert not [s for s in SECRETS if s in json.dumps(story, ensure_ascii=False)]
+
