@@ -22,7 +22,7 @@ from archivectl.ops.common import open_key
 NEW_PHONE = "13911112222"
 
 
-def _on_main(office, clerk_branch: str = "b03-new-owner") -> str:
+def _on_main(office, clerk_branch: str = "b03-new-owner") -> str:  # noqa: F811
     """A household proposed by the clerk, approved by mgr01 and merged into the server's main."""
     clerk, manager = office["clk01"], office["mgr01"]
     number = propose_household(clerk, clerk_branch)
@@ -36,12 +36,13 @@ def _on_main(office, clerk_branch: str = "b03-new-owner") -> str:
     return number
 
 
-def _phone_change(office, number: str) -> None:
+def _phone_change(office, number: str) -> None:  # noqa: F811
     """The butler (a reader of B03) changes the owner's phone on a branch and pushes the proposal."""
     butler = office["but01"]
     butler.git("fetch", "-q")
     butler.git("switch", "-q", "-c", "b03-phone", "origin/main")
-    butler.ok("edit", number, "--set", f"customers.0.phone={NEW_PHONE}", "-r", "customer gave a new number", "-a", "mgr01")
+    reason = ("-r", "customer gave a new number", "-a", "mgr01")
+    butler.ok("edit", number, "--set", f"customers.0.phone={NEW_PHONE}", *reason)
     pushed = butler.git("push", "-q", "-u", "origin", "b03-phone", check=False)
     assert pushed.returncode == 0, pushed.stderr
 
@@ -50,7 +51,7 @@ def _sealed_lines(markdown: str) -> list[str]:
     return [ln.strip() for ln in markdown.splitlines() if "sealed fields" in ln]
 
 
-def test_a_pull_request_for_one_sealed_phone_names_that_field_awaits_then_is_approved(office):  # P9, P12
+def test_a_pull_request_for_one_sealed_phone_names_that_field_awaits_then_is_approved(office):  # noqa: F811 - P9, P12
     number = _on_main(office)
     _phone_change(office, number)
     butler, manager = office["but01"], office["mgr01"]
@@ -114,7 +115,7 @@ def _hand_made_sealed_change(desk, number: str) -> tuple[dict, object]:
     return sealed, key
 
 
-def test_a_sealed_block_changed_behind_old_fingerprints_is_caught(office, monkeypatch):  # P12
+def test_a_sealed_block_changed_behind_old_fingerprints_is_caught(office, monkeypatch):  # noqa: F811 - P12
     number = _on_main(office)
     monkeypatch.setenv("ARCHIVECTL_KEYSTORE", str(office["but01"].world.keys))  # the office's shared keystore
     butler = office["but01"]
@@ -223,9 +224,7 @@ def test_clear_values_are_shown_inert_and_personal_ones_withheld():  # P9
 
 def test_review_refusals_leave_the_archive_as_it_was(world, household):
     before = world.snapshot()
-    assert_refused(
-        world.cli("but01", "review", "--reason", "x"), 2, "--reason and --approver record a periodic review"
-    )
+    assert_refused(world.cli("but01", "review", "--reason", "x"), 2, "--reason and --approver record a periodic review")
     assert_refused(world.cli("but01", "review", "main..HEAD", "--format", "csv"), 2, "must be one of")
     assert_refused(world.cli("but01", "review"), 2, "no pull request to review on main")
     assert_refused(world.cli("but01", "review", "nosuch..HEAD"), 2, "no such commit")
@@ -249,4 +248,3 @@ def test_review_of_a_range_on_main_tells_the_added_household(world, household): 
     assert h["what"] == "added" and "customers.0.phone" in h["sealed"]
     assert {c["field"] for c in h["clear"]} >= {"building", "unit", "renovation.permit_no"}
     assert not [s for s in SECRETS if s in json.dumps(story, ensure_ascii=False)]
-
