@@ -102,8 +102,11 @@ def test_a_pull_request_for_one_sealed_phone_names_that_field_awaits_then_is_app
     assert "customers.0.phone" in table and OWNER_PHONE not in table
 
 
-def _hand_made_sealed_change(desk, number: str) -> tuple[dict, object]:
-    """Re-seal the record with another phone but leave its fingerprints as they were; commit it by hand."""
+def _hand_made_sealed_change(desk, number: str, cover: str | None = None) -> tuple[dict, object]:
+    """Re-seal the record with another phone but leave its fingerprints as they were; commit it by hand.
+
+    cover: a field whose fingerprint is changed instead, so a keyless diff points at the wrong field.
+    """
     archive = Archive.find(str(desk.clone))
     relpath = archive.locate(number)
     stored = records.load_stored((desk.clone / relpath).read_bytes(), relpath)
@@ -113,6 +116,8 @@ def _hand_made_sealed_change(desk, number: str) -> tuple[dict, object]:
     sealed["customers"][0]["phone"] = "13900009999"
     forged = dict(stored)
     forged["sealed"] = crypto.seal(records.padded(yamlio.dumps(sealed)), key.to_public())
+    if cover:
+        forged["sealed_fingerprints"] = {**stored["sealed_fingerprints"], cover: "0123456789abcdef"}
     (desk.clone / relpath).write_text(records.dump(forged))
     desk.git("add", relpath)
     desk.git("commit", "-q", "--no-verify", "-m", f"edit {number}: tidy", "--trailer", "Action: edit")
@@ -142,6 +147,36 @@ def test_a_sealed_block_changed_behind_old_fingerprints_is_caught(office, monkey
     [change] = story["changes"]
     assert any("the sealed block changed but no fingerprint did" in f for f in change["findings"])
     assert "13900009999" not in json.dumps(story, ensure_ascii=False)
+    # the reader's review opens the block in memory and names the field behind its old fingerprint
+    opened = json.loads(butler.ok("review", "--open", "--format", "json"))
+    assert any(
+        f == "fingerprints: sealed fields customers.0.phone differ from their fingerprints"
+        for f in opened["changes"][0]["findings"]
+    )
+
+
+def test_a_fingerprint_changed_to_cover_another_field_is_caught_by_a_readers_review(office, monkeypatch):  # noqa: F811 - P12
+    number = _on_main(office)
+    butler, clerk = office["but01"], office["clk01"]
+    monkeypatch.setenv("ARCHIVECTL_KEYSTORE", str(butler.world.keys))
+    butler.git("fetch", "-q")
+    butler.git("switch", "-q", "-c", "b03-covered", "origin/main")
+    _hand_made_sealed_change(butler, number, cover="customers.0.name")
+    butler.git("push", "-q", "--no-verify", "-u", "origin", "b03-covered")  # past the clone's own check
+
+    keyless = json.loads(butler.ok("review", "--format", "json"))["changes"][0]
+    assert keyless["households"][0]["sealed"] == ["customers.0.name"]  # what the forged fingerprints claim
+    opened = json.loads(butler.ok("review", "--open", "--format", "json"))
+    assert opened["state"] == "broken"
+    assert (
+        "fingerprints: sealed fields customers.0.name, customers.0.phone differ from their fingerprints"
+        in (opened["changes"][0]["findings"])
+    )
+    # someone who does not read the building is told so, not shown anything
+    clerk.git("fetch", "-q")
+    clerk.git("switch", "-q", "b03-covered")
+    told = json.loads(clerk.ok("review", "--open", "--format", "json"))["changes"][0]["findings"]
+    assert "fingerprints: not checked, clk01 does not read building B03" in told
 
 
 # ---------------------------------------------------------------------- fingerprints, pure

@@ -149,6 +149,14 @@ def review(
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 unless every change is approved and nothing is broken (for CI).")
     ] = False,
+    open_sealed: Annotated[
+        bool,
+        typer.Option(
+            "--open",
+            help="As a reader: open each changed record in memory and check its sealed-field fingerprints "
+            "(only field paths are shown; nothing is registered).",
+        ),
+    ] = False,
 ) -> None:
     """Record a periodic review of a dossier (P11), or tell a pull request's story without personal data.
 
@@ -164,8 +172,10 @@ def review(
         from archivectl.ops import lifecycle
         from archivectl.ops.common import Approval
 
-        if check:
-            raise UsageError("--check is for the story of a range, not the periodic review of one household")
+        if check or open_sealed:
+            raise UsageError(
+                "--check and --open are for the story of a range, not the periodic review of one household"
+            )
         commit = lifecycle.review(open_archive(ctx), target, Approval(reason, approver))
         out(f"reviewed {target} in commit {commit[:12]}")
         return
@@ -176,7 +186,9 @@ def review(
     chosen = fmt_of(ctx, fmt)
     if chosen not in REVIEW_FORMATS:
         raise UsageError(f"review --format: must be one of {', '.join(REVIEW_FORMATS)}")
-    story = ops.review(open_archive(ctx), target)
+    archive = open_archive(ctx)
+    checker = ops.reader_check(archive, globals_of(ctx).identity) if open_sealed else None
+    story = ops.review(archive, target, checker)
     if chosen == "json":
         import json
 

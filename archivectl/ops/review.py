@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,8 +90,12 @@ def resolve_range(archive: Archive, range_spec: str | None) -> Range:
 # ---------------------------------------------------------------------- the story
 
 
-def review(archive: Archive, range_spec: str | None = None) -> dict[str, Any]:
-    """The story of a range, JSON-ready: its state, one entry per change, approvals, findings, owners."""
+def review(archive: Archive, range_spec: str | None = None, check_sealed: SealedCheck | None = None) -> dict[str, Any]:
+    """The story of a range, JSON-ready: its state, one entry per change, approvals, findings, owners.
+
+    check_sealed (a reader's, reader_check()): each record version the range writes is opened and its
+    fingerprints recomputed, so a sealed block changed behind fingerprints that name another field is caught.
+    """
     from archivectl.ops.verify import verify
 
     chosen = resolve_range(archive, range_spec)
@@ -109,7 +114,7 @@ def review(archive: Archive, range_spec: str | None = None) -> dict[str, Any]:
             if action == "approve":
                 approvals.append(_approval_entry(info, findings))
                 continue
-            changes.append(_change(blobs, info, action, findings, awaiting, approved_by, owners))
+            changes.append(_change(blobs, info, action, findings, awaiting, approved_by, owners, check_sealed))
     in_range = {c.commit for c in commits}
     loose = sorted({m for commit, ms in findings.items() if commit not in in_range for m in ms})
     state = _state(changes, approvals, loose)
@@ -155,6 +160,7 @@ def _change(
     awaiting: dict[str, str],
     approved_by: dict[str, list[str]],
     owners: list[tuple[str, list[str]]],
+    check_sealed: SealedCheck | None = None,
 ) -> dict[str, Any]:
     """One commit told: what it does to each household and register, and where its approval stands."""
     rule = rules.TABLE.get(action)
@@ -168,7 +174,7 @@ def _change(
         for change in sorted(info.changes, key=lambda c: c.path):
             kind = rules.classify(change.path)
             if kind is not None and kind.kind == "record":
-                household, problems = _household(blobs, change, action)
+                household, problems = _household(blobs, change, action, check_sealed)
                 households.append(household)
                 notes += problems
             elif kind is not None and kind.kind == "register" and change.status in "AM":
@@ -215,8 +221,10 @@ def _load(blobs: gitio.BlobReader, blob: str, path: str) -> dict:
     return loaded
 
 
-def _household(blobs: gitio.BlobReader, change: gitio.Change, action: str) -> tuple[dict[str, Any], list[str]]:
-    """What a commit did to one record, from its clear parts only, and what looks tampered with."""
+def _household(
+    blobs: gitio.BlobReader, change: gitio.Change, action: str, check_sealed: SealedCheck | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """What a commit did to one record, from its clear parts (and a reader's check), and what looks tampered with."""
     old, new = _load(blobs, change.old_blob, change.path), _load(blobs, change.new_blob, change.path)
     either = new or old
     place = {k: inert(either.get(k, "")) for k in ("building", "floor", "unit", "archive_no")}
@@ -233,6 +241,8 @@ def _household(blobs: gitio.BlobReader, change: gitio.Change, action: str) -> tu
         if before.get(k) != after.get(k)
     ]
     sealed, problems = _sealed_changes(old, new, action)
+    if check_sealed is not None and new.get("sealed"):
+        problems += check_sealed(new)
     old_docs = [d for d in old.get("documents") or [] if isinstance(d, dict)]
     documents = sorted(
         f"{shown(d.get('type'))} {shown(d.get('date'))} v{shown(d.get('version'))}"
@@ -302,6 +312,42 @@ def _register_lines(blobs: gitio.BlobReader, change: gitio.Change, kind: rules.P
         parts = [f"{inert(k)}={shown(v)}" for k, v in sorted(entry.items()) if k != "when" and v not in (None, "", [])]
         lines.append(f"{kind.register}: {', '.join(parts)}")
     return lines
+
+
+# ---------------------------------------------------------------------- a reader's check of the sealed blocks
+
+SealedCheck = Callable[[dict], list[str]]
+
+
+def reader_check(archive: Archive, identity: str | None = None) -> SealedCheck:
+    """For a reader running review on their own machine: a check of each record's fingerprints against its block.
+
+    The block is opened in memory and only field paths come out (fingerprints.check), so nothing
+    personal is shown or registered. A household the actor does not read (P7) is named as unchecked.
+    """
+    from archivectl import crypto
+    from archivectl.identity import actor_of
+    from archivectl.ops.common import identity_for, open_key, readers
+
+    actor = actor_of(archive)
+    loaded = crypto.load_identity(identity_for(archive, identity, actor))
+
+    def check(stored: dict) -> list[str]:
+        if actor.member not in readers(archive, str(stored.get("building"))):
+            return [
+                _("fingerprints: not checked, {who} does not read building {building}").format(
+                    who=actor.member.id, building=inert(stored.get("building"))
+                )
+            ]
+        try:
+            key = open_key(archive, stored, loaded)
+            _plain, sealed = records.open_record(stored, key)
+        except ArchiveError as exc:
+            return [_("fingerprints: not checked ({why})").format(why=inert(exc))]
+        found = fingerprints.check_stored(stored, sealed, key)
+        return [f"fingerprints: {found.message()}"] if found else []
+
+    return check
 
 
 # ---------------------------------------------------------------------- who should look
