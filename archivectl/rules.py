@@ -146,6 +146,8 @@ TABLE: dict[str, ActionRule] = {
         ActionRule("configure", "governance", {"settings": "M", "schema": "AM", "meta": "AMD"}),
         # A signed approval of named commits: changes nothing, so it binds to their exact content.
         ActionRule("approve", None, {}),
+        # migrate fingerprints (issue 26): sealed_fingerprints added to records written before them, nothing else.
+        ActionRule("fingerprint", "change", {"record": "M"}, record="fingerprint"),
     )
 }
 LOOKUPS = tuple(
@@ -221,6 +223,7 @@ _ALLOWED_FIELDS: dict[str, set[str]] = {
     "move-out": {"status", "moved_out"},
     "review": {"last_reviewed"},
     "rotate": {"sealed", "recipient", "sealed_fingerprints"},  # a new record key: new fingerprints
+    "fingerprint": {"sealed_fingerprints"},
 }
 
 

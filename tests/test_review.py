@@ -346,3 +346,65 @@ def test_the_ci_examples_set_the_archivectl_status_and_update_one_comment():
         assert "<!-- archivectl review -->" in text  # finds its own comment to update
         assert "summary" in text  # the status's description: "awaiting approval by mgr01"
     assert review_ops.MARKER == "<!-- archivectl review -->"
+
+
+# ---------------------------------------------------------------------- old records: migrate fingerprints
+
+
+@pytest.fixture
+def unfingerprinted(world, monkeypatch) -> str:
+    """A household written as archivectl wrote them before fingerprints, approved by mgr01."""
+    sealing = records.to_stored
+
+    def as_before(*args, **kwargs):
+        stored = sealing(*args, **kwargs)
+        stored.pop("sealed_fingerprints", None)
+        return stored
+
+    monkeypatch.setattr(records, "to_stored", as_before)
+    number = world.add()
+    monkeypatch.setattr(records, "to_stored", sealing)
+    world.approve("mgr01")
+    return number
+
+
+def test_migrate_fingerprints_adds_them_in_one_approved_commit_and_nothing_else(world, unfingerprinted):  # P12
+    relpath = Archive.find(str(world.root)).locate(unfingerprinted)
+    old = records.load_stored((world.root / relpath).read_bytes(), relpath)
+    assert "sealed_fingerprints" not in old
+
+    before = world.snapshot()
+    refused = world.cli("clk01", "migrate", "fingerprints", "-r", "review on the forge", "-a", "mgr01")
+    assert_refused(refused, 1, "clk01 does not read building B03")
+    assert_unchanged(world, before)
+
+    said = world.ok("mgr01", "migrate", "fingerprints", "-r", "review on the forge", "-a", "gm01")
+    assert said.startswith("fingerprinted 1 households in commit")
+    new = records.load_stored((world.root / relpath).read_bytes(), relpath)
+    assert {k: v for k, v in new.items() if k != "sealed_fingerprints"} == old  # the ciphertext kept as it was
+    assert "customers.0.phone" in new["sealed_fingerprints"]
+    assert world.trailers()["Action"] == "fingerprint"
+    diff = world.git("diff", "--no-textconv", "HEAD~1", "HEAD", "--", relpath)
+    assert not [ln for ln in diff.splitlines() if ln.startswith("-") and not ln.startswith("---")]
+
+    # pending until the gm approves; then the whole history verifies
+    assert world.cli("gm01", "verify").exit_code == 1
+    world.approve("gm01")
+    result = world.cli("gm01", "verify")
+    assert result.exit_code == 0, result
+
+    before = world.snapshot()
+    again = world.cli("mgr01", "migrate", "fingerprints", "-r", "again", "-a", "gm01")
+    assert_refused(again, 1, "nothing to migrate")
+    assert_unchanged(world, before)
+
+
+def test_the_first_sealing_write_of_an_old_record_tells_that_its_fields_are_not_known(world, unfingerprinted):
+    first = world.git("rev-parse", "HEAD").strip()
+    world.ok(
+        "but01", "edit", unfingerprinted, "--set", f"customers.0.phone={NEW_PHONE}", "-r", "new number", "-a", "mgr01"
+    )
+    story = json.loads(world.ok("mgr01", "review", f"{first}..HEAD", "--format", "json"))
+    [h] = story["changes"][0]["households"]
+    assert h["sealed"] == [] and "had no fingerprints before this write" in h["sealed_note"]
+    assert story["changes"][0]["findings"] == []

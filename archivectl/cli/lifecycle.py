@@ -244,3 +244,17 @@ def backup(
         raise ArchiveError(
             f"could not remove {len(result['unpruned'])} expired backups: {first['file']} ({first['problem']})"
         )
+
+
+migrate_app = typer.Typer(help="One-off migrations of a whole archive, each one approved commit.", no_args_is_help=True)
+app.add_typer(migrate_app, name="migrate")
+
+
+@migrate_app.command("fingerprints")
+def migrate_fingerprints(ctx: typer.Context, reason: ReasonOpt = None, approver: ApproverOpt = None) -> None:
+    """Give every sealed record written before fingerprints its sealed_fingerprints (a manager or gm; approved)."""
+    from archivectl.ops.common import Approval
+    from archivectl.ops.migrating import migrate_fingerprints as run
+
+    done = run(open_archive(ctx), Approval(reason, approver), globals_of(ctx).identity)
+    out(f"fingerprinted {len(done['households'])} households in commit {done['commit'][:12]}")
