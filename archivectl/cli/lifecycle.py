@@ -161,11 +161,11 @@ def review(
     """Record a periodic review of a dossier (P11), or tell a pull request's story without personal data.
 
     `review ARCHIVE_NO -r R -a MGR` records that the dossier was checked (P11).
-    `review [RANGE] --format markdown|json|table` tells, for each change, its action, household,
-    clear fields old -> new, which sealed fields changed (names only), documents and register entries
-    added, whom it awaits or who approved it, verify's findings, and who should look (CODEOWNERS).
+
+    `review [RANGE] --format markdown|json|table`: each change, whom it awaits, findings (README "Review on the forge").
     """
     from archivectl.errors import UsageError
+    from archivectl.i18n import _
     from archivectl.layout import ARCHIVE_NO
 
     if target is not None and ARCHIVE_NO.fullmatch(target):
@@ -174,7 +174,7 @@ def review(
 
         if check or open_sealed:
             raise UsageError(
-                "--check and --open are for the story of a range, not the periodic review of one household"
+                _("--check and --open are for the story of a range, not the periodic review of one household")
             )
         commit = lifecycle.review(open_archive(ctx), target, Approval(reason, approver))
         out(f"reviewed {target} in commit {commit[:12]}")
@@ -182,10 +182,12 @@ def review(
     from archivectl.ops import review as ops
 
     if reason is not None or approver is not None:
-        raise UsageError("--reason and --approver record a periodic review: give an archive number (review ARCHIVE_NO)")
+        raise UsageError(
+            _("--reason and --approver record a periodic review: give an archive number (review ARCHIVE_NO)")
+        )
     chosen = fmt_of(ctx, fmt)
     if chosen not in REVIEW_FORMATS:
-        raise UsageError(f"review --format: must be one of {', '.join(REVIEW_FORMATS)}")
+        raise UsageError(_("review --format: must be one of {formats}").format(formats=", ".join(REVIEW_FORMATS)))
     archive = open_archive(ctx)
     checker = ops.reader_check(archive, globals_of(ctx).identity) if open_sealed else None
     story = ops.review(archive, target, checker)
@@ -253,8 +255,13 @@ app.add_typer(migrate_app, name="migrate")
 @migrate_app.command("fingerprints")
 def migrate_fingerprints(ctx: typer.Context, reason: ReasonOpt = None, approver: ApproverOpt = None) -> None:
     """Give every sealed record written before fingerprints its sealed_fingerprints (a manager or gm; approved)."""
+    from archivectl.i18n import _
     from archivectl.ops.common import Approval
     from archivectl.ops.migrating import migrate_fingerprints as run
 
     done = run(open_archive(ctx), Approval(reason, approver), globals_of(ctx).identity)
-    out(f"fingerprinted {len(done['households'])} households in commit {done['commit'][:12]}")
+    out(
+        _("fingerprinted {n} households in commit {commit}").format(
+            n=len(done["households"]), commit=done["commit"][:12]
+        )
+    )
