@@ -408,3 +408,18 @@ def test_the_first_sealing_write_of_an_old_record_tells_that_its_fields_are_not_
     [h] = story["changes"][0]["households"]
     assert h["sealed"] == [] and "had no fingerprints before this write" in h["sealed_note"]
     assert story["changes"][0]["findings"] == []
+
+
+def test_the_story_names_who_should_look_as_codeowners_does(world):  # P7, P12
+    first = world.git("rev-parse", "HEAD").strip()
+    for who, handle in (("mgr01", "ming"), ("but01", "bo")):
+        world.ok("mgr01", "staff", "edit", who, "--handle", handle, "-r", "forge user names", "-a", "gm01")
+    world.approve("gm01")
+    number = world.add()
+    story = json.loads(world.ok("mgr01", "review", f"{first}..HEAD", "--format", "json"))
+    add = next(c for c in story["changes"] if c["action"] == "add")
+    assert add["owners"] == ["@bo", "@ming"]  # the building's butler and the managers (archivectl codeowners)
+    assert all(c["owners"] == ["@ming"] for c in story["changes"] if c["action"] == "staff")
+    markdown = world.ok("mgr01", "review", f"{first}..HEAD", "--format", "markdown")
+    assert f"#### 3. add · {number}" in markdown and "- who should look: @bo @ming" in markdown
+    assert story["summary"] == "awaiting approval by mgr01"
