@@ -423,3 +423,18 @@ def test_the_story_names_who_should_look_as_codeowners_does(world):  # P7, P12
     markdown = world.ok("mgr01", "review", f"{first}..HEAD", "--format", "markdown")
     assert f"#### 3. add · {number}" in markdown and "- who should look: @bo @ming" in markdown
     assert story["summary"] == "awaiting approval by mgr01"
+
+
+def test_a_clear_value_with_a_bidi_override_is_shown_inert_in_every_format(world, household):  # P9
+    first = world.git("rev-parse", "HEAD").strip()
+    world.ok(
+        "but01", "edit", household, "--set", "renovation.permit_no=ZX-\u202e1202-XZ", "-r", "permit", "-a", "mgr01"
+    )
+    for fmt in ("markdown", "json", "table"):
+        text = world.ok("mgr01", "review", f"{first}..HEAD", "--format", fmt)
+        assert "\u202e" not in text
+    story = json.loads(world.ok("mgr01", "review", f"{first}..HEAD", "--format", "json"))
+    edit = next(c for c in story["changes"] if c["action"] == "edit")
+    assert edit["households"][0]["clear"] == [
+        {"field": "renovation.permit_no", "old": "ZX-2024-031", "new": "ZX-\\u202e1202-XZ"}
+    ]
