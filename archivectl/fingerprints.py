@@ -119,15 +119,19 @@ class Mismatch:
 
     def message(self) -> str:
         """One line naming the paths, for a finding or an error."""
+        from archivectl.i18n import _
+
         parts = []
         for words, paths in (
-            ("differ from their fingerprints", self.mismatched),
-            ("have no fingerprint", self.missing),
-            ("are fingerprinted but not sealed", self.extra),
+            (_("{paths} differ from their fingerprints"), self.mismatched),
+            (_("{paths} have no fingerprint"), self.missing),
+            (_("{paths} are fingerprinted but not sealed"), self.extra),
         ):
             if paths:
-                parts.append(f"{', '.join(paths)} {words}")
-        return "sealed fields " + "; ".join(parts) if parts else "fingerprints match the sealed block"
+                parts.append(words.format(paths=", ".join(paths)))
+        if not parts:
+            return _("fingerprints match the sealed block")
+        return _("sealed fields {problems}").format(problems="; ".join(parts))
 
 
 def check(sealed: dict, stored_fingerprints: Any, record_key: Any) -> Mismatch:
