@@ -438,3 +438,21 @@ def test_a_clear_value_with_a_bidi_override_is_shown_inert_in_every_format(world
     assert edit["households"][0]["clear"] == [
         {"field": "renovation.permit_no", "old": "ZX-2024-031", "new": "ZX-\\u202e1202-XZ"}
     ]
+
+
+def test_an_import_is_counted_not_listed_past_twenty_households(world):  # a forge comment holds ~65,000 characters
+    first = world.git("rev-parse", "HEAD").strip()
+    rows = [f"B03,{1 + i // 4},{100 + i},not-handed-over,vacant,owner,某{i}" for i in range(23)]
+    path = world.tmp / "many.csv"
+    path.write_text(
+        "building,floor,unit,category,occupancy,customers.0.role,customers.0.name\n" + "\n".join(rows) + "\n"
+    )
+    world.ok("clk01", "import", str(path), "--reason", "moving off paper", "--approver", "mgr01")
+    markdown = world.ok("mgr01", "review", f"{first}..HEAD", "--format", "markdown")
+    assert "#### 1. import · 23 households" in markdown
+    assert markdown.count("(building B03, floor") == review_ops.SHOWN_HOUSEHOLDS
+    assert "… and 3 more households: `archivectl review --format json`" in markdown
+    story = json.loads(world.ok("mgr01", "review", f"{first}..HEAD", "--format", "json"))
+    assert len(story["changes"][0]["households"]) == 23
+    assert {tuple(h["sealed"]) for h in story["changes"][0]["households"]} == {("customers.0.name", "customers.0.role")}
+    assert "某1" not in markdown  # a customer's name is sealed: its field is named, never its value

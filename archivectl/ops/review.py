@@ -402,6 +402,9 @@ def _state(changes: list[dict], approvals: list[dict], loose: list[str]) -> dict
 # ---------------------------------------------------------------------- rendering
 
 MARKER = "<!-- archivectl review -->"  # a CI job finds its own comment by this line and updates it
+# A forge's comment holds some 65,000 characters: an import's thousands of households are counted, not listed.
+SHOWN_CHANGES = 50
+SHOWN_HOUSEHOLDS = 20
 _HANDLE = re.compile(r"@[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)?")
 
 
@@ -434,8 +437,11 @@ def markdown(story: dict[str, Any]) -> str:
             head=_code(story["head"][:12]),
         ),
     ]
-    for i, change in enumerate(story["changes"], 1):
-        numbers = ", ".join(h["archive_no"] for h in change["households"])
+    for i, change in enumerate(story["changes"][:SHOWN_CHANGES], 1):
+        if len(change["households"]) > 5:
+            numbers = _("{n} households").format(n=len(change["households"]))
+        else:
+            numbers = ", ".join(h["archive_no"] for h in change["households"])
         lines += ["", f"#### {i}. {change['action']}" + (f" · {numbers}" if numbers else "")]
         lines.append(
             "- "
@@ -446,7 +452,7 @@ def markdown(story: dict[str, Any]) -> str:
             )
         )
         lines.append("- " + _("approval: **{text}**").format(text=change["approval"]["text"]))
-        for h in change["households"]:
+        for h in change["households"][:SHOWN_HOUSEHOLDS]:
             lines.append(f"- {_place(h)}: {h['what']}")
             if h["sealed"]:
                 lines.append(
@@ -458,6 +464,13 @@ def markdown(story: dict[str, Any]) -> str:
                 lines.append(f"  - {_code(c['field'])}: {_code(c['old'])} → {_code(c['new'])}")
             for d in h["documents"]:
                 lines.append("  - " + _("document added: {doc}").format(doc=_code(d)))
+        if len(change["households"]) > SHOWN_HOUSEHOLDS:
+            lines.append(
+                "- "
+                + _("… and {n} more households: {whole}").format(
+                    n=len(change["households"]) - SHOWN_HOUSEHOLDS, whole=_code("archivectl review --format json")
+                )
+            )
         for entry in change["registers"]:
             lines.append("- " + _("register entry: {entry}").format(entry=_code(entry)))
         for other in change["other_files"]:
@@ -467,6 +480,13 @@ def markdown(story: dict[str, Any]) -> str:
         owners = [o for o in change["owners"] if _HANDLE.fullmatch(o)]
         if owners:
             lines.append("- " + _("who should look: {owners}").format(owners=" ".join(owners)))
+    if len(story["changes"]) > SHOWN_CHANGES:
+        lines += [
+            "",
+            _("… and {n} more changes: {whole}").format(
+                n=len(story["changes"]) - SHOWN_CHANGES, whole=_code("archivectl review --format json")
+            ),
+        ]
     if story["approvals"]:
         lines += ["", "#### " + _("Approvals")]
         for a in story["approvals"]:
