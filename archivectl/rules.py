@@ -158,6 +158,8 @@ TABLE: dict[str, ActionRule] = {
         # A legal hold stops tombstone, purge and shred (holds.hold_problem); placing and lifting it are approved.
         ActionRule("hold", "change", {"register:holds": _REGISTER_WRITE}, registers=("holds",)),
         ActionRule("release", "change", {"register:holds": _REGISTER_WRITE}, registers=("holds",)),
+        # migrate fingerprints (issue 26): sealed_fingerprints added to records written before them, nothing else.
+        ActionRule("fingerprint", "change", {"record": "M"}, record="fingerprint"),
     )
 }
 LOOKUPS = tuple(
@@ -232,7 +234,8 @@ _ALLOWED_FIELDS: dict[str, set[str]] = {
     "restore": {"status", "tombstone"},
     "move-out": {"status", "moved_out"},
     "review": {"last_reviewed"},
-    "rotate": {"sealed", "recipient"},
+    "rotate": {"sealed", "recipient", "sealed_fingerprints"},  # a new record key: new fingerprints
+    "fingerprint": {"sealed_fingerprints"},
 }
 
 

@@ -514,6 +514,11 @@ class HouseholdSchema:
             "items": {"type": "string", "pattern": "^[a-z_]+(\\.[a-z_]+)*$"},
             "uniqueItems": True,
         }
+        props["sealed_fingerprints"] = {  # fingerprints.py: sealed field path -> keyed fingerprint
+            "type": "object",
+            "propertyNames": {"pattern": "^[a-z_]+(\\.([a-z_]+|[0-9]{1,6}))*$", "maxLength": 200},
+            "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+        }
         props["sealed"] = {
             "type": "string",
             "pattern": "^-----BEGIN AGE ENCRYPTED FILE-----\\n[A-Za-z0-9+/=\\n]+-----END AGE ENCRYPTED FILE-----\\n?$",

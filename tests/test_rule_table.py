@@ -406,6 +406,14 @@ def review_that_changes_occupancy(desk: Desk) -> Break:  # P11, P12: a review re
     return commit, "record", f"{number}: review changes occupancy, which review may not change"
 
 
+@breaks("fingerprint")
+def fingerprint_migration_that_changes_occupancy(desk: Desk) -> Break:  # P12: it adds fingerprints, nothing else
+    number = desk.h["live"]
+    edited(desk, number, occupancy="vacant")
+    commit = desk.sign("but01", "fingerprint", subject=f"fingerprint {number}", archive_no=number)
+    return commit, "record", f"{number}: fingerprint changes occupancy, which fingerprint may not change"
+
+
 @breaks("purge")
 def purge_of_a_live_never_tombstoned_household(desk: Desk) -> Break:  # P13
     number = desk.h["live"]

@@ -161,13 +161,93 @@ def move_out(
     out(_("moved out {archive_no} in commit {commit}").format(archive_no=archive_no, commit=commit[:12]))
 
 
-@app.command(help=_("Record a periodic review of the dossier."))
-def review(ctx: typer.Context, archive_no: ArchiveNo, reason: ReasonOpt = None, approver: ApproverOpt = None) -> None:
-    from archivectl.ops import lifecycle
-    from archivectl.ops.common import Approval
+REVIEW_FORMATS = ("markdown", "json", "table")
 
-    commit = lifecycle.review(open_archive(ctx), archive_no, Approval(reason, approver))
-    out(_("reviewed {archive_no} in commit {commit}").format(archive_no=archive_no, commit=commit[:12]))
+
+@app.command(
+    help=_(
+        "Record a periodic review of a dossier, or tell a pull request's story without personal data.\n\n"
+        "`review ARCHIVE_NO -r R -a MGR` records that the dossier was checked.\n\n"
+        "`review [RANGE] --format markdown|json|table`: each change, whom it awaits, findings "
+        '(README "Review on the forge").'
+    )
+)
+def review(
+    ctx: typer.Context,
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[ARCHIVE_NO | RANGE]",
+            help=_(
+                "An archive number: record its periodic review. Anything else: the commits whose story "
+                "to tell, A..B or A (meaning A..HEAD); default: this branch's proposals (origin/main..HEAD)."
+            ),
+        ),
+    ] = None,
+    reason: ReasonOpt = None,
+    approver: ApproverOpt = None,
+    fmt: FormatOpt = None,
+    check: Annotated[
+        bool, typer.Option("--check", help=_("Exit 1 unless every change is approved and nothing is broken (for CI)."))
+    ] = False,
+    open_sealed: Annotated[
+        bool,
+        typer.Option(
+            "--open",
+            help=_(
+                "As a reader: open each changed record in memory and check its sealed-field fingerprints "
+                "(only field paths are shown; nothing is registered)."
+            ),
+        ),
+    ] = False,
+) -> None:
+    from archivectl.errors import UsageError
+    from archivectl.layout import ARCHIVE_NO
+
+    if target is not None and ARCHIVE_NO.fullmatch(target):
+        from archivectl.ops import lifecycle
+        from archivectl.ops.common import Approval
+
+        if check or open_sealed:
+            raise UsageError(
+                _("--check and --open are for the story of a range, not the periodic review of one household")
+            )
+        commit = lifecycle.review(open_archive(ctx), target, Approval(reason, approver))
+        out(_("reviewed {archive_no} in commit {commit}").format(archive_no=target, commit=commit[:12]))
+        return
+    from archivectl.ops import review as ops
+
+    if reason is not None or approver is not None:
+        raise UsageError(
+            _("--reason and --approver record a periodic review: give an archive number (review ARCHIVE_NO)")
+        )
+    chosen = fmt_of(ctx, fmt)
+    if chosen not in REVIEW_FORMATS:
+        raise UsageError(_("review --format: must be one of {formats}").format(formats=", ".join(REVIEW_FORMATS)))
+    archive = open_archive(ctx)
+    checker = ops.reader_check(archive, globals_of(ctx).identity) if open_sealed else None
+    story = ops.review(archive, target, checker)
+    if chosen == "json":
+        import json
+
+        out(json.dumps(story, ensure_ascii=False, indent=2, sort_keys=True))
+    elif chosen == "markdown":
+        out(ops.markdown(story).rstrip("\n"))
+    else:
+        from archivectl.render import render_rows
+
+        rows = ops.table_rows(story)
+        out(
+            render_rows(
+                rows,
+                "table",
+                title=_("review {range}: {summary}").format(range=story["range"], summary=story["summary"]),
+            )
+            if rows
+            else story["summary"]
+        )
+    if check and story["state"] != "approved":
+        raise typer.Exit(1)
 
 
 @app.command(help=_("Git bundle of the archive plus the record keys it still needs, in one file that expires."))
@@ -226,3 +306,22 @@ def backup(
                 n_unpruned=len(result["unpruned"]), file=first["file"], problem=first["problem"]
             )
         )
+
+
+migrate_app = typer.Typer(help="One-off migrations of a whole archive, each one approved commit.", no_args_is_help=True)
+app.add_typer(migrate_app, name="migrate")
+
+
+@migrate_app.command("fingerprints")
+def migrate_fingerprints(ctx: typer.Context, reason: ReasonOpt = None, approver: ApproverOpt = None) -> None:
+    """Give every sealed record written before fingerprints its sealed_fingerprints (a manager or gm; approved)."""
+    from archivectl.i18n import _
+    from archivectl.ops.common import Approval
+    from archivectl.ops.migrating import migrate_fingerprints as run
+
+    done = run(open_archive(ctx), Approval(reason, approver), globals_of(ctx).identity)
+    out(
+        _("fingerprinted {n} households in commit {commit}").format(
+            n=len(done["households"]), commit=done["commit"][:12]
+        )
+    )

@@ -38,6 +38,7 @@ COMMAND_FIELDS = {
     "tombstone": "use tombstone / restore",
     "moved_out": "use move-out",
     "sealed_fields": "sealed_fields is written by archivectl",
+    "sealed_fingerprints": "sealed_fingerprints is written by archivectl",
     "sealed": "the sealed block is written by archivectl",
 }
 
@@ -224,6 +225,7 @@ def prepare_new(record: dict, schema: Any, settings: Settings | None = None) -> 
         "documents",
         "sealed",
         "sealed_fields",
+        "sealed_fingerprints",
         "recipient",
         "tombstone",
         "moved_out",
