@@ -1,0 +1,470 @@
+"""A company of many estates: one view over their archives (issue 30, P15).
+
+company.yaml, in a folder of its own, names each estate's archive (a path, or
+a file:// or ssh:// URL of its server repository) with a display name, and the
+head-office staff. For each estate the company folder keeps a copy of the
+estate's main under `.cache/<estate>/`: a partial clone holding commits, trees
+and the files reports read (records, registers, archive.yaml, schemas), never
+the attachments (sealed scans) nor any key. `company report` brings each copy
+up to date, runs the estate's own report there (its caches, facts.py and
+reports/cache.py, live in the copy: a warm run re-reads only what changed), one
+estate per core at a time, and adds the estates' figures up. Only clear parts
+are read; nothing here decrypts.
+
+It sits above reports, as demo.py does: ops and reports never import it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from archivectl import gitio
+from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
+from archivectl.staff import StaffMember
+
+COMPANY_FILE = "company.yaml"
+CACHE = ".cache"  # under the company folder: one copy per estate, and a .gitignore keeping it out of git
+KINDS = ("completeness", "retention", "requests", "stats")
+# What a copy checks out: everything but the attachments (never fetched either: a blob:none partial clone
+# fetches the blobs of what it checks out, and nothing reads the others).
+SPARSE = ("/*", "!/households/*/*/*/attachments/")
+# A file:// estate is served by a local upload-pack, told to honour --filter (off by default in git);
+# an ssh:// server decides for itself (a server without it sends everything: slower, same answer).
+LOCAL_UPLOAD_PACK = "git -c uploadpack.allowFilter=true upload-pack"
+HEAD_OFFICE = "head office"
+
+
+@dataclass(frozen=True)
+class Estate:
+    """One estate as company.yaml names it."""
+
+    id: str
+    name: str
+    archive: str  # as written: a path (relative to the company folder) or a file:// / ssh:// URL
+    branch: str = "main"
+
+
+@dataclass(frozen=True)
+class Company:
+    """company.yaml: the company's name, its estates and its head-office staff."""
+
+    root: Path
+    name: str
+    estates: tuple[Estate, ...]
+    staff: tuple[StaffMember, ...]
+
+    def copy_of(self, estate: Estate) -> Path:
+        """Where the estate's copy is kept."""
+        return self.root / CACHE / estate.id
+
+
+# ------------------------------------------------------------------ company.yaml
+
+
+def find(explicit: str | None) -> Path:
+    """The company folder named by --company, ARCHIVECTL_COMPANY, or the current directory."""
+    given = explicit or os.environ.get("ARCHIVECTL_COMPANY") or "."
+    folder = Path(given).expanduser()
+    if not (folder / COMPANY_FILE).is_file():
+        raise UsageError(
+            _("no {file} in {folder} (use --company DIR or ARCHIVECTL_COMPANY)").format(
+                file=COMPANY_FILE, folder=folder
+            )
+        )
+    return folder.resolve()
+
+
+def load(folder: Path) -> Company:
+    """company.yaml of folder, checked against schemas/company.schema.json; UsageError naming the first problem."""
+    from archivectl import schema, yamlio
+    from archivectl.staff import key_id
+
+    source = str(folder / COMPANY_FILE)
+    data = yamlio.load_file(folder / COMPANY_FILE)
+    problems = schema.error_messages(
+        schema.validator_for(schema.load_json(schema.shipped_dir() / "company.schema.json")), data
+    )
+    if problems:
+        raise UsageError(f"{source}: {problems[0]}")
+    estates = tuple(Estate(e["id"], e["name"], e["archive"], e.get("branch", "main")) for e in data["estates"])
+    for field in ("id", "name"):
+        seen = [getattr(e, field) for e in estates]
+        twice = sorted({v for v in seen if seen.count(v) > 1})
+        if twice:
+            raise UsageError(
+                _("{source}: estate {field} {value} appears more than once").format(
+                    source=source, field=field, value=twice[0]
+                )
+            )
+    staff = tuple(
+        StaffMember(s["id"], s["name"], s["role"], s["key"].strip(), active=s.get("active", True))
+        for s in data.get("staff") or []
+    )
+    for member in staff:
+        key_id(member.key)
+    ids = [m.id for m in staff]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise UsageError(_("{source}: staff id {id} appears more than once").format(source=source, id=twice[0]))
+    company = Company(folder, data["company"], estates, staff)
+    for estate in estates:
+        _checked_source(company, estate)
+    return company
+
+
+def _checked_source(company: Company, estate: Estate) -> str:
+    """The URL git fetches the estate from; UsageError for what is not a path or file:// / ssh:// URL,
+    ArchiveError for a path (or file:// URL) with no archive there."""
+    from urllib.parse import unquote, urlparse
+
+    text = estate.archive
+    if text.startswith("-") or "::" in text or "\n" in text:
+        raise UsageError(
+            _("{file}: estate {id}: archive must be a path or a file:// or ssh:// URL").format(
+                file=COMPANY_FILE, id=estate.id
+            )
+        )
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        if scheme not in ("file", "ssh"):
+            raise UsageError(
+                _("{file}: estate {id}: archive must be a path or a file:// or ssh:// URL").format(
+                    file=COMPANY_FILE, id=estate.id
+                )
+            )
+        if scheme == "ssh":
+            return text
+        path = Path(unquote(urlparse(text).path))
+    else:
+        path = Path(text).expanduser()
+        path = path if path.is_absolute() else company.root / path
+    if not path.is_dir() or not ((path / "archive.yaml").is_file() or gitio.is_bare(path)):
+        raise ArchiveError(_("estate {id}: no archive at {path}").format(id=estate.id, path=path))
+    return path.resolve().as_uri()
+
+
+# ------------------------------------------------------------------ the estates' copies
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One command at a time brings a copy up to date (two company reports at once take turns)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def bring_up_to_date(url: str, branch: str, copy: Path) -> str:
+    """The estate's branch in copy (cloned the first time, fetched after), checked out; its commit.
+
+    A copy is made beside its place and renamed into it, so a half-made one is never used.
+    """
+    local = url.startswith("file://")
+    with _locked(copy.parent / f"{copy.name}.lock"):
+        _ignore_cache(copy.parent)
+        if not (copy / ".git").is_dir():
+            fresh = copy.parent / f"{copy.name}.new"
+            shutil.rmtree(fresh, ignore_errors=True)
+            shutil.rmtree(copy, ignore_errors=True)
+            pack = ["--upload-pack", LOCAL_UPLOAD_PACK] if local else []
+            gitio.run(None, "clone", "-q", "--filter=blob:none", "--no-checkout", "--single-branch",
+                      "--branch", branch, *pack, url, str(fresh))  # fmt: skip
+            if local:
+                gitio.run(fresh, "config", "--local", "remote.origin.uploadpack", LOCAL_UPLOAD_PACK)
+            gitio.run(fresh, "sparse-checkout", "set", "--no-cone", *SPARSE)
+            gitio.run(fresh, "checkout", "-q", branch)
+            os.rename(fresh, copy)
+        else:
+            gitio.run(copy, "fetch", "-q", "origin", f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
+            theirs = gitio.rev_parse(copy, f"refs/remotes/origin/{branch}")
+            if theirs is None:
+                raise ArchiveError(_("branch {branch} not found").format(branch=branch))
+            if theirs != gitio.head(copy):
+                gitio.run(copy, "checkout", "-q", "--force", "-B", branch, theirs)
+        commit = gitio.head(copy)
+        if commit is None:
+            raise ArchiveError(_("branch {branch} has no commit").format(branch=branch))
+        from archivectl.archive import Archive
+
+        Archive(copy).remember_index_equals(commit)  # a checkout leaves the index equal to the commit
+        return commit
+
+
+def _ignore_cache(cache: Path) -> None:
+    ignore = cache / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def in_parallel(work: Callable[..., Any], jobs: list[tuple[Any, ...]], progress: Any = None) -> list[Any]:
+    """work(*job) for each job, in order, one process per core at most (forked: nothing is imported again)."""
+    workers = min(len(jobs), _cores())
+    done: list[Any] = [None] * len(jobs)
+    if workers < 2 or not hasattr(os, "fork"):
+        for i, job in enumerate(jobs):
+            done[i] = work(*job)
+            if progress:
+                progress(i + 1, len(jobs))
+        return done
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # fork: the pool starts its workers before its own thread, so no thread is copied into them
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = {pool.submit(work, *job): i for i, job in enumerate(jobs)}
+        for n, future in enumerate(as_completed(futures), 1):
+            done[futures[future]] = future.result()
+            if progress:
+                progress(n, len(jobs))
+    return done
+
+
+# ------------------------------------------------------------------ reports
+
+
+def _report_of(kind: str) -> Callable[..., Any] | None:
+    """The estate's own report function of that kind, or None where this archivectl has none (requests)."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec(f"archivectl.reports.{kind}") is None:
+        return None
+    found = getattr(importlib.import_module(f"archivectl.reports.{kind}"), kind, None)
+    return found if callable(found) else None
+
+
+def estate_document(kind: str, url: str, branch: str, copy: str) -> tuple[bool, Any]:
+    """(True, the estate's own `report KIND --format json` document) or (False, the one-line problem).
+
+    Run in a worker process: the answer is plain data.
+    """
+    try:
+        from archivectl.archive import Archive
+        from archivectl.reports.render import render
+
+        bring_up_to_date(url, branch, Path(copy))
+        report = _report_of(kind)(Archive(Path(copy)))  # type: ignore[misc]
+        return True, _figures(kind, json.loads(render(report, "json")))
+    except ArchiveError as exc:
+        return False, str(exc)
+
+
+def _figures(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """What the company report adds up from one estate's report document (counts only: no household rows)."""
+    if kind == "completeness":
+        o = doc["overall"]
+        return {
+            "archive": doc.get("archive"),
+            "row": {
+                "households": o["households"],
+                "complete": o["complete"],
+                "incomplete": o["incomplete"],
+                "invalid": len(doc.get("invalid") or []),
+            },
+            "missing": [[d["document"], d["label"], d["households"]] for d in doc.get("missing_by_type") or []],
+        }
+    if kind == "retention":
+        tombstoned, lent = doc.get("tombstoned") or [], doc.get("lent") or []
+        return {
+            "archive": doc.get("archive"),
+            "row": {
+                "tombstoned": len(tombstoned),
+                "eligible": sum(1 for t in tombstoned if t.get("eligible")),
+                "moved_out": len(doc.get("moved_out") or []),
+                "review_due": len(doc.get("review_due") or []),
+                "lent": len(lent),
+                "overdue": sum(1 for x in lent if x.get("overdue")),
+                "past_keeping": len(doc.get("past_keeping") or []),
+            },
+        }
+    if kind == "stats":
+        counts = doc.get("counts") or []
+        status = {c["value"]: c["households"] for c in counts if c.get("dimension") == "status"}
+        activity = doc.get("activity") or []
+        complete = doc.get("completeness") or {}
+        return {
+            "archive": doc.get("archive"),
+            "row": {
+                "households": doc.get("households", 0),
+                "active": status.get("active", 0),
+                "moved_out": status.get("moved-out", 0),
+                "tombstoned": status.get("tombstoned", 0),
+                "complete": complete.get("complete", 0),
+                **{k: sum(int(m.get(k) or 0) for m in activity) for k in ("changes", "reveals", "opens", "exports")},
+            },
+            "counts": [
+                [c["dimension"], c["value"], c["households"]] for c in counts if c.get("dimension") != "building"
+            ],
+        }
+    return {"archive": doc.get("archive"), "row": _counts_in(doc)}
+
+
+def _counts_in(doc: dict[str, Any]) -> dict[str, int]:
+    """A report of a kind this module does not know: its whole numbers, and how many items each list holds."""
+    row: dict[str, int] = {}
+    for key, value in doc.items():
+        if key in ("report", "archive", "generated") or isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            row[key] = value
+        elif isinstance(value, list):
+            row[key] = len(value)
+        elif isinstance(value, dict):
+            row.update({f"{key}_{k}": v for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool)})
+    return row
+
+
+def report(company: Company, kind: str, progress: Any = None) -> Any:
+    """The company's report of kind: a row per estate (its own report's figures) and the totals."""
+    from archivectl.reports.render import Report, Section, document_head
+
+    if kind not in KINDS:
+        raise UsageError(_("unknown report {kind}; choose one of {kinds}").format(kind=kind, kinds=", ".join(KINDS)))
+    if _report_of(kind) is None:
+        raise ArchiveError(
+            _("this archivectl has no {kind} report yet; company report {kind} needs it").format(kind=kind)
+        )
+    jobs = [(kind, _checked_source(company, e), e.branch, str(company.copy_of(e))) for e in company.estates]
+    answers = in_parallel(estate_document, jobs, progress)
+    for estate, (ok, found) in zip(company.estates, answers, strict=True):
+        if not ok:
+            raise ArchiveError(_("estate {id}: {problem}").format(id=estate.id, problem=found))
+    found = [answer for _ok, answer in answers]
+    rows = [{"estate": e.id, "name": e.name, **f["row"]} for e, f in zip(company.estates, found, strict=True)]
+    columns = list(dict.fromkeys(c for r in rows for c in r))
+    totals = {c: sum(r.get(c, 0) for r in rows) for c in columns if c not in ("estate", "name")}
+    if kind in ("completeness", "stats"):
+        for row in [*rows, totals]:
+            base = row.get("households", 0) if kind == "completeness" else row.get("active", 0)
+            row["rate"] = round(100 * row.get("complete", 0) / base, 1) if base else 100.0
+        columns.append("rate")
+    total_row = {"estate": _("(total)"), "name": company.name, **totals}
+    document = {
+        **document_head(f"company-{kind}", company.name),
+        "company": company.name,
+        "estates": rows,
+        "totals": totals,
+    }
+    sections = [Section(_("By estate"), [*rows, total_row], columns)]
+    summary = _("{n} estates; ").format(n=len(rows))
+    if kind == "completeness":
+        missing = _summed((m for f in found for m in f["missing"]), ("document", "label", "households"))
+        missing.sort(key=lambda r: (-r["households"], r["document"]))
+        document["missing_by_type"] = missing
+        sections.append(
+            Section(_("Missing documents by type, all estates"), missing, ["label", "document", "households"])
+        )
+        summary += _("{done} of {total} active households complete ({rate}%).").format(
+            done=totals["complete"], total=totals["households"], rate=totals["rate"]
+        )
+    elif kind == "stats":
+        counts = _summed((c for f in found for c in f["counts"]), ("dimension", "value", "households"))
+        document["counts"] = counts
+        sections.append(Section(_("Households by category, occupancy and status, all estates"), counts))
+        summary += _("{n} households; {rate}% of active ones complete.").format(
+            n=totals["households"], rate=totals["rate"]
+        )
+    elif kind == "retention":
+        summary += _("{t} tombstoned ({e} eligible for purge), {m} moved out, {r} due for review.").format(
+            t=totals["tombstoned"], e=totals["eligible"], m=totals["moved_out"], r=totals["review_due"]
+        )
+    else:
+        summary = summary.rstrip("; ") + "."
+    return Report(
+        name=f"company-{kind}",
+        title=_("{kind} across estates — {company}").format(kind=kind.capitalize(), company=company.name),
+        document=document,
+        sections=sections,
+        chart=[(r["estate"], r["rate"]) for r in rows] if kind == "completeness" else [],
+        chart_title=_("Complete dossiers per estate (%)") if kind == "completeness" else "",
+        summary=summary,
+        act_on=bool(totals.get("incomplete") or totals.get("invalid") or totals.get("eligible")),
+        csv_rows=sections[0],
+    )
+
+
+def _summed(items: Any, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Rows of names from [key..., count] items, counts added up per key, in key order."""
+    summed: dict[tuple[Any, ...], int] = {}
+    for *key, count in items:
+        summed[tuple(key)] = summed.get(tuple(key), 0) + int(count)
+    return [dict(zip(names, (*key, count), strict=True)) for key, count in sorted(summed.items())]
+
+
+# ------------------------------------------------------------------ staff
+
+
+def staff_problems(company: Company, progress: Any = None) -> list[str]:
+    """One line per person whose key, role or active flag differs between the archives they appear in
+    (and company.yaml's head office), and per key that appears under two staff ids."""
+    from archivectl.archive import Archive
+
+    jobs = [(_checked_source(company, e), e.branch, company.copy_of(e)) for e in company.estates]
+    seen: list[tuple[str, StaffMember]] = [(HEAD_OFFICE, m) for m in company.staff]
+    for estate, (url, branch, copy) in zip(company.estates, jobs, strict=True):
+        try:
+            bring_up_to_date(url, branch, copy)
+            members = Archive(copy).staff.members
+        except ArchiveError as exc:
+            raise ArchiveError(_("estate {id}: {problem}").format(id=estate.id, problem=exc)) from None
+        seen += [(estate.id, m) for m in members]
+        if progress:
+            progress(len(seen), 0)
+    return disagreements(seen)
+
+
+def disagreements(seen: list[tuple[str, StaffMember]]) -> list[str]:
+    """The problems staff_problems names, from (where, member) pairs: pure, for tests and other callers."""
+    from archivectl.staff import fingerprint
+
+    by_id: dict[str, list[tuple[str, StaffMember]]] = {}
+    by_key: dict[str, list[tuple[str, StaffMember]]] = {}
+    for where, member in seen:
+        by_id.setdefault(member.id, []).append((where, member))
+        by_key.setdefault(member.key_id, []).append((where, member))
+    problems = []
+    for staff_id, places in sorted(by_id.items()):
+        for what, value_of in (
+            (_("keys"), lambda m: fingerprint(m.key)),
+            (_("roles"), lambda m: m.role),
+            (_("active flags"), lambda m: _("active") if m.active else _("inactive")),
+        ):
+            different, detail = _grouped(places, value_of)
+            if different > 1:
+                problems.append(_("{id}: different {what}: {detail}").format(id=staff_id, what=what, detail=detail))
+    for key, places in sorted(by_key.items()):
+        different, detail = _grouped(places, lambda m: m.id)
+        if different > 1:
+            problems.append(
+                _("one key ({fp}) under different staff ids: {detail}").format(fp=fingerprint(key), detail=detail)
+            )
+    return problems
+
+
+def _grouped(places: list[tuple[str, StaffMember]], value_of: Callable[[StaffMember], str]) -> tuple[int, str]:
+    """(how many different values, 'value in a, b; other in c')."""
+    groups: dict[str, list[str]] = {}
+    for where, member in places:
+        groups.setdefault(value_of(member), []).append(where)
+    text = "; ".join(_("{value} in {where}").format(value=v, where=", ".join(w)) for v, w in groups.items())
+    return len(groups), text
