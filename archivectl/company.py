@@ -180,8 +180,19 @@ def bring_up_to_date(url: str, branch: str, copy: Path) -> str:
             shutil.rmtree(fresh, ignore_errors=True)
             shutil.rmtree(copy, ignore_errors=True)
             pack = ["--upload-pack", LOCAL_UPLOAD_PACK] if local else []
-            gitio.run(None, "clone", "-q", "--filter=blob:none", "--no-checkout", "--single-branch",
-                      "--branch", branch, *pack, url, str(fresh))  # fmt: skip
+            gitio.run(
+                None,
+                "clone",
+                "-q",
+                "--filter=blob:none",
+                "--no-checkout",
+                "--single-branch",
+                "--branch",
+                branch,
+                *pack,
+                url,
+                str(fresh),
+            )
             if local:
                 gitio.run(fresh, "config", "--local", "remote.origin.uploadpack", LOCAL_UPLOAD_PACK)
             gitio.run(fresh, "sparse-checkout", "set", "--no-cone", *SPARSE)
