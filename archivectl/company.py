@@ -89,7 +89,8 @@ def load(folder: Path) -> Company:
     from archivectl.staff import key_id
 
     source = str(folder / COMPANY_FILE)
-    data = yamlio.load_file(folder / COMPANY_FILE)
+    signed = _signed_text(folder)
+    data = yamlio.loads(signed, source) if signed is not None else yamlio.load_file(folder / COMPANY_FILE)
     problems = schema.error_messages(
         schema.validator_for(schema.load_json(schema.shipped_dir() / "company.schema.json")), data
     )
@@ -119,6 +120,46 @@ def load(folder: Path) -> Company:
     for estate in estates:
         _checked_source(company, estate)
     return company
+
+
+def _signed_text(folder: Path) -> bytes | None:
+    """company.yaml as committed, when the folder is a git repository of its own; else None (a plain folder).
+
+    Its last commit must be signed by an active head-office member of the
+    company.yaml before it (the first commit: of its own), so a copy of the folder
+    that someone changed without a head-office key is refused, not read.
+    """
+    top = gitio.toplevel(folder)
+    if top is None or top.resolve() != folder.resolve():
+        return None
+    from archivectl import sshsig, yamlio
+
+    head = gitio.head(folder)
+    committed = gitio.show_blob(folder, "HEAD", COMPANY_FILE) if head else None
+    if committed is None:
+        raise ArchiveError(
+            _("{folder} is a git repository without a committed {file}").format(folder=folder, file=COMPANY_FILE)
+        )
+    parent = gitio.rev_parse(folder, "HEAD^")
+    before = gitio.show_blob(folder, parent, COMPANY_FILE) if parent else committed
+    try:
+        listed = (yamlio.loads(before or b"", COMPANY_FILE) or {}).get("staff") or []
+        allowed = [
+            sshsig.AllowedSigner(str(m["id"]), str(m["key"]))
+            for m in listed
+            if isinstance(m, dict) and m.get("active", True) is True and "id" in m and "key" in m
+        ]
+    except (AttributeError, UsageError):
+        allowed = []
+    verdict = sshsig.check_commits(folder, [head], allowed)[head]  # type: ignore[list-item]
+    if verdict.status != "G":
+        raise ArchiveError(
+            _(
+                "{file}: the last commit of {folder} is not signed by head-office staff listed "
+                "in it before (git log --show-signature -1)"
+            ).format(file=COMPANY_FILE, folder=folder)
+        )
+    return committed
 
 
 def _checked_source(company: Company, estate: Estate) -> str:

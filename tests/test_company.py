@@ -11,7 +11,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import OWNER_ID, SECRETS, STAFF, World, as_built, assert_refused, no_secrets_in, person_env
+from conftest import (
+    OWNER_ID,
+    SECRETS,
+    STAFF,
+    Result,
+    World,
+    as_built,
+    assert_refused,
+    no_secrets_in,
+    person_env,
+    process_env,
+)
 from typer.testing import CliRunner
 
 from archivectl import company
@@ -265,7 +276,6 @@ def _refused(world: World, code: int, *words: str, args: tuple[str, ...] = ("rep
     hq = world.tmp / "hq"
     before = _tree(hq)
     exit_code, out, err = _cli(world.people, None, "company", *args, "--company", str(hq))
-    from conftest import Result
 
     assert_refused(Result(exit_code, out, err), code, *words)
     assert out == ""
@@ -304,7 +314,6 @@ def test_a_malformed_company_yaml_is_refused_in_one_line(world: World, estates, 
 
 def test_no_company_yaml_is_a_usage_error(world: World, estates):
     exit_code, out, err = _cli(world.people, None, "company", "report", "stats", "--company", str(world.tmp))
-    from conftest import Result
 
     assert_refused(Result(exit_code, out, err), 2, "no company.yaml")
 
@@ -366,3 +375,42 @@ def test_no_personal_data_in_company_output(world: World, estates):  # P9
     for kind in ("completeness", "retention", "stats"):
         out = _ok(world.people, None, "company", "report", kind, "--company", str(world.tmp / "hq"), "-f", "json")
         assert no_secrets_in(out) == [] and not [s for s in SECRETS if s in out]
+
+
+# ------------------------------------------------------------------ company.yaml in a signed repository of its own
+
+
+def _commit_company(world: World, who: str, message: str) -> None:
+    hq = world.tmp / "hq"
+    env = {**process_env(world.people[who])}
+    subprocess.run(["git", "-C", str(hq), "add", "company.yaml"], check=True, env=env)
+    subprocess.run(["git", "-C", str(hq), "commit", "-q", "-S", "-m", message], check=True, env=env)
+
+
+def test_a_company_repository_is_read_as_committed_by_head_office(world: World, estates):  # P7
+    hq = world.tmp / "hq"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(hq)], check=True)
+    _commit_company(world, "gm01", "the company")
+    (hq / "company.yaml").write_text((hq / "company.yaml").read_text().replace("North Garden", "Uncommitted"))
+    found = _company(world, "completeness")
+    assert found["estates"][0]["name"] == "North Garden"  # a local edit changes nothing
+    assert (
+        subprocess.run(
+            ["git", "-C", str(hq), "status", "--porcelain"], capture_output=True, text=True, check=True
+        ).stdout
+        == " M company.yaml\n"
+    )
+
+
+def test_a_company_repository_whose_last_commit_no_head_office_key_signed_is_refused(world: World, estates):
+    hq = world.tmp / "hq"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(hq)], check=True)
+    _commit_company(world, "gm01", "the company")
+    text = (hq / "company.yaml").read_text()
+    (hq / "company.yaml").write_text(
+        text + f"  - {{id: mgr01, name: 经理乙, role: manager, key: {world.people['mgr01'].pub}}}\n"
+    )
+    _commit_company(world, "mgr01", "mgr01 lets themself in")  # not listed before: refused
+    _refused(world, 1, "not signed by head-office staff")
+    _refused(world, 1, "not signed by head-office staff", args=("staff",))
+    assert not (hq / ".cache").exists()
