@@ -216,6 +216,8 @@ def bring_up_to_date(url: str, branch: str, copy: Path) -> str:
     local = url.startswith("file://")
     with _locked(copy.parent / f"{copy.name}.lock"):
         _ignore_cache(copy.parent)
+        if (copy / ".git").is_dir() and gitio.config_get(copy, "remote.origin.url") != url:
+            shutil.rmtree(copy)  # company.yaml names another archive for this estate now: start again
         if not (copy / ".git").is_dir():
             fresh = copy.parent / f"{copy.name}.new"
             shutil.rmtree(fresh, ignore_errors=True)
@@ -319,6 +321,8 @@ def estate_document(kind: str, url: str, branch: str, copy: str) -> tuple[bool, 
         return True, _figures(kind, json.loads(render(report, "json")))
     except ArchiveError as exc:
         return False, str(exc)
+    except OSError as exc:
+        return False, exc.strerror or type(exc).__name__
 
 
 def _figures(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
@@ -469,20 +473,26 @@ def _summed(items: Any, names: tuple[str, ...]) -> list[dict[str, Any]]:
 def staff_problems(company: Company, progress: Any = None) -> list[str]:
     """One line per person whose key, role or active flag differs between the archives they appear in
     (and company.yaml's head office), and per key that appears under two staff ids."""
+    jobs = [(_checked_source(company, e), e.branch, str(company.copy_of(e))) for e in company.estates]
+    seen: list[tuple[str, StaffMember]] = [(HEAD_OFFICE, m) for m in company.staff]
+    for estate, (ok, found) in zip(company.estates, in_parallel(estate_staff, jobs, progress), strict=True):
+        if not ok:
+            raise ArchiveError(_("estate {id}: {problem}").format(id=estate.id, problem=found))
+        seen += [(estate.id, m) for m in found]
+    return disagreements(seen)
+
+
+def estate_staff(url: str, branch: str, copy: str) -> tuple[bool, Any]:
+    """(True, the estate's staff as its main has them) or (False, the one-line problem); run in a worker."""
     from archivectl.archive import Archive
 
-    jobs = [(_checked_source(company, e), e.branch, company.copy_of(e)) for e in company.estates]
-    seen: list[tuple[str, StaffMember]] = [(HEAD_OFFICE, m) for m in company.staff]
-    for estate, (url, branch, copy) in zip(company.estates, jobs, strict=True):
-        try:
-            bring_up_to_date(url, branch, copy)
-            members = Archive(copy).staff.members
-        except ArchiveError as exc:
-            raise ArchiveError(_("estate {id}: {problem}").format(id=estate.id, problem=exc)) from None
-        seen += [(estate.id, m) for m in members]
-        if progress:
-            progress(len(seen), 0)
-    return disagreements(seen)
+    try:
+        bring_up_to_date(url, branch, Path(copy))
+        return True, Archive(Path(copy)).staff.members
+    except ArchiveError as exc:
+        return False, str(exc)
+    except OSError as exc:
+        return False, exc.strerror or type(exc).__name__
 
 
 def disagreements(seen: list[tuple[str, StaffMember]]) -> list[str]:

@@ -267,6 +267,11 @@ def test_a_change_in_one_estate_shows_at_the_next_run(world: World, estates):  #
     east = next(r for r in later["estates"] if r["estate"] == "east")
     assert east["households"] == _own(world.people, estates["east"], "completeness")["overall"]["households"]
     assert later["totals"]["households"] == after["totals"]["households"] + 1
+    # company.yaml names another archive for north: its copy is made again from there
+    company_file = world.tmp / "hq" / "company.yaml"
+    company_file.write_text(company_file.read_text().replace("../north/archive", "../south/archive"))
+    moved = _company(world, "completeness")
+    assert moved["estates"][0]["households"] == moved["estates"][1]["households"]
 
 
 # ------------------------------------------------------------------ refusals
