@@ -111,7 +111,10 @@ def load(folder: Path) -> Company:
         for s in data.get("staff") or []
     )
     for member in staff:
-        key_id(member.key)
+        try:
+            key_id(member.key)
+        except UsageError as exc:
+            raise UsageError(f"{source}: staff {member.id}: {exc}") from None
     ids = [m.id for m in staff]
     twice = sorted({i for i in ids if ids.count(i) > 1})
     if twice:

@@ -308,6 +308,8 @@ def test_an_estate_with_no_archive_is_refused_and_nothing_is_written(world: Worl
         (lambda t: t.replace("id: south", "id: north"), ["estate id north", "more than once"]),
         (lambda t: t.replace("id: north,", "id: North Side,"), ["company.yaml", "id"]),
         (lambda t: t.replace("role: gm", "role: boss"), ["company.yaml", "role"]),
+        (lambda t: t.replace("name: South Park", 'name: "South \\u202ePark"'), ["company.yaml", "estates[1].name"]),
+        (lambda t: t.replace("key: ssh-ed25519 AAAA", "key: ssh-ed25519 AAAB"), ["company.yaml", "staff gm01"]),
     ],
 )
 def test_a_malformed_company_yaml_is_refused_in_one_line(world: World, estates, change, words):
