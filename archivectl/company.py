@@ -29,18 +29,26 @@ from typing import Any
 from archivectl import gitio
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
+from archivectl.layout import HouseholdPath
 from archivectl.staff import StaffMember
 
 COMPANY_FILE = "company.yaml"
 CACHE = ".cache"  # under the company folder: one copy per estate, and a .gitignore keeping it out of git
 KINDS = ("completeness", "retention", "requests", "stats")
-# What a copy checks out: everything but the attachments (never fetched either: a blob:none partial clone
-# fetches the blobs of what it checks out, and nothing reads the others).
-SPARSE = ("/*", "!/households/*/*/*/attachments/")
-# A file:// estate is served by a local upload-pack, told to honour --filter (off by default in git);
-# an ssh:// server decides for itself (a server without it sends everything: slower, same answer).
-LOCAL_UPLOAD_PACK = "git -c uploadpack.allowFilter=true upload-pack"
+# What a copy checks out: everything but households/ (reports read records from git by blob id), and the
+# records too once a report reads them from the work tree; never the attachments, whose blobs are never
+# fetched either (a blob:none partial clone, given the records' blobs in one request).
+NO_RECORDS = ("/*", "!/households/")
+WITH_RECORDS = ("/*", "!/households/*/*/*/attachments/")
+# A file:// estate is served by a local upload-pack, told to honour --filter and requests by blob id (both
+# off by default in git); an ssh:// server decides for itself (a server that does not filter sends
+# everything: slower, same answer).
+LOCAL_UPLOAD_PACK = "git -c uploadpack.allowFilter=true -c uploadpack.allowAnySHA1InWant=true upload-pack"
 HEAD_OFFICE = "head office"
+# Reports whose figures the estate's commit decides (retention counts days to now): kept per commit in the copy,
+# so a run where an estate did not change reads one small file for it. FIGURES_VERSION: what _figures returns.
+SAME_FOR_ONE_COMMIT = ("completeness", "stats")
+FIGURES_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -211,10 +219,13 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def bring_up_to_date(url: str, branch: str, copy: Path) -> str:
+def bring_up_to_date(url: str, branch: str, copy: Path, records_in_work_tree: bool = False) -> str:
     """The estate's branch in copy (cloned the first time, fetched after), checked out; its commit.
 
-    A copy is made beside its place and renamed into it, so a half-made one is never used.
+    Reports read records from git, by blob id: their blobs are fetched in one
+    request, and written to the work tree only for a report that reads them
+    there (records_in_work_tree: retention's tombstones). A copy is made beside
+    its place and renamed into it, so a half-made one is never used.
     """
     local = url.startswith("file://")
     with _locked(copy.parent / f"{copy.name}.lock"):
@@ -224,33 +235,26 @@ def bring_up_to_date(url: str, branch: str, copy: Path) -> str:
         if not (copy / ".git").is_dir():
             fresh = copy.parent / f"{copy.name}.new"
             shutil.rmtree(fresh, ignore_errors=True)
-            shutil.rmtree(copy, ignore_errors=True)
             pack = ["--upload-pack", LOCAL_UPLOAD_PACK] if local else []
-            gitio.run(
-                None,
-                "clone",
-                "-q",
-                "--filter=blob:none",
-                "--no-checkout",
-                "--single-branch",
-                "--branch",
-                branch,
-                *pack,
-                url,
-                str(fresh),
-            )
+            gitio.run(None, "clone", "-q", "--filter=blob:none", "--no-checkout", "--single-branch",
+                      "--branch", branch, *pack, url, str(fresh))  # fmt: skip
             if local:
                 gitio.run(fresh, "config", "--local", "remote.origin.uploadpack", LOCAL_UPLOAD_PACK)
-            gitio.run(fresh, "sparse-checkout", "set", "--no-cone", *SPARSE)
+            gitio.run(fresh, "sparse-checkout", "set", "--no-cone", *NO_RECORDS)
             gitio.run(fresh, "checkout", "-q", branch)
+            _fetch_blobs(fresh, [oid for oid, _path in gitio.ls_files_stage(fresh, HouseholdPath.records_glob())])
             os.rename(fresh, copy)
         else:
             gitio.run(copy, "fetch", "-q", "origin", f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
             theirs = gitio.rev_parse(copy, f"refs/remotes/origin/{branch}")
+            ours = gitio.head(copy)
             if theirs is None:
                 raise ArchiveError(_("branch {branch} not found").format(branch=branch))
-            if theirs != gitio.head(copy):
+            if theirs != ours:
                 gitio.run(copy, "checkout", "-q", "--force", "-B", branch, theirs)
+                _fetch_blobs(copy, _new_records(copy, ours, theirs))
+        if records_in_work_tree and _sparse(copy) != list(WITH_RECORDS):
+            gitio.run(copy, "sparse-checkout", "set", "--no-cone", *WITH_RECORDS)
         commit = gitio.head(copy)
         if commit is None:
             raise ArchiveError(_("branch {branch} has no commit").format(branch=branch))
@@ -258,6 +262,36 @@ def bring_up_to_date(url: str, branch: str, copy: Path) -> str:
 
         Archive(copy).remember_index_equals(commit)  # a checkout leaves the index equal to the commit
         return commit
+
+
+def _sparse(copy: Path) -> list[str]:
+    """The copy's sparse-checkout patterns."""
+    try:
+        return (copy / ".git" / "info" / "sparse-checkout").read_text().split()
+    except OSError:
+        return []
+
+
+def _new_records(copy: Path, old: str | None, new: str) -> list[str]:
+    """Blob ids of the record files new has and old had otherwise (added or changed)."""
+    if old is None:
+        return [oid for oid, _path in gitio.ls_files_stage(copy, HouseholdPath.records_glob())]
+    text = gitio.run(copy, "diff-tree", "-r", "-z", "--no-renames", old, new, "--", "households/").stdout
+    fields = text.decode("utf-8", "surrogateescape").split("\0")
+    found = []
+    for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+        parts = meta.split()
+        if len(parts) == 5 and parts[4] in ("A", "M") and path.endswith("/record.yaml"):
+            found.append(parts[3])
+    return found
+
+
+def _fetch_blobs(copy: Path, oids: list[str]) -> None:
+    """The blobs of oids, in one request (a partial clone only: a server that sent everything sent these too)."""
+    if not oids or gitio.config_get(copy, "remote.origin.promisor") != "true":
+        return
+    gitio.run(copy, "-c", "fetch.negotiationAlgorithm=noop", "fetch", "-q", "--no-tags", "--no-write-fetch-head",
+              "--stdin", "origin", input="".join(f"{oid}\n" for oid in oids).encode())  # fmt: skip
 
 
 def _ignore_cache(cache: Path) -> None:
@@ -317,11 +351,23 @@ def estate_document(kind: str, url: str, branch: str, copy: str) -> tuple[bool, 
     """
     try:
         from archivectl.archive import Archive
+        from archivectl.facts import CACHE_VERSION, read_json, write_json
         from archivectl.reports.render import render
 
-        bring_up_to_date(url, branch, Path(copy))
-        report = _report_of(kind)(Archive(Path(copy)))  # type: ignore[misc]
-        return True, _figures(kind, json.loads(render(report, "json")))
+        # the others (retention: ops.lifecycle.candidates) read tombstoned records from the work tree
+        commit = bring_up_to_date(url, branch, Path(copy), kind not in SAME_FOR_ONE_COMMIT)
+        archive = Archive(Path(copy))
+        kept = archive.git_dir / "archivectl" / "company" / f"{kind}.json"
+        key = [FIGURES_VERSION, CACHE_VERSION, kind, commit]
+        if kind in SAME_FOR_ONE_COMMIT:
+            stored = read_json(kept)
+            if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("figures"), dict):
+                return True, stored["figures"]
+        report = _report_of(kind)(archive)  # type: ignore[misc]
+        figures = _figures(kind, json.loads(render(report, "json")))
+        if kind in SAME_FOR_ONE_COMMIT:
+            write_json(kept, {"key": key, "figures": figures})
+        return True, figures
     except ArchiveError as exc:
         return False, str(exc)
     except OSError as exc:

@@ -227,9 +227,11 @@ def test_every_format_shows_each_estate_and_the_totals(world: World, estates):  
 
 def test_the_company_reads_clear_parts_only_never_attachments_or_keys(world: World, estates):  # P9
     _company(world, "completeness")
+    _company(world, "retention")  # reads the records from the work tree: checked out, attachments still not
     cache = world.tmp / "hq" / ".cache"
     assert sorted(p.name for p in cache.iterdir() if p.is_dir()) == ["east", "north", "south"]
     north = cache / "north"
+    assert list(north.glob("households/*/*/*/record.yaml")), "retention's records are checked out"
     assert not list(north.glob("households/*/*/*/attachments/*")), "attachments are not checked out"
     listed = subprocess.run(
         ["git", "-C", str(north), "ls-files", "-s", "*/attachments/*"], capture_output=True, text=True, check=True
