@@ -69,6 +69,7 @@ class Company:
     name: str
     estates: tuple[Estate, ...]
     staff: tuple[StaffMember, ...]
+    urls: tuple[str, ...] = ()  # what git fetches each estate from, checked (see _checked_source)
 
     def copy_of(self, estate: Estate) -> Path:
         """Where the estate's copy is kept."""
@@ -127,10 +128,7 @@ def load(folder: Path) -> Company:
     twice = sorted({i for i in ids if ids.count(i) > 1})
     if twice:
         raise UsageError(_("{source}: staff id {id} appears more than once").format(source=source, id=twice[0]))
-    company = Company(folder, data["company"], estates, staff)
-    for estate in estates:
-        _checked_source(company, estate)
-    return company
+    return Company(folder, data["company"], estates, staff, tuple(_checked_source(folder, e) for e in estates))
 
 
 def _signed_text(folder: Path) -> bytes | None:
@@ -173,7 +171,7 @@ def _signed_text(folder: Path) -> bytes | None:
     return committed
 
 
-def _checked_source(company: Company, estate: Estate) -> str:
+def _checked_source(folder: Path, estate: Estate) -> str:
     """The URL git fetches the estate from; UsageError for what is not a path or file:// / ssh:// URL,
     ArchiveError for a path (or file:// URL) with no archive there."""
     from urllib.parse import unquote, urlparse
@@ -198,7 +196,7 @@ def _checked_source(company: Company, estate: Estate) -> str:
         path = Path(unquote(urlparse(text).path))
     else:
         path = Path(text).expanduser()
-        path = path if path.is_absolute() else company.root / path
+        path = path if path.is_absolute() else folder / path
     if not path.is_dir() or not ((path / "archive.yaml").is_file() or gitio.is_bare(path)):
         raise ArchiveError(_("estate {id}: no archive at {path}").format(id=estate.id, path=path))
     return path.resolve().as_uri()
@@ -244,23 +242,23 @@ def bring_up_to_date(url: str, branch: str, copy: Path, records_in_work_tree: bo
             gitio.run(fresh, "checkout", "-q", branch)
             _fetch_blobs(fresh, [oid for oid, _path in gitio.ls_files_stage(fresh, HouseholdPath.records_glob())])
             os.rename(fresh, copy)
+            commit, changed = gitio.head(copy), True
         else:
             gitio.run(copy, "fetch", "-q", "origin", f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
-            theirs = gitio.rev_parse(copy, f"refs/remotes/origin/{branch}")
-            ours = gitio.head(copy)
-            if theirs is None:
-                raise ArchiveError(_("branch {branch} not found").format(branch=branch))
-            if theirs != ours:
-                gitio.run(copy, "checkout", "-q", "--force", "-B", branch, theirs)
-                _fetch_blobs(copy, _new_records(copy, ours, theirs))
-        if records_in_work_tree and _sparse(copy) != list(WITH_RECORDS):
-            gitio.run(copy, "sparse-checkout", "set", "--no-cone", *WITH_RECORDS)
-        commit = gitio.head(copy)
+            commit, ours = gitio.rev_parse(copy, f"refs/remotes/origin/{branch}"), gitio.head(copy)
+            changed = commit != ours
+            if commit is not None and changed:
+                gitio.run(copy, "checkout", "-q", "--force", "-B", branch, commit)
+                _fetch_blobs(copy, _new_records(copy, ours, commit))
         if commit is None:
             raise ArchiveError(_("branch {branch} has no commit").format(branch=branch))
-        from archivectl.archive import Archive
+        if records_in_work_tree and _sparse(copy) != list(WITH_RECORDS):
+            gitio.run(copy, "sparse-checkout", "set", "--no-cone", *WITH_RECORDS)
+            changed = True
+        if changed:  # else the index is as the last run left it, and noted
+            from archivectl.archive import Archive
 
-        Archive(copy).remember_index_equals(commit)  # a checkout leaves the index equal to the commit
+            Archive(copy).remember_index_equals(commit)  # a checkout leaves the index equal to the commit
         return commit
 
 
@@ -356,14 +354,13 @@ def estate_document(kind: str, url: str, branch: str, copy: str) -> tuple[bool, 
 
         # the others (retention: ops.lifecycle.candidates) read tombstoned records from the work tree
         commit = bring_up_to_date(url, branch, Path(copy), kind not in SAME_FOR_ONE_COMMIT)
-        archive = Archive(Path(copy))
-        kept = archive.git_dir / "archivectl" / "company" / f"{kind}.json"
+        kept = Path(copy) / ".git" / "archivectl" / "company" / f"{kind}.json"  # a copy's .git is a folder
         key = [FIGURES_VERSION, CACHE_VERSION, kind, commit]
         if kind in SAME_FOR_ONE_COMMIT:
             stored = read_json(kept)
             if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("figures"), dict):
                 return True, stored["figures"]
-        report = _report_of(kind)(archive)  # type: ignore[misc]
+        report = _report_of(kind)(Archive(Path(copy)))  # type: ignore[misc]
         figures = _figures(kind, json.loads(render(report, "json")))
         if kind in SAME_FOR_ONE_COMMIT:
             write_json(kept, {"key": key, "figures": figures})
@@ -449,7 +446,9 @@ def report(company: Company, kind: str, progress: Any = None) -> Any:
         raise ArchiveError(
             _("this archivectl has no {kind} report yet; company report {kind} needs it").format(kind=kind)
         )
-    jobs = [(kind, _checked_source(company, e), e.branch, str(company.copy_of(e))) for e in company.estates]
+    jobs = [
+        (kind, url, e.branch, str(company.copy_of(e))) for e, url in zip(company.estates, company.urls, strict=True)
+    ]
     answers = in_parallel(estate_document, jobs, progress)
     for estate, (ok, found) in zip(company.estates, answers, strict=True):
         if not ok:
@@ -522,7 +521,7 @@ def _summed(items: Any, names: tuple[str, ...]) -> list[dict[str, Any]]:
 def staff_problems(company: Company, progress: Any = None) -> list[str]:
     """One line per person whose key, role or active flag differs between the archives they appear in
     (and company.yaml's head office), and per key that appears under two staff ids."""
-    jobs = [(_checked_source(company, e), e.branch, str(company.copy_of(e))) for e in company.estates]
+    jobs = [(url, e.branch, str(company.copy_of(e))) for e, url in zip(company.estates, company.urls, strict=True)]
     seen: list[tuple[str, StaffMember]] = [(HEAD_OFFICE, m) for m in company.staff]
     for estate, (ok, found) in zip(company.estates, in_parallel(estate_staff, jobs, progress), strict=True):
         if not ok:
