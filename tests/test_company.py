@@ -297,6 +297,16 @@ def test_an_estate_with_no_archive_is_refused_and_nothing_is_written(world: Worl
     assert not (world.tmp / "hq" / ".cache").exists()
 
 
+def test_an_estate_git_cannot_fetch_stops_the_report_in_one_line(world: World, estates):
+    company_file = world.tmp / "hq" / "company.yaml"
+    company_file.write_text(company_file.read_text().replace("name: East Court,", "name: East Court, branch: nope,"))
+    hq = world.tmp / "hq"
+    exit_code, out, err = _cli(world.people, None, "company", "report", "stats", "--company", str(hq))
+    assert_refused(Result(exit_code, out, err), 1, "estate east", "nope")
+    assert out == ""
+    assert not (hq / ".cache" / "east").exists() and not (hq / ".cache" / "east.new").exists()
+
+
 @pytest.mark.parametrize(
     ("change", "words"),
     [
