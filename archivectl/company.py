@@ -48,7 +48,7 @@ HEAD_OFFICE = "head office"
 # Reports whose figures the estate's commit decides (retention counts days to now): kept per commit in the copy,
 # so a run where an estate did not change reads one small file for it. FIGURES_VERSION: what _figures returns.
 SAME_FOR_ONE_COMMIT = ("completeness", "stats")
-FIGURES_VERSION = 1
+FIGURES_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -343,9 +343,9 @@ def _report_of(kind: str) -> Callable[..., Any] | None:
 
 
 def estate_document(kind: str, url: str, branch: str, copy: str) -> tuple[bool, Any]:
-    """(True, the estate's own `report KIND --format json` document) or (False, the one-line problem).
+    """(True, the figures of the estate's own `report KIND --format json`) or (False, the one-line problem).
 
-    Run in a worker process: the answer is plain data.
+    Run in a worker process: the answer is plain data (counts, no household rows).
     """
     try:
         from archivectl.archive import Archive
@@ -412,7 +412,10 @@ def _figures(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
                 "moved_out": status.get("moved-out", 0),
                 "tombstoned": status.get("tombstoned", 0),
                 "complete": complete.get("complete", 0),
-                **{k: sum(int(m.get(k) or 0) for m in activity) for k in ("changes", "reveals", "opens", "exports")},
+                **{
+                    k: sum(int(m.get(k) or 0) for m in activity)
+                    for k in ("changes", "reveals", "opens", "exports", "approvals")
+                },
             },
             "counts": [
                 [c["dimension"], c["value"], c["households"]] for c in counts if c.get("dimension") != "building"

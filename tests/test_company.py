@@ -205,6 +205,9 @@ def test_company_retention_and_stats_are_the_sums_of_the_estates_reports(world: 
     own = {sid: _own(world.people, root, "stats") for sid, root in estates.items()}
     assert stats["totals"]["households"] == sum(d["households"] for d in own.values()) == 9
     assert stats["totals"]["complete"] == sum(d["completeness"]["complete"] for d in own.values())
+    for kind in ("changes", "reveals", "exports", "approvals"):
+        assert stats["totals"][kind] == sum(m[kind] for d in own.values() for m in d["activity"])
+    assert stats["totals"]["changes"] >= 3 * 2  # each estate's founding and import at least
     categories = {(c["dimension"], c["value"]): c["households"] for c in stats["counts"]}
     assert categories[("status", "tombstoned")] == 1 and categories[("status", "moved-out")] == 1
     assert categories[("category", "handed-over")] == 6
