@@ -27,7 +27,12 @@ COMPANY_FORMATS = ("table", "json", "yaml", "csv", "markdown", "html")
 @company_app.command("report")
 def company_report(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(metavar="KIND", help="completeness | retention | requests | stats")],
+    kind: Annotated[
+        str,
+        typer.Argument(
+            metavar="KIND", help="completeness | retention | stats | requests (once this archivectl has that report)"
+        ),
+    ],
     company: CompanyOpt = None,
     fmt: Annotated[
         str | None, typer.Option("--format", "-f", help="table | json | yaml | csv | markdown | html")
