@@ -317,14 +317,18 @@ def in_parallel(work: Callable[..., Any], jobs: list[tuple[Any, ...]], progress:
         return done
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     # fork: the pool starts its workers before its own thread, so no thread is copied into them
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = {pool.submit(work, *job): i for i, job in enumerate(jobs)}
-        for n, future in enumerate(as_completed(futures), 1):
-            done[futures[future]] = future.result()
-            if progress:
-                progress(n, len(jobs))
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {pool.submit(work, *job): i for i, job in enumerate(jobs)}
+            for n, future in enumerate(as_completed(futures), 1):
+                done[futures[future]] = future.result()
+                if progress:
+                    progress(n, len(jobs))
+    except BrokenProcessPool:
+        raise ArchiveError(_("a worker process ended without an answer (out of memory?); run again")) from None
     return done
 
 

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -277,6 +278,19 @@ def test_a_change_in_one_estate_shows_at_the_next_run(world: World, estates):  #
     company_file.write_text(company_file.read_text().replace("../north/archive", "../south/archive"))
     moved = _company(world, "completeness")
     assert moved["estates"][0]["households"] == moved["estates"][1]["households"]
+
+
+def test_two_company_reports_at_once_both_answer_the_same(world: World, estates):  # P15
+    hq = world.tmp / "hq"
+    command = [sys.executable, "-m", "archivectl", "company", "report", "completeness", "--company", str(hq), "-f"]
+    env = process_env(None)
+    runs = [
+        subprocess.Popen([*command, "csv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for _ in range(2)
+    ]
+    answers = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], answers
+    assert answers[0][0] == answers[1][0] and b"(total),Sunny Property,7," in answers[0][0]
+    assert sorted(p.name for p in (hq / ".cache").iterdir() if p.is_dir()) == ["east", "north", "south"]
 
 
 # ------------------------------------------------------------------ refusals
