@@ -509,7 +509,7 @@ def report(company: Company, kind: str, progress: Any = None) -> Any:
         chart=[(r["estate"], r["rate"]) for r in rows] if kind == "completeness" else [],
         chart_title=_("Complete dossiers per estate (%)") if kind == "completeness" else "",
         summary=summary,
-        act_on=bool(totals.get("incomplete") or totals.get("invalid") or totals.get("eligible")),
+        act_on=any(totals.get(k) for k in ("incomplete", "invalid", "eligible", "past_keeping")),
         csv_rows=sections[0],
     )
 

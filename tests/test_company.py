@@ -214,6 +214,14 @@ def test_company_retention_and_stats_are_the_sums_of_the_estates_reports(world: 
     assert categories[("category", "handed-over")] == 6
 
 
+def test_fail_on_action_exits_1_for_cron_when_an_estate_has_something_to_do(world: World, estates):  # P5, P13
+    hq = str(world.tmp / "hq")
+    code, out, _err = _cli(world.people, None, "company", "report", "completeness", "--company", hq, "--fail-on-action")
+    assert code == 1 and "(total)" in out  # every estate has incomplete households: the report, then exit 1
+    code, out, _err = _cli(world.people, None, "company", "report", "retention", "--company", hq, "--fail-on-action")
+    assert code == 0 and "(total)" in out  # nothing eligible for purge yet (the tombstone is days old)
+
+
 def test_every_format_shows_each_estate_and_the_totals(world: World, estates):  # P15
     hq = str(world.tmp / "hq")
     args = ("company", "report", "completeness", "--company", hq)

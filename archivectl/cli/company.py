@@ -38,6 +38,12 @@ def company_report(
         str | None, typer.Option("--format", "-f", help="table | json | yaml | csv | markdown | html")
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
+    fail: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-action", help="Exit 1 if any estate has incomplete households, invalid records or purges due."
+        ),
+    ] = False,
 ) -> None:
     """Each estate's own report (clear parts only, fetched into company/.cache, in parallel) and the totals."""
     from archivectl import company as companies
@@ -61,6 +67,8 @@ def company_report(
         out(f"{found.summary} Written to {output}.", err=True)
     else:
         out(text)
+    if fail and found.act_on:
+        raise typer.Exit(1)
 
 
 @company_app.command("staff")
