@@ -24,13 +24,16 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archivectl import gitio
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
 from archivectl.layout import HouseholdPath
 from archivectl.staff import StaffMember
+
+if TYPE_CHECKING:
+    from archivectl.reports.render import Report
 
 COMPANY_FILE = "company.yaml"
 CACHE = ".cache"  # under the company folder: one copy per estate, and a .gitignore keeping it out of git
@@ -305,7 +308,9 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def in_parallel(work: Callable[..., Any], jobs: list[tuple[Any, ...]], progress: Any = None) -> list[Any]:
+def in_parallel(
+    work: Callable[..., Any], jobs: list[tuple[Any, ...]], progress: Callable[[int, int], None] | None = None
+) -> list[Any]:
     """work(*job) for each job, in order, one process per core at most (forked: nothing is imported again)."""
     workers = min(len(jobs), _cores())
     done: list[Any] = [None] * len(jobs)
@@ -443,7 +448,7 @@ def _counts_in(doc: dict[str, Any]) -> dict[str, int]:
     return row
 
 
-def report(company: Company, kind: str, progress: Any = None) -> Any:
+def report(company: Company, kind: str, progress: Callable[[int, int], None] | None = None) -> Report:
     """The company's report of kind: a row per estate (its own report's figures) and the totals."""
     from archivectl.reports.render import Report, Section, document_head
 
@@ -525,7 +530,7 @@ def _summed(items: Any, names: tuple[str, ...]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ staff
 
 
-def staff_problems(company: Company, progress: Any = None) -> list[str]:
+def staff_problems(company: Company, progress: Callable[[int, int], None] | None = None) -> list[str]:
     """One line per person whose key, role or active flag differs between the archives they appear in
     (and company.yaml's head office), and per key that appears under two staff ids."""
     jobs = [(url, e.branch, str(company.copy_of(e))) for e, url in zip(company.estates, company.urls, strict=True)]
