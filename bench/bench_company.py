@@ -6,7 +6,8 @@ estate changed: under 1.2x that estate's own warm report after the change plus
 the company's warm run (the other caches' read).
 Each estate is a real archive made by `archivectl init` + `archivectl import`;
 half of them are served through a bare repository (file:// URL), half by path.
-Run: python bench/bench_company.py [--estates 10] [--households 1000] [--runs 3]
+Run: python bench/bench_company.py [--estates 10] [--households 1000] [--runs 3] [--same]
+(--same: one archive imported and served as every estate from a bare clone each: the big sizes in minutes)
 """
 
 from __future__ import annotations
@@ -27,13 +28,24 @@ from bench_scale import write_csv
 from common import machine, make_archive, person_env, run_cli, timed_rss
 
 
-def build(base: Path, estates: int, households: int) -> tuple[Path, list[Path], dict[str, Path]]:
-    """(company folder, estate archives, people) under base."""
-    roots, people = [], {}
+def build(base: Path, estates: int, households: int, same: bool = False) -> tuple[Path, list[Path], dict[str, Path]]:
+    """(company folder, estate archives, people) under base.
+
+    same: one archive imported, every other estate a bare clone of it served by file:// (the big sizes in
+    minutes; every estate still has its own server repository, copy, clone and report).
+    """
+    roots: list[Path] = []
+    people: dict[str, Path] = {}
     lines = ["company: Bench Property", "estates:"]
     for i in range(estates):
         home = base / f"e{i:03d}"
         home.mkdir()
+        if same and roots:
+            server = home / "server.git"
+            subprocess.run(["git", "clone", "-q", "--bare", str(roots[0]), str(server)], check=True)
+            lines.append(f"  - {{id: e{i:03d}, name: Estate {i}, archive: '{server.as_uri()}'}}")
+            roots.append(roots[0])
+            continue
         root, people = make_archive(home)
         write_csv(home / "households.csv", households)
         env = person_env(people["clk01"])
@@ -101,12 +113,13 @@ def main() -> None:
     parser.add_argument("--estates", type=int, default=10)
     parser.add_argument("--households", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--same", action="store_true", help="import one archive, serve it as every estate")
     args = parser.parse_args()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
     base = Path(tempfile.mkdtemp(prefix="bench-company-"))
     try:
-        company, roots, people = build(base, args.estates, args.households)
-        served = [r.parent / "server.git" if (r.parent / "server.git").exists() else r for r in roots]
+        company, roots, people = build(base, args.estates, args.households, args.same)
+        served = [roots[0].parent / "server.git" if (roots[0].parent / "server.git").exists() else roots[0]]
         bare, bare_cpu = min(bare_parse(roots) for _ in range(args.runs))
         cold, cold_cpu, warm, warm_cpu, changed, own, rss = [], [], [], [], [], [], []
         for n in range(args.runs):
