@@ -458,3 +458,44 @@ def test_a_company_repository_whose_last_commit_no_head_office_key_signed_is_ref
     _refused(world, 1, "not signed by head-office staff")
     _refused(world, 1, "not signed by head-office staff", args=("staff",))
     assert not (hq / ".cache").exists()
+
+
+# ------------------------------------------------------------------ an estate served over ssh://
+
+
+def test_an_estate_served_over_ssh_is_read_without_its_attachments(world: World, estates, tmp_path):  # P9, P15
+    from sshd import INSTALL_HINT, SSHD, keygen, running_sshd, ssh_command, ssh_home
+
+    if not SSHD.exists():
+        pytest.skip(f"sshd missing: {INSTALL_HINT}")
+    server_repo = world.tmp / "north.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(estates["north"]), str(server_repo)], check=True)
+    for setting in ("uploadpack.allowFilter", "uploadpack.allowAnySHA1InWant"):  # what the server's admin sets
+        subprocess.run(["git", "-C", str(server_repo), "config", setting, "true"], check=True)
+    company_file = world.tmp / "hq" / "company.yaml"
+    url = f"ssh://estates.office{server_repo}"
+    company_file.write_text(company_file.read_text().replace("archive: ../north/archive", f"archive: '{url}'"))
+    with running_sshd(tmp_path / "ssh-server") as sshd:
+        key = tmp_path / "hq_key"
+        sshd.authorize(keygen(key, "head-office"))
+        config = ssh_home(tmp_path / "hq-home", sshd, key, "estates.office")
+        result = CliRunner().invoke(
+            app,
+            ["company", "report", "completeness", "--company", str(world.tmp / "hq"), "-f", "json"],
+            env={**person_env(None), "GIT_SSH_COMMAND": ssh_command(config)},
+        )
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    north = json.loads(result.stdout)["estates"][0]
+    assert north["households"] == _own(world.people, estates["north"], "completeness")["overall"]["households"]
+    copy = world.tmp / "hq" / ".cache" / "north"
+    listed = subprocess.run(
+        ["git", "-C", str(copy), "ls-files", "-s", "*/attachments/*"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    held = subprocess.run(
+        ["git", "-C", str(copy), "cat-file", "--batch-all-objects", "--batch-check"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    blobs = [word for word in listed if len(word) == 40]
+    assert blobs and not [b for b in blobs if b in held], "the scan stayed on the server"
