@@ -107,7 +107,7 @@ def load(folder: Path) -> Company:
         schema.validator_for(schema.load_json(schema.shipped_dir() / "company.schema.json")), data
     )
     if problems:
-        raise UsageError(f"{source}: {problems[0]}")
+        raise UsageError(_("{source}: {problem}").format(source=source, problem=problems[0]))
     estates = tuple(Estate(e["id"], e["name"], e["archive"], e.get("branch", "main")) for e in data["estates"])
     for field in ("id", "name"):
         seen = [getattr(e, field) for e in estates]
@@ -126,7 +126,9 @@ def load(folder: Path) -> Company:
         try:
             key_id(member.key)
         except UsageError as exc:
-            raise UsageError(f"{source}: staff {member.id}: {exc}") from None
+            raise UsageError(
+                _("{source}: staff {id}: {problem}").format(source=source, id=member.id, problem=exc)
+            ) from None
     ids = [m.id for m in staff]
     twice = sorted({i for i in ids if ids.count(i) > 1})
     if twice:
@@ -404,7 +406,7 @@ def _figures(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
                 "moved_out": len(doc.get("moved_out") or []),
                 "review_due": len(doc.get("review_due") or []),
                 "lent": len(lent),
-                "overdue": sum(1 for x in lent if x.get("overdue")),
+                "lent_overdue": sum(1 for x in lent if x.get("overdue")),
                 "past_keeping": len(doc.get("past_keeping") or []),
             },
         }
@@ -429,6 +431,17 @@ def _figures(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
             "counts": [
                 [c["dimension"], c["value"], c["households"]] for c in counts if c.get("dimension") != "building"
             ],
+        }
+    if kind == "requests":
+        rows = doc.get("open") or []
+        return {
+            "archive": doc.get("archive"),
+            "row": {
+                "open": len(rows),
+                "overdue": sum(1 for r in rows if r.get("overdue")),
+                "due_soon": sum(1 for r in rows if r.get("due_soon")),
+                "holds": len(doc.get("holds") or []),
+            },
         }
     return {"archive": doc.get("archive"), "row": _counts_in(doc)}
 
@@ -500,6 +513,10 @@ def report(company: Company, kind: str, progress: Callable[[int, int], None] | N
         summary += _("{n} households; {rate}% of active ones complete.").format(
             n=totals["households"], rate=totals["rate"]
         )
+    elif kind == "requests":
+        summary += _("{n} open requests: {late} overdue, {soon} due soon; {held} households under legal hold.").format(
+            n=totals["open"], late=totals["overdue"], soon=totals["due_soon"], held=totals["holds"]
+        )
     elif kind == "retention":
         summary += _("{t} tombstoned ({e} eligible for purge), {m} moved out, {r} due for review.").format(
             t=totals["tombstoned"], e=totals["eligible"], m=totals["moved_out"], r=totals["review_due"]
@@ -514,7 +531,7 @@ def report(company: Company, kind: str, progress: Callable[[int, int], None] | N
         chart=[(r["estate"], r["rate"]) for r in rows] if kind == "completeness" else [],
         chart_title=_("Complete dossiers per estate (%)") if kind == "completeness" else "",
         summary=summary,
-        act_on=any(totals.get(k) for k in ("incomplete", "invalid", "eligible", "past_keeping")),
+        act_on=any(totals.get(k) for k in ("incomplete", "invalid", "eligible", "past_keeping", "overdue")),
         csv_rows=sections[0],
     )
 

@@ -19,8 +19,17 @@ from typing import Any
 
 from archivectl.errors import ArchiveError
 
-# Keep git's output stable and never let it open an editor or pager.
-_BASE_ENV = {"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "GIT_PAGER": "cat"}
+# Keep git's output stable and never let it open an editor or pager; and let git read history as it
+# is: a replace ref (refs/replace/*, pushable by anyone who may push a branch) or a grafts file makes
+# every git call see a stand-in for a commit, so what verify judged would not be what main holds.
+_BASE_ENV = {
+    "LC_ALL": "C",
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_EDITOR": "true",
+    "GIT_PAGER": "cat",
+    "GIT_NO_REPLACE_OBJECTS": "1",
+    "GIT_GRAFT_FILE": os.devnull,
+}
 
 # Descriptors every git child inherits: the archive's write lock while it is held.
 # kill -9 of archivectl does not kill the git it started; an orphaned update-ref or
@@ -582,6 +591,11 @@ def parse_trailers(text: str) -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in found.items()}
 
 
+def commit_trailers(repo: Path, commit: str) -> dict[str, tuple[str, ...]]:
+    """A commit's trailers, every value of each key."""
+    return parse_trailers(out(repo, "log", "-1", "--format=%(trailers:only,unfold)", commit))
+
+
 def commits_for_verify(repo: Path, revs: list[str]) -> list[CommitInfo]:
     """Commits of revs, oldest first, with what each changed, in one git call (signatures left to the caller).
 
@@ -766,8 +780,13 @@ def index_stamp(dot_git: Path) -> str | None:
 
 def tree_at(repo: Path, commit: str, path: str) -> str | None:
     """The id of the tree at path in commit, or None when there is none."""
-    proc = run(repo, "rev-parse", "-q", "--verify", f"{commit}:{path}^{{tree}}", check=False)
-    return proc.stdout.decode().strip() or None
+    # (`rev-parse commit:path^{tree}` would take ^{tree} as part of the path and always fail)
+    proc = run(repo, "ls-tree", "-z", commit, "--", path, check=False)
+    mode_kind_id, _, name = proc.stdout.partition(b"\t")
+    fields = mode_kind_id.split()
+    if proc.returncode != 0 or len(fields) != 3 or fields[1] != b"tree" or name.rstrip(b"\0") != path.encode():
+        return None
+    return fields[2].decode()
 
 
 def tree_of(repo: Path, commit: str) -> str:

@@ -12,9 +12,11 @@ import re
 from dataclasses import dataclass
 
 from archivectl.errors import UsageError
+from archivectl.i18n import _
 
 ARCHIVE_FILE = "archive.yaml"
 STAFF_FILE = "staff.yaml"
+HOUSEHOLD_SCHEMA = "schemas/household.schema.json"
 NUMBERS_FILE = "registers/numbers.yaml"  # archives of format version < 3 only
 HOUSEHOLDS = "households"
 RECORD = "record.yaml"
@@ -23,6 +25,7 @@ ATTACHMENTS = "attachments"
 # the archive number: category code, year, 5-digit serial (HO-2026-00001)
 CATEGORY_CODES = {"handed-over": "HO", "not-handed-over": "NH", "special": "SP"}
 ARCHIVE_NO_PATTERN = r"(?:HO|NH|SP)-[0-9]{4}-[0-9]{5}"
+RECIPIENT_PATTERN = r"age1[0-9a-z]{20,90}"  # an age recipient as key names carry it (bech32; checked where parsed)
 ARCHIVE_NO = re.compile(rf"^{ARCHIVE_NO_PATTERN}\Z")  # \Z: `$` would let a final newline through
 BUILDING_PATTERN = r"[A-Z0-9][A-Z0-9-]{0,15}"
 UNIT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9-]{0,15}"
@@ -39,7 +42,7 @@ def check_archive_no(value: str) -> str:
     place must not end up in a terminal log.
     """
     if not isinstance(value, str) or not ARCHIVE_NO.fullmatch(value):
-        raise UsageError("not an archive number like HO-2026-00001 (category code, year, 5-digit serial)")
+        raise UsageError(_("not an archive number like HO-2026-00001 (category code, year, 5-digit serial)"))
     return value
 
 

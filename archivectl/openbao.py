@@ -37,13 +37,14 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.layout import ARCHIVE_NO_PATTERN, RECIPIENT_PATTERN
 
 SCHEMES = {"openbao": "https", "openbao+http": "http", "vault": "https", "vault+http": "http"}
 DEFAULT_PORT = 8200
 TRANSIT_SUFFIX = "-transit"
 WINDOW = 16  # requests in flight at once for read_many / create_many (one HTTP connection each)
 TIMEOUT = 30  # seconds per request
-KEY_NAME = re.compile(r"keys/(?P<no>(HO|NH|SP)-[0-9]{4}-[0-9]{5})\.(?P<recipient>age1[0-9a-z]{20,90})\.age")
+KEY_NAME = re.compile(rf"keys/(?P<no>{ARCHIVE_NO_PATTERN})\.(?P<recipient>{RECIPIENT_PATTERN})\.age")
 T = TypeVar("T")
 
 # Which archivectl command makes a request: the audit device logs this header in clear once the IT

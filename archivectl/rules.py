@@ -6,13 +6,15 @@ which approval it needs, which registers it appends to, and how a household's
 record may change. Nothing here reads a commit subject, except `legacy_action`,
 which maps commits made before `Action:` existed (archive.yaml version 1).
 
-Pure functions over plain values: verify (ops/verify.py) does the reading.
+Pure functions over plain values: the judge (archivectl/judge/) does the reading.
 
 Merge commits have no row: a merge is clean when its tree is git's own merge
 of its parents except in records that hold exactly the field-level merge
-archivectl's merge driver gives (ops/merging.py merged_record_problem, the one
-place that rule lives; a sealed block both sides changed: same recipient, a
-reader's signature). Any other merge is judged like a commit by this table.
+archivectl's merge driver gives (judge/merges.py merged_record_problem, the one
+place that rule lives). A sealed block both sides changed (same recipient, a
+reader's signature) makes the merge an edit of personal fields: it needs an
+approval like an edit, named in its Approved-by: trailer and bound to the merge
+commit. Any other merge is judged like a commit by this table.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ _PATHS: list[tuple[str, re.Pattern[str]]] = [
     ),
     ("meta", re.compile(r"\.gitattributes|\.gitignore|CODEOWNERS|\.pre-commit-config\.yaml")),
 ]
-REGISTERS = ("access", "lending", "transfer", "destruction", "grants", "keys")
+REGISTERS = ("access", "lending", "transfer", "destruction", "grants", "keys", "requests", "holds")
 GOVERNANCE_KINDS = ("settings", "staff", "schema")
 
 
@@ -146,6 +148,16 @@ TABLE: dict[str, ActionRule] = {
         ActionRule("configure", "governance", {"settings": "M", "schema": "AM", "meta": "AMD"}),
         # A signed approval of named commits: changes nothing, so it binds to their exact content.
         ActionRule("approve", None, {}),
+        # Customers' requests (P17): opening one and registering its answer need nobody's approval (the
+        # clock must start at once; the export/edit/tombstone that answers is approved itself); refusing
+        # one or closing it unanswered stops the clock against the customer: a manager signs that.
+        ActionRule("request-open", None, {"register:requests": _REGISTER_WRITE}, registers=("requests",)),
+        ActionRule("request-answer", None, {"register:requests": _REGISTER_WRITE}, registers=("requests",)),
+        ActionRule("request-refuse", "change", {"register:requests": _REGISTER_WRITE}, registers=("requests",)),
+        ActionRule("request-close", "change", {"register:requests": _REGISTER_WRITE}, registers=("requests",)),
+        # A legal hold stops tombstone, purge and shred (holds.hold_problem); placing and lifting it are approved.
+        ActionRule("hold", "change", {"register:holds": _REGISTER_WRITE}, registers=("holds",)),
+        ActionRule("release", "change", {"register:holds": _REGISTER_WRITE}, registers=("holds",)),
     )
 }
 LOOKUPS = tuple(

@@ -37,6 +37,8 @@ class Settings:
     keeping: dict[str, int] = field(default_factory=dict)
     # the company's offline recovery recipient (age1...): every record key is wrapped to it too
     recovery: str | None = None
+    # the company's own closures (days off beyond the official calendar), ISO dates: P17's working days
+    closures: tuple[str, ...] = ()
 
     @classmethod
     def from_yaml(cls, data: Any) -> Settings:
@@ -53,6 +55,7 @@ class Settings:
             "main",
             "keeping",
             "recovery",
+            "closures",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -82,6 +85,7 @@ class Settings:
                 main=main,
                 keeping=_keeping(data.get("keeping") or {}),
                 recovery=check_recovery(data.get("recovery")),
+                closures=_closures(data.get("closures") or []),
             )
         except (TypeError, ValueError):
             raise UsageError(f"{ARCHIVE_FILE}: a setting has the wrong type") from None
@@ -108,6 +112,8 @@ class Settings:
             data["keystore"] = self.keystore
         if self.recovery:
             data["recovery"] = self.recovery
+        if self.closures:
+            data["closures"] = list(self.closures)
         return data
 
 
@@ -118,6 +124,18 @@ def check_recovery(value: Any) -> str | None:
     if not isinstance(value, str) or not re.fullmatch(r"age1[0-9a-z]{58}", value.strip()):
         raise UsageError(f"{ARCHIVE_FILE}: recovery must be an age public key (age1...), from age-keygen")
     return value.strip()
+
+
+def _closures(data: Any) -> tuple[str, ...]:
+    """archive.yaml closures: [2026-12-24, ...] as ISO dates."""
+    import datetime as dt
+
+    if not isinstance(data, list):
+        raise UsageError(f"{ARCHIVE_FILE}: closures must be a list of dates")
+    try:
+        return tuple(sorted({dt.date.fromisoformat(str(d)).isoformat() for d in data}))
+    except ValueError:
+        raise UsageError(f"{ARCHIVE_FILE}: closures must be dates like 2026-12-24") from None
 
 
 KEEPING_CLASSES = ("moved-out", "active", "handed-over", "not-handed-over", "special")

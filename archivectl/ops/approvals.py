@@ -17,6 +17,9 @@ from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.identity import actor_of
 from archivectl.ops.common import Approval, check_reason, identity_for, open_key, readers, trailers
+from archivectl.ops.verify import pending as pending_in
+from archivectl.ops.verify import verify
+from archivectl.screen import inert
 
 
 def default_range(archive: Archive) -> str | None:
@@ -32,7 +35,6 @@ def default_range(archive: Archive) -> str | None:
 
 def pending(archive: Archive, range_spec: str | None = None, every_branch: bool = False) -> list[dict[str, Any]]:
     """What awaits whose approval: on this branch (or range), or on every branch not yet on main."""
-    from archivectl.ops.verify import pending as pending_in
 
     if not every_branch:
         return pending_in(archive, range_spec or default_range(archive))
@@ -60,7 +62,6 @@ class ApprovalPlan:
 
 def plan(archive: Archive, range_spec: str | None, reveal: bool = False, identity: str | None = None) -> ApprovalPlan:
     """Check that the acting staff member may approve what awaits them in the range, and describe it."""
-    from archivectl.ops.verify import verify
 
     head = gitio.head(archive.root)
     actor = actor_of(archive)
@@ -180,7 +181,7 @@ def describe(archive: Archive, commit: str, opener: _Opener, reveal: bool) -> li
         else:
             diff = gitio.out(archive.root, "diff", "--no-color", "-U1", parent, commit, "--", path)
             lines += [f"{path}:"] + [ln for ln in diff.splitlines() if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
-    return lines
+    return [inert(line) for line in lines]  # what the approver signs is what they read: nothing typed acts on it
 
 
 def _record_lines(archive: Archive, parent: str, commit: str, path: str, opener: _Opener, reveal: bool) -> list[str]:

@@ -10,7 +10,9 @@ from archivectl import clock, crypto, gitio, policy, records, registers, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.identity import Actor, actor_of, decrypting_identity
+from archivectl.judge.state import approved_commit
 from archivectl.layout import STAFF_FILE, HouseholdPath
+from archivectl.requestlog import require_open
 from archivectl.staff import Staff, StaffMember
 
 
@@ -20,6 +22,7 @@ class Approval:
 
     reason: str | None
     approver: str | None = None
+    request: str | None = None  # the customer's request (P17) this write answers: its Request: trailer
 
 
 def check_reason(reason: str | None) -> str:
@@ -41,6 +44,8 @@ def approved_writer(archive: Archive, approval: Approval, roles: tuple[str, ...]
     ):
         if problem:
             raise ArchiveError(problem)
+    if approval.request is not None:
+        require_open(archive, approval.request)
     return actor
 
 
@@ -51,6 +56,7 @@ def trailers(action: str, approval: Approval, actor: Actor, archive_no: str | No
         "Reason": approval.reason.strip() if approval.reason else None,
         "Approved-by": approval.approver,
         "Archive-No": archive_no,
+        "Request": approval.request,
         "Acted-by": actor.member.id,
     }
 
@@ -88,7 +94,7 @@ def _grants_on_main(archive: Archive, tip: str) -> list[dict[str, Any]] | None:
     key = (str(archive.root), tip, clock.today().isoformat())
     if key not in _GRANTS_ON_MAIN:
         _GRANTS_ON_MAIN[key] = registers.active_grants_at(
-            archive.root, approved_version(archive, tip, "registers/grants")
+            archive.root, approved_commit(archive, tip, "registers/grants")
         )
     return _GRANTS_ON_MAIN[key]
 
@@ -105,48 +111,11 @@ def main_staff(archive: Archive, tip: str | None = None) -> Staff:
         return archive.staff
     key = (str(archive.root), tip)
     if key not in _STAFF_ON_MAIN:
-        committed = gitio.show_blob(archive.root, approved_version(archive, tip, STAFF_FILE), STAFF_FILE)
+        committed = gitio.show_blob(archive.root, approved_commit(archive, tip, STAFF_FILE), STAFF_FILE)
         if committed is None:
             return archive.staff
         _STAFF_ON_MAIN[key] = Staff.from_yaml(yamlio.loads(committed, STAFF_FILE), STAFF_FILE)
     return _STAFF_ON_MAIN[key]
-
-
-_APPROVED: dict[tuple[str, str, str], str] = {}
-
-
-def approved_version(archive: Archive, tip: str, path: str) -> str:
-    """The commit on tip's history whose version of path is approved: past the newest changes still awaiting one.
-
-    Keys follow main (P7, P12): a grant or staff change on main that awaits its
-    signed approval (a desk without a server can hold one) gives no key yet.
-    """
-    key = (str(archive.root), tip, path)
-    if key in _APPROVED:
-        return _APPROVED[key]
-
-    found = tip
-    for commit in gitio.out(archive.root, "log", "--no-merges", "--format=%H", "-n", "50", tip, "--", path).split():
-        if _approved(archive, tip, commit):
-            found = commit
-            break
-        found = f"{commit}~1"
-    _APPROVED[key] = found
-    return found
-
-
-def _approved(archive: Archive, tip: str, commit: str) -> bool:
-    """True when a change on tip's history needs no approval or has a valid signed one there."""
-    from archivectl.ops.verify import verify
-
-    if len(gitio.out(archive.root, "rev-list", "--parents", "-n", "1", commit).split()) == 1:
-        return True  # the founding commit: judged with the whole history, it needs no approval
-    approvals = gitio.out(archive.root, "log", "--format=%H", f"--grep=^Approves: {commit}$", tip).split()
-    end = approvals[-1] if approvals else commit  # the oldest approval naming it
-    report = verify(archive, f"{commit}~1..{end}", allow_pending=True, keystore=False)
-    return not any(r["commit"] == commit for r in report["pending"]) and not any(
-        f["commit"] == commit for f in report["findings"]
-    )
 
 
 def require_reader(archive: Archive, actor: Actor, building: str) -> None:
@@ -237,7 +206,7 @@ def wrap_targets_of(archive: Archive, buildings: list[str]) -> dict[str, list[st
     grants = _grants_on_main(archive, tip) if tip else None
     if grants is None:
         grants = registers.active_grants(archive.root)
-    recovery = archive.settings.recovery
+    recovery = archive.main_settings.recovery  # as approved on main: a branch's recovery: gives nothing
     out = {}
     for building in buildings:
         targets = [m.key for m in _with_grants(staff, building, grants)]

@@ -11,6 +11,8 @@ from pathlib import Path
 from archivectl import gitio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError
+from archivectl.ops.init import configure_clone
+from archivectl.ops.verify import verify
 from archivectl.staff import ALL_BUILDINGS_ROLES, BUILDING_READER_ROLES
 
 
@@ -91,8 +93,6 @@ def install_hooks(archive: Archive, server: bool = False) -> list[str]:
             raise ArchiveError(f"{archive.root} is not a bare repository; --server is for the git server's copy")
         raise ArchiveError(f"{archive.root} is a bare repository: use install-hooks --server there")
     if not server:
-        from archivectl.ops.init import configure_clone
-
         configure_clone(archive)
     hooks_dir = Path(gitio.out(archive.root, "rev-parse", "--git-path", "hooks"))
     if not hooks_dir.is_absolute():
@@ -126,12 +126,29 @@ def _main_branch(archive: Archive) -> str:
 ZERO = "0" * 40
 
 
+ACCEPTED_REFS = ("refs/heads/*",)  # branches: main and the proposals; more by `git config archivectl.acceptRefs`
+
+
+def accepted_refs(archive: Archive) -> tuple[str, ...]:
+    """The ref names a server takes: branches, and whatever its IT person added (e.g. refs/tags/*)."""
+    extra = gitio.run(archive.root, "config", "--get-all", "archivectl.acceptRefs", check=False).stdout
+    return ACCEPTED_REFS + tuple(line for line in extra.decode("utf-8", "replace").splitlines() if line.strip())
+
+
 def check_push(archive: Archive, updates: list[tuple[str, str, str]], main: str) -> list[str]:
-    """Problems with ref updates pushed to a server (old, new, ref): main takes only verified history."""
-    from archivectl.ops.verify import verify
+    """Problems with ref updates pushed to a server (old, new, ref): main takes only verified history.
+
+    Only the ref names the archive uses are taken: refs/replace/* would make git show
+    a stand-in for any commit, refs/notes/* and the like carry what nobody judges.
+    """
+    from fnmatch import fnmatchcase
 
     problems = []
+    accepted = accepted_refs(archive)
     for old, new, ref in updates:
+        if not any(fnmatchcase(ref, pattern) for pattern in accepted):
+            problems.append(f"{ref}: this server takes branches only (refs/heads/*), not {ref.rsplit('/', 1)[0]}/")
+            continue
         if ref != f"refs/heads/{main}":
             continue
         if new == ZERO:

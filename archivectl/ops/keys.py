@@ -22,8 +22,13 @@ from typing import Any
 from archivectl import clock, crypto, gitio, policy, records, registers, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.judge.retention import tombstone_dates
+from archivectl.judge.state import verdict_on
 from archivectl.keystore import KeyAddress
 from archivectl.layout import HOUSEHOLDS, HouseholdPath
+from archivectl.ops.common import Approval, approved_writer, main_staff, readers, trailers, wrap_targets
+from archivectl.ops.configure import configure
+from archivectl.ops.holds import on_main
 
 Progress = Callable[[int, int, str], None] | None  # (done, total, stage), e.g. cli.app.progress_bar
 ORPHAN_GRACE_DAYS = 7  # a key nobody's branch names is removed only once this old (a clerk may not have pushed yet)
@@ -86,7 +91,6 @@ class _Targets:
         self._cache: dict[str, tuple[set[str], int, list[str]]] = {}
 
     def __getitem__(self, building: str) -> tuple[set[str], int, list[str]]:
-        from archivectl.ops.common import wrap_targets
 
         if building not in self._cache:
             targets = wrap_targets(self.archive, building)
@@ -172,7 +176,6 @@ def sync(archive: Archive, identity_path: Any, progress: Progress = None) -> dic
 
 
 def _reader_ids(archive: Archive, building: str) -> list[str]:
-    from archivectl.ops.common import readers
 
     return [m.id for m in readers(archive, building, on_main=True)]
 
@@ -359,6 +362,9 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
     judged: dict[str, str | None] = {}
     rows: list[dict[str, Any]] = []
     doomed: list[tuple[KeyAddress, str, str]] = []
+    from archivectl.holds import hold_problem
+
+    held = on_main(archive, tip)  # a legal hold stops shredding every key of its household
     for address in archive.keystore.addresses():
         number = address.archive_no
         if number in current:
@@ -378,6 +384,7 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
                 )
                 continue
             problem = _judge(archive, tip, change, judged) or _retention_problem(archive, tip, number, change)
+        problem = problem or hold_problem("shred", [number], held)
         if problem:
             rows.append({"archive_no": number, "shredded": False, "why": problem})
             continue
@@ -424,7 +431,6 @@ def _require_on_main(archive: Archive, tip: str) -> None:
 def _register(archive: Archive, destroyed: list[tuple[KeyAddress, str, str]]) -> None:
     """One destruction register entry per shred run (P14: who, when, how), in a commit of its own."""
     from archivectl.identity import actor_of
-    from archivectl.ops.common import Approval, trailers
 
     with archive.writing() as tx:
         actor = actor_of(archive)
@@ -476,16 +482,12 @@ def _judge(archive: Archive, tip: str, change: str, judged: dict[str, str | None
     """Why a purge or rotation on main does not yet allow destroying keys (unapproved, broken, future-dated)."""
     if change in judged:
         return judged[change]
-    from archivectl.ops.verify import verify
-
-    report = verify(archive, f"{change}~1..{tip}", allow_pending=True, keystore=False)
+    verdict = verdict_on(archive, tip, change)
     problem = None
-    if any(row["commit"] == change for row in report["pending"]):
-        waiting = next(row["awaiting"] for row in report["pending"] if row["commit"] == change)
-        problem = f"{change[:12]} awaits approval by {waiting}"
-    elif any(f["commit"] == change for f in report["findings"]):
-        broken = next(f for f in report["findings"] if f["commit"] == change)
-        problem = f"{change[:12]} breaks a rule: {broken['message']}"
+    if verdict.state == "awaiting":
+        problem = f"{change[:12]} awaits approval by {', '.join(verdict.by)}"
+    elif verdict.state == "broken":
+        problem = f"{change[:12]} breaks a rule: {verdict.why[0].split(': ', 1)[-1]}"
     elif dt.datetime.fromisoformat(gitio.committer_date(archive.root, change)) > clock.now() + policy.CLOCK_SKEW:
         problem = f"{change[:12]} is dated in the future"
     judged[change] = problem
@@ -494,8 +496,6 @@ def _judge(archive: Archive, tip: str, change: str, judged: dict[str, str | None
 
 def _retention_problem(archive: Archive, tip: str, number: str, purge: str) -> str | None:
     """Why one purged household's 30 days are not over, by main's history and the current time (P13), or None."""
-    from archivectl.ops.lifecycle import tombstone_dates
-
     parent = f"{purge}~1"
     found = [(path, data) for _, path, data in records.stored_texts_at(archive.root, parent, {number})]
     if not found:
@@ -545,7 +545,6 @@ def bao_policies(archive: Archive, mount: str | None = None) -> dict[str, dict[s
     for building in sorted(set(on_main) | set(proposed)):
         for member_id in _reader_ids(archive, building):
             reads.setdefault(member_id, set()).update(on_main.get(building, set()) | proposed.get(building, set()))
-    from archivectl.ops.common import main_staff
 
     return openbao.policies(main_staff(archive, tip).members, reads, mount)
 
@@ -573,8 +572,6 @@ def migrate(archive: Archive, to_url: str, approval: Any) -> dict[str, Any]:
     already copied is checked, not copied again.
     """
     from archivectl.keystore import NUMBERS, Keystore, backend_for
-    from archivectl.ops.common import approved_writer
-    from archivectl.ops.configure import configure
 
     if archive.bare:
         raise ArchiveError("keys migrate proposes a change of archive.yaml: run it in a clone")

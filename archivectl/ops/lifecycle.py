@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import os
 import re
@@ -16,13 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archivectl import clock, gitio, idcheck, policy, records, registers, yamlio
+from archivectl import clock, gitio, idcheck, policy, records, registers
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import private_output
+from archivectl.judge.retention import tombstone_dates
+from archivectl.judge.state import destroyed_on_main
 from archivectl.keystore import ADDRESSED, KEYS, LEGACY, NUMBER_FILE, NUMBERS, DirectoryBackend, KeyAddress
 from archivectl.layout import ARCHIVE_NO, HouseholdPath, check_archive_no
 from archivectl.ops.common import Approval, approved_writer, load_stored, trailers
+from archivectl.ops.holds import current, refuse_if_held
+from archivectl.ops.init import configure_clone
+from archivectl.ops.keeping import past_keeping
 
 PURGE_METHOD = (
     "record and attachments removed from the tree; record key destroyed by `keys shred` once the purge "
@@ -55,6 +59,8 @@ def tombstone(archive: Archive, archive_no: str, approval: Approval) -> str:
     """Mark a household deleted-pending (P13): kept readable for the retention period."""
 
     def change(stored: dict) -> None:
+
+        refuse_if_held(archive, [archive_no], "tombstone")  # read under the write lock, like the status
         stored["tombstone"] = {
             "date": clock.today().isoformat(),
             "reason": approval.reason.strip() if approval.reason else "",
@@ -71,11 +77,12 @@ def tombstone_due(archive: Archive, approval: Approval) -> tuple[list[dict[str, 
 
     Each tombstone's reason names its class and period (PIPL: kept no longer than necessary).
     """
-    from archivectl.ops.keeping import past_keeping
 
     with archive.writing() as tx:  # what is due is decided from the records as they stand under the lock
         actor = approved_writer(archive, approval)
-        due = past_keeping(archive)
+
+        held = current(archive)  # a household under legal hold waits for its release
+        due = [row for row in past_keeping(archive) if row["archive_no"] not in held]
         if not due:
             raise ArchiveError("no household is past its keeping period (archive.yaml keeping:)")
         for row in due:
@@ -157,51 +164,6 @@ class PurgeCandidate:
         }
 
 
-def tombstone_dates(
-    archive: Archive, relpath: str, stored: dict, rev: str = "HEAD", mainline: str | None = None
-) -> policy.TombstoneDates:
-    """The dates of the commit that made rev's tombstone, its parents and its arrival on the main line.
-
-    The main line is mainline's first-parent history (default: rev's).
-    """
-    line_rev = mainline or rev
-    tomb = stored.get("tombstone") or {}
-    history = gitio.path_history(archive.root, relpath, rev)
-    made_in = None
-    for commit, parents, date in history:  # newest first: walk back while the tombstone is there
-        blob = gitio.show_blob(archive.root, commit, relpath)
-        version = records.load_stored(blob, relpath) if blob else {}
-        if version.get("status") != "tombstoned" or version.get("tombstone") != tomb:
-            break
-        made_in = (commit, parents, date)
-    if made_in is None:
-        raise ArchiveError(f"{stored.get('archive_no')}: the tombstone is not committed yet")
-    commit, parents, date = made_in
-    arrival = gitio.first_mainline_containing(archive.root, commit, line_rev)
-    try:
-        yaml_date = dt.date.fromisoformat(str(tomb.get("date")))
-    except ValueError:
-        raise ArchiveError(f"{stored.get('archive_no')}: tombstone date is not a date") from None
-    return policy.TombstoneDates(
-        yaml_date=yaml_date,
-        commit=dt.datetime.fromisoformat(date),
-        parents=tuple(dt.datetime.fromisoformat(gitio.committer_date(archive.root, p)) for p in parents),
-        mainline=dt.datetime.fromisoformat(gitio.committer_date(archive.root, arrival)) if arrival else None,
-        mainline_backwards=_mainline_goes_backwards(archive, line_rev, arrival),
-    )
-
-
-def _mainline_goes_backwards(archive: Archive, rev: str, since: str | None) -> bool:
-    """True when a main-line commit from `since` up to rev is dated before its first parent (P13's clock)."""
-    line = gitio.first_parent_dates(archive.root, rev)  # newest first
-    for (commit, date), (_, parent_date) in itertools.pairwise(line):
-        if dt.datetime.fromisoformat(date) < dt.datetime.fromisoformat(parent_date) - policy.CLOCK_SKEW:
-            return True
-        if commit == since:
-            break
-    return False
-
-
 def candidates(archive: Archive, numbers: list[str] | None = None) -> list[PurgeCandidate]:
     """Tombstoned households (all, or the numbers given) with their retention verdicts.
 
@@ -248,7 +210,9 @@ def purge(
     if dry_run:
         return [c.row() for c in _purge_candidates(archive, numbers)]
     with archive.writing() as tx:  # tombstones, their dates and the settings as they stand under the lock
-        found = _purge_candidates(archive, numbers)
+        refuse_if_held(archive, numbers, "purge")
+        held = current(archive)  # --eligible leaves a held household for after its release
+        found = [c for c in _purge_candidates(archive, numbers) if c.archive_no not in held]
         for c in found:
             if c.verdict.problem:
                 raise ArchiveError(f"{c.archive_no}: {c.verdict.problem}; purge refused")
@@ -396,33 +360,21 @@ class Withholding:
         }
 
 
-def _destruction_entries(repo: Path, revs: list[str], source: str) -> list[dict[str, Any]]:
-    """Every destruction register entry committed at any of revs (each file read once)."""
-    blobs: dict[str, str] = {}
-    for rev in dict.fromkeys(revs):
-        listing = gitio.out(repo, "ls-tree", "-r", "-z", rev, "--", DESTRUCTION)
-        for item in listing.split("\0"):
-            meta, _, path = item.partition("\t")
-            if path and meta.split()[1:2] == ["blob"]:
-                blobs.setdefault(meta.split()[2], path)
-    entries: list[dict[str, Any]] = []
-    with gitio.BlobReader(repo) as reader:
-        for (_, path), data in zip(blobs.items(), reader.read_many(list(blobs)), strict=True):
-            try:
-                parsed = yamlio.loads(data or b"", path)
-            except UsageError:
-                raise ArchiveError(
-                    f"{source}: {path} is unreadable, so which keys to withhold is unknown; nothing was restored"
-                ) from None
-            entries.extend(e for e in (parsed if isinstance(parsed, list) else [parsed]) if isinstance(e, dict))
+def _destruction_on_main(root: Path, set_aside: list[str] | None = None) -> list[dict[str, Any]]:
+    """The destruction entries that are facts on main's judged history of the copy at root (P14).
+
+    Only main counts, and only entries whose commit the judge finds final (an approved purge,
+    a shred of keys an approved purge or rotation made obsolete): an entry on a branch, in
+    the work tree, or in a broken or unapproved commit withholds nothing (it goes to set_aside).
+    """
+    archive = Archive(root.resolve(), bare=gitio.is_bare(root))
+    tip = archive.main_commit()
+    if tip is None:
+        return []
+    entries, aside = destroyed_on_main(archive, tip)
+    if set_aside is not None:
+        set_aside += aside
     return entries
-
-
-def _every_ref(repo: Path) -> list[str]:
-    """HEAD and every branch, local and remote: a register on any of them counts."""
-    refs = gitio.out(repo, "for-each-ref", "--format=%(objectname)", "refs/heads", "refs/remotes").split()
-    head = gitio.head(repo)
-    return list(dict.fromkeys([head, *refs] if head else refs))
 
 
 def _slug(name: str) -> str:
@@ -467,7 +419,7 @@ def backup(
     blobs = dict(zip(names, archive.keystore.backend.sealed_many(names), strict=True))  # as the keystore keeps them
     keys = [a.name for a in kept if blobs[a.name] is not None]  # a key shredded meanwhile is simply not there
     gone = Withholding()
-    gone.add_all(_destruction_entries(archive.root, [r for r in (head, archive.main_commit()) if r], "archive"))
+    gone.add_all(_destruction_on_main(archive.root))  # the verified list this backup is made with
     manifest = {
         "format": BACKUP_FORMAT,
         "created": now.isoformat(timespec="seconds"),
@@ -661,7 +613,6 @@ def restore_backup(backup_file: Path, target: Path, replay_from: list[str], here
     directory), if there is one. Restores only the key each household of the
     restored main names. Works from any directory, inside a git repository or not.
     """
-    from archivectl.ops.init import configure_clone
 
     current = _archive_here(here)
     replay_from = [*replay_from, *([current] if current else [])]
@@ -679,14 +630,15 @@ def restore_backup(backup_file: Path, target: Path, replay_from: list[str], here
         branch = _branch_of(backup_file, manifest)
         _verify_bundle(work / BUNDLE, work / "verify")
         gone = Withholding()
+        set_aside: list[str] = []  # destruction entries that are not facts on a main: they withhold nothing
         if manifest.get("format") == BACKUP_FORMAT:
             gone.add_manifest(manifest.get("destroyed"))
         for n, source in enumerate(replay_from):
-            gone.add_all(_destruction_in(source, work / f"replay-{n}"))
+            gone.add_all(_destruction_in(source, work / f"replay-{n}", set_aside))
         created = not target.exists()
         try:
             gitio.clone(str(work / BUNDLE), target, branch=branch)
-            gone.add_all(_destruction_entries(target, _every_ref(target), str(backup_file)))
+            gone.add_all(_destruction_on_main(target, set_aside))
             if manifest.get("format") == OLD_BACKUP_FORMAT:
                 gone.add_unexplained(manifest.get("destroyed"))
             gitio.run(target, "remote", "remove", "origin")
@@ -709,6 +661,7 @@ def restore_backup(backup_file: Path, target: Path, replay_from: list[str], here
         "keystore": str(keys_dir),
         "restored_keys": restored,
         "withheld": withheld,
+        "set_aside": sorted(set(set_aside)),
         "unmatched": unmatched,
         "numbers": numbers,
         "warning": warning,
@@ -880,13 +833,13 @@ def _is_keystore_member(name: str) -> bool:
     return parts[1] == NUMBERS and bool(NUMBER_FILE.fullmatch(parts[2]))
 
 
-def _destruction_in(source: str, scratch: Path) -> list[dict[str, Any]]:
-    """Destruction register entries of another copy of the archive (a path or git URL): work tree and every branch."""
+def _destruction_in(source: str, scratch: Path, set_aside: list[str]) -> list[dict[str, Any]]:
+    """The destruction entries that are facts on another copy's main (a path or git URL): newer copies know more."""
     path = Path(source).expanduser()
-    if (path / "archive.yaml").is_file():
-        return registers.entries(path, "destruction") + _destruction_entries(path, _every_ref(path), source)
+    if (path / "archive.yaml").is_file() or gitio.is_bare(path):
+        return _destruction_on_main(path, set_aside)
     try:
         gitio.clone(source, scratch)
     except ArchiveError:
         raise ArchiveError(f"--replay-from {source}: not an archive or git repository") from None
-    return _destruction_entries(scratch, _every_ref(scratch), source)
+    return _destruction_on_main(scratch, set_aside)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archivectl import gitio, records, rules
+from archivectl import gitio, rules
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
-from archivectl.layout import ARCHIVE_FILE, CATEGORY_CODES, STAFF_FILE
-from archivectl.schema import HouseholdSchema
+from archivectl.judge.records import check_record_text
+from archivectl.layout import ARCHIVE_FILE, STAFF_FILE
 
 
 def validate(archive: Archive, paths: list[str] | None = None) -> list[dict]:
@@ -71,35 +71,3 @@ def check_record_file(archive: Archive, relpath: str) -> list[str]:
     except OSError as exc:
         return [f"cannot read ({exc.strerror})"]
     return check_record_text(archive.household_schema, relpath, data)
-
-
-def check_record_text(schema: HouseholdSchema, relpath: str, data: bytes) -> list[str]:
-    """Problems with one stored record's content, judged as if at relpath."""
-    try:
-        stored = records.load_stored(data, relpath)
-    except UsageError as exc:
-        return [str(exc).removeprefix(f"{relpath}: ")]
-    return check_stored_record(schema, relpath, stored)
-
-
-def check_stored_record(
-    schema: HouseholdSchema, relpath: str, stored: dict, valid_before: dict | None = None
-) -> list[str]:
-    """check_record_text for a record already parsed (valid_before: see HouseholdSchema.validate_stored)."""
-    problems = schema.validate_stored(stored, valid_before)
-    parts = relpath.split("/")
-    if len(parts) == 5 and parts[0] == "households":
-        for field, expected in (("building", parts[1]), ("unit", parts[2]), ("archive_no", parts[3])):
-            if stored.get(field) != expected:
-                problems.append(f"{field}: does not match the record's directory {'/'.join(parts[:4])}")
-    else:
-        problems.append("records live at households/<building>/<unit>/<archive-no>/record.yaml")
-    code = CATEGORY_CODES.get(str(stored.get("category")))
-    if code and isinstance(stored.get("archive_no"), str) and not stored["archive_no"].startswith(code + "-"):
-        problems.append(f"archive_no: does not carry the category code {code}")
-    if bool(stored.get("sealed")) != bool(stored.get("sealed_fields")):
-        problems.append("sealed: sealed and sealed_fields must be present together")
-    for name in schema.doc.get("required", []):
-        if schema.holds_personal(name) and name not in (stored.get("sealed_fields") or []):
-            problems.append(f"{name}: required field is missing")
-    return sorted(set(problems))

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from archivectl.i18n import _
 from archivectl.render import render_rows
 
 # Column titles a manager reads in the HTML reports (the JSON key stays beneath each, for whoever scripts).
@@ -179,9 +180,9 @@ def _render(report: Report, fmt: str) -> str:
     for section in report.sections:
         if fmt == "table":
             body = render_rows(section.cells(), fmt, title=section.title) if section.rows else None
-            parts.append(body or f"{section.title}: none")
+            parts.append(body or _("{title}: none").format(title=section.title))
         else:
-            parts += ["", f"## {section.title}", "", render_rows(section.cells(), fmt) if section.rows else "(none)"]
+            parts += ["", f"## {section.title}", "", render_rows(section.cells(), fmt) if section.rows else _("(none)")]
     return "\n".join(p for p in parts if p is not None).rstrip("\n")
 
 
@@ -355,7 +356,7 @@ def _html(report: Report) -> str:
         cells = section.cells()
         out.append(f"<h2>{esc(section.title)}</h2>")
         if not cells:
-            out.append("<p>(none)</p>")
+            out.append(f"<p>{esc(_('(none)'))}</p>")
             continue
         cols = list(cells[0])
         out.append("<table><thead><tr>" + "".join(f"<th>{_header(c)}</th>" for c in cols) + "</tr></thead><tbody>")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from archivectl import clock, registers
 from archivectl.archive import Archive
 from archivectl.facts import households, place_key
+from archivectl.i18n import _
 from archivectl.ops.lifecycle import candidates
 from archivectl.reports.render import Report, Section, document_head
 
@@ -60,6 +61,9 @@ def retention(archive: Archive, progress: Callable[[int, int], None] | None = No
     from archivectl.ops.keeping import past_keeping
 
     kept_too_long = past_keeping(archive, facts)
+    from archivectl.ops.holds import rows as hold_rows
+
+    held = hold_rows(archive)  # tombstone, purge and shred wait for their release
     eligible = [t for t in tombstones if t["eligible"]]
     document = {
         **document_head("retention", archive.settings.name),
@@ -70,30 +74,42 @@ def retention(archive: Archive, progress: Callable[[int, int], None] | None = No
         "review_due": due,
         "lent": lent,
         "past_keeping": kept_too_long,  # 保管期限: `archivectl tombstone --due` proposes their deletion
+        "holds": held,
     }
     return Report(
         name="retention",
-        title=f"Retention and review (P11, P13) — {archive.settings.name}",
+        title=_("Retention and review (P11, P13) — {name}").format(name=archive.settings.name),
         document=document,
         sections=[
             Section(
-                "Tombstoned (30-day rule)",
+                _("Tombstoned (30-day rule)"),
                 tombstones,
                 ["archive_no", "building", "tombstoned", "days_left", "eligible", "problem"],
             ),
-            Section("Moved out (kept apart)", moved_out),
-            Section(f"Not reviewed for more than {interval} days", due),
-            Section("Paper dossiers lent", lent),
+            Section(_("Moved out (kept apart)"), moved_out),
+            Section(_("Not reviewed for more than {interval} days").format(interval=interval), due),
+            Section(_("Paper dossiers lent"), lent),
             Section(
-                "Past their keeping period (保管期限; tombstone --due)",
+                _("Past their keeping period (保管期限; tombstone --due)"),
                 kept_too_long,
                 ["archive_no", "building", "class", "since", "days_kept", "period_days"],
             ),
+            Section("Under legal hold (no tombstone, purge or shred)", held),
         ],
         summary=(
-            f"{len(tombstones)} tombstoned ({len(eligible)} eligible for purge), {len(moved_out)} moved out, "
-            f"{len(due)} due for review, {sum(1 for x in lent if x['overdue'])} lent and overdue, "
-            f"{len(kept_too_long)} past their keeping period."
+            _(
+                "{n_tombstones} tombstoned ({n_eligible} eligible for purge), {n_moved_out} moved out, {n_due} "
+                "due for review, {overdue} lent and overdue, {n_kept_too_long} past their keeping period, "
+                "{n_held} under legal hold."
+            ).format(
+                n_tombstones=len(tombstones),
+                n_eligible=len(eligible),
+                n_moved_out=len(moved_out),
+                n_due=len(due),
+                overdue=sum(1 for x in lent if x["overdue"]),
+                n_kept_too_long=len(kept_too_long),
+                n_held=len(held),
+            )
         ),
         act_on=bool(eligible or kept_too_long),
     )

@@ -1,0 +1,583 @@
+"""The checks of one commit: every row of the rule table (rules.py) applied to what the commit changes,
+its trailers and its signature, against the governance state it is judged by (history.History).
+
+Each check adds findings through `flag(rule, message)`; the rule names are declared in findings.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+
+from archivectl import gitio, holds, pii, policy, registers, rules, yamlio
+from archivectl.errors import ArchiveError, UsageError
+from archivectl.judge.approvals import Approval, Request, Run, bare_info, without_changes
+from archivectl.judge.findings import Finding
+from archivectl.judge.history import History
+from archivectl.judge.merges import SEALED_BY_HAND, merge_problems
+from archivectl.judge.retention import tombstone_dates
+from archivectl.layout import ARCHIVE_NO, ARCHIVE_NO_PATTERN, HouseholdPath
+from archivectl.staff import Staff, StaffMember, fingerprint
+
+SKEW = policy.CLOCK_SKEW
+
+
+ARMOR = re.compile(r"-----BEGIN AGE ENCRYPTED FILE-----.*?-----END AGE ENCRYPTED FILE-----", re.S)
+
+
+COMMIT_ID = re.compile(r"[0-9a-f]{40}")
+
+
+SINGLE_TRAILERS = ("Action", "Reason", "Approved-by", "Acted-by", "Archive-No")
+
+
+SYMLINK_MODE = "120000"
+
+
+PLAIN_FILE_MODES = ("100644", "100755")
+
+
+def check_commit(ctx: History, info: gitio.CommitInfo, dates: dict[str, str], now: dt.datetime, run: Run) -> None:
+    """Every rule for one commit; findings, approval requests and approvals go into run."""
+
+    def flag(rule: str, message: str) -> None:
+        run.findings.append(Finding(info.commit, info.subject, rule, message))
+
+    _check_dates(ctx, info, dates, now, flag)
+    # a commit message is signed history: no purge can shred what it says (P9, P14)
+    message = "\n".join([info.subject] + [f"{k}: {v}" for k, values in info.trailers.items() for v in values])
+    in_message = pii.personal_data_in(message)
+    if in_message:
+        flag("personal-data", f"the commit message holds {in_message}")
+    if not info.parents and info.commit != ctx.allowed_root:
+        flag("root", "a root commit inside the range: a history of its own cannot vouch for itself")
+        return
+    if len(info.parents) == 2:
+        problems = merge_problems(ctx, info)
+        if problems == []:
+            return  # a clean merge adds nothing of its own; its second parent's commits are judged one by one
+        if problems and all(p.endswith(SEALED_BY_HAND) for p in problems):
+            _request_merge_approval(ctx, info, run, flag)
+            return
+        for problem in problems or []:  # why it is not clean; then it is judged like any commit
+            flag("merge", problem)
+    judge = ctx.judged_by(info)
+    staff = ctx.staff_at(judge)
+    if not isinstance(staff, Staff):
+        flag("staff", "staff.yaml it is judged by is missing or invalid")
+        return
+    settings = ctx.settings_at(judge)
+    action = info.trailer("Action")
+    if action is None and settings.version < 2:
+        action = rules.legacy_action(info.subject)
+    rule = rules.TABLE.get(action or "")
+    if rule is None:
+        flag("action", f"Action trailer {'is missing' if not action else 'names no archivectl action'}")
+    member = _signer(info, staff, flag)
+    _check_trailers(info, member, flag)
+    if not info.parents:
+        _check_founding(info, member, action, flag)
+    elif action == "init":
+        flag("action", "only the founding commit is an init")
+    _check_changes(ctx, info, rule, member, judge, flag)
+    if rule is None or member is None or not info.parents:
+        return
+    if rule.name == "approve":
+        names = info.trailers.get("Approves", ())
+        if not names or any(not COMMIT_ID.fullmatch(n) for n in names):
+            flag("trailers", "an approval names the full ids of the commits it approves (Approves:)")
+        run.approvals.append(Approval(info, member if member.active else None, names, staff))
+        return
+    roles = rules.approval_roles(rule, settings.rules)
+    if not roles:
+        return
+    approver = info.trailer("Approved-by")
+    problem = policy.approval_problem(member, approver, staff, settings.rules, roles)
+    if problem:
+        flag(
+            "approver",
+            problem.replace(
+                "--approver is required: name the manager who approved this change", "Approved-by trailer is missing"
+            ),
+        )
+        return
+    assert approver is not None
+    if settings.version < 2:
+        return  # version 1 archives took the typed Approved-by as the approval (rules.legacy_action)
+    run.requests[info.commit] = Request(without_changes(info), rule.name, member, approver, roles, settings.rules)
+
+
+def _request_merge_approval(ctx: History, info: gitio.CommitInfo, run: Run, flag: Callable[[str, str], None]) -> None:
+    """A merge that re-sealed personal fields both sides changed: signed, with trailers, awaiting an edit's approval."""
+    judge = ctx.judged_by(info)
+    staff = ctx.staff_at(judge)
+    if not isinstance(staff, Staff):
+        flag("staff", "staff.yaml it is judged by is missing or invalid")
+        return
+    settings = ctx.settings_at(judge)
+    member = _signer(info, staff, flag)
+    _check_trailers(info, member, flag)
+    if member is None:
+        return
+    roles = rules.approval_roles(rules.TABLE["edit"], settings.rules)
+    approver = info.trailer("Approved-by")
+    problem = policy.approval_problem(member, approver, staff, settings.rules, roles)
+    if problem:
+        missing = "--approver is required: name the manager who approved this change"
+        flag("approver", f"{SEALED_BY_HAND}: {problem.replace(missing, 'Approved-by trailer is missing')}")
+        return
+    assert approver is not None
+    run.requests[info.commit] = Request(without_changes(info), "merge", member, approver, roles, settings.rules)
+
+
+def _signer(info: gitio.CommitInfo, staff: Staff, flag: Callable[[str, str], None]) -> StaffMember | None:
+    if info.signature == "N":
+        flag("signature", "commit is not signed")
+        return None
+    if info.signature not in ("G", "U"):
+        flag("signature", f"signature does not verify (git says {info.signature})")
+        return None
+    member = next((m for m in staff.members if fingerprint(m.key) == info.fingerprint), None)
+    if member is None:
+        flag("signature", "signed by a key that staff.yaml it is judged by does not list")
+        return None
+    if not member.active:
+        flag("signature", f"signed by {member.id}, who is no longer active in staff.yaml it is judged by")
+    return member
+
+
+def _check_trailers(info: gitio.CommitInfo, member: StaffMember | None, flag: Callable[[str, str], None]) -> None:
+    for key in SINGLE_TRAILERS:
+        if len(info.trailers.get(key, ())) > 1:
+            flag("trailers", f"trailer {key} appears {len(info.trailers[key])} times")
+    reason = info.trailer("Reason") or ""
+    if not reason.strip():
+        flag("trailers", "Reason trailer is missing")
+    elif policy.reason_problem(reason) and not pii.personal_data_in(reason):  # personal data: flagged once, above
+        flag("trailers", f"Reason trailer: {policy.reason_problem(reason)}")
+    acted = info.trailer("Acted-by")
+    if not acted:
+        flag("trailers", "Acted-by trailer is missing")
+    elif member is not None and acted != member.id:
+        flag("signer", f"signed by {member.id} but Acted-by says {acted}")
+
+
+def _check_founding(
+    info: gitio.CommitInfo, member: StaffMember | None, action: str | None, flag: Callable[[str, str], None]
+) -> None:
+    """The founding commit: an init, signed and approved by its founder (policy.founder_problem) of its staff.yaml."""
+    if action != "init":
+        flag("action", "the founding commit must be an init")
+    if member is not None and (policy.founder_problem(member) or info.trailer("Approved-by") != member.id):
+        flag("approver", f"the founding commit must be signed and approved by an active {policy.FOUNDER_ROLE}")
+
+
+def _check_dates(
+    ctx: History, info: gitio.CommitInfo, dates: dict[str, str], now: dt.datetime, flag: Callable[[str, str], None]
+) -> None:
+    when = dt.datetime.fromisoformat(info.committer_date)
+    if when > now + SKEW:
+        flag("dates", f"dated {info.committer_date}, in the future")
+    for parent in info.parents:
+        parent_date = dates.get(parent) or gitio.committer_date(ctx.archive.root, parent)
+        if when < dt.datetime.fromisoformat(parent_date) - SKEW:
+            flag("dates", f"dated {info.committer_date}, before its parent ({parent_date})")
+
+
+def _check_changes(
+    ctx: History,
+    info: gitio.CommitInfo,
+    rule: rules.ActionRule | None,
+    member: StaffMember | None,
+    judge: str,
+    flag: Callable[[str, str], None],
+) -> None:
+    named = {n.strip() for n in (info.trailer("Archive-No") or "").split(",") if n.strip()}
+    if any(not ARCHIVE_NO.fullmatch(n) for n in named):
+        flag("trailers", "Archive-No trailer is not an archive number")
+    schema = ctx.schema_at(judge)
+    households: dict[str, dict[str, list[gitio.Change]]] = {}
+    entries: dict[str, list[dict]] = {}
+    for change in info.changes:
+        path = change.path
+        kind = rules.classify(path)
+        if kind is None:
+            flag("layout", f"{path}: outside archivectl's layout")
+            continue
+        if change.status != "D" and change.new_mode not in PLAIN_FILE_MODES:
+            what = "a symbolic link" if change.new_mode == SYMLINK_MODE else f"not a file (git mode {change.new_mode})"
+            flag("layout", f"{path}: {what}; the archive holds plain files only")
+            continue
+        if kind.archive_no:
+            households.setdefault(kind.archive_no, {}).setdefault(kind.kind, []).append(change)
+        if rule is not None and change.status not in rules.allowed_statuses(rule, kind):
+            _flag_not_allowed(rule, kind, change, flag)
+        if change.status == "D" or path.endswith(".age"):
+            continue
+        new = ctx.read(change.new_blob) or b""
+        _check_personal_data(path, new, flag)
+        if kind.kind == "register" and kind.register:
+            if kind.event_action:
+                entries.setdefault(kind.register, []).extend(_event_entry(path, kind, change, new, flag))
+            else:
+                old = ctx.read(change.old_blob) or b"" if change.status == "M" else b""
+                entries.setdefault(kind.register, []).extend(_new_entries(path, old, new, flag))
+        if kind.kind == "record" and schema is not None:
+            for problem in ctx.record_problems(schema, change, new):
+                flag("record", f"{path}: {problem}")
+    missing = sorted(set(households) - named)
+    if missing:
+        flag("trailers", f"Archive-No trailer must name {', '.join(missing)}")
+    if rule is None:
+        return
+    _check_registers(info, rule, member, named, entries, ctx.settings_at(judge).version < 2, flag)
+    if rule.record == "purge":
+        _check_destruction(households, entries.get("destruction", []), flag)
+    if rule.name == "shred":
+        _check_shred(ctx, info, entries.get("destruction", []), flag)
+    if rule.name in holds.STOPS and info.parents:
+        _check_holds(ctx, info, rule, named, entries.get("destruction", []), flag)
+    if rule.record:
+        for number, changed in sorted(households.items()):
+            _check_household(ctx, info, rule, number, changed, flag)
+    if rule.name in ("add", "import"):
+        _check_new_numbers(ctx, info, households, flag)
+
+
+def _flag_not_allowed(
+    rule: rules.ActionRule, kind: rules.PathKind, change: gitio.Change, flag: Callable[[str, str], None]
+) -> None:
+    verb = {"A": "add", "M": "change", "D": "delete"}.get(change.status, "change")
+    if kind.kind == "attachment" and change.status in "MD":
+        flag("attachment", f"{change.path}: an original was {verb}d by {rule.name} (P6)")
+    elif kind.kind == "register" and change.status == "D":
+        flag("register", f"{change.path}: a register was deleted")
+    elif kind.kind in rules.GOVERNANCE_KINDS:
+        flag(
+            "changes",
+            f"{change.path}: {rule.name} may not {verb} it (staff, settings and schemas change only by their own "
+            "actions, with the gm's approval)",
+        )
+    else:
+        flag("changes", f"{change.path}: {rule.name} may not {verb} it")
+
+
+def _event_entry(
+    path: str, kind: rules.PathKind, change: gitio.Change, data: bytes, flag: Callable[[str, str], None]
+) -> list[dict]:
+    """The one entry of a register event file, which is written once and never changed."""
+    if change.status != "A":
+        flag("register", f"{path}: a register entry was changed (entries are written once)")
+        return []
+    try:
+        entry = yamlio.loads(data, path)
+    except (UsageError, RecursionError):
+        flag("register", f"{path}: not a readable register entry")
+        return []
+    if not isinstance(entry, dict):
+        flag("register", f"{path}: a register entry is a mapping")
+        return []
+    if entry.get("who") != kind.event_who or entry.get("action", kind.register) != kind.event_action:
+        flag("register", f"{path}: the file name and the entry disagree on who or what")
+    return [entry]
+
+
+def _new_entries(path: str, old: bytes, new: bytes, flag: Callable[[str, str], None]) -> list[dict]:
+    """The entries a change appends to a register (registers are append-only)."""
+    if not new.startswith(old):
+        flag("register", f"{path}: entries were changed or removed (registers are append-only)")
+        return []
+    try:
+        before = yamlio.loads(old, path) if old else []
+        after = yamlio.loads(new, path)
+    except (UsageError, RecursionError):
+        flag("register", f"{path}: not a readable register")
+        return []
+    if not isinstance(after, list) or not isinstance(before or [], list):
+        flag("register", f"{path}: a register is a list of entries")
+        return []
+    added = after[len(before or []) :]
+    if any(not isinstance(e, dict) for e in added):
+        flag("register", f"{path}: every register entry is a mapping")
+        return []
+    return added
+
+
+def _check_registers(
+    info: gitio.CommitInfo,
+    rule: rules.ActionRule,
+    member: StaffMember | None,
+    named: set[str],
+    entries: dict[str, list[dict]],
+    legacy: bool,
+    flag: Callable[[str, str], None],
+) -> None:
+    """Each entry a commit appends says who signed it, what action it is, which household and approver.
+
+    legacy: a version 1 archive, whose destruction and grant entries did not say their action yet.
+    """
+    for register in rule.registers:
+        if not entries.get(register):
+            flag("register", f"{rule.name} must append an entry to the {register} register")
+    approver = info.trailer("Approved-by") if rule.approval else None
+    for register, added in sorted(entries.items()):
+        for entry in added:
+            if member is not None and entry.get("who") != member.id:
+                flag("register", f"{register} register entry says who={entry.get('who')} but {member.id} signed")
+            action = entry.get("action", rule.name if legacy else None)
+            if action is None:
+                flag("register", f"{register} register entry does not say its action (the commit is a {rule.name})")
+            elif action != rule.name:
+                flag("register", f"{register} register entry is a {action}, the commit a {rule.name}")
+            numbers = {n.strip() for n in str(entry.get("archive_no") or "").split(",") if n.strip()}
+            for number in sorted(numbers - named):  # one, or several like the trailer (an approval's view)
+                flag("register", f"{register} register entry names {number}, which the commit's Archive-No does not")
+            if approver and "approved_by" in entry and entry.get("approved_by") != approver:
+                flag("register", f"{register} register entry names approver {entry.get('approved_by')}, not {approver}")
+
+
+def _check_destruction(
+    households: dict[str, dict[str, list[gitio.Change]]], added: list[dict], flag: Callable[[str, str], None]
+) -> None:
+    """P14: a purge's destruction entries name exactly the households whose records it deletes.
+
+    restore withholds every key the destruction register names: an entry for a live household would lose it.
+    """
+    removed = {n for n, c in households.items() if any(r.status == "D" for r in c.get("record", []))}
+    listed = {str(e.get("archive_no")) for e in added}
+    for number in sorted(listed - removed):
+        flag("register", f"destruction register entry names {number}, which the commit does not purge")
+    for number in sorted(removed - listed):
+        flag("register", f"{number}: purged without an entry in the destruction register (P14)")
+
+
+_SHRED_LINE = re.compile(
+    rf"(?P<no>{ARCHIVE_NO_PATTERN}) (?P<key>age1[0-9a-z]+|\(unaddressed\))"
+    r"(?: \((?P<kind>purge|rotation) (?P<change>[0-9a-f]{7,64})\))?"  # earlier versions named no change
+)
+
+
+def _check_holds(
+    ctx: History,
+    info: gitio.CommitInfo,
+    rule: rules.ActionRule,
+    named: set[str],
+    destruction: list[dict],
+    flag: Callable[[str, str], None],
+) -> None:
+    """A legal hold stops tombstone, purge and shred of a household (holds.py): held in its first parent, or
+    in the main it goes into (a branch made before the hold does not escape it)."""
+    numbers = set(named)
+    if rule.name == "shred":  # the households whose keys it says it destroyed
+        numbers |= {str(line).split()[0] for e in destruction for line in e.get("keys") or [] if str(line).split()}
+    if not numbers:
+        return
+    try:
+        held = holds.held_union(
+            *(
+                holds.held(registers.entries_at(ctx.archive.root, rev, "holds"))
+                for rev in {info.parents[0], ctx.judged_by(info)}
+            )
+        )
+    except UsageError:
+        flag("register", "registers/holds: not a readable register, so no hold can be told apart")
+        return
+    problem = holds.hold_problem(rule.name, numbers, held)
+    if problem:
+        flag("hold", problem)
+
+
+def _check_shred(ctx: History, info: gitio.CommitInfo, added: list[dict], flag: Callable[[str, str], None]) -> None:
+    """P14: a shred entry states facts. Each key it names was made obsolete on the history it is committed to:
+    its household is gone by an approved purge, or its record names another key (an approved rotation).
+
+    restore withholds what destruction entries name: a made-up entry would withhold a live household's key.
+    """
+    from archivectl import records
+    from archivectl.judge.state import verdict_on
+
+    parent = info.parents[0] if info.parents else None
+    for entry in added:
+        for line in entry.get("keys") or []:
+            m = _SHRED_LINE.fullmatch(str(line).strip())
+            if m is None or parent is None:
+                flag(
+                    "shred", f"destruction entry line {str(line)[:60]!r} is not '<archive-no> <key> (<kind> <commit>)'"
+                )
+                continue
+            number, key = m["no"], m["key"]
+            held = [d for _, _, d in records.stored_texts_at(ctx.archive.root, parent, {number}) if d]
+            if held:
+                recipients = {records.load_stored(d, "record.yaml").get("recipient") for d in held}
+                if key in recipients or (key == "(unaddressed)" and m["kind"] != "rotation"):
+                    flag("shred", f"{number}: the key it names is the one the household's record still uses")
+                    continue
+            kind = m["kind"] or ("rotation" if held else "purge")
+            action = "purge" if kind == "purge" else "rotate"
+            change = _named_change(ctx, parent, number, action, m["change"])
+            if change is None:
+                flag("shred", f"{number}: no {kind} of it on the history the entry is committed to")
+                continue
+            verdict = verdict_on(ctx.archive, parent, change)
+            if not verdict.final:
+                flag("shred", f"{number}: its {kind} {change[:12]} is not approved ({verdict.words()})")
+
+
+def _named_change(ctx: History, parent: str, number: str, action: str, named: str | None) -> str | None:
+    """The purge or rotation of a household a shred relies on: the one it names, else the newest on parent's history."""
+    root = ctx.archive.root
+    if named is None:
+        found = gitio.out(root, "log", "--format=%H", f"--grep=^Action: {action}$", parent).split()
+        candidates = found
+    else:
+        change = gitio.rev_parse(root, f"{named}^{{commit}}")
+        candidates = [change] if change and gitio.is_ancestor(root, change, parent) else []
+    for change in candidates:
+        trailers = gitio.commit_trailers(root, change)
+        numbers = {n.strip() for n in (trailers.get("Archive-No") or ("",))[0].split(",")}
+        if (trailers.get("Action") or ("",))[0] == action and number in numbers:
+            return change
+    return None
+
+
+def _check_household(
+    ctx: History,
+    info: gitio.CommitInfo,
+    rule: rules.ActionRule,
+    number: str,
+    changed: dict[str, list[gitio.Change]],
+    flag: Callable[[str, str], None],
+) -> None:
+    """How the action may change one household's record (rules.record_change_problem)."""
+    record = (changed.get("record") or [None])[0]
+    if record is None:
+        if rule.record not in ("attach", "rotate", "purge"):
+            return
+        flag("changes", f"{number}: {rule.name} changes the household's files but not its record")
+        return
+    old = ctx.stored(record.old_blob, record.path) if record.status != "A" else None
+    new = ctx.stored(record.new_blob, record.path) if record.status != "D" else None
+    if (record.status != "A" and old is None) or (record.status != "D" and new is None):
+        return  # unreadable: flagged as an invalid record
+    home = HouseholdPath.of(record.path).dir + "/"
+    status = "M" if rule.record == "rotate" else "A"  # a rotation re-encrypts, everything else adds
+    added = {c.path.removeprefix(home) for c in changed.get("attachment", []) if c.status == status}
+    problem = rules.record_change_problem(rule.record or "", old, new, info.trailer("Approved-by"), added)
+    if problem:
+        flag("record", f"{number}: {rule.name} {problem}")
+    if new is not None and str(new.get("archive_no")) != number:
+        flag("record", f"{number}: the record's archive_no is not its directory's")
+    if rule.name == "tombstone" and new is not None:
+        _check_tombstone_date(info, new, number, flag)
+    if rule.name == "purge" and old is not None:
+        _check_purge(ctx, info, record, old, flag)
+
+
+def _check_tombstone_date(info: gitio.CommitInfo, stored: dict, number: str, flag: Callable[[str, str], None]) -> None:
+    tomb = stored.get("tombstone") or {}
+    try:
+        made = dt.datetime.fromisoformat(info.committer_date).date()
+        if abs(dt.date.fromisoformat(str(tomb.get("date"))) - made) > policy.YAML_COMMIT_TOLERANCE:
+            flag("dates", f"{number}: tombstone date {tomb.get('date')} is more than a day off its commit ({made})")
+    except ValueError:
+        flag("dates", f"{number}: the tombstone date is not a date")
+
+
+def _check_purge(
+    ctx: History,
+    info: gitio.CommitInfo,
+    record: gitio.Change,
+    old: dict,
+    flag: Callable[[str, str], None],
+) -> None:
+    """P13: a purge removes a household tombstoned retention_days before, by the main line's dates."""
+    number = str(old.get("archive_no"))
+    if old.get("status") != "tombstoned":
+        flag("purge", f"{number}: purged without a tombstone (P13)")
+        return
+    parent = info.parents[0]
+    try:
+        dates = tombstone_dates(ctx.archive, record.path, old, rev=parent)
+    except ArchiveError as exc:
+        flag("purge", f"{number}: {exc}")
+        return
+    days = ctx.settings_at(ctx.judged_by(info)).retention_days
+    verdict = policy.retention_verdict(dates, dt.datetime.fromisoformat(info.committer_date), days)
+    if verdict.problem:
+        flag("purge", f"{number}: {verdict.problem}")
+    elif not verdict.eligible:
+        flag("purge", f"{number}: purged {verdict.days_left} days before its {days}-day retention ended (P13)")
+    left = gitio.tree_paths(ctx.archive.root, info.commit, HouseholdPath.of(record.path).dir + "/")
+    if left:
+        flag("purge", f"{number}: a purge removes the whole household; {len(left)} files remain")
+
+
+def _check_new_numbers(
+    ctx: History,
+    info: gitio.CommitInfo,
+    households: dict[str, dict[str, list[gitio.Change]]],
+    flag: Callable[[str, str], None],
+) -> None:
+    """P3: a new household's serial is above every one used before, numbers.yaml moves past it, none goes back.
+
+    From format version 3 numbers are reserved in the keystore (two branches can
+    not take one); what verify can see is that no two households share one,
+    at the tip and at every merge (check_numbers).
+    """
+    if ctx.settings_at(ctx.judged_by(info)).version >= 3:
+        return
+    numbers_change = next((c for c in info.changes if c.path == "registers/numbers.yaml"), None)
+    before = _serials(ctx, numbers_change.old_blob) if numbers_change and numbers_change.status == "M" else {}
+    after = _serials(ctx, numbers_change.new_blob) if numbers_change else before
+    for series, serial in sorted(before.items()):
+        if after.get(series, 0) < serial:
+            flag("numbers", f"registers/numbers.yaml lowers {series} from {serial} to {after.get(series, 0)} (P3)")
+    for number in sorted(households):
+        code, year, serial = number.split("-")
+        series = f"{code}-{year}"
+        if int(serial) <= before.get(series, 0) or int(serial) > after.get(series, 0):
+            flag("numbers", f"{number}: not the next number of its series in registers/numbers.yaml (P3)")
+
+
+def _serials(ctx: History, blob: str) -> dict[str, int]:
+    data = ctx.read(blob)
+    try:
+        parsed = yamlio.loads(data or b"", "registers/numbers.yaml") or {}
+        return {str(k): int(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
+    except (UsageError, ValueError, TypeError, RecursionError):
+        return {}
+
+
+def _check_personal_data(path: str, data: bytes, flag: Callable[[str, str], None]) -> None:
+    text = ARMOR.sub("", data.decode("utf-8", "replace"))
+    if pii.PHONE.search(text):
+        flag("personal-data", f"{path}: a phone number in clear")
+    if pii.RESIDENT_ID.search(text):
+        flag("personal-data", f"{path}: an ID number in clear")
+
+
+def check_numbers(ctx: History, kept: list[gitio.CommitInfo], tip_id: str | None, run: Run) -> None:
+    """P3: no two households share an archive number, in the tip and wherever branches merged.
+
+    kept: the range's merges and its tip, as read.
+    """
+    checked = [c for c in kept if len(c.parents) > 1]
+    if tip_id and not any(c.commit == tip_id for c in checked):
+        checked.append(next((c for c in kept if c.commit == tip_id), None) or bare_info(tip_id))
+    for info in checked:
+        seen: dict[str, str] = {}
+        for path in gitio.tree_paths(ctx.archive.root, info.commit, "households"):
+            kind = rules.classify(path)
+            if kind is None or kind.kind != "record" or kind.archive_no is None:
+                continue
+            if kind.archive_no in seen:
+                run.findings.append(
+                    Finding(
+                        info.commit,
+                        info.subject,
+                        "numbers",
+                        f"{kind.archive_no} is used by two households ({seen[kind.archive_no]}, {path}) (P3)",
+                    )
+                )
+            seen[kind.archive_no] = path

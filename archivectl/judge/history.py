@@ -1,0 +1,198 @@
+"""A read-only view of history as the judge reads it: commits in batches, and the governance state
+(staff.yaml, archive.yaml, schemas/) each commit is judged by, as it stood in the main it goes into.
+
+Nothing here reads the work tree, the index or a replace ref (gitio disables them): only objects.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from archivectl import gitio, records, rules, yamlio
+from archivectl.archive import Archive
+from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
+from archivectl.judge.records import check_record_text, check_stored_record
+from archivectl.schema import HouseholdSchema, parse_json
+from archivectl.settings import Settings
+from archivectl.staff import Staff, allowed_signers
+
+_GOVERNANCE = ("staff.yaml", "archive.yaml", "schemas/household.schema.json")
+
+
+_PARSED_RECORDS = 1024  # parsed records kept by blob id (a miss costs a parse: the batch has read the blob)
+
+
+_VALID_RECORDS = 65536  # record versions known valid, for checking only what an edit changes
+
+
+class History:
+    """The repository, the governance state each commit is judged by, and parse caches.
+
+    Commits are read in batches: their commit objects (for the signatures) and
+    every blob their checks read come through one pipelined `git cat-file`
+    request per batch. What is kept across batches is small per commit (parents,
+    date, the blob ids of the governance files), so a long history is never held whole.
+    """
+
+    def __init__(self, archive: Archive, blobs: gitio.BlobReader, base: str | None, allowed_root: str | None):
+        self.archive = archive
+        self.blobs = blobs
+        self.base = base  # range mode: every commit judged against the range's base
+        self.allowed_root = allowed_root  # whole history: the one founding commit
+        self._parsed: dict[tuple[str, str], Any] = {}  # governance files by blob id (few)
+        self._records: OrderedDict[str, Any] = OrderedDict()  # parsed records by blob id (or rev:path), oldest first
+        self._valid: dict[str, HouseholdSchema] = {}  # record blob -> the schema that found it valid, oldest first
+        self._batch: dict[str, bytes | None] = {}  # this batch's objects by id
+        self.dates: dict[str, str] = {}  # commit -> committer date, for its children
+        self.parents: dict[str, tuple[str, ...]] = {}
+        self._governance: dict[str, tuple[str | None, ...]] = {}  # commit -> blob ids of _GOVERNANCE there
+        self._signers: dict[str, tuple[Any, str]] = {}  # staff.yaml version -> (signature checker, allowed signers)
+        self.object_format = gitio.out(archive.root, "rev-parse", "--show-object-format")
+
+    def judged_by(self, info: gitio.CommitInfo) -> str:
+        """The commit whose staff.yaml, archive.yaml and schemas/ judge info."""
+        if self.base:
+            return self.base
+        return info.parents[0] if info.parents else info.commit
+
+    # -- reading
+
+    def fetch(self, infos: list[gitio.CommitInfo]) -> None:
+        """Read one batch: each commit's object (for its signature) and the blobs its checks read."""
+        wanted = [i.commit for i in infos]
+        for info in infos:
+            for change in info.changes:
+                kind = rules.classify(change.path)
+                if change.status != "D" and not change.path.endswith(".age"):
+                    wanted.append(change.new_blob)
+                if change.status != "A" and kind is not None and kind.kind in ("record", "register", "numbers"):
+                    wanted.append(change.old_blob)
+        wanted = list(dict.fromkeys(wanted))
+        self._batch = dict(zip(wanted, self.blobs.read_many(wanted), strict=True))
+
+    def signed(self, info: gitio.CommitInfo) -> gitio.CommitInfo:
+        """info with git's verdict on its signature (%G?, %GF, %GS) against the staff.yaml it is judged by.
+
+        The allowed signers are what staff.allowed_signers makes of that staff.yaml
+        (namespace git; a departed member's key valid before their departure), checked
+        in process by archivectl/sshsig.py, which reproduces git's verdicts exactly;
+        what it cannot reproduce ('E') is asked of git itself.
+        """
+        from archivectl import sshsig
+
+        raw = self._batch.pop(info.commit, None)
+        if raw is None:
+            raise ArchiveError(_("commit {commit} is not in the repository").format(commit=info.commit))
+        judge = self.judged_by(info)
+        key = self._at(judge, "staff.yaml")[0]
+        if key not in self._signers:
+            staff = self.staff_at(judge)
+            text = allowed_signers(staff) if isinstance(staff, Staff) else ""
+            checker = sshsig.SignatureChecker(sshsig.parse_allowed_signers(text), self.object_format)
+            self._signers[key] = (checker, text)
+        checker, text = self._signers[key]
+        verdict = checker.verdict(raw)
+        found = (verdict.status, verdict.fingerprint or "", verdict.principal or "")
+        if verdict.status == sshsig.CANNOT_CHECK:
+            with tempfile.TemporaryDirectory(prefix="archivectl-verify-") as tmp:
+                signers = Path(tmp) / "allowed_signers"
+                signers.write_text(text)
+                found = gitio.signature_verdicts(self.archive.root, [info.commit], signers)[info.commit]
+        return gitio.CommitInfo(
+            info.commit, info.parents, info.committer_date, *found, info.subject, info.trailers, info.changes
+        )
+
+    def read(self, blob: str) -> bytes | None:
+        """A blob of this batch (or any object, asked of git)."""
+        if blob in self._batch:
+            return self._batch[blob]
+        return self.blobs.read(blob)
+
+    def remember(self, info: gitio.CommitInfo) -> None:
+        """Keep what later commits need of this one: its date, parents and governance files."""
+        self.dates[info.commit] = info.committer_date
+        self.parents[info.commit] = info.parents
+        before = self._governance.get(info.parents[0]) if info.parents else (None,) * len(_GOVERNANCE)
+        if before is None:
+            return  # its first parent is outside the range: read by path (_at)
+        after = list(before)
+        for change in info.changes:
+            if change.path in _GOVERNANCE:
+                after[_GOVERNANCE.index(change.path)] = None if change.status == "D" else change.new_blob
+        self._governance[info.commit] = before if after == list(before) else tuple(after)
+
+    def _at(self, commit: str, path: str) -> tuple[str, str]:
+        """(cache key, spec to read) for a governance file as it stands in commit."""
+        known = self._governance.get(commit)
+        if known is not None:
+            blob = known[_GOVERNANCE.index(path)]
+            return (blob or "-", blob or "")
+        return (f"{commit}:{path}", f"{commit}:{path}")
+
+    def _load(self, kind: str, commit: str, path: str, parse: Callable[[bytes], Any]) -> Any:
+        key, spec = self._at(commit, path)
+        if (kind, key) not in self._parsed:
+            data = self.read(spec) if spec else None
+            self._parsed[(kind, key)] = None if data is None else parse_or_error(parse, data)
+        return self._parsed[(kind, key)]
+
+    def staff_at(self, commit: str) -> Staff | Exception | None:
+        return self._load("staff", commit, "staff.yaml", lambda d: Staff.from_yaml(yamlio.loads(d), "staff.yaml"))
+
+    def settings_at(self, commit: str) -> Settings:
+        found = self._load("settings", commit, "archive.yaml", lambda d: Settings.from_yaml(yamlio.loads(d)))
+        return found if isinstance(found, Settings) else Settings(name="?")
+
+    def schema_at(self, commit: str) -> HouseholdSchema | None:
+        found = self._load(
+            "schema",
+            commit,
+            "schemas/household.schema.json",
+            lambda d: HouseholdSchema(parse_json(d, "schemas/household.schema.json")),
+        )
+        return found if isinstance(found, HouseholdSchema) else None
+
+    def stored(self, blob: str, path: str) -> dict | None:
+        """A stored record from a blob id (or rev:path), or None if it does not parse."""
+        found = self._records.get(blob)
+        if found is None:
+            data = self.read(blob)
+            found = self._records[blob] = (
+                None if data is None else parse_or_error(lambda d: records.load_stored(d, path), data)
+            )
+            if len(self._records) > _PARSED_RECORDS:
+                self._records.popitem(last=False)
+        else:
+            self._records.move_to_end(blob)
+        return found if isinstance(found, dict) else None
+
+    def record_problems(self, schema: HouseholdSchema, change: gitio.Change, data: bytes) -> list[str]:
+        """validate.check_record_text for a changed record, on the parse the record rules share.
+
+        When the version it replaces was found valid under the same schema in this run,
+        the schema checks only the fields that changed (HouseholdSchema.validate_stored).
+        """
+        stored = self.stored(change.new_blob, change.path)
+        if stored is None:
+            return check_record_text(schema, change.path, data)  # its own words for what does not parse
+        valid_before = None
+        if change.status == "M" and self._valid.get(change.old_blob) is schema:
+            valid_before = self.stored(change.old_blob, change.path)
+        problems = check_stored_record(schema, change.path, stored, valid_before)
+        if not problems:
+            self._valid[change.new_blob] = schema
+            if len(self._valid) > _VALID_RECORDS:
+                del self._valid[next(iter(self._valid))]
+        return problems
+
+
+def parse_or_error(parse: Callable[[bytes], Any], data: bytes) -> Any:
+    try:
+        return parse(data)
+    except (UsageError, ValueError, RecursionError) as exc:
+        return exc
