@@ -408,6 +408,7 @@ def _figures(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
                 "lent": len(lent),
                 "lent_overdue": sum(1 for x in lent if x.get("overdue")),
                 "past_keeping": len(doc.get("past_keeping") or []),
+                "holds": len(doc.get("holds") or []),
             },
         }
     if kind == "stats":

@@ -204,6 +204,7 @@ def test_company_retention_and_stats_are_the_sums_of_the_estates_reports(world: 
     assert by["south"]["moved_out"] == len(own["south"]["moved_out"]) == 1
     assert retention["totals"]["review_due"] == sum(len(d["review_due"]) for d in own.values())
     assert retention["totals"]["tombstoned"] == 1 and retention["totals"]["moved_out"] == 1
+    assert retention["totals"]["holds"] == sum(len(d.get("holds") or []) for d in own.values())
 
     stats = _company(world, "stats")
     own = {sid: _own(world.people, root, "stats") for sid, root in estates.items()}
@@ -377,8 +378,11 @@ def test_company_requests_is_the_sum_of_the_estates_requests_reports(world: Worl
         args = ["--archive", str(south), "request", "open", "--kind", "access", "--household", number]
         args += ["--checked-by", "clk01", "--requester", "某人", "--contact", "13700000000", "-r", "at the desk"]
         _ok(people, "clk01", *args, *(["--received", received] if received else []))
+    _ok(people, "clk01", "--archive", str(south), "hold", number, "-r", "arrears case in court", "-a", "mgr01")
     found = _company(world, "requests")
     own = {sid: _own(people, root, "requests") for sid, root in estates.items()}
+    assert found["totals"]["holds"] == sum(len(d["holds"]) for d in own.values()) == 1
+    assert _company(world, "retention")["totals"]["holds"] == 1
     assert found["totals"]["open"] == sum(len(d["open"]) for d in own.values()) == 2
     assert found["totals"]["overdue"] == sum(1 for d in own.values() for r in d["open"] if r["overdue"]) == 1
     by = {r["estate"]: r for r in found["estates"]}
