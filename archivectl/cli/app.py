@@ -324,5 +324,16 @@ def out(text: str, err: bool = False) -> None:
 
 
 # Register the command modules; they add themselves to app, in this --help order.
-for _module in ("setup", "staff", "households", "access", "lifecycle", "approvals", "keys", "reports", "requests"):
+for _module in (
+    "setup",
+    "staff",
+    "households",
+    "access",
+    "lifecycle",
+    "approvals",
+    "keys",
+    "reports",
+    "requests",
+    "company",
+):
     importlib.import_module(f"archivectl.cli.{_module}")
