@@ -195,5 +195,5 @@ def out(text: str, err: bool = False) -> None:
 
 
 # Register the command modules; they add themselves to app, in this --help order.
-for _module in ("setup", "staff", "households", "access", "lifecycle", "approvals", "keys", "reports"):
+for _module in ("setup", "staff", "households", "access", "lifecycle", "approvals", "keys", "reports", "desk"):
     importlib.import_module(f"archivectl.cli.{_module}")
