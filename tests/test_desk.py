@@ -137,6 +137,15 @@ def access_entries(desk: Desk) -> list[str]:
     return sorted(found)
 
 
+TYPED = [OWNER_NAME, OWNER_PHONE, OWNER_ID, "13900001111", "测试市测试路1号"]
+
+
+def clear_secrets_under(root: Path) -> list[str]:
+    """Files under root holding a typed personal value in clear (UTF-8 or UTF-16, as browsers store text)."""
+    needles = [n.encode(enc) for n in TYPED for enc in ("utf-8", "utf-16-le")]
+    return [str(p) for p in root.rglob("*") if p.is_file() and any(n in p.read_bytes() for n in needles)]
+
+
 def signers(desk: Desk, range_spec: str) -> list[tuple[str, str, str]]:
     """(status, key fingerprint, Acted-by) of each commit in the range, oldest first."""
     text = desk.git("log", "--reverse", "--format=%G?|%GF|%(trailers:key=Acted-by,valueonly,separator=)", range_spec)
@@ -244,6 +253,8 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
     assert code == 0 and "desk stopped" in err
     assert "GET" not in err and "POST" not in err and clerk_desk.token not in err  # no request log
     assert OWNER_NAME not in out + err
+    # nothing typed is left in clear on the clerk's disk: no temporary file, no browser history or cache (P9)
+    assert clear_secrets_under(clerk.home) == []
 
     # the same commits the CLI's add and attach make, each signed by the clerk's own key
     log = clerk.git("log", "--reverse", "--format=%s|%(trailers:key=Action,valueonly,separator=)", f"{base}..HEAD")
@@ -323,6 +334,7 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
         driver.quit()
         code, _, err = manager_desk.stop()
     assert code == 0 and OWNER_NAME not in err
+    assert clear_secrets_under(manager.home) == []  # what was revealed is not in the browser's cache (no-store)
 
     # the commits verify, each signed by its own person's key
     result = manager.cli("verify", "--range", "origin/main..HEAD", "--format", "json")

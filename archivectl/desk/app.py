@@ -61,6 +61,17 @@ class DeskState:
     session: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     port: int = 0
+    # what a POST leaves for the page it redirects to, taken once (post/redirect/get: the browser's
+    # session history then holds a GET address, never a form body with personal data in it)
+    handed: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def hand(self, what: dict[str, Any]) -> str:
+        key = secrets.token_urlsafe(16)
+        self.handed[key] = what
+        return key
+
+    def take(self, key: str | None) -> dict[str, Any] | None:
+        return self.handed.pop(key, None) if key else None
 
     @property
     def origin(self) -> str:
@@ -163,7 +174,17 @@ def create_app(state: DeskState) -> Flask:
 
     @app.get("/add")
     def add_form() -> Any:
-        return _add_page(state, {})
+        again = state.take(request.args.get("again"))
+        if again is None:
+            return _add_page(state, {})
+        return _add_page(state, again["values"], again["refusal"]), again["status"]
+
+    @app.get("/added/<key>")
+    def added(key: str) -> Any:
+        result = state.take(key)
+        if result is None:
+            return redirect("/add", code=303)
+        return render_template("added.html", **result)
 
     @app.post("/add")
     def add_submit() -> Any:
@@ -179,7 +200,9 @@ def create_app(state: DeskState) -> Flask:
         try:
             number = households.add(archive, given, approval, bool(request.form.get("also_active")))
         except ArchiveError as exc:
-            return _add_page(state, request.form, str(exc)), _status(exc)
+            values = {k: v for k, v in request.form.items() if k != "csrf"}
+            key = state.hand({"values": values, "refusal": str(exc), "status": _status(exc)})
+            return redirect(f"/add?again={key}", code=303)
         done = [_("added {number}, awaiting approval by {approver}").format(number=number, approver=approval.approver)]
         refusal = None
         with _scan_files(scans) as files:
@@ -192,7 +215,7 @@ def create_app(state: DeskState) -> Flask:
                     )
                     break
                 done.append(_("attached {name} to {number}").format(name=name, number=number))
-        return render_template("added.html", number=number, done=done, refusal=refusal)
+        return redirect(f"/added/{state.hand({'number': number, 'done': done, 'refusal': refusal})}", code=303)
 
     @app.post("/check")
     def check() -> Any:
