@@ -480,3 +480,48 @@ def test_the_desk_listens_on_127_0_0_1_only_and_stops_with_ctrl_c(running):
 def _other_addresses() -> list[str]:
     found = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
     return [a for a in found if ":" not in a and not a.startswith("127.")]
+
+
+def _page_session(desk: Running, path: str) -> tuple[str, str, bytes]:
+    """A session cookie, the CSRF token of the page at path, and the page."""
+    cookie = _session(desk)
+    _, page = desk.request("GET", path, {"Cookie": cookie})
+    return cookie, re.search(rb'name="csrf" value="([^"]+)"', page)[1].decode(), page
+
+
+def test_the_butler_finds_by_unit_or_number_masked(running, household):  # P7 P8
+    cookie = _session(running)
+    response, page = running.request("GET", "/find?building=B03&floor=12&unit=1203", {"Cookie": cookie})
+    assert response.status == 200 and f'href="/household/{household}"'.encode() in page
+    response, page = running.request("GET", "/find?building=B03&floor=13", {"Cookie": cookie})
+    assert b'id="none-found"' in page
+    response, _ = running.request("GET", f"/find?archive_no={household}", {"Cookie": cookie})
+    assert response.status == 303 and response.getheader("Location") == f"/household/{household}"
+    response, page = running.request("GET", f"/household/{household}", {"Cookie": cookie})
+    text = page.decode()
+    assert "138****5678" in text and "欧***" in text  # masked by default
+    assert OWNER_NAME not in text and OWNER_PHONE not in text and OWNER_ID not in text
+
+
+def test_a_reader_of_another_building_is_refused_in_the_cli_s_words(world, household):  # P7
+    desk = Running(_world_env(world, "but02"), world.root)  # but02 reads B05 only
+    try:
+        cookie, csrf, page = _page_session(desk, f"/household/{household}")
+        assert OWNER_NAME not in page.decode() and b"(sealed)" in page
+        before = world.snapshot()
+        body = urllib.parse.urlencode({"csrf": csrf, "reason": "curious"}).encode()
+        headers = {
+            "Cookie": cookie,
+            "Origin": f"http://127.0.0.1:{desk.port}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        response, data = desk.request("POST", f"/household/{household}/reveal", headers, body)
+        cli = world.cli("but02", "show", household, "--reveal", "--reason", "curious")
+        assert response.status == 409 and cli.exit_code == 1
+        refusal = re.search(rb'id="refusal">([^<]*)<', data)[1].decode()
+        assert refusal == "but02 (butler) is not a reader of building B03; ask the general manager for a grant"
+        assert f"archivectl: error: {refusal}" == cli.stderr.strip()
+        assert OWNER_NAME.encode() not in data
+        assert_unchanged(world, before)
+    finally:
+        desk.stop()
