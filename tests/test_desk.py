@@ -525,3 +525,55 @@ def test_a_reader_of_another_building_is_refused_in_the_cli_s_words(world, house
         assert_unchanged(world, before)
     finally:
         desk.stop()
+
+
+def _post(desk: Running, path: str, cookie: str, fields: dict[str, str]):
+    headers = {
+        "Cookie": cookie,
+        "Origin": f"http://127.0.0.1:{desk.port}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    return desk.request("POST", path, headers, urllib.parse.urlencode(fields).encode())
+
+
+def _hidden(page: bytes, name: str) -> str:
+    return re.search(rf'name="{name}" value="([^"]*)"'.encode(), page)[1].decode()
+
+
+def test_the_approver_page_refuses_in_approve_s_words_and_signs_only_what_it_showed(office):  # P12, four-eyes
+    from test_office import propose_household
+
+    propose_household(office["clk01"])
+    other, manager = office["mgr02"], office["mgr01"]
+    for desk in (other, manager):
+        desk.git("fetch", "-q")
+        desk.git("switch", "-q", "b03-new-owner")
+
+    running = Running(desk_env(other), other.clone)
+    try:
+        _, page = running.request("GET", "/approve", {"Cookie": _session(running)})
+        shown = re.search(rb'id="nothing">([^<]*)<', page)[1].decode()
+        cli = other.cli("approve", "--yes", "--reason", "looks fine")
+        assert shown == "nothing in origin/main..HEAD awaits mgr02; it awaits mgr01"
+        assert cli.stderr.strip() == f"archivectl: error: {shown}"
+    finally:
+        running.stop()
+
+    running = Running(desk_env(manager), manager.clone)
+    try:
+        before = manager.snapshot()
+        cookie, csrf, page = _page_session(running, "/approve")
+        shown = {"csrf": csrf, "head": _hidden(page, "head"), "commits": _hidden(page, "commits")}
+        response, data = _post(running, "/approve", cookie, {**shown, "reason": ""})
+        assert response.status == 422
+        assert re.search(rb'id="refusal">([^<]*)<', data)[1] == b"--reason is required: say why this change is made"
+        # the page signs only what it showed: another HEAD (the branch moved) is refused, nothing written
+        response, data = _post(running, "/approve", cookie, {**shown, "head": "0" * 40, "reason": "checked"})
+        assert response.status == 409
+        assert b"what awaits you changed since the page was shown; nothing was written" in data
+        assert manager.snapshot() == before
+        response, data = _post(running, "/approve", cookie, {**shown, "reason": "checked"})
+        assert response.status == 200 and b"approved 1 change(s) in commit" in data
+    finally:
+        running.stop()
+    assert manager.verify()[0] == 0

@@ -162,7 +162,9 @@ def create_app(state: DeskState) -> Flask:
 
     @app.context_processor
     def _common() -> dict[str, Any]:
-        return {"csrf": state.csrf, "me": _me(state)}
+        from archivectl.i18n import language
+
+        return {"csrf": state.csrf, "me": _me(state), "lang": "zh-CN" if language() == "zh_CN" else "en"}
 
     # ------------------------------------------------------------------ home
 
