@@ -577,3 +577,36 @@ def test_the_approver_page_refuses_in_approve_s_words_and_signs_only_what_it_sho
     finally:
         running.stop()
     assert manager.verify()[0] == 0
+
+
+def test_the_desk_opens_the_printed_address_in_the_default_browser(world, tmp_path):
+    opened = tmp_path / "opened"
+    fake = tmp_path / "browser.sh"
+    fake.write_text(f'#!/bin/sh\nprintf %s "$1" > {opened}\n')
+    fake.chmod(0o755)
+    env = {**_world_env(world, "gm01"), "BROWSER": str(fake)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "archivectl", "--archive", str(world.root), "desk"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        printed = proc.stdout.readline().removeprefix("desk: ").strip()
+        _wait_for(opened.exists)
+        assert opened.read_text() == printed
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+
+
+def _wait_for(condition, tries: int = 300) -> None:
+    import time
+
+    for _ in range(tries):
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting")
