@@ -329,6 +329,7 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
         driver.find_element("id", "approve-button").click()
         assert re.fullmatch(r"approved 3 change\(s\) in commit [0-9a-f]{12}", text_of(driver, "notice"))
         assert "nothing in origin/main..HEAD awaits approval" in text_of(driver, "nothing")
+        assert driver.find_elements("id", "elsewhere") == []  # not this branch's own upstream, still unapproved
         shots.take(driver, "manager-approved")
     finally:
         driver.quit()
@@ -545,6 +546,14 @@ def test_the_approver_page_refuses_in_approve_s_words_and_signs_only_what_it_sho
 
     propose_household(office["clk01"])
     other, manager = office["mgr02"], office["mgr01"]
+    manager.git("fetch", "-q")
+    running = Running(desk_env(manager), manager.clone)  # still on main: the proposal is shown where it waits
+    try:
+        _, page = running.request("GET", "/approve", {"Cookie": _session(running)})
+        table = re.search(rb'<table id="elsewhere">.*?</table>', page, re.S)[0].decode()
+        assert "origin/b03-new-owner" in table and "clk01" in table and 'name="head"' not in page.decode()
+    finally:
+        running.stop()
     for desk in (other, manager):
         desk.git("fetch", "-q")
         desk.git("switch", "-q", "b03-new-owner")

@@ -389,14 +389,17 @@ def _approve_page(state: DeskState, refusal: str | None = None, notice: str | No
         plan = approvals.plan(archive, None, False, state.identity)
     except ArchiveError as exc:
         problem = str(exc)
+    from archivectl import gitio
+
     me = _me(state).get("id")
     elsewhere: list[dict[str, Any]] = []
     try:
-        mine = {c["commit"] for c in plan.commits} if plan else set()
+        here = gitio.current_branch(archive.root)
+        this_branch = {here, f"origin/{here}"} if here else set()  # its upstream may lag behind an approval
         elsewhere = [
             r
             for r in approvals.pending(archive, None, every_branch=True)
-            if r["awaiting"] == me and r["commit"] not in mine
+            if r["awaiting"] == me and r.get("branch") not in this_branch
         ]
     except ArchiveError:
         pass
