@@ -281,6 +281,7 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
         plan = text_of(driver, "plan")
         assert f"{number}: new household" in plan
         assert "customers.0.phone: - -> 138****5678" in plan  # masked
+        assert "repairs.0.summary: - -> <script>alert('x')</script>⟨U+001B⟩[2J⟨U+202E⟩evil" in plan  # inert
         assert OWNER_PHONE not in driver.page_source and OWNER_NAME not in driver.page_source
         shots.take(driver, "manager-awaiting")
         assert access_entries(manager) == registered  # looking at the queue registers nothing
@@ -619,3 +620,30 @@ def _wait_for(condition, tries: int = 300) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("timed out waiting")
+
+
+def test_a_second_active_household_is_refused_in_add_s_words_and_the_form_kept(world, running, household):  # P1
+    cookie, csrf, _ = _page_session(running, "/add")
+    fields = {
+        "building": "B03",
+        "floor": "12",
+        "unit": "1203",
+        "category": "handed-over",
+        "occupancy": "rented",
+        "reason": "new tenant",
+        "approver": "mgr01",
+    }
+    before = world.snapshot()
+    response, _ = _post(running, "/add", cookie, {"csrf": csrf, **fields})
+    where = response.getheader("Location")
+    assert response.status == 303 and where.startswith("/add?again=")
+    response, page = running.request("GET", where, {"Cookie": cookie})
+    cli = world.cli("gm01", "add", *[f"--{k}={v}" for k, v in fields.items()])
+    refusal = re.search(rb'id="refusal">([^<]*)<', page)[1].decode()
+    assert response.status == 409 and cli.exit_code == 1
+    assert refusal.startswith(f"{household} is already the active household of B03/1203: move it out first (P1)")
+    assert f"archivectl: error: {refusal}" == cli.stderr.strip()
+    assert b'<option value="rented" selected>' in page and b'value="new tenant"' in page  # the form as it was
+    assert_unchanged(world, before)
+    again, page = running.request("GET", where, {"Cookie": cookie})
+    assert again.status == 200 and b'id="refusal"' not in page  # taken once: a reload shows an empty form

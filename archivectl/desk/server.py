@@ -25,10 +25,10 @@ def serve(root: Path, identity: str | None, open_browser: bool, announce: Callab
     server = make_server("127.0.0.1", 0, create_app(state), threaded=True, request_handler=_Silent)
     state.port = server.server_port
     url = f"{state.origin}/?token={state.token}"
-    announce(url)
-    if open_browser:
-        webbrowser.open(url)
-    try:
+    try:  # Ctrl-C at any moment from here on stops the desk the same way
+        announce(url)
+        if open_browser:
+            webbrowser.open(url)
         server.serve_forever()
     except KeyboardInterrupt:
         pass
