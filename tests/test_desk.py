@@ -57,7 +57,7 @@ class Running:
             text=True,
         )
         line = self.proc.stdout.readline()
-        match = re.fullmatch(r"desk: (http://127\.0\.0\.1:(\d+)/\?token=([\w-]+))\n", line)
+        match = re.fullmatch(r"(http://127\.0\.0\.1:(\d+)/\?token=([\w-]+))\n", line)
         assert match, (line, self.proc.stderr.read() if self.proc.poll() is not None else "")
         self.url, self.port, self.token = match[1], int(match[2]), match[3]
 
@@ -603,7 +603,7 @@ def test_the_desk_opens_the_printed_address_in_the_default_browser(world, tmp_pa
         text=True,
     )
     try:
-        printed = proc.stdout.readline().removeprefix("desk: ").strip()
+        printed = proc.stdout.readline().strip()
         _wait_for(opened.exists)
         assert opened.read_text() == printed
     finally:

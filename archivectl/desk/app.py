@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -155,7 +156,9 @@ def create_app(state: DeskState) -> Flask:
     def _failed(exc: Exception) -> Any:
         if getattr(exc, "code", None) and hasattr(exc, "get_response"):  # an HTTP error (404, 405): as it is
             return exc
-        # The message may hold anything; the page and the log get the kind of failure only.
+        # The message may hold anything; the page and the log get the kind of failure only (and the path
+        # without its query string: an archive number at most).
+        sys.stderr.write(f"desk: internal error ({type(exc).__name__}) on {request.method} {request.path}\n")
         return render_template(
             "refused.html", message=_("internal error ({kind})").format(kind=type(exc).__name__)
         ), 500
