@@ -39,6 +39,9 @@ CSP = (
 SCAN_ROWS = 3  # rows of the clerk's scan picker: files (several at once), their document type and date
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # one form's scans, held in memory (never on a disk) until encrypted
 
+# attach reads a scan from a path: a memory file reached through /proc is one without a disk (Linux).
+IN_MEMORY_FILES = hasattr(os, "memfd_create") and Path("/proc/self/fd").is_dir()
+
 # Shown visibly, never acted on: C0/C1 controls (terminal escapes), bidi overrides and isolates, zero widths.
 _INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 
@@ -93,6 +96,8 @@ class _MemoryRequest(Request):
     max_content_length = MAX_UPLOAD_BYTES
 
     def _get_file_stream(self, *args: Any, **kwargs: Any) -> Any:
+        if not IN_MEMORY_FILES:
+            return io.BytesIO()  # held in memory; the page then refuses to attach it (see _scans_of)
         return os.fdopen(os.memfd_create("desk-scan", os.MFD_CLOEXEC), "w+b")
 
 
@@ -202,11 +207,14 @@ def create_app(state: DeskState) -> Flask:
         approval = Approval(request.form.get("reason") or None, request.form.get("approver") or None)
         given = households.RecordInput(sets=desk_form.set_pairs(request.form, all_groups))
         scans = _scans_of(request)
+        if scans and not IN_MEMORY_FILES:
+            problem = _("this system cannot hold a scan in memory for attach; attach scans with `archivectl attach`")
+            key = state.hand({"values": _kept(request.form), "refusal": problem, "status": 422})
+            return redirect(f"/add?again={key}", code=303)
         try:
             number = households.add(archive, given, approval, bool(request.form.get("also_active")))
         except ArchiveError as exc:
-            values = {k: v for k, v in request.form.items() if k != "csrf"}
-            key = state.hand({"values": values, "refusal": str(exc), "status": _status(exc)})
+            key = state.hand({"values": _kept(request.form), "refusal": str(exc), "status": _status(exc)})
             return redirect(f"/add?again={key}", code=303)
         done = [_("added {number}, awaiting approval by {approver}").format(number=number, approver=approval.approver)]
         refusal = None
@@ -337,6 +345,11 @@ def create_app(state: DeskState) -> Flask:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _kept(form: Any) -> dict[str, str]:
+    """What the clerk typed, to show again with a refusal (the CSRF token comes from the page anew)."""
+    return {k: v for k, v in form.items() if k != "csrf"}
 
 
 def _status(exc: ArchiveError) -> int:
