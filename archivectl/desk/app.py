@@ -20,6 +20,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ class DeskState:
     session: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     port: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
     # what a POST leaves for the page it redirects to, taken once (post/redirect/get: the browser's
     # session history then holds a GET address, never a form body with personal data in it)
     handed: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -120,9 +122,12 @@ def create_app(state: DeskState) -> Flask:
             abort(403, _("this desk answers only at 127.0.0.1:{port}").format(port=state.port))
         token = request.args.get("token")
         if token is not None:
-            if request.method != "GET" or request.path != "/" or not _same(token, state.token):
+            with state.lock:  # one time only, even for two requests at once
+                valid = request.method == "GET" and request.path == "/" and _same(token, state.token)
+                if valid:
+                    state.token = None
+            if not valid:
                 abort(403, _("this address's token is not valid (it works once): run `archivectl desk` again"))
-            state.token = None  # one time only
             response = redirect("/", code=303)
             response.set_cookie(state.cookie, state.session, httponly=True, samesite="Strict", path="/")
             return response
