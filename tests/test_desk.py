@@ -183,6 +183,7 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
         assert driver.current_url == f"http://127.0.0.1:{clerk_desk.port}/"  # the token is gone from the address
         assert text_of(driver, "who") == "clk01 (clerk)"
         driver.find_element("id", "nav-add").click()
+        assert driver.find_elements("id", "on-main") == []  # on a proposal branch: no warning
         assert "*" in driver.find_element("xpath", "//label[.//input[@name='building']]").text  # required, marked
         for field, value in {
             "f-building": "B03",
@@ -623,7 +624,8 @@ def _wait_for(condition, tries: int = 300) -> None:
 
 
 def test_a_second_active_household_is_refused_in_add_s_words_and_the_form_kept(world, running, household):  # P1
-    cookie, csrf, _ = _page_session(running, "/add")
+    cookie, csrf, page = _page_session(running, "/add")
+    assert b'id="on-main"' in page  # a proposal belongs on a branch: the clerk is told before typing
     fields = {
         "building": "B03",
         "floor": "12",

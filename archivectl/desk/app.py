@@ -386,12 +386,14 @@ def _approvers(archive: Archive) -> list[Any]:
 
 
 def _add_page(state: DeskState, values: Any, refusal: str | None = None) -> Any:
+    from archivectl import gitio
     from archivectl.desk import form as desk_form
     from archivectl.ops.access import document_types
 
     archive = state.archive()
     return render_template(
         "add.html",
+        on_main=gitio.current_branch(archive.root) == archive.settings.main,
         groups=desk_form.groups(archive.household_schema),
         values=values,
         approvers=_approvers(archive),
