@@ -10,6 +10,7 @@ and copied to bench/out/desk/ (gitignored) for people to look at.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import re
@@ -104,9 +105,10 @@ class Shots:
     def take(self, driver, name: str) -> Path:
         self.n += 1
         path = self.dir / f"{self.n:02d}-{name}.png"
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1280, max(800, min(int(height) + 40, 4000)))
-        assert driver.save_screenshot(str(path))
+        size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 4000), "scale": 1}
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"captureBeyondViewport": True, "clip": clip})
+        path.write_bytes(base64.b64decode(shot["data"]))  # the whole page, not only the window
         OUT.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, OUT / path.name)
         return path
