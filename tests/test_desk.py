@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import re
 import shutil
 import signal
@@ -653,3 +654,22 @@ def test_a_second_active_household_is_refused_in_add_s_words_and_the_form_kept(w
     assert_unchanged(world, before)
     again, page = running.request("GET", where, {"Cookie": cookie})
     assert again.status == 200 and b'id="refusal"' not in page  # taken once: a reload shows an empty form
+
+
+def test_an_uploaded_scan_is_held_in_anonymous_memory_never_in_a_file_on_disk(tmp_path):  # P9
+    pytest.importorskip("flask", reason="the desk's extra: pip install -e '.[desk]'")
+    import io
+
+    from archivectl.desk.app import IN_MEMORY_FILES, DeskState, create_app
+
+    if not IN_MEMORY_FILES:
+        pytest.skip("no memfd on this system: the page refuses scans there (tested by its message)")
+    app = create_app(DeskState(root=tmp_path, identity=None))
+    big = b"%PDF-1.4 scan\n" * 100_000  # 1.4 MB: werkzeug alone would spool it to a temporary file
+    data = {"scan_0": (io.BytesIO(big), "id.pdf")}
+    with app.test_request_context("/add", method="POST", data=data, content_type="multipart/form-data"):
+        from flask import request
+
+        stream = request.files["scan_0"].stream
+        assert os.readlink(f"/proc/self/fd/{stream.fileno()}").startswith("/memfd:desk-scan")
+        assert Path(f"/proc/self/fd/{stream.fileno()}").read_bytes() == big
