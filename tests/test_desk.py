@@ -115,6 +115,17 @@ class Shots:
         return path
 
 
+def go(driver, locator: tuple[str, str], expect: str) -> None:
+    """Click what leads to another page and wait until that page, with the element expected, has loaded."""
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element("tag name", "html")
+    driver.find_element(*locator).click()
+    WebDriverWait(driver, 60).until(ec.staleness_of(old))
+    WebDriverWait(driver, 60).until(ec.presence_of_element_located(("id", expect)))
+
+
 def set_value(driver, element_id: str, value: str) -> None:
     """Set an input as a person's typing would leave it (date inputs and control characters included)."""
     element = driver.find_element("id", element_id)
@@ -186,7 +197,7 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
         driver.get(clerk_desk.url)
         assert driver.current_url == f"http://127.0.0.1:{clerk_desk.port}/"  # the token is gone from the address
         assert text_of(driver, "who") == "clk01 (clerk)"
-        driver.find_element("id", "nav-add").click()
+        go(driver, ("id", "nav-add"), "submit-add")
         assert driver.find_elements("id", "on-main") == []  # on a proposal branch: no warning
         assert "*" in driver.find_element("xpath", "//label[.//input[@name='building']]").text  # required, marked
         for field, value in {
@@ -228,7 +239,7 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
 
         # a refusal is the CLI's, in its words, and writes nothing
         driver.find_element("id", "scan-0").send_keys(f"{front}\n{back}")
-        driver.find_element("id", "submit-add").click()
+        go(driver, ("id", "submit-add"), "refusal")
         assert text_of(driver, "refusal") == "--approver is required: name the manager who approved this change"
         assert clerk.git("rev-parse", "HEAD").stdout.strip() == base
         assert [o.get_attribute("value") for o in driver.find_elements("css selector", "#approver option")] == [
@@ -241,7 +252,7 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
 
         choose(driver, "approver", "mgr01")
         driver.find_element("id", "scan-0").send_keys(f"{front}\n{back}")  # files are picked again after a refusal
-        driver.find_element("id", "submit-add").click()
+        go(driver, ("id", "submit-add"), "done")
         done = text_of(driver, "done").splitlines()
         number = re.search(r"HO-\d{4}-\d{5}", done[0])[0]
         today = clerk.git("log", "-1", "--format=%cs").stdout.strip()
@@ -282,7 +293,7 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
     driver = browser(manager.home / "downloads")
     try:
         driver.get(manager_desk.url)
-        driver.find_element("id", "nav-approve").click()
+        go(driver, ("id", "nav-approve"), "range")
         assert text_of(driver, "range") == "3 changes in origin/main..HEAD await your approval:"
         plan = text_of(driver, "plan")
         assert f"{number}: new household" in plan
@@ -292,10 +303,10 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
         shots.take(driver, "manager-awaiting")
         assert access_entries(manager) == registered  # looking at the queue registers nothing
 
-        driver.find_element("css selector", "a.household-link").click()
+        go(driver, ("css selector", "a.household-link"), "reveal-button")
         assert OWNER_NAME not in driver.page_source
         set_value(driver, "reveal-reason", "checking the hand-over form before approval")
-        driver.find_element("id", "reveal-button").click()
+        go(driver, ("id", "reveal-button"), "notice")
         assert text_of(driver, "notice") == f"revealed {number}; the look-up is registered (P8)"
         record = text_of(driver, "record")
         assert OWNER_NAME in record and OWNER_PHONE in record and OWNER_ID in record
@@ -331,9 +342,9 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
         assert response.getheader("Cache-Control") == "no-store"
         assert len(access_entries(manager)) == len(registered) + 2
 
-        driver.find_element("id", "nav-approve").click()
+        go(driver, ("id", "nav-approve"), "approve-button")
         set_value(driver, "approve-reason", "matches the hand-over form")
-        driver.find_element("id", "approve-button").click()
+        go(driver, ("id", "approve-button"), "notice")
         assert re.fullmatch(r"approved 3 change\(s\) in commit [0-9a-f]{12}", text_of(driver, "notice"))
         assert "nothing in origin/main..HEAD awaits approval" in text_of(driver, "nothing")
         assert driver.find_elements("id", "elsewhere") == []  # not this branch's own upstream, still unapproved
@@ -363,7 +374,7 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
         assert shot.stat().st_size > 10_000  # a page, not a blank
 
 
-def _wait(condition, seconds: float = 15) -> None:
+def _wait(condition, seconds: float = 60) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(None, seconds, poll_frequency=0.1).until(lambda _: condition())
