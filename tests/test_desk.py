@@ -508,7 +508,7 @@ def _page_session(desk: Running, path: str) -> tuple[str, str, bytes]:
     return cookie, re.search(rb'name="csrf" value="([^"]+)"', page)[1].decode(), page
 
 
-def test_the_butler_finds_by_unit_or_number_masked(running, household):  # P7 P8
+def test_the_butler_finds_by_unit_or_number_masked(world, running, household):  # P7 P8
     cookie = _session(running)
     response, page = running.request("GET", "/find?building=B03&floor=12&unit=1203", {"Cookie": cookie})
     assert response.status == 200 and f'href="/household/{household}"'.encode() in page
@@ -516,6 +516,12 @@ def test_the_butler_finds_by_unit_or_number_masked(running, household):  # P7 P8
     assert b'id="none-found"' in page
     response, _ = running.request("GET", f"/find?archive_no={household}", {"Cookie": cookie})
     assert response.status == 303 and response.getheader("Location") == f"/household/{household}"
+    response, _ = running.request("GET", "/find?archive_no=%2F%2Fevil.example%3Fx", {"Cookie": cookie})
+    assert response.getheader("Location") == "/household/%2F%2Fevil.example%3Fx"  # never off this page
+    response, page = running.request("GET", "/household/HO-2026-1", {"Cookie": cookie})
+    refusal = re.search(rb'id="refusal">([^<]*)<', page)[1].decode()
+    cli = world.cli("gm01", "show", "HO-2026-1")
+    assert response.status == 422 and cli.exit_code == 2 and cli.stderr.strip() == f"archivectl: error: {refusal}"
     response, page = running.request("GET", f"/household/{household}", {"Cookie": cookie})
     text = page.decode()
     assert "138****5678" in text and "欧***" in text  # masked by default

@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -285,7 +286,7 @@ def create_app(state: DeskState) -> Flask:
 
         wanted = {k: request.args.get(k, "").strip() for k in ("building", "floor", "unit", "archive_no")}
         if wanted["archive_no"]:
-            return redirect(f"/household/{wanted['archive_no']}", code=303)
+            return redirect(f"/household/{urllib.parse.quote(wanted['archive_no'], safe='')}", code=303)
         rows, refusal = None, None
         if wanted["building"]:
             try:
