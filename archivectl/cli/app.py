@@ -335,5 +335,6 @@ for _module in (
     "reports",
     "requests",
     "company",
+    "desk",
 ):
     importlib.import_module(f"archivectl.cli.{_module}")
