@@ -43,6 +43,8 @@ class Settings:
     # the estate's buildings (None: not declared, any building accepted) and whether units number by floor
     buildings: tuple[str, ...] | None = None
     unit_floor: bool = False
+    # the interface's language for everyone working in this archive (ARCHIVECTL_LANG still overrides)
+    language: str | None = None
 
     @classmethod
     def from_yaml(cls, data: Any) -> Settings:
@@ -62,6 +64,7 @@ class Settings:
             "closures",
             "buildings",
             "unit_floor",
+            "language",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -94,6 +97,7 @@ class Settings:
                 closures=_closures(data.get("closures") or []),
                 buildings=_buildings(data.get("buildings")),
                 unit_floor=_unit_floor(data.get("unit_floor", False)),
+                language=_language(data.get("language")),
             )
         except (TypeError, ValueError):
             raise UsageError(f"{ARCHIVE_FILE}: a setting has the wrong type") from None
@@ -122,6 +126,8 @@ class Settings:
             data["recovery"] = self.recovery
         if self.closures:
             data["closures"] = list(self.closures)
+        if self.language:
+            data["language"] = self.language
         if self.buildings is not None:
             data["buildings"] = list(self.buildings)
         if self.unit_floor:
@@ -136,6 +142,17 @@ def check_recovery(value: Any) -> str | None:
     if not isinstance(value, str) or not re.fullmatch(r"age1[0-9a-z]{58}", value.strip()):
         raise UsageError(f"{ARCHIVE_FILE}: recovery must be an age public key (age1...), from age-keygen")
     return value.strip()
+
+
+def _language(value: Any) -> str | None:
+    """archive.yaml language: one of the interface's languages (i18n.LANGUAGES), or not given."""
+    from archivectl.i18n import LANGUAGES
+
+    if value is None:
+        return None
+    if value not in LANGUAGES:
+        raise UsageError(f"{ARCHIVE_FILE}: language must be one of {', '.join(LANGUAGES)}")
+    return str(value)
 
 
 def _closures(data: Any) -> tuple[str, ...]:
