@@ -285,7 +285,7 @@ def grant(
     if until < clock.today().isoformat():
         raise UsageError(_("--until is in the past"))
     with archive.writing() as tx:  # staff, grants and keys as they stand under the lock
-        actor = approved_writer(archive, approval, roles=archive.settings.rules.grant_approver_roles)
+        actor = approved_writer(archive, approval, "grant")
         member = archive.staff.get(staff_id)
         if member is None or not member.active:
             raise ArchiveError(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archivectl import clock, crypto, gitio, policy, records, registers, yamlio
+from archivectl import clock, crypto, gitio, policy, records, registers, rules, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
@@ -42,8 +42,13 @@ def check_reason(reason: str | None, look_up: bool = False) -> str:
     return reason.strip()
 
 
-def approved_writer(archive: Archive, approval: Approval, roles: tuple[str, ...] | None = None) -> Actor:
-    """The acting staff member, once reason, actor and approver all pass (nothing written yet)."""
+def approved_writer(archive: Archive, approval: Approval, action: str = "edit") -> Actor:
+    """The acting staff member, once reason, actor and approver all pass (nothing written yet).
+
+    Who may approve is what the rule table says for the action (rules.approval_roles), as the judge
+    will check it: no write path picks roles of its own.
+    """
+    roles = rules.approval_roles(rules.TABLE[action], archive.settings.rules) or None
     check_reason(approval.reason)
     if not approval.approver:  # usage, like a missing --reason: exit 2
         raise UsageError(_("--approver is required: name the manager who approved this change"))

@@ -27,7 +27,7 @@ def configure(archive: Archive, paths: list[str], approval: Approval, add_buildi
     add_buildings: declare these buildings in archive.yaml (its `buildings:` list) first.
     """
     with archive.writing() as tx:  # the edits checked are the edits committed
-        actor = approved_writer(archive, approval, roles=archive.settings.rules.governance_approver_roles)
+        actor = approved_writer(archive, approval, "configure")
         if add_buildings:
             tx.write_text(ARCHIVE_FILE, with_buildings((archive.root / ARCHIVE_FILE).read_text("utf-8"), add_buildings))
             paths = sorted({*paths, ARCHIVE_FILE}) if paths else paths

@@ -577,7 +577,7 @@ def migrate(archive: Archive, to_url: str, approval: Any) -> dict[str, Any]:
         raise ArchiveError("keys migrate proposes a change of archive.yaml: run it in a clone")
     if "://" not in to_url:
         to_url = str(Path(to_url).expanduser().resolve())
-    approved_writer(archive, approval, roles=archive.settings.rules.governance_approver_roles)
+    approved_writer(archive, approval, "configure")
     if gitio.dirty_paths(archive.root, ["archive.yaml"]):
         raise ArchiveError("archive.yaml has uncommitted changes; commit or discard them first")
     source = archive.keystore

@@ -26,6 +26,9 @@ from archivectl import fingerprints, gitio, judge, pii, records, rules, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
+from archivectl.ops.approvals import default_range
+from archivectl.ops.common import identity_for, open_key, readers
+from archivectl.ops.hooks import codeowners
 from archivectl.screen import inert
 
 WITHHELD = "(withheld: it holds personal data)"
@@ -51,7 +54,6 @@ class Range:
 
 def resolve_range(archive: Archive, range_spec: str | None) -> Range:
     """range_spec (A..B, or A meaning A..HEAD), else this branch's proposals (approvals.default_range)."""
-    from archivectl.ops.approvals import default_range
 
     spec = range_spec or default_range(archive)
     if spec is None:
@@ -296,7 +298,6 @@ def reader_check(archive: Archive, identity: str | None = None) -> SealedCheck:
     """
     from archivectl import crypto
     from archivectl.identity import actor_of
-    from archivectl.ops.common import identity_for, open_key, readers
 
     actor = actor_of(archive)
     loaded = crypto.load_identity(identity_for(archive, identity, actor))
@@ -324,7 +325,6 @@ def reader_check(archive: Archive, identity: str | None = None) -> SealedCheck:
 
 def _owner_rules(archive: Archive) -> list[tuple[str, list[str]]]:
     """(pattern, owners) as `archivectl codeowners` writes them from staff.yaml; none when no one has a handle."""
-    from archivectl.ops.hooks import codeowners
 
     try:
         text = codeowners(archive)

@@ -21,7 +21,7 @@ def _write(archive: Archive, approval: Approval, change: Callable[[Staff], tuple
     """Apply change (staff.yaml as it stands -> new staff, commit subject) in one approved commit."""
     with archive.writing() as tx:  # staff.yaml is read under the lock: two changes cannot lose one another
         new_staff, subject = change(archive.staff)
-        actor = approved_writer(archive, approval, roles=archive.settings.rules.governance_approver_roles)
+        actor = approved_writer(archive, approval, "staff")
         checked = Staff.from_yaml(new_staff.to_yaml(), STAFF_FILE)  # same rules as reading the file
         tx.write_text(STAFF_FILE, HEADER + yamlio.dumps(checked.to_yaml()))
         commit = tx.commit(subject, trailers("staff", approval, actor), actor)
