@@ -101,6 +101,7 @@ class ActionRule:
     changes: dict[str, str] = field(default_factory=dict)
     record: str | None = None
     registers: tuple[str, ...] = ()
+    approvers: int = 1  # distinct entitled approvers a change needs (archive.yaml `approvals:` may raise it)
 
 
 _REGISTER_WRITE = "AM"  # a register file is created for a new month, then appended to
@@ -172,6 +173,17 @@ def allowed_statuses(rule: ActionRule, kind: PathKind) -> str:
     if kind.kind == "register":
         return rule.changes.get(f"register:{kind.register}", "")
     return rule.changes.get(kind.kind, "")
+
+
+def approvals_needed(rule: ActionRule, settings: Any) -> int:
+    """How many distinct entitled approvers must sign an approval of this action's change (0: none needed).
+
+    The table's row says 1; archive.yaml `approvals: {purge: 2, staff: 2}` may ask more (never fewer).
+    """
+    if rule.approval is None:
+        return 0
+    asked = (getattr(settings, "approvals", None) or {}).get(rule.name, rule.approvers)
+    return max(rule.approvers, int(asked))
 
 
 def approval_roles(rule: ActionRule, settings_rules: Any) -> tuple[str, ...]:

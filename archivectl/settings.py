@@ -45,6 +45,8 @@ class Settings:
     unit_floor: bool = False
     # the interface's language for everyone working in this archive (ARCHIVECTL_LANG still overrides)
     language: str | None = None
+    # distinct approvers an action needs beyond the rule table's one, e.g. {"purge": 2, "staff": 2}
+    approvals: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_yaml(cls, data: Any) -> Settings:
@@ -65,6 +67,7 @@ class Settings:
             "buildings",
             "unit_floor",
             "language",
+            "approvals",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -98,6 +101,7 @@ class Settings:
                 buildings=_buildings(data.get("buildings")),
                 unit_floor=_unit_floor(data.get("unit_floor", False)),
                 language=_language(data.get("language")),
+                approvals=_approvals(data.get("approvals")),
             )
         except (TypeError, ValueError):
             raise UsageError(f"{ARCHIVE_FILE}: a setting has the wrong type") from None
@@ -128,6 +132,8 @@ class Settings:
             data["closures"] = list(self.closures)
         if self.language:
             data["language"] = self.language
+        if self.approvals:
+            data["approvals"] = dict(self.approvals)
         if self.buildings is not None:
             data["buildings"] = list(self.buildings)
         if self.unit_floor:
@@ -142,6 +148,25 @@ def check_recovery(value: Any) -> str | None:
     if not isinstance(value, str) or not re.fullmatch(r"age1[0-9a-z]{58}", value.strip()):
         raise UsageError(f"{ARCHIVE_FILE}: recovery must be an age public key (age1...), from age-keygen")
     return value.strip()
+
+
+def _approvals(value: Any) -> dict[str, int]:
+    """archive.yaml approvals: {action: N}: N distinct approvers for that action (actions that need approval)."""
+    from archivectl import rules
+
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UsageError(f"{ARCHIVE_FILE}: approvals must map actions to numbers, e.g. {{purge: 2}}")
+    found = {}
+    for action, number in value.items():
+        rule = rules.TABLE.get(str(action))
+        if rule is None or rule.approval is None:
+            raise UsageError(f"{ARCHIVE_FILE}: approvals: {action} is not an action that needs approval")
+        if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= 5:
+            raise UsageError(f"{ARCHIVE_FILE}: approvals: {action} needs a number of approvers from 1 to 5")
+        found[str(action)] = number
+    return found
 
 
 def _language(value: Any) -> str | None:

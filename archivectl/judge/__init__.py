@@ -88,10 +88,12 @@ class Judgement:
         if broken:
             return Verdict("broken", why=broken)
         if commit in self.approved:
-            return Verdict("approved", by=(self.approved[commit],))
+            return Verdict("approved", by=tuple(self.approved[commit].split(", ")))
         request = self.requests.get(commit)
         if request is not None:
-            return Verdict("awaiting", by=(request.approver,))
+            return Verdict(
+                "awaiting", by=tuple(w for w in (request.approver,) if w not in request.signed) or request.roles
+            )
         return Verdict("needs-none")
 
 

@@ -105,7 +105,10 @@ def check_commit(ctx: History, info: gitio.CommitInfo, dates: dict[str, str], no
     assert approver is not None
     if settings.version < 2:
         return  # version 1 archives took the typed Approved-by as the approval (rules.legacy_action)
-    run.requests[info.commit] = Request(without_changes(info), rule.name, member, approver, roles, settings.rules)
+    needed = rules.approvals_needed(rule, settings)
+    run.requests[info.commit] = Request(
+        without_changes(info), rule.name, member, approver, roles, settings.rules, needed
+    )
 
 
 def _request_merge_approval(ctx: History, info: gitio.CommitInfo, run: Run, flag: Callable[[str, str], None]) -> None:
@@ -128,7 +131,8 @@ def _request_merge_approval(ctx: History, info: gitio.CommitInfo, run: Run, flag
         flag("approver", f"{SEALED_BY_HAND}: {problem.replace(missing, 'Approved-by trailer is missing')}")
         return
     assert approver is not None
-    run.requests[info.commit] = Request(without_changes(info), "merge", member, approver, roles, settings.rules)
+    needed = rules.approvals_needed(rules.TABLE["edit"], settings)
+    run.requests[info.commit] = Request(without_changes(info), "merge", member, approver, roles, settings.rules, needed)
 
 
 def _signer(info: gitio.CommitInfo, staff: Staff, flag: Callable[[str, str], None]) -> StaffMember | None:

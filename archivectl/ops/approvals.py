@@ -78,12 +78,23 @@ def plan(archive: Archive, range_spec: str | None, reveal: bool = False, identit
         raise ArchiveError(
             f"{actor.member.id} is a {actor.member.role}; approvals need a {' or '.join(sorted(every_role))}"
         )
-    mine = [row for row in waiting if row["awaiting"] == actor.member.id]
+    me = actor.member
+    mine = [  # named, or one more of several approvers an action needs (archive.yaml approvals:)
+        row
+        for row in waiting
+        if row["awaiting"] == me.id
+        or (
+            row["more_from"]
+            and me.role in row["more_from"].split(", ")
+            and me.id != row["acted_by"]
+            and me.id not in row["signed"].split(", ")
+        )
+    ]
     where = chosen or "HEAD"
     if not mine:
         if settings.four_eyes and any(row["acted_by"] == actor.member.id for row in waiting):
             raise ArchiveError(f"{actor.member.id} cannot approve their own change (four-eyes rule)")
-        others = sorted({row["awaiting"] for row in waiting})
+        others = sorted({row["awaiting"] or f"one more {row['more_from']}" for row in waiting})
         if others:
             raise ArchiveError(f"nothing in {where} awaits {actor.member.id}; it awaits {', '.join(others)}")
         raise ArchiveError(f"nothing in {where} awaits approval")
