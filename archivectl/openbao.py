@@ -165,6 +165,8 @@ class OpenBaoBackend:
             session = requests.Session()
             session.headers[COMMAND_HEADER] = _command()
             address = self.addresses[getattr(self._local, "node", 0) % len(self.addresses)]
+            if len(self.addresses) > 1:
+                address = _active_node(session, address, ca or True)
             client = hvac.Client(url=address, token=token, verify=ca or True, timeout=TIMEOUT, session=session)
             self._local.client = client
         return client
@@ -523,6 +525,28 @@ class OpenBaoBackend:
             self._local.client = None
 
 
+def _active_node(session: Any, address: str, verify: Any) -> str:
+    """The cluster's active node, as the node at address names it (sys/leader): talk to it, not a standby.
+
+    A standby may answer a read from its own copy, which lags behind after it was
+    down (OpenBao serves reads on standbys): a key it has not seen yet would read
+    as missing. No leader known yet (an election) is a ConnectionError: retried.
+    """
+    import requests
+
+    answer = session.get(f"{address}/v1/sys/leader", timeout=TIMEOUT, verify=verify)
+    if answer.status_code >= 500:  # sealed, or starting: as if it were not there
+        raise requests.exceptions.ConnectionError(f"sys/leader answered {answer.status_code}")
+    answer.raise_for_status()
+    found = answer.json()
+    if not found.get("ha_enabled") or found.get("is_self"):
+        return address
+    leader = str(found.get("leader_address") or "").rstrip("/")
+    if not leader:
+        raise requests.exceptions.ConnectionError("no active node yet")
+    return leader
+
+
 def _command() -> str:
     """The archivectl command running now ("show", "keys fsck", ...), from click's context; "archivectl" if none."""
     try:
@@ -608,7 +632,8 @@ def _member_policy(member: Any, mount: str, transit: str, households: list[str])
     }
     if adds:
         paths[f"{transit}/keys/+"] = {"capabilities": ["create", "update"]}
-        paths[f"{transit}/encrypt/+"] = {"capabilities": ["update"]}
+        # create: an encrypt makes the transit key when it is missing (a retry after a failover can meet that)
+        paths[f"{transit}/encrypt/+"] = {"capabilities": ["create", "update"]}
     if every:
         paths[f"{transit}/decrypt/*"] = {"capabilities": ["update"]}
     else:
