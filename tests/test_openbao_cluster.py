@@ -46,9 +46,9 @@ def finished(process: subprocess.Popen) -> tuple[int, str, str]:
 
 
 def key_count(cluster) -> int:
-    """How many record keys the cluster holds, asked of any node that answers."""
-    for node in cluster.nodes:
-        if node.process is None:
+    """How many record keys the cluster holds, asked of the active node (else any node that answers)."""
+    for node in [cluster.leader(), *cluster.nodes]:
+        if node is None or node.process is None:
             continue
         try:
             found = hvac.Client(node.address, token=cluster.root_token).secrets.kv.v2.list_secrets(
