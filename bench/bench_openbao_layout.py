@@ -26,6 +26,7 @@ raft data directory (bbolt files grow in preallocated steps), the size of a raft
 p50/p99.
 
 Run: python bench/bench_openbao_layout.py [--households 10000 100000] [--layouts household per-reader shared-transit]
+[--transit-cache N] (transit's in-memory key cache bounded to N keys; default unbounded, as the server ships)
 """
 
 from __future__ import annotations
@@ -142,11 +143,13 @@ def read_latencies(backend: OpenBaoBackend, layout: str, count: int) -> list[flo
     return out
 
 
-def measure(base: Path, layout: str, count: int) -> dict:
-    cluster = Cluster(base / f"{layout}-{count}", size=1)
+def measure(base: Path, layout: str, count: int, transit_cache: int = 0) -> dict:
+    cluster = Cluster(base / f"{layout}-{count}-{transit_cache}", size=1)
     try:
         node = cluster.nodes[0]
         assert node.process is not None
+        if transit_cache:  # transit keeps every key it has used in memory unless told a size (an LRU)
+            cluster.root(node).write_data("estate-transit/cache-config", data={"size": transit_cache})
         os.environ["BAO_TOKEN"] = cluster.root_token
         url = f"openbao+http://127.0.0.1:{node.port}/estate"
         backend = OpenBaoBackend(url)
@@ -159,7 +162,7 @@ def measure(base: Path, layout: str, count: int) -> dict:
         now, peak = rss(node.process.pid)
         snapshot = len(cluster.root(node).sys.take_raft_snapshot().content)
         return {
-            "layout": layout,
+            "layout": layout + (f" (transit cache {transit_cache})" if transit_cache else ""),
             "households": count,
             "write_s": round(seconds, 1),
             "households_per_s": round(count / seconds),
@@ -178,12 +181,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--households", type=int, nargs="+", default=[10000, 100000])
     parser.add_argument("--layouts", nargs="+", default=["household", "per-reader", "shared-transit"])
+    parser.add_argument("--transit-cache", type=int, default=0, help="estate-transit/cache-config size (0: unbounded)")
     args = parser.parse_args()
     print(f"# {machine()}, {time.strftime('%Y-%m-%d')}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for count in args.households:
             for layout in args.layouts:
-                print(json.dumps(measure(Path(tmp), layout, count)), flush=True)
+                print(json.dumps(measure(Path(tmp), layout, count, args.transit_cache)), flush=True)
 
 
 if __name__ == "__main__":
