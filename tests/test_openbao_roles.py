@@ -183,6 +183,14 @@ def test_each_role_creates_and_reads_what_it_may_and_can_destroy_nothing(estate,
         with pytest.raises(ArchiveError, match="refused by the server: permission denied"):
             mine.remove(name)  # archivectl's own destroy (keys shred), with this token
     assert allowed == []
+    if adds:  # creating a transit key that exists already is accepted and changes nothing: no export, no deletion
+        key = transit_key(estate.key[estate.b03])
+        direct.adapter.post(
+            f"/v1/estate-transit/keys/{key}",
+            json={"exportable": True, "allow_plaintext_backup": True, "deletion_allowed": True},
+        )
+        config = bao.root.read(f"estate-transit/keys/{key}")["data"]
+        assert not config["exportable"] and not config["allow_plaintext_backup"] and not config["deletion_allowed"]
     assert held(bao) == before
     assert_unchanged(world, archive_before)
     if opens_b03:
