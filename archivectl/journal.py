@@ -310,6 +310,8 @@ def _give_back_number(archive: Archive, number: str, mark: str) -> None:
     from archivectl.keystore import NUMBERS
 
     name = f"{NUMBERS}/{number}"
+    if _kept(archive, name):
+        return
     note = archive.keystore.backend.read(name)
     if note is not None and digest(note) == mark:
         archive.keystore.backend.remove(name)
@@ -323,12 +325,20 @@ def _take_back_key(archive: Archive, name: str, marks: set[str]) -> bool:
     if m is None:
         return False
     address = KeyAddress(m["no"], m["recipient"])
+    if _kept(archive, address.name):
+        return False
     blob = archive.keystore.backend.read(address.name)
     if blob is None:
         return False
     if digest(blob) not in marks and blob.strip(b"\0"):
         return False  # not ours: a new address is random, so nobody else's key is here
     return archive.keystore.destroy(address)  # ours, or ours already overwritten by a shredding that was killed
+
+
+def _kept(archive: Archive, name: str) -> bool:
+    """True when the keystore keeps what an uncommitted write made (a key server: members may not delete)."""
+    release = getattr(archive.keystore.backend, "release", None)
+    return release is not None and not release(name)
 
 
 def _put_back(change: JournaledChange) -> bool:
