@@ -222,7 +222,8 @@ def test_fail_on_action_exits_1_for_cron_when_an_estate_has_something_to_do(worl
     hq = str(world.tmp / "hq")
     code, out, _err = _cli(world.people, None, "company", "report", "completeness", "--company", hq, "--fail-on-action")
     assert code == 1 and "(total)" in out  # every estate has incomplete households: the report, then exit 1
-    code, out, _err = _cli(world.people, None, "company", "report", "retention", "--company", hq, "--fail-on-action")
+    retention = ("company", "report", "retention", "--company", hq, "--fail-on-action", "-f", "csv")
+    code, out, _err = _cli(world.people, None, *retention)
     assert code == 0 and "(total)" in out  # nothing eligible for purge yet (the tombstone is days old)
 
 

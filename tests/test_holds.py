@@ -46,7 +46,9 @@ def test_a_hold_counts_until_every_view_has_its_release():  # P14: keeping longe
 
 def test_hold_is_an_approved_write_and_stops_a_tombstone_until_released(world: World, household: str):  # P13
     before = world.snapshot()
-    assert_refused(world.cli("but01", "hold", household, "--reason", "dispute"), 1, "--approver")
+    assert_refused(
+        world.cli("but01", "hold", household, "--reason", "dispute"), 2, "--approver"
+    )  # usage, like a missing --reason
     assert_refused(world.cli("but01", "hold", household, "-r", "dispute", "-a", "but01"), 1)
     assert_unchanged(world, before)
     hold(world, household)

@@ -232,8 +232,8 @@ def test_request_option_refuses_unknown_malformed_or_answered_requests(world: Wo
 def test_refusing_and_closing_need_a_managers_approval(world: World, household: str):  # P12, P17
     request = open_request(world, household)
     before = world.snapshot()
-    assert_refused(world.cli("clk01", "request", "refuse", request, "-r", "not the owner"), 1, "--approver")
-    assert_refused(world.cli("clk01", "request", "close", request, "-r", "withdrawn"), 1, "--approver")
+    assert_refused(world.cli("clk01", "request", "refuse", request, "-r", "not the owner"), 2, "--approver")
+    assert_refused(world.cli("clk01", "request", "close", request, "-r", "withdrawn"), 2, "--approver")
     assert_unchanged(world, before)
     world.ok("clk01", "request", "refuse", request, "-r", "identity could not be confirmed", "-a", "mgr01")
     assert world.trailers()["Action"] == "request-refuse" and world.trailers()["Approved-by"] == "mgr01"
