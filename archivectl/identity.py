@@ -79,7 +79,25 @@ def actor_of(archive: Archive, staff: Staff | None = None) -> Actor:
         raise ArchiveError(_("the configured signing key is not an ssh-ed25519 key")) from None
     if member is None:
         raise ArchiveError(_("your signing key is not on staff.yaml: ask a manager to add you"))
+    check_key_file(private)
     return Actor(member=member, signing_key=setting, private_key=private)
+
+
+def check_key_file(private: Path | None) -> None:
+    """Refuse, in words and before any work, a private key ssh-keygen would refuse to sign with.
+
+    ssh-keygen refuses a key that others may read, with a screen of '@' and no word
+    of what to do; the write would fail only at its commit, after all its work.
+    """
+    if private is None or not private.exists():
+        return
+    mode = private.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ArchiveError(
+            _(
+                "signing key {path} is readable by others (mode {mode}): run `chmod 600 {path}`; nothing was written"
+            ).format(path=private, mode=f"{mode:04o}")
+        )
 
 
 def decrypting_identity(actor_private: Path | None, explicit: str | None) -> Path:
