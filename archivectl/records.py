@@ -228,3 +228,18 @@ def stored_texts_at(
         texts = blobs.read_many([f"{rev}:{path}" for _, path in wanted])
         for (place, path), data in zip(wanted, texts, strict=True):
             yield place, path, data or b""
+
+
+def field_paths(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted paths to leaf values, as --set names fields (customers.0.phone; lists of mappings item by item)."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(field_paths(v, f"{prefix}{k}."))
+        return out
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(field_paths(v, f"{prefix}{i}."))
+        return out
+    return {prefix.rstrip("."): value} if prefix else {}

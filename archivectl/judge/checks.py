@@ -62,12 +62,10 @@ def check_commit(ctx: History, info: gitio.CommitInfo, dates: dict[str, str], no
             return
         for problem in problems or []:  # why it is not clean; then it is judged like any commit
             flag("merge", problem)
-    judge = ctx.judged_by(info)
-    staff = ctx.staff_at(judge)
-    if not isinstance(staff, Staff):
-        flag("staff", "staff.yaml it is judged by is missing or invalid")
+    governance = _governance(ctx, info, flag)
+    if governance is None:
         return
-    settings = ctx.settings_at(judge)
+    judge, staff, settings = governance
     action = info.trailer("Action")
     if action is None and settings.version < 2:
         action = rules.legacy_action(info.subject)
@@ -111,14 +109,22 @@ def check_commit(ctx: History, info: gitio.CommitInfo, dates: dict[str, str], no
     )
 
 
-def _request_merge_approval(ctx: History, info: gitio.CommitInfo, run: Run, flag: Callable[[str, str], None]) -> None:
-    """A merge that re-sealed personal fields both sides changed: signed, with trailers, awaiting an edit's approval."""
+def _governance(ctx: History, info: gitio.CommitInfo, flag: Callable[[str, str], None]) -> tuple | None:
+    """(the commit it is judged by, its staff, its settings), or None after flagging an unusable staff.yaml."""
     judge = ctx.judged_by(info)
     staff = ctx.staff_at(judge)
     if not isinstance(staff, Staff):
         flag("staff", "staff.yaml it is judged by is missing or invalid")
+        return None
+    return judge, staff, ctx.settings_at(judge)
+
+
+def _request_merge_approval(ctx: History, info: gitio.CommitInfo, run: Run, flag: Callable[[str, str], None]) -> None:
+    """A merge that re-sealed personal fields both sides changed: signed, with trailers, awaiting an edit's approval."""
+    governance = _governance(ctx, info, flag)
+    if governance is None:
         return
-    settings = ctx.settings_at(judge)
+    _, staff, settings = governance
     member = _signer(info, staff, flag)
     _check_trailers(info, member, flag)
     if member is None:

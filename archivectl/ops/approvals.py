@@ -267,19 +267,12 @@ class _Opener:
         return old_plain, new_plain
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, str]:
+def _flatten(value: Any) -> dict[str, str]:
     """Dotted paths to short text values, as --set names fields."""
-    if isinstance(value, dict):
-        out: dict[str, str] = {}
-        for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        out = {}
-        for i, v in enumerate(value):
-            out.update(_flatten(v, f"{prefix}{i}."))
-        return out
-    return {prefix.rstrip("."): yamlio.dump_flow(value) if isinstance(value, list | dict) else str(value)}
+    return {
+        path: yamlio.dump_flow(leaf) if isinstance(leaf, list | dict) else str(leaf)
+        for path, leaf in records.field_paths(value).items()
+    }
 
 
 def _added_entries(archive: Archive, parent: str, commit: str, path: str) -> list[dict]:

@@ -200,8 +200,8 @@ def _household(
     either = new or old
     place = {k: inert(either.get(k, "")) for k in ("building", "floor", "unit", "archive_no")}
     what = "added" if not old else ("removed" if not new else "changed")
-    before = _flat({k: v for k, v in old.items() if k not in records.STORED_ONLY and k != "documents"})
-    after = _flat({k: v for k, v in new.items() if k not in records.STORED_ONLY and k != "documents"})
+    before = records.field_paths({k: v for k, v in old.items() if k not in records.STORED_ONLY and k != "documents"})
+    after = records.field_paths({k: v for k, v in new.items() if k not in records.STORED_ONLY and k != "documents"})
     clear = [
         {
             "field": inert(k),
@@ -248,21 +248,6 @@ def _sealed_changes(old: dict, new: dict, action: str) -> tuple[dict[str, Any], 
             problems.append(_("fingerprints: a sealed block written without fingerprints"))
     del action  # a rotation is told by its new recipient, whatever the action says
     return {"sealed": [inert(p) for p in paths], "sealed_note": note}, problems
-
-
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted paths to leaf values, as --set names fields (lists of mappings item by item)."""
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flat(v, f"{prefix}{k}."))
-        return out
-    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        out = {}
-        for i, v in enumerate(value):
-            out.update(_flat(v, f"{prefix}{i}."))
-        return out
-    return {prefix.rstrip("."): value} if prefix else {}
 
 
 def _register_lines(blobs: gitio.BlobReader, change: gitio.Change, kind: rules.PathKind) -> list[str]:
