@@ -76,22 +76,30 @@ def plan(archive: Archive, range_spec: str | None, reveal: bool = False, identit
     every_role = {*settings.approver_roles, *settings.grant_approver_roles, *settings.governance_approver_roles}
     if actor.member.role not in every_role:
         raise ArchiveError(
-            f"{actor.member.id} is a {actor.member.role}; approvals need a {' or '.join(sorted(every_role))}"
+            _("{id} is a {role}; approvals need a {items}").format(
+                id=actor.member.id, role=actor.member.role, items=" or ".join(sorted(every_role))
+            )
         )
     mine = [row for row in waiting if row["awaiting"] == actor.member.id]
     where = chosen or "HEAD"
     if not mine:
         if settings.four_eyes and any(row["acted_by"] == actor.member.id for row in waiting):
-            raise ArchiveError(f"{actor.member.id} cannot approve their own change (four-eyes rule)")
+            raise ArchiveError(_("{id} cannot approve their own change (four-eyes rule)").format(id=actor.member.id))
         others = sorted({row["awaiting"] for row in waiting})
         if others:
-            raise ArchiveError(f"nothing in {where} awaits {actor.member.id}; it awaits {', '.join(others)}")
-        raise ArchiveError(f"nothing in {where} awaits approval")
+            raise ArchiveError(
+                _("nothing in {where} awaits {id}; it awaits {items}").format(
+                    where=where, id=actor.member.id, items=", ".join(others)
+                )
+            )
+        raise ArchiveError(_("nothing in {where} awaits approval").format(where=where))
     if report["findings"]:
         first = report["findings"][0]
         raise ArchiveError(
-            f"{where} has {len(report['findings'])} findings (first: {first['commit'][:12]} {first['message']}); "
-            f"run `archivectl verify --range {where}` and fix them before approving"
+            _(
+                "{where} has {n} findings (first: {commit} {message}); "
+                "run `archivectl verify --range {where}` and fix them before approving"
+            ).format(where=where, n=len(report["findings"]), commit=first["commit"][:12], message=first["message"])
         )
     lines: list[str] = []
     households: set[str] = set()
@@ -121,7 +129,7 @@ def approve(
     # their time. Under the lock it still holds exactly when HEAD has not moved since.
     shown = plan(archive, range_spec, reveal, identity)
     if not confirm(shown):
-        raise ArchiveError("not approved; nothing was written")
+        raise ArchiveError(_("not approved; nothing was written"))
     numbers = ", ".join(shown.households) or None
     expected = shown.head
     if reveal and shown.households:
@@ -151,7 +159,9 @@ def _unmoved(archive: Archive, expected: str | None) -> Any:
     now = gitio.head(archive.root)
     if now != expected:
         raise ArchiveError(
-            f"the branch moved while you were approving (now {str(now)[:12]}); nothing was written: run approve again"
+            _(
+                "the branch moved while you were approving (now {commit}); nothing was written: run approve again"
+            ).format(commit=str(now)[:12])
         )
     return actor_of(archive)
 
