@@ -106,7 +106,11 @@ def plan(archive: Archive, range_spec: str | None, reveal: bool = False, identit
     opener = _Opener(archive, actor, identity)
     for row in mine:
         households |= {n.strip() for n in row["archive_no"].split(",") if n.strip()}
-        lines.append(f"{row['commit'][:12]}  {row['action']} by {row['acted_by']}: {row['reason']}")
+        lines.append(
+            _("{commit}  {action} by {who}: {reason}").format(
+                commit=row["commit"][:12], action=row["action"], who=row["acted_by"], reason=row["reason"]
+            )
+        )
         lines += ["    " + line for line in describe(archive, row["commit"], opener, reveal)]
     return ApprovalPlan(where, mine, lines, sorted(households), head)
 
@@ -213,7 +217,7 @@ def _record_lines(archive: Archive, parent: str, commit: str, path: str, opener:
         if not reveal:
             old_plain, new_plain = schema.mask(old_plain), schema.mask(new_plain)
     before, after = _flatten(old_plain), _flatten(new_plain)
-    head = f"{number}: new household" if not old else f"{number}:"
+    head = _("{number}: new household").format(number=number) if not old else f"{number}:"
     lines = [head]
     for key in sorted(set(before) | set(after)):
         if before.get(key) != after.get(key):
