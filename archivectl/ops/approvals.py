@@ -251,7 +251,8 @@ class _Opener:
             new_plain, sealed = records.open_record(new, key)
             old_plain = records.open_record(old, open_key(self.archive, old, self.loaded))[0] if old else {}
         except ArchiveError as exc:
-            if str(exc).startswith(("keystore ", "identity ")):  # the keystore or the key is out of reach
+            # the key (it did not load) or the keystore (its messages start "keystore", in either language)
+            if self.loaded is None or str(exc).startswith(("keystore ", _("keystore"))):
                 self.unreachable = True
             return None, None
         # what the forge's diff showed (fingerprints in clear) must be what is sealed: else nobody approves it
