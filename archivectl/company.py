@@ -511,8 +511,8 @@ def report(company: Company, kind: str, progress: Callable[[int, int], None] | N
         counts = _summed((c for f in found for c in f["counts"]), ("dimension", "value", "households"))
         document["counts"] = counts
         sections.append(Section(_("Households by category, occupancy and status, all estates"), counts))
-        summary += _("{n} households; {rate}% of active ones complete.").format(
-            n=totals["households"], rate=totals["rate"]
+        summary += _("{total} households; {rate} of active ones complete.").format(  # as reports/stats.py says it
+            total=totals["households"], rate=f"{totals['rate']}%"
         )
     elif kind == "requests":
         summary += _("{n} open requests: {late} overdue, {soon} due soon; {held} households under legal hold.").format(

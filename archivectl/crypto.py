@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 
 ARMOR_BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----"
 
@@ -33,7 +34,7 @@ def recipient_of(public_key: str) -> Any:
     try:
         return _pyrage().ssh.Recipient.from_str(" ".join(public_key.split()[:2]))
     except Exception:
-        raise UsageError("not a usable ssh-ed25519 public key") from None
+        raise UsageError(_("not a usable ssh-ed25519 public key")) from None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -47,16 +48,20 @@ def load_identity(path: Path) -> Any:
     try:
         data = path.expanduser().read_bytes()
     except FileNotFoundError:
-        raise ArchiveError(f"identity {path} does not exist (use --identity or ARCHIVECTL_IDENTITY)") from None
+        raise ArchiveError(
+            _("identity {path} does not exist (use --identity or ARCHIVECTL_IDENTITY)").format(path=path)
+        ) from None
     except OSError as exc:
-        raise ArchiveError(f"identity {path} cannot be read: {exc.strerror}") from None
+        raise ArchiveError(
+            _("identity {path} cannot be read: {strerror}").format(path=path, strerror=exc.strerror)
+        ) from None
     if len(data) > 64 * 1024:
-        raise ArchiveError(f"identity {path} is not an SSH private key")
+        raise ArchiveError(_("identity {path} is not an SSH private key").format(path=path))
     try:
         return _pyrage().ssh.Identity.from_buffer(data)
     except Exception as exc:  # pyrage raises IdentityError with a short reason
         if "decrypted" not in str(exc):
-            raise ArchiveError(f"identity {path} is not an SSH ed25519 private key") from None
+            raise ArchiveError(_("identity {path} is not an SSH ed25519 private key").format(path=path)) from None
     return _pyrage().ssh.Identity.from_buffer(_unlock_protected(path, data))
 
 
@@ -73,11 +78,11 @@ def _unlock_protected(path: Path, data: bytes) -> bytes:
             load_ssh_private_key,
         )
     except ImportError:
-        raise ArchiveError("opening a passphrase-protected key needs the cryptography package") from None
+        raise ArchiveError(_("opening a passphrase-protected key needs the cryptography package")) from None
     try:
         key = load_ssh_private_key(data, passphrase.encode("utf-8"))
     except ValueError:
-        raise ArchiveError(f"wrong passphrase for identity {path}") from None
+        raise ArchiveError(_("wrong passphrase for identity {path}").format(path=path)) from None
     return key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption())
 
 
@@ -89,8 +94,10 @@ def _ask_passphrase(path: Path) -> str:
             pass
     except OSError:
         raise ArchiveError(
-            f"identity {path} has a passphrase and there is no terminal to ask it on "
-            "(set ARCHIVECTL_KEY_PASSPHRASE for unattended use)"
+            _(
+                "identity {path} has a passphrase and there is no terminal to ask it on "
+                "(set ARCHIVECTL_KEY_PASSPHRASE for unattended use)"
+            ).format(path=path)
         ) from None
     return getpass.getpass(f"Passphrase for {path}: ")
 
@@ -106,7 +113,7 @@ def record_key_from_text(text: str) -> Any:
     try:
         return _pyrage().x25519.Identity.from_str(line)
     except Exception:
-        raise ArchiveError("record key file does not hold an age identity") from None
+        raise ArchiveError(_("record key file does not hold an age identity")) from None
 
 
 def wrap_record_key(record_key: Any, reader_keys: Iterable[str]) -> bytes:
@@ -115,7 +122,7 @@ def wrap_record_key(record_key: Any, reader_keys: Iterable[str]) -> bytes:
     for key in reader_keys:
         _reader_recipient(key)  # pyrage's parse refuses a key that is not usable, before agewrite reads it
     if not reader_keys:
-        raise ArchiveError("no active reader for this building: add a manager or gm to staff.yaml")
+        raise ArchiveError(_("no active reader for this building: add a manager or gm to staff.yaml"))
     from archivectl import agewrite
 
     body = f"# archivectl record key\n{record_key}\n".encode()
@@ -130,7 +137,7 @@ def ssh_tag(public_key: str) -> str:
     try:
         wire = base64.b64decode(public_key.split()[1])
     except (IndexError, ValueError):
-        raise UsageError("not a usable ssh-ed25519 public key") from None
+        raise UsageError(_("not a usable ssh-ed25519 public key")) from None
     return base64.b64encode(hashlib.sha256(wire).digest()[:4]).decode().rstrip("=")
 
 
@@ -149,11 +156,11 @@ def wrapped_for(blob: bytes) -> tuple[set[str], int]:
 def unwrap_record_key(blob: bytes, identity: Any) -> Any:
     """The record key from a keystore file, or ArchiveError if identity is not a reader."""
     if not blob.startswith(b"age-encryption.org/v1\n"):
-        raise ArchiveError("the record key file is corrupted (not an age file); restore it from a backup")
+        raise ArchiveError(_("the record key file is corrupted (not an age file); restore it from a backup"))
     try:
         body = _pyrage().decrypt(blob, [identity])
     except Exception:
-        raise ArchiveError("your key is not one of this household's readers") from None
+        raise ArchiveError(_("your key is not one of this household's readers")) from None
     return record_key_from_text(body.decode("utf-8", "replace"))
 
 
@@ -166,7 +173,7 @@ def seal_to(plaintext: bytes, public_keys: Iterable[str]) -> str:
     """An ASCII-armored age block for several readers at once (ssh-ed25519 staff keys, the age1 recovery key)."""
     recipients = [_reader_recipient(k) for k in public_keys]
     if not recipients:
-        raise ArchiveError("nobody to seal to: add an active manager or gm to staff.yaml")
+        raise ArchiveError(_("nobody to seal to: add an active manager or gm to staff.yaml"))
     return _pyrage().encrypt(plaintext, recipients, armored=True).decode("ascii")
 
 
@@ -177,9 +184,9 @@ def open_sealed(armored: str, record_key: Any) -> bytes:
     except Exception as exc:
         if "No matching keys" in str(exc):
             raise ArchiveError(
-                "the sealed block was opened with a key that is not this household's: check the keystore"
+                _("the sealed block was opened with a key that is not this household's: check the keystore")
             ) from None
-        raise ArchiveError("the sealed block is damaged and cannot be decrypted; restore it from history") from None
+        raise ArchiveError(_("the sealed block is damaged and cannot be decrypted; restore it from history")) from None
 
 
 def public_key_of_private(path: Path) -> str:
@@ -192,7 +199,7 @@ def public_key_of_private(path: Path) -> str:
         stdin=subprocess.DEVNULL,
     )
     if proc.returncode != 0:
-        raise ArchiveError(f"cannot read the public half of {path}; put the .pub file beside it")
+        raise ArchiveError(_("cannot read the public half of {path}; put the .pub file beside it").format(path=path))
     return proc.stdout.strip()
 
 
@@ -209,7 +216,9 @@ def check_recovery_key(public_key: str) -> None:
         _pyrage().x25519.Recipient.from_str(public_key)
         agewrite.recipient(public_key)
     except Exception:
-        raise UsageError(f"--recovery-key {public_key} is not a usable age public key (age1...)") from None
+        raise UsageError(
+            _("--recovery-key {public_key} is not a usable age public key (age1...)").format(public_key=public_key)
+        ) from None
 
 
 def record_recipient(recipient: str) -> Any:
@@ -217,7 +226,7 @@ def record_recipient(recipient: str) -> Any:
     try:
         return _pyrage().x25519.Recipient.from_str(recipient)
     except Exception:
-        raise ArchiveError("the record's recipient is not an age public key") from None
+        raise ArchiveError(_("the record's recipient is not an age public key")) from None
 
 
 def _encrypt_into(clear: Any, target: Path, recipient: Any) -> None:
@@ -235,7 +244,9 @@ def encrypt_file(source: Path, target: Path, recipient: Any) -> None:
             _encrypt_into(src, target, recipient)
     except OSError as exc:
         target.unlink(missing_ok=True)
-        raise ArchiveError(f"cannot encrypt {source.name}: {exc.strerror}") from None
+        raise ArchiveError(
+            _("cannot encrypt {name}: {strerror}").format(name=source.name, strerror=exc.strerror)
+        ) from None
 
 
 def reencrypt_file(source: Path, target: Path, record_key: Any, recipient: Any) -> None:
@@ -274,7 +285,9 @@ def reencrypt_file(source: Path, target: Path, record_key: Any, recipient: Any) 
     target.unlink(missing_ok=True)
     if problem is None and isinstance(failed[0], ArchiveError):
         raise failed[0]
-    raise ArchiveError(f"cannot re-encrypt {source.name}: {problem or 'decryption failed'}")
+    raise ArchiveError(
+        _("cannot re-encrypt {name}: {problem}").format(name=source.name, problem=problem or "decryption failed")
+    )
 
 
 class _Discard:
@@ -298,10 +311,14 @@ def decrypt_stream(source: Path, sink: Any, record_key: Any) -> None:
         with open(source, "rb") as src:
             _pyrage().decrypt_io(src, sink, [record_key])
     except FileNotFoundError:
-        raise ArchiveError(f"{source.name} is missing from the work tree") from None
+        raise ArchiveError(_("{name} is missing from the work tree").format(name=source.name)) from None
     except OSError as exc:
         if exc.errno is None:  # pyrage reports a failed decryption as a bare OSError
-            raise ArchiveError(f"{source.name} cannot be decrypted with the record key (corrupted?)") from None
-        raise ArchiveError(f"cannot write the decrypted file: {exc.strerror}") from None
+            raise ArchiveError(
+                _("{name} cannot be decrypted with the record key (corrupted?)").format(name=source.name)
+            ) from None
+        raise ArchiveError(_("cannot write the decrypted file: {strerror}").format(strerror=exc.strerror)) from None
     except Exception:
-        raise ArchiveError(f"{source.name} cannot be decrypted with the record key (corrupted?)") from None
+        raise ArchiveError(
+            _("{name} cannot be decrypted with the record key (corrupted?)").format(name=source.name)
+        ) from None

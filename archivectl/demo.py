@@ -94,15 +94,19 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
 
     estate = source / "archive.yaml"
     if estate.is_file():  # the estate's buildings and unit numbering, declared once with the gm's approval
-        step("archivectl configure --reason 'declare the estate' --approver gm01    # as mgr01, archive.yaml edited")
+        step(
+            "archivectl configure --reason 'declare the estate' --approver gm01",
+            _("as {who}, archive.yaml edited").format(who="mgr01"),
+        )
         settings = archive.root / "archive.yaml"
         settings.write_text(settings.read_text(encoding="utf-8") + estate.read_text(encoding="utf-8"), "utf-8")
         with acting_as(people["mgr01"]):
-            say(f"committed in {configure(archive, [], Approval('declare the estate', 'gm01'))[:12]}")
-        step("archivectl approve --yes --reason 'the estate as built'    # as gm01")
+            commit = configure(archive, [], Approval("declare the estate", "gm01"))
+            say(_("committed in {commit}").format(commit=commit[:12]))
+        step("archivectl approve --yes --reason 'the estate as built'", _("as {who}").format(who="gm01"))
         with acting_as(people["gm01"]):
             _plan, commit = approvals.approve(archive, None, "the estate as built", lambda plan: True)
-            say(f"approved in commit {commit[:12]}")
+            say(_("approved in commit {commit}").format(commit=commit[:12]))
         archive = Archive(archive.root)
 
     numbers = []

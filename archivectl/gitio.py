@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from archivectl.errors import ArchiveError
+from archivectl.i18n import _
 
 # Keep git's output stable and never let it open an editor or pager; and let git read history as it
 # is: a replace ref (refs/replace/*, pushable by anyone who may push a branch) or a grafts file makes
@@ -66,9 +67,11 @@ def run(
             cmd, input=input, capture_output=True, env=full_env, check=False, pass_fds=tuple(_INHERITED_FDS)
         )
     except FileNotFoundError:
-        raise ArchiveError("git is not installed or not on PATH") from None
+        raise ArchiveError(_("git is not installed or not on PATH")) from None
     if check and proc.returncode != 0:
-        raise ArchiveError(f"git {args[0]} failed: {_first_line(proc.stderr)}")
+        raise ArchiveError(
+            _("git {command} failed: {problem}").format(command=args[0], problem=_first_line(proc.stderr))
+        )
     return proc
 
 
@@ -235,7 +238,7 @@ def write_signed_commit(
     )
     commit = proc.stdout.decode().strip()
     if proc.returncode != 0 or not commit:
-        raise ArchiveError(f"signing the commit failed: {_first_line(proc.stderr)}")
+        raise ArchiveError(_("signing the commit failed: {first_line}").format(first_line=_first_line(proc.stderr)))
     return commit, parent
 
 
@@ -246,7 +249,7 @@ def hash_files(repo: Path, paths: list[str]) -> dict[str, str]:
         names = "".join(p + "\n" for p in group).encode("utf-8")
         found = run(repo, *options, "hash-object", "--stdin-paths", input=names).stdout.decode().split()
         if len(found) != len(group):
-            raise ArchiveError("git hash-object gave fewer ids than files")
+            raise ArchiveError(_("git hash-object gave fewer ids than files"))
         ids.update(zip(group, found, strict=True))
     return ids
 
@@ -261,10 +264,10 @@ def tree_with_files(repo: Path, base: str, paths: list[str]) -> str:
     """
     for p in paths:
         if "\n" in p or "\0" in p or p.startswith("/") or "" in p.split("/"):
-            raise ArchiveError(f"internal: {p!r} is not a path git can store")
+            raise ArchiveError(_("internal: {path!r} is not a path git can store").format(path=p))
     present = [p for p in paths if os.path.lexists(repo / p)]
     if any(os.path.islink(repo / p) for p in present):
-        raise ArchiveError("internal: archivectl does not commit symbolic links")
+        raise ArchiveError(_("internal: archivectl does not commit symbolic links"))
     blobs = hash_files(repo, present)
     exec_bit = (config_get(repo, "core.fileMode") or "true").lower() in ("true", "yes", "on", "1")
     folders = {""}
@@ -276,7 +279,7 @@ def tree_with_files(repo: Path, base: str, paths: list[str]) -> str:
         for folder, found in zip(folders, reader.read_many_typed([f"{base}:{f}" for f in folders]), strict=True):
             listing[folder] = _tree_entries(found[1]) if found and found[0] == "tree" else {}
     for p in paths:
-        folder, _, name = p.rpartition("/")
+        folder, _sep, name = p.rpartition("/")
         entries = listing[folder]
         if p not in blobs:
             entries.pop(name, None)
@@ -290,7 +293,7 @@ def tree_with_files(repo: Path, base: str, paths: list[str]) -> str:
     made = _TreeWriter(repo)
     try:
         for folder in sorted(folders - {""}, key=lambda f: -f.count("/")):  # the deepest first
-            parent, _, name = folder.rpartition("/")
+            parent, _sep, name = folder.rpartition("/")
             if listing[folder]:
                 listing[parent][name] = ("40000", made.write(listing[folder]))
             else:
@@ -344,7 +347,7 @@ class _TreeWriter:
         if len(tree) < 40:
             self.close()
             stderr = self._proc.stderr.read() if self._proc.stderr else b""
-            raise ArchiveError(f"git mktree failed: {_first_line(stderr)}")
+            raise ArchiveError(_("git mktree failed: {first_line}").format(first_line=_first_line(stderr)))
         return tree
 
     def close(self) -> None:
@@ -359,7 +362,11 @@ def move_head(repo: Path, commit: str, parent: str | None, message: str) -> None
     subject = message.splitlines()[0] if message else ""
     moved = run(repo, "update-ref", "-m", f"commit: {subject}", "HEAD", commit, parent or "", check=False)
     if moved.returncode != 0:
-        raise ArchiveError(f"HEAD moved while committing; nothing was committed ({_first_line(moved.stderr)})")
+        raise ArchiveError(
+            _("HEAD moved while committing; nothing was committed ({first_line})").format(
+                first_line=_first_line(moved.stderr)
+            )
+        )
 
 
 def in_reflog(repo: Path, commit: str, ref: str = "HEAD") -> bool:
@@ -471,7 +478,9 @@ def bundle_verify(bundle: Path) -> None:
     """ArchiveError unless the bundle is complete and readable."""
     proc = run(None, "bundle", "verify", "-q", str(bundle), check=False)
     if proc.returncode != 0:
-        raise ArchiveError(f"the backup's git bundle does not verify: {_first_line(proc.stderr)}")
+        raise ArchiveError(
+            _("the backup's git bundle does not verify: {first_line}").format(first_line=_first_line(proc.stderr))
+        )
 
 
 def clone(source: str, target: Path, branch: str | None = None) -> None:
@@ -534,7 +543,7 @@ class BlobReader:
 
         writer = threading.Thread(target=feed, daemon=True)
         writer.start()
-        for _ in specs:
+        for _spec in specs:
             yield self._receive()
         writer.join()
 
@@ -625,7 +634,7 @@ def iter_commits_for_verify(repo: Path, revs: list[str]) -> Iterator[CommitInfo]
                 pass_fds=tuple(_INHERITED_FDS),
             )
         except FileNotFoundError:
-            raise ArchiveError("git is not installed or not on PATH") from None
+            raise ArchiveError(_("git is not installed or not on PATH")) from None
         assert proc.stdout is not None
         try:
             pending = b""
@@ -638,7 +647,7 @@ def iter_commits_for_verify(repo: Path, revs: list[str]) -> Iterator[CommitInfo]
                 yield _commit_for_verify(pending.decode("utf-8", "replace"))
             if proc.wait() != 0:
                 errors.seek(0)
-                raise ArchiveError(f"git log failed: {_first_line(errors.read())}")
+                raise ArchiveError(_("git log failed: {first_line}").format(first_line=_first_line(errors.read())))
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -824,7 +833,7 @@ def signed_commit_on(
     )  # fmt: skip
     commit = proc.stdout.decode().strip()
     if proc.returncode != 0 or not commit:
-        raise ArchiveError(f"signing the commit failed: {_first_line(proc.stderr)}")
+        raise ArchiveError(_("signing the commit failed: {first_line}").format(first_line=_first_line(proc.stderr)))
     return commit
 
 
@@ -874,7 +883,7 @@ class _Fed:
                 pass_fds=tuple(_INHERITED_FDS),
             )
         except FileNotFoundError:
-            raise ArchiveError("git is not installed or not on PATH") from None
+            raise ArchiveError(_("git is not installed or not on PATH")) from None
         self.feeder = threading.Thread(target=self._feed, name=f"archivectl-git-{self.args[0]}", daemon=True)
         self.feeder.start()
 
@@ -893,7 +902,9 @@ class _Fed:
         raise self._failure(_first_line(self.proc.stderr.read()) if self.proc.stderr else "")
 
     def _failure(self, stderr: str) -> ArchiveError:
-        return ArchiveError(f"git {self.args[0]} failed: {stderr or 'it stopped reading'}")
+        return ArchiveError(
+            _("git {command} failed: {problem}").format(command=self.args[0], problem=stderr or "it stopped reading")
+        )
 
     def close(self, kill: bool = False) -> None:
         """The end of the input; wait for the command (kill: stop it first), and raise if it failed."""

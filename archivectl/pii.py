@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from archivectl.i18n import _
+
 # A mobile number or an 18-character resident ID standing alone (not inside a
 # longer run of digits or base64, so ciphertext and commit ids do not match).
 PHONE = re.compile(r"(?<![0-9A-Za-z+/])1[3-9][0-9]{9}(?![0-9A-Za-z+/])")
@@ -26,12 +28,12 @@ def personal_data_in(text: str, names: Iterable[str] = ()) -> str | None:
     names are the customers' names from the record concerned.
     """
     if RESIDENT_ID.search(text):
-        return "an ID number"
+        return _("an ID number")
     if PHONE.search(text) or PHONE_WRITTEN.search(text):
-        return "a phone number"
+        return _("a phone number")
     for name in names:
         if isinstance(name, str) and len(name.strip()) >= MIN_NAME_LENGTH and name.strip() in text:
-            return "a customer's name"
+            return _("a customer's name")
     return None
 
 

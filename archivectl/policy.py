@@ -9,6 +9,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
+from archivectl.i18n import _
 from archivectl.staff import Staff, StaffMember, may_read
 
 MAX_REASON = 500
@@ -32,25 +33,29 @@ FOUNDER_ROLE = "gm"
 def founder_problem(founder: StaffMember | None) -> str | None:
     """Why this member may not found an archive (sign and approve its first commit), or None."""
     if founder is None or not founder.active or founder.role != FOUNDER_ROLE:
-        return f"the founding commit must be signed by an active {FOUNDER_ROLE} listed in the staff file"
+        return _("the founding commit must be signed by an active {role} listed in the staff file").format(
+            role=FOUNDER_ROLE
+        )
     return None
 
 
 def reason_problem(reason: str | None) -> str | None:
     """Why a --reason is unusable, or None (P12: every change keeps its reason)."""
     if reason is None or not reason.strip():
-        return "--reason is required: say why this change is made"
+        return _("--reason is required: say why this change is made")
     if "\n" in reason or "\r" in reason:
-        return "--reason must be one line"
+        return _("--reason must be one line")
     if len(reason) > MAX_REASON:
-        return f"--reason must be at most {MAX_REASON} characters"
+        return _("--reason must be at most {n} characters").format(n=MAX_REASON)
     if any(ord(c) < 32 for c in reason):
-        return "--reason must not contain control characters"
+        return _("--reason must not contain control characters")
     from archivectl.pii import personal_data_in  # pure, like this module
 
     kind = personal_data_in(reason)
     if kind:
-        return f"--reason seems to hold {kind}; reasons are kept in clear forever (P9), so say why without it"
+        return _("--reason seems to hold {kind}; reasons are kept in clear forever (P9), so say why without it").format(
+            kind=kind
+        )
     return None
 
 
@@ -82,7 +87,7 @@ def approval_problem(
 def actor_problem(actor: StaffMember) -> str | None:
     """Why this staff member may not write at all, or None."""
     if not actor.active:
-        return f"{actor.id} is no longer active; their key cannot sign changes"
+        return _("{id} is no longer active; their key cannot sign changes").format(id=actor.id)
     return None
 
 
@@ -90,7 +95,9 @@ def reader_problem(actor: StaffMember, building: str, granted: bool = False) -> 
     """Why actor may not read a building's personal data, or None (P7)."""
     if may_read(actor, building) or (granted and actor.active):
         return None
-    return f"{actor.id} ({actor.role}) is not a reader of building {building}; ask the general manager for a grant"
+    return _("{id} ({role}) is not a reader of building {building}; ask the general manager for a grant").format(
+        id=actor.id, role=actor.role, building=building
+    )
 
 
 # ------------------------------------------------------------------ retention (P13)

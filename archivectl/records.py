@@ -16,6 +16,7 @@ from typing import Any
 
 from archivectl import crypto, fingerprints, gitio, yamlio
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 from archivectl.layout import HouseholdPath
 from archivectl.schema import HouseholdSchema
 
@@ -84,7 +85,9 @@ def open_record(stored: dict, record_key: Any) -> tuple[dict, dict]:
         return clear, {}
     sealed = yamlio.loads(crypto.open_sealed(armored, record_key), source="sealed block")
     if not isinstance(sealed, dict):
-        raise ArchiveError(f"{stored.get('archive_no')}: sealed block does not hold a mapping")
+        raise ArchiveError(
+            _("{archive_no}: sealed block does not hold a mapping").format(archive_no=stored.get("archive_no"))
+        )
     return merge(clear, sealed), sealed
 
 
@@ -111,7 +114,7 @@ def load_stored(text: bytes, source: str) -> dict:
     """Parse a record.yaml from disk, refusing anything that is not a mapping."""
     data = yamlio.loads(text, source=source)
     if not isinstance(data, dict):
-        raise UsageError(f"{source}: a record must be a YAML mapping")
+        raise UsageError(_("{source}: a record must be a YAML mapping").format(source=source))
     return data
 
 
@@ -137,7 +140,7 @@ def parse_path(text: str) -> list[str | int]:
             parts.append(piece)
         else:
             where = f"after {_dotted(parts)}" if parts else "at its start"
-            raise UsageError(f"not a field path like customers.0.phone (a bad part {where})")
+            raise UsageError(_("not a field path like customers.0.phone (a bad part {where})").format(where=where))
     return parts
 
 
@@ -153,12 +156,12 @@ def convert_value(raw: str, node: dict, path: str) -> Any:
         try:
             return int(raw)
         except ValueError:
-            raise UsageError(f"{path}: must be a whole number") from None
+            raise UsageError(_("{path}: must be a whole number").format(path=path)) from None
     if types == ["number"]:
         try:
             return float(raw)
         except ValueError:
-            raise UsageError(f"{path}: must be a number") from None
+            raise UsageError(_("{path}: must be a number").format(path=path)) from None
     return yamlio.loads(raw, source=f"--set {path}")
 
 
@@ -170,14 +173,14 @@ def set_path(record: dict, parts: list[str | int], value: Any) -> None:
         nxt: Any = value if last else ([] if isinstance(parts[i + 1], int) else {})
         if isinstance(key, int):
             if not isinstance(target, list) or key > len(target):
-                raise UsageError(f"{_dotted(parts)}: index {key} is out of range")
+                raise UsageError(_("{dotted}: index {key} is out of range").format(dotted=_dotted(parts), key=key))
             if key == len(target):
                 target.append(nxt)
             elif last:
                 target[key] = value
         else:
             if not isinstance(target, dict):
-                raise UsageError(f"{_dotted(parts)}: {key} is not inside a mapping")
+                raise UsageError(_("{dotted}: {key} is not inside a mapping").format(dotted=_dotted(parts), key=key))
             if last or key not in target:
                 target[key] = nxt
         target = target[key]
@@ -190,11 +193,11 @@ def unset_path(record: dict, parts: list[str | int]) -> None:
         try:
             target = target[key]
         except (KeyError, IndexError, TypeError):
-            raise UsageError(f"{_dotted(parts)}: no such field") from None
+            raise UsageError(_("{dotted}: no such field").format(dotted=_dotted(parts))) from None
     try:
         del target[parts[-1]]
     except (KeyError, IndexError, TypeError):
-        raise UsageError(f"{_dotted(parts)}: no such field") from None
+        raise UsageError(_("{dotted}: no such field").format(dotted=_dotted(parts))) from None
 
 
 def _dotted(parts: list[str | int]) -> str:

@@ -51,7 +51,7 @@ class Settings:
     @classmethod
     def from_yaml(cls, data: Any) -> Settings:
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-            raise UsageError(f"{ARCHIVE_FILE}: must be a mapping with a name")
+            raise UsageError(_("{file}: must be a mapping with a name").format(file=ARCHIVE_FILE))
         known = {
             "name",
             "id_scheme",
@@ -71,10 +71,10 @@ class Settings:
         }
         unknown = sorted(set(data) - known)
         if unknown:
-            raise UsageError(f"{ARCHIVE_FILE}: unknown setting {unknown[0]}")
+            raise UsageError(_("{file}: unknown setting {setting}").format(file=ARCHIVE_FILE, setting=unknown[0]))
         policy = data.get("policy") or {}
         if not isinstance(policy, dict):
-            raise UsageError(f"{ARCHIVE_FILE}: policy must be a mapping")
+            raise UsageError(_("{file}: policy must be a mapping").format(file=ARCHIVE_FILE))
         try:
             rules = ApprovalRules(
                 approver_roles=tuple(policy.get("approver_roles", DEFAULT_RULES.approver_roles)),
@@ -86,7 +86,7 @@ class Settings:
             )
             main = str(data.get("main", "main"))
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}", main) or ".." in main:
-                raise UsageError(f"{ARCHIVE_FILE}: main must be a branch name")
+                raise UsageError(_("{file}: main must be a branch name").format(file=ARCHIVE_FILE))
             return cls(
                 name=data["name"],
                 retention_days=int(data.get("retention_days", 30)),
@@ -104,7 +104,7 @@ class Settings:
                 approvals=_approvals(data.get("approvals")),
             )
         except (TypeError, ValueError):
-            raise UsageError(f"{ARCHIVE_FILE}: a setting has the wrong type") from None
+            raise UsageError(_("{file}: a setting has the wrong type").format(file=ARCHIVE_FILE)) from None
 
     def to_yaml(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -146,7 +146,9 @@ def check_recovery(value: Any) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str) or not re.fullmatch(r"age1[0-9a-z]{58}", value.strip()):
-        raise UsageError(f"{ARCHIVE_FILE}: recovery must be an age public key (age1...), from age-keygen")
+        raise UsageError(
+            _("{file}: recovery must be an age public key (age1...), from age-keygen").format(file=ARCHIVE_FILE)
+        )
     return value.strip()
 
 
@@ -157,14 +159,26 @@ def _approvals(value: Any) -> dict[str, int]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise UsageError(f"{ARCHIVE_FILE}: approvals must map actions to numbers, e.g. {{purge: 2}}")
+        raise UsageError(
+            _("{file}: approvals must map actions to numbers, e.g. {example}").format(
+                file=ARCHIVE_FILE, example="{purge: 2}"
+            )
+        )
     found = {}
     for action, number in value.items():
         rule = rules.TABLE.get(str(action))
         if rule is None or rule.approval is None:
-            raise UsageError(f"{ARCHIVE_FILE}: approvals: {action} is not an action that needs approval")
+            raise UsageError(
+                _("{file}: approvals: {action} is not an action that needs approval").format(
+                    file=ARCHIVE_FILE, action=action
+                )
+            )
         if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= 5:
-            raise UsageError(f"{ARCHIVE_FILE}: approvals: {action} needs a number of approvers from 1 to 5")
+            raise UsageError(
+                _("{file}: approvals: {action} needs a number of approvers from 1 to 5").format(
+                    file=ARCHIVE_FILE, action=action
+                )
+            )
         found[str(action)] = number
     return found
 
@@ -176,7 +190,9 @@ def _language(value: Any) -> str | None:
     if value is None:
         return None
     if value not in LANGUAGES:
-        raise UsageError(f"{ARCHIVE_FILE}: language must be one of {', '.join(LANGUAGES)}")
+        raise UsageError(
+            _("{file}: language must be one of {items}").format(file=ARCHIVE_FILE, items=", ".join(LANGUAGES))
+        )
     return str(value)
 
 
@@ -185,11 +201,11 @@ def _closures(data: Any) -> tuple[str, ...]:
     import datetime as dt
 
     if not isinstance(data, list):
-        raise UsageError(f"{ARCHIVE_FILE}: closures must be a list of dates")
+        raise UsageError(_("{file}: closures must be a list of dates").format(file=ARCHIVE_FILE))
     try:
         return tuple(sorted({dt.date.fromisoformat(str(d)).isoformat() for d in data}))
     except ValueError:
-        raise UsageError(f"{ARCHIVE_FILE}: closures must be dates like 2026-12-24") from None
+        raise UsageError(_("{file}: closures must be dates like 2026-12-24").format(file=ARCHIVE_FILE)) from None
 
 
 BUILDING = re.compile(r"[A-Z0-9][A-Z0-9-]{0,15}")  # as the household schema's building pattern
@@ -230,16 +246,24 @@ KEEPING_CLASSES = ("moved-out", "active", "handed-over", "not-handed-over", "spe
 def _keeping(data: Any) -> dict[str, int]:
     """archive.yaml keeping: {moved-out: {years: 3}, not-handed-over: {days: 365}} as days per class."""
     if not isinstance(data, dict):
-        raise UsageError(f"{ARCHIVE_FILE}: keeping must map a class to a period")
+        raise UsageError(_("{file}: keeping must map a class to a period").format(file=ARCHIVE_FILE))
     periods = {}
     for name, period in data.items():
         if name not in KEEPING_CLASSES:
-            raise UsageError(f"{ARCHIVE_FILE}: keeping: {name} is not one of {', '.join(KEEPING_CLASSES)}")
+            raise UsageError(
+                _("{file}: keeping: {name} is not one of {items}").format(
+                    file=ARCHIVE_FILE, name=name, items=", ".join(KEEPING_CLASSES)
+                )
+            )
         if not isinstance(period, dict) or set(period) - {"years", "days"} or not period:
-            raise UsageError(f"{ARCHIVE_FILE}: keeping: {name} needs years: N or days: N")
+            raise UsageError(
+                _("{file}: keeping: {name} needs years: N or days: N").format(file=ARCHIVE_FILE, name=name)
+            )
         days = int(period.get("days", 0)) + 365 * int(period.get("years", 0))
         if days <= 0:
-            raise UsageError(f"{ARCHIVE_FILE}: keeping: {name} must be a positive period")
+            raise UsageError(
+                _("{file}: keeping: {name} must be a positive period").format(file=ARCHIVE_FILE, name=name)
+            )
         periods[str(name)] = days
     return periods
 

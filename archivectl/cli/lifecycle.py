@@ -308,14 +308,17 @@ def backup(
         )
 
 
-migrate_app = typer.Typer(help="One-off migrations of a whole archive, each one approved commit.", no_args_is_help=True)
+migrate_app = typer.Typer(
+    help=_("One-off migrations of a whole archive, each one approved commit."), no_args_is_help=True
+)
 app.add_typer(migrate_app, name="migrate")
 
 
-@migrate_app.command("fingerprints")
+@migrate_app.command(
+    "fingerprints",
+    help=_("Give every sealed record written before fingerprints its sealed_fingerprints (a manager or gm; approved)."),
+)
 def migrate_fingerprints(ctx: typer.Context, reason: ReasonOpt = None, approver: ApproverOpt = None) -> None:
-    """Give every sealed record written before fingerprints its sealed_fingerprints (a manager or gm; approved)."""
-    from archivectl.i18n import _
     from archivectl.ops.common import Approval
     from archivectl.ops.migrating import migrate_fingerprints as run
 

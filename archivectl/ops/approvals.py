@@ -76,7 +76,9 @@ def plan(archive: Archive, range_spec: str | None, reveal: bool = False, identit
     every_role = {*settings.approver_roles, *settings.grant_approver_roles, *settings.governance_approver_roles}
     if actor.member.role not in every_role:
         raise ArchiveError(
-            f"{actor.member.id} is a {actor.member.role}; approvals need a {' or '.join(sorted(every_role))}"
+            _("{id} is a {role}; approvals need a {items}").format(
+                id=actor.member.id, role=actor.member.role, items=" or ".join(sorted(every_role))
+            )
         )
     me = actor.member
     mine = [  # named, or one more of several approvers an action needs (archive.yaml approvals:)
@@ -93,23 +95,33 @@ def plan(archive: Archive, range_spec: str | None, reveal: bool = False, identit
     where = chosen or "HEAD"
     if not mine:
         if settings.four_eyes and any(row["acted_by"] == actor.member.id for row in waiting):
-            raise ArchiveError(f"{actor.member.id} cannot approve their own change (four-eyes rule)")
-        others = sorted({row["awaiting"] or f"one more {row['more_from']}" for row in waiting})
+            raise ArchiveError(_("{id} cannot approve their own change (four-eyes rule)").format(id=actor.member.id))
+        others = sorted({row["awaiting"] or _("one more {roles}").format(roles=row["more_from"]) for row in waiting})
         if others:
-            raise ArchiveError(f"nothing in {where} awaits {actor.member.id}; it awaits {', '.join(others)}")
-        raise ArchiveError(f"nothing in {where} awaits approval")
+            raise ArchiveError(
+                _("nothing in {where} awaits {id}; it awaits {items}").format(
+                    where=where, id=actor.member.id, items=", ".join(others)
+                )
+            )
+        raise ArchiveError(_("nothing in {where} awaits approval").format(where=where))
     if report["findings"]:
         first = report["findings"][0]
         raise ArchiveError(
-            f"{where} has {len(report['findings'])} findings (first: {first['commit'][:12]} {first['message']}); "
-            f"run `archivectl verify --range {where}` and fix them before approving"
+            _(
+                "{where} has {n} findings (first: {commit} {message}); "
+                "run `archivectl verify --range {where}` and fix them before approving"
+            ).format(where=where, n=len(report["findings"]), commit=first["commit"][:12], message=first["message"])
         )
     lines: list[str] = []
     households: set[str] = set()
     opener = _Opener(archive, actor, identity)
     for row in mine:
         households |= {n.strip() for n in row["archive_no"].split(",") if n.strip()}
-        lines.append(f"{row['commit'][:12]}  {row['action']} by {row['acted_by']}: {row['reason']}")
+        lines.append(
+            _("{commit}  {action} by {who}: {reason}").format(
+                commit=row["commit"][:12], action=row["action"], who=row["acted_by"], reason=row["reason"]
+            )
+        )
         lines += ["    " + line for line in describe(archive, row["commit"], opener, reveal)]
     return ApprovalPlan(where, mine, lines, sorted(households), head)
 
@@ -132,7 +144,7 @@ def approve(
     # their time. Under the lock it still holds exactly when HEAD has not moved since.
     shown = plan(archive, range_spec, reveal, identity)
     if not confirm(shown):
-        raise ArchiveError("not approved; nothing was written")
+        raise ArchiveError(_("not approved; nothing was written"))
     numbers = ", ".join(shown.households) or None
     expected = shown.head
     if reveal and shown.households:
@@ -162,7 +174,9 @@ def _unmoved(archive: Archive, expected: str | None) -> Any:
     now = gitio.head(archive.root)
     if now != expected:
         raise ArchiveError(
-            f"the branch moved while you were approving (now {str(now)[:12]}); nothing was written: run approve again"
+            _(
+                "the branch moved while you were approving (now {commit}); nothing was written: run approve again"
+            ).format(commit=str(now)[:12])
         )
     return actor_of(archive)
 
@@ -214,7 +228,7 @@ def _record_lines(archive: Archive, parent: str, commit: str, path: str, opener:
         if not reveal:
             old_plain, new_plain = schema.mask(old_plain), schema.mask(new_plain)
     before, after = _flatten(old_plain), _flatten(new_plain)
-    head = f"{number}: new household" if not old else f"{number}:"
+    head = _("{number}: new household").format(number=number) if not old else f"{number}:"
     lines = [head]
     for key in sorted(set(before) | set(after)):
         if before.get(key) != after.get(key):
@@ -248,7 +262,8 @@ class _Opener:
             new_plain, sealed = records.open_record(new, key)
             old_plain = records.open_record(old, open_key(self.archive, old, self.loaded))[0] if old else {}
         except ArchiveError as exc:
-            if str(exc).startswith(("keystore ", "identity ")):  # the keystore or the key is out of reach
+            # the key (it did not load) or the keystore (its messages start "keystore", in either language)
+            if self.loaded is None or str(exc).startswith(("keystore ", _("keystore"))):
                 self.unreachable = True
             return None, None
         # what the forge's diff showed (fingerprints in clear) must be what is sealed: else nobody approves it

@@ -187,7 +187,7 @@ def load_stored(archive: Archive, relpath: str) -> dict:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ArchiveError(f"{relpath} is missing from the work tree") from None
+        raise ArchiveError(_("{relpath} is missing from the work tree").format(relpath=relpath)) from None
     return records.load_stored(data, relpath)
 
 
@@ -207,8 +207,10 @@ def open_key(archive: Archive, stored: dict, identity: Any) -> Any:
     key = crypto.unwrap_record_key(archive.keystore.read(number, recipient), identity)
     if recipient and str(key.to_public()) != recipient:
         raise ArchiveError(
-            f"{number}: the record key found is not this household's: "
-            "check the keystore (`archivectl keys fsck --deep`)"
+            _(
+                "{number}: the record key found is not this household's: "
+                "check the keystore (`archivectl keys fsck --deep`)"
+            ).format(number=number)
         )
     return key
 

@@ -35,9 +35,9 @@ def configure(archive: Archive, paths: list[str], approval: Approval, add_buildi
         if paths:
             strays = sorted(set(paths) - set(changed))
             if strays:
-                raise UsageError(f"{strays[0]}: no uncommitted change to it")
+                raise UsageError(_("{path}: no uncommitted change to it").format(path=strays[0]))
         if not changed:
-            raise ArchiveError("no uncommitted change to archive.yaml, schemas/ or the repository's own files")
+            raise ArchiveError(_("no uncommitted change to archive.yaml, schemas/ or the repository's own files"))
         for path in changed:
             _check(archive, path)
         for path in changed:
@@ -82,16 +82,18 @@ def _check(archive: Archive, path: str) -> None:
     """A settings file must be one archivectl knows and must still parse."""
     kind = rules.classify(path)
     if kind is None or kind.kind not in ("settings", "schema", "meta"):
-        raise UsageError(f"{path}: configure commits archive.yaml, schemas/ and the repository's own files only")
+        raise UsageError(
+            _("{path}: configure commits archive.yaml, schemas/ and the repository's own files only").format(path=path)
+        )
     file = archive.root / path
     if not file.is_file() or file.is_symlink():
-        raise UsageError(f"{path}: configure commits edits, not deletions or links")
+        raise UsageError(_("{path}: configure commits edits, not deletions or links").format(path=path))
     if kind.kind == "settings":
         Settings.from_yaml(yamlio.load_file(file))
     elif kind.kind == "schema":
         try:
             doc = json.loads(file.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError):
-            raise UsageError(f"{path}: not valid JSON") from None
+            raise UsageError(_("{path}: not valid JSON").format(path=path)) from None
         if path.endswith("household.schema.json"):
             HouseholdSchema(doc).validate({})

@@ -67,7 +67,7 @@ def read_input_file(path: Path) -> dict:
     """A record or patch file as a person writes it."""
     data = yamlio.load_file(path)
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: must be a YAML mapping of record fields")
+        raise UsageError(_("{path}: must be a YAML mapping of record fields").format(path=path))
     return data
 
 
@@ -83,13 +83,19 @@ def field_values(given: RecordInput) -> list[tuple[str, Any]]:
         for pair in given.sets:
             key, sep, raw = pair.partition("=")
             if not sep:
-                raise UsageError("--set: write it as field=value (no '=' found)")
+                raise UsageError(_("--set: write it as field=value (no '=' found)"))
             if raw == STDIN:
                 from_stdin += 1
                 if from_stdin > 1:
-                    raise UsageError(f"--set: only one field can read its value from stdin ({STDIN})")
+                    raise UsageError(
+                        _("--set: only one field can read its value from stdin ({STDIN})").format(STDIN=STDIN)
+                    )
                 if given.read_stdin is None:
-                    raise UsageError(f"--set {_safe_path(key)}={STDIN}: no standard input to read the value from")
+                    raise UsageError(
+                        _("--set {safe_path}={STDIN}: no standard input to read the value from").format(
+                            safe_path=_safe_path(key), STDIN=STDIN
+                        )
+                    )
                 raw = given.read_stdin(_safe_path(key))
             values.append((key, raw))
         given._values = values
@@ -100,14 +106,16 @@ def read_set_from(path: Path) -> list[tuple[str, Any]]:
     """`field=value` lines, or a YAML mapping of field paths, from a file (no value on the command line)."""
     try:
         if path.stat().st_size > yamlio.MAX_YAML_BYTES:
-            raise UsageError(f"{path}: file is larger than {yamlio.MAX_YAML_BYTES // 1024} KiB")
+            raise UsageError(
+                _("{path}: file is larger than {kib} KiB").format(path=path, kib=yamlio.MAX_YAML_BYTES // 1024)
+            )
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
+        raise UsageError(_("{path}: no such file").format(path=path)) from None
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise UsageError(_("{path}: not UTF-8 text (byte {start})").format(path=path, start=exc.start)) from None
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
+        raise UsageError(_("{path}: cannot read ({strerror})").format(path=path, strerror=exc.strerror)) from None
     lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1)]
     lines = [(n, line) for n, line in lines if line and not line.startswith("#")]
     first = lines[0][1] if lines else ""
@@ -116,14 +124,14 @@ def read_set_from(path: Path) -> list[tuple[str, Any]]:
         for n, line in lines:
             key, sep, raw = line.partition("=")
             if not sep:
-                raise UsageError(f"{path} line {n}: write it as field=value")
+                raise UsageError(_("{path} line {n}: write it as field=value").format(path=path, n=n))
             pairs.append((key.strip(), raw.strip()))
         return pairs
     data = yamlio.loads(text, source=str(path))
     if data is None:
         return []
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
-        raise UsageError(f"{path}: must be field=value lines or a YAML mapping of field paths")
+        raise UsageError(_("{path}: must be field=value lines or a YAML mapping of field paths").format(path=path))
     return [(key, str(v) if isinstance(v, (int, float, bool)) else v) for key, v in data.items()]
 
 
@@ -192,7 +200,9 @@ def refuse_reason_holding(kind: str | None) -> None:
     """UsageError naming the kind of personal data found in a reason, if any."""
     if kind:
         raise UsageError(
-            f"--reason seems to hold {kind}; reasons are kept in clear forever (P9), so say why without it"
+            _("--reason seems to hold {kind}; reasons are kept in clear forever (P9), so say why without it").format(
+                kind=kind
+            )
         )
 
 
@@ -234,7 +244,7 @@ def prepare_new(record: dict, schema: Any, settings: Settings | None = None) -> 
             raise UsageError(f"{managed}: {COMMAND_FIELDS.get(managed, 'written by archivectl')}")
     category = record.get("category")
     if category not in CATEGORY_CODES:
-        raise UsageError(f"category: must be one of {', '.join(CATEGORY_CODES)}")
+        raise UsageError(_("category: must be one of {items}").format(items=", ".join(CATEGORY_CODES)))
     record.setdefault("occupancy", "vacant")
     placeholder = {"archive_no": f"{CATEGORY_CODES[category]}-{clock.today().year}-00000", "status": "active"}
     record = records.order_like_schema({**placeholder, **record}, schema)
@@ -260,11 +270,13 @@ class Numbering:
         raw = tx.read(NUMBERS_FILE)
         counters = yamlio.loads(raw, NUMBERS_FILE) if raw else {}
         if not isinstance(counters, dict):
-            raise ArchiveError(f"{NUMBERS_FILE} is damaged")
+            raise ArchiveError(_("{NUMBERS_FILE} is damaged").format(NUMBERS_FILE=NUMBERS_FILE))
         self.counters: dict[str, int] = {}
         for series, last in counters.items():
             if not isinstance(last, int) or last < 0:
-                raise ArchiveError(f"{NUMBERS_FILE}: counter {series} is damaged")
+                raise ArchiveError(
+                    _("{NUMBERS_FILE}: counter {series} is damaged").format(NUMBERS_FILE=NUMBERS_FILE, series=series)
+                )
             self.counters[str(series)] = last
         self.in_tree: dict[str, int] = dict(archive.households().highest)
         self.taken: list[str] = []
@@ -321,7 +333,9 @@ def _names_in(folder: Path) -> set[str]:
 
 
 def _refuse_taken(relpath: str) -> None:
-    raise ArchiveError(f"{relpath} already exists; the keystore's numbers are behind this branch")
+    raise ArchiveError(
+        _("{relpath} already exists; the keystore's numbers are behind this branch").format(relpath=relpath)
+    )
 
 
 def seal_household(archive: Archive, record: dict, targets: list[str]) -> tuple[Any, bytes, str, str]:
@@ -353,7 +367,7 @@ def numbered(text: str, archive_no: str) -> str:
     """A record's text with archive_no as its number (the top-level line; keys are unique, values indented)."""
     start = 0 if text.startswith("archive_no: ") else text.find("\narchive_no: ") + 1
     if start == 0 and not text.startswith("archive_no: "):
-        raise ArchiveError("the household schema must keep archive_no in the clear")
+        raise ArchiveError(_("the household schema must keep archive_no in the clear"))
     end = text.index("\n", start)
     return f"{text[:start]}archive_no: {archive_no}{text[end:]}"
 
@@ -381,12 +395,14 @@ def add(archive: Archive, given: RecordInput, approval: Approval, also_active: b
             active = active_on_unit(archive, str(record["building"]), str(record["unit"]))
             if active:
                 raise ArchiveError(
-                    f"{active[0]} is already the active household of {record['building']}/{record['unit']}: "
-                    "move it out first (P1), or give --also-active if both live there"
+                    _(
+                        "{other} is already the active household of {building}/{unit}: "
+                        "move it out first (P1), or give --also-active if both live there"
+                    ).format(other=active[0], building=record["building"], unit=record["unit"])
                 )
         targets = wrap_targets(archive, record["building"])
         if not targets:
-            raise ArchiveError("no active reader for this building: add a manager or gm to staff.yaml")
+            raise ArchiveError(_("no active reader for this building: add a manager or gm to staff.yaml"))
         numbering = Numbering(archive, tx)
         archive_no = numbering.take(record["category"])[0]
         place_new(archive, record, archive_no)
@@ -439,12 +455,12 @@ def _edit(
         sensitive = sorted(n for n in touched if schema.holds_personal(n))
         if sensitive:
             require_reader(archive, actor, str(stored.get("building")))
-            raise ArchiveError(f"{sensitive[0]}: changing personal fields needs the record key")
+            raise ArchiveError(_("{field}: changing personal fields needs the record key").format(field=sensitive[0]))
         plain, record_key = {k: v for k, v in stored.items() if k not in records.STORED_ONLY}, None
 
     changed = records.order_like_schema(apply_changes(plain, given, schema), schema)
     if changed == plain:
-        raise ArchiveError(f"{archive_no}: nothing to change")
+        raise ArchiveError(_("{archive_no}: nothing to change").format(archive_no=archive_no))
     refuse_names_in_reason(approval.reason, schema, plain, changed)
     settings = archive.settings
     before = place_problems(settings.buildings, settings.unit_floor, plain)  # not this edit's doing

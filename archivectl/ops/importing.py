@@ -182,11 +182,19 @@ def csv_cells(
         except StopIteration:
             return None
         except csv.Error as exc:
-            raise UsageError(f"{path.name} line {reader.line_num}: {_csv_problem(exc)}") from None
+            raise UsageError(
+                _("{name} line {line_num}: {csv_problem}").format(
+                    name=path.name, line_num=reader.line_num, csv_problem=_csv_problem(exc)
+                )
+            ) from None
 
     header = next_row() or []
     if len(header) > MAX_CSV_COLUMNS:
-        raise UsageError(f"{path.name} line 1: more than {MAX_CSV_COLUMNS} columns")
+        raise UsageError(
+            _("{name} line 1: more than {MAX_CSV_COLUMNS} columns").format(
+                name=path.name, MAX_CSV_COLUMNS=MAX_CSV_COLUMNS
+            )
+        )
     columns = CsvColumns(header, schema, f"{path.name} line 1")
 
     def rows() -> Iterator[tuple[int, list[str]]]:
@@ -286,7 +294,7 @@ def _import(
     del rows, text
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise UsageError(f"{problems[0]}{more}; nothing was imported")
+        raise UsageError(_("{problem}{more}; nothing was imported").format(problem=problems[0], more=more))
     places = [place for chunk in checked for place in chunk.places]
     if not places:
         raise UsageError(_("{file}: holds no households").format(file=path.name))
@@ -297,7 +305,11 @@ def _import(
     targets = wrap_targets_of(archive, sorted({building for building, _, _ in places}))
     for building, readers in targets.items():
         if not readers:
-            raise ArchiveError(f"no active reader for building {building}: add a manager or gm to staff.yaml")
+            raise ArchiveError(
+                _("no active reader for building {building}: add a manager or gm to staff.yaml").format(
+                    building=building
+                )
+            )
     with _Workers(archive, targets, None) as workers:
         # The workers seal from here on, while the numbers are taken: a number is in no sealed part and
         # no key, so each record's text is given its number as it comes back (numbered).
@@ -397,7 +409,7 @@ def _numbered_files(
         if progress:
             progress(done, len(numbers), "sealing and writing")
     if done != len(numbers):
-        raise ArchiveError(f"internal: {done} of {len(numbers)} households sealed")
+        raise ArchiveError(_("internal: {done} of {n} households sealed").format(done=done, n=len(numbers)))
 
 
 class _KeyStorer:
@@ -454,7 +466,11 @@ def _numbered_rows(path: Path, rows: Iterator[tuple[int, Any]]) -> Iterator[tupl
     for count, (line, raw) in enumerate(rows, start=1):
         where = f"{path.name} line {line}"
         if count > MAX_IMPORT_ROWS:
-            raise UsageError(f"{where}: more than {MAX_IMPORT_ROWS} households in one file; split it")
+            raise UsageError(
+                _("{where}: more than {MAX_IMPORT_ROWS} households in one file; split it").format(
+                    where=where, MAX_IMPORT_ROWS=MAX_IMPORT_ROWS
+                )
+            )
         yield where, raw
 
 

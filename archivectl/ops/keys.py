@@ -22,6 +22,7 @@ from typing import Any
 from archivectl import clock, crypto, gitio, policy, records, registers, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 from archivectl.judge.retention import tombstone_dates
 from archivectl.judge.state import verdict_on
 from archivectl.keystore import KeyAddress
@@ -79,7 +80,7 @@ def _read_households(archive: Archive, rev: str) -> list[Household]:
 def _main(archive: Archive) -> str:
     tip = archive.main_commit()
     if tip is None:
-        raise ArchiveError(f"no {archive.settings.main} here: run this in a clone of the archive")
+        raise ArchiveError(_("no {main} here: run this in a clone of the archive").format(main=archive.settings.main))
     return tip
 
 
@@ -403,7 +404,7 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
     unregistered = [d for d in doomed if (d[0].archive_no, d[0].recipient or "(unaddressed)") not in registered]
     if unregistered:
         _register(archive, unregistered)
-    for address, _, _ in doomed:
+    for address, _key, _what in doomed:
         archive.keystore.destroy(address)
     return rows
 
@@ -423,9 +424,15 @@ def _registered_keys(archive: Archive) -> set[tuple[str, str]]:
 def _require_on_main(archive: Archive, tip: str) -> None:
     main = archive.settings.main
     if archive.bare:
-        raise ArchiveError(f"keys shred registers what it destroys: run it in a clone with {main} checked out")
+        raise ArchiveError(
+            _("keys shred registers what it destroys: run it in a clone with {main} checked out").format(main=main)
+        )
     if gitio.current_branch(archive.root) != main or gitio.head(archive.root) != tip:
-        raise ArchiveError(f"keys shred runs on an up-to-date {main}: `git switch {main} && git pull --ff-only` first")
+        raise ArchiveError(
+            _("keys shred runs on an up-to-date {main}: `git switch {main} && git pull --ff-only` first").format(
+                main=main
+            )
+        )
 
 
 def _register(archive: Archive, destroyed: list[tuple[KeyAddress, str, str]]) -> None:
@@ -472,7 +479,7 @@ def _rotation_of(archive: Archive, tip: str, address: KeyAddress, rotations: dic
     if _never_on_main(archive, tip, address):
         return None
     for rotation in rotations.get(address.archive_no, []):
-        for _, path, data in records.stored_texts_at(archive.root, f"{rotation}~1", {address.archive_no}):
+        for _rev, path, data in records.stored_texts_at(archive.root, f"{rotation}~1", {address.archive_no}):
             if data and yamlio.loads(data, path).get("recipient") == address.recipient:
                 return rotation
     return None
@@ -532,7 +539,9 @@ def bao_policies(archive: Archive, mount: str | None = None) -> dict[str, dict[s
 
     mount = mount or openbao.mount_of(archive.keystore.url)
     if mount is None:
-        raise UsageError(f"keystore {archive.keystore.url} is not an OpenBao keystore: name its mount with --mount")
+        raise UsageError(
+            _("keystore {url} is not an OpenBao keystore: name its mount with --mount").format(url=archive.keystore.url)
+        )
     tip = _main(archive)
     on_main = _households_by_building(archive, tip)
     numbers = {n for found in on_main.values() for n in found}
@@ -574,17 +583,17 @@ def migrate(archive: Archive, to_url: str, approval: Any) -> dict[str, Any]:
     from archivectl.keystore import NUMBERS, Keystore, backend_for
 
     if archive.bare:
-        raise ArchiveError("keys migrate proposes a change of archive.yaml: run it in a clone")
+        raise ArchiveError(_("keys migrate proposes a change of archive.yaml: run it in a clone"))
     if "://" not in to_url:
         to_url = str(Path(to_url).expanduser().resolve())
     approved_writer(archive, approval, "configure")
     if gitio.dirty_paths(archive.root, ["archive.yaml"]):
-        raise ArchiveError("archive.yaml has uncommitted changes; commit or discard them first")
+        raise ArchiveError(_("archive.yaml has uncommitted changes; commit or discard them first"))
     source = archive.keystore
     source.require()
     target = Keystore(backend_for(to_url))
     if target.url == source.url:
-        raise ArchiveError(f"the keystore is {source.url} already")
+        raise ArchiveError(_("the keystore is {url} already").format(url=source.url))
     target.backend.makedirs()
     recipients = {h.archive_no: h.recipient for h in _live(archive)}
     items: list[tuple[str, bytes]] = [
@@ -596,17 +605,25 @@ def migrate(archive: Archive, to_url: str, approval: Any) -> dict[str, Any]:
             continue
         recipient = address.recipient or recipients.get(address.archive_no)
         if recipient is None:
-            raise ArchiveError(f"{address.archive_no}: a key from before addressing for no household; `keys fsck`")
+            raise ArchiveError(
+                _("{archive_no}: a key from before addressing for no household; `keys fsck`").format(
+                    archive_no=address.archive_no
+                )
+            )
         items.append((KeyAddress(address.archive_no, recipient).name, blob))
     numbers = [n for n in items if n[0].startswith(NUMBERS + "/")]
     created = target.backend.create_many(items)
     copied = sum(created)
     for (name, blob), fresh in zip(items, created, strict=True):
         if not fresh and target.backend.read(name) != blob and not name.startswith(NUMBERS + "/"):
-            raise ArchiveError(f"{to_url}: {name} holds another key already; nothing was switched")
+            raise ArchiveError(
+                _("{to_url}: {name} holds another key already; nothing was switched").format(to_url=to_url, name=name)
+            )
     check = target.backend.read_many([name for name, _ in items if not name.startswith(NUMBERS + "/")])
     if any(blob is None for blob in check):
-        raise ArchiveError(f"{to_url}: a key did not arrive; nothing was switched (run keys migrate again)")
+        raise ArchiveError(
+            _("{to_url}: a key did not arrive; nothing was switched (run keys migrate again)").format(to_url=to_url)
+        )
     settings_file = archive.root / "archive.yaml"
     before = settings_file.read_bytes()
     text = before.decode("utf-8")

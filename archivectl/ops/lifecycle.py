@@ -19,6 +19,7 @@ from archivectl import clock, gitio, idcheck, policy, records, registers
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import private_output
+from archivectl.i18n import _
 from archivectl.judge.retention import tombstone_dates
 from archivectl.judge.state import destroyed_on_main
 from archivectl.keystore import ADDRESSED, KEYS, LEGACY, NUMBER_FILE, NUMBERS, DirectoryBackend, KeyAddress
@@ -45,7 +46,11 @@ def _status_change(
         stored = load_stored(archive, relpath)
         status = stored.get("status")
         if status not in allowed:
-            raise ArchiveError(f"{archive_no} is {status}; this needs a household that is {' or '.join(allowed)}")
+            raise ArchiveError(
+                _("{archive_no} is {status}; this needs a household that is {items}").format(
+                    archive_no=archive_no, status=status, items=" or ".join(allowed)
+                )
+            )
         change(stored)
         stored = records.order_like_schema(stored, archive.household_schema)
         problems = archive.household_schema.validate_stored(stored)
@@ -84,7 +89,7 @@ def tombstone_due(archive: Archive, approval: Approval) -> tuple[list[dict[str, 
         held = current(archive)  # a household under legal hold waits for its release
         due = [row for row in past_keeping(archive) if row["archive_no"] not in held]
         if not due:
-            raise ArchiveError("no household is past its keeping period (archive.yaml keeping:)")
+            raise ArchiveError(_("no household is past its keeping period (archive.yaml keeping:)"))
         for row in due:
             relpath = archive.locate(row["archive_no"])
             stored = load_stored(archive, relpath)
@@ -119,9 +124,9 @@ def move_out(archive: Archive, archive_no: str, date: str, approval: Approval) -
     """The household has left (P1, P18): kept apart, catalogued yearly by floor."""
     problem = idcheck.date_problem(date)
     if problem:
-        raise UsageError(f"--date {problem}")
+        raise UsageError(_("--date {problem}").format(problem=problem))
     if date > clock.today().isoformat():
-        raise UsageError("--date is in the future")
+        raise UsageError(_("--date is in the future"))
 
     def change(stored: dict) -> None:
         stored["status"] = "moved-out"
@@ -180,7 +185,11 @@ def candidates(archive: Archive, numbers: list[str] | None = None) -> list[Purge
         stored = load_stored(archive, relpath)
         if stored.get("status") != "tombstoned":
             if numbers:
-                raise ArchiveError(f"{stored.get('archive_no')} is not tombstoned; tombstone it first (P13)")
+                raise ArchiveError(
+                    _("{archive_no} is not tombstoned; tombstone it first (P13)").format(
+                        archive_no=stored.get("archive_no")
+                    )
+                )
             continue
         verdict = policy.retention_verdict(tombstone_dates(archive, relpath, stored), now, days)
         found.append(
@@ -206,7 +215,7 @@ def purge(
     only after approval on main). Returns what was (or would be) purged.
     """
     if bool(numbers) == bool(eligible):
-        raise UsageError("name the households to purge, or give --eligible (not both)")
+        raise UsageError(_("name the households to purge, or give --eligible (not both)"))
     if dry_run:
         return [c.row() for c in _purge_candidates(archive, numbers)]
     with archive.writing() as tx:  # tombstones, their dates and the settings as they stand under the lock
@@ -215,15 +224,26 @@ def purge(
         found = [c for c in _purge_candidates(archive, numbers) if c.archive_no not in held]
         for c in found:
             if c.verdict.problem:
-                raise ArchiveError(f"{c.archive_no}: {c.verdict.problem}; purge refused")
+                raise ArchiveError(
+                    _("{archive_no}: {problem}; purge refused").format(
+                        archive_no=c.archive_no, problem=c.verdict.problem
+                    )
+                )
             if numbers and not c.verdict.eligible:
                 raise ArchiveError(
-                    f"{c.archive_no} was tombstoned {c.tombstone_date}; {c.verdict.days_left} days of the "
-                    f"{archive.settings.retention_days}-day retention are left (P13)"
+                    _(
+                        "{archive_no} was tombstoned {tombstone_date}; {days_left} days of the "
+                        "{retention_days}-day retention are left (P13)"
+                    ).format(
+                        archive_no=c.archive_no,
+                        tombstone_date=c.tombstone_date,
+                        days_left=c.verdict.days_left,
+                        retention_days=archive.settings.retention_days,
+                    )
                 )
         chosen = [c for c in found if c.verdict.eligible]
         if not chosen:
-            raise ArchiveError("no household is eligible for purge")
+            raise ArchiveError(_("no household is eligible for purge"))
         actor = approved_writer(archive, approval)
         purged_at = clock.now_iso()
         for c in chosen:
@@ -246,7 +266,7 @@ def purge(
 
 def _purge_candidates(archive: Archive, numbers: list[str]) -> list[PurgeCandidate]:
     if gitio.dirty_paths(archive.root, ["archive.yaml"]):
-        raise ArchiveError("archive.yaml has uncommitted changes; purge uses the committed settings only")
+        raise ArchiveError(_("archive.yaml has uncommitted changes; purge uses the committed settings only"))
     return candidates(archive, numbers or None)
 
 
@@ -335,7 +355,7 @@ class Withholding:
     def add_manifest(self, destroyed: Any) -> None:
         """A format-2 manifest's `destroyed` ({purged: [...], shredded: ["<no> <recipient>", ...]})."""
         if not isinstance(destroyed, dict):
-            raise UsageError("not an archivectl backup (its manifest's destroyed is damaged)")
+            raise UsageError(_("not an archivectl backup (its manifest's destroyed is damaged)"))
         self.purged.update(str(n) for n in destroyed.get("purged") or [] if ARCHIVE_NO.fullmatch(str(n)))
         for line in destroyed.get("shredded") or []:
             self._add_key(str(line), [])
@@ -397,7 +417,7 @@ def backup(
     backend into memory (it may be remote) and written into the tar only.
     """
     if (output is None) == (into is None):
-        raise UsageError("give --output FILE or --into DIR (one of the two)")
+        raise UsageError(_("give --output FILE or --into DIR (one of the two)"))
     now = clock.now()
     days = archive.settings.retention_days
     expires = now + dt.timedelta(days=days)
@@ -408,9 +428,9 @@ def backup(
     output = output.expanduser()  # not resolved: a link at output must be seen, never followed
     where = output.parent.resolve() / output.name
     if os.path.lexists(output):
-        raise UsageError(f"{output} already exists")
+        raise UsageError(_("{output} already exists").format(output=output))
     if where.is_relative_to(archive.root.resolve()):
-        raise UsageError(f"{output}: write the backup outside the archive")
+        raise UsageError(_("{output}: write the backup outside the archive").format(output=output))
     archive.keystore.require()
     head = gitio.head(archive.root)
     kept, left_out = _keys_to_keep(archive, head)
@@ -502,7 +522,7 @@ def _backup_name(directory: Path, archive_name: str, now: dt.datetime) -> Path:
         candidate = directory / (f"{stem}.tar" if n == 1 else f"{stem}-{n}.tar")
         if not os.path.lexists(candidate):
             return candidate
-    raise ArchiveError(f"{directory}: too many backups made within one second")
+    raise ArchiveError(_("{directory}: too many backups made within one second").format(directory=directory))
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -618,12 +638,12 @@ def restore_backup(backup_file: Path, target: Path, replay_from: list[str], here
     replay_from = [*replay_from, *([current] if current else [])]
 
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise UsageError(f"{target} already exists and is not an empty directory")
+        raise UsageError(_("{target} already exists and is not an empty directory").format(target=target))
     if not backup_file.is_file():
-        raise UsageError(f"{backup_file}: no such file")
+        raise UsageError(_("{backup_file}: no such file").format(backup_file=backup_file))
     keys_dir = target.resolve().with_name(target.resolve().name + ".keys")
     if keys_dir.exists() and any(keys_dir.iterdir()):
-        raise UsageError(f"keystore {keys_dir} already holds keys; move it away first")
+        raise UsageError(_("keystore {keys_dir} already holds keys; move it away first").format(keys_dir=keys_dir))
     with tempfile.TemporaryDirectory(prefix="archivectl-restore-") as tmp:
         work = Path(tmp)
         manifest, warning, stored = _read_backup(backup_file, work / BUNDLE)
@@ -687,15 +707,21 @@ def _read_backup(backup_file: Path, bundle_to: Path) -> tuple[dict[str, Any], st
             members = tar.getmembers()
             names = [m.name for m in members]
             if MANIFEST not in names or BUNDLE not in names:
-                raise UsageError(f"{backup_file}: not an archivectl backup")
+                raise UsageError(_("{backup_file}: not an archivectl backup").format(backup_file=backup_file))
             if len(set(names)) != len(names):
-                raise UsageError(f"{backup_file}: an entry is there twice")
+                raise UsageError(_("{backup_file}: an entry is there twice").format(backup_file=backup_file))
             for m in members:
                 if not m.isfile() or not (m.name in (MANIFEST, BUNDLE) or _is_keystore_member(m.name)):
-                    raise UsageError(f"{backup_file}: unexpected entry {m.name!r}")
+                    raise UsageError(
+                        _("{backup_file}: unexpected entry {name!r}").format(backup_file=backup_file, name=m.name)
+                    )
             by_name = {m.name: m for m in members}
             if by_name[MANIFEST].size > MANIFEST_MAX_BYTES:
-                raise UsageError(f"{backup_file}: not an archivectl backup (its manifest is too large)")
+                raise UsageError(
+                    _("{backup_file}: not an archivectl backup (its manifest is too large)").format(
+                        backup_file=backup_file
+                    )
+                )
             manifest = _manifest(backup_file, _member_bytes(tar, by_name[MANIFEST]))
             warning = _expiry_check(backup_file, manifest)
             stored = {
@@ -708,7 +734,11 @@ def _read_backup(backup_file: Path, bundle_to: Path) -> tuple[dict[str, Any], st
             with source, open(bundle_to, "xb") as sink:
                 shutil.copyfileobj(source, sink)
     except (tarfile.TarError, OSError) as exc:
-        raise UsageError(f"{backup_file}: not a readable backup ({exc.__class__.__name__})") from None
+        raise UsageError(
+            _("{backup_file}: not a readable backup ({kind})").format(
+                backup_file=backup_file, kind=exc.__class__.__name__
+            )
+        ) from None
     return manifest, warning, stored
 
 
@@ -724,7 +754,9 @@ def _manifest(backup_file: Path, data: bytes) -> dict[str, Any]:
     except ValueError:
         manifest = None
     if not isinstance(manifest, dict):
-        raise UsageError(f"{backup_file}: not an archivectl backup (its manifest is unreadable)")
+        raise UsageError(
+            _("{backup_file}: not an archivectl backup (its manifest is unreadable)").format(backup_file=backup_file)
+        )
     return manifest
 
 
@@ -732,7 +764,9 @@ def _branch_of(backup_file: Path, manifest: dict[str, Any]) -> str:
     """The archive's main branch as the manifest names it (format 1: main), checked like archive.yaml's main:."""
     branch = str(manifest.get("main") or "main")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}", branch) or ".." in branch:
-        raise UsageError(f"{backup_file}: not an archivectl backup (its manifest names no branch)")
+        raise UsageError(
+            _("{backup_file}: not an archivectl backup (its manifest names no branch)").format(backup_file=backup_file)
+        )
     return branch
 
 
@@ -742,15 +776,24 @@ def _expiry_check(backup_file: Path, manifest: dict[str, Any]) -> str | None:
     if kind == OLD_BACKUP_FORMAT:
         return f"{backup_file}: this backup has no expiry recorded (made by an older archivectl); restoring it"
     if kind != BACKUP_FORMAT:
-        raise UsageError(f"{backup_file}: backup format {str(kind)[:40]!r} is not one this archivectl reads")
+        raise UsageError(
+            _("{backup_file}: backup format {kind!r} is not one this archivectl reads").format(
+                backup_file=backup_file, kind=str(kind)[:40]
+            )
+        )
     expires = _when(manifest.get("expires"))
     if expires is None:
-        raise UsageError(f"{backup_file}: its manifest records no valid expiry; it may not be restored")
+        raise UsageError(
+            _("{backup_file}: its manifest records no valid expiry; it may not be restored").format(
+                backup_file=backup_file
+            )
+        )
     if clock.now() >= expires:
         days = manifest.get("retention_days")
         raise ArchiveError(
-            f"{backup_file}: this backup expired on {expires.date().isoformat()} (retention_days {days}); "
-            "it may not be restored"
+            _("{backup_file}: this backup expired on {date} (retention_days {days}); it may not be restored").format(
+                backup_file=backup_file, date=expires.date().isoformat(), days=days
+            )
         )
     return None
 
@@ -762,7 +805,11 @@ def _verify_bundle(bundle: Path, scratch: Path) -> None:
     if proc.returncode != 0:
         lines = [ln.strip() for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
         fatal = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
-        raise ArchiveError(f"the backup's git bundle does not verify: {(fatal or lines or ['no message'])[0]}")
+        raise ArchiveError(
+            _("the backup's git bundle does not verify: {problem}").format(
+                problem=(fatal or lines or ["no message"])[0]
+            )
+        )
 
 
 def _restore_keys(
@@ -841,5 +888,7 @@ def _destruction_in(source: str, scratch: Path, set_aside: list[str]) -> list[di
     try:
         gitio.clone(source, scratch)
     except ArchiveError:
-        raise ArchiveError(f"--replay-from {source}: not an archive or git repository") from None
+        raise ArchiveError(
+            _("--replay-from {source}: not an archive or git repository").format(source=source)
+        ) from None
     return _destruction_on_main(scratch, set_aside)

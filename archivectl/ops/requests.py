@@ -78,7 +78,7 @@ def _received(value: str | None) -> dt.date:
         return clock.today()
     problem = idcheck.date_problem(value)
     if problem:
-        raise UsageError(f"--received {problem}")
+        raise UsageError(_("--received {problem}").format(problem=problem))
     day = dt.date.fromisoformat(value)
     if day > clock.today():
         raise UsageError(_("--received is in the future"))

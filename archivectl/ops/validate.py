@@ -7,6 +7,7 @@ from pathlib import Path
 from archivectl import gitio, rules
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
+from archivectl.i18n import _
 from archivectl.judge.records import check_record_text
 from archivectl.layout import ARCHIVE_FILE, STAFF_FILE
 
@@ -49,7 +50,6 @@ def _shared_numbers(relpaths: list[str]) -> list[dict]:
 def _shared_units(archive: Archive) -> list[dict]:
     """P1: units with more than one active household (occupancy.shared_units over the index's clear facts)."""
     from archivectl.facts import households
-    from archivectl.i18n import _
     from archivectl.occupancy import shared_units
 
     return [
@@ -70,13 +70,13 @@ def _targets(archive: Archive, paths: list[str]) -> list[str]:
         path = Path(given)
         path = (path if path.is_absolute() else Path.cwd() / path).resolve()
         if not path.is_relative_to(root):
-            raise UsageError(f"{given}: not inside the archive {root}")
+            raise UsageError(_("{given}: not inside the archive {root}").format(given=given, root=root))
         if path.is_dir():
             found += sorted(str(p.relative_to(root)) for p in path.rglob("record.yaml"))
         elif path.exists():
             found.append(str(path.relative_to(root)))
         else:
-            raise UsageError(f"{given}: no such file or directory")
+            raise UsageError(_("{given}: no such file or directory").format(given=given))
     return found
 
 
