@@ -42,7 +42,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import RECORD, SECRETS, Person, World, _repoint, found_world, no_secrets_in, once
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from test_office import Desk, open_office
@@ -70,6 +70,7 @@ settings.register_profile(
     stateful_step_count=int(os.environ.get("ARCHIVECTL_ADVERSARY_STEPS", "25")),
     deadline=None,
     database=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],  # a finding is reported with its steps, unshrunk (hours)
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 # What the runs of this process did, printed at the end (pytest -s) for bench/RESULTS.md.
@@ -79,6 +80,10 @@ STATS: dict[str, int] = {}
 def count(what: str) -> None:
     STATS[what] = STATS.get(what, 0) + 1
 
+
+# Moves whose finding is known and kept as a strict xfail below, set aside by hand to look for others:
+# ARCHIVECTL_ADVERSARY_SKIP=sealed-conflict (the suite never sets it).
+SKIP = set(os.environ.get("ARCHIVECTL_ADVERSARY_SKIP", "").split(","))
 
 PROFILE = settings.get_profile(
     "adversary-deep" if os.environ.get("ARCHIVECTL_ADVERSARY") == "deep" else "adversary-small"
@@ -247,6 +252,7 @@ class Office(RuleBasedStateMachine):
     # ------------------------------------------------------------------------------------------ legitimate
     @rule(approver=st.sampled_from(["mgr01", "mgr02"]))
     def clerk_proposes_a_household(self, approver: str) -> None:
+        count("rule clerk_proposes_a_household")
         form = self.tmp / f"form-{self.counter}.yaml"
         form.write_text(RECORD.replace('unit: "1203"', f'unit: "{1300 + self.counter}"'))
         proposal = self.propose("clk01", "add", approver, None, "add", "--file", str(form))
@@ -255,6 +261,7 @@ class Office(RuleBasedStateMachine):
     @precondition(lambda self: self.active())
     @rule(data=st.data(), sealed=st.booleans(), approver=st.sampled_from(["mgr01", "mgr02"]))
     def butler_edits_a_field(self, data: st.DataObject, sealed: bool, approver: str) -> None:
+        count("rule butler_edits_a_field")
         number = data.draw(st.sampled_from(self.active()), label="household")
         if sealed:  # a reader changes a sealed field: the phone
             phone = f"137{self.counter + 1:08d}"
@@ -269,12 +276,14 @@ class Office(RuleBasedStateMachine):
     @precondition(lambda self: self.active())
     @rule(data=st.data(), approver=st.sampled_from(["mgr01", "mgr02"]))
     def butler_tombstones(self, data: st.DataObject, approver: str) -> None:
+        count("rule butler_tombstones")
         number = data.draw(st.sampled_from(self.active()), label="household")
         self.propose("but01", "tombstone", approver, number, "tombstone", number)
 
     @precondition(lambda self: not any(p.kind == "configure" for p in self.proposals))
     @rule()
     def manager_proposes_a_settings_change(self) -> None:
+        count("rule manager_proposes_a_settings_change")
         seat = self.fresh("mgr02", self.name("settings"))
         settings_file = seat.clone / "archive.yaml"
         days = 200 + self.counter
@@ -290,6 +299,7 @@ class Office(RuleBasedStateMachine):
     @precondition(lambda self: any(not p.approved for p in self.proposals))
     @rule(data=st.data())
     def approver_signs(self, data: st.DataObject) -> None:
+        count("rule approver_signs")
         self.sign(data.draw(st.sampled_from([p for p in self.proposals if not p.approved]), label="proposal"))
 
     def sign(self, proposal: Proposal) -> None:
@@ -305,6 +315,7 @@ class Office(RuleBasedStateMachine):
     @rule(data=st.data())
     def approver_merges(self, data: st.DataObject) -> None:
         """The approver merges the proposal into main (signing it first if they have not yet): git merge, push."""
+        count("rule approver_merges")
         self.merge(data.draw(st.sampled_from(self.proposals), label="proposal"))
 
     def merge(self, proposal: Proposal) -> None:
@@ -328,6 +339,7 @@ class Office(RuleBasedStateMachine):
     @precondition(lambda self: self.active())
     @rule(data=st.data())
     def butler_looks_up(self, data: st.DataObject) -> None:
+        count("rule butler_looks_up")
         number = data.draw(st.sampled_from(self.active()), label="household")
         seat = self.fresh("but01")
         shown = seat.cli("show", number, "--reveal", "--reason", "phone call")
@@ -338,6 +350,7 @@ class Office(RuleBasedStateMachine):
 
     @rule()
     def the_shred_cron_runs(self) -> None:
+        count("rule the_shred_cron_runs")
         seat = self.fresh("mgr01")
         shredded = seat.cli("keys", "shred")
         assert shredded.exit_code == 0, shredded.stderr
@@ -353,6 +366,7 @@ class Office(RuleBasedStateMachine):
     )
     def hand_made_change(self, who: str, what: str, via_branch: bool) -> None:
         """A signed commit by hand: no approval, or content its action may not change."""
+        count("rule hand_made_change")
         seat, desk = self.fresh(who), self.hand(who)
         number = sorted(self.households)[0]
         if what == "staff":  # make myself a gm
@@ -394,6 +408,7 @@ class Office(RuleBasedStateMachine):
 
         Where main has not moved since the proposal, its exact tree, parent and message.
         """
+        count("rule re_signs_someone_elses_commit")
         proposal = data.draw(st.sampled_from(self.proposals), label="proposal")
         seat = self.fresh(who)
         if self.head(who, f"{proposal.head}~1") == self.head(who):
@@ -411,6 +426,7 @@ class Office(RuleBasedStateMachine):
     @rule(data=st.data(), raw=st.booleans())
     def replays_an_old_approval(self, data: st.DataObject, raw: bool) -> None:
         """A new edit naming mgr01, under mgr01's old approval: its signed object re-parented, or signed anew."""
+        count("rule replays_an_old_approval")
         number = data.draw(st.sampled_from(self.active()), label="household")
         seat, desk = self.fresh("but01"), self.hand("but01")
         old = seat.git("log", "--format=%H", "--grep=^Action: approve$", "-n", "1", "origin/main").stdout.strip()
@@ -432,6 +448,7 @@ class Office(RuleBasedStateMachine):
     @rule(data=st.data(), by_approver=st.booleans())
     def rebases_an_approved_branch(self, data: st.DataObject, by_approver: bool) -> None:
         """The approved branch rebased onto main (re-signed): the approval names commits no longer there."""
+        count("rule rebases_an_approved_branch")
         proposal = data.draw(st.sampled_from([p for p in self.proposals if p.approved]), label="approved")
         who = proposal.approver if by_approver else proposal.actor
         seat = self.fresh(who, self.name("rebased"), f"origin/{proposal.branch}")
@@ -446,6 +463,7 @@ class Office(RuleBasedStateMachine):
     @rule(data=st.data())
     def merge_with_a_new_sealed_block(self, data: st.DataObject) -> None:
         """The butler merges an approved branch and, in the signed merge, a phone nobody approved."""
+        count("rule merge_with_a_new_sealed_block")
         proposal = data.draw(st.sampled_from([p for p in self.proposals if p.approved]), label="approved")
         number = data.draw(st.sampled_from(self.active()), label="household")
         phone = f"136{self.counter + 1:08d}"
@@ -461,9 +479,10 @@ class Office(RuleBasedStateMachine):
         seat.git("commit", "-q", "--no-verify", "-S", "-m", f"Merge {proposal.branch}")
         self.attack("but01", f"merge of {proposal.branch} with a new sealed block for {number}", [self.head("but01")])
 
-    @precondition(lambda self: any(p.phone for p in self.proposals))
+    @precondition(lambda self: "sealed-conflict" not in SKIP and any(p.phone for p in self.proposals))
     @rule(data=st.data())
     def resolves_a_sealed_conflict_by_hand(self, data: st.DataObject) -> None:
+        count("rule resolves_a_sealed_conflict_by_hand")
         proposal = data.draw(st.sampled_from([p for p in self.proposals if p.phone]), label="sealed edit")
         self.sealed_conflict(proposal)
 
@@ -510,6 +529,7 @@ class Office(RuleBasedStateMachine):
     @rule(who=st.sampled_from(INSIDERS), kind=st.sampled_from(["replace", "notes", "tag"]))
     def pushes_other_refs(self, who: str, kind: str) -> None:
         """A stand-in (an unsigned commit making who a gm) behind main, as a replace ref, a note or a tag."""
+        count("rule pushes_other_refs")
         seat = self.fresh(who)
         staff = seat.clone / "staff.yaml"
         staff.write_text(staff.read_text().replace("role: clerk", "role: gm"))
@@ -527,6 +547,7 @@ class Office(RuleBasedStateMachine):
     @rule(data=st.data(), who=st.sampled_from(PEOPLE), kind=st.sampled_from(["shred", "purge"]))
     def made_up_destruction(self, data: st.DataObject, who: str, kind: str) -> None:
         """A destruction entry naming a live household's key; then `keys shred` on that local main."""
+        count("rule made_up_destruction")
         number = data.draw(st.sampled_from(self.active()), label="household")
         self.fresh(who)
         desk = self.hand(who)
@@ -554,6 +575,7 @@ class Office(RuleBasedStateMachine):
 
     @rule(who=st.sampled_from(PEOPLE), how=st.sampled_from(["force", "delete", "rewrite"]))
     def rewrites_or_deletes_main(self, who: str, how: str) -> None:
+        count("rule rewrites_or_deletes_main")
         before = self.main()
         seat = self.fresh(who)
         if how == "force":
@@ -573,6 +595,7 @@ class Office(RuleBasedStateMachine):
     @rule(who=st.sampled_from(INSIDERS), merge=st.booleans())
     def unsigned_commit(self, who: str, merge: bool) -> None:
         """An unsigned change of a record: a plain commit, or a merge that adds it (a forge button's merge)."""
+        count("rule unsigned_commit")
         seat = self.fresh(who)
         number = sorted(self.households)[0]
         if merge and self.proposals:
@@ -719,8 +742,12 @@ def test_nothing_hostile_reaches_the_servers_main(office_base, tmp_path: Path, p
     """The office under a random mix of work and attacks; the server's main stays judged history."""
     examples = iter(range(10**6))
     STATS.clear()
-    run_state_machine_as_test(lambda: Office(office_base, tmp_path / f"ex{next(examples)}", people), settings=PROFILE)
-    print("adversary:", json.dumps(STATS, indent=1, sort_keys=True))
+    try:
+        run_state_machine_as_test(
+            lambda: Office(office_base, tmp_path / f"ex{next(examples)}", people), settings=PROFILE
+        )
+    finally:
+        print("adversary:", json.dumps(STATS, indent=1, sort_keys=True))
 
 
 # ---------------------------------------------------------------------------------------------- what it found
