@@ -178,7 +178,7 @@ class Office(RuleBasedStateMachine):
         self.keys = {*self.households, *(p.number for p in self.proposals)}  # must stay in the keystore
         self.secrets = [*SECRETS, *(p.phone for p in self.proposals if p.phone)]
         self.counter = 0
-        self.checked = ""
+        self.checked = self.shred_seen = ""
         self.steps: list[str] = []
         count("examples")
 
@@ -348,9 +348,12 @@ class Office(RuleBasedStateMachine):
         assert pushed.returncode == 0, pushed.stderr  # a look-up needs no approval
         self.steps.append(f"but01 reveals {number}")
 
+    @precondition(lambda self: self.shred_seen != self.main())
     @rule()
     def the_shred_cron_runs(self) -> None:
+        """The cron on a manager's machine, once per new main: keys shred (nothing is purged here: no key goes)."""
         count("rule the_shred_cron_runs")
+        self.shred_seen = self.main()
         seat = self.fresh("mgr01")
         shredded = seat.cli("keys", "shred")
         assert shredded.exit_code == 0, shredded.stderr
