@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from archivectl.errors import UsageError
+from archivectl.i18n import _
 
 VERSION_LINE = b"age-encryption.org/v1\n"
 SSH_LABEL = b"age-encryption.org/v1/ssh-ed25519"
@@ -75,14 +76,14 @@ class _SshEd25519(_Recipient):
         # The key's wire form ends in the 32-byte Ed25519 point: y, little-endian, the top bit x's sign.
         y = int.from_bytes(wire[-32:], "little") & ((1 << 255) - 1)
         if len(wire) != 51 or not _on_curve(y):
-            raise UsageError("not a usable ssh-ed25519 public key")
+            raise UsageError(_("not a usable ssh-ed25519 public key"))
         self.pk = ((1 + y) * pow(1 - y, -1, _P) % _P).to_bytes(32, "little")  # the Montgomery u of the point
         self.args = _b64(hashlib.sha256(wire).digest()[:4]) + b" "
         tweak = X25519PrivateKey.from_private_bytes(_hkdf(b"", wire, SSH_LABEL))
         try:
             tweaked = tweak.exchange(X25519PublicKey.from_public_bytes(self.pk))
         except ValueError:  # a point of small order: every secret made with it would be all zeros
-            raise UsageError("not a usable ssh-ed25519 public key") from None
+            raise UsageError(_("not a usable ssh-ed25519 public key")) from None
         self.point = X25519PublicKey.from_public_bytes(tweaked)
 
 
@@ -107,7 +108,7 @@ class _X25519(_Recipient):
         try:  # a point of small order gives an all-zero secret whatever the scalar (clamped to a multiple of 8)
             X25519PrivateKey.generate().exchange(self.point)
         except ValueError:
-            raise UsageError("not a usable age X25519 recipient") from None
+            raise UsageError(_("not a usable age X25519 recipient")) from None
 
 
 def _body_lines(body: bytes) -> bytes:

@@ -22,6 +22,7 @@ from typing import Any
 from archivectl import clock, gitio, yamlio
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import keep, write_atomic
+from archivectl.i18n import _
 from archivectl.identity import Actor
 from archivectl.journal import (
     GONE,
@@ -78,17 +79,23 @@ class Archive:
         given = explicit or os.environ.get("ARCHIVECTL_ARCHIVE")
         start = Path(given).expanduser() if given else Path.cwd()
         if given and not start.is_dir():
-            raise UsageError(f"archive {start} does not exist")
+            raise UsageError(_("archive {start} does not exist").format(start=start))
         if given and not (start / ARCHIVE_FILE).exists() and gitio.is_bare(start):
             return cls(start.resolve(), bare=True)
         for candidate in [start, *start.resolve().parents] if not given else [start]:
             if (candidate / ARCHIVE_FILE).is_file():
                 top = gitio.toplevel(candidate)
                 if top is None or top.resolve() != candidate.resolve():
-                    raise ArchiveError(f"{candidate} has {ARCHIVE_FILE} but is not the root of a git repository")
+                    raise ArchiveError(
+                        _("{candidate} has {ARCHIVE_FILE} but is not the root of a git repository").format(
+                            candidate=candidate, ARCHIVE_FILE=ARCHIVE_FILE
+                        )
+                    )
                 return cls(candidate.resolve())
-        where = f"{start}" if given else "this directory or any parent"
-        raise UsageError(f"no archive found in {where} (use --archive PATH or ARCHIVECTL_ARCHIVE)")
+        where = f"{start}" if given else _("this directory or any parent")
+        raise UsageError(
+            _("no archive found in {where} (use --archive PATH or ARCHIVECTL_ARCHIVE)").format(where=where)
+        )
 
     @cached_property
     def settings(self) -> Settings:
@@ -97,6 +104,15 @@ class Archive:
         if committed is not None:
             return Settings.from_yaml(yamlio.loads(committed, ARCHIVE_FILE))
         return Settings.from_yaml(yamlio.load_file(self.root / ARCHIVE_FILE))
+
+    def declared_language(self) -> str | None:
+        """archive.yaml's `language:` (zh_CN or en) for messages, read as text: no git, no YAML parser."""
+        from archivectl.i18n import archive_language
+
+        try:
+            return archive_language((self.root / ARCHIVE_FILE).read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            return None
 
     @cached_property
     def staff(self) -> Staff:
@@ -165,7 +181,7 @@ class Archive:
         check_archive_no(archive_no)
         found = self.households().find(archive_no)
         if found is None:
-            raise ArchiveError(f"{archive_no}: no such household in this archive")
+            raise ArchiveError(_("{archive_no}: no such household in this archive").format(archive_no=archive_no))
         return found
 
     def households(self) -> Households:
@@ -250,7 +266,9 @@ class Archive:
                     if time.monotonic() >= deadline:
                         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
                         raise ArchiveError(
-                            f"another archivectl command (pid {holder}) is writing to this archive; try again"
+                            _("another archivectl command (pid {holder}) is writing to this archive; try again").format(
+                                holder=holder
+                            )
                         ) from None
                     time.sleep(0.05)
             os.ftruncate(fd, 0)
@@ -285,7 +303,7 @@ class Households:
     def read(cls, archive: Archive) -> Households | None:
         try:
             data = cls.memo(archive).read_bytes()
-            header, _, text = data.partition(b"\n")
+            header, _sep, text = data.partition(b"\n")
             known = json.loads(header)
             return cls(str(known["commit"]), b"\n" + text, {str(k): int(v) for k, v in known["highest"].items()})
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -334,7 +352,7 @@ class Households:
 
     def raise_highest(self, paths: list[str]) -> None:
         for path in paths:
-            series, _, serial = archive_no_of(path).rpartition("-")
+            series, _sep, serial = archive_no_of(path).rpartition("-")
             if serial.isdigit():
                 self.highest[series] = max(self.highest.get(series, 0), int(serial))
 
@@ -366,7 +384,7 @@ def _lock_wait() -> float:
     try:
         return float(os.environ.get("ARCHIVECTL_LOCK_WAIT", DEFAULT_LOCK_WAIT_SECONDS))
     except ValueError:
-        raise UsageError("ARCHIVECTL_LOCK_WAIT must be a number of seconds") from None
+        raise UsageError(_("ARCHIVECTL_LOCK_WAIT must be a number of seconds")) from None
 
 
 # ---------------------------------------------------------- the write transaction
@@ -423,7 +441,7 @@ class Transaction:
             self._head = gitio.head(self.archive.root)
             if not self._index_known_clean():
                 if gitio.has_staged_changes(self.archive.root):
-                    raise ArchiveError("the index has staged changes; commit or unstage them first")
+                    raise ArchiveError(_("the index has staged changes; commit or unstage them first"))
                 self.archive.remember_index_equals(self._head)
         except BaseException:
             self._stack.close()
@@ -474,11 +492,13 @@ class Transaction:
             here = here / part
             if here.is_symlink():
                 raise ArchiveError(
-                    f"{here.relative_to(root)} is a symbolic link; archivectl does not write through links"
+                    _("{relative_to} is a symbolic link; archivectl does not write through links").format(
+                        relative_to=here.relative_to(root)
+                    )
                 )
         target = (root / relpath).resolve()
         if not target.is_relative_to(root) or ".git" in Path(relpath).parts:
-            raise UsageError(f"{relpath}: path leaves the archive")
+            raise UsageError(_("{relpath}: path leaves the archive").format(relpath=relpath))
         if relpath not in self._files:
             if relpath in self._new:
                 dirty = []
@@ -490,7 +510,9 @@ class Transaction:
             else:
                 dirty = gitio.dirty_paths(self.archive.root, [relpath])
             if dirty:
-                raise ArchiveError(f"{dirty[0]} has uncommitted changes; commit or discard them first")
+                raise ArchiveError(
+                    _("{dirty} has uncommitted changes; commit or discard them first").format(dirty=dirty[0])
+                )
             backup = self._backup(target, self._journal(), f"file{len(self._files)}")
             self._files.add(relpath)
             self._log({"file": relpath, "backup": backup, "mark": mark})
@@ -509,7 +531,11 @@ class Transaction:
         taken |= wanted & set(gitio.dirty_paths(self.archive.root, [f"{HOUSEHOLDS}/"]))
         taken |= {p for p in wanted if (self.archive.root / p).exists()}
         if taken:
-            raise ArchiveError(f"{sorted(taken)[0]} already exists; {NUMBERS_FILE} is behind")
+            raise ArchiveError(
+                _("{taken} already exists; {NUMBERS_FILE} is behind").format(
+                    taken=sorted(taken)[0], NUMBERS_FILE=NUMBERS_FILE
+                )
+            )
         self._new |= wanted
 
     def include(self, relpath: str) -> None:
@@ -519,7 +545,7 @@ class Transaction:
         """
         target = self.archive.root / relpath
         if target.is_symlink() or not target.is_file():
-            raise UsageError(f"{relpath}: not a regular file in the archive")
+            raise UsageError(_("{relpath}: not a regular file in the archive").format(relpath=relpath))
         if relpath not in self._files:
             backup = self._backup(target, self._journal(), f"file{len(self._files)}")
             self._files.add(relpath)
@@ -587,7 +613,7 @@ class Transaction:
                 for relpath, data in chunk:
                     self.write(relpath, data)
                 continue
-            for relpath, _ in fresh:
+            for relpath, _data in fresh:
                 _check_links(str(root), relpath, checked, missing)
             journal = str(self._journal())
             lines = [json.dumps({"file": p, "backup": None, "mark": digest(d)}, ensure_ascii=False) for p, d in fresh]
@@ -653,15 +679,19 @@ class Transaction:
         """Stage every changed file and make the one signed commit (its Action: says what it is), as actor."""
         actor = actor or self.actor
         if actor is None:
-            raise ArchiveError("internal: a commit needs the acting staff member")
+            raise ArchiveError(_("internal: a commit needs the acting staff member"))
         if not trailers.get("Action"):
-            raise ArchiveError("internal: every archivectl commit names its Action")
+            raise ArchiveError(_("internal: every archivectl commit names its Action"))
         paths = sorted(self._files)
         # The index equals HEAD here (checked on entering), so HEAD's tree says what is tracked.
         unchecked = sorted(self._unchecked) if self._head else []
         deleted_by_hand = gitio.tree_paths(self.archive.root, self._head, *unchecked) if unchecked else []
         if deleted_by_hand:
-            raise ArchiveError(f"{deleted_by_hand[0]} was deleted by hand; restore or commit that first")
+            raise ArchiveError(
+                _("{deleted_by_hand} was deleted by hand; restore or commit that first").format(
+                    deleted_by_hand=deleted_by_hand[0]
+                )
+            )
         # A household's write builds its tree from the paths it changed, so the index's
         # cached trees of households/ are dropped (see gitio.add); an import's, from the index.
         changed = paths if len(paths) <= SMALL_WRITE else None
@@ -713,7 +743,11 @@ class Transaction:
                     self.journal_dir / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600
                 )
             except FileExistsError:
-                raise ArchiveError(f"{self.journal_dir} appeared while writing; another process is at work") from None
+                raise ArchiveError(
+                    _("{journal_dir} appeared while writing; another process is at work").format(
+                        journal_dir=self.journal_dir
+                    )
+                ) from None
             self._log({"version": JOURNAL_VERSION, "head": self._head, "pid": os.getpid()})
         return self.journal_dir
 
@@ -749,7 +783,7 @@ def _check_links(top: str, relpath: str, checked: set[str], missing: set[str]) -
     """
     parts = relpath.split("/")
     if relpath.startswith("/") or any(part in ("", ".", "..", ".git") for part in parts):
-        raise UsageError(f"{relpath}: path leaves the archive")
+        raise UsageError(_("{relpath}: path leaves the archive").format(relpath=relpath))
     prefix = ""
     for depth, part in enumerate(parts, start=1):
         above, prefix = prefix, f"{prefix}/{part}" if prefix else part
@@ -762,7 +796,9 @@ def _check_links(top: str, relpath: str, checked: set[str], missing: set[str]) -
             try:
                 gone = False
                 if stat.S_ISLNK(os.lstat(f"{top}/{prefix}").st_mode):
-                    raise ArchiveError(f"{prefix} is a symbolic link; archivectl does not write through links")
+                    raise ArchiveError(
+                        _("{prefix} is a symbolic link; archivectl does not write through links").format(prefix=prefix)
+                    )
             except FileNotFoundError:
                 gone = True
         if folder:
@@ -780,5 +816,7 @@ def _make_folders(top: str, folder: str, missing: set[str]) -> None:
         os.mkdir(f"{top}/{folder}")
     except FileExistsError:  # made meanwhile by hand: look at it as any folder that was there
         if not stat.S_ISDIR(os.lstat(f"{top}/{folder}").st_mode):
-            raise ArchiveError(f"{folder} is not a folder; archivectl does not write through links") from None
+            raise ArchiveError(
+                _("{folder} is not a folder; archivectl does not write through links").format(folder=folder)
+            ) from None
     missing.discard(folder)

@@ -94,7 +94,8 @@ _known: dict[str, Any] = {}
 _KNOWN_MAX = 50_000
 
 # One line: its indentation, `- ` if a sequence entry, then `key:` with what follows it, or a scalar.
-_LINE = re.compile(r"^( *)(- )?(?:([A-Za-z_][A-Za-z0-9_-]{0,63}):( .*)?|(.*))$", re.M)
+# A key may hold dots after its first character: sealed_fingerprints is keyed by field paths (customers.0.phone).
+_LINE = re.compile(r"^( *)(- )?(?:([A-Za-z_][A-Za-z0-9_.-]{0,63}):( .*)?|(.*))$", re.M)
 
 
 class _Reader:

@@ -162,6 +162,14 @@ def seal(plaintext: bytes, recipient: Any) -> str:
     return _pyrage().encrypt(plaintext, [recipient], armored=True).decode("ascii")
 
 
+def seal_to(plaintext: bytes, public_keys: Iterable[str]) -> str:
+    """An ASCII-armored age block for several readers at once (ssh-ed25519 staff keys, the age1 recovery key)."""
+    recipients = [_reader_recipient(k) for k in public_keys]
+    if not recipients:
+        raise ArchiveError("nobody to seal to: add an active manager or gm to staff.yaml")
+    return _pyrage().encrypt(plaintext, recipients, armored=True).decode("ascii")
+
+
 def open_sealed(armored: str, record_key: Any) -> bytes:
     """The plaintext of a sealed block."""
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 from archivectl import clock, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError
+from archivectl.i18n import _
 
 _HERE = Path(__file__).resolve().parent.parent
 
@@ -26,7 +27,7 @@ def examples_dir() -> Path:
     for candidate in (_HERE / "examples" / "archive", _HERE.parent / "examples" / "archive"):
         if (candidate / "staff.yaml").is_file():
             return candidate
-    raise ArchiveError("examples/archive is not installed with this archivectl")
+    raise ArchiveError(_("examples/archive is not installed with this archivectl"))
 
 
 def prepare_people(source: Path, target: Path) -> dict[str, Path]:
@@ -69,6 +70,7 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
     """Build the demo archive and walk add, approve, edit, show, reveal, history, validate, verify."""
     from archivectl.ops import access, approvals, households, lifecycle, reading
     from archivectl.ops.common import Approval
+    from archivectl.ops.configure import configure
     from archivectl.ops.init import init
     from archivectl.ops.validate import validate
     from archivectl.ops.verify import verify
@@ -78,17 +80,30 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
     source = examples_dir()
     base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="archivectl-demo-"))
     if base.exists() and any(base.iterdir()):
-        raise ArchiveError(f"{base} is not empty; give an empty or new directory")
+        raise ArchiveError(_("{base} is not empty; give an empty or new directory").format(base=base))
     people = prepare_people(source, base / "demo-keys")
     path = base / "archive"
 
-    def step(text: str) -> None:
-        say(f"\n$ {text}")
+    def step(text: str, note: str | None = None) -> None:
+        say(f"\n$ {text}" + (f"    # {note}" if note else ""))
 
-    step(f"archivectl init {path} --name 'Demo Estate' --staff-file staff.yaml    # as gm01")
+    step(f"archivectl init {path} --name 'Demo Estate' --staff-file staff.yaml", _("as {who}").format(who="gm01"))
     with acting_as(people["gm01"]):
-        archive, _ = init(path, "Demo Estate", source / "staff.yaml")
+        archive, _commit = init(path, "Demo Estate", source / "staff.yaml")
     archive = Archive(archive.root)
+
+    estate = source / "archive.yaml"
+    if estate.is_file():  # the estate's buildings and unit numbering, declared once with the gm's approval
+        step("archivectl configure --reason 'declare the estate' --approver gm01    # as mgr01, archive.yaml edited")
+        settings = archive.root / "archive.yaml"
+        settings.write_text(settings.read_text(encoding="utf-8") + estate.read_text(encoding="utf-8"), "utf-8")
+        with acting_as(people["mgr01"]):
+            say(f"committed in {configure(archive, [], Approval('declare the estate', 'gm01'))[:12]}")
+        step("archivectl approve --yes --reason 'the estate as built'    # as gm01")
+        with acting_as(people["gm01"]):
+            _plan, commit = approvals.approve(archive, None, "the estate as built", lambda plan: True)
+            say(f"approved in commit {commit[:12]}")
+        archive = Archive(archive.root)
 
     numbers = []
     with acting_as(people["clk01"]):
@@ -96,25 +111,35 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
             given = households.RecordInput(file=record_file)
             no = households.add(archive, given, Approval("new household from paper dossier", "mgr01"))
             numbers.append(no)
-            step(f"archivectl add --file {record_file.name} --reason '...' --approver mgr01    # as clk01")
+            step(
+                f"archivectl add --file {record_file.name} --reason '...' --approver mgr01",
+                _("as {who}").format(who="clk01"),
+            )
             say(no)
     first = numbers[0]
 
     def approve_as_manager(reason: str) -> None:
-        step("archivectl pending    # as mgr01: what awaits whose signed approval")
+        step("archivectl pending", _("as mgr01: what awaits whose signed approval"))
         with acting_as(people["mgr01"]):
             rows = approvals.pending(archive)
             say(render_rows([{**r, "commit": r["commit"][:12], "subject": None} for r in rows], "table"))
-            step(f"archivectl approve --yes --reason '{reason}'    # as mgr01: one signed approval of exactly these")
+            step(f"archivectl approve --yes --reason '{reason}'", _("as mgr01: one signed approval of exactly these"))
             shown, commit = approvals.approve(archive, None, reason, lambda plan: True)
             say("\n".join(shown.lines[:12] + (["    ..."] if len(shown.lines) > 12 else [])))
-            say(f"approved {len(shown.commits)} change(s) in commit {commit[:12]}")
+            say(
+                _("approved {n_commits} change(s) in commit {commit}").format(
+                    n_commits=len(shown.commits), commit=commit[:12]
+                )
+            )
 
     approve_as_manager("checked against the paper dossiers")
 
     edit = yamlio.load_file(source / "demo-edit.yaml")
     sets = [f"{field}={value}" for field, value in edit.items()]
-    step(f"archivectl edit {first} --set {' --set '.join(sets)} --reason '...' --approver mgr01  # as but01")
+    step(
+        f"archivectl edit {first} --set {' --set '.join(sets)} --reason '...' --approver mgr01",
+        _("as {who}").format(who="but01"),
+    )
     with acting_as(people["but01"]):
         commit = households.edit(
             archive,
@@ -123,45 +148,52 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
             Approval("owner called with a new phone number", "mgr01"),
             None,
         )
-    say(f"edited {first} in commit {commit[:12]}")
+    say(_("edited {archive_no} in commit {commit}").format(archive_no=first, commit=commit[:12]))
 
     step("archivectl list --building B03")
     say(render_rows(reading.list_households(archive, building="B03"), "table"))
 
-    step(f"archivectl show {first}    # as but01: masked")
+    step(f"archivectl show {first}", _("as but01: masked"))
     with acting_as(people["but01"]):
         say(render_record(reading.show(archive, first), "yaml"))
 
-    step(f"archivectl show {first} --reveal --reason 'verify identity at front desk'    # as but01: registered")
+    step(f"archivectl show {first} --reveal --reason 'verify identity at front desk'", _("as but01: registered"))
     with acting_as(people["but01"]):
         say(render_record(reading.reveal(archive, first, "verify identity at front desk"), "yaml"))
 
-    step(f"archivectl show {first} --reveal --reason 'curious'    # as but02, butler of B05: refused")
+    step(f"archivectl show {first} --reveal --reason 'curious'", _("as but02, butler of B05: refused"))
     with acting_as(people["but02"]):
         try:
             reading.reveal(archive, first, "curious")
-            say("(unexpectedly allowed)")
+            say(_("(unexpectedly allowed)"))
         except ArchiveError as exc:
-            say(f"archivectl: error: {exc}")
+            say(_("archivectl: error: {problem}").format(problem=exc))
 
     step(f"archivectl history {first}")
     say(render_rows(reading.history(archive, first), "table"))
 
     scan = base / "fire-safety-pledge.pdf"
     scan.write_bytes(b"%PDF-1.4 demo scan: fire-safety pledge (fictitious)\n")
-    step(f"archivectl attach {first} {scan.name} --type fire-safety-pledge --reason '...' --approver mgr01  # as clk01")
+    step(
+        f"archivectl attach {first} {scan.name} --type fire-safety-pledge --reason '...' --approver mgr01",
+        _("as {who}").format(who="clk01"),
+    )
     with acting_as(people["clk01"]):
-        say(f"attached {access.attach(archive, first, scan, 'fire-safety-pledge', None, Approval('scanned', 'mgr01'))}")
+        say(
+            _("attached {name}").format(
+                name=access.attach(archive, first, scan, "fire-safety-pledge", None, Approval("scanned", "mgr01"))
+            )
+        )
 
-    step("archivectl attach ... --type ...    # as clk01: the remaining scans of three dossiers (P5)")
+    step("archivectl attach ... --type ...", _("as clk01: the remaining scans of three dossiers (P5)"))
     with acting_as(people["clk01"]):
         say(_complete_some(archive, base, 3))
     last = numbers[-1]
-    step(f"archivectl move-out {last} --date {clock.today()} --reason '...' --approver mgr01    # as but02 (P1)")
+    step(f"archivectl move-out {last} --date {clock.today()} --reason '...' --approver mgr01", _("as but02 (P1)"))
     with acting_as(people["but02"]):
         lifecycle.move_out(archive, last, clock.today().isoformat(), Approval("tenant left, keys returned", "mgr01"))
     due = (clock.today() + dt.timedelta(days=14)).isoformat()
-    step(f"archivectl lend {numbers[1]} --to but01 --due {due} --reason '...' --approver mgr01    # as clk01 (P8)")
+    step(f"archivectl lend {numbers[1]} --to but01 --due {due} --reason '...' --approver mgr01", _("as clk01 (P8)"))
     with acting_as(people["clk01"]):
         access.lend(archive, numbers[1], "but01", due, Approval("home visit about the renovation", "mgr01"))
 
@@ -169,21 +201,27 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
 
     step("archivectl validate")
     problems = validate(archive)
-    say("all records valid" if not problems else "\n".join(f"{p['file']}: {p['problem']}" for p in problems))
+    say(_("all records valid") if not problems else "\n".join(f"{p['file']}: {p['problem']}" for p in problems))
 
-    step("archivectl report completeness    # needs no key: reads the clear parts only")
+    step("archivectl report completeness", _("needs no key: reads the clear parts only"))
     say(completeness(archive).summary)
 
-    step("archivectl verify    # every commit judged by its Action: signed, approved by the approver's own key")
+    step("archivectl verify", _("every commit judged by its Action: signed, approved by the approver's own key"))
     report = verify(archive)
-    say(f"{report['commits']} commits verified" if report["ok"] else f"{len(report['findings'])} findings")
+    say(
+        _("{commits} commits verified").format(commits=report["commits"])
+        if report["ok"]
+        else _("{n_findings} findings").format(n_findings=len(report["findings"]))
+    )
 
     say(
-        f"\nDemo archive: {archive.root}\nKeystore:     {archive.keystore.url}\n"
-        f"Try: cd {archive.root} && git log --show-signature -1   (allowed signers are configured)"
+        _(
+            "\nDemo archive: {root}\nKeystore:     {url}\nTry: cd {root} && git log --show-signature -1   "
+            "(allowed signers are configured)"
+        ).format(root=archive.root, url=archive.keystore.url)
     )
     if problems or not report["ok"]:
-        raise ArchiveError("the demo archive did not validate or verify")
+        raise ArchiveError(_("the demo archive did not validate or verify"))
     return archive.root
 
 
@@ -204,4 +242,6 @@ def _complete_some(archive: Archive, base: Path, how_many: int) -> str:
                 archive, row["archive_no"], scan, doc, None, Approval("scanned from the paper dossier", "mgr01")
             )
             attached += 1
-    return f"attached {attached} scans to {', '.join(r['archive_no'] for r in chosen[:how_many])}"
+    return _("attached {count} scans to {households}").format(
+        count=attached, households=", ".join(r["archive_no"] for r in chosen[:how_many])
+    )

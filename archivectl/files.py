@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 
 
 def shred(path: Path) -> None:
@@ -56,7 +57,7 @@ def write_atomic(
             os.unlink(tmp)
         if staged is not None and exc.errno == errno.EXDEV:  # .git on another file system than the tree
             return write_atomic(path, data, mode, durable)
-        raise ArchiveError(f"cannot write {path}: {exc.strerror}") from None
+        raise ArchiveError(_("cannot write {path}: {strerror}").format(path=path, strerror=exc.strerror)) from None
     if durable:
         fsync_dir(path.parent)
 
@@ -90,15 +91,15 @@ def write_output(path: Path, data: bytes) -> None:
     except FileNotFoundError:
         mode = None
     except OSError as exc:
-        raise ArchiveError(f"cannot write {path}: {exc.strerror}") from None
+        raise ArchiveError(_("cannot write {path}: {strerror}").format(path=path, strerror=exc.strerror)) from None
     if mode is not None and not stat.S_ISREG(mode):
         if stat.S_ISDIR(mode):
-            raise ArchiveError(f"cannot write {path}: it is a directory")
+            raise ArchiveError(_("cannot write {path}: it is a directory").format(path=path))
         try:
             with open(path, "wb") as fh:
                 fh.write(data)
         except OSError as exc:
-            raise ArchiveError(f"cannot write {path}: {exc.strerror}") from None
+            raise ArchiveError(_("cannot write {path}: {strerror}").format(path=path, strerror=exc.strerror)) from None
         return
     write_atomic(path, data)
 
@@ -114,14 +115,16 @@ def private_output(path: Path) -> Iterator[BinaryIO]:
     """
     name = path.name
     if not name or name in (".", ".."):
-        raise UsageError(f"{path}: name a file to write")
+        raise UsageError(_("{path}: name a file to write").format(path=path))
     directory = _open_real_directory(path.parent)
     partial = f".{name}.partial"
     created = False
     try:
         try:
             if stat.S_ISLNK(os.lstat(name, dir_fd=directory).st_mode):
-                raise UsageError(f"{path} is a symbolic link; archivectl does not write through links")
+                raise UsageError(
+                    _("{path} is a symbolic link; archivectl does not write through links").format(path=path)
+                )
         except FileNotFoundError:
             pass
         try:
@@ -130,10 +133,12 @@ def private_output(path: Path) -> Iterator[BinaryIO]:
             )
         except FileExistsError:
             raise UsageError(
-                f"{path.parent / partial} already exists (a link, or left by an interrupted run); remove it first"
+                _("{parent} already exists (a link, or left by an interrupted run); remove it first").format(
+                    parent=path.parent / partial
+                )
             ) from None
         except OSError as exc:
-            raise ArchiveError(f"cannot write {path}: {exc.strerror}") from None
+            raise ArchiveError(_("cannot write {path}: {strerror}").format(path=path, strerror=exc.strerror)) from None
         created = True
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -152,9 +157,9 @@ def _open_real_directory(path: Path) -> int:
         return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         if os.path.islink(path):
-            raise UsageError(f"{path} is a symbolic link; give the real folder") from None
+            raise UsageError(_("{path} is a symbolic link; give the real folder").format(path=path)) from None
         if isinstance(exc, FileNotFoundError):
-            raise UsageError(f"{path}: no such directory") from None
+            raise UsageError(_("{path}: no such directory").format(path=path)) from None
         if isinstance(exc, NotADirectoryError):
-            raise UsageError(f"{path}: not a directory") from None
-        raise ArchiveError(f"cannot write into {path}: {exc.strerror}") from None
+            raise UsageError(_("{path}: not a directory").format(path=path)) from None
+        raise ArchiveError(_("cannot write into {path}: {strerror}").format(path=path, strerror=exc.strerror)) from None

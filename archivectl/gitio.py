@@ -28,7 +28,7 @@ _BASE_ENV = {
     "GIT_EDITOR": "true",
     "GIT_PAGER": "cat",
     "GIT_NO_REPLACE_OBJECTS": "1",
-    "GIT_GRAFT_FILE": os.devnull,
+    "GIT_GRAFT_FILE": os.path.join(os.devnull, "none"),  # a path that cannot exist: no grafts, and no hint
 }
 
 # Descriptors every git child inherits: the archive's write lock while it is held.

@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from archivectl.i18n import _
+
 _WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 _CHECK = "10X98765432"
 _MOBILE = re.compile(r"(\+86-?)?1[3-9][0-9]{9}")
@@ -24,19 +26,19 @@ def check_digit(first17: str) -> str:
 def resident_id_problem(number: str, today: dt.date | None = None) -> str | None:
     """Why number is not a valid 18-character resident ID, or None if it is."""
     if len(number) != 18:
-        return "must be 18 characters"
+        return _("must be 18 characters")
     if not number[:17].isdigit() or not (number[17].isdigit() or number[17] in "Xx"):
-        return "must be 17 digits followed by a digit or X"
+        return _("must be 17 digits followed by a digit or X")
     if number[0] == "0":
-        return "has an invalid region code"
+        return _("has an invalid region code")
     try:
         born = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
-        return "has an impossible birth date"
+        return _("has an impossible birth date")
     if born.year < 1880 or born > (today or dt.date.today()):
-        return "has a birth date out of range"
+        return _("has a birth date out of range")
     if check_digit(number[:17]) != number[17].upper():
-        return "check digit is wrong"
+        return _("check digit is wrong")
     return None
 
 
@@ -49,15 +51,15 @@ def phone_problem(number: str) -> str | None:
     """Why number is not a Chinese mobile or landline number, or None if it is."""
     if _MOBILE.fullmatch(number) or _LANDLINE.fullmatch(number):  # fullmatch: no trailing newline
         return None
-    return "is not a mobile (1xxxxxxxxxx) or landline (0xx-xxxxxxxx) number"
+    return _("is not a mobile (1xxxxxxxxxx) or landline (0xx-xxxxxxxx) number")
 
 
 def date_problem(value: str) -> str | None:
     """Why value is not a real calendar date written YYYY-MM-DD, or None."""
     if not _DATE.fullmatch(value):
-        return "must be a date written YYYY-MM-DD"
+        return _("must be a date written YYYY-MM-DD")
     try:
         dt.date.fromisoformat(value)
     except ValueError:
-        return "is not a real calendar date"
+        return _("is not a real calendar date")
     return None

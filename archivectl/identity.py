@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from archivectl import gitio
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 from archivectl.staff import Staff, StaffMember
 
 if TYPE_CHECKING:
@@ -29,8 +30,10 @@ def signing_key_setting(repo: Path | None) -> str:
     value = gitio.config_get(repo, "user.signingkey")
     if not value:
         raise ArchiveError(
-            "no signing key configured: run `git config --global gpg.format ssh` and "
-            "`git config --global user.signingkey ~/.ssh/id_ed25519`; nothing was written"
+            _(
+                "no signing key configured: run `git config --global gpg.format ssh` and `git config --global "
+                "user.signingkey ~/.ssh/id_ed25519`; nothing was written"
+            )
         )
     return value
 
@@ -52,7 +55,7 @@ def public_key_from_setting(value: str) -> tuple[str, Path | None]:
     if pub.exists():
         return _read_key_file(pub), path
     if not path.exists():
-        raise ArchiveError(f"signing key {path} does not exist (git config user.signingkey)")
+        raise ArchiveError(_("signing key {path} does not exist (git config user.signingkey)").format(path=path))
     return public_key_of_private(path), path
 
 
@@ -60,7 +63,9 @@ def _read_key_file(path: Path) -> str:
     try:
         return path.read_text().strip()
     except OSError:
-        raise ArchiveError(f"signing key {path} cannot be read (git config user.signingkey)") from None
+        raise ArchiveError(
+            _("signing key {path} cannot be read (git config user.signingkey)").format(path=path)
+        ) from None
 
 
 def actor_of(archive: Archive, staff: Staff | None = None) -> Actor:
@@ -71,10 +76,28 @@ def actor_of(archive: Archive, staff: Staff | None = None) -> Actor:
     try:
         member = staff.by_key(public)
     except UsageError:
-        raise ArchiveError("the configured signing key is not an ssh-ed25519 key") from None
+        raise ArchiveError(_("the configured signing key is not an ssh-ed25519 key")) from None
     if member is None:
-        raise ArchiveError("your signing key is not on staff.yaml: ask a manager to add you")
+        raise ArchiveError(_("your signing key is not on staff.yaml: ask a manager to add you"))
+    check_key_file(private)
     return Actor(member=member, signing_key=setting, private_key=private)
+
+
+def check_key_file(private: Path | None) -> None:
+    """Refuse, in words and before any work, a private key ssh-keygen would refuse to sign with.
+
+    ssh-keygen refuses a key that others may read, with a screen of '@' and no word
+    of what to do; the write would fail only at its commit, after all its work.
+    """
+    if private is None or not private.exists():
+        return
+    mode = private.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ArchiveError(
+            _(
+                "signing key {path} is readable by others (mode {mode}): run `chmod 600 {path}`; nothing was written"
+            ).format(path=private, mode=f"{mode:04o}")
+        )
 
 
 def decrypting_identity(actor_private: Path | None, explicit: str | None) -> Path:
@@ -83,5 +106,5 @@ def decrypting_identity(actor_private: Path | None, explicit: str | None) -> Pat
     if chosen:
         return Path(chosen).expanduser()
     if actor_private is None:
-        raise ArchiveError("no identity to decrypt with: pass --identity ~/.ssh/id_ed25519")
+        raise ArchiveError(_("no identity to decrypt with: pass --identity ~/.ssh/id_ed25519"))
     return actor_private

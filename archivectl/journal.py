@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from archivectl import gitio
 from archivectl.errors import ArchiveError
+from archivectl.i18n import _
 from archivectl.keystore import KeyAddress
 
 if TYPE_CHECKING:
@@ -111,7 +112,9 @@ def read_journal(archive: Archive, folder: Path) -> JournalState | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, UnicodeDecodeError):
-        raise ArchiveError(f"{folder / JOURNAL} cannot be read; an interrupted write waits there") from None
+        raise ArchiveError(
+            _("{folder} cannot be read; an interrupted write waits there").format(folder=folder / JOURNAL)
+        ) from None
 
 
 @dataclass
@@ -150,7 +153,9 @@ def read_outline(folder: Path) -> JournalOutline | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, UnicodeDecodeError):
-        raise ArchiveError(f"{folder / JOURNAL} cannot be read; an interrupted write waits there") from None
+        raise ArchiveError(
+            _("{folder} cannot be read; an interrupted write waits there").format(folder=folder / JOURNAL)
+        ) from None
     return outline
 
 
@@ -247,21 +252,27 @@ def settle(archive: Archive, after_crash: bool = False) -> bool:
         return False
     if state.old_keys_dir and state.keys:
         raise ArchiveError(
-            f"a write killed under an older archivectl kept record keys in {state.old_keys_dir}; "
-            f"compare them with the keystore and remove {where} by hand"
+            _(
+                "a write killed under an older archivectl kept record keys in {old_keys_dir}; compare them "
+                "with the keystore and remove {where} by hand"
+            ).format(old_keys_dir=state.old_keys_dir, where=where)
         )
     if _holds_commit(archive, head, state.commit):
         pass  # committed: the keys it added are in use, and it replaced none
     elif state.commit and (state.committed or gitio.in_reflog(archive.root, state.commit)):
         raise ArchiveError(
-            f"a write killed after its commit {state.commit[:12]} left {where}, and HEAD no longer holds "
-            f"that commit; bring it back (git merge {state.commit[:12]}) so the record keys it made stay in use, "
-            "then run archivectl again"
+            _(
+                "a write killed after its commit {commit} left {where}, and HEAD no longer holds that commit; "
+                "bring it back (git merge {commit}) so the record keys it made stay in use, then run "
+                "archivectl again"
+            ).format(commit=state.commit[:12], where=where)
         )
     elif state.version < JOURNAL_VERSION and head != state.head:
         raise ArchiveError(
-            f"a write killed by an older archivectl left {where} and HEAD has moved since; whether it "
-            "committed cannot be told: compare HEAD with the keys kept there before removing it"
+            _(
+                "a write killed by an older archivectl left {where} and HEAD has moved since; whether it "
+                "committed cannot be told: compare HEAD with the keys kept there before removing it"
+            ).format(where=where)
         )
     else:
         _undo(archive, state)
@@ -299,6 +310,8 @@ def _give_back_number(archive: Archive, number: str, mark: str) -> None:
     from archivectl.keystore import NUMBERS
 
     name = f"{NUMBERS}/{number}"
+    if _kept(archive, name):
+        return
     note = archive.keystore.backend.read(name)
     if note is not None and digest(note) == mark:
         archive.keystore.backend.remove(name)
@@ -312,12 +325,20 @@ def _take_back_key(archive: Archive, name: str, marks: set[str]) -> bool:
     if m is None:
         return False
     address = KeyAddress(m["no"], m["recipient"])
+    if _kept(archive, address.name):
+        return False
     blob = archive.keystore.backend.read(address.name)
     if blob is None:
         return False
     if digest(blob) not in marks and blob.strip(b"\0"):
         return False  # not ours: a new address is random, so nobody else's key is here
     return archive.keystore.destroy(address)  # ours, or ours already overwritten by a shredding that was killed
+
+
+def _kept(archive: Archive, name: str) -> bool:
+    """True when the keystore keeps what an uncommitted write made (a key server: members may not delete)."""
+    release = getattr(archive.keystore.backend, "release", None)
+    return release is not None and not release(name)
 
 
 def _put_back(change: JournaledChange) -> bool:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Protocol
 
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 from archivectl.layout import ARCHIVE_NO_PATTERN, RECIPIENT_PATTERN
 
 KEYS = "keys"
@@ -97,7 +98,9 @@ class DirectoryBackend:
     def check(self) -> None:
         if not self.path.is_dir():
             raise ArchiveError(
-                f"keystore {self.path} is missing (set keystore: in archive.yaml or ARCHIVECTL_KEYSTORE)"
+                _("keystore {path} is missing (set keystore: in archive.yaml or ARCHIVECTL_KEYSTORE)").format(
+                    path=self.path
+                )
             )
 
     def makedirs(self) -> None:
@@ -126,7 +129,7 @@ class DirectoryBackend:
         folders: set[str] = set()
         done = []
         for name, data in items:
-            folder, _, _ = _key_name(name).rpartition("/")
+            folder, _sep, _leaf = _key_name(name).rpartition("/")
             if folder not in folders:
                 (self.path / folder).mkdir(mode=0o700, exist_ok=True)
                 folders.add(folder)
@@ -227,7 +230,7 @@ _unnamed_files = hasattr(os, "O_TMPFILE")  # until the file system or the kernel
 def _key_name(name: str) -> str:
     """name, if it names a file inside the keystore; else UsageError."""
     if not name or name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/")):
-        raise UsageError(f"keystore: {name!r} is not a key name")
+        raise UsageError(_("keystore: {name!r} is not a key name").format(name=name))
     return name
 
 
@@ -293,7 +296,11 @@ def sync_file_system(path: Path) -> None:
         if syncfs(fd) != 0:
             err = ctypes.get_errno()
             if err != errno.ENOSYS:
-                raise ArchiveError(f"keystore {path}: cannot flush it to disk ({os.strerror(err)})")
+                raise ArchiveError(
+                    _("keystore {path}: cannot flush it to disk ({strerror})").format(
+                        path=path, strerror=os.strerror(err)
+                    )
+                )
             os.sync()
     finally:
         os.close(fd)
@@ -321,7 +328,9 @@ def backend_for(url: str) -> Backend:
         return OpenBaoBackend(url)
     if "://" in url:
         raise UsageError(
-            f"keystore {url}: only a directory, sftp://host/path or openbao://host:port/mount is supported"
+            _("keystore {url}: only a directory, sftp://host/path or openbao://host:port/mount is supported").format(
+                url=url
+            )
         )
     return DirectoryBackend(Path(url))
 
@@ -381,7 +390,7 @@ class Keystore:
         while len(taken) < count:
             wanted = [f"{series}-{s:05d}" for s in range(serial, serial + count - len(taken))]
             if serial + len(wanted) - 1 > 99999:
-                raise ArchiveError(f"archive numbers for {series} are exhausted")
+                raise ArchiveError(_("archive numbers for {series} are exhausted").format(series=series))
             got = self.backend.create_many([(f"{NUMBERS}/{n}", note) for n in wanted])
             taken += [n for n, ok in zip(wanted, got, strict=True) if ok]
             serial += len(wanted)
@@ -395,11 +404,11 @@ class Keystore:
     def addresses(self) -> list[KeyAddress]:
         """Every key held, addressed ones and any from before addressing."""
         found = []
-        for name, _ in self.backend.list(KEYS):
+        for name, _size in self.backend.list(KEYS):
             m = ADDRESSED.fullmatch(name)
             if m:
                 found.append(KeyAddress(m["no"], m["recipient"]))
-        for name, _ in self.backend.list(""):
+        for name, _size in self.backend.list(""):
             m = LEGACY.fullmatch(name)
             if m:
                 found.append(KeyAddress(m["no"], None))
@@ -422,8 +431,10 @@ class Keystore:
             blob = self.backend.read(KeyAddress(archive_no, None).name)  # kept from before addressing
         if blob is None:
             raise ArchiveError(
-                f"{archive_no}: record key is missing from the keystore {self.url} "
-                "(check keystore: in archive.yaml, ARCHIVECTL_KEYSTORE, or `archivectl keys fsck`)"
+                _(
+                    "{archive_no}: record key is missing from the keystore {url} (check keystore: in "
+                    "archive.yaml, ARCHIVECTL_KEYSTORE, or `archivectl keys fsck`)"
+                ).format(archive_no=archive_no, url=self.url)
             )
         return blob
 
@@ -448,14 +459,22 @@ class Keystore:
     def put(self, address: KeyAddress, blob: bytes) -> None:
         """Store a new key; an address already taken is refused (a key is never overwritten)."""
         if not self.backend.create(address.name, blob):
-            raise ArchiveError(f"{address}: a record key is already stored under this address; nothing was replaced")
+            raise ArchiveError(
+                _("{address}: a record key is already stored under this address; nothing was replaced").format(
+                    address=address
+                )
+            )
 
     def put_many(self, items: list[tuple[KeyAddress, bytes]]) -> None:
         """Store many new keys at once (an import)."""
         done = self.backend.create_many([(a.name, b) for a, b in items])
         clash = next((a for (a, _), ok in zip(items, done, strict=True) if not ok), None)
         if clash is not None:
-            raise ArchiveError(f"{clash}: a record key is already stored under this address; nothing was replaced")
+            raise ArchiveError(
+                _("{clash}: a record key is already stored under this address; nothing was replaced").format(
+                    clash=clash
+                )
+            )
 
     def rewrap(self, address: KeyAddress, blob: bytes) -> None:
         """Replace the wrapping of a key (same key, other readers): the caller opened it and checked it."""

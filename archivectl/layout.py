@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from archivectl.errors import UsageError
+from archivectl.i18n import _
 
 ARCHIVE_FILE = "archive.yaml"
 STAFF_FILE = "staff.yaml"
@@ -41,7 +42,7 @@ def check_archive_no(value: str) -> str:
     place must not end up in a terminal log.
     """
     if not isinstance(value, str) or not ARCHIVE_NO.fullmatch(value):
-        raise UsageError("not an archive number like HO-2026-00001 (category code, year, 5-digit serial)")
+        raise UsageError(_("not an archive number like HO-2026-00001 (category code, year, 5-digit serial)"))
     return value
 
 

@@ -1,8 +1,12 @@
 """The keystore on an OpenBao (or Vault) server: a key per household address, and a look-up log the server keeps.
 
 `openbao://host:port/mount` (HTTPS; `openbao+http://` for a dev server on this machine;
-`vault://` and `vault+http://` speak the same API). The server holds two engines the IT
-person enables (README, "A key-management server: OpenBao"):
+`vault://` and `vault+http://` speak the same API). A cluster is named by its nodes,
+comma-separated: `openbao://keys1:8200,keys2:8200,keys3:8200/estate`. A standby forwards a
+request to the active node (or redirects it, which the client follows); a request that meets
+no server, a 5xx answer or a standby without a leader is tried again, at the next node, for
+up to RETRY_SECONDS, so losing the leader costs a pause, not a failed command. The server
+holds two engines the IT person enables (README, "A key-management server: OpenBao"):
 
 - KV version 2 at `<mount>/`: one entry per keystore name, `keys/<no>.<age1 recipient>.age`
   and `numbers/<no>`. Exclusive creation is a write with `cas=0`, which the server refuses
@@ -44,6 +48,7 @@ DEFAULT_PORT = 8200
 TRANSIT_SUFFIX = "-transit"
 WINDOW = 16  # requests in flight at once for read_many / create_many (one HTTP connection each)
 TIMEOUT = 30  # seconds per request
+RETRY_SECONDS = 30  # how long a request is tried again while no node answers (a leader election takes seconds)
 KEY_NAME = re.compile(rf"keys/(?P<no>{ARCHIVE_NO_PATTERN})\.(?P<recipient>{RECIPIENT_PATTERN})\.age")
 T = TypeVar("T")
 
@@ -52,32 +57,41 @@ T = TypeVar("T")
 # requests from any other. It is the client's word, like the register; the token is the server's.
 COMMAND_HEADER = "X-Archivectl-Command"
 
-# Names this process created, per keystore URL: the only keys a token without the shredder policy may
-# take back (soft delete) when a write that made them does not commit (archive.Transaction's rollback).
-_CREATED: set[tuple[str, str]] = set()
-
 
 def parse_url(url: str) -> tuple[str, str]:
-    """openbao://host[:port]/mount -> (the server's base URL, the KV mount path)."""
+    """openbao://host[:port]/mount -> (the (first) server's base URL, the KV mount path)."""
+    addresses, mount = parse_addresses(url)
+    return addresses[0], mount
+
+
+def parse_addresses(url: str) -> tuple[list[str], str]:
+    """openbao://host[:port][,host[:port]...]/mount -> (each node's base URL, the KV mount path)."""
     parts = urlsplit(url)
     scheme = SCHEMES.get(parts.scheme)
-    if scheme is None or not parts.hostname:
+    if scheme is None or not parts.netloc:
         raise UsageError(f"keystore {url}: expected openbao://host[:port]/mount (or openbao+http://, vault://)")
-    if parts.username is not None or parts.password is not None:
+    if "@" in parts.netloc:
         raise UsageError("keystore URL: put no user or token in it; the token comes from BAO_TOKEN or VAULT_TOKEN")
     if parts.query or parts.fragment:
         raise UsageError(f"keystore {url}: a keystore URL has no ?query or #fragment")
-    if not re.fullmatch(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]", parts.netloc.rsplit(":", 1)[0]):
-        raise UsageError(f"keystore {url}: {parts.hostname!r} is not a host name")
+    addresses = [_address(url, scheme, node) for node in parts.netloc.split(",")]
+    mount = parts.path.strip("/")
+    if not mount or not all(re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in mount.split("/")):
+        raise UsageError(f"keystore {url}: name the KV mount, e.g. openbao://keys.office:8200/estate")
+    return addresses, mount
+
+
+def _address(url: str, scheme: str, node: str) -> str:
+    """One node of the URL's comma-separated list, host[:port], as a base URL."""
+    parts = urlsplit(f"//{node}")
+    if not parts.hostname or not re.fullmatch(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]", node.rsplit(":", 1)[0]):
+        raise UsageError(f"keystore {url}: {node!r} is not a host name (host[:port], comma-separated)")
     try:
         port = parts.port or DEFAULT_PORT
     except ValueError:
         raise UsageError(f"keystore {url}: the port is not a number from 1 to 65535") from None
-    mount = parts.path.strip("/")
-    if not mount or not all(re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in mount.split("/")):
-        raise UsageError(f"keystore {url}: name the KV mount, e.g. openbao://keys.office:8200/estate")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{scheme}://{host}:{port}", mount
+    return f"{scheme}://{host}:{port}"
 
 
 def transit_key(name: str) -> str:
@@ -125,7 +139,8 @@ class OpenBaoBackend:
         import importlib.util
 
         self.url = url
-        self.address, self.mount = parse_url(url)
+        self.addresses, self.mount = parse_addresses(url)
+        self.address = self.addresses[0]
         if importlib.util.find_spec("hvac") is None:
             raise ArchiveError(f"keystore {url}: an OpenBao keystore needs hvac: pip install 'archivectl[openbao]'")
         self.transit = self.mount + TRANSIT_SUFFIX
@@ -134,7 +149,7 @@ class OpenBaoBackend:
     # -- the connection
 
     def _client(self) -> Any:
-        """One hvac client per thread (its HTTP session is not shared between threads)."""
+        """One hvac client per thread (its HTTP session is not shared between threads), at this thread's node."""
         client = getattr(self._local, "client", None)
         if client is None:
             import hvac
@@ -150,41 +165,82 @@ class OpenBaoBackend:
             ca = os.environ.get("BAO_CACERT") or os.environ.get("VAULT_CACERT")
             session = requests.Session()
             session.headers[COMMAND_HEADER] = _command()
-            client = hvac.Client(url=self.address, token=token, verify=ca or True, timeout=TIMEOUT, session=session)
+            address = self.addresses[getattr(self._local, "node", 0) % len(self.addresses)]
+            if len(self.addresses) > 1:
+                address = _active_node(session, address, ca or True)
+            client = hvac.Client(url=address, token=token, verify=ca or True, timeout=TIMEOUT, session=session)
             self._local.client = client
         return client
 
+    def _next_node(self) -> None:
+        """Drop this thread's connection and go on at the next node of the cluster (the same one if it is alone)."""
+        self.close()
+        self._local.node = getattr(self._local, "node", 0) + 1
+
     def _call(self, operation: str, name: str, request: Callable[[Any], T]) -> T:
-        """Run one request; any failure becomes a one-line ArchiveError worded from its kind alone."""
+        """Run one request; any failure becomes a one-line ArchiveError worded from its kind alone.
+
+        A request that meets no server, a 5xx answer (a standby without a leader, a
+        sealed node) or a broken connection is tried again at the next node, with a
+        growing pause, for up to RETRY_SECONDS. request() must therefore be safe to
+        run again: reads are, and an exclusive creation recognises its own earlier
+        write (_kv_write).
+        """
+        import time
+
         import hvac.exceptions as bao
         import requests
 
-        try:
-            return request(self._client())
-        except bao.Forbidden as exc:
+        transient = (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            bao.VaultDown,
+            bao.InternalServerError,
+            bao.BadGateway,
+        )
+        give_up = time.monotonic() + RETRY_SECONDS
+        pause = 0.05
+        while True:
+            try:
+                return request(self._client())
+            except requests.exceptions.SSLError:
+                raise self._failure(operation, name, requests.exceptions.SSLError()) from None
+            except transient as exc:
+                if time.monotonic() + pause > give_up:
+                    raise self._failure(operation, name, exc) from None
+                self._next_node()
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+            except (bao.VaultError, requests.exceptions.RequestException) as exc:
+                raise self._failure(operation, name, exc) from None
+
+    def _failure(self, operation: str, name: str, exc: Exception) -> ArchiveError:
+        """The one-line error for a failed request, from the kind of failure alone (never the server's text)."""
+        import hvac.exceptions as bao
+        import requests
+
+        if isinstance(exc, bao.Forbidden):
             if any("invalid token" in str(e) for e in (getattr(exc, "errors", None) or [])):
                 why = "the server does not accept your token (expired or revoked: ask the IT person for a new one)"
             else:
                 why = "refused by the server: permission denied (your token's policy does not cover it)"
-            raise ArchiveError(f"keystore {self.url}: {operation} {name}: {why}") from None
-        except bao.Unauthorized:
-            raise ArchiveError(
+            return ArchiveError(f"keystore {self.url}: {operation} {name}: {why}")
+        if isinstance(exc, bao.Unauthorized):
+            return ArchiveError(
                 f"keystore {self.url}: {operation} {name}: the server does not accept your token "
                 "(expired or revoked: ask the IT person for a new one)"
-            ) from None
-        except bao.VaultDown:
-            raise ArchiveError(f"keystore {self.url}: {operation} {name}: the server is sealed or down") from None
-        except bao.VaultError as exc:
+            )
+        if isinstance(exc, bao.VaultDown):
+            return ArchiveError(f"keystore {self.url}: {operation} {name}: the server is sealed or down")
+        if isinstance(exc, bao.VaultError):
             status = getattr(exc, "status_code", None) or exc.__class__.__name__
-            raise ArchiveError(
-                f"keystore {self.url}: {operation} {name} failed: the server answered {status}"
-            ) from None
-        except requests.exceptions.SSLError:
-            raise ArchiveError(
+            return ArchiveError(f"keystore {self.url}: {operation} {name} failed: the server answered {status}")
+        if isinstance(exc, requests.exceptions.SSLError):
+            return ArchiveError(
                 f"keystore {self.url}: the server's TLS certificate is not trusted (set BAO_CACERT to its CA file)"
-            ) from None
-        except requests.exceptions.RequestException as exc:
-            raise ArchiveError(f"keystore {self.url}: cannot reach the server ({exc.__class__.__name__})") from None
+            )
+        return ArchiveError(f"keystore {self.url}: cannot reach the server ({exc.__class__.__name__})")
 
     def _many(self, work: Callable[[T], Any], items: list[T]) -> list[Any]:
         """work() for each item, WINDOW at a time; the first failure is raised once all have ended."""
@@ -213,24 +269,42 @@ class OpenBaoBackend:
     def _kv_write(self, name: str, data: dict[str, str], exclusive: bool, operation: str) -> bool:
         import hvac.exceptions as bao
 
+        tries = 0
+
         def request(client: Any) -> bool:
+            nonlocal tries
+            tries += 1
             try:
                 client.secrets.kv.v2.create_or_update_secret(
                     path=name, secret=data, cas=0 if exclusive else None, mount_point=self.mount
                 )
             except bao.InvalidRequest as exc:
                 if exclusive and "check-and-set" in str(exc):
-                    return False  # the name exists (or existed): exclusive creation refused
+                    # The name exists (or existed): exclusive creation refused, unless it is our own
+                    # write of an earlier try, which landed before its answer was lost (a leader killed).
+                    return tries > 1 and self._holds(client, name, data)
                 raise
             except bao.Forbidden:
                 # A policy without "update" is refused before the check-and-set is looked at when the
                 # name exists already: tell that apart from a real refusal by asking whether it exists.
                 if exclusive and _exists(client, self.mount, name):
-                    return False
+                    return tries > 1 and self._holds(client, name, data)
                 raise
             return True
 
         return self._call(operation, name, request)
+
+    def _holds(self, client: Any, name: str, data: dict[str, str]) -> bool:
+        """True when name holds exactly data: our own write (a transit ciphertext or a number's note is unique)."""
+        import hvac.exceptions as bao
+
+        try:
+            answer = client.secrets.kv.v2.read_secret_version(
+                path=name, mount_point=self.mount, raise_on_deleted_version=True
+            )
+        except (bao.InvalidPath, bao.Forbidden):
+            return False
+        return bool(answer["data"]["data"] == data)
 
     def _seal(self, name: str, data: bytes, operation: str) -> dict[str, str]:
         """The stored form of name's bytes: a record key sealed with its address's transit key, else base64."""
@@ -303,10 +377,7 @@ class OpenBaoBackend:
 
         def one(item: tuple[str, bytes]) -> bool:
             name, data = item
-            created = self._kv_write(name, self._seal(name, data, "create"), True, "create")
-            if created:
-                _CREATED.add((self.url, name))
-            return created
+            return self._kv_write(name, self._seal(name, data, "create"), True, "create")
 
         return self._many(one, items)
 
@@ -384,12 +455,11 @@ class OpenBaoBackend:
         return sorted(zip(entries, self._many(when, entries), strict=True))
 
     def remove(self, name: str) -> bool:
-        """Destroy name at once: its transit key (a record key's), then the KV entry with every version.
+        """Destroy name for good: its transit key (a record key's), then the KV entry with every version.
 
-        Needs the shredder policy. A token without it may only take back what this
-        process created (a write that does not commit): a soft delete, which leaves
-        the name taken; `keys fsck --remove-orphans` (a shredder) destroys it later.
-        A number is taken back the same way (it stays reserved: numbers are never reused).
+        Only the shredder policy may (`keys shred`, `keys fsck --remove-orphans`, run
+        by the cron's token): a member's token is refused by the server before
+        anything changes. Nothing is soft-deleted: no version is left to undelete.
         False if name was gone.
         """
         import hvac.exceptions as bao
@@ -404,25 +474,28 @@ class OpenBaoBackend:
             return True
 
         existed = self._call("remove", name, metadata)
-        try:
-            if name.startswith("keys/"):
-                existed = self._destroy_transit_key(name) or existed
-            if existed:
-                self._call(
-                    "remove",
-                    name,
-                    lambda c: c.secrets.kv.v2.delete_metadata_and_all_versions(path=name, mount_point=self.mount),
-                )
-        except ArchiveError:
-            if not existed or not (name.startswith("numbers/") or (self.url, name) in _CREATED):
-                raise
+        if name.startswith("keys/"):
+            existed = self._destroy_transit_key(name) or existed
+        if existed:
             self._call(
                 "remove",
                 name,
-                lambda c: c.secrets.kv.v2.delete_latest_version_of_secret(path=name, mount_point=self.mount),
+                lambda c: c.secrets.kv.v2.delete_metadata_and_all_versions(path=name, mount_point=self.mount),
             )
-        _CREATED.discard((self.url, name))
         return existed
+
+    def release(self, name: str) -> bool:
+        """Take back what a write that did not commit made: on a key server, nothing is asked, it stays.
+
+        Members may not delete (least privilege: only the shredder destroys, and every
+        destruction it makes is a `keys` command's). A record key whose household never
+        reached main encrypts nothing in git: `keys fsck` lists it as an orphan, and the
+        cron's `keys fsck --remove-orphans` destroys it once a week old. A number stays
+        reserved: the series goes on after it, as after any number taken on a key server.
+        False: nothing was removed.
+        """
+        _check_name(name)
+        return False
 
     def _destroy_transit_key(self, name: str) -> bool:
         """Allow deletion of name's transit key, then delete it; False if it was gone already."""
@@ -436,7 +509,8 @@ class OpenBaoBackend:
                     name=key, deletion_allowed=True, mount_point=self.transit
                 )
             except (bao.InvalidPath, bao.InvalidRequest) as exc:
-                if isinstance(exc, bao.InvalidPath) or "not found" in str(exc):
+                gone = ("not found", "could be found")  # Vault's wording, OpenBao's ("no existing key named ...")
+                if isinstance(exc, bao.InvalidPath) or any(words in str(exc) for words in gone):
                     return False
                 raise
             client.secrets.transit.delete_key(name=key, mount_point=self.transit)
@@ -450,6 +524,28 @@ class OpenBaoBackend:
         if client is not None:
             client.adapter.close()
             self._local.client = None
+
+
+def _active_node(session: Any, address: str, verify: Any) -> str:
+    """The cluster's active node, as the node at address names it (sys/leader): talk to it, not a standby.
+
+    A standby may answer a read from its own copy, which lags behind after it was
+    down (OpenBao serves reads on standbys): a key it has not seen yet would read
+    as missing. No leader known yet (an election) is a ConnectionError: retried.
+    """
+    import requests
+
+    answer = session.get(f"{address}/v1/sys/leader", timeout=TIMEOUT, verify=verify)
+    if answer.status_code >= 500:  # sealed, or starting: as if it were not there
+        raise requests.exceptions.ConnectionError(f"sys/leader answered {answer.status_code}")
+    answer.raise_for_status()
+    found = answer.json()
+    if not found.get("ha_enabled") or found.get("is_self"):
+        return address
+    leader = str(found.get("leader_address") or "").rstrip("/")
+    if not leader:
+        raise requests.exceptions.ConnectionError("no active node yet")
+    return leader
 
 
 def _command() -> str:
@@ -495,10 +591,14 @@ def policies(members: Any, reads: dict[str, set[str]], mount: str) -> dict[str, 
     """One OpenBao policy per staff member (`archivectl-<id>`), plus `archivectl-shredder`.
 
     reads: which households' keys each member may open (transit-decrypt); who
-    that is, is decided by `ops.keys.bao_policies` from main (P7). Everyone may
-    reserve numbers, add keys and encrypt (clerks add households); only
-    managers and the gm replace a key's wrapping (recipients sync); only the
-    shredder policy destroys anything.
+    that is, is decided by `ops.keys.bao_policies` from main (P7). Least
+    privilege: every member but an auditor may reserve numbers, add keys and
+    encrypt (clerks add households); only managers and the gm replace a key's
+    wrapping (recipients sync); an auditor only reads (and opens what a grant
+    gives); no member may delete, destroy or undelete anything. Only the
+    shredder policy destroys: a household's transit key and its KV entry with
+    every version at once (never a soft delete), and only record keys: a
+    number stays reserved for ever (P3).
     """
     transit = mount + TRANSIT_SUFFIX
     out: dict[str, dict[str, Any]] = {}
@@ -509,10 +609,12 @@ def policies(members: Any, reads: dict[str, set[str]], mount: str) -> dict[str, 
             f"{transit}/keys/+/config": {"capabilities": ["update"]},
             f"{transit}/keys/+": {"capabilities": ["delete"]},
             f"{mount}/metadata/keys/+": {"capabilities": ["read", "delete"]},
-            f"{mount}/metadata/numbers/+": {"capabilities": ["read", "delete"]},
         }
     }
     return out
+
+
+READ_ONLY_ROLES = ("auditor",)  # they add nothing to the keystore
 
 
 def _member_policy(member: Any, mount: str, transit: str, households: list[str]) -> dict[str, Any]:
@@ -521,14 +623,18 @@ def _member_policy(member: Any, mount: str, transit: str, households: list[str])
     if not member.active:
         return {"path": {f"{mount}/*": {"capabilities": ["deny"]}, f"{transit}/*": {"capabilities": ["deny"]}}}
     every = member.role in ALL_BUILDINGS_ROLES
+    adds = member.role not in READ_ONLY_ROLES
+    create = ["create"] if adds else []
     paths: dict[str, dict[str, list[str]]] = {
-        f"{mount}/data/numbers/+": {"capabilities": ["create", "read", "delete"]},
-        f"{mount}/data/keys/+": {"capabilities": ["create", "read", "delete", *(["update"] if every else [])]},
+        f"{mount}/data/numbers/+": {"capabilities": [*create, "read"]},
+        f"{mount}/data/keys/+": {"capabilities": [*create, "read", *(["update"] if every else [])]},
         f"{mount}/detailed-metadata/*": {"capabilities": ["list"]},
         f"{mount}/metadata/*": {"capabilities": ["list", "read"]},
-        f"{transit}/keys/+": {"capabilities": ["create", "update"]},
-        f"{transit}/encrypt/+": {"capabilities": ["update"]},
     }
+    if adds:
+        paths[f"{transit}/keys/+"] = {"capabilities": ["create", "update"]}
+        # create: an encrypt makes the transit key when it is missing (a retry after a failover can meet that)
+        paths[f"{transit}/encrypt/+"] = {"capabilities": ["create", "update"]}
     if every:
         paths[f"{transit}/decrypt/*"] = {"capabilities": ["update"]}
     else:

@@ -2,7 +2,9 @@
 
 A person writes a record with personal fields in clear; on write it is split by
 the schema's x-sensitive marks, the personal part sealed to the household's
-record key, and `sealed_fields` lists what the sealed block holds.
+record key, and `sealed_fields` lists what the sealed block holds;
+`sealed_fingerprints` says, keyed with the record key, what each sealed field
+holds (fingerprints.py), so a diff shows which sealed field changed.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from archivectl import crypto, gitio, yamlio
+from archivectl import crypto, fingerprints, gitio, yamlio
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.layout import HouseholdPath
 from archivectl.schema import HouseholdSchema
 
-STORED_ONLY = ("recipient", "sealed_fields", "sealed")
+STORED_ONLY = ("recipient", "sealed_fields", "sealed_fingerprints", "sealed")  # sealed last: facts.clear_part
 
 
 def order_like_schema(record: dict, schema: HouseholdSchema) -> dict:
@@ -37,12 +39,15 @@ def to_stored(
 
     previous is (sealed part, its ciphertext) as read: when the sealed part is
     unchanged the old ciphertext is kept, so a review diff shows only what changed.
+    Every write that seals also fingerprints the sealed fields: the one place
+    add, edit, import, rotation and the merge driver all go through.
     """
     clear, sealed, fields = schema.split(record)
     recipient = record_key.to_public()  # worked out once: a scalar multiplication
     clear["recipient"] = str(recipient)  # lets non-readers attach scans
     if sealed:
         clear["sealed_fields"] = fields
+        clear["sealed_fingerprints"] = fingerprints.of(sealed, record_key)
         if previous is not None and previous[0] == sealed:
             clear["sealed"] = previous[1]
         else:

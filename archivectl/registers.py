@@ -14,7 +14,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from archivectl import clock, yamlio
+from archivectl import clock, gitio, yamlio
 
 HEADERS = {
     "access": "# Access register (查阅登记, P8): every reveal or open of personal data. Append only.\n",
@@ -23,6 +23,8 @@ HEADERS = {
     "destruction": "# Destruction register (销毁登记, P14): purged households. Append only.\n",
     "grants": "# Grants (P7): time-limited reads approved by the general manager. Append only.\n",
     "keys": "# Record-key changes: re-wraps for current readers and rotations. Append only.\n",
+    "requests": "# Customers' requests (P17): access, correction, deletion, copy; requester sealed. Append only.\n",
+    "holds": "# Legal holds: households that must not be tombstoned, purged or shredded. Append only.\n",
 }
 
 
@@ -77,6 +79,20 @@ def entries(root: Path, kind: str) -> list[dict[str, Any]]:
         rows.extend(e for e in data or [] if isinstance(e, dict))
     events = sorted(folder.glob("*/*.yaml"), key=lambda p: p.name)  # the name starts with the time
     rows.extend(e for e in (yamlio.load_file(p) for p in events) if isinstance(e, dict))
+    return rows
+
+
+def entries_at(root: Path, rev: str, kind: str) -> list[dict[str, Any]]:
+    """A register's entries as committed at rev, oldest first (event files are named by time)."""
+    paths = gitio.tree_paths(root, rev, f"registers/{kind}")
+    paths.sort(key=lambda p: (p.count("/"), p.rsplit("/", 1)[-1]))  # month files first, then events by time
+    rows: list[dict[str, Any]] = []
+    if not paths:
+        return rows
+    with gitio.BlobReader(root) as blobs:
+        for path, data in zip(paths, blobs.read_many([f"{rev}:{p}" for p in paths]), strict=True):
+            parsed = yamlio.loads(data or b"", path)
+            rows.extend(e for e in (parsed if isinstance(parsed, list) else [parsed]) if isinstance(e, dict))
     return rows
 
 

@@ -9,8 +9,87 @@ import re
 from typing import Any
 
 from archivectl.errors import UsageError
+from archivectl.i18n import N_, _, language
 from archivectl.layout import ARCHIVE_NO_PATTERN
 from archivectl.screen import inert, inert_json
+
+# Column headings people read (table and markdown); json, yaml and csv keep the keys, for scripts.
+HEADINGS = {
+    "acted_by": N_("acted by"),
+    "action": N_("action"),
+    "active": N_("active"),
+    "approvals": N_("approvals"),
+    "approved_by": N_("approved by"),
+    "approver": N_("approver"),
+    "archive_no": N_("archive no"),
+    "awaiting": N_("awaiting"),
+    "building": N_("building"),
+    "buildings": N_("buildings"),
+    "category": N_("category"),
+    "change": N_("change"),
+    "changes": N_("changes"),
+    "clock_started": N_("clock started"),
+    "commit": N_("commit"),
+    "complete": N_("complete"),
+    "date": N_("date"),
+    "days_left": N_("days left"),
+    "days_since": N_("days since"),
+    "day": N_("day"),
+    "decrypts": N_("decrypts"),
+    "destroyed": N_("destroyed"),
+    "dimension": N_("dimension"),
+    "document": N_("document"),
+    "documents": N_("documents"),
+    "due": N_("due"),
+    "eligible": N_("eligible"),
+    "expires": N_("expires"),
+    "exports": N_("exports"),
+    "field": N_("field"),
+    "file": N_("file"),
+    "floor": N_("floor"),
+    "from": N_("from"),
+    "handle": N_("handle"),
+    "households": N_("households"),
+    "id": N_("id"),
+    "incomplete": N_("incomplete"),
+    "label": N_("label"),
+    "last_reviewed": N_("last reviewed"),
+    "message": N_("message"),
+    "missing_documents": N_("missing documents"),
+    "missing_fields": N_("missing fields"),
+    "missing_labels": N_("missing labels"),
+    "month": N_("month"),
+    "moved_out": N_("moved out"),
+    "name": N_("name"),
+    "occupancy": N_("occupancy"),
+    "opens": N_("opens"),
+    "overdue": N_("overdue"),
+    "problem": N_("problem"),
+    "rate": N_("rate"),
+    "readers": N_("readers"),
+    "reason": N_("reason"),
+    "reveals": N_("reveals"),
+    "role": N_("role"),
+    "rule": N_("rule"),
+    "status": N_("status"),
+    "subject": N_("subject"),
+    "to": N_("to"),
+    "tombstoned": N_("tombstoned"),
+    "type": N_("type"),
+    "unit": N_("unit"),
+    "value": N_("value"),
+    "when": N_("when"),
+    "who": N_("who"),
+    "why": N_("why"),
+    "year": N_("year"),
+}
+
+
+def heading(column: str) -> str:
+    """A column's heading in the interface's language (a key without one: the key, spaced)."""
+    known = HEADINGS.get(column)
+    return _(known) if known else column.replace("_", " ")
+
 
 FORMATS = ("table", "json", "yaml", "csv", "markdown")  # rows and records (list, history, pending, ...)
 REPORT_FORMATS = ("table", "json", "csv", "markdown", "html")  # reports (reports/render.py)
@@ -40,7 +119,11 @@ def flatten(record: Any, prefix: str = "") -> list[dict[str, Any]]:
 def render_rows(rows: list[dict[str, Any]], fmt: str, title: str | None = None) -> str:
     """Rows of equal keys as text in the chosen format (table is for terminals)."""
     if fmt not in FORMATS:
-        raise UsageError(f"--format {fmt} is not available for this command; use one of {', '.join(FORMATS)}")
+        raise UsageError(
+            _("--format {format} is not available for this command; use one of {choices}").format(
+                format=fmt, choices=", ".join(FORMATS)
+            )
+        )
     if fmt == "json":
         return inert_json(json.dumps(rows, ensure_ascii=False, indent=2))
     if fmt == "yaml":
@@ -55,7 +138,8 @@ def render_rows(rows: list[dict[str, Any]], fmt: str, title: str | None = None) 
         writer.writerows({k: inert(_cell(v)) for k, v in row.items()} for row in rows)
         return buf.getvalue().rstrip("\n")
     if fmt == "markdown":
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        names = columns if language() == "en" else [heading(c) for c in columns]  # English: the keys, as before
+        lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(_cell(r.get(c)).replace("|", "\\|") for c in columns) + " |" for r in rows]
         return "\n".join(lines)
     return _rich_table(rows, columns, title)
@@ -80,7 +164,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return _("yes") if value else _("no")
     return inert(str(value))
 
 
@@ -93,7 +177,7 @@ def _rich_table(rows: list[dict[str, Any]], columns: list[str], title: str | Non
     longest = [max((len(r[i]) for r in cells), default=0) for i in range(len(columns))]
     for i, col in enumerate(columns):
         whole = i in _kept_whole(cells, longest)
-        table.add_column(col.replace("_", " "), overflow="fold", no_wrap=whole, min_width=longest[i] if whole else None)
+        table.add_column(heading(col), overflow="fold", no_wrap=whole, min_width=longest[i] if whole else None)
     for row_cells in cells:
         table.add_row(*row_cells)
     buf = io.StringIO()

@@ -6,13 +6,15 @@ which approval it needs, which registers it appends to, and how a household's
 record may change. Nothing here reads a commit subject, except `legacy_action`,
 which maps commits made before `Action:` existed (archive.yaml version 1).
 
-Pure functions over plain values: verify (ops/verify.py) does the reading.
+Pure functions over plain values: the judge (archivectl/judge/) does the reading.
 
 Merge commits have no row: a merge is clean when its tree is git's own merge
 of its parents except in records that hold exactly the field-level merge
-archivectl's merge driver gives (ops/merging.py merged_record_problem, the one
-place that rule lives; a sealed block both sides changed: same recipient, a
-reader's signature). Any other merge is judged like a commit by this table.
+archivectl's merge driver gives (judge/merges.py merged_record_problem, the one
+place that rule lives). A sealed block both sides changed (same recipient, a
+reader's signature) makes the merge an edit of personal fields: it needs an
+approval like an edit, named in its Approved-by: trailer and bound to the merge
+commit. Any other merge is judged like a commit by this table.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ _PATHS: list[tuple[str, re.Pattern[str]]] = [
     ),
     ("meta", re.compile(r"\.gitattributes|\.gitignore|CODEOWNERS|\.pre-commit-config\.yaml")),
 ]
-REGISTERS = ("access", "lending", "transfer", "destruction", "grants", "keys")
+REGISTERS = ("access", "lending", "transfer", "destruction", "grants", "keys", "requests", "holds")
 GOVERNANCE_KINDS = ("settings", "staff", "schema")
 
 
@@ -99,6 +101,7 @@ class ActionRule:
     changes: dict[str, str] = field(default_factory=dict)
     record: str | None = None
     registers: tuple[str, ...] = ()
+    approvers: int = 1  # distinct entitled approvers a change needs (archive.yaml `approvals:` may raise it)
 
 
 _REGISTER_WRITE = "AM"  # a register file is created for a new month, then appended to
@@ -146,6 +149,18 @@ TABLE: dict[str, ActionRule] = {
         ActionRule("configure", "governance", {"settings": "M", "schema": "AM", "meta": "AMD"}),
         # A signed approval of named commits: changes nothing, so it binds to their exact content.
         ActionRule("approve", None, {}),
+        # Customers' requests (P17): opening one and registering its answer need nobody's approval (the
+        # clock must start at once; the export/edit/tombstone that answers is approved itself); refusing
+        # one or closing it unanswered stops the clock against the customer: a manager signs that.
+        ActionRule("request-open", None, {"register:requests": _REGISTER_WRITE}, registers=("requests",)),
+        ActionRule("request-answer", None, {"register:requests": _REGISTER_WRITE}, registers=("requests",)),
+        ActionRule("request-refuse", "change", {"register:requests": _REGISTER_WRITE}, registers=("requests",)),
+        ActionRule("request-close", "change", {"register:requests": _REGISTER_WRITE}, registers=("requests",)),
+        # A legal hold stops tombstone, purge and shred (holds.hold_problem); placing and lifting it are approved.
+        ActionRule("hold", "change", {"register:holds": _REGISTER_WRITE}, registers=("holds",)),
+        ActionRule("release", "change", {"register:holds": _REGISTER_WRITE}, registers=("holds",)),
+        # migrate fingerprints (issue 26): sealed_fingerprints added to records written before them, nothing else.
+        ActionRule("fingerprint", "change", {"record": "M"}, record="fingerprint"),
     )
 }
 LOOKUPS = tuple(
@@ -158,6 +173,17 @@ def allowed_statuses(rule: ActionRule, kind: PathKind) -> str:
     if kind.kind == "register":
         return rule.changes.get(f"register:{kind.register}", "")
     return rule.changes.get(kind.kind, "")
+
+
+def approvals_needed(rule: ActionRule, settings: Any) -> int:
+    """How many distinct entitled approvers must sign an approval of this action's change (0: none needed).
+
+    The table's row says 1; archive.yaml `approvals: {purge: 2, staff: 2}` may ask more (never fewer).
+    """
+    if rule.approval is None:
+        return 0
+    asked = (getattr(settings, "approvals", None) or {}).get(rule.name, rule.approvers)
+    return max(rule.approvers, int(asked))
 
 
 def approval_roles(rule: ActionRule, settings_rules: Any) -> tuple[str, ...]:
@@ -220,7 +246,8 @@ _ALLOWED_FIELDS: dict[str, set[str]] = {
     "restore": {"status", "tombstone"},
     "move-out": {"status", "moved_out"},
     "review": {"last_reviewed"},
-    "rotate": {"sealed", "recipient"},
+    "rotate": {"sealed", "recipient", "sealed_fingerprints"},  # a new record key: new fingerprints
+    "fingerprint": {"sealed_fingerprints"},
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from archivectl import idcheck
 from archivectl.errors import UsageError
+from archivectl.i18n import N_, _
 from archivectl.yamlio import MAX_DEPTH, field_name
 
 PACKAGE_SCHEMAS = Path(__file__).resolve().parent / "schemas"
@@ -128,7 +129,7 @@ def _date_time_problem(value: str) -> str | None:
     try:
         dt.datetime.fromisoformat(value)
     except ValueError:
-        return "is not an ISO date and time"
+        return _("is not an ISO date and time")
     return None
 
 
@@ -212,7 +213,7 @@ def _nearest(name: Any, known: Any) -> str:
     import difflib
 
     near = difflib.get_close_matches(str(name), sorted(map(str, known)), n=1, cutoff=0.6)
-    return f" (did you mean {near[0]}?)" if near else ""
+    return _(" (did you mean {name}?)").format(name=near[0]) if near else ""
 
 
 def path_text(parts: Any) -> str:
@@ -230,38 +231,41 @@ def _describe(err: Any) -> str:
     if kind == "required":
         missing = [r for r in rule if isinstance(inst, dict) and r not in inst]
         field = ".".join(p for p in [path_text(err.absolute_path), missing[0]] if p != "(record)")
-        return f"{field}: required field is missing"
+        return _("{field}: required field is missing").format(field=field)
     if kind == "additionalProperties":
         known = set(err.schema.get("properties", {}))
         extra = sorted(k for k in inst if k not in known) if isinstance(inst, dict) else []
         name = extra[0] if extra else "?"
         field = ".".join(p for p in [path_text(err.absolute_path), field_name(name)] if p != "(record)")
-        return f"{field}: unknown field{_nearest(name, known)}"
+        return _("{field}: unknown field").format(field=field) + _nearest(name, known)
     if kind in ("enum", "const"):
         allowed = rule if kind == "enum" else [rule]
-        return f"{where}: must be one of {', '.join(map(str, allowed))}"
+        return _("{field}: must be one of {choices}").format(field=where, choices=", ".join(map(str, allowed)))
     if kind == "type":
-        return f"{where}: must be of type {rule if isinstance(rule, str) else ' or '.join(rule)}"
+        kinds = rule if isinstance(rule, str) else " or ".join(rule)
+        return _("{field}: must be of type {kinds}").format(field=where, kinds=kinds)
     if kind == "format":
-        reason = str(err.cause) if err.cause else f"is not a valid {rule}"
+        reason = str(err.cause) if err.cause else _("is not a valid {format}").format(format=rule)
         return f"{where}: {reason}"
     if kind == "pattern":  # the schema's x-hint says it in words; a regular expression helps nobody at a desk
-        return f"{where}: {err.schema.get('x-hint') or 'is not in the expected form (see the schema)'}"
+        return f"{where}: {err.schema.get('x-hint') or _('is not in the expected form (see the schema)')}"
     if kind in ("minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum"):
         words = {
-            "minLength": "must be at least {} characters",
-            "maxLength": "must be at most {} characters",
-            "minItems": "must have at least {} entries",
-            "maxItems": "must have at most {} entries",
-            "minimum": "must be at least {}",
-            "maximum": "must be at most {}",
+            "minLength": N_("must be at least {} characters"),
+            "maxLength": N_("must be at most {} characters"),
+            "minItems": N_("must have at least {} entries"),
+            "maxItems": N_("must have at most {} entries"),
+            "minimum": N_("must be at least {}"),
+            "maximum": N_("must be at most {}"),
         }
-        return f"{where}: {words[kind].format(rule)}"
+        return f"{where}: {_(words[kind]).format(rule)}"
     if kind == "not" and isinstance(err.schema, dict) and err.schema.get("x-personal-in-clear"):
-        return f"{where}: personal field must not be stored in clear (it belongs in the sealed block)"
+        return _("{field}: personal field must not be stored in clear (it belongs in the sealed block)").format(
+            field=where
+        )
     if kind == "uniqueItems":
-        return f"{where}: entries must be unique"
-    return f"{where}: fails the schema rule '{kind}'"
+        return _("{field}: entries must be unique").format(field=where)
+    return _("{field}: fails the schema rule '{rule}'").format(field=where, rule=kind)
 
 
 class HouseholdSchema:
@@ -288,7 +292,7 @@ class HouseholdSchema:
         while "$ref" in node and seen < 20:
             ref = node["$ref"]
             if not ref.startswith("#/$defs/"):
-                raise UsageError(f"schema: only local $defs references are supported, not {ref}")
+                raise UsageError(_("schema: only local $defs references are supported, not {ref}").format(ref=ref))
             target = self._defs.get(ref.removeprefix("#/$defs/"), {})
             node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
             seen += 1
@@ -310,7 +314,7 @@ class HouseholdSchema:
                 continue
             props = node.get("properties")
             if props is not None and key not in props and node.get("additionalProperties") is False:
-                return f"{path_text(path[: i + 1])}: unknown field{_nearest(key, props)}"
+                return _("{field}: unknown field").format(field=path_text(path[: i + 1])) + _nearest(key, props)
             node = self.resolve((props or {}).get(key, {}))
         return None
 
@@ -510,6 +514,11 @@ class HouseholdSchema:
             "items": {"type": "string", "pattern": "^[a-z_]+(\\.[a-z_]+)*$"},
             "uniqueItems": True,
         }
+        props["sealed_fingerprints"] = {  # fingerprints.py: sealed field path -> keyed fingerprint
+            "type": "object",
+            "propertyNames": {"pattern": "^[a-z_]+(\\.([a-z_]+|[0-9]{1,6}))*$", "maxLength": 200},
+            "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+        }
         props["sealed"] = {
             "type": "string",
             "pattern": "^-----BEGIN AGE ENCRYPTED FILE-----\\n[A-Za-z0-9+/=\\n]+-----END AGE ENCRYPTED FILE-----\\n?$",
@@ -601,7 +610,7 @@ def _cross_checks(record: Any) -> list[str]:
             and idcheck.resident_id_problem(number) is None
             and idcheck.birth_date_of(number) != born
         ):
-            problems.append(f"customers[{i}].birth_date: does not match the birth date in id_number")
+            problems.append(_("customers[{i}].birth_date: does not match the birth date in id_number").format(i=i))
     return problems
 
 
@@ -614,25 +623,35 @@ _JSON_BRACKET = re.compile(r"[\[\]{}]")
 def parse_json(data: str | bytes, source: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
     """Parse a JSON file someone could have edited, refusing huge or deeply nested ones with one line."""
     if len(data) > max_bytes:
-        raise UsageError(f"{source}: file is larger than {max_bytes // 1024} KiB")
+        raise UsageError(
+            _("{source}: file is larger than {max_bytes} KiB").format(source=source, max_bytes=max_bytes // 1024)
+        )
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise UsageError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+            raise UsageError(
+                _("{source}: not UTF-8 text (byte {start})").format(source=source, start=exc.start)
+            ) from None
     depth = 0
     bare = _JSON_STRING.sub('""', data)  # strings hold no raw newline, so line numbers stay true
     for match in _JSON_BRACKET.finditer(bare):
         depth += 1 if match.group() in "[{" else -1
         if depth > MAX_JSON_DEPTH:
             line = bare.count("\n", 0, match.start()) + 1
-            raise UsageError(f"{source}: line {line}: nested deeper than {MAX_JSON_DEPTH} levels")
+            raise UsageError(
+                _("{source}: line {line}: nested deeper than {limit} levels").format(
+                    source=source, line=line, limit=MAX_JSON_DEPTH
+                )
+            )
     try:
         return json.loads(data)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{source}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        raise UsageError(
+            _("{source}: line {lineno}: not valid JSON ({msg})").format(source=source, lineno=exc.lineno, msg=exc.msg)
+        ) from None
     except (ValueError, RecursionError):
-        raise UsageError(f"{source}: not valid JSON") from None
+        raise UsageError(_("{source}: not valid JSON").format(source=source)) from None
 
 
 @functools.lru_cache(maxsize=8)
@@ -640,10 +659,12 @@ def _load_json(path: str, mtime: float) -> dict:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read schema ({exc.strerror})") from None
+        raise UsageError(
+            _("{path}: cannot read schema ({strerror})").format(path=path, strerror=exc.strerror)
+        ) from None
     doc = parse_json(data, path)
     if not isinstance(doc, dict):
-        raise UsageError(f"{path}: a schema must be a JSON object")
+        raise UsageError(_("{path}: a schema must be a JSON object").format(path=path))
     return doc
 
 
@@ -652,7 +673,7 @@ def load_json(path: Path) -> dict:
     try:
         mtime = path.stat().st_mtime
     except OSError:
-        raise UsageError(f"{path}: schema file is missing") from None
+        raise UsageError(_("{path}: schema file is missing").format(path=path)) from None
     return _load_json(str(path), mtime)
 
 

@@ -23,8 +23,9 @@ def _visible(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def inert(text: str) -> str:
-    """text with every character that could act on a terminal or reorder a line shown as an escape."""
+def inert(value: object) -> str:
+    """value as text, with every character that could act on a terminal or reorder a line shown as an escape."""
+    text = value if isinstance(value, str) else str(value)
     return UNSAFE.sub(_visible, text) if UNSAFE.search(text) else text
 
 

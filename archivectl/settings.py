@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from archivectl.errors import UsageError
+from archivectl.i18n import _
 from archivectl.layout import ARCHIVE_FILE
 from archivectl.policy import ApprovalRules
 
@@ -37,6 +38,15 @@ class Settings:
     keeping: dict[str, int] = field(default_factory=dict)
     # the company's offline recovery recipient (age1...): every record key is wrapped to it too
     recovery: str | None = None
+    # the company's own closures (days off beyond the official calendar), ISO dates: P17's working days
+    closures: tuple[str, ...] = ()
+    # the estate's buildings (None: not declared, any building accepted) and whether units number by floor
+    buildings: tuple[str, ...] | None = None
+    unit_floor: bool = False
+    # the interface's language for everyone working in this archive (ARCHIVECTL_LANG still overrides)
+    language: str | None = None
+    # distinct approvers an action needs beyond the rule table's one, e.g. {"purge": 2, "staff": 2}
+    approvals: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_yaml(cls, data: Any) -> Settings:
@@ -53,6 +63,11 @@ class Settings:
             "main",
             "keeping",
             "recovery",
+            "closures",
+            "buildings",
+            "unit_floor",
+            "language",
+            "approvals",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -82,6 +97,11 @@ class Settings:
                 main=main,
                 keeping=_keeping(data.get("keeping") or {}),
                 recovery=check_recovery(data.get("recovery")),
+                closures=_closures(data.get("closures") or []),
+                buildings=_buildings(data.get("buildings")),
+                unit_floor=_unit_floor(data.get("unit_floor", False)),
+                language=_language(data.get("language")),
+                approvals=_approvals(data.get("approvals")),
             )
         except (TypeError, ValueError):
             raise UsageError(f"{ARCHIVE_FILE}: a setting has the wrong type") from None
@@ -108,6 +128,16 @@ class Settings:
             data["keystore"] = self.keystore
         if self.recovery:
             data["recovery"] = self.recovery
+        if self.closures:
+            data["closures"] = list(self.closures)
+        if self.language:
+            data["language"] = self.language
+        if self.approvals:
+            data["approvals"] = dict(self.approvals)
+        if self.buildings is not None:
+            data["buildings"] = list(self.buildings)
+        if self.unit_floor:
+            data["unit_floor"] = True
         return data
 
 
@@ -118,6 +148,80 @@ def check_recovery(value: Any) -> str | None:
     if not isinstance(value, str) or not re.fullmatch(r"age1[0-9a-z]{58}", value.strip()):
         raise UsageError(f"{ARCHIVE_FILE}: recovery must be an age public key (age1...), from age-keygen")
     return value.strip()
+
+
+def _approvals(value: Any) -> dict[str, int]:
+    """archive.yaml approvals: {action: N}: N distinct approvers for that action (actions that need approval)."""
+    from archivectl import rules
+
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UsageError(f"{ARCHIVE_FILE}: approvals must map actions to numbers, e.g. {{purge: 2}}")
+    found = {}
+    for action, number in value.items():
+        rule = rules.TABLE.get(str(action))
+        if rule is None or rule.approval is None:
+            raise UsageError(f"{ARCHIVE_FILE}: approvals: {action} is not an action that needs approval")
+        if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= 5:
+            raise UsageError(f"{ARCHIVE_FILE}: approvals: {action} needs a number of approvers from 1 to 5")
+        found[str(action)] = number
+    return found
+
+
+def _language(value: Any) -> str | None:
+    """archive.yaml language: one of the interface's languages (i18n.LANGUAGES), or not given."""
+    from archivectl.i18n import LANGUAGES
+
+    if value is None:
+        return None
+    if value not in LANGUAGES:
+        raise UsageError(f"{ARCHIVE_FILE}: language must be one of {', '.join(LANGUAGES)}")
+    return str(value)
+
+
+def _closures(data: Any) -> tuple[str, ...]:
+    """archive.yaml closures: [2026-12-24, ...] as ISO dates."""
+    import datetime as dt
+
+    if not isinstance(data, list):
+        raise UsageError(f"{ARCHIVE_FILE}: closures must be a list of dates")
+    try:
+        return tuple(sorted({dt.date.fromisoformat(str(d)).isoformat() for d in data}))
+    except ValueError:
+        raise UsageError(f"{ARCHIVE_FILE}: closures must be dates like 2026-12-24") from None
+
+
+BUILDING = re.compile(r"[A-Z0-9][A-Z0-9-]{0,15}")  # as the household schema's building pattern
+
+
+def _buildings(value: Any) -> tuple[str, ...] | None:
+    """archive.yaml buildings: a list of building names (B01, B02...), or None when not declared."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise UsageError(
+            _("{file}: buildings must be a list of building names, e.g. [B01, B02]").format(file=ARCHIVE_FILE)
+        )
+    names = []
+    for item in value:
+        name = str(item) if isinstance(item, (str, int)) and not isinstance(item, bool) else ""
+        if not BUILDING.fullmatch(name):
+            raise UsageError(
+                _("{file}: buildings: {name} is not a building name (capital letters, digits and '-')").format(
+                    file=ARCHIVE_FILE, name=name or type(item).__name__
+                )
+            )
+        if name in names:
+            raise UsageError(_("{file}: buildings: {name} is listed twice").format(file=ARCHIVE_FILE, name=name))
+        names.append(name)
+    return tuple(names)
+
+
+def _unit_floor(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise UsageError(_("{file}: unit_floor must be true or false").format(file=ARCHIVE_FILE))
+    return value
 
 
 KEEPING_CLASSES = ("moved-out", "active", "handed-over", "not-handed-over", "special")

@@ -33,6 +33,7 @@ from typing import Any, BinaryIO, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 
 # Packet types (draft-ietf-secsh-filexfer-02, section 3).
 FXP_INIT = 1
@@ -288,16 +289,22 @@ def _ssh_error(url: str, host: str, stderr: str, established: bool) -> ArchiveEr
         )
     ):
         return ArchiveError(
-            f"keystore {url}: the host key of {host} is unknown or has changed; "
-            "check it with the IT person and add it to ~/.ssh/known_hosts (nothing was changed)"
+            _(
+                "keystore {url}: the host key of {host} is unknown or has changed; check it with the IT person "
+                "and add it to ~/.ssh/known_hosts (nothing was changed)"
+            ).format(url=url, host=host)
         )
     if "Permission denied" in stderr:
-        return ArchiveError(f"keystore {url}: {host} refused your SSH key (ask the IT person to add it)")
+        return ArchiveError(
+            _("keystore {url}: {host} refused your SSH key (ask the IT person to add it)").format(url=url, host=host)
+        )
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     said = lines[0][:200] if lines else "ssh said nothing"
     if established:
-        return ArchiveError(f"keystore {url}: the connection to {host} was lost ({said})")
-    return ArchiveError(f"keystore {url}: cannot reach {host} ({said})")
+        return ArchiveError(
+            _("keystore {url}: the connection to {host} was lost ({said})").format(url=url, host=host, said=said)
+        )
+    return ArchiveError(_("keystore {url}: cannot reach {host} ({said})").format(url=url, host=host, said=said))
 
 
 class _Session:
@@ -313,7 +320,11 @@ class _Session:
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
         except OSError as exc:
-            raise ArchiveError(f"keystore {url}: cannot run {command[0]} ({exc.strerror})") from None
+            raise ArchiveError(
+                _("keystore {url}: cannot run {command} ({strerror})").format(
+                    url=url, command=command[0], strerror=exc.strerror
+                )
+            ) from None
         assert self._proc.stdin and self._proc.stdout and self._proc.stderr
         self._stdin = self._proc.stdin
         self._stdout = self._proc.stdout
@@ -435,7 +446,7 @@ class _Session:
     def _broken(self, reason: str) -> ArchiveError:
         """Give up on a connection that no longer speaks SFTP."""
         self.close()
-        return ArchiveError(f"keystore {self.url}: {reason}")
+        return ArchiveError(_("keystore {url}: {reason}").format(url=self.url, reason=reason))
 
     def _lost(self) -> ArchiveError:
         """The ssh process went away: say why, from its stderr."""
@@ -479,26 +490,28 @@ def _parse_url(url: str) -> tuple[str, int | None, str | None, str]:
     """
     parts = urlsplit(url)
     if parts.scheme != "sftp" or not parts.hostname:
-        raise UsageError(f"keystore {url}: expected sftp://[user@]host[:port]/path")
+        raise UsageError(_("keystore {url}: expected sftp://[user@]host[:port]/path").format(url=url))
     if not re.fullmatch(r"[A-Za-z0-9_.:%-]+", parts.hostname) or parts.hostname.startswith("-"):
-        raise UsageError(f"keystore {url}: {parts.hostname!r} is not a host name")
+        raise UsageError(_("keystore {url}: {hostname!r} is not a host name").format(url=url, hostname=parts.hostname))
     if parts.password is not None:
-        raise UsageError("keystore URL: put no password in it; sftp:// uses your SSH key")
+        raise UsageError(_("keystore URL: put no password in it; sftp:// uses your SSH key"))
     if parts.query or parts.fragment:
-        raise UsageError(f"keystore {url}: a keystore URL has no ?query or #fragment")
+        raise UsageError(_("keystore {url}: a keystore URL has no ?query or #fragment").format(url=url))
     try:
         port = parts.port
     except ValueError:
-        raise UsageError(f"keystore {url}: the port is not a number from 1 to 65535") from None
+        raise UsageError(_("keystore {url}: the port is not a number from 1 to 65535").format(url=url)) from None
     path = unquote(parts.path)
     if path == "/~" or path.startswith("/~/"):
         root = path[3:].strip("/") or "."
     elif path.startswith("/~"):
-        raise UsageError(f"keystore {url}: only ~/ (your own home) is understood, not ~user")
+        raise UsageError(_("keystore {url}: only ~/ (your own home) is understood, not ~user").format(url=url))
     else:
         root = "/" + path.strip("/")
     if root == "/":
-        raise UsageError(f"keystore {url}: name the keystore directory, e.g. sftp://host/srv/estate.keys")
+        raise UsageError(
+            _("keystore {url}: name the keystore directory, e.g. sftp://host/srv/estate.keys").format(url=url)
+        )
     user = unquote(parts.username) if parts.username else None
     return parts.hostname, port, user, root
 
@@ -507,7 +520,9 @@ def _check_name(name: str) -> None:
     """A name is a relative POSIX path under the keystore root, nothing that could climb out."""
     parts = name.split("/")
     if not name or name.startswith("/") or "\0" in name or any(p in ("", ".", "..") for p in parts):
-        raise UsageError(f"keystore name {name!r} must be a relative path without '..' or empty parts")
+        raise UsageError(
+            _("keystore name {name!r} must be a relative path without '..' or empty parts").format(name=name)
+        )
 
 
 # --- the backend ------------------------------------------------------------------------
@@ -553,7 +568,11 @@ class SftpBackend:
         return f"{self.root}/{name}"
 
     def _failed(self, operation: str, name: str, reply: _Reply) -> ArchiveError:
-        return ArchiveError(f"keystore {self.url}: {operation} {name} failed: {reply.describe()}")
+        return ArchiveError(
+            _("keystore {url}: {operation} {name} failed: {describe}").format(
+                url=self.url, operation=operation, name=name, describe=reply.describe()
+            )
+        )
 
     # public operations
 
@@ -583,8 +602,10 @@ class SftpBackend:
         session = self._connected()
         if POSIX_RENAME not in session.extensions:
             raise ArchiveError(
-                f"keystore {self.url}: the server cannot replace a file atomically "
-                f"(no {POSIX_RENAME}); it needs OpenSSH's sftp-server"
+                _(
+                    "keystore {url}: the server cannot replace a file atomically (no {POSIX_RENAME}); it needs "
+                    "OpenSSH's sftp-server"
+                ).format(url=self.url, POSIX_RENAME=POSIX_RENAME)
             )
         session.run_one(self._replace_op(path, data, name))
 
@@ -620,8 +641,9 @@ class SftpBackend:
             return
         if reply.kind == FXP_ATTRS or reply.is_status(FX_NO_SUCH_FILE):
             raise ArchiveError(
-                f"keystore {self.url} is missing on the server "
-                "(run archivectl init --keystore URL, or ask the IT person)"
+                _(
+                    "keystore {url} is missing on the server (run archivectl init --keystore URL, or ask the IT person)"
+                ).format(url=self.url)
             )
         raise self._failed("check", self.root, reply)
 
@@ -665,10 +687,12 @@ class SftpBackend:
         return None
 
     def _replace_op(self, path: str, data: bytes, name: str) -> Generator[_Request, _Reply, None]:
-        folder, _, base = path.rpartition("/")
+        folder, _sep, base = path.rpartition("/")
         temporary = f"{folder}/.{base}.{secrets.token_hex(8)}.tmp"
         if not (yield from self._create_op(temporary, data, name, "replace")):
-            raise ArchiveError(f"keystore {self.url}: replace {name} failed: its temporary name was taken")
+            raise ArchiveError(
+                _("keystore {url}: replace {name} failed: its temporary name was taken").format(url=self.url, name=name)
+            )
         reply = yield _extended(POSIX_RENAME, temporary, path)
         if not reply.ok:
             yield _path_request(FXP_REMOVE, temporary)
@@ -728,7 +752,9 @@ class SftpBackend:
             raise self._failed("remove", name, probe)
         if probe.attrs is None or not probe.attrs.is_file() or probe.attrs.size is None:
             # Never write through a link or into a device: only a plain file is overwritten.
-            raise ArchiveError(f"keystore {self.url}: remove {name} failed: not a regular file")
+            raise ArchiveError(
+                _("keystore {url}: remove {name} failed: not a regular file").format(url=self.url, name=name)
+            )
         reply = yield _open(path, FXF_WRITE)
         if reply.is_status(FX_NO_SUCH_FILE):
             return False

@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from archivectl import gitio
 from archivectl.errors import ArchiveError
+from archivectl.i18n import _
 
 GOOD, UNKNOWN, BAD, NONE, CANNOT_CHECK = "G", "U", "B", "N", "E"
 
@@ -204,7 +205,7 @@ def check_commits(repo: Path, commits: Sequence[str], allowed: Sequence[AllowedS
             else:
                 verdicts[commit] = checker.verdict(raw)
     if missing:
-        raise ArchiveError(f"commit {missing[0]} is not in the repository")
+        raise ArchiveError(_("commit {missing} is not in the repository").format(missing=missing[0]))
     return verdicts
 
 

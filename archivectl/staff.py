@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from archivectl.errors import UsageError
+from archivectl.i18n import _
 
 ROLES = ("butler", "cashier", "clerk", "manager", "gm", "auditor")
 ALL_BUILDINGS_ROLES = ("manager", "gm")  # P7: they read every building
@@ -58,13 +59,13 @@ def key_id(key: str) -> str:
     """'ssh-ed25519 AAAA...' without comment, or raise UsageError if it is not one."""
     parts = key.strip().split()
     if len(parts) < 2 or parts[0] != "ssh-ed25519":
-        raise UsageError("staff keys must be 'ssh-ed25519 AAAA...' public keys")
+        raise UsageError(_("staff keys must be 'ssh-ed25519 AAAA...' public keys"))
     try:
         raw = base64.b64decode(parts[1], validate=True)
     except ValueError:
-        raise UsageError("staff key is not valid base64") from None
+        raise UsageError(_("staff key is not valid base64")) from None
     if not raw.startswith(b"\x00\x00\x00\x0bssh-ed25519") or len(raw) != 51:
-        raise UsageError("staff key is not an ed25519 public key")
+        raise UsageError(_("staff key is not an ed25519 public key"))
     return f"{parts[0]} {parts[1]}"
 
 
@@ -97,14 +98,18 @@ class Staff:
             kid = key_id(member.key)
             if kid in seen_keys:
                 raise UsageError(
-                    f"{source}: {member.id} and {seen_keys[kid]} share one key; each person needs their own"
+                    _("{source}: {id} and {seen_keys} share one key; each person needs their own").format(
+                        source=source, id=member.id, seen_keys=seen_keys[kid]
+                    )
                 )
             seen_keys[kid] = member.id
             members.append(member)
         ids = [m.id for m in members]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
-            raise UsageError(f"{source}: staff id {dupes[0]} appears more than once")
+            raise UsageError(
+                _("{source}: staff id {dupes} appears more than once").format(source=source, dupes=dupes[0])
+            )
         return cls(members)
 
     def to_yaml(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from archivectl.errors import UsageError
+from archivectl.i18n import _
 
 try:  # libyaml is several times faster on large archives
     _BaseLoader = yaml.CSafeLoader
@@ -234,13 +235,21 @@ def loads(text: str | bytes, source: str = "input") -> Any:
     """Parse one YAML document, refusing anything unsafe with a one-line UsageError."""
     if isinstance(text, bytes):
         if len(text) > MAX_YAML_BYTES:
-            raise UsageError(f"{source}: file is larger than {MAX_YAML_BYTES // 1024} KiB")
+            raise UsageError(
+                _("{source}: file is larger than {max_bytes} KiB").format(
+                    source=source, max_bytes=MAX_YAML_BYTES // 1024
+                )
+            )
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise UsageError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+            raise UsageError(
+                _("{source}: not UTF-8 text (byte {start})").format(source=source, start=exc.start)
+            ) from None
     if len(text) > MAX_YAML_BYTES:
-        raise UsageError(f"{source}: file is larger than {MAX_YAML_BYTES // 1024} KiB")
+        raise UsageError(
+            _("{source}: file is larger than {max_bytes} KiB").format(source=source, max_bytes=MAX_YAML_BYTES // 1024)
+        )
     try:
         found = _load_in_libyaml(text)
         return found if found is not _UNDECIDED else yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
@@ -253,14 +262,16 @@ def load_file(path: Path, max_bytes: int = MAX_YAML_BYTES) -> Any:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise UsageError(f"{path}: file is larger than {max_bytes // 1024} KiB")
+            raise UsageError(
+                _("{path}: file is larger than {max_bytes} KiB").format(path=path, max_bytes=max_bytes // 1024)
+            )
         data = path.read_bytes()
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
+        raise UsageError(_("{path}: no such file").format(path=path)) from None
     except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not a YAML file") from None
+        raise UsageError(_("{path}: is a directory, not a YAML file").format(path=path)) from None
     except PermissionError:
-        raise UsageError(f"{path}: permission denied") from None
+        raise UsageError(_("{path}: permission denied").format(path=path)) from None
     return loads(data, source=str(path))
 
 

@@ -120,3 +120,223 @@ def running_bao(tmp_path: Path, mount: str = MOUNT) -> Iterator[Bao]:
         yield server
     finally:
         server.stop()
+
+
+class Node:
+    """One OpenBao server of a cluster: its ports, its data directory, its process (None while stopped)."""
+
+    def __init__(self, directory: Path, name: str, leader_api: str | None, performance_multiplier: int = 1) -> None:
+        self.name, self.directory = name, directory
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "data").mkdir(exist_ok=True)
+        (directory / "home").mkdir(exist_ok=True)
+        self.port, self.cluster_port = free_port(), free_port()
+        self.address = f"http://127.0.0.1:{self.port}"
+        self.config = directory / "node.hcl"
+        self.log = directory / "bao.log"
+        self.leader_api = leader_api
+        self.performance_multiplier = performance_multiplier
+        self.process: subprocess.Popen | None = None
+
+    def write_config(self, peers: list[str]) -> None:
+        joins = "".join(f'  retry_join {{\n    leader_api_addr = "{p}"\n  }}\n' for p in peers if p != self.address)
+        self.config.write_text(
+            f'storage "raft" {{\n  path = "{self.directory / "data"}"\n  node_id = "{self.name}"\n'
+            f"  performance_multiplier = {self.performance_multiplier}\n{joins}}}\n"
+            f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n'
+            f'  cluster_address = "127.0.0.1:{self.cluster_port}"\n  tls_disable = true\n}}\n'
+            f'api_addr = "{self.address}"\ncluster_addr = "https://127.0.0.1:{self.cluster_port}"\n'
+            "disable_mlock = true\n"
+        )
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(bao_binary()), "server", f"-config={self.config}"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env={**os.environ, "HOME": str(self.directory / "home"), "BAO_TOKEN": "", "VAULT_TOKEN": ""},
+            )
+
+    def bao(self, *args: str, token: str = "") -> subprocess.CompletedProcess:
+        """The bao CLI against this node."""
+        env = {**os.environ, "BAO_ADDR": self.address, "BAO_TOKEN": token, "HOME": str(self.directory / "home")}
+        return subprocess.run([str(bao_binary()), *args], capture_output=True, text=True, env=env, timeout=60)
+
+    def answers(self) -> bool:
+        import requests
+
+        try:
+            requests.get(f"{self.address}/v1/sys/health", timeout=2)
+        except requests.RequestException:
+            return False
+        return True
+
+    def health(self) -> dict:
+        """sys/health: initialized, sealed, standby (any status code: 200 active, 429 standby, 503 sealed)."""
+        import requests
+
+        return requests.get(f"{self.address}/v1/sys/health", timeout=2).json()
+
+    def kill(self) -> None:
+        """SIGKILL, as a machine that loses power: no step-down, no flush."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+class Cluster:
+    """Three OpenBao servers with integrated (raft) storage on 127.0.0.1, initialised and unsealed (shamir 1 of 1).
+
+    The first is initialised with `bao operator init`; the others join it by retry_join (each config
+    names every other node) and are unsealed with the same key. KV v2 at estate/ (one version kept)
+    and transit at estate-transit/ are enabled as for the dev server. `url` names all three nodes.
+    """
+
+    def __init__(self, directory: Path, size: int = 3, mount: str = MOUNT) -> None:
+        import hvac
+        import hvac.exceptions
+
+        self.mount = mount
+        self.nodes = [Node(directory / f"node{i + 1}", f"node{i + 1}", None) for i in range(size)]
+        addresses = [n.address for n in self.nodes]
+        for node in self.nodes:
+            node.write_config(addresses)
+        try:
+            first = self.nodes[0]
+            first.start()
+            self._wait(lambda: first.answers(), first, "to answer")
+            init = first.bao("operator", "init", "-key-shares=1", "-key-threshold=1", "-format=json")
+            if init.returncode != 0:
+                raise RuntimeError(f"bao operator init failed: {init.stderr}")
+            found = json.loads(init.stdout)
+            self.unseal_key, self.root_token = found["unseal_keys_b64"][0], found["root_token"]
+            self.unseal(first)
+            self._wait(lambda: self.leader() is first, first, "to become the leader")
+            for node in self.nodes[1:]:
+                node.start()
+                self._wait(lambda node=node: node.answers(), node, "to answer")
+                self.unseal(node)
+            self._wait(lambda: len(self.voters()) == size, first, "to see every node join")
+            self.url = f"openbao+http://{','.join(a.removeprefix('http://') for a in addresses)}/{mount}"
+            root = hvac.Client(first.address, token=self.root_token)
+            root.sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
+            deadline = time.monotonic() + 30
+            while True:  # a new KV v2 mount upgrades itself first and refuses requests meanwhile
+                try:
+                    root.secrets.kv.v2.configure(max_versions=1, mount_point=mount)
+                    break
+                except hvac.exceptions.InvalidRequest:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            root.sys.enable_secrets_engine("transit", path=f"{mount}-transit")
+        except BaseException:
+            self.stop()
+            raise
+
+    def unseal(self, node: Node) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            done = node.bao("operator", "unseal", "-format=json", self.unseal_key)
+            if done.returncode == 0 and not json.loads(done.stdout).get("sealed", True):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{node.name} did not unseal: {done.stderr}\n{node.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def _wait(self, condition, node: Node, what: str, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition():
+            if node.process is not None and node.process.poll() is not None:
+                raise RuntimeError(
+                    f"{node.name} exited with {node.process.returncode}:\n{node.log.read_text()[-3000:]}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{node.name} did not {what}:\n{node.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def root(self, node: Node | None = None):
+        """A root client at node (else at the leader)."""
+        import hvac
+
+        node = node or self.leader()
+        assert node is not None, "no leader"
+        return hvac.Client(node.address, token=self.root_token)
+
+    def leader(self) -> Node | None:
+        """The node that says it is active (sys/health 200), or None during an election."""
+        for node in self.nodes:
+            if node.process is None or not node.answers():
+                continue
+            health = node.health()
+            if health.get("initialized") and not health.get("sealed") and not health.get("standby"):
+                return node
+        return None
+
+    def voters(self) -> list[str]:
+        """The raft voters as the leader sees them."""
+        leader = self.leader()
+        if leader is None:
+            return []
+        import hvac
+
+        try:
+            answer = hvac.Client(leader.address, token=self.root_token).sys.read_raft_config()
+        except Exception:
+            return []
+        return [s["node_id"] for s in answer["data"]["config"]["servers"] if s.get("voter")]
+
+    def wait_for_leader(self, seconds: float = 60) -> Node:
+        deadline = time.monotonic() + seconds
+        while True:
+            leader = self.leader()
+            if leader is not None:
+                return leader
+            if time.monotonic() > deadline:
+                raise RuntimeError("no leader elected:\n" + "\n".join(n.log.read_text()[-1500:] for n in self.nodes))
+            time.sleep(0.1)
+
+    def restart(self, node: Node) -> None:
+        """Start a killed node again on its data directory and unseal it: it rejoins as a standby."""
+        node.start()
+        self._wait(lambda: node.answers(), node, "to answer")
+        self.unseal(node)
+
+    def write_policies(self, policies_json: str) -> list[str]:
+        found = json.loads(policies_json)
+        for name, document in found.items():
+            self.root().sys.create_or_update_policy(name, json.dumps(document))
+        return sorted(found)
+
+    def token(self, staff_id: str, *extra_policies: str) -> str:
+        answer = self.root().auth.token.create(
+            policies=[f"archivectl-{staff_id}", *extra_policies], display_name=staff_id, meta={"staff": staff_id}
+        )
+        return answer["auth"]["client_token"]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+@contextlib.contextmanager
+def running_cluster(tmp_path: Path, size: int = 3) -> Iterator[Cluster]:
+    """A Cluster under tmp_path/cluster, every node stopped afterwards (killed or not)."""
+    cluster = Cluster(tmp_path / "cluster", size)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

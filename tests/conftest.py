@@ -26,6 +26,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+# The suite reads English messages whatever the contributor's locale (tests/test_i18n.py runs the Chinese).
+os.environ["ARCHIVECTL_LANG"] = "en"
+
 from archivectl.cli import app
 
 T = TypeVar("T")
@@ -175,6 +178,7 @@ def process_env(person: Person | None) -> dict[str, str]:
     """os.environ for a child process acting as person (archivectl's own variables cleared)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVECTL_")}
     env.update({k: v for k, v in person_env(person).items() if v})
+    env["ARCHIVECTL_LANG"] = "en"
     return env
 
 

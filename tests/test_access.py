@@ -183,7 +183,8 @@ def test_export_refusals(world: World, household: str):
     assert_refused(
         world.cli("but01", "export", household, "-o", str(inside), "-r", "r", "-a", "mgr01"), 2, "inside the archive"
     )
-    assert_refused(world.cli("but01", "export", household, "-o", str(world.tmp / "e.zip"), "-r", "r"), 1, "--approver")
+    no_approver = world.cli("but01", "export", household, "-o", str(world.tmp / "e.zip"), "-r", "r")
+    assert_refused(no_approver, 2, "--approver is required")  # usage, like a missing --reason (issue 29.9)
     assert_refused(
         world.cli("but02", "export", household, "-o", str(world.tmp / "e.zip"), "-r", "r", "-a", "mgr01"),
         1,

@@ -42,8 +42,13 @@ def test_demo_walks_the_main_job(tmp_path):
     log = subprocess.run(
         ["git", "-C", str(tmp_path / "demo/archive"), "log", "--format=%G?"], capture_output=True, text=True, check=True
     ).stdout.split()
-    # init, 12 adds, an approval, edit, reveal, 5 attaches, move-out, lend, an approval
-    assert set(log) == {"G"} and len(log) == 24
+    # init, the estate's buildings configured and approved, 12 adds, an approval, edit, reveal, 5 attaches,
+    # move-out, lend, an approval
+    assert set(log) == {"G"} and len(log) == 26
+    assert (
+        "archivectl configure" in out
+        and "buildings: [B01, B02, B03, B04, B05]" in (tmp_path / "demo/archive/archive.yaml").read_text()
+    )
     assert "approved 12 change(s)" in out and "approved 8 change(s)" in out
     assert "3 of 11 active households complete" in out  # the demo shows complete and incomplete dossiers
     assert "commits verified" in out and "active households complete" in out

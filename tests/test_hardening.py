@@ -211,7 +211,7 @@ phones = st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True)
     phone=phones,
     plate=st.from_regex(r"[A-Z][A-Z0-9]{5}", fullmatch=True),
     floor=st.integers(-3, 80),
-    notes=st.text(max_size=40).filter(lambda t: "\x00" not in t),
+    notes=st.text(st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Zl", "Zp")), max_size=40),  # no controls (#25)
 )
 def test_write_then_reveal_returns_the_same_record(world: World, name, phone, plate, floor, notes):
     from archivectl import yamlio

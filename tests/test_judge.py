@@ -21,7 +21,7 @@ from pathlib import Path
 import pyrage
 import pytest
 import yaml
-from conftest import OWNER_ID, OWNER_NAME, OWNER_PHONE, World, assert_refused, process_env
+from conftest import OWNER_ID, OWNER_NAME, OWNER_PHONE, World, assert_refused, assert_unchanged, process_env
 from test_rule_table import (
     Desk,
     base,  # noqa: F401 - the rule table's archive, server and clone, built once
@@ -282,3 +282,50 @@ def test_the_process_is_not_dumpable():  # P9
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
     assert result.stdout.strip() == "0"
+
+
+# ------------------------------------------------------------------------------- legal holds
+
+
+def test_a_tombstone_made_on_a_branch_from_before_a_hold_is_refused_by_the_server(desk: Desk):  # P4, P13
+    """The hold is approved on main; a butler's branch started earlier tombstones the household anyway."""
+    live = desk.h["live"]
+    before_hold = desk.head("origin/main")
+    desk.ok("mgr02", "hold", live, "--reason", "fee dispute in court", "--approver", "mgr01")
+    desk.ok("mgr01", "approve", "--yes", "--reason", "the court asked")
+    desk.push_main()
+    server = serve(desk)
+    desk.branch("tidy-up", start=before_hold)
+    desk.ok("but01", "tombstone", live, "--reason", "duplicate dossier", "--approver", "mgr01")
+    tombstone = desk.head()
+    refused = desk.cli("mgr01", "approve", "--yes", "--reason", "checked")  # approve judges against main: held
+    assert_refused(refused, 1, "under legal hold")
+    desk.approve_by_hand("mgr01", tombstone)  # signed all the same, by hand
+    desk.git("push", "-q", "origin", "tidy-up")
+    desk.git("checkout", "-q", "-B", "main", "origin/main")
+    desk.git("merge", "-q", "--no-ff", "-m", "Merge tidy-up", "tidy-up")
+    found_hold = flagged(desk, "hold", f"{live} is under legal hold since")
+    assert found_hold["findings"][0]["rule"] == "hold"
+    main_before = server_main(server)
+    pushed = push(desk, "HEAD:refs/heads/main", who="mgr01")
+    assert pushed.returncode != 0 and f"hold: {live} is under legal hold since" in pushed.stderr
+    assert server_main(server) == main_before
+
+
+# ------------------------------------------------------------------------------- keys in words (#29)
+
+
+def test_a_signing_key_others_may_read_is_refused_in_words_before_any_work(world: World):
+    """ssh-keygen would refuse it with a screen of '@' at the commit; archivectl says what to run, first."""
+    loose = world.tmp / "loose-key"
+    loose.write_bytes(world.people["clk01"].key.read_bytes())
+    loose.chmod(0o644)
+    (world.tmp / "loose-key.pub").write_text(world.people["clk01"].pub + "\n")
+    config = world.tmp / "loose.gitconfig"
+    config.write_text(f"[user]\n\tsigningkey = {loose}\n[gpg]\n\tformat = ssh\n")
+    before = world.snapshot()
+    args = ["add", "--building", "B03", "--floor", "3", "--unit", "0301", "--category", "not-handed-over"]
+    result = world.cli("clk01", *args, "-r", "new", "-a", "mgr01", env={"GIT_CONFIG_GLOBAL": str(config)})
+    assert_refused(result, 1, f"signing key {loose} is readable by others (mode 0644): run `chmod 600 {loose}`")
+    assert "@@@" not in result.stderr
+    assert_unchanged(world, before)

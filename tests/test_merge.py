@@ -91,11 +91,17 @@ def test_a_sealed_and_a_clear_change_on_two_branches_merge_cleanly(office, world
     assert json.loads(whole.stdout)["ok"]
 
 
-def test_two_sealed_changes_merge_for_a_reader_who_signs_the_merge(office, world):  # noqa: F811  # P7, P12
+SEALED_MERGE = (
+    "Merge two: both phone and address\n\n"
+    "Action: merge\nReason: both edits approved, merged by a reader\nApproved-by: mgr02\nActed-by: mgr01"
+)
+
+
+def test_two_sealed_changes_merge_for_a_reader_who_signs_the_merge_and_an_approver_approves_it(office, world):  # noqa: F811  # P7, P12
     number, path = two_approved_edits(
         office, world, (f"customers.0.phone={NEW_PHONE}",), (f"customers.0.mailing_address={NEW_ADDRESS}",)
     )
-    manager = office["mgr01"]
+    manager, other = office["mgr01"], office["mgr02"]
     merged = merge(manager, "two", check=False)
     assert merged.returncode == 0 and "CONFLICT" not in merged.stdout, merged.stderr
     text = (manager.clone / path).read_text()
@@ -106,13 +112,41 @@ def test_two_sealed_changes_merge_for_a_reader_who_signs_the_merge(office, world
     assert f"{number}: a merge of sealed fields must be signed by a reader of the building (git merge -S)" in [
         f["message"] for f in report["findings"] if f["rule"] == "merge"
     ]
-    manager.git("commit", "-q", "--amend", "--no-edit", "-S")  # the same merge, signed by a manager
+    # signed by a reader, the merge is an edit of personal fields nobody else can check: it asks an approver
+    manager.git("commit", "-q", "--amend", "-S", "-m", SEALED_MERGE)
+    code, report = manager.verify()
+    assert code == 1 and [f["message"] for f in report["findings"]] == ["awaiting approval by mgr02"]
+    refused = manager.git("push", "--no-verify", "origin", "main", check=False)  # the server's hook judges it
+    assert refused.returncode != 0 and "awaiting approval by mgr02" in refused.stderr
+    manager.git("push", "-q", "origin", "HEAD:refs/heads/merge-two")
+    other.git("fetch", "-q")
+    other.git("switch", "-q", "-c", "merge-two", "origin/merge-two")
+    other.ok("approve", "--yes", "--reason", "the merged phone and address are the approved ones")
+    other.git("push", "-q", "origin", "merge-two")
+    manager.git("fetch", "-q")
+    manager.git("merge", "-q", "--ff-only", "origin/merge-two")
     assert manager.verify()[0] == 0
     assert manager.git("push", "origin", "main", check=False).returncode == 0
     shown = revealed(manager, number)
     assert NEW_PHONE in shown and NEW_ADDRESS in shown
     assert manager.git("push", "-q", "origin", "main", check=False).returncode == 0
     assert manager.cli("verify").exit_code == 0
+
+
+def test_a_reader_merge_that_slips_in_a_phone_nobody_approved_is_refused_by_the_server(office, world):  # noqa: F811  # P12
+    """The butler merges two approved sealed edits and, resolving by hand, writes a third phone into the block."""
+    number, _ = two_approved_edits(
+        office, world, (f"customers.0.phone={NEW_PHONE}",), (f"customers.0.mailing_address={NEW_ADDRESS}",)
+    )
+    butler = office["but01"]
+    merged = merge(butler, "two", check=False)
+    assert merged.returncode == 0, merged.stderr
+    butler.ok("edit", number, "--set", f"customers.0.phone={OTHER_PHONE}", "--reason", "x", "--approver", "mgr01")
+    butler.git("reset", "-q", "--soft", "HEAD~1")  # the edit folded into the merge: one commit, no edit to approve
+    butler.git("commit", "-q", "--amend", "-S", "--no-verify", "-m", SEALED_MERGE.replace("mgr01", "but01"))
+    refused = butler.git("push", "--no-verify", "origin", "main", check=False)  # the server's hook judges it
+    assert refused.returncode != 0 and "awaiting approval by mgr02" in refused.stderr
+    assert OTHER_PHONE not in revealed(office["mgr01"], number)
 
 
 def test_the_same_sealed_field_changed_on_both_sides_is_a_conflict_naming_the_field(office, world):  # noqa: F811

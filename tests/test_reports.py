@@ -186,7 +186,7 @@ def test_retention_lists_moved_out_reviews_due_and_lent_dossiers(world: World): 
     )
     report = json.loads(world.ok("aud01", "report", "retention", "--format", "json"))
     assert [r["archive_no"] for r in report["moved_out"]] == [number]
-    assert [r["archive_no"] for r in report["review_due"]] == [other]
+    assert report["review_due"] == []  # added today: its review is due in review_interval_days (issue 29.7)
     assert report["lent"] == [
         {"archive_no": other, "to": "but01", "due": dt.date.today().isoformat(), "overdue": False}
     ]

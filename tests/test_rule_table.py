@@ -406,6 +406,14 @@ def review_that_changes_occupancy(desk: Desk) -> Break:  # P11, P12: a review re
     return commit, "record", f"{number}: review changes occupancy, which review may not change"
 
 
+@breaks("fingerprint")
+def fingerprint_migration_that_changes_occupancy(desk: Desk) -> Break:  # P12: it adds fingerprints, nothing else
+    number = desk.h["live"]
+    edited(desk, number, occupancy="vacant")
+    commit = desk.sign("but01", "fingerprint", subject=f"fingerprint {number}", archive_no=number)
+    return commit, "record", f"{number}: fingerprint changes occupancy, which fingerprint may not change"
+
+
 @breaks("purge")
 def purge_of_a_live_never_tombstoned_household(desk: Desk) -> Break:  # P13
     number = desk.h["live"]
@@ -480,6 +488,62 @@ def export_registered_as_a_mere_lookup(desk: Desk) -> Break:  # P9: every transf
     path = desk.append(desk.register("access"), entry("but01", "export", number, approved_by="mgr01"))
     commit = desk.sign("but01", "export", subject=f"register export of {number}", archive_no=number)
     return commit, "changes", f"{path}: export may not add it"
+
+
+def _request_event(desk: Desk, who: str, action: str, number: str, **more) -> None:
+    desk.append(desk.register("requests"), entry(who, action, number, request="RQ-2026-00001", **more))
+
+
+@breaks("request-open")
+def request_open_that_also_edits_the_record(desk: Desk) -> Break:  # P17: a request changes no dossier
+    number = desk.h["live"]
+    edited(desk, number, occupancy="rented")
+    _request_event(desk, "clk01", "request-open", number, kind="copy", received=TODAY, due=DUE, checked_by="clk01")
+    commit = desk.sign("clk01", "request-open", subject="open request RQ-2026-00001", approver=None, archive_no=number)
+    return commit, "changes", f"{desk.home(number)}record.yaml: request-open may not change it"
+
+
+@breaks("request-answer")
+def request_answer_that_also_edits_the_record(desk: Desk) -> Break:  # P12, P17: the answer itself is approved
+    number = desk.h["live"]
+    edited(desk, number, occupancy="rented")
+    _request_event(desk, "clk01", "request-answer", number, answered=TODAY, commits=[])
+    commit = desk.sign("clk01", "request-answer", subject="answer request", approver=None, archive_no=number)
+    return commit, "changes", f"{desk.home(number)}record.yaml: request-answer may not change it"
+
+
+@breaks("request-refuse")
+def request_refuse_registered_as_a_lookup(desk: Desk) -> Break:  # P17: a refusal goes in the requests register
+    number = desk.h["live"]
+    path = desk.append(desk.register("access"), entry("clk01", "request-refuse", number, approved_by="mgr01"))
+    commit = desk.sign("clk01", "request-refuse", subject="refuse request", archive_no=number)
+    return commit, "changes", f"{path}: request-refuse may not add it"
+
+
+@breaks("request-close")
+def request_close_that_also_edits_the_record(desk: Desk) -> Break:  # P17
+    number = desk.h["live"]
+    edited(desk, number, occupancy="rented")
+    _request_event(desk, "clk01", "request-close", number, approved_by="mgr01")
+    commit = desk.sign("clk01", "request-close", subject="close request", archive_no=number)
+    return commit, "changes", f"{desk.home(number)}record.yaml: request-close may not change it"
+
+
+@breaks("hold")
+def hold_that_also_tombstones(desk: Desk) -> Break:  # P13: a hold keeps, it never deletes
+    number = desk.h["live"]
+    edited(desk, number, occupancy="rented")
+    desk.append(desk.register("holds"), entry("but01", "hold", number, approved_by="mgr01"))
+    commit = desk.sign("but01", "hold", subject=f"hold {number}", archive_no=number)
+    return commit, "changes", f"{desk.home(number)}record.yaml: hold may not change it"
+
+
+@breaks("release")
+def release_registered_in_the_lending_register(desk: Desk) -> Break:  # P13
+    number = desk.h["live"]
+    path = desk.append(desk.register("lending"), entry("but01", "release", number, approved_by="mgr01"))
+    commit = desk.sign("but01", "release", subject=f"release hold on {number}", archive_no=number)
+    return commit, "changes", f"{path}: release may not add it"
 
 
 @breaks("reveal")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from archivectl.cli.app import app
+from archivectl import i18n
+
+# Help texts are translated as the command modules are read: the language is decided first.
+i18n.choose_at_start(sys.argv[1:])
+
+from archivectl.cli.app import app  # noqa: E402
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from archivectl.errors import ArchiveError
+from archivectl.i18n import N_, _
 
 
 def _click_error_types() -> tuple[type, type]:
@@ -31,13 +32,16 @@ class _Group(TyperGroup):
 
         no_core_dumps()  # before anything is opened or decrypted
         click_exception, abort = _click_error_types()
+        argv = kwargs.get("args") or (args[0] if args else None) or sys.argv[1:]
+        if not argv or any(a in ("--help", "-h") for a in argv):
+            speak_toolkit(self)
         try:
             result = super().main(*args, **{**kwargs, "standalone_mode": False})
         except click_exception as exc:
-            sys.stderr.write(f"archivectl: error: {exc.format_message()}\n")
+            sys.stderr.write(error_line(parser_message(exc.format_message())) + "\n")
             sys.exit(exc.exit_code)
         except abort:
-            sys.stderr.write("archivectl: interrupted; nothing was written\n")
+            sys.stderr.write(_("archivectl: interrupted; nothing was written") + "\n")
             sys.exit(130)
         sys.exit(result if isinstance(result, int) else 0)
 
@@ -55,14 +59,121 @@ class _Group(TyperGroup):
         except ArchiveError as exc:
             from archivectl.screen import inert
 
-            typer.echo(f"archivectl: error: {inert(str(exc))}", err=True)
+            typer.echo(error_line(inert(str(exc))), err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            typer.echo("archivectl: interrupted; nothing was written", err=True)
+            typer.echo(_("archivectl: interrupted; nothing was written"), err=True)
             raise typer.Exit(130) from None
         except BrokenPipeError:
             sys.stderr.close()
             raise typer.Exit(0) from None
+
+
+def speak_toolkit(group: Any = None) -> None:
+    """typer's own words on help pages (panel titles, the help option) in the interface's language.
+
+    typer writes them in English as module settings; they are set here, for help pages only,
+    so that other commands do not pay for importing typer's help renderer.
+    """
+    from archivectl.i18n import language
+
+    if language() == "en":
+        return
+    from typer import rich_utils
+    from typer.core import TyperCommand
+
+    for name, text in (
+        ("OPTIONS_PANEL_TITLE", _("Options")),
+        ("ARGUMENTS_PANEL_TITLE", _("Arguments")),
+        ("COMMANDS_PANEL_TITLE", _("Commands")),
+        ("REQUIRED_LONG_STRING", _("[required]")),
+        ("DEFAULT_STRING", _("[default: {}]")),
+    ):
+        if hasattr(rich_utils, name):
+            setattr(rich_utils, name, text)
+    # Chinese has no spaces to wrap at: long runs are folded, not cut off with an ellipsis
+    make_text = getattr(rich_utils, "_make_rich_text", None)
+    if make_text is not None and not getattr(make_text, "folds", False):
+
+        def folded_text(*args: Any, **kwargs: Any) -> Any:
+            text = make_text(*args, **kwargs)
+            if hasattr(text, "overflow"):
+                text.overflow = "fold"
+            return text
+
+        folded_text.folds = True  # type: ignore[attr-defined]
+        rich_utils._make_rich_text = folded_text
+    completion = {
+        "--install-completion": _("Install completion for the current shell."),
+        "--show-completion": _("Show completion for the current shell, to copy it or customize the installation."),
+    }
+    for param in getattr(group, "params", []):
+        for opt in getattr(param, "opts", []):
+            if opt in completion:
+                param.help = completion[opt]
+    base = next((c for c in TyperCommand.__mro__ if "get_help_option" in vars(c)), None)
+    if base is None or getattr(base.get_help_option, "translated", False):
+        return
+    original_help_option = base.get_help_option
+
+    def get_help_option(self: Any, ctx: Any) -> Any:
+        option = original_help_option(self, ctx)
+        if option is not None:
+            option.help = _("Show this message and exit.")
+        return option
+
+    def format_usage(self: Any, ctx: Any, formatter: Any) -> None:
+        formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)), prefix=_("Usage: "))
+
+    get_help_option.translated = True  # type: ignore[attr-defined]
+    base.get_help_option = get_help_option
+    if "format_usage" in vars(base) and hasattr(base, "collect_usage_pieces"):
+        base.format_usage = format_usage
+
+
+# The option parser's own refusals (typer's click writes them in English), as patterns of its words.
+PARSER_MESSAGES = (
+    (r"No such command '(?P<name>[^']*)'\.", N_("no such command {name}")),
+    (r"Missing option '(?P<name>[^']*)'\.(?P<more>.*)", N_("missing option {name}{more}")),
+    (r"Missing argument '(?P<name>[^']*)'\.(?P<more>.*)", N_("missing argument {name}{more}")),
+    (r"Missing parameter: (?P<name>.*)", N_("missing {name}")),
+    (r"Option '(?P<name>[^']*)' requires an argument\.", N_("option {name} needs a value")),
+    (r"Option '(?P<name>[^']*)' requires (?P<count>\d+) arguments\.", N_("option {name} needs {count} values")),
+    (r"Option '(?P<name>[^']*)' does not take a value\.", N_("option {name} takes no value")),
+    (
+        r"No such option: (?P<name>\S+) \(Possible options: (?P<choices>.*)\)",
+        N_("no such option: {name} (did you mean {choices}?)"),
+    ),
+    (r"No such option: (?P<name>\S+)", N_("no such option: {name}")),
+    (r"Got unexpected extra arguments?(\(s\))? \((?P<extra>.*)\)", N_("unexpected extra argument(s) ({extra})")),
+    (r"Invalid value for (?P<name>'[^']*'(?: / '[^']*')*): (?P<problem>.*)", N_("invalid value for {name}: {problem}")),
+    (r"Invalid value: (?P<problem>.*)", N_("invalid value: {problem}")),
+    (r"(?P<value>'.*') is not a valid int(eger)?\.", N_("{value} is not a whole number")),
+    (r"(?P<value>'.*') is not a valid float\.", N_("{value} is not a number")),
+    (r"(?P<value>'.*') is not a valid boolean\..*", N_("{value} is not yes or no")),
+)
+
+
+def parser_message(text: str) -> str:
+    """One of the option parser's messages in the interface's language (English: as it is)."""
+    import re
+
+    from archivectl.i18n import language
+
+    if language() == "en":
+        return text
+    for pattern, msgid in PARSER_MESSAGES:
+        found = re.fullmatch(pattern, text.strip(), re.S)
+        if found:
+            parts = {k: parser_message(v) if k == "problem" else v for k, v in found.groupdict(default="").items()}
+            parts["name"] = parts.get("name", "").replace("'", "")
+            return _(msgid).format(**parts)
+    return text
+
+
+def error_line(problem: str) -> str:
+    """The one line a failure prints: the problem in the interface's language, behind the program's name."""
+    return _("archivectl: error: {problem}").format(problem=problem)
 
 
 GLOBAL_VALUE_OPTIONS = ("--archive", "--identity", "-i")
@@ -95,7 +206,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
-    help="Household customer dossiers kept as a signed git archive with sealed personal data.",
+    help=_("Household customer dossiers kept as a signed git archive with sealed personal data."),
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -111,19 +222,19 @@ def check_format(value: str | None) -> str | None:
     from archivectl.render import ANY_FORMAT
 
     if value is not None and value not in ANY_FORMAT:
-        raise typer.BadParameter(f"must be one of {', '.join(ANY_FORMAT)}")
+        raise typer.BadParameter(_("must be one of {choices}").format(choices=", ".join(ANY_FORMAT)))
     return value
 
 
 ArchiveOpt = Annotated[
     str | None,
     typer.Option(
-        "--archive", metavar="PATH", help="The archive (default: found upward from here, or ARCHIVECTL_ARCHIVE)."
+        "--archive", metavar="PATH", help=_("The archive (default: found upward from here, or ARCHIVECTL_ARCHIVE).")
     ),
 ]
 FormatOpt = Annotated[
     str | None,
-    typer.Option("--format", "-f", callback=check_format, help="table | json | yaml | csv | markdown"),
+    typer.Option("--format", "-f", callback=check_format, help=_("table | json | yaml | csv | markdown")),
 ]
 IdentityOpt = Annotated[
     str | None,
@@ -131,12 +242,16 @@ IdentityOpt = Annotated[
         "--identity",
         "-i",
         metavar="PATH",
-        help="SSH private key to decrypt with (default: ARCHIVECTL_IDENTITY, else your signing key).",
+        help=_("SSH private key to decrypt with (default: ARCHIVECTL_IDENTITY, else your signing key)."),
     ),
 ]
-ReasonOpt = Annotated[str | None, typer.Option("--reason", "-r", help="Why (kept in the commit, P12).")]
+ReasonOpt = Annotated[str | None, typer.Option("--reason", "-r", help=_("Why (kept in the commit)."))]
 ApproverOpt = Annotated[
-    str | None, typer.Option("--approver", "-a", metavar="STAFF_ID", help="The manager or gm who approved it.")
+    str | None, typer.Option("--approver", "-a", metavar="STAFF_ID", help=_("The manager or gm who approved it."))
+]
+RequestOpt = Annotated[
+    str | None,
+    typer.Option("--request", metavar="REQUEST_ID", help=_("The customer's request this answers (`request list`).")),
 ]
 
 
@@ -157,9 +272,13 @@ def globals_of(ctx: typer.Context) -> Globals:
 
 
 def open_archive(ctx: typer.Context) -> Any:
+    """The archive the command works on; from here on messages are in its archive.yaml `language:`."""
+    from archivectl import i18n
     from archivectl.archive import Archive
 
-    return Archive.find(globals_of(ctx).archive)
+    archive = Archive.find(globals_of(ctx).archive)
+    i18n.use_archive_language(archive.declared_language())
+    return archive
 
 
 def fmt_of(ctx: typer.Context, local: str | None) -> str:
@@ -205,5 +324,17 @@ def out(text: str, err: bool = False) -> None:
 
 
 # Register the command modules; they add themselves to app, in this --help order.
-for _module in ("setup", "staff", "households", "access", "lifecycle", "approvals", "keys", "reports"):
+for _module in (
+    "setup",
+    "staff",
+    "households",
+    "access",
+    "lifecycle",
+    "approvals",
+    "keys",
+    "reports",
+    "requests",
+    "company",
+    "desk",
+):
     importlib.import_module(f"archivectl.cli.{_module}")

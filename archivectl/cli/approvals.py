@@ -18,32 +18,38 @@ from archivectl.cli.app import (
     out,
     progress_bar,
 )
+from archivectl.i18n import _
 
 RangeArg = Annotated[
     str | None,
-    typer.Argument(metavar="[RANGE]", help="Commits, e.g. origin/main..HEAD (default: this branch's proposals)."),
+    typer.Argument(metavar="[RANGE]", help=_("Commits, e.g. origin/main..HEAD (default: this branch's proposals).")),
 ]
 
 
-@app.command()
+@app.command(
+    help=_(
+        "Judge every commit by its Action: signature, approval, what it changes, registers, dates; exit 1 on findings."
+    )
+)
 def verify(
     ctx: typer.Context,
     range_spec: Annotated[
-        str | None, typer.Option("--range", metavar="A..B", help="Commits to check, e.g. origin/main..HEAD.")
+        str | None, typer.Option("--range", metavar="A..B", help=_("Commits to check, e.g. origin/main..HEAD."))
     ] = None,
     allow_pending: Annotated[
         bool,
-        typer.Option("--allow-pending", help="List changes awaiting approval instead of failing (proposal branches)."),
+        typer.Option(
+            "--allow-pending", help=_("List changes awaiting approval instead of failing (proposal branches).")
+        ),
     ] = False,
     fmt: FormatOpt = None,
 ) -> None:
-    """Judge every commit by its Action: signature, approval, what it changes, registers, dates; exit 1 on findings."""
     from archivectl.ops import verify as ops
     from archivectl.render import render_rows
 
     archive = open_archive(ctx)
     report = ops.verify(
-        archive, range_spec, progress=progress_bar("verifying commits", min_total=50), allow_pending=allow_pending
+        archive, range_spec, progress=progress_bar(_("verifying commits"), min_total=50), allow_pending=allow_pending
     )
     chosen = fmt_of(ctx, fmt)
     if chosen == "json":
@@ -52,24 +58,31 @@ def verify(
         out(json.dumps(report, ensure_ascii=False, indent=2))
     elif report["findings"]:
         rows = [{"commit": f["commit"][:12], "rule": f["rule"], "message": f["message"]} for f in report["findings"]]
-        out(render_rows(rows, chosen, title=f"verify {report['range']}"))
+        out(render_rows(rows, chosen, title=_("verify {range}").format(range=report["range"])))
     else:
-        out(f"{report['commits']} commits verified: all signed by entitled staff, approved, valid")
+        out(
+            _("{commits} commits verified: all signed by entitled staff, approved, valid").format(
+                commits=report["commits"]
+            )
+        )
     if report["pending"] and chosen != "json":
         waiting = sorted({p["awaiting"] for p in report["pending"]})
-        out(f"{len(report['pending'])} changes await approval by {', '.join(waiting)} (see `archivectl pending`)")
+        out(
+            _("{n_pending} changes await approval by {waiting} (see `archivectl pending`)").format(
+                n_pending=len(report["pending"]), waiting=", ".join(waiting)
+            )
+        )
     if not report["ok"]:
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(help=_("List the changes that await a signed approval, and whose."))
 def pending(
     ctx: typer.Context,
     range_spec: RangeArg = None,
-    every_branch: Annotated[bool, typer.Option("--all", help="Every branch not yet on main.")] = False,
+    every_branch: Annotated[bool, typer.Option("--all", help=_("Every branch not yet on main."))] = False,
     fmt: FormatOpt = None,
 ) -> None:
-    """List the changes that await a signed approval, and whose."""
     from archivectl.ops import approvals
     from archivectl.render import render_rows
 
@@ -80,78 +93,101 @@ def pending(
         for r in rows:
             r.pop("subject", None)
     if rows or chosen != "table":
-        out(render_rows(rows, chosen, title="awaiting approval"))
+        out(render_rows(rows, chosen, title=_("awaiting approval")))
     else:
-        out("nothing awaits approval")
+        out(_("nothing awaits approval"))
 
 
-@app.command()
+@app.command(help=_("Sign an approval of the changes that name you as approver, after showing what they change."))
 def approve(
     ctx: typer.Context,
     range_spec: RangeArg = None,
     reason: ReasonOpt = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Sign without asking (scripts).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help=_("Sign without asking (scripts)."))] = False,
     reveal: Annotated[
-        bool, typer.Option("--reveal", help="Show personal fields in clear, not masked (registered, P8).")
+        bool, typer.Option("--reveal", help=_("Show personal fields in clear, not masked (registered)."))
     ] = False,
     identity: IdentityOpt = None,
 ) -> None:
-    """Sign an approval of the changes that name you as approver, after showing what they change (P12)."""
     import sys
 
     from archivectl.errors import UsageError
     from archivectl.ops import approvals
 
     if not yes and not sys.stdin.isatty():
-        raise UsageError("approve asks before signing: run it on a terminal, or give --yes")
+        raise UsageError(_("approve asks before signing: run it on a terminal, or give --yes"))
 
     def confirm(plan: approvals.ApprovalPlan) -> bool:
-        out(f"{len(plan.commits)} change(s) in {plan.range} await your approval:", err=True)
+        out(
+            _("{n_commits} change(s) in {range} await your approval:").format(
+                n_commits=len(plan.commits), range=plan.range
+            ),
+            err=True,
+        )
         for line in plan.lines:
             out(line, err=True)
-        return yes or typer.confirm("Approve exactly these changes?", default=False, err=True)
+        return yes or typer.confirm(_("Approve exactly these changes?"), default=False, err=True)
 
     plan, commit = approvals.approve(
         open_archive(ctx), range_spec, reason, confirm, reveal, identity or globals_of(ctx).identity
     )
-    out(f"approved {len(plan.commits)} change(s) in commit {commit[:12]}")
+    out(_("approved {n_commits} change(s) in commit {commit}").format(n_commits=len(plan.commits), commit=commit[:12]))
 
 
-@app.command("review-start")
+@app.command(
+    "review-start",
+    help=_("Register a review: git diff and git log -p then show you the range's sealed fields in clear."),
+)
 def review_start(
     ctx: typer.Context,
-    range_spec: Annotated[str, typer.Argument(metavar="RANGE", help="The commits to review, e.g. origin/main..HEAD.")],
+    range_spec: Annotated[
+        str, typer.Argument(metavar="RANGE", help=_("The commits to review, e.g. origin/main..HEAD."))
+    ],
     reason: ReasonOpt = None,
 ) -> None:
-    """Register a review (P8): git diff and git log -p then show you the range's sealed fields in clear."""
     from archivectl.ops.reading import review_start as run
 
     result = run(open_archive(ctx), range_spec, reason)
     out(
-        f"registered your review of {len(result['households'])} households ({', '.join(result['households'])}); "
-        f"git diff and git log -p now open their {result['versions']} record versions in {result['range'][:40]}"
+        _(
+            "registered your review of {n_households} households ({households}); git diff and git log -p now "
+            "open their {versions} record versions in {range}"
+        ).format(
+            n_households=len(result["households"]),
+            households=", ".join(result["households"]),
+            versions=result["versions"],
+            range=result["range"][:40],
+        )
     )
 
 
-@app.command("sync")
+@app.command(
+    "sync", help=_("Bring your look-ups registered on branches (reveals, opens, reviews) to main and push them.")
+)
 def sync_lookups(ctx: typer.Context) -> None:
-    """Bring your look-ups registered on branches (reveals, opens, reviews) to main and push them (P8)."""
     from archivectl.ops.lookups import sync
 
     result = sync(open_archive(ctx))
     if not result["brought"]:
-        out("every look-up of yours is on main already")
+        out(_("every look-up of yours is on main already"))
         return
-    where = "pushed to the server's main" if result["pushed"] else "on main"
-    out(f"brought {result['brought']} look-up register entries to main in {result['commit'][:12]} ({where})")
+    where = _("pushed to the server's main") if result["pushed"] else _("on main")
+    out(
+        _("brought {brought} look-up register entries to main in {commit} ({where})").format(
+            brought=result["brought"], commit=result["commit"][:12], where=where
+        )
+    )
 
 
-@app.command("verify-push", hidden=True)
+@app.command(
+    "verify-push",
+    hidden=True,
+    help=_("The server's pre-receive check: reads `old new ref` lines; exit 1 refuses the push."),
+)
 def verify_push(
     ctx: typer.Context,
-    main: Annotated[str, typer.Option("--main", help="The branch that takes only approved history.")] = "main",
+    main: Annotated[str, typer.Option("--main", help=_("The branch that takes only approved history."))] = "main",
 ) -> None:
-    """The server's pre-receive check: reads `old new ref` lines; exit 1 refuses the push."""
     import sys
 
     from archivectl.ops import hooks
@@ -159,36 +195,41 @@ def verify_push(
     updates = [tuple(line.split()[:3]) for line in sys.stdin.read().splitlines() if len(line.split()) >= 3]
     problems = hooks.check_push(open_archive(ctx), updates, main)  # type: ignore[arg-type]
     for problem in problems:
-        out(f"archivectl: refused: {problem}", err=True)
+        out(_("archivectl: refused: {problem}").format(problem=problem), err=True)
     if problems:
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(
+    help=_("A CODEOWNERS file from staff.yaml: a building's changes ask its butlers and the managers (handle: needed).")
+)
 def codeowners(
     ctx: typer.Context,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (default: stdout).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help=_("Write here (default: stdout)."))] = None,
 ) -> None:
-    """A CODEOWNERS file from staff.yaml: a building's changes ask its butlers and the managers (handle: needed)."""
     from archivectl.ops import hooks
 
     text = hooks.codeowners(open_archive(ctx))
     if output:
         output.write_text(text)
-        out(f"wrote {output}", err=True)
+        out(_("wrote {output}").format(output=output), err=True)
     else:
         out(text.rstrip("\n"))
 
 
-@app.command("install-hooks")
+@app.command(
+    "install-hooks",
+    help=_(
+        "Install git hooks: in a clone (no hand-made commits, verify on push), or with --server a pre-receive check."
+    ),
+)
 def install_hooks(
     ctx: typer.Context,
     server: Annotated[
-        bool, typer.Option("--server", help="In the bare server repository: refuse unapproved pushes to main.")
+        bool, typer.Option("--server", help=_("In the bare server repository: refuse unapproved pushes to main."))
     ] = False,
 ) -> None:
-    """Install git hooks: in a clone (no hand-made commits, verify on push), or with --server a pre-receive check."""
     from archivectl.ops import hooks
 
     for path in hooks.install_hooks(open_archive(ctx), server=server):
-        out(f"installed {path}")
+        out(_("installed {path}").format(path=path))

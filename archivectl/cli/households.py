@@ -12,6 +12,7 @@ from archivectl.cli.app import (
     ApproverOpt,
     FormatOpt,
     ReasonOpt,
+    RequestOpt,
     app,
     fmt_of,
     globals_of,
@@ -19,6 +20,7 @@ from archivectl.cli.app import (
     out,
     progress_bar,
 )
+from archivectl.i18n import _
 
 SetOpt = Annotated[
     list[str] | None,
@@ -26,8 +28,10 @@ SetOpt = Annotated[
         "--set",
         "-s",
         metavar="FIELD=VALUE",
-        help="Set a field, e.g. renovation.started=2024-03-15. FIELD=- reads the value from stdin: use it "
-        "(or --set-from) for personal data, which on the command line shows in `ps` and shell history.",
+        help=_(
+            "Set a field, e.g. renovation.started=2024-03-15. FIELD=- reads the value from stdin: use it "
+            "(or --set-from) for personal data, which on the command line shows in `ps` and shell history."
+        ),
     ),
 ]
 SetFromOpt = Annotated[
@@ -35,33 +39,32 @@ SetFromOpt = Annotated[
     typer.Option(
         "--set-from",
         metavar="FILE",
-        help="FIELD=VALUE lines (or a YAML mapping of field paths) to set, kept off the command line.",
+        help=_("FIELD=VALUE lines (or a YAML mapping of field paths) to set, kept off the command line."),
     ),
 ]
 FileOpt = Annotated[
     Path | None,
-    typer.Option("--file", metavar="YAML", help="Record fields as show --reveal --format yaml prints them."),
+    typer.Option("--file", metavar="YAML", help=_("Record fields as show --reveal --format yaml prints them.")),
 ]
 
 
-@app.command()
+@app.command(help=_("Add a household (one dossier) and print its new archive number."))
 def add(
     ctx: typer.Context,
-    building: Annotated[str | None, typer.Option(help="Building code, e.g. B03.")] = None,
-    floor: Annotated[int | None, typer.Option(help="Floor number.")] = None,
-    unit: Annotated[str | None, typer.Option(help="Unit, e.g. 1203.")] = None,
-    category: Annotated[str | None, typer.Option(help="handed-over | not-handed-over | special")] = None,
-    occupancy: Annotated[str | None, typer.Option(help="owner-occupied | rented | vacant")] = None,
+    building: Annotated[str | None, typer.Option(help=_("Building code, e.g. B03."))] = None,
+    floor: Annotated[int | None, typer.Option(help=_("Floor number."))] = None,
+    unit: Annotated[str | None, typer.Option(help=_("Unit, e.g. 1203."))] = None,
+    category: Annotated[str | None, typer.Option(help=_("handed-over | not-handed-over | special"))] = None,
+    occupancy: Annotated[str | None, typer.Option(help=_("owner-occupied | rented | vacant"))] = None,
     sets: SetOpt = None,
     set_from: SetFromOpt = None,
     file: FileOpt = None,
     also_active: Annotated[
-        bool, typer.Option("--also-active", help="The unit already has an active household, deliberately (P1).")
+        bool, typer.Option("--also-active", help=_("The unit already has an active household, deliberately."))
     ] = False,
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
 ) -> None:
-    """Add a household (one dossier, P1) and print its new archive number."""
     from archivectl.ops import households
     from archivectl.ops.common import Approval
 
@@ -77,18 +80,18 @@ def add(
     out(households.add(archive, given, Approval(reason, approver), also_active))
 
 
-@app.command()
+@app.command(help=_("Change a household's fields with a manager's approval."))
 def edit(
     ctx: typer.Context,
     archive_no: Annotated[str, typer.Argument(metavar="ARCHIVE_NO")],
     sets: SetOpt = None,
     set_from: SetFromOpt = None,
-    unsets: Annotated[list[str] | None, typer.Option("--unset", metavar="FIELD", help="Remove a field.")] = None,
-    file: Annotated[Path | None, typer.Option("--file", metavar="YAML", help="Fields to change (merged).")] = None,
+    unsets: Annotated[list[str] | None, typer.Option("--unset", metavar="FIELD", help=_("Remove a field."))] = None,
+    file: Annotated[Path | None, typer.Option("--file", metavar="YAML", help=_("Fields to change (merged)."))] = None,
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
+    request: RequestOpt = None,
 ) -> None:
-    """Change a household's fields with a manager's approval (P12)."""
     from archivectl.ops import households
     from archivectl.ops.common import Approval
 
@@ -97,8 +100,9 @@ def edit(
     )
     archive = open_archive(ctx)
     warn_personal_on_command_line(archive, given.sets)
-    commit = households.edit(archive, archive_no, given, Approval(reason, approver), globals_of(ctx).identity)
-    out(f"edited {archive_no} in commit {commit[:12]}")
+    approval = Approval(reason, approver, request)
+    commit = households.edit(archive, archive_no, given, approval, globals_of(ctx).identity)
+    out(_("edited {archive_no} in commit {commit}").format(archive_no=archive_no, commit=commit[:12]))
 
 
 MAX_STDIN_VALUE = 1024 * 1024
@@ -109,14 +113,18 @@ def read_value(field: str) -> str:
     from archivectl.errors import UsageError
 
     if sys.stdin is None:
-        raise UsageError(f"--set {field}=-: no standard input to read the value from")
+        raise UsageError(_("--set {field}=-: no standard input to read the value from").format(field=field))
     if sys.stdin.isatty():
         import getpass
 
         return getpass.getpass(f"{field}: ")
     text = sys.stdin.read(MAX_STDIN_VALUE + 1)
     if len(text) > MAX_STDIN_VALUE:
-        raise UsageError(f"--set {field}=-: the value on stdin is longer than {MAX_STDIN_VALUE} characters")
+        raise UsageError(
+            _("--set {field}=-: the value on stdin is longer than {limit} characters").format(
+                field=field, limit=MAX_STDIN_VALUE
+            )
+        )
     return text.removesuffix("\n").removesuffix("\r")
 
 
@@ -128,18 +136,20 @@ def warn_personal_on_command_line(archive: Any, sets: list[str]) -> None:
 
     fields = personal_on_command_line(sets, archive.household_schema)
     if fields:
-        out("archivectl: warning: --set " + PERSONAL_ON_ARGV.format(fields=", ".join(fields)), err=True)
+        warning = _(PERSONAL_ON_ARGV).format(fields=", ".join(fields))
+        out(_("archivectl: warning: {warning}").format(warning="--set " + warning), err=True)
 
 
-@app.command()
+@app.command(help=_("Show a household: personal data masked (张*, 138****5678) unless --reveal."))
 def show(
     ctx: typer.Context,
     archive_no: Annotated[str, typer.Argument(metavar="ARCHIVE_NO")],
-    reveal: Annotated[bool, typer.Option("--reveal", help="Decrypt in clear; the look-up is registered (P8).")] = False,
-    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why you look (needed with --reveal).")] = None,
+    reveal: Annotated[bool, typer.Option("--reveal", help=_("Decrypt in clear; the look-up is registered."))] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", "-r", help=_("Why you look (needed with --reveal)."))
+    ] = None,
     fmt: FormatOpt = None,
 ) -> None:
-    """Show a household: personal data masked (张*, 138****5678) unless --reveal."""
     from archivectl.ops import reading
     from archivectl.render import render_record
 
@@ -152,42 +162,39 @@ def show(
     out(render_record(record, fmt_of(ctx, fmt), title=archive_no))
 
 
-@app.command("list")
+@app.command("list", help=_("List households (clear fields only; no key needed)."))
 def list_(
     ctx: typer.Context,
-    building: Annotated[str | None, typer.Option(help="Only this building.")] = None,
-    category: Annotated[str | None, typer.Option(help="A category of the schema: handed-over, ...")] = None,
-    status: Annotated[str | None, typer.Option(help="A status of the schema: active, moved-out, tombstoned")] = None,
+    building: Annotated[str | None, typer.Option(help=_("Only this building."))] = None,
+    category: Annotated[str | None, typer.Option(help=_("A category of the schema: handed-over, ..."))] = None,
+    status: Annotated[str | None, typer.Option(help=_("A status of the schema: active, moved-out, tombstoned"))] = None,
     fmt: FormatOpt = None,
 ) -> None:
-    """List households (clear fields only; no key needed)."""
     from archivectl.ops import reading
     from archivectl.render import render_rows
 
     rows = reading.list_households(open_archive(ctx), building, category, status)
-    out(render_rows(rows, fmt_of(ctx, fmt), title="households"))
+    out(render_rows(rows, fmt_of(ctx, fmt), title=_("households")))
 
 
-@app.command()
+@app.command(help=_("Every change to a household: when, what, who acted, who approved, why."))
 def history(
     ctx: typer.Context,
     archive_no: Annotated[str, typer.Argument(metavar="ARCHIVE_NO")],
     fmt: FormatOpt = None,
 ) -> None:
-    """Every change to a household: when, what, who acted, who approved, why."""
     from archivectl.ops import reading
     from archivectl.render import render_rows
 
     out(render_rows(reading.history(open_archive(ctx), archive_no), fmt_of(ctx, fmt), title=archive_no))
 
 
-@app.command()
+@app.command(help=_("Check records against the schema; exit 1 naming file and field if any is invalid."))
 def validate(
     ctx: typer.Context,
-    paths: Annotated[list[str] | None, typer.Argument(metavar="[PATHS]...", help="Records or folders.")] = None,
+    paths: Annotated[list[str] | None, typer.Argument(metavar="[PATHS]...", help=_("Records or folders."))] = None,
     fmt: FormatOpt = None,
 ) -> None:
-    """Check records against the schema; exit 1 naming file and field if any is invalid."""
     from archivectl.ops.validate import validate as run_validate
     from archivectl.render import render_rows
 
@@ -202,24 +209,26 @@ def validate(
     if chosen == "json":
         out("[]")
     elif chosen == "table":
-        out("all records valid")
+        out(_("all records valid"))
 
 
-@app.command("import")
+@app.command("import", help=_("Add many households in one signed commit; every row is checked first (all or nothing)."))
 def import_(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="A YAML stream (---) of records, or a .csv.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help=_("A YAML stream (---) of records, or a .csv."))],
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
 ) -> None:
-    """Add many households in one signed commit; every row is checked first (all or nothing)."""
     from archivectl.ops.common import Approval
     from archivectl.ops.importing import import_households
 
-    progress = progress_bar("importing")
+    progress = progress_bar(_("importing"))
     numbers = import_households(open_archive(ctx), file, Approval(reason, approver), progress)
+    out(f"{file.name}: {numbers.read_as()}")
     out(
-        f"imported {len(numbers)} households: {numbers[0]} … {numbers[-1]}"
+        _("imported {n_numbers} households: {first} … {last}").format(
+            n_numbers=len(numbers), first=numbers[0], last=numbers[-1]
+        )
         if len(numbers) > 1
-        else f"imported 1 household: {numbers[0]}"
+        else _("imported 1 household: {first}").format(first=numbers[0])
     )

@@ -8,15 +8,16 @@ from typing import Annotated, Any
 import typer
 
 from archivectl.cli.app import app, globals_of, open_archive, out, progress_bar
+from archivectl.i18n import _
 
 report_app = typer.Typer(
-    help="Reports from the clear parts of records: no key, no git identity needed; cron-friendly.",
+    help=_("Reports from the clear parts of records: no key, no git identity needed; cron-friendly."),
     no_args_is_help=True,
 )
 app.add_typer(report_app, name="report")
 
-ReportFormat = Annotated[str | None, typer.Option("--format", "-f", help="table | json | csv | markdown | html")]
-OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")]
+ReportFormat = Annotated[str | None, typer.Option("--format", "-f", help=_("table | json | csv | markdown | html"))]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help=_("Write the report to this file."))]
 
 
 def _emit(ctx: typer.Context, report: Any, fmt: str | None, output: Path | None, fail: bool) -> None:
@@ -27,11 +28,11 @@ def _emit(ctx: typer.Context, report: Any, fmt: str | None, output: Path | None,
 
     chosen = fmt or (globals_of(ctx).fmt if globals_of(ctx).fmt in REPORT_FORMATS else "table")
     if chosen not in REPORT_FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(REPORT_FORMATS)}")
+        raise UsageError(_("--format must be one of {choices}").format(choices=", ".join(REPORT_FORMATS)))
     text = render(report, chosen)
     if output:
         write_output(output, (text + "\n").encode("utf-8"))
-        out(f"{report.summary} Written to {output}.", err=True)
+        out(_("{summary} Written to {output}.").format(summary=report.summary, output=output), err=True)
     else:
         out(text)
     if fail and report.act_on:
@@ -39,79 +40,83 @@ def _emit(ctx: typer.Context, report: Any, fmt: str | None, output: Path | None,
 
 
 def _progress():  # type: ignore[no-untyped-def]
-    return progress_bar("reading records", min_total=500)
+    return progress_bar(_("reading records"), min_total=500)
 
 
-@report_app.command("completeness")
+@report_app.command(
+    "completeness", help=_("Which required documents and fields each household lacks, per building and overall.")
+)
 def report_completeness(
     ctx: typer.Context,
     fmt: ReportFormat = None,
     output: OutputOpt = None,
     fail_on_incomplete: Annotated[
-        bool, typer.Option("--fail-on-incomplete", help="Exit 1 if any active household is incomplete.")
+        bool, typer.Option("--fail-on-incomplete", help=_("Exit 1 if any active household is incomplete."))
     ] = False,
 ) -> None:
-    """Which required documents and fields each household lacks (P5), per building and overall."""
     from archivectl.reports.completeness import completeness
 
     _emit(ctx, completeness(open_archive(ctx), _progress()), fmt, output, fail_on_incomplete)
 
 
-@report_app.command("retention")
+@report_app.command(
+    "retention",
+    help=_("Tombstones with days left and purge eligibility, moved-out households, reviews due, lent dossiers."),
+)
 def report_retention(
     ctx: typer.Context,
     fmt: ReportFormat = None,
     output: OutputOpt = None,
     fail_on_eligible: Annotated[
-        bool, typer.Option("--fail-on-eligible", help="Exit 1 if any household is eligible for purge.")
+        bool, typer.Option("--fail-on-eligible", help=_("Exit 1 if any household is eligible for purge."))
     ] = False,
 ) -> None:
-    """Tombstones with days left and purge eligibility, moved-out households, reviews due, lent dossiers."""
     from archivectl.reports.retention import retention
 
     _emit(ctx, retention(open_archive(ctx), _progress()), fmt, output, fail_on_eligible)
 
 
-@report_app.command("stats")
+@report_app.command("stats", help=_("Counts, completeness rate, and changes, reveals and exports per month."))
 def report_stats(ctx: typer.Context, fmt: ReportFormat = None, output: OutputOpt = None) -> None:
-    """Counts, completeness rate, and changes, reveals and exports per month (P15)."""
     from archivectl.reports.stats import stats
 
     _emit(ctx, stats(open_archive(ctx), _progress()), fmt, output, False)
 
 
-@report_app.command("catalog")
+@report_app.command("catalog", help=_("The catalogue by building and floor (the yearly list of moved-out households)."))
 def report_catalog(
     ctx: typer.Context,
     year: Annotated[
-        int | None, typer.Option(help="Moved out that year (with --status moved-out), else numbered.")
+        int | None, typer.Option(help=_("Moved out that year (with --status moved-out), else numbered."))
     ] = None,
-    status: Annotated[str | None, typer.Option(help="active | moved-out | tombstoned")] = None,
+    status: Annotated[str | None, typer.Option(help=_("active | moved-out | tombstoned"))] = None,
     fmt: ReportFormat = None,
     output: OutputOpt = None,
 ) -> None:
-    """The catalogue by building and floor (P18: the yearly list of moved-out households)."""
     from archivectl.reports.catalog import catalog
 
     _emit(ctx, catalog(open_archive(ctx), year, status, _progress()), fmt, output, False)
 
 
-@report_app.command("access")
+@report_app.command(
+    "access",
+    help=_("Every record key opened on the key server against the access register: what is missing from either."),
+)
 def report_access(
     ctx: typer.Context,
     from_audit: Annotated[
-        Path, typer.Option("--from-audit", metavar="FILE", help="The OpenBao/Vault file audit log (JSON lines).")
+        Path, typer.Option("--from-audit", metavar="FILE", help=_("The OpenBao/Vault file audit log (JSON lines)."))
     ],
     window: Annotated[
-        int, typer.Option("--window", metavar="MINUTES", help="How far apart a decrypt and its register entry may be.")
+        int,
+        typer.Option("--window", metavar="MINUTES", help=_("How far apart a decrypt and its register entry may be.")),
     ] = 5,
     fmt: ReportFormat = None,
     output: OutputOpt = None,
     fail_on_missing: Annotated[
-        bool, typer.Option("--fail-on-missing", help="Exit 1 if a look-up is in one log and not the other.")
+        bool, typer.Option("--fail-on-missing", help=_("Exit 1 if a look-up is in one log and not the other."))
     ] = False,
 ) -> None:
-    """Every record key opened on the key server against the access register: what is missing from either (P8)."""
     import datetime as dt
 
     from archivectl.reports.access import access

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from archivectl import clock, gitio
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
+from archivectl.i18n import _
 from archivectl.judge.approvals import Request, Run, awaiting, match_approvals, without_changes
 from archivectl.judge.checks import check_commit, check_numbers
 from archivectl.judge.findings import RULES, Finding
@@ -87,10 +88,12 @@ class Judgement:
         if broken:
             return Verdict("broken", why=broken)
         if commit in self.approved:
-            return Verdict("approved", by=(self.approved[commit],))
+            return Verdict("approved", by=tuple(self.approved[commit].split(", ")))
         request = self.requests.get(commit)
         if request is not None:
-            return Verdict("awaiting", by=(request.approver,))
+            return Verdict(
+                "awaiting", by=tuple(w for w in (request.approver,) if w not in request.signed) or request.roles
+            )
         return Verdict("needs-none")
 
 
@@ -151,15 +154,15 @@ def revs(archive: Archive, range_spec: str | None) -> tuple[list[str], str | Non
     if range_spec is None:
         return ["HEAD"], None, "HEAD"
     if not re.fullmatch(r"[A-Za-z0-9_./~^@{}-]+(\.\.[A-Za-z0-9_./~^@{}-]+)?", range_spec) or range_spec.startswith("-"):
-        raise UsageError(f"--range {range_spec!r} is not a revision range like origin/main..HEAD")
+        raise UsageError(_("--range {range!r} is not a revision range like origin/main..HEAD").format(range=range_spec))
     if ".." not in range_spec:
         if gitio.rev_parse(archive.root, range_spec) is None:
-            raise UsageError(f"--range {range_spec}: no such commit")
+            raise UsageError(_("--range {range}: no such commit").format(range=range_spec))
         return [range_spec], None, range_spec
     start, end = range_spec.split("..", 1)
     start_id, end_id = gitio.rev_parse(archive.root, start or "HEAD"), gitio.rev_parse(archive.root, end or "HEAD")
     if start_id is None or end_id is None:
-        raise UsageError(f"--range {range_spec}: no such commit")
+        raise UsageError(_("--range {range}: no such commit").format(range=range_spec))
     # Judged by the range's start (the main it will be merged into), as the server's pre-receive judges the
     # push: a branch made before a manager was deactivated there must not pass with that manager's approval.
     return [f"{start_id}..{end_id}"], start_id, end_id

@@ -1,7 +1,10 @@
 """Signed approvals: which change asks whom, which approval names it, and whether it binds (P12).
 
-A change that needs approval waits as a Request until an approval commit after it,
-signed by the approver it names (entitled, not the actor, active), names its exact id.
+A change that needs approval waits as a Request until approval commits after it,
+signed by `needed` distinct entitled approvers (not the actor, active), name its
+exact id. With one approver needed (the rule table's default) it must be the one
+the change names (Approved-by:); where archive.yaml asks more (`approvals:`), any
+entitled approvers count, the same person once.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class Request:
     approver: str
     roles: tuple[str, ...]
     rules: policy.ApprovalRules
+    needed: int = 1
+    signed: list[str] = field(default_factory=list)  # distinct entitled approvers so far, in order
 
 
 @dataclass
@@ -69,7 +74,7 @@ def match_approvals(ctx: History, run: Run) -> None:
             elif approval.signer is None:
                 problem = "signed by someone who may not approve"
             elif request is not None:
-                if approval.signer.id != request.approver:
+                if request.needed == 1 and approval.signer.id != request.approver:
                     problem = f"approves {name[:12]}, which asks {request.approver}, not {approval.signer.id}"
                 else:
                     problem = policy.approval_problem(
@@ -78,8 +83,11 @@ def match_approvals(ctx: History, run: Run) -> None:
             if problem:
                 run.approval_findings.append(Finding(approval.info.commit, approval.info.subject, "approval", problem))
             elif request is not None:
-                run.approved[name] = approval.signer.id
-                request.info = bare_info(name)  # never shown as pending again: keep only who asks whom
+                if approval.signer.id not in request.signed:  # the same approver twice counts once
+                    request.signed.append(approval.signer.id)
+                if len(request.signed) >= request.needed and name not in run.approved:
+                    run.approved[name] = ", ".join(request.signed)
+                    request.info = bare_info(name)  # never shown as pending again: keep only who asks whom
     run.approvals.clear()
 
 
@@ -101,6 +109,15 @@ def _ancestors(ctx: History, parents: dict[str, tuple[str, ...]], start: str, wa
 
 
 def awaiting(request: Request, approvers: set[str]) -> str:
+    """What a change still waits for, in words (the one awaited approver, or how many more of which roles)."""
+    if request.needed > 1:
+        count = f"{len(request.signed)} of {request.needed} approvals"
+        if request.approver not in request.signed:
+            more = request.needed - len(request.signed) - 1
+            also = f" and {more} more {' or '.join(request.roles)}" if more else ""
+            return f"awaiting approval by {request.approver}{also} ({count})"
+        more = request.needed - len(request.signed)
+        return f"awaiting {more} more approval by a {' or '.join(request.roles)} ({count}: {', '.join(request.signed)})"
     if request.approver in approvers:
         return f"awaiting approval by {request.approver} (made after, or not named by, their approval)"
     return f"awaiting approval by {request.approver}"
@@ -111,7 +128,10 @@ def pending_row(r: Request) -> dict[str, Any]:
         "commit": r.info.commit,
         "action": r.action,
         "acted_by": r.actor.id,
-        "awaiting": r.approver,
+        "awaiting": r.approver if r.approver not in r.signed else "",
+        "approvals": f"{len(r.signed)}/{r.needed}",
+        "signed": ", ".join(r.signed),
+        "more_from": ", ".join(r.roles) if r.needed > len(r.signed) + (r.approver not in r.signed) else "",
         "archive_no": r.info.trailer("Archive-No") or "",
         "reason": pii.shown(r.info.trailer("Reason") or ""),
         "subject": pii.shown(r.info.subject),

@@ -10,12 +10,12 @@ import datetime as dt
 import re
 from collections.abc import Callable
 
-from archivectl import gitio, pii, policy, rules, yamlio
+from archivectl import gitio, holds, pii, policy, registers, rules, yamlio
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.judge.approvals import Approval, Request, Run, bare_info, without_changes
 from archivectl.judge.findings import Finding
 from archivectl.judge.history import History
-from archivectl.judge.merges import merge_problems
+from archivectl.judge.merges import SEALED_BY_HAND, merge_problems
 from archivectl.judge.retention import tombstone_dates
 from archivectl.layout import ARCHIVE_NO, ARCHIVE_NO_PATTERN, HouseholdPath
 from archivectl.staff import Staff, StaffMember, fingerprint
@@ -57,6 +57,9 @@ def check_commit(ctx: History, info: gitio.CommitInfo, dates: dict[str, str], no
         problems = merge_problems(ctx, info)
         if problems == []:
             return  # a clean merge adds nothing of its own; its second parent's commits are judged one by one
+        if problems and all(p.endswith(SEALED_BY_HAND) for p in problems):
+            _request_merge_approval(ctx, info, run, flag)
+            return
         for problem in problems or []:  # why it is not clean; then it is judged like any commit
             flag("merge", problem)
     judge = ctx.judged_by(info)
@@ -102,7 +105,34 @@ def check_commit(ctx: History, info: gitio.CommitInfo, dates: dict[str, str], no
     assert approver is not None
     if settings.version < 2:
         return  # version 1 archives took the typed Approved-by as the approval (rules.legacy_action)
-    run.requests[info.commit] = Request(without_changes(info), rule.name, member, approver, roles, settings.rules)
+    needed = rules.approvals_needed(rule, settings)
+    run.requests[info.commit] = Request(
+        without_changes(info), rule.name, member, approver, roles, settings.rules, needed
+    )
+
+
+def _request_merge_approval(ctx: History, info: gitio.CommitInfo, run: Run, flag: Callable[[str, str], None]) -> None:
+    """A merge that re-sealed personal fields both sides changed: signed, with trailers, awaiting an edit's approval."""
+    judge = ctx.judged_by(info)
+    staff = ctx.staff_at(judge)
+    if not isinstance(staff, Staff):
+        flag("staff", "staff.yaml it is judged by is missing or invalid")
+        return
+    settings = ctx.settings_at(judge)
+    member = _signer(info, staff, flag)
+    _check_trailers(info, member, flag)
+    if member is None:
+        return
+    roles = rules.approval_roles(rules.TABLE["edit"], settings.rules)
+    approver = info.trailer("Approved-by")
+    problem = policy.approval_problem(member, approver, staff, settings.rules, roles)
+    if problem:
+        missing = "--approver is required: name the manager who approved this change"
+        flag("approver", f"{SEALED_BY_HAND}: {problem.replace(missing, 'Approved-by trailer is missing')}")
+        return
+    assert approver is not None
+    needed = rules.approvals_needed(rules.TABLE["edit"], settings)
+    run.requests[info.commit] = Request(without_changes(info), "merge", member, approver, roles, settings.rules, needed)
 
 
 def _signer(info: gitio.CommitInfo, staff: Staff, flag: Callable[[str, str], None]) -> StaffMember | None:
@@ -210,6 +240,8 @@ def _check_changes(
         _check_destruction(households, entries.get("destruction", []), flag)
     if rule.name == "shred":
         _check_shred(ctx, info, entries.get("destruction", []), flag)
+    if rule.name in holds.STOPS and info.parents:
+        _check_holds(ctx, info, rule, named, entries.get("destruction", []), flag)
     if rule.record:
         for number, changed in sorted(households.items()):
             _check_household(ctx, info, rule, number, changed, flag)
@@ -328,6 +360,36 @@ _SHRED_LINE = re.compile(
     rf"(?P<no>{ARCHIVE_NO_PATTERN}) (?P<key>age1[0-9a-z]+|\(unaddressed\))"
     r"(?: \((?P<kind>purge|rotation) (?P<change>[0-9a-f]{7,64})\))?"  # earlier versions named no change
 )
+
+
+def _check_holds(
+    ctx: History,
+    info: gitio.CommitInfo,
+    rule: rules.ActionRule,
+    named: set[str],
+    destruction: list[dict],
+    flag: Callable[[str, str], None],
+) -> None:
+    """A legal hold stops tombstone, purge and shred of a household (holds.py): held in its first parent, or
+    in the main it goes into (a branch made before the hold does not escape it)."""
+    numbers = set(named)
+    if rule.name == "shred":  # the households whose keys it says it destroyed
+        numbers |= {str(line).split()[0] for e in destruction for line in e.get("keys") or [] if str(line).split()}
+    if not numbers:
+        return
+    try:
+        held = holds.held_union(
+            *(
+                holds.held(registers.entries_at(ctx.archive.root, rev, "holds"))
+                for rev in {info.parents[0], ctx.judged_by(info)}
+            )
+        )
+    except UsageError:
+        flag("register", "registers/holds: not a readable register, so no hold can be told apart")
+        return
+    problem = holds.hold_problem(rule.name, numbers, held)
+    if problem:
+        flag("hold", problem)
 
 
 def _check_shred(ctx: History, info: gitio.CommitInfo, added: list[dict], flag: Callable[[str, str], None]) -> None:

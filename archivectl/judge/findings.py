@@ -16,6 +16,7 @@ RULES: dict[str, str] = {
     "attachment": "an original attachment was changed or deleted (P6)",
     "changes": "a commit changes a path its action may not change (staff, settings, schemas: governance only)",
     "dates": "a commit dated in the future or before its parent; a tombstone date more than a day off its commit",
+    "hold": "a tombstone, purge or shred of a household under legal hold (until an approved release)",
     "keystore": "the keystore and main disagree: a missing key, or a key whose household was purged",
     "layout": "a path outside archivectl's layout, a symbolic link, or something that is not a plain file",
     "merge": "a merge that is neither git's own merge of its parents nor archivectl's field-level merge",

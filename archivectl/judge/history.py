@@ -15,6 +15,7 @@ from typing import Any
 from archivectl import gitio, records, rules, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 from archivectl.judge.records import check_record_text, check_stored_record
 from archivectl.schema import HouseholdSchema, parse_json
 from archivectl.settings import Settings
@@ -86,7 +87,7 @@ class History:
 
         raw = self._batch.pop(info.commit, None)
         if raw is None:
-            raise ArchiveError(f"commit {info.commit} is not in the repository")
+            raise ArchiveError(_("commit {commit} is not in the repository").format(commit=info.commit))
         judge = self.judged_by(info)
         key = self._at(judge, "staff.yaml")[0]
         if key not in self._signers:

@@ -110,6 +110,10 @@ def merge_stored(base: dict, ours: dict, theirs: dict) -> Merged:
 
 # ---------------------------------------------------------------------- what verify accepts
 
+# Both sides changed a sealed block: the result is new ciphertext nobody but a reader can check, so
+# the merge amounts to an edit of personal fields and needs an approval like one (bound to the merge).
+SEALED_BY_HAND = "both sides changed its sealed fields: the merge needs an approval like an edit"
+
 
 def merged_record_problem(base: dict | None, ours: dict, theirs: dict, result: dict, signer_reads: bool) -> str | None:
     """Why result is not a merge of ours and theirs that archivectl's driver could give, or None.
@@ -119,9 +123,11 @@ def merged_record_problem(base: dict | None, ours: dict, theirs: dict, result: d
     record whole could undo the other's approved tombstone). Where both sides
     changed the sealed block, which verify cannot open, the result must carry a
     sealed block to the record key both sides use, list only fields either side
-    holds, and the merge commit must be signed by a reader of the building. A
-    conflict is resolved by merging without that side's change and redoing it
-    with `archivectl edit`, approved like any edit.
+    holds, and the merge commit must be signed by a reader of the building; then the
+    answer is SEALED_BY_HAND: such a merge is a change of personal fields the judge
+    cannot see, approved like an edit (Approved-by: on the merge, an approval naming
+    it). A conflict is resolved by merging without that side's change and redoing
+    it with `archivectl edit`, approved like any edit.
     """
     if base is None:
         return "a merged record has no common version to merge from"
@@ -143,7 +149,7 @@ def merged_record_problem(base: dict | None, ours: dict, theirs: dict, result: d
         return "the merged sealed block lists fields neither side holds"
     if not signer_reads:
         return "a merge of sealed fields must be signed by a reader of the building (git merge -S)"
-    return None
+    return SEALED_BY_HAND
 
 
 # ---------------------------------------------------------------------- a merge commit

@@ -11,6 +11,7 @@ import itertools
 from archivectl import gitio, policy, records
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError
+from archivectl.i18n import _
 
 
 def tombstone_dates(
@@ -31,13 +32,17 @@ def tombstone_dates(
             break
         made_in = (commit, parents, date)
     if made_in is None:
-        raise ArchiveError(f"{stored.get('archive_no')}: the tombstone is not committed yet")
+        raise ArchiveError(
+            _("{archive_no}: the tombstone is not committed yet").format(archive_no=stored.get("archive_no"))
+        )
     commit, parents, date = made_in
     arrival = gitio.first_mainline_containing(archive.root, commit, line_rev)
     try:
         yaml_date = dt.date.fromisoformat(str(tomb.get("date")))
     except ValueError:
-        raise ArchiveError(f"{stored.get('archive_no')}: tombstone date is not a date") from None
+        raise ArchiveError(
+            _("{archive_no}: tombstone date is not a date").format(archive_no=stored.get("archive_no"))
+        ) from None
     return policy.TombstoneDates(
         yaml_date=yaml_date,
         commit=dt.datetime.fromisoformat(date),
@@ -50,7 +55,7 @@ def tombstone_dates(
 def _mainline_goes_backwards(archive: Archive, rev: str, since: str | None) -> bool:
     """True when a main-line commit from `since` up to rev is dated before its first parent (P13's clock)."""
     line = gitio.first_parent_dates(archive.root, rev)  # newest first
-    for (commit, date), (_, parent_date) in itertools.pairwise(line):
+    for (commit, date), (_parent, parent_date) in itertools.pairwise(line):
         if dt.datetime.fromisoformat(date) < dt.datetime.fromisoformat(parent_date) - policy.CLOCK_SKEW:
             return True
         if commit == since:

@@ -29,7 +29,7 @@ def verdict_on(archive: Archive, tip: str, commit: str, ignoring: tuple[str, ...
             _VERDICTS[key] = Verdict("needs-none")  # the founding commit: judged with the whole history
         else:
             approvals = gitio.out(archive.root, "log", "--format=%H", f"--grep=^Approves: {commit}$", tip).split()
-            end = approvals[-1] if approvals else commit  # the oldest approval naming it
+            end = approvals[0] if approvals else commit  # the newest approval naming it: all of them count
             _VERDICTS[key] = judge(archive, f"{commit}~1..{end}", allow_pending=True).verdict(commit, ignoring)
     return _VERDICTS[key]
 

@@ -19,6 +19,7 @@ from archivectl import clock, crypto, idcheck, records, registers
 from archivectl.archive import Archive, Transaction
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import private_output
+from archivectl.i18n import _
 from archivectl.layout import STAFF_FILE, HouseholdPath, check_archive_no
 from archivectl.ops.common import (
     Approval,
@@ -32,6 +33,7 @@ from archivectl.ops.common import (
     trailers,
     wrap_targets,
 )
+from archivectl.ops.households import refuse_tombstoned
 from archivectl.ops.reading import register_access
 
 MAX_ATTACHMENT_BYTES = int(os.environ.get("ARCHIVECTL_MAX_ATTACHMENT_MB", "2048")) * 1024 * 1024
@@ -57,7 +59,7 @@ def _extension(file: Path) -> str:
     if not ext:
         return ""
     if not _EXT.fullmatch(ext):
-        raise UsageError(f"{file.name}: file extension must be letters and digits only")
+        raise UsageError(_("{name}: file extension must be letters and digits only").format(name=file.name))
     return "." + ext.lower()
 
 
@@ -72,18 +74,25 @@ def _attach(
     archive: Archive, tx: Transaction, archive_no: str, file: Path, doc_type: str, date: str | None, approval: Approval
 ) -> str:
     if doc_type not in document_types(archive):
-        raise UsageError(f"--type must be one of {', '.join(document_types(archive))}")
+        raise UsageError(_("--type must be one of {choices}").format(choices=", ".join(document_types(archive))))
     date = _check_date(date, "--date")
     if not file.is_file():
-        raise UsageError(f"{file}: no such file")
+        raise UsageError(_("{file}: no such file").format(file=file))
     if file.stat().st_size > MAX_ATTACHMENT_BYTES:
-        raise UsageError(f"{file.name}: larger than {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB")
+        raise UsageError(
+            _("{name}: larger than {limit} MB").format(name=file.name, limit=MAX_ATTACHMENT_BYTES // (1024 * 1024))
+        )
     ext = _extension(file)
     actor = approved_writer(archive, approval)
     relpath = archive.locate(archive_no)
     stored = load_stored(archive, relpath)
+    refuse_tombstoned(archive_no, stored)
     if not stored.get("recipient"):
-        raise ArchiveError(f"{archive_no}: record has no recipient; run `archivectl recipients sync --rotate`")
+        raise ArchiveError(
+            _("{archive_no}: record has no recipient; run `archivectl recipients sync --rotate`").format(
+                archive_no=archive_no
+            )
+        )
     recipient = crypto.record_recipient(stored["recipient"])
     documents = list(stored.get("documents") or [])
     version = 1 + max((d.get("version", 0) for d in documents if d.get("type") == doc_type), default=0)
@@ -98,7 +107,9 @@ def _attach(
         raise UsageError(f"{archive_no}: {problems[0]}")
 
     if (archive.root / home / name).exists():
-        raise ArchiveError(f"{home}/{name} already exists; originals are never overwritten (P6)")
+        raise ArchiveError(
+            _("{home}/{name} already exists; originals are never overwritten (P6)").format(home=home, name=name)
+        )
     scratch = tx.scratch()
     crypto.encrypt_file(file, scratch, recipient)
     tx.place(f"{home}/{name}", scratch)
@@ -118,7 +129,11 @@ def find_document(stored: dict, doc: str) -> dict:
     for entry in documents:  # newest first, so the first of a type is its latest version
         if entry.get("type") == doc:
             return entry
-    raise ArchiveError(f"{stored.get('archive_no')}: no such document (see `archivectl show` for its documents)")
+    raise ArchiveError(
+        _("{archive_no}: no such document (see `archivectl show` for its documents)").format(
+            archive_no=stored.get("archive_no")
+        )
+    )
 
 
 def open_document(
@@ -128,7 +143,7 @@ def open_document(
     from archivectl.identity import actor_of
 
     check_archive_no(archive_no)
-    reason = check_reason(reason)
+    reason = check_reason(reason, look_up=True)
     # Under the lock from reading the record to the last byte out: no rotation re-encrypts the scan meanwhile.
     with archive.writing() as tx:
         household = for_reader(archive, actor_of(archive), archive_no, identity)
@@ -136,7 +151,7 @@ def open_document(
         record_key = household.record_key()
         source = household.home / entry["file"]
         if not source.is_file():
-            raise ArchiveError(f"{entry['file']} is missing from the work tree")
+            raise ArchiveError(_("{file} is missing from the work tree").format(file=entry["file"]))
         crypto.check_decrypts(source, record_key)  # a corrupted scan is refused before anything is registered
         register_access(tx, household.actor, archive_no, "open", reason, document=entry["file"])
         crypto.decrypt_stream(source, sink, record_key)
@@ -159,14 +174,16 @@ def _export(
     if where.is_relative_to(archive.root.resolve()) or (
         archive.keystore.path is not None and where.is_relative_to(archive.keystore.path)
     ):
-        raise UsageError(f"{output}: an export must not be written inside the archive or keystore")
+        raise UsageError(
+            _("{output}: an export must not be written inside the archive or keystore").format(output=output)
+        )
     if os.path.lexists(output):
-        raise UsageError(f"{output} already exists")
+        raise UsageError(_("{output} already exists").format(output=output))
     if not output.parent.is_dir():
-        raise UsageError(f"{output.parent}: no such directory")
+        raise UsageError(_("{parent}: no such directory").format(parent=output.parent))
     household = for_reader(archive, actor, archive_no, identity)
     record_key = household.record_key()
-    plain, _ = records.open_record(household.stored, record_key)
+    plain, _kept = records.open_record(household.stored, record_key)
     home = household.home
     with private_output(output) as raw:
         with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -211,13 +228,17 @@ def rotate(
         schema = archive.household_schema
         archive.keystore.require()
         plan = []
-        for _, relpath in archive.record_paths():
+        for _kind, relpath in archive.record_paths():
             stored = load_stored(archive, relpath)
             number, building = str(stored.get("archive_no")), str(stored.get("building"))
             try:
                 record_key = open_key(archive, stored, ssh_identity)
             except ArchiveError as exc:
-                raise ArchiveError(f"{number}: {exc}; a manager or gm who reads every building must rotate") from None
+                raise ArchiveError(
+                    _("{number}: {exc}; a manager or gm who reads every building must rotate").format(
+                        number=number, exc=exc
+                    )
+                ) from None
             plan.append((relpath, stored, number, building, record_key))
         per_building: dict[str, list[str]] = {}
         for done, (relpath, stored, number, building, record_key) in enumerate(plan, start=1):
@@ -226,7 +247,7 @@ def rotate(
             if building not in per_building:
                 per_building[building] = sorted(m.id for m in readers(archive, building, on_main=True))
                 if not wrap_targets(archive, building):
-                    raise ArchiveError(f"building {building} has no active reader on main")
+                    raise ArchiveError(_("building {building} has no active reader on main").format(building=building))
             new_key = crypto.new_record_key()
             tx.put_key(
                 KeyAddress(number, str(new_key.to_public())),
@@ -244,7 +265,7 @@ def rotate(
 
 def _rekey(archive: Archive, tx: Transaction, relpath: str, stored: dict, old: Any, new: Any, schema: Any) -> None:
     """Re-encrypt a household's sealed block and attachments to a new record key."""
-    plain, _ = records.open_record(stored, old)
+    plain, _kept = records.open_record(stored, old)
     tx.write_text(relpath, records.dump(records.to_stored(plain, schema, new)))
     home = HouseholdPath.of(relpath).dir
     recipient = new.to_public()
@@ -259,15 +280,17 @@ def grant(
 ) -> dict[str, Any]:
     """Give someone outside a building a read until a date (P7: approved by the gm)."""
     if not re.fullmatch(r"[A-Z0-9][A-Z0-9-]{0,15}", building):
-        raise UsageError("--building is not a building code like B03")
+        raise UsageError(_("--building is not a building code like B03"))
     until = _check_date(until, "--until")
     if until < clock.today().isoformat():
-        raise UsageError("--until is in the past")
+        raise UsageError(_("--until is in the past"))
     with archive.writing() as tx:  # staff, grants and keys as they stand under the lock
-        actor = approved_writer(archive, approval, roles=archive.settings.rules.grant_approver_roles)
+        actor = approved_writer(archive, approval, "grant")
         member = archive.staff.get(staff_id)
         if member is None or not member.active:
-            raise ArchiveError(f"{staff_id} is not an active member of {STAFF_FILE}")
+            raise ArchiveError(
+                _("{staff_id} is not an active member of {STAFF_FILE}").format(staff_id=staff_id, STAFF_FILE=STAFF_FILE)
+            )
         households = [p for _, p in archive.record_paths() if HouseholdPath.of(p).building == building]
         fields = {"staff": staff_id, "building": building, "until": until}
         entry = registers.register(tx, "grants", "grant", actor.member.id, fields, approval=approval)
@@ -281,16 +304,20 @@ def lend(archive: Archive, archive_no: str, to: str, due: str, approval: Approva
     check_archive_no(archive_no)
     due = _check_date(due, "--due")
     if due < clock.today().isoformat():
-        raise UsageError("--due is in the past")
+        raise UsageError(_("--due is in the past"))
     with archive.writing() as tx:  # who has the bag is read under the lock: two lends cannot both pass
         actor = approved_writer(archive, approval)
         archive.locate(archive_no)
         borrower = archive.staff.get(to)
         if borrower is None or not borrower.active:
-            raise ArchiveError(f"{to} is not an active member of {STAFF_FILE}")
+            raise ArchiveError(_("{to} is not an active member of {STAFF_FILE}").format(to=to, STAFF_FILE=STAFF_FILE))
         current = registers.lent_out(archive.root).get(archive_no)
         if current:
-            raise ArchiveError(f"{archive_no} is already lent to {current.get('to')} (due {current.get('due')})")
+            raise ArchiveError(
+                _("{archive_no} is already lent to {to} (due {due})").format(
+                    archive_no=archive_no, to=current.get("to"), due=current.get("due")
+                )
+            )
         fields = {"archive_no": archive_no, "to": to, "due": due}
         registers.register(tx, "lending", "lend", actor.member.id, fields, approval=approval)
         return tx.commit(f"lend {archive_no} to {to} until {due}", trailers("lend", approval, actor, archive_no), actor)
@@ -306,7 +333,7 @@ def return_dossier(archive: Archive, archive_no: str, reason: str | None) -> str
         actor = actor_of(archive)
         current = registers.lent_out(archive.root).get(archive_no)
         if not current:
-            raise ArchiveError(f"{archive_no} is not lent out")
+            raise ArchiveError(_("{archive_no} is not lent out").format(archive_no=archive_no))
         fields = {"archive_no": archive_no, "from": current.get("to")}
         registers.register(tx, "lending", "return", actor.member.id, fields, reason=reason)
         return tx.commit(f"return {archive_no}", trailers("return", Approval(reason), actor, archive_no), actor)

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from archivectl import crypto, gitio, policy, records, rules, yamlio
+from archivectl import crypto, fingerprints, gitio, policy, records, rules, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 from archivectl.identity import actor_of
 from archivectl.ops.common import Approval, check_reason, identity_for, open_key, readers, trailers
 from archivectl.ops.verify import pending as pending_in
@@ -77,12 +78,23 @@ def plan(archive: Archive, range_spec: str | None, reveal: bool = False, identit
         raise ArchiveError(
             f"{actor.member.id} is a {actor.member.role}; approvals need a {' or '.join(sorted(every_role))}"
         )
-    mine = [row for row in waiting if row["awaiting"] == actor.member.id]
+    me = actor.member
+    mine = [  # named, or one more of several approvers an action needs (archive.yaml approvals:)
+        row
+        for row in waiting
+        if row["awaiting"] == me.id
+        or (
+            row["more_from"]
+            and me.role in row["more_from"].split(", ")
+            and me.id != row["acted_by"]
+            and me.id not in row["signed"].split(", ")
+        )
+    ]
     where = chosen or "HEAD"
     if not mine:
         if settings.four_eyes and any(row["acted_by"] == actor.member.id for row in waiting):
             raise ArchiveError(f"{actor.member.id} cannot approve their own change (four-eyes rule)")
-        others = sorted({row["awaiting"] for row in waiting})
+        others = sorted({row["awaiting"] or f"one more {row['more_from']}" for row in waiting})
         if others:
             raise ArchiveError(f"nothing in {where} awaits {actor.member.id}; it awaits {', '.join(others)}")
         raise ArchiveError(f"nothing in {where} awaits approval")
@@ -232,12 +244,26 @@ class _Opener:
         try:
             if self.loaded is None:
                 self.loaded = crypto.load_identity(identity_for(self.archive, self.identity, self.actor))
-            new_plain = records.open_record(new, open_key(self.archive, new, self.loaded))[0]
+            key = open_key(self.archive, new, self.loaded)
+            new_plain, sealed = records.open_record(new, key)
             old_plain = records.open_record(old, open_key(self.archive, old, self.loaded))[0] if old else {}
         except ArchiveError as exc:
             if str(exc).startswith(("keystore ", "identity ")):  # the keystore or the key is out of reach
                 self.unreachable = True
             return None, None
+        # what the forge's diff showed (fingerprints in clear) must be what is sealed: else nobody approves it
+        mismatch = fingerprints.check_stored(new, sealed, key)
+        number = new.get("archive_no")
+        if mismatch:
+            raise ArchiveError(
+                _("{archive_no}: {problem}; nothing was signed").format(archive_no=number, problem=mismatch.message())
+            )
+        if old.get("sealed_fingerprints") and not new.get("sealed_fingerprints"):
+            raise ArchiveError(
+                _("{archive_no}: the change drops the sealed-field fingerprints; nothing was signed").format(
+                    archive_no=number
+                )
+            )
         return old_plain, new_plain
 
 

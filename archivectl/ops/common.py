@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archivectl import clock, crypto, gitio, policy, records, registers, yamlio
+from archivectl import clock, crypto, gitio, policy, records, registers, rules, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 from archivectl.identity import Actor, actor_of, decrypting_identity
 from archivectl.judge.state import approved_commit
 from archivectl.layout import STAFF_FILE, HouseholdPath
+from archivectl.requestlog import require_open
 from archivectl.staff import Staff, StaffMember
 
 
@@ -21,10 +25,16 @@ class Approval:
 
     reason: str | None
     approver: str | None = None
+    request: str | None = None  # the customer's request (P17) this write answers: its Request: trailer
 
 
-def check_reason(reason: str | None) -> str:
-    """The reason, or UsageError (exit 2) saying what is wrong with it."""
+def check_reason(reason: str | None, look_up: bool = False) -> str:
+    """The reason, or UsageError (exit 2) saying what is wrong with it.
+
+    look_up: the reason for a look-up (reveal, open, review), which is registered, not a change's.
+    """
+    if look_up and (reason is None or not reason.strip()):
+        raise UsageError(_("--reason is required: say why you look (it is registered)"))
     problem = policy.reason_problem(reason)
     if problem:
         raise UsageError(problem)
@@ -32,9 +42,20 @@ def check_reason(reason: str | None) -> str:
     return reason.strip()
 
 
-def approved_writer(archive: Archive, approval: Approval, roles: tuple[str, ...] | None = None) -> Actor:
-    """The acting staff member, once reason, actor and approver all pass (nothing written yet)."""
+def approved_writer(archive: Archive, approval: Approval, action: str = "edit") -> Actor:
+    """The acting staff member, once reason, actor and approver all pass (nothing written yet).
+
+    Who may approve is what the rule table says for the action (rules.approval_roles), as the judge
+    will check it: no write path picks roles of its own.
+    """
+    roles = rules.approval_roles(rules.TABLE[action], archive.settings.rules) or None
     check_reason(approval.reason)
+    if not approval.approver:  # usage, like a missing --reason: exit 2
+        raise UsageError(_("--approver is required: name the manager who approved this change"))
+    if re.fullmatch(r"[a-z][a-z0-9_-]{1,31}", approval.approver) and archive.staff.get(approval.approver) is None:
+        near = difflib.get_close_matches(approval.approver, [m.id for m in archive.staff.members], n=1)
+        hint = _(" (did you mean {near}?)").format(near=near[0]) if near else ""
+        raise ArchiveError(_("approver {who} is not on staff.yaml{hint}").format(who=approval.approver, hint=hint))
     actor = actor_of(archive)
     for problem in (
         policy.actor_problem(actor.member),
@@ -42,6 +63,8 @@ def approved_writer(archive: Archive, approval: Approval, roles: tuple[str, ...]
     ):
         if problem:
             raise ArchiveError(problem)
+    if approval.request is not None:
+        require_open(archive, approval.request)
     return actor
 
 
@@ -52,6 +75,7 @@ def trailers(action: str, approval: Approval, actor: Actor, archive_no: str | No
         "Reason": approval.reason.strip() if approval.reason else None,
         "Approved-by": approval.approver,
         "Archive-No": archive_no,
+        "Request": approval.request,
         "Acted-by": actor.member.id,
     }
 

@@ -7,10 +7,13 @@ other, approved by a gm (archive.yaml `governance_approver_roles`).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from archivectl import gitio, rules, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
+from archivectl.layout import ARCHIVE_FILE
 from archivectl.ops.common import Approval, approved_writer, trailers
 from archivectl.schema import HouseholdSchema
 from archivectl.settings import Settings
@@ -18,10 +21,16 @@ from archivectl.settings import Settings
 CANDIDATES = ["archive.yaml", "schemas/", ".gitattributes", ".gitignore", "CODEOWNERS", ".pre-commit-config.yaml"]
 
 
-def configure(archive: Archive, paths: list[str], approval: Approval) -> str:
-    """Commit the work tree's edits of the named (default: every changed) settings files; return the commit."""
+def configure(archive: Archive, paths: list[str], approval: Approval, add_buildings: list[str] | None = None) -> str:
+    """Commit the work tree's edits of the named (default: every changed) settings files; return the commit.
+
+    add_buildings: declare these buildings in archive.yaml (its `buildings:` list) first.
+    """
     with archive.writing() as tx:  # the edits checked are the edits committed
-        actor = approved_writer(archive, approval, roles=archive.settings.rules.governance_approver_roles)
+        actor = approved_writer(archive, approval, "configure")
+        if add_buildings:
+            tx.write_text(ARCHIVE_FILE, with_buildings((archive.root / ARCHIVE_FILE).read_text("utf-8"), add_buildings))
+            paths = sorted({*paths, ARCHIVE_FILE}) if paths else paths
         changed = gitio.dirty_paths(archive.root, paths or CANDIDATES)
         if paths:
             strays = sorted(set(paths) - set(changed))
@@ -34,6 +43,39 @@ def configure(archive: Archive, paths: list[str], approval: Approval) -> str:
         for path in changed:
             tx.include(path)
         return tx.commit(f"configure {', '.join(changed)}", trailers("configure", approval, actor), actor)
+
+
+def with_buildings(text: str, added: list[str]) -> str:
+    """archive.yaml's text with these buildings added to its `buildings:` list (made if missing), comments kept.
+
+    The list is written on one line in place of the old one; the result is
+    read back, and anything that would not read as the old list plus the new
+    buildings is refused (edit archive.yaml by hand then).
+    """
+    old = Settings.from_yaml(yamlio.loads(text, ARCHIVE_FILE))
+    declared = list(old.buildings or ())
+    for name in added:
+        if name in declared:
+            raise UsageError(_("--add-building {name}: already one of the estate's buildings").format(name=name))
+        declared.append(name)
+    line = f"buildings: [{', '.join(declared)}]"
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("buildings:")), None)
+    if start is None:
+        lines.append(line)
+    else:
+        end = start + 1
+        while end < len(lines) and (not lines[end].strip() or lines[end][0] in " -"):
+            end += 1
+        lines[start:end] = [line]
+    new = "\n".join(lines) + "\n"
+    try:
+        settings = Settings.from_yaml(yamlio.loads(new, ARCHIVE_FILE))
+    except UsageError as exc:
+        raise UsageError(_("--add-building: {problem}").format(problem=exc)) from None
+    if settings.buildings != tuple(declared) or replace(settings, buildings=old.buildings) != old:
+        raise UsageError(_("--add-building: archive.yaml is laid out unusually; add the buildings by hand"))
+    return new
 
 
 def _check(archive: Archive, path: str) -> None:

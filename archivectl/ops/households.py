@@ -11,6 +11,8 @@ from typing import Any
 from archivectl import clock, crypto, records, yamlio
 from archivectl.archive import Archive, Transaction
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.estate import place_problems
+from archivectl.i18n import _
 from archivectl.layout import CATEGORY_CODES, NUMBERS_FILE, HouseholdPath, archive_no_of, check_archive_no
 from archivectl.ops.common import (
     Approval,
@@ -23,6 +25,7 @@ from archivectl.ops.common import (
     unlock_record_key,
     wrap_targets,
 )
+from archivectl.settings import Settings
 
 # Fields only commands change: edit refuses them and says which command to use.
 COMMAND_FIELDS = {
@@ -35,6 +38,7 @@ COMMAND_FIELDS = {
     "tombstone": "use tombstone / restore",
     "moved_out": "use move-out",
     "sealed_fields": "sealed_fields is written by archivectl",
+    "sealed_fingerprints": "sealed_fingerprints is written by archivectl",
     "sealed": "the sealed block is written by archivectl",
 }
 
@@ -210,14 +214,18 @@ def check_field_names(given: RecordInput, schema: Any) -> None:
     _first_problem(problems, "record")
 
 
-def prepare_new(record: dict, schema: Any) -> dict:
-    """A new household's record, checked and completed (placeholder number), or UsageError."""
+def prepare_new(record: dict, schema: Any, settings: Settings | None = None) -> dict:
+    """A new household's record, checked and completed (placeholder number), or UsageError.
+
+    settings: the archive's, whose declared buildings and unit numbering the record must fit.
+    """
     for managed in (
         "archive_no",
         "status",
         "documents",
         "sealed",
         "sealed_fields",
+        "sealed_fingerprints",
         "recipient",
         "tombstone",
         "moved_out",
@@ -230,7 +238,10 @@ def prepare_new(record: dict, schema: Any) -> dict:
     record.setdefault("occupancy", "vacant")
     placeholder = {"archive_no": f"{CATEGORY_CODES[category]}-{clock.today().year}-00000", "status": "active"}
     record = records.order_like_schema({**placeholder, **record}, schema)
-    _first_problem(schema.validate(record), "record")
+    problems = schema.validate(record)
+    if settings is not None:
+        problems += place_problems(settings.buildings, settings.unit_floor, record)
+    _first_problem(problems, "record")
     return record
 
 
@@ -364,7 +375,7 @@ def add(archive: Archive, given: RecordInput, approval: Approval, also_active: b
     with archive.writing() as tx:  # staff, schema, readers, numbers and the unit's households under the lock
         actor = approved_writer(archive, approval)
         schema = archive.household_schema
-        record = prepare_new(apply_changes({}, given, schema), schema)
+        record = prepare_new(apply_changes({}, given, schema), schema, archive.settings)
         refuse_names_in_reason(approval.reason, schema, record)
         if not also_active:
             active = active_on_unit(archive, str(record["building"]), str(record["unit"]))
@@ -412,6 +423,7 @@ def _edit(
     actor = approved_writer(archive, approval)
     relpath = archive.locate(archive_no)
     stored = load_stored(archive, relpath)
+    refuse_tombstoned(archive_no, stored)
     schema = archive.household_schema
     touched = _touched_fields(given)
     for name in touched:
@@ -434,6 +446,11 @@ def _edit(
     if changed == plain:
         raise ArchiveError(f"{archive_no}: nothing to change")
     refuse_names_in_reason(approval.reason, schema, plain, changed)
+    settings = archive.settings
+    before = place_problems(settings.buildings, settings.unit_floor, plain)  # not this edit's doing
+    _first_problem(
+        [p for p in place_problems(settings.buildings, settings.unit_floor, changed) if p not in before], archive_no
+    )
     if record_key is None:
         clear_only = {**changed, **{k: stored[k] for k in records.STORED_ONLY if k in stored}}
         _first_problem(schema.validate_stored(clear_only), archive_no)
@@ -446,6 +463,12 @@ def _edit(
     return tx.commit(
         f"edit {archive_no}: {', '.join(sorted(touched))}", trailers("edit", approval, actor, archive_no), actor
     )
+
+
+def refuse_tombstoned(archive_no: str, stored: dict) -> None:
+    """ArchiveError for a tombstoned household: it awaits its purge and changes no more until restored (P13)."""
+    if stored.get("status") == "tombstoned":
+        raise ArchiveError(_("{no} is tombstoned; restore it first").format(no=archive_no))
 
 
 def _touched_fields(given: RecordInput) -> set[str]:

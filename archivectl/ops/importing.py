@@ -16,7 +16,7 @@ import re
 import threading
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,14 @@ import yaml
 from archivectl import gitio, records, yamlio
 from archivectl.archive import Archive, Transaction
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 from archivectl.keystore import KeyAddress
+from archivectl.layout import HouseholdPath
 from archivectl.ops.common import Approval, approved_writer, trailers, wrap_targets_of
 from archivectl.ops.households import (
     Numbering,
+    _names_in,
+    active_on_unit,
     numbered,
     personal_data_in_reason,
     place_many,
@@ -44,19 +48,49 @@ MAX_CSV_COLUMNS = 1000
 MAX_CSV_CELL = 128 * 1024  # characters; the longest field (notes) has at most 10,000
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path) -> tuple[str, str]:
+    """The file's text and the encoding it was read as: UTF-8 with BOM, UTF-8, or GB18030.
+
+    What offices' spreadsheets are saved as: UTF-8 (with Excel's BOM or
+    without), or GB18030, which holds GBK and GB2312 (Excel's "CSV" on Chinese
+    Windows). A file whose text reads as UTF-8 but for a bad byte or two is a
+    damaged UTF-8 file, not GBK: it is refused, never read as something else.
+    """
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
+        raise UsageError(_("{path}: no such file").format(path=path)) from None
     if size > MAX_IMPORT_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB")
+        raise UsageError(_("{path}: larger than {mb} MB").format(path=path, mb=MAX_IMPORT_BYTES // (1024 * 1024)))
     try:
-        return path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        data = path.read_bytes()
     except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory") from None
+        raise UsageError(_("{path}: is a directory").format(path=path)) from None
+    bom = data.startswith(b"\xef\xbb\xbf")
+    try:
+        return data[3:].decode("utf-8") if bom else data.decode("utf-8"), _("UTF-8 with BOM") if bom else "UTF-8"
+    except UnicodeDecodeError as exc:
+        bad = exc.start + (3 if bom else 0)
+        if bom or _mostly_utf8(data):
+            raise UsageError(_("{path}: not UTF-8 text (byte {at})").format(path=path, at=bad)) from None
+    try:
+        return data.decode("gb18030"), "GB18030"
+    except UnicodeDecodeError:
+        raise UsageError(
+            _("{path}: neither UTF-8 nor GB18030/GBK text (byte {at})").format(path=path, at=bad)
+        ) from None
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """Whether most of the non-ASCII text reads as UTF-8: a UTF-8 file with a damaged byte, not GBK.
+
+    Some GBK pairs happen to be valid UTF-8 too (欧 is C5 B7), but only about
+    one in ten: in GBK text the bytes that do not read as UTF-8 are the many.
+    """
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    good = sum(1 for ch in text if ch > "\x7f") - bad
+    return good > bad
 
 
 def yaml_rows(path: Path, text: str) -> Iterator[tuple[int, Any]]:
@@ -73,31 +107,74 @@ def yaml_rows(path: Path, text: str) -> Iterator[tuple[int, Any]]:
         loader.dispose()
 
 
-class CsvColumns:
-    """What each column of a CSV import is: its field's path and type, looked up once, not once a cell."""
+ALSO_ACTIVE = "also_active"  # a row's column (CSV) or key (YAML) saying the unit's other household lives there too
+SEPARATORS = {",": "','", ";": "';'", "\t": "tab"}  # what Excel writes, by locale and by "Save as"
 
-    def __init__(self, header: list[str], schema: Any):
+
+class CsvColumns:
+    """What each column of a CSV import is: its field's path and type, looked up once, not once a cell.
+
+    The column also_active is no field: it says the row's unit deliberately has
+    another active household (P1), and is never stored.
+    """
+
+    def __init__(self, header: list[str], schema: Any, where: str = "header"):
         self.header = header
-        self.paths = [records.parse_path(h.strip()) for h in header]
-        self.nodes = [schema.node_at(parts) for parts in self.paths]
+        names = [h.strip() for h in header]
+        self.also = names.index(ALSO_ACTIVE) if ALSO_ACTIVE in names else None
+        self.paths: list[list[Any]] = []
+        for i, name in enumerate(header):
+            if i == self.also:
+                self.paths.append([])
+                continue
+            try:
+                parts = records.parse_path(name.strip())
+            except UsageError as exc:
+                raise UsageError(f"{where}: {exc}") from None
+            problem = schema.unknown_field(parts)
+            if problem:
+                raise UsageError(_("{where}: column {column}").format(where=where, column=problem))
+            self.paths.append(parts)
+        self.nodes = [schema.node_at(parts) if parts else {} for parts in self.paths]
 
     def record(self, row: list[str]) -> dict[str, Any]:
         """The record a row of cells holds (empty cells left out), or UsageError naming the field."""
         record: dict[str, Any] = {}
-        for parts, node, name, cell in zip(self.paths, self.nodes, self.header, row, strict=True):
-            if cell != "":
+        for i, (parts, node, name, cell) in enumerate(zip(self.paths, self.nodes, self.header, row, strict=True)):
+            if i == self.also:
+                record[ALSO_ACTIVE] = _yes_no(cell)
+            elif cell != "":
                 records.set_path(record, list(parts), records.convert_value(cell, node, name))
         return record
 
 
-def csv_cells(path: Path, text: str, schema: Any) -> tuple[Iterator[tuple[int, list[str]]], CsvColumns]:
+def _yes_no(cell: str) -> bool:
+    value = cell.strip().lower()
+    if value in ("", "false", "no", "0"):
+        return False
+    if value in ("true", "yes", "1"):
+        return True
+    raise UsageError(_("{column}: must be true or false").format(column=ALSO_ACTIVE))
+
+
+def separator_of(text: str) -> str:
+    """The separator of a CSV: whichever of comma, semicolon and tab its header line holds most of."""
+    header = text[: text.find("\n")] if "\n" in text else text
+    counts = {sep: header.count(sep) for sep in SEPARATORS}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] else ","
+
+
+def csv_cells(
+    path: Path, text: str, schema: Any, separator: str = ","
+) -> tuple[Iterator[tuple[int, list[str]]], CsvColumns]:
     """(line, cells) for each CSV row that is not blank, and what its columns are (the header, read now).
 
     Turning cells into a record (CsvColumns.record) is left to whoever checks
     the rows: an import does it on every core.
     """
     csv.field_size_limit(MAX_CSV_CELL)
-    reader = csv.reader(csv_lines(text))
+    reader = csv.reader(csv_lines(text), delimiter=separator)
 
     def next_row() -> list[str] | None:
         try:
@@ -105,12 +182,12 @@ def csv_cells(path: Path, text: str, schema: Any) -> tuple[Iterator[tuple[int, l
         except StopIteration:
             return None
         except csv.Error as exc:
-            raise UsageError(f"{path} line {reader.line_num}: {_csv_problem(exc)}") from None
+            raise UsageError(f"{path.name} line {reader.line_num}: {_csv_problem(exc)}") from None
 
     header = next_row() or []
     if len(header) > MAX_CSV_COLUMNS:
-        raise UsageError(f"{path} line 1: more than {MAX_CSV_COLUMNS} columns")
-    columns = CsvColumns(header, schema)
+        raise UsageError(f"{path.name} line 1: more than {MAX_CSV_COLUMNS} columns")
+    columns = CsvColumns(header, schema, f"{path.name} line 1")
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         while (row := next_row()) is not None:
@@ -118,7 +195,11 @@ def csv_cells(path: Path, text: str, schema: Any) -> tuple[Iterator[tuple[int, l
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
-                raise UsageError(f"{path} line {line}: {len(row)} cells, but the header has {len(header)}")
+                raise UsageError(
+                    _("{file} line {line}: {cells} cells, but the header has {columns}").format(
+                        file=path.name, line=line, cells=len(row), columns=len(header)
+                    )
+                )
             yield line, row
 
     return rows(), columns
@@ -145,9 +226,24 @@ def _csv_problem(exc: csv.Error) -> str:
     return "not valid CSV (check the quoting)"
 
 
+class Imported(list):
+    """The archive numbers an import gave, in the file's order, and how the file was read."""
+
+    encoding: str = "UTF-8"
+    separator: str | None = None  # a CSV's: ",", ";" or "\t"
+
+    def read_as(self) -> str:
+        """How the file was read, in words: its encoding and, for a CSV, its separator."""
+        if self.separator is None:
+            return _("read as {encoding}").format(encoding=self.encoding)
+        return _("read as {encoding}, cells separated by {separator}").format(
+            encoding=self.encoding, separator=_(SEPARATORS[self.separator])
+        )
+
+
 def import_households(
     archive: Archive, path: Path, approval: Approval, progress: Callable[[int, int, str], None] | None = None
-) -> list[str]:
+) -> Imported:
     """Validate every household in the file, then add them all in one signed commit; return their numbers."""
     with archive.writing() as tx:  # schema, staff and numbers as they stand under the lock
         return _import(archive, tx, path, approval, progress)
@@ -159,14 +255,16 @@ def _import(
     path: Path,
     approval: Approval,
     progress: Callable[[int, int, str], None] | None,
-) -> list[str]:
+) -> Imported:
     actor = approved_writer(archive, approval)
     schema = archive.household_schema
-    text = _read_text(path)
+    text, encoding = _read_text(path)
     columns: CsvColumns | None = None
     rows: Iterator[tuple[int, Any]]
+    separator = None
     if path.suffix.lower() == ".csv":
-        rows, columns = csv_cells(path, text, schema)  # each row made a record by the worker that checks it
+        separator = separator_of(text)
+        rows, columns = csv_cells(path, text, schema, separator)  # each row made a record by the worker that checks it
     else:
         rows = yaml_rows(path, text)
     # Every row is checked before anything is numbered (all or nothing), but what
@@ -190,10 +288,11 @@ def _import(
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise UsageError(f"{problems[0]}{more}; nothing was imported")
     places = [place for chunk in checked for place in chunk.places]
-    for chunk in checked:
-        chunk.places = []  # held once, in places, and let go of once the numbers are placed
     if not places:
-        raise UsageError(f"{path}: holds no households")
+        raise UsageError(_("{file}: holds no households").format(file=path.name))
+    refuse_second_active(archive, checked)
+    for chunk in checked:
+        chunk.places, chunk.wheres, chunk.also = [], [], []  # held once, in places, until the numbers are placed
     refuse_reason_holding(kind)
     targets = wrap_targets_of(archive, sorted({building for building, _, _ in places}))
     for building, readers in targets.items():
@@ -223,7 +322,49 @@ def _import(
         trailers("import", approval, actor, ", ".join(numbers)),
         actor,
     )
-    return numbers
+    imported = Imported(numbers)
+    imported.encoding, imported.separator = encoding, separator
+    return imported
+
+
+def refuse_second_active(archive: Archive, checked: list[_Checked]) -> None:
+    """P1: ArchiveError naming both when a row would be a unit's second active household.
+
+    Against the rows above it in the file, and against the unit's active
+    households in the archive; a row saying also_active is let through.
+    """
+    first_in_file: dict[tuple[str, str], str] = {}
+    units: dict[str, set[str]] = {}
+    problems = []
+    for chunk in checked:
+        for (building, unit, _category), where, also in zip(chunk.places, chunk.wheres, chunk.also, strict=True):
+            if also:
+                continue
+            earlier = first_in_file.setdefault((building, unit), where)
+            if earlier != where:
+                problems.append(
+                    _("{where}: {building}/{unit} has an active household at {earlier} already (P1)").format(
+                        where=where, building=building, unit=unit, earlier=" ".join(earlier.split(" ")[-2:])
+                    )
+                )
+                continue
+            if building not in units:
+                units[building] = _names_in(archive.root / HouseholdPath(building, unit, "x").dir.rsplit("/", 2)[0])
+            if unit in units[building]:
+                active = active_on_unit(archive, building, unit)
+                if active:
+                    problems.append(
+                        _("{where}: {no} is the active household of {building}/{unit} already (P1)").format(
+                            where=where, no=active[0], building=building, unit=unit
+                        )
+                    )
+    if problems:
+        more = _(" (and {n} more)").format(n=len(problems) - 1) if len(problems) > 1 else ""
+        raise ArchiveError(
+            problems[0]
+            + more
+            + _(": move it out first, or say also_active on the row if both live there; nothing was imported")
+        )
 
 
 def _numbered_files(
@@ -249,7 +390,7 @@ def _numbered_files(
         if len(batch) < FLUSH and done + len(batch) < len(numbers):
             continue
         keys.put([(address, blob) for address, blob, _, _ in batch])
-        for _, _, relpath, text in batch:
+        for _address, _blob, relpath, text in batch:
             yield relpath, text.encode("utf-8")
         done += len(batch)
         batch = []
@@ -354,12 +495,16 @@ class _Checked:
     places: list[tuple[str, str, str]]  # (building, unit, category) of each good row, in order
     packed: bytes  # the good rows' prepared records, pickled and compressed
     reason_holds: str | None  # what personal data the reason holds, judged with these rows' names
+    wheres: list[str] = field(default_factory=list)  # each good row's file and line
+    also: list[bool] = field(default_factory=list)  # each good row's also_active (P1)
 
 
 def _check_rows(rows: list[tuple[str, Any]]) -> _Checked:
-    schema = _state["archive"].household_schema
+    schema, settings = _state["archive"].household_schema, _state["archive"].settings
     problems: list[str] = []
     good: list[dict] = []
+    wheres: list[str] = []
+    also: list[bool] = []
     columns: CsvColumns | None = _state["columns"]
     for where, raw in rows:
         if columns is not None:
@@ -371,10 +516,17 @@ def _check_rows(rows: list[tuple[str, Any]]) -> _Checked:
         if not isinstance(raw, dict):
             problems.append(f"{where}: a record must be a YAML mapping")
             continue
+        shared = raw.pop(ALSO_ACTIVE, False) if ALSO_ACTIVE in raw else False
+        if not isinstance(shared, bool):
+            problems.append(_("{where}: {column}: must be true or false").format(where=where, column=ALSO_ACTIVE))
+            continue
         try:
-            good.append(prepare_new(raw, schema))
+            good.append(prepare_new(raw, schema, settings))
         except UsageError as exc:
             problems.append(f"{where}: {str(exc).removeprefix('record: ')}")
+            continue
+        wheres.append(where)
+        also.append(shared)
     if problems:
         return _Checked(problems, [], b"", None)
     return _Checked(
@@ -382,6 +534,8 @@ def _check_rows(rows: list[tuple[str, Any]]) -> _Checked:
         [(str(r["building"]), str(r["unit"]), str(r["category"])) for r in good],
         zlib.compress(pickle.dumps(good, pickle.HIGHEST_PROTOCOL), 1),
         personal_data_in_reason(_state["reason"], schema, *good) if _state["reason"] else None,
+        wheres,
+        also,
     )
 
 
@@ -440,6 +594,7 @@ class _Workers:
         # The compiled first pass once, before the fork; jsonschema's validator only where a row is refused
         # (0.06 s with its import, which an import of good rows never needs).
         self.archive.household_schema.fast_validator  # noqa: B018
+        self.archive.settings  # noqa: B018  # the estate's buildings, read once before the fork
         return self
 
     def __exit__(self, *exc: Any) -> None:

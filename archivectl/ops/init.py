@@ -10,6 +10,7 @@ from pathlib import Path
 from archivectl import crypto, gitio, policy, schema, yamlio
 from archivectl.archive import WRITE_SETTINGS, Archive
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 from archivectl.identity import Actor, public_key_from_setting, signing_key_setting
 from archivectl.layout import ARCHIVE_FILE, STAFF_FILE
 from archivectl.ops.common import Approval, trailers
@@ -43,9 +44,9 @@ def init(
     recovery: the offline recovery recipient (age1...) every record key is also wrapped to.
     """
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UsageError(f"{path} already exists and is not an empty directory")
+        raise UsageError(_("{path} already exists and is not an empty directory").format(path=path))
     staff = Staff.from_yaml(yamlio.load_file(staff_file), str(staff_file))
-    public, _ = public_key_from_setting(signing_key_setting(None))
+    public, _source = public_key_from_setting(signing_key_setting(None))
     founder = staff.by_key(public)
     problem = policy.founder_problem(founder)
     if problem:
@@ -61,9 +62,9 @@ def init(
     backend = backend_for(url)
     local = Path(url) if "://" not in url else None
     if local is not None and local.exists() and any(local.iterdir()):
-        raise ArchiveError(f"keystore {local} already holds keys; move it away first")
+        raise ArchiveError(_("keystore {local} already holds keys; move it away first").format(local=local))
     if local is None and (backend.list("keys") or backend.list("numbers")):
-        raise ArchiveError(f"keystore {url} already holds keys; give a new place")
+        raise ArchiveError(_("keystore {url} already holds keys; give a new place").format(url=url))
 
     created_dir, created_keys = not path.exists(), local is not None and not local.exists()
     try:

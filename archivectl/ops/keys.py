@@ -28,6 +28,7 @@ from archivectl.keystore import KeyAddress
 from archivectl.layout import HOUSEHOLDS, HouseholdPath
 from archivectl.ops.common import Approval, approved_writer, main_staff, readers, trailers, wrap_targets
 from archivectl.ops.configure import configure
+from archivectl.ops.holds import on_main
 
 Progress = Callable[[int, int, str], None] | None  # (done, total, stage), e.g. cli.app.progress_bar
 ORPHAN_GRACE_DAYS = 7  # a key nobody's branch names is removed only once this old (a clerk may not have pushed yet)
@@ -361,6 +362,9 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
     judged: dict[str, str | None] = {}
     rows: list[dict[str, Any]] = []
     doomed: list[tuple[KeyAddress, str, str]] = []
+    from archivectl.holds import hold_problem
+
+    held = on_main(archive, tip)  # a legal hold stops shredding every key of its household
     for address in archive.keystore.addresses():
         number = address.archive_no
         if number in current:
@@ -380,6 +384,7 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
                 )
                 continue
             problem = _judge(archive, tip, change, judged) or _retention_problem(archive, tip, number, change)
+        problem = problem or hold_problem("shred", [number], held)
         if problem:
             rows.append({"archive_no": number, "shredded": False, "why": problem})
             continue
@@ -572,7 +577,7 @@ def migrate(archive: Archive, to_url: str, approval: Any) -> dict[str, Any]:
         raise ArchiveError("keys migrate proposes a change of archive.yaml: run it in a clone")
     if "://" not in to_url:
         to_url = str(Path(to_url).expanduser().resolve())
-    approved_writer(archive, approval, roles=archive.settings.rules.governance_approver_roles)
+    approved_writer(archive, approval, "configure")
     if gitio.dirty_paths(archive.root, ["archive.yaml"]):
         raise ArchiveError("archive.yaml has uncommitted changes; commit or discard them first")
     source = archive.keystore

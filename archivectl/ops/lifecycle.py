@@ -24,6 +24,7 @@ from archivectl.judge.state import destroyed_on_main
 from archivectl.keystore import ADDRESSED, KEYS, LEGACY, NUMBER_FILE, NUMBERS, DirectoryBackend, KeyAddress
 from archivectl.layout import ARCHIVE_NO, HouseholdPath, check_archive_no
 from archivectl.ops.common import Approval, approved_writer, load_stored, trailers
+from archivectl.ops.holds import current, refuse_if_held
 from archivectl.ops.init import configure_clone
 from archivectl.ops.keeping import past_keeping
 
@@ -58,6 +59,8 @@ def tombstone(archive: Archive, archive_no: str, approval: Approval) -> str:
     """Mark a household deleted-pending (P13): kept readable for the retention period."""
 
     def change(stored: dict) -> None:
+
+        refuse_if_held(archive, [archive_no], "tombstone")  # read under the write lock, like the status
         stored["tombstone"] = {
             "date": clock.today().isoformat(),
             "reason": approval.reason.strip() if approval.reason else "",
@@ -77,7 +80,9 @@ def tombstone_due(archive: Archive, approval: Approval) -> tuple[list[dict[str, 
 
     with archive.writing() as tx:  # what is due is decided from the records as they stand under the lock
         actor = approved_writer(archive, approval)
-        due = past_keeping(archive)
+
+        held = current(archive)  # a household under legal hold waits for its release
+        due = [row for row in past_keeping(archive) if row["archive_no"] not in held]
         if not due:
             raise ArchiveError("no household is past its keeping period (archive.yaml keeping:)")
         for row in due:
@@ -205,7 +210,9 @@ def purge(
     if dry_run:
         return [c.row() for c in _purge_candidates(archive, numbers)]
     with archive.writing() as tx:  # tombstones, their dates and the settings as they stand under the lock
-        found = _purge_candidates(archive, numbers)
+        refuse_if_held(archive, numbers, "purge")
+        held = current(archive)  # --eligible leaves a held household for after its release
+        found = [c for c in _purge_candidates(archive, numbers) if c.archive_no not in held]
         for c in found:
             if c.verdict.problem:
                 raise ArchiveError(f"{c.archive_no}: {c.verdict.problem}; purge refused")
@@ -234,7 +241,7 @@ def purge(
         subject = f"purge {chosen[0].archive_no}" if len(chosen) == 1 else f"purge {len(chosen)} households"
         archive_nos = ", ".join(c.archive_no for c in chosen)
         tx.commit(subject, trailers("purge", approval, actor, archive_nos), actor)
-    return [{**c.row(), "purged": purged_at} for c in chosen]
+    return [{**c.row(), "proposed": purged_at} for c in chosen]  # destroyed by keys shred once approved
 
 
 def _purge_candidates(archive: Archive, numbers: list[str]) -> list[PurgeCandidate]:

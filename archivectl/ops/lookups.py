@@ -15,6 +15,7 @@ from typing import Any
 from archivectl import gitio
 from archivectl.archive import Archive, commit_message
 from archivectl.errors import ArchiveError
+from archivectl.i18n import _
 from archivectl.identity import actor_of
 from archivectl.ops.common import Approval, trailers
 
@@ -33,7 +34,7 @@ def sync(archive: Archive, push: bool = True) -> dict[str, Any]:
     base = upstream or f"refs/heads/{main}"
     tip = gitio.rev_parse(archive.root, base)
     if tip is None:
-        raise ArchiveError(f"no {main} here to bring look-ups to")
+        raise ArchiveError(_("no {main} here to bring look-ups to").format(main=main))
     on_main = set(gitio.tree_paths(archive.root, tip, "registers/access"))
     found: dict[str, dict[str, str]] = {a: {} for a in LOOKUP_ACTIONS}
     numbers: dict[str, set[str]] = {a: set() for a in LOOKUP_ACTIONS}
@@ -66,11 +67,15 @@ def sync(archive: Archive, push: bool = True) -> dict[str, Any]:
         result = gitio.run(archive.root, "push", "-q", "origin", f"{parent}:refs/heads/{main}", check=False)
         if result.returncode != 0:
             why = (result.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
-            raise ArchiveError(f"push to {main} refused ({why}); run archivectl sync again")
+            raise ArchiveError(
+                _("push to {main} refused ({why}); run archivectl sync again").format(main=main, why=why)
+            )
         gitio.run(archive.root, "fetch", "-q", "origin", main)
         pushed = True
     elif not upstream:
         if gitio.current_branch(archive.root) == main:
-            raise ArchiveError(f"switch off {main} first: sync moves {main} to bring the look-ups there")
+            raise ArchiveError(
+                _("switch off {main} first: sync moves {main} to bring the look-ups there").format(main=main)
+            )
         gitio.run(archive.root, "update-ref", f"refs/heads/{main}", parent, tip)
     return {"brought": brought, "commit": parent, "pushed": pushed}

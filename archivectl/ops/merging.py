@@ -10,7 +10,9 @@ result to the same record key. Nothing decrypted touches the disk: git's
 `%A` file receives only the re-sealed record.
 
 The same merge, without keys, is what verify judges a merge commit's records
-by (merged_record_problem): one place for the rule.
+by (judge/merges.py merged_record_problem): one place for the rule. Where both sides changed
+the sealed block, the merge is a change of personal fields nobody else can check: it needs an
+approval like an edit (Approved-by: on the merge commit, an approval naming it).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from archivectl import records
+from archivectl import fingerprints, records
 from archivectl.judge.merges import TEXT_MERGE_ENV, merge_stored, merge_values
 from archivectl.ops.common import identity_for, open_key
 from archivectl.staff import ALL_BUILDINGS_ROLES, BUILDING_READER_ROLES
@@ -80,10 +82,14 @@ def _merge_sealed(number: str, base: dict, mine: dict, other: dict, ours: Path) 
         old_key = key if base.get("recipient") == mine.get("recipient") else open_key(archive, base, identity)
         plain_base, _ = records.open_record(base, old_key)
         plain_mine, sealed_mine = records.open_record(mine, key)
-        plain_other, _ = records.open_record(other, key)
+        plain_other, sealed_other = records.open_record(other, key)
     except Exception:
         building = str(mine.get("building") or "?")
         return 1, [f"archivectl: {number}: both sides changed sealed fields; {who_can_merge(building)}"]
+    for side, sealed in ((mine, sealed_mine), (other, sealed_other)):  # each side is what its diff showed
+        mismatch = fingerprints.check_stored(side, sealed, key)
+        if mismatch:
+            return 1, [f"archivectl: {number}: {mismatch.message()}"]
     conflicts: list[str] = []
     plain = merge_values(plain_base, plain_mine, plain_other, (), conflicts)
     if conflicts:

@@ -7,6 +7,7 @@ from typing import Any
 from archivectl import gitio, pii, records, registers, yamlio
 from archivectl.archive import Archive, Transaction
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 from archivectl.identity import actor_of
 from archivectl.layout import HouseholdPath, check_archive_no
 from archivectl.ops.common import (
@@ -40,7 +41,7 @@ def show(archive: Archive, archive_no: str, identity: str | None = None) -> dict
 def reveal(archive: Archive, archive_no: str, reason: str | None, identity: str | None = None) -> dict:
     """The household in clear for an entitled reader, after registering the look-up (P7, P8)."""
     check_archive_no(archive_no)
-    reason = check_reason(reason)
+    reason = check_reason(reason, look_up=True)
     with archive.writing() as tx:  # reader rights, record and key as they stand under the lock
         actor = actor_of(archive)
         plain = for_reader(archive, actor, archive_no, identity).plain()
@@ -122,14 +123,14 @@ def history(archive: Archive, archive_no: str) -> list[dict]:
         if archive_no in [n.strip() for n in e.trailers.get("Archive-No", "").split(",")]
     ]
     if not rows:
-        raise ArchiveError(f"{archive_no}: no history in this archive")
+        raise ArchiveError(_("{archive_no}: no history in this archive").format(archive_no=archive_no))
     return rows
 
 
 def check_filter(value: str | None, allowed: tuple[str, ...], name: str) -> None:
     """Refuse a filter value that can never match."""
     if value is not None and value not in allowed:
-        raise UsageError(f"--{name} must be one of {', '.join(allowed)}")
+        raise UsageError(_("--{name} must be one of {allowed}").format(name=name, allowed=", ".join(allowed)))
 
 
 def review_start(archive: Archive, range_spec: str, reason: str | None) -> dict[str, Any]:
@@ -139,13 +140,13 @@ def review_start(archive: Archive, range_spec: str, reason: str | None) -> dict[
     who registered a review whose range holds that version (P8): reading
     personal data in a diff is a look-up like any other.
     """
-    reason = check_reason(reason)
+    reason = check_reason(reason, look_up=True)
     with archive.writing() as tx:
         actor = actor_of(archive)
         if ".." not in range_spec or range_spec.startswith("-"):
-            raise UsageError("give a range like origin/main..HEAD")
+            raise UsageError(_("give a range like origin/main..HEAD"))
         if any(gitio.rev_parse(archive.root, end or "HEAD") is None for end in range_spec.split("..", 1)):
-            raise UsageError(f"{range_spec}: no such commit")
+            raise UsageError(_("{range_spec}: no such commit").format(range_spec=range_spec))
         commits = gitio.out(archive.root, "rev-list", "--no-merges", range_spec).split()
         versions: dict[str, set[str]] = {}
         buildings: dict[str, str] = {}
@@ -165,7 +166,11 @@ def review_start(archive: Archive, range_spec: str, reason: str | None) -> dict[
             versions.setdefault(number, set()).update(b for b in parts[2:4] if set(b) != {"0"})
         readable = sorted(n for n in versions if _reads(archive, actor, buildings[n]))
         if not readable:
-            raise ArchiveError(f"{range_spec}: no household in it that you may read ({len(commits)} commits)")
+            raise ArchiveError(
+                _("{range_spec}: no household in it that you may read ({n_commits} commits)").format(
+                    range_spec=range_spec, n_commits=len(commits)
+                )
+            )
         ends = [gitio.rev_parse(archive.root, end) or end for end in range_spec.split("..", 1)]
         entry = registers.register(
             tx,

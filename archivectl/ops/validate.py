@@ -26,6 +26,7 @@ def validate(archive: Archive, paths: list[str] | None = None) -> list[dict]:
             for link in gitio.tracked_links(archive.root)
         ]
         problems += _shared_numbers(targets)
+        problems += _shared_units(archive)
     for relpath in targets:
         problems += [{"file": relpath, "problem": p} for p in check_record_file(archive, relpath)]
     return problems
@@ -43,6 +44,23 @@ def _shared_numbers(relpaths: list[str]) -> list[dict]:
             found.append({"file": relpath, "problem": f"archive_no: {seen[kind.archive_no]} has the same number (P3)"})
         seen.setdefault(kind.archive_no, relpath)
     return found
+
+
+def _shared_units(archive: Archive) -> list[dict]:
+    """P1: units with more than one active household (occupancy.shared_units over the index's clear facts)."""
+    from archivectl.facts import households
+    from archivectl.i18n import _
+    from archivectl.occupancy import shared_units
+
+    return [
+        {
+            "file": f"households/{building}/{unit}",
+            "problem": _("{n} active households on one unit ({numbers}); move out the one that left (P1)").format(
+                n=len(numbers), numbers=", ".join(numbers)
+            ),
+        }
+        for building, unit, numbers in shared_units(households(archive))
+    ]
 
 
 def _targets(archive: Archive, paths: list[str]) -> list[str]:

@@ -37,6 +37,7 @@ from typing import Any
 from archivectl import registers
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
+from archivectl.i18n import _
 from archivectl.layout import ARCHIVE_NO_PATTERN
 from archivectl.openbao import COMMAND_HEADER
 from archivectl.reports.render import Report, Section, document_head
@@ -65,9 +66,11 @@ def read_audit_log(path: Path, transit_mount: str | None = None) -> list[Decrypt
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise UsageError(f"cannot read the audit log {path}: {exc.strerror}") from None
+        raise UsageError(
+            _("cannot read the audit log {path}: {strerror}").format(path=path, strerror=exc.strerror)
+        ) from None
     except UnicodeDecodeError:
-        raise UsageError(f"{path}: not an OpenBao audit log (JSON lines)") from None
+        raise UsageError(_("{path}: not an OpenBao audit log (JSON lines)").format(path=path)) from None
     found = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -75,7 +78,9 @@ def read_audit_log(path: Path, transit_mount: str | None = None) -> list[Decrypt
         try:
             entry = json.loads(line)
         except ValueError:
-            raise UsageError(f"{path}:{number}: not an OpenBao audit log line (JSON)") from None
+            raise UsageError(
+                _("{path}:{number}: not an OpenBao audit log line (JSON)").format(path=path, number=number)
+            ) from None
         if not isinstance(entry, dict) or entry.get("type") != "response":
             continue
         request = entry.get("request") or {}
@@ -116,7 +121,7 @@ def _when(value: Any) -> dt.datetime:
     try:
         stamp = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise UsageError(f"the audit log has a time that is not ISO 8601: {value!r}") from None
+        raise UsageError(_("the audit log has a time that is not ISO 8601: {value!r}").format(value=value)) from None
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
 
 
@@ -187,11 +192,18 @@ def access(archive: Archive, audit_log: Path, window: dt.timedelta = MATCH_WINDO
             Counter((d.who, d.when.date().isoformat()) for d in decrypts if d.maintenance and not d.refused).items()
         )
     ]
-    summary = (
-        f"{len(opened)} record key(s) opened on the server: {len(matched)} registered look-ups, "
-        f"{len(unclaimed)} by archivectl without a look-up (masked views, approvals, checks), "
-        f"{len(unregistered)} not through archivectl and not in the register; "
-        f"{len(unseen)} registered but not seen by the server; {len(refused)} refused by the server."
+    summary = _(
+        "{opened} record key(s) opened on the server: {matched} registered look-ups, "
+        "{unclaimed} by archivectl without a look-up (masked views, approvals, checks), "
+        "{unregistered} not through archivectl and not in the register; "
+        "{unseen} registered but not seen by the server; {refused} refused by the server."
+    ).format(
+        opened=len(opened),
+        matched=len(matched),
+        unclaimed=len(unclaimed),
+        unregistered=len(unregistered),
+        unseen=len(unseen),
+        refused=len(refused),
     )
     document = {
         **document_head("access", archive.settings.name),
@@ -206,23 +218,37 @@ def access(archive: Archive, audit_log: Path, window: dt.timedelta = MATCH_WINDO
     }
     return Report(
         name="access",
-        title=f"Look-ups: the key server's audit log against the access register (P8, P10) — {archive.settings.name}",
+        title=_("Look-ups: the key server's audit log against the access register (P8, P10) — {name}").format(
+            name=archive.settings.name
+        ),
         document=document,
         sections=[
             Section(
-                "Opened on the server, not in the access register",
+                _("Opened on the server, not in the access register"),
                 unregistered,
                 ["when", "who", "archive_no", "key", "from"],
+                key="not_in_register",
             ),
-            Section("Registered, but no decrypt on the server", unseen, ["when", "who", "action", "archive_no"]),
-            Section("Refused by the server", refused, ["when", "who", "archive_no", "from"]),
-            Section("Maintenance tokens (recipients sync, keys fsck)", maintenance, ["who", "day", "decrypts"]),
             Section(
-                "Opened by archivectl without a look-up (masked views, approvals, checks)",
+                _("Registered, but no decrypt on the server"),
+                unseen,
+                ["when", "who", "action", "archive_no"],
+                key="not_seen_by_server",
+            ),
+            Section(_("Refused by the server"), refused, ["when", "who", "archive_no", "from"], key="refused"),
+            Section(
+                _("Maintenance tokens (recipients sync, keys fsck)"),
+                maintenance,
+                ["who", "day", "decrypts"],
+                key="maintenance",
+            ),
+            Section(
+                _("Opened by archivectl without a look-up (masked views, approvals, checks)"),
                 unclaimed,
                 ["when", "who", "archive_no", "command"],
+                key="by_archivectl_without_lookup",
             ),
-            Section("Registered look-ups", matched, ["when", "who", "action", "archive_no"]),
+            Section(_("Registered look-ups"), matched, ["when", "who", "action", "archive_no"], key="registered"),
         ],
         summary=summary,
         act_on=bool(unregistered or unseen),

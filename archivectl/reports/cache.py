@@ -68,13 +68,15 @@ def cached_report(
     quick, if given, makes the head and some texts without the rows (from
     results kept per building, say): used when it answers, else compute().
     """
+    from archivectl.i18n import language
     from archivectl.reports.render import StoredReport, head_of
 
     generated = clock.now().isoformat(timespec="seconds")
     tree = households_tree(archive)
     if tree is None:
         return build(compute(), generated)
-    key = hashlib.sha256(json.dumps([CACHE_VERSION, name, tree, *parts]).encode()).hexdigest()
+    # the head (title, summary) is in the interface's language: kept per language
+    key = hashlib.sha256(json.dumps([CACHE_VERSION, name, tree, language(), *parts]).encode()).hexdigest()
     cache = cache_dir(archive)
     made: list[Quick | None] = []
 

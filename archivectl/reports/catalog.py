@@ -8,6 +8,7 @@ from typing import Any
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
 from archivectl.facts import households, place_key
+from archivectl.i18n import _
 from archivectl.reports.cache import cached_result
 from archivectl.reports.render import Report, Section, document_head
 
@@ -23,14 +24,20 @@ def catalog(
     """Households by building, floor and unit; --year means moved out that year (with --status moved-out)
     or numbered that year otherwise."""
     if status is not None and status not in STATUSES:
-        raise UsageError(f"--status must be one of {', '.join(STATUSES)}")
+        raise UsageError(_("--status must be one of {choices}").format(choices=", ".join(STATUSES)))
     if year is not None and not 1900 <= year <= 9999:
-        raise UsageError("--year must be a year like 2026")
+        raise UsageError(_("--year must be a year like 2026"))
     rows = cached_result(archive, "catalog", [year, status], lambda: _rows(archive, year, status, progress))
-    what = f"{status or 'all'} households" + (f", {year}" if year else "")
+    what = (_("{status} households").format(status=status) if status else _("all households")) + (
+        f", {year}" if year else ""
+    )
     sections = []
     for building in sorted({str(r["building"]) for r in rows}):
-        sections.append(Section(f"Building {building}", [r for r in rows if str(r["building"]) == building]))
+        sections.append(
+            Section(
+                _("Building {building}").format(building=building), [r for r in rows if str(r["building"]) == building]
+            )
+        )
     document = {
         **document_head("catalog", archive.settings.name),
         "year": year,
@@ -39,11 +46,11 @@ def catalog(
     }
     return Report(
         name="catalog",
-        title=f"Catalogue (目录) — {what} — {archive.settings.name}",
+        title=_("Catalogue (目录) — {what} — {name}").format(what=what, name=archive.settings.name),
         document=document,
-        sections=sections or [Section("Households", [])],
-        summary=f"{len(rows)} {what}, by building and floor.",
-        csv_rows=Section("Households", rows),
+        sections=sections or [Section(_("Households"), [])],
+        summary=_("{n_rows} {what}, by building and floor.").format(n_rows=len(rows), what=what),
+        csv_rows=Section(_("Households"), rows),
     )
 
 

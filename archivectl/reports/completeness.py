@@ -27,6 +27,7 @@ from archivectl.facts import (
     write_json,
 )
 from archivectl.files import keep
+from archivectl.i18n import _
 from archivectl.reports.cache import cached_report, digest
 from archivectl.reports.render import Report, Section, json_text, json_text_in
 
@@ -175,9 +176,10 @@ def completeness(archive: Archive, progress: Callable[[int, int], None] | None =
 
 def _summary(overall: dict[str, Any], invalid: list[Any]) -> str:
     total, done = overall["households"], overall["complete"]
-    return f"{done} of {total} active households complete ({overall['rate']}%); {total - done} incomplete." + (
-        f" {len(invalid)} record files are invalid." if invalid else ""
+    text = _("{done} of {total} active households complete ({rate}%); {incomplete} incomplete.").format(
+        done=done, total=total, rate=overall["rate"], incomplete=total - done
     )
+    return text + (" " + _("{count} record files are invalid.").format(count=len(invalid)) if invalid else "")
 
 
 def _report(archive: Archive, found: dict[str, Any], generated: str) -> Report:
@@ -202,19 +204,19 @@ def _report(archive: Archive, found: dict[str, Any], generated: str) -> Report:
     }
     return Report(
         name="completeness",
-        title=f"Completeness (P5) — {archive.settings.name}",
+        title=_("Completeness (P5) — {name}").format(name=archive.settings.name),
         document=document,
         sections=[
-            Section("Missing documents by type (chase these first)", by_type, ["label", "document", "households"]),
-            Section("By building", buildings, ["building", "households", "complete", "incomplete", "rate"]),
-            Section("Incomplete households", incomplete, [*PLACE, "missing_labels", "missing_fields"]),
-            *([Section("Invalid record files", invalid, ["file", "problem"])] if invalid else []),
+            Section(_("Missing documents by type (chase these first)"), by_type, ["label", "document", "households"]),
+            Section(_("By building"), buildings, ["building", "households", "complete", "incomplete", "rate"]),
+            Section(_("Incomplete households"), incomplete, [*PLACE, "missing_labels", "missing_fields"]),
+            *([Section(_("Invalid record files"), invalid, ["file", "problem"])] if invalid else []),
         ],
         chart=[(b["building"], b["rate"]) for b in buildings],
-        chart_title="Complete dossiers per building (%)",
+        chart_title=_("Complete dossiers per building (%)"),
         summary=_summary(overall, invalid),
         act_on=bool(incomplete or invalid),
-        csv_rows=Section("Households", rows, [*PLACE, "complete", "missing_documents", "missing_fields"]),
+        csv_rows=Section(_("Households"), rows, [*PLACE, "complete", "missing_documents", "missing_fields"]),
     )
 
 
@@ -328,10 +330,10 @@ class _Assembled:
         self.archive_name = archive.settings.name
         self.head = {
             "name": "completeness",
-            "title": f"Completeness (P5) — {self.archive_name}",
+            "title": _("Completeness (P5) — {name}").format(name=self.archive_name),
             "summary": _summary(self.overall, self.invalid),
             "act_on": bool(self.overall["incomplete"] or self.invalid),
-            "chart_title": "Complete dossiers per building (%)",
+            "chart_title": _("Complete dossiers per building (%)"),
             "chart": [[b["building"], b["rate"]] for b in self.buildings],
         }
 

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from archivectl.i18n import _
 from archivectl.render import render_rows
 
 # Column titles a manager reads in the HTML reports (the JSON key stays beneath each, for whoever scripts).
@@ -65,6 +66,7 @@ class Section:
     title: str
     rows: list[dict[str, Any]]
     columns: list[str] | None = None
+    key: str | None = None  # its name in the CSV's section column (the JSON document's key); default the title
 
     def cells(self) -> list[dict[str, Any]]:
         cols = self.columns or (list(self.rows[0]) if self.rows else [])
@@ -83,7 +85,7 @@ class Report:
     chart_title: str = ""
     summary: str = ""
     act_on: bool = False  # something to act on, for --fail-on-...
-    csv_rows: Section | None = None  # what --format csv prints (default: the first section)
+    csv_rows: Section | None = None  # what --format csv prints (default: every section, named in a column)
 
 
 def _flat(value: Any) -> Any:
@@ -144,7 +146,8 @@ _GENERATED = "generated-at-render-0f3c9"  # stands for the time in a kept text; 
 
 
 def render(report: Report, fmt: str) -> str:
-    """The report in one of render.REPORT_FORMATS; csv holds its main rows (one table, for spreadsheets and cron)."""
+    """The report in one of render.REPORT_FORMATS; csv is one table (for spreadsheets and cron): the report's
+    csv_rows, or else every section's rows, each named in a first column `section`."""
     from archivectl.facts import collector_paused
 
     with collector_paused():  # rows of every household: many objects, no cycles
@@ -171,7 +174,9 @@ def _render(report: Report, fmt: str) -> str:
     if fmt == "json":
         return json_text(report.document)
     if fmt == "csv":
-        section = report.csv_rows or report.sections[0]
+        if report.csv_rows is None:
+            return sections_csv(report.sections)
+        section = report.csv_rows
         return render_rows(section.cells(), "csv") if section.rows else ",".join(section.columns or [])
     if fmt == "html":
         return _html(report)
@@ -179,10 +184,25 @@ def _render(report: Report, fmt: str) -> str:
     for section in report.sections:
         if fmt == "table":
             body = render_rows(section.cells(), fmt, title=section.title) if section.rows else None
-            parts.append(body or f"{section.title}: none")
+            parts.append(body or _("{title}: none").format(title=section.title))
         else:
-            parts += ["", f"## {section.title}", "", render_rows(section.cells(), fmt) if section.rows else "(none)"]
+            parts += ["", f"## {section.title}", "", render_rows(section.cells(), fmt) if section.rows else _("(none)")]
     return "\n".join(p for p in parts if p is not None).rstrip("\n")
+
+
+def sections_csv(sections: list[Section]) -> str:
+    """Every section's rows in one CSV: a first column `section` (its key), then every section's columns."""
+    columns: dict[str, None] = {"section": None}
+    tables = []
+    for section in sections:
+        cells = section.cells()
+        for column in section.columns or (list(cells[0]) if cells else []):
+            columns.setdefault(column)
+        tables.append((section.key or section.title, cells))
+    rows = [{"section": name, **cell} for name, cells in tables for cell in cells]
+    if not rows:
+        return ",".join(columns)
+    return render_rows([{c: row.get(c, "") for c in columns} for row in rows], "csv")
 
 
 def json_text(document: Any) -> str:
@@ -355,7 +375,7 @@ def _html(report: Report) -> str:
         cells = section.cells()
         out.append(f"<h2>{esc(section.title)}</h2>")
         if not cells:
-            out.append("<p>(none)</p>")
+            out.append(f"<p>{esc(_('(none)'))}</p>")
             continue
         cols = list(cells[0])
         out.append("<table><thead><tr>" + "".join(f"<th>{_header(c)}</th>" for c in cols) + "</tr></thead><tbody>")

@@ -9,6 +9,7 @@ from typing import Any
 from archivectl import gitio, registers, rules
 from archivectl.archive import Archive
 from archivectl.facts import households
+from archivectl.i18n import _
 from archivectl.reports.cache import cached_result
 from archivectl.reports.completeness import completeness
 from archivectl.reports.render import Report, Section, document_head
@@ -53,16 +54,28 @@ def stats(archive: Archive, progress: Callable[[int, int], None] | None = None) 
     }
     return Report(
         name="stats",
-        title=f"Statistics (P15) — {archive.settings.name}",
+        title=_("Statistics (P15) — {name}").format(name=archive.settings.name),
         document=document,
         sections=[
-            Section("Households", counts),
-            Section("Completeness by building", complete.document["buildings"]),
-            Section("Activity per month", activity),
+            Section(_("Households"), counts, ["dimension", "value", "households"], key="counts"),
+            Section(
+                _("Completeness by building"),
+                complete.document["buildings"],
+                ["building", "households", "complete", "incomplete", "rate"],
+                key="completeness_by_building",
+            ),
+            Section(
+                _("Activity per month"),
+                activity,
+                ["month", "changes", "reveals", "opens", "exports", "approvals"],
+                key="activity",
+            ),
         ],
         chart=complete.chart,
         chart_title=complete.chart_title,
-        summary=f"{total} households; {complete.document['overall']['rate']}% of active ones complete.",
+        summary=_("{total} households; {rate} of active ones complete.").format(
+            total=total, rate=f"{complete.document['overall']['rate']}%"
+        ),
     )
 
 

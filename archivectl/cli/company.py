@@ -1,0 +1,94 @@
+"""company report | staff: one view over many estates' archives (company.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from archivectl.cli.app import app, globals_of, out, progress_bar
+from archivectl.i18n import _
+
+company_app = typer.Typer(
+    help=_("A company of many estates: reports over every estate's archive, one staff directory (company.yaml)."),
+    no_args_is_help=True,
+)
+app.add_typer(company_app, name="company")
+
+CompanyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--company",
+        metavar="DIR",
+        help=_("The folder holding company.yaml (default: ARCHIVECTL_COMPANY, else here)."),
+    ),
+]
+COMPANY_FORMATS = ("table", "json", "yaml", "csv", "markdown", "html")
+
+
+@company_app.command(
+    "report",
+    help=_(
+        "Each estate's own report (clear parts only, fetched into the company folder's .cache, in parallel) "
+        "and the totals."
+    ),
+)
+def company_report(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(metavar="KIND", help=_("completeness | retention | requests | stats"))],
+    company: CompanyOpt = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help=_("table | json | yaml | csv | markdown | html"))
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help=_("Write the report to this file."))] = None,
+    fail: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-action",
+            help=_("Exit 1 if any estate has incomplete households, invalid records, purges or requests due."),
+        ),
+    ] = False,
+) -> None:
+    from archivectl import company as companies
+    from archivectl.errors import UsageError
+    from archivectl.files import write_output
+
+    chosen = fmt or (globals_of(ctx).fmt if globals_of(ctx).fmt in COMPANY_FORMATS else "table")
+    if chosen not in COMPANY_FORMATS:
+        raise UsageError(_("--format must be one of {choices}").format(choices=", ".join(COMPANY_FORMATS)))
+    found = companies.report(companies.load(companies.find(company)), kind, progress_bar(_("estates")))
+    if chosen == "yaml":
+        from archivectl import yamlio
+
+        text = yamlio.dumps(found.document).rstrip("\n")
+    else:
+        from archivectl.reports.render import render
+
+        text = render(found, chosen)
+    if output:
+        write_output(output, (text + "\n").encode("utf-8"))
+        out(_("{summary} Written to {output}.").format(summary=found.summary, output=output), err=True)
+    else:
+        out(text)
+    if fail and found.act_on:
+        raise typer.Exit(1)
+
+
+@company_app.command(
+    "staff",
+    help=_(
+        "Check that each person's key, role and active flag agree across every estate (and the head office). "
+        "One line per problem; exit 1 if there is any."
+    ),
+)
+def company_staff(company: CompanyOpt = None) -> None:
+    from archivectl import company as companies
+
+    found = companies.load(companies.find(company))
+    problems = companies.staff_problems(found)
+    for line in problems:
+        out(line)
+    if problems:
+        raise typer.Exit(1)
+    out(_("staff agree across {n} estates and the head office.").format(n=len(found.estates)), err=True)

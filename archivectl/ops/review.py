@@ -1,0 +1,495 @@
+"""review: a pull request's story for people, without personal data (issue 26).
+
+For each commit of a range (default: this branch's proposals, as approve and
+pending take them): its action, the households it touches (building / floor /
+unit / number), clear fields old -> new, which sealed fields changed (by their
+keyed fingerprints, names only: no key is needed and none is used), documents
+and register entries added, its approval state (approved by whom / awaiting
+whom / broken and why), verify's findings in words, and the CODEOWNERS who
+should look. What is approved and what is broken is verify's answer (read
+only); this module only tells it.
+
+The story is stable: the same range gives the same bytes (no clock, sorted
+fields), so a CI job can post it as one comment and update it in place. Every
+clear value is run through pii.py (withheld when it looks personal) and made
+inert (control characters, escapes and bidi overrides shown as \\u escapes).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from archivectl import fingerprints, gitio, judge, pii, records, rules, yamlio
+from archivectl.archive import Archive
+from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
+from archivectl.ops.approvals import default_range
+from archivectl.ops.common import identity_for, open_key, readers
+from archivectl.ops.hooks import codeowners
+from archivectl.screen import inert
+
+WITHHELD = "(withheld: it holds personal data)"
+_RANGE = re.compile(r"[A-Za-z0-9_./~^@{}-]+(\.\.[A-Za-z0-9_./~^@{}-]*)?")
+
+
+def shown(value: Any) -> str:
+    """A clear value as review prints it: withheld when personal (pii.py), else inert, on one line."""
+    text = yamlio.dump_flow(value) if isinstance(value, list | dict) else str(value)
+    if pii.personal_data_in(text):
+        return WITHHELD
+    return inert(text)
+
+
+@dataclass(frozen=True)
+class Range:
+    """The commits reviewed: base..tip, both resolved."""
+
+    spec: str
+    base: str
+    tip: str
+
+
+def resolve_range(archive: Archive, range_spec: str | None) -> Range:
+    """range_spec (A..B, or A meaning A..HEAD), else this branch's proposals (approvals.default_range)."""
+
+    spec = range_spec or default_range(archive)
+    if spec is None:
+        raise UsageError(
+            _("there is no pull request to review on {main}: give a RANGE like origin/{main}..HEAD").format(
+                main=archive.settings.main
+            )
+        )
+    if not _RANGE.fullmatch(spec) or spec.startswith("-"):
+        raise UsageError(_("{spec!r} is not a revision range like origin/main..HEAD").format(spec=spec))
+    start, _sep, end = spec.partition("..")
+    spec = f"{start}..{end or 'HEAD'}"
+    base, tip = gitio.rev_parse(archive.root, start), gitio.rev_parse(archive.root, end or "HEAD")
+    if base is None or tip is None:
+        raise UsageError(_("{spec}: no such commit").format(spec=spec))
+    return Range(spec, base, tip)
+
+
+# ---------------------------------------------------------------------- the story
+
+
+def review(archive: Archive, range_spec: str | None = None, check_sealed: SealedCheck | None = None) -> dict[str, Any]:
+    """The story of a range, JSON-ready: its state, one entry per change, approvals, findings, owners.
+
+    check_sealed (a reader's, reader_check()): each record version the range writes is opened and its
+    fingerprints recomputed, so a sealed block changed behind fingerprints that name another field is caught.
+    """
+    chosen = resolve_range(archive, range_spec)
+    judged = judge.judge(archive, f"{chosen.base}..{chosen.tip}", allow_pending=True)
+    commits = gitio.commits_for_verify(archive.root, [f"{chosen.base}..{chosen.tip}"])
+    findings: dict[str, list[str]] = {}
+    for f in judged.findings:
+        findings.setdefault(f.commit, []).append(f"{f.rule}: {inert(f.message)}")
+    awaiting = {r.info.commit: r.approver for r in judged.pending}
+    approved_by = {commit: [who] for commit, who in judged.approved.items()}  # the judge's answer, nobody else's
+    owners = _owner_rules(archive)
+    changes, approvals = [], []
+    with gitio.BlobReader(archive.root) as blobs:
+        for info in commits:
+            action = info.trailer("Action") or rules.legacy_action(info.subject) or ""
+            if action == "approve":
+                approvals.append(_approval_entry(info, findings))
+                continue
+            changes.append(_change(blobs, info, action, findings, awaiting, approved_by, owners, check_sealed))
+    in_range = {c.commit for c in commits}
+    loose = sorted({m for commit, ms in findings.items() if commit not in in_range for m in ms})
+    state = _state(changes, approvals, loose)
+    return {
+        "range": chosen.spec,
+        "base": chosen.base,
+        "head": chosen.tip,
+        "state": state["state"],
+        "summary": state["summary"],
+        "changes": changes,
+        "approvals": approvals,
+        "findings": loose,
+        "owners": sorted({o for c in changes for o in c["owners"]}),
+    }
+
+
+def _approval_entry(info: gitio.CommitInfo, findings: dict[str, list[str]]) -> dict[str, Any]:
+    return {
+        "commit": info.commit,
+        "by": inert(info.trailer("Acted-by") or ""),
+        "approves": sorted(n.strip()[:12] for n in info.trailers.get("Approves", ())),
+        "findings": sorted(findings.get(info.commit, [])),
+    }
+
+
+def _change(
+    blobs: gitio.BlobReader,
+    info: gitio.CommitInfo,
+    action: str,
+    findings: dict[str, list[str]],
+    awaiting: dict[str, str],
+    approved_by: dict[str, list[str]],
+    owners: list[tuple[str, list[str]]],
+    check_sealed: SealedCheck | None = None,
+) -> dict[str, Any]:
+    """One commit told: what it does to each household and register, and where its approval stands."""
+    rule = rules.TABLE.get(action)
+    waiting_for = ""
+    households: list[dict[str, Any]] = []
+    registers: list[str] = []
+    other: list[str] = []
+    notes: list[str] = []
+    is_merge = len(info.parents) > 1
+    if not is_merge:
+        for change in sorted(info.changes, key=lambda c: c.path):
+            kind = rules.classify(change.path)
+            if kind is not None and kind.kind == "record":
+                household, problems = _household(blobs, change, action, check_sealed)
+                households.append(household)
+                notes += problems
+            elif kind is not None and kind.kind == "register" and change.status in "AM":
+                registers += _register_lines(blobs, change, kind)
+            elif kind is not None and kind.kind in ("attachment", "numbers"):
+                continue  # told with the record's documents; numbers are the keystore's reservation
+            else:
+                other.append(f"{change.status} {inert(change.path)}")
+    if info.commit in findings or notes:
+        status, state = "broken", "; ".join(sorted(findings.get(info.commit, [])) + notes)
+    elif info.commit in awaiting:
+        status, state = "awaiting", _("awaiting approval by {who}").format(who=inert(awaiting[info.commit]))
+        waiting_for = inert(awaiting[info.commit])
+    elif rule is not None and rule.approval is not None:
+        who = approved_by.get(info.commit) or ["?"]
+        status, state = "approved", _("approved by {who}").format(who=", ".join(inert(w) for w in who))
+    elif is_merge:
+        status, state = "merge", _("a merge: verify judges it against its first parent")
+    else:
+        status, state = "no-approval", _("needs no approval (a registered look-up or a record of one)")
+    paths = [c.path for c in info.changes]
+    return {
+        "commit": info.commit,
+        "action": action or "(none)",
+        "acted_by": inert(info.trailer("Acted-by") or ""),
+        "reason": shown(pii.shown(info.trailer("Reason") or "")),
+        "households": households,
+        "registers": sorted(registers),
+        "other_files": sorted(other),
+        "approval": {"state": status, "text": state, "awaiting": waiting_for},
+        "findings": sorted(findings.get(info.commit, [])) + notes,
+        "owners": _owners_of(paths, owners),
+    }
+
+
+def _load(blobs: gitio.BlobReader, blob: str, path: str) -> dict:
+    if not blob or set(blob) == {"0"}:
+        return {}
+    data = blobs.read(blob)
+    try:
+        loaded = records.load_stored(data or b"", path)
+    except UsageError:
+        return {}
+    return loaded
+
+
+def _household(
+    blobs: gitio.BlobReader, change: gitio.Change, action: str, check_sealed: SealedCheck | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """What a commit did to one record, from its clear parts (and a reader's check), and what looks tampered with."""
+    old, new = _load(blobs, change.old_blob, change.path), _load(blobs, change.new_blob, change.path)
+    either = new or old
+    place = {k: inert(either.get(k, "")) for k in ("building", "floor", "unit", "archive_no")}
+    what = "added" if not old else ("removed" if not new else "changed")
+    before = _flat({k: v for k, v in old.items() if k not in records.STORED_ONLY and k != "documents"})
+    after = _flat({k: v for k, v in new.items() if k not in records.STORED_ONLY and k != "documents"})
+    clear = [
+        {
+            "field": inert(k),
+            "old": shown(before[k]) if k in before else "-",
+            "new": shown(after[k]) if k in after else "-",
+        }
+        for k in sorted(set(before) | set(after))
+        if before.get(k) != after.get(k)
+    ]
+    sealed, problems = _sealed_changes(old, new, action)
+    if check_sealed is not None and new.get("sealed"):
+        problems += check_sealed(new)
+    old_docs = [d for d in old.get("documents") or [] if isinstance(d, dict)]
+    documents = sorted(
+        f"{shown(d.get('type'))} {shown(d.get('date'))} v{shown(d.get('version'))}"
+        for d in new.get("documents") or []
+        if isinstance(d, dict) and d not in old_docs
+    )
+    return {**place, "what": what, "clear": clear, **sealed, "documents": documents}, problems
+
+
+def _sealed_changes(old: dict, new: dict, action: str) -> tuple[dict[str, Any], list[str]]:
+    """Which sealed fields changed, by the fingerprints in clear; and anything that does not add up."""
+    old_fp, new_fp = old.get("sealed_fingerprints"), new.get("sealed_fingerprints")
+    block_changed = old.get("sealed") != new.get("sealed")
+    problems: list[str] = []
+    note = ""
+    if not new:
+        paths = sorted(old_fp) if isinstance(old_fp, dict) else []
+        note = _("the sealed block is removed with the record") if old.get("sealed") else ""
+    elif old and old.get("recipient") != new.get("recipient") and block_changed:
+        paths = []
+        note = _("every sealed field re-sealed to a new record key (a rotation)")
+    elif old and old.get("sealed") and old_fp is None and block_changed:
+        paths = []
+        note = _("which sealed fields changed is not known: the record had no fingerprints before this write")
+    else:
+        paths = fingerprints.changed(old_fp if old else {}, new_fp)
+        if old and block_changed and not paths:
+            problems.append(_("fingerprints: the sealed block changed but no fingerprint did (a reader must check it)"))
+        if old and not block_changed and paths:
+            problems.append(_("fingerprints: changed while the sealed block did not"))
+        if new.get("sealed") and new_fp is None and (not old or old_fp is not None):
+            problems.append(_("fingerprints: a sealed block written without fingerprints"))
+    del action  # a rotation is told by its new recipient, whatever the action says
+    return {"sealed": [inert(p) for p in paths], "sealed_note": note}, problems
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted paths to leaf values, as --set names fields (lists of mappings item by item)."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_flat(v, f"{prefix}{i}."))
+        return out
+    return {prefix.rstrip("."): value} if prefix else {}
+
+
+def _register_lines(blobs: gitio.BlobReader, change: gitio.Change, kind: rules.PathKind) -> list[str]:
+    """The entries a commit adds to a register, each as 'register: key=value, ...' (values shown())."""
+    old_raw = blobs.read(change.old_blob) if change.status == "M" else b""
+    new_raw = blobs.read(change.new_blob) or b""
+    try:
+        before = yamlio.loads(old_raw, change.path) if old_raw else []
+        after = yamlio.loads(new_raw, change.path) or []
+    except UsageError:
+        return [f"{kind.register}: {_('an entry that cannot be read')}"]
+    if isinstance(after, dict):
+        added = [] if before else [after]
+    else:
+        added = [e for e in after[len(before or []) :] if isinstance(e, dict)]
+    lines = []
+    for entry in added:
+        parts = [f"{inert(k)}={shown(v)}" for k, v in sorted(entry.items()) if k != "when" and v not in (None, "", [])]
+        lines.append(f"{kind.register}: {', '.join(parts)}")
+    return lines
+
+
+# ---------------------------------------------------------------------- a reader's check of the sealed blocks
+
+SealedCheck = Callable[[dict], list[str]]
+
+
+def reader_check(archive: Archive, identity: str | None = None) -> SealedCheck:
+    """For a reader running review on their own machine: a check of each record's fingerprints against its block.
+
+    The block is opened in memory and only field paths come out (fingerprints.check), so nothing
+    personal is shown or registered. A household the actor does not read (P7) is named as unchecked.
+    """
+    from archivectl import crypto
+    from archivectl.identity import actor_of
+
+    actor = actor_of(archive)
+    loaded = crypto.load_identity(identity_for(archive, identity, actor))
+
+    def check(stored: dict) -> list[str]:
+        if actor.member not in readers(archive, str(stored.get("building"))):
+            return [
+                _("fingerprints: not checked, {who} does not read building {building}").format(
+                    who=actor.member.id, building=inert(stored.get("building"))
+                )
+            ]
+        try:
+            key = open_key(archive, stored, loaded)
+            _plain, sealed = records.open_record(stored, key)
+        except ArchiveError as exc:
+            return [_("fingerprints: not checked ({why})").format(why=inert(exc))]
+        found = fingerprints.check_stored(stored, sealed, key)
+        return [f"fingerprints: {found.message()}"] if found else []
+
+    return check
+
+
+# ---------------------------------------------------------------------- who should look
+
+
+def _owner_rules(archive: Archive) -> list[tuple[str, list[str]]]:
+    """(pattern, owners) as `archivectl codeowners` writes them from staff.yaml; none when no one has a handle."""
+
+    try:
+        text = codeowners(archive)
+    except (ArchiveError, UsageError):
+        return []
+    found = []
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            pattern, *who = line.split()
+            found.append((pattern, who))
+    return found
+
+
+def _owners_of(paths: list[str], owner_rules: list[tuple[str, list[str]]]) -> list[str]:
+    """The owners CODEOWNERS gives each path (its last matching line, as forges read it), together."""
+    found: set[str] = set()
+    for path in paths:
+        chosen: list[str] = []
+        for pattern, who in owner_rules:
+            if pattern == "*" or ("/" + path).startswith(pattern):
+                chosen = who
+        found.update(chosen)
+    return sorted(found)
+
+
+# ---------------------------------------------------------------------- the range's state
+
+
+def _state(changes: list[dict], approvals: list[dict], loose: list[str]) -> dict[str, str]:
+    """approved / awaiting / broken / empty, and one line saying it (the CI status's description)."""
+    broken = [c for c in changes if c["approval"]["state"] == "broken"] + [a for a in approvals if a["findings"]]
+    if broken or loose:
+        first = (broken[0]["findings"] or ["?"])[0] if broken else loose[0]
+        count = len(broken) + len(loose)
+        return {"state": "broken", "summary": _("broken: {n} problem(s); first: {first}").format(n=count, first=first)}
+    who = sorted({c["approval"]["awaiting"] for c in changes if c["approval"]["state"] == "awaiting"})
+    if who:
+        return {"state": "awaiting", "summary": _("awaiting approval by {who}").format(who=", ".join(who))}
+    if not changes:
+        return {"state": "empty", "summary": _("nothing to review")}
+    return {"state": "approved", "summary": _("approved: every change has its approval")}
+
+
+# ---------------------------------------------------------------------- rendering
+
+MARKER = "<!-- archivectl review -->"  # a CI job finds its own comment by this line and updates it
+# A forge's comment holds some 65,000 characters: an import's thousands of households are counted, not listed.
+SHOWN_CHANGES = 50
+SHOWN_HOUSEHOLDS = 20
+_HANDLE = re.compile(r"@[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)?")
+
+
+def _code(text: str) -> str:
+    """text as a Markdown code span: nothing in it is a link, a mention, HTML or emphasis."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _place(h: dict[str, Any]) -> str:
+    return _("{no} (building {building}, floor {floor}, unit {unit})").format(
+        no=h["archive_no"], building=h["building"], floor=h["floor"], unit=h["unit"]
+    )
+
+
+def markdown(story: dict[str, Any]) -> str:
+    """The story as a pull-request comment (GitHub, GitLab and Forgejo render the same Markdown)."""
+    icon = {"approved": "✅", "awaiting": "⏳", "broken": "❌", "empty": "➖"}[story["state"]]
+    lines = [
+        MARKER,
+        f"### {icon} archivectl review: {story['summary']}",
+        "",
+        _("{range}: {n} change(s), {a} approval(s); base {base}, head {head}").format(
+            range=_code(story["range"]),
+            n=len(story["changes"]),
+            a=len(story["approvals"]),
+            base=_code(story["base"][:12]),
+            head=_code(story["head"][:12]),
+        ),
+    ]
+    for i, change in enumerate(story["changes"][:SHOWN_CHANGES], 1):
+        if len(change["households"]) > 5:
+            numbers = _("{n} households").format(n=len(change["households"]))
+        else:
+            numbers = ", ".join(h["archive_no"] for h in change["households"])
+        lines += ["", f"#### {i}. {change['action']}" + (f" · {numbers}" if numbers else "")]
+        lines.append(
+            "- "
+            + _("commit {commit} by {who}; reason: {reason}").format(
+                commit=_code(change["commit"][:12]),
+                who=_code(change["acted_by"] or "?"),
+                reason=_code(change["reason"]),
+            )
+        )
+        lines.append("- " + _("approval: **{text}**").format(text=change["approval"]["text"]))
+        for h in change["households"][:SHOWN_HOUSEHOLDS]:
+            lines.append(f"- {_place(h)}: {h['what']}")
+            if h["sealed"]:
+                lines.append(
+                    "  - " + _("sealed fields changed: {paths}").format(paths=", ".join(map(_code, h["sealed"])))
+                )
+            if h["sealed_note"]:
+                lines.append("  - " + _("sealed fields: {note}").format(note=h["sealed_note"]))
+            for c in h["clear"]:
+                lines.append(f"  - {_code(c['field'])}: {_code(c['old'])} → {_code(c['new'])}")
+            for d in h["documents"]:
+                lines.append("  - " + _("document added: {doc}").format(doc=_code(d)))
+        if len(change["households"]) > SHOWN_HOUSEHOLDS:
+            lines.append(
+                "- "
+                + _("… and {n} more households: {whole}").format(
+                    n=len(change["households"]) - SHOWN_HOUSEHOLDS, whole=_code("archivectl review --format json")
+                )
+            )
+        for entry in change["registers"]:
+            lines.append("- " + _("register entry: {entry}").format(entry=_code(entry)))
+        for other in change["other_files"]:
+            lines.append("- " + _("file: {path}").format(path=_code(other)))
+        for finding in change["findings"]:
+            lines.append("- " + _("finding: {text}").format(text=_code(finding)))
+        owners = [o for o in change["owners"] if _HANDLE.fullmatch(o)]
+        if owners:
+            lines.append("- " + _("who should look: {owners}").format(owners=" ".join(owners)))
+    if len(story["changes"]) > SHOWN_CHANGES:
+        lines += [
+            "",
+            _("… and {n} more changes: {whole}").format(
+                n=len(story["changes"]) - SHOWN_CHANGES, whole=_code("archivectl review --format json")
+            ),
+        ]
+    if story["approvals"]:
+        lines += ["", "#### " + _("Approvals")]
+        for a in story["approvals"]:
+            names = ", ".join(map(_code, a["approves"]))
+            lines.append(
+                "- "
+                + _("{commit} by {who} approves {names}").format(
+                    commit=_code(a["commit"][:12]), who=_code(a["by"]), names=names
+                )
+            )
+            for finding in a["findings"]:
+                lines.append("  - " + _("finding: {text}").format(text=_code(finding)))
+    if story["findings"]:
+        lines += ["", "#### " + _("Findings")]
+        lines += ["- " + _code(f) for f in story["findings"]]
+    return "\n".join(lines) + "\n"
+
+
+def table_rows(story: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per household a change touches (or per change), for the table format."""
+    rows = []
+    for change in story["changes"]:
+        common = {"commit": change["commit"][:12], "action": change["action"], "approval": change["approval"]["text"]}
+        for h in change["households"] or [None]:
+            rows.append(
+                {
+                    **common,
+                    "household": _place(h) if h else "",
+                    "sealed changed": ", ".join(h["sealed"]) if h else "",
+                    "clear changed": ", ".join(f"{c['field']}: {c['old']} -> {c['new']}" for c in h["clear"])
+                    if h
+                    else "",
+                    "findings": "; ".join(change["findings"]),
+                }
+            )
+    kept = [k for k in (rows[0] if rows else {}) if any(r[k] for r in rows)]  # no room for empty columns
+    return [{k: r[k] for k in kept} for r in rows]
