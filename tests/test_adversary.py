@@ -25,7 +25,7 @@ After every step that moved the server's main it checks, reading the server only
 
 Profiles: the suite runs a small, derandomized one; ARCHIVECTL_ADVERSARY=deep (optionally
 ARCHIVECTL_ADVERSARY_EXAMPLES / ARCHIVECTL_ADVERSARY_STEPS) runs the deep one by hand, see
-bench/RESULTS.md. A violation the machine finds is kept as an xfail(strict=True) test below.
+bench/RESULTS.md. What the machine found is kept as an ordinary test at the end.
 """
 
 from __future__ import annotations
@@ -80,10 +80,6 @@ STATS: dict[str, int] = {}
 def count(what: str) -> None:
     STATS[what] = STATS.get(what, 0) + 1
 
-
-# Moves whose finding is known and kept as a strict xfail below, set aside by hand to look for others:
-# ARCHIVECTL_ADVERSARY_SKIP=sealed-conflict (the suite never sets it).
-SKIP = set(os.environ.get("ARCHIVECTL_ADVERSARY_SKIP", "").split(","))
 
 PROFILE = settings.get_profile(
     "adversary-deep" if os.environ.get("ARCHIVECTL_ADVERSARY") == "deep" else "adversary-small"
@@ -216,7 +212,9 @@ class Office(RuleBasedStateMachine):
         self.check()
         return pushed
 
-    def attack(self, who: str, move: str, commits: list[str], refspec: str = "HEAD:main") -> None:
+    def attack(
+        self, who: str, move: str, commits: list[str], refspec: str = "HEAD:main"
+    ) -> subprocess.CompletedProcess:
         """A hostile move's commits, pushed to main: none of them may ever be reachable from it."""
         self.steps.append(f"{move} by {who}")
         for commit in commits:
@@ -224,6 +222,7 @@ class Office(RuleBasedStateMachine):
         pushed = self.push(who, refspec)
         refusal = re.search(r"refused: [0-9a-f]{12} ([a-z-]+):|refused: (.{0,40})", pushed.stderr)
         count(f"hostile {move.split(' ')[0]} refused ({(refusal and (refusal[1] or refusal[2])) or pushed.returncode})")
+        return pushed
 
     def propose(self, who: str, kind: str, approver: str, number: str | None, *args: str, **extra) -> Proposal:
         """A change as people make it: a branch off the server's main, the archivectl command, a push."""
@@ -307,7 +306,8 @@ class Office(RuleBasedStateMachine):
         seat = self.fresh(proposal.approver, proposal.branch, f"origin/{proposal.branch}")
         approved = seat.cli("approve", "--yes", "--reason", "checked against the form")
         assert approved.exit_code == 0, (proposal, approved.stderr)
-        assert self.push(proposal.approver, f"HEAD:refs/heads/{proposal.branch}").returncode == 0
+        pushed = self.push(proposal.approver, f"HEAD:refs/heads/{proposal.branch}")
+        assert pushed.returncode == 0, (proposal, pushed.stderr)
         proposal.approved = True
         self.steps.append(f"{proposal.approver} approves {proposal.branch}")
 
@@ -482,19 +482,19 @@ class Office(RuleBasedStateMachine):
         seat.git("commit", "-q", "--no-verify", "-S", "-m", f"Merge {proposal.branch}")
         self.attack("but01", f"merge of {proposal.branch} with a new sealed block for {number}", [self.head("but01")])
 
-    @precondition(lambda self: "sealed-conflict" not in SKIP and any(p.phone for p in self.proposals))
+    @precondition(lambda self: any(p.phone for p in self.proposals))
     @rule(data=st.data())
     def resolves_a_sealed_conflict_by_hand(self, data: st.DataObject) -> None:
         count("rule resolves_a_sealed_conflict_by_hand")
         proposal = data.draw(st.sampled_from([p for p in self.proposals if p.phone]), label="sealed edit")
         self.sealed_conflict(proposal)
 
-    def sealed_conflict(self, proposal: Proposal) -> str:
+    def sealed_conflict(self, proposal: Proposal) -> tuple[str, subprocess.CompletedProcess]:
         """Two approved edits of one phone; the butler resolves the conflict with a third phone and signs the merge.
 
         The merge's sealed block is sealed to the household's record key, its clear part is the
         field-level merge, its signer reads the building: only an approval could make the third
-        phone legitimate, and nobody gave one (#25 item 4). Returns the merge commit.
+        phone legitimate, and nobody gave one (#25 item 4). Returns the merge commit and its push.
         """
         number = proposal.number
         if not proposal.approved:
@@ -526,8 +526,8 @@ class Office(RuleBasedStateMachine):
         seat.git("commit", "-q", "--no-verify", "-S", "-m", f"Merge {proposal.branch}")
         merge = self.head("but01")
         self.proposals.remove(proposal)  # it conflicts with main now: abandoned
-        self.attack("but01", f"merge of {proposal.branch} resolving the phone of {number} by hand", [merge])
-        return merge
+        pushed = self.attack("but01", f"merge of {proposal.branch} resolving the phone of {number} by hand", [merge])
+        return merge, pushed
 
     @rule(who=st.sampled_from(INSIDERS), kind=st.sampled_from(["replace", "notes", "tag"]))
     def pushes_other_refs(self, who: str, kind: str) -> None:
@@ -756,14 +756,11 @@ def test_nothing_hostile_reaches_the_servers_main(office_base, tmp_path: Path, p
 # ---------------------------------------------------------------------------------------------- what it found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#25 item 4 not yet on main: a reader-signed merge of two sealed edits passes verify and the server "
-    "hook with a third sealed value nobody approved (judge/merges.py merged_record_problem accepts any block "
-    "sealed to the record key when the signer reads the building)",
-)
 def test_a_merge_resolving_two_sealed_edits_with_a_third_value_is_refused(office_base, tmp_path: Path, people):  # P12
     """The machine's finding, made by hand: the butler's signed merge carries a phone nobody approved.
+
+    Found on ec1ab26 (verify and the server hook took the merge, and `show --reveal` on main gave the third
+    phone); refused since #25 item 4 landed (judge/merges.py SEALED_BY_HAND).
 
     1. but01 proposes `edit H --set customers.0.phone=A` (approver mgr02), mgr02 approves it (branch edit-0).
     2. but01 proposes `edit H --set customers.0.phone=B` (approver mgr01); mgr01 approves and merges it to main.
@@ -774,6 +771,7 @@ def test_a_merge_resolving_two_sealed_edits_with_a_third_value_is_refused(office
     """
     office = Office(office_base, tmp_path / "office", people)
     proposal = next(p for p in office.proposals if p.phone)
-    before = office.main()
-    merge = office.sealed_conflict(proposal)  # its check() fails when the server takes the merge
-    assert office.main() != merge and office.main() != before
+    merge, pushed = office.sealed_conflict(proposal)  # its check() fails when the server takes the merge
+    assert pushed.returncode != 0
+    assert f"{merge[:12]} approver: both sides changed its sealed fields: the merge needs an approval" in pushed.stderr
+    assert merge not in sgit(office.server, "rev-list", "main").split()
