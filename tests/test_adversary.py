@@ -8,9 +8,10 @@ pre-receive hook (`archivectl install-hooks --server`). Its rules mix what peopl
 gm approves, the keys shred cron) with what an insider could try with their own real key:
 hand-made commits to staff.yaml, archive.yaml, schemas/ or a record; someone else's commit
 re-signed; an old approval replayed (its signed object re-parented, or signed anew naming an
-earlier commit); an approved branch rebased; a merge commit carrying a sealed block neither
-parent has; refs/replace, refs/notes and tags; a made-up destruction entry (and `keys shred`
-run on top of it); force pushes and deleting main; unsigned commits.
+earlier commit); an approved branch rebased; a signed merge carrying a sealed block neither
+parent has (also: two approved edits of one phone resolved by hand with a third);
+refs/replace, refs/notes and tags; a made-up destruction entry (and `keys shred` run on top of it);
+force pushes and deleting main; unsigned commits.
 
 After every step that moved the server's main it checks, reading the server only:
 1. every commit on main is signed by a key its first parent's staff.yaml lists as active
@@ -23,8 +24,9 @@ After every step that moved the server's main it checks, reading the server only
 4. every record key the model made is still in the keystore (no purge is ever approved
    here, so `keys shred` may destroy nothing), and the server holds branches only.
 
-Profiles: the suite runs a small, derandomized one; ARCHIVECTL_ADVERSARY=deep (optionally
-ARCHIVECTL_ADVERSARY_EXAMPLES / ARCHIVECTL_ADVERSARY_STEPS) runs the deep one by hand, see
+Profiles: the suite runs a small, derandomized one (3 examples of 8 steps); the deep one
+(50 of 25; ARCHIVECTL_ADVERSARY_EXAMPLES / ARCHIVECTL_ADVERSARY_STEPS change it) by hand:
+`ARCHIVECTL_ADVERSARY=deep pytest -s -n 0 tests/test_adversary.py -k nothing_hostile`; figures in
 bench/RESULTS.md. What the machine found is kept as an ordinary test at the end.
 """
 
