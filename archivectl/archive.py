@@ -92,6 +92,8 @@ class Archive:
                         )
                     )
                 return cls(candidate.resolve())
+        if not given and gitio.is_bare(start):  # the server's copy: `install-hooks --server` typed inside it
+            return cls(Path(gitio.out(start, "rev-parse", "--absolute-git-dir")), bare=True)
         where = f"{start}" if given else _("this directory or any parent")
         raise UsageError(
             _("no archive found in {where} (use --archive PATH or ARCHIVECTL_ARCHIVE)").format(where=where)

@@ -329,3 +329,17 @@ def test_a_signing_key_others_may_read_is_refused_in_words_before_any_work(world
     assert_refused(result, 1, f"signing key {loose} is readable by others (mode 0644): run `chmod 600 {loose}`")
     assert "@@@" not in result.stderr
     assert_unchanged(world, before)
+
+
+def test_install_hooks_server_works_run_inside_the_bare_repository(tmp_path):
+    """The IT person's step as they type it: cd into the server's repository, install the hook (#29)."""
+    server = tmp_path / "estate.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(server)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVECTL_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "archivectl", "install-hooks", "--server"],
+        cwd=server, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    hook = server / "hooks" / "pre-receive"
+    assert "archivectl install-hooks" in hook.read_text() and os.access(hook, os.X_OK)
