@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from archivectl.cli.app import app, globals_of, out, progress_bar
+from archivectl.cli.app import app, out, progress_bar
 from archivectl.i18n import _
 
 company_app = typer.Typer(
@@ -51,28 +51,15 @@ def company_report(
     ] = False,
 ) -> None:
     from archivectl import company as companies
-    from archivectl.errors import UsageError
-    from archivectl.files import write_output
+    from archivectl.cli.reports import chosen_format, emit
 
-    chosen = fmt or (globals_of(ctx).fmt if globals_of(ctx).fmt in COMPANY_FORMATS else "table")
-    if chosen not in COMPANY_FORMATS:
-        raise UsageError(_("--format must be one of {choices}").format(choices=", ".join(COMPANY_FORMATS)))
-    found = companies.report(companies.load(companies.find(company)), kind, progress_bar(_("estates")))
-    if chosen == "yaml":
-        from archivectl import yamlio
-
-        text = yamlio.dumps(found.document).rstrip("\n")
-    else:
-        from archivectl.reports.render import render
-
-        text = render(found, chosen)
-    if output:
-        write_output(output, (text + "\n").encode("utf-8"))
-        out(_("{summary} Written to {output}.").format(summary=found.summary, output=output), err=True)
-    else:
-        out(text)
-    if fail and found.act_on:
-        raise typer.Exit(1)
+    chosen = chosen_format(ctx, fmt, COMPANY_FORMATS)  # refused before any estate is fetched
+    emit(
+        companies.report(companies.load(companies.find(company)), kind, progress_bar(_("estates"))),
+        chosen,
+        output,
+        fail,
+    )
 
 
 @company_app.command(

@@ -20,16 +20,27 @@ ReportFormat = Annotated[str | None, typer.Option("--format", "-f", help=_("tabl
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help=_("Write the report to this file."))]
 
 
-def _emit(ctx: typer.Context, report: Any, fmt: str | None, output: Path | None, fail: bool) -> None:
+def chosen_format(ctx: typer.Context, fmt: str | None, formats: tuple[str, ...]) -> str:
+    """The report's format: --format, else the global one where the report has it, else table (UsageError)."""
     from archivectl.errors import UsageError
+
+    chosen = fmt or (globals_of(ctx).fmt if globals_of(ctx).fmt in formats else "table")
+    if chosen not in formats:
+        raise UsageError(_("--format must be one of {choices}").format(choices=", ".join(formats)))
+    return chosen
+
+
+def emit(report: Any, chosen: str, output: Path | None, fail: bool) -> None:
+    """Print or write a report in a chosen format (yaml: its document); exit 1 for cron when it asks for action."""
     from archivectl.files import write_output
-    from archivectl.render import REPORT_FORMATS
     from archivectl.reports.render import render
 
-    chosen = fmt or (globals_of(ctx).fmt if globals_of(ctx).fmt in REPORT_FORMATS else "table")
-    if chosen not in REPORT_FORMATS:
-        raise UsageError(_("--format must be one of {choices}").format(choices=", ".join(REPORT_FORMATS)))
-    text = render(report, chosen)
+    if chosen == "yaml":
+        from archivectl import yamlio
+
+        text = yamlio.dumps(report.document).rstrip("\n")
+    else:
+        text = render(report, chosen)
     if output:
         write_output(output, (text + "\n").encode("utf-8"))
         out(_("{summary} Written to {output}.").format(summary=report.summary, output=output), err=True)
@@ -37,6 +48,12 @@ def _emit(ctx: typer.Context, report: Any, fmt: str | None, output: Path | None,
         out(text)
     if fail and report.act_on:
         raise typer.Exit(1)
+
+
+def _emit(ctx: typer.Context, report: Any, fmt: str | None, output: Path | None, fail: bool) -> None:
+    from archivectl.render import REPORT_FORMATS
+
+    emit(report, chosen_format(ctx, fmt, REPORT_FORMATS), output, fail)
 
 
 def _progress():  # type: ignore[no-untyped-def]
