@@ -307,6 +307,16 @@ def create_app(state: DeskState) -> Flask:
             return render_template("household.html", number=archive_no, refusal=str(exc)), _status(exc)
         return render_template("household.html", number=archive_no, **_record_view(record, revealed=False))
 
+    def refused_on_household(archive_no: str, exc: ArchiveError) -> Any:
+        """The household's page, masked as it can be, with the refusal in the command's words."""
+        from archivectl.ops import reading
+
+        try:
+            shown = _record_view(reading.show(state.archive(), archive_no, state.identity), revealed=False)
+        except ArchiveError:
+            shown = {}
+        return render_template("household.html", number=archive_no, refusal=str(exc), **shown), _status(exc)
+
     @app.post("/household/<archive_no>/reveal")
     def reveal(archive_no: str) -> Any:
         from archivectl.ops import reading
@@ -314,17 +324,13 @@ def create_app(state: DeskState) -> Flask:
         try:
             record = reading.reveal(state.archive(), archive_no, request.form.get("reason") or None, state.identity)
         except ArchiveError as exc:
-            try:
-                shown = _record_view(reading.show(state.archive(), archive_no, state.identity), revealed=False)
-            except ArchiveError:
-                shown = {}
-            return render_template("household.html", number=archive_no, refusal=str(exc), **shown), _status(exc)
+            return refused_on_household(archive_no, exc)
         notice = _("revealed {number}; the look-up is registered (P8)").format(number=archive_no)
         return render_template("household.html", number=archive_no, notice=notice, **_record_view(record, True))
 
     @app.post("/household/<archive_no>/open")
     def open_scan(archive_no: str) -> Any:
-        from archivectl.ops import access, reading
+        from archivectl.ops import access
 
         sink = io.BytesIO()  # the scan in clear stays in memory and goes to the browser only
         try:
@@ -337,11 +343,7 @@ def create_app(state: DeskState) -> Flask:
                 state.identity,
             )
         except ArchiveError as exc:
-            try:
-                shown = _record_view(reading.show(state.archive(), archive_no, state.identity), revealed=False)
-            except ArchiveError:
-                shown = {}
-            return render_template("household.html", number=archive_no, refusal=str(exc), **shown), _status(exc)
+            return refused_on_household(archive_no, exc)
         sink.seek(0)
         name = f"{archive_no}-{Path(str(entry['file'])).name.removesuffix('.age')}"
         return send_file(sink, mimetype="application/octet-stream", as_attachment=True, download_name=name, max_age=0)
