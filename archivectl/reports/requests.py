@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from archivectl import clock
 from archivectl.archive import Archive
+from archivectl.i18n import _
 from archivectl.ops import holds as holds_ops
 from archivectl.ops import requests as requests_ops
 from archivectl.reports.render import Report, Section, document_head
@@ -33,15 +34,20 @@ def requests(archive: Archive) -> Report:
     columns = ["request", "kind", "archive_no", "received", "due", "days_left", "overdue", "due_soon", "held"]
     return Report(
         name="requests",
-        title=f"Customers' requests (P17) — {archive.settings.name}",
+        title=_("Customers' requests (P17) — {name}").format(name=archive.settings.name),
         document=document,
         sections=[
-            Section(f"Open requests (answer within {ANSWER_DAYS} working days)", rows, columns),
-            Section("Households under legal hold", hold_rows, ["archive_no", "held_since", "approved_by", "reason"]),
+            Section(_("Open requests (answer within {n} working days)").format(n=ANSWER_DAYS), rows, columns, "open"),
+            Section(
+                _("Households under legal hold"),
+                hold_rows,
+                ["archive_no", "held_since", "approved_by", "reason"],
+                "holds",
+            ),
         ],
-        summary=(
-            f"{len(rows)} open requests: {len(overdue)} overdue, {len(soon)} due within {DUE_SOON_DAYS} working days; "
-            f"{len(hold_rows)} households under legal hold."
-        ),
+        summary=_(
+            "{n_open} open requests: {n_overdue} overdue, {n_soon} due within {days} working days; "
+            "{n_held} households under legal hold."
+        ).format(n_open=len(rows), n_overdue=len(overdue), n_soon=len(soon), days=DUE_SOON_DAYS, n_held=len(hold_rows)),
         act_on=bool(overdue),
     )

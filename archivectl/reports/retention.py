@@ -123,7 +123,7 @@ def retention(archive: Archive, progress: Callable[[int, int], None] | None = No
                 ["archive_no", "building", "class", "since", "days_kept", "period_days"],
                 key="past_keeping",
             ),
-            Section("Under legal hold (no tombstone, purge or shred)", held),
+            Section(_("Under legal hold (no tombstone, purge or shred)"), held, key="holds"),
         ],
         summary=(
             _(
