@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from props import examples
 
 from archivectl import schema, yamlio
 from archivectl.errors import ArchiveError
@@ -21,7 +22,7 @@ from archivectl.ops.importing import csv_cells, csv_lines, yaml_rows
 SCHEMA = schema.HouseholdSchema(
     json.loads((Path(__file__).resolve().parent.parent / "schemas/household.schema.json").read_text())
 )
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20))
 nested = st.recursive(

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from props import examples
 
 from archivectl import clearread, yamlio
 
@@ -260,7 +261,7 @@ VALUES = st.recursive(
 )
 
 
-@settings(max_examples=1500, deadline=None, derandomize=True)
+@settings(max_examples=examples(1500), deadline=None, derandomize=True)
 @given(record=st.dictionaries(KEYS, VALUES, min_size=1, max_size=8))
 def test_what_yamlio_writes_is_read_as_the_strict_loader_reads_it(record: dict):
     same_or_unsure(yamlio.dumps(record))
@@ -312,7 +313,7 @@ def written(value: Any, column: int, step: int, indentless: bool) -> str:
     return lines
 
 
-@settings(max_examples=3000, deadline=None, derandomize=True)
+@settings(max_examples=examples(3000), deadline=None, derandomize=True)
 @given(
     value=st.dictionaries(RAW_KEYS, RAW, min_size=1, max_size=5),
     step=st.integers(min_value=1, max_value=4),
@@ -345,7 +346,7 @@ STORED = (
 )
 
 
-@settings(max_examples=3000, deadline=None, derandomize=True)
+@settings(max_examples=examples(3000), deadline=None, derandomize=True)
 @given(
     edits=st.lists(
         st.tuples(

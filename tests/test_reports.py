@@ -16,6 +16,7 @@ import pytest
 from conftest import LIVE_SECRETS, RECORD, SECRETS, World, as_built, no_secrets_in
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from props import examples
 
 HANDED_OVER_DOCS = [
     "purchase-contract-copy",
@@ -268,7 +269,7 @@ FIELD_NAMES = [
 ]
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=examples(300), deadline=None, derandomize=True)
 @given(
     category=st.sampled_from(["handed-over", "not-handed-over", "special"]),
     occupancy=st.sampled_from(["owner-occupied", "rented", "vacant"]),
@@ -542,7 +543,7 @@ JSON_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=examples(400), deadline=None, derandomize=True)
 @given(document=st.dictionaries(st.text(max_size=6), JSON_VALUES, max_size=5))
 def test_report_json_is_exactly_what_json_dumps_writes(document):
     from archivectl.reports.render import json_text

@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
+from props import examples
 
 from archivectl import idcheck, schema
 from archivectl.ops.households import prepare_new
 
 DOC = json.loads((Path(__file__).resolve().parent.parent / "schemas/household.schema.json").read_text())
 SCHEMA = schema.HouseholdSchema(DOC)
-MANY = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+MANY = settings(max_examples=examples(1500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def slow_verdict(record: object) -> bool:
@@ -234,7 +235,7 @@ member = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.fixed_dictionaries({"staff": st.lists(member, min_size=1, max_size=3)}))
 def test_every_command_checks_staff_yaml_with_the_compiled_pass_and_agrees_with_jsonschema(staff: dict):
     # Every command reads staff.yaml; the compiled pass spares it importing jsonschema.
@@ -251,7 +252,7 @@ def _walked_names(household: schema.HouseholdSchema, record: object) -> list[str
     return found
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records)
 def test_names_are_found_where_the_schema_says_as_walking_the_record_finds_them(record):
     # An import judges every row's reason against its customers' names (P9): names_in looks where the schema

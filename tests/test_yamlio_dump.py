@@ -12,10 +12,11 @@ import pyrage
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from props import examples
 
 from archivectl import records, yamlio
 
-MANY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+MANY = settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def reference(data: object) -> str:
@@ -99,7 +100,7 @@ def test_record_like_documents_written_directly_are_what_yaml_dump_writes(data: 
 def test_record_like_documents_take_both_ways():
     written_directly: set[bool] = set()
 
-    @settings(max_examples=200, database=None, derandomize=True)  # collected, not shrunk: find() took 44 s
+    @settings(max_examples=examples(200), database=None, derandomize=True)  # collected, not shrunk: find() took 44 s
     @given(record_like)
     def collect(data: dict) -> None:
         written_directly.add(yamlio._simple_block(data) is not None)
