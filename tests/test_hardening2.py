@@ -5,7 +5,6 @@ reasons without personal data, sealed blocks padded to a size bucket (P9, P10, P
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import json
 import os
@@ -14,8 +13,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-from pathlib import Path
 
 import pyrage
 import pytest
@@ -378,7 +375,12 @@ def test_a_write_through_a_link_inside_the_archive_is_refused(world: World):  # 
 MARKER = b"CLEAR-SCAN-" + OWNER_ID.encode()
 
 
-def test_rotation_never_writes_a_scan_in_clear(world: World, household: str):  # P9, P14
+def test_rotation_never_writes_a_scan_in_clear(world: World, household: str, tmp_path, monkeypatch):  # P9, P14
+    # the rotation's temp folder is one of this test's own, so the scan below reads nothing of other tests
+    scratch = tmp_path / "system-tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
     scan = world.tmp / "large.pdf"
     with open(scan, "wb") as fh:
         fh.write(MARKER)
@@ -386,7 +388,6 @@ def test_rotation_never_writes_a_scan_in_clear(world: World, household: str):  #
     world.ok("clk01", "attach", household, str(scan), "--type", "other", "-r", "scanned", "-a", "mgr01")
     scan.unlink()
     journal = world.root / ".git/archivectl/journal"
-    started = time.time()
     seen: list[str] = []
     done = threading.Event()
 
@@ -419,31 +420,17 @@ def test_rotation_never_writes_a_scan_in_clear(world: World, household: str):  #
             data = path.read_bytes()
             if MARKER in data or no_secrets_in(data):
                 leaks.append(str(path))
-    for path in [*world.tmp.rglob("*"), *_new_temp_files(started)]:
-        # another test's file in the system temp folder may be gone before it is read (pytest -n runs them beside)
-        with contextlib.suppress(FileNotFoundError):
-            if path.is_file() and not path.is_symlink():
-                with open(path, "rb") as fh:
-                    if MARKER in fh.read(len(MARKER) + 64 * 1024):
-                        leaks.append(str(path))
+    assert tempfile.gettempdir() == str(scratch)
+    for path in [*world.tmp.rglob("*"), *scratch.rglob("*")]:
+        if path.is_file() and not path.is_symlink():
+            with open(path, "rb") as fh:
+                if MARKER in fh.read(len(MARKER) + 64 * 1024):
+                    leaks.append(str(path))
     assert leaks == []
     stored = yamlio.load_file(record_path(world, household))
     attachment = record_path(world, household).parent / stored["documents"][0]["file"]
     with open(attachment, "rb") as fh:
         assert pyrage.decrypt(fh.read(), [record_key(world, household)]).startswith(MARKER)
-
-
-def _new_temp_files(since: float) -> list:
-    """Files in the system temp folder (not pytest's) changed since a moment."""
-    found = []
-    for base, dirs, files in os.walk(tempfile.gettempdir()):
-        dirs[:] = [d for d in dirs if not d.startswith("pytest-of-")]
-        for name in files:
-            path = Path(base) / name
-            with contextlib.suppress(OSError):
-                if path.stat().st_mtime >= since:
-                    found.append(path)
-    return found
 
 
 def test_reencrypting_a_corrupted_scan_leaves_no_output(tmp_path):  # P14
