@@ -26,6 +26,7 @@ from conftest import (
     person_env,
     staff_yaml,
 )
+from test_keystore_office import office as office  # the fixture: four machines, the keystore on sshd
 from typer.testing import CliRunner
 
 from archivectl import registers
@@ -218,6 +219,30 @@ def test_a_made_up_shred_of_a_key_no_approved_forget_made_obsolete_is_flagged(wo
     ), findings
 
 
+@pytest.mark.parametrize("step", ["key-written", "file-written@2", "before-update-ref", "committed"])
+def test_a_forget_killed_at_a_step_keeps_the_household_readable_and_the_old_key(
+    world: World, tmp_path: Path, step: str
+):  # P14, P16
+    from crashkit import keystore_files, killed_at, problems, unreadable
+
+    number = world.add()
+    (tmp_path / "scan.pdf").write_bytes(b"%PDF scan")
+    world.ok(
+        "clk01", "attach", number, str(tmp_path / "scan.pdf"), "--type", "owner-id-copy", "-r", "scan", "-a", "mgr01"
+    )
+    before, keys_before = world.git("rev-parse", "HEAD").strip(), keystore_files(world)
+    killed_at(world, step, "but01", *forget_args(tmp_path, number))
+    world.ok("but01", "review", number, "-r", "yearly review", "-a", "mgr01")  # the next write settles the killed one
+    forgot = world.git("rev-parse", "HEAD~1").strip() != before
+    assert forgot == (step == "committed")
+    after = keystore_files(world)
+    if forgot:  # the old key kept byte-identical beside the new one until keys shred
+        assert keys_before.items() <= after.items() and len(after) == len(keys_before) + 1
+    else:
+        assert after == keys_before
+    assert unreadable(world) == [] and problems(world) == []
+
+
 # ---------------------------------------------------------------------- approved, shredded: nothing earlier opens
 
 
@@ -304,3 +329,42 @@ def test_after_an_approved_forget_is_shredded_no_earlier_version_opens_with_any_
     keys = record_keys([tmp_path / "b.keys"], identities)
     assert not any(opens(p, keys) for p in earlier)
     assert all(opens(p, keys) for p in now_payloads)
+
+
+# ---------------------------------------------------------------------- the office: a branch, the hook, SSH keystore
+
+
+def test_in_the_office_a_forget_is_a_proposal_the_hook_refuses_until_approved_then_its_old_key_goes(
+    office, tmp_path: Path, people
+):  # P12, P14, P17
+    from officekit import approve_and_merge, everything, probe, propose
+
+    machines, keystore = office
+    gm, clerk, butler, manager = (machines[w] for w in ("gm01", "clk01", "but01", "mgr01"))
+    number = propose(clerk, "owner", RECORD, "-40d")
+    approve_and_merge(manager, "owner", "matches the form", when="-40d")
+    fix = correction(tmp_path)  # the customer's letter, typed in: beside the HOMEs, not in one
+    butler.git("fetch", "-q", when="-35d")
+    butler.git("switch", "-q", "-c", "fix", "origin/main", when="-35d")
+    butler.ok("edit", number, "--set-from", str(fix), "--forget-previous", "-r", REASON, "-a", "mgr01", when="-35d")
+    keys = sorted(p.name for p in (keystore / "keys").iterdir() if p.name.startswith(number))
+    assert len(keys) == 2  # the old key and the new one, both on the office's SSH server
+    pushed = butler.run("git", "push", "--no-verify", "origin", "fix:main", when="-35d")  # past the clone's hook
+    assert pushed.returncode != 0 and "awaiting approval by mgr01" in pushed.stderr, pushed  # the server's hook
+    butler.git("push", "-q", "-u", "origin", "fix", when="-35d")
+    approve_and_merge(manager, "fix", "checked the customer's letter", when="-35d")
+
+    gm.git("pull", "-q", "--ff-only")
+    rows = json.loads(gm.ok("keys", "shred", "--format", "json"))
+    assert [(r["archive_no"], r["shredded"]) for r in rows] == [(number, True)]
+    gm.git("push", "-q", "origin", "main")  # the destruction entry, accepted by the server's hook
+    left = [p.name for p in (keystore / "keys").iterdir() if p.name.startswith(number)]
+    assert len(left) == 1 and left[0] in keys
+    assert gm.cli("verify").returncode == 0
+
+    for machine in machines.values():
+        machine.git("switch", "-q", "main")
+        machine.git("pull", "-q", "--ff-only")
+    revealed = probe(everything(list(machines.values()), keystore), [people[w] for w in people])
+    assert OWNER_ID not in revealed  # the ID number before the correction: no version of it opens
+    assert NEW_ID in revealed and SECRETS[0] in revealed  # the current record opens for its readers
