@@ -182,6 +182,9 @@ def test_forget_previous_needs_a_reader_and_an_approver(world: World, tmp_path: 
     args = ["edit", number, "--forget-previous", "-r", REASON, "-a", "but01"]
     assert_refused(world.cli("mgr01", *args), 1, "but01")  # a butler may not approve
     assert_unchanged(world, before)
+    assert_refused(world.cli("aud01", "keys", "shred", "13812345678"), 2, "not an archive number")  # not echoed
+    assert_refused(world.cli("aud01", "keys", "shred", number), 1, number, "no record key that main no longer uses")
+    assert_unchanged(world, before)
     # forgetting alone (the value was corrected before) re-keys the household
     world.ok("mgr01", "edit", number, "--forget-previous", "-r", "forget the versions before", "-a", "gm01")
     assert world.trailers()["Action"] == "forget"

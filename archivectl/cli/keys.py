@@ -77,7 +77,9 @@ def fsck(
 )
 def shred(
     ctx: typer.Context,
-    numbers: Annotated[list[str] | None, typer.Argument(metavar="[ARCHIVE_NO]...")] = None,
+    numbers: Annotated[
+        list[str] | None, typer.Argument(metavar="[ARCHIVE_NO]...", help=_("Only these households' keys."))
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help=_("Say what would be shredded; destroy nothing."))] = False,
     fmt: FormatOpt = None,
 ) -> None:

@@ -336,7 +336,7 @@ def _recipient_never_in(root: str, tip: str, recipient: str) -> bool:
 
 def _stray_reason(archive: Archive, tip: str, address: KeyAddress, age_days: float) -> str:
     if not _never_on_main(archive, tip, address):
-        return "main no longer uses it (purged or rotated): `archivectl keys shred` once approved"
+        return "main no longer uses it (purged, rotated or forgotten): `archivectl keys shred` once approved"
     if age_days < ORPHAN_GRACE_DAYS:
         return f"named by no branch here; {age_days:.0f} days old (removable after {ORPHAN_GRACE_DAYS})"
     return "orphan of an abandoned proposal: `archivectl keys fsck --remove-orphans`"
