@@ -185,6 +185,13 @@ def test_forget_previous_needs_a_reader_and_an_approver(world: World, tmp_path: 
     assert_refused(world.cli("aud01", "keys", "shred", "13812345678"), 2, "not an archive number")  # not echoed
     assert_refused(world.cli("aud01", "keys", "shred", number), 1, number, "no record key that main no longer uses")
     assert_unchanged(world, before)
+    key = world.key_file(number)  # a key stored before keys had addresses: shred could never find it
+    legacy = world.keys / f"{number}.age"
+    key.rename(legacy)
+    before = world.snapshot()
+    assert_refused(world.cli("but01", *forget_args(tmp_path, number)), 1, number, "recipients sync")
+    assert_unchanged(world, before)
+    legacy.rename(key)
     # forgetting alone (the value was corrected before) re-keys the household
     world.ok("mgr01", "edit", number, "--forget-previous", "-r", "forget the versions before", "-a", "gm01")
     assert world.trailers()["Action"] == "forget"

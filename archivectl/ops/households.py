@@ -525,6 +525,15 @@ def _forget(
     from archivectl.keystore import KeyAddress
 
     archive_no, building = str(stored.get("archive_no")), str(stored.get("building"))
+    old = stored.get("recipient")
+    if not old or archive.keystore.read_many([(archive_no, old)], fallback=False)[(archive_no, old)] is None:
+        # keys shred destroys keys by their address: one kept from before addressing would outlive the forget
+        raise ArchiveError(
+            _(
+                "{archive_no}: its record key is kept from before keys had addresses; run `archivectl recipients "
+                "sync` (a record without recipient: `recipients sync --rotate`) first"
+            ).format(archive_no=archive_no)
+        )
     targets = wrap_targets(archive, building)
     if not targets:
         raise ArchiveError(_("building {building} has no active reader on main").format(building=building))
