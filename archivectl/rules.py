@@ -114,6 +114,9 @@ TABLE: dict[str, ActionRule] = {
         ActionRule("add", "change", {"record": "A", "numbers": "AM"}, record="new"),
         ActionRule("import", "change", {"record": "A", "numbers": "AM"}, record="new"),
         ActionRule("edit", "change", {"record": "M"}, record="edit"),
+        # edit --forget-previous: an edit sealed to a new record key, every attachment re-encrypted to it;
+        # the old key is shredded once this is approved on main (P17: a correction that forgets).
+        ActionRule("forget", "change", {"record": "M", "attachment": "M"}, record="forget"),
         ActionRule("attach", "change", {"record": "M", "attachment": "A"}, record="attach"),
         ActionRule("tombstone", "change", {"record": "M"}, record="tombstone"),
         ActionRule("restore", "change", {"record": "M"}, record="restore"),
@@ -233,8 +236,8 @@ def record_change_problem(
     allowed = _ALLOWED_FIELDS.get(how)
     if allowed is not None:
         extra = sorted(changed - allowed)
-    else:  # edit: everything but the command fields and the record key's recipient
-        extra = sorted(changed & {*COMMAND_FIELDS, "recipient"})
+    else:  # edit: everything but the command fields and the record key's recipient (forget: a new one)
+        extra = sorted(changed & {*COMMAND_FIELDS, *(() if how == "forget" else ("recipient",))})
     if extra:
         return f"changes {', '.join(extra)}, which {how} may not change"
     return _TRANSITIONS[how](old, new, approved_by, added_files) if how in _TRANSITIONS else None
@@ -299,12 +302,20 @@ def _rotate(old: dict, new: dict, _approver: str | None, rekeyed: set[str]) -> s
     return None
 
 
+def _forget(old: dict, new: dict, approver: str | None, rekeyed: set[str]) -> str | None:
+    # an edit, and a rotation of one household: the old key must guard nothing this version still needs
+    if _rotate(old, new, approver, rekeyed):
+        return "must seal the record and re-encrypt every attachment to a new record key (recipient)"
+    return None
+
+
 _TRANSITIONS = {
     "attach": _attach,
     "tombstone": _tombstone,
     "restore": _restore,
     "move-out": _move_out,
     "rotate": _rotate,
+    "forget": _forget,
 }
 
 

@@ -434,6 +434,14 @@ def rotate_that_overwrites_a_scan_without_rekeying(desk: Desk) -> Break:  # P6
     return commit, "changes", f"{number}: rotate changes the household's files but not its record"
 
 
+@breaks("forget")
+def forget_that_swaps_the_key_but_keeps_the_old_seals(desk: Desk) -> Break:  # P14, P17
+    number = desk.h["live"]
+    edited(desk, number, recipient=own_age_key())  # the old key would still open this version and the scan
+    commit = desk.sign("but01", "forget", subject=f"edit {number}: forgetting previous versions", archive_no=number)
+    return commit, "record", f"{number}: forget must seal the record and re-encrypt every attachment to a new"
+
+
 @breaks("rewrap")
 def rewrap_that_changes_a_record(desk: Desk) -> Break:
     number = desk.h["live"]

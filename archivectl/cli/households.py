@@ -91,6 +91,16 @@ def edit(
     reason: ReasonOpt = None,
     approver: ApproverOpt = None,
     request: RequestOpt = None,
+    forget_previous: Annotated[
+        bool,
+        typer.Option(
+            "--forget-previous",
+            help=_(
+                "Seal the corrected record to a new record key; once approved on main, `keys shred` destroys "
+                "the old one and no earlier version opens again (P17)."
+            ),
+        ),
+    ] = False,
 ) -> None:
     from archivectl.ops import households
     from archivectl.ops.common import Approval
@@ -101,8 +111,15 @@ def edit(
     archive = open_archive(ctx)
     warn_personal_on_command_line(archive, given.sets)
     approval = Approval(reason, approver, request)
-    commit = households.edit(archive, archive_no, given, approval, globals_of(ctx).identity)
+    commit = households.edit(archive, archive_no, given, approval, globals_of(ctx).identity, forget_previous)
     out(_("edited {archive_no} in commit {commit}").format(archive_no=archive_no, commit=commit[:12]))
+    if forget_previous:
+        out(
+            _(
+                "{archive_no} has a new record key; the old one goes with `keys shred {archive_no}` "
+                "once this is approved on main and the retention days are over"
+            ).format(archive_no=archive_no)
+        )
 
 
 MAX_STDIN_VALUE = 1024 * 1024

@@ -69,20 +69,24 @@ def fsck(
 @keys_app.command(
     "shred",
     help=_(
-        "Destroy the keys main no longer uses (approved purges, after 30 days; approved rotations) and "
-        "register it.\n\nRun on an up-to-date main in a clone (cron: git pull --ff-only && archivectl "
-        "keys shred && git push); idempotent."
+        "Destroy the keys main no longer uses (approved purges and corrections that forget, after 30 days; "
+        "approved rotations) and register it.\n\nRun on an up-to-date main in a clone (cron: git pull "
+        "--ff-only && archivectl keys shred && git push); idempotent. With ARCHIVE_NO, only those "
+        "households, refused when one has no key to shred yet."
     ),
 )
 def shred(
     ctx: typer.Context,
+    numbers: Annotated[
+        list[str] | None, typer.Argument(metavar="[ARCHIVE_NO]...", help=_("Only these households' keys."))
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help=_("Say what would be shredded; destroy nothing."))] = False,
     fmt: FormatOpt = None,
 ) -> None:
     from archivectl.ops import keys
     from archivectl.render import render_rows
 
-    rows = keys.shred(open_archive(ctx), dry_run)
+    rows = keys.shred(open_archive(ctx), dry_run, numbers or None)
     if rows or fmt_of(ctx, fmt) == "json":
         out(render_rows(rows, fmt_of(ctx, fmt), title=_("record keys")))
     else:

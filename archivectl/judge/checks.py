@@ -364,7 +364,7 @@ def _check_destruction(
 
 _SHRED_LINE = re.compile(
     rf"(?P<no>{ARCHIVE_NO_PATTERN}) (?P<key>age1[0-9a-z]+|\(unaddressed\))"
-    r"(?: \((?P<kind>purge|rotation) (?P<change>[0-9a-f]{7,64})\))?"  # earlier versions named no change
+    r"(?: \((?P<kind>purge|rotation|forget) (?P<change>[0-9a-f]{7,64})\))?"  # earlier versions named no change
 )
 
 
@@ -400,7 +400,7 @@ def _check_holds(
 
 def _check_shred(ctx: History, info: gitio.CommitInfo, added: list[dict], flag: Callable[[str, str], None]) -> None:
     """P14: a shred entry states facts. Each key it names was made obsolete on the history it is committed to:
-    its household is gone by an approved purge, or its record names another key (an approved rotation).
+    its household is gone by an approved purge, or its record names another key (an approved rotation or forget).
 
     restore withholds what destruction entries name: a made-up entry would withhold a live household's key.
     """
@@ -424,7 +424,7 @@ def _check_shred(ctx: History, info: gitio.CommitInfo, added: list[dict], flag: 
                     flag("shred", f"{number}: the key it names is the one the household's record still uses")
                     continue
             kind = m["kind"] or ("rotation" if held else "purge")
-            action = "purge" if kind == "purge" else "rotate"
+            action = {"purge": "purge", "forget": "forget"}.get(kind, "rotate")
             change = _named_change(ctx, parent, number, action, m["change"])
             if change is None:
                 flag("shred", f"{number}: no {kind} of it on the history the entry is committed to")
@@ -462,7 +462,7 @@ def _check_household(
     """How the action may change one household's record (rules.record_change_problem)."""
     record = (changed.get("record") or [None])[0]
     if record is None:
-        if rule.record not in ("attach", "rotate", "purge"):
+        if rule.record not in ("attach", "rotate", "forget", "purge"):
             return
         flag("changes", f"{number}: {rule.name} changes the household's files but not its record")
         return
@@ -471,7 +471,7 @@ def _check_household(
     if (record.status != "A" and old is None) or (record.status != "D" and new is None):
         return  # unreadable: flagged as an invalid record
     home = HouseholdPath.of(record.path).dir + "/"
-    status = "M" if rule.record == "rotate" else "A"  # a rotation re-encrypts, everything else adds
+    status = "M" if rule.record in ("rotate", "forget") else "A"  # a new record key re-encrypts, the rest add
     added = {c.path.removeprefix(home) for c in changed.get("attachment", []) if c.status == status}
     problem = rules.record_change_problem(rule.record or "", old, new, info.trailer("Approved-by"), added)
     if problem:

@@ -26,7 +26,7 @@ RULES: dict[str, str] = {
     "record": "a record that is invalid, or changed in a way its action may not change it",
     "register": "a register entry that is missing, changed, removed or disagrees with its commit (P8, P14)",
     "root": "a root commit inside a range: a history of its own cannot vouch for itself",
-    "shred": "a destruction entry naming a key that no approved purge or rotation on main made obsolete (P14)",
+    "shred": "a destruction entry naming a key no approved purge, rotation or forget on main made obsolete (P14)",
     "signature": "a commit unsigned, badly signed, or signed by a key its staff.yaml does not list as active",
     "signer": "the signer is not the staff member the Acted-by trailer names",
     "staff": "the staff.yaml a commit is judged by is missing or invalid",

@@ -61,3 +61,21 @@ def _mainline_goes_backwards(archive: Archive, rev: str, since: str | None) -> b
         if commit == since:
             break
     return False
+
+
+def change_dates(archive: Archive, commit: str, mainline: str) -> policy.TombstoneDates:
+    """The dates a change that makes a record key obsolete counts its 30 days from (edit --forget-previous).
+
+    As for a tombstone: the commit, its parents and its arrival on mainline's first-parent
+    history; its own date stands for the YAML date, so policy.retention_verdict takes the latest.
+    """
+    info = gitio.out(archive.root, "log", "-1", "--format=%cI %P", commit).split()
+    made = dt.datetime.fromisoformat(info[0])
+    arrival = gitio.first_mainline_containing(archive.root, commit, mainline)
+    return policy.TombstoneDates(
+        yaml_date=made.date(),
+        commit=made,
+        parents=tuple(dt.datetime.fromisoformat(gitio.committer_date(archive.root, p)) for p in info[1:]),
+        mainline=dt.datetime.fromisoformat(gitio.committer_date(archive.root, arrival)) if arrival else None,
+        mainline_backwards=_mainline_goes_backwards(archive, mainline, arrival),
+    )

@@ -33,7 +33,7 @@ from archivectl.ops.common import (
     trailers,
     wrap_targets,
 )
-from archivectl.ops.households import refuse_tombstoned
+from archivectl.ops.households import reencrypt_attachments, refuse_tombstoned
 from archivectl.ops.reading import register_access
 
 MAX_ATTACHMENT_BYTES = int(os.environ.get("ARCHIVECTL_MAX_ATTACHMENT_MB", "2048")) * 1024 * 1024
@@ -267,12 +267,7 @@ def _rekey(archive: Archive, tx: Transaction, relpath: str, stored: dict, old: A
     """Re-encrypt a household's sealed block and attachments to a new record key."""
     plain, _kept = records.open_record(stored, old)
     tx.write_text(relpath, records.dump(records.to_stored(plain, schema, new)))
-    home = HouseholdPath.of(relpath).dir
-    recipient = new.to_public()
-    for entry in stored.get("documents") or []:
-        sealed_copy = tx.scratch()
-        crypto.reencrypt_file(archive.root / home / entry["file"], sealed_copy, old, recipient)
-        tx.place(f"{home}/{entry['file']}", sealed_copy)
+    reencrypt_attachments(archive, tx, relpath, stored, old, new)
 
 
 def grant(

@@ -425,18 +425,36 @@ def active_on_unit(archive: Archive, building: str, unit: str) -> list[str]:
     return sorted(found)
 
 
-def edit(archive: Archive, archive_no: str, given: RecordInput, approval: Approval, identity: str | None) -> str:
-    """Change a household's fields (P12); return the commit id."""
+def edit(
+    archive: Archive,
+    archive_no: str,
+    given: RecordInput,
+    approval: Approval,
+    identity: str | None,
+    forget_previous: bool = False,
+) -> str:
+    """Change a household's fields (P12); return the commit id.
+
+    forget_previous: the corrected record (and every attachment) is sealed to a new
+    record key (Action: forget), so that once the change is approved on main and
+    `keys shred` destroys the old key, no earlier version of the household opens (P17, P14).
+    """
     check_archive_no(archive_no)
     check_field_names(given, archive.household_schema)  # a typo is named before any permission check
     with archive.writing() as tx:  # the record and its key as they are now, not before a write we waited for
-        return _edit(archive, tx, archive_no, given, approval, identity)
+        return _edit(archive, tx, archive_no, given, approval, identity, forget_previous)
 
 
 def _edit(
-    archive: Archive, tx: Transaction, archive_no: str, given: RecordInput, approval: Approval, identity: str | None
+    archive: Archive,
+    tx: Transaction,
+    archive_no: str,
+    given: RecordInput,
+    approval: Approval,
+    identity: str | None,
+    forget_previous: bool = False,
 ) -> str:
-    actor = approved_writer(archive, approval)
+    actor = approved_writer(archive, approval, "forget" if forget_previous else "edit")
     relpath = archive.locate(archive_no)
     stored = load_stored(archive, relpath)
     refuse_tombstoned(archive_no, stored)
@@ -447,10 +465,12 @@ def _edit(
             raise UsageError(f"{name}: {COMMAND_FIELDS[name]}")
 
     previous = None
-    if stored.get("sealed") and actor.member in readers(archive, str(stored.get("building"))):
+    if forget_previous:  # the old key must open everything it guards, to seal it again to the new one
+        require_reader(archive, actor, str(stored.get("building")))
+    if (stored.get("sealed") or forget_previous) and actor.member in readers(archive, str(stored.get("building"))):
         record_key = unlock_record_key(archive, stored, identity_for(archive, identity, actor))
         plain, sealed = records.open_record(stored, record_key)
-        previous = (sealed, stored["sealed"])
+        previous = (sealed, stored.get("sealed", ""))
     else:
         sensitive = sorted(n for n in touched if schema.holds_personal(n))
         if sensitive:
@@ -459,7 +479,7 @@ def _edit(
         plain, record_key = {k: v for k, v in stored.items() if k not in records.STORED_ONLY}, None
 
     changed = records.order_like_schema(apply_changes(plain, given, schema), schema)
-    if changed == plain:
+    if changed == plain and not forget_previous:  # forgetting alone re-keys: an earlier edit corrected the value
         raise ArchiveError(_("{archive_no}: nothing to change").format(archive_no=archive_no))
     refuse_names_in_reason(approval.reason, schema, plain, changed)
     settings = archive.settings
@@ -467,6 +487,9 @@ def _edit(
     _first_problem(
         [p for p in place_problems(settings.buildings, settings.unit_floor, changed) if p not in before], archive_no
     )
+    if forget_previous:
+        _first_problem(schema.validate(changed), archive_no)
+        return _forget(archive, tx, relpath, stored, changed, record_key, approval, actor, sorted(touched))
     if record_key is None:
         clear_only = {**changed, **{k: stored[k] for k in records.STORED_ONLY if k in stored}}
         _first_problem(schema.validate_stored(clear_only), archive_no)
@@ -479,6 +502,61 @@ def _edit(
     return tx.commit(
         f"edit {archive_no}: {', '.join(sorted(touched))}", trailers("edit", approval, actor, archive_no), actor
     )
+
+
+def _forget(
+    archive: Archive,
+    tx: Transaction,
+    relpath: str,
+    stored: dict,
+    changed: dict,
+    old_key: Any,
+    approval: Approval,
+    actor: Any,
+    touched: list[str],
+) -> str:
+    """Seal the corrected record and re-encrypt its attachments to a new record key, kept beside the old one.
+
+    The new key goes to a new address (the record's `recipient:` names it), wrapped
+    to the building's readers on main and the recovery recipient like a new
+    household's; the old key stays until the change is approved on main and
+    `keys shred` destroys it. The fingerprints are keyed from the new key (to_stored).
+    """
+    from archivectl.keystore import KeyAddress
+
+    archive_no, building = str(stored.get("archive_no")), str(stored.get("building"))
+    old = stored.get("recipient")
+    if not old or archive.keystore.read_many([(archive_no, old)], fallback=False)[(archive_no, old)] is None:
+        # keys shred destroys keys by their address: one kept from before addressing would outlive the forget
+        raise ArchiveError(
+            _(
+                "{archive_no}: its record key is kept from before keys had addresses; run `archivectl recipients "
+                "sync` (a record without recipient: `recipients sync --rotate`) first"
+            ).format(archive_no=archive_no)
+        )
+    targets = wrap_targets(archive, building)
+    if not targets:
+        raise ArchiveError(_("building {building} has no active reader on main").format(building=building))
+    new_key = crypto.new_record_key()
+    tx.put_key(KeyAddress(archive_no, str(new_key.to_public())), crypto.wrap_record_key(new_key, targets))
+    tx.write_text(relpath, records.dump(records.to_stored(changed, archive.household_schema, new_key)))
+    reencrypt_attachments(archive, tx, relpath, stored, old_key, new_key)
+    what = ", ".join(touched) if touched else "no field"
+    return tx.commit(
+        f"edit {archive_no}: {what}, forgetting previous versions",
+        trailers("forget", approval, actor, archive_no),
+        actor,
+    )
+
+
+def reencrypt_attachments(archive: Archive, tx: Transaction, relpath: str, stored: dict, old: Any, new: Any) -> None:
+    """Every attachment of a household encrypted again to its new record key, under the same name."""
+    home = HouseholdPath.of(relpath).dir
+    recipient = new.to_public()
+    for entry in stored.get("documents") or []:
+        sealed_copy = tx.scratch()
+        crypto.reencrypt_file(archive.root / home / entry["file"], sealed_copy, old, recipient)
+        tx.place(f"{home}/{entry['file']}", sealed_copy)
 
 
 def refuse_tombstoned(archive_no: str, stored: dict) -> None:

@@ -23,10 +23,10 @@ from archivectl import clock, crypto, gitio, policy, records, registers, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
-from archivectl.judge.retention import tombstone_dates
+from archivectl.judge.retention import change_dates, tombstone_dates
 from archivectl.judge.state import verdict_on
 from archivectl.keystore import KeyAddress
-from archivectl.layout import HOUSEHOLDS, HouseholdPath
+from archivectl.layout import HOUSEHOLDS, HouseholdPath, check_archive_no
 from archivectl.ops.common import Approval, approved_writer, main_staff, readers, trailers, wrap_targets
 from archivectl.ops.configure import configure
 from archivectl.ops.holds import on_main
@@ -336,7 +336,7 @@ def _recipient_never_in(root: str, tip: str, recipient: str) -> bool:
 
 def _stray_reason(archive: Archive, tip: str, address: KeyAddress, age_days: float) -> str:
     if not _never_on_main(archive, tip, address):
-        return "main no longer uses it (purged or rotated): `archivectl keys shred` once approved"
+        return "main no longer uses it (purged, rotated or forgotten): `archivectl keys shred` once approved"
     if age_days < ORPHAN_GRACE_DAYS:
         return f"named by no branch here; {age_days:.0f} days old (removable after {ORPHAN_GRACE_DAYS})"
     return "orphan of an abandoned proposal: `archivectl keys fsck --remove-orphans`"
@@ -345,14 +345,21 @@ def _stray_reason(archive: Archive, tip: str, address: KeyAddress, age_days: flo
 # ------------------------------------------------------------------ shred
 
 
-def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
+def shred(archive: Archive, dry_run: bool = False, numbers: list[str] | None = None) -> list[dict[str, Any]]:
     """One row per key main no longer uses: shredded (and registered), or kept and why.
 
     A key goes when main's approved history removed its household (purge) or
-    moved its record to another key (rotation), re-checked now against main's
-    first-parent history and the clock (P13, P14). What was shredded is
+    moved its record to another key (rotation; a correction that forgets, edit
+    --forget-previous), re-checked now against main's first-parent history and
+    the clock (P13, P14): a purge and a forget once retention_days are over, so
+    that no unexpired backup still holds the key. What was shredded is
     registered in one commit (Action: shred) on main, signed by whoever ran it.
+
+    numbers: only these households' keys, and ArchiveError (nothing destroyed)
+    when one of them has no key to shred now, with the reason.
     """
+    for number in numbers or []:
+        check_archive_no(number)
     tip = _main(archive)
     if not dry_run:
         _require_on_main(archive, tip)
@@ -360,6 +367,10 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
     current = {h.archive_no: h.recipient for h in households_at(archive, tip)}
     purges = _commits_of(archive, tip, "purge")
     rotations = _commits_of(archive, tip, "rotate", every=True)
+    forgets = _commits_of(archive, tip, "forget", every=True)
+    for number, found in forgets.items():  # one list per household, newest first, as _rotation_of reads it
+        rotations[number] = sorted([*rotations.get(number, []), *found], key=lambda c: -_timestamp(archive, c))
+    forgotten = {c for found in forgets.values() for c in found}
     judged: dict[str, str | None] = {}
     rows: list[dict[str, Any]] = []
     doomed: list[tuple[KeyAddress, str, str]] = []
@@ -368,6 +379,8 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
     held = on_main(archive, tip)  # a legal hold stops shredding every key of its household
     for address in archive.keystore.addresses():
         number = address.archive_no
+        if numbers is not None and number not in numbers:
+            continue
         if number in current:
             if address.recipient is None or address.recipient == current[number]:
                 continue
@@ -375,6 +388,9 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
             if change is None:
                 continue  # not main's old key: a branch's (fsck lists it)
             problem = _judge(archive, tip, change, judged)
+            if change in forgotten:
+                why_kind = "forget"
+                problem = problem or _forget_wait_problem(archive, tip, change)
         else:
             why_kind, change = "purge", purges.get(number)
             if change is None:
@@ -398,6 +414,8 @@ def shred(archive: Archive, dry_run: bool = False) -> list[dict[str, Any]]:
                 "why": f"{why_kind} {change[:12]} approved on {archive.settings.main}",
             }
         )
+    if numbers is not None and not dry_run:
+        _refuse_kept(numbers, rows, archive.settings.main)
     # Registered first, destroyed after: a kill in between leaves keys that the next run destroys
     # without registering them twice; never a key destroyed that no register names (P14).
     registered = _registered_keys(archive)
@@ -441,7 +459,7 @@ def _register(archive: Archive, destroyed: list[tuple[KeyAddress, str, str]]) ->
 
     with archive.writing() as tx:
         actor = actor_of(archive)
-        fields = {
+        fields: dict[str, Any] = {
             "archive_no": ", ".join(sorted({a.archive_no for a, _, _ in destroyed})),
             "keys": [
                 f"{a.archive_no} {a.recipient or '(unaddressed)'} ({kind} {change[:12]})"
@@ -449,10 +467,57 @@ def _register(archive: Archive, destroyed: list[tuple[KeyAddress, str, str]]) ->
             ],
             "method": f"record keys overwritten and deleted in keystore {_shown_url(archive)} (crypto-shredding)",
         }
+        why = [_why_forgotten(archive, a.archive_no, change) for a, kind, change in destroyed if kind == "forget"]
+        if why:  # which household, and why (the correction's reason); never a value (P14, P17)
+            fields["why"] = why
         entry = registers.register(tx, "destruction", "shred", actor.member.id, fields)
         reason = f"shred {len(destroyed)} record keys main no longer uses"
         named = trailers("shred", Approval(reason), actor, entry["archive_no"])
         tx.commit(f"keys shred: {len(destroyed)} record keys", named, actor)
+
+
+def _why_forgotten(archive: Archive, number: str, change: str) -> str:
+    """A destruction entry's words for a key a correction made obsolete: the household and the change's reason."""
+    reason = (gitio.commit_trailers(archive.root, change).get("Reason") or ("",))[0]
+    return f"{number}: previous versions forgotten at a correction (forget {change[:12]}): {reason}"
+
+
+def _timestamp(archive: Archive, commit: str) -> float:
+    return dt.datetime.fromisoformat(gitio.committer_date(archive.root, commit)).timestamp()
+
+
+def _forget_wait_problem(archive: Archive, tip: str, change: str) -> str | None:
+    """Why a forget's old key must wait: retention_days from its arrival on main, as a purge waits (P13).
+
+    Backups expire after retention_days and leave out keys main no longer uses, so by then
+    no backup that still holds the old key can be restored (P14, P16).
+    """
+    days = archive.settings.retention_days
+    verdict = policy.retention_verdict(change_dates(archive, change, tip), clock.now(), days)
+    if verdict.problem:
+        return f"{change[:12]}: {verdict.problem.replace('tombstone', 'correction')}"
+    if not verdict.eligible:
+        return (
+            f"{verdict.days_left} days of the {days}-day retention are left after correction {change[:12]} "
+            "(backups made before it expire then; P13)"
+        )
+    return None
+
+
+def _refuse_kept(numbers: list[str], rows: list[dict[str, Any]], main: str) -> None:
+    """ArchiveError, before anything is registered or destroyed, when a named household has no key to shred now."""
+    for number in numbers:
+        kept = [r for r in rows if r["archive_no"] == number and not r["shredded"]]
+        if kept:
+            raise ArchiveError(
+                _("{number}: its old record key is kept: {why}").format(number=number, why=kept[0]["why"])
+            )
+        if not any(r["archive_no"] == number for r in rows):
+            raise ArchiveError(
+                _("{number}: no record key that {main} no longer uses (nothing to shred)").format(
+                    number=number, main=main
+                )
+            )
 
 
 def _shown_url(archive: Archive) -> str:
