@@ -97,7 +97,7 @@ def edit(
             "--forget-previous",
             help=_(
                 "Seal the corrected record to a new record key; once approved on main, `keys shred` destroys "
-                "the old one and no earlier version opens again (P17)."
+                "the old one and no earlier version opens again."
             ),
         ),
     ] = False,
