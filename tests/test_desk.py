@@ -300,6 +300,13 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
         assert "customers.0.phone: - -> 138****5678" in plan  # masked
         assert "repairs.0.summary: - -> <script>alert('x')</script>evil" in plan  # inert
         assert OWNER_PHONE not in driver.page_source and OWNER_NAME not in driver.page_source
+        # each change told as review tells it (no personal data), with how far its approvals are
+        assert [text_of(driver, f"threshold-{i}") for i in (1, 2, 3)] == ["0 of 1 approval; awaiting mgr01"] * 3
+        story = text_of(driver, "story-1")
+        assert f"{number} (building B03, floor 12, unit 1203): added" in story
+        assert "sealed fields changed: customers" in story
+        assert "repairs.0.summary: - → <script>alert('x')</script>evil" in story  # inert
+        assert "document added: owner-id-copy" in text_of(driver, "story-2")
         shots.take(driver, "manager-awaiting")
         assert access_entries(manager) == registered  # looking at the queue registers nothing
 
@@ -713,3 +720,29 @@ def test_an_uploaded_scan_is_held_in_anonymous_memory_never_in_a_file_on_disk(tm
         stream = request.files["scan_0"].stream
         assert os.readlink(f"/proc/self/fd/{stream.fileno()}").startswith("/memfd:desk-scan")
         assert Path(f"/proc/self/fd/{stream.fileno()}").read_bytes() == big
+
+
+def test_the_approver_page_tells_review_s_story_and_how_many_approvals_are_still_needed(world, household):  # P12
+    settings = world.root / "archive.yaml"
+    settings.write_text(settings.read_text() + "approvals:\n  edit: 2\n")
+    world.ok("mgr01", "configure", "archive.yaml", "--reason", "two approvers for every edit", "--approver", "gm01")
+    world.approve("gm01")
+    world.git("switch", "-q", "-c", "b03-permit")
+    world.ok(
+        "clk01", "edit", household, "--set", "renovation.permit_no=ZX-2024-099", "--reason", "permit renewed",
+        "--approver", "mgr01",
+    )  # fmt: skip
+    world.approve("mgr01")  # one of the two
+    desk = Running(_world_env(world, "mgr02"), world.root)
+    try:
+        _, page = desk.request("GET", "/approve", {"Cookie": _session(desk)})
+    finally:
+        desk.stop()
+    text = page.decode()
+    threshold = re.search(r'id="threshold-1">([^<]*)<', text)[1]
+    assert threshold == "1 of 2 approvals: mgr01; awaiting 1 more by a manager or gm"
+    story = re.search(r'<ul class="story" id="story-1">(.*?)</ul>\s*</li>', text, re.S)[1]
+    assert f"{household} (building B03, floor 12, unit 1203): changed" in story
+    assert "renovation.permit_no: ZX-2024-031 → ZX-2024-099" in story  # review's words, clear values only
+    assert OWNER_NAME not in text and OWNER_PHONE not in text  # nothing personal, masked or not
+    assert "138****5678" not in story

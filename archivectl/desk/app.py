@@ -428,9 +428,89 @@ def _approve_page(state: DeskState, refusal: str | None = None, notice: str | No
         ]
     except ArchiveError:
         pass
+    changes, story_problem = _stories(archive, plan)
     return render_template(
-        "approve.html", plan=plan, problem=problem, elsewhere=elsewhere, refusal=refusal, notice=notice
+        "approve.html",
+        plan=plan,
+        changes=changes,
+        story_problem=story_problem,
+        problem=problem,
+        elsewhere=elsewhere,
+        refusal=refusal,
+        notice=notice,
     )
+
+
+def _stories(archive: Archive, plan: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """Each change awaiting the approver with review's story of it (no personal data) and its threshold.
+
+    review tells the range the plan was read from; a change it does not tell (it cannot: a range of
+    main's whole history) is shown with its threshold alone, and review's refusal in its own words.
+    """
+    if plan is None:
+        return [], None
+    from archivectl.ops import review
+
+    told: dict[str, dict[str, Any]] = {}
+    problem = None
+    try:
+        story = review.review(archive, None if plan.range == "HEAD" else plan.range)
+        told = {c["commit"]: c for c in story["changes"]}
+    except ArchiveError as exc:
+        problem = str(exc)
+    if problem is not None:
+        problem = _("review cannot tell this range: {problem}").format(problem=problem)
+    return [
+        {"row": row, "threshold": threshold(row), "story": story_lines(told.get(row["commit"]))} for row in plan.commits
+    ], problem
+
+
+def story_lines(change: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One change of review's story as a page shows it: per household its place and what changed, then the rest.
+
+    The words are review's own messages (its Markdown, as a page's list); every value in them is review's,
+    already without personal data.
+    """
+    if change is None:
+        return []
+    told = []
+    for h in change["households"]:
+        lines = []
+        if h["sealed"]:
+            lines.append(_("sealed fields changed: {paths}").format(paths=", ".join(h["sealed"])))
+        if h["sealed_note"]:
+            lines.append(_("sealed fields: {note}").format(note=h["sealed_note"]))
+        lines += [f"{c['field']}: {c['old']} → {c['new']}" for c in h["clear"]]
+        lines += [_("document added: {doc}").format(doc=d) for d in h["documents"]]
+        place = _("{no} (building {building}, floor {floor}, unit {unit})").format(
+            no=h["archive_no"], building=h["building"], floor=h["floor"], unit=h["unit"]
+        )
+        told.append({"place": f"{place}: {h['what']}", "lines": lines})
+    rest = [_("register entry: {entry}").format(entry=e) for e in change["registers"]]
+    rest += [_("file: {path}").format(path=f) for f in change["other_files"]]
+    rest += [_("finding: {text}").format(text=f) for f in change["findings"]]
+    return told + [{"place": line, "lines": []} for line in rest]
+
+
+def threshold(row: dict[str, Any]) -> str:
+    """How far a pending change is (a pending_row): "1 of 2 approvals: mgr02; awaiting 1 more by a manager or gm"."""
+    signed_count, _sep, needed = str(row.get("approvals") or "0/1").partition("/")
+    have, need = int(signed_count), int(needed or 1)
+    text = ngettext("{have} of {need} approval", "{have} of {need} approvals", need).format(have=have, need=need)
+    if row.get("signed"):
+        text += ": " + inert(row["signed"])
+    named = inert(row.get("awaiting") or "")
+    roles = f" {_('or')} ".join(inert(r) for r in str(row.get("more_from") or "").split(", ") if r)
+    more = need - have - (1 if named else 0)
+    if named and roles and more > 0:
+        waiting = _("awaiting {who} and {n} more by a {roles}").format(who=named, n=more, roles=roles)
+    elif named:
+        waiting = _("awaiting {who}").format(who=named)
+    elif roles and more > 0:
+        waiting = _("awaiting {n} more by a {roles}").format(n=more, roles=roles)
+    else:
+        return text
+    return f"{text}; {waiting}"
 
 
 def _record_view(record: dict, revealed: bool) -> dict[str, Any]:
