@@ -136,6 +136,28 @@ def set_value(driver, element_id: str, value: str) -> None:
     )
 
 
+def drop(driver, zone_id: str, path: Path) -> None:
+    """Drop a file from the desktop on an element, as a person drags it there (the page's own drop handler runs).
+
+    WebDriver cannot drag from outside the browser: the file is read by a file input of its own, outside
+    the form, and handed to the element in a real drop event's DataTransfer.
+    """
+    source = driver.execute_script(
+        "var i = document.createElement('input'); i.type = 'file'; i.id = 'test-drag-source';"
+        "document.body.appendChild(i); return i;"
+    )
+    source.send_keys(str(path))
+    driver.execute_script(
+        "var src = arguments[0], zone = document.getElementById(arguments[1]), dt = new DataTransfer();"
+        "Array.prototype.forEach.call(src.files, function (f) { dt.items.add(f); });"
+        "zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));"
+        "zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));"
+        "src.remove();",
+        source,
+        zone_id,
+    )
+
+
 def choose(driver, element_id: str, value: str) -> None:
     from selenium.webdriver.support.ui import Select
 
@@ -251,7 +273,9 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
         shots.take(driver, "clerk-refused-no-approver")
 
         choose(driver, "approver", "mgr01")
-        driver.find_element("id", "scan-0").send_keys(f"{front}\n{back}")  # files are picked again after a refusal
+        driver.find_element("id", "scan-0").send_keys(str(front))  # files are picked again after a refusal
+        drop(driver, "drop-0", back)  # ... or dropped on the row: they join the picked ones
+        assert text_of(driver, "drop-hint-0") == "id-front.pdf, id-back.pdf"
         go(driver, ("id", "submit-add"), "done")
         done = text_of(driver, "done").splitlines()
         number = re.search(r"HO-\d{4}-\d{5}", done[0])[0]
