@@ -770,3 +770,30 @@ def test_the_approver_page_tells_review_s_story_and_how_many_approvals_are_still
     assert "renovation.permit_no: ZX-2024-031 → ZX-2024-099" in story  # review's words, clear values only
     assert OWNER_NAME not in text and OWNER_PHONE not in text  # nothing personal, masked or not
     assert "138****5678" not in story
+
+
+@pytest.mark.parametrize("how", ["locale", "archive.yaml"])
+def test_the_page_reads_chinese_under_a_chinese_locale_or_archive_language(world, household, how):
+    env = {k: v for k, v in _world_env(world, "clk01").items() if k not in ("ARCHIVECTL_LANG", "LANGUAGE", "LC_ALL")}
+    if how == "locale":
+        env["LANG"] = "zh_CN.UTF-8"
+    else:
+        env["LANG"] = "C.UTF-8"
+        text = (world.root / "archive.yaml").read_text()
+        (world.root / "archive.yaml").write_text(text + "language: zh_CN\n")
+        world.git("commit", "-q", "--no-verify", "--no-gpg-sign", "-am", "language")
+    desk = Running(env, world.root)
+    try:
+        cookie = _session(desk)
+        _, page = desk.request("GET", "/add", {"Cookie": cookie})
+        _, found = desk.request("GET", "/find?building=B03", {"Cookie": cookie})
+    finally:
+        code, _, _ = desk.stop()
+    assert code == 0
+    text = page.decode()
+    assert '<html lang="zh-CN">' in text
+    assert "<h1>新增一户</h1>" in text and "文员：新增一户" in text  # the templates' strings, through the catalog
+    assert re.search(r'<span class="name">楼层 <abbr title="[^"]+">\*</abbr></span>\s*<input name="floor"', text)
+    assert '<span class="title">入伙日期</span>' in text  # the schema's own title for a field
+    assert '<span class="name">角色' in text and '<option value="owner">' in text  # labels; the values stay
+    assert "楼栋" in found.decode()
