@@ -797,3 +797,135 @@ def test_the_page_reads_chinese_under_a_chinese_locale_or_archive_language(world
     assert '<span class="title">入伙日期</span>' in text  # the schema's own title for a field
     assert '<span class="name">角色' in text and '<option value="owner">' in text  # labels; the values stay
     assert "楼栋" in found.decode()
+
+
+# ---------------------------------------------------------------------------------------------- edit
+
+
+def _edit_form(desk: Running, cookie: str, number: str, where: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """The edit page (at where, else the household's own) and the values its inputs hold, by name."""
+    response, page = desk.request("GET", where or f"/household/{number}/edit", {"Cookie": cookie})
+    assert response.status in (200, 409, 422), page[:300]
+    inputs = {}
+    for tag in re.findall(rb"<input [^>]*>", page):
+        name, value = re.search(rb'name="([^"]+)"', tag), re.search(rb'value="([^"]*)"', tag)
+        if name and b" disabled" not in tag:
+            inputs[name[1].decode()] = value[1].decode() if value else ""
+    for name, attributes, options in re.findall(rb'<select name="([^"]+)"([^>]*)>(.*?)</select>', page, re.S):
+        if b"disabled" not in attributes:  # as a browser sends the form: a disabled input not at all
+            chosen = re.search(rb'<option value="([^"]*)" selected>', options)
+            inputs[name.decode()] = chosen[1].decode() if chosen else ""
+    return page, inputs
+
+
+def _unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
+
+
+def test_a_reader_edits_with_the_sealed_values_revealed_into_the_form_and_it_is_edit_s_commit(
+    world, household
+):  # P8 P12
+    desk = Running(_world_env(world, "mgr01"), world.root)
+    try:
+        cookie = _session(desk)
+        page, inputs = _edit_form(desk, cookie, household)
+        text = page.decode()
+        assert inputs["floor"] == "12" and inputs["renovation.permit_no"] == "ZX-2024-031"  # clear values, as they are
+        assert 'name="building"' in text and "building" not in inputs  # shown, changed by no edit
+        assert OWNER_NAME not in text and OWNER_PHONE not in text and 'placeholder="(sealed)"' in text
+        assert "customers.0.phone" not in inputs  # sealed until revealed into the form
+        registered = len(world.git("ls-files", "registers/access").split())
+
+        csrf = _hidden(page, "csrf")
+        response, _ = _post(desk, f"/household/{household}/edit/fill", cookie, {"csrf": csrf, "reason": "owner called"})
+        assert response.status == 303
+        page, inputs = _edit_form(desk, cookie, household, response.getheader("Location"))
+        assert len(world.git("ls-files", "registers/access").split()) == registered + 1  # one register entry (P8)
+        assert world.trailers()["Action"] == "reveal"
+        assert _unescape(inputs["customers.0.name"]) == OWNER_NAME and inputs["customers.0.phone"] == OWNER_PHONE
+        assert _unescape(inputs["customers.0.hobbies"]) == "围棋" and "customers.1.name" in inputs  # one more row
+        assert b"revealed " in page and b"the look-up is registered (P8)" in page
+
+        before = world.git("rev-parse", "HEAD").strip()
+        answers = {
+            **inputs,
+            "customers.0.phone": "13811112222",
+            "customers.0.hobbies": "围棋, 书法",
+            "renovation.permit_no": "",  # emptied: removed
+            "reason": "owner's new number",
+            "approver": "gm01",
+        }
+        response, _ = _post(desk, f"/household/{household}/edit", cookie, answers)
+        assert response.status == 303 and response.getheader("Location").startswith(f"/household/{household}?done=")
+        _, shown = desk.request("GET", response.getheader("Location"), {"Cookie": cookie})
+        commit = world.git("rev-parse", "HEAD").strip()
+        assert f'id="notice">edited {household} in commit {commit[:12]}<'.encode() in shown  # edit's own words
+    finally:
+        desk.stop()
+    assert world.git("rev-list", f"{before}..HEAD").split() == [commit]
+    assert world.git("log", "-1", "--format=%s").strip() == f"edit {household}: customers, renovation"
+    assert world.trailers() | {"Reason": "owner's new number"} == {
+        **world.trailers(),
+        "Action": "edit",
+        "Acted-by": "mgr01",
+        "Approved-by": "gm01",
+        "Archive-No": household,
+    }
+    assert world.signature_status() == "G"
+    record = json.loads(world.ok("gm01", "show", household, "--reveal", "--reason", "check", "--format", "json"))
+    owner = record["customers"][0]
+    assert owner["phone"] == "13811112222" and owner["hobbies"] == ["围棋", "书法"] and owner["name"] == OWNER_NAME
+    assert owner["id_number"] == OWNER_ID and record["special_requests"] == "需要无障碍通道"  # the rest as it was
+    assert "permit_no" not in record["renovation"] and record["renovation"]["started"] == "2024-03-15"
+    assert OWNER_PHONE.encode() not in world.all_git_objects()  # sealed, as edit seals it (P9)
+
+
+def test_edit_refuses_in_edit_s_words_and_writes_nothing(world, household):  # P7 P12
+    desk = Running(_world_env(world, "clk01"), world.root)  # a clerk reads no one
+    try:
+        cookie = _session(desk)
+        page, inputs = _edit_form(desk, cookie, household)
+        assert b'id="fill-form"' not in page and b'id="sealed-hint"' in page and OWNER_NAME.encode() not in page
+        before = world.snapshot()
+        cases = [
+            ({}, ["edit", household]),  # nothing changed
+            ({"floor": "13"}, ["edit", household, "--set", "floor=13"]),  # no approver
+            ({"customers.0.phone": "13811112222"}, ["edit", household, "--set", "customers.0.phone=13811112222"]),
+            ({"building": "B05"}, ["edit", household, "--set", "building=B05"]),  # sent past a disabled input
+        ]
+        for changed, argv in cases:
+            page, inputs = _edit_form(desk, cookie, household)
+            answers = {**inputs, **changed, "reason": "new number"}
+            approval = ["--reason", "new number"]
+            if changed and "floor" not in changed:
+                answers["approver"] = "mgr01"
+                approval += ["--approver", "mgr01"]
+            response, _ = _post(desk, f"/household/{household}/edit", cookie, answers)
+            response, page = desk.request("GET", response.getheader("Location"), {"Cookie": cookie})
+            refusal = _unescape(re.search(rb'id="refusal">([^<]*)<', page)[1].decode())
+            cli = world.cli("clk01", *argv, *approval)
+            assert cli.exit_code != 0 and cli.stderr.strip() == f"archivectl: error: {refusal}", changed
+            assert response.status == (422 if cli.exit_code == 2 else 409)
+            if changed:
+                assert (
+                    _unescape(re.search(rb'name="reason" id="reason" value="([^"]*)"', page)[1].decode())
+                    == "new number"
+                )
+        assert_unchanged(world, before)
+
+        # a form sent twice, or after the household changed, writes nothing
+        page, inputs = _edit_form(desk, cookie, household)
+        world.ok("clk01", "edit", household, "--set", "floor=14", "--reason", "moved", "--approver", "mgr01")
+        before = world.snapshot()
+        answers = {**inputs, "renovation.permit_no": "ZX-1", "reason": "permit", "approver": "mgr01"}
+        response, _ = _post(desk, f"/household/{household}/edit", cookie, answers)
+        _, page = desk.request("GET", response.getheader("Location"), {"Cookie": cookie})
+        assert f"{household} changed since the form was shown; nothing was written".encode() in page
+        response, _ = _post(desk, f"/household/{household}/edit", cookie, answers)
+        _, page = desk.request("GET", response.getheader("Location"), {"Cookie": cookie})
+        assert b"this form was sent already or is out of date; nothing was written" in page
+        assert_unchanged(world, before)
+    finally:
+        desk.stop()

@@ -122,8 +122,12 @@ class Group:
             self.heading = f"{label(name)} {int(index) + 1}" if index.isdigit() else label(name)
 
 
-def groups(schema: Any) -> list[Group]:
-    """The form's groups, in the schema's order of properties."""
+def groups(schema: Any, rows: dict[str, int] | None = None) -> list[Group]:
+    """The form's groups, in the schema's order of properties.
+
+    rows: how many entries of each list to offer (an edit: those the household has and one more);
+    by default a new household's (ROWS).
+    """
     root = schema.resolve(schema.doc)
     required = set(root.get("required", []))
     top = Group("household")
@@ -134,7 +138,7 @@ def groups(schema: Any) -> list[Group]:
         node = schema.resolve(raw)
         personal = bool(node.get("x-sensitive"))
         if node.get("type") == "array" and schema.resolve(node.get("items", {})).get("type") == "object":
-            for i in range(ROWS.get(name, DEFAULT_ROWS)):
+            for i in range((rows or ROWS).get(name, DEFAULT_ROWS)):
                 group = Group(f"{name}.{i}", row_of=f"{name}.{i}")
                 group.heading += _titled(node)
                 _object_fields(schema, schema.resolve(node["items"]), f"{name}.{i}", personal, group)
@@ -212,3 +216,83 @@ def set_pairs(form: Any, all_groups: list[Group]) -> list[str]:
             else:
                 pairs.append(f"{path}={value}")
     return pairs
+
+
+# ---------------------------------------------------------------------- an existing household's form
+
+
+def rows_for(record: dict) -> dict[str, int]:
+    """Rows to offer for each list of entries: the household's own, and one more for a new entry."""
+    return {k: len(v) + 1 for k, v in record.items() if isinstance(v, list) and all(isinstance(e, dict) for e in v)}
+
+
+def as_typed(value: Any) -> str:
+    """A stored value as its input shows it (and as the answer is compared with, to see what changed)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def values_of(record: dict, all_groups: list[Group]) -> dict[str, str]:
+    """Each field's current value as its input shows it (fields the record does not hold are left out)."""
+    shown = {}
+    for group in all_groups:
+        for f in group.fields:
+            node: Any = record
+            for part in f.path.split("."):
+                if isinstance(node, dict):
+                    node = node.get(part)
+                elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                    node = node[int(part)]
+                else:
+                    node = None
+                if node is None:
+                    break
+            if node is not None and node != [] and node != {}:
+                shown[f.path] = as_typed(node)
+    return shown
+
+
+def _items(value: str) -> list[str]:
+    return [v.strip() for v in value.replace("，", ",").replace("、", ",").split(",") if v.strip()]
+
+
+def edit_changes(form: Any, all_groups: list[Group], shown: dict[str, str]) -> tuple[list[str], list[str]]:
+    """What the answers change, as `archivectl edit` takes it: (--set FIELD=VALUE pairs, --unset FIELD paths).
+
+    An input the form did not send (a field only commands change) changes nothing; an input left as it
+    was shown changes nothing; one emptied is unset; an entry whose every shown value was emptied is
+    removed whole. Unsets come last in edit, so they go from the highest index down (nothing moves
+    under a later one).
+    """
+    sets: list[str] = []
+    unsets: list[str] = []
+    for group in all_groups:
+        answered = [(f, form.get(f.path)) for f in group.fields]
+        answered = [(f, v.strip()) for f, v in answered if v is not None]
+        emptied = [f for f, v in answered if not v and f.path in shown]
+        had = [f for f in group.fields if f.path in shown]
+        whole = len(answered) == len(group.fields)  # an entry with a field not on the page (sealed) is kept
+        if group.row_of and whole and had and len(emptied) == len(had) and not any(v for _f, v in answered):
+            unsets.append(group.row_of)  # the whole entry
+            continue
+        for f, value in answered:
+            before = shown.get(f.path, "")
+            if value == before or (f.kind == "list" and _items(value) == _items(before)):
+                continue
+            if not value:
+                unsets.append(f.path)
+            elif f.kind == "list":
+                new, old = _items(value), _items(before)
+                sets += [f"{f.path}.{i}={item}" for i, item in enumerate(new)]
+                unsets += [f"{f.path}.{i}" for i in range(len(new), len(old))]
+            else:
+                sets.append(f"{f.path}={value}")
+    return sets, sorted(unsets, key=_from_the_end)
+
+
+def _from_the_end(path: str) -> tuple:
+    """Sort key: a later index of the same list first (removing it moves none of the earlier ones)."""
+    return tuple((-int(p), "") if p.isdigit() else (0, p) for p in path.split("."))
