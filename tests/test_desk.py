@@ -103,11 +103,12 @@ class Shots:
         self.dir.mkdir()
         self.n = 0
 
-    def take(self, driver, name: str) -> Path:
+    def take(self, driver, name: str, height: int = 4000) -> Path:
+        """The page from its top, down to height pixels (README's picture: the part that matters, small)."""
         self.n += 1
         path = self.dir / f"{self.n:02d}-{name}.png"
         size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-        clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 4000), "scale": 1}
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], height), "scale": 1}
         shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"captureBeyondViewport": True, "clip": clip})
         path.write_bytes(base64.b64decode(shot["data"]))  # the whole page, not only the window
         OUT.mkdir(parents=True, exist_ok=True)
@@ -332,6 +333,7 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
         assert "repairs.0.summary: - → <script>alert('x')</script>evil" in story  # inert
         assert "document added: owner-id-copy" in text_of(driver, "story-2")
         shots.take(driver, "manager-awaiting")
+        shots.take(driver, "manager-awaiting-top", height=820)  # docs/desk-approver.png is made from this one
         assert access_entries(manager) == registered  # looking at the queue registers nothing
 
         go(driver, ("css selector", "a.household-link"), "reveal-button")
