@@ -609,6 +609,7 @@ def test_the_approver_page_refuses_in_approve_s_words_and_signs_only_what_it_sho
         _, page = running.request("GET", "/approve", {"Cookie": _session(running)})
         table = re.search(rb'<table id="elsewhere">.*?</table>', page, re.S)[0].decode()
         assert "origin/b03-new-owner" in table and "clk01" in table and 'name="head"' not in page.decode()
+        assert "<td>0 of 1 approval; awaiting mgr01</td>" in table
     finally:
         running.stop()
     for desk in (other, manager):

@@ -539,7 +539,7 @@ def _approve_page(state: DeskState, refusal: str | None = None, notice: str | No
         here = gitio.current_branch(archive.root)
         this_branch = {here, f"origin/{here}"} if here else set()  # its upstream may lag behind an approval
         elsewhere = [
-            r
+            {**r, "threshold": threshold(r)}
             for r in approvals.pending(archive, None, every_branch=True)
             if r["awaiting"] == me and r.get("branch") not in this_branch
         ]
