@@ -932,3 +932,44 @@ def test_edit_refuses_in_edit_s_words_and_writes_nothing(world, household):  # P
         assert_unchanged(world, before)
     finally:
         desk.stop()
+
+
+def test_a_manager_edits_a_household_in_the_browser(world, household, tmp_path):  # P8 P12
+    need_browser()
+    shots = Shots(tmp_path)
+    desk = Running(_world_env(world, "mgr01"), world.root)
+    driver = browser(tmp_path / "downloads")
+    try:
+        driver.get(desk.url)
+        driver.get(f"http://127.0.0.1:{desk.port}/household/{household}")
+        go(driver, ("id", "edit-link"), "submit-edit")
+        assert driver.find_element("id", "f-floor").get_attribute("value") == "12"
+        assert not driver.find_element("id", "f-building").is_enabled()  # changed by no edit
+        assert driver.find_element("id", "f-customers.0.phone").get_attribute("placeholder") == "(sealed)"
+        shots.take(driver, "edit-sealed")
+        set_value(driver, "fill-reason", "owner called with a new number")
+        go(driver, ("id", "fill-button"), "notice")
+        assert driver.find_element("id", "f-customers.0.name").get_attribute("value") == OWNER_NAME
+        phone = driver.find_element("id", "f-customers.0.phone")
+        phone.clear()
+        phone.send_keys("1381111222")  # one digit short: checked as typed
+        driver.find_element("id", "f-floor").click()
+        _wait(lambda: "is not a mobile" in text_of(driver, "p-customers.0.phone"))
+        phone.send_keys("2")
+        driver.find_element("id", "f-floor").click()
+        _wait(lambda: text_of(driver, "p-customers.0.phone") == "")
+        set_value(driver, "reason", "owner's new number")
+        choose(driver, "approver", "gm01")
+        shots.take(driver, "edit-revealed-and-changed")
+        go(driver, ("id", "submit-edit"), "notice")
+        commit = world.git("rev-parse", "HEAD").strip()
+        assert text_of(driver, "notice") == f"edited {household} in commit {commit[:12]}"
+        assert OWNER_NAME not in driver.page_source  # back to the masked household
+        shots.take(driver, "edit-done")
+    finally:
+        driver.quit()
+        desk.stop()
+    assert clear_secrets_under(tmp_path / "chromium-profile") == []  # what the form showed is not kept (P9)
+    assert world.trailers()["Action"] == "edit" and world.signature_status() == "G"
+    record = json.loads(world.ok("gm01", "show", household, "--reveal", "--reason", "check", "--format", "json"))
+    assert record["customers"][0]["phone"] == "13811112222"
