@@ -892,6 +892,13 @@ def test_edit_refuses_in_edit_s_words_and_writes_nothing(world, household):  # P
         page, inputs = _edit_form(desk, cookie, household)
         assert b'id="fill-form"' not in page and b'id="sealed-hint"' in page and OWNER_NAME.encode() not in page
         before = world.snapshot()
+        # the sealed values asked for all the same (past the page): reveal's refusal, in its words
+        response, _ = _post(desk, f"/household/{household}/edit/fill", cookie, {"csrf": inputs["csrf"], "reason": "x"})
+        response, page = desk.request("GET", response.getheader("Location"), {"Cookie": cookie})
+        refusal = _unescape(re.search(rb'id="refusal">([^<]*)<', page)[1].decode())
+        cli = world.cli("clk01", "show", household, "--reveal", "--reason", "x")
+        assert cli.exit_code == 1 and response.status == 409 and cli.stderr.strip() == f"archivectl: error: {refusal}"
+        assert OWNER_NAME.encode() not in page
         cases = [
             ({}, ["edit", household]),  # nothing changed
             ({"floor": "13"}, ["edit", household, "--set", "floor=13"]),  # no approver
