@@ -980,3 +980,49 @@ def test_a_manager_edits_a_household_in_the_browser(world, household, tmp_path):
     assert world.trailers()["Action"] == "edit" and world.signature_status() == "G"
     record = json.loads(world.ok("gm01", "show", household, "--reveal", "--reason", "check", "--format", "json"))
     assert record["customers"][0]["phone"] == "13811112222"
+
+
+def test_the_edit_form_sends_only_what_was_changed_as_edit_s_set_and_unset(world):  # P12
+    pytest.importorskip("flask", reason="the desk's extra: pip install -e '.[desk]'")
+    from archivectl.archive import Archive
+    from archivectl.desk import form
+
+    record = {
+        "building": "B03",
+        "floor": 12,
+        "customers": [
+            {"role": "owner", "name": "甲", "hobbies": ["围棋", "书法", "茶"]},
+            {"role": "tenant", "name": "乙"},
+        ],
+        "vehicles": [{"parking_space": "P2-045"}],  # its plate sealed: not on a page that shows no sealed value
+        "repairs": [{"date": "2024-06-01", "summary": "roof", "settled": True}],
+    }
+    groups = form.groups(Archive(world.root).household_schema, form.rows_for(record))
+    shown = form.values_of(record, groups)
+    assert shown["customers.0.hobbies"] == "围棋, 书法, 茶" and shown["repairs.0.settled"] == "true"
+    every = {f.path: "" for g in groups for f in g.fields}  # a browser sends every input it does not disable
+    answers = {**every, **shown}
+    del answers["vehicles.0.plate"]  # sealed, not shown: disabled
+    assert form.edit_changes(answers, groups, shown) == ([], [])  # nothing changed, nothing sent
+    answers.update(
+        {
+            "floor": "13",
+            "customers.0.hobbies": "围棋，书法",  # a Chinese comma, one item fewer
+            "customers.1.role": "",  # every value of an entry emptied: the entry goes
+            "customers.1.name": "",
+            "customers.2.role": "resident",  # the empty row filled: a new entry
+            "customers.2.name": "丙",
+            "repairs.0.settled": "",
+            "vehicles.0.parking_space": "",  # emptied, but its sealed plate is not on the page: the entry stays
+        }
+    )
+    answers.pop("building")  # a disabled input is not sent: it changes nothing
+    sets, unsets = form.edit_changes(answers, groups, shown)
+    assert sets == [
+        "floor=13",
+        "customers.0.hobbies.0=围棋",
+        "customers.0.hobbies.1=书法",
+        "customers.2.role=resident",
+        "customers.2.name=丙",
+    ]
+    assert unsets == ["customers.1", "customers.0.hobbies.2", "repairs.0.settled", "vehicles.0.parking_space"]
