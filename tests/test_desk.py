@@ -1026,3 +1026,20 @@ def test_the_edit_form_sends_only_what_was_changed_as_edit_s_set_and_unset(world
         "customers.2.name=丙",
     ]
     assert unsets == ["customers.1", "customers.0.hobbies.2", "repairs.0.settled", "vehicles.0.parking_space"]
+
+
+def test_thresholds_are_told_from_the_judge_s_pending_rows():  # P12, archive.yaml approvals:
+    pytest.importorskip("flask", reason="the desk's extra: pip install -e '.[desk]'")
+    from archivectl.desk.app import threshold
+
+    def row(approvals: str, awaiting: str, signed: str, more_from: str) -> dict:
+        return {"approvals": approvals, "awaiting": awaiting, "signed": signed, "more_from": more_from}
+
+    assert threshold(row("0/1", "mgr01", "", "")) == "0 of 1 approval; awaiting mgr01"
+    assert threshold(row("0/2", "mgr02", "", "manager, gm")) == (
+        "0 of 2 approvals; awaiting mgr02 and 1 more by a manager or gm"
+    )
+    assert threshold(row("1/2", "", "mgr02", "manager, gm")) == (
+        "1 of 2 approvals: mgr02; awaiting 1 more by a manager or gm"
+    )
+    assert threshold(row("1/2", "", "mgr\u202e02", "manager, gm")).startswith("1 of 2 approvals: mgr\\u202e02;")
