@@ -103,11 +103,12 @@ class Shots:
         self.dir.mkdir()
         self.n = 0
 
-    def take(self, driver, name: str) -> Path:
+    def take(self, driver, name: str, height: int = 4000) -> Path:
+        """The page from its top, down to height pixels (README's picture: the part that matters, small)."""
         self.n += 1
         path = self.dir / f"{self.n:02d}-{name}.png"
         size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-        clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 4000), "scale": 1}
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], height), "scale": 1}
         shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"captureBeyondViewport": True, "clip": clip})
         path.write_bytes(base64.b64decode(shot["data"]))  # the whole page, not only the window
         OUT.mkdir(parents=True, exist_ok=True)
@@ -133,6 +134,28 @@ def set_value(driver, element_id: str, value: str) -> None:
         "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('change', {bubbles: true}));",
         element,
         value,
+    )
+
+
+def drop(driver, zone_id: str, path: Path) -> None:
+    """Drop a file from the desktop on an element, as a person drags it there (the page's own drop handler runs).
+
+    WebDriver cannot drag from outside the browser: the file is read by a file input of its own, outside
+    the form, and handed to the element in a real drop event's DataTransfer.
+    """
+    source = driver.execute_script(
+        "var i = document.createElement('input'); i.type = 'file'; i.id = 'test-drag-source';"
+        "document.body.appendChild(i); return i;"
+    )
+    source.send_keys(str(path))
+    driver.execute_script(
+        "var src = arguments[0], zone = document.getElementById(arguments[1]), dt = new DataTransfer();"
+        "Array.prototype.forEach.call(src.files, function (f) { dt.items.add(f); });"
+        "zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));"
+        "zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));"
+        "src.remove();",
+        source,
+        zone_id,
     )
 
 
@@ -251,7 +274,9 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
         shots.take(driver, "clerk-refused-no-approver")
 
         choose(driver, "approver", "mgr01")
-        driver.find_element("id", "scan-0").send_keys(f"{front}\n{back}")  # files are picked again after a refusal
+        driver.find_element("id", "scan-0").send_keys(str(front))  # files are picked again after a refusal
+        drop(driver, "drop-0", back)  # ... or dropped on the row: they join the picked ones
+        assert text_of(driver, "drop-hint-0") == "id-front.pdf, id-back.pdf"
         go(driver, ("id", "submit-add"), "done")
         done = text_of(driver, "done").splitlines()
         number = re.search(r"HO-\d{4}-\d{5}", done[0])[0]
@@ -300,7 +325,15 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
         assert "customers.0.phone: - -> 138****5678" in plan  # masked
         assert "repairs.0.summary: - -> <script>alert('x')</script>evil" in plan  # inert
         assert OWNER_PHONE not in driver.page_source and OWNER_NAME not in driver.page_source
+        # each change told as review tells it (no personal data), with how far its approvals are
+        assert [text_of(driver, f"threshold-{i}") for i in (1, 2, 3)] == ["0 of 1 approval; awaiting mgr01"] * 3
+        story = text_of(driver, "story-1")
+        assert f"{number} (building B03, floor 12, unit 1203): added" in story
+        assert "sealed fields changed: customers" in story
+        assert "repairs.0.summary: - → <script>alert('x')</script>evil" in story  # inert
+        assert "document added: owner-id-copy" in text_of(driver, "story-2")
         shots.take(driver, "manager-awaiting")
+        shots.take(driver, "manager-awaiting-top", height=820)  # docs/desk-approver.png is made from this one
         assert access_entries(manager) == registered  # looking at the queue registers nothing
 
         go(driver, ("css selector", "a.household-link"), "reveal-button")
@@ -576,6 +609,7 @@ def test_the_approver_page_refuses_in_approve_s_words_and_signs_only_what_it_sho
         _, page = running.request("GET", "/approve", {"Cookie": _session(running)})
         table = re.search(rb'<table id="elsewhere">.*?</table>', page, re.S)[0].decode()
         assert "origin/b03-new-owner" in table and "clk01" in table and 'name="head"' not in page.decode()
+        assert "<td>0 of 1 approval; awaiting mgr01</td>" in table
     finally:
         running.stop()
     for desk in (other, manager):
@@ -713,3 +747,299 @@ def test_an_uploaded_scan_is_held_in_anonymous_memory_never_in_a_file_on_disk(tm
         stream = request.files["scan_0"].stream
         assert os.readlink(f"/proc/self/fd/{stream.fileno()}").startswith("/memfd:desk-scan")
         assert Path(f"/proc/self/fd/{stream.fileno()}").read_bytes() == big
+
+
+def test_the_approver_page_tells_review_s_story_and_how_many_approvals_are_still_needed(world, household):  # P12
+    settings = world.root / "archive.yaml"
+    settings.write_text(settings.read_text() + "approvals:\n  edit: 2\n")
+    world.ok("mgr01", "configure", "archive.yaml", "--reason", "two approvers for every edit", "--approver", "gm01")
+    world.approve("gm01")
+    world.git("switch", "-q", "-c", "b03-permit")
+    world.ok(
+        "clk01", "edit", household, "--set", "renovation.permit_no=ZX-2024-099", "--reason", "permit renewed",
+        "--approver", "mgr01",
+    )  # fmt: skip
+    world.approve("mgr01")  # one of the two
+    desk = Running(_world_env(world, "mgr02"), world.root)
+    try:
+        _, page = desk.request("GET", "/approve", {"Cookie": _session(desk)})
+    finally:
+        desk.stop()
+    text = page.decode()
+    threshold = re.search(r'id="threshold-1">([^<]*)<', text)[1]
+    assert threshold == "1 of 2 approvals: mgr01; awaiting 1 more by a manager or gm"
+    story = re.search(r'<ul class="story" id="story-1">(.*?)</ul>\s*</li>', text, re.S)[1]
+    assert f"{household} (building B03, floor 12, unit 1203): changed" in story
+    assert "renovation.permit_no: ZX-2024-031 → ZX-2024-099" in story  # review's words, clear values only
+    assert OWNER_NAME not in text and OWNER_PHONE not in text  # nothing personal, masked or not
+    assert "138****5678" not in story
+
+
+@pytest.mark.parametrize("how", ["locale", "archive.yaml"])
+def test_the_page_reads_chinese_under_a_chinese_locale_or_archive_language(world, household, how):
+    env = {k: v for k, v in _world_env(world, "clk01").items() if k not in ("ARCHIVECTL_LANG", "LANGUAGE", "LC_ALL")}
+    if how == "locale":
+        env["LANG"] = "zh_CN.UTF-8"
+    else:
+        env["LANG"] = "C.UTF-8"
+        text = (world.root / "archive.yaml").read_text()
+        (world.root / "archive.yaml").write_text(text + "language: zh_CN\n")
+        world.git("commit", "-q", "--no-verify", "--no-gpg-sign", "-am", "language")
+    desk = Running(env, world.root)
+    try:
+        cookie = _session(desk)
+        _, page = desk.request("GET", "/add", {"Cookie": cookie})
+        _, found = desk.request("GET", "/find?building=B03", {"Cookie": cookie})
+    finally:
+        code, _, _ = desk.stop()
+    assert code == 0
+    text = page.decode()
+    assert '<html lang="zh-CN">' in text
+    assert "<h1>新增一户</h1>" in text and "文员：新增一户" in text  # the templates' strings, through the catalog
+    assert re.search(r'<span class="name">楼层 <abbr title="[^"]+">\*</abbr></span>\s*<input name="floor"', text)
+    assert '<span class="title">入伙日期</span>' in text  # the schema's own title for a field
+    assert '<span class="name">角色' in text and '<option value="owner">' in text  # labels; the values stay
+    assert "楼栋" in found.decode()
+
+
+# ---------------------------------------------------------------------------------------------- edit
+
+
+def _edit_form(desk: Running, cookie: str, number: str, where: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """The edit page (at where, else the household's own) and the values its inputs hold, by name."""
+    response, page = desk.request("GET", where or f"/household/{number}/edit", {"Cookie": cookie})
+    assert response.status in (200, 409, 422), page[:300]
+    inputs = {}
+    for tag in re.findall(rb"<input [^>]*>", page):
+        name, value = re.search(rb'name="([^"]+)"', tag), re.search(rb'value="([^"]*)"', tag)
+        if name and b" disabled" not in tag:
+            inputs[name[1].decode()] = value[1].decode() if value else ""
+    for name, attributes, options in re.findall(rb'<select name="([^"]+)"([^>]*)>(.*?)</select>', page, re.S):
+        if b"disabled" not in attributes:  # as a browser sends the form: a disabled input not at all
+            chosen = re.search(rb'<option value="([^"]*)" selected>', options)
+            inputs[name.decode()] = chosen[1].decode() if chosen else ""
+    return page, inputs
+
+
+def _unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
+
+
+def test_a_reader_edits_with_the_sealed_values_revealed_into_the_form_and_it_is_edit_s_commit(
+    world, household
+):  # P8 P12
+    desk = Running(_world_env(world, "mgr01"), world.root)
+    try:
+        cookie = _session(desk)
+        page, inputs = _edit_form(desk, cookie, household)
+        text = page.decode()
+        assert inputs["floor"] == "12" and inputs["renovation.permit_no"] == "ZX-2024-031"  # clear values, as they are
+        assert 'name="building"' in text and "building" not in inputs  # shown, changed by no edit
+        assert OWNER_NAME not in text and OWNER_PHONE not in text and 'placeholder="(sealed)"' in text
+        assert "customers.0.phone" not in inputs  # sealed until revealed into the form
+        registered = len(world.git("ls-files", "registers/access").split())
+
+        csrf = _hidden(page, "csrf")
+        response, _ = _post(desk, f"/household/{household}/edit/fill", cookie, {"csrf": csrf, "reason": "owner called"})
+        assert response.status == 303
+        page, inputs = _edit_form(desk, cookie, household, response.getheader("Location"))
+        assert len(world.git("ls-files", "registers/access").split()) == registered + 1  # one register entry (P8)
+        assert world.trailers()["Action"] == "reveal"
+        assert _unescape(inputs["customers.0.name"]) == OWNER_NAME and inputs["customers.0.phone"] == OWNER_PHONE
+        assert _unescape(inputs["customers.0.hobbies"]) == "围棋" and "customers.1.name" in inputs  # one more row
+        assert b"revealed " in page and b"the look-up is registered (P8)" in page
+
+        before = world.git("rev-parse", "HEAD").strip()
+        answers = {
+            **inputs,
+            "customers.0.phone": "13811112222",
+            "customers.0.hobbies": "围棋, 书法",
+            "renovation.permit_no": "",  # emptied: removed
+            "reason": "owner's new number",
+            "approver": "gm01",
+        }
+        response, _ = _post(desk, f"/household/{household}/edit", cookie, answers)
+        assert response.status == 303 and response.getheader("Location").startswith(f"/household/{household}?done=")
+        _, shown = desk.request("GET", response.getheader("Location"), {"Cookie": cookie})
+        commit = world.git("rev-parse", "HEAD").strip()
+        assert f'id="notice">edited {household} in commit {commit[:12]}<'.encode() in shown  # edit's own words
+    finally:
+        desk.stop()
+    assert world.git("rev-list", f"{before}..HEAD").split() == [commit]
+    assert world.git("log", "-1", "--format=%s").strip() == f"edit {household}: customers, renovation"
+    assert world.trailers() | {"Reason": "owner's new number"} == {
+        **world.trailers(),
+        "Action": "edit",
+        "Acted-by": "mgr01",
+        "Approved-by": "gm01",
+        "Archive-No": household,
+    }
+    assert world.signature_status() == "G"
+    record = json.loads(world.ok("gm01", "show", household, "--reveal", "--reason", "check", "--format", "json"))
+    owner = record["customers"][0]
+    assert owner["phone"] == "13811112222" and owner["hobbies"] == ["围棋", "书法"] and owner["name"] == OWNER_NAME
+    assert owner["id_number"] == OWNER_ID and record["special_requests"] == "需要无障碍通道"  # the rest as it was
+    assert "permit_no" not in record["renovation"] and record["renovation"]["started"] == "2024-03-15"
+    assert OWNER_PHONE.encode() not in world.all_git_objects()  # sealed, as edit seals it (P9)
+
+
+def test_edit_refuses_in_edit_s_words_and_writes_nothing(world, household):  # P7 P12
+    desk = Running(_world_env(world, "clk01"), world.root)  # a clerk reads no one
+    try:
+        cookie = _session(desk)
+        page, inputs = _edit_form(desk, cookie, household)
+        assert b'id="fill-form"' not in page and b'id="sealed-hint"' in page and OWNER_NAME.encode() not in page
+        before = world.snapshot()
+        # the sealed values asked for all the same (past the page): reveal's refusal, in its words
+        response, _ = _post(desk, f"/household/{household}/edit/fill", cookie, {"csrf": inputs["csrf"], "reason": "x"})
+        response, page = desk.request("GET", response.getheader("Location"), {"Cookie": cookie})
+        refusal = _unescape(re.search(rb'id="refusal">([^<]*)<', page)[1].decode())
+        cli = world.cli("clk01", "show", household, "--reveal", "--reason", "x")
+        assert cli.exit_code == 1 and response.status == 409 and cli.stderr.strip() == f"archivectl: error: {refusal}"
+        assert OWNER_NAME.encode() not in page
+        cases = [
+            ({}, ["edit", household]),  # nothing changed
+            ({"floor": "13"}, ["edit", household, "--set", "floor=13"]),  # no approver
+            ({"customers.0.phone": "13811112222"}, ["edit", household, "--set", "customers.0.phone=13811112222"]),
+            ({"building": "B05"}, ["edit", household, "--set", "building=B05"]),  # sent past a disabled input
+        ]
+        for changed, argv in cases:
+            page, inputs = _edit_form(desk, cookie, household)
+            answers = {**inputs, **changed, "reason": "new number"}
+            approval = ["--reason", "new number"]
+            if changed and "floor" not in changed:
+                answers["approver"] = "mgr01"
+                approval += ["--approver", "mgr01"]
+            response, _ = _post(desk, f"/household/{household}/edit", cookie, answers)
+            response, page = desk.request("GET", response.getheader("Location"), {"Cookie": cookie})
+            refusal = _unescape(re.search(rb'id="refusal">([^<]*)<', page)[1].decode())
+            cli = world.cli("clk01", *argv, *approval)
+            assert cli.exit_code != 0 and cli.stderr.strip() == f"archivectl: error: {refusal}", changed
+            assert response.status == (422 if cli.exit_code == 2 else 409)
+            if changed:
+                assert (
+                    _unescape(re.search(rb'name="reason" id="reason" value="([^"]*)"', page)[1].decode())
+                    == "new number"
+                )
+        assert_unchanged(world, before)
+
+        # a form sent twice, or after the household changed, writes nothing
+        page, inputs = _edit_form(desk, cookie, household)
+        world.ok("clk01", "edit", household, "--set", "floor=14", "--reason", "moved", "--approver", "mgr01")
+        before = world.snapshot()
+        answers = {**inputs, "renovation.permit_no": "ZX-1", "reason": "permit", "approver": "mgr01"}
+        response, _ = _post(desk, f"/household/{household}/edit", cookie, answers)
+        _, page = desk.request("GET", response.getheader("Location"), {"Cookie": cookie})
+        assert f"{household} changed since the form was shown; nothing was written".encode() in page
+        response, _ = _post(desk, f"/household/{household}/edit", cookie, answers)
+        _, page = desk.request("GET", response.getheader("Location"), {"Cookie": cookie})
+        assert b"this form was sent already or is out of date; nothing was written" in page
+        assert_unchanged(world, before)
+    finally:
+        desk.stop()
+
+
+def test_a_manager_edits_a_household_in_the_browser(world, household, tmp_path):  # P8 P12
+    need_browser()
+    shots = Shots(tmp_path)
+    desk = Running(_world_env(world, "mgr01"), world.root)
+    driver = browser(tmp_path / "downloads")
+    try:
+        driver.get(desk.url)
+        driver.get(f"http://127.0.0.1:{desk.port}/household/{household}")
+        go(driver, ("id", "edit-link"), "submit-edit")
+        assert driver.find_element("id", "f-floor").get_attribute("value") == "12"
+        assert not driver.find_element("id", "f-building").is_enabled()  # changed by no edit
+        assert driver.find_element("id", "f-customers.0.phone").get_attribute("placeholder") == "(sealed)"
+        shots.take(driver, "edit-sealed")
+        set_value(driver, "fill-reason", "owner called with a new number")
+        go(driver, ("id", "fill-button"), "notice")
+        assert driver.find_element("id", "f-customers.0.name").get_attribute("value") == OWNER_NAME
+        phone = driver.find_element("id", "f-customers.0.phone")
+        phone.clear()
+        phone.send_keys("1381111222")  # one digit short: checked as typed
+        driver.find_element("id", "f-floor").click()
+        _wait(lambda: "is not a mobile" in text_of(driver, "p-customers.0.phone"))
+        phone.send_keys("2")
+        driver.find_element("id", "f-floor").click()
+        _wait(lambda: text_of(driver, "p-customers.0.phone") == "")
+        set_value(driver, "reason", "owner's new number")
+        choose(driver, "approver", "gm01")
+        shots.take(driver, "edit-revealed-and-changed")
+        go(driver, ("id", "submit-edit"), "notice")
+        commit = world.git("rev-parse", "HEAD").strip()
+        assert text_of(driver, "notice") == f"edited {household} in commit {commit[:12]}"
+        assert OWNER_NAME not in driver.page_source  # back to the masked household
+        shots.take(driver, "edit-done")
+    finally:
+        driver.quit()
+        desk.stop()
+    assert clear_secrets_under(tmp_path / "chromium-profile") == []  # what the form showed is not kept (P9)
+    assert world.trailers()["Action"] == "edit" and world.signature_status() == "G"
+    record = json.loads(world.ok("gm01", "show", household, "--reveal", "--reason", "check", "--format", "json"))
+    assert record["customers"][0]["phone"] == "13811112222"
+
+
+def test_the_edit_form_sends_only_what_was_changed_as_edit_s_set_and_unset(world):  # P12
+    pytest.importorskip("flask", reason="the desk's extra: pip install -e '.[desk]'")
+    from archivectl.archive import Archive
+    from archivectl.desk import form
+
+    record = {
+        "building": "B03",
+        "floor": 12,
+        "customers": [
+            {"role": "owner", "name": "甲", "hobbies": ["围棋", "书法", "茶"]},
+            {"role": "tenant", "name": "乙"},
+        ],
+        "vehicles": [{"parking_space": "P2-045"}],  # its plate sealed: not on a page that shows no sealed value
+        "repairs": [{"date": "2024-06-01", "summary": "roof", "settled": True}],
+    }
+    groups = form.groups(Archive(world.root).household_schema, form.rows_for(record))
+    shown = form.values_of(record, groups)
+    assert shown["customers.0.hobbies"] == "围棋, 书法, 茶" and shown["repairs.0.settled"] == "true"
+    every = {f.path: "" for g in groups for f in g.fields}  # a browser sends every input it does not disable
+    answers = {**every, **shown}
+    del answers["vehicles.0.plate"]  # sealed, not shown: disabled
+    assert form.edit_changes(answers, groups, shown) == ([], [])  # nothing changed, nothing sent
+    answers.update(
+        {
+            "floor": "13",
+            "customers.0.hobbies": "围棋，书法",  # a Chinese comma, one item fewer
+            "customers.1.role": "",  # every value of an entry emptied: the entry goes
+            "customers.1.name": "",
+            "customers.2.role": "resident",  # the empty row filled: a new entry
+            "customers.2.name": "丙",
+            "repairs.0.settled": "",
+            "vehicles.0.parking_space": "",  # emptied, but its sealed plate is not on the page: the entry stays
+        }
+    )
+    answers.pop("building")  # a disabled input is not sent: it changes nothing
+    sets, unsets = form.edit_changes(answers, groups, shown)
+    assert sets == [
+        "floor=13",
+        "customers.0.hobbies.0=围棋",
+        "customers.0.hobbies.1=书法",
+        "customers.2.role=resident",
+        "customers.2.name=丙",
+    ]
+    assert unsets == ["customers.1", "customers.0.hobbies.2", "repairs.0.settled", "vehicles.0.parking_space"]
+
+
+def test_thresholds_are_told_from_the_judge_s_pending_rows():  # P12, archive.yaml approvals:
+    pytest.importorskip("flask", reason="the desk's extra: pip install -e '.[desk]'")
+    from archivectl.desk.app import threshold
+
+    def row(approvals: str, awaiting: str, signed: str, more_from: str) -> dict:
+        return {"approvals": approvals, "awaiting": awaiting, "signed": signed, "more_from": more_from}
+
+    assert threshold(row("0/1", "mgr01", "", "")) == "0 of 1 approval; awaiting mgr01"
+    assert threshold(row("0/2", "mgr02", "", "manager, gm")) == (
+        "0 of 2 approvals; awaiting mgr02 and 1 more by a manager or gm"
+    )
+    assert threshold(row("1/2", "", "mgr02", "manager, gm")) == (
+        "1 of 2 approvals: mgr02; awaiting 1 more by a manager or gm"
+    )
+    assert threshold(row("1/2", "", "mgr\u202e02", "manager, gm")).startswith("1 of 2 approvals: mgr\\u202e02;")

@@ -11,7 +11,10 @@ from archivectl.i18n import _
 
 
 @app.command(
-    help=_("Serve a page on 127.0.0.1 only (add, approve, find, reveal, open), signed with your key; Ctrl-C stops it.")
+    help=_(
+        "Serve a page on 127.0.0.1 only (add, edit, approve, find, reveal, open), signed with your key; "
+        "Ctrl-C stops it."
+    )
 )
 def desk(
     ctx: typer.Context,

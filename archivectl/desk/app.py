@@ -39,6 +39,7 @@ CSP = (
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 SCAN_ROWS = 3  # rows of the clerk's scan picker: files (several at once), their document type and date
+MAX_HANDED = 100  # pages' state kept for their next request (forms shown, refusals, results)
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # one form's scans, held in memory (never on a disk) until encrypted
 
 # attach reads a scan from a path: a memory file reached through /proc is one without a disk (Linux).
@@ -73,7 +74,10 @@ class DeskState:
 
     def hand(self, what: dict[str, Any]) -> str:
         key = secrets.token_urlsafe(16)
-        self.handed[key] = what
+        with self.lock:
+            self.handed[key] = what
+            while len(self.handed) > MAX_HANDED:  # forms shown and never sent: the oldest go first
+                self.handed.pop(next(iter(self.handed)))
         return key
 
     def take(self, key: str | None) -> dict[str, Any] | None:
@@ -248,6 +252,60 @@ def create_app(state: DeskState) -> Flask:
             problem = idcheck.phone_problem(value.strip())
         return jsonify({"problem": problem})
 
+    # ------------------------------------------------------------------ clerk: edit an existing household
+
+    @app.get("/household/<archive_no>/edit")
+    def edit_form(archive_no: str) -> Any:
+        handed = state.take(request.args.get("again")) or {}
+        try:
+            page = _edit_page(state, archive_no, handed)
+        except ArchiveError as exc:
+            return refused_on_household(archive_no, exc)
+        return page, handed.get("status", 200)
+
+    @app.post("/household/<archive_no>/edit/fill")
+    def edit_fill(archive_no: str) -> Any:
+        """A reader's sealed values into the form: a reveal like any other, registered first (P8)."""
+        from archivectl.ops import reading
+
+        try:
+            plain = reading.reveal(state.archive(), archive_no, request.form.get("reason") or None, state.identity)
+        except ArchiveError as exc:
+            key = state.hand({"refusal": str(exc), "status": _status(exc)})
+        else:
+            notice = _("revealed {number}; the look-up is registered (P8)").format(number=archive_no)
+            key = state.hand({"filled": plain, "notice": notice})
+        return redirect(f"/household/{urllib.parse.quote(archive_no, safe='')}/edit?again={key}", code=303)
+
+    @app.post("/household/<archive_no>/edit")
+    def edit_submit(archive_no: str) -> Any:
+        from archivectl.desk import form as desk_form
+        from archivectl.ops import households
+        from archivectl.ops.common import Approval
+
+        shown = state.take(request.form.get("form"))
+        here = f"/household/{urllib.parse.quote(archive_no, safe='')}"
+        archive = state.archive()
+        if shown is None or shown["number"] != archive_no:
+            refusal = _("this form was sent already or is out of date; nothing was written: open the edit page again")
+            return redirect(f"{here}/edit?again={state.hand({'refusal': refusal, 'status': 409})}", code=303)
+        if _version(archive, archive_no) != shown["version"]:
+            refusal = _("{number} changed since the form was shown; nothing was written: look at it again").format(
+                number=archive_no
+            )
+            return redirect(f"{here}/edit?again={state.hand({'refusal': refusal, 'status': 409})}", code=303)
+        all_groups = desk_form.groups(archive.household_schema, shown["rows"])
+        sets, unsets = desk_form.edit_changes(request.form, all_groups, shown["values"])
+        given = households.RecordInput(sets=sets, unsets=unsets)
+        approval = Approval(request.form.get("reason") or None, request.form.get("approver") or None)
+        try:
+            commit = households.edit(archive, archive_no, given, approval, state.identity)
+        except ArchiveError as exc:
+            again = {**shown, "typed": _kept(request.form), "refusal": str(exc), "status": _status(exc)}
+            return redirect(f"{here}/edit?again={state.hand(again)}", code=303)
+        notice = _("edited {archive_no} in commit {commit}").format(archive_no=archive_no, commit=commit[:12])
+        return redirect(f"{here}?done={state.hand({'notice': notice})}", code=303)
+
     # ------------------------------------------------------------------ approver: what awaits me
 
     @app.get("/approve")
@@ -301,11 +359,13 @@ def create_app(state: DeskState) -> Flask:
     def household(archive_no: str) -> Any:
         from archivectl.ops import reading
 
+        done = state.take(request.args.get("done")) or {}
         try:
             record = reading.show(state.archive(), archive_no, state.identity)
         except ArchiveError as exc:
             return render_template("household.html", number=archive_no, refusal=str(exc)), _status(exc)
-        return render_template("household.html", number=archive_no, **_record_view(record, revealed=False))
+        view = _record_view(record, revealed=False)
+        return render_template("household.html", number=archive_no, notice=done.get("notice"), **view)
 
     def refused_on_household(archive_no: str, exc: ArchiveError) -> Any:
         """The household's page, masked as it can be, with the refusal in the command's words."""
@@ -405,6 +465,63 @@ def _add_page(state: DeskState, values: Any, refusal: str | None = None) -> Any:
     )
 
 
+def _version(archive: Archive, archive_no: str) -> str:
+    """The household's stored record as it is now, by its hash: an edit applies to what its form showed."""
+    import hashlib
+
+    return hashlib.sha256((archive.root / archive.locate(archive_no)).read_bytes()).hexdigest()
+
+
+def _edit_page(state: DeskState, archive_no: str, handed: dict[str, Any]) -> Any:
+    """The household's form, prefilled: clear values, and a reader's sealed ones once revealed into it.
+
+    What the form showed is kept on the server (never in the page) under a one-time key, so that the
+    answers are compared with it: only what was changed is sent to edit.
+    """
+    from archivectl import records
+    from archivectl.desk import form as desk_form
+    from archivectl.identity import actor_of
+    from archivectl.layout import check_archive_no
+    from archivectl.ops.common import load_stored, readers
+    from archivectl.ops.households import COMMAND_FIELDS
+
+    check_archive_no(archive_no)
+    archive = state.archive()
+    if "number" in handed:  # a refusal: the form as it was shown, with what was typed
+        shown = {k: handed[k] for k in ("number", "version", "rows", "values", "revealed")}
+    else:
+        stored = load_stored(archive, archive.locate(archive_no))
+        revealed = "filled" in handed
+        record = handed["filled"] if revealed else {k: v for k, v in stored.items() if k not in records.STORED_ONLY}
+        rows = desk_form.rows_for(record)
+        values = desk_form.values_of(record, desk_form.groups(archive.household_schema, rows))
+        shown = {
+            "number": archive_no,
+            "version": _version(archive, archive_no),
+            "rows": rows,
+            "values": values,
+            "revealed": revealed,
+        }
+    building = str((shown["values"]).get("building", ""))
+    try:
+        reader = actor_of(archive).member in readers(archive, building)
+    except ArchiveError:
+        reader = False
+    return render_template(
+        "edit.html",
+        number=archive_no,
+        form_key=state.hand(shown),
+        groups=desk_form.groups(archive.household_schema, shown["rows"]),
+        values={**shown["values"], **handed.get("typed", {})},
+        revealed=shown["revealed"],
+        reader=reader,
+        fixed=set(COMMAND_FIELDS),
+        approvers=_approvers(archive),
+        refusal=handed.get("refusal"),
+        notice=handed.get("notice"),
+    )
+
+
 def _approve_page(state: DeskState, refusal: str | None = None, notice: str | None = None) -> Any:
     from archivectl.ops import approvals
 
@@ -422,15 +539,95 @@ def _approve_page(state: DeskState, refusal: str | None = None, notice: str | No
         here = gitio.current_branch(archive.root)
         this_branch = {here, f"origin/{here}"} if here else set()  # its upstream may lag behind an approval
         elsewhere = [
-            r
+            {**r, "threshold": threshold(r)}
             for r in approvals.pending(archive, None, every_branch=True)
             if r["awaiting"] == me and r.get("branch") not in this_branch
         ]
     except ArchiveError:
         pass
+    changes, story_problem = _stories(archive, plan)
     return render_template(
-        "approve.html", plan=plan, problem=problem, elsewhere=elsewhere, refusal=refusal, notice=notice
+        "approve.html",
+        plan=plan,
+        changes=changes,
+        story_problem=story_problem,
+        problem=problem,
+        elsewhere=elsewhere,
+        refusal=refusal,
+        notice=notice,
     )
+
+
+def _stories(archive: Archive, plan: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """Each change awaiting the approver with review's story of it (no personal data) and its threshold.
+
+    review tells the range the plan was read from; a change it does not tell (it cannot: a range of
+    main's whole history) is shown with its threshold alone, and review's refusal in its own words.
+    """
+    if plan is None:
+        return [], None
+    from archivectl.ops import review
+
+    told: dict[str, dict[str, Any]] = {}
+    problem = None
+    try:
+        story = review.review(archive, None if plan.range == "HEAD" else plan.range)
+        told = {c["commit"]: c for c in story["changes"]}
+    except ArchiveError as exc:
+        problem = str(exc)
+    if problem is not None:
+        problem = _("review cannot tell this range: {problem}").format(problem=problem)
+    return [
+        {"row": row, "threshold": threshold(row), "story": story_lines(told.get(row["commit"]))} for row in plan.commits
+    ], problem
+
+
+def story_lines(change: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One change of review's story as a page shows it: per household its place and what changed, then the rest.
+
+    The words are review's own messages (its Markdown, as a page's list); every value in them is review's,
+    already without personal data.
+    """
+    if change is None:
+        return []
+    told = []
+    for h in change["households"]:
+        lines = []
+        if h["sealed"]:
+            lines.append(_("sealed fields changed: {paths}").format(paths=", ".join(h["sealed"])))
+        if h["sealed_note"]:
+            lines.append(_("sealed fields: {note}").format(note=h["sealed_note"]))
+        lines += [f"{c['field']}: {c['old']} → {c['new']}" for c in h["clear"]]
+        lines += [_("document added: {doc}").format(doc=d) for d in h["documents"]]
+        place = _("{no} (building {building}, floor {floor}, unit {unit})").format(
+            no=h["archive_no"], building=h["building"], floor=h["floor"], unit=h["unit"]
+        )
+        told.append({"place": f"{place}: {h['what']}", "lines": lines})
+    rest = [_("register entry: {entry}").format(entry=e) for e in change["registers"]]
+    rest += [_("file: {path}").format(path=f) for f in change["other_files"]]
+    rest += [_("finding: {text}").format(text=f) for f in change["findings"]]
+    return told + [{"place": line, "lines": []} for line in rest]
+
+
+def threshold(row: dict[str, Any]) -> str:
+    """How far a pending change is (a pending_row): "1 of 2 approvals: mgr02; awaiting 1 more by a manager or gm"."""
+    signed_count, _sep, needed = str(row.get("approvals") or "0/1").partition("/")
+    have, need = int(signed_count), int(needed or 1)
+    text = ngettext("{have} of {need} approval", "{have} of {need} approvals", need).format(have=have, need=need)
+    if row.get("signed"):
+        text += ": " + inert(row["signed"])
+    named = inert(row.get("awaiting") or "")
+    roles = f" {_('or')} ".join(inert(r) for r in str(row.get("more_from") or "").split(", ") if r)
+    more = need - have - (1 if named else 0)
+    if named and roles and more > 0:
+        waiting = _("awaiting {who} and {n} more by a {roles}").format(who=named, n=more, roles=roles)
+    elif named:
+        waiting = _("awaiting {who}").format(who=named)
+    elif roles and more > 0:
+        waiting = _("awaiting {n} more by a {roles}").format(n=more, roles=roles)
+    else:
+        return text
+    return f"{text}; {waiting}"
 
 
 def _record_view(record: dict, revealed: bool) -> dict[str, Any]:
