@@ -143,7 +143,7 @@ def test_a_correction_that_forgets_is_an_edit_awaiting_approval_with_a_new_key_b
     assert opened.read_bytes() == b"%PDF scan of the old ID card"  # re-encrypted, the same document (P6)
 
     # a proposal: pending names its approver, verify and the server hook refuse it until mgr01 signs
-    assert "mgr01" in world.ok("aud01", "pending")
+    assert [row["awaiting"] for row in json.loads(world.ok("aud01", "pending", "--format", "json"))] == ["mgr01"]
     verified = world.cli("aud01", "verify", "--format", "json")
     assert verified.exit_code == 1
     assert [f["rule"] for f in json.loads(verified.stdout)["findings"]] == ["approval"]
