@@ -338,12 +338,14 @@ def _refuse_taken(relpath: str) -> None:
     )
 
 
-def seal_household(archive: Archive, record: dict, targets: list[str]) -> tuple[Any, bytes, str, str]:
+def seal_household(
+    archive: Archive, record: dict, targets: list[str], index: Any = None
+) -> tuple[Any, bytes, str, str]:
     """A numbered household sealed to a new record key: (key address, wrapped key, record path, record text)."""
     from archivectl.keystore import KeyAddress
 
     archive_no = record["archive_no"]
-    recipient, blob, text = seal_unnumbered(archive, record, targets)
+    recipient, blob, text = seal_unnumbered(archive, record, targets, index)
     return (
         KeyAddress(archive_no, recipient),
         blob,
@@ -352,14 +354,15 @@ def seal_household(archive: Archive, record: dict, targets: list[str]) -> tuple[
     )
 
 
-def seal_unnumbered(archive: Archive, record: dict, targets: list[str]) -> tuple[str, bytes, str]:
+def seal_unnumbered(archive: Archive, record: dict, targets: list[str], index: Any = None) -> tuple[str, bytes, str]:
     """A household sealed to a new record key, whatever number it holds yet: (the key's recipient, wrapped key, text).
 
     An import seals while it takes its numbers, then gives each text its
     number (numbered): nothing sealed holds the number, and neither does the key.
+    index: the blind index key (ops.finding.writer_index), if the writer has one.
     """
     record_key = crypto.new_record_key()
-    stored = records.to_stored(record, archive.household_schema, record_key)
+    stored = records.to_stored(record, archive.household_schema, record_key, None, index)
     return stored["recipient"], crypto.wrap_record_key(record_key, targets), records.dump(stored)
 
 
@@ -372,9 +375,9 @@ def numbered(text: str, archive_no: str) -> str:
     return f"{text[:start]}archive_no: {archive_no}{text[end:]}"
 
 
-def write_household(archive: Archive, tx: Transaction, record: dict, targets: list[str]) -> None:
+def write_household(archive: Archive, tx: Transaction, record: dict, targets: list[str], index: Any = None) -> None:
     """Seal a numbered household to a new record key and write record and key."""
-    address, blob, relpath, text = seal_household(archive, record, targets)
+    address, blob, relpath, text = seal_household(archive, record, targets, index)
     tx.put_key(address, blob)
     tx.write_text(relpath, text)
 
@@ -406,7 +409,9 @@ def add(archive: Archive, given: RecordInput, approval: Approval, also_active: b
         numbering = Numbering(archive, tx)
         archive_no = numbering.take(record["category"])[0]
         place_new(archive, record, archive_no)
-        write_household(archive, tx, record, targets)
+        from archivectl.ops.finding import writer_index
+
+        write_household(archive, tx, record, targets, writer_index(archive, actor))
         numbering.record()
         tx.commit(
             f"add {archive_no} ({record['building']}/{record['unit']})",
@@ -473,7 +478,12 @@ def _edit(
         new_stored = records.order_like_schema(clear_only, schema)
     else:
         _first_problem(schema.validate(changed), archive_no)
-        new_stored = records.to_stored(changed, schema, record_key, previous)
+        from archivectl.ops.finding import kept_index, writer_index
+
+        index = writer_index(archive, actor, identity)
+        if index is None and previous is not None:  # the blind index as it was, if the numbers are
+            index = kept_index(stored, previous[0], schema.split(changed)[1], schema)
+        new_stored = records.to_stored(changed, schema, record_key, previous, index)
 
     tx.write_text(relpath, records.dump(new_stored))
     return tx.commit(
