@@ -25,6 +25,7 @@ from archivectl.ops.common import (
     unlock_record_key,
     wrap_targets,
 )
+from archivectl.ops.finding import kept_index, writer_index
 from archivectl.settings import Settings
 
 # Fields only commands change: edit refuses them and says which command to use.
@@ -409,8 +410,6 @@ def add(archive: Archive, given: RecordInput, approval: Approval, also_active: b
         numbering = Numbering(archive, tx)
         archive_no = numbering.take(record["category"])[0]
         place_new(archive, record, archive_no)
-        from archivectl.ops.finding import writer_index
-
         write_household(archive, tx, record, targets, writer_index(archive, actor))
         numbering.record()
         tx.commit(
@@ -478,8 +477,6 @@ def _edit(
         new_stored = records.order_like_schema(clear_only, schema)
     else:
         _first_problem(schema.validate(changed), archive_no)
-        from archivectl.ops.finding import kept_index, writer_index
-
         index = writer_index(archive, actor, identity)
         if index is None and previous is not None:  # the blind index as it was, if the numbers are
             index = kept_index(stored, previous[0], schema.split(changed)[1], schema)

@@ -29,6 +29,7 @@ from archivectl.i18n import _
 from archivectl.keystore import KeyAddress
 from archivectl.layout import HouseholdPath
 from archivectl.ops.common import Approval, approved_writer, trailers, wrap_targets_of
+from archivectl.ops.finding import writer_index
 from archivectl.ops.households import (
     Numbering,
     _names_in,
@@ -310,8 +311,6 @@ def _import(
                     building=building
                 )
             )
-    from archivectl.ops.finding import writer_index
-
     with _Workers(archive, targets, None, index=writer_index(archive, actor)) as workers:
         # The workers seal from here on, while the numbers are taken: a number is in no sealed part and
         # no key, so each record's text is given its number as it comes back (numbered).

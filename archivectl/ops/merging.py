@@ -23,6 +23,7 @@ from pathlib import Path
 from archivectl import fingerprints, records
 from archivectl.judge.merges import TEXT_MERGE_ENV, merge_stored, merge_values
 from archivectl.ops.common import identity_for, open_key
+from archivectl.ops.finding import kept_index
 from archivectl.staff import ALL_BUILDINGS_ROLES, BUILDING_READER_ROLES
 
 # ---------------------------------------------------------------------- the driver
@@ -94,8 +95,6 @@ def _merge_sealed(number: str, base: dict, mine: dict, other: dict, ours: Path) 
     plain = merge_values(plain_base, plain_mine, plain_other, (), conflicts)
     if conflicts:
         return 1, [_both_changed(number, conflicts)]
-    from archivectl.ops.finding import kept_index
-
     schema = archive.household_schema
     merged_sealed = schema.split(plain)[1]  # a side's blind index stays if the merge keeps that side's numbers
     index = kept_index(mine, sealed_mine, merged_sealed, schema) or kept_index(
