@@ -181,7 +181,16 @@ def test_rotate_index_refingerprints_every_record_in_one_commit_awaiting_approva
     assert new_key != old_key and new_key in said and old_key in said
     assert world.trailers()["Action"] == "rotate-index"
     assert {_stored(world, n)["blind_index"]["key"] for n in three.values()} == {new_key}
+    old_file = world.keys / "index" / f"{old_key}.age"
+    kept = world.ok("mgr01", "--format", "json", "keys", "shred")
+    assert old_file.exists() and "awaits approval by" in kept  # P14: nothing destroyed before the approval
     world.approve("gm01")
+    shredded = json.loads(world.ok("mgr01", "--format", "json", "keys", "shred"))
+    assert next(r for r in shredded if r["archive_no"] == old_key)["shredded"] is True
+    assert not old_file.exists() and (world.keys / "index" / f"{new_key}.age").exists()
+    assert world.trailers()["Action"] == "shred"
+    again = json.loads(world.ok("mgr01", "--format", "json", "keys", "shred"))
+    assert old_key not in json.dumps(again)  # idempotent: gone, not listed again
     found = world.cli("mgr01", "--format", "json", "find", "--phone", OWNER_PHONE, "-r", "request R-6")
     assert {r["archive_no"] for r in json.loads(found.stdout)} == {three["active"], three["moved"], three["gone"]}
     assert world.cli("aud01", "verify").exit_code == 0

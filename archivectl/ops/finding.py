@@ -20,9 +20,10 @@ fingerprints the searched number with it and reads only clear parts.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
-from archivectl import blindindex, crypto, records, registers
+from archivectl import blindindex, crypto, gitio, records, registers
 from archivectl.archive import Archive, Transaction
 from archivectl.errors import ArchiveError
 from archivectl.i18n import _
@@ -367,3 +368,61 @@ def _rewrite(
         tx.write_text(relpath, records.dump(new))
         numbers.append(str(stored["archive_no"]))
     return numbers
+
+
+# ------------------------------------------------------------------ keys shred: index keys main no longer uses
+
+
+def _keys_at(archive: Archive, rev: str) -> set[str]:
+    """The index key ids the records at rev name."""
+    found = gitio.run(
+        archive.root, "grep", "-h", "-E", "^  key: ix-[0-9a-f]{8}$", rev, "--", "households/", check=False
+    ).stdout.decode()
+    return {line.split("key: ", 1)[1].strip() for line in found.splitlines() if "key: " in line}
+
+
+def obsolete_index_keys(archive: Archive, tip: str, judge: Callable[[str], str | None]) -> list[dict[str, Any]]:
+    """Index keys an approved `keys rotate-index` on main replaced and main's records no longer name.
+
+    One row each: {key, change, problem}; problem (from judge: awaiting approval, broken) keeps the key.
+    A key main never used (a rotation still on a branch) is never listed.
+    """
+    held, in_use = set(key_ids(archive)), _keys_at(archive, tip)
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for entry in gitio.log(archive.root, tip, f"--grep=^Action: {ROTATE}$"):
+        if entry.trailers.get("Action") != ROTATE:
+            continue
+        for old in sorted(_keys_at(archive, f"{entry.commit}~1") - in_use - seen):
+            seen.add(old)
+            if old in held:
+                rows.append({"key": old, "change": entry.commit, "problem": judge(entry.commit)})
+    return rows
+
+
+def shred_index_keys(archive: Archive, doomed: list[dict[str, Any]], where: str) -> None:
+    """Register the index keys destroyed (P14: who, when, how) in one signed commit, then destroy them."""
+    registered = {
+        str(line).split()[0]
+        for entry in registers.entries(archive.root, "destruction")
+        for line in entry.get("index_keys") or []
+        if str(line).split()
+    }
+    unregistered = [row for row in doomed if row["key"] not in registered]  # a killed run registered them already
+    if unregistered:
+        _register_index_shred(archive, unregistered, where)
+    for row in doomed:
+        archive.keystore.backend.remove(blindindex.key_name(row["key"]))
+        _OPENED.pop((archive.keystore.url, row["key"]), None)
+
+
+def _register_index_shred(archive: Archive, doomed: list[dict[str, Any]], where: str) -> None:
+    with archive.writing() as tx:
+        actor = actor_of(archive)
+        fields = {
+            "index_keys": [f"{row['key']} ({ROTATE} {row['change'][:12]})" for row in doomed],
+            "method": f"index keys overwritten and deleted in keystore {where} (crypto-shredding)",
+        }
+        registers.register(tx, "destruction", "shred", actor.member.id, fields)
+        reason = f"shred {len(doomed)} index keys main no longer uses"
+        tx.commit(f"keys shred: {len(doomed)} index keys", trailers("shred", Approval(reason), actor), actor)
