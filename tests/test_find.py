@@ -191,6 +191,18 @@ def test_rotate_index_refingerprints_every_record_in_one_commit_awaiting_approva
     assert world.trailers()["Action"] == "shred"
     again = json.loads(world.ok("mgr01", "--format", "json", "keys", "shred"))
     assert old_key not in json.dumps(again)  # idempotent: gone, not listed again
+    verified = world.cli("aud01", "verify")
+    assert verified.exit_code == 0, verified.stdout
     found = world.cli("mgr01", "--format", "json", "find", "--phone", OWNER_PHONE, "-r", "request R-6")
     assert {r["archive_no"] for r in json.loads(found.stdout)} == {three["active"], three["moved"], three["gone"]}
     assert world.cli("aud01", "verify").exit_code == 0
+
+
+def test_a_readers_import_fingerprints_every_row(world, three):  # P17
+    path = world.tmp / "households.yaml"
+    path.write_text(_record("B05", "0501", "+86" + OWNER_PHONE) + "---\n" + _record("B05", "0502", "13700000001"))
+    world.ok("mgr01", "import", str(path), "--reason", "moving off paper", "--approver", "gm01")
+    result = world.cli("but02", "--format", "json", "find", "--phone", OWNER_PHONE, "-r", "customer at the desk")
+    assert result.exit_code == 0, result
+    (row,) = json.loads(result.stdout)  # but02 reads B05 only
+    assert (row["building"], row["unit"]) == ("B05", "0501")
