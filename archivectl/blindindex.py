@@ -148,17 +148,27 @@ def _number_paths(schema: Any) -> dict[str, str]:
 
 def numbers_in(sealed: dict, schema: Any) -> set[tuple[str, str]]:
     """(kind, normalized number) for every ID and phone number a record's sealed part holds."""
-    from archivectl.fingerprints import leaves
-
-    where = _number_paths(schema)
     found = set()
-    for path, value in leaves(sealed).items():
-        kind = where.get(".".join(p for p in path.split(".") if not p.isdigit()))
-        if kind and isinstance(value, str):
+    for path, kind in _number_paths(schema).items():
+        values: list[Any] = []
+        _collect(sealed, path.split("."), 0, values)
+        for value in values:
             normalized = normalize_phone(value) if kind == "phone" else normalize_id(value)
             if normalized:
                 found.add((kind, normalized))
     return found
+
+
+def _collect(value: Any, parts: list[str], at: int, out: list[Any]) -> None:
+    """The strings at a field path (lists walked wherever they are): only where the schema says numbers are."""
+    if isinstance(value, list):
+        for item in value:
+            _collect(item, parts, at, out)
+    elif at == len(parts):
+        if isinstance(value, str):
+            out.append(value)
+    elif isinstance(value, dict) and parts[at] in value:
+        _collect(value[parts[at]], parts, at + 1, out)
 
 
 def of(sealed: dict, schema: Any, key: IndexKey) -> dict[str, Any]:
