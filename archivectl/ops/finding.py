@@ -333,11 +333,9 @@ def _refingerprint(archive: Archive, approval: Approval, identity: str | None, r
                 key = open_index(archive, current, loaded)
             numbers = _rewrite(archive, tx, todo, loaded, key)
             commit = tx.commit(
-                _("blind index of {count} households with index key {key}").format(count=len(numbers), key=key.key_id)
+                f"blind index of {len(numbers)} households with index key {key.key_id}"
                 if not rotate
-                else _("rotate the index key: {count} households re-fingerprinted with {key}").format(
-                    count=len(numbers), key=key.key_id
-                ),
+                else f"rotate the index key: {len(numbers)} households re-fingerprinted with {key.key_id}",
                 trailers(action, approval, actor, ", ".join(sorted(numbers))),
                 actor,
             )
