@@ -174,8 +174,10 @@ def test_a_clerk_writes_no_blind_index_and_find_says_how_many_were_not_searched(
 
 def test_rotate_index_refingerprints_every_record_in_one_commit_awaiting_approval(world, three):  # P12
     old_key = _stored(world, three["active"])["blind_index"]["key"]
+    before = world.snapshot()
     refused = world.cli("clk01", "keys", "rotate-index", "-r", "yearly rotation", "-a", "mgr01")
-    assert refused.exit_code == 1, refused
+    assert_refused(refused, 1, "clk01 does not read building")  # P7: it opens every record
+    assert_unchanged(world, before)  # no new index key either
     said = world.ok("mgr01", "keys", "rotate-index", "-r", "yearly rotation", "-a", "gm01")
     new_key = _stored(world, three["active"])["blind_index"]["key"]
     assert new_key != old_key and new_key in said and old_key in said
