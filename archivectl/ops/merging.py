@@ -96,11 +96,11 @@ def _merge_sealed(number: str, base: dict, mine: dict, other: dict, ours: Path) 
     if conflicts:
         return 1, [_both_changed(number, conflicts)]
     schema = archive.household_schema
-    merged_sealed = schema.split(plain)[1]  # a side's blind index stays if the merge keeps that side's numbers
-    index = kept_index(mine, sealed_mine, merged_sealed, schema) or kept_index(
-        other, sealed_other, merged_sealed, schema
-    )
     try:
+        merged_sealed = schema.split(plain)[1]  # a side's blind index stays if the merge keeps that side's numbers
+        index = kept_index(mine, sealed_mine, merged_sealed, schema) or kept_index(
+            other, sealed_other, merged_sealed, schema
+        )
         stored = records.to_stored(plain, schema, key, (sealed_mine, str(mine.get("sealed"))), index)
     except Exception:
         return 1, [f"archivectl: {number}: the merged record cannot be sealed; merge one side and edit"]
