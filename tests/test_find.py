@@ -208,3 +208,25 @@ def test_a_readers_import_fingerprints_every_row(world, three):  # P17
     assert result.exit_code == 0, result
     (row,) = json.loads(result.stdout)  # but02 reads B05 only
     assert (row["building"], row["unit"]) == ("B05", "0501")
+
+
+def test_recipients_sync_wraps_the_index_key_to_main_readers_again(world, three):  # P7
+    import pyrage
+
+    from archivectl import agewrite, crypto
+
+    (blob_file,) = (world.keys / "index").glob("ix-*.age")
+    mgr = pyrage.ssh.Identity.from_buffer(world.people["mgr01"].key.read_bytes())
+    plain = pyrage.decrypt(blob_file.read_bytes(), [mgr])
+    blob_file.write_bytes(agewrite.encrypt(plain, [world.people["mgr01"].pub]))  # as if but01 came after it
+    before = world.snapshot()
+    refused = world.cli("but01", "find", "--phone", OWNER_PHONE, "-r", "customer at the desk")
+    assert_refused(refused, 1, "not wrapped to but01")
+    assert_unchanged(world, before)
+
+    world.ok("mgr01", "recipients", "sync")
+    found = world.cli("but01", "--format", "json", "find", "--phone", OWNER_PHONE, "-r", "customer at the desk")
+    assert [r["archive_no"] for r in json.loads(found.stdout)] == [three["gone"]]
+    assert world.cli("clk01", "find", "--phone", OWNER_PHONE, "-r", "x").exit_code == 1  # still no reader (P7)
+    tags = crypto.wrapped_for(blob_file.read_bytes())[0]  # whom the index key opens for: the readers, no one else
+    assert tags == {crypto.ssh_tag(world.people[p].pub) for p in ("gm01", "mgr01", "mgr02", "but01", "but02", "cas01")}

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from archivectl import blindindex, crypto, gitio, records, registers
+from archivectl import agewrite, blindindex, crypto, gitio, records, registers
 from archivectl.archive import Archive, Transaction
 from archivectl.errors import ArchiveError
 from archivectl.i18n import _
@@ -154,8 +154,6 @@ def _create_key(archive: Archive) -> blindindex.IndexKey:
         raise ArchiveError(_("no active reader to wrap the index key to: add a manager or gm to staff.yaml"))
     for _try in range(5):
         key = blindindex.new_key()
-        from archivectl import agewrite
-
         if archive.keystore.backend.create(blindindex.key_name(key.key_id), agewrite.encrypt(key.text(), targets)):
             _OPENED[(archive.keystore.url, key.key_id)] = key
             return key
@@ -424,3 +422,38 @@ def _register_index_shred(archive: Archive, doomed: list[dict[str, Any]], where:
         registers.register(tx, "destruction", "shred", actor.member.id, fields)
         reason = f"shred {len(doomed)} index keys main no longer uses"
         tx.commit(f"keys shred: {len(doomed)} index keys", trailers("shred", Approval(reason), actor), actor)
+
+
+# ------------------------------------------------------------------ recipients sync: the index key follows main
+
+
+def rewrap_index_keys(archive: Archive, identity_path: Any) -> dict[str, list]:
+    """Wrap every index key held to exactly index_targets (main's readers, recovery); {rewrapped, failed}.
+
+    Like a record key's: one already wrapped right is left as it is (read from its
+    age header), and each is opened and checked before its new wrapping replaces the old.
+    """
+    targets = index_targets(archive)
+    wanted = (
+        {crypto.ssh_tag(k) for k in targets if not k.startswith("age1")},
+        sum(k.startswith("age1") for k in targets),
+    )
+    identity, rewrapped, failed = None, [], []
+    for key_id in key_ids(archive):
+        name = blindindex.key_name(key_id)
+        blob = archive.keystore.backend.read(name)
+        if blob is None or crypto.wrapped_for(blob) == wanted:
+            continue
+        if not targets:
+            failed.append({"archive_no": key_id, "problem": "no active reader on main to wrap the index key to"})
+            continue
+        if identity is None:
+            identity = crypto.load_identity(identity_path)
+        try:
+            key = open_index(archive, key_id, identity)
+        except ArchiveError as exc:
+            failed.append({"archive_no": key_id, "problem": str(exc)})
+            continue
+        archive.keystore.backend.replace(name, agewrite.encrypt(key.text(), targets))
+        rewrapped.append(key_id)
+    return {"rewrapped": rewrapped, "failed": failed}

@@ -168,11 +168,13 @@ def sync(archive: Archive, identity_path: Any, progress: Progress = None) -> dic
         else:
             archive.keystore.rewrap(address, crypto.wrap_record_key(key, targets))
         rewrapped.append(h.archive_no)
+    index = finding.rewrap_index_keys(archive, identity_path)  # the office's index key follows main's readers too
     return {
         "households": len(live),
         "rewrapped": rewrapped,
         "unchanged": unchanged,
-        "failed": failed,
+        "failed": failed + index["failed"],
+        "index_rewrapped": index["rewrapped"],
         "readers": {b: sorted(_reader_ids(archive, b)) for b in sorted({h.building for h in live})},
     }
 
