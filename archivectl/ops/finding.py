@@ -114,7 +114,9 @@ def open_index(archive: Archive, key_id: str, identity: Any) -> blindindex.Index
         body = crypto._pyrage().decrypt(blob, [identity])
     except Exception:
         raise ArchiveError(
-            _("the index key {key_id} is not wrapped to your key: ask a manager to re-wrap it").format(key_id=key_id)
+            _("the index key {key_id} is not wrapped to your key: a manager runs `archivectl recipients sync`").format(
+                key_id=key_id
+            )
         ) from None
     try:
         key = blindindex.key_from_text(key_id, body)
@@ -209,7 +211,7 @@ def find(archive: Archive, kind: str, number: str, reason: str | None, identity:
             wanted[key_id] = open_index(archive, key_id, loaded).fingerprint(kind, normalized)
         if not wanted:
             raise ArchiveError(
-                _("the index key is not wrapped to {id}: ask a manager to re-wrap it (keys rotate-index)").format(
+                _("the index key is not wrapped to {id}: a manager runs `archivectl recipients sync`").format(
                     id=actor.member.id
                 )
             )
