@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from baoserver import INSTALL_HINT, bao_binary, running_bao
 from conftest import OWNER_ID, OWNER_PHONE, RECORD, World, as_built, assert_refused, assert_unchanged
 
 from archivectl import blindindex
@@ -230,3 +231,35 @@ def test_recipients_sync_wraps_the_index_key_to_main_readers_again(world, three)
     assert world.cli("clk01", "find", "--phone", OWNER_PHONE, "-r", "x").exit_code == 1  # still no reader (P7)
     tags = crypto.wrapped_for(blob_file.read_bytes())[0]  # whom the index key opens for: the readers, no one else
     assert tags == {crypto.ssh_tag(world.people[p].pub) for p in ("gm01", "mgr01", "mgr02", "but01", "but02", "cas01")}
+
+
+@pytest.mark.skipif(bao_binary() is None, reason=INSTALL_HINT)
+def test_find_on_an_openbao_keystore_with_each_roles_policy(world, tmp_path):  # P7 P8
+    with running_bao(tmp_path / "bao") as bao:
+        active = world.add(text=_record("B01", "0101", OWNER_PHONE))
+        gone = world.add(text=_record("B03", "1203", OWNER_PHONE))
+        world.approve("mgr01")
+        bao.write_policies(world.ok("gm01", "keys", "policy", "--mount", "estate", "--format", "json"))
+
+        def env(who: str) -> dict[str, str]:
+            return {"BAO_TOKEN": bao.token(who)}
+
+        world.ok("mgr01", "keys", "migrate", "--to", bao.url, "-r", "one key server", "-a", "gm01", env=env("mgr01"))
+        world.approve("gm01")
+        world.ok("mgr01", "migrate", "blind-index", "-r", "find customers (P17)", "-a", "gm01", env=env("mgr01"))
+        world.approve("gm01")
+        assert bao.root.secrets.kv.v2.list_secrets("index", mount_point="estate")["data"]["keys"]  # kept on the server
+
+        found = world.cli("mgr01", "--format", "json", "find", "--phone", TYPED, "-r", "request R-7", env=env("mgr01"))
+        assert found.exit_code == 0, found
+        assert {r["archive_no"] for r in json.loads(found.stdout)} == {active, gone}
+        butler = world.cli("but01", "--format", "json", "find", "--phone", OWNER_PHONE, "-r", "desk", env=env("but01"))
+        assert [r["archive_no"] for r in json.loads(butler.stdout)] == [gone]
+        before = world.snapshot()
+        refused = world.cli("clk01", "find", "--phone", OWNER_PHONE, "-r", "curious", env=env("clk01"))
+        assert_refused(refused, 1, "reads no building")
+        assert_unchanged(world, before)
+        form = tmp_path / "late.yaml"
+        form.write_text(_record("B01", "0102", "13700000002"))
+        late = world.ok("clk01", "add", "--file", str(form), "-r", "new owner", "-a", "mgr01", env=env("clk01")).strip()
+        assert "blind_index" not in _stored(world, late)
