@@ -478,7 +478,7 @@ def _edit(
     else:
         _first_problem(schema.validate(changed), archive_no)
         index = writer_index(archive, actor, identity)
-        if index is None and previous is not None:  # the blind index as it was, if the numbers are
+        if index is None and previous is not None:  # no index key: the blind index kept if the numbers are kept
             index = kept_index(stored, previous[0], schema.split(changed)[1], schema)
         new_stored = records.to_stored(changed, schema, record_key, previous, index)
 
