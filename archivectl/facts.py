@@ -55,7 +55,8 @@ def summarise(stored: Any) -> dict[str, Any]:
         | {
             k
             for k, v in stored.items()
-            if k not in ("sealed", "sealed_fields", "sealed_fingerprints", "recipient") and v not in (None, "", [], {})
+            if k not in ("sealed", "sealed_fields", "sealed_fingerprints", "blind_index", "recipient")
+            and v not in (None, "", [], {})
         }
     )
     renovation = stored.get("renovation") or {}

@@ -609,6 +609,7 @@ def policies(members: Any, reads: dict[str, set[str]], mount: str) -> dict[str, 
             f"{transit}/keys/+/config": {"capabilities": ["update"]},
             f"{transit}/keys/+": {"capabilities": ["delete"]},
             f"{mount}/metadata/keys/+": {"capabilities": ["read", "delete"]},
+            f"{mount}/metadata/index/+": {"capabilities": ["read", "delete"]},  # an index key a rotation replaced
         }
     }
     return out
@@ -628,6 +629,9 @@ def _member_policy(member: Any, mount: str, transit: str, households: list[str])
     paths: dict[str, dict[str, list[str]]] = {
         f"{mount}/data/numbers/+": {"capabilities": [*create, "read"]},
         f"{mount}/data/keys/+": {"capabilities": [*create, "read", *(["update"] if every else [])]},
+        # the office's index key (issue 27), wrapped to the readers like a record key: anyone may read the wrapped
+        # file (a clerk's add looks whom it opens for); a manager or the gm makes, rotates and re-wraps it
+        f"{mount}/data/index/+": {"capabilities": [*(["create", "update"] if every else []), "read"]},
         f"{mount}/detailed-metadata/*": {"capabilities": ["list"]},
         f"{mount}/metadata/*": {"capabilities": ["list", "read"]},
     }

@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from archivectl import crypto, fingerprints, gitio, yamlio
+from archivectl import blindindex, crypto, fingerprints, gitio, yamlio
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
 from archivectl.layout import HouseholdPath
 from archivectl.schema import HouseholdSchema
 
-STORED_ONLY = ("recipient", "sealed_fields", "sealed_fingerprints", "sealed")  # sealed last: facts.clear_part
+# sealed last: facts.clear_part; blind_index (blindindex.py) goes with the sealed block it was computed from
+STORED_ONLY = ("recipient", "sealed_fields", "sealed_fingerprints", "blind_index", "sealed")
 
 
 def order_like_schema(record: dict, schema: HouseholdSchema) -> dict:
@@ -35,6 +36,7 @@ def to_stored(
     schema: HouseholdSchema,
     record_key: Any,
     previous: tuple[dict, str] | None = None,
+    index: Any = None,
 ) -> dict:
     """The stored form of a plain record.
 
@@ -42,6 +44,9 @@ def to_stored(
     unchanged the old ciphertext is kept, so a review diff shows only what changed.
     Every write that seals also fingerprints the sealed fields: the one place
     add, edit, import, rotation and the merge driver all go through.
+    index: a blindindex.IndexKey (the sealed ID and phone numbers are fingerprinted
+    with it), a stored `blind_index` kept as it is (the caller knows the numbers did
+    not change), or None (the writer cannot open the index key: none written).
     """
     clear, sealed, fields = schema.split(record)
     recipient = record_key.to_public()  # worked out once: a scalar multiplication
@@ -49,6 +54,10 @@ def to_stored(
     if sealed:
         clear["sealed_fields"] = fields
         clear["sealed_fingerprints"] = fingerprints.of(sealed, record_key)
+        if isinstance(index, dict):
+            clear["blind_index"] = index
+        elif index is not None:
+            clear["blind_index"] = blindindex.of(sealed, schema, index)
         if previous is not None and previous[0] == sealed:
             clear["sealed"] = previous[1]
         else:

@@ -164,6 +164,11 @@ TABLE: dict[str, ActionRule] = {
         ActionRule("release", "change", {"register:holds": _REGISTER_WRITE}, registers=("holds",)),
         # migrate fingerprints (issue 26): sealed_fingerprints added to records written before them, nothing else.
         ActionRule("fingerprint", "change", {"record": "M"}, record="fingerprint"),
+        # Blind index (issue 27): finding a person is a look-up (P8); giving records their blind_index
+        # (migrate blind-index) and re-fingerprinting them with a new index key change nothing else.
+        ActionRule("find", None, {"register:access": _REGISTER_WRITE}, registers=("access",)),
+        ActionRule("blind-index", "change", {"record": "M"}, record="blind-index"),
+        ActionRule("rotate-index", "change", {"record": "M"}, record="blind-index"),
     )
 }
 LOOKUPS = tuple(
@@ -249,8 +254,10 @@ _ALLOWED_FIELDS: dict[str, set[str]] = {
     "restore": {"status", "tombstone"},
     "move-out": {"status", "moved_out"},
     "review": {"last_reviewed"},
-    "rotate": {"sealed", "recipient", "sealed_fingerprints"},  # a new record key: new fingerprints
+    # a new record key: new fingerprints (and the blind index a correction's rekey may bring, issue 27)
+    "rotate": {"sealed", "recipient", "sealed_fingerprints", "blind_index"},
     "fingerprint": {"sealed_fingerprints"},
+    "blind-index": {"blind_index"},
 }
 
 

@@ -519,6 +519,9 @@ class HouseholdSchema:
             "propertyNames": {"pattern": "^[a-z_]+(\\.([a-z_]+|[0-9]{1,6}))*$", "maxLength": 200},
             "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
         }
+        from archivectl.blindindex import STORED_SCHEMA
+
+        props["blind_index"] = STORED_SCHEMA  # blindindex.py: keyed fingerprints of ID and phone numbers (#27)
         props["sealed"] = {
             "type": "string",
             "pattern": "^-----BEGIN AGE ENCRYPTED FILE-----\\n[A-Za-z0-9+/=\\n]+-----END AGE ENCRYPTED FILE-----\\n?$",

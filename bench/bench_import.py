@@ -61,7 +61,9 @@ def floor(count: int = 4000) -> tuple[float, float]:
     return serial, parallel
 
 
-def import_once(size: int, code: str | None = None, where: Path | None = None) -> tuple[float, int, float]:
+def import_once(
+    size: int, code: str | None = None, where: Path | None = None, importer: str = "clk01", index: bool = False
+) -> tuple[float, int, float]:
     """(seconds, peak RSS MB, CPU seconds) of one `archivectl import` of size households (its whole process tree).
 
     CPU (user + system, the workers and git included) moves far less than wall time when another
@@ -69,17 +71,25 @@ def import_once(size: int, code: str | None = None, where: Path | None = None) -
 
     code: a checkout whose archivectl to run instead of this one (PYTHONPATH), for a before/after.
     where: the folder to make the archive in, left for the caller to remove once every run is done (see main).
+    importer: who imports (clk01 cannot open the index key; mgr01 can, and fingerprints every row).
+    index: give the archive an index key first (issue 27), as `migrate blind-index` makes it.
     """
     if where is None:
         with tempfile.TemporaryDirectory(prefix=f"bench-import-{size}-") as tmp:
-            return import_once(size, code, Path(tmp))
+            return import_once(size, code, Path(tmp), importer, index)
     base = Path(tempfile.mkdtemp(prefix=f"bench-import-{size}-", dir=where))
     archive, people = make_archive(base)
+    if index:
+        from archivectl.archive import Archive
+        from archivectl.ops.finding import _create_key
+
+        _create_key(Archive.find(str(archive)))
     write_csv(base / "households.csv", size)
-    env = person_env(people["clk01"])
+    env = person_env(people[importer])
+    approver = "gm01" if importer == "mgr01" else "mgr01"  # four eyes
     if code:
         env["PYTHONPATH"] = code
-    args = ["--archive", str(archive), "import", str(base / "households.csv"), "-r", "bench", "-a", "mgr01"]
+    args = ["--archive", str(archive), "import", str(base / "households.csv"), "-r", "bench", "-a", approver]
     cmd = ["/usr/bin/time", "-f", "%M %U %S", sys.executable, "-m", "archivectl", *args]  # per run, not the max
     # Each run starts with nothing waiting to be written: the import flushes the keystore's file system
     # (syncfs) as it stores keys, and that would also write out the previous run's 400 MB archive.
@@ -117,6 +127,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 20000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--before", help="a checkout (e.g. a worktree of main) to run alternately with this one")
+    parser.add_argument("--importer", default="clk01", help="who imports: clk01, or a reader such as mgr01")
+    parser.add_argument("--index", action="store_true", help="give the archive an index key first (issue 27)")
     args = parser.parse_args()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
     serial, parallel = floor()
@@ -142,8 +154,8 @@ def _compare(args: argparse.Namespace, serial: float, runs_dir: Path) -> None:
         before: list[tuple[float, int, float]] = []
         for _ in range(args.runs):  # alternated, so both see the same load
             if args.before:
-                before.append(import_once(size, args.before, runs_dir))
-            after.append(import_once(size, where=runs_dir))
+                before.append(import_once(size, args.before, runs_dir, args.importer, args.index))
+            after.append(import_once(size, where=runs_dir, importer=args.importer, index=args.index))
         if args.before:
             was = _line("before ", size, before, serial)
             now = _line("after  ", size, after, serial)

@@ -414,6 +414,22 @@ def fingerprint_migration_that_changes_occupancy(desk: Desk) -> Break:  # P12: i
     return commit, "record", f"{number}: fingerprint changes occupancy, which fingerprint may not change"
 
 
+@breaks("blind-index")
+def blind_index_migration_that_changes_occupancy(desk: Desk) -> Break:  # P12: it adds the blind index, nothing else
+    number = desk.h["live"]
+    edited(desk, number, occupancy="vacant")
+    commit = desk.sign("mgr01", "blind-index", subject=f"blind index of {number}", approver="gm01", archive_no=number)
+    return commit, "record", f"{number}: blind-index changes occupancy, which blind-index may not change"
+
+
+@breaks("rotate-index")
+def index_rotation_that_changes_occupancy(desk: Desk) -> Break:  # P12: it re-fingerprints, nothing else
+    number = desk.h["live"]
+    edited(desk, number, occupancy="vacant")
+    commit = desk.sign("mgr01", "rotate-index", subject="rotate the index key", approver="gm01", archive_no=number)
+    return commit, "record", f"{number}: rotate-index changes occupancy, which blind-index may not change"
+
+
 @breaks("purge")
 def purge_of_a_live_never_tombstoned_household(desk: Desk) -> Break:  # P13
     number = desk.h["live"]
@@ -561,6 +577,17 @@ def reveal_that_also_edits_the_record(desk: Desk) -> Break:  # P8, P12: a look-u
     desk.append(desk.register("access"), entry("but01", "reveal", number))
     commit = desk.sign("but01", "reveal", subject=f"register reveal of {number}", approver=None, archive_no=number)
     return commit, "changes", f"{desk.home(number)}record.yaml: reveal may not change it"
+
+
+@breaks("find")
+def find_that_also_edits_the_record(desk: Desk) -> Break:  # P8, P12: a look-up needs no approval
+    number = desk.h["live"]
+    edited(desk, number, occupancy="vacant")
+    desk.append(desk.register("access"), entry("but01", "find", number, searched="phone"))
+    commit = desk.sign(
+        "but01", "find", subject="register find by phone: 1 households", approver=None, archive_no=number
+    )
+    return commit, "changes", f"{desk.home(number)}record.yaml: find may not change it"
 
 
 @breaks("open")

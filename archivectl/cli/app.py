@@ -332,6 +332,7 @@ for _module in (
     "lifecycle",
     "approvals",
     "keys",
+    "finding",
     "reports",
     "requests",
     "company",

@@ -266,7 +266,8 @@ def rotate(
 def _rekey(archive: Archive, tx: Transaction, relpath: str, stored: dict, old: Any, new: Any, schema: Any) -> None:
     """Re-encrypt a household's sealed block and attachments to a new record key."""
     plain, _kept = records.open_record(stored, old)
-    tx.write_text(relpath, records.dump(records.to_stored(plain, schema, new)))
+    # the blind index is of the same numbers under the same index key: kept as it is
+    tx.write_text(relpath, records.dump(records.to_stored(plain, schema, new, None, stored.get("blind_index"))))
     reencrypt_attachments(archive, tx, relpath, stored, old, new)
 
 

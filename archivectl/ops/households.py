@@ -25,6 +25,7 @@ from archivectl.ops.common import (
     unlock_record_key,
     wrap_targets,
 )
+from archivectl.ops.finding import kept_index, writer_index
 from archivectl.settings import Settings
 
 # Fields only commands change: edit refuses them and says which command to use.
@@ -338,12 +339,14 @@ def _refuse_taken(relpath: str) -> None:
     )
 
 
-def seal_household(archive: Archive, record: dict, targets: list[str]) -> tuple[Any, bytes, str, str]:
+def seal_household(
+    archive: Archive, record: dict, targets: list[str], index: Any = None
+) -> tuple[Any, bytes, str, str]:
     """A numbered household sealed to a new record key: (key address, wrapped key, record path, record text)."""
     from archivectl.keystore import KeyAddress
 
     archive_no = record["archive_no"]
-    recipient, blob, text = seal_unnumbered(archive, record, targets)
+    recipient, blob, text = seal_unnumbered(archive, record, targets, index)
     return (
         KeyAddress(archive_no, recipient),
         blob,
@@ -352,14 +355,15 @@ def seal_household(archive: Archive, record: dict, targets: list[str]) -> tuple[
     )
 
 
-def seal_unnumbered(archive: Archive, record: dict, targets: list[str]) -> tuple[str, bytes, str]:
+def seal_unnumbered(archive: Archive, record: dict, targets: list[str], index: Any = None) -> tuple[str, bytes, str]:
     """A household sealed to a new record key, whatever number it holds yet: (the key's recipient, wrapped key, text).
 
     An import seals while it takes its numbers, then gives each text its
     number (numbered): nothing sealed holds the number, and neither does the key.
+    index: the blind index key (ops.finding.writer_index), if the writer has one.
     """
     record_key = crypto.new_record_key()
-    stored = records.to_stored(record, archive.household_schema, record_key)
+    stored = records.to_stored(record, archive.household_schema, record_key, None, index)
     return stored["recipient"], crypto.wrap_record_key(record_key, targets), records.dump(stored)
 
 
@@ -372,9 +376,9 @@ def numbered(text: str, archive_no: str) -> str:
     return f"{text[:start]}archive_no: {archive_no}{text[end:]}"
 
 
-def write_household(archive: Archive, tx: Transaction, record: dict, targets: list[str]) -> None:
+def write_household(archive: Archive, tx: Transaction, record: dict, targets: list[str], index: Any = None) -> None:
     """Seal a numbered household to a new record key and write record and key."""
-    address, blob, relpath, text = seal_household(archive, record, targets)
+    address, blob, relpath, text = seal_household(archive, record, targets, index)
     tx.put_key(address, blob)
     tx.write_text(relpath, text)
 
@@ -406,7 +410,7 @@ def add(archive: Archive, given: RecordInput, approval: Approval, also_active: b
         numbering = Numbering(archive, tx)
         archive_no = numbering.take(record["category"])[0]
         place_new(archive, record, archive_no)
-        write_household(archive, tx, record, targets)
+        write_household(archive, tx, record, targets, writer_index(archive, actor))
         numbering.record()
         tx.commit(
             f"add {archive_no} ({record['building']}/{record['unit']})",
@@ -487,16 +491,18 @@ def _edit(
     _first_problem(
         [p for p in place_problems(settings.buildings, settings.unit_floor, changed) if p not in before], archive_no
     )
-    if forget_previous:
-        _first_problem(schema.validate(changed), archive_no)
-        return _forget(archive, tx, relpath, stored, changed, record_key, approval, actor, sorted(touched))
     if record_key is None:
         clear_only = {**changed, **{k: stored[k] for k in records.STORED_ONLY if k in stored}}
         _first_problem(schema.validate_stored(clear_only), archive_no)
         new_stored = records.order_like_schema(clear_only, schema)
     else:
         _first_problem(schema.validate(changed), archive_no)
-        new_stored = records.to_stored(changed, schema, record_key, previous)
+        index = writer_index(archive, actor, identity)
+        if index is None and previous is not None:  # no index key: the blind index kept if the numbers are kept
+            index = kept_index(stored, previous[0], schema.split(changed)[1], schema)
+        if forget_previous:
+            return _forget(archive, tx, relpath, stored, changed, record_key, index, approval, actor, sorted(touched))
+        new_stored = records.to_stored(changed, schema, record_key, previous, index)
 
     tx.write_text(relpath, records.dump(new_stored))
     return tx.commit(
@@ -511,6 +517,7 @@ def _forget(
     stored: dict,
     changed: dict,
     old_key: Any,
+    index: Any,
     approval: Approval,
     actor: Any,
     touched: list[str],
@@ -520,7 +527,8 @@ def _forget(
     The new key goes to a new address (the record's `recipient:` names it), wrapped
     to the building's readers on main and the recovery recipient like a new
     household's; the old key stays until the change is approved on main and
-    `keys shred` destroys it. The fingerprints are keyed from the new key (to_stored).
+    `keys shred` destroys it. The fingerprints are keyed from the new key (to_stored); the
+    blind index is the office's index key's, the same for any record key.
     """
     from archivectl.keystore import KeyAddress
 
@@ -539,7 +547,7 @@ def _forget(
         raise ArchiveError(_("building {building} has no active reader on main").format(building=building))
     new_key = crypto.new_record_key()
     tx.put_key(KeyAddress(archive_no, str(new_key.to_public())), crypto.wrap_record_key(new_key, targets))
-    tx.write_text(relpath, records.dump(records.to_stored(changed, archive.household_schema, new_key)))
+    tx.write_text(relpath, records.dump(records.to_stored(changed, archive.household_schema, new_key, None, index)))
     reencrypt_attachments(archive, tx, relpath, stored, old_key, new_key)
     what = ", ".join(touched) if touched else "no field"
     return tx.commit(

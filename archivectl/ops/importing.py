@@ -29,6 +29,7 @@ from archivectl.i18n import _
 from archivectl.keystore import KeyAddress
 from archivectl.layout import HouseholdPath
 from archivectl.ops.common import Approval, approved_writer, trailers, wrap_targets_of
+from archivectl.ops.finding import writer_index
 from archivectl.ops.households import (
     Numbering,
     _names_in,
@@ -310,7 +311,7 @@ def _import(
                     building=building
                 )
             )
-    with _Workers(archive, targets, None) as workers:
+    with _Workers(archive, targets, None, index=writer_index(archive, actor)) as workers:
         # The workers seal from here on, while the numbers are taken: a number is in no sealed part and
         # no key, so each record's text is given its number as it comes back (numbered).
         sealed = workers.sealed(checked, len(places))
@@ -558,7 +559,8 @@ def _check_rows(rows: list[tuple[str, Any]]) -> _Checked:
 def _seal_records(chunk: _Checked) -> list[tuple[str, bytes, str]]:
     archive, targets = _state["archive"], _state["targets"]
     prepared = pickle.loads(zlib.decompress(chunk.packed))  # noqa: S301 - packed by _check_rows, never read from a file
-    return [seal_unnumbered(archive, record, targets[record["building"]]) for record in prepared]
+    index = _state.get("index")  # the blind index key, if the importer has one (ops.finding.writer_index)
+    return [seal_unnumbered(archive, record, targets[record["building"]], index) for record in prepared]
 
 
 def _handed_out(chunks: list[_Checked]) -> Iterator[_Checked]:
@@ -599,14 +601,22 @@ class _Workers:
     """A pool of forked processes (one per core) for checking and sealing, or this process alone."""
 
     def __init__(
-        self, archive: Archive, targets: dict[str, list[str]], reason: str | None, columns: CsvColumns | None = None
+        self,
+        archive: Archive,
+        targets: dict[str, list[str]],
+        reason: str | None,
+        columns: CsvColumns | None = None,
+        index: Any = None,
     ):
         self.archive, self.targets, self.reason, self.columns = archive, targets, reason, columns
+        self.index = index
         self.pool: Any = None
         self.paced: _Paced | None = None
 
     def __enter__(self) -> _Workers:
-        _state.update(archive=self.archive, targets=self.targets, reason=self.reason, columns=self.columns)
+        _state.update(
+            archive=self.archive, targets=self.targets, reason=self.reason, columns=self.columns, index=self.index
+        )
         # The compiled first pass once, before the fork; jsonschema's validator only where a row is refused
         # (0.06 s with its import, which an import of good rows never needs).
         self.archive.household_schema.fast_validator  # noqa: B018

@@ -27,6 +27,7 @@ from archivectl.judge.retention import change_dates, tombstone_dates
 from archivectl.judge.state import verdict_on
 from archivectl.keystore import KeyAddress
 from archivectl.layout import HOUSEHOLDS, HouseholdPath, check_archive_no
+from archivectl.ops import finding
 from archivectl.ops.common import Approval, approved_writer, main_staff, readers, trailers, wrap_targets
 from archivectl.ops.configure import configure
 from archivectl.ops.holds import on_main
@@ -167,11 +168,13 @@ def sync(archive: Archive, identity_path: Any, progress: Progress = None) -> dic
         else:
             archive.keystore.rewrap(address, crypto.wrap_record_key(key, targets))
         rewrapped.append(h.archive_no)
+    index = finding.rewrap_index_keys(archive, identity_path)  # the office's index key follows main's readers too
     return {
         "households": len(live),
         "rewrapped": rewrapped,
         "unchanged": unchanged,
-        "failed": failed,
+        "failed": failed + index["failed"],
+        "index_rewrapped": index["rewrapped"],
         "readers": {b: sorted(_reader_ids(archive, b)) for b in sorted({h.building for h in live})},
     }
 
@@ -424,7 +427,24 @@ def shred(archive: Archive, dry_run: bool = False, numbers: list[str] | None = N
         _register(archive, unregistered)
     for address, _key, _what in doomed:
         archive.keystore.destroy(address)
+    rows += _shred_index_keys(archive, tip, judged, dry_run)
     return rows
+
+
+def _shred_index_keys(archive: Archive, tip: str, judged: dict[str, str | None], dry_run: bool) -> list[dict[str, Any]]:
+    """The index keys approved `keys rotate-index` commits on main replaced (issue 27): shredded, or kept and why."""
+    found = finding.obsolete_index_keys(archive, tip, lambda change: _judge(archive, tip, change, judged))
+    doomed = [row for row in found if not row["problem"]]
+    if doomed and not dry_run:
+        finding.shred_index_keys(archive, doomed, _shown_url(archive))
+    return [
+        {
+            "archive_no": row["key"],
+            "shredded": not dry_run and not row["problem"],
+            "why": row["problem"] or f"rotate-index {row['change'][:12]} approved on {archive.settings.main}",
+        }
+        for row in found
+    ]
 
 
 def _registered_keys(archive: Archive) -> set[tuple[str, str]]:

@@ -19,7 +19,7 @@ from archivectl.i18n import _
 from archivectl.identity import actor_of
 from archivectl.ops.common import Approval, trailers
 
-LOOKUP_ACTIONS = ("reveal", "open", "view")
+LOOKUP_ACTIONS = ("reveal", "open", "view", "find")  # find: issue 27
 BROUGHT_REASON = "look-ups registered on branches, brought to main so the register is complete"
 
 
@@ -38,7 +38,9 @@ def sync(archive: Archive, push: bool = True) -> dict[str, Any]:
     on_main = set(gitio.tree_paths(archive.root, tip, "registers/access"))
     found: dict[str, dict[str, str]] = {a: {} for a in LOOKUP_ACTIONS}
     numbers: dict[str, set[str]] = {a: set() for a in LOOKUP_ACTIONS}
-    for entry in gitio.log(archive.root, "--branches", "--not", tip, "-E", "--grep=^Action: (reveal|open|view)$"):
+    for entry in gitio.log(
+        archive.root, "--branches", "--not", tip, "-E", f"--grep=^Action: ({'|'.join(LOOKUP_ACTIONS)})$"
+    ):
         action = entry.trailers.get("Action")
         if action not in LOOKUP_ACTIONS or entry.trailers.get("Acted-by") != actor.member.id:
             continue

@@ -23,6 +23,7 @@ from pathlib import Path
 from archivectl import fingerprints, records
 from archivectl.judge.merges import TEXT_MERGE_ENV, merge_stored, merge_values
 from archivectl.ops.common import identity_for, open_key
+from archivectl.ops.finding import kept_index
 from archivectl.staff import ALL_BUILDINGS_ROLES, BUILDING_READER_ROLES
 
 # ---------------------------------------------------------------------- the driver
@@ -94,8 +95,13 @@ def _merge_sealed(number: str, base: dict, mine: dict, other: dict, ours: Path) 
     plain = merge_values(plain_base, plain_mine, plain_other, (), conflicts)
     if conflicts:
         return 1, [_both_changed(number, conflicts)]
+    schema = archive.household_schema
     try:
-        stored = records.to_stored(plain, archive.household_schema, key, (sealed_mine, str(mine.get("sealed"))))
+        merged_sealed = schema.split(plain)[1]  # a side's blind index stays if the merge keeps that side's numbers
+        index = kept_index(mine, sealed_mine, merged_sealed, schema) or kept_index(
+            other, sealed_other, merged_sealed, schema
+        )
+        stored = records.to_stored(plain, schema, key, (sealed_mine, str(mine.get("sealed"))), index)
     except Exception:
         return 1, [f"archivectl: {number}: the merged record cannot be sealed; merge one side and edit"]
     ours.write_text(records.dump(stored), encoding="utf-8")

@@ -49,7 +49,7 @@ def migrate_fingerprints(archive: Archive, approval: Approval, identity: str | N
         for relpath, stored in todo:
             key = open_key(archive, stored, loaded)
             plain, sealed = records.open_record(stored, key)
-            new = records.to_stored(plain, schema, key, (sealed, stored["sealed"]))
+            new = records.to_stored(plain, schema, key, (sealed, stored["sealed"]), stored.get("blind_index"))
             if {k: v for k, v in new.items() if k != "sealed_fingerprints"} != stored:
                 raise ArchiveError(
                     _("{no}: the record does not read back as it is stored; run `archivectl validate`").format(
