@@ -18,7 +18,7 @@ def _read_number(what: str) -> str:
     if sys.stdin.isatty():
         import getpass
 
-        return getpass.getpass(_("{what}: ").format(what=what))
+        return getpass.getpass(f"{what}: ")  # what is translated by the caller
     return sys.stdin.readline().strip()
 
 
