@@ -49,6 +49,7 @@ TRANSIT_SUFFIX = "-transit"
 WINDOW = 16  # requests in flight at once for read_many / create_many (one HTTP connection each)
 TIMEOUT = 30  # seconds per request
 RETRY_SECONDS = 30  # how long a request is tried again while no node answers (a leader election takes seconds)
+AGE_VERSION_LINE = b"age-encryption.org/v1\n"
 KEY_NAME = re.compile(rf"keys/(?P<no>{ARCHIVE_NO_PATTERN})\.(?P<recipient>{RECIPIENT_PATTERN})\.age")
 T = TypeVar("T")
 
@@ -145,6 +146,7 @@ class OpenBaoBackend:
             raise ArchiveError(f"keystore {url}: an OpenBao keystore needs hvac: pip install 'archivectl[openbao]'")
         self.transit = self.mount + TRANSIT_SUFFIX
         self._local = threading.local()
+        self._listed: dict[str, list[tuple[str, float]]] = {}  # list()'s answers until this process writes
 
     # -- the connection
 
@@ -307,18 +309,31 @@ class OpenBaoBackend:
         return bool(answer["data"]["data"] == data)
 
     def _seal(self, name: str, data: bytes, operation: str) -> dict[str, str]:
-        """The stored form of name's bytes: a record key sealed with its address's transit key, else base64."""
+        """The stored form of name's bytes: a record key sealed with its address's transit key, else base64.
+
+        One transit request: encrypting to a transit key that does not exist yet
+        makes it (the member policies grant create on encrypt/), so an import costs
+        two requests a key, not three (issue 30). A record key's entry also names,
+        in clear, whom its age file is wrapped to (the ssh-ed25519 tags and how many
+        X25519 recipients, as its age header says to anyone who holds a copy), so
+        `keys fsck` checks the readers of every key without opening one (wrappings).
+        """
         encoded = base64.b64encode(data).decode("ascii")
         if not name.startswith("keys/"):
             return {"b64": encoded}
         key = transit_key(name)
-        self._call(operation, name, lambda c: c.secrets.transit.create_key(name=key, mount_point=self.transit))
         answer = self._call(
             operation,
             name,
             lambda c: c.secrets.transit.encrypt_data(name=key, plaintext=encoded, mount_point=self.transit),
         )
-        return {"transit": answer["data"]["ciphertext"], "transit_key": key}
+        sealed = {"transit": answer["data"]["ciphertext"], "transit_key": key}
+        if data.startswith(AGE_VERSION_LINE):
+            from archivectl.crypto import wrapped_for
+
+            tags, x25519 = wrapped_for(data)
+            sealed.update({"readers": " ".join(sorted(tags)), "x25519": str(x25519)})
+        return sealed
 
     def _unseal(self, name: str, stored: dict[str, Any]) -> bytes:
         import hvac.exceptions as bao
@@ -372,6 +387,7 @@ class OpenBaoBackend:
 
     def create_many(self, items: list[tuple[str, bytes]]) -> list[bool]:
         """create() for each item, WINDOW at a time."""
+        self._listed.clear()
         for name, _ in items:
             _check_name(name)
 
@@ -383,6 +399,7 @@ class OpenBaoBackend:
 
     def replace(self, name: str, data: bytes) -> None:
         """Write a new version of name: KV v2 versions switch atomically (the mount keeps one: max_versions=1)."""
+        self._listed.clear()
         _check_name(name)
         self._kv_write(name, self._seal(name, data, "replace"), False, "replace")
 
@@ -398,6 +415,28 @@ class OpenBaoBackend:
         def one(name: str) -> bytes | None:
             stored = self._kv_read(name)
             return None if stored is None else self._unseal(name, stored)
+
+        return self._many(one, names)
+
+    def wrappings_many(self, names: list[str]) -> list[bytes | None]:
+        """Whom each entry's age file is wrapped to, as an age header without stanza bodies; None if missing.
+
+        Read from what the entry names in clear (one KV read, no transit decrypt: nothing
+        is opened, the audit log records no look-up); an entry written before it named
+        its readers is opened as read() does. crypto.wrapped_for reads either alike.
+        """
+        for name in names:
+            _check_name(name)
+
+        def one(name: str) -> bytes | None:
+            stored = self._kv_read(name)
+            if stored is None:
+                return None
+            if "readers" not in stored:
+                return self._unseal(name, stored)
+            stanzas = [f"-> ssh-ed25519 {tag}\n" for tag in str(stored["readers"]).split()]
+            stanzas += ["-> X25519\n"] * int(stored.get("x25519") or 0)
+            return AGE_VERSION_LINE + "".join(stanzas).encode("ascii") + b"---\n"
 
         return self._many(one, names)
 
@@ -417,9 +456,18 @@ class OpenBaoBackend:
         return self._many(one, names)
 
     def list(self, folder: str) -> list[tuple[str, float]]:
-        """(name, last written) of the entries in folder ("" = the top); [] if it has none."""
+        """(name, last written) of the entries in folder ("" = the top); [] if it has none.
+
+        Asked once per folder until this process writes: `keys fsck` looks at keys/ three
+        times (addresses, ages, staged leftovers), one listing of 100,000 entries each.
+        """
         if folder:
             _check_name(folder)
+        if folder not in self._listed:
+            self._listed[folder] = self._list(folder)
+        return list(self._listed[folder])
+
+    def _list(self, folder: str) -> list[tuple[str, float]]:
         if self.url.startswith("vault"):
             return self._list_one_by_one(folder)
         import hvac.exceptions as bao
@@ -465,6 +513,7 @@ class OpenBaoBackend:
         import hvac.exceptions as bao
 
         _check_name(name)
+        self._listed.clear()
 
         def metadata(client: Any) -> bool:
             try:
@@ -520,6 +569,7 @@ class OpenBaoBackend:
 
     def close(self) -> None:
         """Close this thread's HTTP session."""
+        self._listed.clear()
         client = getattr(self._local, "client", None)
         if client is not None:
             client.adapter.close()
