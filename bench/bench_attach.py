@@ -54,6 +54,14 @@ def _scan(path: Path, mb: int) -> Path:
     return path
 
 
+def _children_cpu() -> float:
+    """User + system CPU of every child waited for so far (with theirs: git, the signing ssh-keygen)."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=200)
@@ -81,6 +89,7 @@ def main() -> None:
         key = next(ln for ln in recipient.splitlines() if ln.startswith("# public key:")).split(": ")[1]
         times: dict[str, list[float]] = {label: [] for label in [*codes, "age"]}
         peaks: dict[str, list[int]] = {label: [] for label in times}
+        cpus: dict[str, list[float]] = {label: [] for label in times}  # user + system, the command's whole tree
 
         def attach(label: str, file: Path) -> tuple[float, int]:
             archive, clerk, number = setups[label]
@@ -90,26 +99,32 @@ def main() -> None:
 
         for _ in range(args.runs):
             for label in codes:
+                cpu = _children_cpu()
                 seconds, rss = attach(label, scan)
+                cpus[label].append(_children_cpu() - cpu)
                 times[label].append(seconds)
                 peaks[label].append(rss)
             out = base / "ref.age"
+            cpu = _children_cpu()
             seconds, rss = timed_rss(["age", "-r", key, "-o", str(out), str(scan)])
+            cpus["age"].append(_children_cpu() - cpu)
             out.unlink()
             times["age"].append(seconds)
             peaks["age"].append(rss)
         print(f"machine: {machine()}")
         print(f"load average before the last round: {os.getloadavg()}")
         print(f"{args.mb} MB scan, median of {args.runs} (alternating)")
-        print("| what | seconds | MB/s | peak RSS MB | / age |")
-        print("|---|---|---|---|---|")
+        print("| what | seconds | MB/s | peak RSS MB | / age | CPU s | CPU / age's |")
+        print("|---|---|---|---|---|---|---|")
         age = statistics.median(times["age"])
+        age_cpu = statistics.median(cpus["age"])
         for label, values in times.items():
             median = statistics.median(values)
+            cpu = statistics.median(cpus[label])
             name = {"this": "archivectl attach (this checkout)", "before": f"archivectl attach ({args.before})"}
             print(
                 f"| {name.get(label, 'age -r (reference)')} | {median:.2f} | {args.mb / median:.0f} | "
-                f"{max(peaks[label])} | {median / age:.2f}x |"
+                f"{max(peaks[label])} | {median / age:.2f}x | {cpu:.2f} | {cpu / age_cpu:.2f}x |"
             )
         for mb in args.sizes:
             small = _scan(base / f"scan-{mb}.pdf", mb)

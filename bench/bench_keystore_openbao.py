@@ -6,7 +6,9 @@ Two archives built the same way, one with the default keystore directory, one wi
 that the figures are the keystore's, not the policies'). Measured in one run: `import` of
 --households (time, peak RSS) on each, then `keys fsck` on each (median of --runs, the two
 alternating). --before names a checkout of main to run the OpenBao side with as well
-(PYTHONPATH), against its own server, so before and after are side by side.
+(PYTHONPATH), against its own server, so before and after are side by side. CPU (the
+import's process tree, and the server's) is given beside wall time: on a shared machine it
+is the steadier figure.
 
 Run: python bench/bench_keystore_openbao.py [--households 2000] [--runs 3] [--before /path/to/main-checkout]
 """
@@ -28,6 +30,20 @@ from bench_scale import write_csv
 from common import machine, person_env, run_cli, timed_rss
 
 from archivectl.demo import examples_dir, prepare_people
+
+
+def _children_cpu() -> float:
+    """User + system CPU of every child waited for so far (archivectl, its workers and gits)."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU of a running process (the bao server), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -75,11 +91,21 @@ def main() -> None:
                 archives[label] = root
             print(f"machine: {machine()}")
             print(f"date: {time.strftime('%Y-%m-%d %H:%M')} UTC; {args.households} households; load {os.getloadavg()}")
-            imported = {}
+            imported, cpu = {}, {}
             for label in codes:
                 cmd = [sys.executable, "-m", "archivectl", "--archive", str(archives[label]), "import", str(csv)]
+                server = servers.get(label)
+                before = (_children_cpu(), _process_cpu(server._process.pid) if server else 0.0)
                 imported[label] = timed_rss([*cmd, "-r", "bench", "-a", "mgr01"], envs[label]["clk01"])
-                print(f"import {label}: {imported[label][0]:.2f} s, peak RSS {imported[label][1]} MB", flush=True)
+                cpu[label] = (
+                    _children_cpu() - before[0],
+                    (_process_cpu(server._process.pid) - before[1]) if server else 0.0,
+                )
+                print(
+                    f"import {label}: {imported[label][0]:.2f} s, peak RSS {imported[label][1]} MB, "
+                    f"CPU client {cpu[label][0]:.1f} s server {cpu[label][1]:.1f} s",
+                    flush=True,
+                )
             fscks: dict[str, list[tuple[float, int]]] = {label: [] for label in codes}
             for _ in range(args.runs):
                 for label in codes:
@@ -94,6 +120,14 @@ def main() -> None:
                 + " | ".join(
                     f"{imported[c][0] / imported['dir-before' if c.endswith('before') else 'dir'][0]:.2f}x"
                     for c in codes
+                )
+                + " |"
+            )
+            print("| `import` CPU, client + server (s) | " + " | ".join(f"{sum(cpu[c]):.1f}" for c in codes) + " |")
+            print(
+                "| `import` CPU / directory's | "
+                + " | ".join(
+                    f"{sum(cpu[c]) / sum(cpu['dir-before' if c.endswith('before') else 'dir']):.2f}x" for c in codes
                 )
                 + " |"
             )
