@@ -345,7 +345,7 @@ class OpenBaoBackend:
         fast = self._fast("POST", f"/v1/{self.mount}/data/{name}", body)
         if fast is not None and fast[0] in (200, 204):
             return True
-        if fast is None:
+        if fast is None or fast[0] >= 500:
             tries = 1  # it may have landed with its answer lost: a check-and-set refusal next is looked into
 
         def request(client: Any) -> bool:
