@@ -16,6 +16,10 @@ reader's precomputed point. Everything else is as the spec writes it
 key, a fresh ephemeral share per stanza, the header MAC, the STREAM payload.
 Only writing is here; every file is opened by pyrage, and the tests open what
 this writes with pyrage and with the reference `age` CLI.
+
+encrypt_stream writes an attachment a chunk at a time (issue 30): each 64 KiB
+of the scan is read, sealed and handed on, so memory stays flat whatever the
+size, and the caller can hash and store the ciphertext in the same pass.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import functools
 import hashlib
 import hmac
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -37,6 +42,7 @@ VERSION_LINE = b"age-encryption.org/v1\n"
 SSH_LABEL = b"age-encryption.org/v1/ssh-ed25519"
 X25519_LABEL = b"age-encryption.org/v1/X25519"
 CHUNK = 64 * 1024  # plaintext bytes per payload chunk
+TAG = 16  # the Poly1305 tag each sealed chunk carries
 _P = 2**255 - 19
 _D = -121665 * pow(121666, -1, _P) % _P  # the Edwards curve's d
 _BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
@@ -139,16 +145,69 @@ def _bech32_data(text: str) -> bytes:
     return bytes(out)
 
 
-def encrypt(plaintext: bytes, public_keys: Iterable[str]) -> bytes:
-    """An age v1 file (binary, not armored) that each of public_keys opens."""
+def _start(public_keys: Iterable[str]) -> tuple[bytes, ChaCha20Poly1305]:
+    """The header (with its MAC) and payload nonce of a fresh file, and the payload's cipher."""
     file_key = os.urandom(16)
     header = VERSION_LINE + b"".join(recipient(k).stanza(file_key) for k in public_keys) + b"---"
     mac = hmac.digest(_hkdf(file_key, b"", b"header"), header, "sha256")
     nonce = os.urandom(16)
-    aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
+    return header + b" " + _b64(mac) + b"\n" + nonce, ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
+
+
+def _chunk_nonce(n: int, last: bool) -> bytes:
+    return n.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+
+
+def encrypt(plaintext: bytes, public_keys: Iterable[str]) -> bytes:
+    """An age v1 file (binary, not armored) that each of public_keys opens."""
+    head, aead = _start(public_keys)
     chunks = [plaintext[i : i + CHUNK] for i in range(0, len(plaintext), CHUNK)] or [b""]
     payload = b"".join(
-        aead.encrypt(n.to_bytes(11, "big") + (b"\x01" if n == len(chunks) - 1 else b"\x00"), chunk, None)
-        for n, chunk in enumerate(chunks)
+        aead.encrypt(_chunk_nonce(n, n == len(chunks) - 1), chunk, None) for n, chunk in enumerate(chunks)
     )
-    return header + b" " + _b64(mac) + b"\n" + nonce + payload
+    return head + payload
+
+
+def payload_chunks(size: int) -> int:
+    """How many chunks a payload of size bytes is sealed in (an empty one is one empty final chunk)."""
+    return max(1, -(-size // CHUNK))
+
+
+class SourceChanged(Exception):
+    """The file being encrypted was not the size it had when encrypt_stream began (written to meanwhile)."""
+
+
+def encrypt_stream(source: BinaryIO, size: int, public_keys: Iterable[str]) -> tuple[int, Iterator[bytes]]:
+    """Encrypt exactly size bytes of source into an age v1 file: (its length, its bytes piece by piece).
+
+    The length is known before the first byte is taken, so a caller can hash
+    the file as git will, in the same pass. The pieces are the header, then
+    each sealed chunk; only ciphertext is ever handed out, the clear text lives
+    in one reused 64 KiB buffer. A source shorter or longer than size raises
+    SourceChanged once what it had is out, so the caller must throw that away.
+    """
+    head, aead = _start(public_keys)
+    return encrypted_size(len(head), size), _sealed_pieces(source, size, head, aead)
+
+
+def _sealed_pieces(source: BinaryIO, size: int, head: bytes, aead: ChaCha20Poly1305) -> Iterator[bytes]:
+    yield head
+    chunks = payload_chunks(size)
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    for n in range(chunks):
+        want = min(CHUNK, size - n * CHUNK)
+        got = 0
+        while got < want:
+            read = source.readinto(view[got:want])  # type: ignore[attr-defined]
+            if not read:
+                raise SourceChanged("the file became shorter while it was read")
+            got += read
+        yield aead.encrypt(_chunk_nonce(n, n == chunks - 1), view[:want], None)
+    if source.read(1):
+        raise SourceChanged("the file grew while it was read")
+
+
+def encrypted_size(head_size: int, size: int) -> int:
+    """The length of an age file with a head_size header (with its nonce) around size bytes of payload."""
+    return head_size + size + TAG * payload_chunks(size)

@@ -428,6 +428,7 @@ class Transaction:
         self._scratch = 0
         self._new: set[str] = set()
         self._unchecked: set[str] = set()
+        self._blobs: dict[str, str] = {}  # path -> id of a placed file already in the object store
         self._staged: set[str] = set()  # files write_many staged already, as written
         self.committed: str | None = None
 
@@ -557,6 +558,7 @@ class Transaction:
         """Write (or with None, delete) a file in the archive as part of this change."""
         target = self._target(relpath, GONE if data is None else digest(data))
         self._staged.discard(relpath)  # written again after write_many staged it: commit() stages it anew
+        self._blobs.pop(relpath, None)  # nor is a placed file's blob id its id any more
         crash_point("file-journaled")
         if data is None:
             target.unlink(missing_ok=True)
@@ -633,8 +635,13 @@ class Transaction:
                 if progress and written % 500 == 0:
                     progress(written, 0, "writing")
 
-    def place(self, relpath: str, prepared: Path) -> None:
-        """Move a prepared file (same file system, e.g. an encrypted scan) into the archive."""
+    def place(self, relpath: str, prepared: Path, blob: str | None = None) -> None:
+        """Move a prepared file (same file system, e.g. an encrypted scan) into the archive.
+
+        blob: its id when it is in the object store already (gitio.LooseBlob): commit stages it without reading it.
+        """
+        if blob is not None:
+            self._blobs[relpath] = blob
         info = prepared.stat()
         target = self._target(relpath, f"ino:{info.st_dev}:{info.st_ino}:{info.st_size}")
         crash_point("file-journaled")
@@ -699,11 +706,12 @@ class Transaction:
         changed = paths if len(paths) <= SMALL_WRITE else None
         small = changed is not None and (self.archive.root / HOUSEHOLDS).is_dir()
         unstaged = [p for p in paths if p not in self._staged]  # write_many stages as it writes
-        gitio.add(self.archive.root, unstaged, forget_trees_of=HOUSEHOLDS if small else None)
+        known = {p: self._blobs[p] for p in unstaged if p in self._blobs}
+        gitio.add(self.archive.root, unstaged, forget_trees_of=HOUSEHOLDS if small else None, known=known)
         crash_point("staged")
         who = gitio.Identity(actor.member.name, f"{actor.member.id}@staff.archivectl")
         message = commit_message(subject, trailers)
-        commit, parent = gitio.write_signed_commit(self.archive.root, message, actor.signing_key, who, changed)
+        commit, parent = gitio.write_signed_commit(self.archive.root, message, actor.signing_key, who, changed, known)
         crash_point("signed")
         # From here the journal names the commit: settle() calls the write done exactly when HEAD holds it.
         self._log({"commit": commit, "parent": parent}, durable=True)

@@ -237,16 +237,91 @@ def _encrypt_into(clear: Any, target: Path, recipient: Any) -> None:
         os.fsync(dst.fileno())
 
 
-def encrypt_file(source: Path, target: Path, recipient: Any) -> None:
-    """Stream a file into an age file."""
+def encrypt_file(source: Path, target: Path, recipient: Any, repo: Path | None = None) -> str | None:
+    """Stream a file into an age file in one pass; with repo, into its object store too: the blob id (else None).
+
+    Each 64 KiB of the file is read, sealed (agewrite.encrypt_stream) and
+    written out to target; with repo, a second thread stores the same sealed
+    pieces as a git blob hashed on the way (gitio.LooseBlob), so committing it
+    reads nothing again. Memory stays flat whatever the size (a few chunks in
+    flight) and no clear byte is written anywhere. A file that changes size
+    while it is read is refused, and nothing is left of it.
+    """
+    from archivectl import agewrite, gitio
+
+    store: _BlobThread | None = None
     try:
-        with open(source, "rb") as src:
-            _encrypt_into(src, target, recipient)
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            length, pieces = agewrite.encrypt_stream(src, os.fstat(src.fileno()).st_size, [str(recipient)])
+            blob = gitio.LooseBlob.open(repo, length) if repo is not None else None
+            store = _BlobThread(blob) if blob is not None else None
+            for piece in pieces:
+                if store is not None:
+                    store.put(piece)
+                dst.write(piece)
+            dst.flush()
+            os.fsync(dst.fileno())
+            return store.finish() if store is not None else None
     except OSError as exc:
         target.unlink(missing_ok=True)
         raise ArchiveError(
             _("cannot encrypt {name}: {strerror}").format(name=source.name, strerror=exc.strerror)
         ) from None
+    except agewrite.SourceChanged:
+        target.unlink(missing_ok=True)
+        raise ArchiveError(
+            _("{name} changed while it was being encrypted; attach it again once it is complete").format(
+                name=source.name
+            )
+        ) from None
+    finally:
+        if store is not None:
+            store.abort()  # nothing once finished
+
+
+class _BlobThread:
+    """A LooseBlob written on its own thread (hashing and writing let go of the GIL): a few pieces queued at most."""
+
+    def __init__(self, blob: Any) -> None:
+        import queue
+        import threading
+
+        self._blob = blob
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._failed: list[BaseException] = []
+        self._done = False
+        self._thread = threading.Thread(target=self._run, name="archivectl-blob", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (piece := self._queue.get()) is not None:
+            if not self._failed:
+                try:
+                    self._blob.write(piece)
+                except BaseException as exc:  # raised on the caller's thread at its next put or finish
+                    self._failed.append(exc)
+
+    def put(self, piece: bytes) -> None:
+        if self._failed:
+            raise self._failed[0]
+        self._queue.put(piece)
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def finish(self) -> str:
+        self._stop()
+        if self._failed:
+            raise self._failed[0]
+        self._done = True
+        return str(self._blob.finish())
+
+    def abort(self) -> None:
+        self._stop()
+        if not self._done:
+            self._blob.abort()
 
 
 def reencrypt_file(source: Path, target: Path, record_key: Any, recipient: Any) -> None:

@@ -99,6 +99,92 @@ def git_dir(repo: Path) -> Path:
     return Path(out(repo, "rev-parse", "--absolute-git-dir"))
 
 
+class LooseBlob:
+    """One blob written straight into the object store as its bytes come, hashed in the same pass (an attachment).
+
+    What `git update-index --add` would store, without reading the file again:
+    the object id is SHA-1 of "blob <size>\\0" and the bytes, and the loose object
+    is that deflated in zlib stored blocks (the ciphertext of a scan does not
+    compress). Its size must be known first; the object appears under its id at
+    finish(), made durable, or not at all (abort). None of it for a repository
+    whose objects are not SHA-1 (open() returns None; the caller stages as usual).
+    """
+
+    _BLOCK = 0xFFFF  # the largest stored block deflate allows
+
+    @classmethod
+    def open(cls, repo: Path, size: int) -> LooseBlob | None:
+        found = out(repo, "rev-parse", "--show-object-format", "--git-path", "objects").splitlines()
+        if len(found) != 2 or found[0] != "sha1":
+            return None
+        return cls(repo / found[1], size)
+
+    def __init__(self, objects: Path, size: int) -> None:
+        import hashlib
+        import tempfile
+        import zlib
+
+        self._adler32 = zlib.adler32
+        self.objects = objects
+        self.size = size
+        self._written = 0
+        fd, self._temp = tempfile.mkstemp(prefix="tmp_obj_", dir=objects)
+        self._fd: int | None = fd
+        prefix = b"blob %d\0" % size
+        self._sha = hashlib.sha1(prefix, usedforsecurity=False)  # git's object id
+        self._adler = 1
+        os.write(fd, b"\x78\x01")  # zlib: deflate, 32 KiB window, no dictionary, "fastest"
+        self._blocks(prefix)
+
+    def _blocks(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        self._adler = self._adler32(view, self._adler)
+        parts: list[bytes | memoryview] = []
+        for at in range(0, len(view), self._BLOCK):
+            block = view[at : at + self._BLOCK]
+            parts += [b"\x00" + len(block).to_bytes(2, "little") + (len(block) ^ 0xFFFF).to_bytes(2, "little"), block]
+        assert self._fd is not None
+        total = sum(len(p) for p in parts)
+        if os.writev(self._fd, parts) != total:
+            raise OSError(0, "short write to the object store")
+
+    def write(self, data: bytes) -> None:
+        """The next bytes of the blob."""
+        self._written += len(data)
+        if self._written > self.size:
+            raise ArchiveError(_("internal: a blob's bytes are not the size it announced"))
+        self._sha.update(data)
+        self._blocks(data)
+
+    def finish(self) -> str:
+        """Close the object and put it under its id (durably); the blob id."""
+        if self._written != self.size:
+            raise ArchiveError(_("internal: a blob's bytes are not the size it announced"))
+        assert self._fd is not None
+        os.write(self._fd, b"\x01\x00\x00\xff\xff" + self._adler.to_bytes(4, "big"))  # the final, empty block
+        os.fchmod(self._fd, 0o444)
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
+        blob = self._sha.hexdigest()
+        folder = self.objects / blob[:2]
+        folder.mkdir(exist_ok=True)
+        target = folder / blob[2:]
+        if target.exists():
+            os.unlink(self._temp)  # the same bytes stored already
+        else:
+            os.rename(self._temp, target)
+        return blob
+
+    def abort(self) -> None:
+        """Throw away what was written (nothing of it reaches the object store)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._temp)
+
+
 def init(path: Path) -> None:
     """Create an empty repository whose first branch is main."""
     run(None, "init", "-q", "-b", "main", str(path))
@@ -134,7 +220,7 @@ def _by_kind(paths: list[str]) -> list[tuple[list[str], list[str]]]:
     return [(group, options) for group, options in ((sealed, _SEALED_OPTIONS), (plain, [])) if group]
 
 
-def add(repo: Path, paths: list[str], forget_trees_of: str | None = None) -> None:
+def add(repo: Path, paths: list[str], forget_trees_of: str | None = None, known: dict[str, str] | None = None) -> None:
     """Stage paths (additions, changes and deletions alike), names fed on stdin (no argv limit).
 
     With forget_trees_of (a folder), the index's cached trees of that folder
@@ -146,7 +232,15 @@ def add(repo: Path, paths: list[str], forget_trees_of: str | None = None) -> Non
     `write-tree` (an import) builds it again. (git drops a folder's cached
     trees when a path naming that folder is removed: --force-remove of the
     folder itself, which no entry is, removes nothing else.)
+
+    With known (path -> id of a blob already in the object store, a
+    LooseBlob), those paths are staged by id and not read again; git refreshes
+    their stat data the next time it looks at them.
     """
+    if known:
+        listing = "".join(f"100644 {blob}\t{path}\n" for path, blob in sorted(known.items()))
+        run(repo, "update-index", "--add", "--index-info", input=listing.encode("utf-8"))
+        paths = [p for p in paths if p not in known]
     forget = ["--force-remove", forget_trees_of, "--no-force-remove"] if forget_trees_of else []
     if forget and not paths:
         run(repo, "update-index", *forget)
@@ -200,7 +294,12 @@ def commit_signed(repo: Path, message: str, signing_key: str, who: Identity) -> 
 
 
 def write_signed_commit(
-    repo: Path, message: str, signing_key: str, who: Identity, changed: list[str] | None = None
+    repo: Path,
+    message: str,
+    signing_key: str,
+    who: Identity,
+    changed: list[str] | None = None,
+    known: dict[str, str] | None = None,
 ) -> tuple[str, str | None]:
     """Write one SSH-signed commit on top of HEAD, on no branch yet; return (commit, parent).
 
@@ -219,7 +318,10 @@ def write_signed_commit(
         "GIT_COMMITTER_EMAIL": who.email,
     }
     parent = head(repo)
-    tree = tree_with_files(repo, parent, changed) if changed is not None and parent else out(repo, "write-tree")
+    if changed is not None and parent:
+        tree = tree_with_files(repo, parent, changed, known)
+    else:
+        tree = out(repo, "write-tree")
     proc = run(
         repo,
         "-c",
@@ -254,7 +356,7 @@ def hash_files(repo: Path, paths: list[str]) -> dict[str, str]:
     return ids
 
 
-def tree_with_files(repo: Path, base: str, paths: list[str]) -> str:
+def tree_with_files(repo: Path, base: str, paths: list[str], known: dict[str, str] | None = None) -> str:
     """base's tree with paths as the work tree holds them (a missing file: removed); returns the new tree.
 
     Only the trees along those paths are read (one `cat-file --batch`) and
@@ -268,7 +370,8 @@ def tree_with_files(repo: Path, base: str, paths: list[str]) -> str:
     present = [p for p in paths if os.path.lexists(repo / p)]
     if any(os.path.islink(repo / p) for p in present):
         raise ArchiveError(_("internal: archivectl does not commit symbolic links"))
-    blobs = hash_files(repo, present)
+    known = {p: blob for p, blob in (known or {}).items() if p in present}  # stored already: not read again
+    blobs = {**hash_files(repo, [p for p in present if p not in known]), **known}
     exec_bit = (config_get(repo, "core.fileMode") or "true").lower() in ("true", "yes", "on", "1")
     folders = {""}
     for p in paths:

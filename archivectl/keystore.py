@@ -439,20 +439,22 @@ class Keystore:
         return blob
 
     def read_many(
-        self, wanted: Iterable[tuple[str, str | None]], fallback: bool = True
+        self, wanted: Iterable[tuple[str, str | None]], fallback: bool = True, opened: bool = True
     ) -> dict[tuple[str, str | None], bytes | None]:
         """Several wrapped keys in one go (pipelined on a remote keystore); None where missing.
 
         fallback: where a key has no address yet, the household's key from before addressing.
+        opened=False: only whom each key is wrapped to is wanted (crypto.wrapped_for), and a
+        key server that can say so without opening the key (OpenBao's wrappings_many: no
+        transit decrypt) answers that instead of the key.
         """
         wanted = list(wanted)
-        blobs = self.backend.read_many([KeyAddress(n, r).name for n, r in wanted])
+        read = self.backend.read_many if opened else getattr(self.backend, "wrappings_many", self.backend.read_many)
+        blobs = read([KeyAddress(n, r).name for n, r in wanted])
         out = dict(zip(wanted, blobs, strict=True))
         legacy = [w for w in wanted if out[w] is None and w[1] is not None] if fallback else []
         if legacy:
-            for w, blob in zip(
-                legacy, self.backend.read_many([KeyAddress(w[0], None).name for w in legacy]), strict=True
-            ):
+            for w, blob in zip(legacy, read([KeyAddress(w[0], None).name for w in legacy]), strict=True):
                 out[w] = blob
         return out
 

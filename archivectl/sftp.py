@@ -536,6 +536,7 @@ class SftpBackend:
         self.url = url
         self.host, self.port, self.user, self.root = _parse_url(url)
         self._session: _Session | None = None
+        self._listed: dict[str, list[tuple[str, float]]] = {}  # list()'s answers until this process writes
 
     def __enter__(self) -> SftpBackend:
         return self
@@ -559,6 +560,7 @@ class SftpBackend:
 
     def close(self) -> None:
         """End the ssh process cleanly."""
+        self._listed.clear()
         if self._session is not None:
             self._session.close()
             self._session = None
@@ -592,12 +594,14 @@ class SftpBackend:
 
     def create_many(self, items: list[tuple[str, bytes]]) -> list[bool]:
         """create() for each item, pipelined."""
+        self._listed.clear()
         # Building the list checks every name (self._path) before anything is sent.
         operations = [self._create_op(self._path(name), data, name, "create") for name, data in items]
         return self._connected().run(operations)
 
     def replace(self, name: str, data: bytes) -> None:
         """Write data under name atomically: readers see the old bytes or the new, never half."""
+        self._listed.clear()
         path = self._path(name)
         session = self._connected()
         if POSIX_RENAME not in session.extensions:
@@ -624,12 +628,18 @@ class SftpBackend:
         return self.read_many(names)
 
     def list(self, folder: str) -> list[tuple[str, float]]:
-        """(name, mtime) of the regular files in root/folder ("" = root); [] if it is missing."""
+        """(name, mtime) of the regular files in root/folder ("" = root); [] if it is missing.
+
+        Asked once per folder until this process writes (`keys fsck` looks at keys/ three times).
+        """
         path = self.root if folder == "" else self._path(folder)
-        return self._connected().run_one(self._list_op(path, folder or "."))
+        if folder not in self._listed:
+            self._listed[folder] = self._connected().run_one(self._list_op(path, folder or "."))
+        return list(self._listed[folder])
 
     def remove(self, name: str) -> bool:
         """Overwrite the file's bytes with random ones, sync, then delete; False if it was gone."""
+        self._listed.clear()
         path = self._path(name)  # refuse a bad name before connecting
         return self._connected().run_one(self._remove_op(path, name))
 

@@ -76,6 +76,25 @@ def test_attach_encrypts_to_the_record_key_and_lists_newest_first(world: World, 
     assert no_secrets_in(world.all_git_objects()) == []
 
 
+def test_a_scan_of_many_chunks_is_committed_as_sealed_without_being_read_again(world: World, household: str):  # P6
+    # attach seals the scan a chunk at a time and stores the git blob in the same pass (issue 30):
+    # git holds exactly the work tree's file, finds nothing changed, and the store passes git fsck.
+    content = os.urandom(5 * 64 * 1024 + 123)
+    attach(world, household, "deed.pdf", content, "purchase-contract-copy", "2024-02-20")
+    name = f"households/B03/1203/{household}/attachments/purchase-contract-copy-2024-02-20-1.pdf.age"
+    committed = subprocess.run(
+        ["git", "-C", str(world.root), "cat-file", "blob", f"HEAD:{name}"], capture_output=True, check=True
+    ).stdout
+    assert committed == (world.root / name).read_bytes()
+    assert pyrage.decrypt(committed, [record_key(world, household)]) == content
+    assert world.git("status", "--porcelain", "--untracked-files=all") == ""
+    assert world.git("ls-files", "--stage", "--", name).split()[1] == world.git("rev-parse", f"HEAD:{name}").strip()
+    world.git("fsck", "--full", "--strict")
+    assert no_secrets_in(world.all_git_objects()) == []
+    assert world.signature_status() == "G"
+    world.ok("gm01", "verify")
+
+
 def test_a_clerk_who_cannot_read_may_still_attach(world: World, household: str):
     attach(world, household, "pledge.pdf", b"fire pledge", "fire-safety-pledge", "2024-03-01", who="clk01")
     assert record(world, household)["documents"][0]["type"] == "fire-safety-pledge"

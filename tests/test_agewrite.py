@@ -9,6 +9,7 @@ the `age` CLI, and require every reader to open it and nobody else.
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -164,3 +165,108 @@ def test_an_age_recipient_of_small_order_is_refused_not_wrapped_to(readers, reci
     # e.g. a recovery key edited into archive.yaml by hand: one line, not a traceback, and nothing wrapped
     with pytest.raises(UsageError, match="not a usable age X25519 recipient"):
         crypto.wrap_record_key(crypto.new_record_key(), [readers[0][1], recipient])
+
+
+# -- streaming an attachment (issue 30): encrypt_stream, crypto.encrypt_file, gitio.LooseBlob
+
+STREAM_SIZES = (0, 1, agewrite.CHUNK - 1, agewrite.CHUNK, agewrite.CHUNK + 1, 3 * agewrite.CHUNK)
+
+
+def _streamed(plain: bytes, public: str) -> bytes:
+    import io
+
+    length, pieces = agewrite.encrypt_stream(io.BytesIO(plain), len(plain), [public])
+    blob = b"".join(pieces)
+    assert len(blob) == length  # known before the first byte, as git's hash needs it
+    return blob
+
+
+@pytest.mark.parametrize("size", STREAM_SIZES)
+def test_a_streamed_file_opens_with_pyrage_and_the_reference_age(size, tmp_path):  # P7
+    secret, public = _age_identity()
+    plain = os.urandom(size)
+    blob = _streamed(plain, public)
+    assert pyrage.decrypt(blob, [pyrage.x25519.Identity.from_str(secret)]) == plain
+    if shutil.which("age") is None:
+        pytest.skip("reference age CLI missing: apt-get install age")
+    (tmp_path / "id").write_text(secret + "\n")
+    (tmp_path / "f.age").write_bytes(blob)
+    opened = subprocess.run(["age", "-d", "-i", str(tmp_path / "id"), str(tmp_path / "f.age")], capture_output=True)
+    assert opened.returncode == 0 and opened.stdout == plain
+
+
+def test_a_streamed_file_cut_short_or_changed_is_refused_by_both(tmp_path):  # P7
+    secret, public = _age_identity()
+    plain = os.urandom(3 * agewrite.CHUNK + 100)
+    blob = _streamed(plain, public)
+    payload = blob.index(b"\n", blob.index(b"\n---")) + 1 + 16
+    sealed = agewrite.CHUNK + agewrite.TAG
+    damaged = {
+        "last chunk dropped": blob[: payload + 3 * sealed],  # ends on a whole chunk that is not marked last
+        "cut mid-chunk": blob[: payload + sealed + 1000],
+        "a payload byte flipped": blob[: payload + 5] + bytes([blob[payload + 5] ^ 1]) + blob[payload + 6 :],
+        "chunks swapped": blob[:payload]
+        + blob[payload + sealed : payload + 2 * sealed]
+        + blob[payload : payload + sealed]
+        + blob[payload + 2 * sealed :],
+    }
+    identity = pyrage.x25519.Identity.from_str(secret)
+    (tmp_path / "id").write_text(secret + "\n")
+    for what, bad in damaged.items():
+        with pytest.raises(pyrage.DecryptError):
+            pyrage.decrypt(bad, [identity])
+        if shutil.which("age"):
+            (tmp_path / "bad.age").write_bytes(bad)
+            opened = subprocess.run(
+                ["age", "-d", "-i", str(tmp_path / "id"), "-o", str(tmp_path / "out"), str(tmp_path / "bad.age")],
+                capture_output=True,
+            )
+            assert opened.returncode != 0, what
+
+
+def test_a_source_that_is_not_its_announced_size_raises_source_changed():
+    import io
+
+    _, public = _age_identity()
+    for plain, size in ((b"x" * 10, 11), (b"x" * 10, 9), (os.urandom(agewrite.CHUNK + 5), agewrite.CHUNK)):
+        _, pieces = agewrite.encrypt_stream(io.BytesIO(plain), size, [public])
+        with pytest.raises(agewrite.SourceChanged):
+            b"".join(pieces)
+
+
+def _repo(path: Path) -> Path:
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    return path
+
+
+def test_encrypt_file_stores_the_git_blob_it_hashed_on_the_way(tmp_path):
+    secret, public = _age_identity()
+    repo = _repo(tmp_path / "repo")
+    plain = os.urandom(2 * agewrite.CHUNK + 7)
+    (tmp_path / "scan.pdf").write_bytes(plain)
+    target = repo / "scan.pdf.age"
+    blob = crypto.encrypt_file(tmp_path / "scan.pdf", target, crypto.record_recipient(public), repo)
+    # the id git gives the file, and git reads the object it names back as exactly the file's bytes
+    assert (
+        blob
+        == subprocess.run(
+            ["git", "-C", str(repo), "hash-object", str(target)], capture_output=True, text=True
+        ).stdout.strip()
+    )
+    stored = subprocess.run(["git", "-C", str(repo), "cat-file", "blob", blob], capture_output=True, check=True).stdout
+    assert stored == target.read_bytes()
+    assert pyrage.decrypt(stored, [pyrage.x25519.Identity.from_str(secret)]) == plain
+    assert subprocess.run(["git", "-C", str(repo), "fsck", "--full", "--strict"], capture_output=True).returncode == 0
+    assert not list((repo / ".git/objects").glob("tmp_obj_*"))
+
+
+def test_encrypt_file_refuses_a_file_that_grows_while_read_and_leaves_nothing(tmp_path):
+    # /proc/self/status says it is 0 bytes long and reads as more: a file written to while it is attached
+    _, public = _age_identity()
+    repo = _repo(tmp_path / "repo")
+    objects_before = sorted(p.name for p in (repo / ".git/objects").rglob("*"))
+    target = tmp_path / "out.age"
+    with pytest.raises(ArchiveError, match="changed while it was being encrypted"):
+        crypto.encrypt_file(Path("/proc/self/status"), target, crypto.record_recipient(public), repo)
+    assert not target.exists()
+    assert sorted(p.name for p in (repo / ".git/objects").rglob("*")) == objects_before

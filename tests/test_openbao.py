@@ -416,3 +416,56 @@ def test_keys_migrate_moves_a_directory_keystore_onto_openbao_and_fsck_checks_it
         clerk = {"BAO_TOKEN": bao.token("clk01")}
         added = world.ok("clk01", "add", "--file", str(path), "-r", "new", "-a", "mgr01", env=clerk)
         assert added.strip() != number and len(key_names(bao)) == 2
+
+
+def test_keys_fsck_checks_every_keys_readers_on_the_server_without_opening_one(world, tmp_path):  # P7 P8
+    # Each record key's entry names whom its age file is wrapped to (issue 30): fsck reads that, one KV
+    # read a key and no transit decrypt, so the server logs no opening; a wrapping to other readers is
+    # still found, and an entry written before entries named their readers is opened as before.
+    from archivectl import agewrite, crypto
+
+    first, second = world.add(), world.add("clk01", "mgr01", LIVE_RECORD)
+    world.approve("mgr01")
+    with running_bao(tmp_path) as bao:
+        bao.write_policies(world.ok("gm01", "keys", "policy", "--mount", "estate", "--format", "json"))
+        token = {who: {"BAO_TOKEN": bao.token(who)} for who in ("mgr01", "gm01")}
+        world.ok("mgr01", "keys", "migrate", "--to", bao.url, "-r", "one key server", "-a", "gm01", env=token["mgr01"])
+        world.approve("gm01")
+        names = {n: f"keys/{k}" for k in key_names(bao) for n in (first, second) if k.startswith(n)}
+        root = OpenBaoBackend(bao.url)
+        root._local.client = hvac.Client(bao.address, token=bao.root.token)
+        entry = bao.root.secrets.kv.v2.read_secret_version(
+            names[first], mount_point="estate", raise_on_deleted_version=True
+        )["data"]["data"]
+        tags, x25519 = crypto.wrapped_for(root.read(names[first]))
+        assert entry["readers"].split() == sorted(tags) and entry["x25519"] == str(x25519) and len(tags) >= 2
+
+        def decrypts_during(*args: str) -> tuple[list[dict], list[str]]:
+            mark = len(bao.audit_entries())
+            result = world.cli("gm01", "keys", "fsck", "--format", "json", *args, env=token["gm01"])
+            requests = [e["request"]["path"] for e in bao.audit_entries()[mark:] if e.get("type") == "request"]
+            return json.loads(result.stdout or "[]"), [p for p in requests if "/decrypt/" in p]
+
+        rows, decrypts = decrypts_during()
+        assert [r for r in rows if "problem" in r] == [] and decrypts == []
+
+        # One key wrapped again to a single reader (as a hand edit on the server would): fsck names it.
+        body = root.read(names[first])
+        one_reader = agewrite.encrypt(b"# archivectl record key\nAGE-SECRET-KEY-1X\n", [world.people["gm01"].pub])
+        root.replace(names[first], one_reader)
+        rows, decrypts = decrypts_during()
+        problems = [(r["archive_no"], r["problem"]) for r in rows if "problem" in r]
+        assert len(problems) == 1 and problems[0][0] == first and "wrapped to other readers" in problems[0][1]
+        assert decrypts == []
+        root.replace(names[first], body)
+
+        # An entry as stored before entries named their readers: opened (one decrypt), found right.
+        kv = bao.root.secrets.kv.v2
+        stored = kv.read_secret_version(names[second], mount_point="estate", raise_on_deleted_version=True)["data"][
+            "data"
+        ]
+        older = {k: v for k, v in stored.items() if k not in ("readers", "x25519")}
+        kv.create_or_update_secret(names[second], secret=older, mount_point="estate")
+        rows, decrypts = decrypts_during()
+        assert [r for r in rows if "problem" in r] == []
+        assert len(decrypts) == 1 and decrypts[0].endswith("/decrypt/" + stored["transit_key"])

@@ -111,8 +111,8 @@ def _attach(
             _("{home}/{name} already exists; originals are never overwritten (P6)").format(home=home, name=name)
         )
     scratch = tx.scratch()
-    crypto.encrypt_file(file, scratch, recipient)
-    tx.place(f"{home}/{name}", scratch)
+    blob = crypto.encrypt_file(file, scratch, recipient, archive.root)  # stored in git as it is sealed
+    tx.place(f"{home}/{name}", scratch, blob)
     tx.write_text(relpath, records.dump(stored))
     tx.commit(f"attach {doc_type} v{version} to {archive_no}", trailers("attach", approval, actor, archive_no), actor)
     return name
