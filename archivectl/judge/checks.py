@@ -29,7 +29,7 @@ ARMOR = re.compile(r"-----BEGIN AGE ENCRYPTED FILE-----.*?-----END AGE ENCRYPTED
 COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 
 
-SINGLE_TRAILERS = ("Action", "Reason", "Approved-by", "Acted-by", "Archive-No")
+SINGLE_TRAILERS = ("Action", "Reason", "Approved-by", "Acted-by", "Archive-No", "Also-Active")
 
 
 SYMLINK_MODE = "120000"
@@ -253,6 +253,7 @@ def _check_changes(
             _check_household(ctx, info, rule, number, changed, flag)
     if rule.name in ("add", "import"):
         _check_new_numbers(ctx, info, households, flag)
+        _check_one_active(ctx, info, households, flag)
 
 
 def _flag_not_allowed(
@@ -548,6 +549,43 @@ def _check_new_numbers(
         series = f"{code}-{year}"
         if int(serial) <= before.get(series, 0) or int(serial) > after.get(series, 0):
             flag("numbers", f"{number}: not the next number of its series in registers/numbers.yaml (P3)")
+
+
+def _check_one_active(
+    ctx: History,
+    info: gitio.CommitInfo,
+    households: dict[str, dict[str, list[gitio.Change]]],
+    flag: Callable[[str, str], None],
+) -> None:
+    """P1: one active household per unit. A new one beside another needs the commit's Also-Active: trailer
+    (add --also-active, import's also_active), which the approval binds to like the rest of the commit."""
+    marked = {n.strip() for n in (info.trailer("Also-Active") or "").split(",") if n.strip()}
+    new_on: dict[tuple[str, str], list[str]] = {}
+    for number, changed in sorted(households.items()):
+        for change in changed.get("record", []):
+            stored = ctx.stored(change.new_blob, change.path) if change.status == "A" else None
+            if stored is not None and stored.get("status") == "active":
+                place = HouseholdPath.of(change.path)
+                new_on.setdefault((place.building, place.unit), []).append(number)
+    on_units: dict[tuple[str, str], list[HouseholdPath]] = {}
+    dirs = [f"households/{building}/{unit}/" for building, unit in sorted(new_on)]
+    for path in gitio.tree_paths(ctx.archive.root, info.commit, *dirs) if dirs else []:  # one ls-tree for all
+        place = HouseholdPath.of_record(path)
+        if place is not None:
+            on_units.setdefault((place.building, place.unit), []).append(place)
+    for (building, unit), new in sorted(new_on.items()):
+        others = [p for p in on_units.get((building, unit), []) if p.archive_no not in new]
+        before = sorted(
+            p.archive_no
+            for p in others
+            if (ctx.stored(f"{info.commit}:{p.record}", p.record) or {}).get("status") == "active"
+        )
+        unmarked = [n for n in new if n not in marked]
+        first = [] if before else unmarked[:1]  # a unit's first active household needs no mark
+        for number in unmarked[len(first) :]:
+            beside = ", ".join(before + first)
+            where = f"{building}/{unit}"
+            flag("unit", f"{number}: a second active household on {where} beside {beside}, not marked Also-Active (P1)")
 
 
 def _serials(ctx: History, blob: str) -> dict[str, int]:
