@@ -93,3 +93,33 @@ def test_import_marks_the_rows_saying_also_active_and_verify_flags_them_without_
     code, findings = verify(world)
     assert code == 1 and [(f["commit"], f["rule"]) for f in findings if f["rule"] != "approval"] == [(forged, "unit")]
     assert findings[0]["message"].startswith(f"{second}: a second active household on B03/1203 beside {first}")
+
+
+def branches_adding_to_one_unit(world: World, *second_flags: str) -> tuple[str, str]:
+    """Two proposals made side by side, each the unit's only household on its branch; both approved,
+    merged into main one after the other (a merge commit each, as a forge's button makes)."""
+    numbers = []
+    for branch, flags in (("first", ()), ("second", second_flags)):
+        world.git("switch", "-q", "-c", branch, "main")
+        numbers.append(world.add("clk01", "mgr01", RECORD, *flags))
+        world.approve("mgr01")
+    world.git("switch", "-q", "main")
+    for branch in ("first", "second"):
+        world.git("merge", "-q", "--no-ff", "-m", f"Merge {branch}", branch)
+    return numbers[0], numbers[1]
+
+
+def test_branches_that_each_add_the_unit_s_household_are_flagged_where_they_merge(world: World):  # P1
+    first, second = branches_adding_to_one_unit(world)
+    merge = world.git("rev-parse", "HEAD").strip()
+    code, findings = verify(world)
+    assert code == 1 and [(f["commit"], f["rule"]) for f in findings] == [(merge, "unit")]
+    assert findings[0]["message"] == (
+        f"{second}: a second active household on B03/1203 beside {first} (brought in by this merge), "
+        "not marked Also-Active (P1)"
+    )
+
+
+def test_a_branch_whose_add_says_also_active_merges_beside_the_other(world: World):  # P1
+    branches_adding_to_one_unit(world, "--also-active")
+    assert verify(world) == (0, [])
