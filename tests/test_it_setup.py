@@ -180,11 +180,30 @@ def _missing_for_the_server_test() -> str | None:
     return None
 
 
+PREFIX = "acit-"  # the accounts this test makes: acit-git-<pid>-<hex>, acit-keys-<pid>-<hex>
+
+
+def _alive(pid: str) -> bool:
+    return pid.isdigit() and Path(f"/proc/{pid}").exists()
+
+
+def remove_what_dead_runs_left() -> None:
+    """Accounts and folders of a run killed before its clean-up (its process is gone): removed first."""
+    for line in Path("/etc/passwd").read_text().splitlines():
+        name = line.split(":", 1)[0]
+        if name.startswith(PREFIX) and not _alive(name.split("-")[2]):
+            subprocess.run(["userdel", "-r", name], capture_output=True)
+    for folder in Path(tempfile.gettempdir()).glob("archivectl-it-*-*"):
+        if not _alive(folder.name.split("-")[2]):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
 def server_base():
     """A folder for the server's side (home directories, venv, sshd): traversable by the new accounts,
     which pytest's own (mode 0700, under root) is not. Removed afterwards."""
-    base = Path(tempfile.mkdtemp(prefix="archivectl-it-"))
+    remove_what_dead_runs_left()
+    base = Path(tempfile.mkdtemp(prefix=f"archivectl-it-{os.getpid()}-"))
     base.chmod(0o755)
     yield base
     shutil.rmtree(base, ignore_errors=True)
@@ -194,8 +213,8 @@ def server_base():
 def test_the_readme_server_setup_runs_as_root_and_the_office_works_through_it(
     tmp_path, people, server_base
 ):  # P7 P9 P12
-    suffix = secrets.token_hex(3)
-    git_user, keys_user = f"acit-git-{suffix}", f"acit-keys-{suffix}"
+    suffix = f"{os.getpid()}-{secrets.token_hex(3)}"  # unique per run; the pid tells a dead run's apart
+    git_user, keys_user = f"{PREFIX}git-{suffix}", f"{PREFIX}keys-{suffix}"
     srv = server_base / "srv"
     try:
         with_server(tmp_path, people, server_base, srv, git_user, keys_user)
