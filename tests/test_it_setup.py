@@ -226,6 +226,23 @@ def test_the_readme_server_setup_runs_as_root_and_the_office_works_through_it(
         )
 
 
+def copy_of_the_checkout(target: Path) -> Path:
+    """This checkout's files as a build sees them (tracked, and new ones not ignored), copied to target.
+
+    The venv is installed from the copy: building compiles the catalogs (.mo) into its source tree,
+    which in this checkout other tests are reading at the same time.
+    """
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True, check=True,
+    ).stdout.decode()  # fmt: skip
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, target / name)
+    return target
+
+
 def with_server(tmp_path: Path, people, base: Path, srv: Path, git_user: str, keys_user: str) -> None:
     sshd = OfficeSshd(base / "sshd")
     try:
@@ -243,9 +260,10 @@ def with_server(tmp_path: Path, people, base: Path, srv: Path, git_user: str, ke
             SSHD_CONFIG=str(sshd.config),
             SSHD_PID=str(sshd.directory / "sshd.pid"),
             STAFF_KEYS=str(staff_keys),
-            ARCHIVECTL_SRC=str(REPO),
         )
         srv.mkdir()
+        source = copy_of_the_checkout(base / "src")
+        env["ARCHIVECTL_SRC"] = str(source)
         setup = subprocess.run(
             ["sh", "-c", server_setup()], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
         )
