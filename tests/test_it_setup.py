@@ -261,7 +261,6 @@ def with_server(tmp_path: Path, people, base: Path, srv: Path, git_user: str, ke
             SSHD_PID=str(sshd.directory / "sshd.pid"),
             STAFF_KEYS=str(staff_keys),
         )
-        srv.mkdir()
         source = copy_of_the_checkout(base / "src")
         env["ARCHIVECTL_SRC"] = str(source)
         setup = subprocess.run(
