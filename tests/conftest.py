@@ -405,6 +405,15 @@ def found_world(w: World) -> None:
         env=person_env(w.people["gm01"]),
     )
     assert result.exit_code == 0, result.output
+    without_client_hooks(w.root)
+
+
+def without_client_hooks(root: Path) -> None:
+    """Take away the hooks `init` installs: the tests' hand-made commits stand for someone who skips them
+    (git commit --no-verify), which is what verify and the server are there for (tests/test_it_setup.py
+    checks that init installs them)."""
+    for name in ("pre-commit", "pre-push"):
+        (root / ".git" / "hooks" / name).unlink(missing_ok=True)
 
 
 @pytest.fixture
@@ -528,6 +537,7 @@ def found_old_world(w: World) -> None:
     (tmp_path / "staff.yaml").write_text(staff_yaml(people))
     result = at(w, "-35d", "gm01", "init", str(w.root), "--name", "Old", "--staff-file", str(tmp_path / "staff.yaml"))
     assert result.returncode == 0, result.stderr
+    without_client_hooks(w.root)
     (tmp_path / "doomed.yaml").write_text(RECORD)
     (tmp_path / "live.yaml").write_text(LIVE_RECORD)
     w.doomed = ok_at(

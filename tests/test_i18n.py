@@ -320,6 +320,7 @@ def test_commit_trailers_and_records_stay_language_neutral(world: World):  # P12
         numbers.append(result.stdout.strip())
     chinese, english = (world.trailers(rev) for rev in ("HEAD~1", "HEAD"))
     assert chinese.pop("Archive-No") == numbers[0] and english.pop("Archive-No") == numbers[1]
+    assert chinese.pop("Also-Active") == numbers[0] and english.pop("Also-Active") == numbers[1]  # P1's mark
     assert (
         chinese == english == {"Action": "add", "Reason": "new customer", "Approved-by": "mgr01", "Acted-by": "clk01"}
     )

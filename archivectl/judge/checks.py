@@ -29,7 +29,7 @@ ARMOR = re.compile(r"-----BEGIN AGE ENCRYPTED FILE-----.*?-----END AGE ENCRYPTED
 COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 
 
-SINGLE_TRAILERS = ("Action", "Reason", "Approved-by", "Acted-by", "Archive-No")
+SINGLE_TRAILERS = ("Action", "Reason", "Approved-by", "Acted-by", "Archive-No", "Also-Active")
 
 
 SYMLINK_MODE = "120000"
@@ -56,6 +56,7 @@ def check_commit(ctx: History, info: gitio.CommitInfo, dates: dict[str, str], no
     if len(info.parents) == 2:
         problems = merge_problems(ctx, info)
         if problems == []:
+            _check_merged_units(ctx, info, flag)
             return  # a clean merge adds nothing of its own; its second parent's commits are judged one by one
         if problems and all(p.endswith(SEALED_BY_HAND) for p in problems):
             _request_merge_approval(ctx, info, run, flag)
@@ -253,6 +254,7 @@ def _check_changes(
             _check_household(ctx, info, rule, number, changed, flag)
     if rule.name in ("add", "import"):
         _check_new_numbers(ctx, info, households, flag)
+        _check_one_active(ctx, info, households, flag)
 
 
 def _flag_not_allowed(
@@ -548,6 +550,96 @@ def _check_new_numbers(
         series = f"{code}-{year}"
         if int(serial) <= before.get(series, 0) or int(serial) > after.get(series, 0):
             flag("numbers", f"{number}: not the next number of its series in registers/numbers.yaml (P3)")
+
+
+def _check_one_active(
+    ctx: History,
+    info: gitio.CommitInfo,
+    households: dict[str, dict[str, list[gitio.Change]]],
+    flag: Callable[[str, str], None],
+) -> None:
+    """P1: one active household per unit. A new one beside another needs the commit's Also-Active: trailer
+    (add --also-active, import's also_active), which the approval binds to like the rest of the commit."""
+    added = [
+        (c.path, c.new_blob) for changed in households.values() for c in changed.get("record", []) if c.status == "A"
+    ]
+    marks = _marks(info.trailer("Also-Active") or "")
+    _second_active(ctx, info.commit, added, lambda: marks, False, flag)
+
+
+def _check_merged_units(ctx: History, info: gitio.CommitInfo, flag: Callable[[str, str], None]) -> None:
+    """P1 where branches meet: a clean merge adds nothing of its own, but it may bring a household in beside
+    the unit's active one on main, each branch's add fine alone. Its own add or import commit must mark it."""
+    root, (first, second) = ctx.archive.root, info.parents
+    listing = gitio.out(
+        root, "diff-tree", "-r", "--no-renames", "--name-only", "--diff-filter=A", first, info.commit,
+        "--", "households/",
+    )  # fmt: skip
+    added = [(p, f"{info.commit}:{p}") for p in listing.splitlines() if HouseholdPath.of_record(p)]
+
+    def marks() -> set[str]:
+        log = gitio.out(
+            root, "log", "--format=%(trailers:key=Action,valueonly)%x01%(trailers:key=Also-Active,valueonly)%x00",
+            f"{first}..{second}",
+        )  # fmt: skip
+        found: set[str] = set()
+        for entry in log.split("\0"):
+            action, _, marked = entry.partition("\x01")
+            if action.strip() in ("add", "import"):
+                found |= _marks(marked)
+        return found
+
+    if added:
+        _second_active(ctx, info.commit, added, marks, True, flag)
+
+
+def _marks(value: str) -> set[str]:
+    return {n.strip() for n in value.replace("\n", ",").split(",") if n.strip()}
+
+
+def _second_active(
+    ctx: History,
+    commit: str,
+    added: list[tuple[str, str]],
+    marks: Callable[[], set[str]],
+    merged: bool,
+    flag: Callable[[str, str], None],
+) -> None:
+    """Flag each household added (record path, blob) that is a unit's second active one at commit, unmarked.
+
+    marks: the archive numbers marked Also-Active, asked only when a unit has two. merged: the households
+    a merge brings in, judged beside the main's only (beside each other, their own commits judged them)."""
+    new_on: dict[tuple[str, str], list[str]] = {}
+    for path, blob in sorted(added):
+        stored = ctx.stored(blob, path)
+        if stored is not None and stored.get("status") == "active":
+            place = HouseholdPath.of(path)
+            new_on.setdefault((place.building, place.unit), []).append(place.archive_no)
+    on_units: dict[tuple[str, str], list[HouseholdPath]] = {}
+    dirs = [f"households/{building}/{unit}/" for building, unit in sorted(new_on)]
+    for path in gitio.tree_paths(ctx.archive.root, commit, *dirs) if dirs else []:  # one ls-tree for all
+        place = HouseholdPath.of_record(path)
+        if place is not None:
+            on_units.setdefault((place.building, place.unit), []).append(place)
+    marked: set[str] | None = None
+    for (building, unit), new in sorted(new_on.items()):
+        others = [p for p in on_units.get((building, unit), []) if p.archive_no not in new]
+        before = sorted(
+            p.archive_no
+            for p in others
+            if (ctx.stored(f"{commit}:{p.record}", p.record) or {}).get("status") == "active"
+        )
+        if len(before) + len(new) < 2 or (merged and not before):
+            continue
+        marked = marks() if marked is None else marked
+        unmarked = [n for n in new if n not in marked]
+        first = [] if before else unmarked[:1]  # a unit's first active household needs no mark
+        for number in unmarked[len(first) :]:
+            where, beside = (
+                f"{building}/{unit}",
+                ", ".join(before + first) + (" (brought in by this merge)" if merged else ""),
+            )
+            flag("unit", f"{number}: a second active household on {where} beside {beside}, not marked Also-Active (P1)")
 
 
 def _serials(ctx: History, blob: str) -> dict[str, int]:

@@ -31,6 +31,7 @@ RULES: dict[str, str] = {
     "signer": "the signer is not the staff member the Acted-by trailer names",
     "staff": "the staff.yaml a commit is judged by is missing or invalid",
     "trailers": "a trailer (Reason, Acted-by, Archive-No, Approves) is missing, repeated or malformed",
+    "unit": "a second active household on a unit without Also-Active saying both live there (P1)",
 }
 
 

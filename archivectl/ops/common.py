@@ -68,13 +68,19 @@ def approved_writer(archive: Archive, approval: Approval, action: str = "edit") 
     return actor
 
 
-def trailers(action: str, approval: Approval, actor: Actor, archive_no: str | None = None) -> dict[str, str | None]:
-    """The trailers every archivectl commit carries: what it is (rules.TABLE), why, who asks whom."""
+def trailers(
+    action: str, approval: Approval, actor: Actor, archive_no: str | None = None, also_active: str | None = None
+) -> dict[str, str | None]:
+    """The trailers every archivectl commit carries: what it is (rules.TABLE), why, who asks whom.
+
+    also_active: the new households (of archive_no) meant to live beside a unit's active one (P1).
+    """
     return {
         "Action": action,
         "Reason": approval.reason.strip() if approval.reason else None,
         "Approved-by": approval.approver,
         "Archive-No": archive_no,
+        "Also-Active": also_active or None,
         "Request": approval.request,
         "Acted-by": actor.member.id,
     }

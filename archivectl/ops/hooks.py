@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 from archivectl import gitio
-from archivectl.archive import Archive
+from archivectl.archive import WRITE_SETTINGS, Archive
 from archivectl.errors import ArchiveError
 from archivectl.i18n import _
-from archivectl.ops.init import configure_clone
 from archivectl.ops.verify import verify
-from archivectl.staff import ALL_BUILDINGS_ROLES, BUILDING_READER_ROLES
+from archivectl.staff import ALL_BUILDINGS_ROLES, BUILDING_READER_ROLES, Staff
 
 
 def codeowners(archive: Archive) -> str:
@@ -126,6 +125,23 @@ def _main_branch(archive: Archive) -> str:
         return archive.settings.main
     except ArchiveError:
         return "main"
+
+
+def configure_clone(archive: Archive, staff: Staff | None = None) -> None:
+    """Local git settings every working copy of an archive needs (staff: before staff.yaml is committed)."""
+    gitio.config_set(archive.root, "gpg.format", "ssh")
+    # Index v4 keeps a 20,000-household index small. Not feature.manyFiles: its
+    # untracked cache stores every household directory in the index (5 MB at 20k).
+    gitio.config_set(archive.root, "index.version", "4")
+    for key, value in WRITE_SETTINGS.items():
+        gitio.config_set(archive.root, key, value)
+    textconv = f"{shlex.quote(sys.executable)} -m archivectl textconv"  # works without archivectl on PATH
+    gitio.config_set(archive.root, "diff.archivectl.textconv", textconv)
+    gitio.config_set(archive.root, "diff.archivectl.cachetextconv", "false")  # never store decrypted text
+    merge = f"{shlex.quote(sys.executable)} -m archivectl merge-driver %O %A %B %P"
+    gitio.config_set(archive.root, "merge.archivectl.name", "archivectl: records merged field by field")
+    gitio.config_set(archive.root, "merge.archivectl.driver", merge)
+    archive.write_allowed_signers(staff)
 
 
 ZERO = "0" * 40

@@ -414,7 +414,7 @@ def add(archive: Archive, given: RecordInput, approval: Approval, also_active: b
         numbering.record()
         tx.commit(
             f"add {archive_no} ({record['building']}/{record['unit']})",
-            trailers("add", approval, actor, archive_no),
+            trailers("add", approval, actor, archive_no, also_active=archive_no if also_active else None),
             actor,
         )
     return archive_no

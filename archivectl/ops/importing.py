@@ -300,6 +300,7 @@ def _import(
     if not places:
         raise UsageError(_("{file}: holds no households").format(file=path.name))
     refuse_second_active(archive, checked)
+    also = [shared for chunk in checked for shared in chunk.also]
     for chunk in checked:
         chunk.places, chunk.wheres, chunk.also = [], [], []  # held once, in places, until the numbers are placed
     refuse_reason_holding(kind)
@@ -332,7 +333,13 @@ def _import(
     span = first if len(numbers) == 1 else f"{first} … {last}"
     tx.commit(
         f"import {len(numbers)} households ({span})",
-        trailers("import", approval, actor, ", ".join(numbers)),
+        trailers(
+            "import",
+            approval,
+            actor,
+            ", ".join(numbers),
+            also_active=", ".join(no for no, shared in zip(numbers, also, strict=True) if shared),
+        ),
         actor,
     )
     imported = Imported(numbers)

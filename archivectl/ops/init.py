@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import shlex
 import shutil
-import sys
 from pathlib import Path
 
 from archivectl import crypto, gitio, policy, schema, yamlio
-from archivectl.archive import WRITE_SETTINGS, Archive
+from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
 from archivectl.identity import Actor, public_key_from_setting, signing_key_setting
 from archivectl.layout import ARCHIVE_FILE, STAFF_FILE
 from archivectl.ops.common import Approval, trailers
+from archivectl.ops.hooks import configure_clone, install_hooks
 from archivectl.settings import Settings, keystore_url
 from archivectl.staff import Staff
 
@@ -38,7 +37,7 @@ def init(
     keystore: str | None = None,
     recovery: str | None = None,
 ) -> tuple[Archive, str]:
-    """Create the archive and its keystore; return the archive and the founding commit.
+    """Create the archive and its keystore, with the clone's hooks; return the archive and the founding commit.
 
     keystore: a URL (sftp://host/path) or directory written to archive.yaml; default <path>.keys.
     recovery: the offline recovery recipient (age1...) every record key is also wrapped to.
@@ -87,6 +86,7 @@ def init(
             tx.write_text(".gitattributes", GITATTRIBUTES)
             tx.write_text(".gitignore", GITIGNORE)
             commit = tx.commit(f"init archive {name}", trailers("init", Approval(reason, founder.id), acting))
+        install_hooks(archive)  # the founder's clone has the hooks every clone has (a `git clone` runs install-hooks)
     except BaseException:
         # Nothing of a failed init is kept: the directory (or what was put in it) and the keystore it made.
         if created_dir:
@@ -98,20 +98,3 @@ def init(
             shutil.rmtree(local, ignore_errors=True)
         raise
     return archive, commit
-
-
-def configure_clone(archive: Archive, staff: Staff | None = None) -> None:
-    """Local git settings every working copy of an archive needs (staff: before staff.yaml is committed)."""
-    gitio.config_set(archive.root, "gpg.format", "ssh")
-    # Index v4 keeps a 20,000-household index small. Not feature.manyFiles: its
-    # untracked cache stores every household directory in the index (5 MB at 20k).
-    gitio.config_set(archive.root, "index.version", "4")
-    for key, value in WRITE_SETTINGS.items():
-        gitio.config_set(archive.root, key, value)
-    textconv = f"{shlex.quote(sys.executable)} -m archivectl textconv"  # works without archivectl on PATH
-    gitio.config_set(archive.root, "diff.archivectl.textconv", textconv)
-    gitio.config_set(archive.root, "diff.archivectl.cachetextconv", "false")  # never store decrypted text
-    merge = f"{shlex.quote(sys.executable)} -m archivectl merge-driver %O %A %B %P"
-    gitio.config_set(archive.root, "merge.archivectl.name", "archivectl: records merged field by field")
-    gitio.config_set(archive.root, "merge.archivectl.driver", merge)
-    archive.write_allowed_signers(staff)
