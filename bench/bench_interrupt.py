@@ -38,6 +38,9 @@ def interrupted_import(base: Path, size: int, env: dict[str, str], crash_at: str
     csv_path = base / f"households-{size}.csv"
     if not csv_path.exists():
         write_csv(csv_path, size)
+        # the same units as any households imported before: each row says its unit has another (P1)
+        lines = csv_path.read_text().splitlines()
+        csv_path.write_text("\n".join([lines[0] + ",also_active"] + [line + ",true" for line in lines[1:]]) + "\n")
     before = _count(keys / "keys"), _count(keys / "numbers")
     run_env = dict(env)
     if crash_at:
@@ -56,6 +59,8 @@ def interrupted_import(base: Path, size: int, env: dict[str, str], crash_at: str
     if not crash_at:
         while proc.poll() is None and _count(keys / "keys") <= before[0]:
             time.sleep(0.02)
+        if proc.poll() is not None:
+            raise SystemExit(f"the import ended before storing a key: {proc.communicate()[1].strip()[-300:]}")
         sent = time.perf_counter()
         os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
     _out, err = proc.communicate()
@@ -71,7 +76,10 @@ def interrupted_import(base: Path, size: int, env: dict[str, str], crash_at: str
 
 def timed(env: dict[str, str], *args: str) -> tuple[float, int, str]:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "archivectl", *args], env=env, capture_output=True, text=True)
+    # cwd: `-m` puts the working directory first on sys.path, ahead of PYTHONPATH (see bench_import)
+    proc = subprocess.run(
+        [sys.executable, "-m", "archivectl", *args], env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True
+    )
     return time.perf_counter() - start, proc.returncode, (proc.stderr.strip().splitlines() or [""])[-1]
 
 
@@ -80,6 +88,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=20000)
     parser.add_argument("--code", help="another checkout to run instead of this one (PYTHONPATH), for a before")
     parser.add_argument("--skip-sigint", action="store_true")
+    parser.add_argument("--committed", type=int, default=0, help="households imported (committed) first: history")
+    parser.add_argument("--batches", type=int, default=3, help="key batches (1,000 keys each) the killed import stores")
+    parser.add_argument("--before", help="a checkout whose `keys fsck` to time beside this one's, on the same keystore")
     args = parser.parse_args()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-interrupt-") as tmp:
@@ -88,18 +99,26 @@ def main() -> None:
         env = person_env(people["clk01"])
         if args.code:
             env["PYTHONPATH"] = args.code
+        if args.committed:
+            write_csv(base / "committed.csv", args.committed)
+            seconds, code, last = timed(
+                env, "--archive", str(archive), "import", str(base / "committed.csv"), "-r", "b", "-a", "mgr01"
+            )
+            print(f"import of {args.committed} (committed): {seconds:.1f} s, exit {code} {last}", flush=True)
         if not args.skip_sigint:
             seen = interrupted_import(base, args.size, env)
             print(f"SIGINT during an import of {args.size}: {seen}", flush=True)
         # What an import killed (or interrupted twice) leaves: its journal, keys and numbers; fsck reads them
         # before any write settles them. Killed once its keys are stored: one batch per FLUSH households.
-        seen = interrupted_import(base, args.size, env, crash_at="key-written@3")
-        print(f"import of {args.size} killed at its 3rd key batch: {seen}", flush=True)
-        gm = person_env(people["gm01"])
-        if args.code:
-            gm["PYTHONPATH"] = args.code
-        seconds, code, last = timed(gm, "--archive", str(archive), "keys", "fsck", "--format", "json")
-        print(f"keys fsck with those keys left: {seconds:.2f} s, exit {code}: {last[:150]}", flush=True)
+        seen = interrupted_import(base, args.size, env, crash_at=f"key-written@{args.batches}")
+        print(f"import of {args.size} killed at key batch {args.batches}: {seen}", flush=True)
+        for label, code in (("this", args.code), ("before", args.before)) if args.before else (("this", args.code),):
+            gm = person_env(people["gm01"])
+            if code:
+                gm["PYTHONPATH"] = code
+            seconds, exit_code, _last = timed(gm, "--archive", str(archive), "keys", "fsck", "--format", "json")
+            print(f"keys fsck ({label}) with those keys left: {seconds:.2f} s, exit {exit_code}", flush=True)
+        print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
 
 
 if __name__ == "__main__":
