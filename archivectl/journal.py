@@ -344,7 +344,7 @@ def _undo(archive: Archive, state: JournalState) -> None:
     Files are put back by several threads at once (an undone import removes
     thousands: each unlink waits on the file system, and 8 wait together).
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from archivectl.keystore import in_threads
 
     def put_back(change: JournaledChange) -> None:
         if _put_back(change):
@@ -352,26 +352,18 @@ def _undo(archive: Archive, state: JournalState) -> None:
         if change.backup is None:
             prune_empty_dirs(archive.root, change.path.parent)  # each after its own file: the last one empties it
 
-    changes = list(state.files.values())
-    if len(changes) < 16:
-        for change in changes:
-            put_back(change)
-    else:
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="archivectl-undo") as pool:
-            list(pool.map(put_back, changes))
+    in_threads(put_back, list(state.files.values()))
     gitio.unstage(archive.root, sorted(state.files))
     keys = [(address, marks) for name, marks in state.keys.items() if (address := _address_of(name)) is not None]
     if _remove_ours(archive, [(address.name, marks) for address, marks in keys]):
         crash_point("restored")
     numbers = dict(state.numbers)
     if state.reserving:  # taken, perhaps, before the journal could name them
-        from archivectl.keystore import NUMBER_FILE
-
-        reserved = archive.keystore.reserved()  # listed once, for every series
+        reserved = archive.keystore.reserved()  # listed once, for every series (each name a NUMBER_FILE)
         for series, start, mark in state.reserving:
+            prefix = series + "-"
             for number in reserved:
-                m = NUMBER_FILE.fullmatch(number)
-                if m and number.startswith(series + "-") and int(number.rsplit("-", 1)[1]) >= start:
+                if number.startswith(prefix) and int(number[len(prefix) :]) >= start:
                     numbers.setdefault(number, mark)
     _give_back_numbers(archive, numbers)
 
@@ -402,7 +394,13 @@ def _remove_ours(archive: Archive, wanted: list[tuple[str, set[str]]]) -> bool:
     wanted = [(name, marks) for name, marks in wanted if not _kept(archive, name)]
     if not wanted:
         return False
-    blobs = backend.read_many([name for name, _ in wanted])
+    names = [name for name, _ in wanted]
+    from archivectl.keystore import DirectoryBackend, in_threads
+
+    if isinstance(backend, DirectoryBackend):  # each read waits on the file system: several wait together
+        blobs = in_threads(backend.read, names)
+    else:
+        blobs = backend.read_many(names)  # pipelined by the backend itself
     ours = [
         name
         for (name, marks), blob in zip(wanted, blobs, strict=True)

@@ -27,14 +27,17 @@ import contextlib
 import errno
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
 from archivectl.layout import ARCHIVE_NO_PATTERN, RECIPIENT_PATTERN
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 KEYS = "keys"
 NUMBERS = "numbers"
@@ -231,21 +234,49 @@ class DirectoryBackend:
         machine or a mounted file system each call waits, and 8 wait together
         (2,000 unlinks: 5.7 s one at a time, 0.35 s on 4 threads, load 24 on 2 cores).
         """
-        from concurrent.futures import ThreadPoolExecutor
-
         if len(names) < 8:
             return [self.remove(name) for name in names]
         paths = [self._file(name) for name in names]
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="archivectl-remove") as pool:
-            found = list(pool.map(_zeroed, paths))
-            if any(found):
-                sync_file_system(self.path)  # the zeros on disk before any name goes
-                list(pool.map(_unlinked, [p for p, there in zip(paths, found, strict=True) if there]))
-                sync_file_system(self.path)
+        found = in_threads(_zeroed, paths)
+        if any(found):
+            sync_file_system(self.path)  # the zeros on disk before any name goes
+            in_threads(_unlinked, [p for p, there in zip(paths, found, strict=True) if there])
+            sync_file_system(self.path)
         return found
 
     def close(self) -> None:
         return None
+
+
+def in_threads(work: Callable[[T], R], items: list[T], threads: int = 8) -> list[R]:
+    """[work(item) for item in items], by several threads each taking a slice: for calls that wait on the file system.
+
+    A slice a thread, not a future an item: with 20,000 items the futures cost
+    more than the calls (8 s of a 26 s undo on a busy machine).
+    """
+    if len(items) < 2 * threads:
+        return [work(item) for item in items]
+    import threading
+
+    step = -(-len(items) // threads)
+    slices = [items[i : i + step] for i in range(0, len(items), step)]
+    results: list[list[R]] = [[] for _ in slices]
+    failed: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = [work(item) for item in slices[i]]
+        except BaseException as exc:  # raised in the caller's thread below
+            failed.append(exc)
+
+    workers = [threading.Thread(target=run, args=(i,), name=f"archivectl-files-{i}") for i in range(len(slices))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if failed:
+        raise failed[0]
+    return [result for part in results for result in part]
 
 
 def _zeroed(path: Path) -> bool:
