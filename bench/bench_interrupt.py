@@ -63,7 +63,12 @@ def interrupted_import(base: Path, size: int, env: dict[str, str], crash_at: str
             raise SystemExit(f"the import ended before storing a key: {proc.communicate()[1].strip()[-300:]}")
         sent = time.perf_counter()
         os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
-    _out, err = proc.communicate()
+    try:
+        _out, err = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:  # the import before the fix hung: a re-forked worker held a git pipe
+        os.killpg(proc.pid, signal.SIGKILL)
+        _out, err = proc.communicate()
+        err = "did not end within 600 s of SIGINT (killed): " + err[-200:]
     ended = time.perf_counter()
     return {
         "seconds": ended - sent if sent else None,
@@ -88,6 +93,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=20000)
     parser.add_argument("--code", help="another checkout to run instead of this one (PYTHONPATH), for a before")
     parser.add_argument("--skip-sigint", action="store_true")
+    parser.add_argument("--sigint-only", action="store_true", help="time Ctrl-C on an import; no kill, no fsck")
     parser.add_argument("--committed", type=int, default=0, help="households imported (committed) first: history")
     parser.add_argument("--batches", type=int, default=3, help="key batches (1,000 keys each) the killed import stores")
     parser.add_argument("--before", help="a checkout whose `keys fsck` to time beside this one's, on the same keystore")
@@ -108,6 +114,8 @@ def main() -> None:
         if not args.skip_sigint:
             seen = interrupted_import(base, args.size, env)
             print(f"SIGINT during an import of {args.size}: {seen}", flush=True)
+        if args.sigint_only:
+            return
         # What an import killed (or interrupted twice) leaves: its journal, keys and numbers; fsck reads them
         # before any write settles them. Killed once its keys are stored: one batch per FLUSH households.
         seen = interrupted_import(base, args.size, env, crash_at=f"key-written@{args.batches}")
