@@ -372,7 +372,7 @@ def _give_back_numbers(archive: Archive, numbers: dict[str, str]) -> None:
     """Release the numbers this uncommitted write reserved (never used in any commit, so P3 allows them again)."""
     from archivectl.keystore import NUMBERS
 
-    _remove_ours(archive, [(f"{NUMBERS}/{number}", {mark}) for number, mark in sorted(numbers.items())])
+    _remove_ours(archive, [(f"{NUMBERS}/{number}", {mark}) for number, mark in sorted(numbers.items())], False)
 
 
 def _address_of(name: str) -> KeyAddress | None:
@@ -382,12 +382,13 @@ def _address_of(name: str) -> KeyAddress | None:
     return KeyAddress(m["no"], m["recipient"]) if m else None
 
 
-def _remove_ours(archive: Archive, wanted: list[tuple[str, set[str]]]) -> bool:
+def _remove_ours(archive: Archive, wanted: list[tuple[str, set[str]]], secret: bool = True) -> bool:
     """Remove what the uncommitted write put in the keystore, where what is there is what it wrote. Repeatable.
 
     Read together and removed together (one flush on a directory keystore, not
     two a file). What a shredding that was killed left (all zeros) is ours
     too: a key's address is random, and another writer's number is never blank.
+    secret: keys are shredded (zeroed first); a number's reservation holds nothing secret.
     True if anything was removed.
     """
     backend = archive.keystore.backend
@@ -407,7 +408,7 @@ def _remove_ours(archive: Archive, wanted: list[tuple[str, set[str]]]) -> bool:
         if blob is not None and (digest(blob) in marks or not blob.strip(b"\0"))
     ]
     remove_many = getattr(backend, "remove_many", None)
-    removed = remove_many(ours) if remove_many else [backend.remove(name) for name in ours]
+    removed = remove_many(ours, secret) if remove_many else [backend.remove(name) for name in ours]
     return any(removed)
 
 

@@ -226,17 +226,23 @@ class DirectoryBackend:
         shred(path)
         return True
 
-    def remove_many(self, names: list[str]) -> list[bool]:
+    def remove_many(self, names: list[str], secret: bool = True) -> list[bool]:
         """remove() of many (an undone import's keys and numbers): each overwritten with zeros, one flush, each
         unlinked, one flush; not two fsyncs a file (3,000 keys and numbers took 30 s on a busy disk).
+        secret=False (number reservations: a date and a pid) unlinks without zeroing first.
 
         The files are zeroed and unlinked by several threads at once: on a busy
         machine or a mounted file system each call waits, and 8 wait together
         (2,000 unlinks: 5.7 s one at a time, 0.35 s on 4 threads, load 24 on 2 cores).
         """
-        if len(names) < 8:
+        if len(names) < 8 and secret:
             return [self.remove(name) for name in names]
         paths = [self._file(name) for name in names]
+        if not secret:
+            found = in_threads(_unlinked, paths)
+            if any(found):
+                sync_file_system(self.path)
+            return found
         found = in_threads(_zeroed, paths)
         if any(found):
             sync_file_system(self.path)  # the zeros on disk before any name goes
@@ -292,8 +298,12 @@ def _zeroed(path: Path) -> bool:
     return True
 
 
-def _unlinked(path: Path) -> None:
-    path.unlink(missing_ok=True)
+def _unlinked(path: Path) -> bool:
+    try:
+        path.unlink()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return True
 
 
 STAGED_PREFIX = ".new-"  # .new-<pid>-<random>: a writer's private copy, until it is linked or renamed in
