@@ -8,6 +8,7 @@ measured in bench/bench_interrupt.py; here it only has to end.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -180,3 +181,19 @@ def test_ctrl_c_after_a_write_committed_says_it_is_written(world: World, househo
     assert_interrupted(proc, "archivectl: interrupted after the change was committed; it is written")
     assert world.git("rev-parse", "HEAD~1").strip() == head
     assert problems(world) == []
+
+
+def test_keys_fsck_names_each_key_a_killed_import_left_as_an_orphan(world: World, household: str):  # P3 P14
+    """Killed before the next command could undo it, an import leaves keys in the shared keystore: fsck lists
+    each as named by no branch (its number never was main's), and main's own key is no stray."""
+    from crashkit import killed_at, stored_keys
+
+    keys_before = stored_keys(world)
+    killed_at(world, "key-written@1", "clk01", IMPORT[0], str(many_csv(world, 1200)), *IMPORT[1:])
+    left = stored_keys(world) - keys_before
+    assert len(left) == 1000  # the first batch
+    rows = json.loads(world.ok("aud01", "keys", "fsck", "--format", "json"))
+    notes = {(r["archive_no"], r["note"]) for r in rows if "note" in r}
+    assert {number for number, _ in notes} == {number for number, _ in left}
+    assert {note for _, note in notes} == {"named by no branch here; 0 days old (removable after 7)"}
+    assert not [r for r in rows if "problem" in r]
