@@ -23,7 +23,7 @@ from archivectl import clock, gitio, yamlio
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import keep, write_atomic
 from archivectl.i18n import _
-from archivectl.identity import Actor
+from archivectl.identity import Actor, check_can_sign
 from archivectl.journal import (
     GONE,
     JOURNAL,
@@ -433,6 +433,7 @@ class Transaction:
         self.committed: str | None = None
 
     def __enter__(self) -> Transaction:
+        check_can_sign(self.archive.root)  # before the lock and any work: a write that cannot sign does none
         self._stack.enter_context(self.archive.lock())
         try:
             crash_point("locked")

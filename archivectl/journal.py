@@ -11,12 +11,14 @@ comparing HEAD with that commit, nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import signal
 import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,8 +218,46 @@ def recover(archive: Archive) -> bool:
     return settle(archive, after_crash=True)
 
 
+# How the last write this process settled ended: "committed" or "undone" (None: it settled none).
+# What an interrupted command says it did is read from here (cli.app), never guessed.
+settled_as: str | None = None
+
+
+@contextlib.contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """Ctrl-C (SIGINT) waits until the block is done, then raises KeyboardInterrupt as it would have.
+
+    Settling a write must run to its end: an undo stopped halfway by a second
+    Ctrl-C leaves keys and numbers in the shared keystore until some later
+    write settles them. Only the main thread can do this; elsewhere (and when
+    SIGINT is not Python's to handle) the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    try:
+        before = signal.getsignal(signal.SIGINT)
+    except ValueError:  # pragma: no cover - not the main interpreter
+        yield
+        return
+    if before is not signal.default_int_handler:
+        yield  # ignored, or someone else's handler: leave it be
+        return
+    pending: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+    if pending:
+        raise KeyboardInterrupt
+
+
 def settle(archive: Archive, after_crash: bool = False) -> bool:
     """Finish or undo the write the journal describes, then remove the journal. True if there was one.
+
+    Ctrl-C waits until it is done (ctrl_c_deferred): a first Ctrl-C is what
+    usually brings a write here, and a second must not leave it half undone.
 
     The write committed exactly when HEAD is the commit the journal names, or
     has it in its history (someone committed or pulled on top): then there is
@@ -230,6 +270,12 @@ def settle(archive: Archive, after_crash: bool = False) -> bool:
     Each step can be done again, and the journal goes last, so a crash during
     settling is settled by the next command.
     """
+    with ctrl_c_deferred():
+        return _settle(archive, after_crash)
+
+
+def _settle(archive: Archive, after_crash: bool) -> bool:
+    global settled_as
     where = journal_dir(archive)
     outline = read_outline(where)
     if outline is None:
@@ -245,11 +291,14 @@ def settle(archive: Archive, after_crash: bool = False) -> bool:
         # state for each file and key (an import's journal has a line for each: 28 MB at 20,000).
         crash_point("settled")
         shutil.rmtree(where, ignore_errors=True)
+        if not after_crash:  # this command's own write (recover() settles one a killed command left)
+            settled_as = "committed"
         return True
     state = read_journal(archive, where)
     if state is None:
         shutil.rmtree(where, ignore_errors=True)
         return False
+    outcome = None
     if state.old_keys_dir and state.keys:
         raise ArchiveError(
             _(
@@ -258,7 +307,7 @@ def settle(archive: Archive, after_crash: bool = False) -> bool:
             ).format(old_keys_dir=state.old_keys_dir, where=where)
         )
     if _holds_commit(archive, head, state.commit):
-        pass  # committed: the keys it added are in use, and it replaced none
+        outcome = "committed"  # the keys it added are in use, and it replaced none
     elif state.commit and (state.committed or gitio.in_reflog(archive.root, state.commit)):
         raise ArchiveError(
             _(
@@ -276,8 +325,11 @@ def settle(archive: Archive, after_crash: bool = False) -> bool:
         )
     else:
         _undo(archive, state)
+        outcome = "undone"
     crash_point("settled")
     shutil.rmtree(where, ignore_errors=True)
+    if not after_crash:
+        settled_as = outcome
     return True
 
 
@@ -287,52 +339,77 @@ def _holds_commit(archive: Archive, head: str | None, commit: str | None) -> boo
 
 
 def _undo(archive: Archive, state: JournalState) -> None:
-    """The write did not commit: put back every file and key it still holds, index entries too."""
-    for change in state.files.values():
+    """The write did not commit: put back every file and key it still holds, index entries too.
+
+    Files are put back by several threads at once (an undone import removes
+    thousands: each unlink waits on the file system, and 8 wait together).
+    """
+    from archivectl.keystore import in_threads
+
+    def put_back(change: JournaledChange) -> None:
         if _put_back(change):
             crash_point("restored")
         if change.backup is None:
-            prune_empty_dirs(archive.root, change.path.parent)
+            prune_empty_dirs(archive.root, change.path.parent)  # each after its own file: the last one empties it
+
+    in_threads(put_back, list(state.files.values()))
     gitio.unstage(archive.root, sorted(state.files))
-    for name, marks in state.keys.items():
-        if _take_back_key(archive, name, marks):
-            crash_point("restored")
-    for number, mark in state.numbers.items():
-        _give_back_number(archive, number, mark)
-    for series, start, mark in state.reserving:  # taken, perhaps, before the journal could name them
-        for number in sorted(archive.keystore.reserved()):
-            if number.startswith(series + "-") and int(number.rsplit("-", 1)[1]) >= start:
-                _give_back_number(archive, number, mark)
+    keys = [(address, marks) for name, marks in state.keys.items() if (address := _address_of(name)) is not None]
+    if _remove_ours(archive, [(address.name, marks) for address, marks in keys]):
+        crash_point("restored")
+    numbers = dict(state.numbers)
+    if state.reserving:  # taken, perhaps, before the journal could name them
+        reserved = archive.keystore.reserved()  # listed once, for every series (each name a NUMBER_FILE)
+        for series, start, mark in state.reserving:
+            prefix = series + "-"
+            for number in reserved:
+                if number.startswith(prefix) and int(number[len(prefix) :]) >= start:
+                    numbers.setdefault(number, mark)
+    _give_back_numbers(archive, numbers)
 
 
-def _give_back_number(archive: Archive, number: str, mark: str) -> None:
-    """Release a number this uncommitted write reserved (never used in any commit, so P3 allows it again)."""
+def _give_back_numbers(archive: Archive, numbers: dict[str, str]) -> None:
+    """Release the numbers this uncommitted write reserved (never used in any commit, so P3 allows them again)."""
     from archivectl.keystore import NUMBERS
 
-    name = f"{NUMBERS}/{number}"
-    if _kept(archive, name):
-        return
-    note = archive.keystore.backend.read(name)
-    if note is not None and digest(note) == mark:
-        archive.keystore.backend.remove(name)
+    _remove_ours(archive, [(f"{NUMBERS}/{number}", {mark}) for number, mark in sorted(numbers.items())], False)
 
 
-def _take_back_key(archive: Archive, name: str, marks: set[str]) -> bool:
-    """Remove a key the uncommitted write added, if what is there is what it wrote. Repeatable."""
+def _address_of(name: str) -> KeyAddress | None:
     from archivectl.keystore import ADDRESSED
 
     m = ADDRESSED.fullmatch(name.rpartition("/")[2])
-    if m is None:
+    return KeyAddress(m["no"], m["recipient"]) if m else None
+
+
+def _remove_ours(archive: Archive, wanted: list[tuple[str, set[str]]], secret: bool = True) -> bool:
+    """Remove what the uncommitted write put in the keystore, where what is there is what it wrote. Repeatable.
+
+    Read together and removed together (one flush on a directory keystore, not
+    two a file). What a shredding that was killed left (all zeros) is ours
+    too: a key's address is random, and another writer's number is never blank.
+    secret: keys are shredded (zeroed first); a number's reservation holds nothing secret.
+    True if anything was removed.
+    """
+    backend = archive.keystore.backend
+    wanted = [(name, marks) for name, marks in wanted if not _kept(archive, name)]
+    if not wanted:
         return False
-    address = KeyAddress(m["no"], m["recipient"])
-    if _kept(archive, address.name):
-        return False
-    blob = archive.keystore.backend.read(address.name)
-    if blob is None:
-        return False
-    if digest(blob) not in marks and blob.strip(b"\0"):
-        return False  # not ours: a new address is random, so nobody else's key is here
-    return archive.keystore.destroy(address)  # ours, or ours already overwritten by a shredding that was killed
+    names = [name for name, _ in wanted]
+    from archivectl.keystore import DirectoryBackend, in_threads
+
+    if isinstance(backend, DirectoryBackend):  # each read waits on the file system: several wait together
+        blobs = in_threads(backend.read, names)
+    else:
+        blobs = backend.read_many(names)  # pipelined by the backend itself
+    ours = [
+        name
+        for (name, marks), blob in zip(wanted, blobs, strict=True)
+        if blob is not None and (digest(blob) in marks or not blob.strip(b"\0"))
+    ]
+    remove_many = getattr(backend, "remove_many", None)
+    removed = remove_many(ours, secret) if remove_many else [backend.remove(name) for name in ours]
+    return any(removed)
 
 
 def _kept(archive: Archive, name: str) -> bool:

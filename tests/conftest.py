@@ -272,11 +272,16 @@ class World:
         ]
 
     def broken_signing_env(self, who: str) -> dict[str, str]:
-        """A git config whose signing key has no private half and no agent: git cannot sign."""
-        pub_only = self.tmp / f"{who}-pub-only.pub"
-        pub_only.write_text(self.people[who].pub + "\n")
+        """A git config whose signing program fails: git cannot sign, though nothing says so before the commit.
+
+        (A key archivectl can tell is unusable, a .pub or a protected key without an agent, is refused before
+        any work: tests/test_keys_words.py.)
+        """
         config = self.tmp / f"{who}-broken.gitconfig"
-        config.write_text(f"[user]\n\tsigningkey = {pub_only}\n[gpg]\n\tformat = ssh\n")
+        config.write_text(
+            f"[user]\n\tsigningkey = {self.people[who].key}\n[gpg]\n\tformat = ssh\n"
+            f'[gpg "ssh"]\n\tprogram = {shutil.which("false") or "/bin/false"}\n'
+        )
         return {"GIT_CONFIG_GLOBAL": str(config), "SSH_AUTH_SOCK": "/nonexistent"}
 
     def key_file(self, number: str) -> Path:

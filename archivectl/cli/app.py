@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 from dataclasses import dataclass
@@ -40,8 +41,8 @@ class _Group(TyperGroup):
         except click_exception as exc:
             sys.stderr.write(error_line(parser_message(exc.format_message())) + "\n")
             sys.exit(exc.exit_code)
-        except abort:
-            sys.stderr.write(_("archivectl: interrupted; nothing was written") + "\n")
+        except (abort, KeyboardInterrupt):
+            sys.stderr.write(interrupted_line() + "\n")
             sys.exit(130)
         sys.exit(result if isinstance(result, int) else 0)
 
@@ -62,11 +63,26 @@ class _Group(TyperGroup):
             typer.echo(error_line(inert(str(exc))), err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            typer.echo(_("archivectl: interrupted; nothing was written"), err=True)
+            typer.echo(interrupted_line(), err=True)
             raise typer.Exit(130) from None
         except BrokenPipeError:
             sys.stderr.close()
             raise typer.Exit(0) from None
+
+
+def interrupted_line() -> str:
+    """What Ctrl-C did, in one true line: a write it stopped was undone (settled), or had committed already.
+
+    The bar of a long run is taken off the terminal first, so that the line is not drawn over.
+    """
+    for bar in _BARS:
+        with contextlib.suppress(Exception):
+            bar.stop()
+    _BARS.clear()
+    journal = sys.modules.get("archivectl.journal")  # not imported: this command began no write
+    if journal is not None and journal.settled_as == "committed":
+        return _("archivectl: interrupted after the change was committed; it is written")
+    return _("archivectl: interrupted; nothing was written")
 
 
 def speak_toolkit(group: Any = None) -> None:
@@ -285,6 +301,9 @@ def fmt_of(ctx: typer.Context, local: str | None) -> str:
     return local or globals_of(ctx).fmt
 
 
+_BARS: list[Any] = []  # progress bars started in this process
+
+
 def progress_bar(label: str, min_total: int = 0) -> Any:
     """A rich progress bar on stderr for long runs on a terminal (None when stderr is not one).
 
@@ -301,6 +320,7 @@ def progress_bar(label: str, min_total: int = 0) -> Any:
             from rich.progress import Progress
 
             state["bar"] = Progress(transient=True)
+            _BARS.append(state["bar"])  # stopped by interrupted_line() if Ctrl-C comes first
             state["bar"].start()
             state["task"] = state["bar"].add_task(stage or label, total=total or None)
         state["bar"].update(state["task"], completed=done, total=total or None, description=stage or label)

@@ -13,6 +13,7 @@ import os
 import pickle
 import queue
 import re
+import signal
 import threading
 import zlib
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from archivectl import gitio, records, yamlio
 from archivectl.archive import Archive, Transaction
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
+from archivectl.journal import ctrl_c_deferred
 from archivectl.keystore import KeyAddress
 from archivectl.layout import HouseholdPath
 from archivectl.ops.common import Approval, approved_writer, trailers, wrap_targets_of
@@ -438,6 +440,7 @@ class _KeyStorer:
         self.batches: queue.Queue[list[tuple[Any, bytes]] | None] = queue.Queue(maxsize=2)  # memory stays flat
         self.thread: threading.Thread | None = None
         self.failed: BaseException | None = None
+        self.stopping = False  # the write failed or was interrupted: store no more batches, they go back anyway
 
     def __enter__(self) -> _KeyStorer:
         return self
@@ -451,7 +454,7 @@ class _KeyStorer:
 
     def _store(self) -> None:
         while (batch := self.batches.get()) is not None:
-            if self.failed is None:  # after a failure, batches are only taken so that put() never blocks
+            if self.failed is None and not self.stopping:  # else batches are only taken so put() never blocks
                 try:
                     self.tx.put_keys(batch)
                 except BaseException as exc:
@@ -463,8 +466,10 @@ class _KeyStorer:
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
         if self.thread is not None:
-            self.batches.put(None)
-            self.thread.join()
+            self.stopping = exc_type is not None  # only the batch being stored is finished (journaled, undone)
+            with ctrl_c_deferred():  # a second Ctrl-C must not leave it storing keys while the write is undone
+                self.batches.put(None)
+                self.thread.join()
         if exc_type is None:
             self._raise_failure()
 
@@ -504,6 +509,10 @@ _state: dict[str, Any] = {}
 
 
 def _start_worker() -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the workers (terminate) and undoes the write;
+    # a worker that died of it would print a traceback and be replaced by a new fork, which inherits
+    # whatever pipe the parent has open then (a git it waits on would never be seen to finish).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for fd in gitio._INHERITED_FDS:  # the archive lock: only the parent holds it
         try:
             os.close(fd)
@@ -631,13 +640,14 @@ class _Workers:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.paced is not None:
-            self.paced.close()  # before terminate(), which waits for the thread that feeds the pool
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-            self.pool = None
-        _state.clear()
+        with ctrl_c_deferred():  # the workers are stopped however often Ctrl-C is pressed meanwhile
+            if self.paced is not None:
+                self.paced.close()  # before terminate(), which waits for the thread that feeds the pool
+            if self.pool is not None:
+                self.pool.terminate()
+                self.pool.join()
+                self.pool = None
+            _state.clear()
 
     @staticmethod
     def _parallel(count: int) -> bool:
