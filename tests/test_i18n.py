@@ -47,6 +47,8 @@ PENDING = {
     "archivectl/openbao.py",
 }
 ERRORS = {"ArchiveError", "UsageError", "BadParameter"}
+# Where a finding's message is given: flag(rule, message) in the judge, Finding(commit, subject, rule, message).
+FINDING_MESSAGE = {"flag": 1, "Finding": 3}
 # Lists of what is typed, the same in both languages.
 SAME_IN_CHINESE = {
     "hcl | json",
@@ -173,6 +175,12 @@ def untranslated(text: str, relative: str) -> list[str]:
             if called in ERRORS or (in_cli and called in ("out", "confirm", "progress_bar")):
                 if node.args and _is_literal(node.args[0]):
                     found.append(f"{relative}:{node.lineno}: {called}() of a literal")
+            # the judge's findings reach verify, pending, approve and the server hook's refusal
+            message = FINDING_MESSAGE.get(called)
+            if message is not None:
+                given = [*node.args[message : message + 1], *(k.value for k in node.keywords if k.arg == "message")]
+                if any(_is_literal(value) for value in given):
+                    found.append(f"{relative}:{node.lineno}: {called}() of a literal message")
             for keyword in node.keywords:
                 if in_cli and keyword.arg in ("help", "title") and _is_literal(keyword.value):
                     found.append(f"{relative}:{node.lineno}: {keyword.arg}= of a literal")
@@ -199,9 +207,14 @@ def test_the_scan_sees_each_kind_of_untranslated_literal():
         "@app.command()\ndef probe():\n    'Docstring help.'\n"
         "x = typer.Option(help='Plain help.')\nraise ArchiveError(f'refused {x}')\nout('done')\n"
         "raise UsageError(_('fine {x}').format(x=x))\n"
+        "flag('dates', f'dated {x}, in the future')\nflag('signature', 'commit is not signed')\n"
+        "Finding(c, s, 'numbers', f'{x} is used twice')\nFinding(c, s, 'root', message='a root commit')\n"
+        "flag('dates', _('dated {date}').format(date=x))\nflag('record', f'{path}: {problem}')\n"
+        "Finding(c, s, 'approval', awaiting(r, a))\n"
     )
-    assert len(untranslated(probe, "archivectl/cli/probe.py")) == 4
-    assert len(untranslated(probe, "archivectl/ops/probe.py")) == 1  # outside cli/: errors only
+    assert len(untranslated(probe, "archivectl/cli/probe.py")) == 8
+    assert len(untranslated(probe, "archivectl/ops/probe.py")) == 5  # outside cli/: errors and findings only
+    assert len(untranslated(probe, "archivectl/judge/probe.py")) == 5
 
 
 # (d) the real command under each language
