@@ -220,7 +220,14 @@ def test_the_scan_sees_each_kind_of_untranslated_literal():
 # (d) the real command under each language
 
 
-def run(args: list[str], lang: str, cwd: Path | None = None, env: dict[str, str] | None = None, **extra: str):
+def run(
+    args: list[str],
+    lang: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    **extra: str,
+):
     """`python -m archivectl ARGS` with the locale LANG=lang (nothing else choosing the language)."""
     base = {k: v for k, v in (env or os.environ).items() if k not in ("LANGUAGE", "LC_ALL", "LC_MESSAGES")}
     base.pop("ARCHIVECTL_LANG", None)
@@ -231,8 +238,52 @@ def run(args: list[str], lang: str, cwd: Path | None = None, env: dict[str, str]
         text=True,
         env=base,
         cwd=cwd,
+        input=stdin,
         timeout=300,
     )
+
+
+# English prose: three words in a row, each a plain English word (letters, maybe an apostrophe, "(s)" and a
+# trailing comma or stop), separated by blanks or plain numbers ("approved 12 changes in"). Not prose: an id
+# or a staff id (digits), an archive number, a path, an option, a value-with-hyphens, a table's cell border,
+# code in backticks.
+_PROSE_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+|\(s\))?[,.;:!?]?")
+
+
+def english_prose(line: str) -> str | None:
+    """The first run of three or more English words in line, or None."""
+    run_of: list[str] = []
+    for token in re.sub(r"`[^`]*`", " | ", line).split():
+        if (_PROSE_WORD.fullmatch(token) and len(token.strip(",.;:!?")) > 1) or token in ("a", "I"):
+            run_of.append(token)
+            if len(run_of) >= 3:
+                return " ".join(run_of)
+        elif not token.isdigit():
+            run_of = []
+    return None
+
+
+def test_the_prose_check_tells_english_sentences_from_data():
+    """The demo's check below is not vacuous: what an English interface prints it finds; data it leaves."""
+    for english in (
+        "all records valid",
+        "attached 4 scans to NH-2026-00001: checked against the paper dossiers",
+        "archivectl: error: but02 (butler) is not a reader of building B03; ask the general manager for a grant",
+        "│ 29e45439f5a1 │ add  │ clk01  │ mgr01    │ 0/1  │ new household from      │",
+        "$ archivectl pending    # as mgr01: what awaits whose signed approval",
+        "approved 12 change(s) in commit 178d96531610",
+    ):
+        assert english_prose(english), english
+    for data in (
+        "HO-2026-00001",
+        "│ SP-2026-00001 │ B03  │ 3    │ 0305 │ special         │ owner-occupied │ active │ 0      │",
+        "  relation: spouse",
+        "      customers.0.id_number: - -> 1101**********1964",
+        "已为 NH-2026-00001, NH-2026-00002, SP-2026-00001 附上 4 份扫描件",
+        "试试：cd /tmp/x/archive && git log --show-signature -1   （已配置允许的签名者）",
+        "所有记录均有效（见 `archivectl verify --range origin/main..HEAD`）",
+    ):
+        assert english_prose(data) is None, data
 
 
 def test_help_in_chinese_under_a_chinese_locale(tmp_path):
@@ -362,12 +413,52 @@ def test_table_headings_and_reports_in_chinese(world: World):
 
 
 def test_the_demo_speaks_chinese(tmp_path):
-    result = run(["demo", str(tmp_path / "demo")], "zh_CN.UTF-8", cwd=tmp_path)
+    result = run(["demo", str(tmp_path / "demo")], "zh_CN.UTF-8", cwd=tmp_path, COLUMNS="200")  # no cell wraps
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     for words in ("项变更", "所有记录均有效", "个提交", "资料齐全", "演示档案库："):
         assert words in out, words
     assert "archivectl：错误：" in out  # the refused reveal of another building's butler, in Chinese (P7)
+    # Every line reads Chinese but data: the commands typed (a step's note after `#` is read), and the
+    # commit subjects history shows (git keeps them language-neutral), taken from the archive itself.
+    log = ["git", "-C", str(tmp_path / "demo" / "archive"), "log", "--format=%s"]
+    subjects = sorted(set(subprocess.run(log, capture_output=True, text=True, check=True).stdout.splitlines()), key=len)
+    english = []
+    for line in out.splitlines():
+        shown = (line.split("    # ", 1)[1] if "    # " in line else "") if line.startswith("$ ") else line
+        for subject in reversed(subjects):
+            shown = shown.replace(subject, " | ")
+        if english_prose(shown):
+            english.append(line)
+    assert not english, "English in the Chinese demo:\n" + "\n".join(english)
+    assert len(out.splitlines()) > 100 and sum(bool(CHINESE.search(line)) for line in out.splitlines()) > 40
+
+
+def test_the_server_refuses_an_unapproved_push_in_chinese(world: World):  # P12
+    """The pre-receive hook (verify-push) refuses a change awaiting its approval, and a commit nobody signed,
+    in Chinese under a Chinese locale: each refusal one line, the same exit code as in English, nothing moved."""
+    old = world.git("rev-parse", "HEAD").strip()
+    world.add()  # awaits mgr01
+    world.git("commit", "-q", "--allow-empty", "--no-gpg-sign", "-m", "tidy up")
+    new = world.git("rev-parse", "HEAD").strip()
+    before = world.snapshot()
+    env = process_env(world.people["aud01"])
+    pushed = f"{old} {new} refs/heads/main\n"
+    args = ["--archive", str(world.root), "verify-push", "--main", "main"]
+    chinese, english = (run(args, lang, env=env, stdin=pushed) for lang in ("zh_CN.UTF-8", "C"))
+    assert chinese.returncode == english.returncode == 1, (chinese.stderr, english.stderr)
+    lines = chinese.stderr.splitlines()
+    assert len(lines) == len(english.stderr.splitlines()) >= 3
+    assert all(line.startswith("archivectl：已拒绝：") for line in lines), lines
+    assert any(" approval: 等待 mgr01 审批" in line for line in lines), lines  # the rule's name stays as data
+    assert any(" signature: 提交未签名" in line for line in lines), lines
+    assert "awaiting approval by mgr01" in english.stderr and "commit is not signed" in english.stderr
+    assert [line for line in lines if english_prose(line)] == []
+    assert_unchanged(world, before)
+    # a push of main that rewrites it is refused in Chinese too
+    rewrite = run(args, "zh_CN.UTF-8", env=env, stdin=f"{new} {old} refs/heads/main\n")
+    assert rewrite.returncode == 1
+    assert rewrite.stderr.strip() == "archivectl：已拒绝：推送到 main 不得改写其历史（禁止强制推送）"
 
 
 def settings_accept_language() -> bool:
