@@ -433,6 +433,25 @@ def test_the_demo_speaks_chinese(tmp_path):
     assert not english, "English in the Chinese demo:\n" + "\n".join(english)
     assert len(out.splitlines()) > 100 and sum(bool(CHINESE.search(line)) for line in out.splitlines()) > 40
 
+    # every report on the demo's archive, as people read it: headings, summaries, sections, yes and no
+    archive = tmp_path / "demo" / "archive"
+    as_auditor = {**os.environ, "GIT_CONFIG_GLOBAL": str(tmp_path / "demo" / "demo-keys" / "aud01.gitconfig")}
+    for name in ("completeness", "retention", "stats", "requests"):
+        for fmt in ("table", "markdown", "html"):
+            args = ["--archive", str(archive), "report", name, "--format", fmt]
+            shown = run(args, "zh_CN.UTF-8", env=as_auditor, COLUMNS="200")
+            assert shown.returncode == 0, (name, fmt, shown.stderr)
+            text = shown.stdout
+            if fmt == "html":  # what the page shows: no style sheet, no tags, no column keys under the headings
+                text = re.sub(r"<style>.*?</style>|<small>.*?</small>|<[^>]+>", "\n", text, flags=re.S)
+            english = [line for line in text.splitlines() if english_prose(line)]
+            assert not english, (name, fmt, english)
+            assert CHINESE.search(text.splitlines()[0] if fmt == "table" else text), (name, fmt)
+    lent = run(["--archive", str(archive), "report", "retention"], "zh_CN.UTF-8", env=as_auditor, COLUMNS="200")
+    assert "│ 否   │" in lent.stdout  # the paper dossier lent to but01 is not overdue
+    as_csv = run(["--archive", str(archive), "report", "retention", "--format", "csv"], "zh_CN.UTF-8", env=as_auditor)
+    assert ",no" in as_csv.stdout and "否" not in as_csv.stdout  # csv keeps its words for scripts
+
 
 def test_the_server_refuses_an_unapproved_push_in_chinese(world: World):  # P12
     """The pre-receive hook (verify-push) refuses a change awaiting its approval, and a commit nobody signed,
