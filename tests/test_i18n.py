@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import gettext
+import json
 import os
 import re
 import string
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RECORD, World, assert_unchanged, process_env
+from test_office import office  # noqa: F401  (the fixture, used by name)
 
 from archivectl import i18n, yamlio
 
@@ -478,6 +480,29 @@ def test_the_server_refuses_an_unapproved_push_in_chinese(world: World):  # P12
     rewrite = run(args, "zh_CN.UTF-8", env=env, stdin=f"{new} {old} refs/heads/main\n")
     assert rewrite.returncode == 1
     assert rewrite.stderr.strip() == "archivectl：已拒绝：推送到 main 不得改写其历史（禁止强制推送）"
+
+
+def test_a_resealed_merge_still_asks_its_approver_under_a_chinese_locale(office, world):  # noqa: F811  # P12
+    """verify tells a merge that re-sealed both sides' personal fields by its translated words (checks.py): under
+    zh_CN the reader-signed merge still waits for mgr02's approval, as in English, and is refused until then."""
+    from test_merge import NEW_ADDRESS, NEW_PHONE, SEALED_MERGE, merge, two_approved_edits
+
+    two_approved_edits(
+        office, world, (f"customers.0.phone={NEW_PHONE}",), (f"customers.0.mailing_address={NEW_ADDRESS}",)
+    )
+    manager = office["mgr01"]
+    assert merge(manager, "two", check=False).returncode == 0
+    args = ["--archive", str(manager.clone), "verify", "--range", "origin/main..HEAD", "--format", "json"]
+    unsigned = run(args, "zh_CN.UTF-8", env=manager.env())
+    assert unsigned.returncode == 1
+    merges = [f["message"] for f in json.loads(unsigned.stdout)["findings"] if f["rule"] == "merge"]
+    assert [m.split(": ", 1)[1] for m in merges] == ["合并加密字段必须由该楼栋的阅读人签名（git merge -S）"], merges
+    manager.git("commit", "-q", "--amend", "-S", "-m", SEALED_MERGE)
+    chinese, english = (run(args, lang, env=manager.env()) for lang in ("zh_CN.UTF-8", "C"))
+    assert chinese.returncode == english.returncode == 1
+    found = [(f["rule"], f["message"]) for f in json.loads(chinese.stdout)["findings"]]
+    assert found == [("approval", "等待 mgr02 审批")]
+    assert [f["message"] for f in json.loads(english.stdout)["findings"]] == ["awaiting approval by mgr02"]
 
 
 def settings_accept_language() -> bool:
