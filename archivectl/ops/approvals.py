@@ -77,7 +77,7 @@ def plan(archive: Archive, range_spec: str | None, reveal: bool = False, identit
     if actor.member.role not in every_role:
         raise ArchiveError(
             _("{id} is a {role}; approvals need a {items}").format(
-                id=actor.member.id, role=actor.member.role, items=" or ".join(sorted(every_role))
+                id=actor.member.id, role=actor.member.role, items=_(" or ").join(sorted(every_role))
             )
         )
     me = actor.member
