@@ -94,18 +94,19 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
 
     estate = source / "archive.yaml"
     if estate.is_file():  # the estate's buildings and unit numbering, declared once with the gm's approval
+        declare, as_built = _("declare the estate"), _("the estate as built")
         step(
-            "archivectl configure --reason 'declare the estate' --approver gm01",
+            f"archivectl configure --reason '{declare}' --approver gm01",
             _("as {who}, archive.yaml edited").format(who="mgr01"),
         )
         settings = archive.root / "archive.yaml"
         settings.write_text(settings.read_text(encoding="utf-8") + estate.read_text(encoding="utf-8"), "utf-8")
         with acting_as(people["mgr01"]):
-            commit = configure(archive, [], Approval("declare the estate", "gm01"))
+            commit = configure(archive, [], Approval(declare, "gm01"))
             say(_("committed in {commit}").format(commit=commit[:12]))
-        step("archivectl approve --yes --reason 'the estate as built'", _("as {who}").format(who="gm01"))
+        step(f"archivectl approve --yes --reason '{as_built}'", _("as {who}").format(who="gm01"))
         with acting_as(people["gm01"]):
-            _plan, commit = approvals.approve(archive, None, "the estate as built", lambda plan: True)
+            _plan, commit = approvals.approve(archive, None, as_built, lambda plan: True)
             say(_("approved in commit {commit}").format(commit=commit[:12]))
         archive = Archive(archive.root)
 
@@ -113,7 +114,7 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
     with acting_as(people["clk01"]):
         for record_file in sorted((source / "households").glob("*.yaml")):
             given = households.RecordInput(file=record_file)
-            no = households.add(archive, given, Approval("new household from paper dossier", "mgr01"))
+            no = households.add(archive, given, Approval(_("new household from paper dossier"), "mgr01"))
             numbers.append(no)
             step(
                 f"archivectl add --file {record_file.name} --reason '...' --approver mgr01",
@@ -136,7 +137,7 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
                 )
             )
 
-    approve_as_manager("checked against the paper dossiers")
+    approve_as_manager(_("checked against the paper dossiers"))
 
     edit = yamlio.load_file(source / "demo-edit.yaml")
     sets = [f"{field}={value}" for field, value in edit.items()]
@@ -149,7 +150,7 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
             archive,
             first,
             households.RecordInput(sets=sets),
-            Approval("owner called with a new phone number", "mgr01"),
+            Approval(_("owner called with a new phone number"), "mgr01"),
             None,
         )
     say(_("edited {archive_no} in commit {commit}").format(archive_no=first, commit=commit[:12]))
@@ -161,14 +162,15 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
     with acting_as(people["but01"]):
         say(render_record(reading.show(archive, first), "yaml"))
 
-    step(f"archivectl show {first} --reveal --reason 'verify identity at front desk'", _("as but01: registered"))
+    front_desk, curious = _("verify identity at front desk"), _("curious")
+    step(f"archivectl show {first} --reveal --reason '{front_desk}'", _("as but01: registered"))
     with acting_as(people["but01"]):
-        say(render_record(reading.reveal(archive, first, "verify identity at front desk"), "yaml"))
+        say(render_record(reading.reveal(archive, first, front_desk), "yaml"))
 
-    step(f"archivectl show {first} --reveal --reason 'curious'", _("as but02, butler of B05: refused"))
+    step(f"archivectl show {first} --reveal --reason '{curious}'", _("as but02, butler of B05: refused"))
     with acting_as(people["but02"]):
         try:
-            reading.reveal(archive, first, "curious")
+            reading.reveal(archive, first, curious)
             say(_("(unexpectedly allowed)"))
         except ArchiveError as exc:
             say(_("archivectl: error: {problem}").format(problem=exc))
@@ -185,7 +187,7 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
     with acting_as(people["clk01"]):
         say(
             _("attached {name}").format(
-                name=access.attach(archive, first, scan, "fire-safety-pledge", None, Approval("scanned", "mgr01"))
+                name=access.attach(archive, first, scan, "fire-safety-pledge", None, Approval(_("scanned"), "mgr01"))
             )
         )
 
@@ -195,13 +197,13 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> Path:
     last = numbers[-1]
     step(f"archivectl move-out {last} --date {clock.today()} --reason '...' --approver mgr01", _("as but02 (P1)"))
     with acting_as(people["but02"]):
-        lifecycle.move_out(archive, last, clock.today().isoformat(), Approval("tenant left, keys returned", "mgr01"))
+        lifecycle.move_out(archive, last, clock.today().isoformat(), Approval(_("tenant left, keys returned"), "mgr01"))
     due = (clock.today() + dt.timedelta(days=14)).isoformat()
     step(f"archivectl lend {numbers[1]} --to but01 --due {due} --reason '...' --approver mgr01", _("as clk01 (P8)"))
     with acting_as(people["clk01"]):
-        access.lend(archive, numbers[1], "but01", due, Approval("home visit about the renovation", "mgr01"))
+        access.lend(archive, numbers[1], "but01", due, Approval(_("home visit about the renovation"), "mgr01"))
 
-    approve_as_manager("checked the phone call note and the scans")
+    approve_as_manager(_("checked the phone call note and the scans"))
 
     step("archivectl validate")
     problems = validate(archive)
@@ -243,7 +245,7 @@ def _complete_some(archive: Archive, base: Path, how_many: int) -> str:
             scan = base / f"{doc}.pdf"
             scan.write_bytes(f"%PDF-1.4 demo scan: {doc} (fictitious)\n".encode())
             access.attach(
-                archive, row["archive_no"], scan, doc, None, Approval("scanned from the paper dossier", "mgr01")
+                archive, row["archive_no"], scan, doc, None, Approval(_("scanned from the paper dossier"), "mgr01")
             )
             attached += 1
     return _("attached {count} scans to {households}").format(

@@ -69,18 +69,20 @@ def approval_problem(
     """Why approver_id may not approve acting's change, or None (P12, four-eyes)."""
     roles = roles or rules.approver_roles
     if not approver_id:
-        return "--approver is required: name the manager who approved this change"
+        return _("--approver is required: name the manager who approved this change")
     if not re.fullmatch(r"[a-z][a-z0-9_-]{1,31}", approver_id):
-        return "--approver must be a staff id like mgr01"
+        return _("--approver must be a staff id like mgr01")
     approver = staff.get(approver_id)
     if approver is None:
-        return f"approver {approver_id} is not on staff.yaml"
+        return _("approver {who} is not on staff.yaml").format(who=approver_id)
     if not approver.active:
-        return f"approver {approver_id} is no longer active"
+        return _("approver {who} is no longer active").format(who=approver_id)
     if approver.role not in roles:
-        return f"approver {approver_id} is a {approver.role}; approvals need a {' or '.join(roles)}"
+        return _("approver {who} is a {role}; approvals need a {roles}").format(
+            who=approver_id, role=approver.role, roles=_(" or ").join(roles)
+        )
     if rules.four_eyes and approver.id == acting.id:
-        return f"{acting.id} cannot approve their own change (four-eyes rule)"
+        return _("{id} cannot approve their own change (four-eyes rule)").format(id=acting.id)
     return None
 
 

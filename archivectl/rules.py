@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from archivectl.i18n import _
 from archivectl.layout import HOUSEHOLD_PATTERN
 
 # ------------------------------------------------------------------ paths
@@ -226,17 +227,17 @@ def record_change_problem(
     rotation: the ones it re-encrypts).
     """
     if how == "purge":
-        return None if new is None else "a purge deletes records, it does not change them"
+        return None if new is None else _("a purge deletes records, it does not change them")
     if how == "new":
         if old is not None or new is None:
-            return "only creates new records"
+            return _("only creates new records")
         if new.get("status") != "active" or new.get("tombstone") or new.get("moved_out"):
-            return "a new household must be active"
+            return _("a new household must be active")
         if new.get("documents"):
-            return "a new household has no documents yet (attach adds them)"
+            return _("a new household has no documents yet (attach adds them)")
         return None
     if old is None or new is None:
-        return "changes an existing record, it does not create or delete one"
+        return _("changes an existing record, it does not create or delete one")
     changed = changed_fields(old, new)
     allowed = _ALLOWED_FIELDS.get(how)
     if allowed is not None:
@@ -244,7 +245,7 @@ def record_change_problem(
     else:  # edit: everything but the command fields and the record key's recipient (forget: a new one)
         extra = sorted(changed & {*COMMAND_FIELDS, *(() if how == "forget" else ("recipient",))})
     if extra:
-        return f"changes {', '.join(extra)}, which {how} may not change"
+        return _("changes {fields}, which {action} may not change").format(fields=", ".join(extra), action=how)
     return _TRANSITIONS[how](old, new, approved_by, added_files) if how in _TRANSITIONS else None
 
 
@@ -265,34 +266,34 @@ def _attach(old: dict, new: dict, _approver: str | None, added: set[str]) -> str
     before = [d for d in old.get("documents") or [] if isinstance(d, dict)]
     after = [d for d in new.get("documents") or [] if isinstance(d, dict)]
     if any(d not in after for d in before):
-        return "an attach may only add documents, never change or drop one (P6)"
+        return _("an attach may only add documents, never change or drop one (P6)")
     listed = {str(d.get("file")) for d in after if d not in before}
     if not listed or listed != added:
-        return "the documents it lists must be exactly the attachments it adds"
+        return _("the documents it lists must be exactly the attachments it adds")
     return None
 
 
 def _tombstone(old: dict, new: dict, approver: str | None, _added: set[str]) -> str | None:
     tomb = new.get("tombstone")
     if old.get("status") not in ("active", "moved-out") or new.get("status") != "tombstoned":
-        return "a tombstone turns an active or moved-out household into a tombstoned one"
+        return _("a tombstone turns an active or moved-out household into a tombstoned one")
     if not isinstance(tomb, dict) or tomb.get("previous_status") != old.get("status"):
-        return "the tombstone block must say the previous status"
+        return _("the tombstone block must say the previous status")
     if tomb.get("approver") != approver:
-        return "the tombstone block must name the approver the commit names"
+        return _("the tombstone block must name the approver the commit names")
     return None
 
 
 def _restore(old: dict, new: dict, _approver: str | None, _added: set[str]) -> str | None:
     previous = (old.get("tombstone") or {}).get("previous_status", "active")
     if old.get("status") != "tombstoned" or new.get("status") != previous or new.get("tombstone"):
-        return "a restore returns a tombstoned household to its previous status"
+        return _("a restore returns a tombstoned household to its previous status")
     return None
 
 
 def _move_out(old: dict, new: dict, _approver: str | None, _added: set[str]) -> str | None:
     if old.get("status") != "active" or new.get("status") != "moved-out" or not new.get("moved_out"):
-        return "a move-out turns an active household into a moved-out one with its date"
+        return _("a move-out turns an active household into a moved-out one with its date")
     return None
 
 
@@ -305,14 +306,14 @@ def _rotate(old: dict, new: dict, _approver: str | None, rekeyed: set[str]) -> s
         or (old.get("sealed") and new.get("sealed") == old.get("sealed"))
         or rekeyed != documents
     ):
-        return "a rotation re-encrypts the sealed block and every attachment to a new record key (recipient)"
+        return _("a rotation re-encrypts the sealed block and every attachment to a new record key (recipient)")
     return None
 
 
 def _forget(old: dict, new: dict, approver: str | None, rekeyed: set[str]) -> str | None:
     # an edit, and a rotation of one household: the old key must guard nothing this version still needs
     if _rotate(old, new, approver, rekeyed):
-        return "must seal the record and re-encrypt every attachment to a new record key (recipient)"
+        return _("must seal the record and re-encrypt every attachment to a new record key (recipient)")
     return None
 
 

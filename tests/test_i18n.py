@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import gettext
+import json
 import os
 import re
 import string
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RECORD, World, assert_unchanged, process_env
+from test_office import office  # noqa: F401  (the fixture, used by name)
 
 from archivectl import i18n, yamlio
 
@@ -47,6 +49,8 @@ PENDING = {
     "archivectl/openbao.py",
 }
 ERRORS = {"ArchiveError", "UsageError", "BadParameter"}
+# Where a finding's message is given: flag(rule, message) in the judge, Finding(commit, subject, rule, message).
+FINDING_MESSAGE = {"flag": 1, "Finding": 3}
 # Lists of what is typed, the same in both languages.
 SAME_IN_CHINESE = {
     "hcl | json",
@@ -173,6 +177,12 @@ def untranslated(text: str, relative: str) -> list[str]:
             if called in ERRORS or (in_cli and called in ("out", "confirm", "progress_bar")):
                 if node.args and _is_literal(node.args[0]):
                     found.append(f"{relative}:{node.lineno}: {called}() of a literal")
+            # the judge's findings reach verify, pending, approve and the server hook's refusal
+            message = FINDING_MESSAGE.get(called)
+            if message is not None:
+                given = [*node.args[message : message + 1], *(k.value for k in node.keywords if k.arg == "message")]
+                if any(_is_literal(value) for value in given):
+                    found.append(f"{relative}:{node.lineno}: {called}() of a literal message")
             for keyword in node.keywords:
                 if in_cli and keyword.arg in ("help", "title") and _is_literal(keyword.value):
                     found.append(f"{relative}:{node.lineno}: {keyword.arg}= of a literal")
@@ -199,15 +209,27 @@ def test_the_scan_sees_each_kind_of_untranslated_literal():
         "@app.command()\ndef probe():\n    'Docstring help.'\n"
         "x = typer.Option(help='Plain help.')\nraise ArchiveError(f'refused {x}')\nout('done')\n"
         "raise UsageError(_('fine {x}').format(x=x))\n"
+        "flag('dates', f'dated {x}, in the future')\nflag('signature', 'commit is not signed')\n"
+        "Finding(c, s, 'numbers', f'{x} is used twice')\nFinding(c, s, 'root', message='a root commit')\n"
+        "flag('dates', _('dated {date}').format(date=x))\nflag('record', f'{path}: {problem}')\n"
+        "Finding(c, s, 'approval', awaiting(r, a))\n"
     )
-    assert len(untranslated(probe, "archivectl/cli/probe.py")) == 4
-    assert len(untranslated(probe, "archivectl/ops/probe.py")) == 1  # outside cli/: errors only
+    assert len(untranslated(probe, "archivectl/cli/probe.py")) == 8
+    assert len(untranslated(probe, "archivectl/ops/probe.py")) == 5  # outside cli/: errors and findings only
+    assert len(untranslated(probe, "archivectl/judge/probe.py")) == 5
 
 
 # (d) the real command under each language
 
 
-def run(args: list[str], lang: str, cwd: Path | None = None, env: dict[str, str] | None = None, **extra: str):
+def run(
+    args: list[str],
+    lang: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    **extra: str,
+):
     """`python -m archivectl ARGS` with the locale LANG=lang (nothing else choosing the language)."""
     base = {k: v for k, v in (env or os.environ).items() if k not in ("LANGUAGE", "LC_ALL", "LC_MESSAGES")}
     base.pop("ARCHIVECTL_LANG", None)
@@ -218,8 +240,52 @@ def run(args: list[str], lang: str, cwd: Path | None = None, env: dict[str, str]
         text=True,
         env=base,
         cwd=cwd,
+        input=stdin,
         timeout=300,
     )
+
+
+# English prose: three words in a row, each a plain English word (letters, maybe an apostrophe, "(s)" and a
+# trailing comma or stop), separated by blanks or plain numbers ("approved 12 changes in"). Not prose: an id
+# or a staff id (digits), an archive number, a path, an option, a value-with-hyphens, a table's cell border,
+# code in backticks.
+_PROSE_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+|\(s\))?[,.;:!?]?")
+
+
+def english_prose(line: str) -> str | None:
+    """The first run of three or more English words in line, or None."""
+    run_of: list[str] = []
+    for token in re.sub(r"`[^`]*`", " | ", line).split():
+        if (_PROSE_WORD.fullmatch(token) and len(token.strip(",.;:!?")) > 1) or token in ("a", "I"):
+            run_of.append(token)
+            if len(run_of) >= 3:
+                return " ".join(run_of)
+        elif not token.isdigit():
+            run_of = []
+    return None
+
+
+def test_the_prose_check_tells_english_sentences_from_data():
+    """The demo's check below is not vacuous: what an English interface prints it finds; data it leaves."""
+    for english in (
+        "all records valid",
+        "attached 4 scans to NH-2026-00001: checked against the paper dossiers",
+        "archivectl: error: but02 (butler) is not a reader of building B03; ask the general manager for a grant",
+        "│ 29e45439f5a1 │ add  │ clk01  │ mgr01    │ 0/1  │ new household from      │",
+        "$ archivectl pending    # as mgr01: what awaits whose signed approval",
+        "approved 12 change(s) in commit 178d96531610",
+    ):
+        assert english_prose(english), english
+    for data in (
+        "HO-2026-00001",
+        "│ SP-2026-00001 │ B03  │ 3    │ 0305 │ special         │ owner-occupied │ active │ 0      │",
+        "  relation: spouse",
+        "      customers.0.id_number: - -> 1101**********1964",
+        "已为 NH-2026-00001, NH-2026-00002, SP-2026-00001 附上 4 份扫描件",
+        "试试：cd /tmp/x/archive && git log --show-signature -1   （已配置允许的签名者）",
+        "所有记录均有效（见 `archivectl verify --range origin/main..HEAD`）",
+    ):
+        assert english_prose(data) is None, data
 
 
 def test_help_in_chinese_under_a_chinese_locale(tmp_path):
@@ -350,12 +416,94 @@ def test_table_headings_and_reports_in_chinese(world: World):
 
 
 def test_the_demo_speaks_chinese(tmp_path):
-    result = run(["demo", str(tmp_path / "demo")], "zh_CN.UTF-8", cwd=tmp_path)
+    result = run(["demo", str(tmp_path / "demo")], "zh_CN.UTF-8", cwd=tmp_path, COLUMNS="200")  # no cell wraps
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     for words in ("项变更", "所有记录均有效", "个提交", "资料齐全", "演示档案库："):
         assert words in out, words
     assert "archivectl：错误：" in out  # the refused reveal of another building's butler, in Chinese (P7)
+    # Every line reads Chinese but data: the commands typed (a step's note after `#` is read), and the
+    # commit subjects history shows (git keeps them language-neutral), taken from the archive itself.
+    log = ["git", "-C", str(tmp_path / "demo" / "archive"), "log", "--format=%s"]
+    subjects = sorted(set(subprocess.run(log, capture_output=True, text=True, check=True).stdout.splitlines()), key=len)
+    english = []
+    for line in out.splitlines():
+        shown = (line.split("    # ", 1)[1] if "    # " in line else "") if line.startswith("$ ") else line
+        for subject in reversed(subjects):
+            shown = shown.replace(subject, " | ")
+        if english_prose(shown):
+            english.append(line)
+    assert not english, "English in the Chinese demo:\n" + "\n".join(english)
+    assert len(out.splitlines()) > 100 and sum(bool(CHINESE.search(line)) for line in out.splitlines()) > 40
+
+    # every report on the demo's archive, as people read it: headings, summaries, sections, yes and no
+    archive = tmp_path / "demo" / "archive"
+    as_auditor = {**os.environ, "GIT_CONFIG_GLOBAL": str(tmp_path / "demo" / "demo-keys" / "aud01.gitconfig")}
+    for name in ("completeness", "retention", "stats", "requests"):
+        for fmt in ("table", "markdown", "html"):
+            args = ["--archive", str(archive), "report", name, "--format", fmt]
+            shown = run(args, "zh_CN.UTF-8", env=as_auditor, COLUMNS="200")
+            assert shown.returncode == 0, (name, fmt, shown.stderr)
+            text = shown.stdout
+            if fmt == "html":  # what the page shows: no style sheet, no tags, no column keys under the headings
+                text = re.sub(r"<style>.*?</style>|<small>.*?</small>|<[^>]+>", "\n", text, flags=re.S)
+            english = [line for line in text.splitlines() if english_prose(line)]
+            assert not english, (name, fmt, english)
+            assert CHINESE.search(text.splitlines()[0] if fmt == "table" else text), (name, fmt)
+    lent = run(["--archive", str(archive), "report", "retention"], "zh_CN.UTF-8", env=as_auditor, COLUMNS="200")
+    assert "│ 否   │" in lent.stdout  # the paper dossier lent to but01 is not overdue
+    as_csv = run(["--archive", str(archive), "report", "retention", "--format", "csv"], "zh_CN.UTF-8", env=as_auditor)
+    assert ",no" in as_csv.stdout and "否" not in as_csv.stdout  # csv keeps its words for scripts
+
+
+def test_the_server_refuses_an_unapproved_push_in_chinese(world: World):  # P12
+    """The pre-receive hook (verify-push) refuses a change awaiting its approval, and a commit nobody signed,
+    in Chinese under a Chinese locale: each refusal one line, the same exit code as in English, nothing moved."""
+    old = world.git("rev-parse", "HEAD").strip()
+    world.add()  # awaits mgr01
+    world.git("commit", "-q", "--allow-empty", "--no-gpg-sign", "-m", "tidy up")
+    new = world.git("rev-parse", "HEAD").strip()
+    before = world.snapshot()
+    env = process_env(world.people["aud01"])
+    pushed = f"{old} {new} refs/heads/main\n"
+    args = ["--archive", str(world.root), "verify-push", "--main", "main"]
+    chinese, english = (run(args, lang, env=env, stdin=pushed) for lang in ("zh_CN.UTF-8", "C"))
+    assert chinese.returncode == english.returncode == 1, (chinese.stderr, english.stderr)
+    lines = chinese.stderr.splitlines()
+    assert len(lines) == len(english.stderr.splitlines()) >= 3
+    assert all(line.startswith("archivectl：已拒绝：") for line in lines), lines
+    assert any(" approval: 等待 mgr01 审批" in line for line in lines), lines  # the rule's name stays as data
+    assert any(" signature: 提交未签名" in line for line in lines), lines
+    assert "awaiting approval by mgr01" in english.stderr and "commit is not signed" in english.stderr
+    assert [line for line in lines if english_prose(line)] == []
+    assert_unchanged(world, before)
+    # a push of main that rewrites it is refused in Chinese too
+    rewrite = run(args, "zh_CN.UTF-8", env=env, stdin=f"{new} {old} refs/heads/main\n")
+    assert rewrite.returncode == 1
+    assert rewrite.stderr.strip() == "archivectl：已拒绝：推送到 main 不得改写其历史（禁止强制推送）"
+
+
+def test_a_resealed_merge_still_asks_its_approver_under_a_chinese_locale(office, world):  # noqa: F811  # P12
+    """verify tells a merge that re-sealed both sides' personal fields by its translated words (checks.py): under
+    zh_CN the reader-signed merge still waits for mgr02's approval, as in English, and is refused until then."""
+    from test_merge import NEW_ADDRESS, NEW_PHONE, SEALED_MERGE, merge, two_approved_edits
+
+    two_approved_edits(
+        office, world, (f"customers.0.phone={NEW_PHONE}",), (f"customers.0.mailing_address={NEW_ADDRESS}",)
+    )
+    manager = office["mgr01"]
+    assert merge(manager, "two", check=False).returncode == 0
+    args = ["--archive", str(manager.clone), "verify", "--range", "origin/main..HEAD", "--format", "json"]
+    unsigned = run(args, "zh_CN.UTF-8", env=manager.env())
+    assert unsigned.returncode == 1
+    merges = [f["message"] for f in json.loads(unsigned.stdout)["findings"] if f["rule"] == "merge"]
+    assert [m.split(": ", 1)[1] for m in merges] == ["合并加密字段必须由该楼栋的阅读人签名（git merge -S）"], merges
+    manager.git("commit", "-q", "--amend", "-S", "-m", SEALED_MERGE)
+    chinese, english = (run(args, lang, env=manager.env()) for lang in ("zh_CN.UTF-8", "C"))
+    assert chinese.returncode == english.returncode == 1
+    found = [(f["rule"], f["message"]) for f in json.loads(chinese.stdout)["findings"]]
+    assert found == [("approval", "等待 mgr02 审批")]
+    assert [f["message"] for f in json.loads(english.stdout)["findings"]] == ["awaiting approval by mgr02"]
 
 
 def settings_accept_language() -> bool:

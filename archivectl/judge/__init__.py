@@ -58,12 +58,12 @@ class Verdict:
 
     def words(self) -> str:
         if self.state == "approved":
-            return f"approved by {', '.join(self.by)}"
+            return _("approved by {who}").format(who=", ".join(self.by))
         if self.state == "awaiting":
-            return f"awaiting approval by {', '.join(self.by)}"
+            return _("awaiting approval by {who}").format(who=", ".join(self.by))
         if self.state == "broken":
             return "; ".join(self.why)
-        return "needs no approval"
+        return _("needs no approval")
 
 
 @dataclass

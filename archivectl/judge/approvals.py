@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from archivectl import gitio, pii, policy
+from archivectl.i18n import _
 from archivectl.judge.findings import Finding
 from archivectl.staff import Staff, StaffMember
 
@@ -70,12 +71,14 @@ def match_approvals(ctx: History, run: Run) -> None:
             problem = None
             request = run.requests.get(name)
             if name not in reachable:
-                problem = f"approves {name[:12]}, which is not in its history"
+                problem = _("approves {commit}, which is not in its history").format(commit=name[:12])
             elif approval.signer is None:
-                problem = "signed by someone who may not approve"
+                problem = _("signed by someone who may not approve")
             elif request is not None:
                 if request.needed == 1 and approval.signer.id != request.approver:
-                    problem = f"approves {name[:12]}, which asks {request.approver}, not {approval.signer.id}"
+                    problem = _("approves {commit}, which asks {approver}, not {signer}").format(
+                        commit=name[:12], approver=request.approver, signer=approval.signer.id
+                    )
                 else:
                     problem = policy.approval_problem(
                         request.actor, approval.signer.id, approval.staff, request.rules, request.roles
@@ -111,16 +114,24 @@ def _ancestors(ctx: History, parents: dict[str, tuple[str, ...]], start: str, wa
 def awaiting(request: Request, approvers: set[str]) -> str:
     """What a change still waits for, in words (the one awaited approver, or how many more of which roles)."""
     if request.needed > 1:
-        count = f"{len(request.signed)} of {request.needed} approvals"
+        roles = _(" or ").join(request.roles)
+        count = _("{signed} of {needed} approvals").format(signed=len(request.signed), needed=request.needed)
         if request.approver not in request.signed:
             more = request.needed - len(request.signed) - 1
-            also = f" and {more} more {' or '.join(request.roles)}" if more else ""
-            return f"awaiting approval by {request.approver}{also} ({count})"
+            if more:
+                return _("awaiting approval by {who} and {n} more {roles} ({count})").format(
+                    who=request.approver, n=more, roles=roles, count=count
+                )
+            return _("awaiting approval by {who} ({count})").format(who=request.approver, count=count)
         more = request.needed - len(request.signed)
-        return f"awaiting {more} more approval by a {' or '.join(request.roles)} ({count}: {', '.join(request.signed)})"
+        return _("awaiting {n} more approval by a {roles} ({count}: {signed})").format(
+            n=more, roles=roles, count=count, signed=", ".join(request.signed)
+        )
     if request.approver in approvers:
-        return f"awaiting approval by {request.approver} (made after, or not named by, their approval)"
-    return f"awaiting approval by {request.approver}"
+        return _("awaiting approval by {who} (made after, or not named by, their approval)").format(
+            who=request.approver
+        )
+    return _("awaiting approval by {who}").format(who=request.approver)
 
 
 def pending_row(r: Request) -> dict[str, Any]:

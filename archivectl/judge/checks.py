@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from archivectl import gitio, holds, pii, policy, registers, rules, yamlio
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 from archivectl.judge.approvals import Approval, Request, Run, bare_info, without_changes
 from archivectl.judge.findings import Finding
 from archivectl.judge.history import History
@@ -49,16 +50,16 @@ def check_commit(ctx: History, info: gitio.CommitInfo, dates: dict[str, str], no
     message = "\n".join([info.subject] + [f"{k}: {v}" for k, values in info.trailers.items() for v in values])
     in_message = pii.personal_data_in(message)
     if in_message:
-        flag("personal-data", f"the commit message holds {in_message}")
+        flag("personal-data", _("the commit message holds {kind}").format(kind=in_message))
     if not info.parents and info.commit != ctx.allowed_root:
-        flag("root", "a root commit inside the range: a history of its own cannot vouch for itself")
+        flag("root", _("a root commit inside the range: a history of its own cannot vouch for itself"))
         return
     if len(info.parents) == 2:
         problems = merge_problems(ctx, info)
         if problems == []:
             _check_merged_units(ctx, info, flag)
             return  # a clean merge adds nothing of its own; its second parent's commits are judged one by one
-        if problems and all(p.endswith(SEALED_BY_HAND) for p in problems):
+        if problems and all(p.endswith(_(SEALED_BY_HAND)) for p in problems):  # as merges.py words it
             _request_merge_approval(ctx, info, run, flag)
             return
         for problem in problems or []:  # why it is not clean; then it is judged like any commit
@@ -72,20 +73,20 @@ def check_commit(ctx: History, info: gitio.CommitInfo, dates: dict[str, str], no
         action = rules.legacy_action(info.subject)
     rule = rules.TABLE.get(action or "")
     if rule is None:
-        flag("action", f"Action trailer {'is missing' if not action else 'names no archivectl action'}")
+        flag("action", _("Action trailer is missing") if not action else _("Action trailer names no archivectl action"))
     member = _signer(info, staff, flag)
     _check_trailers(info, member, flag)
     if not info.parents:
         _check_founding(info, member, action, flag)
     elif action == "init":
-        flag("action", "only the founding commit is an init")
+        flag("action", _("only the founding commit is an init"))
     _check_changes(ctx, info, rule, member, judge, flag)
     if rule is None or member is None or not info.parents:
         return
     if rule.name == "approve":
         names = info.trailers.get("Approves", ())
         if not names or any(not COMMIT_ID.fullmatch(n) for n in names):
-            flag("trailers", "an approval names the full ids of the commits it approves (Approves:)")
+            flag("trailers", _("an approval names the full ids of the commits it approves (Approves:)"))
         run.approvals.append(Approval(info, member if member.active else None, names, staff))
         return
     roles = rules.approval_roles(rule, settings.rules)
@@ -97,7 +98,8 @@ def check_commit(ctx: History, info: gitio.CommitInfo, dates: dict[str, str], no
         flag(
             "approver",
             problem.replace(
-                "--approver is required: name the manager who approved this change", "Approved-by trailer is missing"
+                _("--approver is required: name the manager who approved this change"),
+                _("Approved-by trailer is missing"),
             ),
         )
         return
@@ -115,7 +117,7 @@ def _governance(ctx: History, info: gitio.CommitInfo, flag: Callable[[str, str],
     judge = ctx.judged_by(info)
     staff = ctx.staff_at(judge)
     if not isinstance(staff, Staff):
-        flag("staff", "staff.yaml it is judged by is missing or invalid")
+        flag("staff", _("staff.yaml it is judged by is missing or invalid"))
         return None
     return judge, staff, ctx.settings_at(judge)
 
@@ -134,8 +136,8 @@ def _request_merge_approval(ctx: History, info: gitio.CommitInfo, run: Run, flag
     approver = info.trailer("Approved-by")
     problem = policy.approval_problem(member, approver, staff, settings.rules, roles)
     if problem:
-        missing = "--approver is required: name the manager who approved this change"
-        flag("approver", f"{SEALED_BY_HAND}: {problem.replace(missing, 'Approved-by trailer is missing')}")
+        missing = _("--approver is required: name the manager who approved this change")
+        flag("approver", f"{_(SEALED_BY_HAND)}: {problem.replace(missing, _('Approved-by trailer is missing'))}")
         return
     assert approver is not None
     needed = rules.approvals_needed(rules.TABLE["edit"], settings)
@@ -144,34 +146,37 @@ def _request_merge_approval(ctx: History, info: gitio.CommitInfo, run: Run, flag
 
 def _signer(info: gitio.CommitInfo, staff: Staff, flag: Callable[[str, str], None]) -> StaffMember | None:
     if info.signature == "N":
-        flag("signature", "commit is not signed")
+        flag("signature", _("commit is not signed"))
         return None
     if info.signature not in ("G", "U"):
-        flag("signature", f"signature does not verify (git says {info.signature})")
+        flag("signature", _("signature does not verify (git says {status})").format(status=info.signature))
         return None
     member = next((m for m in staff.members if fingerprint(m.key) == info.fingerprint), None)
     if member is None:
-        flag("signature", "signed by a key that staff.yaml it is judged by does not list")
+        flag("signature", _("signed by a key that staff.yaml it is judged by does not list"))
         return None
     if not member.active:
-        flag("signature", f"signed by {member.id}, who is no longer active in staff.yaml it is judged by")
+        flag(
+            "signature",
+            _("signed by {who}, who is no longer active in staff.yaml it is judged by").format(who=member.id),
+        )
     return member
 
 
 def _check_trailers(info: gitio.CommitInfo, member: StaffMember | None, flag: Callable[[str, str], None]) -> None:
     for key in SINGLE_TRAILERS:
         if len(info.trailers.get(key, ())) > 1:
-            flag("trailers", f"trailer {key} appears {len(info.trailers[key])} times")
+            flag("trailers", _("trailer {key} appears {n} times").format(key=key, n=len(info.trailers[key])))
     reason = info.trailer("Reason") or ""
     if not reason.strip():
-        flag("trailers", "Reason trailer is missing")
+        flag("trailers", _("Reason trailer is missing"))
     elif policy.reason_problem(reason) and not pii.personal_data_in(reason):  # personal data: flagged once, above
-        flag("trailers", f"Reason trailer: {policy.reason_problem(reason)}")
+        flag("trailers", _("Reason trailer: {problem}").format(problem=policy.reason_problem(reason)))
     acted = info.trailer("Acted-by")
     if not acted:
-        flag("trailers", "Acted-by trailer is missing")
+        flag("trailers", _("Acted-by trailer is missing"))
     elif member is not None and acted != member.id:
-        flag("signer", f"signed by {member.id} but Acted-by says {acted}")
+        flag("signer", _("signed by {who} but Acted-by says {acted}").format(who=member.id, acted=acted))
 
 
 def _check_founding(
@@ -179,9 +184,12 @@ def _check_founding(
 ) -> None:
     """The founding commit: an init, signed and approved by its founder (policy.founder_problem) of its staff.yaml."""
     if action != "init":
-        flag("action", "the founding commit must be an init")
+        flag("action", _("the founding commit must be an init"))
     if member is not None and (policy.founder_problem(member) or info.trailer("Approved-by") != member.id):
-        flag("approver", f"the founding commit must be signed and approved by an active {policy.FOUNDER_ROLE}")
+        flag(
+            "approver",
+            _("the founding commit must be signed and approved by an active {role}").format(role=policy.FOUNDER_ROLE),
+        )
 
 
 def _check_dates(
@@ -189,11 +197,16 @@ def _check_dates(
 ) -> None:
     when = dt.datetime.fromisoformat(info.committer_date)
     if when > now + SKEW:
-        flag("dates", f"dated {info.committer_date}, in the future")
+        flag("dates", _("dated {date}, in the future").format(date=info.committer_date))
     for parent in info.parents:
         parent_date = dates.get(parent) or gitio.committer_date(ctx.archive.root, parent)
         if when < dt.datetime.fromisoformat(parent_date) - SKEW:
-            flag("dates", f"dated {info.committer_date}, before its parent ({parent_date})")
+            flag(
+                "dates",
+                _("dated {date}, before its parent ({parent_date})").format(
+                    date=info.committer_date, parent_date=parent_date
+                ),
+            )
 
 
 def _check_changes(
@@ -206,7 +219,7 @@ def _check_changes(
 ) -> None:
     named = {n.strip() for n in (info.trailer("Archive-No") or "").split(",") if n.strip()}
     if any(not ARCHIVE_NO.fullmatch(n) for n in named):
-        flag("trailers", "Archive-No trailer is not an archive number")
+        flag("trailers", _("Archive-No trailer is not an archive number"))
     schema = ctx.schema_at(judge)
     households: dict[str, dict[str, list[gitio.Change]]] = {}
     entries: dict[str, list[dict]] = {}
@@ -214,11 +227,15 @@ def _check_changes(
         path = change.path
         kind = rules.classify(path)
         if kind is None:
-            flag("layout", f"{path}: outside archivectl's layout")
+            flag("layout", _("{path}: outside archivectl's layout").format(path=path))
             continue
         if change.status != "D" and change.new_mode not in PLAIN_FILE_MODES:
-            what = "a symbolic link" if change.new_mode == SYMLINK_MODE else f"not a file (git mode {change.new_mode})"
-            flag("layout", f"{path}: {what}; the archive holds plain files only")
+            what = (
+                _("a symbolic link")
+                if change.new_mode == SYMLINK_MODE
+                else _("not a file (git mode {mode})").format(mode=change.new_mode)
+            )
+            flag("layout", _("{path}: {what}; the archive holds plain files only").format(path=path, what=what))
             continue
         if kind.archive_no:
             households.setdefault(kind.archive_no, {}).setdefault(kind.kind, []).append(change)
@@ -239,7 +256,7 @@ def _check_changes(
                 flag("record", f"{path}: {problem}")
     missing = sorted(set(households) - named)
     if missing:
-        flag("trailers", f"Archive-No trailer must name {', '.join(missing)}")
+        flag("trailers", _("Archive-No trailer must name {archive_nos}").format(archive_nos=", ".join(missing)))
     if rule is None:
         return
     _check_registers(info, rule, member, named, entries, ctx.settings_at(judge).version < 2, flag)
@@ -260,19 +277,27 @@ def _check_changes(
 def _flag_not_allowed(
     rule: rules.ActionRule, kind: rules.PathKind, change: gitio.Change, flag: Callable[[str, str], None]
 ) -> None:
-    verb = {"A": "add", "M": "change", "D": "delete"}.get(change.status, "change")
+    may_not = {"A": _("{path}: {action} may not add it"), "D": _("{path}: {action} may not delete it")}.get(
+        change.status, _("{path}: {action} may not change it")
+    )
     if kind.kind == "attachment" and change.status in "MD":
-        flag("attachment", f"{change.path}: an original was {verb}d by {rule.name} (P6)")
+        original = _("{path}: an original was deleted by {action} (P6)") if change.status == "D" else None
+        flag(
+            "attachment",
+            (original or _("{path}: an original was changed by {action} (P6)")).format(
+                path=change.path, action=rule.name
+            ),
+        )
     elif kind.kind == "register" and change.status == "D":
-        flag("register", f"{change.path}: a register was deleted")
+        flag("register", _("{path}: a register was deleted").format(path=change.path))
     elif kind.kind in rules.GOVERNANCE_KINDS:
         flag(
             "changes",
-            f"{change.path}: {rule.name} may not {verb} it (staff, settings and schemas change only by their own "
-            "actions, with the gm's approval)",
+            may_not.format(path=change.path, action=rule.name)
+            + _(" (staff, settings and schemas change only by their own actions, with the gm's approval)"),
         )
     else:
-        flag("changes", f"{change.path}: {rule.name} may not {verb} it")
+        flag("changes", may_not.format(path=change.path, action=rule.name))
 
 
 def _event_entry(
@@ -280,38 +305,38 @@ def _event_entry(
 ) -> list[dict]:
     """The one entry of a register event file, which is written once and never changed."""
     if change.status != "A":
-        flag("register", f"{path}: a register entry was changed (entries are written once)")
+        flag("register", _("{path}: a register entry was changed (entries are written once)").format(path=path))
         return []
     try:
         entry = yamlio.loads(data, path)
     except (UsageError, RecursionError):
-        flag("register", f"{path}: not a readable register entry")
+        flag("register", _("{path}: not a readable register entry").format(path=path))
         return []
     if not isinstance(entry, dict):
-        flag("register", f"{path}: a register entry is a mapping")
+        flag("register", _("{path}: a register entry is a mapping").format(path=path))
         return []
     if entry.get("who") != kind.event_who or entry.get("action", kind.register) != kind.event_action:
-        flag("register", f"{path}: the file name and the entry disagree on who or what")
+        flag("register", _("{path}: the file name and the entry disagree on who or what").format(path=path))
     return [entry]
 
 
 def _new_entries(path: str, old: bytes, new: bytes, flag: Callable[[str, str], None]) -> list[dict]:
     """The entries a change appends to a register (registers are append-only)."""
     if not new.startswith(old):
-        flag("register", f"{path}: entries were changed or removed (registers are append-only)")
+        flag("register", _("{path}: entries were changed or removed (registers are append-only)").format(path=path))
         return []
     try:
         before = yamlio.loads(old, path) if old else []
         after = yamlio.loads(new, path)
     except (UsageError, RecursionError):
-        flag("register", f"{path}: not a readable register")
+        flag("register", _("{path}: not a readable register").format(path=path))
         return []
     if not isinstance(after, list) or not isinstance(before or [], list):
-        flag("register", f"{path}: a register is a list of entries")
+        flag("register", _("{path}: a register is a list of entries").format(path=path))
         return []
     added = after[len(before or []) :]
     if any(not isinstance(e, dict) for e in added):
-        flag("register", f"{path}: every register entry is a mapping")
+        flag("register", _("{path}: every register entry is a mapping").format(path=path))
         return []
     return added
 
@@ -331,22 +356,52 @@ def _check_registers(
     """
     for register in rule.registers:
         if not entries.get(register):
-            flag("register", f"{rule.name} must append an entry to the {register} register")
+            flag(
+                "register",
+                _("{action} must append an entry to the {register} register").format(
+                    action=rule.name, register=register
+                ),
+            )
     approver = info.trailer("Approved-by") if rule.approval else None
     for register, added in sorted(entries.items()):
         for entry in added:
             if member is not None and entry.get("who") != member.id:
-                flag("register", f"{register} register entry says who={entry.get('who')} but {member.id} signed")
+                flag(
+                    "register",
+                    _("{register} register entry says who={who} but {signer} signed").format(
+                        register=register, who=entry.get("who"), signer=member.id
+                    ),
+                )
             action = entry.get("action", rule.name if legacy else None)
             if action is None:
-                flag("register", f"{register} register entry does not say its action (the commit is a {rule.name})")
+                flag(
+                    "register",
+                    _("{register} register entry does not say its action (the commit is a {action})").format(
+                        register=register, action=rule.name
+                    ),
+                )
             elif action != rule.name:
-                flag("register", f"{register} register entry is a {action}, the commit a {rule.name}")
+                flag(
+                    "register",
+                    _("{register} register entry is a {entry_action}, the commit a {action}").format(
+                        register=register, entry_action=action, action=rule.name
+                    ),
+                )
             numbers = {n.strip() for n in str(entry.get("archive_no") or "").split(",") if n.strip()}
             for number in sorted(numbers - named):  # one, or several like the trailer (an approval's view)
-                flag("register", f"{register} register entry names {number}, which the commit's Archive-No does not")
+                flag(
+                    "register",
+                    _("{register} register entry names {archive_no}, which the commit's Archive-No does not").format(
+                        register=register, archive_no=number
+                    ),
+                )
             if approver and "approved_by" in entry and entry.get("approved_by") != approver:
-                flag("register", f"{register} register entry names approver {entry.get('approved_by')}, not {approver}")
+                flag(
+                    "register",
+                    _("{register} register entry names approver {named}, not {approver}").format(
+                        register=register, named=entry.get("approved_by"), approver=approver
+                    ),
+                )
 
 
 def _check_destruction(
@@ -359,9 +414,17 @@ def _check_destruction(
     removed = {n for n, c in households.items() if any(r.status == "D" for r in c.get("record", []))}
     listed = {str(e.get("archive_no")) for e in added}
     for number in sorted(listed - removed):
-        flag("register", f"destruction register entry names {number}, which the commit does not purge")
+        flag(
+            "register",
+            _("destruction register entry names {archive_no}, which the commit does not purge").format(
+                archive_no=number
+            ),
+        )
     for number in sorted(removed - listed):
-        flag("register", f"{number}: purged without an entry in the destruction register (P14)")
+        flag(
+            "register",
+            _("{archive_no}: purged without an entry in the destruction register (P14)").format(archive_no=number),
+        )
 
 
 _SHRED_LINE = re.compile(
@@ -393,7 +456,7 @@ def _check_holds(
             )
         )
     except UsageError:
-        flag("register", "registers/holds: not a readable register, so no hold can be told apart")
+        flag("register", _("registers/holds: not a readable register, so no hold can be told apart"))
         return
     problem = holds.hold_problem(rule.name, numbers, held)
     if problem:
@@ -415,7 +478,10 @@ def _check_shred(ctx: History, info: gitio.CommitInfo, added: list[dict], flag: 
             m = _SHRED_LINE.fullmatch(str(line).strip())
             if m is None or parent is None:
                 flag(
-                    "shred", f"destruction entry line {str(line)[:60]!r} is not '<archive-no> <key> (<kind> <commit>)'"
+                    "shred",
+                    _("destruction entry line {line!r} is not '<archive-no> <key> (<kind> <commit>)'").format(
+                        line=str(line)[:60]
+                    ),
                 )
                 continue
             number, key = m["no"], m["key"]
@@ -423,17 +489,32 @@ def _check_shred(ctx: History, info: gitio.CommitInfo, added: list[dict], flag: 
             if held:
                 recipients = {records.load_stored(d, "record.yaml").get("recipient") for d in held}
                 if key in recipients or (key == "(unaddressed)" and m["kind"] != "rotation"):
-                    flag("shred", f"{number}: the key it names is the one the household's record still uses")
+                    flag(
+                        "shred",
+                        _("{archive_no}: the key it names is the one the household's record still uses").format(
+                            archive_no=number
+                        ),
+                    )
                     continue
             kind = m["kind"] or ("rotation" if held else "purge")
             action = {"purge": "purge", "forget": "forget"}.get(kind, "rotate")
             change = _named_change(ctx, parent, number, action, m["change"])
             if change is None:
-                flag("shred", f"{number}: no {kind} of it on the history the entry is committed to")
+                flag(
+                    "shred",
+                    _("{archive_no}: no {kind} of it on the history the entry is committed to").format(
+                        archive_no=number, kind=kind
+                    ),
+                )
                 continue
             verdict = verdict_on(ctx.archive, parent, change)
             if not verdict.final:
-                flag("shred", f"{number}: its {kind} {change[:12]} is not approved ({verdict.words()})")
+                flag(
+                    "shred",
+                    _("{archive_no}: its {kind} {commit} is not approved ({verdict})").format(
+                        archive_no=number, kind=kind, commit=change[:12], verdict=verdict.words()
+                    ),
+                )
 
 
 def _named_change(ctx: History, parent: str, number: str, action: str, named: str | None) -> str | None:
@@ -466,7 +547,12 @@ def _check_household(
     if record is None:
         if rule.record not in ("attach", "rotate", "forget", "purge"):
             return
-        flag("changes", f"{number}: {rule.name} changes the household's files but not its record")
+        flag(
+            "changes",
+            _("{archive_no}: {action} changes the household's files but not its record").format(
+                archive_no=number, action=rule.name
+            ),
+        )
         return
     old = ctx.stored(record.old_blob, record.path) if record.status != "A" else None
     new = ctx.stored(record.new_blob, record.path) if record.status != "D" else None
@@ -479,7 +565,7 @@ def _check_household(
     if problem:
         flag("record", f"{number}: {rule.name} {problem}")
     if new is not None and str(new.get("archive_no")) != number:
-        flag("record", f"{number}: the record's archive_no is not its directory's")
+        flag("record", _("{archive_no}: the record's archive_no is not its directory's").format(archive_no=number))
     if rule.name == "tombstone" and new is not None:
         _check_tombstone_date(info, new, number, flag)
     if rule.name == "purge" and old is not None:
@@ -491,9 +577,14 @@ def _check_tombstone_date(info: gitio.CommitInfo, stored: dict, number: str, fla
     try:
         made = dt.datetime.fromisoformat(info.committer_date).date()
         if abs(dt.date.fromisoformat(str(tomb.get("date"))) - made) > policy.YAML_COMMIT_TOLERANCE:
-            flag("dates", f"{number}: tombstone date {tomb.get('date')} is more than a day off its commit ({made})")
+            flag(
+                "dates",
+                _("{archive_no}: tombstone date {date} is more than a day off its commit ({made})").format(
+                    archive_no=number, date=tomb.get("date"), made=made
+                ),
+            )
     except ValueError:
-        flag("dates", f"{number}: the tombstone date is not a date")
+        flag("dates", _("{archive_no}: the tombstone date is not a date").format(archive_no=number))
 
 
 def _check_purge(
@@ -506,7 +597,7 @@ def _check_purge(
     """P13: a purge removes a household tombstoned retention_days before, by the main line's dates."""
     number = str(old.get("archive_no"))
     if old.get("status") != "tombstoned":
-        flag("purge", f"{number}: purged without a tombstone (P13)")
+        flag("purge", _("{archive_no}: purged without a tombstone (P13)").format(archive_no=number))
         return
     parent = info.parents[0]
     try:
@@ -519,10 +610,20 @@ def _check_purge(
     if verdict.problem:
         flag("purge", f"{number}: {verdict.problem}")
     elif not verdict.eligible:
-        flag("purge", f"{number}: purged {verdict.days_left} days before its {days}-day retention ended (P13)")
+        flag(
+            "purge",
+            _("{archive_no}: purged {days_left} days before its {days}-day retention ended (P13)").format(
+                archive_no=number, days_left=verdict.days_left, days=days
+            ),
+        )
     left = gitio.tree_paths(ctx.archive.root, info.commit, HouseholdPath.of(record.path).dir + "/")
     if left:
-        flag("purge", f"{number}: a purge removes the whole household; {len(left)} files remain")
+        flag(
+            "purge",
+            _("{archive_no}: a purge removes the whole household; {n} files remain").format(
+                archive_no=number, n=len(left)
+            ),
+        )
 
 
 def _check_new_numbers(
@@ -544,12 +645,22 @@ def _check_new_numbers(
     after = _serials(ctx, numbers_change.new_blob) if numbers_change else before
     for series, serial in sorted(before.items()):
         if after.get(series, 0) < serial:
-            flag("numbers", f"registers/numbers.yaml lowers {series} from {serial} to {after.get(series, 0)} (P3)")
+            flag(
+                "numbers",
+                _("registers/numbers.yaml lowers {series} from {serial} to {lowered} (P3)").format(
+                    series=series, serial=serial, lowered=after.get(series, 0)
+                ),
+            )
     for number in sorted(households):
         code, year, serial = number.split("-")
         series = f"{code}-{year}"
         if int(serial) <= before.get(series, 0) or int(serial) > after.get(series, 0):
-            flag("numbers", f"{number}: not the next number of its series in registers/numbers.yaml (P3)")
+            flag(
+                "numbers",
+                _("{archive_no}: not the next number of its series in registers/numbers.yaml (P3)").format(
+                    archive_no=number
+                ),
+            )
 
 
 def _check_one_active(
@@ -639,7 +750,12 @@ def _second_active(
                 f"{building}/{unit}",
                 ", ".join(before + first) + (" (brought in by this merge)" if merged else ""),
             )
-            flag("unit", f"{number}: a second active household on {where} beside {beside}, not marked Also-Active (P1)")
+            flag(
+                "unit",
+                _(
+                    "{archive_no}: a second active household on {where} beside {beside}, not marked Also-Active (P1)"
+                ).format(archive_no=number, where=where, beside=beside),
+            )
 
 
 def _serials(ctx: History, blob: str) -> dict[str, int]:
@@ -654,9 +770,9 @@ def _serials(ctx: History, blob: str) -> dict[str, int]:
 def _check_personal_data(path: str, data: bytes, flag: Callable[[str, str], None]) -> None:
     text = ARMOR.sub("", data.decode("utf-8", "replace"))
     if pii.PHONE.search(text):
-        flag("personal-data", f"{path}: a phone number in clear")
+        flag("personal-data", _("{path}: a phone number in clear").format(path=path))
     if pii.RESIDENT_ID.search(text):
-        flag("personal-data", f"{path}: an ID number in clear")
+        flag("personal-data", _("{path}: an ID number in clear").format(path=path))
 
 
 def check_numbers(ctx: History, kept: list[gitio.CommitInfo], tip_id: str | None, run: Run) -> None:
@@ -679,7 +795,9 @@ def check_numbers(ctx: History, kept: list[gitio.CommitInfo], tip_id: str | None
                         info.commit,
                         info.subject,
                         "numbers",
-                        f"{kind.archive_no} is used by two households ({seen[kind.archive_no]}, {path}) (P3)",
+                        _("{archive_no} is used by two households ({first}, {second}) (P3)").format(
+                            archive_no=kind.archive_no, first=seen[kind.archive_no], second=path
+                        ),
                     )
                 )
             seen[kind.archive_no] = path

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from archivectl import gitio, records, registers, rules
+from archivectl.i18n import N_, _
 from archivectl.judge.records import check_record_text
 from archivectl.staff import Staff, fingerprint, may_read
 
@@ -112,7 +113,8 @@ def merge_stored(base: dict, ours: dict, theirs: dict) -> Merged:
 
 # Both sides changed a sealed block: the result is new ciphertext nobody but a reader can check, so
 # the merge amounts to an edit of personal fields and needs an approval like one (bound to the merge).
-SEALED_BY_HAND = "both sides changed its sealed fields: the merge needs an approval like an edit"
+# Marked, not translated: checks.py tells such a problem by _(SEALED_BY_HAND), in the language it is shown in.
+SEALED_BY_HAND = N_("both sides changed its sealed fields: the merge needs an approval like an edit")
 
 
 def merged_record_problem(base: dict | None, ours: dict, theirs: dict, result: dict, signer_reads: bool) -> str | None:
@@ -130,26 +132,28 @@ def merged_record_problem(base: dict | None, ours: dict, theirs: dict, result: d
     it with `archivectl edit`, approved like any edit.
     """
     if base is None:
-        return "a merged record has no common version to merge from"
+        return _("a merged record has no common version to merge from")
     merged = merge_stored(base, ours, theirs)
     if merged.conflicts:
-        return f"both sides changed {', '.join(merged.conflicts)}: a conflict, resolved only by an approved edit"
+        return _("both sides changed {fields}: a conflict, resolved only by an approved edit").format(
+            fields=", ".join(merged.conflicts)
+        )
     if merged.record is not None:
         if result != merged.record:
-            return "the merged record is not the field-level merge of its parents (a value neither side has)"
+            return _("the merged record is not the field-level merge of its parents (a value neither side has)")
         return None
     expected_clear = merge_values(_clear(base), _clear(ours), _clear(theirs), (), [])
     if _clear(result) != expected_clear:
-        return "the merged record is not the field-level merge of its parents (a value neither side has)"
+        return _("the merged record is not the field-level merge of its parents (a value neither side has)")
     recipient = result.get("recipient")
     if not (recipient == ours.get("recipient") == theirs.get("recipient")) or not result.get("sealed"):
-        return "a merged sealed block must be sealed to the record key both sides use"
+        return _("a merged sealed block must be sealed to the record key both sides use")
     listed = set(ours.get("sealed_fields") or []) | set(theirs.get("sealed_fields") or [])
     if not set(result.get("sealed_fields") or []) <= listed:
-        return "the merged sealed block lists fields neither side holds"
+        return _("the merged sealed block lists fields neither side holds")
     if not signer_reads:
-        return "a merge of sealed fields must be signed by a reader of the building (git merge -S)"
-    return SEALED_BY_HAND
+        return _("a merge of sealed fields must be signed by a reader of the building (git merge -S)")
+    return _(SEALED_BY_HAND)
 
 
 # ---------------------------------------------------------------------- a merge commit
@@ -190,7 +194,11 @@ def merge_problems(ctx: History, info: gitio.CommitInfo) -> list[str] | None:
         ours, theirs = ctx.stored(f"{first}:{path}", path), ctx.stored(f"{second}:{path}", path)
         result = ctx.stored(f"{info.commit}:{path}", path)
         if ours is None or theirs is None or result is None:
-            problems.append(f"{number}: changes a record that is not a readable record on both sides")
+            problems.append(
+                _("{archive_no}: changes a record that is not a readable record on both sides").format(
+                    archive_no=number
+                )
+            )
             continue
         base = ctx.stored(f"{bases[0]}:{path}", path) if len(bases) == 1 else None
         building = path.split("/")[1]

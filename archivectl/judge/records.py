@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from archivectl import records
 from archivectl.errors import UsageError
+from archivectl.i18n import _
 from archivectl.layout import CATEGORY_CODES
 from archivectl.schema import HouseholdSchema
 
@@ -29,15 +30,19 @@ def check_stored_record(
     if len(parts) == 5 and parts[0] == "households":
         for field, expected in (("building", parts[1]), ("unit", parts[2]), ("archive_no", parts[3])):
             if stored.get(field) != expected:
-                problems.append(f"{field}: does not match the record's directory {'/'.join(parts[:4])}")
+                problems.append(
+                    _("{field}: does not match the record's directory {directory}").format(
+                        field=field, directory="/".join(parts[:4])
+                    )
+                )
     else:
-        problems.append("records live at households/<building>/<unit>/<archive-no>/record.yaml")
+        problems.append(_("records live at households/<building>/<unit>/<archive-no>/record.yaml"))
     code = CATEGORY_CODES.get(str(stored.get("category")))
     if code and isinstance(stored.get("archive_no"), str) and not stored["archive_no"].startswith(code + "-"):
-        problems.append(f"archive_no: does not carry the category code {code}")
+        problems.append(_("archive_no: does not carry the category code {code}").format(code=code))
     if bool(stored.get("sealed")) != bool(stored.get("sealed_fields")):
-        problems.append("sealed: sealed and sealed_fields must be present together")
+        problems.append(_("sealed: sealed and sealed_fields must be present together"))
     for name in schema.doc.get("required", []):
         if schema.holds_personal(name) and name not in (stored.get("sealed_fields") or []):
-            problems.append(f"{name}: required field is missing")
+            problems.append(_("{field}: required field is missing").format(field=name))
     return sorted(set(problems))

@@ -77,7 +77,7 @@ def plan(archive: Archive, range_spec: str | None, reveal: bool = False, identit
     if actor.member.role not in every_role:
         raise ArchiveError(
             _("{id} is a {role}; approvals need a {items}").format(
-                id=actor.member.id, role=actor.member.role, items=" or ".join(sorted(every_role))
+                id=actor.member.id, role=actor.member.role, items=_(" or ").join(sorted(every_role))
             )
         )
     me = actor.member
@@ -198,10 +198,12 @@ def describe(archive: Archive, commit: str, opener: _Opener, reveal: bool) -> li
             lines += _record_lines(archive, parent, commit, path, opener, reveal)
         elif kind.kind == "register":
             lines += [
-                f"{kind.register} register: {_entry_text(e)}" for e in _added_entries(archive, parent, commit, path)
+                _("{register} register: {entry}").format(register=kind.register, entry=_entry_text(e))
+                for e in _added_entries(archive, parent, commit, path)
             ]
         elif kind.kind == "attachment":
-            lines.append(f"{ {'A': 'adds', 'D': 'removes', 'M': 're-encrypts'}.get(status, status) } {path}")
+            said = {"A": _("adds {path}"), "D": _("removes {path}"), "M": _("re-encrypts {path}")}
+            lines.append(said[status].format(path=path) if status in said else f"{status} {path}")
         elif kind.kind in ("numbers",):
             continue
         else:

@@ -168,15 +168,19 @@ def check_push(archive: Archive, updates: list[tuple[str, str, str]], main: str)
     accepted = accepted_refs(archive)
     for old, new, ref in updates:
         if not any(fnmatchcase(ref, pattern) for pattern in accepted):
-            problems.append(f"{ref}: this server takes branches only (refs/heads/*), not {ref.rsplit('/', 1)[0]}/")
+            problems.append(
+                _("{ref}: this server takes branches only (refs/heads/*), not {kind}/").format(
+                    ref=ref, kind=ref.rsplit("/", 1)[0]
+                )
+            )
             continue
         if ref != f"refs/heads/{main}":
             continue
         if new == ZERO:
-            problems.append(f"{main} cannot be deleted")
+            problems.append(_("{main} cannot be deleted").format(main=main))
             continue
         if old != ZERO and not gitio.is_ancestor(archive.root, old, new):
-            problems.append(f"a push to {main} may not rewrite its history (no force push)")
+            problems.append(_("a push to {main} may not rewrite its history (no force push)").format(main=main))
             continue
         report = verify(archive, new if old == ZERO else f"{old}..{new}")
         problems += [f"{f['commit'][:12]} {f['rule']}: {f['message']}" for f in report["findings"]]

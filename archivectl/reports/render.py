@@ -68,9 +68,10 @@ class Section:
     columns: list[str] | None = None
     key: str | None = None  # its name in the CSV's section column (the JSON document's key); default the title
 
-    def cells(self) -> list[dict[str, Any]]:
+    def cells(self, shown: bool = False) -> list[dict[str, Any]]:
+        """The rows as cells; shown: for people (table, markdown, html), a yes/no in the interface's language."""
         cols = self.columns or (list(self.rows[0]) if self.rows else [])
-        return [{c: _flat(r.get(c)) for c in cols} for r in self.rows]
+        return [{c: _flat(r.get(c), shown) for c in cols} for r in self.rows]
 
 
 @dataclass
@@ -88,10 +89,12 @@ class Report:
     csv_rows: Section | None = None  # what --format csv prints (default: every section, named in a column)
 
 
-def _flat(value: Any) -> Any:
+def _flat(value: Any, shown: bool = False) -> Any:
     if isinstance(value, list):
         return "; ".join(str(v) for v in value)
-    if isinstance(value, bool):
+    if isinstance(value, bool) and shown:
+        return _("yes") if value else _("no")
+    if isinstance(value, bool):  # csv keeps the same words in every language, for scripts
         return "yes" if value else "no"
     return value
 
@@ -183,10 +186,11 @@ def _render(report: Report, fmt: str) -> str:
     parts = [report.title, report.summary] if fmt == "table" else [f"# {report.title}", "", report.summary]
     for section in report.sections:
         if fmt == "table":
-            body = render_rows(section.cells(), fmt, title=section.title) if section.rows else None
+            body = render_rows(section.cells(shown=True), fmt, title=section.title) if section.rows else None
             parts.append(body or _("{title}: none").format(title=section.title))
         else:
-            parts += ["", f"## {section.title}", "", render_rows(section.cells(), fmt) if section.rows else _("(none)")]
+            shown = render_rows(section.cells(shown=True), fmt) if section.rows else _("(none)")
+            parts += ["", f"## {section.title}", "", shown]
     return "\n".join(p for p in parts if p is not None).rstrip("\n")
 
 
@@ -372,7 +376,7 @@ def _html(report: Report) -> str:
     if report.chart:
         out.append(_svg_bars(report.chart, report.chart_title))
     for section in report.sections:
-        cells = section.cells()
+        cells = section.cells(shown=True)
         out.append(f"<h2>{esc(section.title)}</h2>")
         if not cells:
             out.append(f"<p>{esc(_('(none)'))}</p>")
