@@ -10,8 +10,18 @@ a script pins with --expect. A range that moved since it was shown is refused, n
 from __future__ import annotations
 
 import json
+import sys
 
-from conftest import OWNER_NAME, OWNER_PHONE, SECRETS, World, assert_refused, assert_unchanged, person_env
+from conftest import (
+    OWNER_NAME,
+    OWNER_PHONE,
+    SECRETS,
+    World,
+    assert_refused,
+    assert_unchanged,
+    on_terminal,
+    person_env,
+)
 from test_office import office  # noqa: F401 (a fixture)
 from test_review import NEW_PHONE, _on_main, _phone_change
 
@@ -84,6 +94,17 @@ def test_approve_reveal_shows_the_sealed_values_and_registers_the_view_first(off
     assert (view, approval) == ("view", "approve")
     assert manager.git("log", "-1", "--format=%(trailers:key=Approves,valueonly)").stdout.split() == ids
     assert manager.verify()[0] == 0
+
+
+def test_a_declined_approve_reveal_still_registers_what_was_seen(office):  # noqa: F811 - P8
+    ids = _two_changes_proposed(office)
+    manager = office["mgr01"]
+    args = [sys.executable, "-m", "archivectl", "approve", "--reveal", "--reason", "checked with the customer"]
+    code, screen = on_terminal(args, manager.env(), b"[y/N]", b"n\n", manager.clone)
+    assert code == 1 and b"not approved; only your look-up was registered (P8)" in screen
+    assert NEW_PHONE.encode() in screen  # it was shown in clear
+    assert manager.git("log", "-1", "--format=%(trailers:key=Action,valueonly)").stdout.strip() == "view"
+    assert manager.git("rev-parse", "HEAD~1").stdout.strip() == ids[-1]  # the view only: nothing approved
 
 
 def test_approve_expect_pins_the_tip_a_script_was_shown(office):  # noqa: F811 - P12

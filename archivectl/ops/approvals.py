@@ -217,20 +217,15 @@ def approve(
     # The plan is read (and shown, and confirmed) without the lock: a person may take their time.
     # Under the lock it still holds exactly when HEAD and the range's ends have not moved since.
     shown = plan(archive, range_spec, reveal, identity, expect)
-    if not confirm(shown):
-        raise ArchiveError(_("not approved; nothing was written"))
     numbers = ", ".join(shown.households) or None
+    if not confirm(shown):
+        if reveal and shown.households:  # the values were shown in clear: that look-up is registered all the same
+            _register_view(archive, shown, reason, numbers, None)
+            raise ArchiveError(_("not approved; only your look-up was registered (P8)"))
+        raise ArchiveError(_("not approved; nothing was written"))
     expected = shown.head
     if reveal and shown.households:
-        from archivectl import registers
-
-        with archive.writing() as tx:
-            actor = _unmoved(archive, expected, shown)
-            fields = {"archive_no": numbers, "commits": [c["commit"][:12] for c in shown.commits]}
-            registers.register(tx, "access", "view", actor.member.id, fields, reason=reason)
-            expected = tx.commit(
-                f"register view of {numbers} for approval", trailers("view", Approval(reason), actor, numbers), actor
-            )
+        expected = _register_view(archive, shown, reason, numbers, expected)
     with archive.writing() as tx:
         actor = _unmoved(archive, expected, shown)
         who = sorted({c["acted_by"] for c in shown.commits})
@@ -241,6 +236,21 @@ def approve(
         }
         commit = tx.commit(subject, message, actor)
     return shown, commit
+
+
+def _register_view(
+    archive: Archive, shown: ApprovalPlan, reason: str, numbers: str | None, expected: str | None
+) -> str:
+    """Register the approver's view of revealed values (P8) in its own commit; expected: HEAD must still be it."""
+    from archivectl import registers
+
+    with archive.writing() as tx:
+        actor = _unmoved(archive, expected, shown) if expected is not None else actor_of(archive)
+        fields = {"archive_no": numbers, "commits": [c["commit"][:12] for c in shown.commits]}
+        registers.register(tx, "access", "view", actor.member.id, fields, reason=reason)
+        return tx.commit(
+            f"register view of {numbers} for approval", trailers("view", Approval(reason), actor, numbers), actor
+        )
 
 
 def _unmoved(archive: Archive, expected: str | None, shown: ApprovalPlan) -> Any:
