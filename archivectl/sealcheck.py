@@ -128,5 +128,7 @@ def _side(leaves: dict | None, shown: dict, path: str) -> str:
         return "?"
     if path not in leaves:
         return "-"
-    value = shown.get(path, leaves[path])
+    if path not in shown:
+        return "***"  # never the value itself: only what present() made of it is shown
+    value = shown[path]
     return inert(yamlio.dump_flow(value) if isinstance(value, list | dict) else str(value))

@@ -25,6 +25,7 @@ from conftest import (
 from test_office import office  # noqa: F401 (a fixture)
 from test_review import NEW_PHONE, _on_main, _phone_change
 
+from archivectl import records
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError
 from archivectl.ops import approvals
@@ -154,3 +155,36 @@ def test_approve_refuses_when_the_range_moved_while_it_was_shown(world: World, m
     assert world.git("rev-parse", "HEAD").strip() == before["head"]
     world.git("update-ref", "refs/heads/main", "HEAD~1")
     assert_unchanged(world, before)
+
+
+def test_approve_refuses_a_change_that_drops_the_fingerprints(office):  # noqa: F811 - P12
+    """Signed, every trailer, the sealed block untouched: verify finds nothing, the story and approve do."""
+    number = _on_main(office)
+    butler, manager = office["but01"], office["mgr01"]
+    butler.git("fetch", "-q")
+    butler.git("switch", "-q", "-c", "b03-bare", "origin/main")
+    relpath = Archive.find(str(butler.clone)).locate(number)
+    stored = records.load_stored((butler.clone / relpath).read_bytes(), relpath)
+    del stored["sealed_fingerprints"]
+    (butler.clone / relpath).write_text(records.dump(stored))
+    butler.git("add", relpath)
+    trailers = f"Action: edit\nReason: tidy\nApproved-by: mgr01\nArchive-No: {number}\nActed-by: but01"
+    key = butler.world.people["but01"].key
+    butler.git("-c", f"user.signingkey={key}", "-c", "gpg.format=ssh", "commit", "-q", "--no-verify", "-S",
+               "-m", f"edit {number}: tidy\n\n{trailers}")  # fmt: skip
+    butler.git("push", "-q", "-u", "origin", "b03-bare")
+    manager.git("fetch", "-q")
+    manager.git("switch", "-q", "-c", "b03-bare", "origin/b03-bare")
+
+    verified = json.loads(
+        manager.ok("verify", "--range", "origin/main..HEAD", "--allow-pending", "--format", "json")
+    )  # it awaits mgr01; nothing else is wrong without a key
+    assert verified["findings"] == [] and len(verified["pending"]) == 1
+    story = json.loads(manager.ok("review", "--format", "json"))
+    assert "fingerprints: the change drops the sealed-field fingerprints" in story["changes"][0]["findings"]
+    before = manager.snapshot()
+    refused = manager.cli("approve", "--yes", "--reason", "looks fine")
+    assert_refused(refused, 1, f"{number}: the change drops the sealed-field fingerprints; nothing was signed")
+    assert manager.snapshot() == before
+    assert_refused(manager.cli("approve", "nosuch..HEAD", "--yes", "--reason", "x"), 2, "nosuch..HEAD: no such commit")
+    assert manager.snapshot() == before

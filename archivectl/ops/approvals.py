@@ -166,10 +166,12 @@ def _resolve(archive: Archive, chosen: str | None, head: str | None) -> Range:
         if head is None:
             raise ArchiveError(_("nothing in {where} awaits approval").format(where="HEAD"))
         return Range("HEAD", "", head)
+    if chosen.startswith("-"):
+        raise UsageError(_("{spec!r} is not a revision range like origin/main..HEAD").format(spec=chosen))
     start, _sep, end = chosen.partition("..")
     base = gitio.rev_parse(archive.root, start) if _sep else None
     tip = gitio.rev_parse(archive.root, end or "HEAD") if _sep else gitio.rev_parse(archive.root, start)
-    if tip is None or (_sep and base is None) or chosen.startswith("-"):
+    if tip is None or (_sep and base is None):
         raise UsageError(_("{spec}: no such commit").format(spec=chosen))
     if not _sep:  # A alone is A's whole history, as verify --range A reads it
         return Range(chosen, "", tip)
