@@ -112,20 +112,20 @@ def test_the_story_counts_approvals_toward_the_threshold(old_world: World):  # P
         return json.loads(w.ok("aud01", "review", f"{start}..HEAD", "--format", "json"))
 
     [purge] = story()["changes"]
-    assert purge["approval"]["text"] == "0 of 2 approvals; awaiting approval by mgr02, 1 more manager or gm"
-    assert story()["summary"] == "awaiting approval by mgr02, 1 more manager or gm"
+    assert purge["approval"]["text"] == "0 of 2 approvals; awaiting approval by mgr02 and 1 more by a manager or gm"
+    assert story()["summary"] == "awaiting approval by mgr02 and 1 more by a manager or gm"
 
     w.approve("mgr02")
     [purge] = story()["changes"]
-    assert purge["approval"]["text"] == "1 of 2 approvals: mgr02; awaiting approval by 1 more manager or gm"
+    assert purge["approval"]["text"] == "1 of 2 approvals: mgr02; awaiting 1 more by a manager or gm"
     assert (purge["approval"]["signed"], purge["approval"]["needed"]) == (["mgr02"], 2)
     markdown = w.ok("aud01", "review", f"{start}..HEAD", "--format", "markdown")
-    assert "### ⏳ archivectl review: awaiting approval by 1 more manager or gm" in markdown
+    assert "### ⏳ archivectl review: awaiting 1 more by a manager or gm" in markdown
 
     # the second approver is shown the same words before signing, and the commit it binds
     second = w.cli("gm01", "approve", "--yes", "--reason", "second pair of eyes")
     assert second.exit_code == 0, second
-    assert "approval: 1 of 2 approvals: mgr02; awaiting approval by 1 more manager or gm" in second.stderr
+    assert "approval: 1 of 2 approvals: mgr02; awaiting 1 more by a manager or gm" in second.stderr
     assert f"  {purge['commit']}  purge by mgr01: retention passed" in second.stderr
     after = story()
     assert after["state"] == "approved"

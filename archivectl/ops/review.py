@@ -242,19 +242,28 @@ def _awaiting(request: Request) -> tuple[str, str, str]:
     """Where a change's approval stands, in words: (text, the named approver still missing, how many more of whom).
 
     One approver: "awaiting approval by mgr01". A threshold (archive.yaml approvals:):
-    "1 of 2 approvals: mgr02; awaiting approval by 1 more manager or gm".
+    "1 of 2 approvals: mgr02; awaiting 1 more by a manager or gm".
     """
     named = inert(request.approver) if request.approver not in request.signed else ""
     missing = request.needed - len(request.signed) - (1 if named else 0)
     roles = " or ".join(inert(r) for r in request.roles)
-    more = _("{n} more {roles}").format(n=missing, roles=roles) if missing > 0 else ""
-    awaiting = _("awaiting approval by {who}").format(who=", ".join(w for w in (named, more) if w))
+    more = _("{n} more by a {roles}").format(n=missing, roles=roles) if missing > 0 else ""
+    awaiting = _awaiting_words([named] if named else [], [more] if more else [])
     if request.needed <= 1:
         return awaiting, named, more
     count = _("{signed} of {needed} approvals").format(signed=len(request.signed), needed=request.needed)
     if request.signed:
         count += ": " + ", ".join(inert(w) for w in request.signed)
     return f"{count}; {awaiting}", named, more
+
+
+def _awaiting_words(named: list[str], more: list[str]) -> str:
+    """ "awaiting approval by mgr01", "awaiting 1 more by a manager or gm", or both joined by "and"."""
+    if named and more:
+        return _("awaiting approval by {who} and {more}").format(who=", ".join(named), more=", ".join(more))
+    if named:
+        return _("awaiting approval by {who}").format(who=", ".join(named))
+    return _("awaiting {more}").format(more=", ".join(more))
 
 
 def _load(blobs: gitio.BlobReader, blob: str, path: str) -> dict:
@@ -417,9 +426,10 @@ def _state(changes: list[dict], approvals: list[dict], loose: list[str]) -> dict
         count = len(broken) + len(loose)
         return {"state": "broken", "summary": _("broken: {n} problem(s); first: {first}").format(n=count, first=first)}
     waiting = [c["approval"] for c in changes if c["approval"]["state"] == "awaiting"]
-    who = sorted({a["awaiting"] for a in waiting if a["awaiting"]}) + sorted({a["more"] for a in waiting if a["more"]})
-    if who:
-        return {"state": "awaiting", "summary": _("awaiting approval by {who}").format(who=", ".join(who))}
+    named = sorted({a["awaiting"] for a in waiting if a["awaiting"]})
+    more = sorted({a["more"] for a in waiting if a["more"]})
+    if named or more:
+        return {"state": "awaiting", "summary": _awaiting_words(named, more)}
     if not changes:
         return {"state": "empty", "summary": _("nothing to review")}
     return {"state": "approved", "summary": _("approved: every change has its approval")}
