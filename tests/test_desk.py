@@ -321,7 +321,7 @@ def test_clerk_adds_with_two_scans_manager_reveals_and_approves_in_the_browser(o
         go(driver, ("id", "nav-approve"), "range")
         assert text_of(driver, "range") == "3 changes in origin/main..HEAD await your approval:"
         plan = text_of(driver, "plan")
-        assert f"{number}: new household" in plan
+        assert f"{number} (building B03, floor 12, unit 1203): added" in plan
         assert "customers.0.phone: - -> 138****5678" in plan  # masked
         assert "repairs.0.summary: - -> <script>alert('x')</script>evil" in plan  # inert
         assert OWNER_PHONE not in driver.page_source and OWNER_NAME not in driver.page_source

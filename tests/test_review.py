@@ -9,6 +9,7 @@ the manager approves on their own clone and the story says so.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,18 @@ def _phone_change(office, number: str) -> None:  # noqa: F811
     assert pushed.returncode == 0, pushed.stderr
 
 
+def _readme_comments() -> list[str]:
+    """The pull-request comments README.md shows "as it renders", unquoted."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    part = text.split("A pull request's comment, as it renders", 1)[1].split("\n\n", 1)[1]
+    quotes = re.findall(r"((?:^>.*\n)+)", part, re.M)[:2]
+    return [re.sub(r"^> ?", "", q, flags=re.M) for q in quotes]
+
+
+def _ids_blanked(markdown: str) -> str:
+    return re.sub(r"HO-\d{4}-\d{5}", "HO-YYYY-NNNNN", re.sub(r"`[0-9a-f]{12}`", "`<id>`", markdown))
+
+
 def _sealed_lines(markdown: str) -> list[str]:
     return [ln.strip() for ln in markdown.splitlines() if "sealed fields" in ln]
 
@@ -79,10 +92,19 @@ def test_a_pull_request_for_one_sealed_phone_names_that_field_awaits_then_is_app
     assert change["action"] == "edit" and change["acted_by"] == "but01"
     [household] = change["households"]
     assert household["sealed"] == ["customers.0.phone"] and household["clear"] == [] and household["documents"] == []
-    assert change["approval"] == {"state": "awaiting", "text": "awaiting approval by mgr01", "awaiting": "mgr01"}
+    assert change["approval"] == {
+        "state": "awaiting",
+        "text": "awaiting approval by mgr01",
+        "awaiting": "mgr01",
+        "more": "",
+        "signed": [],
+        "needed": 1,
+    }
     assert change["findings"] == []
     # stable: the same range tells the same bytes (a CI job updates its comment only when this changes)
     assert butler.ok("review", "--format", "markdown") == story_md
+    readme_awaiting, readme_approved = _readme_comments()
+    assert _ids_blanked(story_md) == _ids_blanked(readme_awaiting)  # README shows it as it renders
     assert butler.cli("review", "--check").exit_code == 1
 
     manager.git("fetch", "-q")
@@ -92,6 +114,7 @@ def test_a_pull_request_for_one_sealed_phone_names_that_field_awaits_then_is_app
     approved_md = manager.ok("review", "--format", "markdown")
     assert "approved by mgr01" in approved_md and "awaiting" not in approved_md
     assert _sealed_lines(approved_md) == ["- sealed fields changed: `customers.0.phone`"]
+    assert _ids_blanked(approved_md) == _ids_blanked(readme_approved)
     for secret in [OWNER_PHONE, NEW_PHONE, *SECRETS]:
         assert secret not in approved_md
     after = json.loads(manager.ok("review", "--format", "json"))
@@ -149,6 +172,44 @@ def test_approve_refuses_a_signed_change_whose_sealed_block_is_not_what_its_fing
     assert manager.snapshot() == before
 
 
+def test_a_readers_verify_catches_a_signed_sealed_change_behind_old_fingerprints(office, monkeypatch):  # noqa: F811 - P12
+    """The Done-when of issue 26: caught by a reader's verify (here) and by approve (the test above)."""
+    number = _on_main(office)
+    monkeypatch.setenv("ARCHIVECTL_KEYSTORE", str(office["but01"].world.keys))
+    butler, manager, clerk = office["but01"], office["mgr01"], office["clk01"]
+    butler.git("fetch", "-q")
+    butler.git("switch", "-q", "-c", "b03-tidy", "origin/main")
+    _hand_made_sealed_change(butler, number, signed=True)
+    butler.git("push", "-q", "-u", "origin", "b03-tidy")
+    for desk in (manager, clerk):
+        desk.git("fetch", "-q")
+        desk.git("switch", "-q", "-c", "b03-tidy", "origin/b03-tidy")
+    args = ("verify", "--range", "origin/main..HEAD", "--allow-pending")
+
+    keyless = manager.cli(*args, "--format", "json")  # without a key nothing tells the block from its prints
+    assert keyless.exit_code == 0 and "opened" not in json.loads(keyless.stdout)
+
+    before = manager.snapshot()
+    opened = manager.cli(*args, "--open", "--format", "json")
+    assert opened.exit_code == 1
+    report = json.loads(opened.stdout)
+    assert [(f["rule"], f["message"]) for f in report["findings"]] == [
+        ("record", f"{number}: fingerprints: sealed fields customers.0.phone differ from their fingerprints")
+    ]
+    assert report["opened"] == {"checked": 1, "unchecked": []}
+    said = manager.cli(*args, "--open")
+    assert said.exit_code == 1 and "1 record versions opened" in said.stdout
+    for text in (opened.stdout, said.stdout + said.stderr):
+        assert "13900009999" not in text and OWNER_PHONE not in text
+    assert manager.snapshot() == before  # nothing registered, nothing written
+
+    # someone who does not read B03 opens nothing and says so; it claims nothing about the block
+    told = clerk.cli(*args, "--open")
+    assert told.exit_code == 0, told.stdout + told.stderr
+    assert "0 record versions opened" in told.stdout
+    assert f"not opened: {number}: fingerprints: not checked, clk01 does not read building B03" in told.stdout
+
+
 def test_a_sealed_block_changed_behind_old_fingerprints_is_caught(office, monkeypatch):  # noqa: F811 - P12
     number = _on_main(office)
     monkeypatch.setenv("ARCHIVECTL_KEYSTORE", str(office["but01"].world.keys))  # the office's shared keystore
@@ -200,8 +261,10 @@ def test_a_fingerprint_changed_to_cover_another_field_is_caught_by_a_readers_rev
     # someone who does not read the building is told so, not shown anything
     clerk.git("fetch", "-q")
     clerk.git("switch", "-q", "b03-covered")
-    told = json.loads(clerk.ok("review", "--open", "--format", "json"))["changes"][0]["findings"]
-    assert "fingerprints: not checked, clk01 does not read building B03" in told
+    told = json.loads(clerk.ok("review", "--open", "--format", "json"))["changes"][0]
+    assert told["unchecked"] == ["fingerprints: not checked, clk01 does not read building B03"]
+    assert not [f for f in told["findings"] if "fingerprints" in f]  # not a problem of the record: nothing false
+    assert "sealed_values" not in told["households"][0]
 
 
 # ---------------------------------------------------------------------- fingerprints, pure

@@ -100,3 +100,33 @@ def test_approvals_in_archive_yaml_name_actions_that_need_approval(world: World)
         refused = world.cli("aud01", "validate")
         assert refused.exit_code != 0 and f"archive.yaml: approvals: {words}" in refused.stdout + refused.stderr
         world.git("reset", "-q", "--hard", "HEAD~1")
+
+
+def test_the_story_counts_approvals_toward_the_threshold(old_world: World):  # P13, P12 (issue 26: review, approve)
+    w = old_world
+    two_for_purges(w)
+    start = w.git("rev-parse", "HEAD").strip()
+    w.ok("mgr01", "purge", w.doomed, "--reason", "retention passed", "--approver", "mgr02")
+
+    def story() -> dict:
+        return json.loads(w.ok("aud01", "review", f"{start}..HEAD", "--format", "json"))
+
+    [purge] = story()["changes"]
+    assert purge["approval"]["text"] == "0 of 2 approvals; awaiting approval by mgr02 and 1 more by a manager or gm"
+    assert story()["summary"] == "awaiting approval by mgr02 and 1 more by a manager or gm"
+
+    w.approve("mgr02")
+    [purge] = story()["changes"]
+    assert purge["approval"]["text"] == "1 of 2 approvals: mgr02; awaiting 1 more by a manager or gm"
+    assert (purge["approval"]["signed"], purge["approval"]["needed"]) == (["mgr02"], 2)
+    markdown = w.ok("aud01", "review", f"{start}..HEAD", "--format", "markdown")
+    assert "### ⏳ archivectl review: awaiting 1 more by a manager or gm" in markdown
+
+    # the second approver is shown the same words before signing, and the commit it binds
+    second = w.cli("gm01", "approve", "--yes", "--reason", "second pair of eyes")
+    assert second.exit_code == 0, second
+    assert "approval: 1 of 2 approvals: mgr02; awaiting 1 more by a manager or gm" in second.stderr
+    assert f"  {purge['commit']}  purge by mgr01: retention passed" in second.stderr
+    after = story()
+    assert after["state"] == "approved"
+    assert after["changes"][0]["approval"]["text"] == "approved by mgr02, gm01 (2 of 2 approvals)"

@@ -42,14 +42,30 @@ def verify(
             "--allow-pending", help=_("List changes awaiting approval instead of failing (proposal branches).")
         ),
     ] = False,
+    open_sealed: Annotated[
+        bool,
+        typer.Option(
+            "--open",
+            help=_(
+                "As a reader: open every record version the range writes, in memory, and check its sealed block "
+                "against its fingerprints (paths only are shown; nothing is registered)."
+            ),
+        ),
+    ] = False,
     fmt: FormatOpt = None,
+    identity: IdentityOpt = None,
 ) -> None:
     from archivectl.ops import verify as ops
     from archivectl.render import render_rows
 
     archive = open_archive(ctx)
+    reader = ops.reader_check(archive, identity or globals_of(ctx).identity) if open_sealed else None
     report = ops.verify(
-        archive, range_spec, progress=progress_bar(_("verifying commits"), min_total=50), allow_pending=allow_pending
+        archive,
+        range_spec,
+        progress=progress_bar(_("verifying commits"), min_total=50),
+        allow_pending=allow_pending,
+        reader=reader,
     )
     chosen = fmt_of(ctx, fmt)
     if chosen == "json":
@@ -65,6 +81,14 @@ def verify(
                 commits=report["commits"]
             )
         )
+    if "opened" in report and chosen != "json":
+        out(
+            _("{n} record versions opened: their sealed blocks checked against their fingerprints").format(
+                n=report["opened"]["checked"]
+            )
+        )
+        for note in report["opened"]["unchecked"]:
+            out(_("not opened: {note}").format(note=note))
     if report["pending"] and chosen != "json":
         waiting = sorted({p["awaiting"] for p in report["pending"]})
         out(
@@ -98,7 +122,12 @@ def pending(
         out(_("nothing awaits approval"))
 
 
-@app.command(help=_("Sign an approval of the changes that name you as approver, after showing what they change."))
+@app.command(
+    help=_(
+        "Sign an approval of the changes that await you, after showing their story as `review --open` tells it "
+        "and every commit id it binds; refused if the range moved since."
+    )
+)
 def approve(
     ctx: typer.Context,
     range_spec: RangeArg = None,
@@ -107,6 +136,17 @@ def approve(
     reveal: Annotated[
         bool, typer.Option("--reveal", help=_("Show personal fields in clear, not masked (registered)."))
     ] = False,
+    expect: Annotated[
+        str | None,
+        typer.Option(
+            "--expect",
+            metavar="COMMIT",
+            help=_(
+                "Sign only if the range still ends at this full commit id (the head `review --format json` "
+                "or approve showed); for scripts with --yes."
+            ),
+        ),
+    ] = None,
     identity: IdentityOpt = None,
 ) -> None:
     import sys
@@ -129,7 +169,7 @@ def approve(
         return yes or typer.confirm(_("Approve exactly these changes?"), default=False, err=True)
 
     plan, commit = approvals.approve(
-        open_archive(ctx), range_spec, reason, confirm, reveal, identity or globals_of(ctx).identity
+        open_archive(ctx), range_spec, reason, confirm, reveal, identity or globals_of(ctx).identity, expect
     )
     out(_("approved {n_commits} change(s) in commit {commit}").format(n_commits=len(plan.commits), commit=commit[:12]))
 

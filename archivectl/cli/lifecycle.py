@@ -195,8 +195,8 @@ def review(
         typer.Option(
             "--open",
             help=_(
-                "As a reader: open each changed record in memory and check its sealed-field fingerprints "
-                "(only field paths are shown; nothing is registered)."
+                "As a reader: open each changed record in memory, check its sealed-field fingerprints and show "
+                "the changed sealed fields masked (nothing is registered)."
             ),
         ),
     ] = False,

@@ -22,14 +22,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from archivectl import fingerprints, gitio, judge, pii, records, rules, yamlio
+from archivectl import fingerprints, gitio, judge, pii, records, rules, sealcheck, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
-from archivectl.ops.approvals import default_range
-from archivectl.ops.common import identity_for, open_key, readers
+from archivectl.judge.approvals import Request
 from archivectl.ops.hooks import codeowners
+from archivectl.ops.verify import reader_check
 from archivectl.screen import inert
+
+__all__ = [
+    "default_range",
+    "markdown",
+    "reader_check",
+    "resolve_range",
+    "review",
+    "story_lines",
+    "table_rows",
+    "tell",
+    "written_without_fingerprints",
+]
 
 WITHHELD = "(withheld: it holds personal data)"
 _RANGE = re.compile(r"[A-Za-z0-9_./~^@{}-]+(\.\.[A-Za-z0-9_./~^@{}-]*)?")
@@ -43,13 +55,29 @@ def shown(value: Any) -> str:
     return inert(text)
 
 
+def default_range(archive: Archive) -> str | None:
+    """This branch's proposals: <main's upstream or main>..HEAD, or None on main itself (the whole history)."""
+    main = archive.settings.main
+    upstream = f"origin/{main}"
+    if gitio.rev_parse(archive.root, upstream):
+        return f"{upstream}..HEAD"
+    if gitio.current_branch(archive.root) not in (None, main) and gitio.rev_parse(archive.root, main):
+        return f"{main}..HEAD"
+    return None
+
+
 @dataclass(frozen=True)
 class Range:
-    """The commits reviewed: base..tip, both resolved."""
+    """The commits reviewed: base..tip, both resolved (base "": the whole history up to tip)."""
 
     spec: str
     base: str
     tip: str
+
+    @property
+    def revs(self) -> str:
+        """The range as git and the judge take it."""
+        return f"{self.base}..{self.tip}" if self.base else self.tip
 
 
 def resolve_range(archive: Archive, range_spec: str | None) -> Range:
@@ -78,26 +106,38 @@ def resolve_range(archive: Archive, range_spec: str | None) -> Range:
 def review(archive: Archive, range_spec: str | None = None, check_sealed: SealedCheck | None = None) -> dict[str, Any]:
     """The story of a range, JSON-ready: its state, one entry per change, approvals, findings, owners.
 
-    check_sealed (a reader's, reader_check()): each record version the range writes is opened and its
-    fingerprints recomputed, so a sealed block changed behind fingerprints that name another field is caught.
+    check_sealed (a reader's, reader_check()): each record version the range writes is opened in memory and
+    its fingerprints recomputed, so a sealed block changed behind fingerprints that name another field is
+    caught; the sealed fields that changed are shown with their values masked (revealed only for a Reader
+    built to reveal, as approve --reveal does, registered).
     """
     chosen = resolve_range(archive, range_spec)
-    judged = judge.judge(archive, f"{chosen.base}..{chosen.tip}", allow_pending=True)
-    commits = gitio.commits_for_verify(archive.root, [f"{chosen.base}..{chosen.tip}"])
+    return tell(archive, chosen, judge.judge(archive, chosen.revs, allow_pending=True), check_sealed)
+
+
+def tell(
+    archive: Archive,
+    chosen: Range,
+    judged: judge.Judgement,
+    check_sealed: SealedCheck | None = None,
+    only: set[str] | None = None,
+) -> dict[str, Any]:
+    """The story of a range already judged (review, and approve for the commits it binds: only)."""
+    commits = gitio.commits_for_verify(archive.root, [chosen.revs])
     findings: dict[str, list[str]] = {}
     for f in judged.findings:
         findings.setdefault(f.commit, []).append(f"{f.rule}: {inert(f.message)}")
-    awaiting = {r.info.commit: r.approver for r in judged.pending}
-    approved_by = {commit: [who] for commit, who in judged.approved.items()}  # the judge's answer, nobody else's
     owners = _owner_rules(archive)
     changes, approvals = [], []
     with gitio.BlobReader(archive.root) as blobs:
         for info in commits:
+            if only is not None and info.commit not in only:
+                continue
             action = info.trailer("Action") or rules.legacy_action(info.subject) or ""
             if action == "approve":
                 approvals.append(_approval_entry(info, findings))
                 continue
-            changes.append(_change(blobs, info, action, findings, awaiting, approved_by, owners, check_sealed))
+            changes.append(_change(blobs, info, action, findings, judged, owners, check_sealed))
     in_range = {c.commit for c in commits}
     loose = sorted({m for commit, ms in findings.items() if commit not in in_range for m in ms})
     state = _state(changes, approvals, loose)
@@ -128,8 +168,7 @@ def _change(
     info: gitio.CommitInfo,
     action: str,
     findings: dict[str, list[str]],
-    awaiting: dict[str, str],
-    approved_by: dict[str, list[str]],
+    judged: judge.Judgement,
     owners: list[tuple[str, list[str]]],
     check_sealed: SealedCheck | None = None,
 ) -> dict[str, Any]:
@@ -140,28 +179,38 @@ def _change(
     registers: list[str] = []
     other: list[str] = []
     notes: list[str] = []
+    unchecked: list[str] = []
     is_merge = len(info.parents) > 1
     if not is_merge:
         for change in sorted(info.changes, key=lambda c: c.path):
             kind = rules.classify(change.path)
             if kind is not None and kind.kind == "record":
-                household, problems = _household(blobs, change, action, check_sealed)
+                household, problems, not_opened = _household(blobs, change, action, check_sealed)
                 households.append(household)
                 notes += problems
+                unchecked += not_opened
             elif kind is not None and kind.kind == "register" and change.status in "AM":
                 registers += _register_lines(blobs, change, kind)
             elif kind is not None and kind.kind in ("attachment", "numbers"):
                 continue  # told with the record's documents; numbers are the keystore's reservation
             else:
                 other.append(f"{change.status} {inert(change.path)}")
+    request = judged.requests.get(info.commit)
+    signed = [inert(w) for w in request.signed] if request is not None else []
+    needed = request.needed if request is not None else (1 if rule is not None and rule.approval else 0)
+    more = ""
     if info.commit in findings or notes:
         status, state = "broken", "; ".join(sorted(findings.get(info.commit, [])) + notes)
-    elif info.commit in awaiting:
-        status, state = "awaiting", _("awaiting approval by {who}").format(who=inert(awaiting[info.commit]))
-        waiting_for = inert(awaiting[info.commit])
+    elif request is not None and info.commit not in judged.approved:
+        status = "awaiting"
+        state, waiting_for, more = _awaiting(request)
     elif rule is not None and rule.approval is not None:
-        who = approved_by.get(info.commit) or ["?"]
-        status, state = "approved", _("approved by {who}").format(who=", ".join(inert(w) for w in who))
+        who = judged.approved.get(info.commit, "?").split(", ")  # the judge's answer, nobody else's
+        signed = [inert(w) for w in who]
+        state = _("approved by {who}").format(who=", ".join(signed))
+        if needed > 1:
+            state += " " + _("({signed} of {needed} approvals)").format(signed=len(signed), needed=needed)
+        status = "approved"
     elif is_merge:
         status, state = "merge", _("a merge: verify judges it against its first parent")
     else:
@@ -175,10 +224,46 @@ def _change(
         "households": households,
         "registers": sorted(registers),
         "other_files": sorted(other),
-        "approval": {"state": status, "text": state, "awaiting": waiting_for},
+        "approval": {
+            "state": status,
+            "text": state,
+            "awaiting": waiting_for,
+            "more": more,
+            "signed": signed,
+            "needed": needed,
+        },
         "findings": sorted(findings.get(info.commit, [])) + notes,
+        "unchecked": sorted(set(unchecked)),
         "owners": _owners_of(paths, owners),
     }
+
+
+def _awaiting(request: Request) -> tuple[str, str, str]:
+    """Where a change's approval stands, in words: (text, the named approver still missing, how many more of whom).
+
+    One approver: "awaiting approval by mgr01". A threshold (archive.yaml approvals:):
+    "1 of 2 approvals: mgr02; awaiting 1 more by a manager or gm".
+    """
+    named = inert(request.approver) if request.approver not in request.signed else ""
+    missing = request.needed - len(request.signed) - (1 if named else 0)
+    roles = " or ".join(inert(r) for r in request.roles)
+    more = _("{n} more by a {roles}").format(n=missing, roles=roles) if missing > 0 else ""
+    awaiting = _awaiting_words([named] if named else [], [more] if more else [])
+    if request.needed <= 1:
+        return awaiting, named, more
+    count = _("{signed} of {needed} approvals").format(signed=len(request.signed), needed=request.needed)
+    if request.signed:
+        count += ": " + ", ".join(inert(w) for w in request.signed)
+    return f"{count}; {awaiting}", named, more
+
+
+def _awaiting_words(named: list[str], more: list[str]) -> str:
+    """ "awaiting approval by mgr01", "awaiting 1 more by a manager or gm", or both joined by "and"."""
+    if named and more:
+        return _("awaiting approval by {who} and {more}").format(who=", ".join(named), more=", ".join(more))
+    if named:
+        return _("awaiting approval by {who}").format(who=", ".join(named))
+    return _("awaiting {more}").format(more=", ".join(more))
 
 
 def _load(blobs: gitio.BlobReader, blob: str, path: str) -> dict:
@@ -194,8 +279,9 @@ def _load(blobs: gitio.BlobReader, blob: str, path: str) -> dict:
 
 def _household(
     blobs: gitio.BlobReader, change: gitio.Change, action: str, check_sealed: SealedCheck | None = None
-) -> tuple[dict[str, Any], list[str]]:
-    """What a commit did to one record, from its clear parts (and a reader's check), and what looks tampered with."""
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    """What a commit did to one record, from its clear parts (and a reader's opening), what looks tampered with,
+    and what a reader could not open."""
     old, new = _load(blobs, change.old_blob, change.path), _load(blobs, change.new_blob, change.path)
     either = new or old
     place = {k: inert(either.get(k, "")) for k in ("building", "floor", "unit", "archive_no")}
@@ -211,22 +297,36 @@ def _household(
         for k in sorted(set(before) | set(after))
         if before.get(k) != after.get(k)
     ]
-    sealed, problems = _sealed_changes(old, new, action)
-    if check_sealed is not None and new.get("sealed"):
-        problems += check_sealed(new)
+    sealed, guesses, problems = _sealed_changes(old, new, action)
+    unchecked: list[str] = []
+    values: list[dict[str, str]] | None = None
+    if isinstance(check_sealed, sealcheck.Reader) and (new.get("sealed") or old.get("sealed")):
+        compared = check_sealed.compare(old, new)
+        unchecked = compared.unchecked
+        if not compared.unchecked:  # both versions opened: the exact check answers what the keyless one guessed
+            guesses = []
+            values = compared.values
+        problems = guesses + problems + compared.problems
+    else:
+        problems = guesses + problems + (check_sealed(new) if check_sealed is not None and new.get("sealed") else [])
     old_docs = [d for d in old.get("documents") or [] if isinstance(d, dict)]
     documents = sorted(
         f"{shown(d.get('type'))} {shown(d.get('date'))} v{shown(d.get('version'))}"
         for d in new.get("documents") or []
         if isinstance(d, dict) and d not in old_docs
     )
-    return {**place, "what": what, "clear": clear, **sealed, "documents": documents}, problems
+    told = {**place, "what": what, "clear": clear, **sealed, "documents": documents, "findings": problems}
+    if values is not None:
+        told["sealed_values"] = values  # a reader's view only: never in a story told without a key
+    return told, problems, unchecked
 
 
-def _sealed_changes(old: dict, new: dict, action: str) -> tuple[dict[str, Any], list[str]]:
-    """Which sealed fields changed, by the fingerprints in clear; and anything that does not add up."""
+def _sealed_changes(old: dict, new: dict, action: str) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Which sealed fields changed, by the fingerprints in clear; what looks wrong without a key (guesses a
+    reader's exact check replaces), and what is wrong whoever looks (problems)."""
     old_fp, new_fp = old.get("sealed_fingerprints"), new.get("sealed_fingerprints")
     block_changed = old.get("sealed") != new.get("sealed")
+    guesses: list[str] = []
     problems: list[str] = []
     note = ""
     if not new:
@@ -241,13 +341,21 @@ def _sealed_changes(old: dict, new: dict, action: str) -> tuple[dict[str, Any], 
     else:
         paths = fingerprints.changed(old_fp if old else {}, new_fp)
         if old and block_changed and not paths:
-            problems.append(_("fingerprints: the sealed block changed but no fingerprint did (a reader must check it)"))
+            guesses.append(_("fingerprints: the sealed block changed but no fingerprint did (a reader must check it)"))
         if old and not block_changed and paths:
-            problems.append(_("fingerprints: changed while the sealed block did not"))
-        if new.get("sealed") and new_fp is None and (not old or old_fp is not None):
-            problems.append(_("fingerprints: a sealed block written without fingerprints"))
+            guesses.append(_("fingerprints: changed while the sealed block did not"))
+        if new.get("sealed") and new_fp is None and old and old_fp is not None:
+            problems.append(_("fingerprints: the change drops the sealed-field fingerprints"))
+        elif new.get("sealed") and new_fp is None and not old:
+            problems.append(written_without_fingerprints())
     del action  # a rotation is told by its new recipient, whatever the action says
-    return {"sealed": [inert(p) for p in paths], "sealed_note": note}, problems
+    return {"sealed": [inert(p) for p in paths], "sealed_note": note}, guesses, problems
+
+
+def written_without_fingerprints() -> str:
+    """The finding of a household added without fingerprints (as archivectl wrote them before issue 26):
+    review tells it; approve does not refuse it (the household gets them on its next write)."""
+    return _("fingerprints: a sealed block written without fingerprints")
 
 
 def _register_lines(blobs: gitio.BlobReader, change: gitio.Change, kind: rules.PathKind) -> list[str]:
@@ -272,37 +380,9 @@ def _register_lines(blobs: gitio.BlobReader, change: gitio.Change, kind: rules.P
 
 # ---------------------------------------------------------------------- a reader's check of the sealed blocks
 
+# A reader's check of one stored record (problems only). reader_check() (ops/verify, re-exported here) builds
+# a sealcheck.Reader, which is one, and more: review shows the sealed fields' values through it, masked.
 SealedCheck = Callable[[dict], list[str]]
-
-
-def reader_check(archive: Archive, identity: str | None = None) -> SealedCheck:
-    """For a reader running review on their own machine: a check of each record's fingerprints against its block.
-
-    The block is opened in memory and only field paths come out (fingerprints.check), so nothing
-    personal is shown or registered. A household the actor does not read (P7) is named as unchecked.
-    """
-    from archivectl import crypto
-    from archivectl.identity import actor_of
-
-    actor = actor_of(archive)
-    loaded = crypto.load_identity(identity_for(archive, identity, actor))
-
-    def check(stored: dict) -> list[str]:
-        if actor.member not in readers(archive, str(stored.get("building"))):
-            return [
-                _("fingerprints: not checked, {who} does not read building {building}").format(
-                    who=actor.member.id, building=inert(stored.get("building"))
-                )
-            ]
-        try:
-            key = open_key(archive, stored, loaded)
-            _plain, sealed = records.open_record(stored, key)
-        except ArchiveError as exc:
-            return [_("fingerprints: not checked ({why})").format(why=inert(exc))]
-        found = fingerprints.check_stored(stored, sealed, key)
-        return [f"fingerprints: {found.message()}"] if found else []
-
-    return check
 
 
 # ---------------------------------------------------------------------- who should look
@@ -345,9 +425,11 @@ def _state(changes: list[dict], approvals: list[dict], loose: list[str]) -> dict
         first = (broken[0]["findings"] or ["?"])[0] if broken else loose[0]
         count = len(broken) + len(loose)
         return {"state": "broken", "summary": _("broken: {n} problem(s); first: {first}").format(n=count, first=first)}
-    who = sorted({c["approval"]["awaiting"] for c in changes if c["approval"]["state"] == "awaiting"})
-    if who:
-        return {"state": "awaiting", "summary": _("awaiting approval by {who}").format(who=", ".join(who))}
+    waiting = [c["approval"] for c in changes if c["approval"]["state"] == "awaiting"]
+    named = sorted({a["awaiting"] for a in waiting if a["awaiting"]})
+    more = sorted({a["more"] for a in waiting if a["more"]})
+    if named or more:
+        return {"state": "awaiting", "summary": _awaiting_words(named, more)}
     if not changes:
         return {"state": "empty", "summary": _("nothing to review")}
     return {"state": "approved", "summary": _("approved: every change has its approval")}
@@ -378,85 +460,100 @@ def _place(h: dict[str, Any]) -> str:
 
 def markdown(story: dict[str, Any]) -> str:
     """The story as a pull-request comment (GitHub, GitLab and Forgejo render the same Markdown)."""
+    return "\n".join(story_lines(story)) + "\n"
+
+
+def story_lines(story: dict[str, Any], as_markdown: bool = True, whole: bool = False) -> list[str]:
+    """The story's lines: the one rendering of it, for a forge's comment and for approve's terminal.
+
+    as_markdown=False: the same lines as plain text (no comment marker, no code spans, "->");
+    whole: every change and household, none counted instead (what an approver signs, they see).
+    """
+    code = _code if as_markdown else str
+    arrow = "→" if as_markdown else "->"
+    heading = "#### " if as_markdown else ""
+    shown_changes = None if whole else SHOWN_CHANGES
+    shown_households = None if whole else SHOWN_HOUSEHOLDS
     icon = {"approved": "✅", "awaiting": "⏳", "broken": "❌", "empty": "➖"}[story["state"]]
-    lines = [
-        MARKER,
-        f"### {icon} archivectl review: {story['summary']}",
-        "",
+    lines = [MARKER, f"### {icon} archivectl review: {story['summary']}", ""] if as_markdown else []
+    lines.append(
         _("{range}: {n} change(s), {a} approval(s); base {base}, head {head}").format(
-            range=_code(story["range"]),
+            range=code(story["range"]),
             n=len(story["changes"]),
             a=len(story["approvals"]),
-            base=_code(story["base"][:12]),
-            head=_code(story["head"][:12]),
+            base=code(story["base"][:12] or "-"),
+            head=code(story["head"][:12]),
         ),
-    ]
-    for i, change in enumerate(story["changes"][:SHOWN_CHANGES], 1):
-        if len(change["households"]) > 5:
+    )
+    for i, change in enumerate(story["changes"][:shown_changes], 1):
+        if len(change["households"]) > 5 and not whole:
             numbers = _("{n} households").format(n=len(change["households"]))
         else:
             numbers = ", ".join(h["archive_no"] for h in change["households"])
-        lines += ["", f"#### {i}. {change['action']}" + (f" · {numbers}" if numbers else "")]
+        lines += ["", f"{heading}{i}. {change['action']}" + (f" · {numbers}" if numbers else "")]
         lines.append(
             "- "
             + _("commit {commit} by {who}; reason: {reason}").format(
-                commit=_code(change["commit"][:12]),
-                who=_code(change["acted_by"] or "?"),
-                reason=_code(change["reason"]),
+                commit=code(change["commit"][:12]),
+                who=code(change["acted_by"] or "?"),
+                reason=code(change["reason"]),
             )
         )
-        lines.append("- " + _("approval: **{text}**").format(text=change["approval"]["text"]))
-        for h in change["households"][:SHOWN_HOUSEHOLDS]:
+        said = _("approval: **{text}**")
+        lines.append("- " + (said if as_markdown else said.replace("**", "")).format(text=change["approval"]["text"]))
+        for h in change["households"][:shown_households]:
             lines.append(f"- {_place(h)}: {h['what']}")
             if h["sealed"]:
                 lines.append(
-                    "  - " + _("sealed fields changed: {paths}").format(paths=", ".join(map(_code, h["sealed"])))
+                    "  - " + _("sealed fields changed: {paths}").format(paths=", ".join(map(code, h["sealed"])))
                 )
             if h["sealed_note"]:
                 lines.append("  - " + _("sealed fields: {note}").format(note=h["sealed_note"]))
-            for c in h["clear"]:
-                lines.append(f"  - {_code(c['field'])}: {_code(c['old'])} → {_code(c['new'])}")
+            for c in h["clear"] + h.get("sealed_values", []):
+                lines.append(f"  - {code(c['field'])}: {code(c['old'])} {arrow} {code(c['new'])}")
             for d in h["documents"]:
-                lines.append("  - " + _("document added: {doc}").format(doc=_code(d)))
-        if len(change["households"]) > SHOWN_HOUSEHOLDS:
+                lines.append("  - " + _("document added: {doc}").format(doc=code(d)))
+        if shown_households is not None and len(change["households"]) > shown_households:
             lines.append(
                 "- "
                 + _("… and {n} more households: {whole}").format(
-                    n=len(change["households"]) - SHOWN_HOUSEHOLDS, whole=_code("archivectl review --format json")
+                    n=len(change["households"]) - shown_households, whole=code("archivectl review --format json")
                 )
             )
         for entry in change["registers"]:
-            lines.append("- " + _("register entry: {entry}").format(entry=_code(entry)))
+            lines.append("- " + _("register entry: {entry}").format(entry=code(entry)))
         for other in change["other_files"]:
-            lines.append("- " + _("file: {path}").format(path=_code(other)))
+            lines.append("- " + _("file: {path}").format(path=code(other)))
         for finding in change["findings"]:
-            lines.append("- " + _("finding: {text}").format(text=_code(finding)))
+            lines.append("- " + _("finding: {text}").format(text=code(finding)))
+        for note in change.get("unchecked", []):
+            lines.append("- " + _("not opened: {text}").format(text=code(note)))
         owners = [o for o in change["owners"] if _HANDLE.fullmatch(o)]
         if owners:
             lines.append("- " + _("who should look: {owners}").format(owners=" ".join(owners)))
-    if len(story["changes"]) > SHOWN_CHANGES:
+    if shown_changes is not None and len(story["changes"]) > shown_changes:
         lines += [
             "",
             _("… and {n} more changes: {whole}").format(
-                n=len(story["changes"]) - SHOWN_CHANGES, whole=_code("archivectl review --format json")
+                n=len(story["changes"]) - shown_changes, whole=code("archivectl review --format json")
             ),
         ]
     if story["approvals"]:
-        lines += ["", "#### " + _("Approvals")]
+        lines += ["", heading + _("Approvals")]
         for a in story["approvals"]:
-            names = ", ".join(map(_code, a["approves"]))
+            names = ", ".join(map(code, a["approves"]))
             lines.append(
                 "- "
                 + _("{commit} by {who} approves {names}").format(
-                    commit=_code(a["commit"][:12]), who=_code(a["by"]), names=names
+                    commit=code(a["commit"][:12]), who=code(a["by"]), names=names
                 )
             )
             for finding in a["findings"]:
-                lines.append("  - " + _("finding: {text}").format(text=_code(finding)))
+                lines.append("  - " + _("finding: {text}").format(text=code(finding)))
     if story["findings"]:
-        lines += ["", "#### " + _("Findings")]
-        lines += ["- " + _code(f) for f in story["findings"]]
-    return "\n".join(lines) + "\n"
+        lines += ["", heading + _("Findings")]
+        lines += ["- " + code(f) for f in story["findings"]]
+    return lines
 
 
 def table_rows(story: dict[str, Any]) -> list[dict[str, Any]]:
