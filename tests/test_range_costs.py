@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 
 import pytest
-from test_judge import push, serve, server_main
+from conftest import OWNER_ID, OWNER_NAME, OWNER_PHONE
+from test_judge import drop_sensitive, push, serve, server_main
 from test_rule_table import (
     Desk,
     base,  # noqa: F401 - the rule table's archive, server and clone, built once
@@ -76,3 +77,30 @@ def test_a_reused_number_is_flagged_whatever_the_kept_listing_says(desk: Desk, m
         memo_file.write_bytes(b"\x00not json\n")
     report = flagged(desk, "numbers", f"{reused} is used by two households")
     assert commit in {f["commit"] for f in report["findings"] if f["rule"] == "numbers"}
+
+
+def test_a_schema_change_on_main_awaiting_approval_seals_by_the_remembered_schema_until_approved(desk: Desk):  # P9
+    """show remembers main's approved schema; a schema change on main then awaits the gm: sealing keeps the old one."""
+    from archivectl.archive import Archive
+    from archivectl.judge.state import approved_commit
+
+    live = desk.h["live"]
+    desk.git("checkout", "-q", "-B", "main", "origin/main")
+    desk.ok("but01", "show", live)
+    assert (desk.path / ".git/archivectl/cache/approved.json").exists()  # what the next command starts from
+    schema = desk.path / "schemas/household.schema.json"
+    schema.write_text(json.dumps(drop_sensitive(json.loads(schema.read_text())), ensure_ascii=False, indent=2))
+    change = desk.sign("mgr01", "configure", subject="simpler schema", approver="gm01")
+    desk.ok("but01", "edit", live, "--set", "occupancy=rented", "--reason", "now let", "--approver", "mgr01")
+    edited = desk.git("show", f"HEAD:{desk.home(live)}record.yaml")
+    for secret in (OWNER_NAME, OWNER_PHONE, OWNER_ID):
+        assert secret not in edited
+    assert "-----BEGIN AGE ENCRYPTED FILE-----" in edited
+    assert OWNER_PHONE not in desk.ok("but01", "show", live)
+    archive = Archive(desk.path)
+    path = "schemas/household.schema.json"
+    before = desk.git("show", f"{change}~1:{path}")
+    assert desk.git("show", f"{approved_commit(archive, desk.head(), path)}:{path}") == before
+    approval = desk.approve_by_hand("gm01", change)
+    assert approved_commit(archive, approval, path) == change  # the remembered answer gave way to the approval
+    assert approved_commit(archive, approval, path) == change
