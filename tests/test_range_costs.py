@@ -10,10 +10,11 @@ has judged pushes before, a schema change awaiting its approval after one was re
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
-from conftest import OWNER_ID, OWNER_NAME, OWNER_PHONE
+from conftest import OWNER_ID, OWNER_NAME, OWNER_PHONE, RECORD, World
 from test_judge import drop_sensitive, push, serve, server_main
 from test_rule_table import (
     Desk,
@@ -104,3 +105,26 @@ def test_a_schema_change_on_main_awaiting_approval_seals_by_the_remembered_schem
     approval = desk.approve_by_hand("gm01", change)
     assert approved_commit(archive, approval, path) == change  # the remembered answer gave way to the approval
     assert approved_commit(archive, approval, path) == change
+
+
+def test_a_warm_report_written_in_pieces_after_an_edit_equals_a_cold_one(world: World, tmp_path: Path):  # P5
+    """The JSON is streamed from each building's kept rows; a file, stdout and a cold run agree byte for byte."""
+    from test_reports import rows_of, without_generated
+
+    first = world.add()
+    second = world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"'))
+    (tmp_path / "reports").mkdir()
+    out = tmp_path / "reports" / "completeness.json"
+    args = ("report", "completeness", "--format", "json")
+    world.ok("aud01", *args, "--output", str(out))  # cold: every building's rows kept
+    world.ok("but01", "edit", second, "--set", "occupancy=rented", "-r", "let", "-a", "mgr01")
+    world.ok("aud01", *args, "--output", str(out))  # warm after one edit: one building made again, streamed
+    warm_file = out.read_text()
+    warm_stdout = world.ok("aud01", *args)  # warm, nothing changed: the same pieces, to stdout
+    shutil.rmtree(world.root / ".git/archivectl/cache")
+    cold = world.ok("aud01", *args)
+    assert warm_file.endswith("}\n") and json.loads(warm_file)["households"]
+    assert without_generated(warm_file) == without_generated(warm_stdout) == without_generated(cold)
+    rows = rows_of(warm_file)
+    assert rows[second]["occupancy"] == "rented" and rows[first]["occupancy"] != "rented"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["completeness.json"]  # no temporary file left beside it
