@@ -42,10 +42,27 @@ def build(base: Path, size: int) -> Path:
     clerk = person_env(people["clk01"])
     write_csv(base / "households.csv", size)
     start = time.perf_counter()
-    run(clerk, archive, "import", str(base / "households.csv"), "-r", "bench", "-a", "mgr01")
+    for part in split_csv(base / "households.csv", IMPORT_MAX):
+        run(clerk, archive, "import", str(part), "-r", "bench", "-a", "mgr01")
     print(f"  built {size} households in {time.perf_counter() - start:.0f} s", flush=True)
     done.write_text(f"{size}\n")
     return archive
+
+
+IMPORT_MAX = 200_000  # one import takes at most 250,000 households: larger archives are made by several
+
+
+def split_csv(path: Path, rows: int) -> list[Path]:
+    """path itself when it holds at most rows households, else parts of rows households each (header repeated)."""
+    lines = path.read_text().splitlines(keepends=True)
+    if len(lines) - 1 <= rows:
+        return [path]
+    parts = []
+    for n, start in enumerate(range(1, len(lines), rows)):
+        part = path.with_name(f"{path.stem}-{n + 1}.csv")
+        part.write_text(lines[0] + "".join(lines[start : start + rows]))
+        parts.append(part)
+    return parts
 
 
 def envs(base: Path) -> tuple[dict[str, str], dict[str, str]]:

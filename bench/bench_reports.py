@@ -9,7 +9,11 @@ they do.
 Each round runs, for every checkout given (this one first, then --compare ones,
 alternating so load on the machine falls on all alike): cold (no cache), warm
 (nothing changed), warm after one household's record was edited and committed.
-Run: python bench/bench_reports.py --households 1000 20000 [--compare /work/main] [--keep DIR]
+Run: python bench/bench_reports.py --households 1000 20000 [--compare /work/main] [--keep DIR] [--ranges]
+
+--ranges (issue 30) also times, after the edit and after an added household, what the
+server hook runs for a one-commit push: `verify --range HEAD~1..HEAD`. Peak RSS is
+GNU time's %M of each whole process.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -97,23 +102,47 @@ def bare_parse(paths: list[Path]) -> float:
     return time.perf_counter() - start
 
 
-def run(checkout: Path, archive: Path, env: dict[str, str]) -> float:
-    """One whole `report completeness --format json` process, with checkout's code first on the path.
+def run(checkout: Path, archive: Path, env: dict[str, str], *args: str) -> float:
+    """One whole `report completeness --format json` process (or `archivectl args`), with checkout's code first.
 
     Also prints its CPU seconds (user + system, its children included): on a shared
-    machine they move much less with the load than the wall time does.
+    machine they move much less with the load than the wall time does; and its peak
+    RSS (GNU time's %M: the largest of the process and its children), into PEAK.
     """
-    cmd = [sys.executable, "-m", "archivectl", "--archive", str(archive), "report", "completeness"]
-    cmd += ["--format", "json", "--output", os.devnull]
+    cmd = [sys.executable, "-m", "archivectl", "--archive", str(archive)]
+    cmd += list(args) or ["report", "completeness", "--format", "json", "--output", os.devnull]
+    if Path("/usr/bin/time").exists():
+        cmd = ["/usr/bin/time", "-f", "%M", *cmd]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     # cwd too: `python -m` puts the working directory first on sys.path, before PYTHONPATH
-    subprocess.run(cmd, check=True, capture_output=True, env={**env, "PYTHONPATH": str(checkout)}, cwd=checkout)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**env, "PYTHONPATH": str(checkout)}, cwd=checkout)
     took = time.perf_counter() - start
+    if proc.returncode not in (0, 1):  # verify of an unsigned bench commit exits 1: its time is what counts
+        raise SystemExit(f"{' '.join(cmd[-6:])} failed: {proc.stderr.strip()[-300:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    print(f"    cpu {cpu:.2f} s", end="", flush=True)
+    PEAK[0] = int(proc.stderr.strip().splitlines()[-1]) // 1024 if cmd[0] == "/usr/bin/time" else -1
+    PEAK[1] = cpu
+    print(f"    cpu {cpu:.2f} s, peak {PEAK[0]} MB", end="", flush=True)
     return took
+
+
+PEAK: list[Any] = [0, 0.0]  # peak RSS in MB and CPU seconds of the last run()
+RANGE = ["verify", "--range", "HEAD~1..HEAD", "--format", "json"]  # what the server hook runs for one commit
+
+
+def add_one(archive: Path, paths: list[Path], env: dict[str, str], round_no: int) -> None:
+    """A new household (a copy of one, renumbered past every other) committed: what an add does to the tree."""
+    source = paths[(round_no * 104729) % len(paths)]
+    number = f"SP-2026-{90000 + round_no:05d}"
+    target = archive / f"households/B99/{round_no:04d}/{number}/record.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = source.read_text()
+    target.write_text(re.sub(r"^archive_no: .*$", f"archive_no: {number}", text, count=1, flags=re.M))
+    git = ["git", "-C", str(archive)]
+    subprocess.run([*git, "add", str(target)], check=True, env=env)
+    subprocess.run([*git, "commit", "-q", "-m", f"bench add {round_no}"], check=True, env=env)
 
 
 def edit_one(archive: Path, paths: list[Path], env: dict[str, str], round_no: int) -> None:
@@ -131,30 +160,45 @@ def edit_one(archive: Path, paths: list[Path], env: dict[str, str], round_no: in
     subprocess.run([*git, "commit", "-q", "-am", f"bench edit {round_no}"], check=True, env=env)
 
 
-def measure(count: int, checkouts: list[Path], rounds: int, keep: Path | None) -> None:
+def measure(count: int, checkouts: list[Path], rounds: int, keep: Path | None, ranges: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-reports-") as tmp:
         base = (keep / str(count)) if keep else Path(tmp)
         base.mkdir(parents=True, exist_ok=True)
         archive, env, paths = build(base, count)
         bare = min(bare_parse(paths) for _ in range(3))
         times: dict[tuple[Path, str], list[float]] = {}
+        peaks: dict[tuple[Path, str], list[int]] = {}
+        cpus: dict[tuple[Path, str], list[float]] = {}
+        kinds = ("cold", "warm", "edit", *(("range-edit", "range-add") if ranges else ()))
         for round_no in range(rounds):
             for checkout in checkouts:
                 shutil.rmtree(archive / ".git/archivectl/cache", ignore_errors=True)
-                for kind in ("cold", "warm", "edit"):
+                n = round_no * len(checkouts) + checkouts.index(checkout)
+                for kind in kinds:
                     if kind == "edit":
-                        edit_one(archive, paths, env, round_no * len(checkouts) + checkouts.index(checkout))
-                    took = run(checkout, archive, env)
+                        edit_one(archive, paths, env, n)
+                    if kind == "range-add":  # the hook's second push: it kept the households listing of the first
+                        add_one(archive, paths, env, 2 * n)
+                        run(checkout, archive, env, *RANGE)
+                        add_one(archive, paths, env, 2 * n + 1)
+                    took = run(checkout, archive, env, *(RANGE if kind.startswith("range") else ()))
                     times.setdefault((checkout, kind), []).append(took)
+                    peaks.setdefault((checkout, kind), []).append(PEAK[0])
+                    cpus.setdefault((checkout, kind), []).append(PEAK[1])
                     print(f"  round {round_no + 1} {checkout} {kind}: {took:.2f} s", flush=True)
         print(f"\n{count} households; bare libyaml parse {bare:.2f} s (best of 3); median of {rounds} rounds")
-        print(f"{'checkout':<28} {'cold':>16} {'warm':>16} {'warm after 1 edit':>18}")
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+        print(f"{'checkout':<28} " + " ".join(f"{k:>24}" for k in kinds))
         for checkout in checkouts:
             cells = []
-            for kind in ("cold", "warm", "edit"):
+            for kind in kinds:
                 t = statistics.median(times[(checkout, kind)])
-                cells.append(f"{t:6.2f} s {t / bare:5.2f}x")
-            print(f"{checkout!s:<28} {cells[0]:>16} {cells[1]:>16} {cells[2]:>18}")
+                peak = max(peaks[(checkout, kind)])
+                ratio = f"{t / bare:5.2f}x" if not kind.startswith("range") else "      "
+                cells.append(f"{t:6.2f} s {ratio} {peak:5d} MB")
+            print(f"{checkout!s:<28} " + " ".join(f"{c:>24}" for c in cells))
+            cpu = [f"cpu {statistics.median(cpus[(checkout, kind)]):6.2f} s" for kind in kinds]
+            print(f"{'':<28} " + " ".join(f"{c:>24}" for c in cpu))
 
 
 def main() -> None:
@@ -163,11 +207,12 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, nargs="*", default=[], help="other checkouts run side by side")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="build archives under this directory once and reuse them")
+    parser.add_argument("--ranges", action="store_true", help="also time `verify --range HEAD~1..HEAD` (#30)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print("targets: cold <= 1.0x the bare parse; warm at 100,000 < 0.5 s")
     for count in args.households:
-        measure(count, [ROOT, *args.compare], args.rounds, args.keep)
+        measure(count, [ROOT, *args.compare], args.rounds, args.keep, args.ranges)
 
 
 if __name__ == "__main__":
