@@ -197,8 +197,10 @@ def add_one(archive: Path, paths: list[Path], env: dict[str, str], round_no: int
     number = f"SP-2026-{90000 + round_no:05d}"
     target = archive / f"households/B99/{round_no:04d}/{number}/record.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = source.read_text()
-    target.write_text(re.sub(r"^archive_no: .*$", f"archive_no: {number}", text, count=1, flags=re.M))
+    text = re.sub(r"^archive_no: .*$", f"archive_no: {number}", source.read_text(), count=1, flags=re.M)
+    text = re.sub(r"^building: .*$", "building: B99", text, count=1, flags=re.M)  # as its folder: the report's
+    text = re.sub(r"^unit: .*$", f"unit: '{round_no:04d}'", text, count=1, flags=re.M)  # parts stay per building
+    target.write_text(text)
     git = ["git", "-C", str(archive)]
     subprocess.run([*git, "add", str(target)], check=True, env=env)
     subprocess.run([*git, "commit", "-q", "-m", f"bench add {round_no}"], check=True, env=env)

@@ -31,6 +31,7 @@ _PARSED_RECORDS = 1024  # parsed records kept by blob id (a miss costs a parse: 
 _VALID_RECORDS = 65536  # record versions known valid, for checking only what an edit changes
 
 
+_KEEP_AFTER = 256  # changed paths between the kept listing and a range's tip before it is moved up to the base
 _FEW_NUMBERS = 64  # above this many added numbers, the listing is read once whole instead of once per number
 
 
@@ -235,21 +236,30 @@ class History:
 
         With no listing kept (or one of a commit this repository does not have), the range's
         base is listed once and kept: the server's hook then pays only for what each push changes.
-        A listing older than the base is moved up to it, so the diff stays the size of the range.
+        A kept listing whose diff has grown past _KEEP_AFTER paths is moved up to the base (16 MB
+        are written at 297,000 households: not on every push).
         """
         root = self.archive.root
         known = Households.read(self.archive)
         if known is not None and (not known.commit or gitio.rev_parse(root, known.commit) is None):
             known = None
-        if self.base and (
-            known is None or (known.commit != self.base and gitio.is_ancestor(root, known.commit, self.base))
-        ):
-            known = Households.at(self.archive, self.base)
         if known is None:
-            return Households.at(self.archive, commit)
+            return (
+                Households.at(self.archive, commit)
+                if not self.base
+                else self._moved(Households.at(self.archive, self.base), commit)
+            )
+        return self._moved(known, commit)
+
+    def _moved(self, known: Households, commit: str) -> Households:
+        """known moved on to commit; when that diff has grown large, the kept listing is moved up to the base."""
         if known.commit == commit:
             return known
-        return known.moved_on(commit, gitio.changed_paths(root, known.commit, commit, "households"))
+        changes = gitio.changed_paths(self.archive.root, known.commit, commit, "households")
+        if len(changes) > _KEEP_AFTER and self.base and known.commit != self.base:
+            if gitio.is_ancestor(self.archive.root, known.commit, self.base):
+                Households.at(self.archive, self.base)  # kept there: the next push's diff is its own again
+        return known.moved_on(commit, changes)
 
 
 _RECORD_LINE = re.compile(rb"^households/[^/\n]+/[^/\n]+/[^/\n]+/record\.yaml$", re.M)
