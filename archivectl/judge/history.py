@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from archivectl import gitio, records, rules, yamlio
-from archivectl.archive import Archive, Households
+from archivectl.archive import SMALL_WRITE, Archive, Households
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
 from archivectl.judge.records import check_record_text, check_stored_record
@@ -31,7 +31,9 @@ _PARSED_RECORDS = 1024  # parsed records kept by blob id (a miss costs a parse: 
 _VALID_RECORDS = 65536  # record versions known valid, for checking only what an edit changes
 
 
-_KEEP_AFTER = 256  # changed paths between the kept listing and a range's tip before it is moved up to the base
+# changed paths between the kept listing and a range's tip before it is moved up to the base: past
+# SMALL_WRITE, moving it on reads the whole listing line by line (0.4 s at 297,000) on every push
+_KEEP_AFTER = SMALL_WRITE
 _FEW_NUMBERS = 64  # above this many added numbers, the listing is read once whole instead of once per number
 
 
@@ -237,7 +239,7 @@ class History:
         With no listing kept (or one of a commit this repository does not have), the range's
         base is listed once and kept: the server's hook then pays only for what each push changes.
         A kept listing whose diff has grown past _KEEP_AFTER paths is moved up to the base (16 MB
-        are written at 297,000 households: not on every push).
+        are written at 297,000 households: not on every push, but before moving it costs more).
         """
         root = self.archive.root
         known = Households.read(self.archive)
@@ -255,10 +257,12 @@ class History:
         """known moved on to commit; when that diff has grown large, the kept listing is moved up to the base."""
         if known.commit == commit:
             return known
-        changes = gitio.changed_paths(self.archive.root, known.commit, commit, "households")
+        root = self.archive.root
+        changes = gitio.changed_paths(root, known.commit, commit, "households")
         if len(changes) > _KEEP_AFTER and self.base and known.commit != self.base:
-            if gitio.is_ancestor(self.archive.root, known.commit, self.base):
-                Households.at(self.archive, self.base)  # kept there: the next push's diff is its own again
+            if gitio.is_ancestor(root, known.commit, self.base):
+                known = Households.at(self.archive, self.base)  # kept there: the next push's diff is its own again
+                changes = gitio.changed_paths(root, self.base, commit, "households")
         return known.moved_on(commit, changes)
 
 
