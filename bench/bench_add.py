@@ -11,6 +11,7 @@ median of --rounds. With --trace, one more add and show per size run under
 GIT_TRACE2_EVENT and every git call they make is listed with its time.
 
 Run: python bench/bench_add.py --sizes 100 100000 [--keep /tmp/bench-add] [--rounds 9] [--trace]
+     [--history 100000]: also an archive of 2,000 households and 100,000 signed commits (#30)
 """
 
 from __future__ import annotations
@@ -42,10 +43,43 @@ def build(base: Path, size: int) -> Path:
     clerk = person_env(people["clk01"])
     write_csv(base / "households.csv", size)
     start = time.perf_counter()
-    run(clerk, archive, "import", str(base / "households.csv"), "-r", "bench", "-a", "mgr01")
+    for part in split_csv(base / "households.csv", IMPORT_MAX):
+        run(clerk, archive, "import", str(part), "-r", "bench", "-a", "mgr01")
     print(f"  built {size} households in {time.perf_counter() - start:.0f} s", flush=True)
     done.write_text(f"{size}\n")
     return archive
+
+
+IMPORT_MAX = 200_000  # one import takes at most 250,000 households: larger archives are made by several
+
+
+def split_csv(path: Path, rows: int) -> list[Path]:
+    """path itself when it holds at most rows households, else parts of rows households each (header repeated)."""
+    lines = path.read_text().splitlines(keepends=True)
+    if len(lines) - 1 <= rows:
+        return [path]
+    parts = []
+    for n, start in enumerate(range(1, len(lines), rows)):
+        part = path.with_name(f"{path.stem}-{n + 1}.csv")
+        part.write_text(lines[0] + "".join(lines[start : start + rows]))
+        parts.append(part)
+    return parts
+
+
+HISTORY_HOUSEHOLDS = 2000  # what bench/history.py imports for 100,000 commits (one in 50)
+
+
+def long_history(base: Path, commits: int) -> None:
+    """base/archive with a signed office history of commits commits (made once; base/built says so)."""
+    if (base / "built").exists():
+        return
+    from history import build as build_history
+
+    subprocess.run(["rm", "-rf", str(base)], check=True)
+    start = time.perf_counter()
+    build_history(base, commits, HISTORY_HOUSEHOLDS)
+    print(f"  built {commits} commits in {time.perf_counter() - start:.0f} s", flush=True)
+    (base / "built").write_text(f"{commits}\n")
 
 
 def envs(base: Path) -> tuple[dict[str, str], dict[str, str]]:
@@ -84,8 +118,9 @@ def copy_of(built: Path, target: Path) -> None:
 class Sized:
     """One built archive, the code that runs on it, and the next add to make (a new unit each time: P1)."""
 
-    def __init__(self, base: Path, size: int, code: Path | None = None):
+    def __init__(self, base: Path, size: int, code: Path | None = None, label: str | None = None):
         self.size = size
+        self.label = label or f"{size:>7} households"
         self.base = base
         self.archive = build(base, size)
         self.clerk, self.manager = envs(base)
@@ -148,6 +183,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 100000])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--keep", type=Path, help="build the archives here and reuse them next time")
+    parser.add_argument(
+        "--history",
+        type=int,
+        help="also an archive of 2,000 households with this many signed commits (bench/history.py), "
+        "where archive.yaml and the schema last changed in the founding commit (#30)",
+    )
     parser.add_argument("--trace", action="store_true", help="list each git call of one add and one show per size")
     parser.add_argument(
         "--code", type=Path, nargs="+", help="checkouts of archivectl to compare (each on its own copy of the archives)"
@@ -163,6 +204,8 @@ def main() -> None:
         keep = args.keep
     codes = args.code or [None]
     sizes = []
+    if args.history:
+        long_history(keep / f"history-{args.history}", args.history)
     for n, code in enumerate(codes):
         for size in args.sizes:
             base = keep / str(size)
@@ -171,6 +214,13 @@ def main() -> None:
                 copy_of(base, keep / f"{size}-{n}")
                 base = keep / f"{size}-{n}"
             sizes.append(Sized(base, size, code))
+        if args.history:
+            base = keep / f"history-{args.history}"
+            if n:
+                copy_of(base, keep / f"history-{args.history}-{n}")
+                base = keep / f"history-{args.history}-{n}"
+            label = f"{HISTORY_HOUSEHOLDS} households, {args.history} commits"
+            sizes.append(Sized(base, HISTORY_HOUSEHOLDS, code, label))
     for s in sizes:
         s.add()  # warm the page cache and the keystore listing once
         s.show()
@@ -201,7 +251,7 @@ def main() -> None:
         for s in mine:
             add, show = statistics.median(adds[id(s)]), statistics.median(shows[id(s)])
             print(
-                f"{s.size:>7} households: add median {add:.3f} s ({add / base:.2f}x of {mine[0].size}; target 1.3x), "
+                f"{s.label}: add median {add:.3f} s ({add / base:.2f}x of {mine[0].size}; target 1.3x), "
                 f"show median {show:.3f} s (target < 0.2 s)  [{args.rounds} rounds]",
                 flush=True,
             )

@@ -33,8 +33,14 @@ def chosen_format(ctx: typer.Context, fmt: str | None, formats: tuple[str, ...])
 def emit(report: Any, chosen: str, output: Path | None, fail: bool) -> None:
     """Print or write a report in a chosen format (yaml: its document); exit 1 for cron when it asks for action."""
     from archivectl.files import write_output
-    from archivectl.reports.render import render
+    from archivectl.reports.render import render, streamed
 
+    if chosen != "yaml" and streamed(report, chosen, output):  # a kept text, in pieces: flat memory
+        if output:
+            out(_("{summary} Written to {output}.").format(summary=report.summary, output=output), err=True)
+        if fail and report.act_on:
+            raise typer.Exit(1)
+        return
     if chosen == "yaml":
         from archivectl import yamlio
 

@@ -130,7 +130,10 @@ def judge(
                 count += 1
                 if progress:
                     progress(count, total)
-        check_numbers(history, kept, tip_id, run)
+        if base:
+            _check_added_numbers(history, kept, tip_id, base, run)
+        else:
+            check_numbers(history, kept, tip_id, run)
     run.findings += run.approval_findings
     pending = [r for r in run.requests.values() if r.info.commit not in run.approved]
     if not allow_pending:
@@ -147,6 +150,24 @@ def judge(
         approved=dict(run.approved),
         approvers=set(run.approvers),
     )
+
+
+def _check_added_numbers(history: History, kept: list[gitio.CommitInfo], tip_id: str, base: str, run: Run) -> None:
+    """P3 for a range: no number the range adds is used by two households, at its tip and at its merges.
+
+    The base (the main the range goes into) was judged when it was pushed: what can
+    break P3 here is a record the range adds. So only those numbers are looked up,
+    at the tip against the base and at each merge against its first parent, and
+    the cost follows the change, not the archive (check_numbers reads whole trees).
+    """
+    for info in kept:
+        since = base if info.commit == tip_id else info.parents[0] if len(info.parents) > 1 else None
+        if since is None:
+            continue
+        for number, paths in sorted(history.numbers_added(info.commit, since).items()):
+            for other in paths[1:]:
+                message = f"{number} is used by two households ({paths[0]}, {other}) (P3)"
+                run.findings.append(Finding(info.commit, info.subject, "numbers", message))
 
 
 def revs(archive: Archive, range_spec: str | None) -> tuple[list[str], str | None, str]:

@@ -7,11 +7,14 @@ never from the work tree, a branch, or a change on main still awaiting its appro
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from archivectl import gitio, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
+from archivectl.files import keep
 from archivectl.judge import Verdict, judge
 
 DESTRUCTION = "registers/destruction"
@@ -44,14 +47,69 @@ def approved_commit(archive: Archive, tip: str, path: str) -> str:
     key = (str(archive.root), tip, path)
     if key in _APPROVED:
         return _APPROVED[key]
-    found = tip
-    for commit in gitio.out(archive.root, "log", "--no-merges", "--format=%H", "-n", "50", tip, "--", path).split():
+    memo = _read_memo(archive)
+    known = memo.get(path)
+    if known is not None and _unchanged_since(archive, known[0], tip, path):
+        found = known[1] or tip
+        if known[0] != tip:
+            memo[path] = [tip, known[1]]
+            _keep_memo(archive, memo)
+        _APPROVED[key] = found
+        return found
+    found, final = tip, True
+    changes = gitio.out(archive.root, "log", "--no-merges", "--format=%H", "-n", "50", tip, "--", path).split()
+    for commit in changes:
         if verdict_on(archive, tip, commit).final:
             found = commit
             break
-        found = f"{commit}~1"
+        found, final = f"{commit}~1", False
+    if final:  # the newest change is approved (or none was made): it stays so until path changes again
+        memo[path] = [tip, found if changes else ""]
+        _keep_memo(archive, memo)
     _APPROVED[key] = found
     return found
+
+
+# approved_commit across processes: path -> [main's tip when judged, the approved commit ("" for the tip itself)],
+# kept only while the newest change to path is approved. An approval that lands later cannot undo that, so
+# at a later tip that descends from it, with no commit since touching path, the answer is the same. Without it
+# every command walked `git log <main> -- path` back through history (all of it, where the path changed rarely).
+
+
+def _memo_file(archive: Archive) -> Path:
+    return archive.git_dir / "archivectl" / "cache" / "approved.json"
+
+
+def _read_memo(archive: Archive) -> dict[str, list[str]]:
+    try:
+        found = json.loads(_memo_file(archive).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {
+        str(k): v
+        for k, v in found.items()
+        if isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) and _is_id(x, x is v[1]) for x in v)
+    }
+
+
+def _is_id(text: str, empty_ok: bool) -> bool:
+    return (empty_ok and text == "") or (len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text))
+
+
+def _keep_memo(archive: Archive, memo: dict[str, list[str]]) -> None:
+    keep(_memo_file(archive), json.dumps(memo, sort_keys=True).encode())
+
+
+def _unchanged_since(archive: Archive, then: str, tip: str, path: str) -> bool:
+    """True when tip descends from then and no commit between them (a merge's sides included) touched path."""
+    if then == tip:
+        return True
+    if not gitio.is_ancestor(archive.root, then, tip):
+        return False
+    touched = gitio.run(archive.root, "rev-list", "-n", "1", f"{then}..{tip}", "--", path, check=False)
+    return touched.returncode == 0 and not touched.stdout.strip()
 
 
 def destroyed_on_main(archive: Archive, tip: str) -> tuple[list[dict[str, Any]], list[str]]:

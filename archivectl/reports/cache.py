@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -87,11 +87,19 @@ def cached_report(
             made.append(quick())
         return made[0].text(fmt, stand_in) if made[0] is not None else None
 
+    def quick_chunks(fmt: str, stand_in: str, generated: str) -> Iterator[bytes] | None:
+        if quick is None:
+            return None
+        if not made:
+            made.append(quick())
+        stream = getattr(made[0], "chunks", None)
+        return stream(fmt, stand_in, generated) if stream is not None else None
+
     def rebuild(generated: str) -> Report:
         with collector_paused():
             return build(compute(), generated)
 
-    texts = _Texts(cache, name, quick_text)
+    texts = _Texts(cache, name, quick_text, quick_chunks)
     stored = read_json(cache / f"{name}.head.json")
     if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("head"), dict):
         with contextlib.suppress(KeyError, TypeError, ValueError):
@@ -110,8 +118,14 @@ def cached_report(
 class _Texts:
     """Rendered texts of one report by key and format: a file each, checked by length and CRC before use."""
 
-    def __init__(self, cache: Path, name: str, make: Callable[[str, str], str | None] | None = None) -> None:
-        self.cache, self.name, self.make = cache, name, make
+    def __init__(
+        self,
+        cache: Path,
+        name: str,
+        make: Callable[[str, str], str | None] | None = None,
+        stream: Callable[[str, str, str], Iterator[bytes] | None] | None = None,
+    ) -> None:
+        self.cache, self.name, self.make, self.stream = cache, name, make, stream
 
     def _path(self, fmt: str) -> Path:
         return self.cache / f"{self.name}.{fmt}.txt"
@@ -129,6 +143,36 @@ class _Texts:
             return None
         self.put(key, fmt, made)
         return made.replace(stand_in, generated)
+
+    def chunks(self, key: str, fmt: str, stand_in: str, generated: str) -> Iterator[bytes] | None:
+        """get()'s text as pieces of bytes, never whole in memory: the kept file's, else the maker's pieces.
+
+        None when neither can give them (the caller renders the text whole). The kept
+        file is checked whole before its first piece is given; the maker's pieces are
+        not kept as one file (what they are made from is kept already).
+        """
+        kept = self._kept_chunks(key, fmt, stand_in, generated)
+        if kept is not None:
+            return kept
+        return self.stream(fmt, stand_in, generated) if self.stream is not None else None
+
+    def _kept_chunks(self, key: str, fmt: str, stand_in: str, generated: str) -> Iterator[bytes] | None:
+        path = self._path(fmt)
+        try:
+            with path.open("rb") as f:
+                header = f.readline(200)
+                kept_key, size, crc = header.decode("ascii").split()
+                if kept_key != key:
+                    return None
+                found, length, first = 0, 0, None
+                while block := f.read(_BLOCK):
+                    found, length = zlib.crc32(block, found), length + len(block)
+                    first = block if first is None else first
+                if length != int(size) or found != int(crc) or first is None or stand_in.encode() not in first:
+                    return None  # (the time generated stands in the document's head: in its first block)
+        except (OSError, ValueError):
+            return None
+        return _kept_pieces(path, len(header), stand_in.encode(), generated.encode())
 
     def _kept(self, key: str, fmt: str, stand_in: str, generated: str) -> str | None:
         try:
@@ -157,6 +201,20 @@ class _Texts:
         data = text.encode("utf-8")
         header = f"{key} {len(data)} {zlib.crc32(data)}\n".encode("ascii")
         keep(self._path(fmt), header + data)
+
+
+_BLOCK = 1 << 20  # bytes read and written at a time when a kept text is streamed
+
+
+def _kept_pieces(path: Path, start: int, stand_in: bytes, generated: bytes) -> Iterator[bytes]:
+    """A kept text checked already, in blocks, with the first stand_in (found in its first block) made generated."""
+    with path.open("rb") as f:
+        f.seek(start)
+        first = True
+        while block := f.read(_BLOCK):
+            if first:
+                block, first = block.replace(stand_in, generated, 1), False
+            yield block
 
 
 def digest(path: Path) -> str:

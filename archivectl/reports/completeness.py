@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -326,7 +327,7 @@ class _Assembled:
             chase.update(part["chase"])
         self.overall, self.buildings, self.by_type = _totals(per_building, chase, labels)
         self.invalid = [item for part in parts for item in part["invalid"]]
-        self.rows_texts = [part["rows"] for part in sorted(parts, key=lambda p: p["place"]) if part["rows"]]
+        self.with_rows = [part for part in sorted(parts, key=lambda p: p["place"]) if part["size"]]
         self.archive_name = archive.settings.name
         self.head = {
             "name": "completeness",
@@ -339,6 +340,48 @@ class _Assembled:
 
     def text(self, fmt: str, stand_in: str) -> str | None:
         """The JSON document as json_text writes it for the full report; None for other formats."""
+        pieces = self._pieces(fmt, stand_in)
+        if pieces is None:
+            return None
+        before, after = pieces
+        rows_texts = []
+        for part in self.with_rows:
+            data = _part_rows(part)
+            try:
+                rows_texts.append(data.decode("utf-8") if data is not None else "")
+            except UnicodeDecodeError:
+                data = None
+            if data is None:
+                return None
+        households = "[" + _ITEM + ("," + _ITEM).join(rows_texts) + _ITEM[:-2] + "]" if rows_texts else "[]"
+        return before + households + after
+
+    def chunks(self, fmt: str, stand_in: str, generated: str) -> Iterator[bytes] | None:
+        """text() with stand_in made generated, as pieces of bytes: the head, each building's rows as kept, the tail.
+
+        Every building's kept rows are checked (size, CRC, no stand_in) before the first
+        piece is given; then read again one building at a time. None where text() is None.
+        """
+        pieces = self._pieces(fmt, stand_in)
+        if pieces is None or any(_part_rows(part, stand_in) is None for part in self.with_rows):
+            return None
+        before, after = pieces
+        return self._stream(before.replace(stand_in, generated, 1).encode(), after.encode())
+
+    def _stream(self, before: bytes, after: bytes) -> Iterator[bytes]:
+        yield before
+        item = _ITEM.encode()
+        for n, part in enumerate(self.with_rows):
+            yield (b"[" if n == 0 else b",") + item
+            data = _part_rows(part)
+            if data is None:  # changed since it was checked: nothing can be taken back now
+                raise OSError(f"{part['file']} changed while it was read")
+            yield data
+        yield (item[:-2] + b"]") if self.with_rows else b"[]"
+        yield after
+
+    def _pieces(self, fmt: str, stand_in: str) -> tuple[str, str] | None:
+        """The JSON document's text before and after its households array (stand_in once, in before)."""
         if fmt != "json":
             return None
         document = {
@@ -352,9 +395,11 @@ class _Assembled:
             **({"invalid": self.invalid} if self.invalid else {}),
         }
         text = json_text(document)
-        households = "[" + _ITEM + ("," + _ITEM).join(self.rows_texts) + _ITEM[:-2] + "]" if self.rows_texts else "[]"
         placeholder = json.dumps(_PLACEHOLDER)
-        return text.replace(placeholder, households) if text.count(placeholder) == 1 else None
+        if text.count(placeholder) != 1:
+            return None
+        before, after = text.split(placeholder)
+        return (before, after) if before.count(stand_in) == 1 and stand_in not in after else None
 
 
 def _by_building(archive: Archive, progress: Callable[[int, int], None] | None) -> _Assembled | None:
@@ -385,10 +430,9 @@ def _by_building(archive: Archive, progress: Callable[[int, int], None] | None) 
             part = _part(rules, found, keys[name])
             if part is None:
                 return None
-            _write_part(cache, name, part)
-            parts[name] = part
+            parts[name] = _write_part(cache, name, part)
     ordered = [parts[name] for name in sorted(parts, key=lambda n: (n + "/").encode("utf-8", "surrogateescape"))]
-    places = [p["place"] for p in ordered if p["rows"]]
+    places = [p["place"] for p in ordered if p["size"]]
     if any(p["place"] is None for p in ordered) or len(set(places)) != len(places):
         return None
     return _Assembled(archive, _Rules(archive).labels, ordered)
@@ -413,28 +457,42 @@ def _part(rules: _Rules, households: list[dict[str, Any]], key: str) -> dict[str
 
 
 def _read_part(cache: Path, name: str) -> dict[str, Any] | None:
-    """A building's part as _write_part kept it, or None (missing, damaged: made again)."""
+    """A building's part as _write_part kept it, without its rows (see _part_rows), or None (made again)."""
     part = read_json(cache / f"{_part_file(name)}.json")
     if not _part_ok(part):
         return None
-    try:
-        data = (cache / f"{_part_file(name)}.txt").read_bytes()
-    except OSError:
-        return None
+    part["file"] = str(cache / f"{_part_file(name)}.txt")
+    return part if part["size"] == 0 or os.path.getsize(part["file"]) == part["size"] else None
+
+
+def _part_rows(part: dict[str, Any], stand_in: str | None = None) -> bytes | None:
+    """A part's rows as kept (UTF-8 JSON text), or None when the file is not what its size and CRC say.
+
+    stand_in: None too when the rows hold it (the time generated is put in its place once, in the head).
+    """
+    data = part.get("data")  # made by this run: in memory (its file may not have been writable)
+    if data is None:
+        try:
+            with open(part["file"], "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+    # not decoded here: what the CRC vouches for was written as UTF-8 (decoding twice is 1 s at 297,000)
     if len(data) != part["size"] or zlib.crc32(data) != part["crc"]:
         return None
-    try:
-        part["rows"] = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return part
+    return None if stand_in is not None and stand_in.encode() in data else data
 
 
-def _write_part(cache: Path, name: str, part: dict[str, Any]) -> None:
-    """The rows' text in a file of its own (JSON would escape every quote and line break), checked by size and CRC."""
+def _write_part(cache: Path, name: str, part: dict[str, Any]) -> dict[str, Any]:
+    """The rows' text in a file of its own (JSON would escape every quote and line break), checked by size and CRC.
+
+    Returns the part as _read_part gives it (the rows left to their file).
+    """
     data = part["rows"].encode("utf-8")
+    kept = {**part, "rows": "", "size": len(data), "crc": zlib.crc32(data)}
     keep(cache / f"{_part_file(name)}.txt", data)
-    write_json(cache / f"{_part_file(name)}.json", {**part, "rows": "", "size": len(data), "crc": zlib.crc32(data)})
+    write_json(cache / f"{_part_file(name)}.json", kept)
+    return {**kept, "file": str(cache / f"{_part_file(name)}.txt"), "data": data}
 
 
 def _part_ok(part: Any) -> bool:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from archivectl.i18n import _
@@ -171,6 +174,82 @@ def _render_kept(report: Report, fmt: str) -> str:
         report.texts.put(report.key, fmt, kept)
         kept = kept.replace(_GENERATED, report.generated)
     return kept
+
+
+def streamed(report: Report, fmt: str, output: Path | None) -> bool:
+    """Write a kept report's text and a final newline to output (else stdout) piece by piece; False if it cannot.
+
+    What render() would return, byte for byte, without the whole text in memory at
+    once: a report of 300,000 households is 180 MB of JSON (and 2 to 4 bytes a
+    character as a Python string). Only a StoredReport whose kept pieces can be
+    streamed in fmt is; anything else is rendered whole by the caller.
+    A regular file appears complete or not at all, as write_output writes it.
+    """
+    if not isinstance(report, StoredReport) or fmt not in KEPT_FORMATS:
+        return False
+    stream = getattr(report.texts, "chunks", None)
+    chunks = stream(report.key, fmt, _GENERATED, report.generated) if stream else None
+    if chunks is None:
+        return False
+    from archivectl.facts import collector_paused
+
+    with collector_paused(), _sink(output) as write:
+        for chunk in chunks:
+            write(chunk)
+        write(b"\n")
+    return True
+
+
+@contextlib.contextmanager
+def _sink(output: Path | None) -> Iterator[Callable[[bytes], Any]]:
+    """A writer of bytes to output (atomically when it is a regular file) or to stdout."""
+    import os
+    import stat
+    import sys
+    import tempfile
+
+    from archivectl.errors import ArchiveError
+
+    if output is None:
+        sys.stdout.flush()
+        yield sys.stdout.buffer.write
+        sys.stdout.buffer.flush()
+        return
+    try:
+        regular = stat.S_ISREG(output.stat().st_mode)
+    except FileNotFoundError:
+        regular = True
+    except OSError as exc:
+        raise ArchiveError(_("cannot write {path}: {strerror}").format(path=output, strerror=exc.strerror)) from None
+    if output.is_dir():
+        raise ArchiveError(_("cannot write {path}: it is a directory").format(path=output))
+    try:
+        if not regular:
+            with open(output, "wb") as fh:
+                yield fh.write
+            return
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                yield fh.write
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644 & ~_umask())
+            os.replace(tmp, output)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise ArchiveError(_("cannot write {path}: {strerror}").format(path=output, strerror=exc.strerror)) from None
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _render(report: Report, fmt: str) -> str:
