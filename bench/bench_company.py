@@ -93,7 +93,8 @@ def company_report(company: Path, source: str | None = None) -> tuple[float, int
 
     source: another archivectl source tree to run instead of this one (PYTHONPATH comes before the
     editable install)."""
-    cmd = [sys.executable, "-m", "archivectl", "company", "report", "completeness", "--company", str(company)]
+    # -P: not the current folder first on the path, where this tree's archivectl would come before source's
+    cmd = [sys.executable, "-P", "-m", "archivectl", "company", "report", "completeness", "--company", str(company)]
     env = {**os.environ, "PYTHONPATH": source} if source else None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     seconds, peak = timed_rss([*cmd, "-f", "json", "-o", os.devnull], env)
