@@ -509,9 +509,13 @@ def server_head(url: str, branch: str) -> str | None:
         path = Path(unquote(urlparse(url).path))
         gitdir = path / ".git" if (path / ".git").is_dir() else path
         return _ref_in(gitdir, branch) if (gitdir / "HEAD").is_file() else None
-    text = gitio.run(None, "ls-remote", "-q", url, f"refs/heads/{branch}").stdout.decode("ascii", "replace")
-    oid = text.split("\t", 1)[0].strip()
-    return oid if _is_oid(oid) else None
+    ref = f"refs/heads/{branch}"
+    text = gitio.run(None, "ls-remote", "-q", url, ref).stdout.decode("utf-8", "replace")
+    for line in text.splitlines():  # the pattern also matches longer names ending in it: only ref itself counts
+        oid, _tab, name = line.partition("\t")
+        if name == ref and _is_oid(oid):
+            return oid
+    return None
 
 
 def _kept(copy: Path, kind: str) -> Path:
