@@ -8,8 +8,11 @@ and the files reports read (records, registers, archive.yaml, schemas), never
 the attachments (sealed scans) nor any key. `company report` brings each copy
 up to date, runs the estate's own report there (its caches, facts.py and
 reports/cache.py, live in the copy: a warm run re-reads only what changed), one
-estate per core at a time, and adds the estates' figures up. Only clear parts
-are read; nothing here decrypts.
+estate per core at a time, and adds the estates' figures up. An estate whose
+server still has the commit its copy kept figures for (completeness, stats) is
+neither fetched nor read: its branch is read from the server's ref files (one
+`git ls-remote` over ssh), so a run with nothing changed starts no process per
+estate. Only clear parts are read; nothing here decrypts.
 
 It sits above reports, as demo.py does: ops and reports never import it.
 """
