@@ -8,8 +8,11 @@ and the files reports read (records, registers, archive.yaml, schemas), never
 the attachments (sealed scans) nor any key. `company report` brings each copy
 up to date, runs the estate's own report there (its caches, facts.py and
 reports/cache.py, live in the copy: a warm run re-reads only what changed), one
-estate per core at a time, and adds the estates' figures up. Only clear parts
-are read; nothing here decrypts.
+estate per core at a time, and adds the estates' figures up. An estate whose
+server still has the commit its copy kept figures for (completeness, stats) is
+neither fetched nor read: its branch is read from the server's ref files (one
+`git ls-remote` over ssh), so a run with nothing changed starts no process per
+estate. Only clear parts are read; nothing here decrypts.
 
 It sits above reports, as demo.py does: ops and reports never import it.
 """
@@ -202,9 +205,15 @@ def _checked_source(folder: Path, estate: Estate) -> str:
     else:
         path = Path(text).expanduser()
         path = path if path.is_absolute() else folder / path
-    if not path.is_dir() or not ((path / "archive.yaml").is_file() or gitio.is_bare(path)):
+    if not path.is_dir() or not ((path / "archive.yaml").is_file() or _git_dir_layout(path) or gitio.is_bare(path)):
         raise ArchiveError(_("estate {id}: no archive at {path}").format(id=estate.id, path=path))
     return path.resolve().as_uri()
+
+
+def _git_dir_layout(path: Path) -> bool:
+    """path is laid out as a bare repository is (HEAD, objects/, refs/): told from its files, nothing started
+    (a warm report of 200 estates would otherwise start one git per server repository just to check it)."""
+    return (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
 
 
 # ------------------------------------------------------------------ the estates' copies
@@ -360,21 +369,20 @@ def estate_document(kind: str, url: str, branch: str, copy: str) -> tuple[bool, 
     """
     try:
         from archivectl.archive import Archive
-        from archivectl.facts import CACHE_VERSION, read_json, write_json
+        from archivectl.facts import CACHE_VERSION, write_json
         from archivectl.reports.render import render
 
         # the others (retention: ops.lifecycle.candidates) read tombstoned records from the work tree
         commit = bring_up_to_date(url, branch, Path(copy), kind not in SAME_FOR_ONE_COMMIT)
-        kept = Path(copy) / ".git" / "archivectl" / "company" / f"{kind}.json"  # a copy's .git is a folder
-        key = [FIGURES_VERSION, CACHE_VERSION, kind, commit]
-        if kind in SAME_FOR_ONE_COMMIT:
-            stored = read_json(kept)
-            if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("figures"), dict):
-                return True, stored["figures"]
+        stored = kept_figures(kind, Path(copy), commit)
+        if stored is not None:
+            return True, stored
         report = _report_of(kind)(Archive(Path(copy)))  # type: ignore[misc]
         figures = _figures(kind, json.loads(render(report, "json")))
         if kind in SAME_FOR_ONE_COMMIT:
-            write_json(kept, {"key": key, "figures": figures})
+            write_json(
+                _kept(Path(copy), kind), {"key": [FIGURES_VERSION, CACHE_VERSION, kind, commit], "figures": figures}
+            )
         return True, figures
     except ArchiveError as exc:
         return False, str(exc)
@@ -462,8 +470,112 @@ def _counts_in(doc: dict[str, Any]) -> dict[str, int]:
     return row
 
 
+def _ref_in(gitdir: Path, branch: str) -> str | None:
+    """The commit refs/heads/<branch> names in gitdir, read from its ref files (loose, then packed-refs);
+    None where that cannot be told this way (no such file, a symbolic ref, reftable): git is asked then."""
+    if any(part in ("", ".", "..") for part in branch.split("/")) or (gitdir / "reftable").exists():
+        return None
+    ref = f"refs/heads/{branch}"
+    try:
+        loose = (gitdir / ref).read_bytes().decode("ascii", "replace").strip()
+    except FileNotFoundError:
+        loose = None
+    except OSError:
+        return None
+    if loose is not None:
+        return loose if _is_oid(loose) else None
+    try:
+        packed = (gitdir / "packed-refs").read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for line in packed.splitlines():
+        oid, _space, name = line.partition(" ")
+        if name == ref and _is_oid(oid):
+            return oid
+    return None
+
+
+def _is_oid(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+
+
+def server_head(url: str, branch: str) -> str | None:
+    """The commit the estate's server has on branch now, or None where only a fetch can tell (then the
+    fetch also gives git's own refusal, a missing branch say).
+
+    A local server (file:// URL or path) is read from its own ref files, nothing started; an ssh:// one
+    is asked by one `git ls-remote` (an ArchiveError, git's first error line, when it cannot be reached).
+    """
+    if url.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        path = Path(unquote(urlparse(url).path))
+        gitdir = path / ".git" if (path / ".git").is_dir() else path
+        return _ref_in(gitdir, branch) if (gitdir / "HEAD").is_file() else None
+    ref = f"refs/heads/{branch}"
+    text = gitio.run(None, "ls-remote", "-q", url, ref).stdout.decode("utf-8", "replace")
+    for line in text.splitlines():  # the pattern also matches longer names ending in it: only ref itself counts
+        oid, _tab, name = line.partition("\t")
+        if name == ref and _is_oid(oid):
+            return oid
+    return None
+
+
+def _kept(copy: Path, kind: str) -> Path:
+    """Where a copy keeps the figures of kind for its commit (a copy's .git is a folder)."""
+    return copy / ".git" / "archivectl" / "company" / f"{kind}.json"
+
+
+def kept_figures(kind: str, copy: Path, commit: str | None) -> dict[str, Any] | None:
+    """The figures a copy kept for the estate's commit (completeness, stats), or None: the estate is read."""
+    from archivectl.facts import CACHE_VERSION, read_json
+
+    if commit is None or kind not in SAME_FOR_ONE_COMMIT:
+        return None
+    stored = read_json(_kept(copy, kind))
+    if isinstance(stored, dict) and stored.get("key") == [FIGURES_VERSION, CACHE_VERSION, kind, commit]:
+        figures = stored.get("figures")
+        return figures if isinstance(figures, dict) else None
+    return None
+
+
+def _unchanged(company: Company, kind: str) -> list[dict[str, Any] | None]:
+    """Per estate, the figures kept for the commit its server has now, or None where it must be read.
+
+    Every server is asked first (ssh ones at once, in threads: their time is the network's), so an
+    estate whose server cannot answer is refused before any copy is touched.
+    """
+    if kind not in SAME_FOR_ONE_COMMIT:
+        return [None] * len(company.estates)
+    from concurrent.futures import ThreadPoolExecutor
+
+    def head(estate: Estate, url: str) -> tuple[bool, str | None]:
+        try:
+            return True, server_head(url, estate.branch)
+        except ArchiveError as exc:
+            return False, str(exc)
+
+    pairs = list(zip(company.estates, company.urls, strict=True))
+    remote = sum(1 for _e, url in pairs if not url.startswith("file://"))
+    if remote > 1:
+        with ThreadPoolExecutor(min(remote, 16)) as pool:
+            heads = list(pool.map(lambda pair: head(*pair), pairs))
+    else:
+        heads = [head(*pair) for pair in pairs]
+    for estate, (ok, found) in zip(company.estates, heads, strict=True):
+        if not ok:
+            raise ArchiveError(_("estate {id}: {problem}").format(id=estate.id, problem=found))
+    return [
+        kept_figures(kind, company.copy_of(e), commit) for e, (_ok, commit) in zip(company.estates, heads, strict=True)
+    ]
+
+
 def report(company: Company, kind: str, progress: Callable[[int, int], None] | None = None) -> Report:
-    """The company's report of kind: a row per estate (its own report's figures) and the totals."""
+    """The company's report of kind: a row per estate (its own report's figures) and the totals.
+
+    An estate whose server still has the commit its copy kept figures for is not fetched nor read again
+    (completeness and stats); the others are brought up to date and read, one per core.
+    """
     from archivectl.reports.render import Report, Section, document_head
 
     if kind not in KINDS:
@@ -472,14 +584,15 @@ def report(company: Company, kind: str, progress: Callable[[int, int], None] | N
         raise ArchiveError(
             _("this archivectl has no {kind} report yet; company report {kind} needs it").format(kind=kind)
         )
-    jobs = [
-        (kind, url, e.branch, str(company.copy_of(e))) for e, url in zip(company.estates, company.urls, strict=True)
-    ]
-    answers = in_parallel(estate_document, jobs, progress)
-    for estate, (ok, found) in zip(company.estates, answers, strict=True):
+    found: list[Any] = _unchanged(company, kind)
+    todo = [i for i, figures in enumerate(found) if figures is None]
+    pairs = list(zip(company.estates, company.urls, strict=True))
+    jobs = [(kind, pairs[i][1], pairs[i][0].branch, str(company.copy_of(pairs[i][0]))) for i in todo]
+    answers = in_parallel(estate_document, jobs, progress) if jobs else []
+    for i, (ok, answer) in zip(todo, answers, strict=True):
         if not ok:
-            raise ArchiveError(_("estate {id}: {problem}").format(id=estate.id, problem=found))
-    found = [answer for _ok, answer in answers]
+            raise ArchiveError(_("estate {id}: {problem}").format(id=company.estates[i].id, problem=answer))
+        found[i] = answer
     rows = [{"estate": e.id, "name": e.name, **f["row"]} for e, f in zip(company.estates, found, strict=True)]
     columns = list(dict.fromkeys(c for r in rows for c in r))
     totals = {c: sum(r.get(c, 0) for r in rows) for c in columns if c not in ("estate", "name")}

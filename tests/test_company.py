@@ -293,6 +293,50 @@ def test_a_change_in_one_estate_shows_at_the_next_run(world: World, estates):  #
     assert moved["estates"][0]["households"] == moved["estates"][1]["households"]
 
 
+def test_a_warm_run_reads_again_only_the_estate_that_changed_even_when_its_refs_are_packed(
+    world: World, estates
+):  # P15
+    hq = world.tmp / "hq"
+    first = _company(world, "completeness")
+    south_copy, north_copy = _tree(hq / ".cache" / "south"), _tree(hq / ".cache" / "north")
+    assert _company(world, "completeness")["estates"] == first["estates"]
+    assert _tree(hq / ".cache" / "north") == north_copy, "a warm run with nothing changed fetches nothing"
+    data = world.tmp / "more.csv"
+    data.write_text(CSV_HEAD + "B05,7,0701,handed-over,owner-occupied,owner,某七,13700000007\n")
+    _ok(world.people, "clk01", "--archive", str(estates["north"]), "import", str(data), "-r", "late", "-a", "mgr01")
+    # north's main now lives in packed-refs only, as after a `git gc` on the estate's machine
+    subprocess.run(["git", "-C", str(estates["north"]), "pack-refs", "--all", "--prune"], check=True)
+    assert not (estates["north"] / ".git" / "refs" / "heads" / "main").exists()
+    after = _company(world, "completeness")
+    north = next(r for r in after["estates"] if r["estate"] == "north")
+    assert north["households"] == _own(world.people, estates["north"], "completeness")["overall"]["households"]
+    assert after["totals"]["households"] == first["totals"]["households"] + 1
+    assert _tree(hq / ".cache" / "north") != north_copy
+    assert _tree(hq / ".cache" / "south") == south_copy, "an estate whose server did not change is not fetched"
+    assert _company(world, "completeness")["totals"] == after["totals"]
+
+
+def test_an_estate_whose_server_cannot_be_reached_after_a_warm_run_is_refused_in_one_line(
+    world: World, estates, monkeypatch
+):  # P15
+    _company(world, "completeness")
+    company_file = world.tmp / "hq" / "company.yaml"
+    served = f"file://{world.tmp / 'east.git'}"
+    # nothing listens on port 9 of this machine: the ssh connection is refused at once
+    company_file.write_text(company_file.read_text().replace(served, "ssh://127.0.0.1:9/srv/east.git"))
+    monkeypatch.setenv(
+        "GIT_SSH_COMMAND",
+        "ssh -F /dev/null -o BatchMode=yes -o ConnectTimeout=5 -o StrictHostKeyChecking=no "
+        "-o UserKnownHostsFile=/dev/null",
+    )
+    _refused(world, 1, "estate east")
+    _refused(world, 1, "estate east", args=("report", "stats"))
+    # a local server gone since the last run: refused the same way, before any copy is touched
+    company_file.write_text(company_file.read_text().replace("ssh://127.0.0.1:9/srv/east.git", served))
+    (world.tmp / "east.git").rename(world.tmp / "east-gone.git")
+    _refused(world, 1, "estate east", "no archive at")
+
+
 def test_two_company_reports_at_once_both_answer_the_same(world: World, estates):  # P15
     hq = world.tmp / "hq"
     command = [sys.executable, "-m", "archivectl", "company", "report", "completeness", "--company", str(hq), "-f"]
