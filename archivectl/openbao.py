@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from archivectl.errors import ArchiveError, UsageError
+from archivectl.i18n import _
 from archivectl.layout import ARCHIVE_NO_PATTERN, RECIPIENT_PATTERN
 
 SCHEMES = {"openbao": "https", "openbao+http": "http", "vault": "https", "vault+http": "http"}
@@ -70,15 +71,17 @@ def parse_addresses(url: str) -> tuple[list[str], str]:
     parts = urlsplit(url)
     scheme = SCHEMES.get(parts.scheme)
     if scheme is None or not parts.netloc:
-        raise UsageError(f"keystore {url}: expected openbao://host[:port]/mount (or openbao+http://, vault://)")
+        raise UsageError(
+            _("keystore {url}: expected openbao://host[:port]/mount (or openbao+http://, vault://)").format(url=url)
+        )
     if "@" in parts.netloc:
-        raise UsageError("keystore URL: put no user or token in it; the token comes from BAO_TOKEN or VAULT_TOKEN")
+        raise UsageError(_("keystore URL: put no user or token in it; the token comes from BAO_TOKEN or VAULT_TOKEN"))
     if parts.query or parts.fragment:
-        raise UsageError(f"keystore {url}: a keystore URL has no ?query or #fragment")
+        raise UsageError(_("keystore {url}: a keystore URL has no ?query or #fragment").format(url=url))
     addresses = [_address(url, scheme, node) for node in parts.netloc.split(",")]
     mount = parts.path.strip("/")
     if not mount or not all(re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in mount.split("/")):
-        raise UsageError(f"keystore {url}: name the KV mount, e.g. openbao://keys.office:8200/estate")
+        raise UsageError(_("keystore {url}: name the KV mount, e.g. openbao://keys.office:8200/estate").format(url=url))
     return addresses, mount
 
 
@@ -86,11 +89,13 @@ def _address(url: str, scheme: str, node: str) -> str:
     """One node of the URL's comma-separated list, host[:port], as a base URL."""
     parts = urlsplit(f"//{node}")
     if not parts.hostname or not re.fullmatch(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]", node.rsplit(":", 1)[0]):
-        raise UsageError(f"keystore {url}: {node!r} is not a host name (host[:port], comma-separated)")
+        raise UsageError(
+            _("keystore {url}: {node!r} is not a host name (host[:port], comma-separated)").format(url=url, node=node)
+        )
     try:
         port = parts.port or DEFAULT_PORT
     except ValueError:
-        raise UsageError(f"keystore {url}: the port is not a number from 1 to 65535") from None
+        raise UsageError(_("keystore {url}: the port is not a number from 1 to 65535").format(url=url)) from None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"{scheme}://{host}:{port}"
 
@@ -99,7 +104,9 @@ def transit_key(name: str) -> str:
     """The transit key of one key address: `<archive-no>.<first 20 characters of the recipient>`."""
     m = KEY_NAME.fullmatch(name)
     if m is None:
-        raise UsageError(f"keystore name {name!r} is not a key address (keys/<archive-no>.<age1...>.age)")
+        raise UsageError(
+            _("keystore name {name!r} is not a key address (keys/<archive-no>.<age1...>.age)").format(name=name)
+        )
     return f"{m['no']}.{m['recipient'][:20]}"
 
 
@@ -117,7 +124,9 @@ def _exists(client: Any, mount: str, name: str) -> bool:
 def _check_name(name: str) -> None:
     parts = name.split("/")
     if not name or any(not re.fullmatch(r"[A-Za-z0-9_.-]+", p) or p in (".", "..") for p in parts):
-        raise UsageError(f"keystore name {name!r} must be a relative path without '..' or empty parts")
+        raise UsageError(
+            _("keystore name {name!r} must be a relative path without '..' or empty parts").format(name=name)
+        )
 
 
 def token_from_environment() -> str | None:
@@ -143,7 +152,9 @@ class OpenBaoBackend:
         self.addresses, self.mount = parse_addresses(url)
         self.address = self.addresses[0]
         if importlib.util.find_spec("hvac") is None:
-            raise ArchiveError(f"keystore {url}: an OpenBao keystore needs hvac: pip install 'archivectl[openbao]'")
+            raise ArchiveError(
+                _("keystore {url}: an OpenBao keystore needs hvac: pip install 'archivectl[openbao]'").format(url=url)
+            )
         self.transit = self.mount + TRANSIT_SUFFIX
         self._local = threading.local()
         self._listed: dict[str, list[tuple[str, float]]] = {}  # list()'s answers until this process writes
@@ -160,8 +171,10 @@ class OpenBaoBackend:
             token = token_from_environment()
             if not token:
                 raise ArchiveError(
-                    f"keystore {self.url}: no token: set BAO_TOKEN (or VAULT_TOKEN, or `bao login`), "
-                    "the token the IT person issued you"
+                    _(
+                        "keystore {url}: no token: set BAO_TOKEN (or VAULT_TOKEN, or `bao login`), "
+                        "the token the IT person issued you"
+                    ).format(url=self.url)
                 )
             import requests
 
@@ -285,25 +298,44 @@ class OpenBaoBackend:
 
         if isinstance(exc, bao.Forbidden):
             if any("invalid token" in str(e) for e in (getattr(exc, "errors", None) or [])):
-                why = "the server does not accept your token (expired or revoked: ask the IT person for a new one)"
+                why = _("the server does not accept your token (expired or revoked: ask the IT person for a new one)")
             else:
-                why = "refused by the server: permission denied (your token's policy does not cover it)"
-            return ArchiveError(f"keystore {self.url}: {operation} {name}: {why}")
-        if isinstance(exc, bao.Unauthorized):
+                why = _("refused by the server: permission denied (your token's policy does not cover it)")
             return ArchiveError(
-                f"keystore {self.url}: {operation} {name}: the server does not accept your token "
-                "(expired or revoked: ask the IT person for a new one)"
+                _("keystore {url}: {operation} {name}: {why}").format(
+                    url=self.url, operation=operation, name=name, why=why
+                )
+            )
+        if isinstance(exc, bao.Unauthorized):
+            why = _("the server does not accept your token (expired or revoked: ask the IT person for a new one)")
+            return ArchiveError(
+                _("keystore {url}: {operation} {name}: {why}").format(
+                    url=self.url, operation=operation, name=name, why=why
+                )
             )
         if isinstance(exc, bao.VaultDown):
-            return ArchiveError(f"keystore {self.url}: {operation} {name}: the server is sealed or down")
+            why = _("the server is sealed or down")
+            return ArchiveError(
+                _("keystore {url}: {operation} {name}: {why}").format(
+                    url=self.url, operation=operation, name=name, why=why
+                )
+            )
         if isinstance(exc, bao.VaultError):
             status = getattr(exc, "status_code", None) or exc.__class__.__name__
-            return ArchiveError(f"keystore {self.url}: {operation} {name} failed: the server answered {status}")
+            return ArchiveError(
+                _("keystore {url}: {operation} {name} failed: the server answered {status}").format(
+                    url=self.url, operation=operation, name=name, status=status
+                )
+            )
         if isinstance(exc, requests.exceptions.SSLError):
             return ArchiveError(
-                f"keystore {self.url}: the server's TLS certificate is not trusted (set BAO_CACERT to its CA file)"
+                _("keystore {url}: the server's TLS certificate is not trusted (set BAO_CACERT to its CA file)").format(
+                    url=self.url
+                )
             )
-        return ArchiveError(f"keystore {self.url}: cannot reach the server ({exc.__class__.__name__})")
+        return ArchiveError(
+            _("keystore {url}: cannot reach the server ({kind})").format(url=self.url, kind=exc.__class__.__name__)
+        )
 
     def _many(self, work: Callable[[T], Any], items: list[T]) -> list[Any]:
         """work() for each item, WINDOW at a time; the first failure is raised once all have ended."""
@@ -431,7 +463,9 @@ class OpenBaoBackend:
                 )
             except bao.InvalidRequest:
                 raise ArchiveError(
-                    f"keystore {self.url}: read {name}: its transit key is destroyed (shredded); it opens no more"
+                    _("keystore {url}: read {name}: its transit key is destroyed (shredded); it opens no more").format(
+                        url=self.url, name=name
+                    )
                 ) from None
             return base64.b64decode(answer["data"]["plaintext"])
 
@@ -455,8 +489,10 @@ class OpenBaoBackend:
             if found is None or found.get("type") != kind or (kind == "kv" and version != "2"):
                 engine = "kv-v2" if kind == "kv" else "transit"
                 raise ArchiveError(
-                    f"keystore {self.url} is missing on the server: no {engine} engine at {path}/ "
-                    "(ask the IT person; README: A key-management server)"
+                    _(
+                        "keystore {url} is missing on the server: no {engine} engine at {path}/ "
+                        "(ask the IT person; README: A key-management server)"
+                    ).format(url=self.url, engine=engine, path=path)
                 )
 
     def makedirs(self) -> None:
@@ -470,7 +506,7 @@ class OpenBaoBackend:
     def create_many(self, items: list[tuple[str, bytes]]) -> list[bool]:
         """create() for each item, WINDOW at a time."""
         self._listed.clear()
-        for name, _ in items:
+        for name, _data in items:
             _check_name(name)
 
         def one(item: tuple[str, bytes]) -> bool:
