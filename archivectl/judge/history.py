@@ -213,7 +213,49 @@ class History:
                 added.setdefault(kind.archive_no, []).append(path)
         if not added:
             return {}
-        text = self._listing(commit).text
+        found: dict[str, list[str]] | None = None
+        if len(added) <= _FEW_NUMBERS:
+            found = self._looked_up(list(added), commit)
+        if found is None:
+            found = self._found_in(self._listing(commit).text, added)
+        return {
+            number: sorted(p for p in paths if (k := rules.classify(p)) is not None and k.kind == "record")
+            for number, paths in found.items()
+        }
+
+    def _looked_up(self, numbers: list[str], commit: str) -> dict[str, list[str]] | None:
+        """The record paths holding numbers in commit, looked up in the kept listing where it lies (not read whole,
+        not copied), then put right by the tree diff from its commit to commit. None when there is no usable
+        listing, or its diff has grown past _KEEP_AFTER (then _listing reads it once and moves it up to the base).
+        """
+        import json
+        import mmap
+
+        try:
+            with open(Households.memo(self.archive), "rb") as f:
+                kept = json.loads(f.readline())["commit"]
+                if not isinstance(kept, str) or not kept or gitio.rev_parse(self.archive.root, kept) is None:
+                    return None
+                changes = self._changed(kept, commit)
+                if len(changes) > _KEEP_AFTER:
+                    return None
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as text:
+                    listed = self._found_in(text, dict.fromkeys(numbers))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        gone = {path for status, path in changes if status == "D"}
+        found: dict[str, list[str]] = {}
+        for number in numbers:
+            tail = f"/{number}/record.yaml"
+            paths = [p for p in listed.get(number, []) if p not in gone]
+            paths += [p for status, p in changes if status == "A" and p.endswith(tail) and p not in paths]
+            if paths:
+                found[number] = paths
+        return found
+
+    @staticmethod
+    def _found_in(text: Any, added: dict[str, Any]) -> dict[str, list[str]]:
+        """The lines of a listing (bytes, or an mmap of one) that are record paths of the numbers in added."""
         found: dict[str, list[str]] = {}
         if len(added) <= _FEW_NUMBERS:
             for number in added:
@@ -228,10 +270,7 @@ class History:
                 number = path.split("/")[3]
                 if number in added:
                     found.setdefault(number, []).append(path)
-        return {
-            number: sorted(p for p in paths if (k := rules.classify(p)) is not None and k.kind == "record")
-            for number, paths in found.items()
-        }
+        return found
 
     def _changed(self, old: str, new: str) -> list[tuple[str, str]]:
         """gitio.changed_paths(old, new, "households"), without git reading the index first.
