@@ -98,7 +98,9 @@ def build(base: Path, count: int, fast: bool = False) -> tuple[Path, dict[str, s
         return archive, env, paths
     paths = write_households(archive, count)
     subprocess.run(["git", "-C", str(archive), "add", "-A"], check=True, env=env)
-    subprocess.run(["git", "-C", str(archive), "commit", "-q", "-m", "bench households"], check=True, env=env)
+    subprocess.run(
+        ["git", "-C", str(archive), "commit", "-q", "--no-verify", "-m", "bench households"], check=True, env=env
+    )
     (base / "built").write_text(str(count))
     print(f"wrote and committed {count} records in {time.perf_counter() - start:.1f} s")
     return archive, env, paths
@@ -204,7 +206,8 @@ def add_one(archive: Path, paths: list[Path], env: dict[str, str], round_no: int
     target.write_text(text)
     git = ["git", "-C", str(archive)]
     subprocess.run([*git, "add", str(target)], check=True, env=env)
-    subprocess.run([*git, "commit", "-q", "-m", f"bench add {round_no}"], check=True, env=env)
+    subprocess.run([*git, "commit", "-q", "--no-verify", "-m", f"bench add {round_no}"], check=True, env=env)
+    as_a_write_leaves_it(archive)
 
 
 def edit_one(archive: Path, paths: list[Path], env: dict[str, str], round_no: int) -> None:
@@ -220,7 +223,22 @@ def edit_one(archive: Path, paths: list[Path], env: dict[str, str], round_no: in
         text = text.replace("\nstatus:", f"\noccupancy: {new}\nstatus:", 1)
     path.write_text(text)
     git = ["git", "-C", str(archive)]
-    subprocess.run([*git, "commit", "-q", "-m", f"bench edit {round_no}", "--", str(path)], check=True, env=env)
+    subprocess.run(
+        [*git, "commit", "-q", "--no-verify", "-m", f"bench edit {round_no}", "--", str(path)], check=True, env=env
+    )
+    as_a_write_leaves_it(archive)
+
+
+def as_a_write_leaves_it(archive: Path) -> None:
+    """Note, as every archivectl write does (Archive.remember_index_equals), that the index equals the new commit.
+
+    The bench's hand-made commit stands in for `edit` / `add`; without the note a report
+    pays a `write-tree` of the whole index (0.37 s at 297,000) that no real write leaves it.
+    """
+    from archivectl.archive import Archive
+
+    head = subprocess.run(["git", "-C", str(archive), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    Archive(archive).remember_index_equals(head.stdout.strip())
 
 
 def measure(

@@ -80,6 +80,26 @@ def test_a_reused_number_is_flagged_whatever_the_kept_listing_says(desk: Desk, m
     assert commit in {f["commit"] for f in report["findings"] if f["rule"] == "numbers"}
 
 
+def test_a_number_held_only_in_a_kept_listing_of_another_branch_is_not_a_reuse(desk: Desk):  # P3
+    """The listing is looked up where it lies and put right by the diff to the tip: a path gone there does not count."""
+    fresh = next_number(desk)
+    desk.branch("elsewhere")
+    new_household(desk, "1206", number=fresh)
+    elsewhere = desk.sign("clk01", "add", subject=f"add {fresh} (B03/1206)", archive_no=fresh)
+    paths = desk.git("ls-tree", "-r", "--name-only", elsewhere, "--", "households").split()
+    kept = "".join(f"{p}\n" for p in paths if p.endswith("/record.yaml"))
+    assert f"/{fresh}/record.yaml" in kept
+    memo_file = listing(desk.path / ".git")
+    memo_file.parent.mkdir(parents=True, exist_ok=True)
+    memo_file.write_bytes(json.dumps({"commit": elsewhere, "highest": {}}).encode() + b"\n" + kept.encode())
+    desk.branch("here")  # from main: the same number for another household, used nowhere else in its tree
+    new_household(desk, "1207", number=fresh)
+    desk.sign("clk01", "add", subject=f"add {fresh} (B03/1207)", archive_no=fresh)
+    desk.approve_by_hand("mgr01", desk.head())
+    report = verifies(desk)
+    assert not [f for f in report["findings"] if f["rule"] == "numbers"]
+
+
 def test_a_schema_change_on_main_awaiting_approval_seals_by_the_remembered_schema_until_approved(desk: Desk):  # P9
     """show remembers main's approved schema; a schema change on main then awaits the gm: sealing keeps the old one."""
     from archivectl.archive import Archive

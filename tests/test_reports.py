@@ -490,6 +490,22 @@ def test_a_damaged_cache_means_reading_again_not_a_wrong_report(world: World, da
     assert rows[number]["occupancy"] == "rented"
 
 
+@pytest.mark.parametrize("to_file", [False, True])
+def test_a_kept_building_changed_in_place_is_never_copied_into_the_report(world: World, tmp_path, to_file: bool):  # P5
+    # the kept rows are checked (size, CRC) once, before the first byte goes out, then copied as checked
+    number = world.add()
+    world.add(text=RECORD.replace('unit: "1203"', 'unit: "1204"'))
+    world.ok("but01", "edit", number, "--set", "occupancy=rented", "-r", "let", "-a", "mgr01")
+    world.ok("aud01", "report", "completeness", "--format", "json")
+    [rows] = sorted((world.root / ".git/archivectl/cache").rglob("completeness-*.txt"))
+    assert b'"rented"' in rows.read_bytes()
+    rows.write_bytes(rows.read_bytes().replace(b'"rented"', b'"RENTED"'))  # same size, another CRC
+    output = tmp_path / "completeness.json"
+    shown = world.ok("aud01", "report", "completeness", "--format", "json", *(["--output", str(output)] * to_file))
+    text = output.read_text() if to_file else shown
+    assert rows_of(text)[number]["occupancy"] == "rented" and "RENTED" not in text
+
+
 def test_the_cold_parse_skips_only_a_sealed_block_it_can_prove_is_one():
     from archivectl.facts import clear_part, facts_of
 

@@ -7,13 +7,14 @@ an office changes what is required there, not here.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from archivectl import schema
 from archivectl.archive import Archive
@@ -356,29 +357,41 @@ class _Assembled:
         households = "[" + _ITEM + ("," + _ITEM).join(rows_texts) + _ITEM[:-2] + "]" if rows_texts else "[]"
         return before + households + after
 
-    def chunks(self, fmt: str, stand_in: str, generated: str) -> Iterator[bytes] | None:
-        """text() with stand_in made generated, as pieces of bytes: the head, each building's rows as kept, the tail.
+    def chunks(self, fmt: str, stand_in: str, generated: str) -> Iterator[bytes | BinaryIO] | None:
+        """text() with stand_in made generated, in pieces: the head, each building's rows as kept, the tail.
 
         Every building's kept rows are checked (size, CRC, no stand_in) before the first
-        piece is given; then read again one building at a time. None where text() is None.
+        piece is given, a block at a time, and their files are left open at their start:
+        a building's piece is that open file (what was checked is what is copied, even if
+        the file is replaced meanwhile), never read whole into memory nor checked twice.
+        None where text() is None.
         """
         pieces = self._pieces(fmt, stand_in)
-        if pieces is None or any(_part_rows(part, stand_in) is None for part in self.with_rows):
+        if pieces is None:
             return None
+        files: list[BinaryIO] = []
+        for part in self.with_rows:
+            checked = _checked_rows(part, stand_in)
+            if checked is None:
+                for f in files:
+                    f.close()
+                return None
+            files.append(checked)
         before, after = pieces
-        return self._stream(before.replace(stand_in, generated, 1).encode(), after.encode())
+        return self._stream(before.replace(stand_in, generated, 1).encode(), after.encode(), files)
 
-    def _stream(self, before: bytes, after: bytes) -> Iterator[bytes]:
-        yield before
-        item = _ITEM.encode()
-        for n, part in enumerate(self.with_rows):
-            yield (b"[" if n == 0 else b",") + item
-            data = _part_rows(part)
-            if data is None:  # changed since it was checked: nothing can be taken back now
-                raise OSError(f"{part['file']} changed while it was read")
-            yield data
-        yield (item[:-2] + b"]") if self.with_rows else b"[]"
-        yield after
+    def _stream(self, before: bytes, after: bytes, files: list[BinaryIO]) -> Iterator[bytes | BinaryIO]:
+        try:
+            yield before
+            item = _ITEM.encode()
+            for n, f in enumerate(files):
+                yield (b"[" if n == 0 else b",") + item
+                yield f
+            yield (item[:-2] + b"]") if files else b"[]"
+            yield after
+        finally:
+            for f in files:
+                f.close()
 
     def _pieces(self, fmt: str, stand_in: str) -> tuple[str, str] | None:
         """The JSON document's text before and after its households array (stand_in once, in before)."""
@@ -481,6 +494,36 @@ def _part_rows(part: dict[str, Any], stand_in: str | None = None) -> bytes | Non
     if len(data) != part["size"] or zlib.crc32(data) != part["crc"]:
         return None
     return None if stand_in is not None and stand_in.encode() in data else data
+
+
+_BLOCK = 1 << 20  # bytes of a part's rows checked at a time
+
+
+def _checked_rows(part: dict[str, Any], stand_in: str) -> BinaryIO | None:
+    """A part's rows as kept, open at their start once checked (size, CRC, no stand_in) a block at a time; else None."""
+    data = part.get("data")  # made by this run: in memory (its file may not have been writable)
+    if data is not None:
+        return io.BytesIO(data) if _part_rows(part, stand_in) is not None else None
+    try:
+        f = open(part["file"], "rb")  # given to the caller open: closed by _Assembled._stream
+    except OSError:
+        return None
+    needle = stand_in.encode()
+    crc, length, tail = 0, 0, b""
+    try:
+        while block := f.read(_BLOCK):
+            crc, length = zlib.crc32(block, crc), length + len(block)
+            if needle in block or needle in tail + block[: len(needle) - 1]:
+                length = -1
+                break
+            tail = block[-(len(needle) - 1) :] if len(needle) > 1 else b""
+        if length == part["size"] and crc == part["crc"]:
+            f.seek(0)
+            return f
+    except OSError:
+        pass
+    f.close()
+    return None
 
 
 def _write_part(cache: Path, name: str, part: dict[str, Any]) -> dict[str, Any]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import html
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from archivectl.i18n import _
 from archivectl.render import render_rows
@@ -193,16 +193,36 @@ def streamed(report: Report, fmt: str, output: Path | None) -> bool:
         return False
     from archivectl.facts import collector_paused
 
-    with collector_paused(), _sink(output) as write:
+    with collector_paused(), _sink(output) as sink:
         for chunk in chunks:
-            write(chunk)
-        write(b"\n")
+            if isinstance(chunk, bytes):
+                sink.write(chunk)
+            else:  # an open file, checked already: copied by the kernel where it can be
+                _copy(chunk, sink)
+        sink.write(b"\n")
     return True
 
 
+def _copy(source: BinaryIO, sink: BinaryIO) -> None:
+    """The rest of source into sink: os.sendfile between their descriptors, else read and written in blocks."""
+    import io
+    import os
+    import shutil
+
+    sink.flush()
+    try:
+        into, out_of = sink.fileno(), source.fileno()
+        while os.sendfile(into, out_of, None, 1 << 24):
+            pass
+        return
+    except (AttributeError, io.UnsupportedOperation, OSError):
+        pass  # no descriptor, or one sendfile cannot write to: what is left is copied from where it stopped
+    shutil.copyfileobj(source, sink, 1 << 20)
+
+
 @contextlib.contextmanager
-def _sink(output: Path | None) -> Iterator[Callable[[bytes], Any]]:
-    """A writer of bytes to output (atomically when it is a regular file) or to stdout."""
+def _sink(output: Path | None) -> Iterator[BinaryIO]:
+    """A binary file to write output through (atomically when it is a regular file), or stdout's."""
     import os
     import stat
     import sys
@@ -212,7 +232,7 @@ def _sink(output: Path | None) -> Iterator[Callable[[bytes], Any]]:
 
     if output is None:
         sys.stdout.flush()
-        yield sys.stdout.buffer.write
+        yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
     try:
@@ -226,12 +246,12 @@ def _sink(output: Path | None) -> Iterator[Callable[[bytes], Any]]:
     try:
         if not regular:
             with open(output, "wb") as fh:
-                yield fh.write
+                yield fh
             return
         fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
-                yield fh.write
+                yield fh
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o644 & ~_umask())
