@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from baoserver import INSTALL_HINT, bao_binary, running_bao
-from conftest import OWNER_ID, OWNER_PHONE, RECORD, World, as_built, assert_refused, assert_unchanged
+from conftest import OWNER_ID, OWNER_PHONE, RECORD, World, as_built, assert_refused, assert_unchanged, no_secrets_in
 
 from archivectl import blindindex
 
@@ -178,12 +178,17 @@ def test_a_correction_that_forgets_keeps_the_household_findable_by_its_new_numbe
     assert {r["archive_no"] for r in json.loads(old.stdout)} == {three["moved"], three["gone"]}
 
 
-def test_a_clerk_writes_no_blind_index_and_find_says_how_many_were_not_searched(world, three):  # P7
+def test_a_clerk_writes_no_blind_index_and_find_opens_it_to_search_it(world, three):  # P7 P17
     late = world.add(text=_record("B01", "0102", OWNER_PHONE))  # clk01 cannot open the index key
     assert "blind_index" not in _stored(world, late)
     result = world.cli("mgr01", "--format", "json", "find", "--phone", OWNER_PHONE, "-r", "request R-5")
-    assert late not in result.stdout
-    assert "1 households have no blind index yet" in result.stderr
+    assert result.exit_code == 0, result.stderr
+    assert "1 households have no blind index yet: opened on this machine and searched" in result.stderr, result.stderr
+    found = {r["archive_no"] for r in json.loads(result.stdout)}
+    assert found == {three["active"], three["moved"], three["gone"], late}
+    other = world.cli("mgr01", "--format", "json", "find", "--phone", "13912345678", "-r", "request R-5")
+    assert late not in other.stdout  # opened, and its numbers are not that one
+    assert no_secrets_in(world.all_git_objects()) == []
 
 
 def test_rotate_index_refingerprints_every_record_in_one_commit_awaiting_approval(world, three):  # P12

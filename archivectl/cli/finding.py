@@ -57,6 +57,14 @@ def find(
         )
     if found["limited"]:
         out(_("only the buildings you read are searched (P7); a manager or the gm finds across all"), err=True)
+    if found["opened"]:
+        out(
+            _(
+                "{n} households have no blind index yet: opened on this machine and searched "
+                "(`archivectl migrate blind-index` spares that)"
+            ).format(n=found["opened"]),
+            err=True,
+        )
     if found["unindexed"]:
         out(
             _("{n} households have no blind index yet and were not searched: `archivectl migrate blind-index`").format(

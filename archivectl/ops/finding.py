@@ -34,6 +34,7 @@ from archivectl.ops.common import (
     approved_writer,
     check_reason,
     identity_for,
+    load_stored,
     main_staff,
     open_key,
     readers,
@@ -180,7 +181,8 @@ def _reads(archive: Archive, actor: Actor, building: str, cache: dict[str, bool]
 def find(archive: Archive, kind: str, number: str, reason: str | None, identity: str | None = None) -> dict[str, Any]:
     """The households holding a number, of the buildings the user reads, after registering the look-up (P7, P8).
 
-    kind: "phone" or "id". Returns {households: [rows], unindexed, limited, commit}.
+    kind: "phone" or "id". Returns {households: [rows], unindexed, opened, limited, commit}: opened
+    households had no blind index and were opened in memory to be searched; unindexed ones could not be.
     Refused (nothing written) to someone who reads no building, or who cannot open the index key.
     """
     normalized = blindindex.normalize(kind, number)
@@ -215,15 +217,29 @@ def find(archive: Archive, kind: str, number: str, reason: str | None, identity:
                     id=actor.member.id
                 )
             )
-        found, unindexed = [], 0
+        found, without = [], []
         for stored in _clear_parts(archive):
             building = str(stored.get("building"))
             if not _reads(archive, actor, building, readable):
                 continue
             if blindindex.holds(stored, wanted):
-                found.append({k: stored.get(k) for k in ("archive_no", "building", "unit", "status", "category")})
+                found.append(_row(stored))
             elif stored.get("sealed_fields") and blindindex.FIELD not in stored:
-                unindexed += 1
+                without.append(stored)
+        # A household written by someone the index key is not wrapped to (a clerk's add) has no blind index
+        # until a reader writes it again: this reader opens it here, in memory, and looks at its numbers.
+        opened = 0
+        schema = archive.household_schema
+        for clear in without:
+            try:
+                stored = load_stored(archive, archive.locate(str(clear["archive_no"])))  # its sealed block too
+                plain, _sealed = records.open_record(stored, open_key(archive, stored, loaded))
+            except ArchiveError:
+                continue  # counted below as not searched
+            opened += 1
+            if (kind, normalized) in blindindex.numbers_in(schema.split(plain)[1], schema):
+                found.append(_row(clear))
+        unindexed = len(without) - opened
         found.sort(key=lambda r: str(r["archive_no"]))
         numbers = ", ".join(str(r["archive_no"]) for r in found) or None
         current = current_key_id(archive) or sorted(wanted)[-1]
@@ -245,7 +261,17 @@ def find(archive: Archive, kind: str, number: str, reason: str | None, identity:
             trailers("find", Approval(reason), actor, numbers),
             actor,
         )
-    return {"households": found, "unindexed": unindexed, "limited": not all_buildings, "commit": commit}
+    return {
+        "households": found,
+        "unindexed": unindexed,
+        "opened": opened,
+        "limited": not all_buildings,
+        "commit": commit,
+    }
+
+
+def _row(stored: dict) -> dict[str, Any]:
+    return {k: stored.get(k) for k in ("archive_no", "building", "unit", "status", "category")}
 
 
 def _granted_any(archive: Archive, actor: Actor) -> bool:
