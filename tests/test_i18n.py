@@ -201,6 +201,52 @@ def test_no_user_facing_literal_bypasses_the_catalog():
     assert not problems, "wrap these in _() (from archivectl.i18n import _):\n" + "\n".join(problems)
 
 
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def shadowed_translations(source: str, relative: str) -> list[str]:
+    """Functions that bind the name `_` (`_, x = pair`) and also call `_()`: the call gets the bound value.
+
+    A comprehension's `_` is its own; a nested function's is its own too.
+    """
+    found = []
+    for function in ast.walk(ast.parse(source)):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        binds, calls, stack = False, [], list(ast.iter_child_nodes(function))
+        binds = any(a.arg == "_" for a in [*function.args.args, *function.args.kwonlyargs, *function.args.posonlyargs])
+        while stack:
+            node = stack.pop()
+            if isinstance(node, _SCOPES):
+                continue
+            if isinstance(node, ast.Name) and node.id == "_" and isinstance(node.ctx, ast.Store):
+                binds = binds or not getattr(node, "in_comprehension", False)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_":
+                calls.append(node.lineno)
+            for child in ast.iter_child_nodes(node):
+                if isinstance(node, _COMPREHENSIONS) or getattr(node, "in_comprehension", False):
+                    child.in_comprehension = True  # type: ignore[attr-defined]
+                stack.append(child)
+        if binds and calls:
+            found.append(f"{relative}:{function.lineno}: {function.name} binds `_` and calls _() at {sorted(calls)}")
+    return found
+
+
+def test_no_function_shadows_the_translation_function():
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        problems += shadowed_translations(path.read_text(encoding="utf-8"), path.relative_to(ROOT).as_posix())
+    assert not problems, "rename the variable bound to `_` (it hides the translation):\n" + "\n".join(problems)
+
+
+def test_the_shadow_scan_tells_a_bound_underscore_from_a_comprehension_s():
+    bad = "def f(pair):\n    _, x = pair\n    return _('a {x}').format(x=x)\n"
+    fine = "def g(items):\n    keys = [k for k, _ in items]\n    return _('b {k}').format(k=keys)\n"
+    assert len(shadowed_translations(bad, "bad.py")) == 1
+    assert shadowed_translations(fine, "fine.py") == []
+
+
 def test_the_scan_sees_each_kind_of_untranslated_literal():
     """The scan above is not vacuous: each kind of literal it must catch, it catches."""
     probe = (

@@ -127,7 +127,7 @@ def _request_merge_approval(ctx: History, info: gitio.CommitInfo, run: Run, flag
     governance = _governance(ctx, info, flag)
     if governance is None:
         return
-    _, staff, settings = governance
+    _judged_by, staff, settings = governance  # not `_`: that name is the translation of the messages below
     member = _signer(info, staff, flag)
     _check_trailers(info, member, flag)
     if member is None:
