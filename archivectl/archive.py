@@ -129,6 +129,11 @@ class Archive:
         return gitio.git_dir(self.root)
 
     @property
+    def no_index(self) -> str:
+        """A path under the git directory where no file is: git reads it as an empty index (gitio.changed_paths)."""
+        return str(self.git_dir / "archivectl" / "no-index")
+
+    @property
     def schemas_dir(self) -> Path:
         return self.root / "schemas"
 
@@ -320,7 +325,7 @@ class Households:
         if known is not None and known.commit == commit:
             return known
         if known is not None and known.commit and gitio.is_ancestor(archive.root, known.commit, commit):
-            changes = gitio.changed_paths(archive.root, known.commit, commit, HOUSEHOLDS)
+            changes = gitio.changed_paths(archive.root, known.commit, commit, HOUSEHOLDS, no_index=archive.no_index)
             found = known.moved_on(commit, changes)
         else:
             listed = [p for p in gitio.tree_paths(archive.root, commit, HOUSEHOLDS) if HouseholdPath.of_record(p)]

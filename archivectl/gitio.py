@@ -862,9 +862,18 @@ def same_as_in(repo: Path, rev: str, path: str) -> bool:
     return hash_files(repo, [path]).get(path) == blob
 
 
-def changed_paths(repo: Path, old: str, new: str, *pathspecs: str) -> list[tuple[str, str]]:
-    """(A, M or D, path) of files that differ between two commits' trees; costs what differs, not their size."""
-    text = run(repo, "diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new, "--", *pathspecs).stdout
+def changed_paths(
+    repo: Path, old: str, new: str, *pathspecs: str, no_index: str | None = None
+) -> list[tuple[str, str]]:
+    """(A, M or D, path) of files that differ between two commits' trees; costs what differs, not their size.
+
+    no_index: a path under the git directory where no file is. `git diff-tree` reads the index first (for
+    attributes, which --name-status does not use): 0.1-0.3 s at 297,000 households, where every record is
+    in it. Pointed there, git reads an empty index instead.
+    """
+    env = {"GIT_INDEX_FILE": no_index} if no_index else None
+    args = ("diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new, "--", *pathspecs)
+    text = run(repo, *args, env=env).stdout
     fields = text.decode("utf-8", "surrogateescape").split("\0")
     return [(fields[i][:1], fields[i + 1]) for i in range(0, len(fields) - 1, 2) if fields[i]]
 

@@ -273,17 +273,8 @@ class History:
         return found
 
     def _changed(self, old: str, new: str) -> list[tuple[str, str]]:
-        """gitio.changed_paths(old, new, "households"), without git reading the index first.
-
-        `git diff-tree` reads the index (for attributes, which --name-status does not use):
-        0.1-0.3 s of a range's verify at 297,000 households, the index listing every record.
-        It is pointed at a file that does not exist (an empty index) under the git directory.
-        """
-        no_index = str(self.archive.git_dir / "archivectl" / "no-index")
-        args = ("diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new, "--", "households")
-        text = gitio.run(self.archive.root, *args, env={"GIT_INDEX_FILE": no_index}).stdout
-        fields = text.decode("utf-8", "surrogateescape").split("\0")
-        return [(fields[i][:1], fields[i + 1]) for i in range(0, len(fields) - 1, 2) if fields[i]]
+        """What changed under households/ between two commits, without git reading the index first."""
+        return gitio.changed_paths(self.archive.root, old, new, "households", no_index=self.archive.no_index)
 
     def _listing(self, commit: str) -> Households:
         """Every household record path in commit: the kept listing moved on by a tree diff to commit.
