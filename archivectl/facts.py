@@ -121,6 +121,27 @@ def facts_of(data: bytes, source: str) -> dict[str, Any]:
         return {"invalid": True}
 
 
+def stored_record(data: bytes, source: str) -> dict[str, Any]:
+    """A stored record as records.load_stored reads it, its sealed block left unread where that reads the same.
+
+    For what needs only the clear part (a backup's status and recipient, `find`'s
+    blind index): the quick reader of the clear part (clear_part, clearread) answers
+    for nearly every record, exactly as the strict loader would; anything else is
+    parsed whole, with the strict loader's refusals.
+    """
+    head = clear_part(data)
+    if head is not None:
+        try:
+            found = clearread.mapping(head.decode("utf-8"))  # as yamlio.loads: UTF-8 only
+        except UnicodeDecodeError:
+            found = None
+        if isinstance(found, dict) and "sealed" not in found:
+            return found
+    from archivectl import records
+
+    return records.load_stored(data, source)
+
+
 def _read_clear(head: bytes, source: str) -> Any:
     """The clear part as the strict loader reads it, by the quickest reader that can read it exactly."""
     text = head.decode("utf-8")  # as yamlio.loads: UTF-8 only

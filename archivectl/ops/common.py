@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,25 @@ def for_reader(archive: Archive, actor: Actor, archive_no: str, identity: str | 
     stored = load_stored(archive, relpath)
     require_reader(archive, actor, str(stored.get("building")))
     return ReaderCopy(archive, actor, relpath, stored, identity)
+
+
+def sealed_records_to_rewrite(archive: Archive, actor: Actor, needs: Callable[[dict], bool]) -> list[tuple[str, dict]]:
+    """(path, stored record) of every sealed household needs() picks, for a migration that opens each one.
+
+    Refused, before anything is written, at the first in a building the actor does not read.
+    """
+    todo = []
+    for _blob, relpath in archive.record_paths():
+        stored = load_stored(archive, relpath)
+        if stored.get("sealed") and needs(stored):
+            if actor.member not in readers(archive, str(stored.get("building"))):
+                raise ArchiveError(
+                    _("{no}: {who} does not read building {building}; a manager or gm migrates the archive").format(
+                        no=stored.get("archive_no"), who=actor.member.id, building=stored.get("building")
+                    )
+                )
+            todo.append((relpath, stored))
+    return todo
 
 
 def load_stored(archive: Archive, relpath: str) -> dict:

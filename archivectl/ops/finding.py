@@ -38,6 +38,7 @@ from archivectl.ops.common import (
     main_staff,
     open_key,
     readers,
+    sealed_records_to_rewrite,
     trailers,
 )
 from archivectl.staff import ALL_BUILDINGS_ROLES, BUILDING_READER_ROLES
@@ -280,22 +281,14 @@ def _granted_any(archive: Archive, actor: Actor) -> bool:
 
 def _clear_parts(archive: Archive) -> list[dict]:
     """Every household's clear part from the work tree (the sealed block is cut off unread)."""
-    from archivectl import clearread
-    from archivectl.facts import clear_part
+    from archivectl.facts import stored_record
 
     out = []
     for _blob, relpath in archive.record_paths():
         try:
-            data = (archive.root / relpath).read_bytes()
-        except OSError:
+            parsed = stored_record((archive.root / relpath).read_bytes(), relpath)
+        except (OSError, ArchiveError):
             continue
-        head = clear_part(data)
-        parsed = clearread.mapping(head.decode("utf-8", "replace")) if head is not None else None
-        if parsed is None:
-            try:
-                parsed = records.load_stored(data, relpath)
-            except ArchiveError:
-                continue
         parsed.setdefault("archive_no", HouseholdPath.of(relpath).archive_no)
         out.append(parsed)
     return out
@@ -333,21 +326,12 @@ def _refingerprint(archive: Archive, approval: Approval, identity: str | None, r
         current = current_key_id(archive)
         if rotate and current is None:
             raise ArchiveError(_("this archive has no index key to rotate: run `archivectl migrate blind-index`"))
-        todo = []
-        for _blob, relpath in archive.record_paths():
-            stored = records.load_stored((archive.root / relpath).read_bytes(), relpath)
+
+        def needs(stored: dict) -> bool:  # a rotation rewrites every record; a migration those without current's
             index = stored.get(blindindex.FIELD)
-            if not stored.get("sealed"):
-                continue
-            if not rotate and isinstance(index, dict) and index.get("key") == current:
-                continue
-            if actor.member not in readers(archive, str(stored.get("building"))):
-                raise ArchiveError(
-                    _("{no}: {who} does not read building {building}; a manager or gm migrates the archive").format(
-                        no=stored.get("archive_no"), who=actor.member.id, building=stored.get("building")
-                    )
-                )
-            todo.append((relpath, stored))
+            return rotate or not (isinstance(index, dict) and index.get("key") == current)
+
+        todo = sealed_records_to_rewrite(archive, actor, needs)
         if not todo:
             raise ArchiveError(_("every sealed record already has its blind index; nothing to migrate"))
         loaded = crypto.load_identity(identity_for(archive, identity, actor))

@@ -299,12 +299,14 @@ class _Held:
 
 def _households_at(root: Path, rev: str | None) -> dict[str, _Held]:
     """Archive number -> status and recipient of every household in rev's tree (an unreadable record: both None)."""
+    from archivectl.facts import stored_record
+
     if rev is None:
         return {}
     found: dict[str, _Held] = {}
     for place, path, data in _record_texts_at(root, rev):
         try:
-            stored = _clear_part_or_whole(data, path)
+            stored = stored_record(data, path)
         except (UsageError, UnicodeDecodeError):
             found[place.archive_no] = _Held(None, None)  # nothing can be told of it, so nothing is left out
             continue
@@ -332,23 +334,6 @@ def _record_texts_at(root: Path, rev: str) -> Iterator[tuple[HouseholdPath, str,
     with gitio.BlobReader(root) as blobs:
         for (place, _blob), data in zip(wanted, blobs.read_many([b for _, b in wanted]), strict=True):
             yield place, place.record, data or b""
-
-
-def _clear_part_or_whole(data: bytes, path: str) -> dict[str, Any]:
-    """The record as the strict loader reads it, or its clear part when that reads the same less `sealed`.
-
-    A backup needs each record's status and recipient only: the quick reader of
-    the clear part (facts.clear_part, clearread) answers for nearly every record,
-    exactly as the strict loader would; anything else is parsed whole as ever.
-    """
-    from archivectl import clearread
-    from archivectl.facts import clear_part
-
-    head = clear_part(data)
-    found = clearread.mapping(head.decode("utf-8")) if head is not None else None
-    if isinstance(found, dict) and "sealed" not in found:
-        return found
-    return records.load_stored(data, path)
 
 
 @dataclass

@@ -17,7 +17,14 @@ from archivectl import crypto, records
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError
 from archivectl.i18n import _
-from archivectl.ops.common import Approval, approved_writer, identity_for, load_stored, open_key, readers, trailers
+from archivectl.ops.common import (
+    Approval,
+    approved_writer,
+    identity_for,
+    open_key,
+    sealed_records_to_rewrite,
+    trailers,
+)
 
 ACTION = "fingerprint"
 
@@ -30,17 +37,7 @@ def migrate_fingerprints(archive: Archive, approval: Approval, identity: str | N
     """
     with archive.writing() as tx:
         actor = approved_writer(archive, approval)
-        todo = []
-        for _blob, relpath in archive.record_paths():
-            stored = load_stored(archive, relpath)
-            if stored.get("sealed") and "sealed_fingerprints" not in stored:
-                if actor.member not in readers(archive, str(stored.get("building"))):
-                    raise ArchiveError(
-                        _("{no}: {who} does not read building {building}; a manager or gm migrates the archive").format(
-                            no=stored.get("archive_no"), who=actor.member.id, building=stored.get("building")
-                        )
-                    )
-                todo.append((relpath, stored))
+        todo = sealed_records_to_rewrite(archive, actor, lambda stored: "sealed_fingerprints" not in stored)
         if not todo:
             raise ArchiveError(_("every sealed record already has its fingerprints; nothing to migrate"))
         loaded = crypto.load_identity(identity_for(archive, identity, actor))
