@@ -10,6 +10,7 @@ each test still has an archive, keystore and files of its own.
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import functools
 import hashlib
@@ -38,6 +39,20 @@ from archivectl.cli import app
 # signature: 0.3 s of CPU a call, a third of the suite); a process runs archivectl once, so the
 # suite builds the tree once per worker too, as `archivectl` itself does per process.
 typer.testing._get_command = functools.cache(typer.main.get_command)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile the package's bytecode once, before any worker starts.
+
+    The suite runs `python -m archivectl` (people's commands, git's hooks, merge driver and textconv)
+    thousands of times from this checkout. An editable install has no bytecode of its own, and where
+    PYTHONDONTWRITEBYTECODE is set (CI machines often set it) no run writes any: each process would
+    compile every module it imports again, a third of a small command's CPU. A wheel install has its
+    bytecode compiled by pip; this gives the checkout the same (__pycache__ is ignored by git).
+    """
+    if not hasattr(config, "workerinput"):  # the xdist controller, or a run without workers
+        compileall.compile_dir(Path(__file__).resolve().parent.parent / "archivectl", quiet=1)
+
 
 T = TypeVar("T")
 
