@@ -100,3 +100,13 @@ def test_the_archive_number_pattern_is_written_in_layout_only():
         if p.name != "layout.py" and re.search(r"HO\|NH\|SP", p.read_text())
     ]
     assert written == []
+
+
+def test_the_command_line_keeps_its_annotations_as_objects():
+    # typer reads every command's signature on each start; string annotations are each eval'd there
+    lazy = [
+        path.name
+        for path in sorted((PACKAGE / "cli").glob("*.py"))
+        if re.search(r"^from __future__ import annotations$", path.read_text(encoding="utf-8"), re.M)
+    ]
+    assert lazy == [], f"cli modules with string annotations (typer evaluates each at start-up): {lazy}"

@@ -1,6 +1,9 @@
-"""The command line: typer definitions only. Each command parses, calls one operation, renders."""
+"""The command line: typer definitions only. Each command parses, calls one operation, renders.
 
-from __future__ import annotations
+No module of this package says `from __future__ import annotations`: typer reads every command's
+signature at each start, and annotations kept as strings are each evaluated (compiled) there, about
+0.09 s of CPU on every command (tests/test_structure.py keeps it so).
+"""
 
 import sys
 
