@@ -28,6 +28,7 @@ import pytest
 import typer.main
 import typer.testing
 import yaml
+from hypothesis import HealthCheck, settings
 from typer.testing import CliRunner
 
 # The suite reads English messages whatever the contributor's locale (tests/test_i18n.py runs the Chinese).
@@ -53,6 +54,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the xdist controller, or a run without workers
         compileall.compile_dir(Path(__file__).resolve().parent.parent / "archivectl", quiet=1)
 
+
+# Hypothesis's timing checks are timed assertions: on a loaded machine "input generation is slow" failed
+# a property test that passes in 2 s on a quiet one. The suite asserts behaviour, never time.
+settings.register_profile("archivectl", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("archivectl")
 
 T = TypeVar("T")
 
