@@ -55,6 +55,26 @@ def pytest_configure(config: pytest.Config) -> None:
         compileall.compile_dir(Path(__file__).resolve().parent.parent / "archivectl", quiet=1)
 
 
+# The files whose tests each take a minute or more of a worker (real servers, browsers, whole office days):
+# run first, so the two workers share them and the run does not end with one worker alone on one of them.
+LONG_FIRST = (
+    "test_openbao.py",
+    "test_keystore_office.py",
+    "test_it_setup.py",
+    "test_openbao_cluster.py",
+    "test_merge.py",
+    "test_forget.py",
+    "test_adversary.py",
+    "test_desk.py",
+    "test_crash.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FIRST)))  # stable: the rest keep their order
+
+
 # Hypothesis's timing checks are timed assertions: on a loaded machine "input generation is slow" failed
 # a property test that passes in 2 s on a quiet one. The suite asserts behaviour, never time.
 settings.register_profile("archivectl", deadline=None, suppress_health_check=[HealthCheck.too_slow])
