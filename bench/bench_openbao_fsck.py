@@ -68,16 +68,18 @@ def main() -> None:
                 e.pop("ARCHIVECTL_KEYSTORE", None)
             root = base / "archive"
             staff = str(examples_dir() / "staff.yaml")
-            run_cli(env["gm01"], "init", str(root), "--name", "bench-fsck", "--staff-file", staff, "--keystore", bao.url)
+            init = ["init", str(root), "--name", "bench-fsck", "--staff-file", staff, "--keystore", bao.url]
+            run_cli(env["gm01"], *init)
             print(f"machine: {machine()}; server: bao -dev (in-memory storage, file audit device)")
-            print(f"date: {time.strftime('%Y-%m-%d %H:%M')} UTC; {args.households:,} households; load {os.getloadavg()}")
+            when = time.strftime("%Y-%m-%d %H:%M")
+            print(f"date: {when} UTC; {args.households:,} households; load {os.getloadavg()}")
             print(f"archive {root}, keystore {bao.url}", flush=True)
             mark = bao.audit_log.stat().st_size
             cpu = (_children_cpu(), _process_cpu(bao._process.pid))
             cmd = [sys.executable, "-m", "archivectl", "--archive", str(root), "import", str(csv)]
             wall, rss = timed_rss([*cmd, "-r", "bench", "-a", "mgr01"], env["clk01"])
             client, server = _children_cpu() - cpu[0], _process_cpu(bao._process.pid) - cpu[1]
-            print(f"import: {wall:.1f} s, peak RSS {rss} MB, CPU client {client:.1f} s server {server:.1f} s", flush=True)
+            print(f"import: {wall:.1f} s, peak RSS {rss} MB, CPU client {client:.1f} s server {server:.1f} s")
             for kind, n in sorted(request_kinds(bao.audit_log, mark).items()):
                 print(f"  {n:>8} {kind}  ({n / args.households:.2f} a household)")
             codes: dict[str, dict[str, str]] = {"this": env["mgr01"]}
@@ -86,14 +88,16 @@ def main() -> None:
             for run in range(args.runs):
                 for label, e in codes.items():
                     cpu = (_children_cpu(), _process_cpu(bao._process.pid))
-                    wall, rss = timed_rss([sys.executable, "-m", "archivectl", "--archive", str(root), "keys", "fsck"], e)
+                    fsck = [sys.executable, "-m", "archivectl", "--archive", str(root), "keys", "fsck"]
+                    wall, rss = timed_rss(fsck, e)
                     client, server = _children_cpu() - cpu[0], _process_cpu(bao._process.pid) - cpu[1]
                     print(
                         f"keys fsck {label} run {run + 1}: {wall:.1f} s, CPU client {client:.1f} s "
                         f"server {server:.1f} s, peak RSS {rss} MB, load {os.getloadavg()[0]:.1f}",
                         flush=True,
                     )
-            print(f"server RSS: {Path(f'/proc/{bao._process.pid}/status').read_text().split('VmRSS:')[1].split()[0]} kB")
+            status = Path(f"/proc/{bao._process.pid}/status").read_text()
+            print(f"server RSS: {status.split('VmRSS:')[1].split()[0]} kB")
             if args.hold:
                 print(f"holding until {args.hold} exists; env: BAO_TOKEN={ROOT_TOKEN}", flush=True)
                 while not args.hold.exists():
