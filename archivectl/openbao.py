@@ -47,7 +47,9 @@ from archivectl.layout import ARCHIVE_NO_PATTERN, RECIPIENT_PATTERN
 SCHEMES = {"openbao": "https", "openbao+http": "http", "vault": "https", "vault+http": "http"}
 DEFAULT_PORT = 8200
 TRANSIT_SUFFIX = "-transit"
-WINDOW = 16  # requests in flight at once for read_many / create_many (one HTTP connection each)
+# Requests in flight at once for read_many / create_many (one connection each). A raft server commits
+# writes in flight together: 64 fill one at 85-92 households/s against 68-69 with 16 (issue 30).
+WINDOW = 64
 TIMEOUT = 30  # seconds per request
 RETRY_SECONDS = 30  # how long a request is tried again while no node answers (a leader election takes seconds)
 AGE_VERSION_LINE = b"age-encryption.org/v1\n"
