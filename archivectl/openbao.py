@@ -35,7 +35,6 @@ import os
 import re
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -335,12 +334,37 @@ class OpenBaoBackend:
         )
 
     def _many(self, work: Callable[[T], Any], items: list[T]) -> list[Any]:
-        """work() for each item, WINDOW at a time; the first failure is raised once all have ended."""
+        """work() for each item, WINDOW at a time; the first failure (in the items' order) is raised once all end.
+
+        WINDOW threads each take the next item until none is left: a future an item
+        cost 24 us of CPU, 2.4 s of a `keys fsck` of 100,000 keys (issue 30).
+        """
         if len(items) <= 1:
             return [work(item) for item in items]
-        with ThreadPoolExecutor(max_workers=min(WINDOW, len(items))) as pool:
-            futures = [pool.submit(work, item) for item in items]
-        return [f.result() for f in futures]
+        results: list[Any] = [None] * len(items)
+        failed: dict[int, BaseException] = {}
+        feed = iter(range(len(items)))
+        lock = threading.Lock()
+
+        def run() -> None:
+            while True:
+                with lock:
+                    i = next(feed, None)
+                if i is None:
+                    return
+                try:
+                    results[i] = work(items[i])
+                except BaseException as exc:  # raised in the caller's thread below
+                    failed[i] = exc
+
+        workers = [threading.Thread(target=run, name=f"archivectl-bao-{n}") for n in range(min(WINDOW, len(items)))]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        if failed:
+            raise failed[min(failed)]
+        return results
 
     # -- KV v2 and transit, one request each
 
