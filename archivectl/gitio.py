@@ -836,6 +836,24 @@ def tree_paths(repo: Path, rev: str, *pathspecs: str) -> list[str]:
     return [p for p in text.split("\0") if p]
 
 
+def tree_files(repo: Path, rev: str, *pathspecs: str) -> list[tuple[str, str]]:
+    """(path, blob id) of every file in rev's tree under pathspecs.
+
+    Reading a file by its blob id costs one object; by `rev:path`, git walks the
+    tree from the top for each, reading every folder on the way (a building of
+    2,500 units: 100,000 records took `cat-file` 2 min of CPU in `keys fsck`).
+    """
+    text = run(repo, "ls-tree", "-r", "-z", rev, "--", *pathspecs).stdout.decode("utf-8")
+    found = []
+    for entry in text.split("\0"):
+        if entry:
+            meta, path = entry.split("\t", 1)
+            _mode, kind, oid = meta.split()
+            if kind == "blob":
+                found.append((path, oid))
+    return found
+
+
 def first_parent_dates(repo: Path, rev: str) -> list[tuple[str, str]]:
     """(commit, committer ISO date) along rev's first-parent line, newest first."""
     text = out(repo, "log", "--first-parent", "--format=%H %cI", rev)

@@ -495,12 +495,13 @@ class Keystore:
 
     def addresses(self) -> list[KeyAddress]:
         """Every key held, addressed ones and any from before addressing."""
+        names = getattr(self.backend, "names", None)  # without each entry's time, where the backend can
         found = []
-        for name, _size in self.backend.list(KEYS):
+        for name in names(KEYS) if names else [n for n, _t in self.backend.list(KEYS)]:
             m = ADDRESSED.fullmatch(name)
             if m:
                 found.append(KeyAddress(m["no"], m["recipient"]))
-        for name, _size in self.backend.list(""):
+        for name in names("") if names else [n for n, _t in self.backend.list("")]:
             m = LEGACY.fullmatch(name)
             if m:
                 found.append(KeyAddress(m["no"], None))

@@ -229,16 +229,16 @@ def stored_texts_at(
 ) -> Iterator[tuple[HouseholdPath, str, bytes]]:
     """(household, path, stored text) of every household record in rev's tree (of numbers, if given).
 
-    One `ls-tree` and one `cat-file --batch` however many records there are.
+    One `ls-tree` and one `cat-file --batch` however many records there are, each read by its blob id.
     """
     wanted = []
-    for path in gitio.tree_paths(repo, rev, "households"):
+    for path, blob in gitio.tree_files(repo, rev, "households"):
         place = HouseholdPath.of_record(path)
         if place is not None and (numbers is None or place.archive_no in numbers):
-            wanted.append((place, path))
+            wanted.append((place, path, blob))
     with gitio.BlobReader(repo) as blobs:
-        texts = blobs.read_many([f"{rev}:{path}" for _, path in wanted])
-        for (place, path), data in zip(wanted, texts, strict=True):
+        texts = blobs.read_many([blob for _, _, blob in wanted])
+        for (place, path, _blob), data in zip(wanted, texts, strict=True):
             yield place, path, data or b""
 
 

@@ -18,7 +18,9 @@ archivectl fills it, then read back:
   sealed entry, backups included.)
 
 Each entry is written through archivectl's own client (OpenBaoBackend.create_many, 16
-requests in flight) or the same requests for the other layouts. Measured: the growth of the
+requests in flight, or --window) or the same requests for the other layouts. With --grow, one
+server per layout is filled size after size (--households ascending) and measured at each:
+the growth from one size to the next, without filling the first sizes again. Measured: the growth of the
 raft data directory (bbolt files grow in preallocated steps), the size of a raft snapshot
 (what the data takes, compacted), the server's RSS and peak RSS
 (VmRSS/VmHWM), write rate, and the latency of reading one household's key as `show
@@ -26,7 +28,8 @@ raft data directory (bbolt files grow in preallocated steps), the size of a raft
 p50/p99.
 
 Run: python bench/bench_openbao_layout.py [--households 10000 100000] [--layouts household per-reader shared-transit]
-[--transit-cache N] (transit's in-memory key cache bounded to N keys; default unbounded, as the server ships)
+[--window N] [--grow] [--transit-cache N] (transit's in-memory key cache bounded to N keys; default unbounded,
+as the server ships)
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -48,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from baoserver import Cluster
 from common import machine
 
+from archivectl import openbao
 from archivectl.openbao import OpenBaoBackend
 
 READERS = 4
@@ -82,10 +87,10 @@ def number_of(i: int) -> str:
     return f"HO-2026-{i:05d}" if i < 100000 else f"NH-2026-{i - 100000:05d}"
 
 
-def fill(backend: OpenBaoBackend, layout: str, count: int) -> None:
-    """count households in layout, in batches of 2,000 (archivectl's import stores keys in batches too)."""
+def fill(backend: OpenBaoBackend, layout: str, count: int, first: int = 0) -> None:
+    """Households first..count-1 in layout, in batches of 2,000 (archivectl's import stores keys in batches too)."""
     batch = 2000
-    for start in range(0, count, batch):
+    for start in range(first, count, batch):
         households = range(start, min(start + batch, count))
         numbers = [(f"numbers/{number_of(i)}", b"reserved") for i in households]
         if layout == "household":  # archivectl's own code, as it is
@@ -116,7 +121,7 @@ def _sealed_with(backend: OpenBaoBackend, entries: list[tuple[str, str, int]]) -
         )
         backend._kv_write(name, {"transit": answer["data"]["ciphertext"], "transit_key": key}, True, "create")
 
-    with ThreadPoolExecutor(16) as pool:
+    with ThreadPoolExecutor(openbao.WINDOW) as pool:
         list(pool.map(one, entries))
 
 
@@ -143,8 +148,9 @@ def read_latencies(backend: OpenBaoBackend, layout: str, count: int) -> list[flo
     return out
 
 
-def measure(base: Path, layout: str, count: int, transit_cache: int = 0) -> dict:
-    cluster = Cluster(base / f"{layout}-{count}-{transit_cache}", size=1)
+def measure(base: Path, layout: str, counts: list[int], transit_cache: int = 0) -> Iterator[dict]:
+    """One server filled to each of counts in turn (ascending), measured at each."""
+    cluster = Cluster(base / f"{layout}-{counts[-1]}-{transit_cache}", size=1)
     try:
         node = cluster.nodes[0]
         assert node.process is not None
@@ -154,27 +160,54 @@ def measure(base: Path, layout: str, count: int, transit_cache: int = 0) -> dict
         url = f"openbao+http://127.0.0.1:{node.port}/estate"
         backend = OpenBaoBackend(url)
         empty = dir_size(node.directory / "data")
-        start = time.perf_counter()
-        fill(backend, layout, count)
-        seconds = time.perf_counter() - start
-        time.sleep(2)
-        latencies = sorted(read_latencies(backend, layout, count))
-        now, peak = rss(node.process.pid)
-        snapshot = len(cluster.root(node).sys.take_raft_snapshot().content)
-        return {
-            "layout": layout + (f" (transit cache {transit_cache})" if transit_cache else ""),
-            "households": count,
-            "write_s": round(seconds, 1),
-            "households_per_s": round(count / seconds),
-            "data_dir_mb": round((dir_size(node.directory / "data") - empty) / 1e6, 1),
-            "snapshot_mb": round(snapshot / 1e6, 1),
-            "rss_mb": round(now / 1e6),
-            "peak_rss_mb": round(peak / 1e6),
-            "read_p50_ms": round(statistics.median(latencies) * 1000, 2),
-            "read_p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 2),
-        }
+        filled, seconds, server_cpu = 0, 0.0, 0.0
+        for count in counts:
+            start, cpu = time.perf_counter(), _cpu(node.process.pid)
+            fill(backend, layout, count, filled)
+            seconds += time.perf_counter() - start
+            server_cpu += _cpu(node.process.pid) - cpu
+            filled = count
+            time.sleep(2)
+            latencies = sorted(read_latencies(backend, layout, count))
+            now, peak = rss(node.process.pid)
+            snapshot = _snapshot_size(node.address, cluster.root_token)
+            yield {
+                "layout": layout + (f" (transit cache {transit_cache})" if transit_cache else ""),
+                "households": count,
+                "window": openbao.WINDOW,
+                "write_s": round(seconds, 1),
+                "households_per_s": round(count / seconds),
+                "server_cpu_ms_per_household": round(1000 * server_cpu / count, 2),
+                "data_dir_mb": round((dir_size(node.directory / "data") - empty) / 1e6, 1),
+                "snapshot_mb": round(snapshot / 1e6, 1),
+                "rss_mb": round(now / 1e6),
+                "peak_rss_mb": round(peak / 1e6),
+                "read_p50_ms": round(statistics.median(latencies) * 1000, 2),
+                "read_p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 2),
+                "load": round(os.getloadavg()[0], 1),
+            }
     finally:
         cluster.stop()
+
+
+def _snapshot_size(address: str, token: str) -> int:
+    """Bytes of a raft snapshot, streamed (at 50,000 households one took longer than hvac's 30 s timeout)."""
+    import requests
+
+    size = 0
+    with requests.get(
+        f"{address}/v1/sys/storage/raft/snapshot", headers={"X-Vault-Token": token}, stream=True, timeout=600
+    ) as answer:
+        answer.raise_for_status()
+        for chunk in answer.iter_content(1 << 20):
+            size += len(chunk)
+    return size
+
+
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process (the server), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -182,12 +215,22 @@ def main() -> None:
     parser.add_argument("--households", type=int, nargs="+", default=[10000, 100000])
     parser.add_argument("--layouts", nargs="+", default=["household", "per-reader", "shared-transit"])
     parser.add_argument("--transit-cache", type=int, default=0, help="estate-transit/cache-config size (0: unbounded)")
+    parser.add_argument("--window", type=int, default=openbao.WINDOW, help="requests in flight while filling")
+    parser.add_argument("--grow", action="store_true", help="one server per layout, filled size after size")
     args = parser.parse_args()
-    print(f"# {machine()}, {time.strftime('%Y-%m-%d')}", flush=True)
+    openbao.WINDOW = args.window
+    print(f"# {machine()}, {time.strftime('%Y-%m-%d %H:%M')} UTC, load {os.getloadavg()}", flush=True)
+    sizes = sorted(args.households)
     with tempfile.TemporaryDirectory() as tmp:
+        if args.grow:
+            for layout in args.layouts:
+                for row in measure(Path(tmp), layout, sizes, args.transit_cache):
+                    print(json.dumps(row), flush=True)
+            return
         for count in args.households:
             for layout in args.layouts:
-                print(json.dumps(measure(Path(tmp), layout, count, args.transit_cache)), flush=True)
+                for row in measure(Path(tmp), layout, [count], args.transit_cache):
+                    print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

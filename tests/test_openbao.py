@@ -469,3 +469,77 @@ def test_keys_fsck_checks_every_keys_readers_on_the_server_without_opening_one(w
         rows, decrypts = decrypts_during()
         assert [r for r in rows if "problem" in r] == []
         assert len(decrypts) == 1 and decrypts[0].endswith("/decrypt/" + stored["transit_key"])
+
+
+def test_the_lean_connection_reads_what_a_server_answers_and_keeps_one_socket(tmp_path):
+    """_Connection (the keystore's fast path) reads a Content-Length answer, a chunked one and a 204 on one
+    socket, closes where the server says so, and refuses an answer without a length (hvac's way is taken then)."""
+    import http.server
+    import threading
+
+    from archivectl.openbao import _Connection
+
+    connections: list[int] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            connections.append(1)
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def _answer(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path == "/length":
+                data = json.dumps({"seen": body.decode(), "token": self.headers["X-Vault-Token"]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            elif self.path == "/chunked":
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for part in (b'{"a": ', b'"b"}'):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.write(b"0\r\n\r\n")
+            elif self.path == "/empty":
+                self.send_response(204)
+                self.end_headers()
+            elif self.path == "/close":
+                self.send_response(404)
+                self.send_header("Content-Length", "2")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(b"{}")
+                self.close_connection = True
+            else:  # no length: the body runs to the end of the connection
+                self.send_response(200)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(b"{}")
+                self.close_connection = True
+
+        do_GET = do_POST = _answer
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        connection = _Connection("127.0.0.1", server.server_address[1], {"X-Vault-Token": "t0ken"})
+        status, data = connection.exchange("POST", "/length", b'{"x": 1}')
+        assert (status, json.loads(data)) == (200, {"seen": '{"x": 1}', "token": "t0ken"})
+        assert connection.exchange("GET", "/chunked", None) == (200, b'{"a": "b"}')
+        assert connection.exchange("GET", "/empty", None) == (204, b"")
+        assert connection.exchange("GET", "/close", None) == (404, b"{}")
+        assert connections == [1]  # one socket for all four
+        assert connection.sock is None  # closed as the server said
+        with pytest.raises(ValueError):
+            connection.exchange("GET", "/nolength", None)
+        connection.close()
+        assert len(connections) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
