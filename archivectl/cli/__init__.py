@@ -1,6 +1,9 @@
-"""The command line: typer definitions only. Each command parses, calls one operation, renders."""
+"""The command line: typer definitions only. Each command parses, calls one operation, renders.
 
-from __future__ import annotations
+No module here takes `from __future__ import annotations`: typer reads every command's annotations
+when it builds the command tree, on each run; as strings, each would be compiled and evaluated
+there (twice per command), 50-95 ms of CPU per run on a loaded machine, against 45 ms once as objects.
+"""
 
 import sys
 

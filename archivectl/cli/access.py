@@ -1,7 +1,5 @@
 """attach, open, export, recipients sync, grant, lend, return, textconv, merge-driver."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated

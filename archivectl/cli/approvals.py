@@ -1,7 +1,5 @@
 """The four-eyes flow: verify, pending, approve, review-start, sync; codeowners, install-hooks, the push check."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """company report | staff: one view over many estates' archives (company.yaml)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """desk: the same operations as a page on 127.0.0.1, for clerks, butlers and approvers."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

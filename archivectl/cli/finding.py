@@ -1,7 +1,5 @@
 """find: every household that holds an ID or phone number (blind index, #27); migrate blind-index; keys rotate-index."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

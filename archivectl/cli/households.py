@@ -1,7 +1,5 @@
 """add, edit, show, list, history, validate."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated, Any

@@ -1,7 +1,5 @@
 """keys: the record keys in the keystore."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

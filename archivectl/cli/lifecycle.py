@@ -1,7 +1,5 @@
 """tombstone, restore, purge, move-out, review, backup."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

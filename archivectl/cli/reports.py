@@ -1,7 +1,5 @@
 """report completeness | retention | stats | catalog | access: for people and for cron."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any
 

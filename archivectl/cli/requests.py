@@ -1,7 +1,5 @@
 """request open|answer|refuse|close|list, hold, release, report requests: customers' rights on the clock (P17)."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """staff add | edit | deactivate | list."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer
