@@ -297,24 +297,72 @@ class Households:
     `highest` only ever grows along a line of history: a purged household's
     number is not used again anyway (P3), so starting a series past it is
     what the keystore would make of it.
+
+    The kept listing is 16 MB at 297,000 households: a write of a few paths
+    does not copy and write it again, it keeps what it changed beside it in
+    households-recent (paths added and gone since the listing's commit, valid
+    only while that listing is the one beside it); past RECENT_MAX paths the
+    listing is written whole again. The listing itself is read where it lies
+    (mmap), not copied.
     """
 
-    def __init__(self, commit: str | None, text: bytes, highest: dict[str, int]):
-        self.commit, self.text, self.highest = commit, text, highest
+    RECENT_MAX = 2000  # paths kept beside the listing before it is written whole again
+
+    def __init__(
+        self,
+        commit: str | None,
+        text: Any,
+        highest: dict[str, int],
+        added: list[str] | None = None,
+        gone: set[str] | None = None,
+        base: str | None = None,
+        kept: bool = False,
+    ):
+        # text: the listing of base ("\n" then one path a line; bytes or an mmap of the kept file), and what
+        # changed from base to commit; kept: that listing is the one in the memo file, as written.
+        self.commit, self._base_text, self.highest = commit, text, highest
+        self.added, self.gone = added or [], gone or set()
+        self.base = commit if base is None else base
+        self.kept = kept
 
     @staticmethod
     def memo(archive: Archive) -> Path:
         return archive.git_dir / "archivectl" / "cache" / "households"
 
+    @staticmethod
+    def recent_memo(archive: Archive) -> Path:
+        return archive.git_dir / "archivectl" / "cache" / "households-recent"
+
     @classmethod
     def read(cls, archive: Archive) -> Households | None:
+        """The kept listing, moved on by what households-recent says changed since (when it is of that listing)."""
+        import mmap
+
         try:
-            data = cls.memo(archive).read_bytes()
-            header, _sep, text = data.partition(b"\n")
-            known = json.loads(header)
-            return cls(str(known["commit"]), b"\n" + text, {str(k): int(v) for k, v in known["highest"].items()})
+            with open(cls.memo(archive), "rb") as f:
+                header = f.readline()
+                known = json.loads(header)
+                commit = str(known["commit"])
+                highest = {str(k): int(v) for k, v in known["highest"].items()}
+                size = os.fstat(f.fileno()).st_size
+                if size > len(header):
+                    view: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                    text = _Tail(view, len(header) - 1)
+                else:
+                    text = b"\n"
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
+        found = cls(commit, text, highest, kept=True)
+        try:
+            recent = json.loads(cls.recent_memo(archive).read_bytes())
+            if recent["base"] == commit and isinstance(recent["commit"], str):
+                found.commit = recent["commit"]
+                found.added = [str(p) for p in recent["added"]]
+                found.gone = {str(p) for p in recent["gone"]}
+                found.highest = {str(k): int(v) for k, v in recent["highest"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+        return found
 
     @classmethod
     def at(cls, archive: Archive, commit: str | None) -> Households:
@@ -334,28 +382,52 @@ class Households:
         found.save(archive)
         return found
 
+    @property
+    def text(self) -> bytes:
+        """The whole listing of commit: "\n", then one record path a line."""
+        base = self._base_text
+        if not self.added and not self.gone:
+            return base.whole() if isinstance(base, _Tail) else base
+        data = base.whole() if isinstance(base, _Tail) else base
+        gone = {p.encode("utf-8") for p in self.gone}
+        lines = data.split(b"\n") if gone else []
+        if gone:
+            data = b"\n" + b"".join(line + b"\n" for line in lines if line and line not in gone)
+        return data + "".join(p + "\n" for p in self.added).encode("utf-8")
+
     def moved_on(self, commit: str, changes: list[tuple[str, str]]) -> Households:
         """These households after changes (status, path) made by commit."""
-        text = self.text
         records = [(status, path) for status, path in changes if HouseholdPath.of_record(path)]
         if len(records) > SMALL_WRITE:  # an import or a pull: one pass over the list, not one per path
+            text = self.text
             lines = text.split(b"\n")
             gone = {p.encode("utf-8") for status, p in records if status == "D"}
             known = set(lines)
             added = list(dict.fromkeys(p for status, p in records if status == "A" and p.encode("utf-8") not in known))
             text = b"\n" + b"".join(line + b"\n" for line in lines if line and line not in gone)
-        else:
-            added = []
-            for status, path in records:
-                line = ("\n" + path + "\n").encode("utf-8")
-                if status == "D":
-                    text = text.replace(line, b"\n", 1)
-                elif status == "A" and line not in text and path not in added:
+            text += "".join(p + "\n" for p in added).encode("utf-8")
+            found = Households(commit, text, dict(self.highest))
+            found.raise_highest(added)
+            return found
+        added, gone, new = list(self.added), set(self.gone), []
+        for status, path in records:
+            if status == "D":
+                if path in added:
+                    added.remove(path)
+                elif self._in_base(path):
+                    gone.add(path)
+            elif status == "A":
+                if path in gone:
+                    gone.discard(path)
+                elif path not in added and not self._in_base(path):
                     added.append(path)
-        text += "".join(p + "\n" for p in added).encode("utf-8")
-        found = Households(commit, text, dict(self.highest))
-        found.raise_highest(added)
+                    new.append(path)
+        found = Households(commit, self._base_text, dict(self.highest), added, gone, self.base, self.kept)
+        found.raise_highest(new)
         return found
+
+    def _in_base(self, path: str) -> bool:
+        return self._base_text.find(("\n" + path + "\n").encode("utf-8")) >= 0
 
     def raise_highest(self, paths: list[str]) -> None:
         for path in paths:
@@ -365,26 +437,70 @@ class Households:
 
     def save(self, archive: Archive) -> None:
         """Keep the memo (a cache: losing it costs one listing; a reader may write it too)."""
+        if self.kept and self.commit != self.base and len(self.added) + len(self.gone) <= self.RECENT_MAX:
+            recent = {
+                "base": self.base,
+                "commit": self.commit,
+                "added": self.added,
+                "gone": sorted(self.gone),
+                "highest": self.highest,
+            }
+            keep(self.recent_memo(archive), json.dumps(recent).encode())
+            return
         header = json.dumps({"commit": self.commit, "highest": self.highest}).encode()
-        keep(self.memo(archive), header + self.text)
+        text = self.text
+        keep(self.memo(archive), header + text)
+        with contextlib.suppress(OSError):  # of the listing just replaced: it would be passed over anyway
+            self.recent_memo(archive).unlink()
+        self._base_text, self.added, self.gone, self.base, self.kept = text, [], set(), self.commit, True
 
     def find(self, archive_no: str) -> str | None:
         """The record path of a household, or None."""
-        at = self.text.find(f"/{archive_no}/{RECORD}\n".encode())
-        if at < 0:
-            return None
-        start = self.text.rfind(b"\n", 0, at) + 1
-        return self.text[start : self.text.index(b"\n", at)].decode("utf-8")
+        tail = f"/{archive_no}/{RECORD}"
+        for path in self._base_lines(tail.encode() + b"\n", prefix=False):
+            return path
+        return next((path for path in self.added if path.endswith(tail)), None)
 
     def in_folder(self, folder: str) -> list[str]:
         """Record paths under folder (households/B/U)."""
-        prefix = ("\n" + folder.rstrip("/") + "/").encode("utf-8")
-        found, at = [], self.text.find(prefix)
+        prefix = folder.rstrip("/") + "/"
+        found = list(self._base_lines(("\n" + prefix).encode("utf-8"), prefix=True))
+        return sorted(found + [p for p in self.added if p.startswith(prefix)])
+
+    def _base_lines(self, needle: bytes, prefix: bool) -> Iterator[str]:
+        """The lines of the base listing holding needle (at their start with prefix, else at their end), not gone."""
+        text = self._base_text
+        at = text.find(needle)
         while at >= 0:
-            end = self.text.index(b"\n", at + 1)
-            found.append(self.text[at + 1 : end].decode("utf-8"))
-            at = self.text.find(prefix, end)
-        return sorted(found)
+            if prefix:
+                start, end = at + 1, text.find(b"\n", at + 1)
+            else:
+                start, end = text.rfind(b"\n", 0, at) + 1, at + len(needle) - 1
+            path = text[start:end].decode("utf-8")
+            if path not in self.gone:
+                yield path
+            at = text.find(needle, end)
+
+
+class _Tail:
+    """The listing part of a kept memo file (an mmap), from its first "\n" on: found in where it lies, not copied."""
+
+    def __init__(self, view: Any, start: int):
+        self.view, self.start = view, start
+
+    def find(self, needle: bytes, at: int = 0) -> int:
+        found = self.view.find(needle, self.start + at)
+        return found - self.start if found >= 0 else -1
+
+    def rfind(self, needle: bytes, at: int, end: int) -> int:
+        found = self.view.rfind(needle, self.start + at, self.start + end)
+        return found - self.start if found >= 0 else -1
+
+    def __getitem__(self, part: slice) -> bytes:
+        return self.view[self.start + part.start : self.start + part.stop]
+
+    def whole(self) -> bytes:
+        return self.view[self.start :]
 
 
 def _lock_wait() -> float:

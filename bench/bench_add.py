@@ -88,18 +88,27 @@ def envs(base: Path) -> tuple[dict[str, str], dict[str, str]]:
     return person_env(keys / "clk01.gitconfig"), person_env(keys / "mgr01.gitconfig")
 
 
+CPU: list[float] = []  # CPU seconds (user + system, the command and every git it ran) of each run(), in order
+
+
 def run(env: dict[str, str], archive: Path, *args: str, extra: dict[str, str] | None = None) -> float:
+    """Wall seconds of one whole archivectl process; its CPU seconds are appended to CPU."""
     start = time.perf_counter()
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "archivectl", "--archive", str(archive), *args],
-        capture_output=True,
-        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         env={**env, **(extra or {})},
         cwd=archive.parent,  # not a checkout: `-m` puts the working directory before PYTHONPATH
     )
+    assert proc.stderr is not None
+    stderr = proc.stderr.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - start
+    CPU.append(usage.ru_utime + usage.ru_stime)
     if proc.returncode != 0:
-        raise SystemExit(f"archivectl {args[0]} failed: {proc.stderr.strip()}")
+        raise SystemExit(f"archivectl {args[0]} failed: {stderr.decode(errors='replace').strip()}")
     return elapsed
 
 
@@ -228,31 +237,37 @@ def main() -> None:
     helps: dict[Path | None, list[float]] = {code: [] for code in codes}
     adds: dict[int, list[float]] = {id(s): [] for s in sizes}
     shows: dict[int, list[float]] = {id(s): [] for s in sizes}
+    cpu: dict[tuple[str, object], list[float]] = {}
+    loads = [os.getloadavg()[0]]
     for _ in range(args.rounds):
         for s in sizes:  # alternating, so load on the machine falls on every size and version alike
             adds[id(s)].append(s.add())
+            cpu.setdefault(("add", id(s)), []).append(CPU[-1])
             shows[id(s)].append(s.show())
+            cpu.setdefault(("show", id(s)), []).append(CPU[-1])
         for code in codes:
-            start = time.perf_counter()
             extra = {"PYTHONPATH": str(code)} if code else {}
-            subprocess.run(
-                [sys.executable, "-m", "archivectl", "--help"],
-                capture_output=True,
-                env={**env, **extra},
-                check=True,
-                cwd=keep,
-            )
-            helps[code].append(time.perf_counter() - start)
+            helps[code].append(run({**env, **extra}, keep / "none", "--help"))
+            cpu.setdefault(("help", code), []).append(CPU[-1])
+        loads.append(os.getloadavg()[0])
+    if args.rounds:
+        print(f"load average (1 min) during the rounds: {min(loads):.1f}-{max(loads):.1f}")
     for code in codes if args.rounds else []:
         mine = [s for s in sizes if s.code == code]
         base = statistics.median(adds[id(mine[0])])
+        base_cpu = statistics.median(cpu[("add", id(mine[0]))])
         print(f"\ncode: {code or 'this checkout'}")
-        print(f"archivectl --help: median {statistics.median(helps[code]):.3f} s (target < 0.2 s)")
+        print(
+            f"archivectl --help: median {statistics.median(helps[code]):.3f} s, "
+            f"CPU {statistics.median(cpu[('help', code)]):.3f} s (target < 0.2 s)"
+        )
         for s in mine:
             add, show = statistics.median(adds[id(s)]), statistics.median(shows[id(s)])
+            add_cpu, show_cpu = statistics.median(cpu[("add", id(s))]), statistics.median(cpu[("show", id(s))])
             print(
-                f"{s.label}: add median {add:.3f} s ({add / base:.2f}x of {mine[0].size}; target 1.3x), "
-                f"show median {show:.3f} s (target < 0.2 s)  [{args.rounds} rounds]",
+                f"{s.label}: add median {add:.3f} s ({add / base:.2f}x of {mine[0].size}; target 1.2x), "
+                f"CPU {add_cpu:.3f} s ({add_cpu / base_cpu:.2f}x); "
+                f"show median {show:.3f} s, CPU {show_cpu:.3f} s (target < 0.2 s)  [{args.rounds} rounds]",
                 flush=True,
             )
     if args.trace:

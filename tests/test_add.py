@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import pyrage
@@ -199,3 +200,33 @@ def test_staged_hand_edits_are_not_swept_into_a_commit(world: World):
     result = world.try_add()
     assert_refused(result, 1, "staged changes")
     assert_unchanged(world, before)
+
+
+def test_an_add_keeps_the_households_listing_and_notes_beside_it_only_what_it_added(world: World):
+    # The listing is 16 MB at 297,000 households: one household's write must not copy and write it again.
+    first = world.add()
+    cache = world.root / ".git/archivectl/cache"
+    world.ok("but01", "show", first)  # a reader brings the listing up to date and keeps it
+    listing = (cache / "households").read_bytes()
+    units = [f"130{n}" for n in range(1, 4)]
+    added = [world.add("clk01", "mgr01", RECORD.replace('unit: "1203"', f'unit: "{u}"')) for u in units]
+    assert (cache / "households").read_bytes() == listing
+    recent = json.loads((cache / "households-recent").read_text())
+    assert recent["commit"] == world.git("rev-parse", "HEAD").strip()
+    assert [p.split("/")[3] for p in recent["added"]][-3:] == added and recent["gone"] == []
+    assert world.git("status", "--porcelain") == ""
+    for number in [first, *added]:
+        assert number in world.ok("but01", "show", number)
+    # P1 still sees the households kept only beside the listing, and with that note damaged or of another listing
+    for note in (None, b"\x00not json", json.dumps({**recent, "base": "1" * 40}).encode()):
+        if note is not None:
+            (cache / "households-recent").write_bytes(note)
+        before = world.snapshot()
+        path = world.tmp / "again.yaml"
+        path.write_text(RECORD.replace('unit: "1203"', 'unit: "1303"'))
+        refused = world.cli("clk01", "add", "--file", str(path), "--reason", "r", "--approver", "mgr01")
+        assert refused.exit_code == 1 and f"{added[-1]} is already the active household of B03/1303" in refused.stderr
+        assert_unchanged(world, before)
+        assert added[1] in world.ok("but01", "show", added[1])
+    number = world.add("clk01", "mgr01", RECORD.replace('unit: "1203"', 'unit: "1304"'))
+    assert number.endswith(f"{int(added[-1][-5:]) + 1:05d}")  # the series goes on after the last one kept aside

@@ -73,3 +73,24 @@ def test_shell_completion_installs_and_completes(tmp_path):
             text=True,
         )
         assert expected in asked.stdout.split(), asked
+
+
+def loaded_modules(importtime: str) -> set[str]:
+    """The modules a `python -X importtime` run imported, from its stderr."""
+    return {line.rsplit("|", 1)[-1].strip() for line in importtime.splitlines() if line.startswith("import time:")}
+
+
+def test_a_help_page_does_not_load_a_markdown_parser(tmp_path):
+    # typer's help renderer imports rich's Markdown (markdown-it, 40-50 ms of every help page),
+    # which archivectl's "rich" markup never uses; the help is the same without it (test_i18n)
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    for args in (["--help"], ["add", "--help"]):
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "archivectl", *args],
+            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "Usage:" in result.stdout and "--help" in result.stdout
+        loaded = loaded_modules(result.stderr)
+        assert "typer.rich_utils" in loaded
+        assert not {m for m in loaded if m.startswith(("markdown_it", "rich.markdown"))}, args

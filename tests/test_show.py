@@ -6,9 +6,11 @@ import csv
 import io
 import json
 import re
+import subprocess
+import sys
 
 import pytest
-from conftest import OWNER_NAME, OWNER_PHONE, World, assert_refused, assert_unchanged, no_secrets_in
+from conftest import OWNER_NAME, OWNER_PHONE, World, assert_refused, assert_unchanged, no_secrets_in, process_env
 
 from archivectl import registers, yamlio
 
@@ -29,6 +31,19 @@ def test_show_without_a_reader_key_shows_sealed_placeholders(world: World, house
     assert out["customers"] == "(sealed)"
     assert out["building"] == "B03"
     assert no_secrets_in(json.dumps(out, ensure_ascii=False)) == []
+
+
+def test_a_masked_show_reads_mains_judged_state_from_its_memo_without_the_judges_checks(world: World, household: str):
+    world.ok("but01", "show", household)  # judges main's schema and staff once, and keeps the answer
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "archivectl", "--archive", str(world.root), "show", household],
+        capture_output=True, text=True, env=process_env(world.people["but01"]), cwd=world.tmp, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "138****5678" in result.stdout  # masked as main's approved schema says
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "archivectl.judge.state" in loaded
+    assert not {m for m in loaded if m.startswith(("archivectl.judge.checks", "archivectl.judge.history"))}
 
 
 def test_show_does_not_commit(world: World, household: str):

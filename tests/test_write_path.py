@@ -135,3 +135,17 @@ def test_a_file_written_again_after_a_bulk_write_is_committed_as_last_written(wo
         tx.commit("a note written twice", {"Action": "edit", "Reason": "test"})
     assert world.git("show", f"HEAD:{relpath}") == "second\n"
     assert status(world) == ""
+
+
+def test_a_write_stores_the_very_tree_git_writes_from_the_index(world: World):
+    # the trees along a write's paths are spliced by the write itself: in git's order, whatever the names
+    first = world.add()
+    for unit in ("12030", "1203-1", "0001", "9999", "1203A"):  # a folder sorts as if its name ended in "/"
+        world.add("clk01", "mgr01", RECORD.replace('unit: "1203"', f'unit: "{unit}"'))
+        assert world.git("write-tree").strip() == world.git("rev-parse", "HEAD^{tree}").strip(), unit
+    world.ok("mgr01", "edit", first, "--set", "floor=7", "--reason", "floor corrected", "--approver", "gm01")
+    assert world.git("write-tree").strip() == world.git("rev-parse", "HEAD^{tree}").strip()
+    units = world.git("ls-tree", "--name-only", "HEAD", "households/B03/").split("\n")
+    assert [u.rsplit("/", 1)[-1] for u in units if u] == ["0001", "1203-1", "1203", "12030", "1203A", "9999"]
+    assert status(world) == ""
+    world.git("fsck", "--strict")

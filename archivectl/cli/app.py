@@ -91,6 +91,7 @@ def speak_toolkit(group: Any = None) -> None:
     """
     from archivectl.i18n import language
 
+    _help_renderer_without_markdown()
     if language() == "en":
         return
     from typer import rich_utils
@@ -143,6 +144,33 @@ def speak_toolkit(group: Any = None) -> None:
     base.get_help_option = get_help_option
     if "format_usage" in vars(base) and hasattr(base, "collect_usage_pieces"):
         base.format_usage = format_usage
+
+
+def _help_renderer_without_markdown() -> None:
+    """Import typer's help renderer without rich's Markdown parser (markdown-it: 40-50 ms of every help page).
+
+    typer renders Markdown only in its "markdown" markup mode; archivectl uses "rich", so its
+    `Markdown` name stays unused. It is handed a stand-in that imports the real parser if ever
+    called; the stand-in is seen by typer.rich_utils only (sys.modules gets it back at once).
+    """
+    if "typer.rich_utils" in sys.modules or "rich.markdown" in sys.modules:
+        return
+    import types
+
+    class Markdown:
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            from rich.markdown import Markdown as parsed
+
+            return parsed(*args, **kwargs)
+
+    stand_in = types.ModuleType("rich.markdown")
+    stand_in.Markdown = Markdown  # type: ignore[attr-defined]
+    sys.modules["rich.markdown"] = stand_in
+    try:
+        import typer.rich_utils  # noqa: F401
+    finally:
+        if sys.modules.get("rich.markdown") is stand_in:
+            del sys.modules["rich.markdown"]
 
 
 # The option parser's own refusals (typer's click writes them in English), as patterns of its words.
