@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from archivectl import gitio, records, rules, yamlio
+from archivectl import facts, gitio, rules, yamlio
 from archivectl.archive import SMALL_WRITE, Archive, Households
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
@@ -170,7 +170,7 @@ class History:
         if found is None:
             data = self.read(blob)
             found = self._records[blob] = (
-                None if data is None else parse_or_error(lambda d: records.load_stored(d, path), data)
+                None if data is None else parse_or_error(lambda d: facts.whole_record(d, path), data)
             )
             if len(self._records) > _PARSED_RECORDS:
                 self._records.popitem(last=False)
