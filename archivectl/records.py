@@ -229,16 +229,22 @@ def stored_texts_at(
 ) -> Iterator[tuple[HouseholdPath, str, bytes]]:
     """(household, path, stored text) of every household record in rev's tree (of numbers, if given).
 
-    One `ls-tree` and one `cat-file --batch` however many records there are.
+    One `ls-tree` and one `cat-file --batch` however many records there are, read by blob id:
+    not by `rev:path`, which git resolves through the building's tree each time (issue 30).
     """
+    tree = gitio.tree_at(repo, rev, "households")
+    if tree is None:
+        gitio.tree_paths(repo, rev, "households")  # fails as ever for a rev that is not there
+        return
     wanted = []
-    for path in gitio.tree_paths(repo, rev, "households"):
+    for kind, blob, relative in gitio.tree_entries(repo, tree, recursive=True):
+        path = f"households/{relative}"
         place = HouseholdPath.of_record(path)
-        if place is not None and (numbers is None or place.archive_no in numbers):
-            wanted.append((place, path))
+        if kind == "blob" and place is not None and (numbers is None or place.archive_no in numbers):
+            wanted.append((place, path, blob))
     with gitio.BlobReader(repo) as blobs:
-        texts = blobs.read_many([f"{rev}:{path}" for _, path in wanted])
-        for (place, path), data in zip(wanted, texts, strict=True):
+        texts = blobs.read_many([blob for _, _, blob in wanted])
+        for (place, path, _blob), data in zip(wanted, texts, strict=True):
             yield place, path, data or b""
 
 
