@@ -221,6 +221,7 @@ def _check_changes(
     if any(not ARCHIVE_NO.fullmatch(n) for n in named):
         flag("trailers", _("Archive-No trailer is not an archive number"))
     schema = ctx.schema_at(judge)
+    ctx.keep_records(sum(c.path.endswith("/record.yaml") for c in info.changes))
     households: dict[str, dict[str, list[gitio.Change]]] = {}
     entries: dict[str, list[dict]] = {}
     for change in info.changes:
