@@ -185,3 +185,28 @@ def mapping(text: str) -> dict[str, Any] | None:
     except _Unsure:
         return None
     return found if reader.at == len(reader.lines) and found else None
+
+
+def document(data: bytes, source: str) -> Any:
+    """yamlio.loads(data, source), read by mapping() where it can: a mapping at column 0 after any whole-line
+    comments (a `#` at column 0, as register entries start), in the same subset; else the strict loader."""
+    if len(data) <= yamlio.MAX_YAML_BYTES and data[:1] in (b"#", *(bytes([c]) for c in _KEY_START)):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = ""
+        at = 0
+        while text.startswith("#", at):
+            at = text.find("\n", at) + 1
+            if at == 0:
+                break
+        if at > 0 or text[:1] != "#":
+            comments = text[:at]
+            if text and not (_ODD_ASCII if comments.isascii() else _ODD).search(comments):
+                found = mapping(text[at:])
+                if found is not None:
+                    return found
+    return yamlio.loads(data, source)
+
+
+_KEY_START = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"

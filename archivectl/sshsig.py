@@ -297,7 +297,15 @@ def _verify_time(timestamp: int, now: float) -> int | None:
     if timestamp > _END_OF_YEAR_9999:
         raise _NotReproduced
     # git prints the time as local "%Y%m%d%H%M%S"; ssh-keygen reads it back with tm_isdst=0.
-    return _parse_absolute_time(time.strftime("%Y%m%d%H%M%S", time.localtime(timestamp)))
+    local = time.localtime(timestamp)
+    if 1000 <= local.tm_year <= 9999:  # every field printed at its full width: the text reads back as these numbers
+        fields = (local.tm_year, local.tm_mon, local.tm_mday, local.tm_hour, local.tm_min, local.tm_sec)
+        try:
+            stamp = int(time.mktime((*fields, 0, 1, 0)))
+        except (OverflowError, ValueError):
+            return None
+        return stamp if stamp > 0 else None
+    return _parse_absolute_time(time.strftime("%Y%m%d%H%M%S", local))
 
 
 def _parse_absolute_time(text: str) -> int | None:

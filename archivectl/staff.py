@@ -7,6 +7,7 @@ signatures with and their age recipient.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -181,8 +182,9 @@ def deactivate(member: StaffMember, when: str) -> StaffMember:
     return replace(member, active=False, deactivated=when)
 
 
+@functools.lru_cache(maxsize=4096)
 def fingerprint(key: str) -> str:
-    """The SHA256 fingerprint ssh-keygen and git print for a public key."""
+    """The SHA256 fingerprint ssh-keygen and git print for a public key (kept per key: verify asks per commit)."""
     import hashlib
 
     blob = base64.b64decode(key.split()[1])

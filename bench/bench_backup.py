@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,17 +41,37 @@ def main() -> None:
     env = person_env(Path((base / "gm.gitconfig").read_text()))
     codes = {"this checkout": None, **({f"{args.before}": args.before.resolve()} if args.before else {})}
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M')} UTC")
-    print("| round | code | wall | peak RSS | tar | load |")
-    print("|---|---|---|---|---|---|")
+    print("| round | code | wall | CPU | peak RSS | tar | load |")
+    print("|---|---|---|---|---|---|---|")
     for round_ in range(1, args.runs + 1):
         for label, code in codes.items():
             run_env = {**env, **({"PYTHONPATH": str(code)} if code else {})}
             out = base / f"backup-{os.getpid()}.tar"
             cmd = [sys.executable, "-m", "archivectl", "--archive", str(base / "archive"), "backup", "-o", str(out)]
+            before = os.times()
             seconds, rss = timed_rss(cmd, run_env)
+            cpu = _cpu_since(before)
             size = out.stat().st_size >> 20
-            out.unlink()
-            print(f"| {round_} | {label} | {seconds:.2f} s | {rss} MB | {size} MB | {os.getloadavg()[0]:.1f} |")
+            load = os.getloadavg()[0]
+            row = f"| {round_} | {label} | {seconds:.2f} s | {cpu:.2f} s | {rss} MB | {size} MB | {load:.1f} |"
+            print(row, flush=True)
+            # disk-speed references over the same bytes: the tar copied, and the archive's .git and keystore tarred
+            for what, ref in (
+                ("cat of the backup", f"cat {out} > {out}.copy"),
+                ("tar of .git + archive.keys", f"tar -cf {out}.ref -C {base} archive/.git archive.keys"),
+            ):
+                before = os.times()
+                start = time.perf_counter()
+                subprocess.run(["sh", "-c", ref], check=True)
+                wall = time.perf_counter() - start
+                print(f"| {round_} | {what} | {wall:.2f} s | {_cpu_since(before):.2f} s | | | |", flush=True)
+            for leftover in (out, Path(f"{out}.copy"), Path(f"{out}.ref")):
+                leftover.unlink(missing_ok=True)
+
+
+def _cpu_since(before: os.times_result) -> float:
+    after = os.times()
+    return (after.children_user - before.children_user) + (after.children_system - before.children_system)
 
 
 if __name__ == "__main__":

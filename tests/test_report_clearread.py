@@ -411,3 +411,56 @@ def test_stored_records_give_the_facts_a_full_strict_parse_gives():
         assert b"BEGIN AGE ENCRYPTED FILE" in data and "张三".encode() not in clear_part(data)
         assert clearread.mapping(clear_part(data).decode("utf-8")) is not None  # read by the quick reader
         assert facts_of(data, "x") == summarise(yamlio.loads(data))
+
+
+def test_the_judge_reads_a_stored_record_whole_exactly_as_the_strict_loader():
+    """facts.whole_record (verify's parse of every record version) answers what records.load_stored answers,
+    sealed block and all: with each chomping, and for texts the quick way cannot read."""
+    from archivectl import records
+    from archivectl.errors import UsageError
+    from archivectl.facts import clear_part, whole_record
+
+    def loaded(read: Any, data: bytes) -> Any:
+        try:
+            return read(data, "record.yaml")
+        except UsageError as exc:
+            return ("refused", str(exc))
+
+    texts = []
+    for data in stored_records():
+        texts += [data, data.replace(b"sealed: |\n", b"sealed: |-\n"), data.replace(b"sealed: |\n", b"sealed: |+\n")]
+        texts += [data.replace(b"\n  -----END", b"\n   -----END"), data + b"sealed: x\n", b"sealed: x\n" + data]
+        texts += [data.replace(b"status:", b"# a comment\nstatus:"), data[:-1], data.replace(b"|\n", b"|2\n")]
+    assert sum(clear_part(t) is not None for t in texts) > len(texts) // 3
+    for data in texts:
+        assert loaded(whole_record, data) == loaded(records.load_stored, data)
+        if isinstance(found := loaded(whole_record, data), dict):
+            assert list(found) == list(records.load_stored(data, "record.yaml"))
+
+
+@pytest.mark.parametrize("line", AWKWARD_LINES)
+def test_a_register_entry_is_read_as_the_strict_loader_reads_it(line: str):
+    """clearread.document (verify's read of register entries): whole-line comments first, then the quick
+    reader's subset; anything else, and every refusal, the strict loader's."""
+    from archivectl.errors import UsageError
+
+    entry = "when: 2026-12-01T12:04:34+00:00\nwho: mgr01\naction: reveal\narchive_no: NH-2026-00036\nreason: x\n"
+    for text in (
+        "# Access register (查阅登记, P8): every reveal. Append only.\n" + entry,
+        "# one\n#two\n" + entry.replace("who: mgr01\n", line + "\n"),
+        "#\x07 odd\n" + entry,
+        "# only a comment",
+        "# c\n",
+        entry + line + "\n",
+        "\ufeff# c\n" + entry,
+    ):
+        data = text.encode("utf-8")
+        try:
+            expected: Any = yamlio.loads(data, "entry.yaml")
+        except (UsageError, ValueError) as exc:
+            expected = (type(exc), str(exc))
+        try:
+            found: Any = clearread.document(data, "entry.yaml")
+        except (UsageError, ValueError) as exc:
+            found = (type(exc), str(exc))
+        assert found == expected

@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 
-from archivectl import gitio, holds, pii, policy, registers, rules, yamlio
+from archivectl import clearread, gitio, holds, pii, policy, registers, rules, yamlio
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
 from archivectl.judge.approvals import Approval, Request, Run, bare_info, without_changes
@@ -221,6 +221,7 @@ def _check_changes(
     if any(not ARCHIVE_NO.fullmatch(n) for n in named):
         flag("trailers", _("Archive-No trailer is not an archive number"))
     schema = ctx.schema_at(judge)
+    ctx.keep_records(sum(c.path.endswith("/record.yaml") for c in info.changes))
     households: dict[str, dict[str, list[gitio.Change]]] = {}
     entries: dict[str, list[dict]] = {}
     for change in info.changes:
@@ -308,7 +309,7 @@ def _event_entry(
         flag("register", _("{path}: a register entry was changed (entries are written once)").format(path=path))
         return []
     try:
-        entry = yamlio.loads(data, path)
+        entry = clearread.document(data, path)
     except (UsageError, RecursionError):
         flag("register", _("{path}: not a readable register entry").format(path=path))
         return []

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from archivectl import gitio, records, rules, yamlio
+from archivectl import facts, gitio, rules, yamlio
 from archivectl.archive import SMALL_WRITE, Archive, Households
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
@@ -53,6 +53,7 @@ class History:
         self.allowed_root = allowed_root  # whole history: the one founding commit
         self._parsed: dict[tuple[str, str], Any] = {}  # governance files by blob id (few)
         self._records: OrderedDict[str, Any] = OrderedDict()  # parsed records by blob id (or rev:path), oldest first
+        self._records_kept = _PARSED_RECORDS  # raised for a commit that changes more records (keep_records)
         self._valid: dict[str, HouseholdSchema] = {}  # record blob -> the schema that found it valid, oldest first
         self._batch: dict[str, bytes | None] = {}  # this batch's objects by id
         self.dates: dict[str, str] = {}  # commit -> committer date, for its children
@@ -170,13 +171,18 @@ class History:
         if found is None:
             data = self.read(blob)
             found = self._records[blob] = (
-                None if data is None else parse_or_error(lambda d: records.load_stored(d, path), data)
+                None if data is None else parse_or_error(lambda d: facts.whole_record(d, path), data)
             )
-            if len(self._records) > _PARSED_RECORDS:
+            while len(self._records) > self._records_kept:
                 self._records.popitem(last=False)
         else:
             self._records.move_to_end(blob)
         return found if isinstance(found, dict) else None
+
+    def keep_records(self, changed: int) -> None:
+        """Keep the parsed records of a commit that changes this many (an import's records are each read by three
+        checks one after the other: with 1,024 kept, every one of 2,000 was parsed three times)."""
+        self._records_kept = _PARSED_RECORDS + changed
 
     def record_problems(self, schema: HouseholdSchema, change: gitio.Change, data: bytes) -> list[str]:
         """validate.check_record_text for a changed record, on the parse the record rules share.
