@@ -7,7 +7,7 @@ counts, which found the bugs these tests were written for, run with
     ARCHIVECTL_PROPERTIES=deep pytest -q -n auto tests/
 
 (the adversary's state machine has its own profiles: see tests/test_adversary.py; the random kill -9
-rounds of tests/test_crash.py run 6 rounds, 24 deep, or CRASH_ROUNDS).
+rounds of tests/test_crash.py run 12 rounds, 48 deep, or CRASH_ROUNDS).
 """
 
 from __future__ import annotations

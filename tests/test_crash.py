@@ -369,7 +369,7 @@ def test_kill_9_every_write_at_random_moments(old_world: World):
     world = old_world
     rng = random.Random(int(os.environ.get("CRASH_SEED", "20261125")))
     tally = Tally()
-    for round_no in range(int(os.environ.get("CRASH_ROUNDS", "24" if props.DEEP else "6"))):
+    for round_no in range(int(os.environ.get("CRASH_ROUNDS", "48" if props.DEEP else "12"))):
         crash_round(world, rng, round_no, tally)
         assert tally.losses == [], tally.log[-8:] + tally.losses
     assert tally.killed_at_step + tally.killed_at_random >= 3, tally
