@@ -182,7 +182,7 @@ def head_records(world: World) -> dict[str, dict]:
         p for p in world.git("ls-tree", "-r", "--name-only", "HEAD", "households").split() if p.endswith("/record.yaml")
     ]
     blobs = git_blobs(world, [f"HEAD:{p}" for p in paths])
-    return {p.split("/")[3]: yaml.safe_load(b) for p, b in zip(paths, blobs, strict=True)}
+    return {p.split("/")[3]: yaml.load(b, Loader=yaml.CSafeLoader) for p, b in zip(paths, blobs, strict=True)}
 
 
 def keystore_files(world: World) -> dict[str, bytes]:
