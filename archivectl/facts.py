@@ -121,6 +121,18 @@ def facts_of(data: bytes, source: str) -> dict[str, Any]:
         return {"invalid": True}
 
 
+def _quick_clear(data: bytes) -> tuple[bytes | None, dict[str, Any] | None]:
+    """(the clear part's bytes, its mapping) where the quick reader reads it as the strict loader would, else None."""
+    head = clear_part(data)
+    if head is None:
+        return None, None
+    try:
+        found = clearread.mapping(head.decode("utf-8"))  # as yamlio.loads: UTF-8 only
+    except UnicodeDecodeError:
+        return head, None
+    return head, found if isinstance(found, dict) and "sealed" not in found else None
+
+
 def stored_record(data: bytes, source: str) -> dict[str, Any]:
     """A stored record as records.load_stored reads it, its sealed block left unread where that reads the same.
 
@@ -129,14 +141,9 @@ def stored_record(data: bytes, source: str) -> dict[str, Any]:
     for nearly every record, exactly as the strict loader would; anything else is
     parsed whole, with the strict loader's refusals.
     """
-    head = clear_part(data)
-    if head is not None:
-        try:
-            found = clearread.mapping(head.decode("utf-8"))  # as yamlio.loads: UTF-8 only
-        except UnicodeDecodeError:
-            found = None
-        if isinstance(found, dict) and "sealed" not in found:
-            return found
+    _head, found = _quick_clear(data)
+    if found is not None:
+        return found
     from archivectl import records
 
     return records.load_stored(data, source)
@@ -151,18 +158,13 @@ def whole_record(data: bytes, source: str) -> dict[str, Any]:
     spaces of indentation, with the chomping its header asks; anything else is parsed
     whole by the strict loader, with its refusals.
     """
-    head = clear_part(data)
-    if head is not None:
-        try:
-            found = clearread.mapping(head.decode("utf-8"))  # as yamlio.loads: UTF-8 only
-        except UnicodeDecodeError:
-            found = None
-        if isinstance(found, dict) and "sealed" not in found:
-            header_end = data.index(b"\n", len(head)) + 1
-            block = data[header_end:].decode("ascii")  # armor characters only (clear_part)
-            value = block.replace("\n  ", "\n")[2:]  # each line less its two spaces, every line ending in \n
-            found["sealed"] = value[:-1] if data[len(head) : header_end] == b"sealed: |-\n" else value
-            return found
+    head, found = _quick_clear(data)
+    if head is not None and found is not None:
+        header_end = data.index(b"\n", len(head)) + 1
+        block = data[header_end:].decode("ascii")  # armor characters only (clear_part)
+        value = block.replace("\n  ", "\n")[2:]  # each line less its two spaces, every line ending in \n
+        found["sealed"] = value[:-1] if data[len(head) : header_end] == b"sealed: |-\n" else value
+        return found
     from archivectl import records
 
     return records.load_stored(data, source)
