@@ -472,15 +472,21 @@ def _spliced_trees(
     return _write_tree(objects, _splice(entries[""], changes[""]))
 
 
-def _entry_at(entries: list[bytes], name: bytes) -> bytes | None:
-    """The entry of that name (a file's or a folder's), or None."""
+def _entry_index(entries: list[bytes], name: bytes) -> int | None:
+    """Where the entry of that name (a file's or a folder's) is in entries (sorted as git keeps them), or None."""
     import bisect
 
     for key in (name, name + b"/"):
         at = bisect.bisect_left(entries, key, key=_entry_key)
         if at < len(entries) and _entry_key(entries[at]) == key:
-            return entries[at]
+            return at
     return None
+
+
+def _entry_at(entries: list[bytes], name: bytes) -> bytes | None:
+    """The entry of that name (a file's or a folder's), or None."""
+    at = _entry_index(entries, name)
+    return None if at is None else entries[at]
 
 
 def _splice(entries: list[bytes], changes: dict[bytes, tuple[bytes, bytes] | None]) -> list[bytes]:
@@ -488,10 +494,9 @@ def _splice(entries: list[bytes], changes: dict[bytes, tuple[bytes, bytes] | Non
     import bisect
 
     for name, new in changes.items():
-        for key in (name, name + b"/"):
-            at = bisect.bisect_left(entries, key, key=_entry_key)
-            if at < len(entries) and _entry_key(entries[at]) == key:
-                del entries[at]
+        at = _entry_index(entries, name)
+        if at is not None:
+            del entries[at]
         if new is not None:
             entry = new[0] + b" " + name + b"\0" + new[1]
             entries.insert(bisect.bisect_left(entries, _entry_key(entry), key=_entry_key), entry)
