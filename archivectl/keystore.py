@@ -83,6 +83,7 @@ class Backend(Protocol):
     # itself (read_many); a key server may keep it sealed once more (OpenBao: with the household's transit key).
     def sealed_many(self, names: list[str]) -> list[bytes | None]: ...
     def list(self, folder: str) -> list[tuple[str, float]]: ...
+    def names(self, folder: str) -> list[str]: ...  # list()'s names, by the cheapest listing the place has
     def remove(self, name: str) -> bool: ...
     def close(self) -> None: ...
 
@@ -465,9 +466,7 @@ class Keystore:
 
     def reserved(self) -> set[str]:
         """Every archive number ever reserved here."""
-        names = getattr(self.backend, "names", None)  # without each file's time, where the backend can
-        listed = names(NUMBERS) if names else [n for n, _ in self.backend.list(NUMBERS)]
-        return {n for n in listed if NUMBER_FILE.fullmatch(n)}
+        return {n for n in self.backend.names(NUMBERS) if NUMBER_FILE.fullmatch(n)}
 
     def reserve_many(self, series: str, at_least: int, count: int, note: bytes = b"") -> list[str]:
         """count numbers of one series, each taken by exclusive creation (P3: no two households share one).
@@ -495,13 +494,12 @@ class Keystore:
 
     def addresses(self) -> list[KeyAddress]:
         """Every key held, addressed ones and any from before addressing."""
-        names = getattr(self.backend, "names", None)  # without each entry's time, where the backend can
         found = []
-        for name in names(KEYS) if names else [n for n, _t in self.backend.list(KEYS)]:
+        for name in self.backend.names(KEYS):
             m = ADDRESSED.fullmatch(name)
             if m:
                 found.append(KeyAddress(m["no"], m["recipient"]))
-        for name in names("") if names else [n for n, _t in self.backend.list("")]:
+        for name in self.backend.names(""):
             m = LEGACY.fullmatch(name)
             if m:
                 found.append(KeyAddress(m["no"], None))

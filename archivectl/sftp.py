@@ -637,6 +637,10 @@ class SftpBackend:
             self._listed[folder] = self._connected().run_one(self._list_op(path, folder or "."))
         return list(self._listed[folder])
 
+    def names(self, folder: str) -> list[str]:
+        """list()'s names: SFTP's directory listing carries each entry's time anyway."""
+        return [name for name, _ in self.list(folder)]
+
     def remove(self, name: str) -> bool:
         """Overwrite the file's bytes with random ones, sync, then delete; False if it was gone."""
         self._listed.clear()
