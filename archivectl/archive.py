@@ -386,13 +386,10 @@ class Households:
     def text(self) -> bytes:
         """The whole listing of commit: "\n", then one record path a line."""
         base = self._base_text
-        if not self.added and not self.gone:
-            return base.whole() if isinstance(base, _Tail) else base
         data = base.whole() if isinstance(base, _Tail) else base
-        gone = {p.encode("utf-8") for p in self.gone}
-        lines = data.split(b"\n") if gone else []
-        if gone:
-            data = b"\n" + b"".join(line + b"\n" for line in lines if line and line not in gone)
+        if self.gone:
+            gone = {p.encode("utf-8") for p in self.gone}
+            data = b"\n" + b"".join(line + b"\n" for line in data.split(b"\n") if line and line not in gone)
         return data + "".join(p + "\n" for p in self.added).encode("utf-8")
 
     def moved_on(self, commit: str, changes: list[tuple[str, str]]) -> Households:
