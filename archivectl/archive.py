@@ -177,8 +177,8 @@ class Archive:
     def main_commit(self) -> str | None:
         """Where main stands as far as this copy knows: the newer of origin/main and main (else HEAD)."""
         main = self.settings.main
-        ours = gitio.rev_parse(self.root, f"refs/heads/{main}")
-        theirs = gitio.rev_parse(self.root, f"refs/remotes/origin/{main}")
+        tips = gitio.ref_commits(self.root, f"refs/heads/{main}", f"refs/remotes/origin/{main}")
+        ours, theirs = tips.get(f"refs/heads/{main}"), tips.get(f"refs/remotes/origin/{main}")
         if ours and theirs and ours != theirs:
             return ours if gitio.is_ancestor(self.root, theirs, ours) else theirs
         return theirs or ours or gitio.head(self.root)

@@ -87,17 +87,50 @@ def _first_line(stderr: bytes) -> str:
     return (fatal or lines or ["no message"])[0]
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where a repository keeps its git directory and objects, and which hash names them."""
+
+    git_dir: Path  # absolute
+    object_format: str  # sha1 or sha256
+    objects: Path
+
+
+_LAYOUT_ARGS = ("--absolute-git-dir", "--show-object-format", "--git-path", "objects")
+_LAYOUTS: dict[tuple[str, ...], Layout] = {}  # a repository's layout does not change while a process runs
+
+
+def _layout_key(repo: Path) -> tuple[str, ...]:
+    return (os.path.abspath(repo), os.environ.get("GIT_DIR", ""), os.environ.get("GIT_OBJECT_DIRECTORY", ""))
+
+
+def _keep_layout(repo: Path, lines: list[str]) -> Layout:
+    found = Layout(Path(lines[0]), lines[1], repo / lines[2])  # (an absolute lines[2] stays as it is)
+    _LAYOUTS[_layout_key(repo)] = found
+    return found
+
+
+def layout(repo: Path) -> Layout:
+    """The repository's Layout: asked of git once per repository in a process (every command needs it)."""
+    found = _LAYOUTS.get(_layout_key(repo))
+    if found is None:
+        found = _keep_layout(repo, out(repo, "rev-parse", *_LAYOUT_ARGS).splitlines())
+    return found
+
+
 def toplevel(start: Path) -> Path | None:
-    """The root of the work tree containing start, or None outside a repository."""
-    proc = run(start, "rev-parse", "--show-toplevel", check=False)
+    """The root of the work tree containing start, or None outside a repository (its layout kept on the way)."""
+    proc = run(start, "rev-parse", "--show-toplevel", *_LAYOUT_ARGS, check=False)
     if proc.returncode != 0:
         return None
-    return Path(proc.stdout.decode().strip())
+    top, git_dir, object_format, objects = proc.stdout.decode().splitlines()
+    _keep_layout(Path(top), [git_dir, object_format, os.path.normpath(start / objects)])
+    return Path(top)
 
 
 def git_dir(repo: Path) -> Path:
     """The repository's .git directory (absolute)."""
-    return Path(out(repo, "rev-parse", "--absolute-git-dir"))
+    return layout(repo).git_dir
 
 
 class LooseBlob:
@@ -115,10 +148,8 @@ class LooseBlob:
 
     @classmethod
     def open(cls, repo: Path, size: int) -> LooseBlob | None:
-        found = out(repo, "rev-parse", "--show-object-format", "--git-path", "objects").splitlines()
-        if len(found) != 2 or found[0] != "sha1":
-            return None
-        return cls(repo / found[1], size)
+        found = layout(repo)
+        return cls(found.objects, size) if found.object_format == "sha1" else None
 
     def __init__(self, objects: Path, size: int) -> None:
         import hashlib
@@ -418,8 +449,8 @@ _RAW_ENTRY = re.compile(rb"[0-7]+ [^\0]*\0.{20}", re.S)  # one entry of a SHA-1 
 
 def _sha1_objects(repo: Path) -> Path | None:
     """The object directory of a repository whose objects are SHA-1 (else None)."""
-    found = out(repo, "rev-parse", "--show-object-format", "--git-path", "objects").splitlines()
-    return repo / found[1] if len(found) == 2 and found[0] == "sha1" else None
+    found = layout(repo)
+    return found.objects if found.object_format == "sha1" else None
 
 
 def _entry_key(entry: bytes) -> bytes:
@@ -933,6 +964,22 @@ def rev_parse(repo: Path, rev: str) -> str | None:
     """The commit id rev names, or None."""
     proc = run(repo, "rev-parse", "-q", "--verify", f"{rev}^{{commit}}", check=False)
     return proc.stdout.decode().strip() or None
+
+
+def ref_commits(repo: Path, *refs: str) -> dict[str, str]:
+    """The commits full ref names (refs/...) point at, peeled as rev_parse peels them; one git for them all.
+
+    A ref that is missing, or names no commit, is left out.
+    """
+    text = out(
+        repo, "for-each-ref", "--format=%(refname) %(objecttype) %(objectname) %(*objecttype) %(*objectname)", *refs
+    )
+    found = {}
+    for line in text.splitlines():
+        name, kind, oid, peeled_kind, peeled = line.split(" ", 4)
+        if name in refs and (kind == "commit" or peeled_kind == "commit"):
+            found[name] = oid if kind == "commit" else peeled
+    return found
 
 
 def current_branch(repo: Path) -> str | None:

@@ -194,7 +194,7 @@ def check_commit_signature(
 
 def check_commits(repo: Path, commits: Sequence[str], allowed: Sequence[AllowedSigner]) -> dict[str, SignatureVerdict]:
     """Verdicts for many commits (full ids) of repo, their objects read through one `git cat-file --batch`."""
-    checker = SignatureChecker(allowed, gitio.out(repo, "rev-parse", "--show-object-format"))
+    checker = SignatureChecker(allowed, gitio.layout(repo).object_format)
     verdicts: dict[str, SignatureVerdict] = {}
     missing = []
     with gitio.BlobReader(repo) as reader:

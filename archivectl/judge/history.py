@@ -60,7 +60,7 @@ class History:
         self.parents: dict[str, tuple[str, ...]] = {}
         self._governance: dict[str, tuple[str | None, ...]] = {}  # commit -> blob ids of _GOVERNANCE there
         self._signers: dict[str, tuple[Any, str]] = {}  # staff.yaml version -> (signature checker, allowed signers)
-        self.object_format = gitio.out(archive.root, "rev-parse", "--show-object-format")
+        self.object_format = gitio.layout(archive.root).object_format
 
     def judged_by(self, info: gitio.CommitInfo) -> str:
         """The commit whose staff.yaml, archive.yaml and schemas/ judge info."""
