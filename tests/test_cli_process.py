@@ -94,3 +94,27 @@ def test_a_help_page_does_not_load_a_markdown_parser(tmp_path):
         loaded = loaded_modules(result.stderr)
         assert "typer.rich_utils" in loaded
         assert not {m for m in loaded if m.startswith(("markdown_it", "rich.markdown"))}, args
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["verify", "--help"],
+        ["--archive", "/nowhere", "report", "--help"],
+        ["-f", "json", "keys", "fsck", "--help"],
+        ["--archive=/nowhere", "add", "--help"],
+        ["verfy", "--range", "x"],
+        ["verify", "--rnge", "x"],
+    ],
+)
+def test_a_process_that_builds_only_its_command_says_what_the_whole_program_says(args, monkeypatch):
+    """A process builds only the command it runs (cli.only_invoked); its help and refusals are the whole app's."""
+    from typer.testing import CliRunner
+
+    from archivectl.cli import app
+
+    monkeypatch.setenv("COLUMNS", "100")
+    whole = CliRunner().invoke(app, args, prog_name="archivectl")
+    alone = run(*args)
+    assert (alone.returncode, alone.stdout) == (whole.exit_code, whole.stdout)
+    assert alone.stderr.strip() == whole.stderr.strip()
