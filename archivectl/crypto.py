@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -240,27 +241,31 @@ def _encrypt_into(clear: Any, target: Path, recipient: Any) -> None:
 def encrypt_file(source: Path, target: Path, recipient: Any, repo: Path | None = None) -> str | None:
     """Stream a file into an age file in one pass; with repo, into its object store too: the blob id (else None).
 
-    Each 64 KiB of the file is read, sealed (agewrite.encrypt_stream) and
-    written out to target; with repo, a second thread stores the same sealed
-    pieces as a git blob hashed on the way (gitio.LooseBlob), so committing it
-    reads nothing again. Memory stays flat whatever the size (a few chunks in
-    flight) and no clear byte is written anywhere. A file that changes size
-    while it is read is refused, and nothing is left of it.
+    The file is read and sealed 64 KiB at a time (agewrite.encrypt_stream) and
+    the sealed pieces written out a batch (~1 MiB) at a time to target; with
+    repo, a second thread stores the same batches as a git blob hashed on the
+    way (gitio.LooseBlob), so committing it reads nothing again. Memory stays
+    flat whatever the size (a few batches in flight) and no clear byte is
+    written anywhere. Both files are made durable: their write-back is started
+    as they grow (_WriteBack) and each is fsynced on its own thread at the
+    end, so the two waits overlap. A file that changes size while it is read
+    is refused, and nothing is left of it.
     """
     from archivectl import agewrite, gitio
 
     store: _BlobThread | None = None
     try:
-        with open(source, "rb") as src, open(target, "wb") as dst:
+        with open(source, "rb") as src, open(target, "wb", buffering=0) as dst:
             length, pieces = agewrite.encrypt_stream(src, os.fstat(src.fileno()).st_size, [str(recipient)])
             blob = gitio.LooseBlob.open(repo, length) if repo is not None else None
             store = _BlobThread(blob) if blob is not None else None
-            for piece in pieces:
+            fd = dst.fileno()
+            back = _WriteBack(fd, length)
+            for batch in _batches(pieces):
                 if store is not None:
-                    store.put(piece)
-                dst.write(piece)
-            dst.flush()
-            os.fsync(dst.fileno())
+                    store.put(batch)
+                back.wrote(_writev_all(fd, batch))
+            os.fsync(fd)
             return store.finish() if store is not None else None
     except OSError as exc:
         target.unlink(missing_ok=True)
@@ -279,32 +284,109 @@ def encrypt_file(source: Path, target: Path, recipient: Any, repo: Path | None =
             store.abort()  # nothing once finished
 
 
+_BATCH = 1 << 20  # bytes of sealed pieces written (and handed to the blob thread) at once
+
+
+def _batches(pieces: Iterator[bytes]) -> Iterator[list[bytes]]:
+    """The pieces in lists of about _BATCH bytes: one writev and one queue hand-over each, not one per 64 KiB."""
+    batch: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        batch.append(piece)
+        size += len(piece)
+        if size >= _BATCH:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _writev_all(fd: int, parts: list[bytes]) -> int:
+    """Write every part, in order, to fd (writev, then what a short write left); the bytes written."""
+    total = sum(len(p) for p in parts)
+    done = os.writev(fd, parts)
+    if done != total:
+        rest = memoryview(b"".join(parts))[done:]
+        while rest:
+            rest = rest[os.write(fd, rest) :]
+    return total
+
+
+class _WriteBack:
+    """Start writing a large file's pages out while it is still being written (Linux sync_file_range).
+
+    fsync at the end still makes the file durable; this only lets the disk
+    work while the next megabytes are sealed, so fsync waits for the last few
+    megabytes rather than all of them. Anywhere without the call, or for a
+    small file, it does nothing.
+    """
+
+    _STEP = 8 << 20  # bytes between two calls
+    _WRITE = 2  # SYNC_FILE_RANGE_WRITE: start write-out of the dirty pages in the range, do not wait
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self._at = 0  # bytes written so far
+        self._started = 0  # write-out started up to here
+        self._call = _sync_file_range() if size >= 2 * self._STEP else None
+
+    def wrote(self, count: int) -> None:
+        self._at += count
+        if self._call is not None and self._at - self._started >= self._STEP:
+            self._call(self._fd, self._started, self._at - self._started, self._WRITE)
+            self._started = self._at
+
+
+@functools.lru_cache(maxsize=1)
+def _sync_file_range() -> Any:
+    """libc's sync_file_range, or None (not Linux, or not found)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+    return call
+
+
 class _BlobThread:
-    """A LooseBlob written on its own thread (hashing and writing let go of the GIL): a few pieces queued at most."""
+    """A LooseBlob written, then made durable, on its own thread (hashing and writing let go of the GIL).
+
+    A few batches are queued at most. finish() waits for the object's fsync,
+    done here while the caller fsyncs its own file.
+    """
 
     def __init__(self, blob: Any) -> None:
         import queue
         import threading
 
         self._blob = blob
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=4)
         self._failed: list[BaseException] = []
         self._done = False
+        self._id: str | None = None
         self._thread = threading.Thread(target=self._run, name="archivectl-blob", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while (piece := self._queue.get()) is not None:
+        back = _WriteBack(self._blob.fileno(), self._blob.size)
+        while (batch := self._queue.get()) is not None:
             if not self._failed:
                 try:
-                    self._blob.write(piece)
+                    back.wrote(self._blob.write_many(batch))
+                    if self._blob.complete():  # its fsync while the caller writes its last batch and fsyncs
+                        self._id = str(self._blob.finish())
                 except BaseException as exc:  # raised on the caller's thread at its next put or finish
                     self._failed.append(exc)
 
-    def put(self, piece: bytes) -> None:
+    def put(self, batch: list[bytes]) -> None:
         if self._failed:
             raise self._failed[0]
-        self._queue.put(piece)
+        self._queue.put(batch)
 
     def _stop(self) -> None:
         if self._thread.is_alive():
@@ -315,10 +397,13 @@ class _BlobThread:
         self._stop()
         if self._failed:
             raise self._failed[0]
+        if self._id is None:
+            raise ArchiveError(_("internal: a blob's bytes are not the size it announced"))
         self._done = True
-        return str(self._blob.finish())
+        return self._id
 
     def abort(self) -> None:
+        """Stop the thread; the blob is thrown away unless finish() returned it."""
         self._stop()
         if not self._done:
             self._blob.abort()

@@ -166,27 +166,47 @@ class LooseBlob:
         self._sha = hashlib.sha1(prefix, usedforsecurity=False)  # git's object id
         self._adler = 1
         os.write(fd, b"\x78\x01")  # zlib: deflate, 32 KiB window, no dictionary, "fastest"
-        self._blocks(prefix)
+        self._placed: Path | None = None
+        self._blocks([prefix])
 
-    def _blocks(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        self._adler = self._adler32(view, self._adler)
+    def _blocks(self, pieces: list[bytes]) -> int:
         parts: list[bytes | memoryview] = []
-        for at in range(0, len(view), self._BLOCK):
-            block = view[at : at + self._BLOCK]
-            parts += [b"\x00" + len(block).to_bytes(2, "little") + (len(block) ^ 0xFFFF).to_bytes(2, "little"), block]
+        adler = self._adler
+        for data in pieces:
+            view = memoryview(data)
+            adler = self._adler32(view, adler)
+            for at in range(0, len(view), self._BLOCK):
+                block = view[at : at + self._BLOCK]
+                size = len(block)
+                parts += [b"\x00" + size.to_bytes(2, "little") + (size ^ 0xFFFF).to_bytes(2, "little"), block]
+        self._adler = adler
         assert self._fd is not None
         total = sum(len(p) for p in parts)
         if os.writev(self._fd, parts) != total:
             raise OSError(0, "short write to the object store")
+        return total
 
     def write(self, data: bytes) -> None:
         """The next bytes of the blob."""
-        self._written += len(data)
+        self.write_many([data])
+
+    def write_many(self, pieces: list[bytes]) -> int:
+        """The next bytes of the blob, in pieces (one writev for all); how many bytes that added to the file."""
+        self._written += sum(len(p) for p in pieces)
         if self._written > self.size:
             raise ArchiveError(_("internal: a blob's bytes are not the size it announced"))
-        self._sha.update(data)
-        self._blocks(data)
+        for piece in pieces:
+            self._sha.update(piece)
+        return self._blocks(pieces)
+
+    def fileno(self) -> int:
+        """The file the object is being written to (until finish or abort)."""
+        assert self._fd is not None
+        return self._fd
+
+    def complete(self) -> bool:
+        """Whether every byte announced has been written."""
+        return self._written == self.size
 
     def finish(self) -> str:
         """Close the object and put it under its id (durably); the blob id."""
@@ -206,15 +226,20 @@ class LooseBlob:
             os.unlink(self._temp)  # the same bytes stored already
         else:
             os.rename(self._temp, target)
+            self._placed = target
         return blob
 
     def abort(self) -> None:
-        """Throw away what was written (nothing of it reaches the object store)."""
+        """Throw away what was written: nothing of it stays in the object store (even once finished)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._temp)
+        elif self._placed is not None:  # finished, then its caller failed: no commit will name it
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._placed)
+            self._placed = None
 
 
 def init(path: Path) -> None:

@@ -239,10 +239,12 @@ def _repo(path: Path) -> Path:
     return path
 
 
-def test_encrypt_file_stores_the_git_blob_it_hashed_on_the_way(tmp_path):
+# one chunk and a bit; and more than the batches written at once and the write-back step (crypto._WriteBack)
+@pytest.mark.parametrize("size", [2 * agewrite.CHUNK + 7, (17 << 20) + 3])
+def test_encrypt_file_stores_the_git_blob_it_hashed_on_the_way(size, tmp_path):
     secret, public = _age_identity()
     repo = _repo(tmp_path / "repo")
-    plain = os.urandom(2 * agewrite.CHUNK + 7)
+    plain = os.urandom(size)
     (tmp_path / "scan.pdf").write_bytes(plain)
     target = repo / "scan.pdf.age"
     blob = crypto.encrypt_file(tmp_path / "scan.pdf", target, crypto.record_recipient(public), repo)
@@ -270,3 +272,24 @@ def test_encrypt_file_refuses_a_file_that_grows_while_read_and_leaves_nothing(tm
         crypto.encrypt_file(Path("/proc/self/status"), target, crypto.record_recipient(public), repo)
     assert not target.exists()
     assert sorted(p.name for p in (repo / ".git/objects").rglob("*")) == objects_before
+
+
+def test_a_loose_blob_aborted_after_it_was_finished_leaves_nothing_in_the_store(tmp_path):
+    # encrypt_file's blob thread finishes the object while the work-tree copy is still being synced;
+    # if that then fails, no commit will name the object, and it goes
+    from archivectl import gitio
+
+    repo = _repo(tmp_path / "repo")
+    objects_before = sorted(p.name for p in (repo / ".git/objects").rglob("*"))
+    pieces = [os.urandom(1000), os.urandom(70000)]
+    blob = gitio.LooseBlob.open(repo, sum(len(p) for p in pieces))
+    assert blob is not None
+    blob.write_many(pieces)
+    assert blob.complete()
+    found = blob.finish()
+    shown = subprocess.run(["git", "-C", str(repo), "cat-file", "blob", found], capture_output=True, check=True)
+    assert shown.stdout == b"".join(pieces)
+    blob.abort()
+    assert sorted(p.name for p in (repo / ".git/objects").rglob("*") if p.is_file()) == [
+        p for p in objects_before if (repo / ".git/objects").joinpath(p).is_file()
+    ]
