@@ -313,28 +313,41 @@ def _writev_all(fd: int, parts: list[bytes]) -> int:
 
 
 class _WriteBack:
-    """Start writing a large file's pages out while it is still being written (Linux sync_file_range).
+    """Write a large file's pages out while it is still being written, and let go of them (Linux sync_file_range).
 
-    fsync at the end still makes the file durable; this only lets the disk
-    work while the next megabytes are sealed, so fsync waits for the last few
-    megabytes rather than all of them. Anywhere without the call, or for a
-    small file, it does nothing.
+    Every 8 MiB, write-out of the last 8 MiB is started, and the 8 MiB before
+    them, written out by then, are dropped from the page cache: the disk works
+    while the next megabytes are sealed, the closing fsync waits for the last
+    few megabytes rather than all of them, and the file takes a few megabytes
+    of page cache, not its size. Fresh page-cache pages cost (a 200 MB scan
+    written into cache that stays full: 0.9-1.1 s of system time for its two
+    copies on the bench VM, against 0.2-0.4 s recycling 16 MiB). fsync still
+    makes the file durable; nothing here is relied on for that. The price: the
+    next read of the file (git's first look at it, an `open`) comes from disk.
+    Anywhere without the call, or for a small file, it does nothing.
     """
 
     _STEP = 8 << 20  # bytes between two calls
-    _WRITE = 2  # SYNC_FILE_RANGE_WRITE: start write-out of the dirty pages in the range, do not wait
+    _WRITE = 2  # SYNC_FILE_RANGE_WRITE: start write-out of the dirty pages in the range
+    _WAIT_WRITE_WAIT = 7  # ... WAIT_BEFORE | WRITE | WAIT_AFTER: and wait until the range is on the disk
 
     def __init__(self, fd: int, size: int) -> None:
         self._fd = fd
         self._at = 0  # bytes written so far
         self._started = 0  # write-out started up to here
+        self._dropped = 0  # pages dropped from the cache up to here
         self._call = _sync_file_range() if size >= 2 * self._STEP else None
 
     def wrote(self, count: int) -> None:
         self._at += count
-        if self._call is not None and self._at - self._started >= self._STEP:
-            self._call(self._fd, self._started, self._at - self._started, self._WRITE)
-            self._started = self._at
+        if self._call is None or self._at - self._started < self._STEP:
+            return
+        if self._started > self._dropped:  # its write-out was started a step ago: done by now, mostly
+            self._call(self._fd, self._dropped, self._started - self._dropped, self._WAIT_WRITE_WAIT)
+            os.posix_fadvise(self._fd, self._dropped, self._started - self._dropped, os.POSIX_FADV_DONTNEED)
+            self._dropped = self._started
+        self._call(self._fd, self._started, self._at - self._started, self._WRITE)
+        self._started = self._at
 
 
 @functools.lru_cache(maxsize=1)
@@ -365,7 +378,7 @@ class _BlobThread:
         import threading
 
         self._blob = blob
-        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=4)
+        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=2)
         self._failed: list[BaseException] = []
         self._done = False
         self._id: str | None = None
