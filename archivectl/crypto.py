@@ -8,6 +8,7 @@ the reference `age` CLI.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import subprocess
@@ -344,7 +345,8 @@ class _WriteBack:
             return
         if self._started > self._dropped:  # its write-out was started a step ago: done by now, mostly
             self._call(self._fd, self._dropped, self._started - self._dropped, self._WAIT_WRITE_WAIT)
-            os.posix_fadvise(self._fd, self._dropped, self._started - self._dropped, os.POSIX_FADV_DONTNEED)
+            with contextlib.suppress(OSError, AttributeError):  # advice only: a file system may refuse it
+                os.posix_fadvise(self._fd, self._dropped, self._started - self._dropped, os.POSIX_FADV_DONTNEED)
             self._dropped = self._started
         self._call(self._fd, self._started, self._at - self._started, self._WRITE)
         self._started = self._at
