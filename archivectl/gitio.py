@@ -104,8 +104,14 @@ def _layout_key(repo: Path) -> tuple[str, ...]:
     return (os.path.abspath(repo), os.environ.get("GIT_DIR", ""), os.environ.get("GIT_OBJECT_DIRECTORY", ""))
 
 
-def _keep_layout(repo: Path, lines: list[str]) -> Layout:
-    found = Layout(Path(lines[0]), lines[1], repo / lines[2])  # (an absolute lines[2] stays as it is)
+def _keep_layout(repo: Path, asked_in: Path, answer: list[str]) -> Layout:
+    """Keep git's answer to _LAYOUT_ARGS, asked with `-C asked_in`, as repo's layout.
+
+    `--git-path` answers relative to asked_in (a subfolder of repo, or a path relative to the
+    current folder): it is made absolute here, where asked_in is known.
+    """
+    git_dir, object_format, objects = answer
+    found = Layout(Path(git_dir), object_format, Path.cwd() / asked_in / objects)
     _LAYOUTS[_layout_key(repo)] = found
     return found
 
@@ -114,7 +120,7 @@ def layout(repo: Path) -> Layout:
     """The repository's Layout: asked of git once per repository in a process (every command needs it)."""
     found = _LAYOUTS.get(_layout_key(repo))
     if found is None:
-        found = _keep_layout(repo, out(repo, "rev-parse", *_LAYOUT_ARGS).splitlines())
+        found = _keep_layout(repo, repo, out(repo, "rev-parse", *_LAYOUT_ARGS).splitlines())
     return found
 
 
@@ -123,8 +129,8 @@ def toplevel(start: Path) -> Path | None:
     proc = run(start, "rev-parse", "--show-toplevel", *_LAYOUT_ARGS, check=False)
     if proc.returncode != 0:
         return None
-    top, git_dir, object_format, objects = proc.stdout.decode().splitlines()
-    _keep_layout(Path(top), [git_dir, object_format, os.path.normpath(start / objects)])
+    top, *answer = proc.stdout.decode().splitlines()
+    _keep_layout(Path(top), start, answer)
     return Path(top)
 
 
@@ -148,8 +154,8 @@ class LooseBlob:
 
     @classmethod
     def open(cls, repo: Path, size: int) -> LooseBlob | None:
-        found = layout(repo)
-        return cls(found.objects, size) if found.object_format == "sha1" else None
+        objects = _sha1_objects(repo)
+        return cls(objects, size) if objects is not None else None
 
     def __init__(self, objects: Path, size: int) -> None:
         import hashlib

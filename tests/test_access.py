@@ -12,7 +12,16 @@ import zipfile
 
 import pyrage
 import pytest
-from conftest import OWNER_NAME, OWNER_PHONE, World, assert_refused, assert_unchanged, make_person, no_secrets_in
+from conftest import (
+    OWNER_NAME,
+    OWNER_PHONE,
+    World,
+    assert_refused,
+    assert_unchanged,
+    make_person,
+    no_secrets_in,
+    process_env,
+)
 
 from archivectl import registers, yamlio
 
@@ -94,6 +103,29 @@ def test_a_scan_of_many_chunks_is_committed_as_sealed_without_being_read_again(w
     assert world.signature_status() == "G"
     world.approve("mgr01")  # the attach asked mgr01: once approved, the history verifies
     world.ok("gm01", "verify")
+
+
+@pytest.mark.parametrize("where", ["--archive relative to here", "inside a subfolder"])
+def test_a_scan_is_stored_wherever_the_archive_is_named_from(world: World, household: str, where: str):  # P6
+    # The blob goes straight into the object store (gitio.LooseBlob): its folder, as git names it relative to
+    # where it was asked, must be found again from an archive named relatively or from a subfolder.
+    content = os.urandom(3 * 64 * 1024)
+    scan = world.tmp / "deed.pdf"
+    scan.write_bytes(content)
+    args = ["attach", household, str(scan), "--type", "other", "--reason", "scan", "--approver", "mgr01"]
+    if where.startswith("--archive"):
+        cwd, args = world.root.parent, ["--archive", world.root.name, *args]
+    else:
+        cwd = world.root / "households" / "B03"
+    done = subprocess.run(
+        [sys.executable, "-m", "archivectl", *args], cwd=cwd, env=process_env(world.people["clk01"]),
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    name = f"households/B03/1203/{household}/attachments/other-{dt.date.today().isoformat()}-1.pdf.age"
+    assert pyrage.decrypt((world.root / name).read_bytes(), [record_key(world, household)]) == content
+    assert world.git("status", "--porcelain", "--untracked-files=all") == ""
+    world.git("fsck", "--full", "--strict")
 
 
 def test_a_clerk_who_cannot_read_may_still_attach(world: World, household: str):
