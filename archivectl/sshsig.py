@@ -32,6 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -189,7 +190,7 @@ def check_commit_signature(
     now stands for the clock ssh-keygen reads when the committer line has no
     usable time (default: the current time).
     """
-    return _check(raw_commit, _SignerIndex(allowed), object_format, time.time() if now is None else now)
+    return _decide(prepare(raw_commit, object_format), _SignerIndex(allowed), time.time() if now is None else now)
 
 
 def check_commits(repo: Path, commits: Sequence[str], allowed: Sequence[AllowedSigner]) -> dict[str, SignatureVerdict]:
@@ -219,7 +220,11 @@ class SignatureChecker:
 
     def verdict(self, raw_commit: bytes) -> SignatureVerdict:
         """What git's %G?, %GF and %GS say about this commit object."""
-        return _check(raw_commit, self._index, self._object_format, self._now)
+        return _decide(prepare(raw_commit, self._object_format), self._index, self._now)
+
+    def decide(self, prepared: Prepared) -> SignatureVerdict:
+        """verdict() for a commit prepare() has read (perhaps in another process)."""
+        return _decide(prepared, self._index, self._now)
 
 
 def _fingerprint(key_blob: bytes) -> str:
@@ -229,33 +234,66 @@ def _fingerprint(key_blob: bytes) -> str:
 # --- the decision, step by step as git and ssh-keygen take it -------------------------------------------------
 
 
-def _check(raw_commit: bytes, index: _SignerIndex, object_format: str, now: float) -> SignatureVerdict:
+class Prepared(NamedTuple):
+    """What a commit's signature says before any allowed-signers list is consulted (prepare()).
+
+    Plain values only, so that a worker process can send it through a pipe (marshal):
+    status is a verdict already reached (N, E: no list can change it), else None;
+    failure is the verdict reading the SSHSIG blob reached (B or E), given only after
+    the committer time has been checked, as ssh-keygen checks them; verified is True
+    when the signature is good over the payload for public_key, trust aside.
+    """
+
+    status: str | None
+    timestamp: int = 0
+    public_key: bytes = b""
+    failure: str | None = None
+    verified: bool = False
+
+
+def prepare(raw_commit: bytes, object_format: str = "sha1") -> Prepared:
+    """Everything of a commit's verdict that needs no allowed signers: the payload split off, the armor and the
+    SSHSIG blob read, the ed25519 signature checked. _decide() finishes it for one allowed-signers list."""
     payload, signature = split_signed_commit(raw_commit, object_format)
     if signature is None:
-        return SignatureVerdict(NONE)
+        return Prepared(NONE)
     if not signature.startswith(_ARMOR_BEGIN) and not signature.startswith(_OTHER_FORMATS):
-        return SignatureVerdict(CANNOT_CHECK)  # git dies: "bad/incompatible signature"
+        return Prepared(CANNOT_CHECK)  # git dies: "bad/incompatible signature"
     timestamp = _committer_timestamp(payload)
     if timestamp is None:
-        return SignatureVerdict(NONE)  # git gives up before looking at the signature
+        return Prepared(NONE)  # git gives up before looking at the signature
     if not signature.startswith(_ARMOR_BEGIN):
-        return SignatureVerdict(CANNOT_CHECK)  # git would run gpg or gpgsm
+        return Prepared(CANNOT_CHECK)  # git would run gpg or gpgsm
     try:
-        return _check_ssh(payload, signature, timestamp, index, now)
+        blob = _dearmor(signature)
+        public_key = _signature_public_key(blob)
+    except _NotReproduced:
+        return Prepared(None, timestamp, failure=CANNOT_CHECK)
+    except _Rejected:
+        return Prepared(None, timestamp, failure=BAD)
+    return Prepared(None, timestamp, public_key, None, _verifies(blob, payload))
+
+
+def _decide(prepared: Prepared, index: _SignerIndex, now: float) -> SignatureVerdict:
+    if prepared.status is not None:
+        return SignatureVerdict(prepared.status)
+    try:
+        return _check_ssh(prepared, index, now)
     except _NotReproduced:
         return SignatureVerdict(CANNOT_CHECK)
     except _Rejected:
         return SignatureVerdict(BAD)
 
 
-def _check_ssh(payload: bytes, signature: bytes, timestamp: int, index: _SignerIndex, now: float) -> SignatureVerdict:
-    verify_time = _verify_time(timestamp, now)
+def _check_ssh(prepared: Prepared, index: _SignerIndex, now: float) -> SignatureVerdict:
+    verify_time = _verify_time(prepared.timestamp, now)
     if verify_time is None:
         raise _Rejected  # ssh-keygen refuses the -Overify-time git passes, in both of its calls
-    blob = _dearmor(signature)
-    public_key = _signature_public_key(blob)
-    if not _verifies(blob, payload):
+    if prepared.failure == CANNOT_CHECK:
+        raise _NotReproduced
+    if prepared.failure is not None or not prepared.verified:
         raise _Rejected  # whichever ssh-keygen command git runs then, it says no: 'B'
+    public_key = prepared.public_key
     key_blob = _string(_ED25519) + _string(public_key)
     principals = index.find_principals(public_key, verify_time)
     if not principals:

@@ -8,6 +8,7 @@ archive.yaml and schemas/ as they stood in the main it goes into.
 
 - findings.py: every rule name, declared once (RULES)
 - history.py:  the read-only view of history (History) and the governance state at a commit
+- signatures.py: a long range's commit signatures prepared a batch ahead, on the second core
 - checks.py:   the checks of one commit, a row of rules.TABLE each
 - approvals.py: requests, approvals, and who still must sign
 - merges.py:   what a merge may be (git's own merge, or archivectl's field-level merge)
@@ -114,6 +115,7 @@ def judge(
     from archivectl.judge.approvals import Run, awaiting, match_approvals, without_changes
     from archivectl.judge.checks import check_commit, check_numbers
     from archivectl.judge.history import History
+    from archivectl.judge.signatures import Ahead
 
     commit_revs, base, tip = revs(archive, range_spec)
     allowed_root = None if base or (range_spec and ".." in range_spec) else _founding_commit(archive, tip)
@@ -123,10 +125,17 @@ def judge(
     tip_id = gitio.rev_parse(archive.root, tip)
     kept: list[gitio.CommitInfo] = []  # merges and the tip: check_numbers looks at their trees
     count = 0
-    with gitio.BlobReader(archive.root) as blobs:
+    object_format = gitio.layout(archive.root).object_format
+    with gitio.BlobReader(archive.root) as blobs, Ahead(archive.root, object_format) as ahead:
         history = History(archive, blobs, base, allowed_root)
-        for batch in batches(gitio.iter_commits_for_verify(archive.root, commit_revs), _CHUNK):
-            history.fetch(batch)
+        stream = batches(gitio.iter_commits_for_verify(archive.root, commit_revs), _CHUNK)
+        following = next(stream, None)
+        while following is not None:
+            batch, following = following, next(stream, None)
+            prepared = ahead.take()  # this batch's signatures, when the worker was asked for them
+            if following is not None:
+                ahead.ask([i.commit for i in following])  # a long range: the next batch's, on the other core
+            history.fetch(batch, prepared)
             for info in batch:
                 history.remember(info)
                 info = history.signed(info)

@@ -56,6 +56,7 @@ class History:
         self._records_kept = _PARSED_RECORDS  # raised for a commit that changes more records (keep_records)
         self._valid: dict[str, HouseholdSchema] = {}  # record blob -> the schema that found it valid, oldest first
         self._batch: dict[str, bytes | None] = {}  # this batch's objects by id
+        self._prepared: dict[str, Any] = {}  # this batch's signatures prepared ahead (sshsig.Prepared), by commit
         self.dates: dict[str, str] = {}  # commit -> committer date, for its children
         self.parents: dict[str, tuple[str, ...]] = {}
         self._governance: dict[str, tuple[str | None, ...]] = {}  # commit -> blob ids of _GOVERNANCE there
@@ -70,9 +71,13 @@ class History:
 
     # -- reading
 
-    def fetch(self, infos: list[gitio.CommitInfo]) -> None:
-        """Read one batch: each commit's object (for its signature) and the blobs its checks read."""
-        wanted = [i.commit for i in infos]
+    def fetch(self, infos: list[gitio.CommitInfo], prepared: dict[str, Any] | None = None) -> None:
+        """Read one batch: each commit's object (for its signature) and the blobs its checks read.
+
+        prepared: signatures already read and prepared (judge.signatures), by commit; their objects are not read.
+        """
+        self._prepared = prepared or {}
+        wanted = [i.commit for i in infos if i.commit not in self._prepared]
         for info in infos:
             for change in info.changes:
                 kind = rules.classify(change.path)
@@ -93,9 +98,12 @@ class History:
         """
         from archivectl import sshsig
 
-        raw = self._batch.pop(info.commit, None)
-        if raw is None:
-            raise ArchiveError(_("commit {commit} is not in the repository").format(commit=info.commit))
+        prepared = self._prepared.pop(info.commit, None)
+        if prepared is None:
+            raw = self._batch.pop(info.commit, None)
+            if raw is None:
+                raise ArchiveError(_("commit {commit} is not in the repository").format(commit=info.commit))
+            prepared = sshsig.prepare(raw, self.object_format)
         judge = self.judged_by(info)
         key = self._at(judge, "staff.yaml")[0]
         if key not in self._signers:
@@ -104,7 +112,7 @@ class History:
             checker = sshsig.SignatureChecker(sshsig.parse_allowed_signers(text), self.object_format)
             self._signers[key] = (checker, text)
         checker, text = self._signers[key]
-        verdict = checker.verdict(raw)
+        verdict = checker.decide(prepared)
         found = (verdict.status, verdict.fingerprint or "", verdict.principal or "")
         if verdict.status == sshsig.CANNOT_CHECK:
             with tempfile.TemporaryDirectory(prefix="archivectl-verify-") as tmp:
