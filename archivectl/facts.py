@@ -23,15 +23,13 @@ import fnmatch
 import gc
 import hashlib
 import json
-import marshal
-import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from archivectl import clearread, gitio, yamlio
+from archivectl import clearread, forked, gitio, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import UsageError
 from archivectl.files import keep
@@ -377,12 +375,13 @@ def _parse(
     """
     if not entries:
         return []
-    if len(entries) < PARALLEL_FROM or (os.cpu_count() or 1) < 2 or not hasattr(os, "fork"):
+    if len(entries) < PARALLEL_FROM or not forked.possible():
         return _read_and_summarise(archive, entries, progress)
     half = len(entries) // 2
-    with _in_child(lambda: _read_and_summarise(archive, entries[half:], None)) as theirs:
+    with forked.in_child(lambda: _read_and_summarise(archive, entries[half:], None)) as theirs:
         mine = _read_and_summarise(archive, entries[:half], progress, len(entries))
-    return mine + (theirs() or _read_and_summarise(archive, entries[half:], None))
+    found = theirs()
+    return mine + (found if isinstance(found, list) else _read_and_summarise(archive, entries[half:], None))
 
 
 def _read_and_summarise(
@@ -396,42 +395,6 @@ def _read_and_summarise(
             if progress and (i % 500 == 0 or i + 1 == len(entries)):
                 progress(i + 1, total)
     return out
-
-
-@contextlib.contextmanager
-def _in_child(work: Callable[[], list[dict[str, Any]]]) -> Iterator[Callable[[], list[dict[str, Any]] | None]]:
-    """Run work in a forked process while the block runs; yields a getter of its answer (None if it failed).
-
-    The answer comes back in marshal's format (plain values only, as facts are):
-    several times quicker to make and read than JSON for 50,000 facts.
-    """
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: answer through the pipe, then leave without running the parent's exit code
-        status = 1
-        try:
-            os.close(read_end)
-            with os.fdopen(write_end, "wb") as pipe:
-                pipe.write(marshal.dumps(work()))
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    answer: list[list[dict[str, Any]] | None] = [None]
-
-    def collect() -> list[dict[str, Any]] | None:
-        return answer[0]
-
-    try:
-        yield collect
-    finally:
-        with os.fdopen(read_end, "rb") as pipe:
-            data = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        if status == 0:
-            with contextlib.suppress(ValueError, EOFError, TypeError):
-                found = marshal.loads(data)  # noqa: S302 - our own child's answer through our own pipe
-                answer[0] = found if isinstance(found, list) else None
 
 
 # ------------------------------------------------------------------ cache files

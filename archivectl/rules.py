@@ -19,6 +19,7 @@ commit. Any other merge is judged like a commit by this table.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,8 +68,13 @@ class PathKind:
     event_who: str | None = None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def classify(path: str) -> PathKind | None:
-    """The kind of an archive path, or None when it is outside archivectl's layout."""
+    """The kind of an archive path, or None when it is outside archivectl's layout.
+
+    Kept per path (PathKind is frozen): the judge asks about each path of a commit several
+    times, five per record for an import of 20,000.
+    """
     for kind, pattern in _PATHS:
         m = pattern.fullmatch(path)
         if m is None:

@@ -14,9 +14,10 @@ import subprocess
 import threading
 
 import pytest
-from test_verify import Clone, clone  # noqa: F401  (the fixture)
+from test_verify import Clone, clone, record_path  # noqa: F401  (the fixture)
 
 from archivectl import judge, sshsig
+from archivectl.judge import history
 
 
 def tampered_signature(c: Clone) -> None:
@@ -130,3 +131,39 @@ def test_a_process_with_other_threads_judges_alone(clone: Clone, monkeypatch: py
         done.set()
         other.join()
     assert forks == []
+
+
+def copies_of_a_record(c: Clone, count: int, broken: int) -> str:
+    """One hand commit adding count copies of the clone's record under new numbers; copy `broken` has a floor
+    the schema refuses. Returns the broken copy's path."""
+    original = record_path(c)
+    text = original.read_text()
+    number = original.parent.name
+    paths = []
+    for n in range(count):
+        other = number[:-5] + f"{90000 + n:05d}"
+        path = original.parent.parent / other / "record.yaml"
+        path.parent.mkdir()
+        copy = text.replace(number, other)
+        if n == broken:
+            assert "\nfloor: 12\n" in copy
+            copy = copy.replace("\nfloor: 12\n", "\nfloor: twelve\n")
+        path.write_text(copy)
+        paths.append(str(path.relative_to(c.path)))
+    c.git("add", "-A")
+    c.commit_by_hand("clk01", "copies\n\nReason: x\nApproved-by: mgr01\nActed-by: clk01")
+    return paths[broken]
+
+
+def test_a_large_commits_records_are_checked_half_in_a_second_process_with_the_same_findings(  # P10
+    clone: Clone,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+):
+    broken = copies_of_a_record(clone, 6, broken=5)  # the last: in the second process's half
+    alone = whole_verify(clone)
+    forks = counting_forks(monkeypatch)
+    monkeypatch.setattr(history, "_SHARED_FROM", 2)
+    shared = whole_verify(clone)
+    assert forks, "a commit of many records is checked with a second process"
+    assert shared == alone
+    assert any(f["rule"] == "record" and f["message"].startswith(f"{broken}: ") for f in shared["findings"])

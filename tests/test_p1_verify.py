@@ -10,7 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
 from conftest import RECORD, World
+
+from archivectl.judge import checks
 
 
 def verify(world: World, *args: str) -> tuple[int, list[dict]]:
@@ -79,7 +82,12 @@ def test_the_first_active_household_of_a_unit_needs_no_mark_and_a_moved_out_one_
     assert verify(world) == (0, [])
 
 
-def test_import_marks_the_rows_saying_also_active_and_verify_flags_them_without_it(world: World):  # P1
+@pytest.mark.parametrize("units", [64, 0], ids=["units-by-pathspec", "whole-buildings-listed"])
+def test_import_marks_the_rows_saying_also_active_and_verify_flags_them_without_it(
+    world: World, units: int, monkeypatch: pytest.MonkeyPatch
+):  # P1
+    """Also when an import's units are too many to look up one by one (0: every unit counts as too many)."""
+    monkeypatch.setattr(checks, "_UNIT_PATHSPECS", units)
     rows = world.tmp / "rows.yaml"
     rows.write_text(RECORD + "---\n" + RECORD.replace("building: B03", "building: B03\nalso_active: true"))
     out = world.ok("clk01", "import", str(rows), "--reason", "digitising paper dossiers", "--approver", "mgr01")

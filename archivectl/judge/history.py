@@ -6,6 +6,7 @@ Nothing here reads the work tree, the index or a replace ref (gitio disables the
 
 from __future__ import annotations
 
+import pickle
 import re
 import tempfile
 from collections import OrderedDict
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from archivectl import facts, gitio, rules, yamlio
+from archivectl import facts, forked, gitio, rules, yamlio
 from archivectl.archive import SMALL_WRITE, Archive, Households
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
@@ -29,6 +30,8 @@ _PARSED_RECORDS = 1024  # parsed records kept by blob id (a miss costs a parse: 
 
 
 _VALID_RECORDS = 65536  # record versions known valid, for checking only what an edit changes
+
+_SHARED_FROM = 2000  # records one commit writes from which a forked process checks half of them
 
 
 # changed paths between the kept listing and a range's tip before it is moved up to the base: past
@@ -55,6 +58,7 @@ class History:
         self._records: OrderedDict[str, Any] = OrderedDict()  # parsed records by blob id (or rev:path), oldest first
         self._records_kept = _PARSED_RECORDS  # raised for a commit that changes more records (keep_records)
         self._valid: dict[str, HouseholdSchema] = {}  # record blob -> the schema that found it valid, oldest first
+        self._checked: dict[tuple[str, str], list[str]] = {}  # this commit's records checked ahead: problems
         self._batch: dict[str, bytes | None] = {}  # this batch's objects by id
         self._prepared: dict[str, Any] = {}  # this batch's signatures prepared ahead (sshsig.Prepared), by commit
         self.dates: dict[str, str] = {}  # commit -> committer date, for its children
@@ -192,12 +196,62 @@ class History:
         checks one after the other: with 1,024 kept, every one of 2,000 was parsed three times)."""
         self._records_kept = _PARSED_RECORDS + changed
 
+    def data(self, change: gitio.Change) -> bytes:
+        """The new content of a change this batch read (empty if it is missing)."""
+        return self.read(change.new_blob) or b""
+
+    def check_records_ahead(self, schema: HouseholdSchema, changes: list[gitio.Change]) -> None:
+        """For a commit that writes many records (an import): half of them parsed and checked by a forked process
+        while this one checks the other half, so that record_problems() answers for each from what was found.
+
+        The same record_problems() runs in both, on the same memory (the child is a fork): the
+        answers are the ones one process gives. Without a child (forked.possible), or if it fails,
+        this process checks its half too.
+        """
+        self._checked = {}
+        todo = {}
+        for change in changes:
+            kind = rules.classify(change.path)
+            if change.status != "D" and kind is not None and kind.kind == "record":
+                todo[(change.new_blob, change.path)] = change
+        if len(todo) < _SHARED_FROM or not forked.possible():
+            return
+        part = list(todo.values())
+        half = len(part) // 2
+
+        def check(changes: list[gitio.Change]) -> list[tuple[str, str, Any, list[str]]]:
+            return [
+                (
+                    c.new_blob,
+                    c.path,
+                    self.stored(c.new_blob, c.path),
+                    self.record_problems(schema, c, self.read(c.new_blob) or b""),
+                )
+                for c in changes
+            ]
+
+        with forked.in_child(lambda: check(part[half:]), pickle.dumps, pickle.loads) as theirs:
+            mine = check(part[:half])
+        found = theirs()
+        if not isinstance(found, list) or len(found) != len(part) - half:
+            found = check(part[half:])
+        else:
+            for blob, _path, stored, problems in found:
+                if stored is not None and blob not in self._records:
+                    self._records[blob] = stored
+                if not problems:
+                    self._note_valid(blob, schema)
+        self._checked = {(blob, path): problems for blob, path, _stored, problems in mine + found}
+
     def record_problems(self, schema: HouseholdSchema, change: gitio.Change, data: bytes) -> list[str]:
         """validate.check_record_text for a changed record, on the parse the record rules share.
 
         When the version it replaces was found valid under the same schema in this run,
         the schema checks only the fields that changed (HouseholdSchema.validate_stored).
         """
+        checked = self._checked.pop((change.new_blob, change.path), None)
+        if checked is not None:
+            return checked  # check_records_ahead found it, with this schema, for this commit
         stored = self.stored(change.new_blob, change.path)
         if stored is None:
             return check_record_text(schema, change.path, data)  # its own words for what does not parse
@@ -206,10 +260,13 @@ class History:
             valid_before = self.stored(change.old_blob, change.path)
         problems = check_stored_record(schema, change.path, stored, valid_before)
         if not problems:
-            self._valid[change.new_blob] = schema
-            if len(self._valid) > _VALID_RECORDS:
-                del self._valid[next(iter(self._valid))]
+            self._note_valid(change.new_blob, schema)
         return problems
+
+    def _note_valid(self, blob: str, schema: HouseholdSchema) -> None:
+        self._valid[blob] = schema
+        if len(self._valid) > _VALID_RECORDS:
+            del self._valid[next(iter(self._valid))]
 
     # -- archive numbers (P3), at the cost of what a range adds
 
