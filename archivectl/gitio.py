@@ -50,6 +50,11 @@ def children_inherit(fd: int) -> Iterator[None]:
         _INHERITED_FDS.remove(fd)
 
 
+def inherited_fds() -> tuple[int, ...]:
+    """The files every git started now is handed (children_inherit): a forked worker keeps them open too."""
+    return tuple(_INHERITED_FDS)
+
+
 def run(
     repo: Path | None,
     *args: str,

@@ -9,11 +9,11 @@ batch before; the judge then only asks the allowed signers of the staff.yaml eac
 commit is judged by (SignatureChecker.decide), so the verdicts are the same ones,
 decided in the same place.
 
-The worker is forked between batches, and only in a process with no other thread
-(the desk's threaded server judges alone: a lock another thread held at the fork
-would never be released in the worker). It closes every
-file it inherited but its two pipes, and leaves by os._exit, so no lock, `with`
-or exit handler of the parent ever runs in it. Only commit ids go to it and only
+The worker is forked between batches, only where forked.possible() (two cores, no
+other thread: the desk's threaded server judges alone, as a lock another thread
+held at the fork would never be released in the worker). It closes every file it
+inherited but its two pipes and a lock git children are handed, and leaves by
+os._exit, so no lock, `with` or exit handler of the parent ever runs in it. Only commit ids go to it and only
 plain values come back (marshal). If it fails in any way the judge reads and
 prepares those commits itself: a worker can make verify slower, never different.
 """
@@ -24,11 +24,10 @@ import contextlib
 import marshal
 import os
 import struct
-import threading
 from pathlib import Path
 from types import TracebackType
 
-from archivectl import gitio, sshsig
+from archivectl import forked, gitio, sshsig
 
 _LENGTH = struct.Struct("<Q")
 
@@ -50,7 +49,7 @@ class Ahead:
         if self._broken:
             return
         if not self._pid:
-            if threading.active_count() > 1:  # a lock another thread holds would be held forever in a fork
+            if not forked.possible():
                 self._broken = True
                 return
             self._start()
@@ -113,10 +112,7 @@ def _serve(requests: int, answers: int, repo: Path, object_format: str) -> None:
     """The worker: for each list of commit ids, their objects read and prepared; leaves when requests end."""
     status = 1
     try:
-        keep = sorted((requests, answers))
-        os.closerange(3, keep[0])
-        os.closerange(keep[0] + 1, keep[1])
-        os.closerange(keep[1] + 1, os.sysconf("SC_OPEN_MAX"))
+        _close_all_but({requests, answers, *gitio.inherited_fds()})  # a held lock stays held, as for any git
         with gitio.BlobReader(repo) as objects:
             while True:
                 try:
@@ -131,6 +127,15 @@ def _serve(requests: int, answers: int, repo: Path, object_format: str) -> None:
         status = 0
     finally:
         os._exit(status)
+
+
+def _close_all_but(keep: set[int]) -> None:
+    """Close every file descriptor above stderr but those in keep."""
+    low = 3
+    for fd in sorted(k for k in keep if k >= low):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
 def _send(fd: int | None, data: bytes) -> None:
