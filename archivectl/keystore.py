@@ -180,7 +180,21 @@ class DirectoryBackend:
             return None
 
     def read_many(self, names: list[str]) -> list[bytes | None]:
-        return [self.read(name) for name in names]
+        """read() of each name, by plain os calls: a backup or fsck reads two files a household, and pathlib's
+        join and read_bytes were half of that (1.9 s of 40,000 files in a profile, issue 30)."""
+        top = str(self.path)
+        found: list[bytes | None] = []
+        for name in names:
+            try:
+                fd = os.open(f"{top}/{_key_name(name)}", os.O_RDONLY | os.O_CLOEXEC)
+            except (FileNotFoundError, NotADirectoryError):
+                found.append(None)
+                continue
+            try:
+                found.append(_read_all(fd))
+            finally:
+                os.close(fd)
+        return found
 
     def sealed_many(self, names: list[str]) -> list[bytes | None]:
         return self.read_many(names)
@@ -316,6 +330,14 @@ def _staged(target: Path) -> Path:
 
 
 _unnamed_files = hasattr(os, "O_TMPFILE")  # until the file system or the kernel says otherwise
+
+
+def _read_all(fd: int) -> bytes:
+    """The whole of an open file (a key file is a few hundred bytes: one read, and one more that finds the end)."""
+    parts = []
+    while part := os.read(fd, 1 << 16):
+        parts.append(part)
+    return b"".join(parts)
 
 
 def _key_name(name: str) -> str:

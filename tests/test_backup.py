@@ -38,7 +38,7 @@ from conftest import (
 )
 from typer.testing import CliRunner
 
-from archivectl import registers
+from archivectl import facts, registers
 from archivectl.cli import app
 
 pytestmark = pytest.mark.skipif(
@@ -365,3 +365,42 @@ def test_a_shredded_rotation_keeps_the_new_key_and_withholds_the_old(world: Worl
     assert result.exit_code == 0, result
     assert f"{number} (shredded)" in result.stdout
     assert list((tmp_path / "c.keys" / "keys").iterdir()) == []
+
+
+def test_a_backup_reads_many_records_half_in_a_second_process_and_keeps_the_same_keys(
+    world: World, tmp_path, monkeypatch: pytest.MonkeyPatch
+):  # P14, P16
+    live = world.add()  # unit 1203: first in the tree, read by this process
+    doomed = world.add("clk01", "mgr01", LIVE_RECORD)  # unit 1204: second, read by the child
+    world.approve("mgr01")
+    world.ok("but01", "tombstone", doomed, "--reason", "customer asked for deletion", "--approver", "mgr01")
+    world.approve("mgr01")
+    alone = tmp_path / "alone.tar"
+    world.ok("aud01", "backup", "-o", str(alone))
+
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    monkeypatch.setattr(facts, "PARALLEL_FROM", 2)  # two records are "many": the second is read by the child
+    shared = tmp_path / "shared.tar"
+    world.ok("aud01", "backup", "-o", str(shared))
+    assert forks
+    assert (
+        manifest_of(shared)["left_out"]
+        == manifest_of(alone)["left_out"]
+        == {
+            "tombstoned": 1,
+            "not_in_head": 0,
+            "superseded": 0,
+        }
+    )
+    keys = [n for n in tar_names(shared) if n.startswith("keystore/keys/")]
+    assert keys == [n for n in tar_names(alone) if n.startswith("keystore/keys/")]
+    assert keys == [f"keystore/keys/{world.key_file(live).name}"]

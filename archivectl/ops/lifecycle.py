@@ -10,12 +10,12 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from archivectl import clock, gitio, idcheck, policy, records, registers
+from archivectl import clock, forked, gitio, idcheck, policy, records, registers
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import private_output
@@ -298,42 +298,64 @@ class _Held:
 
 
 def _households_at(root: Path, rev: str | None) -> dict[str, _Held]:
-    """Archive number -> status and recipient of every household in rev's tree (an unreadable record: both None)."""
-    from archivectl.facts import stored_record
+    """Archive number -> status and recipient of every household in rev's tree (an unreadable record: both None).
+
+    Many records are read half in a forked process (forked.in_child), each half through its own cat-file.
+    """
+    from archivectl.facts import PARALLEL_FROM
 
     if rev is None:
         return {}
-    found: dict[str, _Held] = {}
-    for place, path, data in _record_texts_at(root, rev):
-        try:
-            stored = stored_record(data, path)
-        except (UsageError, UnicodeDecodeError):
-            found[place.archive_no] = _Held(None, None)  # nothing can be told of it, so nothing is left out
-            continue
-        recipient = stored.get("recipient")
-        found[place.archive_no] = _Held(
-            str(stored.get("status")), recipient if isinstance(recipient, str) and recipient else None
-        )
-    return found
+    wanted = _record_blobs_at(root, rev)
+    if len(wanted) < PARALLEL_FROM or not forked.possible():
+        rows = _held(root, wanted)
+    else:
+        half = len(wanted) // 2
+        with forked.in_child(lambda: _held(root, wanted[half:])) as theirs:
+            rows = _held(root, wanted[:half])
+        found = theirs()
+        rows += found if isinstance(found, list) and len(found) == len(wanted) - half else _held(root, wanted[half:])
+    return {number: _Held(status, recipient) for number, status, recipient in rows}
 
 
-def _record_texts_at(root: Path, rev: str) -> Iterator[tuple[HouseholdPath, str, bytes]]:
-    """(household, path, text) of every record in rev, read by blob id (one ls-tree, one cat-file).
+def _held(root: Path, wanted: list[tuple[HouseholdPath, str]]) -> list[tuple[str, str | None, str | None]]:
+    """(archive number, status, recipient) of each (household, record blob), read by blob id through one cat-file."""
+    from archivectl.facts import stored_record
 
-    Not by `rev:path`, which git resolves through the building's tree each time
-    (32x slower at 100,000 households, issue 30).
+    rows = []
+    with gitio.BlobReader(root) as blobs:
+        for (place, _blob), data in zip(wanted, blobs.read_many([b for _, b in wanted]), strict=True):
+            try:
+                stored = stored_record(data or b"", place.record)
+            except (UsageError, UnicodeDecodeError):
+                rows.append((place.archive_no, None, None))  # nothing can be told of it, so nothing is left out
+                continue
+            recipient = stored.get("recipient")
+            rows.append(
+                (
+                    place.archive_no,
+                    str(stored.get("status")),
+                    recipient if isinstance(recipient, str) and recipient else None,
+                )
+            )
+    return rows
+
+
+def _record_blobs_at(root: Path, rev: str) -> list[tuple[HouseholdPath, str]]:
+    """(household, record blob id) of every record in rev, from one ls-tree.
+
+    Records are then read by blob id, not by `rev:path`, which git resolves through
+    the building's tree each time (32x slower at 100,000 households, issue 30).
     """
     tree = gitio.tree_at(root, rev, HOUSEHOLDS)
     if tree is None:
-        return
+        return []
     wanted = []
     for kind, blob, relative in gitio.tree_entries(root, tree, recursive=True):
         place = HouseholdPath.of_record(f"{HOUSEHOLDS}/{relative}")
         if kind == "blob" and place is not None:
             wanted.append((place, blob))
-    with gitio.BlobReader(root) as blobs:
-        for (place, _blob), data in zip(wanted, blobs.read_many([b for _, b in wanted]), strict=True):
-            yield place, place.record, data or b""
+    return wanted
 
 
 @dataclass
