@@ -66,6 +66,8 @@ class Reader:
         self.present = present or (lambda plain: plain)
         self.out_of_reach: str | None = None
         self.checked = 0  # record versions opened and checked
+        self.asked = False  # record_key was called: the reader's identity was loaded (a passphrase asked) or not
+        self.reveals = present is None  # values are shown as they are (approve --reveal), not masked
 
     def look(self, stored: dict) -> Look:
         """Open one stored record in memory and check its fingerprints; paths and reasons only in the words."""
@@ -77,6 +79,7 @@ class Reader:
             return Look(unchecked=[why.format(who=self.who, building=inert(building))])
         if self.out_of_reach is not None:
             return Look(unchecked=[_("fingerprints: not checked ({why})").format(why=self.out_of_reach)])
+        self.asked = True
         try:
             key = self.record_key(stored)
             plain, sealed = records.open_record(stored, key)
