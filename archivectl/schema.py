@@ -274,6 +274,7 @@ class HouseholdSchema:
     def __init__(self, doc: dict):
         self.doc = doc
         self._defs = doc.get("$defs", {})
+        self._personal: dict[str, bool] = {}  # holds_personal, by top-level field: verify asks it of every record
 
     @functools.cached_property
     def validator(self) -> Any:
@@ -331,7 +332,9 @@ class HouseholdSchema:
 
     def holds_personal(self, name: str) -> bool:
         """True when the top-level field is personal or has a personal field inside."""
-        return self._holds_personal(self.child(self.doc, name), 0)
+        if name not in self._personal:
+            self._personal[name] = self._holds_personal(self.child(self.doc, name), 0)
+        return self._personal[name]
 
     def _holds_personal(self, node: dict, depth: int) -> bool:
         node = self.resolve(node)
@@ -692,6 +695,8 @@ _TEXT_BREAKS = re.compile("[\t\n]")
 
 def control_characters(value: Any, path: str = "") -> list[str]:
     """Clear text that could act on the screen of whoever reads it (screen.UNSAFE; tabs and newlines kept)."""
+    if not path and not _any_control_character(value):  # nearly every record: no path worked out for any field
+        return []
     from archivectl.screen import unsafe_in
 
     if isinstance(value, str):
@@ -702,6 +707,26 @@ def control_characters(value: Any, path: str = "") -> list[str]:
     if isinstance(value, list):
         return [p for i, v in enumerate(value) for p in control_characters(v, f"{path}.{i}")]
     return []
+
+
+def _any_control_character(value: Any) -> bool:
+    """Whether control_characters(value) finds anything: the same test of each text, without the paths."""
+    from archivectl.screen import unsafe_in
+
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        kind = type(item)
+        if kind is str:
+            if not item.isprintable() and unsafe_in(_TEXT_BREAKS.sub("", item)):
+                return True
+        elif kind is dict:
+            todo.extend(item.values())
+        elif kind is list:
+            todo.extend(item)
+        elif isinstance(item, str | dict | list):  # a subclass: as control_characters takes it
+            return True
+    return False
 
 
 def household(schemas_dir: Path) -> HouseholdSchema:
