@@ -27,6 +27,7 @@ import marshal
 import os
 import re
 import shutil
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -399,7 +400,7 @@ def _read_and_summarise(
 
 
 @contextlib.contextmanager
-def in_child(work: Callable[[], list[Any]]) -> Iterator[Callable[[], list[Any] | None]]:
+def in_child(work: Callable[[], list[Any]], wait: bool = True) -> Iterator[Callable[[], list[Any] | None]]:
     """Run work in a forked process while the block runs; yields a getter of its answer (None if it failed).
 
     The answer comes back in marshal's format (plain values only, as facts are):
@@ -407,6 +408,11 @@ def in_child(work: Callable[[], list[Any]]) -> Iterator[Callable[[], list[Any] |
     that fails says nothing (no traceback) and answers None: the caller does
     the work itself, failing as one process would. Also review's story of many
     households (ops/review), which sends back only what the reader is shown.
+
+    The getter may be called inside the block (it waits for the child then) or
+    after it. A block that raises stops the child; so does leaving the block
+    without having asked for the answer, with wait=False (work done ahead that
+    turned out not to be needed).
     """
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -421,20 +427,34 @@ def in_child(work: Callable[[], list[Any]]) -> Iterator[Callable[[], list[Any] |
             os._exit(status)
     os.close(write_end)
     answer: list[list[Any] | None] = [None]
+    done: list[bool] = []
+
+    def finish(stop: bool) -> None:
+        if done:
+            return
+        done.append(True)
+        if stop:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if status == 0 and not stop:
+            with contextlib.suppress(ValueError, EOFError, TypeError):
+                found = marshal.loads(data)  # noqa: S302 - our own child's answer through our own pipe
+                answer[0] = found if isinstance(found, list) else None
 
     def collect() -> list[Any] | None:
+        finish(stop=False)
         return answer[0]
 
     try:
         yield collect
+    except BaseException:
+        finish(stop=True)
+        raise
     finally:
-        with os.fdopen(read_end, "rb") as pipe:
-            data = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        if status == 0:
-            with contextlib.suppress(ValueError, EOFError, TypeError):
-                found = marshal.loads(data)  # noqa: S302 - our own child's answer through our own pipe
-                answer[0] = found if isinstance(found, list) else None
+        finish(stop=not wait)
 
 
 # ------------------------------------------------------------------ cache files

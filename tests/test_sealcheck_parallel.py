@@ -1,11 +1,12 @@
 """A reader's story of many households, told half in a forked process, is the story one process tells (issue 30).
 
 approve (and review --open) opens every record an import writes: two age decryptions and a parse each.
-From ops/review.PARALLEL_FROM households in a commit, half are opened in a forked child (facts.in_child),
-which sends back only what the reader is shown. Here, on a real import above that threshold: the same
-lines and story either way, the same refusal of a sealed block re-sealed behind its old fingerprints in
-the child's half, nothing in clear; and the sealed YAML read the quick way (records.read_sealed) is what
-the strict loader reads.
+From ops/review.PARALLEL_FROM households in a commit, part are opened in a forked child (facts.in_child),
+which sends back only what the reader is shown: approve forks it before it judges the range (the later
+households: review.opening_ahead), review --open once it has (half). Here, on a real import above that
+threshold: the same lines and story every way, the same refusal of a sealed block re-sealed behind its
+old fingerprints in the child's part, nothing in clear; and the sealed YAML read the quick way
+(records.read_sealed) is what the strict loader reads.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from archivectl.ops import review as review_ops
 from archivectl.ops.common import open_key
 
 FORGED_PHONE = "13900009999"
+PARALLEL_FROM = review_ops.PARALLEL_FROM
 
 
 def _acting_as(monkeypatch, world: World, who: str) -> None:
@@ -39,26 +41,34 @@ def _import_many(world: World) -> list[str]:
     """clk01 imports PARALLEL_FROM + 20 households (each unit its own), awaiting mgr01; their numbers."""
     rows = [
         RECORD.replace('unit: "1203"', f'unit: "{2000 + i}"').replace("floor: 12", f"floor: {20 + i // 100}")
-        for i in range(review_ops.PARALLEL_FROM + 20)
+        for i in range(PARALLEL_FROM + 20)
     ]
     (world.tmp / "rows.yaml").write_text("---\n".join(rows))
     world.ok("clk01", "import", str(world.tmp / "rows.yaml"), "--reason", "digitising paper dossiers", "-a", "mgr01")
     return [n.strip() for n in world.trailers()["Archive-No"].split(",")]
 
 
-def _plan(monkeypatch, world: World, processes: int) -> approvals.ApprovalPlan:
-    monkeypatch.setattr(review_ops, "PARALLEL_FROM", review_ops.PARALLEL_FROM if processes == 2 else 10**9)
+@contextlib.contextmanager
+def _nothing_ahead(*args):
+    yield None
+
+
+def _plan(monkeypatch, world: World, how: str) -> approvals.ApprovalPlan:
+    """approve's plan told by how: "ahead" (a child forked before the judge opens the later households),
+    "split" (a child forked once judged opens half), or "one" (this process alone)."""
+    monkeypatch.setattr(review_ops, "PARALLEL_FROM", PARALLEL_FROM if how != "one" else 10**9)
+    monkeypatch.setattr(approvals, "opening_ahead", review_ops.opening_ahead if how == "ahead" else _nothing_ahead)
     return approvals.plan(Archive.find(str(world.root)), None)
 
 
 def _answers_watched(monkeypatch) -> list:
-    """What each forked child answered (None: it failed, and the parent told its half itself)."""
+    """What each forked child answered (None: it failed, and the parent told its part itself)."""
     answers = []
     real = facts.in_child
 
     @contextlib.contextmanager
-    def watched(work):
-        with real(work) as theirs:
+    def watched(work, **kw):
+        with real(work, **kw) as theirs:
             yield theirs
         answers.append(theirs())
 
@@ -70,23 +80,24 @@ def test_the_story_told_by_two_processes_is_the_one_process_story(world: World, 
     numbers = _import_many(world)
     _acting_as(monkeypatch, world, "mgr01")
     answers = _answers_watched(monkeypatch)
-    two, one = _plan(monkeypatch, world, 2), _plan(monkeypatch, world, 1)
-    assert len(answers) == 1 and len(answers[0]) == len(numbers) // 2 + 1  # half the households, and the count
-    assert two.lines == one.lines and two.story == one.story
-    assert len(two.story["changes"][0]["households"]) == len(numbers)
-    last = two.story["changes"][0]["households"][-1]  # told by the child
-    assert (
-        last["archive_no"] == numbers[-1]
-        and {"field": "customers.0.phone", "old": "-", "new": "138****5678"} in (last["sealed_values"])
-    )
-    assert two.story["changes"][0]["unchecked"] == [] and two.story["changes"][0]["findings"] == []
-    told = "\n".join(two.lines)
+    ahead, split, one = (_plan(monkeypatch, world, how) for how in ("ahead", "split", "one"))
+    assert ahead.lines == split.lines == one.lines and ahead.story == split.story == one.story
+    [[commit, count, opened, out_of_reach, rows]], split_answer = answers
+    assert (commit, count, out_of_reach) == (one.commits[0]["commit"], len(numbers), None)
+    assert opened == len(rows) == int(len(numbers) * review_ops.AHEAD_SHARE)
+    assert len(split_answer) == len(numbers) // 2 + 1  # half the households, and the count
+    assert len(ahead.story["changes"][0]["households"]) == len(numbers)
+    last = ahead.story["changes"][0]["households"][-1]  # told by the child
+    assert last["archive_no"] == numbers[-1]
+    assert {"field": "customers.0.phone", "old": "-", "new": "138****5678"} in last["sealed_values"]
+    assert ahead.story["changes"][0]["unchecked"] == [] and ahead.story["changes"][0]["findings"] == []
+    told = "\n".join(ahead.lines)
     for secret in SECRETS:
         assert secret not in told
     monkeypatch.undo()
     # review --open tells the same, by the CLI
     story = json.loads(world.ok("mgr01", "review", "main~1..main", "--open", "--format", "json"))
-    assert story["changes"] == two.story["changes"]
+    assert story["changes"] == ahead.story["changes"]
 
 
 def test_a_sealed_block_behind_old_fingerprints_in_the_childs_half_is_refused_as_by_one_process(
@@ -119,6 +130,11 @@ def test_a_sealed_block_behind_old_fingerprints_in_the_childs_half_is_refused_as
         == refusals[1]
         == (f"{forged}: sealed fields customers.0.phone differ from their fingerprints; nothing was signed")
     )
+    # someone it does not await is refused once judged, the child forked before the judge stopped unasked
+    _acting_as(monkeypatch, world, "gm01")
+    for how in ("ahead", "one"):
+        with pytest.raises(ArchiveError, match="nothing in HEAD awaits gm01; it awaits mgr01"):
+            _plan(monkeypatch, world, how)
     monkeypatch.undo()
     before = world.snapshot()
     result = world.cli("mgr01", "approve", "--yes", "--reason", "looks fine")
