@@ -124,11 +124,11 @@ def read_sealed(plaintext: bytes) -> Any:
 def merge(clear: Any, sealed: Any) -> Any:
     """Put sealed values back into the clear structure (dicts by key, lists by index)."""
     if sealed is None:
-        return copy.deepcopy(clear)
+        return _copied(clear)
     if isinstance(clear, dict) and isinstance(sealed, dict):
-        out = copy.deepcopy(clear)
+        out = _copied(clear)
         for key, value in sealed.items():
-            out[key] = merge(out[key], value) if key in out else copy.deepcopy(value)
+            out[key] = merge(out[key], value) if key in out else _copied(value)
         return out
     if isinstance(clear, list) and isinstance(sealed, list):
         out = []
@@ -137,7 +137,23 @@ def merge(clear: Any, sealed: Any) -> Any:
             s = sealed[i] if i < len(sealed) else None
             out.append(merge(c, s))
         return out
-    return copy.deepcopy(sealed)
+    return _copied(sealed)
+
+
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def _copied(value: Any) -> Any:
+    """copy.deepcopy(value) for what YAML gives (no value shared twice: the loader refuses aliases), quicker:
+    new dicts and lists, the same immutable scalars; anything else by deepcopy itself."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copied(v) for k, v in value.items()}
+    if kind is list:
+        return [_copied(v) for v in value]
+    if kind in _IMMUTABLE:
+        return value
+    return copy.deepcopy(value)
 
 
 def load_stored(text: bytes, source: str) -> dict:
