@@ -2,8 +2,9 @@
 
 approve (and review --open) opens every record an import writes: two age decryptions and a parse each.
 From ops/review.PARALLEL_FROM households in a commit, part are opened in a forked child (facts.in_child),
-which sends back only what the reader is shown: approve forks it before it judges the range (the later
-households: review.opening_ahead), review --open once it has (half). Here, on a real import above that
+which sends back only what the reader is shown: approve and review --open fork it before they judge the
+range when the reader's identity loads without a passphrase to ask (the later households:
+review.opening_ahead), else once it is judged (half). Here, on a real import above that
 threshold: the same lines and story every way, the same refusal of a sealed block re-sealed behind its
 old fingerprints in the child's part, nothing in clear; and the sealed YAML read the quick way
 (records.read_sealed) is what the strict loader reads.

@@ -114,7 +114,8 @@ def review(archive: Archive, range_spec: str | None = None, check_sealed: Sealed
     built to reveal, as approve --reveal does, registered).
     """
     chosen = resolve_range(archive, range_spec)
-    return tell(archive, chosen, judge.judge(archive, chosen.revs, allow_pending=True), check_sealed)
+    with opening_ahead(archive, chosen, check_sealed) as ahead:  # an import's households opened while judged
+        return tell(archive, chosen, judge.judge(archive, chosen.revs, allow_pending=True), check_sealed, ahead=ahead)
 
 
 def tell(
