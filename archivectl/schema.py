@@ -268,6 +268,21 @@ def _describe(err: Any) -> str:
     return _("{field}: fails the schema rule '{rule}'").format(field=where, rule=kind)
 
 
+_ITEM = object()  # a list's item, as a step of a place in a record (mask)
+_MASK_RULES_KEPT = 1000  # places kept under one place (a record's fields are some tens)
+
+
+class _MaskRule:
+    """How the values at one place of a record are masked: its schema node (resolved), whether it is personal
+    (x-sensitive there or above), how (x-mask), and the rules of the places under it, as they are asked for."""
+
+    __slots__ = ("how", "node", "sensitive", "under")
+
+    def __init__(self, node: dict, sensitive: bool, how: str):
+        self.node, self.sensitive, self.how = node, sensitive, how
+        self.under: dict[Any, _MaskRule] = {}
+
+
 class HouseholdSchema:
     """household.schema.json with the operations records need from it."""
 
@@ -275,6 +290,7 @@ class HouseholdSchema:
         self.doc = doc
         self._defs = doc.get("$defs", {})
         self._personal: dict[str, bool] = {}  # holds_personal, by top-level field: verify asks it of every record
+        self._mask_root: _MaskRule | None = None
 
     @functools.cached_property
     def validator(self) -> Any:
@@ -492,18 +508,34 @@ class HouseholdSchema:
 
     def mask(self, record: Any) -> Any:
         """The record with every personal value masked (张*, 138****5678)."""
-        return self._mask(record, self.resolve(self.doc), False, "text")
+        if self._mask_root is None:
+            node = self.resolve(self.doc)
+            self._mask_root = _MaskRule(node, bool(node.get("x-sensitive")), node.get("x-mask", "text"))
+        return self._mask(record, self._mask_root)
 
-    def _mask(self, value: Any, node: dict, sensitive: bool, how: str) -> Any:
-        node = self.resolve(node)
-        sensitive = sensitive or bool(node.get("x-sensitive"))
-        how = node.get("x-mask", how)
+    def _mask(self, value: Any, rule: _MaskRule) -> Any:
+        """value masked by the rule of its place (whether personal, and how to mask it: x-mask)."""
         if isinstance(value, dict):
-            return {k: self._mask(v, self.child(node, k), sensitive, "text") for k, v in value.items()}
+            return {k: self._mask(v, self._mask_rule(rule, k)) for k, v in value.items()}
         if isinstance(value, list):
-            items = self.resolve(node.get("items", {}))
-            return [self._mask(v, items, sensitive, how) for v in value]
-        return mask_value(value, how) if sensitive else value
+            return [self._mask(v, self._mask_rule(rule, _ITEM)) for v in value]
+        return mask_value(value, rule.how) if rule.sensitive else value
+
+    def _mask_rule(self, rule: _MaskRule, key: Any) -> _MaskRule:
+        """The rule of a field (key) or item (_ITEM) under rule, worked out from the schema once per place:
+        an import masks 20,000 records of the same shape. A dict key keeps its type (1 and 1.0 are equal keys,
+        but the schema reads an int as an item index)."""
+        step = key if key is _ITEM else (type(key), key)
+        found = rule.under.get(step)
+        if found is None:
+            if key is _ITEM:  # an item of a list: the list's x-mask carries on
+                node, how = self.resolve(self.resolve(rule.node.get("items", {}))), rule.how
+            else:
+                node, how = self.resolve(self.child(rule.node, key)), "text"
+            found = _MaskRule(node, rule.sensitive or bool(node.get("x-sensitive")), node.get("x-mask", how))
+            if len(rule.under) < _MASK_RULES_KEPT:
+                rule.under[step] = found
+        return found
 
     def sealed_placeholder(self, clear: dict, sealed_fields: list[str]) -> dict:
         """The clear part with '(sealed)' where personal top-level fields are present."""

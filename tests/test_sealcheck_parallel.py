@@ -24,6 +24,7 @@ from archivectl.errors import ArchiveError, UsageError
 from archivectl.ops import approvals
 from archivectl.ops import review as review_ops
 from archivectl.ops.common import open_key
+from archivectl.schema import mask_value
 
 FORGED_PHONE = "13900009999"
 PARALLEL_FROM = review_ops.PARALLEL_FROM
@@ -186,3 +187,30 @@ def test_read_sealed_answers_or_refuses_as_the_strict_loader(text: bytes):
         assert str(quick.value) == str(exc)
     else:
         assert records.read_sealed(text) == strict
+
+
+def _mask_walked(schema, value, node, sensitive=False, how="text"):
+    """schema.mask as it walked the schema for every value before its rules were kept per place."""
+    node = schema.resolve(node)
+    sensitive = sensitive or bool(node.get("x-sensitive"))
+    how = node.get("x-mask", how)
+    if isinstance(value, dict):
+        return {k: _mask_walked(schema, v, schema.child(node, k), sensitive) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_walked(schema, v, schema.resolve(node.get("items", {})), sensitive, how) for v in value]
+    return mask_value(value, how) if sensitive else value
+
+
+def test_masks_kept_per_place_mask_as_the_schema_walk(world: World):
+    schema = Archive.find(str(world.root)).household_schema
+    record = yamlio.loads(RECORD)
+    odd = [
+        record,
+        {**record, "customers": [None, 3, ["a"], {"name": "王测试", "unknown": {"deep": ["x"]}}], 7: "seven"},
+        {"vehicles": {"plate": "京A12345"}, "emergency_contacts": "not a list"},
+        {},
+        [record],
+        "text",
+    ]
+    for value in odd * 2:  # the second time by the rules kept
+        assert repr(schema.mask(value)) == repr(_mask_walked(schema, value, schema.doc))
