@@ -38,6 +38,7 @@ _ODD_ASCII = re.compile("[^\n\x20-\x7e]")  # the same for ASCII text, several ti
 
 _MADE_HERE = {f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float")}
 _loader: Any = None
+_candidates: dict[str, tuple[Any, ...]] = {}  # a scalar's first character -> (tag, pattern) the loader tries
 
 
 def _resolve(value: str) -> Any:
@@ -45,8 +46,15 @@ def _resolve(value: str) -> Any:
     global _loader
     if _loader is None:
         _loader = yamlio.strict_loader("")
-    resolvers = _loader.yaml_implicit_resolvers
-    tag = next((t for t, rx in resolvers.get(value[0], []) + resolvers.get(None, []) if rx.match(value)), None)
+    candidates = _candidates.get(value[0])
+    if candidates is None:  # the resolvers the loader tries for a scalar starting so, in its order, once
+        resolvers = _loader.yaml_implicit_resolvers
+        candidates = _candidates[value[0]] = tuple(resolvers.get(value[0], []) + resolvers.get(None, []))
+    tag = None
+    for t, rx in candidates:
+        if rx.match(value):
+            tag = t
+            break
     if tag is None:
         return value
     if tag not in _MADE_HERE:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from archivectl import blindindex, crypto, fingerprints, gitio, yamlio
+from archivectl import blindindex, clearread, crypto, fingerprints, gitio, yamlio
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
 from archivectl.layout import HouseholdPath
@@ -92,7 +92,7 @@ def open_record(stored: dict, record_key: Any) -> tuple[dict, dict]:
     armored = stored.get("sealed")
     if not armored:
         return clear, {}
-    sealed = yamlio.loads(crypto.open_sealed(armored, record_key), source="sealed block")
+    sealed = read_sealed(crypto.open_sealed(armored, record_key))
     if not isinstance(sealed, dict):
         raise ArchiveError(
             _("{archive_no}: sealed block does not hold a mapping").format(archive_no=stored.get("archive_no"))
@@ -100,14 +100,35 @@ def open_record(stored: dict, record_key: Any) -> tuple[dict, dict]:
     return merge(clear, sealed), sealed
 
 
+def read_sealed(plaintext: bytes) -> Any:
+    """yamlio.loads(plaintext, "sealed block"), read by clearread where the block is as padded() writes it.
+
+    padded() ends the YAML with one comment line at column 0 (`# padding` and spaces). Where the text
+    before it is in clearread's subset (block collections and one-line scalars: nothing a line at column
+    0 could continue), the strict loader reads the whole text as that part alone, the comment skipped,
+    and clearread reads that part as the strict loader does. Anything else (a block sealed before
+    padding, or not as archivectl writes it) is read by the strict loader, with its refusals.
+    """
+    cut = plaintext.rfind(b"\n" + _PADDING) + 1
+    tail = plaintext[cut + len(_PADDING) :]
+    if cut > 0 and len(plaintext) <= yamlio.MAX_YAML_BYTES and tail.endswith(b"\n") and not tail[:-1].strip(b" "):
+        try:
+            found = clearread.mapping(plaintext[:cut].decode("utf-8"))  # as yamlio.loads: UTF-8 only
+        except UnicodeDecodeError:
+            found = None
+        if found is not None:
+            return found
+    return yamlio.loads(plaintext, source="sealed block")
+
+
 def merge(clear: Any, sealed: Any) -> Any:
     """Put sealed values back into the clear structure (dicts by key, lists by index)."""
     if sealed is None:
-        return copy.deepcopy(clear)
+        return _copied(clear)
     if isinstance(clear, dict) and isinstance(sealed, dict):
-        out = copy.deepcopy(clear)
+        out = _copied(clear)
         for key, value in sealed.items():
-            out[key] = merge(out[key], value) if key in out else copy.deepcopy(value)
+            out[key] = merge(out[key], value) if key in out else _copied(value)
         return out
     if isinstance(clear, list) and isinstance(sealed, list):
         out = []
@@ -116,7 +137,23 @@ def merge(clear: Any, sealed: Any) -> Any:
             s = sealed[i] if i < len(sealed) else None
             out.append(merge(c, s))
         return out
-    return copy.deepcopy(sealed)
+    return _copied(sealed)
+
+
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def _copied(value: Any) -> Any:
+    """copy.deepcopy(value) for what YAML gives (no value shared twice: the loader refuses aliases), quicker:
+    new dicts and lists, the same immutable scalars; anything else by deepcopy itself."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copied(v) for k, v in value.items()}
+    if kind is list:
+        return [_copied(v) for v in value]
+    if kind in _IMMUTABLE:
+        return value
+    return copy.deepcopy(value)
 
 
 def load_stored(text: bytes, source: str) -> dict:

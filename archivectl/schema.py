@@ -268,12 +268,29 @@ def _describe(err: Any) -> str:
     return _("{field}: fails the schema rule '{rule}'").format(field=where, rule=kind)
 
 
+_ITEM = object()  # a list's item, as a step of a place in a record (mask)
+_MASK_RULES_KEPT = 1000  # places kept under one place (a record's fields are some tens)
+
+
+class _MaskRule:
+    """How the values at one place of a record are masked: its schema node (resolved), whether it is personal
+    (x-sensitive there or above), how (x-mask), and the rules of the places under it, as they are asked for."""
+
+    __slots__ = ("how", "node", "sensitive", "under")
+
+    def __init__(self, node: dict, sensitive: bool, how: str):
+        self.node, self.sensitive, self.how = node, sensitive, how
+        self.under: dict[Any, _MaskRule] = {}
+
+
 class HouseholdSchema:
     """household.schema.json with the operations records need from it."""
 
     def __init__(self, doc: dict):
         self.doc = doc
         self._defs = doc.get("$defs", {})
+        self._personal: dict[str, bool] = {}  # holds_personal, by top-level field: verify asks it of every record
+        self._mask_root: _MaskRule | None = None
 
     @functools.cached_property
     def validator(self) -> Any:
@@ -331,7 +348,9 @@ class HouseholdSchema:
 
     def holds_personal(self, name: str) -> bool:
         """True when the top-level field is personal or has a personal field inside."""
-        return self._holds_personal(self.child(self.doc, name), 0)
+        if name not in self._personal:
+            self._personal[name] = self._holds_personal(self.child(self.doc, name), 0)
+        return self._personal[name]
 
     def _holds_personal(self, node: dict, depth: int) -> bool:
         node = self.resolve(node)
@@ -489,18 +508,34 @@ class HouseholdSchema:
 
     def mask(self, record: Any) -> Any:
         """The record with every personal value masked (张*, 138****5678)."""
-        return self._mask(record, self.resolve(self.doc), False, "text")
+        if self._mask_root is None:
+            node = self.resolve(self.doc)
+            self._mask_root = _MaskRule(node, bool(node.get("x-sensitive")), node.get("x-mask", "text"))
+        return self._mask(record, self._mask_root)
 
-    def _mask(self, value: Any, node: dict, sensitive: bool, how: str) -> Any:
-        node = self.resolve(node)
-        sensitive = sensitive or bool(node.get("x-sensitive"))
-        how = node.get("x-mask", how)
+    def _mask(self, value: Any, rule: _MaskRule) -> Any:
+        """value masked by the rule of its place (whether personal, and how to mask it: x-mask)."""
         if isinstance(value, dict):
-            return {k: self._mask(v, self.child(node, k), sensitive, "text") for k, v in value.items()}
+            return {k: self._mask(v, self._mask_rule(rule, k)) for k, v in value.items()}
         if isinstance(value, list):
-            items = self.resolve(node.get("items", {}))
-            return [self._mask(v, items, sensitive, how) for v in value]
-        return mask_value(value, how) if sensitive else value
+            return [self._mask(v, self._mask_rule(rule, _ITEM)) for v in value]
+        return mask_value(value, rule.how) if rule.sensitive else value
+
+    def _mask_rule(self, rule: _MaskRule, key: Any) -> _MaskRule:
+        """The rule of a field (key) or item (_ITEM) under rule, worked out from the schema once per place:
+        an import masks 20,000 records of the same shape. A dict key keeps its type (1 and 1.0 are equal keys,
+        but the schema reads an int as an item index)."""
+        step = key if key is _ITEM else (type(key), key)
+        found = rule.under.get(step)
+        if found is None:
+            if key is _ITEM:  # an item of a list: the list's x-mask carries on
+                node, how = self.resolve(self.resolve(rule.node.get("items", {}))), rule.how
+            else:
+                node, how = self.resolve(self.child(rule.node, key)), "text"
+            found = _MaskRule(node, rule.sensitive or bool(node.get("x-sensitive")), node.get("x-mask", how))
+            if len(rule.under) < _MASK_RULES_KEPT:
+                rule.under[step] = found
+        return found
 
     def sealed_placeholder(self, clear: dict, sealed_fields: list[str]) -> dict:
         """The clear part with '(sealed)' where personal top-level fields are present."""
@@ -692,6 +727,8 @@ _TEXT_BREAKS = re.compile("[\t\n]")
 
 def control_characters(value: Any, path: str = "") -> list[str]:
     """Clear text that could act on the screen of whoever reads it (screen.UNSAFE; tabs and newlines kept)."""
+    if not path and not _any_control_character(value):  # nearly every record: no path worked out for any field
+        return []
     from archivectl.screen import unsafe_in
 
     if isinstance(value, str):
@@ -702,6 +739,26 @@ def control_characters(value: Any, path: str = "") -> list[str]:
     if isinstance(value, list):
         return [p for i, v in enumerate(value) for p in control_characters(v, f"{path}.{i}")]
     return []
+
+
+def _any_control_character(value: Any) -> bool:
+    """Whether control_characters(value) finds anything: the same test of each text, without the paths."""
+    from archivectl.screen import unsafe_in
+
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        kind = type(item)
+        if kind is str:
+            if not item.isprintable() and unsafe_in(_TEXT_BREAKS.sub("", item)):
+                return True
+        elif kind is dict:
+            todo.extend(item.values())
+        elif kind is list:
+            todo.extend(item)
+        elif isinstance(item, str | dict | list):  # a subclass: as control_characters takes it
+            return True
+    return False
 
 
 def household(schemas_dir: Path) -> HouseholdSchema:

@@ -52,7 +52,9 @@ class Reader:
 
     who: the reader's staff id (for the words); may_read(building): whether they read it (P7);
     record_key(stored): the household's record key (raises ArchiveError, or OutOfReach to stop trying);
-    present(plain record): what the reader is shown of it (masked, or as it is when they asked to reveal).
+    present(plain record): what the reader is shown of it (masked, or as it is when they asked to reveal);
+    prepare(): loads what record_key needs (the reader's identity) where that asks the person nothing, and
+    says whether it did (a command forks a second process to open records only once it is loaded).
     """
 
     def __init__(
@@ -61,11 +63,15 @@ class Reader:
         may_read: Callable[[str], bool],
         record_key: Callable[[dict], Any],
         present: Callable[[dict], dict] | None = None,
+        prepare: Callable[[], bool] | None = None,
     ):
         self.who, self.may_read, self.record_key = who, may_read, record_key
+        self.prepare = prepare or (lambda: False)  # what opening needs, loaded now if that asks nothing: ready?
         self.present = present or (lambda plain: plain)
         self.out_of_reach: str | None = None
         self.checked = 0  # record versions opened and checked
+        self.asked = False  # record_key was called: the reader's identity was loaded (a passphrase asked) or not
+        self.reveals = present is None  # values are shown as they are (approve --reveal), not masked
 
     def look(self, stored: dict) -> Look:
         """Open one stored record in memory and check its fingerprints; paths and reasons only in the words."""
@@ -77,6 +83,7 @@ class Reader:
             return Look(unchecked=[why.format(who=self.who, building=inert(building))])
         if self.out_of_reach is not None:
             return Look(unchecked=[_("fingerprints: not checked ({why})").format(why=self.out_of_reach)])
+        self.asked = True
         try:
             key = self.record_key(stored)
             plain, sealed = records.open_record(stored, key)

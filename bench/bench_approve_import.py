@@ -25,11 +25,15 @@ from bench_scale import write_csv
 from common import machine, make_archive, person_env
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """(wall seconds, CPU seconds of the command and its children, stdout); exits on failure."""
+def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the command and its children, stdout); exits on failure.
+
+    cwd: not a checkout (`python -m` puts the working directory first on sys.path, before PYTHONPATH:
+    run from a checkout's root, every code would be that checkout's).
+    """
     before = os.times()
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
     wall = time.perf_counter() - start
     after = os.times()
     if proc.returncode != 0:
@@ -51,9 +55,9 @@ def measure(code: Path, size: int, base: Path) -> dict[str, tuple[float, float]]
     cli = [sys.executable, "-m", "archivectl", "--archive", str(archive)]
     clerk = {**person_env(people["clk01"]), **env_code}
     manager = {**person_env(people["mgr01"]), **env_code}
-    got = {"import": timed([*cli, "import", str(csv_path), "-r", "bench import", "-a", "mgr01"], clerk)[:2]}
-    got["approve"] = timed([*cli, "approve", "--yes", "--reason", "bench approval"], manager)[:2]
-    wall, cpu, out = timed([*cli, "verify", "--range", f"{start}..HEAD", "--format", "json"], manager)
+    got = {"import": timed([*cli, "import", str(csv_path), "-r", "bench import", "-a", "mgr01"], clerk, base)[:2]}
+    got["approve"] = timed([*cli, "approve", "--yes", "--reason", "bench approval"], manager, base)[:2]
+    wall, cpu, out = timed([*cli, "verify", "--range", f"{start}..HEAD", "--format", "json"], manager, base)
     if '"ok": true' not in out:
         raise SystemExit(f"verify --range is not clean: {out[:400]}")
     got["verify --range"] = (wall, cpu)
@@ -69,7 +73,7 @@ def main() -> None:
     codes = [Path(__file__).resolve().parent.parent, *args.code]
     for code in codes:
         with tempfile.TemporaryDirectory(prefix=f"bench-approve-import-{args.households}-") as tmp:
-            got = measure(code, args.households, Path(tmp))
+            got = measure(code.resolve(), args.households, Path(tmp))
         print(f"\n{code} ({args.households} households; load {os.getloadavg()[0]:.1f})")
         for name, (wall, cpu) in got.items():
             print(f"  {name:15s} {wall:8.2f} s wall {cpu:8.2f} s CPU")

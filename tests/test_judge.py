@@ -343,3 +343,22 @@ def test_install_hooks_server_works_run_inside_the_bare_repository(tmp_path):
     assert result.returncode == 0, result.stderr
     hook = server / "hooks" / "pre-receive"
     assert "archivectl install-hooks" in hook.read_text() and os.access(hook, os.X_OK)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": "plain", "b": ["x", {"c": "y\tz\nw"}], "n": 3, "none": None},
+        {"repairs": [{"summary": "ok"}, {"summary": "bad \x1b[31m"}]},
+        {"note": "\u202eevil"},
+        {"note": "\u00adsoft hyphen"},
+        {"deep": [[["\x07"]]]},
+        "\x1b",
+        ["a", "b\n"],
+    ],
+)
+def test_control_characters_quick_look_agrees_with_the_paths(value):
+    # verify asks every record; the quick look without paths answers what the full one finds
+    from archivectl.schema import _any_control_character, control_characters
+
+    assert _any_control_character(value) == bool(control_characters(value))

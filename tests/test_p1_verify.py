@@ -10,10 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import pytest
 from conftest import RECORD, World
-
-from archivectl.judge import checks
 
 
 def verify(world: World, *args: str) -> tuple[int, list[dict]]:
@@ -82,12 +79,7 @@ def test_the_first_active_household_of_a_unit_needs_no_mark_and_a_moved_out_one_
     assert verify(world) == (0, [])
 
 
-@pytest.mark.parametrize("units", [64, 0], ids=["units-by-pathspec", "whole-buildings-listed"])
-def test_import_marks_the_rows_saying_also_active_and_verify_flags_them_without_it(
-    world: World, units: int, monkeypatch: pytest.MonkeyPatch
-):  # P1
-    """Also when an import's units are too many to look up one by one (0: every unit counts as too many)."""
-    monkeypatch.setattr(checks, "_UNIT_PATHSPECS", units)
+def test_import_marks_the_rows_saying_also_active_and_verify_flags_them_without_it(world: World):  # P1
     rows = world.tmp / "rows.yaml"
     rows.write_text(RECORD + "---\n" + RECORD.replace("building: B03", "building: B03\nalso_active: true"))
     out = world.ok("clk01", "import", str(rows), "--reason", "digitising paper dossiers", "--approver", "mgr01")
@@ -131,3 +123,26 @@ def test_branches_that_each_add_the_unit_s_household_are_flagged_where_they_merg
 def test_a_branch_whose_add_says_also_active_merges_beside_the_other(world: World):  # P1
     branches_adding_to_one_unit(world, "--also-active")
     assert verify(world) == (0, [])
+
+
+def test_an_import_of_more_units_than_are_listed_by_path_flags_only_the_unmarked_second(world: World):  # P1
+    # More units than one ls-tree lists by their own folders (checks._UNITS_LISTED_BY_PATH): they are
+    # listed by building and picked out, with the same answer.
+    from archivectl.judge.checks import _UNITS_LISTED_BY_PATH
+
+    units = [f"{1300 + i}" for i in range(_UNITS_LISTED_BY_PATH + 6)]
+    rows = [RECORD.replace('unit: "1203"', f'unit: "{u}"') for u in units]
+    rows.append(RECORD.replace("building: B03", "building: B03\nalso_active: true"))  # beside the next one
+    rows.append(RECORD)  # B03/1203 once more: its second active household
+    (world.tmp / "rows.yaml").write_text("---\n".join(rows))
+    world.ok("clk01", "import", str(world.tmp / "rows.yaml"), "--reason", "digitising paper dossiers", "-a", "mgr01")
+    numbers = [n.strip() for n in world.trailers()["Archive-No"].split(",")]
+    assert world.trailers()["Also-Active"] == numbers[-2]
+    assert unit_findings(verify(world)[1]) == []  # the marked one beside the first: nothing to flag
+
+    forged = resign_without_the_mark(world, "clk01")
+    code, findings = verify(world, "--range", f"{forged}~1..{forged}")
+    assert code == 1
+    assert unit_findings(findings) == [
+        f"{numbers[-1]}: a second active household on B03/1203 beside {numbers[-2]}, not marked Also-Active (P1)"
+    ]

@@ -230,7 +230,7 @@ class History:
                 for c in changes
             ]
 
-        with forked.in_child(lambda: check(part[half:]), pickle.dumps, pickle.loads) as theirs:
+        with forked.in_child(lambda: check(part[half:]), dumps=pickle.dumps, loads=pickle.loads) as theirs:
             mine = check(part[:half])
         found = theirs()
         if not isinstance(found, list) or len(found) != len(part) - half:

@@ -19,14 +19,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from archivectl import gitio, judge, policy
+from archivectl import gitio, judge, policy, sealcheck
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
-from archivectl.identity import actor_of
+from archivectl.identity import Actor, actor_of
 from archivectl.judge.approvals import pending_row
 from archivectl.ops.common import Approval, check_reason, trailers
-from archivectl.ops.review import Range, default_range, story_lines, tell, written_without_fingerprints
+from archivectl.ops.review import (
+    Ahead,
+    Range,
+    default_range,
+    opening_ahead,
+    story_lines,
+    tell,
+    written_without_fingerprints,
+)
 from archivectl.ops.verify import pending as pending_in
 from archivectl.ops.verify import reader_check
 from archivectl.screen import inert
@@ -97,6 +105,21 @@ def plan(
                 where=chosen or "HEAD", tip=shown.tip[:12], expected=expect[:12]
             )
         )
+    reader = reader_check(archive, identity, reveal)
+    with opening_ahead(archive, shown, reader) as ahead:  # an import's households opened while it is judged
+        return _plan(archive, actor, chosen, shown, head, reader, ahead)
+
+
+def _plan(
+    archive: Archive,
+    actor: Actor,
+    chosen: str | None,
+    shown: Range,
+    head: str | None,
+    reader: sealcheck.Reader,
+    ahead: Ahead | None,
+) -> ApprovalPlan:
+    """plan(), once the range is resolved: judged, refused or told."""
     judged = judge.judge(archive, shown.revs, allow_pending=True)
     waiting = [pending_row(r) for r in judged.pending]
     settings = archive.settings.rules
@@ -140,7 +163,7 @@ def plan(
             ).format(where=where, n=len(judged.findings), commit=first.commit[:12], message=first.message)
         )
     bound = {row["commit"] for row in mine}
-    story = tell(archive, shown, judged, reader_check(archive, identity, reveal), only=bound)
+    story = tell(archive, shown, judged, reader, only=bound, ahead=ahead)
     _refuse_what_does_not_add_up(story)
     households = {h["archive_no"] for c in story["changes"] for h in c["households"]}
     lines = story_lines(story, as_markdown=False, whole=True)

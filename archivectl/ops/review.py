@@ -17,12 +17,14 @@ inert (control characters, escapes and bidi overrides shown as \\u escapes).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from archivectl import facts, fingerprints, gitio, judge, pii, records, rules, sealcheck, yamlio
+from archivectl import facts, fingerprints, forked, gitio, judge, pii, records, rules, sealcheck, yamlio
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
@@ -112,7 +114,8 @@ def review(archive: Archive, range_spec: str | None = None, check_sealed: Sealed
     built to reveal, as approve --reveal does, registered).
     """
     chosen = resolve_range(archive, range_spec)
-    return tell(archive, chosen, judge.judge(archive, chosen.revs, allow_pending=True), check_sealed)
+    with opening_ahead(archive, chosen, check_sealed) as ahead:  # an import's households opened while judged
+        return tell(archive, chosen, judge.judge(archive, chosen.revs, allow_pending=True), check_sealed, ahead=ahead)
 
 
 def tell(
@@ -121,8 +124,12 @@ def tell(
     judged: judge.Judgement,
     check_sealed: SealedCheck | None = None,
     only: set[str] | None = None,
+    ahead: Ahead | None = None,
 ) -> dict[str, Any]:
-    """The story of a range already judged (review, and approve for the commits it binds: only)."""
+    """The story of a range already judged (review, and approve for the commits it binds: only).
+
+    ahead (opening_ahead()): households a forked child has been telling while the range was judged.
+    """
     commits = gitio.commits_for_verify(archive.root, [chosen.revs])
     findings: dict[str, list[str]] = {}
     for f in judged.findings:
@@ -137,7 +144,7 @@ def tell(
             if action == "approve":
                 approvals.append(_approval_entry(info, findings))
                 continue
-            changes.append(_change(blobs, info, action, findings, judged, owners, check_sealed))
+            changes.append(_change(archive, blobs, info, action, findings, judged, owners, check_sealed, ahead))
     in_range = {c.commit for c in commits}
     loose = sorted({m for commit, ms in findings.items() if commit not in in_range for m in ms})
     state = _state(changes, approvals, loose)
@@ -164,6 +171,7 @@ def _approval_entry(info: gitio.CommitInfo, findings: dict[str, list[str]]) -> d
 
 
 def _change(
+    archive: Archive,
     blobs: gitio.BlobReader,
     info: gitio.CommitInfo,
     action: str,
@@ -171,6 +179,7 @@ def _change(
     judged: judge.Judgement,
     owners: list[tuple[str, list[str]]],
     check_sealed: SealedCheck | None = None,
+    ahead: Ahead | None = None,
 ) -> dict[str, Any]:
     """One commit told: what it does to each household and register, and where its approval stands."""
     rule = rules.TABLE.get(action)
@@ -182,10 +191,14 @@ def _change(
     unchecked: list[str] = []
     is_merge = len(info.parents) > 1
     if not is_merge:
-        for change in sorted(info.changes, key=lambda c: c.path):
+        changed = sorted(info.changes, key=lambda c: c.path)
+        told = iter(
+            _households(archive, blobs, [c for c in changed if _is_record(c)], action, check_sealed, ahead, info)
+        )
+        for change in changed:
             kind = rules.classify(change.path)
             if kind is not None and kind.kind == "record":
-                household, problems, not_opened = _household(blobs, change, action, check_sealed)
+                household, problems, not_opened = next(told)
                 households.append(household)
                 notes += problems
                 unchecked += not_opened
@@ -266,10 +279,17 @@ def _awaiting_words(named: list[str], more: list[str]) -> str:
     return _("awaiting {more}").format(more=", ".join(more))
 
 
-def _load(blobs: gitio.BlobReader, blob: str, path: str) -> dict:
-    if not blob or set(blob) == {"0"}:
-        return {}
-    data = blobs.read(blob)
+def _is_record(change: gitio.Change) -> bool:
+    kind = rules.classify(change.path)
+    return kind is not None and kind.kind == "record"
+
+
+def _stored_blob(blob: str) -> bool:
+    """Whether a side of a change names a blob (not none, as the old side of an added file)."""
+    return bool(blob) and set(blob) != {"0"}
+
+
+def _load(data: bytes | None, path: str) -> dict:
     try:
         loaded = facts.whole_record(data or b"", path)  # records.load_stored, the quick way where it reads the same
     except UsageError:
@@ -277,12 +297,175 @@ def _load(blobs: gitio.BlobReader, blob: str, path: str) -> dict:
     return loaded
 
 
+# A reader's story of this many households of one commit (an import's) or more is told partly in a forked
+# process (forked.in_child): each household opened costs two age decryptions and a parse (some 0.7 ms here),
+# the fork some milliseconds. Only what the reader is shown comes back through the pipe: masked values, field
+# paths, findings; a reader who asked to see values in clear (approve --reveal) tells them in one process.
+PARALLEL_FROM = 200
+_READ_AHEAD = 256  # blobs asked of cat-file at once: their ids fit in a pipe's buffer, so nothing waits on both ends
+
+
+def _forks_for(archive: Archive, check_sealed: SealedCheck | None) -> sealcheck.Reader | None:
+    """The reader whose openings a forked child may share, or None: masked values only, a keystore on this
+    machine (a key server's connection is not to be shared with a child), two cores and fork."""
+    reader = check_sealed if isinstance(check_sealed, sealcheck.Reader) else None
+    if (
+        reader is None
+        or reader.reveals
+        or archive.keystore.path is None
+        or (os.cpu_count() or 1) < 2
+        or not hasattr(os, "fork")
+    ):
+        return None
+    return reader
+
+
+def _households(
+    archive: Archive,
+    blobs: gitio.BlobReader,
+    changes: list[gitio.Change],
+    action: str,
+    check_sealed: SealedCheck | None,
+    ahead: Ahead | None = None,
+    info: gitio.CommitInfo | None = None,
+) -> list[tuple[dict[str, Any], list[str], list[str]]]:
+    """_household() of each record change, in order: for many opened by a reader, half in a forked process.
+
+    The households before the first record key is asked for are told here (the reader's identity is loaded,
+    a passphrase asked, or found out of reach, once and in this process); the child tells the second half of
+    the rest, with its own cat-file, and says how many it opened and whether the keystore was out of reach.
+    With ahead, the child forked before the judge has told this commit's later households: this process
+    tells the first ones and takes the child's (or tells them itself if it has none).
+    """
+    reader = _forks_for(archive, check_sealed)
+    if reader is None or len(changes) < PARALLEL_FROM:
+        return _tell(blobs, changes, action, check_sealed)
+    if ahead is not None and info is not None:
+        cut = _cut(len(changes))
+        told = _tell(blobs, changes[:cut], action, reader)
+        return told + (ahead.told(reader, info.commit, len(changes)) or _tell(blobs, changes[cut:], action, reader))
+    told = []
+    at = 0
+    while at < len(changes) and not reader.asked and reader.out_of_reach is None:
+        told += _tell(blobs, changes[at : at + 1], action, reader)
+        at += 1
+    if len(changes) - at < PARALLEL_FROM:
+        return told + _tell(blobs, changes[at:], action, reader)
+    half = at + (len(changes) - at) // 2
+    with forked.in_child(lambda: _told_in_child(archive, changes[half:], action, reader)) as theirs:
+        told += _tell(blobs, changes[at:half], action, reader)
+    answer = theirs()
+    if answer is None:  # the child failed: this process tells its half, as one process would have
+        return told + _tell(blobs, changes[half:], action, reader)
+    *rows, (checked, out_of_reach) = answer
+    reader.checked += checked
+    if reader.out_of_reach is None:
+        reader.out_of_reach = out_of_reach
+    return told + [(household, problems, not_opened) for household, problems, not_opened in rows]
+
+
+# Of each large commit's households, the share a child forked before the judge tells: this process judges
+# the range meanwhile (a third of the time a household's opening takes, each), then tells the rest. An import
+# of 20,000 with two thirds: the child 12.5 s of CPU, this process 10.9 s; with 0.6, 10.4 s and 11.0 s.
+AHEAD_SHARE = 0.6
+
+
+def _cut(count: int) -> int:
+    """Where the households told ahead by the child start, in a commit of count households."""
+    return count - int(count * AHEAD_SHARE)
+
+
+class Ahead:
+    """Households a child forked before the judge told (opening_ahead): the later part of each large commit's."""
+
+    def __init__(self, answer: Callable[[], list[Any] | None]):
+        self._answer = answer
+
+    def told(
+        self, reader: sealcheck.Reader, commit: str, count: int
+    ) -> list[tuple[dict[str, Any], list[str], list[str]]] | None:
+        """The child's rows for the commit of count households (waiting for it), or None if it has none."""
+        for entry in self._answer() or []:
+            if entry[0] == commit and entry[1] == count:
+                _, _, checked, out_of_reach, rows = entry
+                reader.checked += checked
+                if reader.out_of_reach is None:
+                    reader.out_of_reach = out_of_reach
+                return [(household, problems, not_opened) for household, problems, not_opened in rows]
+        return None
+
+
+@contextlib.contextmanager
+def opening_ahead(archive: Archive, chosen: Range, check_sealed: SealedCheck | None) -> Iterator[Ahead | None]:
+    """While the block judges the range (approve, review), a forked child opens the later part of the
+    households of each commit tell() will open in two processes (_households), for the block's tell() to take.
+
+    Only once the reader's identity is loaded without asking the person anything (sealcheck.Reader.prepare):
+    a passphrase is asked, if it must be, where one process would ask it. Work the block does not ask for
+    (a commit it does not tell, or a refusal) is stopped when the block ends.
+    """
+    reader = _forks_for(archive, check_sealed)
+    if reader is None or reader.out_of_reach is not None or not reader.prepare():
+        yield None
+        return
+    with forked.in_child(lambda: _ahead_in_child(archive, chosen, reader), wait=False) as theirs:
+        yield Ahead(theirs)
+
+
+def _ahead_in_child(archive: Archive, chosen: Range, reader: sealcheck.Reader) -> list[Any]:
+    """The child of opening_ahead(): [commit, households, opened, out of reach, rows] of each large commit."""
+    out: list[Any] = []
+    with gitio.BlobReader(archive.root) as blobs:
+        for info in gitio.commits_for_verify(archive.root, [chosen.revs]):
+            action = info.trailer("Action") or rules.legacy_action(info.subject) or ""
+            if action == "approve" or len(info.parents) > 1:
+                continue
+            changes = [c for c in sorted(info.changes, key=lambda c: c.path) if _is_record(c)]
+            if len(changes) < PARALLEL_FROM:
+                continue
+            checked = reader.checked
+            told = _tell(blobs, changes[_cut(len(changes)) :], action, reader)
+            rows = [[household, problems, not_opened] for household, problems, not_opened in told]
+            out.append([info.commit, len(changes), reader.checked - checked, reader.out_of_reach, rows])
+    return out
+
+
+def _told_in_child(archive: Archive, changes: list[gitio.Change], action: str, reader: sealcheck.Reader) -> list[Any]:
+    """_tell() in a forked child, with a cat-file of its own: rows of plain values, then (opened, out of reach)."""
+    checked = reader.checked
+    with gitio.BlobReader(archive.root) as blobs:
+        told = _tell(blobs, changes, action, reader)
+    return [[household, problems, not_opened] for household, problems, not_opened in told] + [
+        [reader.checked - checked, reader.out_of_reach]
+    ]
+
+
+def _tell(
+    blobs: gitio.BlobReader, changes: list[gitio.Change], action: str, check_sealed: SealedCheck | None
+) -> list[tuple[dict[str, Any], list[str], list[str]]]:
+    """_household() of each record change, in order, their blobs asked of cat-file _READ_AHEAD at a time."""
+    told = []
+    for start in range(0, len(changes), _READ_AHEAD):
+        chunk = changes[start : start + _READ_AHEAD]
+        wanted = [b for c in chunk for b in (c.old_blob, c.new_blob) if _stored_blob(b)]
+        read = iter(blobs.read_many_typed(wanted) if wanted else [])
+        for c in chunk:
+            old, new = ({}, {})
+            if _stored_blob(c.old_blob):
+                found = next(read)
+                old = _load(found[1] if found else None, c.path)
+            if _stored_blob(c.new_blob):
+                found = next(read)
+                new = _load(found[1] if found else None, c.path)
+            told.append(_household(old, new, action, check_sealed))
+    return told
+
+
 def _household(
-    blobs: gitio.BlobReader, change: gitio.Change, action: str, check_sealed: SealedCheck | None = None
+    old: dict, new: dict, action: str, check_sealed: SealedCheck | None = None
 ) -> tuple[dict[str, Any], list[str], list[str]]:
     """What a commit did to one record, from its clear parts (and a reader's opening), what looks tampered with,
     and what a reader could not open."""
-    old, new = _load(blobs, change.old_blob, change.path), _load(blobs, change.new_blob, change.path)
     either = new or old
     place = {k: inert(either.get(k, "")) for k in ("building", "floor", "unit", "archive_no")}
     what = "added" if not old else ("removed" if not new else "changed")

@@ -124,7 +124,18 @@ def reader_check(archive: Archive, identity: str | None = None, reveal: bool = F
                 raise sealcheck.OutOfReach(str(exc)) from None
             raise
 
-    return sealcheck.Reader(actor.member.id, may_read, record_key, None if reveal else archive.household_schema.mask)
+    def prepare() -> bool:
+        if not loaded:
+            try:
+                found = crypto.load_identity_unasked(identity_for(archive, identity, actor))
+            except ArchiveError:
+                found = None
+            if found is not None:
+                loaded.append(found)
+        return bool(loaded)
+
+    mask = None if reveal else archive.household_schema.mask
+    return sealcheck.Reader(actor.member.id, may_read, record_key, mask, prepare)
 
 
 def pending(archive: Archive, range_spec: str | None) -> list[dict[str, Any]]:
