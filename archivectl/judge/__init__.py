@@ -115,7 +115,7 @@ def judge(
     from archivectl.judge.approvals import Run, awaiting, match_approvals, without_changes
     from archivectl.judge.checks import check_commit, check_numbers
     from archivectl.judge.history import History
-    from archivectl.judge.signatures import Ahead
+    from archivectl.judge.signatures import SignatureWorker
 
     commit_revs, base, tip = revs(archive, range_spec)
     allowed_root = None if base or (range_spec and ".." in range_spec) else _founding_commit(archive, tip)
@@ -126,7 +126,7 @@ def judge(
     kept: list[gitio.CommitInfo] = []  # merges and the tip: check_numbers looks at their trees
     count = 0
     object_format = gitio.layout(archive.root).object_format
-    with gitio.BlobReader(archive.root) as blobs, Ahead(archive.root, object_format) as ahead:
+    with gitio.BlobReader(archive.root) as blobs, SignatureWorker(archive.root, object_format) as ahead:
         history = History(archive, blobs, base, allowed_root)
         stream = batches(gitio.iter_commits_for_verify(archive.root, commit_revs), _CHUNK)
         following = next(stream, None)

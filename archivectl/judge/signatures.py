@@ -13,9 +13,10 @@ The worker is forked between batches, only where forked.possible() (two cores, n
 other thread: the desk's threaded server judges alone, as a lock another thread
 held at the fork would never be released in the worker). It closes every file it
 inherited but its two pipes and a lock git children are handed, and leaves by
-os._exit, so no lock, `with` or exit handler of the parent ever runs in it. Only commit ids go to it and only
-plain values come back (marshal). If it fails in any way the judge reads and
-prepares those commits itself: a worker can make verify slower, never different.
+os._exit, so no lock, `with` or exit handler of the parent ever runs in it. Only
+commit ids go to it and only plain values come back (marshal). If it fails in any
+way the judge reads and prepares those commits itself: a worker can make verify
+slower, never different.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from archivectl import forked, gitio, sshsig
 _LENGTH = struct.Struct("<Q")
 
 
-class Ahead:
+class SignatureWorker:
     """Signatures prepared by a worker process, a batch ahead of the judge."""
 
     def __init__(self, repo: Path, object_format: str):
@@ -99,7 +100,7 @@ class Ahead:
                 os.waitpid(self._pid, 0)
             self._pid = 0
 
-    def __enter__(self) -> Ahead:
+    def __enter__(self) -> SignatureWorker:
         return self
 
     def __exit__(
