@@ -263,6 +263,30 @@ def person_env(person: Person | None) -> dict[str, str | None]:
     }
 
 
+def acting_as(monkeypatch: pytest.MonkeyPatch, person: Person) -> None:
+    """This process acts as person (their git config and key), as the CLI would run for them."""
+    for key, value in person_env(person).items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+
+
+def counting_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """os.fork as it is, each child's pid kept: whether a command shared its work with a forked process."""
+    forks: list[int] = []
+    real = os.fork
+
+    def fork() -> int:
+        pid = real()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    return forks
+
+
 class World:
     """An archive plus the people who use it."""
 

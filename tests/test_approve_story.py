@@ -17,10 +17,10 @@ from conftest import (
     OWNER_PHONE,
     SECRETS,
     World,
+    acting_as,
     assert_refused,
     assert_unchanged,
     on_terminal,
-    person_env,
 )
 from test_office import office  # noqa: F401 (a fixture)
 from test_review import NEW_PHONE, _on_main, _phone_change
@@ -126,11 +126,7 @@ def test_approve_expect_pins_the_tip_a_script_was_shown(office):  # noqa: F811 -
 
 def _acting_as(monkeypatch, world: World, who: str) -> None:
     """The process acts as who (their git config and key), as the CLI would run for them."""
-    for key, value in person_env(world.people[who]).items():
-        if value is None:
-            monkeypatch.delenv(key, raising=False)
-        else:
-            monkeypatch.setenv(key, value)
+    acting_as(monkeypatch, world.people[who])
 
 
 def test_approve_refuses_when_the_range_moved_while_it_was_shown(world: World, monkeypatch):  # P12

@@ -30,6 +30,7 @@ from conftest import (
     as_built,
     assert_refused,
     at,
+    counting_forks,
     new_world,
     ok_at,
     person_env,
@@ -378,16 +379,7 @@ def test_a_backup_reads_many_records_half_in_a_second_process_and_keeps_the_same
     alone = tmp_path / "alone.tar"
     world.ok("aud01", "backup", "-o", str(alone))
 
-    forks: list[int] = []
-    real_fork = os.fork
-
-    def fork() -> int:
-        pid = real_fork()
-        if pid:
-            forks.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", fork)
+    forks = counting_forks(monkeypatch)
     monkeypatch.setattr(facts, "PARALLEL_FROM", 2)  # two records are "many": the second is read by the child
     shared = tmp_path / "shared.tar"
     world.ok("aud01", "backup", "-o", str(shared))

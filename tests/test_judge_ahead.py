@@ -14,6 +14,7 @@ import subprocess
 import threading
 
 import pytest
+from conftest import counting_forks
 from test_verify import Clone, clone, record_path  # noqa: F401  (the fixture)
 
 from archivectl import judge, sshsig
@@ -60,21 +61,6 @@ def whole_verify(c: Clone) -> dict:
     result = c.world.cli("aud01", "--archive", str(c.path), "verify", "--format", "json")
     assert result.exit_code == 1, result
     return json.loads(result.stdout)
-
-
-def counting_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """os.fork as it is, counted (the worker is the only fork verify makes)."""
-    forks: list[int] = []
-    real = os.fork
-
-    def fork() -> int:
-        pid = real()
-        if pid:
-            forks.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", fork)
-    return forks
 
 
 def test_a_long_history_is_judged_the_same_with_its_signatures_prepared_ahead(  # P10, P12

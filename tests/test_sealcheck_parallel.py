@@ -16,7 +16,7 @@ import contextlib
 import json
 
 import pytest
-from conftest import OWNER_PHONE, RECORD, SECRETS, World, person_env
+from conftest import OWNER_PHONE, RECORD, SECRETS, World, acting_as
 
 from archivectl import crypto, forked, records, yamlio
 from archivectl.archive import Archive
@@ -31,11 +31,7 @@ PARALLEL_FROM = review_ops.PARALLEL_FROM
 
 
 def _acting_as(monkeypatch, world: World, who: str) -> None:
-    for key, value in person_env(world.people[who]).items():
-        if value is None:
-            monkeypatch.delenv(key, raising=False)
-        else:
-            monkeypatch.setenv(key, value)
+    acting_as(monkeypatch, world.people[who])
     monkeypatch.chdir(world.root)
 
 
