@@ -34,7 +34,7 @@ from archivectl.archive import Archive
 from archivectl.errors import UsageError
 from archivectl.files import keep
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 FIELDS = ("archive_no", "building", "floor", "unit", "category", "occupancy", "status", "last_reviewed")
 ROOT = "households"
 RECORD_PATTERN = "households/*/*/*/record.yaml"  # as Archive.record_paths (git's glob: * crosses /)
@@ -65,6 +65,8 @@ def summarise(stored: Any) -> dict[str, Any]:
     facts["tombstoned"] = (
         (stored.get("tombstone") or {}).get("date") if isinstance(stored.get("tombstone"), dict) else None
     )
+    recipient = stored.get("recipient")  # the record key's public half (not personal): which key a backup takes
+    facts["recipient"] = recipient if isinstance(recipient, str) and recipient else None
     return facts
 
 
@@ -212,14 +214,19 @@ def households_tree(archive: Archive) -> str | None:
 
 
 def households(
-    archive: Archive, progress: Callable[[int, int], None] | None = None, only: set[str] | None = None
+    archive: Archive,
+    progress: Callable[[int, int], None] | None = None,
+    only: set[str] | None = None,
+    tree: str | None = None,
 ) -> list[dict[str, Any]]:
     """Facts of every household in the index, from cache where its building (or its blob) is unchanged.
 
     only: the names of the buildings to read (see building_trees), when there is a households tree.
+    tree: a commit's households/ tree to read instead of the index's (a backup reads HEAD's); the
+    same cache serves it, building by building, wherever the subtrees are the same.
     """
     with collector_paused():
-        return _households(archive, progress, only)
+        return _households(archive, progress, only, tree)
 
 
 def building_trees(archive: Archive) -> dict[str, str] | None:
@@ -255,9 +262,9 @@ def collector_paused() -> Iterator[None]:
 
 
 def _households(
-    archive: Archive, progress: Callable[[int, int], None] | None, only: set[str] | None
+    archive: Archive, progress: Callable[[int, int], None] | None, only: set[str] | None, tree: str | None
 ) -> list[dict[str, Any]]:
-    tree = households_tree(archive)
+    tree = tree or households_tree(archive)
     if tree is None:  # nothing under households/, a conflict in the index, or no copy of it: read it all
         entries = archive.record_paths()
         return [
@@ -323,7 +330,7 @@ def _reusable(rows: list[list[Any]] | None) -> dict[str, dict[str, Any]]:
 
 # A building's cache file holds each household's facts as a list in this order, and each distinct
 # `fields` list once: a fifth of the JSON, so a fifth of the time to write it (cold) and read it (after an edit).
-_FACT_KEYS = (*FIELDS, "documents", "fields", "renovation", "moved_out", "tombstoned")
+_FACT_KEYS = (*FIELDS, "documents", "fields", "renovation", "moved_out", "tombstoned", "recipient")
 _FIELDS_AT = _FACT_KEYS.index("fields")
 
 

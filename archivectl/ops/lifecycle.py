@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from archivectl import clock, forked, gitio, idcheck, policy, records, registers
+from archivectl import clock, gitio, idcheck, policy, records, registers
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError, UsageError
 from archivectl.files import private_output
@@ -297,65 +297,28 @@ class _Held:
     recipient: str | None
 
 
-def _households_at(root: Path, rev: str | None) -> dict[str, _Held]:
+def _households_at(archive: Archive, rev: str | None) -> dict[str, _Held]:
     """Archive number -> status and recipient of every household in rev's tree (an unreadable record: both None).
 
-    Many records are read half in a forked process (forked.in_child), each half through its own cat-file.
+    Read through the clear facts kept per building subtree (facts.households, as reports read them):
+    a backup after the night's report parses no record again, and only a changed building's otherwise;
+    a cold read parses the records on both cores.
     """
-    from archivectl.facts import PARALLEL_FROM
+    from archivectl.facts import households
 
-    if rev is None:
-        return {}
-    wanted = _record_blobs_at(root, rev)
-    if len(wanted) < PARALLEL_FROM or not forked.possible():
-        rows = _held(root, wanted)
-    else:
-        half = len(wanted) // 2
-        with forked.in_child(lambda: _held(root, wanted[half:])) as theirs:
-            rows = _held(root, wanted[:half])
-        found = theirs()
-        rows += found if isinstance(found, list) and len(found) == len(wanted) - half else _held(root, wanted[half:])
-    return {number: _Held(status, recipient) for number, status, recipient in rows}
-
-
-def _held(root: Path, wanted: list[tuple[HouseholdPath, str]]) -> list[tuple[str, str | None, str | None]]:
-    """(archive number, status, recipient) of each (household, record blob), read by blob id through one cat-file."""
-    from archivectl.facts import stored_record
-
-    rows = []
-    with gitio.BlobReader(root) as blobs:
-        for (place, _blob), data in zip(wanted, blobs.read_many([b for _, b in wanted]), strict=True):
-            try:
-                stored = stored_record(data or b"", place.record)
-            except (UsageError, UnicodeDecodeError):
-                rows.append((place.archive_no, None, None))  # nothing can be told of it, so nothing is left out
-                continue
-            recipient = stored.get("recipient")
-            rows.append(
-                (
-                    place.archive_no,
-                    str(stored.get("status")),
-                    recipient if isinstance(recipient, str) and recipient else None,
-                )
-            )
-    return rows
-
-
-def _record_blobs_at(root: Path, rev: str) -> list[tuple[HouseholdPath, str]]:
-    """(household, record blob id) of every record in rev, from one ls-tree.
-
-    Records are then read by blob id, not by `rev:path`, which git resolves through
-    the building's tree each time (32x slower at 100,000 households, issue 30).
-    """
-    tree = gitio.tree_at(root, rev, HOUSEHOLDS)
+    tree = gitio.tree_at(archive.root, rev, HOUSEHOLDS) if rev is not None else None
     if tree is None:
-        return []
-    wanted = []
-    for kind, blob, relative in gitio.tree_entries(root, tree, recursive=True):
-        place = HouseholdPath.of_record(f"{HOUSEHOLDS}/{relative}")
-        if kind == "blob" and place is not None:
-            wanted.append((place, blob))
-    return wanted
+        return {}
+    found: dict[str, _Held] = {}
+    for facts in households(archive, tree=tree):
+        place = HouseholdPath.of_record(facts["path"])
+        if place is None:
+            continue
+        if facts.get("invalid"):
+            found[place.archive_no] = _Held(None, None)  # nothing can be told of it, so nothing is left out
+        else:
+            found[place.archive_no] = _Held(str(facts.get("status")), facts.get("recipient"))
+    return found
 
 
 @dataclass
@@ -530,11 +493,11 @@ def backup(
 
 def _keys_to_keep(archive: Archive, head: str | None) -> tuple[list[KeyAddress], dict[str, int]]:
     """The keys a backup holds (each live household's, the one its record names) and how many were left out, why."""
-    held = _households_at(archive.root, head)
+    held = _households_at(archive, head)
     tip = archive.main_commit()
     tombstoned = {n for n, h in held.items() if h.status == "tombstoned"}
     if tip and tip != head:  # a tombstone already on main counts too: its purge's clock runs from there
-        tombstoned |= {n for n, h in _households_at(archive.root, tip).items() if h.status == "tombstoned"}
+        tombstoned |= {n for n, h in _households_at(archive, tip).items() if h.status == "tombstoned"}
     addresses = archive.keystore.addresses()
     addressed = {(a.archive_no, a.recipient) for a in addresses if a.recipient}
     kept: list[KeyAddress] = []
@@ -766,7 +729,7 @@ def restore_backup(backup_file: Path, target: Path, replay_from: list[str], here
             gitio.run(target, "remote", "remove", "origin")
             archive = Archive(target.resolve())
             configure_clone(archive)
-            held = _households_at(archive.root, gitio.head(archive.root))
+            held = _households_at(archive, gitio.head(archive.root))
             keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             store = DirectoryBackend(keys_dir)
             store.makedirs()
