@@ -45,8 +45,15 @@ def _reader_recipient(public_key: str) -> Any:
     return recipient_of(public_key)
 
 
-def load_identity(path: Path) -> Any:
-    """A staff member's SSH private key as an age identity (asks for its passphrase if it has one)."""
+class _WouldAsk(Exception):
+    """Opening the key needs a passphrase typed by the person (load_identity with ask=False)."""
+
+
+def load_identity(path: Path, ask: bool = True) -> Any:
+    """A staff member's SSH private key as an age identity (asks for its passphrase if it has one).
+
+    ask=False: raise _WouldAsk instead of asking (load_identity_unasked).
+    """
     try:
         data = path.expanduser().read_bytes()
     except FileNotFoundError:
@@ -64,33 +71,24 @@ def load_identity(path: Path) -> Any:
     except Exception as exc:  # pyrage raises IdentityError with a short reason
         if "decrypted" not in str(exc):
             raise ArchiveError(_("identity {path} is not an SSH ed25519 private key").format(path=path)) from None
-    return _pyrage().ssh.Identity.from_buffer(_unlock_protected(path, data))
+    return _pyrage().ssh.Identity.from_buffer(_unlock_protected(path, data, ask))
 
 
 def load_identity_unasked(path: Path) -> Any | None:
     """load_identity(path) where that asks the person nothing (a key without a passphrase, or
     ARCHIVECTL_KEY_PASSPHRASE set); None otherwise, whatever the reason (load_identity says it later)."""
-    if os.environ.get("ARCHIVECTL_KEY_PASSPHRASE") is not None:
-        try:
-            return load_identity(path)
-        except ArchiveError:
-            return None
     try:
-        data = path.expanduser().read_bytes()
-    except OSError:
-        return None
-    if len(data) > 64 * 1024:
-        return None
-    try:
-        return _pyrage().ssh.Identity.from_buffer(data)
-    except Exception:  # protected (a passphrase to ask), or not a key: load_identity's words, later
+        return load_identity(path, ask=False)
+    except (ArchiveError, _WouldAsk):
         return None
 
 
-def _unlock_protected(path: Path, data: bytes) -> bytes:
+def _unlock_protected(path: Path, data: bytes, ask: bool = True) -> bytes:
     """The key without its passphrase, in memory only (pyrage cannot open protected keys itself)."""
     passphrase = os.environ.get("ARCHIVECTL_KEY_PASSPHRASE")
     if passphrase is None:
+        if not ask:
+            raise _WouldAsk
         passphrase = _ask_passphrase(path)
     try:
         from cryptography.hazmat.primitives.serialization import (

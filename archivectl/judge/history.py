@@ -196,10 +196,6 @@ class History:
         checks one after the other: with 1,024 kept, every one of 2,000 was parsed three times)."""
         self._records_kept = _PARSED_RECORDS + changed
 
-    def data(self, change: gitio.Change) -> bytes:
-        """The new content of a change this batch read (empty if it is missing)."""
-        return self.read(change.new_blob) or b""
-
     def check_records_ahead(self, schema: HouseholdSchema, changes: list[gitio.Change]) -> None:
         """For a commit that writes many records (an import): half of them parsed and checked by a forked process
         while this one checks the other half, so that record_problems() answers for each from what was found.

@@ -18,7 +18,6 @@ inert (control characters, escapes and bidi overrides shown as \\u escapes).
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -140,7 +139,7 @@ def tell(
         for info in commits:
             if only is not None and info.commit not in only:
                 continue
-            action = info.trailer("Action") or rules.legacy_action(info.subject) or ""
+            action = _action(info)
             if action == "approve":
                 approvals.append(_approval_entry(info, findings))
                 continue
@@ -279,6 +278,11 @@ def _awaiting_words(named: list[str], more: list[str]) -> str:
     return _("awaiting {more}").format(more=", ".join(more))
 
 
+def _action(info: gitio.CommitInfo) -> str:
+    """The action a commit says it is (Action:; a version-1 archive's commit by its subject, rules.legacy_action)."""
+    return info.trailer("Action") or rules.legacy_action(info.subject) or ""
+
+
 def _is_record(change: gitio.Change) -> bool:
     kind = rules.classify(change.path)
     return kind is not None and kind.kind == "record"
@@ -307,15 +311,9 @@ _READ_AHEAD = 256  # blobs asked of cat-file at once: their ids fit in a pipe's 
 
 def _forks_for(archive: Archive, check_sealed: SealedCheck | None) -> sealcheck.Reader | None:
     """The reader whose openings a forked child may share, or None: masked values only, a keystore on this
-    machine (a key server's connection is not to be shared with a child), two cores and fork."""
+    machine (a key server's connection is not to be shared with a child), and forked.possible()."""
     reader = check_sealed if isinstance(check_sealed, sealcheck.Reader) else None
-    if (
-        reader is None
-        or reader.reveals
-        or archive.keystore.path is None
-        or (os.cpu_count() or 1) < 2
-        or not hasattr(os, "fork")
-    ):
+    if reader is None or reader.reveals or archive.keystore.path is None or not forked.possible():
         return None
     return reader
 
@@ -417,7 +415,7 @@ def _ahead_in_child(archive: Archive, chosen: Range, reader: sealcheck.Reader) -
     out: list[Any] = []
     with gitio.BlobReader(archive.root) as blobs:
         for info in gitio.commits_for_verify(archive.root, [chosen.revs]):
-            action = info.trailer("Action") or rules.legacy_action(info.subject) or ""
+            action = _action(info)
             if action == "approve" or len(info.parents) > 1:
                 continue
             changes = [c for c in sorted(info.changes, key=lambda c: c.path) if _is_record(c)]
