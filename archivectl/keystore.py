@@ -174,10 +174,7 @@ class DirectoryBackend:
         fsync_dir(target.parent)
 
     def read(self, name: str) -> bytes | None:
-        try:
-            return self._file(name).read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+        return self.read_many([name])[0]
 
     def read_many(self, names: list[str]) -> list[bytes | None]:
         """read() of each name, by plain os calls: a backup or fsck reads two files a household, and pathlib's
