@@ -27,6 +27,7 @@ import contextlib
 import errno
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,6 +267,19 @@ class DirectoryBackend:
         return None
 
 
+def close_remote() -> None:
+    """Close the connections of every remote backend this thread made: a command's end.
+
+    An SFTP session is an ssh process with a thread draining its stderr; left open, it lives on in a
+    process that runs several commands (tests, the desk) until collected, and a live thread rules out
+    forked.in_child. A backend used again connects again.
+    """
+    made = _remote.__dict__.pop("made", [])
+    for backend in made:
+        with contextlib.suppress(OSError, ArchiveError):
+            backend.close()
+
+
 def in_threads(work: Callable[[T], R], items: list[T], threads: int = 8) -> list[R]:
     """[work(item) for item in items], by several threads each taking a slice: for calls that wait on the file system.
 
@@ -426,16 +440,23 @@ def _write_durably(path: Path, data: bytes, sync: bool = True) -> None:
         os.close(fd)
 
 
+_remote = threading.local()  # the remote backends this thread made (close_remote)
+
+
 def backend_for(url: str) -> Backend:
     """The backend a keystore URL names: sftp://..., openbao://... (or vault://...), or a directory path."""
+    remote: Backend | None = None
     if url.startswith("sftp://"):
         from archivectl.sftp import SftpBackend
 
-        return SftpBackend(url)
-    if url.split("://", 1)[0] in ("openbao", "openbao+http", "vault", "vault+http"):
+        remote = SftpBackend(url)
+    elif url.split("://", 1)[0] in ("openbao", "openbao+http", "vault", "vault+http"):
         from archivectl.openbao import OpenBaoBackend
 
-        return OpenBaoBackend(url)
+        remote = OpenBaoBackend(url)
+    if remote is not None:
+        _remote.__dict__.setdefault("made", []).append(remote)
+        return remote
     if "://" in url:
         raise UsageError(
             _("keystore {url}: only a directory, sftp://host/path or openbao://host:port/mount is supported").format(

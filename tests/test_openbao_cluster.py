@@ -11,6 +11,7 @@ number is reserved once. Every server the test started is stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -146,6 +147,7 @@ class LosingProxy:
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(16)
         self.port = self.listener.getsockname()[1]
+        self.served: list[threading.Thread] = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -155,7 +157,9 @@ class LosingProxy:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+            one = threading.Thread(target=self._one, args=(conn,), daemon=True)
+            self.served.append(one)
+            one.start()
 
     @staticmethod
     def _message(sock) -> bytes:
@@ -191,7 +195,15 @@ class LosingProxy:
                 conn.sendall(answer)
 
     def close(self) -> None:
+        """Stop accepting and wait for every thread (its clients closed first): none outlives the test, where it
+        would keep a later test's process from forking (forked.possible)."""
+        import socket
+
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
         self.listener.close()
+        for thread in [self.thread, *self.served]:
+            thread.join(timeout=10)
 
 
 def test_a_create_whose_answer_was_lost_is_recognised_as_our_own_on_retry(tmp_path, monkeypatch):  # P3
@@ -202,8 +214,8 @@ def test_a_create_whose_answer_was_lost_is_recognised_as_our_own_on_retry(tmp_pa
     with running_bao(tmp_path) as bao:
         monkeypatch.setenv("BAO_TOKEN", bao.root.token)
         proxy = LosingProxy(bao.port, "/v1/estate/data/")
+        backend = OpenBaoBackend(f"openbao+http://127.0.0.1:{proxy.port}/estate")
         try:
-            backend = OpenBaoBackend(f"openbao+http://127.0.0.1:{proxy.port}/estate")
             name = f"keys/HO-2026-00001.age1{'r' * 58}.age"
             assert backend.create_many([("numbers/HO-2026-00001", b"reserved by me"), (name, b"age-sealed")]) == [
                 True,
@@ -218,4 +230,5 @@ def test_a_create_whose_answer_was_lost_is_recognised_as_our_own_on_retry(tmp_pa
             assert backend.create("numbers/HO-2026-00002", b"reserved by me") is False
             assert backend.create("numbers/HO-2026-00001", b"reserved by me") is False  # no retry: taken is taken
         finally:
+            backend.close()
             proxy.close()

@@ -66,6 +66,10 @@ class _Group(TyperGroup):
         except BrokenPipeError:
             sys.stderr.close()
             raise typer.Exit(0) from None
+        finally:
+            from archivectl.keystore import close_remote
+
+            close_remote()
 
 
 def interrupted_line() -> str:
