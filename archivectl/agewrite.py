@@ -14,7 +14,7 @@ so each stanza costs one fresh ephemeral key and one exchange with the
 reader's precomputed point. Everything else is as the spec writes it
 (https://age-encryption.org/v1 and its ssh-ed25519 extension): a fresh file
 key, a fresh ephemeral share per stanza, the header MAC, the STREAM payload.
-Only writing is here; every file is opened by pyrage, and the tests open what
+Only writing is here (ageread opens the common files quickly, pyrage the rest); the tests open what
 this writes with pyrage and with the reference `age` CLI.
 
 encrypt_stream writes an attachment a chunk at a time (issue 30): each 64 KiB
@@ -46,9 +46,11 @@ TAG = 16  # the Poly1305 tag each sealed chunk carries
 _P = 2**255 - 19
 _D = -121665 * pow(121666, -1, _P) % _P  # the Edwards curve's d
 _BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_BECH32_SET = frozenset(_BECH32)
+_FIVE_BITS = str.maketrans(_BECH32, "0123456789abcdefghijklmnopqrstuv")  # bech32 digits as base-32 ones
 
 
-def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
+def hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
     """HKDF-SHA256 (RFC 5869) of 32 bytes: one HMAC to extract, one to expand."""
     prk = hmac.digest(salt, ikm, "sha256")  # an empty salt is HashLen zeros, as HMAC pads its key
     return hmac.digest(prk, info + b"\x01", "sha256")
@@ -70,7 +72,7 @@ class _Recipient:
     def stanza(self, file_key: bytes) -> bytes:
         ephemeral = X25519PrivateKey.from_private_bytes(os.urandom(32))
         share = ephemeral.public_key().public_bytes_raw()
-        key = _hkdf(ephemeral.exchange(self.point), share + self.pk, self.label)  # refuses an all-zero secret
+        key = hkdf(ephemeral.exchange(self.point), share + self.pk, self.label)  # refuses an all-zero secret
         body = ChaCha20Poly1305(key).encrypt(bytes(12), file_key, None)
         return b"-> " + self.kind + b" " + self.args + _b64(share) + b"\n" + _body_lines(body)
 
@@ -85,7 +87,7 @@ class _SshEd25519(_Recipient):
             raise UsageError(_("not a usable ssh-ed25519 public key"))
         self.pk = ((1 + y) * pow(1 - y, -1, _P) % _P).to_bytes(32, "little")  # the Montgomery u of the point
         self.args = _b64(hashlib.sha256(wire).digest()[:4]) + b" "
-        tweak = X25519PrivateKey.from_private_bytes(_hkdf(b"", wire, SSH_LABEL))
+        tweak = X25519PrivateKey.from_private_bytes(hkdf(b"", wire, SSH_LABEL))
         try:
             tweaked = tweak.exchange(X25519PublicKey.from_public_bytes(self.pk))
         except ValueError:  # a point of small order: every secret made with it would be all zeros
@@ -127,34 +129,32 @@ def _body_lines(body: bytes) -> bytes:
 def recipient(public_key: str) -> _Recipient:
     """'ssh-ed25519 AAAA...' or 'age1...', already accepted by pyrage (crypto.recipient_of)."""
     if public_key.startswith("age1"):
-        return _X25519(_bech32_data(public_key))
+        return _X25519(key_bytes(public_key))
     return _SshEd25519(base64.b64decode(public_key.split()[1]))
 
 
-def _bech32_data(text: str) -> bytes:
-    """The bytes an 'age1...' recipient carries (BIP 173; its checksum was checked by pyrage)."""
-    data = [_BECH32.index(c) for c in text.rsplit("1", 1)[1][:-6]]
-    bits, acc, out = 0, 0, bytearray()
-    for value in data:
-        acc, bits = (acc << 5) | value, bits + 5
-        if bits >= 8:
-            bits -= 8
-            out.append((acc >> bits) & 0xFF)
-    if len(out) != 32:
-        raise ValueError("not an X25519 recipient")
-    return bytes(out)
+def key_bytes(text: str) -> bytes:
+    """The 32 bytes an 'age1...' recipient or an 'AGE-SECRET-KEY-1...' identity carries (BIP 173 bech32).
+
+    The checksum (the last six characters) is not checked here: pyrage parsed the key first. ValueError
+    if what is between the prefix and the checksum is not 32 bytes of bech32.
+    """
+    data = text.strip().rpartition("1")[2][:-6].lower()
+    if len(data) != 52 or not _BECH32_SET.issuperset(data):  # 260 bits: 32 bytes and 4 bits of padding
+        raise ValueError("not an age X25519 key")
+    return (int(data.translate(_FIVE_BITS), 32) >> 4).to_bytes(32, "big")  # int() reads the 5-bit groups
 
 
 def _start(public_keys: Iterable[str]) -> tuple[bytes, ChaCha20Poly1305]:
     """The header (with its MAC) and payload nonce of a fresh file, and the payload's cipher."""
     file_key = os.urandom(16)
     header = VERSION_LINE + b"".join(recipient(k).stanza(file_key) for k in public_keys) + b"---"
-    mac = hmac.digest(_hkdf(file_key, b"", b"header"), header, "sha256")
+    mac = hmac.digest(hkdf(file_key, b"", b"header"), header, "sha256")
     nonce = os.urandom(16)
-    return header + b" " + _b64(mac) + b"\n" + nonce, ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
+    return header + b" " + _b64(mac) + b"\n" + nonce, ChaCha20Poly1305(hkdf(file_key, nonce, b"payload"))
 
 
-def _chunk_nonce(n: int, last: bool) -> bytes:
+def chunk_nonce(n: int, last: bool) -> bytes:
     return n.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
@@ -163,7 +163,7 @@ def encrypt(plaintext: bytes, public_keys: Iterable[str]) -> bytes:
     head, aead = _start(public_keys)
     chunks = [plaintext[i : i + CHUNK] for i in range(0, len(plaintext), CHUNK)] or [b""]
     payload = b"".join(
-        aead.encrypt(_chunk_nonce(n, n == len(chunks) - 1), chunk, None) for n, chunk in enumerate(chunks)
+        aead.encrypt(chunk_nonce(n, n == len(chunks) - 1), chunk, None) for n, chunk in enumerate(chunks)
     )
     return head + payload
 
@@ -203,7 +203,7 @@ def _sealed_pieces(source: BinaryIO, size: int, head: bytes, aead: ChaCha20Poly1
             if not read:
                 raise SourceChanged("the file became shorter while it was read")
             got += read
-        yield aead.encrypt(_chunk_nonce(n, n == chunks - 1), view[:want], None)
+        yield aead.encrypt(chunk_nonce(n, n == chunks - 1), view[:want], None)
     if source.read(1):
         raise SourceChanged("the file grew while it was read")
 

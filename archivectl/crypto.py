@@ -8,11 +8,13 @@ the reference `age` CLI.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -67,11 +69,49 @@ def load_identity(path: Path, ask: bool = True) -> Any:
     if len(data) > 64 * 1024:
         raise ArchiveError(_("identity {path} is not an SSH private key").format(path=path))
     try:
-        return _pyrage().ssh.Identity.from_buffer(data)
+        return _with_reader(_pyrage().ssh.Identity.from_buffer(data), data)
     except Exception as exc:  # pyrage raises IdentityError with a short reason
         if "decrypted" not in str(exc):
             raise ArchiveError(_("identity {path} is not an SSH ed25519 private key").format(path=path)) from None
-    return _pyrage().ssh.Identity.from_buffer(_unlock_protected(path, data, ask))
+    unlocked = _unlock_protected(path, data, ask)
+    return _with_reader(_pyrage().ssh.Identity.from_buffer(unlocked), unlocked)
+
+
+# Keys this process opened files with lately, by id(), with the ageread reader that opens files for them:
+# a staff member's identity, and the record keys unwrapped last. The entry holds the key, so its id is not
+# reused while it is here; the longest unused go first (an approval opens one household after another).
+# The desk serves requests in threads: the lock keeps a look-up and an eviction apart.
+_READERS: collections.OrderedDict[int, tuple[Any, Any]] = collections.OrderedDict()
+_READERS_KEPT = 64
+_READERS_LOCK = threading.Lock()
+
+
+def _remember(key: Any, reader: Any) -> Any:
+    with _READERS_LOCK:
+        _READERS[id(key)] = (key, reader)
+        while len(_READERS) > _READERS_KEPT:
+            _READERS.popitem(last=False)
+    return key
+
+
+def _reader_of(key: Any) -> Any | None:
+    with _READERS_LOCK:
+        known = _READERS.get(id(key))
+        if known is None or known[0] is not key:
+            return None
+        _READERS.move_to_end(id(key))  # the reader's identity, asked for each household, stays
+        return known[1]
+
+
+def _with_reader(identity: Any, private_openssh: bytes) -> Any:
+    """identity, remembered with its ageread.SshReader (none if cryptography cannot read the key: pyrage opens)."""
+    from archivectl import ageread
+
+    try:
+        reader = ageread.SshReader(private_openssh)
+    except Exception:  # a key pyrage takes and cryptography does not: every file is opened by pyrage
+        return identity
+    return _remember(identity, reader)
 
 
 def load_identity_unasked(path: Path) -> Any | None:
@@ -177,11 +217,34 @@ def unwrap_record_key(blob: bytes, identity: Any) -> Any:
     """The record key from a keystore file, or ArchiveError if identity is not a reader."""
     if not blob.startswith(b"age-encryption.org/v1\n"):
         raise ArchiveError(_("the record key file is corrupted (not an age file); restore it from a backup"))
+    from archivectl import ageread
+
+    reader = _reader_of(identity)
+    body = ageread.decrypt(blob, reader) if reader is not None else None
+    if body is None:  # not opened by ageread: pyrage decides, and says why not
+        try:
+            body = _pyrage().decrypt(blob, [identity])
+        except Exception:
+            raise ArchiveError(_("your key is not one of this household's readers")) from None
+    text = body.decode("utf-8", "replace")
+    key = record_key_from_text(text)
+    try:  # the key's public half is worked out here once: is_key_of and open_sealed use it
+        return _remember(key, ageread.X25519Reader(str(key)))
+    except ValueError:
+        return key
+
+
+def is_key_of(record_key: Any, recipient: str) -> bool:
+    """Whether recipient ('age1...') is record_key's public half."""
+    from archivectl import agewrite
+
+    reader = _reader_of(record_key)
+    if reader is None:
+        return str(record_key.to_public()) == recipient
     try:
-        body = _pyrage().decrypt(blob, [identity])
-    except Exception:
-        raise ArchiveError(_("your key is not one of this household's readers")) from None
-    return record_key_from_text(body.decode("utf-8", "replace"))
+        return agewrite.key_bytes(recipient) == reader.pk and recipient.startswith("age1")
+    except ValueError:
+        return False
 
 
 def seal(plaintext: bytes, recipient: Any) -> str:
@@ -199,8 +262,15 @@ def seal_to(plaintext: bytes, public_keys: Iterable[str]) -> str:
 
 def open_sealed(armored: str, record_key: Any) -> bytes:
     """The plaintext of a sealed block."""
+    from archivectl import ageread
+
+    data = armored.encode("ascii")
+    reader = _reader_of(record_key)  # a key unwrap_record_key gave: ageread opens the block
+    body = ageread.decrypt(data, reader) if reader is not None else None
+    if body is not None:
+        return body
     try:
-        return _pyrage().decrypt(armored.encode("ascii"), [record_key])
+        return _pyrage().decrypt(data, [record_key])
     except Exception as exc:
         if "No matching keys" in str(exc):
             raise ArchiveError(

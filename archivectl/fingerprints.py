@@ -22,12 +22,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from archivectl import agewrite
+
 INFO = b"archivectl sealed-field fingerprint v1"
 DIGEST_BYTES = 8  # 16 hex digits: a change goes unnoticed by chance once in 2**64
-_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _SECRET_PREFIX = "AGE-SECRET-KEY-1"  # noqa: S105 (the bech32 prefix, not a secret)
-# bech32's alphabet to base-32 digits, so that int(text, 32) reads the 5-bit groups at C speed
-_FIVE_BITS = str.maketrans(_BECH32, "0123456789abcdefghijklmnopqrstuv")
 _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))
 _CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -38,14 +37,7 @@ def _secret_bytes(record_key: Any) -> bytes:
     text = str(record_key).strip()
     if not text.startswith(_SECRET_PREFIX):
         raise ValueError("not an age X25519 identity")
-    try:
-        data = text[len(_SECRET_PREFIX) : -6].lower().translate(_FIVE_BITS)  # the last six: the checksum
-        number = int(data, 32)
-    except ValueError:
-        raise ValueError("not an age X25519 identity") from None
-    if len(data) != 52:  # 260 bits: 32 bytes and 4 bits of padding
-        raise ValueError("not an age X25519 identity")
-    return (number >> 4).to_bytes(32, "big")
+    return agewrite.key_bytes(text)
 
 
 def fingerprint_key(record_key: Any) -> bytes:

@@ -1,0 +1,253 @@
+"""ageread opens what pyrage opens, to the same bytes, and nothing else (issue 30, P7).
+
+A record key is unwrapped, and a sealed block opened, by archivectl.ageread
+(cryptography's X25519, HKDF and ChaCha20-Poly1305) where it can, for speed;
+anything it does not take goes to pyrage, whose answer stands. These tests
+hold it to that with real ssh-keygen keys and files written by pyrage, by
+agewrite and by the reference `age` CLI: each opened by ageread itself (not
+handed on), to pyrage's bytes; and every changed file either refused by both
+or opened by both to the same bytes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pyrage
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from archivectl import ageread, agewrite, crypto
+from archivectl.errors import ArchiveError
+
+SIZES = (0, 1, 700, agewrite.CHUNK, agewrite.CHUNK + 1, 2 * agewrite.CHUNK + 5)
+
+
+def _plain(size: int) -> bytes:
+    return bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+
+
+def _ssh_key(directory: Path, name: str, passphrase: str = "") -> tuple[Path, str]:
+    path = directory / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", name, "-f", str(path)], check=True)
+    return path, path.with_suffix(".pub").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def readers(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, str]]:
+    directory = tmp_path_factory.mktemp("readers")
+    return [_ssh_key(directory, f"reader{i}") for i in range(3)]
+
+
+def _ssh_reader(private: Path) -> ageread.SshReader:
+    return ageread.SshReader(private.read_bytes())
+
+
+def _opened_by_both(data: bytes, reader: ageread._Reader, identity: object) -> bytes:
+    """The plaintext, required to come from ageread itself and to be pyrage's."""
+    ours = ageread.decrypt(data, reader)
+    assert ours is not None, "ageread handed a file it should open to pyrage"
+    assert ours == pyrage.decrypt(data, [identity])
+    return ours
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_files_pyrage_writes_to_ssh_readers_open_to_its_bytes(readers, size):  # P7
+    recipients = [crypto.recipient_of(public) for _, public in readers]
+    for armored in (False, True):
+        data = pyrage.encrypt(_plain(size), recipients, armored=armored)
+        for private, _ in readers:
+            assert _opened_by_both(data, _ssh_reader(private), crypto.load_identity(private)) == _plain(size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_files_to_a_record_key_open_to_pyrages_bytes(size):  # P7
+    record_key = crypto.new_record_key()
+    for armored in (False, True):
+        data = pyrage.encrypt(_plain(size), [record_key.to_public()], armored=armored)
+        assert _opened_by_both(data, ageread.X25519Reader(str(record_key)), record_key) == _plain(size)
+
+
+def test_files_agewrite_writes_open_too(readers):
+    private, public = readers[0]
+    data = agewrite.encrypt(b"# archivectl record key\n", [readers[1][1], public])
+    assert _opened_by_both(data, _ssh_reader(private), crypto.load_identity(private)) == b"# archivectl record key\n"
+
+
+@pytest.mark.skipif(shutil.which("age") is None, reason="the reference age CLI is missing: apt-get install age")
+def test_files_the_reference_age_writes_open_to_its_bytes(readers, tmp_path):  # P7
+    private, public = readers[0]
+    record_key = crypto.new_record_key()
+    source = tmp_path / "clear"
+    source.write_bytes(_plain(agewrite.CHUNK + 99))
+    for recipient, reader, identity in (
+        (public, _ssh_reader(private), crypto.load_identity(private)),
+        (str(record_key.to_public()), ageread.X25519Reader(str(record_key)), record_key),
+    ):
+        for armor in ([], ["-a"]):
+            out = tmp_path / "sealed.age"
+            subprocess.run(["age", *armor, "-r", recipient, "-o", str(out), str(source)], check=True)
+            assert _opened_by_both(out.read_bytes(), reader, identity) == source.read_bytes()
+
+
+def test_another_readers_key_is_not_opened_and_pyrage_says_why(readers):
+    record_key = crypto.new_record_key()
+    blob = crypto.wrap_record_key(record_key, [readers[0][1]])
+    assert ageread.decrypt(blob, _ssh_reader(readers[1][0])) is None
+    assert ageread.decrypt(blob, ageread.X25519Reader(str(crypto.new_record_key()))) is None
+    with pytest.raises(ArchiveError, match="not one of this household's readers"):
+        crypto.unwrap_record_key(blob, crypto.load_identity(readers[1][0]))
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
+
+
+def _shapes_ageread_leaves_to_pyrage(blob: bytes) -> dict[str, bytes]:
+    """Files not written as the spec writes them, each made from a good one."""
+    header, _, rest = blob.partition(b"\n---")
+    lines = header.split(b"\n")
+    body_at = next(i for i, line in enumerate(lines) if line.startswith(b"-> ssh-ed25519")) + 1
+    noncanonical = lines[body_at][:-1] + {b"A": b"B"}.get(lines[body_at][-1:], b"A")  # the last character's spare bits
+    return {
+        "stanza body not canonical": b"\n".join([*lines[:body_at], noncanonical, *lines[body_at + 1 :]])
+        + b"\n---"
+        + rest,
+        "no stanza": lines[0] + b"\n---" + rest,
+        "an scrypt stanza beside": lines[0]
+        + b"\n-> scrypt c2FsdHNhbHRzYWx0c2FsdA 10\n"
+        + b"\n".join(lines[1:])
+        + b"\n---"
+        + rest,
+        "cut in the payload": blob[:-3],
+        "a byte after the payload": blob + b"\0",
+        "MAC changed": _flip(blob, blob.index(b"\n--- ") + 8),
+        "payload changed": _flip(blob, len(blob) - 1),
+        "version line changed": blob.replace(b"age-encryption.org/v1", b"age-encryption.org/v2", 1),
+    }
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "stanza body not canonical",
+        "no stanza",
+        "an scrypt stanza beside",
+        "cut in the payload",
+        "a byte after the payload",
+        "MAC changed",
+        "payload changed",
+        "version line changed",
+    ],
+)
+def test_a_file_not_as_the_spec_writes_it_goes_to_pyrage_which_refuses_it(readers, shape):  # P7
+    private, public = readers[0]
+    record_key = crypto.new_record_key()
+    blob = _shapes_ageread_leaves_to_pyrage(crypto.wrap_record_key(record_key, [public]))[shape]
+    identity = crypto.load_identity(private)
+    assert ageread.decrypt(blob, _ssh_reader(private)) is None
+    with pytest.raises(pyrage.DecryptError):
+        pyrage.decrypt(blob, [identity])
+    with pytest.raises(ArchiveError, match=r"not one of this household's readers|not an age file"):
+        crypto.unwrap_record_key(blob, identity)
+
+
+def test_an_empty_last_chunk_after_a_full_one_is_refused():  # the spec: empty only where the payload is
+    record_key = crypto.new_record_key()
+    recipient = str(record_key.to_public())
+    head, aead = agewrite._start([recipient])
+    full = aead.encrypt(agewrite.chunk_nonce(0, False), b"y" * agewrite.CHUNK, None)
+    data = head + full + aead.encrypt(agewrite.chunk_nonce(1, True), b"", None)
+    assert ageread.decrypt(data, ageread.X25519Reader(str(record_key))) is None
+    with pytest.raises(pyrage.DecryptError):
+        pyrage.decrypt(data, [record_key])
+
+
+def test_armor_not_as_age_writes_it_goes_to_pyrage():
+    record_key = crypto.new_record_key()
+    armored = pyrage.encrypt(_plain(700), [record_key.to_public()], armored=True)
+    lines = armored.rstrip(b"\n").split(b"\n")
+    text = b"".join(lines[1:-1])
+    rewrapped = b"\n".join([lines[0], *(text[i : i + 60] for i in range(0, len(text), 60)), lines[-1], b""])
+    assert ageread.decrypt(rewrapped, ageread.X25519Reader(str(record_key))) is None
+    try:
+        theirs = pyrage.decrypt(rewrapped, [record_key])
+    except pyrage.DecryptError:
+        with pytest.raises(ArchiveError, match="damaged"):
+            crypto.open_sealed(rewrapped.decode(), record_key)
+    else:
+        assert crypto.open_sealed(rewrapped.decode(), record_key) == theirs
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    edits=st.lists(
+        st.tuples(st.sampled_from(["flip", "drop", "insert"]), st.integers(0, 10**6), st.integers(0, 255)),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_whatever_is_changed_ageread_opens_only_what_pyrage_opens_to_the_same_bytes(sealed_case, edits):  # P7
+    data, reader, record_key = sealed_case
+    for kind, at, value in edits:
+        at %= len(data)
+        if kind == "flip":
+            data = data[:at] + bytes([data[at] ^ (value or 1)]) + data[at + 1 :]
+        elif kind == "drop":
+            data = data[:at] + data[at + 1 :]
+        else:
+            data = data[:at] + bytes([value]) + data[at:]
+    ours = ageread.decrypt(data, reader)
+    try:
+        theirs = pyrage.decrypt(data, [record_key])
+    except pyrage.DecryptError:
+        theirs = None
+    assert ours is None or ours == theirs
+
+
+@pytest.fixture(scope="module")
+def sealed_case() -> tuple[bytes, ageread.X25519Reader, object]:
+    record_key = crypto.new_record_key()
+    data = pyrage.encrypt(_plain(900), [record_key.to_public()], armored=True)
+    return data, ageread.X25519Reader(str(record_key)), record_key
+
+
+def test_unwrap_and_open_go_through_ageread_and_name_the_key(readers):
+    private, public = readers[0]
+    identity = crypto.load_identity(private)
+    record_key = crypto.new_record_key()
+    blob = crypto.wrap_record_key(record_key, [public])
+    opened = crypto.unwrap_record_key(blob, identity)
+    assert str(opened) == str(record_key)
+    assert crypto._reader_of(identity) is not None and crypto._reader_of(opened) is not None
+    assert crypto.is_key_of(opened, str(record_key.to_public()))
+    assert not crypto.is_key_of(opened, str(crypto.new_record_key().to_public()))
+    assert not crypto.is_key_of(opened, "age1notakey")
+    sealed = crypto.seal(b"name: x\n", record_key.to_public())
+    assert crypto.open_sealed(sealed, opened) == b"name: x\n"
+    other = crypto.seal(b"name: y\n", crypto.new_record_key().to_public())
+    with pytest.raises(ArchiveError, match="not this household's"):
+        crypto.open_sealed(other, opened)
+
+
+def test_a_passphrase_protected_key_gets_its_reader(tmp_path, monkeypatch):
+    private, public = _ssh_key(tmp_path, "locked", passphrase="correct horse")
+    monkeypatch.setenv("ARCHIVECTL_KEY_PASSPHRASE", "correct horse")
+    identity = crypto.load_identity(private)
+    record_key = crypto.new_record_key()
+    blob = crypto.wrap_record_key(record_key, [public])
+    assert crypto._reader_of(identity) is not None
+    assert ageread.decrypt(blob, crypto._reader_of(identity)) == pyrage.decrypt(blob, [identity])
+    assert str(crypto.unwrap_record_key(blob, identity)) == str(record_key)
+
+
+def test_the_secret_and_public_halves_read_as_pyrage_writes_them():
+    record_key = crypto.new_record_key()
+    public = str(record_key.to_public())
+    reader = ageread.X25519Reader(str(record_key))
+    assert agewrite.key_bytes(public) == reader.pk
+    with pytest.raises(ValueError):
+        agewrite.key_bytes("age1" + "b" * 58)  # 'b' is not a bech32 digit
