@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_ssh_private_key
 
-from archivectl.agewrite import CHUNK, SSH_LABEL, TAG, VERSION_LINE, X25519_LABEL, chunk_nonce, hkdf, key_bytes
+from archivectl.agewrite import CHUNK, SSH_LABEL, TAG, VERSION_LINE, X25519_LABEL, chunk_nonce, hkdf
+from archivectl.crypto import key_bytes
 
 ARMOR_BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
 ARMOR_END = b"-----END AGE ENCRYPTED FILE-----"

@@ -35,6 +35,7 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from archivectl.crypto import key_bytes
 from archivectl.errors import UsageError
 from archivectl.i18n import _
 
@@ -46,8 +47,6 @@ TAG = 16  # the Poly1305 tag each sealed chunk carries
 _P = 2**255 - 19
 _D = -121665 * pow(121666, -1, _P) % _P  # the Edwards curve's d
 _BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-_BECH32_SET = frozenset(_BECH32)
-_FIVE_BITS = str.maketrans(_BECH32, "0123456789abcdefghijklmnopqrstuv")  # bech32 digits as base-32 ones
 
 
 def hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
@@ -131,18 +130,6 @@ def recipient(public_key: str) -> _Recipient:
     if public_key.startswith("age1"):
         return _X25519(key_bytes(public_key))
     return _SshEd25519(base64.b64decode(public_key.split()[1]))
-
-
-def key_bytes(text: str) -> bytes:
-    """The 32 bytes an 'age1...' recipient or an 'AGE-SECRET-KEY-1...' identity carries (BIP 173 bech32).
-
-    The checksum (the last six characters) is not checked here: pyrage parsed the key first. ValueError
-    if what is between the prefix and the checksum is not 32 bytes of bech32.
-    """
-    data = text.strip().rpartition("1")[2][:-6].lower()
-    if len(data) != 52 or not _BECH32_SET.issuperset(data):  # 260 bits: 32 bytes and 4 bits of padding
-        raise ValueError("not an age X25519 key")
-    return (int(data.translate(_FIVE_BITS), 32) >> 4).to_bytes(32, "big")  # int() reads the 5-bit groups
 
 
 def _start(public_keys: Iterable[str]) -> tuple[bytes, ChaCha20Poly1305]:

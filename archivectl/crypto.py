@@ -23,6 +23,9 @@ from archivectl.errors import ArchiveError, UsageError
 from archivectl.i18n import _
 
 ARMOR_BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----"
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_BECH32_SET = frozenset(_BECH32)
+_FIVE_BITS = str.maketrans(_BECH32, "0123456789abcdefghijklmnopqrstuv")  # bech32 digits as base-32 ones
 
 
 def _pyrage() -> Any:
@@ -78,8 +81,9 @@ def load_identity(path: Path, ask: bool = True) -> Any:
 
 
 # Keys this process opened files with lately, by id(), with the ageread reader that opens files for them:
-# a staff member's identity, and the record keys unwrapped last. The entry holds the key, so its id is not
-# reused while it is here; the longest unused go first (an approval opens one household after another).
+# a staff member's identity (its key file until QUICK_FROM), and the record keys unwrapped last. The entry
+# holds the key, so its id is not reused while it is here; the longest unused go first (an approval opens
+# one household after another).
 # The desk serves requests in threads: the lock keeps a look-up and an eviction apart.
 _READERS: collections.OrderedDict[int, tuple[Any, Any]] = collections.OrderedDict()
 _READERS_KEPT = 64
@@ -94,7 +98,8 @@ def _remember(key: Any, reader: Any) -> Any:
     return key
 
 
-def _reader_of(key: Any) -> Any | None:
+def _known(key: Any) -> Any | None:
+    """What _READERS holds for key: an ageread reader, a _Pending identity, or None."""
     with _READERS_LOCK:
         known = _READERS.get(id(key))
         if known is None or known[0] is not key:
@@ -103,15 +108,48 @@ def _reader_of(key: Any) -> Any | None:
         return known[1]
 
 
+def _reader_of(key: Any) -> Any | None:
+    """key's ageread reader, or None: pyrage opens for it."""
+    known = _known(key)
+    return None if isinstance(known, _Pending) else known
+
+
+# A command that opens a household or two leaves it all to pyrage: ageread and the parts of cryptography
+# it needs take some 16 ms to import, an opening by pyrage 0.1-0.2 ms more than by ageread. From the
+# identity's this many-th record key on (an approval, review --open, keys fsck --deep), ageread opens.
+QUICK_FROM = 32
+
+
+class _Pending:
+    """An identity's key file, until it has opened QUICK_FROM record keys and its SshReader is made."""
+
+    __slots__ = ("opened", "private")
+
+    def __init__(self, private_openssh: bytes):
+        self.private, self.opened = private_openssh, 0
+
+
 def _with_reader(identity: Any, private_openssh: bytes) -> Any:
-    """identity, remembered with its ageread.SshReader (none if cryptography cannot read the key: pyrage opens)."""
+    return _remember(identity, _Pending(private_openssh))
+
+
+def _ssh_reader(identity: Any) -> Any | None:
+    """identity's ageread.SshReader once it has opened QUICK_FROM keys, else None (pyrage opens)."""
+    known = _known(identity)
+    if not isinstance(known, _Pending):
+        return known
+    known.opened += 1
+    if known.opened < QUICK_FROM:
+        return None
     from archivectl import ageread
 
     try:
-        reader = ageread.SshReader(private_openssh)
+        reader = ageread.SshReader(known.private)
     except Exception:  # a key pyrage takes and cryptography does not: every file is opened by pyrage
-        return identity
-    return _remember(identity, reader)
+        _READERS.pop(id(identity), None)
+        return None
+    _remember(identity, reader)
+    return reader
 
 
 def load_identity_unasked(path: Path) -> Any | None:
@@ -160,6 +198,18 @@ def _ask_passphrase(path: Path) -> str:
             ).format(path=path)
         ) from None
     return getpass.getpass(f"Passphrase for {path}: ")
+
+
+def key_bytes(text: str) -> bytes:
+    """The 32 bytes an 'age1...' recipient or an 'AGE-SECRET-KEY-1...' identity carries (BIP 173 bech32).
+
+    The checksum (the last six characters) is not checked here: pyrage parsed the key first. ValueError
+    if what is between the prefix and the checksum is not 32 bytes of bech32.
+    """
+    data = text.strip().rpartition("1")[2][:-6].lower()
+    if len(data) != 52 or not _BECH32_SET.issuperset(data):  # 260 bits: 32 bytes and 4 bits of padding
+        raise ValueError("not an age X25519 key")
+    return (int(data.translate(_FIVE_BITS), 32) >> 4).to_bytes(32, "big")  # int() reads the 5-bit groups
 
 
 def new_record_key() -> Any:
@@ -217,17 +267,21 @@ def unwrap_record_key(blob: bytes, identity: Any) -> Any:
     """The record key from a keystore file, or ArchiveError if identity is not a reader."""
     if not blob.startswith(b"age-encryption.org/v1\n"):
         raise ArchiveError(_("the record key file is corrupted (not an age file); restore it from a backup"))
-    from archivectl import ageread
+    reader = _ssh_reader(identity)
+    if reader is None:
+        body = None
+    else:
+        from archivectl import ageread
 
-    reader = _reader_of(identity)
-    body = ageread.decrypt(blob, reader) if reader is not None else None
+        body = ageread.decrypt(blob, reader)
     if body is None:  # not opened by ageread: pyrage decides, and says why not
         try:
             body = _pyrage().decrypt(blob, [identity])
         except Exception:
             raise ArchiveError(_("your key is not one of this household's readers")) from None
-    text = body.decode("utf-8", "replace")
-    key = record_key_from_text(text)
+    key = record_key_from_text(body.decode("utf-8", "replace"))
+    if reader is None:
+        return key
     try:  # the key's public half is worked out here once: is_key_of and open_sealed use it
         return _remember(key, ageread.X25519Reader(str(key)))
     except ValueError:
@@ -236,13 +290,11 @@ def unwrap_record_key(blob: bytes, identity: Any) -> Any:
 
 def is_key_of(record_key: Any, recipient: str) -> bool:
     """Whether recipient ('age1...') is record_key's public half."""
-    from archivectl import agewrite
-
     reader = _reader_of(record_key)
     if reader is None:
         return str(record_key.to_public()) == recipient
     try:
-        return agewrite.key_bytes(recipient) == reader.pk and recipient.startswith("age1")
+        return key_bytes(recipient) == reader.pk and recipient.startswith("age1")
     except ValueError:
         return False
 
@@ -262,13 +314,14 @@ def seal_to(plaintext: bytes, public_keys: Iterable[str]) -> str:
 
 def open_sealed(armored: str, record_key: Any) -> bytes:
     """The plaintext of a sealed block."""
-    from archivectl import ageread
-
     data = armored.encode("ascii")
-    reader = _reader_of(record_key)  # a key unwrap_record_key gave: ageread opens the block
-    body = ageread.decrypt(data, reader) if reader is not None else None
-    if body is not None:
-        return body
+    reader = _reader_of(record_key)  # a key unwrap_record_key gave ageread's reader to: ageread opens the block
+    if reader is not None:
+        from archivectl import ageread
+
+        body = ageread.decrypt(data, reader)
+        if body is not None:
+            return body
     try:
         return _pyrage().decrypt(data, [record_key])
     except Exception as exc:

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from archivectl import agewrite
+from archivectl import crypto
 
 INFO = b"archivectl sealed-field fingerprint v1"
 DIGEST_BYTES = 8  # 16 hex digits: a change goes unnoticed by chance once in 2**64
@@ -37,7 +37,7 @@ def _secret_bytes(record_key: Any) -> bytes:
     text = str(record_key).strip()
     if not text.startswith(_SECRET_PREFIX):
         raise ValueError("not an age X25519 identity")
-    return agewrite.key_bytes(text)
+    return crypto.key_bytes(text)
 
 
 def fingerprint_key(record_key: Any) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pyrage
@@ -215,39 +216,60 @@ def sealed_case() -> tuple[bytes, ageread.X25519Reader, object]:
     return data, ageread.X25519Reader(str(record_key)), record_key
 
 
-def test_unwrap_and_open_go_through_ageread_and_name_the_key(readers):
+def test_unwrap_and_open_go_through_ageread_from_the_identitys_quick_from_th_key(readers, monkeypatch):
+    monkeypatch.setattr(crypto, "QUICK_FROM", 3)
     private, public = readers[0]
     identity = crypto.load_identity(private)
-    record_key = crypto.new_record_key()
-    blob = crypto.wrap_record_key(record_key, [public])
-    opened = crypto.unwrap_record_key(blob, identity)
-    assert str(opened) == str(record_key)
-    assert crypto._reader_of(identity) is not None and crypto._reader_of(opened) is not None
-    assert crypto.is_key_of(opened, str(record_key.to_public()))
-    assert not crypto.is_key_of(opened, str(crypto.new_record_key().to_public()))
-    assert not crypto.is_key_of(opened, "age1notakey")
-    sealed = crypto.seal(b"name: x\n", record_key.to_public())
-    assert crypto.open_sealed(sealed, opened) == b"name: x\n"
-    other = crypto.seal(b"name: y\n", crypto.new_record_key().to_public())
-    with pytest.raises(ArchiveError, match="not this household's"):
-        crypto.open_sealed(other, opened)
+    record_keys = [crypto.new_record_key() for _ in range(4)]
+    opened = [crypto.unwrap_record_key(crypto.wrap_record_key(key, [public]), identity) for key in record_keys]
+    assert [str(key) for key in opened] == [str(key) for key in record_keys]
+    # the first two by pyrage (a command that opens a household or two imports nothing more), then ageread
+    assert [crypto._reader_of(key) is not None for key in opened] == [False, False, True, True]
+    assert isinstance(crypto._reader_of(identity), ageread.SshReader)
+    # a block sealed to the staff keys themselves (a request's requester) opens with the identity too
+    assert crypto.open_sealed(crypto.seal_to(b"requester: x\n", [public]), identity) == b"requester: x\n"
+    for key, original in zip(opened, record_keys, strict=True):
+        assert crypto.is_key_of(key, str(original.to_public()))
+        assert not crypto.is_key_of(key, str(crypto.new_record_key().to_public()))
+        assert not crypto.is_key_of(key, "age1notakey")
+        sealed = crypto.seal(b"name: x\n", original.to_public())
+        assert crypto.open_sealed(sealed, key) == b"name: x\n"
+        other = crypto.seal(b"name: y\n", crypto.new_record_key().to_public())
+        with pytest.raises(ArchiveError, match="not this household's"):
+            crypto.open_sealed(other, key)
 
 
 def test_a_passphrase_protected_key_gets_its_reader(tmp_path, monkeypatch):
+    monkeypatch.setattr(crypto, "QUICK_FROM", 1)
     private, public = _ssh_key(tmp_path, "locked", passphrase="correct horse")
     monkeypatch.setenv("ARCHIVECTL_KEY_PASSPHRASE", "correct horse")
     identity = crypto.load_identity(private)
     record_key = crypto.new_record_key()
     blob = crypto.wrap_record_key(record_key, [public])
-    assert crypto._reader_of(identity) is not None
-    assert ageread.decrypt(blob, crypto._reader_of(identity)) == pyrage.decrypt(blob, [identity])
     assert str(crypto.unwrap_record_key(blob, identity)) == str(record_key)
+    reader = crypto._reader_of(identity)
+    assert isinstance(reader, ageread.SshReader)
+    assert ageread.decrypt(blob, reader) == pyrage.decrypt(blob, [identity])
+
+
+def test_opening_one_household_imports_no_more_than_pyrage_needs(readers, tmp_path):
+    """show of one household: ageread (and cryptography's ssh and X25519 parts) stay unimported."""
+    private, public = readers[0]
+    blob = tmp_path / "key.age"
+    blob.write_bytes(crypto.wrap_record_key(crypto.new_record_key(), [public]))
+    script = (
+        "import sys; from pathlib import Path; from archivectl import crypto\n"
+        f"crypto.unwrap_record_key(Path({str(blob)!r}).read_bytes(), crypto.load_identity(Path({str(private)!r})))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('archivectl.age', 'cryptography.hazmat.primitives'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_the_secret_and_public_halves_read_as_pyrage_writes_them():
     record_key = crypto.new_record_key()
     public = str(record_key.to_public())
     reader = ageread.X25519Reader(str(record_key))
-    assert agewrite.key_bytes(public) == reader.pk
+    assert crypto.key_bytes(public) == reader.pk
     with pytest.raises(ValueError):
-        agewrite.key_bytes("age1" + "b" * 58)  # 'b' is not a bech32 digit
+        crypto.key_bytes("age1" + "b" * 58)  # 'b' is not a bech32 digit

@@ -316,9 +316,7 @@ def test_the_fingerprint_key_is_hkdf_of_the_record_keys_secret_bytes():
     key = crypto.new_record_key()
     secret = fingerprints._secret_bytes(key)
     public = X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes_raw()
-    from archivectl import agewrite
-
-    assert public == agewrite.key_bytes(str(key.to_public()))  # the identity's own secret bytes
+    assert public == crypto.key_bytes(str(key.to_public()))  # the identity's own secret bytes
     derived = HKDF(hashes.SHA256(), 32, None, fingerprints.INFO).derive(secret)
     assert fingerprints.fingerprint_key(key) == derived
     expected = hmac.new(derived, b"handover_date\x00" + b'"2024-03-01"', hashlib.sha256).digest()[:8].hex()
