@@ -38,12 +38,18 @@ ARMOR_BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
 ARMOR_END = b"-----END AGE ENCRYPTED FILE-----"
 
 
+class _LeftToPyrage(Exception):
+    """A stanza of the reader's type that age would refuse the whole file for (a malformed one, or one
+    whose tag names the reader and does not open): decrypt() answers None, and pyrage says why."""
+
+
 class _Reader:
     """One identity: which stanzas are its own, and the file key in one of them."""
 
     kind: bytes
 
     def file_key(self, args: list[bytes], body: bytes) -> bytes | None:
+        """The file key in a stanza of this reader's type; None where the stanza is another reader's."""
         raise NotImplementedError
 
 
@@ -64,16 +70,19 @@ class SshReader(_Reader):
         self.tweak = X25519PrivateKey.from_private_bytes(hkdf(b"", wire, SSH_LABEL))
 
     def file_key(self, args: list[bytes], body: bytes) -> bytes | None:
-        if len(args) != 2 or args[0] != self.tag:
-            return None
-        share = _raw_b64(args[1], 32)
+        share = _raw_b64(args[1], 32) if len(args) == 2 else None
         if share is None or len(body) != 32:
-            return None
+            raise _LeftToPyrage
+        if args[0] != self.tag:
+            return None  # another reader's
         try:
             shared = self.tweak.exchange(X25519PublicKey.from_public_bytes(self.scalar.exchange(_point(share))))
         except ValueError:  # an all-zero secret: a share of small order
-            return None
-        return _unwrap(hkdf(shared, share + self.pk, SSH_LABEL), body)
+            raise _LeftToPyrage from None
+        file_key = _unwrap(hkdf(shared, share + self.pk, SSH_LABEL), body)
+        if file_key is None:  # the tag is this reader's and the stanza does not open: age refuses the file
+            raise _LeftToPyrage
+        return file_key
 
 
 class X25519Reader(_Reader):
@@ -88,12 +97,12 @@ class X25519Reader(_Reader):
     def file_key(self, args: list[bytes], body: bytes) -> bytes | None:
         share = _raw_b64(args[0], 32) if len(args) == 1 else None
         if share is None or len(body) != 32:
-            return None
+            raise _LeftToPyrage
         try:
             shared = self.scalar.exchange(_point(share))
-        except ValueError:
-            return None
-        return _unwrap(hkdf(shared, share + self.pk, X25519_LABEL), body)
+        except ValueError:  # an all-zero secret: a share of small order
+            raise _LeftToPyrage from None
+        return _unwrap(hkdf(shared, share + self.pk, X25519_LABEL), body)  # None: another key's (no tag says)
 
 
 def decrypt(data: bytes, reader: _Reader) -> bytes | None:
@@ -115,10 +124,13 @@ def decrypt(data: bytes, reader: _Reader) -> bytes | None:
     stanzas = _stanzas(header[len(VERSION_LINE) : -3])
     if mac is None or not stanzas or any(kind == b"scrypt" for kind, _, _ in stanzas):
         return None
-    file_key = next(
-        (key for kind, args, body in stanzas if kind == reader.kind and (key := reader.file_key(args, body))),
-        None,
-    )
+    try:
+        file_key = next(
+            (key for kind, args, body in stanzas if kind == reader.kind and (key := reader.file_key(args, body))),
+            None,
+        )
+    except _LeftToPyrage:
+        return None
     if file_key is None or not hmac.compare_digest(hmac.digest(hkdf(file_key, b"", b"header"), header, "sha256"), mac):
         return None
     return _payload(data[line_end + 1 :], file_key)

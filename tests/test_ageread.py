@@ -11,6 +11,8 @@ or opened by both to the same bytes.
 
 from __future__ import annotations
 
+import hmac
+import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import pyrage
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -154,6 +157,29 @@ def test_a_file_not_as_the_spec_writes_it_goes_to_pyrage_which_refuses_it(reader
         pyrage.decrypt(blob, [identity])
     with pytest.raises(ArchiveError, match=r"not one of this household's readers|not an age file"):
         crypto.unwrap_record_key(blob, identity)
+
+
+def test_a_stanza_with_the_readers_tag_that_does_not_open_refuses_the_file_though_a_later_one_opens(readers):
+    """A sender who holds the file key can write a bad stanza for the reader before a good one, under a valid
+    MAC: age refuses the file at the first stanza whose tag is the reader's, and so must ageread."""
+    private, public = readers[0]
+    reader = agewrite.recipient(public)
+    file_key = os.urandom(16)
+    bad = reader.stanza(os.urandom(16))  # the reader's tag, a body that opens to another file key
+    bad = bad[: bad.rindex(b"\n", 0, -1) + 1] + agewrite._body_lines(os.urandom(32))  # and not even that
+    header = agewrite.VERSION_LINE + bad + reader.stanza(file_key) + b"---"
+    mac = hmac.digest(agewrite.hkdf(file_key, b"", b"header"), header, "sha256")
+    nonce = os.urandom(16)
+    payload = ChaCha20Poly1305(agewrite.hkdf(file_key, nonce, b"payload")).encrypt(
+        agewrite.chunk_nonce(0, True), b"# archivectl record key\n", None
+    )
+    crafted = header + b" " + agewrite._b64(mac) + b"\n" + nonce + payload
+    good = agewrite.VERSION_LINE + reader.stanza(file_key) + b"---"
+    good += b" " + agewrite._b64(hmac.digest(agewrite.hkdf(file_key, b"", b"header"), good, "sha256")) + b"\n"
+    assert _opened_by_both(good + nonce + payload, _ssh_reader(private), crypto.load_identity(private))
+    with pytest.raises(pyrage.DecryptError):
+        pyrage.decrypt(crafted, [crypto.load_identity(private)])
+    assert ageread.decrypt(crafted, _ssh_reader(private)) is None
 
 
 def test_an_empty_last_chunk_after_a_full_one_is_refused():  # the spec: empty only where the payload is
