@@ -98,6 +98,13 @@ def _remember(key: Any, reader: Any) -> Any:
     return key
 
 
+def forget_keys() -> None:
+    """Let go of every key and reader held for ageread: at the end of a command and of each desk request,
+    so that no identity (or unlocked key file) outlives what it was loaded for."""
+    with _READERS_LOCK:
+        _READERS.clear()
+
+
 def _known(key: Any) -> Any | None:
     """What _READERS holds for key: an ageread reader, a _Pending identity, or None."""
     with _READERS_LOCK:

@@ -299,3 +299,19 @@ def test_the_secret_and_public_halves_read_as_pyrage_writes_them():
     assert crypto.key_bytes(public) == reader.pk
     with pytest.raises(ValueError):
         crypto.key_bytes("age1" + "b" * 58)  # 'b' is not a bech32 digit
+
+
+def test_a_command_lets_go_of_the_keys_it_opened_with(world, household, monkeypatch):  # P7
+    """After a command, no identity or record key (nor an unlocked key file) is held for ageread."""
+    crypto.forget_keys()
+    monkeypatch.setattr(crypto, "QUICK_FROM", 1)
+    opened, remember = [], crypto._remember
+
+    def remembered(key: object, reader: object) -> object:
+        opened.append(type(reader).__name__)
+        return remember(key, reader)
+
+    monkeypatch.setattr(crypto, "_remember", remembered)
+    world.ok("but01", "show", household, "--reveal", "--reason", "a caller asked")
+    assert "SshReader" in opened and "X25519Reader" in opened  # the show opened through ageread
+    assert not crypto._READERS

@@ -67,9 +67,11 @@ class _Group(TyperGroup):
             sys.stderr.close()
             raise typer.Exit(0) from None
         finally:
+            from archivectl.crypto import forget_keys
             from archivectl.keystore import close_remote
 
             close_remote()
+            forget_keys()
 
 
 def interrupted_line() -> str:

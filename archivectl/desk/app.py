@@ -29,7 +29,7 @@ from typing import Any
 
 from flask import Flask, Request, abort, jsonify, redirect, render_template, request, send_file
 
-from archivectl import screen
+from archivectl import crypto, screen
 from archivectl.archive import Archive
 from archivectl.errors import ArchiveError
 from archivectl.i18n import _, ngettext
@@ -154,6 +154,10 @@ def create_app(state: DeskState) -> Flask:
         response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
         response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
         return response
+
+    @app.teardown_request
+    def _forget(exc: BaseException | None) -> None:
+        crypto.forget_keys()  # a concurrent request's keys too: it opens the rest with pyrage
 
     @app.errorhandler(403)
     def _forbidden(exc: Any) -> Any:
