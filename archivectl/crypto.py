@@ -80,13 +80,12 @@ def load_identity(path: Path, ask: bool = True) -> Any:
     return _with_reader(_pyrage().ssh.Identity.from_buffer(unlocked), unlocked)
 
 
-# Keys this process opened files with lately, by id(), with the ageread reader that opens files for them:
-# a staff member's identity (its key file until QUICK_FROM), and the record keys unwrapped last. The entry
-# holds the key, so its id is not reused while it is here; the longest unused go first (an approval opens
-# one household after another).
+# Identities this process loaded, by id(), with the ageread reader that opens files for them (their key
+# file until QUICK_FROM). The entry holds the identity, so its id is not reused while it is here; the
+# longest unused go first.
 # The desk serves requests in threads: the lock keeps a look-up and an eviction apart.
 _READERS: collections.OrderedDict[int, tuple[Any, Any]] = collections.OrderedDict()
-_READERS_KEPT = 64
+_READERS_KEPT = 16
 _READERS_LOCK = threading.Lock()
 
 
@@ -153,7 +152,8 @@ def _ssh_reader(identity: Any) -> Any | None:
     try:
         reader = ageread.SshReader(known.private)
     except Exception:  # a key pyrage takes and cryptography does not: every file is opened by pyrage
-        _READERS.pop(id(identity), None)
+        with _READERS_LOCK:
+            _READERS.pop(id(identity), None)
         return None
     _remember(identity, reader)
     return reader
@@ -286,24 +286,7 @@ def unwrap_record_key(blob: bytes, identity: Any) -> Any:
             body = _pyrage().decrypt(blob, [identity])
         except Exception:
             raise ArchiveError(_("your key is not one of this household's readers")) from None
-    key = record_key_from_text(body.decode("utf-8", "replace"))
-    if reader is None:
-        return key
-    try:  # the key's public half is worked out here once: is_key_of and open_sealed use it
-        return _remember(key, ageread.X25519Reader(str(key)))
-    except ValueError:
-        return key
-
-
-def is_key_of(record_key: Any, recipient: str) -> bool:
-    """Whether recipient ('age1...') is record_key's public half."""
-    reader = _reader_of(record_key)
-    if reader is None:
-        return str(record_key.to_public()) == recipient
-    try:
-        return key_bytes(recipient) == reader.pk and recipient.startswith("age1")
-    except ValueError:
-        return False
+    return record_key_from_text(body.decode("utf-8", "replace"))
 
 
 def seal(plaintext: bytes, recipient: Any) -> str:
@@ -322,7 +305,7 @@ def seal_to(plaintext: bytes, public_keys: Iterable[str]) -> str:
 def open_sealed(armored: str, record_key: Any) -> bytes:
     """The plaintext of a sealed block."""
     data = armored.encode("ascii")
-    reader = _reader_of(record_key)  # a key unwrap_record_key gave ageread's reader to: ageread opens the block
+    reader = _reader_of(record_key)  # a staff identity's (a block sealed to staff keys): ageread opens it
     if reader is not None:
         from archivectl import ageread
 

@@ -6,7 +6,7 @@ Per household: its record key unwrapped with the reader's ssh key (wrapped to th
 recovery recipient, as an import wraps it), checked against the record's recipient, and its sealed
 block (a padded 2 KiB block, as records.padded writes it) opened. "pyrage" is what crypto did before
 ageread: pyrage.decrypt twice and the key's to_public(); "crypto" is crypto.unwrap_record_key,
-crypto.is_key_of and crypto.open_sealed. Rounds alternate; figures are microseconds a household
+the key's to_public() and crypto.open_sealed. Rounds alternate; figures are microseconds a household
 (median of the rounds, and the range).
 """
 
@@ -58,7 +58,7 @@ def main() -> None:
     def with_crypto() -> None:
         for blob, recipient, sealed in households:
             key = crypto.unwrap_record_key(blob, identity)
-            assert crypto.is_key_of(key, recipient)
+            assert str(key.to_public()) == recipient
             crypto.open_sealed(sealed, key)
 
     got: dict[str, list[float]] = {"pyrage": [], "crypto": []}

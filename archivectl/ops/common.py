@@ -231,7 +231,7 @@ def open_key(archive: Archive, stored: dict, identity: Any) -> Any:
     """
     number, recipient = str(stored.get("archive_no")), stored.get("recipient")
     key = crypto.unwrap_record_key(archive.keystore.read(number, recipient), identity)
-    if recipient and not crypto.is_key_of(key, recipient):
+    if recipient and str(key.to_public()) != recipient:
         raise ArchiveError(
             _(
                 "{number}: the record key found is not this household's: "

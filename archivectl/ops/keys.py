@@ -153,7 +153,7 @@ def sync(archive: Archive, identity_path: Any, progress: Progress = None) -> dic
         except ArchiveError as exc:
             failed.append({"archive_no": h.archive_no, "problem": f"{exc}: a manager or gm who reads it must sync"})
             continue
-        if h.recipient is None or not crypto.is_key_of(key, h.recipient):
+        if h.recipient is None or str(key.to_public()) != h.recipient:
             failed.append({"archive_no": h.archive_no, "problem": "the key held is not the one the record names"})
             continue
         if not targets:
@@ -311,7 +311,7 @@ def _opens(h: Household, blob: bytes, identity: Any) -> str | None:
         key = crypto.unwrap_record_key(blob, identity)
     except ArchiveError as exc:
         return str(exc)
-    if h.recipient and not crypto.is_key_of(key, h.recipient):
+    if h.recipient and str(key.to_public()) != h.recipient:
         return "the key held does not match the record's recipient"
     if h.sealed:
         try:
