@@ -35,9 +35,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_ssh_private_key
 
-from archivectl.agewrite import CHUNK, SSH_LABEL, TAG, VERSION_LINE, chunk_nonce, hkdf
+from archivectl import crypto
+from archivectl.agewrite import CHUNK, SSH_LABEL, TAG, VERSION_LINE, chunk_nonce, hkdf, recipient
 
-ARMOR_BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
+ARMOR_BEGIN = crypto.ARMOR_BEGIN.encode("ascii")
 ARMOR_END = b"-----END AGE ENCRYPTED FILE-----"
 
 
@@ -54,13 +55,10 @@ class SshReader:
     def __init__(self, private_openssh: bytes):
         key = load_ssh_private_key(private_openssh, None)
         seed = key.private_bytes_raw()  # type: ignore[union-attr]  # Ed25519 only: crypto loaded it as one
-        wire = base64.b64decode(key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).split()[1])
-        y = int.from_bytes(wire[-32:], "little") & ((1 << 255) - 1)
-        p = 2**255 - 19
-        self.pk = ((1 + y) * pow(1 - y, -1, p) % p).to_bytes(32, "little")  # the Montgomery u of the point
-        self.tag = base64.b64encode(hashlib.sha256(wire).digest()[:4]).rstrip(b"=")
+        # The public key's Montgomery u, stanza tag and tweak, as agewrite works them out to write to it.
+        public = recipient(key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode("ascii"))
+        self.pk, self.tag, self.tweak = public.pk, public.args.rstrip(b" "), public.tweak  # type: ignore[attr-defined]
         self.scalar = X25519PrivateKey.from_private_bytes(hashlib.sha512(seed).digest()[:32])
-        self.tweak = X25519PrivateKey.from_private_bytes(hkdf(b"", wire, SSH_LABEL))
 
     def file_key(self, args: list[bytes], body: bytes) -> bytes | None:
         share = _raw_b64(args[1], 32) if len(args) == 2 else None
@@ -69,7 +67,9 @@ class SshReader:
         if args[0] != self.tag:
             return None  # another reader's
         try:
-            shared = self.tweak.exchange(X25519PublicKey.from_public_bytes(self.scalar.exchange(_point(share))))
+            shared = self.tweak.exchange(
+                X25519PublicKey.from_public_bytes(self.scalar.exchange(X25519PublicKey.from_public_bytes(share)))
+            )
         except ValueError:  # an all-zero secret: a share of small order
             raise _LeftToPyrage from None
         file_key = _unwrap(hkdf(shared, share + self.pk, SSH_LABEL), body)
@@ -187,10 +187,6 @@ def _raw_b64(text: bytes, size: int | None) -> bytes | None:
 
 
 _ARGUMENTS = re.compile(rb"-> [\x21-\x7e]+(?: [\x21-\x7e]+)*")  # a stanza's first line: printable words
-
-
-def _point(share: bytes) -> X25519PublicKey:
-    return X25519PublicKey.from_public_bytes(share)
 
 
 def _unwrap(key: bytes, body: bytes) -> bytes | None:

@@ -14,8 +14,9 @@ so each stanza costs one fresh ephemeral key and one exchange with the
 reader's precomputed point. Everything else is as the spec writes it
 (https://age-encryption.org/v1 and its ssh-ed25519 extension): a fresh file
 key, a fresh ephemeral share per stanza, the header MAC, the STREAM payload.
-Only writing is here (ageread opens the common files quickly, pyrage the rest); the tests open what
-this writes with pyrage and with the reference `age` CLI.
+Only writing is here (ageread opens files for a staff key with the same reader's
+values, pyrage everything else); the tests open what this writes with pyrage
+and with the reference `age` CLI.
 
 encrypt_stream writes an attachment a chunk at a time (issue 30): each 64 KiB
 of the scan is read, sealed and handed on, so memory stays flat whatever the
@@ -46,7 +47,6 @@ CHUNK = 64 * 1024  # plaintext bytes per payload chunk
 TAG = 16  # the Poly1305 tag each sealed chunk carries
 _P = 2**255 - 19
 _D = -121665 * pow(121666, -1, _P) % _P  # the Edwards curve's d
-_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
 
 def hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
@@ -86,7 +86,7 @@ class _SshEd25519(_Recipient):
             raise UsageError(_("not a usable ssh-ed25519 public key"))
         self.pk = ((1 + y) * pow(1 - y, -1, _P) % _P).to_bytes(32, "little")  # the Montgomery u of the point
         self.args = _b64(hashlib.sha256(wire).digest()[:4]) + b" "
-        tweak = X25519PrivateKey.from_private_bytes(hkdf(b"", wire, SSH_LABEL))
+        self.tweak = tweak = X25519PrivateKey.from_private_bytes(hkdf(b"", wire, SSH_LABEL))  # ageread's too
         try:
             tweaked = tweak.exchange(X25519PublicKey.from_public_bytes(self.pk))
         except ValueError:  # a point of small order: every secret made with it would be all zeros

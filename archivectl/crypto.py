@@ -34,6 +34,13 @@ def _pyrage() -> Any:
     return pyrage
 
 
+def _ageread() -> Any:
+    """archivectl.ageread, imported only by a process that opens many keys (QUICK_FROM)."""
+    from archivectl import ageread
+
+    return ageread
+
+
 def recipient_of(public_key: str) -> Any:
     """The age recipient for a staff member's 'ssh-ed25519 AAAA...' key (or the recovery 'age1...')."""
     if public_key.startswith("age1"):
@@ -147,10 +154,8 @@ def _ssh_reader(identity: Any) -> Any | None:
     known.opened += 1
     if known.opened < QUICK_FROM:
         return None
-    from archivectl import ageread
-
     try:
-        reader = ageread.SshReader(known.private)
+        reader = _ageread().SshReader(known.private)
     except Exception:  # a key pyrage takes and cryptography does not: every file is opened by pyrage
         with _READERS_LOCK:
             _READERS.pop(id(identity), None)
@@ -275,12 +280,7 @@ def unwrap_record_key(blob: bytes, identity: Any) -> Any:
     if not blob.startswith(b"age-encryption.org/v1\n"):
         raise ArchiveError(_("the record key file is corrupted (not an age file); restore it from a backup"))
     reader = _ssh_reader(identity)
-    if reader is None:
-        body = None
-    else:
-        from archivectl import ageread
-
-        body = ageread.decrypt(blob, reader)
+    body = _ageread().decrypt(blob, reader) if reader is not None else None
     if body is None:  # not opened by ageread: pyrage decides, and says why not
         try:
             body = _pyrage().decrypt(blob, [identity])
@@ -306,12 +306,9 @@ def open_sealed(armored: str, record_key: Any) -> bytes:
     """The plaintext of a sealed block."""
     data = armored.encode("ascii")
     reader = _reader_of(record_key)  # a staff identity's (a block sealed to staff keys): ageread opens it
-    if reader is not None:
-        from archivectl import ageread
-
-        body = ageread.decrypt(data, reader)
-        if body is not None:
-            return body
+    body = _ageread().decrypt(data, reader) if reader is not None else None
+    if body is not None:
+        return body
     try:
         return _pyrage().decrypt(data, [record_key])
     except Exception as exc:
