@@ -118,12 +118,15 @@ class Shots:
 
 def go(driver, locator: tuple[str, str], expect: str) -> None:
     """Click what leads to another page and wait until that page, with the element expected, has loaded."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = driver.find_element("tag name", "html")
     driver.find_element(*locator).click()
-    WebDriverWait(driver, 60).until(ec.staleness_of(old))
+    # Asked while the old page is being torn down, Chromium can answer "Node with given id does not belong
+    # to the document" instead of a stale element: ask again (a page that never goes still times out).
+    WebDriverWait(driver, 60, ignored_exceptions=[WebDriverException]).until(ec.staleness_of(old))
     WebDriverWait(driver, 60).until(ec.presence_of_element_located(("id", expect)))
 
 
